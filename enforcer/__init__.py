@@ -1,0 +1,3 @@
+"""Purpose-limitation enforcer for Kafka."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,42 @@
+"""Replay: the live decision step over history, into files and an impact report.
+
+Writes nothing to live topics and commits no offsets: the caller provides the
+records (a file, or a topic read without a consumer group) and the outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from enforcer.clock import Clock
+from enforcer.report.aggregate import ReportBuilder
+from enforcer.report.model import ReplaySource, Report
+from enforcer.step import InputRecord, Outcome, Step
+
+
+class OutcomeWriter(Protocol):
+    """Where replay outcomes go (files, or topics with a prefix)."""
+
+    def write(self, outcome: Outcome) -> None:
+        """Write what one outcome produces."""
+        ...
+
+
+def replay(
+    records: Iterable[InputRecord],
+    step: Step,
+    writer: OutcomeWriter,
+    source: ReplaySource,
+    clock: Clock,
+    on_record: Callable[[InputRecord], None] | None = None,
+) -> Report:
+    """Run ``step`` over ``records``, write each outcome, and report on them all."""
+    builder = ReportBuilder(step.policy, source)
+    for record in records:
+        outcome = step(record)
+        writer.write(outcome)
+        builder.add(outcome)
+        if on_record is not None:
+            on_record(record)
+    return builder.build(clock)

@@ -1,0 +1,74 @@
+"""The impact report (``report.json``): what a replay found, for an incident write-up."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from enforcer.models import Mode
+
+_OUT = ConfigDict(extra="forbid", frozen=True)
+
+
+class RecordCounts(BaseModel):
+    """Every input record ends as exactly one of these; ``in`` is their sum."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_by_name=True, serialize_by_alias=True
+    )
+
+    in_: int = Field(default=0, alias="in")
+    passed: int = 0
+    redacted: int = 0
+    dropped: int = 0
+    deadlettered: int = 0
+
+
+class DaySummary(BaseModel):
+    """One UTC day of ``occurred_at``."""
+
+    model_config = _OUT
+
+    day: str
+    records: int
+    findings: int
+    affected_subjects: int
+
+
+class ReplaySource(BaseModel):
+    """What was replayed."""
+
+    model_config = _OUT
+
+    kind: str
+    name: str
+    start: str | None = None
+    end: str | None = None
+
+
+class Report(BaseModel):
+    """``report.json``: counts, who was affected, by which rule and type, and when."""
+
+    model_config = _OUT
+
+    policy_version: str
+    policy_origin: str
+    mode: Mode
+    destination: str
+    source: ReplaySource
+    generated_at: str
+    records: RecordCounts
+    violations: int
+    """Records with at least one finding (one violation event each)."""
+    violations_by_rule: dict[str, int]
+    """Findings per rule."""
+    identifiers_redacted_by_type: dict[str, int]
+    """Findings per identifier type."""
+    affected_subjects: int
+    affected_subjects_by_rule: dict[str, int]
+    affected_subjects_by_type: dict[str, int]
+    deadletters_by_reason: dict[str, int]
+    first_seen: str | None
+    """Earliest ``occurred_at`` of a record with a finding."""
+    last_seen: str | None
+    """Latest ``occurred_at`` of a record with a finding."""
+    by_day: list[DaySummary]

@@ -1,0 +1,244 @@
+"""One record in → exactly one outcome out. Pure, and never raises.
+
+The live agent, replay and ``explain`` all call :meth:`Step.__call__`; replay
+results equal live behaviour by construction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+import orjson
+
+from enforcer.clock import Clock, rfc3339
+from enforcer.fingerprint import Fingerprinter
+from enforcer.models import DeadLetterReason, IdentityEvent, Mode
+from enforcer.parse import ParseFailure, parse_event
+from enforcer.policy.compiled import Policy
+from enforcer.policy.evaluate import Decision, Rejection, Verdict, decide
+
+Headers = tuple[tuple[str, bytes], ...]
+
+HEADER_ACTION = "enforcer.action"
+HEADER_POLICY = "enforcer.policy"
+_OWN_HEADERS = frozenset({HEADER_ACTION, HEADER_POLICY})
+# 19 digits can exceed a 64-bit integer; such numbers need the exact parser.
+_LONG_DIGITS = re.compile(rb"\d{19,}")
+_ACTION_BYTES = {"passed": b"passed", "redacted": b"redacted"}
+_VIOLATION_NAMESPACE = uuid.UUID("6f1f9b4e-4c36-5a8e-9d0b-7b8f3e0c2a11")
+
+
+class Source(NamedTuple):
+    """Coordinates of an input record."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``source`` object of violations and dead letters."""
+        return {"topic": self.topic, "partition": self.partition, "offset": self.offset}
+
+
+class InputRecord(NamedTuple):
+    """A record as read from a topic or a file: raw bytes, nothing decoded yet."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+    source: Source
+
+
+class OutcomeKind(StrEnum):
+    """Every input record ends as exactly one of these."""
+
+    PASSED = "passed"
+    REDACTED = "redacted"
+    DROPPED = "dropped"
+    DEADLETTERED = "deadlettered"
+
+
+class FindingSummary(NamedTuple):
+    """What metrics and reports may know of a finding: never the value."""
+
+    rule: str
+    identifier_type: str
+
+
+class Outcome(NamedTuple):
+    """The single outcome of one input record.
+
+    ``forward_value``/``forward_headers`` are set when the record goes to the sink;
+    ``violation`` (the SPEC §6 event) when it had findings; ``error_reason`` and
+    ``error_message`` when it is dead-lettered.
+    """
+
+    kind: OutcomeKind
+    record: InputRecord
+    forward_value: bytes | None = None
+    forward_headers: Headers | None = None
+    violation: dict[str, Any] | None = None
+    findings: tuple[FindingSummary, ...] = ()
+    subject_id: str | None = None
+    occurred_at: str | None = None
+    error_reason: DeadLetterReason | None = None
+    error_message: str | None = None
+
+    def dead_letter_headers(self) -> Headers:
+        """Input headers plus the SPEC §7 error headers."""
+        source = self.record.source
+        return (
+            *self.record.headers,
+            ("enforcer.error.reason", str(self.error_reason).encode()),
+            ("enforcer.error.message", (self.error_message or "").encode()),
+            ("enforcer.source.topic", source.topic.encode()),
+            ("enforcer.source.partition", str(source.partition).encode()),
+            ("enforcer.source.offset", str(source.offset).encode()),
+        )
+
+
+def violation_id(source: Source) -> str:
+    """A UUIDv5 of the source coordinates only: the same record, the same id.
+
+    Equal to ``uuid.uuid5(_VIOLATION_NAMESPACE, "topic\\0partition\\0offset")``,
+    computed without building UUID objects (this is on the violation path).
+    """
+    name = f"{source.topic}\x00{source.partition}\x00{source.offset}".encode()
+    digest = bytearray(hashlib.sha1(_VIOLATION_NAMESPACE.bytes + name).digest()[:16])  # noqa: S324 - UUIDv5 is defined on SHA-1
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+class Step:
+    """The per-record decision step, configured once with policy, key and clock."""
+
+    def __init__(self, policy: Policy, fingerprinter: Fingerprinter, clock: Clock) -> None:
+        self.policy = policy
+        self._fingerprint = fingerprinter
+        self._clock = clock
+        self._policy_header = policy.version.encode()
+
+    def __call__(self, record: InputRecord) -> Outcome:
+        """Decide one record. An unexpected error dead-letters it (fail closed)."""
+        return self.explain(record)[0]
+
+    def explain(self, record: InputRecord) -> tuple[Outcome, Decision | None]:
+        """The outcome, and the per-identifier decision behind it when there is one."""
+        try:
+            parsed = parse_event(record.value)
+            if isinstance(parsed, ParseFailure):
+                return _dead_letter(record, parsed.reason, parsed.message), None
+            decision = decide(self.policy, parsed)
+            if isinstance(decision, Rejection):
+                message = f"{decision.path}: {decision.problem}"
+                return _dead_letter(record, DeadLetterReason.SCHEMA, message), None
+            return self._act(record, parsed, decision), decision
+        except Exception as exc:
+            message = f"internal error: {type(exc).__name__}"
+            return _dead_letter(record, DeadLetterReason.INTERNAL, message), None
+
+    def _act(self, record: InputRecord, parsed: IdentityEvent, decision: Decision) -> Outcome:
+        if decision.verdict is Verdict.PASSED:
+            return self._forward(record, parsed, OutcomeKind.PASSED, record.value)
+        violation = self._violation(record, parsed, decision)
+        findings = tuple(
+            FindingSummary(j.rule.name, j.type) for _, j in decision.findings() if j.rule
+        )
+        if self.policy.mode is Mode.AUDIT:
+            return self._forward(
+                record, parsed, OutcomeKind.PASSED, record.value, violation, findings
+            )
+        if decision.verdict is Verdict.DROPPED:
+            return Outcome(
+                OutcomeKind.DROPPED,
+                record,
+                violation=violation,
+                findings=findings,
+                subject_id=parsed.subject_id,
+                occurred_at=parsed.occurred_at,
+            )
+        removed = {index for index, _ in decision.findings()}
+        redacted = _without_identifiers(record.value or b"", removed)
+        return self._forward(record, parsed, OutcomeKind.REDACTED, redacted, violation, findings)
+
+    def _forward(
+        self,
+        record: InputRecord,
+        event: IdentityEvent,
+        kind: OutcomeKind,
+        value: bytes | None,
+        violation: dict[str, Any] | None = None,
+        findings: tuple[FindingSummary, ...] = (),
+    ) -> Outcome:
+        own: Headers = ((HEADER_ACTION, _ACTION_BYTES[kind]), (HEADER_POLICY, self._policy_header))
+        if record.headers:
+            # Headers claiming to be the enforcer's are replaced, never trusted.
+            own = tuple(h for h in record.headers if h[0] not in _OWN_HEADERS) + own
+        return Outcome(
+            kind,
+            record,
+            forward_value=value,
+            forward_headers=own,
+            violation=violation,
+            findings=findings,
+            subject_id=event.subject_id,
+            occurred_at=event.occurred_at,
+        )
+
+    def _violation(
+        self, record: InputRecord, event: IdentityEvent, decision: Decision
+    ) -> dict[str, Any]:
+        findings = [
+            {
+                "rule": j.rule.name,
+                "identifier_index": index,
+                "identifier_type": j.type,
+                "purposes": list(j.purposes),
+                "fingerprint": self._fingerprint(j.type, event.identifiers[index].value),
+            }
+            for index, j in decision.findings()
+            if j.rule is not None
+        ]
+        return {
+            "violation_id": violation_id(record.source),
+            "detected_at": rfc3339(self._clock.now()),
+            "mode": self.policy.mode.value,
+            "action": "dropped" if decision.verdict is Verdict.DROPPED else "redacted",
+            "policy_version": self.policy.version,
+            "source": record.source.as_dict(),
+            "event_id": event.event_id,
+            "subject_id": event.subject_id,
+            "occurred_at": event.occurred_at,
+            "findings": findings,
+        }
+
+
+def _dead_letter(record: InputRecord, reason: DeadLetterReason, message: str) -> Outcome:
+    return Outcome(OutcomeKind.DEADLETTERED, record, error_reason=reason, error_message=message)
+
+
+def _without_identifiers(value: bytes, removed: set[int]) -> bytes:
+    """The same JSON object minus the identifiers at ``removed``; all else kept."""
+    if _LONG_DIGITS.search(value) is None:
+        try:
+            document = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            pass  # the exact parser below decides
+        else:
+            document["identifiers"] = _kept(document["identifiers"], removed)
+            return orjson.dumps(document)
+    # orjson reads integers beyond 64 bits as floats, which would change their value.
+    document = json.loads(value)
+    document["identifiers"] = _kept(document["identifiers"], removed)
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _kept(identifiers: list[Any], removed: set[int]) -> list[Any]:
+    return [item for index, item in enumerate(identifiers) if index not in removed]

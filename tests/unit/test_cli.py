@@ -1,0 +1,179 @@
+"""The command line: exit codes, one-line errors, and each command end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+
+from enforcer.cli import main
+
+from .conftest import event, ident
+
+KEY_TEXT = "0123456789abcdef0123456789abcdef"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def events_file(tmp_path: Path) -> Path:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(
+        orjson.dumps(
+            event(ident("phone", "+1 555 0100", ["security.mfa"]), ident("e", "x", ["ads"]))
+        )
+        + b"\n"
+        + orjson.dumps(event(ident("email", "a@b.c", ["ads"])))
+        + b"\n"
+    )
+    return path
+
+
+def test_replay_refuses_to_start_without_a_key(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    events_file: Path,
+    tmp_path: Path,
+) -> None:
+    """Exit 2 and one line that says how to make a key."""
+    monkeypatch.delenv("ENFORCER_FINGERPRINT_KEY", raising=False)
+    code, _, err = run(
+        capsys, "replay", "--from-file", str(events_file), "--out", str(tmp_path / "o")
+    )
+    assert code == 2
+    assert err.count("\n") == 1 and "enforcer keygen" in err
+
+
+def test_replay_with_key_file_and_fail_on_violation(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    events_file: Path,
+    tmp_path: Path,
+) -> None:
+    """--fail-on-violation exits 1 when a violation was found; the outputs are written."""
+    monkeypatch.delenv("ENFORCER_FINGERPRINT_KEY", raising=False)
+    key = tmp_path / "key"
+    key.write_text(KEY_TEXT + "\n")
+    out = tmp_path / "o"
+    args = [
+        "replay",
+        "--from-file",
+        str(events_file),
+        "--out",
+        str(out),
+        "--fingerprint-key-file",
+        str(key),
+    ]
+    assert run(capsys, *args)[0] == 0
+    code, _, err = run(capsys, *args, "--fail-on-violation")
+    assert code == 1
+    assert "1 violations" in err
+    assert {p.name for p in out.iterdir()} == {
+        "forwarded.jsonl",
+        "violations.jsonl",
+        "deadletter.jsonl",
+        "report.json",
+        "report.html",
+    }
+
+
+def test_replay_of_a_missing_file(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A missing input is a one-line error, exit 2."""
+    monkeypatch.setenv("ENFORCER_FINGERPRINT_KEY", KEY_TEXT)
+    code, _, err = run(
+        capsys, "replay", "--from-file", str(tmp_path / "nope"), "--out", str(tmp_path / "o")
+    )
+    assert code == 2 and err.startswith("enforcer: error:") and err.count("\n") == 1
+
+
+def test_invalid_policy_is_refused_with_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`policy check` on a bad file: exit 2, file and place named."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rules:\n  - name: r\n    when: maybe\n")
+    code, _, err = run(capsys, "policy", "check", str(bad))
+    assert code == 2
+    assert f"{bad}:3: at rules[0].when" in err and err.count("\n") == 1
+
+
+def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """Unknown commands and bad flags: exit 2, one line."""
+    for argv in (["nope"], ["replay"], ["explain", "--line", "x"]):
+        code, _, err = run(capsys, *argv)
+        assert code == 2 and err.count("\n") == 1, (argv, err)
+
+
+def test_bad_setting_in_environment(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, events_file: Path
+) -> None:
+    """An invalid ENFORCER_* variable is named in a one-line error."""
+    monkeypatch.setenv("ENFORCER_MODE", "loud")
+    code, _, err = run(capsys, "explain", str(events_file), "--line", "0")
+    assert code == 2 and "ENFORCER_MODE" in err
+
+
+def test_explain_text_and_json(capsys: pytest.CaptureFixture[str], events_file: Path) -> None:
+    """Each identifier's normalized purposes, decision and rule; no values."""
+    code, out, _ = run(capsys, "explain", str(events_file), "--line", "0")
+    assert code == 0
+    assert "outcome: redacted" in out and "security-only-purpose" in out and "555" not in out
+    code, out, _ = run(capsys, "explain", str(events_file), "--line", "0", "--json")
+    data = json.loads(out)
+    assert data["outcome"] == "redacted"
+    assert [(i["type"], i["decision"], i["rule"]) for i in data["identifiers"]] == [
+        ("phone", "redact", "security-only-purpose"),
+        ("e", "pass", None),
+    ]
+
+
+def test_explain_reads_stdin(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`-` (the default) reads one record from standard input."""
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"[1]")))
+    code, out, _ = run(capsys, "explain", "--json")
+    assert code == 0 and json.loads(out)["dead_letter"]["reason"] == "not-an-object"
+
+
+def test_policy_test_reports_failures(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A failing case prints FAIL and the command exits 1."""
+    cases = tmp_path / "t.test.yaml"
+    cases.write_text(
+        "cases:\n  - name: wrong\n    record: {event_id: e, subject_id: s,"
+        " occurred_at: '2019-10-08T00:00:00Z',"
+        " identifiers: [{type: phone, value: '1', purposes: [security]}]}\n"
+        "    expect: {outcome: passed}\n"
+    )
+    code, out, _ = run(capsys, "policy", "test", str(cases))
+    assert code == 1
+    assert (
+        "FAIL" in out and "outcome dropped, expected passed" in out and "0 passed, 1 failed" in out
+    )
+
+
+def test_shipped_policy_tests_pass(capsys: pytest.CaptureFixture[str]) -> None:
+    """The example policies' own tests pass."""
+    root = Path(__file__).resolve().parents[2] / "policies"
+    code, out, _ = run(capsys, "policy", "test", *map(str, sorted(root.glob("*.test.yaml"))))
+    assert code == 0, out
+    assert " 0 failed" in out
+
+
+def test_keygen_and_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    """keygen prints a 256-bit hex key; schema prints JSON Schema."""
+    code, out, _ = run(capsys, "keygen")
+    assert code == 0 and len(bytes.fromhex(out.strip())) == 32
+    code, out, _ = run(capsys, "policy", "schema")
+    assert code == 0 and json.loads(out)["title"] == "PolicyFile"

@@ -1,0 +1,246 @@
+"""The policy language: loading, the default, versions, and every feature of §4."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from enforcer.policy.compiled import Policy
+from enforcer.policy.load import PolicyLoadError, default_policy_bytes, load_policy, parse_policy
+from enforcer.policy.spec import PolicyFile
+from enforcer.step import OutcomeKind
+
+from .conftest import event, ident, make_step, record
+
+PolicyFrom = Callable[..., Policy]
+
+
+def verdicts(policy: Policy, *identifiers: dict[str, object]) -> tuple[str, list[str]]:
+    """The outcome kind and each identifier's rule (or "pass") under ``policy``."""
+    outcome, decision = make_step(policy).explain(record(event(*identifiers)))
+    rules = [j.rule.name if j.rule else "pass" for j in decision.identifiers] if decision else []
+    return outcome.kind.value, rules
+
+
+def test_default_policy_version_is_the_sha256_of_its_text() -> None:
+    """Without a file, the version is sha256 of the built-in default's canonical text."""
+    expected = "sha256:" + hashlib.sha256(default_policy_bytes()).hexdigest()
+    assert load_policy(None).version == expected
+
+
+def test_version_of_a_file_is_the_sha256_of_its_bytes(tmp_path: Path) -> None:
+    """A comment changes the bytes, so it changes the version."""
+    path = tmp_path / "p.yaml"
+    path.write_bytes(default_policy_bytes() + b"# changed\n")
+    assert load_policy(path).version == "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    assert load_policy(path).version != load_policy(None).version
+
+
+def test_default_policy_rules() -> None:
+    """§4: security namespaces, then missing purpose; everything else passes."""
+    policy = load_policy(None)
+    assert [r.name for r in policy.rules] == ["security-only-purpose", "missing-purpose"]
+    assert policy.rules[0].namespaces == (
+        "security",
+        "essential.service.security",
+        "essential.service.authentication",
+        "essential.fraud_detection",
+    )
+
+
+@pytest.mark.parametrize(
+    ("purposes", "rule"),
+    [
+        (["security.mfa"], "security-only-purpose"),
+        (["security"], "security-only-purpose"),
+        (["SECURITY.MFA ", "essential.fraud_detection"], "security-only-purpose"),
+        (["essential.service.authentication.sms"], "security-only-purpose"),
+        (["security.mfa", "marketing.advertising"], "pass"),
+        (["securityx"], "pass"),
+        (["security_team"], "pass"),
+        (["essential.service"], "pass"),
+        ([], "missing-purpose"),
+        (None, "missing-purpose"),
+    ],
+)
+def test_default_policy_per_identifier(purposes: list[str] | None, rule: str) -> None:
+    """Each identifier gets the first matching rule of the default policy."""
+    _, rules = verdicts(load_policy(None), ident("phone", "+1 555 0100", purposes))
+    assert rules == [rule]
+
+
+def test_records_with_nothing_left_are_dropped_and_empty_records_pass() -> None:
+    """Dropped: had identifiers, none left. No identifiers at all: passed unchanged."""
+    policy = load_policy(None)
+    assert verdicts(policy, ident("phone", "1", ["security"]))[0] == "dropped"
+    assert verdicts(policy)[0] == "passed"
+    assert verdicts(policy, ident("phone", "1", ["security"]), ident("e", "2", ["ads"]))[0] == (
+        "redacted"
+    )
+
+
+def test_allow_list_destination(policy_from: PolicyFrom) -> None:
+    """In allow-list mode an identifier passes only with a purpose within `allow`."""
+    policy = policy_from(
+        """
+rules:
+  - {name: missing-purpose, when: no-purpose}
+destinations:
+  audience-building: {allow: [marketing.advertising]}
+"""
+    )
+    _, rules = verdicts(
+        policy,
+        ident("email", "a", ["marketing.advertising.lookalike"]),
+        ident("email", "b", ["analytics"]),
+        ident("email", "c", []),
+    )
+    assert rules == ["pass", "purpose-not-allowed", "missing-purpose"]
+
+
+def test_an_undeclared_destination_is_refused(policy_from: PolicyFrom) -> None:
+    """A policy with destinations must name the one the enforcer serves."""
+    text = "rules: [{name: r, when: no-purpose}]\ndestinations: {crm: {allow: [sales]}}\n"
+    with pytest.raises(PolicyLoadError, match="destination 'audience-building' is not declared"):
+        policy_from(text)
+    assert policy_from(text, destination="crm").destination == "crm"
+
+
+def test_rules_limited_to_types_and_drop_action(policy_from: PolicyFrom) -> None:
+    """A rule can apply to some identifier types only, and drop the whole record."""
+    policy = policy_from(
+        """
+namespace_sets: {security: [security]}
+rules:
+  - {name: phone-2fa, when: all-within, within: security, types: [Phone], action: drop}
+  - {name: any-security, when: any-within, within: [security], action: redact}
+"""
+    )
+    assert verdicts(policy, ident("email", "a", ["security", "ads"]))[1] == ["any-security"]
+    assert verdicts(policy, ident("email", "a", ["ads"]), ident("PHONE", "1", ["security"])) == (
+        "dropped",
+        ["pass", "phone-2fa"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("unknown", "outcome", "rules"),
+    [
+        ("ignore", "passed", ["pass", "pass"]),
+        ("redact", "redacted", ["unknown-purpose", "pass"]),
+        ("drop", "dropped", ["unknown-purpose", "pass"]),
+        ("reject", "deadlettered", []),
+    ],
+)
+def test_taxonomy_unknown_tags(
+    policy_from: PolicyFrom, unknown: str, outcome: str, rules: list[str]
+) -> None:
+    """A declared taxonomy decides what a tag outside it causes."""
+    policy = policy_from(
+        f"""
+rules: [{{name: missing-purpose, when: no-purpose}}]
+taxonomy: {{purposes: [security, marketing], unknown: {unknown}}}
+"""
+    )
+    identifiers = [
+        ident("email", "a", ["marketing.ads", "astrology"]),
+        ident("e", "b", ["marketing"]),
+    ]
+    got = verdicts(policy, *identifiers)
+    assert got[0] == outcome
+    if rules:
+        assert got[1] == rules
+    else:
+        dead = make_step(policy)(record(event(*identifiers)))
+        assert (
+            dead.error_message
+            == "identifiers[0].purposes[1]: purpose is not in the policy's taxonomy"
+        )
+
+
+def test_audit_mode_from_the_file(policy_from: PolicyFrom) -> None:
+    """`mode: audit` in the file forwards unchanged and still reports."""
+    policy = policy_from("mode: audit\nrules: [{name: missing-purpose, when: no-purpose}]\n")
+    outcome = make_step(policy)(record(event(ident("email", "a"))))
+    assert outcome.kind is OutcomeKind.PASSED
+    assert outcome.violation is not None
+    assert outcome.violation["mode"] == "audit"
+    assert outcome.violation["action"] == "dropped"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("rules: [", "test.yaml:1:9: invalid YAML"),
+        ("- a\n- b\n", "test.yaml: a policy must be a YAML mapping"),
+        ("rules: []\n", "test.yaml:1: at rules: List should have at least 1 item"),
+        (
+            "rules:\n  - name: r\n    when: sometimes\n",
+            "test.yaml:3: at rules[0].when: Input should be",
+        ),
+        (
+            "rules:\n  - {name: r, when: all-within}\n",
+            "test.yaml:2: at rules[0]: Value error, a 'all-within' rule needs 'within'",
+        ),
+        (
+            "rules:\n  - {name: r, when: all-within, within: nope}\n",
+            "which `namespace_sets` does not define",
+        ),
+        (
+            "rules:\n  - {name: r, when: no-purpose}\n  - {name: r, when: no-purpose}\n",
+            "repeated: r",
+        ),
+        (
+            "namespace_sets: {s: ['Bad Tag']}\nrules: [{name: r, when: no-purpose}]\n",
+            "test.yaml:1: at namespace_sets.s[0]",
+        ),
+        ("rules: [{name: r, when: no-purpose}]\nmode: loud\n", "test.yaml:2: at mode"),
+        (
+            "rules: [{name: r, when: no-purpose}]\nsurprise: 1\n",
+            "test.yaml:2: at surprise: Extra inputs are not permitted",
+        ),
+    ],
+)
+def test_invalid_policies_name_file_place_and_problem(
+    policy_from: PolicyFrom, text: str, message: str
+) -> None:
+    """One clear message: file, line where known, field path, problem."""
+    with pytest.raises(PolicyLoadError) as caught:
+        policy_from(text)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_unreadable_policy_file(tmp_path: Path) -> None:
+    """A missing file is a load error naming it."""
+    with pytest.raises(PolicyLoadError, match="cannot read policy file"):
+        load_policy(tmp_path / "absent.yaml")
+
+
+def test_published_schema_matches_the_model() -> None:
+    """The JSON Schema shipped for editors is the one the model generates."""
+    import json
+    from importlib import resources
+
+    shipped = json.loads(
+        resources.files("enforcer.policy").joinpath("policy.schema.json").read_text()
+    )
+    assert shipped == PolicyFile.model_json_schema()
+
+
+def test_shipped_example_policies_load() -> None:
+    """Every example policy in policies/ is valid."""
+    root = Path(__file__).resolve().parents[2] / "policies"
+    examples = sorted(p for p in root.glob("*.yaml") if not p.name.endswith(".test.yaml"))
+    assert examples, "no example policies found"
+    for path in examples:
+        assert parse_policy(path.read_bytes(), origin=str(path)).rules
+
+
+def test_example_default_is_the_built_in_default() -> None:
+    """policies/default.yaml is byte for byte the built-in default (same version)."""
+    example = Path(__file__).resolve().parents[2] / "policies" / "default.yaml"
+    assert example.read_bytes() == default_policy_bytes()
