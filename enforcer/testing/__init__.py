@@ -1,0 +1,42 @@
+"""Test helpers shipped with the package, in the spirit of ``structlog.testing``.
+
+- :mod:`enforcer.testing.kafka_broker`: :class:`LocalKafka`, a real single-node Kafka
+  broker on 127.0.0.1, started and stopped through ``deploy/kafka/kafka.sh``.
+- :mod:`enforcer.testing.topics`: unique topic names and topic creation/deletion.
+- :mod:`enforcer.testing.faust_app`: run a faust app in the test's event loop, with
+  exactly-once transactions as under a real worker.
+- :mod:`enforcer.testing.consume`: read a topic back (read_committed by default).
+
+Nothing here is imported by the enforcer itself.
+"""
+
+from enforcer.testing.consume import ReadRecord, end_offsets, read_committed, read_topic
+from enforcer.testing.faust_app import running_app
+from enforcer.testing.kafka_broker import DEFAULT_KAFKA_VERSION, KafkaBrokerError, LocalKafka
+from enforcer.testing.topics import (
+    TopicAdminError,
+    TopicFactory,
+    create_topics,
+    create_topics_sync,
+    delete_topics,
+    delete_topics_sync,
+    unique_topic_name,
+)
+
+__all__ = [
+    "DEFAULT_KAFKA_VERSION",
+    "KafkaBrokerError",
+    "LocalKafka",
+    "ReadRecord",
+    "TopicAdminError",
+    "TopicFactory",
+    "create_topics",
+    "create_topics_sync",
+    "delete_topics",
+    "delete_topics_sync",
+    "end_offsets",
+    "read_committed",
+    "read_topic",
+    "running_app",
+    "unique_topic_name",
+]

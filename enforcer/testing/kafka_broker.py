@@ -1,0 +1,182 @@
+"""A real single-node Kafka broker on 127.0.0.1 for tests.
+
+:class:`LocalKafka` drives ``deploy/kafka/kafka.sh`` so that the shell script stays the
+one implementation of "configure, format, start, wait, stop" used by developers, CI and
+the test fixtures alike. The script needs ``bash``, ``java`` (17+) and, the first time a
+Kafka version is used, ``mvn`` to fetch the jars.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+DEFAULT_KAFKA_VERSION = "3.9.1"
+
+# Time allowed for Maven to download a Kafka version the first time it is used.
+_JARS_TIMEOUT_S = 900.0
+
+
+def default_script() -> Path:
+    """Return ``deploy/kafka/kafka.sh`` of the source checkout this package runs from."""
+    return Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "kafka.sh"
+
+
+class KafkaBrokerError(RuntimeError):
+    """``kafka.sh`` failed; the message carries its output, including the broker log tail."""
+
+
+class LocalKafka:
+    """One single-node KRaft broker (broker and controller roles) whose files live in
+    ``state_dir``.
+
+    The first :meth:`start` picks free ports (unless given), writes the configuration and
+    formats the storage; later starts in the same ``state_dir`` reuse them, so
+    :meth:`restart` brings the broker back on the same address with the same topics,
+    committed offsets and transaction state. Use it as a context manager to start it and
+    to stop it whatever happens in the block::
+
+        with LocalKafka(tmp_path / "kafka") as kafka:
+            use(kafka.bootstrap_servers)
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        version: str = DEFAULT_KAFKA_VERSION,
+        port: int | None = None,
+        controller_port: int | None = None,
+        start_timeout_s: float = 60.0,
+        stop_timeout_s: float = 30.0,
+        script: Path | None = None,
+    ) -> None:
+        self.state_dir = Path(state_dir).resolve()
+        self.version = version
+        self._port = port
+        self._controller_port = controller_port
+        self._start_timeout_s = start_timeout_s
+        self._stop_timeout_s = stop_timeout_s
+        self._script = script or default_script()
+        self._bootstrap: str | None = None
+        if not self._script.is_file():
+            raise KafkaBrokerError(
+                f"{self._script} not found: LocalKafka needs the project's source checkout"
+            )
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``127.0.0.1:PORT`` of the running broker; raises if it was never started."""
+        if self._bootstrap is None:
+            raise KafkaBrokerError("the broker has not been started")
+        return self._bootstrap
+
+    @property
+    def log_path(self) -> Path:
+        """The broker's own log file (look here when a test fails mysteriously)."""
+        return self.state_dir / "logs" / "server.log"
+
+    def start(self) -> str:
+        """Start the broker (a no-op when it runs already); return the bootstrap address.
+
+        Returns only once the broker answers a metadata request. Fetches the jars of
+        :attr:`version` with Maven first if they are not cached yet.
+        """
+        self._run("jars", timeout_s=_JARS_TIMEOUT_S)
+        output = self._run("start", timeout_s=self._start_timeout_s + 60.0)
+        self._bootstrap = output.strip().splitlines()[-1]
+        return self._bootstrap
+
+    def stop(self) -> None:
+        """Stop the broker cleanly (SIGTERM, then SIGKILL after the stop timeout).
+
+        Idempotent. Storage and configuration stay, so :meth:`start` resumes the cluster.
+        """
+        self._run("stop", timeout_s=self._stop_timeout_s + 30.0)
+
+    def kill(self) -> None:
+        """Kill the broker with SIGKILL, as a crash would. Idempotent."""
+        self._run("kill", timeout_s=30.0)
+
+    def restart(self, *, crash: bool = False) -> None:
+        """Stop the broker (or kill it, with ``crash=True``) and start it again.
+
+        The address stays the same, so clients may keep their bootstrap setting. After a
+        crash the controller waits one broker session (a few seconds) before the broker
+        may register again, so that restart is slower.
+        """
+        before = self._bootstrap
+        if crash:
+            self.kill()
+        else:
+            self.stop()
+        after = self.start()
+        if before is not None and after != before:
+            raise KafkaBrokerError(f"broker came back on {after}, not {before}")
+
+    def is_running(self) -> bool:
+        """Whether the broker process of this state dir is alive."""
+        return self._completed("status", timeout_s=30.0).returncode == 0
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"LocalKafka(version={self.version!r}, state_dir={str(self.state_dir)!r})"
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            KAFKA_VERSION=self.version,
+            KAFKA_STATE_DIR=str(self.state_dir),
+            KAFKA_START_TIMEOUT=str(round(self._start_timeout_s)),
+            KAFKA_STOP_TIMEOUT=str(round(self._stop_timeout_s)),
+            # The script's helpers need a python3; the running one certainly exists.
+            PYTHON=sys.executable,
+        )
+        for name, value in (
+            ("KAFKA_PORT", self._port),
+            ("KAFKA_CONTROLLER_PORT", self._controller_port),
+        ):
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = str(value)
+        return env
+
+    def _completed(self, command: str, *, timeout_s: float) -> subprocess.CompletedProcess[str]:
+        try:
+            return subprocess.run(
+                ["bash", str(self._script), command],
+                env=self._env(),
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise KafkaBrokerError(
+                f"kafka.sh {command} did not finish within {timeout_s:.0f}s ({self!r})"
+            ) from exc
+
+    def _run(self, command: str, *, timeout_s: float) -> str:
+        result = self._completed(command, timeout_s=timeout_s)
+        if result.returncode != 0:
+            raise KafkaBrokerError(
+                f"kafka.sh {command} failed with status {result.returncode} ({self!r})\n"
+                f"{result.stderr}{result.stdout}"
+            )
+        return result.stdout

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The project's test command: lint, type-check, then the unit and integration tests.
+# The integration tests run against a real single-node Kafka broker that this script
+# starts (fresh, in .kafka/test) and always stops again, also when something fails.
+#
+#   bash scripts/test.sh                      # everything, Kafka 3.9.1
+#   KAFKA_VERSION=4.1.1 bash scripts/test.sh  # the same against Kafka 4.1.1
+#   bash scripts/test.sh -m unit              # extra arguments go to pytest
+#
+# ENFORCER_TEST_BOOTSTRAP=host:port uses a broker that is already running instead.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$PWD"
+if [[ -x .venv/bin/python ]]; then BIN="$ROOT/.venv/bin/"; else BIN=""; fi
+KAFKA_SH="$ROOT/deploy/kafka/kafka.sh"
+export KAFKA_VERSION="${KAFKA_VERSION:-3.9.1}"
+TEST_STATE_DIR="${ENFORCER_TEST_KAFKA_STATE_DIR:-$ROOT/.kafka/test-$KAFKA_VERSION}"
+
+echo "== ruff check"
+"${BIN}ruff" check .
+
+echo "== mypy"
+"${BIN}mypy"
+
+stop_broker() {
+  KAFKA_STATE_DIR="$TEST_STATE_DIR" bash "$KAFKA_SH" stop || true
+}
+
+if [[ -z "${ENFORCER_TEST_BOOTSTRAP:-}" ]]; then
+  echo "== kafka $KAFKA_VERSION"
+  # A fresh cluster for every run; the previous run's broker log is kept until now.
+  KAFKA_STATE_DIR="$TEST_STATE_DIR" bash "$KAFKA_SH" reset
+  trap stop_broker EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  ENFORCER_TEST_BOOTSTRAP="$(KAFKA_STATE_DIR="$TEST_STATE_DIR" bash "$KAFKA_SH" start)"
+  export ENFORCER_TEST_BOOTSTRAP
+  echo "broker $ENFORCER_TEST_BOOTSTRAP, log $TEST_STATE_DIR/logs/server.log"
+fi
+
+echo "== pytest"
+status=0
+"${BIN}python" -m pytest "$@" || status=$?
+if ((status == 5)); then
+  echo "scripts/test.sh: pytest collected no tests; that is a failure here" >&2
+fi
+exit "$status"
