@@ -16,8 +16,10 @@ from typing import Any, NoReturn
 import orjson
 from pydantic import ValidationError
 
+from enforcer.cli_run import add_run_parser, run_command
 from enforcer.clock import SystemClock
 from enforcer.fingerprint import Fingerprinter, FingerprintKeyError, generate_key
+from enforcer.kafka_admin import TopicSetupError
 from enforcer.models import Mode
 from enforcer.policy.compiled import DEFAULT_DESTINATION, Policy
 from enforcer.policy.load import PolicyLoadError, format_location, load_policy
@@ -49,6 +51,7 @@ def _policy_options(parser: argparse.ArgumentParser) -> None:
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="enforcer", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    add_run_parser(commands)
 
     replay = commands.add_parser("replay", help="run the decision over history")
     source = replay.add_mutually_exclusive_group(required=True)
@@ -186,8 +189,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             "policy": _policy_command,
             "keygen": _keygen,
         }
+        if args.command == "run":
+            return run_command(args, _settings, _policy)
         return handlers[args.command](args)
-    except (UsageError, PolicyLoadError, FingerprintKeyError, ReplayInputError) as exc:
+    except (
+        UsageError,
+        PolicyLoadError,
+        FingerprintKeyError,
+        ReplayInputError,
+        TopicSetupError,
+    ) as exc:
         print(f"enforcer: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -47,9 +47,18 @@ class EnforcerSettings(BaseSettings):
     processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
     fingerprint_key: SecretStr | None = None
     fingerprint_key_file: Path | None = None
+    commit_interval: float = Field(
+        default=1.0, gt=0, description="Seconds between transaction commits."
+    )
+    batch_max: int = Field(default=500, ge=1, description="Most records decided per batch.")
+    batch_within: float = Field(
+        default=0.1, gt=0, description="Seconds to wait for a batch to fill."
+    )
     metrics_interval: float = Field(default=10.0, gt=0)
     create_topics: bool = False
     topic_partitions: int = Field(default=1, ge=1)
+    topic_replication_factor: int = Field(default=1, ge=1)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
     deadletter_max_ratio: float = Field(default=0.5, gt=0, le=1)
     deadletter_window: int = Field(default=1000, ge=1)
     http_host: str = "127.0.0.1"

@@ -1,0 +1,210 @@
+"""The live enforcer: a faust app, built by a factory from settings.
+
+Thin wiring of source topic → decision step → output topics. The per-record
+decision is :class:`enforcer.step.Step`, the same code replay and explain run.
+
+Exactly once. faust-streaming's ``exactly_once`` mode gives each source partition
+a transactional producer and commits consumed offsets in that transaction, but its
+periodic commit can run while an agent is between sending a record's outputs and
+acknowledging the record, and then commits the outputs of a record whose offset it
+does not commit (faust-streaming/faust#606): after a crash that record is processed
+again and its outputs appear twice. Here a :class:`TransactionGate` makes a batch
+(decide, send, wait for delivery, acknowledge) and a commit mutually exclusive, and
+a batch that fails part-way poisons the gate so nothing after it is committed: the
+open transactions are aborted when the next producer with the same transactional id
+starts, and the records are decided again. Outputs go through the source
+partition's transactional producer explicitly, since ``Topic.send`` to a topic the
+app does not consume bypasses the transaction (faust-streaming/faust#177).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import faust
+from faust.types.enums import ProcessingGuarantee
+
+from enforcer.clock import Clock
+from enforcer.fingerprint import Fingerprinter
+from enforcer.guard import DeadLetterGuard, DeadLetterRateExceededError
+from enforcer.policy.compiled import Policy
+from enforcer.settings import EnforcerSettings
+from enforcer.sinks.kafka import KafkaOutcomeWriter, OutputTopics
+from enforcer.step import Headers, InputRecord, Outcome, OutcomeKind, Source, Step
+
+log = logging.getLogger("enforcer.agent")
+
+OutcomeObserver = Callable[[Sequence[Outcome], float], None]
+"""Called after each committed-to-be batch: the outcomes and the batch's start time."""
+
+
+class TransactionGate:
+    """Keeps faust's offset commits out of the middle of a batch."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self.poisoned: BaseException | None = None
+
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        """Hold off commits while a batch runs; a failure poisons the gate."""
+        async with self._lock:
+            try:
+                yield
+            except BaseException as exc:
+                self.poisoned = exc
+                raise
+
+    def guard_commit(
+        self, commit: Callable[..., Awaitable[bool]]
+    ) -> Callable[..., Awaitable[bool]]:
+        """Wrap faust's ``Consumer.commit`` so it waits for batches and stops when poisoned."""
+
+        async def gated_commit(*args: Any, **kwargs: Any) -> bool:
+            async with self._lock:
+                if self.poisoned is not None:
+                    log.warning("not committing: a batch failed (%s)", type(self.poisoned).__name__)
+                    return False
+                return await commit(*args, **kwargs)
+
+        return gated_commit
+
+
+def _headers(raw: Any) -> Headers:
+    if not raw:
+        return ()
+    items = raw.items() if isinstance(raw, dict) else raw
+    return tuple((str(k), v if isinstance(v, bytes) else b"") for k, v in items)
+
+
+class BatchProcessor:
+    """Decides a batch of events and sends their outputs, inside the gate."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        step: Step,
+        writer: KafkaOutcomeWriter,
+        guard: DeadLetterGuard,
+        gate: TransactionGate,
+        clock: Callable[[], float],
+    ) -> None:
+        self._app = app
+        self._step = step
+        self._writer = writer
+        self._guard = guard
+        self._gate = gate
+        self._clock = clock
+        # faust types this setting as the enum class, not a member: compare as objects.
+        guarantee: object = app.conf.processing_guarantee
+        self._transactional = guarantee == ProcessingGuarantee.EXACTLY_ONCE
+        self.observers: list[OutcomeObserver] = []
+
+    def _transactional_id(self, topic: str, partition: int) -> str | None:
+        if not self._transactional:
+            return None
+        group = self._app.assignor.group_for_topic(topic)
+        return f"{self._app.conf.id}-{group}-{partition}"
+
+    async def process(
+        self, events: Sequence[faust.EventT[Any]], stream: faust.StreamT[Any]
+    ) -> None:
+        """Decide, send, wait for delivery, acknowledge: all or nothing."""
+        started = self._clock()
+        async with self._gate.batch():
+            outcomes = []
+            for event in events:
+                message = event.message
+                source = Source(message.topic, message.partition, message.offset)
+                record = InputRecord(message.key, message.value, _headers(message.headers), source)
+                outcomes.append(self._step(record))
+            self._guard.check(o.kind is OutcomeKind.DEADLETTERED for o in outcomes)
+            pending: list[Awaitable[Any]] = []
+            for outcome in outcomes:
+                source = outcome.record.source
+                tid = self._transactional_id(source.topic, source.partition)
+                pending += await self._writer.write(outcome, tid)
+            await asyncio.gather(*pending)
+            for event in events:
+                await stream.ack(event)
+        for observe in self.observers:
+            observe(outcomes, started)
+
+
+def build_app(
+    settings: EnforcerSettings, policy: Policy, fingerprinter: Fingerprinter, clock: Clock
+) -> tuple[faust.App, BatchProcessor]:
+    """The faust app for these settings, and the processor its agent runs."""
+    app = faust.App(
+        settings.group_id,
+        broker=[f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")],
+        processing_guarantee=settings.processing_guarantee,
+        datadir=str(settings.data_dir),
+        store="memory://",
+        web_enabled=False,
+        autodiscover=False,
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        topic_replication_factor=settings.topic_replication_factor,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=settings.commit_interval,
+        stream_wait_empty=True,
+        producer_acks=-1,
+        loghandlers=[],
+    )
+    source = app.topic(
+        settings.source_topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        allow_empty=True,
+    )
+    gate = TransactionGate()
+    app.consumer.commit = gate.guard_commit(app.consumer.commit)  # type: ignore[method-assign,assignment]
+
+    async def send(
+        topic: str, key: bytes | None, value: bytes | None, headers: Headers, tid: str | None
+    ) -> Awaitable[Any]:
+        return await app.producer.send(
+            topic, key, value, None, None, list(headers), transactional_id=tid
+        )
+
+    writer = KafkaOutcomeWriter(
+        OutputTopics(settings.sink_topic, settings.violations_topic, settings.deadletter_topic),
+        send,
+    )
+    processor = BatchProcessor(
+        app,
+        Step(policy, fingerprinter, clock),
+        writer,
+        DeadLetterGuard(settings.deadletter_max_ratio, settings.deadletter_window),
+        gate,
+        time.monotonic,
+    )
+
+    async def enforce(stream: faust.StreamT[Any]) -> None:
+        # take_events is faust.Stream's; StreamT does not declare it.
+        batches = stream.take_events(settings.batch_max, settings.batch_within)  # type: ignore[attr-defined]
+        async for events in batches:
+            try:
+                await processor.process(events, stream)
+            except Exception as exc:
+                # faust would restart the agent and could skip the offsets (#315, #527):
+                # crash the worker instead, with nothing committed past the failure.
+                log.critical("enforcer stopping: %s", exc if _is_ours(exc) else type(exc).__name__)
+                await app.crash(exc)
+                return
+
+    app.agent(source, name="enforcer.enforce")(enforce)
+    return app, processor
+
+
+def _is_ours(exc: BaseException) -> bool:
+    # Our messages never carry record contents; others might, so only their type is logged.
+    return isinstance(exc, DeadLetterRateExceededError)

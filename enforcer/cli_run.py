@@ -1,0 +1,96 @@
+"""``enforcer run``: the live agent, from flags and ``ENFORCER_*`` variables."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from enforcer.models import Mode
+from enforcer.policy.compiled import Policy
+from enforcer.settings import EnforcerSettings
+
+# flag name -> settings field; every flag defaults to None so variables show through.
+_FLAGS: dict[str, tuple[str, type, str]] = {
+    "--bootstrap-servers": ("bootstrap_servers", str, "host:port[,host:port]"),
+    "--source-topic": ("source_topic", str, "identity events"),
+    "--sink-topic": ("sink_topic", str, "audience building"),
+    "--violations-topic": ("violations_topic", str, "violation events"),
+    "--deadletter-topic": ("deadletter_topic", str, "dead letters"),
+    "--metrics-topic": ("metrics_topic", str, "metrics snapshots"),
+    "--group-id": ("group_id", str, "consumer group and faust app id"),
+    "--instance-id": ("instance_id", str, "this worker's name in metrics"),
+    "--policy": ("policy_file", Path, "policy file (default: built-in)"),
+    "--destination": ("destination", str, "destination for allow-lists"),
+    "--fingerprint-key-file": ("fingerprint_key_file", Path, "file holding the key"),
+    "--commit-interval": ("commit_interval", float, "seconds between commits"),
+    "--metrics-interval": ("metrics_interval", float, "seconds between snapshots"),
+    "--topic-partitions": ("topic_partitions", int, "partitions for --create-topics"),
+    "--http-port": ("http_port", int, "metrics and health port"),
+    "--data-dir": ("data_dir", Path, "faust's local state directory"),
+}
+
+
+def add_run_parser(commands: Any) -> None:
+    """Register ``run`` and its flags."""
+    run = commands.add_parser("run", help="run the live enforcer on Kafka")
+    for flag, (field, kind, help_text) in _FLAGS.items():
+        run.add_argument(
+            flag, dest=field, type=kind, help=f"{help_text} (ENFORCER_{field.upper()})"
+        )
+    run.add_argument("--mode", choices=[m.value for m in Mode], help="override the policy's mode")
+    run.add_argument(
+        "--processing-guarantee", choices=["exactly_once", "at_least_once"], default=None
+    )
+    run.add_argument("--create-topics", action="store_true", default=None)
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None)
+
+
+def run_command(
+    args: argparse.Namespace,
+    settings_from: Callable[..., EnforcerSettings],
+    policy_from: Callable[[EnforcerSettings], Policy],
+) -> int:
+    """Start the worker; return its exit status."""
+    import faust
+
+    from enforcer.agent import build_app
+    from enforcer.clock import SystemClock
+    from enforcer.kafka_admin import ensure_topics
+
+    fields = [field for field, _, _ in _FLAGS.values()]
+    fields += ["mode", "processing_guarantee", "create_topics", "log_level"]
+    settings = settings_from(**{field: getattr(args, field) for field in fields})
+    fingerprinter = settings.fingerprinter()
+    policy = policy_from(settings)
+    created = asyncio.run(ensure_topics(settings))
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    log = logging.getLogger("enforcer")
+    if created:
+        log.info("created topics: %s", ", ".join(created))
+    app, _ = build_app(settings, policy, fingerprinter, SystemClock())
+    log.info(
+        "enforcing %s -> %s with policy %s (%s), mode %s, %s",
+        settings.source_topic,
+        settings.sink_topic,
+        policy.version,
+        policy.origin,
+        policy.mode.value,
+        settings.processing_guarantee,
+    )
+    worker = faust.Worker(
+        app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False
+    )
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    return 0
