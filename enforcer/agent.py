@@ -75,6 +75,21 @@ class TransactionGate:
         return gated_commit
 
 
+class EnforcerApp(faust.App):
+    """A faust app whose consumer commits only through the :class:`TransactionGate`.
+
+    The consumer must be made lazily, as faust does: whether it uses transactions is
+    fixed when it is created, and that depends on running inside a worker.
+    """
+
+    gate: TransactionGate
+
+    def _new_consumer(self) -> Any:
+        consumer = super()._new_consumer()
+        consumer.commit = self.gate.guard_commit(consumer.commit)  # type: ignore[method-assign,assignment]
+        return consumer
+
+
 def _headers(raw: Any) -> Headers:
     if not raw:
         return ()
@@ -140,7 +155,7 @@ def build_app(
     settings: EnforcerSettings, policy: Policy, fingerprinter: Fingerprinter, clock: Clock
 ) -> tuple[faust.App, BatchProcessor]:
     """The faust app for these settings, and the processor its agent runs."""
-    app = faust.App(
+    app = EnforcerApp(
         settings.group_id,
         broker=[f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")],
         processing_guarantee=settings.processing_guarantee,
@@ -165,8 +180,7 @@ def build_app(
         value_serializer="raw",
         allow_empty=True,
     )
-    gate = TransactionGate()
-    app.consumer.commit = gate.guard_commit(app.consumer.commit)  # type: ignore[method-assign,assignment]
+    gate = app.gate = TransactionGate()
 
     async def send(
         topic: str, key: bytes | None, value: bytes | None, headers: Headers, tid: str | None

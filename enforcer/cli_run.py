@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -86,11 +87,18 @@ def run_command(
         policy.mode.value,
         settings.processing_guarantee,
     )
-    worker = faust.Worker(
-        app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False
-    )
-    try:
-        worker.execute_from_commandline()
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
+    # faust's banner and spinner write terminal escape codes to stdout: not for logs.
+    with Path(os.devnull).open("w") as quiet_stdout:
+        worker = faust.Worker(
+            app,
+            loglevel=settings.log_level.upper(),
+            quiet=True,
+            redirect_stdouts=False,
+            stdout=quiet_stdout,
+        )
+        worker.spinner = None
+        try:
+            worker.execute_from_commandline()
+        except SystemExit as exit_:
+            return int(exit_.code or 0)
     return 0

@@ -1,0 +1,169 @@
+"""The README's main job: the enforcer on a local broker with sample traffic.
+
+Produces sample identity events shaped like the 2019 case, runs ``enforcer run``
+as a real worker process until it has committed every input record, stops it with
+SIGTERM, then reads the output topics as a ``read_committed`` consumer would and
+prints what happened to every record.
+
+    python -m enforcer.demo --bootstrap 127.0.0.1:9092 [--records 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from enforcer.fingerprint import generate_key
+from enforcer.sample import sample_values, subject_key
+from enforcer.testing.consume import read_committed
+
+TOPICS = {
+    "source": "identity.events",
+    "sink": "audience.building",
+    "violations": "enforcer.violations",
+    "deadletter": "enforcer.deadletter",
+    "metrics": "enforcer.metrics",
+}
+
+
+async def fresh_topics(bootstrap: str, partitions: int) -> None:
+    """Delete the demo's topics if a previous run left them, and create them anew."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = list(TOPICS.values())
+        existing = [name for name in names if name in set(await admin.list_topics())]
+        if existing:
+            await admin.delete_topics(existing)
+            for _ in range(100):
+                if not set(existing) & set(await admin.list_topics()):
+                    break
+                await asyncio.sleep(0.2)
+        await admin.create_topics([NewTopic(name, partitions, 1) for name in names])
+    finally:
+        await admin.close()
+
+
+async def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    """Send sample values, keyed by subject id, and wait for them all."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send(topic, key=subject_key(value), value=value)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def committed_total(bootstrap: str, group: str, topic: str) -> int:
+    """Sum of the group's committed offsets on ``topic``."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return sum(
+        meta.offset
+        for tp, meta in offsets.items()
+        if isinstance(tp, TopicPartition) and tp.topic == topic and meta.offset > 0
+    )
+
+
+def wait_for_commits(bootstrap: str, group: str, topic: str, target: int, timeout_s: float) -> int:
+    """Poll until the group has committed ``target`` offsets (or time runs out)."""
+    deadline = time.monotonic() + timeout_s
+    done = 0
+    while time.monotonic() < deadline:
+        done = asyncio.run(committed_total(bootstrap, group, topic))
+        if done >= target:
+            break
+        time.sleep(0.5)
+    return done
+
+
+def summarize(bootstrap: str, produced: int) -> str:
+    """Read every output topic (read_committed) and describe what happened."""
+    sink = asyncio.run(read_committed(bootstrap, TOPICS["sink"], expected=produced, settle_s=0.5))
+    violations = asyncio.run(
+        read_committed(bootstrap, TOPICS["violations"], expected=1, settle_s=0.5)
+    )
+    dead = asyncio.run(read_committed(bootstrap, TOPICS["deadletter"], expected=1, settle_s=0.5))
+    actions = Counter(dict(r.headers).get("enforcer.action", b"?").decode() for r in sink)
+    events = [orjson.loads(r.value or b"{}") for r in violations]
+    dropped = sum(1 for v in events if v["action"] == "dropped")
+    by_rule = Counter(f["rule"] for v in events for f in v["findings"])
+    by_type = Counter(f["identifier_type"] for v in events for f in v["findings"])
+    reasons = Counter(dict(r.headers)["enforcer.error.reason"].decode() for r in dead)
+    accounted = actions["passed"] + actions["redacted"] + dropped + len(dead)
+    lines = [
+        f"records in:       {produced:>7,}",
+        f"  passed:         {actions['passed']:>7,}",
+        f"  redacted:       {actions['redacted']:>7,}",
+        f"  dropped:        {dropped:>7,}",
+        f"  dead-lettered:  {len(dead):>7,}   {dict(sorted(reasons.items()))}",
+        f"  accounted for:  {accounted:>7,}   "
+        + ("(every record has exactly one outcome)" if accounted == produced else "(MISMATCH)"),
+        f"violations:       {len(events):>7,}   affecting {len({v['subject_id'] for v in events}):,} accounts",
+    ]
+    lines += [f"  rule {rule}: {n:,} identifiers" for rule, n in sorted(by_rule.items())]
+    lines += [f"  type {kind}: {n:,} identifiers" for kind, n in sorted(by_type.items())]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--records", type=int, default=5000)
+    parser.add_argument("--timeout", type=float, default=180.0)
+    args = parser.parse_args()
+
+    values = list(sample_values(args.records, seed=int(time.time())))
+    group = f"enforcer-demo-{os.getpid()}"
+    env = {
+        **os.environ,
+        "ENFORCER_BOOTSTRAP_SERVERS": args.bootstrap,
+        "ENFORCER_GROUP_ID": group,
+        "ENFORCER_FINGERPRINT_KEY": os.environ.get("ENFORCER_FINGERPRINT_KEY", generate_key()),
+        "ENFORCER_DATA_DIR": str(Path(".kafka") / "demo-data"),
+        "ENFORCER_LOG_LEVEL": os.environ.get("ENFORCER_LOG_LEVEL", "warning"),
+    }
+    enforcer = [sys.executable, "-m", "enforcer.cli", "run"]
+    asyncio.run(fresh_topics(args.bootstrap, partitions=3))
+    print(f"starting the enforcer (group {group}) on {args.bootstrap} ...", flush=True)
+    worker = subprocess.Popen(enforcer, env=env)
+    try:
+        time.sleep(3)  # the worker creates the topics, then joins the group
+        print(
+            f"producing {len(values):,} sample identity events to {TOPICS['source']} ...",
+            flush=True,
+        )
+        asyncio.run(produce(args.bootstrap, TOPICS["source"], values))
+        done = wait_for_commits(args.bootstrap, group, TOPICS["source"], len(values), args.timeout)
+        if done < len(values):
+            print(
+                f"the enforcer committed only {done:,} of {len(values):,} records", file=sys.stderr
+            )
+            return 1
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=60)
+    print("\nwhat the enforcer did (read back from the output topics, read_committed):")
+    print(summarize(args.bootstrap, len(values)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
