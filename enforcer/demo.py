@@ -107,6 +107,7 @@ def summarize(bootstrap: str, produced: int) -> str:
     by_rule = Counter(f["rule"] for v in events for f in v["findings"])
     by_type = Counter(f["identifier_type"] for v in events for f in v["findings"])
     reasons = Counter(dict(r.headers)["enforcer.error.reason"].decode() for r in dead)
+    accounts = {v["subject_id"] for v in events}
     accounted = actions["passed"] + actions["redacted"] + dropped + len(dead)
     lines = [
         f"records in:       {produced:>7,}",
@@ -116,7 +117,7 @@ def summarize(bootstrap: str, produced: int) -> str:
         f"  dead-lettered:  {len(dead):>7,}   {dict(sorted(reasons.items()))}",
         f"  accounted for:  {accounted:>7,}   "
         + ("(every record has exactly one outcome)" if accounted == produced else "(MISMATCH)"),
-        f"violations:       {len(events):>7,}   affecting {len({v['subject_id'] for v in events}):,} accounts",
+        f"violations:       {len(events):>7,}   affecting {len(accounts):,} accounts",
     ]
     lines += [f"  rule {rule}: {n:,} identifiers" for rule, n in sorted(by_rule.items())]
     lines += [f"  type {kind}: {n:,} identifiers" for kind, n in sorted(by_type.items())]
