@@ -12,9 +12,10 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$PWD"
-if [[ -x .venv/bin/python ]]; then BIN="$ROOT/.venv/bin/"; else BIN=""; fi
-KAFKA_SH="$ROOT/deploy/kafka/kafka.sh"
 export KAFKA_VERSION="${KAFKA_VERSION:-3.9.1}"
+bash scripts/setup.sh
+BIN="$ROOT/.venv/bin/"
+KAFKA_SH="$ROOT/deploy/kafka/kafka.sh"
 TEST_STATE_DIR="${ENFORCER_TEST_KAFKA_STATE_DIR:-$ROOT/.kafka/test-$KAFKA_VERSION}"
 
 echo "== ruff check"

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install what the project needs on a fresh machine, idempotently:
+# a virtualenv in .venv with the package and its dev tools, and the Kafka jars.
+# Quick when nothing changed (a stamp of pyproject.toml's hash skips pip).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PYTHON="${PYTHON:-python3.11}"
+
+if [[ ! -x .venv/bin/python ]]; then
+  echo "setup: creating .venv with $PYTHON" >&2
+  "$PYTHON" -m venv .venv
+fi
+stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [[ ! -f "$stamp" ]]; then
+  echo "setup: installing the package and dev tools into .venv" >&2
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
+
+bash deploy/kafka/kafka.sh jars >&2
