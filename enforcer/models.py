@@ -11,15 +11,15 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-_RFC3339_PATTERN = (
+RFC3339_PATTERN = (
     r"^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])[Tt ](?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d"
     r"(?:\.\d+)?(?:[Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)$"
 )
-_RFC3339 = re.compile(_RFC3339_PATTERN)
+RFC3339 = re.compile(RFC3339_PATTERN)
 
 
 def parse_rfc3339(text: str) -> datetime:
@@ -27,7 +27,7 @@ def parse_rfc3339(text: str) -> datetime:
 
     Raises ``ValueError`` with a message that does not repeat the input.
     """
-    if not _RFC3339.fullmatch(text):
+    if not RFC3339.fullmatch(text):
         raise ValueError("must be an RFC 3339 timestamp with a UTC offset")
     try:
         return datetime.fromisoformat(text.upper().replace(" ", "T"))
@@ -54,7 +54,7 @@ NonEmpty = Annotated[str, Field(min_length=1)]
 IdentifierType = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 Rfc3339 = Annotated[
     str,
-    StringConstraints(pattern=_RFC3339_PATTERN),
+    StringConstraints(pattern=RFC3339_PATTERN),
     AfterValidator(_check_calendar),
 ]
 
@@ -83,6 +83,28 @@ class IdentityEvent(BaseModel):
     occurred_at: Rfc3339
     event_type: str | None = None
     identifiers: list[Identifier]
+
+
+class EventIdentifier(NamedTuple):
+    """A validated identifier as the decision sees it (``type`` trimmed)."""
+
+    type: str
+    value: str
+    purposes: list[str] | None
+
+
+class Event(NamedTuple):
+    """A validated identity event: the fields the decision and its outputs use.
+
+    What :class:`IdentityEvent` accepts, in a form that is cheap to build.
+    """
+
+    event_id: str
+    subject_id: str
+    occurred_at: str
+    identifiers: tuple[EventIdentifier, ...]
+    document: dict[str, Any] | None = None
+    """The whole parsed object when the fast parser read it (reused by redaction)."""
 
 
 class Action(StrEnum):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import NamedTuple
 
-from enforcer.models import Action, IdentityEvent
+from enforcer.models import Action, Event
 from enforcer.policy.compiled import Policy, Rule
 from enforcer.purposes import normalize_tag
 
@@ -90,13 +90,18 @@ def _judge(
     return Judgement(kind, purposes, policy.rule_for(kind, purposes))
 
 
-def decide(policy: Policy, event: IdentityEvent) -> Decision | Rejection:
+def decide(policy: Policy, event: Event) -> Decision | Rejection:
     """Judge every identifier of ``event`` under ``policy``."""
+    memo = policy.memo
     judgements = []
     stopped = 0
     drop = False
     for index, identifier in enumerate(event.identifiers):
-        result = judge(policy, identifier.type, identifier.purposes)
+        raw = identifier.purposes
+        # judge() inlined for the memo hit, the common case on the hot path
+        result = memo.get((identifier.type, tuple(raw) if raw is not None else None))
+        if result is None:
+            result = judge(policy, identifier.type, raw)
         if isinstance(result, Rejection):
             return Rejection(f"identifiers[{index}].{result.path}", result.problem)
         rule = result.rule
@@ -105,9 +110,7 @@ def decide(policy: Policy, event: IdentityEvent) -> Decision | Rejection:
             drop = drop or rule.action is Action.DROP
         judgements.append(result)
     if not stopped:
-        verdict = Verdict.PASSED
-    elif drop or stopped == len(judgements):
-        verdict = Verdict.DROPPED
-    else:
-        verdict = Verdict.REDACTED
-    return Decision(tuple(judgements), verdict)
+        return Decision(tuple(judgements), Verdict.PASSED)
+    if drop or stopped == len(judgements):
+        return Decision(tuple(judgements), Verdict.DROPPED)
+    return Decision(tuple(judgements), Verdict.REDACTED)
