@@ -124,12 +124,36 @@ def summarize(bootstrap: str, produced: int) -> str:
     return "\n".join(lines)
 
 
+async def produce_forever(bootstrap: str, topic: str, per_second: float) -> None:
+    """Sample traffic at about ``per_second`` records a second until stopped."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=50)
+    await producer.start()
+    try:
+        seed = 0
+        while True:
+            seed += 1
+            for value in sample_values(max(1, int(per_second)), seed=seed):
+                await producer.send(topic, key=subject_key(value), value=value)
+            await asyncio.sleep(1.0)
+    finally:
+        await producer.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--records", type=int, default=5000)
     parser.add_argument("--timeout", type=float, default=180.0)
+    parser.add_argument(
+        "--produce-only",
+        type=float,
+        metavar="PER_SECOND",
+        help="only produce sample traffic to identity.events at this rate, until stopped",
+    )
     args = parser.parse_args()
+    if args.produce_only:
+        asyncio.run(produce_forever(args.bootstrap, TOPICS["source"], args.produce_only))
+        return 0
 
     values = list(sample_values(args.records, seed=int(time.time())))
     group = f"enforcer-demo-{os.getpid()}"

@@ -21,3 +21,11 @@ if [[ ! -f "$stamp" ]]; then
 fi
 
 bash deploy/kafka/kafka.sh jars >&2
+
+# Debian's docker-compose validates docker-compose.yml in the tests (no engine needed).
+# Installed when possible (root, apt); without it that one test is skipped.
+if ! command -v docker-compose >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+  echo "setup: installing docker-compose from Debian's packages" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose) \
+    >/dev/null 2>&1 || echo "setup: docker-compose not installed; its check will be skipped" >&2
+fi

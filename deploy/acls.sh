@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The Kafka ACLs the enforcer needs, and no more. Run with an admin's client config:
+#   PRINCIPAL=User:enforcer GROUP=purpose-enforcer BOOTSTRAP=kafka:9093 \
+#   ADMIN_CONFIG=admin.properties bash deploy/acls.sh
+#
+#   read      identity.events (the source) and the consumer group
+#   write     audience.building, enforcer.violations, enforcer.deadletter, enforcer.metrics
+#   describe  every one of those topics (metadata, offsets for lag)
+#   transactional ids  "<GROUP>-" prefixed: faust gives each source partition a
+#             transactional producer with id "<group>-<topic group>-<partition>"
+#   idempotent writes are covered by the transactional-id grant (Kafka >= 3.0)
+# Nothing else: no topic creation (create topics ahead, without --create-topics),
+# no access to other groups, topics or cluster operations.
+set -euo pipefail
+: "${PRINCIPAL:?User:<name> the enforcer authenticates as}"
+: "${GROUP:=purpose-enforcer}"
+: "${BOOTSTRAP:?host:port of a listener}"
+ACLS=(kafka-acls.sh --bootstrap-server "$BOOTSTRAP")
+[[ -n "${ADMIN_CONFIG:-}" ]] && ACLS+=(--command-config "$ADMIN_CONFIG")
+
+"${ACLS[@]}" --add --allow-principal "$PRINCIPAL" --operation Read --operation Describe \
+  --topic "${SOURCE_TOPIC:-identity.events}"
+"${ACLS[@]}" --add --allow-principal "$PRINCIPAL" --operation Read --group "$GROUP"
+for topic in "${SINK_TOPIC:-audience.building}" "${VIOLATIONS_TOPIC:-enforcer.violations}" \
+             "${DEADLETTER_TOPIC:-enforcer.deadletter}" "${METRICS_TOPIC:-enforcer.metrics}"; do
+  "${ACLS[@]}" --add --allow-principal "$PRINCIPAL" --operation Write --operation Describe \
+    --topic "$topic"
+done
+"${ACLS[@]}" --add --allow-principal "$PRINCIPAL" --operation Write --operation Describe \
+  --transactional-id "$GROUP-" --resource-pattern-type prefixed

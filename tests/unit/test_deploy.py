@@ -1,0 +1,144 @@
+"""The deployment files agree with the code: variables, commands, ports, probes, keys."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from enforcer.cli import _build_parser
+from enforcer.policy.load import parse_policy
+from enforcer.settings import EnforcerSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS_VARIABLES = {f"ENFORCER_{name.upper()}" for name in EnforcerSettings.model_fields}
+HTTP_PORT = EnforcerSettings.model_fields["http_port"].default
+PROBE_PATHS = {"/healthz", "/readyz"}
+
+
+def _documents(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def _k8s() -> list[dict[str, Any]]:
+    return [
+        doc for path in sorted((ROOT / "deploy" / "k8s").glob("*.yaml")) for doc in _documents(path)
+    ]
+
+
+def _enforcer_containers() -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    found = []
+    for doc in _k8s():
+        if doc["kind"] != "Deployment":
+            continue
+        pod = doc["spec"]["template"]["spec"]
+        found += [(pod, c) for c in pod["containers"] if c["name"] == "enforcer"]
+    return found
+
+
+def test_compose_enforcer_uses_real_settings_and_commands() -> None:
+    """Every ENFORCER_* variable in docker-compose.yml is a setting; commands parse."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    for name, service in services.items():
+        for variable in service.get("environment", {}):
+            if variable.startswith("ENFORCER_"):
+                assert variable in SETTINGS_VARIABLES, (name, variable)
+    enforcer = services["enforcer"]
+    _build_parser().parse_args(enforcer["command"])  # raises on an unknown command
+    assert f"{HTTP_PORT}:{HTTP_PORT}" in enforcer["ports"]
+    keygen = services["keygen"]["command"][0]
+    assert "enforcer keygen" in keygen
+    producer = services["producer"]
+    assert producer["entrypoint"][-1] == "enforcer.demo"
+    assert "--produce-only" in producer["command"]
+    policy_mount = next(
+        v for v in enforcer["volumes"] if v.endswith("/etc/enforcer/policy.yaml:ro")
+    )
+    assert (ROOT / policy_mount.split(":")[0]).exists()
+    prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    assert prometheus["scrape_configs"][0]["static_configs"][0]["targets"] == [
+        f"enforcer:{HTTP_PORT}"
+    ]
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose not installed")
+def test_compose_file_is_valid() -> None:
+    """Debian's docker-compose accepts the file (no engine needed for `config`)."""
+    result = subprocess.run(
+        ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_dockerfile_runs_the_cli_with_health_check() -> None:
+    """Non-root, the enforcer's entry point, liveness on the configured port."""
+    text = (ROOT / "Dockerfile").read_text()
+    assert "USER 10001" in text
+    assert 'ENTRYPOINT ["enforcer"]' in text
+    assert f"127.0.0.1:{HTTP_PORT}/healthz" in text
+    for line in text.splitlines():
+        for word in line.replace("=", " ").split():
+            if word.startswith("ENFORCER_"):
+                assert word in SETTINGS_VARIABLES, word
+
+
+def test_k8s_enforcer_containers_match_the_code() -> None:
+    """Variables are settings, probes hit real paths on the HTTP port, mounts resolve."""
+    containers = _enforcer_containers()
+    assert len(containers) == 2  # the sidecar and the standalone deployment
+    configmaps = {d["metadata"]["name"]: d for d in _k8s() if d["kind"] == "ConfigMap"}
+    secrets = {d["metadata"]["name"]: d for d in _k8s() if d["kind"] == "Secret"}
+    for pod, container in containers:
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert set(env) <= SETTINGS_VARIABLES, set(env) - SETTINGS_VARIABLES
+        assert container["ports"][0]["containerPort"] == int(env["ENFORCER_HTTP_PORT"])
+        assert {
+            container["livenessProbe"]["httpGet"]["path"],
+            container["readinessProbe"]["httpGet"]["path"],
+        } == PROBE_PATHS
+        _build_parser().parse_args(container["args"])
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        policy = volumes["policy"]["configMap"]
+        assert policy["items"][0]["key"] in configmaps[policy["name"]]["data"]
+        assert env["ENFORCER_POLICY_FILE"] == f"{mounts['policy']}/{policy['items'][0]['path']}"
+        key = volumes["fingerprint-key"]["secret"]
+        assert key["items"][0]["key"] in secrets[key["secretName"]]["stringData"]
+        assert env["ENFORCER_FINGERPRINT_KEY_FILE"] == (
+            f"{mounts['fingerprint-key']}/{key['items'][0]['path']}"
+        )
+        assert container["resources"]["limits"]
+
+
+def test_k8s_policy_configmap_is_a_valid_policy() -> None:
+    """The policy shipped in the ConfigMap loads."""
+    for doc in _k8s():
+        if doc["kind"] == "ConfigMap":
+            for name, text in doc["data"].items():
+                assert parse_policy(text.encode(), origin=name).rules
+
+
+def test_http_server_serves_the_probe_paths() -> None:
+    """The probe paths in the manifests are routes of the HTTP server."""
+    source = (ROOT / "enforcer" / "http_server.py").read_text()
+    for path in PROBE_PATHS | {"/metrics"}:
+        assert f'"{path}"' in source
+
+
+def test_every_deployment_has_a_disruption_budget() -> None:
+    """Each Deployment's pods are covered by a PodDisruptionBudget."""
+    docs = _k8s()
+    budgets = [
+        d["spec"]["selector"]["matchLabels"] for d in docs if d["kind"] == "PodDisruptionBudget"
+    ]
+    for doc in docs:
+        if doc["kind"] == "Deployment":
+            assert doc["spec"]["selector"]["matchLabels"] in budgets
