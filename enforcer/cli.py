@@ -16,15 +16,17 @@ from typing import Any, NoReturn
 import orjson
 from pydantic import ValidationError
 
-from enforcer.cli_run import add_run_parser, run_command
+from enforcer.cli_run import HttpPortError, add_run_parser, run_command
 from enforcer.clock import SystemClock
 from enforcer.fingerprint import Fingerprinter, FingerprintKeyError, generate_key
 from enforcer.kafka_admin import TopicSetupError
 from enforcer.models import Mode
 from enforcer.policy.compiled import DEFAULT_DESTINATION, Policy
 from enforcer.policy.load import PolicyLoadError, format_location, load_policy
-from enforcer.replay_cli import ReplayInputError, replay_file
+from enforcer.replay_cli import ReplayInputError, TopicOutput, replay_file, replay_topic
 from enforcer.settings import EnforcerSettings
+from enforcer.sinks.kafka import OutputTopics
+from enforcer.sources.kafka_topic import Position, parse_end, parse_start
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -56,7 +58,29 @@ def _build_parser() -> argparse.ArgumentParser:
     replay = commands.add_parser("replay", help="run the decision over history")
     source = replay.add_mutually_exclusive_group(required=True)
     source.add_argument("--from-file", type=Path, metavar="FILE", help="JSON Lines file")
-    replay.add_argument("--out", type=Path, required=True, metavar="DIR")
+    source.add_argument("--topic", metavar="NAME", help="Kafka topic (read_committed, no group)")
+    replay.add_argument(
+        "--start",
+        type=_position(parse_start),
+        metavar="earliest|OFFSET|RFC3339",
+        help="with --topic: where to begin on every partition (default: earliest)",
+    )
+    replay.add_argument(
+        "--end",
+        type=_position(parse_end),
+        metavar="latest|OFFSET|RFC3339",
+        help="with --topic: where to stop, exclusive (default: latest, as the replay starts)",
+    )
+    replay.add_argument(
+        "--bootstrap-servers", metavar="HOST:PORT", help="Kafka (ENFORCER_BOOTSTRAP_SERVERS)"
+    )
+    replay.add_argument("--out", type=Path, metavar="DIR", help="where the outputs go")
+    replay.add_argument(
+        "--output-topic-prefix",
+        metavar="PREFIX",
+        help="write forwarded records, violations and dead letters to the live topic names "
+        "with this prefix instead of files (--out then gets only the report)",
+    )
     replay.add_argument("--fail-on-violation", action="store_true")
     replay.add_argument("--fingerprint-key-file", type=Path, metavar="FILE")
     replay.add_argument("--no-progress", action="store_true", help="never show a progress bar")
@@ -99,22 +123,71 @@ def _policy(settings: EnforcerSettings) -> Policy:
     return policy.with_mode(settings.mode) if settings.mode else policy
 
 
+def _position(parse: Callable[[str], Position]) -> Callable[[str], Position]:
+    def checked(text: str) -> Position:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return checked
+
+
 def _replay(args: argparse.Namespace) -> int:
+    if args.topic is None and (args.start or args.end):
+        raise UsageError("--start and --end go with --topic")
+    if args.out is None and args.output_topic_prefix is None:
+        raise UsageError("replay needs --out DIR, or --output-topic-prefix PREFIX")
     settings = _settings(
         policy_file=args.policy,
         destination=args.destination,
         mode=args.mode,
         fingerprint_key_file=args.fingerprint_key_file,
+        bootstrap_servers=args.bootstrap_servers,
     )
     fingerprinter = settings.fingerprinter()
     policy = _policy(settings)
-    report = replay_file(args.from_file, args.out, policy, fingerprinter, not args.no_progress)
+    progress = not args.no_progress
+    to_topics = None
+    if args.output_topic_prefix is not None:
+        to_topics = TopicOutput(
+            prefix=args.output_topic_prefix,
+            bootstrap_servers=settings.bootstrap_servers,
+            live=OutputTopics(
+                settings.sink_topic, settings.violations_topic, settings.deadletter_topic
+            ),
+            protected=(
+                settings.source_topic,
+                settings.sink_topic,
+                settings.violations_topic,
+                settings.deadletter_topic,
+                settings.metrics_topic,
+                *([args.topic] if args.topic else []),
+            ),
+        )
+    if args.topic is not None:
+        report = replay_topic(
+            settings.bootstrap_servers,
+            args.topic,
+            args.start or parse_start("earliest"),
+            args.end or parse_end("latest"),
+            args.out,
+            policy,
+            fingerprinter,
+            progress,
+            to_topics,
+        )
+    else:
+        report = replay_file(args.from_file, args.out, policy, fingerprinter, progress, to_topics)
     counts = report.records
+    where = [f"{args.out}/"] if args.out else []
+    if to_topics is not None:
+        where.insert(0, f"topics {args.output_topic_prefix}*")
     print(
         f"replayed {counts.in_:,} records: {counts.passed:,} passed, {counts.redacted:,} redacted, "
         f"{counts.dropped:,} dropped, {counts.deadlettered:,} dead-lettered; "
         f"{report.violations:,} violations affecting {report.affected_subjects:,} accounts. "
-        f"Outputs in {args.out}/",
+        f"Outputs in {' and '.join(where)}",
         file=sys.stderr,
     )
     return EXIT_FINDINGS if args.fail_on_violation and report.violations else EXIT_OK
@@ -198,6 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         FingerprintKeyError,
         ReplayInputError,
         TopicSetupError,
+        HttpPortError,
     ) as exc:
         print(f"enforcer: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

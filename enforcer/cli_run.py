@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -31,9 +32,33 @@ _FLAGS: dict[str, tuple[str, type, str]] = {
     "--commit-interval": ("commit_interval", float, "seconds between commits"),
     "--metrics-interval": ("metrics_interval", float, "seconds between snapshots"),
     "--topic-partitions": ("topic_partitions", int, "partitions for --create-topics"),
-    "--http-port": ("http_port", int, "metrics and health port"),
+    "--http-host": ("http_host", str, "address for /metrics, /healthz, /readyz"),
+    "--http-port": ("http_port", int, "port for /metrics, /healthz, /readyz (0: any free)"),
     "--data-dir": ("data_dir", Path, "faust's local state directory"),
 }
+
+
+class HttpPortError(RuntimeError):
+    """The metrics and health port cannot be bound (exit 2)."""
+
+
+def check_http_port(host: str, port: int) -> None:
+    """Fail before starting the worker when ``host:port`` cannot be served.
+
+    The worker binds it again moments later; this only turns the common mistake (a
+    port in use) into a one-line error instead of a crash inside the worker.
+    """
+    if port == 0:
+        return
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise HttpPortError(
+            f"cannot serve /metrics on {host}:{port}: {exc.strerror} "
+            "(--http-host/--http-port, ENFORCER_HTTP_HOST/ENFORCER_HTTP_PORT; 0 picks a free port)"
+        ) from None
 
 
 def add_run_parser(commands: Any) -> None:
@@ -62,12 +87,14 @@ def run_command(
     from enforcer.agent import build_app
     from enforcer.clock import SystemClock
     from enforcer.kafka_admin import ensure_topics
+    from enforcer.live_metrics import attach_metrics
 
     fields = [field for field, _, _ in _FLAGS.values()]
     fields += ["mode", "processing_guarantee", "create_topics", "log_level"]
     settings = settings_from(**{field: getattr(args, field) for field in fields})
     fingerprinter = settings.fingerprinter()
     policy = policy_from(settings)
+    check_http_port(settings.http_host, settings.http_port)
     created = asyncio.run(ensure_topics(settings))
     logging.basicConfig(
         level=settings.log_level.upper(),
@@ -77,7 +104,8 @@ def run_command(
     log = logging.getLogger("enforcer")
     if created:
         log.info("created topics: %s", ", ".join(created))
-    app, _ = build_app(settings, policy, fingerprinter, SystemClock())
+    app, processor = build_app(settings, policy, fingerprinter, SystemClock())
+    attach_metrics(app, processor.observers, settings, policy, SystemClock())
     log.info(
         "enforcing %s -> %s with policy %s (%s), mode %s, %s",
         settings.source_topic,

@@ -1,50 +1,213 @@
-"""File replay wiring for the command line: source, step, outputs, progress bar."""
+"""Replay wiring for the command line: a file or a topic in, files or topics out.
+
+Whatever the input and output, the records go through :func:`enforcer.replay.replay`
+and the same decision step as the live agent. On a terminal a progress bar shows
+records per second and the time left.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from enforcer.clock import SystemClock
 from enforcer.fingerprint import Fingerprinter
 from enforcer.policy.compiled import Policy
-from enforcer.replay import replay
-from enforcer.report.model import ReplaySource, Report
-from enforcer.sinks.files import FileOutputs
+from enforcer.replay import OutcomeWriter, replay
+from enforcer.report.model import OffsetRange, ReplaySource, Report
+from enforcer.sinks.files import FileOutputs, write_report
+from enforcer.sinks.kafka import OutputTopics
 from enforcer.sources.jsonl import jsonl_source_name, read_jsonl
+from enforcer.sources.kafka_topic import Position, TopicReader, TopicReadError
 from enforcer.step import InputRecord, Step
 
 
 class ReplayInputError(OSError):
-    """The replay input cannot be read."""
+    """The replay input cannot be read, or the outputs cannot be written."""
+
+
+# aiokafka logs connection failures itself; the command line says it once, in one line.
+logging.getLogger("aiokafka").addHandler(logging.NullHandler())
+
+
+@dataclass(frozen=True)
+class TopicOutput:
+    """Write outputs to the live topic names with ``prefix``, on ``bootstrap_servers``."""
+
+    prefix: str
+    bootstrap_servers: str
+    live: OutputTopics
+    protected: tuple[str, ...]
+    """Topics replay must never write to (every live topic)."""
 
 
 def replay_file(
-    path: Path, out: Path, policy: Policy, fingerprinter: Fingerprinter, progress: bool
+    path: Path,
+    out: Path | None,
+    policy: Policy,
+    fingerprinter: Fingerprinter,
+    progress: bool,
+    to_topics: TopicOutput | None = None,
 ) -> Report:
-    """Replay a JSON Lines file into ``out``; a progress bar shows on a terminal."""
-    clock = SystemClock()
-    step = Step(policy, fingerprinter, clock)
+    """Replay a JSON Lines file into ``out`` (or topics); a progress bar shows on a terminal."""
     source = ReplaySource(kind="file", name=str(path))
     try:
         stream = path.open("rb")
+        size = path.stat().st_size
     except OSError as exc:
         raise ReplayInputError(f"{path}: {exc.strerror}") from None
-    with stream, FileOutputs(out) as outputs:
-        records = read_jsonl(stream, jsonl_source_name(path))
-        if progress and sys.stderr.isatty():
-            from tqdm import tqdm
+    with stream, asyncio.Runner() as runner, _bar(progress, size, "B") as bar:
 
-            total = path.stat().st_size
-            with tqdm(
-                total=total, unit="B", unit_scale=True, desc="replay", file=sys.stderr
-            ) as bar:
+        def advance(record: InputRecord) -> None:
+            bar.advance(len(record.value or b"") + 1)
+
+        records = read_jsonl(stream, jsonl_source_name(path))
+        with _outputs(out, to_topics, runner, 1) as outputs:
+            step = step_for(policy, fingerprinter)
+            report = replay(records, step, outputs, source, CLOCK, bar.callback(advance))
+    return _with_report_files(out, report)
+
+
+def replay_topic(
+    bootstrap_servers: str,
+    topic: str,
+    start: Position,
+    end: Position,
+    out: Path | None,
+    policy: Policy,
+    fingerprinter: Fingerprinter,
+    progress: bool,
+    to_topics: TopicOutput | None = None,
+) -> Report:
+    """Replay a range of ``topic`` (read_committed, no consumer group) into ``out`` or topics."""
+    with asyncio.Runner() as runner:
+        reader = TopicReader(runner, bootstrap_servers, topic, start, end)
+        try:
+            ranges = reader.open()
+            source = ReplaySource(
+                kind="topic",
+                name=topic,
+                start=start.text,
+                end=end.text,
+                offsets=[
+                    OffsetRange(partition=r.partition, start=r.start, end=r.end) for r in ranges
+                ],
+            )
+            done = {r.partition: r.start for r in ranges}
+            with _bar(progress, reader.total, "rec") as bar:
 
                 def advance(record: InputRecord) -> None:
-                    bar.update(len(record.value or b"") + 1)
+                    # Count offsets: transaction markers and aborted records fill the gaps.
+                    partition, offset = record.source.partition, record.source.offset
+                    bar.advance(offset + 1 - done[partition])
+                    done[partition] = offset + 1
 
-                report = replay(records, step, outputs, source, clock, advance)
-        else:
-            report = replay(records, step, outputs, source, clock)
-        outputs.write_report(report)
+                with _outputs(out, to_topics, runner, len(ranges)) as outputs:
+                    step = step_for(policy, fingerprinter)
+                    records = reader.records()
+                    report = replay(records, step, outputs, source, CLOCK, bar.callback(advance))
+        except TopicReadError as exc:
+            raise ReplayInputError(str(exc)) from None
+        finally:
+            reader.close()
+    return _with_report_files(out, report)
+
+
+CLOCK = SystemClock()
+
+
+def step_for(policy: Policy, fingerprinter: Fingerprinter) -> Step:
+    """The live decision step, on the wall clock."""
+    return Step(policy, fingerprinter, CLOCK)
+
+
+@contextmanager
+def _outputs(
+    out: Path | None, to_topics: TopicOutput | None, runner: asyncio.Runner, partitions: int
+) -> Iterator[OutcomeWriter]:
+    """Files in ``out``, or the prefixed topics."""
+    if to_topics is None:
+        if out is None:
+            raise ReplayInputError("--out DIR is needed unless --output-topic-prefix is given")
+        try:
+            files = FileOutputs(out)
+        except OSError as exc:
+            raise ReplayInputError(f"{out}: {exc.strerror}") from None
+        with files:
+            yield files
+        return
+    from enforcer.sinks.topics import TopicOutputError, TopicOutputs, prefixed_topics
+
+    try:
+        topics = prefixed_topics(to_topics.prefix, to_topics.live, to_topics.protected)
+        with TopicOutputs(runner, to_topics.bootstrap_servers, topics) as sink:
+            sink.open(partitions)
+            yield sink
+    except TopicOutputError as exc:
+        raise ReplayInputError(str(exc)) from None
+
+
+def _with_report_files(out: Path | None, report: Report) -> Report:
+    if out is not None:
+        try:
+            write_report(out, report)
+        except OSError as exc:
+            raise ReplayInputError(f"{out}: {exc.strerror}") from None
     return report
+
+
+class _Bar:
+    """A tqdm bar on a terminal, nothing otherwise; shows records per second either way."""
+
+    def __init__(self, enabled: bool, total: int, unit: str) -> None:
+        self.enabled = enabled
+        self._records = 0
+        self._started = time.monotonic()
+        self._tqdm: Any = None
+        # A bar in records shows records/s itself; a bar in bytes gets it as a postfix.
+        self._show_rate = unit != "rec"
+        if enabled:
+            from tqdm import tqdm
+
+            self._tqdm = tqdm(
+                total=total,
+                unit=unit,
+                unit_scale=True,
+                desc="replay",
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
+
+    def callback(
+        self, advance: Callable[[InputRecord], None]
+    ) -> Callable[[InputRecord], None] | None:
+        """``advance`` when the bar shows, else nothing to call for each record."""
+        return advance if self.enabled else None
+
+    def advance(self, amount: int) -> None:
+        """One record done; ``amount`` units (bytes or offsets) further."""
+        if self._tqdm is None:
+            return
+        self._records += 1
+        self._tqdm.update(amount)
+        if self._show_rate and self._records % 2000 == 0:
+            rate = self._records / max(time.monotonic() - self._started, 1e-6)
+            self._tqdm.set_postfix_str(f"{rate:,.0f} rec/s", refresh=False)
+
+    def __enter__(self) -> _Bar:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._tqdm is not None:
+            self._tqdm.close()
+
+
+def _bar(progress: bool, total: int, unit: str) -> _Bar:
+    return _Bar(progress and sys.stderr.isatty(), total, unit)

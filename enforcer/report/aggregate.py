@@ -12,7 +12,14 @@ from datetime import datetime
 from enforcer.clock import Clock, rfc3339
 from enforcer.models import parse_rfc3339, utc_day
 from enforcer.policy.compiled import Policy
-from enforcer.report.model import DaySummary, RecordCounts, ReplaySource, Report
+from enforcer.report.model import (
+    DaySummary,
+    RecordCounts,
+    ReplaySource,
+    Report,
+    RuleSummary,
+    TypeSummary,
+)
 from enforcer.step import Outcome, OutcomeKind
 
 
@@ -32,6 +39,30 @@ class _Day:
         self.subjects: set[str] = set()
 
 
+class _Window:
+    """Earliest and latest ``occurred_at`` seen, compared as instants, kept as given."""
+
+    __slots__ = ("first", "last")
+
+    def __init__(self) -> None:
+        self.first: tuple[datetime, str] | None = None
+        self.last: tuple[datetime, str] | None = None
+
+    def add(self, when: datetime, text: str) -> None:
+        if self.first is None or when < self.first[0]:
+            self.first = (when, text)
+        if self.last is None or when > self.last[0]:
+            self.last = (when, text)
+
+    @property
+    def first_text(self) -> str | None:
+        return self.first[1] if self.first else None
+
+    @property
+    def last_text(self) -> str | None:
+        return self.last[1] if self.last else None
+
+
 class ReportBuilder:
     """Accumulates outcomes; :meth:`build` gives the report."""
 
@@ -46,9 +77,11 @@ class ReportBuilder:
         self._subjects_by_rule: defaultdict[str, set[str]] = defaultdict(set)
         self._subjects_by_type: defaultdict[str, set[str]] = defaultdict(set)
         self._reasons: Counter[str] = Counter()
+        self._subjects_by_rule_type: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
         self._days: defaultdict[str, _Day] = defaultdict(_Day)
-        self._first: tuple[datetime, str] | None = None
-        self._last: tuple[datetime, str] | None = None
+        self._window = _Window()
+        self._window_by_rule: defaultdict[str, _Window] = defaultdict(_Window)
+        self._window_by_type: defaultdict[str, _Window] = defaultdict(_Window)
 
     def add(self, outcome: Outcome) -> None:
         """Count one outcome."""
@@ -68,16 +101,16 @@ class ReportBuilder:
         day.findings += len(outcome.findings)
         day.subjects.add(subject)
         self._subjects.add(subject)
-        for finding in outcome.findings:
-            self._by_rule[finding.rule] += 1
-            self._by_type[finding.identifier_type] += 1
-            self._subjects_by_rule[finding.rule].add(subject)
-            self._subjects_by_type[finding.identifier_type].add(subject)
         when = parse_rfc3339(occurred_at)
-        if self._first is None or when < self._first[0]:
-            self._first = (when, occurred_at)
-        if self._last is None or when > self._last[0]:
-            self._last = (when, occurred_at)
+        self._window.add(when, occurred_at)
+        for rule, kind in outcome.findings:
+            self._by_rule[rule] += 1
+            self._by_type[kind] += 1
+            self._subjects_by_rule[rule].add(subject)
+            self._subjects_by_type[kind].add(subject)
+            self._subjects_by_rule_type[rule, kind].add(subject)
+            self._window_by_rule[rule].add(when, occurred_at)
+            self._window_by_type[kind].add(when, occurred_at)
 
     def build(self, clock: Clock) -> Report:
         """The report as of now."""
@@ -103,8 +136,19 @@ class ReportBuilder:
             affected_subjects_by_rule=_sorted_sets(self._subjects_by_rule),
             affected_subjects_by_type=_sorted_sets(self._subjects_by_type),
             deadletters_by_reason=_sorted(self._reasons),
-            first_seen=self._first[1] if self._first else None,
-            last_seen=self._last[1] if self._last else None,
+            first_seen=self._window.first_text,
+            last_seen=self._window.last_text,
+            rules=self._rules(),
+            identifier_types=[
+                TypeSummary(
+                    identifier_type=kind,
+                    findings=n,
+                    affected_subjects=len(self._subjects_by_type[kind]),
+                    first_seen=self._window_by_type[kind].first_text,
+                    last_seen=self._window_by_type[kind].last_text,
+                )
+                for kind, n in sorted(self._by_type.items())
+            ],
             by_day=[
                 DaySummary(
                     day=name,
@@ -115,6 +159,34 @@ class ReportBuilder:
                 for name, day in sorted(self._days.items())
             ],
         )
+
+    def _rules(self) -> list[RuleSummary]:
+        names = [rule.name for rule in self._policy.rules]
+        # A finding always names a policy rule; any other name is still reported.
+        names += sorted(set(self._by_rule) - set(names))
+        described = {rule.name: rule for rule in self._policy.rules}
+        summaries = []
+        for name in names:
+            rule = described.get(name)
+            window = self._window_by_rule.get(name, _Window())
+            by_type = {
+                kind: len(subjects)
+                for (rule_name, kind), subjects in sorted(self._subjects_by_rule_type.items())
+                if rule_name == name
+            }
+            summaries.append(
+                RuleSummary(
+                    rule=name,
+                    description=rule.description if rule else "",
+                    action=str(rule.action) if rule else "",
+                    findings=self._by_rule.get(name, 0),
+                    affected_subjects=len(self._subjects_by_rule.get(name, ())),
+                    affected_subjects_by_type=by_type,
+                    first_seen=window.first_text,
+                    last_seen=window.last_text,
+                )
+            )
+        return summaries
 
 
 def _sorted(counter: Counter[str]) -> dict[str, int]:

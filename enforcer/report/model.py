@@ -34,15 +34,57 @@ class DaySummary(BaseModel):
     affected_subjects: int
 
 
+class OffsetRange(BaseModel):
+    """The offsets ``[start, end)`` replayed from one partition of a topic."""
+
+    model_config = _OUT
+
+    partition: int
+    start: int
+    end: int
+
+
 class ReplaySource(BaseModel):
-    """What was replayed."""
+    """What was replayed: a file, or a topic with the range asked for and resolved."""
 
     model_config = _OUT
 
     kind: str
     name: str
     start: str | None = None
+    """``--start`` as given (``earliest``, an offset or a time)."""
     end: str | None = None
+    """``--end`` as given (``latest``, an offset or a time)."""
+    offsets: list[OffsetRange] = Field(default_factory=list)
+    """For a topic: the offsets each partition's range resolved to."""
+
+
+class RuleSummary(BaseModel):
+    """One rule of the policy and what it matched (rules with no findings included)."""
+
+    model_config = _OUT
+
+    rule: str
+    description: str
+    action: str
+    """``redact`` or ``drop`` (in audit mode, what enforce mode would do)."""
+    findings: int
+    affected_subjects: int
+    affected_subjects_by_type: dict[str, int]
+    first_seen: str | None
+    last_seen: str | None
+
+
+class TypeSummary(BaseModel):
+    """One identifier type that a rule matched."""
+
+    model_config = _OUT
+
+    identifier_type: str
+    findings: int
+    affected_subjects: int
+    first_seen: str | None
+    last_seen: str | None
 
 
 class Report(BaseModel):
@@ -72,3 +114,8 @@ class Report(BaseModel):
     last_seen: str | None
     """Latest ``occurred_at`` of a record with a finding."""
     by_day: list[DaySummary]
+    """Every UTC day with at least one judged record, in order."""
+    rules: list[RuleSummary] = Field(default_factory=list)
+    """Per rule, in policy order: findings, accounts (also per type), first and last seen."""
+    identifier_types: list[TypeSummary] = Field(default_factory=list)
+    """Per identifier type with findings: accounts, first and last seen."""

@@ -57,10 +57,7 @@ class FileOutputs:
 
     def write_report(self, report: Report) -> None:
         """Write ``report.json`` and the HTML page."""
-        (self.directory / REPORT_JSON).write_bytes(
-            orjson.dumps(report.model_dump(mode="json"), option=orjson.OPT_INDENT_2) + b"\n"
-        )
-        (self.directory / REPORT_HTML).write_text(render_html(report), encoding="utf-8")
+        write_report(self.directory, report)
 
     def close(self) -> None:
         """Flush and close the files."""
@@ -77,3 +74,12 @@ class FileOutputs:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def write_report(directory: Path, report: Report) -> None:
+    """Write ``report.json`` and ``report.html`` into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / REPORT_JSON).write_bytes(
+        orjson.dumps(report.model_dump(mode="json"), option=orjson.OPT_INDENT_2) + b"\n"
+    )
+    (directory / REPORT_HTML).write_text(render_html(report), encoding="utf-8")

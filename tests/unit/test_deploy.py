@@ -60,6 +60,8 @@ def test_compose_enforcer_uses_real_settings_and_commands() -> None:
         v for v in enforcer["volumes"] if v.endswith("/etc/enforcer/policy.yaml:ro")
     )
     assert (ROOT / policy_mount.split(":")[0]).exists()
+    for mount in services["grafana"]["volumes"]:
+        assert (ROOT / mount.split(":")[0]).exists(), mount
     prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
     assert prometheus["scrape_configs"][0]["static_configs"][0]["targets"] == [
         f"enforcer:{HTTP_PORT}"

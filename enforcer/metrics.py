@@ -1,0 +1,305 @@
+"""Metrics (SPEC §8): the metric names, the snapshot model, and the outcome observer.
+
+Every metric is listed once in :data:`METRICS` with its description; the periodic
+snapshot on the metrics topic and the Prometheus endpoint both read the same
+:class:`MetricsRecorder`, so they cannot disagree. Nothing here ever sees an
+identifier's value: the recorder reads outcome kinds, rule names, identifier types
+and source coordinates only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import NamedTuple
+
+from pydantic import BaseModel, ConfigDict
+
+from enforcer.clock import Clock, rfc3339
+from enforcer.models import Mode
+from enforcer.report.model import RecordCounts
+from enforcer.step import Outcome, OutcomeKind
+
+_OUT = ConfigDict(extra="forbid", frozen=True)
+
+
+class MetricDef(NamedTuple):
+    """One exposed metric: Prometheus name, type, labels and what it means."""
+
+    name: str
+    kind: str
+    labels: tuple[str, ...]
+    description: str
+
+
+RECORDS_IN = MetricDef(
+    "enforcer_records_in_total", "counter", (), "Input records decided by this instance."
+)
+RECORDS = MetricDef(
+    "enforcer_records_total",
+    "counter",
+    ("outcome",),
+    "Input records by outcome: passed, redacted, dropped or deadlettered (they sum to in).",
+)
+VIOLATIONS = MetricDef(
+    "enforcer_violations_total",
+    "counter",
+    (),
+    "Records with at least one finding, i.e. violation events emitted.",
+)
+VIOLATIONS_BY_RULE = MetricDef(
+    "enforcer_rule_violations_total",
+    "counter",
+    ("rule",),
+    "Findings (identifiers a rule matched) per rule; report.json's violations_by_rule.",
+)
+IDENTIFIERS_REDACTED = MetricDef(
+    "enforcer_identifiers_redacted_total",
+    "counter",
+    ("identifier_type",),
+    "Findings per identifier type; in audit mode, what enforce mode would have redacted.",
+)
+LATENCY = MetricDef(
+    "enforcer_processing_latency_seconds",
+    "histogram",
+    (),
+    "Per record: from the start of its batch until its outputs were delivered and it was "
+    "acknowledged.",
+)
+CONSUMER_LAG = MetricDef(
+    "enforcer_consumer_lag",
+    "gauge",
+    ("topic", "partition"),
+    "Records (offsets) on an assigned source partition not yet processed by this instance.",
+)
+INFO = MetricDef(
+    "enforcer_info",
+    "gauge",
+    ("instance_id", "policy_version", "mode"),
+    "Always 1; its labels say which instance runs which policy in which mode.",
+)
+METRICS: tuple[MetricDef, ...] = (
+    RECORDS_IN,
+    RECORDS,
+    VIOLATIONS,
+    VIOLATIONS_BY_RULE,
+    IDENTIFIERS_REDACTED,
+    LATENCY,
+    CONSUMER_LAG,
+    INFO,
+)
+"""Every metric the enforcer exposes, each once."""
+
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+"""Upper bounds (seconds) of the latency histogram's buckets; ``+Inf`` is implied."""
+
+
+class LatencySummary(BaseModel):
+    """Processing latency over one snapshot interval; ``None`` when nothing was processed."""
+
+    model_config = _OUT
+
+    records: int
+    p50_seconds: float | None
+    p99_seconds: float | None
+    max_seconds: float | None
+
+
+class PartitionLag(BaseModel):
+    """Consumer lag of one assigned source partition."""
+
+    model_config = _OUT
+
+    topic: str
+    partition: int
+    end_offset: int
+    """The partition's end (the last stable offset under ``read_committed``)."""
+    next_offset: int
+    """The next offset this instance will process."""
+    lag: int
+
+
+class MetricsSnapshot(BaseModel):
+    """One message on the metrics topic (SPEC §8), keyed by ``instance_id``.
+
+    Counts are cumulative since the instance started; latency covers the interval
+    since the previous snapshot; lag is as of ``time``.
+    """
+
+    model_config = _OUT
+
+    instance_id: str
+    time: str
+    policy_version: str
+    mode: Mode
+    interval_seconds: float
+    records: RecordCounts
+    violations: int
+    identifiers_redacted_by_type: dict[str, int]
+    violations_by_rule: dict[str, int]
+    latency: LatencySummary
+    consumer_lag: list[PartitionLag]
+
+
+class LatencyWindow:
+    """Latencies of the records processed since the last :meth:`take`.
+
+    A batch's latency applies to each of its records, so it is kept once with a
+    weight: memory grows with the number of batches in an interval, not of records.
+    """
+
+    def __init__(self) -> None:
+        self._samples: list[tuple[float, int]] = []
+
+    def add(self, seconds: float, records: int) -> None:
+        """``records`` records each took ``seconds``."""
+        if records > 0:
+            self._samples.append((seconds, records))
+
+    def take(self) -> LatencySummary:
+        """Summarize the window and start a new one."""
+        samples, self._samples = sorted(self._samples), []
+        total = sum(weight for _, weight in samples)
+        if not total:
+            return LatencySummary(records=0, p50_seconds=None, p99_seconds=None, max_seconds=None)
+        return LatencySummary(
+            records=total,
+            p50_seconds=_quantile(samples, total, 0.50),
+            p99_seconds=_quantile(samples, total, 0.99),
+            max_seconds=samples[-1][0],
+        )
+
+
+def _quantile(samples: Sequence[tuple[float, int]], total: int, q: float) -> float:
+    """Nearest-rank quantile of sorted weighted samples."""
+    rank = max(1, math.ceil(q * total))
+    seen = 0
+    for seconds, weight in samples:
+        seen += weight
+        if seen >= rank:
+            return seconds
+    return samples[-1][0]
+
+
+TopicPartition = tuple[str, int]
+
+
+def consumer_lag(
+    end_offsets: Mapping[TopicPartition, int], next_offsets: Mapping[TopicPartition, int]
+) -> list[PartitionLag]:
+    """Lag of each partition with a known end and next offset, sorted by partition."""
+    lags = []
+    for (topic, partition), end in sorted(end_offsets.items()):
+        next_offset = next_offsets.get((topic, partition))
+        if next_offset is None:
+            continue
+        lags.append(
+            PartitionLag(
+                topic=topic,
+                partition=partition,
+                end_offset=end,
+                next_offset=next_offset,
+                lag=max(0, end - next_offset),
+            )
+        )
+    return lags
+
+
+class MetricsRecorder:
+    """The outcome observer behind snapshots and the Prometheus endpoint.
+
+    Register it in ``BatchProcessor.observers``; it runs in the agent's event loop
+    after each batch, as do the snapshot and the scrape, so it needs no lock.
+    """
+
+    def __init__(
+        self,
+        instance_id: str,
+        policy_version: str,
+        mode: Mode,
+        clock: Clock,
+        monotonic: Callable[[], float],
+    ) -> None:
+        self.instance_id = instance_id
+        self.policy_version = policy_version
+        self.mode = mode
+        self._clock = clock
+        self._monotonic = monotonic
+        self.outcomes: Counter[OutcomeKind] = Counter()
+        self.violations = 0
+        self.by_rule: Counter[str] = Counter()
+        self.by_type: Counter[str] = Counter()
+        self.latency_buckets = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.latency_sum = 0.0
+        self._window = LatencyWindow()
+        self._next_offsets: dict[TopicPartition, int] = {}
+        self._last_snapshot = monotonic()
+
+    def __call__(self, outcomes: Sequence[Outcome], started_monotonic: float) -> None:
+        """Count one batch (the ``OutcomeObserver`` signature)."""
+        if not outcomes:
+            return
+        latency = max(0.0, self._monotonic() - started_monotonic)
+        for outcome in outcomes:
+            self.outcomes[outcome.kind] += 1
+            if outcome.findings:
+                self.violations += 1
+                for finding in outcome.findings:
+                    self.by_rule[finding.rule] += 1
+                    self.by_type[finding.identifier_type] += 1
+            source = outcome.record.source
+            key = (source.topic, source.partition)
+            if source.offset + 1 > self._next_offsets.get(key, -1):
+                self._next_offsets[key] = source.offset + 1
+        self._window.add(latency, len(outcomes))
+        self.latency_buckets[_bucket(latency)] += len(outcomes)
+        self.latency_sum += latency * len(outcomes)
+
+    def next_offsets(self) -> dict[TopicPartition, int]:
+        """The next offset to process, per partition this instance has processed."""
+        return dict(self._next_offsets)
+
+    def forget_partitions(self, keep: Iterable[TopicPartition]) -> None:
+        """Drop next offsets of partitions no longer assigned (another instance moves them)."""
+        kept = set(keep)
+        for key in [key for key in self._next_offsets if key not in kept]:
+            del self._next_offsets[key]
+
+    def counts(self) -> RecordCounts:
+        """Cumulative record counts."""
+        kinds = self.outcomes
+        return RecordCounts(
+            in_=sum(kinds.values()),
+            passed=kinds[OutcomeKind.PASSED],
+            redacted=kinds[OutcomeKind.REDACTED],
+            dropped=kinds[OutcomeKind.DROPPED],
+            deadlettered=kinds[OutcomeKind.DEADLETTERED],
+        )
+
+    def snapshot(self, lag: Sequence[PartitionLag]) -> MetricsSnapshot:
+        """The snapshot as of now; starts a new latency interval."""
+        now = self._monotonic()
+        interval, self._last_snapshot = now - self._last_snapshot, now
+        return MetricsSnapshot(
+            instance_id=self.instance_id,
+            time=rfc3339(self._clock.now()),
+            policy_version=self.policy_version,
+            mode=self.mode,
+            interval_seconds=round(interval, 3),
+            records=self.counts(),
+            violations=self.violations,
+            identifiers_redacted_by_type=dict(sorted(self.by_type.items())),
+            violations_by_rule=dict(sorted(self.by_rule.items())),
+            latency=self._window.take(),
+            consumer_lag=list(lag),
+        )
+
+
+def _bucket(seconds: float) -> int:
+    for index, bound in enumerate(LATENCY_BUCKETS):
+        if seconds <= bound:
+            return index
+    return len(LATENCY_BUCKETS)
