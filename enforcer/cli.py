@@ -20,6 +20,7 @@ from enforcer.cli_run import HttpPortError, add_run_parser, run_command
 from enforcer.clock import SystemClock
 from enforcer.fingerprint import Fingerprinter, FingerprintKeyError, generate_key
 from enforcer.kafka_admin import TopicSetupError
+from enforcer.kafka_security import KafkaSecurityError, aiokafka_security
 from enforcer.models import Mode
 from enforcer.policy.compiled import DEFAULT_DESTINATION, Policy
 from enforcer.policy.load import PolicyLoadError, format_location, load_policy
@@ -156,6 +157,7 @@ def _replay(args: argparse.Namespace) -> int:
             live=OutputTopics(
                 settings.sink_topic, settings.violations_topic, settings.deadletter_topic
             ),
+            client_options=aiokafka_security(settings),
             protected=(
                 settings.source_topic,
                 settings.sink_topic,
@@ -176,6 +178,7 @@ def _replay(args: argparse.Namespace) -> int:
             fingerprinter,
             progress,
             to_topics,
+            aiokafka_security(settings),
         )
     else:
         report = replay_file(args.from_file, args.out, policy, fingerprinter, progress, to_topics)
@@ -272,6 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ReplayInputError,
         TopicSetupError,
         HttpPortError,
+        KafkaSecurityError,
     ) as exc:
         print(f"enforcer: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -22,6 +22,7 @@ from mode import Service
 
 from enforcer.clock import Clock
 from enforcer.http_server import MetricsHttpServer, Status
+from enforcer.kafka_security import aiokafka_security
 from enforcer.metrics import MetricsRecorder, MetricsSnapshot, PartitionLag, consumer_lag
 from enforcer.policy.compiled import Policy
 from enforcer.settings import EnforcerSettings
@@ -65,6 +66,7 @@ class LiveMetrics(Service):
             bootstrap_servers=self._settings.bootstrap_servers,
             client_id=f"enforcer-metrics-{self._settings.instance_id}",
             acks=1,
+            **aiokafka_security(self._settings),
         )
         await self._producer.start()
 

@@ -11,9 +11,9 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,8 @@ class TopicOutput:
     live: OutputTopics
     protected: tuple[str, ...]
     """Topics replay must never write to (every live topic)."""
+    client_options: Mapping[str, Any] = field(default_factory=dict)
+    """TLS/SASL options for the clients (:func:`enforcer.kafka_security.aiokafka_security`)."""
 
 
 def replay_file(
@@ -85,10 +87,13 @@ def replay_topic(
     fingerprinter: Fingerprinter,
     progress: bool,
     to_topics: TopicOutput | None = None,
+    client_options: Mapping[str, Any] | None = None,
 ) -> Report:
     """Replay a range of ``topic`` (read_committed, no consumer group) into ``out`` or topics."""
     with asyncio.Runner() as runner:
-        reader = TopicReader(runner, bootstrap_servers, topic, start, end)
+        reader = TopicReader(
+            runner, bootstrap_servers, topic, start, end, client_options=client_options
+        )
         try:
             ranges = reader.open()
             source = ReplaySource(
@@ -147,7 +152,9 @@ def _outputs(
 
     try:
         topics = prefixed_topics(to_topics.prefix, to_topics.live, to_topics.protected)
-        with TopicOutputs(runner, to_topics.bootstrap_servers, topics) as sink:
+        with TopicOutputs(
+            runner, to_topics.bootstrap_servers, topics, to_topics.client_options
+        ) as sink:
             sink.open(partitions)
             yield sink
     except TopicOutputError as exc:

@@ -11,7 +11,7 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from enforcer.fingerprint import (
@@ -61,9 +61,32 @@ class EnforcerSettings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     deadletter_max_ratio: float = Field(default=0.5, gt=0, le=1)
     deadletter_window: int = Field(default=1000, ge=1)
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    ssl_cafile: Path | None = Field(default=None, description="CA bundle (PEM) to trust.")
+    ssl_certfile: Path | None = Field(default=None, description="Client certificate (PEM).")
+    ssl_keyfile: Path | None = Field(default=None, description="Client key (PEM).")
+    ssl_key_password: SecretStr | None = None
+    ssl_check_hostname: bool = True
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
     data_dir: Path = Path(".enforcer-data")
+
+    @model_validator(mode="after")
+    def _security_is_complete(self) -> EnforcerSettings:
+        uses_sasl = self.security_protocol.startswith("SASL_")
+        if uses_sasl and not (self.sasl_mechanism and self.sasl_username and self.sasl_password):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs ENFORCER_SASL_MECHANISM, "
+                "ENFORCER_SASL_USERNAME and ENFORCER_SASL_PASSWORD"
+            )
+        if not uses_sasl and self.sasl_mechanism:
+            raise ValueError(
+                f"ENFORCER_SASL_MECHANISM is set but security_protocol is {self.security_protocol}"
+            )
+        return self
 
     def fingerprinter(self) -> Fingerprinter:
         """The fingerprinter for the configured key; refuses without one."""

@@ -272,12 +272,17 @@ configure() {
   local controller_port="${KAFKA_CONTROLLER_PORT:-$(free_port)}"
   while [[ "$controller_port" == "$port" ]]; do controller_port="$(free_port)"; done
   write_server_properties "$port" "$controller_port"
+  if [[ -n "${KAFKA_EXTRA_CONFIG:-}" ]]; then
+    # Extra listeners, TLS, SASL...: later lines win in a .properties file.
+    { echo; echo "# From KAFKA_EXTRA_CONFIG=$KAFKA_EXTRA_CONFIG"; cat "$KAFKA_EXTRA_CONFIG"; } >>"$CONFIG"
+  fi
   write_log_config
   local cluster_id
   cluster_id="$(new_cluster_id)"
   # shellcheck disable=SC2046 # word splitting of the option lists is intended
   if ! "$JAVA" $KAFKA_HEAP_OPTS $(log_opts tools) -cp "$KAFKA_LIB_DIR/*" \
-      kafka.tools.StorageTool format -t "$cluster_id" -c "$CONFIG" >"$STATE/logs/format.out" 2>&1; then
+      kafka.tools.StorageTool format -t "$cluster_id" -c "$CONFIG" \
+      ${KAFKA_ADD_SCRAM:+--add-scram "$KAFKA_ADD_SCRAM"} >"$STATE/logs/format.out" 2>&1; then
     cat "$STATE/logs/format.out" >&2
     die "formatting the storage in $STATE/data failed"
   fi

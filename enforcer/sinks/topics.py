@@ -13,7 +13,7 @@ A prefix that would name a live topic is refused: replay never writes to live to
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -51,10 +51,15 @@ class TopicOutputs:
     """
 
     def __init__(
-        self, runner: asyncio.Runner, bootstrap_servers: str, topics: OutputTopics
+        self,
+        runner: asyncio.Runner,
+        bootstrap_servers: str,
+        topics: OutputTopics,
+        client_options: Mapping[str, Any] | None = None,
     ) -> None:
         self._runner = runner
         self._bootstrap = bootstrap_servers
+        self._options = dict(client_options or {})  # TLS/SASL (enforcer.kafka_security)
         self.topics = topics
         self._producer: AIOKafkaProducer | None = None
         self._pending: list[Outcome] = []
@@ -66,7 +71,9 @@ class TopicOutputs:
 
     async def _open(self, partitions: int) -> list[str]:
         names = sorted({self.topics.sink, self.topics.violations, self.topics.deadletter})
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, request_timeout_ms=15000)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self._bootstrap, request_timeout_ms=15000, **self._options
+        )
         try:
             await admin.start()
         except KafkaConnectionError:
@@ -80,7 +87,11 @@ class TopicOutputs:
         finally:
             await admin.close()
         producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap, acks="all", enable_idempotence=True, linger_ms=5
+            bootstrap_servers=self._bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            **self._options,
         )
         await producer.start()
         self._producer = producer

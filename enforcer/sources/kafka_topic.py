@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from enforcer.models import parse_rfc3339
 from enforcer.step import InputRecord, Source
@@ -98,9 +98,11 @@ class TopicReader:
         end: Position,
         *,
         stall_timeout_s: float = 60.0,
+        client_options: Mapping[str, Any] | None = None,
     ) -> None:
         self._runner = runner
         self._bootstrap = bootstrap_servers
+        self._options = dict(client_options or {})  # TLS/SASL (enforcer.kafka_security)
         self.topic = topic
         self._start = start
         self._end = end
@@ -128,6 +130,7 @@ class TopicReader:
             isolation_level="read_committed",
             auto_offset_reset="earliest",
             request_timeout_ms=15000,
+            **self._options,
         )
         try:
             await consumer.start()
@@ -141,7 +144,9 @@ class TopicReader:
         from aiokafka.admin import AIOKafkaAdminClient
         from aiokafka.errors import KafkaConnectionError
 
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, request_timeout_ms=15000)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self._bootstrap, request_timeout_ms=15000, **self._options
+        )
         try:
             await admin.start()
         except KafkaConnectionError:

@@ -54,6 +54,7 @@ class LocalKafka:
         start_timeout_s: float = 60.0,
         stop_timeout_s: float = 30.0,
         script: Path | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.version = version
@@ -62,6 +63,7 @@ class LocalKafka:
         self._start_timeout_s = start_timeout_s
         self._stop_timeout_s = stop_timeout_s
         self._script = script or default_script()
+        self._extra_env = dict(extra_env or {})
         self._bootstrap: str | None = None
         if not self._script.is_file():
             raise KafkaBrokerError(
@@ -147,6 +149,7 @@ class LocalKafka:
             # The script's helpers need a python3; the running one certainly exists.
             PYTHON=sys.executable,
         )
+        env.update(self._extra_env)
         for name, value in (
             ("KAFKA_PORT", self._port),
             ("KAFKA_CONTROLLER_PORT", self._controller_port),
