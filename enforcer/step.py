@@ -35,6 +35,8 @@ _NINETEEN_DIGITS = b"1" * 19
 
 def _has_long_digit_run(value: bytes) -> bool:
     return _NINETEEN_DIGITS in value.translate(_DIGIT_MAP)
+
+
 _ACTION_BYTES = {"passed": b"passed", "redacted": b"redacted"}
 _VIOLATION_NAMESPACE = uuid.UUID("6f1f9b4e-4c36-5a8e-9d0b-7b8f3e0c2a11")
 
