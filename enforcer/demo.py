@@ -168,7 +168,10 @@ def main() -> int:
     enforcer = [sys.executable, "-m", "enforcer.cli", "run"]
     asyncio.run(fresh_topics(args.bootstrap, partitions=3))
     print(f"starting the enforcer (group {group}) on {args.bootstrap} ...", flush=True)
-    worker = subprocess.Popen(enforcer, env=env)
+    log_path = Path(os.environ.get("KAFKA_STATE_DIR", ".kafka")) / "enforcer-demo.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = log_path.open("wb")
+    worker = subprocess.Popen(enforcer, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         time.sleep(3)  # the worker creates the topics, then joins the group
         print(
@@ -179,12 +182,16 @@ def main() -> int:
         done = wait_for_commits(args.bootstrap, group, TOPICS["source"], len(values), args.timeout)
         if done < len(values):
             print(
-                f"the enforcer committed only {done:,} of {len(values):,} records", file=sys.stderr
+                f"the enforcer committed only {done:,} of {len(values):,} records; "
+                f"its log: {log_path}",
+                file=sys.stderr,
             )
             return 1
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=60)
+        log.close()
+    print(f"the enforcer stopped (exit status {worker.returncode}); its log: {log_path}")
     print("\nwhat the enforcer did (read back from the output topics, read_committed):")
     print(summarize(args.bootstrap, len(values)))
     return 0

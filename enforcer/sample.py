@@ -34,10 +34,20 @@ MALFORMED = (
 
 
 def sample_event(rng: random.Random, number: int, security_only: bool, at: datetime) -> bytes:
-    """One ~600-byte identity event with three identifiers."""
+    """One ~600-byte identity event with three identifiers.
+
+    ``security_only``: the phone number was given only to secure the account; in one
+    such event out of ten every identifier was (the record is dropped). Otherwise, one
+    event in fifty has a device id with no declared purpose.
+    """
     account = rng.randrange(1, 50_000)
     email_purposes = rng.choice(CONSENTED_PURPOSES)
     phone_purposes = rng.choice(SECURITY_ONLY_PURPOSES if security_only else CONSENTED_PURPOSES)
+    device_purposes: list[str] | None = ["analytics.product", "marketing.advertising"]
+    if security_only and rng.random() < 0.1:
+        email_purposes = device_purposes = ["security.account_recovery"]
+    elif not security_only and rng.random() < 0.02:
+        device_purposes = None
     event = {
         "event_id": f"evt-{number:010d}-{rng.getrandbits(48):012x}",
         "subject_id": f"acct-{account:07d}",
@@ -59,7 +69,7 @@ def sample_event(rng: random.Random, number: int, security_only: bool, at: datet
             {
                 "type": "device_id",
                 "value": f"{rng.getrandbits(128):032x}",
-                "purposes": ["analytics.product", "marketing.advertising"],
+                **({"purposes": device_purposes} if device_purposes is not None else {}),
             },
         ],
         "context": {

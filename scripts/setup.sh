@@ -14,13 +14,19 @@ fi
 stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [[ ! -f "$stamp" ]]; then
   echo "setup: installing the package and dev tools into .venv" >&2
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+  # pip's build warnings are noise here; its log is kept and shown if it fails.
+  if ! { .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip &&
+         .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'; } \
+       >.venv/pip-install.log 2>&1; then
+    tail -n 40 .venv/pip-install.log >&2
+    echo "setup: pip install failed (log: .venv/pip-install.log)" >&2
+    exit 1
+  fi
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
 
-bash deploy/kafka/kafka.sh jars >&2
+bash deploy/kafka/kafka.sh jars >/dev/null
 
 # Debian's docker-compose validates docker-compose.yml in the tests (no engine needed).
 # Installed when possible (root, apt); without it that one test is skipped.
