@@ -54,6 +54,14 @@ class EnforcerSettings(BaseSettings):
     batch_within: float = Field(
         default=0.1, gt=0, description="Seconds to wait for a batch to fill."
     )
+    session_timeout: float = Field(
+        default=10.0,
+        ge=6,
+        description=(
+            "Seconds before the group gives a silent worker's partitions to another "
+            "(faust's default is 60; 6 is the broker's minimum)."
+        ),
+    )
     metrics_interval: float = Field(default=10.0, gt=0)
     create_topics: bool = False
     topic_partitions: int = Field(default=1, ge=1)
