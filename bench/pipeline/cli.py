@@ -1,0 +1,255 @@
+"""``python -m bench.pipeline``: the whole benchmark against a running broker.
+
+``bash bench/run_pipeline.sh`` starts a fresh broker and calls this; see
+docs/benchmarks.md for what is measured and how.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from enforcer.testing.kafka_broker import DEFAULT_KAFKA_VERSION
+from enforcer.testing.topics import create_topics, delete_topics, unique_topic_name
+
+from .kafka_tools import KafkaTools
+from .machine import describe, load_average
+from .processes import (
+    DIAGNOSTIC_PIPELINES,
+    GUARANTEES,
+    PIPELINES,
+    REPO_ROOT,
+    Batching,
+    PipelineConfig,
+)
+from .report import markdown, targets, update_docs
+from .run import Stage, best_of, run_config
+from .workload import PACED_SEED, forwarded_by_enforcer, generate, mean_value_bytes
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.pipeline", description="End-to-end pipeline benchmark."
+    )
+    parser.add_argument("--bootstrap", required=True, help="a running broker, host:port")
+    parser.add_argument("--records", type=int, default=80_000, help="backlog per configuration")
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument(
+        "--pipelines",
+        type=_names(PIPELINES + DIAGNOSTIC_PIPELINES),
+        default=list(PIPELINES),
+        help=f"comma-separated, of {', '.join(PIPELINES + DIAGNOSTIC_PIPELINES)}",
+    )
+    parser.add_argument(
+        "--guarantees", type=_names(GUARANTEES), default=list(GUARANTEES), help="comma-separated"
+    )
+    parser.add_argument(
+        "--intervals",
+        type=_floats,
+        default=[0.1, 1.0],
+        help="commit intervals in s, comma-separated",
+    )
+    parser.add_argument("--batch-max", type=int, default=500)
+    parser.add_argument("--batch-within", type=float, default=0.1)
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=2,
+        help="drains per configuration; the fastest counts (latency: first only)",
+    )
+    parser.add_argument("--latency-per-s", type=float, default=1000.0)
+    parser.add_argument("--latency-seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--kafka-tools-records",
+        type=int,
+        default=200_000,
+        help="records for the Java perf tools (0 skips them)",
+    )
+    parser.add_argument("--kafka-version", default=DEFAULT_KAFKA_VERSION)
+    parser.add_argument("--java", default=os.environ.get("JAVA", "java"))
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        default=REPO_ROOT / "docs" / "benchmarks.md",
+        help="markdown file whose results section is replaced ('-' for none)",
+    )
+    parser.add_argument("--work-dir", type=Path, default=None, help="logs and payload files")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="record each pipeline's drain with py-spy into DIR (py-spy must be installed)",
+    )
+    return parser.parse_args(argv)
+
+
+def _names(allowed: Sequence[str]) -> Any:
+    def parse(text: str) -> list[str]:
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        unknown = [name for name in names if name not in allowed]
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown {unknown}; choose from {list(allowed)}")
+        return names
+
+    return parse
+
+
+def _floats(text: str) -> list[float]:
+    return [float(part) for part in text.split(",") if part.strip()]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; write the JSON, the markdown table and the docs section."""
+    args = parse_args(argv)
+    # aiokafka warns of every retried request (a partition leader not known yet right
+    # after topic creation); retries are its business, failures still raise.
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    work_dir.mkdir(parents=True, exist_ok=True)
+    print(f"bench: logs in {work_dir}", flush=True)
+    results = asyncio.run(_run(args, work_dir))
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path = args.out / "pipeline.json"
+    json_path.write_text(json.dumps(results, indent=2) + "\n")
+    table = markdown(results)
+    (args.out / "pipeline.md").write_text(table + "\n")
+    if str(args.docs) != "-":
+        update_docs(args.docs, table)
+    print()
+    print(table)
+    print()
+    for target in results["targets"]:
+        verdict = "met" if target["met"] else "MISSED"
+        print(
+            f"target {target['target']}: {target['ratio']:.2f} (≥ {target['threshold']}) {verdict}"
+        )
+    print(f"\nbench: wrote {json_path} in {results['duration_s']:.0f} s", flush=True)
+    return 0
+
+
+async def _run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
+    started, clock = datetime.now(UTC), time.monotonic()
+    load_start = load_average()
+    backlog = generate(args.records)
+    paced = generate(round(args.latency_per_s * args.latency_seconds), seed=PACED_SEED)
+    results: dict[str, Any] = {
+        "started_at": started.isoformat(timespec="seconds"),
+        "machine": describe(args.java, args.kafka_version),
+        "workload": {
+            "records": args.records,
+            "partitions": args.partitions,
+            "mean_value_bytes": round(mean_value_bytes(backlog), 1),
+            "identifiers_per_event": 3,
+            "security_only_share": 0.2,
+            "keyed_by": "subject_id (account)",
+            "latency_records": len(paced),
+            "latency_per_s": args.latency_per_s,
+            "batch_max": args.batch_max,
+            "batch_within_s": args.batch_within,
+            "repeat": args.repeat,
+        },
+    }
+    if args.kafka_tools_records > 0:
+        results["kafka_tools"] = await _kafka_tools(args, work_dir, backlog)
+    stage = Stage(
+        bootstrap=args.bootstrap,
+        partitions=args.partitions,
+        backlog=backlog,
+        paced=paced,
+        paced_per_s=args.latency_per_s,
+        paced_forwarded_by_enforcer=forwarded_by_enforcer(paced),
+        work_dir=work_dir,
+        batching=Batching(args.batch_max, args.batch_within),
+        profile_dir=args.profile,
+    )
+    attempts: dict[PipelineConfig, list[dict[str, Any]]] = {}
+    # Pipelines back to back per guarantee and interval, and repetitions in rounds: the
+    # ratios compare numbers taken a minute apart at most, under the same background load.
+    for attempt in range(args.repeat):
+        for guarantee, interval in itertools.product(args.guarantees, args.intervals):
+            for pipeline in args.pipelines:
+                config = PipelineConfig(pipeline, guarantee, interval)
+                print(f"bench: {config.slug} ({attempt + 1}/{args.repeat}) ...", flush=True)
+                run = await run_config(config, stage, latency=attempt == 0)
+                attempts.setdefault(config, []).append(run)
+                print(
+                    f"bench:   {run['records_per_s']} records/s, "
+                    f"{run['cpu_us_per_record']} CPU-µs/record, p50 {run['latency_p50_ms']} ms, "
+                    f"p99 {run['latency_p99_ms']} ms (window {run['window_s']} s, "
+                    f"load {run['load_average_1m']})",
+                    flush=True,
+                )
+    runs = [best_of(rows) for rows in attempts.values()]
+    results["runs"] = runs
+    results["targets"] = targets(runs)
+    results["machine"]["load_average_start"] = load_start
+    results["machine"]["load_average_end"] = load_average()
+    results["duration_s"] = round(time.monotonic() - clock, 1)
+    return results
+
+
+async def _kafka_tools(
+    args: argparse.Namespace, work_dir: Path, backlog: Sequence[Any]
+) -> dict[str, Any]:
+    tools = KafkaTools(
+        args.java, REPO_ROOT / "deploy" / "kafka" / f"lib-{args.kafka_version}", work_dir
+    )
+    payload = work_dir / "payload.txt"
+    payload.write_bytes(b"".join(record.value + b"\n" for record in backlog))
+    size = round(mean_value_bytes(backlog))
+    found: dict[str, Any] = {}
+    for key, transaction_ms in (
+        ("producer", None),
+        ("producer_transactions_100ms", 100),
+        ("producer_transactions_1s", 1000),
+    ):
+        topic = unique_topic_name(f"bench-tools-{key}")
+        await create_topics(args.bootstrap, [topic], args.partitions)
+        try:
+            print(f"bench: kafka tools, {key} ...", end=" ", flush=True)
+            found[key] = await asyncio.to_thread(
+                tools.producer,
+                args.bootstrap,
+                topic,
+                args.kafka_tools_records,
+                payload,
+                transaction_ms=transaction_ms,
+            )
+            print(f"{found[key]['records_per_s']:.0f} records/s", flush=True)
+            if key == "producer":
+                print("bench: kafka tools, consumer ...", end=" ", flush=True)
+                found["consumer"] = await asyncio.to_thread(
+                    tools.consumer, args.bootstrap, topic, args.kafka_tools_records
+                )
+                print(f"{found['consumer']['records_per_s']:.0f} records/s", flush=True)
+        finally:
+            await delete_topics(args.bootstrap, [topic])
+    topic = unique_topic_name("bench-tools-e2e")
+    await create_topics(args.bootstrap, [topic], 1)
+    try:
+        print("bench: kafka tools, end-to-end latency ...", end=" ", flush=True)
+        found["end_to_end_latency"] = await asyncio.to_thread(
+            tools.end_to_end_latency, args.bootstrap, topic, 2000, size
+        )
+        print(f"p50 {found['end_to_end_latency']['latency_p50_ms']} ms", flush=True)
+    finally:
+        await delete_topics(args.bootstrap, [topic])
+    return found
+
+
+if __name__ == "__main__":
+    sys.exit(main())

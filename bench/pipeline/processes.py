@@ -1,0 +1,181 @@
+"""The pipelines under test, each a process of its own.
+
+Own processes so that ``/proc/<pid>/stat`` counts the pipeline's CPU alone, and because
+faust keeps its transactional producers in a dict shared by every app of a process.
+The enforcer runs as operators run it, ``python -m enforcer.cli run``, through
+:class:`enforcer.testing.worker.Deployment`; the two pass-throughs are modules of this
+package, started the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from enforcer.fingerprint import generate_key
+from enforcer.testing.worker import FAST_GROUP_ENV, Deployment, EnforcerTopics
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+RAW = "raw-aiokafka"
+FAUST = "faust"
+FAUST_GATED = "faust-gated"
+ENFORCER = "enforcer"
+PIPELINES = (RAW, FAUST, ENFORCER)
+# Not measured by default: for telling apart what the enforcer adds to faust.
+DIAGNOSTIC_PIPELINES = (FAUST_GATED,)
+GUARANTEES = ("at_least_once", "exactly_once")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """One measured configuration: which pipeline, which guarantee, how often it commits."""
+
+    pipeline: str
+    guarantee: str
+    commit_interval: float
+
+    @property
+    def slug(self) -> str:
+        """A short name for topics, groups and log files."""
+        short = "eos" if self.guarantee == "exactly_once" else "alo"
+        return f"{self.pipeline}-{short}-{round(self.commit_interval * 1000)}ms"
+
+
+@dataclass(frozen=True)
+class Batching:
+    """``take_events`` / ``getmany`` batch size and wait, the same for every pipeline."""
+
+    max_records: int = 500
+    within_s: float = 0.1
+
+
+class Pipeline(Protocol):
+    """A started pipeline process (:class:`PipelineProcess` or an ``EnforcerWorker``)."""
+
+    @property
+    def pid(self) -> int | None:
+        """The process id."""
+
+    @property
+    def running(self) -> bool:
+        """Whether it has not exited."""
+
+    def stop(self, timeout_s: float = 60.0) -> int:
+        """SIGTERM; wait; return the exit status."""
+
+    def kill(self) -> None:
+        """SIGKILL."""
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The end of its log."""
+
+
+class PipelineProcess:
+    """``python -m <module> <args>`` with its output in ``log_path``."""
+
+    def __init__(
+        self, module: str, args: Sequence[str], env: Mapping[str, str], log_path: Path
+    ) -> None:
+        self.log_path = log_path
+        with log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", module, *args],
+                cwd=REPO_ROOT,
+                env=dict(env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    @property
+    def pid(self) -> int | None:
+        """The process id."""
+        return self._process.pid
+
+    @property
+    def running(self) -> bool:
+        """Whether it has not exited."""
+        return self._process.poll() is None
+
+    def stop(self, timeout_s: float = 60.0) -> int:
+        """SIGTERM; wait up to ``timeout_s`` (then SIGKILL); return the exit status."""
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+        try:
+            return self._process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise RuntimeError(
+                f"{self.log_path.stem} ignored SIGTERM for {timeout_s:.0f}s"
+            ) from None
+
+    def kill(self) -> None:
+        """SIGKILL and reap."""
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait(timeout=30)
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The end of its log, for failure messages."""
+        text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+        return f"--- {self.log_path.name}\n" + "\n".join(text)
+
+
+def start_pipeline(
+    config: PipelineConfig,
+    *,
+    bootstrap: str,
+    topics: EnforcerTopics,
+    group: str,
+    work_dir: Path,
+    batching: Batching,
+) -> Pipeline:
+    """Start ``config``'s pipeline from ``topics.source`` to ``topics.sink``."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    if config.pipeline == ENFORCER:
+        deployment = Deployment(
+            bootstrap,
+            topics,
+            group,
+            fingerprint_key=generate_key(),
+            work_dir=work_dir,
+            commit_interval=config.commit_interval,
+            extra_env={
+                **FAST_GROUP_ENV,
+                "ENFORCER_PROCESSING_GUARANTEE": config.guarantee,
+                "ENFORCER_BATCH_MAX": str(batching.max_records),
+                "ENFORCER_BATCH_WITHIN": str(batching.within_s),
+            },
+        )
+        worker = deployment.worker(config.slug)
+        worker.start()
+        return worker
+    args = [
+        f"--bootstrap={bootstrap}",
+        f"--source={topics.source}",
+        f"--sink={topics.sink}",
+        f"--group={group}",
+        f"--guarantee={config.guarantee}",
+        f"--commit-interval={config.commit_interval}",
+        f"--batch-max={batching.max_records}",
+        f"--batch-within={batching.within_s}",
+    ]
+    if config.pipeline in (FAUST, FAUST_GATED):
+        module = "bench.pipeline.faust_passthrough"
+        args.append(f"--data-dir={work_dir / (config.slug + '-data')}")
+        if config.pipeline == FAUST_GATED:
+            args.append("--gate")
+    elif config.pipeline == RAW:
+        module = "bench.pipeline.raw_passthrough"
+    else:
+        raise ValueError(f"unknown pipeline {config.pipeline!r}; known: {', '.join(PIPELINES)}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENFORCER_")}
+    env.update(FAST_GROUP_ENV, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    return PipelineProcess(module, args, env, work_dir / f"{config.slug}.log")

@@ -1,0 +1,212 @@
+"""One pipeline configuration, start to finish.
+
+1. Create the topics and write the backlog (the same records for every configuration).
+2. Start the pipeline process; sample the sink and the process's CPU until the group
+   has committed every input offset: records/s and CPU-µs per record (:mod:`.measure`).
+3. With the pipeline idle and caught up, write stamped records at a fixed rate and
+   read the sink as ``read_committed``: end-to-end latency p50/p99.
+4. Stop the pipeline (SIGTERM) and delete the topics.
+
+With repetitions, the latency phase runs in the first only, and
+:func:`best_of` keeps the fastest drain: background load only ever slows a run down,
+so the fastest is the one least disturbed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient
+
+from enforcer.testing.consume import end_offsets
+from enforcer.testing.topics import create_topics, delete_topics, unique_topic_name
+from enforcer.testing.worker import EnforcerTopics
+
+from .machine import load_average
+from .measure import Latencies, ProgressSampler, first_output_at, measure_latency, throughput
+from .processes import ENFORCER, Batching, Pipeline, PipelineConfig, start_pipeline
+from .profile import Profiler
+from .workload import Record, produce_backlog, produce_paced
+
+
+class PipelineFailedError(RuntimeError):
+    """The pipeline exited or did not finish its backlog in time (the log tail is attached)."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """What every configuration of a run shares."""
+
+    bootstrap: str
+    partitions: int
+    backlog: Sequence[Record]
+    paced: Sequence[Record]
+    paced_per_s: float
+    paced_forwarded_by_enforcer: int
+    work_dir: Path
+    batching: Batching = field(default_factory=Batching)
+    drain_timeout_s: float = 300.0
+    profile_dir: Path | None = None
+
+
+LATENCY_KEYS = ("latency_p50_ms", "latency_p99_ms", "latency_records", "latency_missing")
+ATTEMPT_KEYS = ("records_per_s", "cpu_us_per_record", "window_s", "load_average_1m")
+
+
+async def run_config(
+    config: PipelineConfig, stage: Stage, *, latency: bool = True
+) -> dict[str, Any]:
+    """Measure ``config`` on ``stage`` (its latency too, unless told not to); return its
+    result row."""
+    topics = EnforcerTopics.unique(f"bench-{config.slug}")
+    await create_topics(stage.bootstrap, topics.all(), stage.partitions)
+    try:
+        await produce_backlog(stage.bootstrap, topics.source, stage.backlog)
+        return await _measure(config, stage, topics, latency=latency)
+    finally:
+        await delete_topics(stage.bootstrap, topics.all())
+
+
+async def _measure(
+    config: PipelineConfig, stage: Stage, topics: EnforcerTopics, *, latency: bool
+) -> dict[str, Any]:
+    ends = await end_offsets(stage.bootstrap, topics.source)
+    group = unique_topic_name(f"bench-{config.slug}")
+    started = time.monotonic()
+    pipeline = start_pipeline(
+        config,
+        bootstrap=stage.bootstrap,
+        topics=topics,
+        group=group,
+        work_dir=stage.work_dir,
+        batching=stage.batching,
+    )
+    try:
+        pid = pipeline.pid
+        assert pid is not None
+        async with ProgressSampler(stage.bootstrap, topics.sink, stage.partitions, pid) as sampler:
+            profiling = _profile_when_output(stage, config, sampler, pid)
+            try:
+                await _wait_until_committed(stage, group, topics.source, ends, pipeline)
+                committed = time.monotonic()
+            finally:
+                await _stop_profiling(profiling)
+        rate = throughput(sampler.samples, records=len(stage.backlog), partitions=stage.partitions)
+        first_output = first_output_at(sampler.samples) or committed
+        latencies = (
+            Latencies()
+            if not latency
+            else await measure_latency(
+                stage.bootstrap,
+                topics.sink,
+                stage.partitions,
+                lambda: produce_paced(
+                    stage.bootstrap, topics.source, stage.paced, per_second=stage.paced_per_s
+                ),
+                expected=(
+                    stage.paced_forwarded_by_enforcer
+                    if config.pipeline == ENFORCER
+                    else len(stage.paced)
+                ),
+                timeout_s=len(stage.paced) / stage.paced_per_s + 3 * config.commit_interval + 20,
+            )
+        )
+    finally:
+        status = await asyncio.to_thread(_stop, pipeline)
+    return {
+        "pipeline": config.pipeline,
+        "guarantee": config.guarantee,
+        "commit_interval_s": config.commit_interval,
+        "records_per_s": _round(rate.records_per_s),
+        "cpu_us_per_record": _round(rate.cpu_us_per_record),
+        "latency_p50_ms": _round(latencies.percentile(0.50)),
+        "latency_p99_ms": _round(latencies.percentile(0.99)),
+        "window_s": round(rate.window_s, 3),
+        "window_records": round(rate.window_records),
+        "startup_s": round(first_output - started, 2),
+        "drain_s": round(committed - first_output, 2),
+        "latency_records": len(latencies.ms),
+        "latency_missing": latencies.missing,
+        "exit_status": status,
+        "load_average_1m": load_average()[0],
+    }
+
+
+def best_of(attempts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One row from repeated runs of a configuration: the fastest drain (its rate, CPU
+    and window), the first run's latency, and every attempt's rate under ``attempts``."""
+    best = dict(max(attempts, key=lambda row: row["records_per_s"] or 0.0))
+    best.update({key: attempts[0][key] for key in LATENCY_KEYS})
+    best["attempts"] = [{key: row[key] for key in ATTEMPT_KEYS} for row in attempts]
+    return best
+
+
+async def _wait_until_committed(
+    stage: Stage, group: str, topic: str, ends: dict[int, int], pipeline: Pipeline
+) -> None:
+    """Poll the group's committed offsets (one admin client, reused) until every
+    partition of ``topic`` reaches its end in ``ends``."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=stage.bootstrap)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + stage.drain_timeout_s
+        while True:
+            if not pipeline.running:
+                raise PipelineFailedError(f"the pipeline exited early\n{pipeline.log_tail()}")
+            listed = await admin.list_consumer_group_offsets(group)
+            offsets = {
+                tp.partition: meta.offset for tp, meta in listed.items() if tp.topic == topic
+            }
+            if all(end == 0 or offsets.get(p, -1) >= end for p, end in ends.items()):
+                return
+            if time.monotonic() > deadline:
+                raise PipelineFailedError(
+                    f"committed {offsets} of {ends} in {stage.drain_timeout_s:.0f}s\n"
+                    f"{pipeline.log_tail()}"
+                )
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+
+
+def _profile_when_output(
+    stage: Stage, config: PipelineConfig, sampler: ProgressSampler, pid: int
+) -> asyncio.Task[Profiler] | None:
+    """With ``stage.profile_dir``, attach py-spy once the first record is out (start-up
+    is not what is measured)."""
+    if stage.profile_dir is None:
+        return None
+    output = stage.profile_dir / f"{config.slug}.txt"
+
+    async def attach() -> Profiler:
+        while first_output_at(sampler.samples) is None:
+            await asyncio.sleep(0.02)
+        return Profiler(pid, output)
+
+    return asyncio.create_task(attach())
+
+
+async def _stop_profiling(profiling: asyncio.Task[Profiler] | None) -> None:
+    if profiling is None:
+        return
+    if profiling.done() and profiling.exception() is None:
+        await asyncio.to_thread(profiling.result().stop)
+    else:
+        profiling.cancel()
+
+
+def _stop(pipeline: Pipeline) -> int | None:
+    try:
+        return pipeline.stop(timeout_s=60.0)
+    except Exception:  # a pipeline that will not stop is killed; its numbers still stand
+        pipeline.kill()
+        return None
+
+
+def _round(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None else round(value, digits)

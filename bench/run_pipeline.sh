@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The end-to-end pipeline benchmark (docs/benchmarks.md): Kafka's own perf tools, a raw
+# aiokafka pass-through, a faust pass-through and the enforcer, each at-least-once and
+# exactly-once at commit intervals of 100 ms and 1 s, on one generated stream, on a
+# fresh local broker that this script starts and always stops again.
+#
+#   bash bench/run_pipeline.sh                  # 80,000 records per configuration, twice
+#   bash bench/run_pipeline.sh --records 20000  # quicker; other options of
+#                                               # `python -m bench.pipeline --help` pass through
+#
+# Writes bench/results/pipeline.json, bench/results/pipeline.md and the results section
+# of docs/benchmarks.md. The broker lives in $BENCH_KAFKA_STATE_DIR (/tmp/bench-kafka).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$PWD"
+export KAFKA_VERSION="${KAFKA_VERSION:-3.9.1}"
+export KAFKA_STATE_DIR="${BENCH_KAFKA_STATE_DIR:-/tmp/bench-kafka}"
+KAFKA_SH="$ROOT/deploy/kafka/kafka.sh"
+
+bash scripts/setup.sh
+
+stop_broker() {
+  bash "$KAFKA_SH" stop || true
+}
+
+# A new cluster every run: no topics, groups or transactions left from the last one.
+bash "$KAFKA_SH" reset
+trap stop_broker EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+BOOTSTRAP="$(bash "$KAFKA_SH" start)"
+echo "bench: broker $BOOTSTRAP (Kafka $KAFKA_VERSION, state $KAFKA_STATE_DIR); load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+"$ROOT/.venv/bin/python" -m bench.pipeline --bootstrap "$BOOTSTRAP" --kafka-version "$KAFKA_VERSION" "$@"
