@@ -15,10 +15,12 @@ import pytest
 from enforcer.fingerprint import generate_key
 from enforcer.models import ViolationEvent
 from enforcer.policy.load import load_policy
+from enforcer.step import InputRecord
 from enforcer.testing.consume import read_committed
 from enforcer.testing.worker import (
     Deployment,
     EnforcerTopics,
+    EnforcerWorker,
     check_outcomes,
     end_offsets_of,
     mixed_values,
@@ -44,13 +46,13 @@ async def deployment(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Depl
             await created.delete_topics()
 
 
-async def test_every_outcome_kind_with_keys_headers_and_order(deployment: Deployment) -> None:
-    """passed, redacted, dropped, dead-lettered: each exactly once, as the step says."""
-    worker = deployment.worker("one")
+async def run_one_worker(
+    deployment: Deployment, name: str, values: list[bytes]
+) -> tuple[EnforcerWorker, list[InputRecord]]:
+    """Start a worker, produce ``values``, wait until it has committed them all."""
+    worker = deployment.worker(name)
     worker.start()
-    inputs = await produce(
-        deployment.bootstrap, deployment.topics.source, mixed_values(600, seed=7)
-    )
+    inputs = await produce(deployment.bootstrap, deployment.topics.source, values)
     await wait_for_commits(
         deployment.bootstrap,
         deployment.group_id,
@@ -59,6 +61,12 @@ async def test_every_outcome_kind_with_keys_headers_and_order(deployment: Deploy
         timeout_s=120,
         alive=[worker],
     )
+    return worker, inputs
+
+
+async def test_every_outcome_kind_with_keys_headers_and_order(deployment: Deployment) -> None:
+    """passed, redacted, dropped, dead-lettered: each exactly once, as the step says."""
+    worker, inputs = await run_one_worker(deployment, "one", mixed_values(600, seed=7))
     assert worker.stop() == 0, worker.log_tail()
     check = await check_outcomes(
         deployment.bootstrap, deployment.topics, inputs, fingerprint_key=deployment.fingerprint_key
@@ -109,19 +117,7 @@ async def test_every_outcome_kind_with_keys_headers_and_order(deployment: Deploy
 async def test_audit_mode_forwards_everything_valid_and_reports(deployment: Deployment) -> None:
     """Audit: valid records pass unchanged; violations say mode audit."""
     deployment.extra_env = {**deployment.extra_env, "ENFORCER_MODE": "audit"}
-    worker = deployment.worker("audit")
-    worker.start()
-    inputs = await produce(
-        deployment.bootstrap, deployment.topics.source, mixed_values(200, seed=3)
-    )
-    await wait_for_commits(
-        deployment.bootstrap,
-        deployment.group_id,
-        deployment.topics.source,
-        until=end_offsets_of(inputs),
-        timeout_s=120,
-        alive=[worker],
-    )
+    worker, inputs = await run_one_worker(deployment, "audit", mixed_values(200, seed=3))
     assert worker.stop() == 0
     valid = [r for r in inputs if r.value and r.value.startswith(b'{"event_id":"evt-')]
     sink = await read_committed(deployment.bootstrap, deployment.topics.sink, expected=len(valid))
