@@ -13,20 +13,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
-import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from enforcer.fingerprint import generate_key
 from enforcer.sample import sample_values, subject_key
 from enforcer.testing.consume import read_committed
+from enforcer.testing.topics import create_topics, delete_topics
+from enforcer.testing.worker import EnforcerWorker, WorkerError, produce, wait_for_commits
 
 TOPICS = {
     "source": "identity.events",
@@ -39,59 +39,18 @@ TOPICS = {
 
 async def fresh_topics(bootstrap: str, partitions: int) -> None:
     """Delete the demo's topics if a previous run left them, and create them anew."""
+    names = list(TOPICS.values())
+    await delete_topics(bootstrap, names)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
-    try:
-        names = list(TOPICS.values())
-        existing = [name for name in names if name in set(await admin.list_topics())]
-        if existing:
-            await admin.delete_topics(existing)
-            for _ in range(100):
-                if not set(existing) & set(await admin.list_topics()):
-                    break
-                await asyncio.sleep(0.2)
-        await admin.create_topics([NewTopic(name, partitions, 1) for name in names])
+    try:  # deletion finishes in the background; a topic cannot be made again before
+        for _ in range(100):
+            if not set(names) & set(await admin.list_topics()):
+                break
+            await asyncio.sleep(0.2)
     finally:
         await admin.close()
-
-
-async def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
-    """Send sample values, keyed by subject id, and wait for them all."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    await producer.start()
-    try:
-        for value in values:
-            await producer.send(topic, key=subject_key(value), value=value)
-        await producer.flush()
-    finally:
-        await producer.stop()
-
-
-async def committed_total(bootstrap: str, group: str, topic: str) -> int:
-    """Sum of the group's committed offsets on ``topic``."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    return sum(
-        meta.offset
-        for tp, meta in offsets.items()
-        if isinstance(tp, TopicPartition) and tp.topic == topic and meta.offset > 0
-    )
-
-
-def wait_for_commits(bootstrap: str, group: str, topic: str, target: int, timeout_s: float) -> int:
-    """Poll until the group has committed ``target`` offsets (or time runs out)."""
-    deadline = time.monotonic() + timeout_s
-    done = 0
-    while time.monotonic() < deadline:
-        done = asyncio.run(committed_total(bootstrap, group, topic))
-        if done >= target:
-            break
-        time.sleep(0.5)
-    return done
+    await create_topics(bootstrap, names, partitions)
 
 
 def summarize(bootstrap: str, produced: int) -> str:
@@ -165,33 +124,39 @@ def main() -> int:
         "ENFORCER_DATA_DIR": str(Path(".kafka") / "demo-data"),
         "ENFORCER_LOG_LEVEL": os.environ.get("ENFORCER_LOG_LEVEL", "warning"),
     }
-    enforcer = [sys.executable, "-m", "enforcer.cli", "run"]
     asyncio.run(fresh_topics(args.bootstrap, partitions=3))
     print(f"starting the enforcer (group {group}) on {args.bootstrap} ...", flush=True)
-    log_path = Path(os.environ.get("KAFKA_STATE_DIR", ".kafka")) / "enforcer-demo.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = log_path.open("wb")
-    worker = subprocess.Popen(enforcer, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log_dir = Path(os.environ.get("KAFKA_STATE_DIR", ".kafka"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    worker = EnforcerWorker("enforcer-demo", env, log_dir)
+    worker.start()
     try:
-        time.sleep(3)  # the worker creates the topics, then joins the group
         print(
             f"producing {len(values):,} sample identity events to {TOPICS['source']} ...",
             flush=True,
         )
         asyncio.run(produce(args.bootstrap, TOPICS["source"], values))
-        done = wait_for_commits(args.bootstrap, group, TOPICS["source"], len(values), args.timeout)
-        if done < len(values):
-            print(
-                f"the enforcer committed only {done:,} of {len(values):,} records; "
-                f"its log: {log_path}",
-                file=sys.stderr,
+        asyncio.run(
+            wait_for_commits(
+                args.bootstrap,
+                group,
+                TOPICS["source"],
+                at_least=len(values),
+                timeout_s=args.timeout,
+                alive=[worker],
             )
-            return 1
+        )
+    except (TimeoutError, WorkerError):
+        print(
+            f"the enforcer did not commit all {len(values):,} records in {args.timeout:.0f} s; "
+            f"its log: {worker.log_path}",
+            file=sys.stderr,
+        )
+        return 1
     finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=60)
-        log.close()
-    print(f"the enforcer stopped (exit status {worker.returncode}); its log: {log_path}")
+        if worker.running:
+            worker.stop()
+    print(f"the enforcer stopped (exit status {worker.returncode}); its log: {worker.log_path}")
     print("\nwhat the enforcer did (read back from the output topics, read_committed):")
     print(summarize(args.bootstrap, len(values)))
     return 0
