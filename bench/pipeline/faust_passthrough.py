@@ -28,6 +28,8 @@ from faust.types.enums import ProcessingGuarantee
 
 from enforcer.agent import EnforcerApp, TransactionGate
 
+from .raw_passthrough import passthrough_parser
+
 
 def build_app(args: argparse.Namespace) -> faust.App:
     """The pass-through app for these arguments."""
@@ -94,17 +96,7 @@ def build_app(args: argparse.Namespace) -> faust.App:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line (see the module docstring)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--source", required=True)
-    parser.add_argument("--sink", required=True)
-    parser.add_argument("--group", required=True)
-    parser.add_argument(
-        "--guarantee", choices=["at_least_once", "exactly_once"], default="exactly_once"
-    )
-    parser.add_argument("--commit-interval", type=float, default=1.0)
-    parser.add_argument("--batch-max", type=int, default=500)
-    parser.add_argument("--batch-within", type=float, default=0.1)
+    parser = passthrough_parser(__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--gate", action="store_true", help="commit through the enforcer's gate")
     return parser.parse_args(argv)

@@ -98,9 +98,9 @@ class PassThrough:
         self._offsets = {}
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The command line (see the module docstring)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def passthrough_parser(description: str) -> argparse.ArgumentParser:
+    """The options every pass-through pipeline takes (the faust one adds its own)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--source", required=True)
     parser.add_argument("--sink", required=True)
@@ -111,7 +111,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--commit-interval", type=float, default=1.0)
     parser.add_argument("--batch-max", type=int, default=500)
     parser.add_argument("--batch-within", type=float, default=0.1)
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (see the module docstring)."""
+    return passthrough_parser(__doc__.splitlines()[0]).parse_args(argv)
 
 
 async def _main(args: argparse.Namespace) -> None:
