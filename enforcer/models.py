@@ -29,19 +29,18 @@ def parse_rfc3339(text: str) -> datetime:
     """
     if not RFC3339.fullmatch(text):
         raise ValueError("must be an RFC 3339 timestamp with a UTC offset")
+    # The common spelling (T, Z) needs no rewriting for fromisoformat.
+    iso = text if text[10] == "T" and text[-1] == "Z" else text.upper().replace(" ", "T")
     try:
-        return datetime.fromisoformat(text.upper().replace(" ", "T"))
+        return datetime.fromisoformat(iso)
     except ValueError:
         raise ValueError("must be a valid RFC 3339 date and time") from None
 
 
 def _check_calendar(text: str) -> str:
-    # The pattern (checked first, in pydantic-core) fixes the form; this catches
+    # The pattern (checked first, in pydantic-core) fixes the form; parsing catches
     # dates that do not exist, such as February 30.
-    try:
-        datetime.fromisoformat(text.upper().replace(" ", "T"))
-    except ValueError:
-        raise ValueError("must be a valid RFC 3339 date and time") from None
+    parse_rfc3339(text)
     return text
 
 
