@@ -13,27 +13,18 @@ from collections.abc import Iterable
 
 _TAG = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*")
 
-# Normalizing is on the hot path and real streams use a small vocabulary of tags,
-# so results are memoized; the bound keeps hostile input from growing it forever.
-_CACHE_LIMIT = 4096
-_cache: dict[str, str | None] = {}
-
 
 class InvalidPurposeTagError(ValueError):
     """A purpose tag that is not a dotted path of ``[a-z0-9_-]+`` segments."""
 
 
 def normalize_tag(raw: str) -> str | None:
-    """Return the normalized tag, or ``None`` when it is not a valid tag."""
-    cached = _cache.get(raw, _cache)
-    if cached is not _cache:
-        return cached  # type: ignore[return-value]
+    """Return the normalized tag, or ``None`` when it is not a valid tag.
+
+    Not memoized here: the evaluator memoizes whole judgements per raw purpose list.
+    """
     tag = raw.strip().lower()
-    result = tag if _TAG.fullmatch(tag) else None
-    if len(_cache) >= _CACHE_LIMIT:
-        _cache.clear()
-    _cache[raw] = result
-    return result
+    return tag if _TAG.fullmatch(tag) else None
 
 
 def normalize_namespace(raw: str) -> str:
