@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import os
 import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from enforcer.models import Mode
 from enforcer.policy.compiled import Policy
 from enforcer.settings import EnforcerSettings
+
+if TYPE_CHECKING:
+    from enforcer.live.worker import StopSignal
 
 # flag name -> settings field; every flag defaults to None so variables show through.
 _FLAGS: dict[str, tuple[str, type, str]] = {
@@ -24,8 +25,13 @@ _FLAGS: dict[str, tuple[str, type, str]] = {
     "--violations-topic": ("violations_topic", str, "violation events"),
     "--deadletter-topic": ("deadletter_topic", str, "dead letters"),
     "--metrics-topic": ("metrics_topic", str, "metrics snapshots"),
-    "--group-id": ("group_id", str, "consumer group and faust app id"),
-    "--instance-id": ("instance_id", str, "this worker's name in metrics"),
+    "--group-id": ("group_id", str, "consumer group (and prefix of the transactional id)"),
+    "--instance-id": (
+        "instance_id",
+        str,
+        "this worker's name in metrics and its transactional id; keep it stable across "
+        "restarts of the same worker (a StatefulSet pod name) for the fastest recovery",
+    ),
     "--policy": ("policy_file", Path, "policy file (default: built-in)"),
     "--destination": ("destination", str, "destination for allow-lists"),
     "--fingerprint-key-file": ("fingerprint_key_file", Path, "file holding the key"),
@@ -34,7 +40,7 @@ _FLAGS: dict[str, tuple[str, type, str]] = {
     "--topic-partitions": ("topic_partitions", int, "partitions for --create-topics"),
     "--http-host": ("http_host", str, "address for /metrics, /healthz, /readyz"),
     "--http-port": ("http_port", int, "port for /metrics, /healthz, /readyz (0: any free)"),
-    "--data-dir": ("data_dir", Path, "faust's local state directory"),
+    "--data-dir": ("data_dir", Path, "directory for local state"),
 }
 
 
@@ -70,10 +76,23 @@ def add_run_parser(commands: Any) -> None:
         )
     run.add_argument("--mode", choices=[m.value for m in Mode], help="override the policy's mode")
     run.add_argument(
-        "--processing-guarantee", choices=["exactly_once", "at_least_once"], default=None
+        "--processing-guarantee",
+        choices=["exactly_once", "at_least_once"],
+        default=None,
+        help="exactly_once (default): outputs and offsets in one Kafka transaction",
     )
-    run.add_argument("--create-topics", action="store_true", default=None)
-    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None)
+    run.add_argument(
+        "--create-topics",
+        action="store_true",
+        default=None,
+        help="create missing topics (ENFORCER_CREATE_TOPICS)",
+    )
+    run.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default=None,
+        help="ENFORCER_LOG_LEVEL (default info)",
+    )
 
 
 def run_command(
@@ -82,12 +101,25 @@ def run_command(
     policy_from: Callable[[EnforcerSettings], Policy],
 ) -> int:
     """Start the worker; return its exit status."""
-    import faust
+    from enforcer.live.worker import StopSignal
 
-    from enforcer.agent import build_app
-    from enforcer.clock import SystemClock
+    # First: a SIGTERM from here on ends the worker cleanly, even during start-up.
+    stop = StopSignal()
+    stop.install()
+    try:
+        return _run(args, settings_from, policy_from, stop)
+    finally:
+        stop.uninstall()
+
+
+def _run(
+    args: argparse.Namespace,
+    settings_from: Callable[..., EnforcerSettings],
+    policy_from: Callable[[EnforcerSettings], Policy],
+    stop: StopSignal,
+) -> int:
     from enforcer.kafka_admin import ensure_topics
-    from enforcer.live_metrics import attach_metrics
+    from enforcer.live.worker import run_worker
 
     fields = [field for field, _, _ in _FLAGS.values()]
     fields += ["mode", "processing_guarantee", "create_topics", "log_level"]
@@ -95,17 +127,16 @@ def run_command(
     fingerprinter = settings.fingerprinter()
     policy = policy_from(settings)
     check_http_port(settings.http_host, settings.http_port)
-    created = asyncio.run(ensure_topics(settings))
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     log = logging.getLogger("enforcer")
+    created = ensure_topics(settings)
+    log.info("starting worker %s", settings.instance_id)
     if created:
         log.info("created topics: %s", ", ".join(created))
-    app, processor = build_app(settings, policy, fingerprinter, SystemClock())
-    attach_metrics(app, processor.observers, settings, policy, SystemClock())
     log.info(
         "enforcing %s -> %s with policy %s (%s), mode %s, %s",
         settings.source_topic,
@@ -115,18 +146,7 @@ def run_command(
         policy.mode.value,
         settings.processing_guarantee,
     )
-    # faust's banner and spinner write terminal escape codes to stdout: not for logs.
-    with Path(os.devnull).open("w") as quiet_stdout:
-        worker = faust.Worker(
-            app,
-            loglevel=settings.log_level.upper(),
-            quiet=True,
-            redirect_stdouts=False,
-            stdout=quiet_stdout,
-        )
-        worker.spinner = None
-        try:
-            worker.execute_from_commandline()
-        except SystemExit as exit_:
-            return int(exit_.code or 0)
-    return 0
+    if stop():
+        log.info("stopped before starting")
+        return 0
+    return run_worker(settings, policy, fingerprinter, stop)

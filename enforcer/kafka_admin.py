@@ -1,20 +1,27 @@
-"""Check that the enforcer's topics exist, or create them when asked (SPEC §2)."""
+"""Check that the enforcer's topics exist, or create them when asked (SPEC §2).
+
+Uses librdkafka's admin client, as the worker does, so a connection problem found
+here (wrong address, refused credentials, untrusted certificate) is the one the
+worker would meet, reported in one line before anything starts.
+"""
 
 from __future__ import annotations
 
 import logging
-import ssl
+import time
+from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import (
-    AuthenticationFailedError,
-    KafkaError,
-    SaslAuthenticationFailed,
-    UnsupportedSaslMechanismError,
-)
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._metadata import ClusterMetadata
+from confluent_kafka.cimpl import NewTopic
 
-from enforcer.kafka_security import aiokafka_security
+from enforcer.kafka_security import librdkafka_security
+from enforcer.live.clients import ClientErrors
 from enforcer.settings import EnforcerSettings
+
+log = logging.getLogger("enforcer.admin")
+TIMEOUT_S = 15.0
 
 
 class TopicSetupError(RuntimeError):
@@ -31,77 +38,91 @@ def _topics(settings: EnforcerSettings) -> dict[str, str]:
     }
 
 
-class _BootstrapErrors(logging.Handler):
-    """Collects the exceptions aiokafka logs while it tries the bootstrap servers."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.errors: list[BaseException] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        args = record.args if isinstance(record.args, tuple) else ()
-        self.errors += [arg for arg in args if isinstance(arg, BaseException)]
+_AUTH_ERRORS = {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED}
+_FINAL_ERRORS = {*_AUTH_ERRORS, KafkaError._SSL}
 
 
-def _why_unreachable(settings: EnforcerSettings, errors: list[BaseException]) -> str:
+def _why_unreachable(settings: EnforcerSettings, error: KafkaError | None) -> str:
     where = settings.bootstrap_servers
-    if any(isinstance(e, _AUTH_ERRORS) for e in errors):
+    code = error.code() if error is not None else None
+    if code in _AUTH_ERRORS:
         return (
             f"Kafka at {where} refused the credentials of {settings.sasl_username!r} "
             f"({settings.sasl_mechanism}); check ENFORCER_SASL_USERNAME and ENFORCER_SASL_PASSWORD"
         )
-    tls = next((e for e in errors if isinstance(e, ssl.SSLError)), None)
-    if tls is not None:
-        return (
-            f"TLS to {where} failed ({tls.reason or type(tls).__name__}); "
-            "check ENFORCER_SSL_CAFILE and ENFORCER_SECURITY_PROTOCOL"
-        )
+    if code == KafkaError._SSL:
+        return f"TLS to {where} failed; check ENFORCER_SSL_CAFILE and ENFORCER_SECURITY_PROTOCOL"
     return f"cannot reach Kafka at {where} (ENFORCER_BOOTSTRAP_SERVERS)"
 
 
-_AUTH_ERRORS = (AuthenticationFailedError, SaslAuthenticationFailed, UnsupportedSaslMechanismError)
+def admin_client(settings: EnforcerSettings, errors: ClientErrors) -> AdminClient:
+    """An admin client with the worker's connection settings."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "error_cb": errors,
+        "logger": logging.getLogger("enforcer.kafka"),
+        **librdkafka_security(settings),
+    }
+    return AdminClient(config)
 
 
-async def ensure_topics(settings: EnforcerSettings) -> list[str]:
+def _metadata(admin: AdminClient, errors: ClientErrors) -> ClusterMetadata | None:
+    """The cluster's metadata, or ``None`` when it cannot be had within the timeout or
+    the client reports a failure that waiting will not cure (credentials, TLS)."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            return admin.list_topics(timeout=1.0)
+        except KafkaException:
+            admin.poll(0)  # serves error_cb: why the brokers could not be reached
+            last = errors.last_error
+            if last is not None and last.code() in _FINAL_ERRORS:
+                return None
+    return None
+
+
+def ensure_topics(settings: EnforcerSettings) -> list[str]:
     """Raise unless every topic exists; with ``create_topics`` create the missing ones.
 
     Returns the names of the topics it created.
     """
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers,
-        request_timeout_ms=15000,
-        **aiokafka_security(settings),
-    )
-    causes = _BootstrapErrors()
-    client_log = logging.getLogger("aiokafka")
-    client_log.addHandler(causes)
+    errors = ClientErrors(every_s=3600)
+    errors_log = logging.getLogger("enforcer.kafka")
+    quiet = errors_log.level
+    errors_log.setLevel(logging.CRITICAL)  # the one-line error below says it better
     try:
-        await admin.start()
-    except KafkaError as exc:
-        # aiokafka reports "unable to bootstrap" and logs why: say which it was.
-        raise TopicSetupError(_why_unreachable(settings, [exc, *causes.errors])) from None
+        admin = admin_client(settings, errors)
+        metadata = _metadata(admin, errors)
+        if metadata is None:
+            raise TopicSetupError(_why_unreachable(settings, errors.last_error))
     finally:
-        client_log.removeHandler(causes)
-    try:
-        existing = set(await admin.list_topics())
-        missing = {role: name for role, name in _topics(settings).items() if name not in existing}
-        if not missing:
-            return []
-        if not settings.create_topics:
-            listed = ", ".join(f"{role} topic '{name}'" for role, name in missing.items())
-            raise TopicSetupError(
-                f"missing on {settings.bootstrap_servers}: {listed}; create them, "
-                "or pass --create-topics (ENFORCER_CREATE_TOPICS=true)"
-            )
-        names = sorted(set(missing.values()))
-        await admin.create_topics(
-            [
-                NewTopic(name, settings.topic_partitions, settings.topic_replication_factor)
-                for name in names
-            ]
+        errors_log.setLevel(quiet)
+    missing = {
+        role: name for role, name in _topics(settings).items() if name not in metadata.topics
+    }
+    if not missing:
+        return []
+    if not settings.create_topics:
+        listed = ", ".join(f"{role} topic '{name}'" for role, name in missing.items())
+        raise TopicSetupError(
+            f"missing on {settings.bootstrap_servers}: {listed}; create them, "
+            "or pass --create-topics (ENFORCER_CREATE_TOPICS=true)"
         )
-        return names
-    except KafkaError as exc:
-        raise TopicSetupError(f"Kafka refused the topic check: {type(exc).__name__}") from None
-    finally:
-        await admin.close()
+    names = sorted(set(missing.values()))
+    futures = admin.create_topics(
+        [
+            NewTopic(name, settings.topic_partitions, settings.topic_replication_factor)
+            for name in names
+        ],
+        request_timeout=TIMEOUT_S,
+    )
+    for name, future in futures.items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue  # another worker created it a moment ago
+            why = error.str() if isinstance(error, KafkaError) else type(exc).__name__
+            raise TopicSetupError(f"Kafka refused to create topic '{name}': {why}") from None
+    return names

@@ -1,8 +1,9 @@
 """TLS and SASL to Kafka, from settings, for every client the enforcer makes.
 
 One place turns ``ENFORCER_SECURITY_PROTOCOL``, ``ENFORCER_SSL_*`` and
-``ENFORCER_SASL_*`` into what aiokafka and faust take, so the agent, the admin check,
-the metrics producer and replay all connect the same way. Secrets are read from
+``ENFORCER_SASL_*`` into what librdkafka (the live engine, its admin check and metrics
+producer) and aiokafka (replay from topics, the test helpers) take, so every client
+connects the same way. Secrets are read from
 ``SecretStr`` only here, at the moment a client is made.
 """
 
@@ -10,9 +11,6 @@ from __future__ import annotations
 
 import ssl
 from typing import Any
-
-from faust.auth import SASLCredentials, SSLCredentials
-from faust.types.auth import CredentialsT
 
 from enforcer.settings import EnforcerSettings
 
@@ -61,17 +59,34 @@ def aiokafka_security(settings: EnforcerSettings) -> dict[str, Any]:
     return options
 
 
-def faust_credentials(settings: EnforcerSettings) -> CredentialsT | None:
-    """``broker_credentials`` for the faust app."""
-    context = ssl_context(settings)
-    if settings.sasl_mechanism:
-        assert settings.sasl_password is not None
-        return SASLCredentials(
-            username=settings.sasl_username,
-            password=settings.sasl_password.get_secret_value(),
-            mechanism=settings.sasl_mechanism,
-            ssl_context=context,
+def librdkafka_security(settings: EnforcerSettings) -> dict[str, str]:
+    """librdkafka properties (confluent-kafka clients) for the same settings.
+
+    librdkafka reads the TLS files itself when a client is made; :func:`ssl_context`
+    is called first anyway so that an unusable file gives the same one-line error
+    for every client.
+    """
+    options = {"security.protocol": settings.security_protocol.lower()}
+    if ssl_context(settings) is not None:
+        if settings.ssl_cafile:
+            options["ssl.ca.location"] = str(settings.ssl_cafile)
+        if settings.ssl_certfile:
+            options["ssl.certificate.location"] = str(settings.ssl_certfile)
+        if settings.ssl_keyfile or settings.ssl_certfile:
+            # Without a key file the key is in the certificate's PEM, as for Python's ssl.
+            options["ssl.key.location"] = str(settings.ssl_keyfile or settings.ssl_certfile)
+        if settings.ssl_key_password:
+            options["ssl.key.password"] = settings.ssl_key_password.get_secret_value()
+        options["ssl.endpoint.identification.algorithm"] = (
+            "https" if settings.ssl_check_hostname else "none"
         )
-    if context is not None:
-        return SSLCredentials(context)
-    return None
+    if settings.sasl_mechanism:
+        assert settings.sasl_password is not None  # settings validate SASL as a whole
+        options.update(
+            {
+                "sasl.mechanism": settings.sasl_mechanism,
+                "sasl.username": settings.sasl_username or "",
+                "sasl.password": settings.sasl_password.get_secret_value(),
+            }
+        )
+    return options

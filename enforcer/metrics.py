@@ -10,6 +10,7 @@ and source coordinates only.
 from __future__ import annotations
 
 import math
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
@@ -211,8 +212,8 @@ def consumer_lag(
 class MetricsRecorder:
     """The outcome observer behind snapshots and the Prometheus endpoint.
 
-    Register it in ``BatchProcessor.observers``; it runs in the agent's event loop
-    after each batch, as do the snapshot and the scrape, so it needs no lock.
+    Register it in ``Engine.observers``; the loop calls it after each commit. The
+    HTTP endpoint reads it from another thread, holding :attr:`lock`.
     """
 
     def __init__(
@@ -237,12 +238,17 @@ class MetricsRecorder:
         self._window = LatencyWindow()
         self._next_offsets: dict[TopicPartition, int] = {}
         self._last_snapshot = monotonic()
+        self.lock = threading.Lock()
 
     def __call__(self, outcomes: Sequence[Outcome], started_monotonic: float) -> None:
         """Count one batch (the ``OutcomeObserver`` signature)."""
         if not outcomes:
             return
         latency = max(0.0, self._monotonic() - started_monotonic)
+        with self.lock:
+            self._count(outcomes, latency)
+
+    def _count(self, outcomes: Sequence[Outcome], latency: float) -> None:
         for outcome in outcomes:
             self.outcomes[outcome.kind] += 1
             if outcome.findings:

@@ -59,8 +59,19 @@ class EnforcerSettings(BaseSettings):
         ge=6,
         description=(
             "Seconds before the group gives a silent worker's partitions to another "
-            "(faust's default is 60; 6 is the broker's minimum)."
+            "(6 is the broker's minimum)."
         ),
+    )
+    transaction_timeout: float = Field(
+        default=10.0,
+        ge=1,
+        description=(
+            "Seconds after which Kafka aborts a transaction its worker left open (a crash "
+            "with a new instance id); until then readers of that partition wait."
+        ),
+    )
+    shutdown_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds a SIGTERM may take before the worker exits anyway."
     )
     metrics_interval: float = Field(default=10.0, gt=0)
     create_topics: bool = False

@@ -21,7 +21,8 @@ from enforcer.parse import ParseFailure, parse_event
 from enforcer.policy.compiled import Policy
 from enforcer.policy.evaluate import Decision, Judgement, Rejection, Verdict, decide
 
-Headers = tuple[tuple[str, bytes], ...]
+# A header value may be null (Kafka allows it); it is kept as null, never made empty.
+Headers = tuple[tuple[str, bytes | None], ...]
 
 HEADER_ACTION = "enforcer.action"
 HEADER_POLICY = "enforcer.policy"

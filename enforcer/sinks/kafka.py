@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -23,8 +23,33 @@ class OutputTopics:
     deadletter: str
 
 
+class OutputRecord(NamedTuple):
+    """One record an outcome produces, ready for any Kafka client."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+
+
+def output_records(outcome: Outcome, topics: OutputTopics) -> Iterator[OutputRecord]:
+    """The records ``outcome`` produces, in order: forwarded, violation, dead letter."""
+    record = outcome.record
+    if outcome.forward_value is not None:
+        yield OutputRecord(
+            topics.sink, record.key, outcome.forward_value, outcome.forward_headers or ()
+        )
+    if outcome.violation is not None:
+        subject = (outcome.subject_id or "").encode()
+        yield OutputRecord(topics.violations, subject, orjson.dumps(outcome.violation), ())
+    if outcome.kind is OutcomeKind.DEADLETTERED:
+        yield OutputRecord(
+            topics.deadletter, record.key, record.value, outcome.dead_letter_headers()
+        )
+
+
 class KafkaOutcomeWriter:
-    """Turns one outcome into the records it produces, sent through ``send``."""
+    """Sends the records of one outcome through an asynchronous ``send``."""
 
     def __init__(self, topics: OutputTopics, send: Send) -> None:
         self._topics = topics
@@ -32,38 +57,7 @@ class KafkaOutcomeWriter:
 
     async def write(self, outcome: Outcome, transactional_id: str | None) -> list[Awaitable[Any]]:
         """Send what ``outcome`` produces; return the pending deliveries."""
-        topics, send = self._topics, self._send
-        record = outcome.record
-        pending = []
-        if outcome.forward_value is not None:
-            pending.append(
-                await send(
-                    topics.sink,
-                    record.key,
-                    outcome.forward_value,
-                    outcome.forward_headers or (),
-                    transactional_id,
-                )
-            )
-        if outcome.violation is not None:
-            subject = (outcome.subject_id or "").encode()
-            pending.append(
-                await send(
-                    topics.violations,
-                    subject,
-                    orjson.dumps(outcome.violation),
-                    (),
-                    transactional_id,
-                )
-            )
-        if outcome.kind is OutcomeKind.DEADLETTERED:
-            pending.append(
-                await send(
-                    topics.deadletter,
-                    record.key,
-                    record.value,
-                    outcome.dead_letter_headers(),
-                    transactional_id,
-                )
-            )
-        return pending
+        return [
+            await self._send(out.topic, out.key, out.value, out.headers, transactional_id)
+            for out in output_records(outcome, self._topics)
+        ]

@@ -3,15 +3,12 @@
 - :mod:`enforcer.testing.kafka_broker`: :class:`LocalKafka`, a real single-node Kafka
   broker on 127.0.0.1, started and stopped through ``deploy/kafka/kafka.sh``.
 - :mod:`enforcer.testing.topics`: unique topic names and topic creation/deletion.
-- :mod:`enforcer.testing.faust_app`: run a faust app in the test's event loop, with
-  exactly-once transactions as under a real worker.
 - :mod:`enforcer.testing.consume`: read a topic back (read_committed by default).
 
 Nothing here is imported by the enforcer itself.
 """
 
 from enforcer.testing.consume import ReadRecord, end_offsets, read_committed, read_topic
-from enforcer.testing.faust_app import running_app
 from enforcer.testing.kafka_broker import DEFAULT_KAFKA_VERSION, KafkaBrokerError, LocalKafka
 from enforcer.testing.topics import (
     TopicAdminError,
@@ -37,6 +34,5 @@ __all__ = [
     "end_offsets",
     "read_committed",
     "read_topic",
-    "running_app",
     "unique_topic_name",
 ]

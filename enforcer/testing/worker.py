@@ -1,9 +1,8 @@
 """Drive real ``enforcer run`` workers and check, end to end, what they wrote.
 
 The exactly-once tests (SPEC §9) need the enforcer as operators run it: a separate
-process that can be stopped, killed with SIGKILL and started again. faust also keeps
-its transactional producers in a dict shared by every app in a process, so several
-instances must be several processes anyway.
+process that can be stopped, killed with SIGKILL, frozen with SIGSTOP and started
+again.
 
 - :class:`Deployment`: one enforcer deployment (topics, consumer group, key) and the
   :class:`EnforcerWorker` processes started for it; closing it kills what still runs.
@@ -40,6 +39,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from enforcer.clock import SystemClock
 from enforcer.fingerprint import Fingerprinter, key_from_text
+from enforcer.live.engine import ASSIGNED_LOG
 from enforcer.policy.load import load_policy
 from enforcer.sample import sample_values, subject_key
 from enforcer.step import InputRecord, Outcome, OutcomeKind, Source, Step
@@ -57,14 +57,13 @@ SECURITY_NAMESPACES = (
 
 # A worker killed with SIGKILL stays in the group until its session times out: tests
 # use the broker's minimum (6 s, ENFORCER_SESSION_TIMEOUT) so that a crash test with
-# several kills fits in CI. The BROKER_* variables are faust's own names for the same
-# settings, kept for the rebalance timeout, which the enforcer does not expose.
-FAST_GROUP_ENV = {
-    "ENFORCER_SESSION_TIMEOUT": "6",
-    "BROKER_SESSION_TIMEOUT": "6",
-    "BROKER_HEARTBEAT_INTERVAL": "1",
-    "BROKER_REBALANCE_TIMEOUT": "30",
-}
+# several kills fits in CI.
+FAST_GROUP_ENV = {"ENFORCER_SESSION_TIMEOUT": "6"}
+
+ASSIGNED = ASSIGNED_LOG
+"""A worker writes a line with this at every assignment (eager: after each rebalance)."""
+ABORTED = "transaction aborted"
+"""A worker writes a line with this when Kafka refused a commit and it reads again."""
 
 
 class WorkerError(RuntimeError):

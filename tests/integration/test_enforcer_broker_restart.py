@@ -22,6 +22,8 @@ from enforcer.fingerprint import generate_key
 from enforcer.testing.kafka_broker import LocalKafka
 from enforcer.testing.topics import unique_topic_name
 from enforcer.testing.worker import (
+    ABORTED,
+    ASSIGNED,
     Deployment,
     EnforcerTopics,
     EnforcerWorker,
@@ -92,7 +94,7 @@ async def test_broker_crash_and_restart_mid_stream_keep_every_outcome_exactly_on
         await deployment.create_topics(PARTITIONS)
         worker = deployment.worker("worker")
         worker.start()
-        await worker.wait_for_log("Setting newly assigned partitions")
+        await worker.wait_for_log(ASSIGNED)
         # The test's own producer meets the outages too: what counts as input is what
         # landed in the source topic, read back at the end.
         producing = asyncio.create_task(
@@ -124,12 +126,12 @@ async def test_broker_crash_and_restart_mid_stream_keep_every_outcome_exactly_on
         finally:
             producing.cancel()
 
-    refused = worker.log_count("not committing: a batch failed")
+    refused = worker.log_count(ABORTED)
     behaviour = "rode them out" if not exits else "exited; restarted: " + "; ".join(exits)
     figures = (
         f"broker restart test (seed {seed}): broker outages {outages}; worker {behaviour}; "
         f"test producer {producer_error or 'ok'}; {worker.runs} worker runs, {redone} "
-        f"aborted sink records, {refused} refused commits, "
+        f"aborted sink records, {refused} aborted transactions, "
         f"{time.monotonic() - started:.0f}s\n  {check.summary()}"
     )
     print(figures)

@@ -104,5 +104,5 @@ async def test_sigkill_mid_stream_keeps_every_outcome_exactly_once(
     assert check.duplicates == 0
     # The kills hit open transactions: outputs were written, then aborted, then written
     # again by the next run. So the test met the hard case, and the outputs do go
-    # through the transactions (no send outside them, faust-streaming/faust#177).
+    # through the transactions (nothing is sent outside them).
     assert redone > 0, figures

@@ -3,7 +3,6 @@ by the test, SCRAM and PLAIN users made with the broker's own tools."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import subprocess
 import sys
@@ -216,7 +215,7 @@ def test_plain_mechanism(secure_kafka: tuple[str, str, Path], password: str, ok:
         source_topic="absent-source",
     )
     with pytest.raises(TopicSetupError) as caught:
-        asyncio.run(ensure_topics(settings))
+        ensure_topics(settings)
     if ok:
         assert "missing on" in str(caught.value)  # authenticated: it could list topics
     else:
@@ -234,7 +233,7 @@ def test_tls_to_an_untrusted_broker_is_refused(secure_kafka: tuple[str, str, Pat
         sasl_password=PASSWORD,
     )
     with pytest.raises(TopicSetupError, match=r"TLS to|cannot reach"):
-        asyncio.run(ensure_topics(settings))
+        ensure_topics(settings)
 
 
 def test_secrets_are_hidden_when_settings_are_printed() -> None:

@@ -15,8 +15,9 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
@@ -87,14 +88,21 @@ async def _get(session: aiohttp.ClientSession, url: str) -> tuple[int, bytes]:
         return 0, b""
 
 
-async def _wait_for(session: aiohttp.ClientSession, url: str, timeout_s: float) -> bytes:
+async def _wait_for(
+    session: aiohttp.ClientSession,
+    url: str,
+    timeout_s: float,
+    until: Callable[[dict[str, Any]], bool] = lambda _: True,
+) -> bytes:
+    """Poll ``url`` until it answers 200 with a JSON body for which ``until`` holds."""
     deadline = time.monotonic() + timeout_s
+    body = b""
     while time.monotonic() < deadline:
         status, body = await _get(session, url)
-        if status == 200:
+        if status == 200 and until(orjson.loads(body) if body.startswith(b"{") else {}):
             return body
         await asyncio.sleep(0.2)
-    raise AssertionError(f"{url} never answered 200 in {timeout_s}s")
+    raise AssertionError(f"{url} never answered as wanted in {timeout_s}s: {body!r}")
 
 
 async def _snapshots(bootstrap: str, topic: str) -> list[ReadRecord]:
@@ -149,8 +157,14 @@ async def test_snapshots_and_scrape_equal_the_truth(
         try:
             async with aiohttp.ClientSession() as session:
                 await _wait_for(session, f"{base}/healthz", 30)
-                ready = orjson.loads(await _wait_for(session, f"{base}/readyz", 30))
-                assert ready["assigned_partitions"] == PARTITIONS and ready["producing"] is True
+                # Ready as soon as it can take partitions (a standby is ready too); then
+                # the group gives it both.
+                await _wait_for(
+                    session,
+                    f"{base}/readyz",
+                    30,
+                    until=lambda ready: ready["assigned_partitions"] == PARTITIONS,
+                )
 
                 producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
                 await producer.start()

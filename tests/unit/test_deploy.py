@@ -130,7 +130,7 @@ def test_k8s_policy_configmap_is_a_valid_policy() -> None:
 
 def test_http_server_serves_the_probe_paths() -> None:
     """The probe paths in the manifests are routes of the HTTP server."""
-    source = (ROOT / "enforcer" / "http_server.py").read_text()
+    source = (ROOT / "enforcer" / "live" / "http.py").read_text()
     for path in PROBE_PATHS | {"/metrics"}:
         assert f'"{path}"' in source
 

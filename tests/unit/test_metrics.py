@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import re
 import socket
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import aiohttp
 import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from enforcer.clock import FixedClock
-from enforcer.http_server import MetricsHttpServer, Status, prometheus_text
+from enforcer.live.health import Status
+from enforcer.live.http import MetricsHttpServer, prometheus_text
 from enforcer.metrics import (
     METRICS,
     LatencyWindow,
@@ -236,38 +238,38 @@ def recorder() -> Iterator[MetricsRecorder]:
     yield recorder
 
 
-async def test_http_endpoints(recorder: MetricsRecorder) -> None:
+def _get(url: str) -> tuple[int, str, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+            return response.status, response.headers["Content-Type"], response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers["Content-Type"], error.read()
+
+
+def test_http_endpoints(recorder: MetricsRecorder) -> None:
     """/metrics in Prometheus text; /healthz 200; /readyz 503 until ready, then 200."""
-
-    async def no_lag() -> list[PartitionLag]:
-        return []
-
     ready = _Switch()
     server = MetricsHttpServer(
-        "127.0.0.1", 0, recorder, no_lag, lambda: Status(True, {"crashed": False}), ready
+        "127.0.0.1", 0, recorder, list, lambda: Status(True, {"fatal": None}), ready
     )
-    await server.start()
+    server.start()
     try:
         base = f"http://127.0.0.1:{server.port}"
-        async with aiohttp.ClientSession() as session:
-            async with session.get(f"{base}/metrics") as response:
-                assert response.status == 200
-                assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-                body = await response.read()
-            assert _families(body)["enforcer_records_in_total"][()] == 5
-            async with session.get(f"{base}/healthz") as response:
-                assert response.status == 200
-                assert (await response.json())["status"] == "ok"
-            async with session.get(f"{base}/readyz") as response:
-                assert response.status == 503
-                assert await response.json() == {"status": "unavailable", "assigned_partitions": 0}
-            ready.ready = True
-            async with session.get(f"{base}/readyz") as response:
-                assert response.status == 200
-            async with session.get(f"{base}/nope") as response:
-                assert response.status == 404
+        status, kind, body = _get(f"{base}/metrics")
+        assert status == 200
+        assert kind.startswith("text/plain; version=0.0.4")
+        assert _families(body)["enforcer_records_in_total"][()] == 5
+        status, _, body = _get(f"{base}/healthz")
+        assert (status, orjson.loads(body)["status"]) == (200, "ok")
+        status, kind, body = _get(f"{base}/readyz")
+        assert status == 503
+        assert kind == "application/json"
+        assert orjson.loads(body) == {"status": "unavailable", "assigned_partitions": 0}
+        ready.ready = True
+        assert _get(f"{base}/readyz")[0] == 200
+        assert _get(f"{base}/nope")[0] == 404
     finally:
-        await server.stop()
+        server.stop()
 
 
 def test_audit_mode_is_reported() -> None:

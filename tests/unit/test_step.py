@@ -156,7 +156,7 @@ def test_dead_letters_keep_bytes_and_carry_reason_headers(step: Step) -> None:
     assert named["enforcer.source.topic"] == b"identity.events"
     assert named["enforcer.source.partition"] == b"2"
     assert named["enforcer.source.offset"] == b"5"
-    assert named["enforcer.error.message"].startswith(b"not valid UTF-8 JSON")
+    assert (named["enforcer.error.message"] or b"").startswith(b"not valid UTF-8 JSON")
 
 
 def test_invalid_purpose_tag_is_a_schema_dead_letter(step: Step) -> None:

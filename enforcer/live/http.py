@@ -3,18 +3,21 @@
 ``/metrics`` is the Prometheus text exposition (made with prometheus-client) of the
 counters in :class:`enforcer.metrics.MetricsRecorder`, built at scrape time from the
 recorder itself: the scrape and the snapshot on the metrics topic read the same
-numbers. ``/healthz`` answers while the event loop runs and the app has not
-crashed; ``/readyz`` answers 200 only when source partitions are assigned and the
-producer is running, and 503 otherwise. Both answer with a small JSON object.
+numbers. ``/healthz`` and ``/readyz`` answer what :class:`enforcer.live.health.Health`
+says, 200 or 503, with a small JSON object.
+
+The server runs in a thread of its own beside the loop, so it answers even while
+the loop is stuck in a client call; that is what lets ``/healthz`` report a stall.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, NamedTuple
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
@@ -23,6 +26,7 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 
+from enforcer.live.health import Status
 from enforcer.metrics import (
     CONSUMER_LAG,
     IDENTIFIERS_REDACTED,
@@ -40,13 +44,6 @@ from enforcer.metrics import (
 from enforcer.step import OutcomeKind
 
 log = logging.getLogger("enforcer.http")
-
-
-class Status(NamedTuple):
-    """An answer of a health check: whether it passes, and why (JSON-able details)."""
-
-    ok: bool
-    detail: dict[str, Any]
 
 
 def _counter(metric: MetricDef) -> CounterMetricFamily:
@@ -98,70 +95,74 @@ class _Families:
 
 def prometheus_text(recorder: MetricsRecorder, lag: Sequence[PartitionLag]) -> bytes:
     """The Prometheus text exposition of the recorder's counters and this lag."""
-    return generate_latest(_Families(metric_families(recorder, lag)))
+    with recorder.lock:
+        families = metric_families(recorder, lag)
+    return generate_latest(_Families(families))
 
 
 class MetricsHttpServer:
-    """Serves the three endpoints on ``host:port`` inside the running event loop."""
+    """Serves the three endpoints on ``host:port`` from a daemon thread."""
 
     def __init__(
         self,
         host: str,
         port: int,
         recorder: MetricsRecorder,
-        lag: Callable[[], Awaitable[list[PartitionLag]]],
+        lag: Callable[[], list[PartitionLag]],
         alive: Callable[[], Status],
         ready: Callable[[], Status],
     ) -> None:
         self._host = host
         self._port = port
-        self._recorder = recorder
-        self._lag = lag
-        self._alive = alive
-        self._ready = ready
-        self._runner: web.AppRunner | None = None
+        routes: dict[str, Callable[[], tuple[int, str, bytes]]] = {
+            "/metrics": lambda: (200, CONTENT_TYPE_PLAIN_0_0_4, prometheus_text(recorder, lag())),
+            "/healthz": lambda: _status_body(alive()),
+            "/readyz": lambda: _status_body(ready()),
+        }
+        self._routes = routes
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
         self.port: int | None = None
         """The port actually bound (``port`` 0 picks a free one)."""
 
-    async def start(self) -> None:
+    def start(self) -> None:
         """Bind and serve; raises ``OSError`` when the port is taken."""
-        app = web.Application()
-        app.router.add_get("/metrics", self._metrics)
-        app.router.add_get("/healthz", self._healthz)
-        app.router.add_get("/readyz", self._readyz)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, self._host, self._port)
-        try:
-            await site.start()
-        except OSError:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        server = site._server  # aiohttp keeps the bound sockets here, nowhere public
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else self._port
+        routes = self._routes
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                route = routes.get(self.path.split("?", 1)[0])
+                if route is None:
+                    code, kind, body = 404, "text/plain", b"not found\n"
+                else:
+                    code, kind, body = route()
+                self.send_response(code)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                """Scrapes and probes are not worth a log line each."""
+
+        server = ThreadingHTTPServer((self._host, self._port), Handler)
+        server.daemon_threads = True
+        self._server = server
+        self.port = int(server.server_address[1])
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True, name="http"
+        )
+        self._thread.start()
         log.info("serving /metrics, /healthz and /readyz on %s:%s", self._host, self.port)
 
-    async def stop(self) -> None:
+    def stop(self) -> None:
         """Stop serving."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def _metrics(self, _: web.Request) -> web.Response:
-        body = prometheus_text(self._recorder, await self._lag())
-        # The classic text format (0.0.4), which every Prometheus reads; our names need
-        # none of the newer format's escaping.
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
-
-    async def _healthz(self, _: web.Request) -> web.Response:
-        return _status_response(self._alive())
-
-    async def _readyz(self, _: web.Request) -> web.Response:
-        return _status_response(self._ready())
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
 
 
-def _status_response(status: Status) -> web.Response:
+def _status_body(status: Status) -> tuple[int, str, bytes]:
     body = {"status": "ok" if status.ok else "unavailable", **status.detail}
-    return web.json_response(body, status=200 if status.ok else 503)
+    return (200 if status.ok else 503), "application/json", json.dumps(body).encode()

@@ -1,0 +1,14 @@
+"""The live engine: consume a batch, decide each record, produce, commit, repeat.
+
+- :mod:`enforcer.live.positions` where each partition stands in the open transaction
+- :mod:`enforcer.live.failures`  what to do about a Kafka error: retry, abort or stop
+- :mod:`enforcer.live.output`    the transactional (or at-least-once) producer side
+- :mod:`enforcer.live.engine`    the loop itself, and what it does at a rebalance
+- :mod:`enforcer.live.health`    liveness and readiness, from what the loop reports
+- :mod:`enforcer.live.http`      ``/metrics``, ``/healthz``, ``/readyz``
+- :mod:`enforcer.live.publisher` metrics snapshots on the metrics topic, and lag
+- :mod:`enforcer.live.clients`   librdkafka settings for every client
+- :mod:`enforcer.live.worker`    builds all of it from settings and runs it
+
+Nothing here decides anything: every record goes through :class:`enforcer.step.Step`.
+"""

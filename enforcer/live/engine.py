@@ -1,0 +1,246 @@
+"""The loop: consume a batch → decide each record → send its outputs → (every commit
+interval) put the offsets in the transaction and commit → next batch.
+
+One thread does all of it, so a batch and a commit never overlap, and the commit is
+one obvious point: :meth:`Engine._commit`. The client sends outputs in the background
+while the next batch is decided, which is all the pipelining needed.
+
+Failures never lose or repeat a record:
+- a commit Kafka refuses (a stale generation after this worker was frozen, a failed
+  delivery) aborts the transaction and rewinds every partition to where the
+  transaction began, so its records are decided again;
+- the dead-letter guard, or any other error, aborts and stops the worker: nothing is
+  committed after a failed batch.
+
+Rebalances (eager, range assignment: partition ``i`` of every subscribed topic goes to
+the same worker, so co-partitioned topics stay together) are handled in the client's
+callbacks, which run inside :meth:`Consumer.consume` on this same thread: on revoke
+the open transaction is committed first (or aborted if it cannot be); on loss it is
+aborted; on assign the worker starts clean. The producer is never replaced, and
+KIP-447 fencing makes it safe to keep: a commit carries the group generation.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+
+from enforcer.guard import DeadLetterGuard
+from enforcer.live.failures import WorkerStopError
+from enforcer.live.health import Health
+from enforcer.live.output import CommitAborted, Output
+from enforcer.live.positions import TransactionPositions
+from enforcer.sinks.kafka import OutputTopics, output_records
+from enforcer.step import Headers, InputRecord, Outcome, OutcomeKind, Source, Step
+
+log = logging.getLogger("enforcer.engine")
+
+OutcomeObserver = Callable[[Sequence[Outcome], float], None]
+"""Called once a batch is committed: its outcomes and the batch's start (monotonic)."""
+
+ASSIGNED_LOG = "assigned partitions"
+"""The start of the log line written at every assignment (tests wait for it)."""
+COMMITTED_LOG = "first commit"
+
+
+@dataclass
+class EngineConfig:
+    """How the loop runs."""
+
+    source_topic: str
+    outputs: OutputTopics
+    batch_max: int
+    batch_within_s: float
+    commit_interval_s: float
+
+
+@dataclass
+class _Pending:
+    """Batches decided and sent since the last commit, for the observers."""
+
+    batches: list[tuple[list[Outcome], float]] = field(default_factory=list)
+
+
+class Engine:
+    """Runs until :attr:`should_stop` says so, or a failure stops it."""
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        consumer: Consumer,
+        output: Output,
+        step: Step,
+        guard: DeadLetterGuard,
+        health: Health,
+        monotonic: Callable[[], float],
+        should_stop: Callable[[], bool],
+    ) -> None:
+        self._config = config
+        self._consumer = consumer
+        self._output = output
+        self._step = step
+        self._guard = guard
+        self._health = health
+        self._monotonic = monotonic
+        self._should_stop = should_stop
+        self._positions = TransactionPositions()
+        self._pending = _Pending()
+        self._opened_at = 0.0
+        self.observers: list[OutcomeObserver] = []
+        self.on_tick: list[Callable[[], None]] = []
+
+    def run(self) -> None:
+        """Subscribe and loop; on a stop request commit what is done and leave the group.
+
+        Raises :class:`WorkerStopError` (after aborting) when the worker must stop.
+        """
+        self._output.start(self._should_stop)
+        if self._should_stop():
+            return
+        self._consumer.subscribe(
+            [self._config.source_topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        self._health.on_started()
+        try:
+            while not self._should_stop():
+                self._once()
+            self._commit()
+        except BaseException:
+            self._abort("the worker is stopping on an error")
+            raise
+        finally:
+            self._health.stopping = True
+
+    def _once(self) -> None:
+        config = self._config
+        messages = self._consumer.consume(config.batch_max, config.batch_within_s)
+        self._health.on_loop()
+        if messages:
+            self._process(messages)
+        if self._output.open and self._monotonic() - self._opened_at >= config.commit_interval_s:
+            self._commit()
+        self._output.poll()
+        for tick in self.on_tick:
+            tick()
+
+    def _process(self, messages: Sequence[Message]) -> None:
+        started = self._monotonic()
+        outcomes = []
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                self._consumer_error(error)
+                continue
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            assert topic is not None and partition is not None and offset is not None
+            source = Source(topic, partition, offset)
+            record = InputRecord(message.key(), message.value(), _headers(message), source)
+            outcomes.append(self._step(record))
+        if not outcomes:
+            return
+        # Raises when too many recent records were dead-lettered: nothing of this
+        # batch is sent, and the open transaction is aborted on the way out.
+        self._guard.check(o.kind is OutcomeKind.DEADLETTERED for o in outcomes)
+        if not self._output.open:
+            self._opened_at = started
+        topics = self._config.outputs
+        for outcome in outcomes:
+            for output in output_records(outcome, topics):
+                self._output.send(output)
+            source = outcome.record.source
+            self._positions.advance(source.topic, source.partition, source.offset)
+        self._pending.batches.append((outcomes, started))
+
+    def _consumer_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
+        if error.fatal():
+            raise WorkerStopError(f"consumer failed: {error.name()} ({error.str()})")
+        log.warning("consumer: %s (%s)", error.name(), error.str())
+
+    def _commit(self) -> None:
+        """The commit point: offsets of every decided record, with their outputs."""
+        if not self._output.open:
+            return
+        try:
+            self._output.commit(self._positions.to_commit(), self._consumer)
+        except CommitAborted as aborted:
+            self._rewind(aborted.reason)
+            return
+        first = self._health.commits == 0
+        self._health.on_commit()
+        if first:
+            log.info("%s: the worker is making progress", COMMITTED_LOG)
+        batches, self._pending.batches = self._pending.batches, []
+        self._positions.clear()
+        for outcomes, started in batches:
+            for observe in self.observers:
+                observe(outcomes, started)
+
+    def _abort(self, why: str) -> None:
+        if self._output.open:
+            try:
+                self._output.abort()
+            except WorkerStopError as exc:
+                log.error("could not abort the open transaction (%s); it times out", exc)
+            self._health.on_abort()
+            log.info("open transaction aborted: %s", why)
+        self._forget()
+
+    def _rewind(self, reason: str) -> None:
+        """After an abort: read again from where the transaction began."""
+        rewind = self._positions.to_rewind()
+        self._forget()
+        self._health.on_abort()
+        assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+        for (topic, partition), offset in rewind.items():
+            if (topic, partition) in assigned:
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+        log.warning(
+            "transaction aborted (%s); %d partition(s) are read again from the last commit",
+            reason,
+            len(rewind),
+        )
+
+    def _forget(self) -> None:
+        self._positions.clear()
+        self._pending.batches = []
+
+    def _on_assign(self, _: Consumer, partitions: list[TopicPartition]) -> None:
+        self._forget()
+        self._health.on_assigned((tp.topic, tp.partition) for tp in partitions)
+        listed = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "none"
+        log.info("%s: %s", ASSIGNED_LOG, listed)
+
+    def _on_revoke(self, _: Consumer, partitions: list[TopicPartition]) -> None:
+        # Commit before the partitions go: their new owner starts from these offsets.
+        # librdkafka reads committed offsets as stable ones (KIP-447), so the new owner
+        # waits for this transaction's markers rather than reading stale offsets.
+        self._commit()
+        self._abort("revoked")
+        self._health.on_revoked()
+        log.info("revoked partitions: %d", len(partitions))
+
+    def _on_lost(self, _: Consumer, partitions: list[TopicPartition]) -> None:
+        # Lost, not revoked: another worker may own them already. Nothing may commit.
+        self._abort("lost")
+        self._health.on_revoked()
+        log.warning(
+            "lost %d partition(s) (session timed out); the open transaction was aborted",
+            len(partitions),
+        )
+
+
+def _headers(message: Message) -> Headers:
+    """The record's headers as read; a null value stays null."""
+    raw = message.headers()
+    if not raw:
+        return ()
+    items = raw.items() if isinstance(raw, dict) else raw
+    return tuple((key, value.encode() if isinstance(value, str) else value) for key, value in items)

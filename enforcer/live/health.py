@@ -1,0 +1,94 @@
+"""Liveness and readiness of a worker, from what its loop reports. Pure: the clock
+is passed in, and the loop (or a test) calls the ``on_*`` methods.
+
+- alive (``/healthz``): the loop has gone round recently and nothing fatal happened.
+  A loop that stops going round (stuck in a client call, a hung broker) turns it
+  unhealthy, so an orchestrator restarts the worker.
+- ready (``/readyz``): started (transactions registered, subscribed) and not stopping.
+  A worker without partitions is a ready standby: with more workers than partitions,
+  a rolling update's new pod must still become ready for the rollout to go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
+
+
+class Status(NamedTuple):
+    """An answer of a health check: whether it passes, and why (JSON-able details)."""
+
+    ok: bool
+    detail: dict[str, Any]
+
+
+class Health:
+    """What the loop last reported, and the verdicts drawn from it."""
+
+    def __init__(self, monotonic: Callable[[], float], stalled_after_s: float) -> None:
+        self._monotonic = monotonic
+        self._stalled_after_s = stalled_after_s
+        self.started = False
+        self.stopping = False
+        self.fatal: str | None = None
+        self.assigned: tuple[tuple[str, int], ...] = ()
+        self._last_loop = monotonic()
+        self._last_commit: float | None = None
+        self.commits = 0
+        self.aborts = 0
+        self.rebalances = 0
+
+    def on_started(self) -> None:
+        """Transactions registered and subscribed: the worker can take partitions."""
+        self.started = True
+        self._last_loop = self._monotonic()
+
+    def on_loop(self) -> None:
+        """The loop went round once (it does at least every batch wait)."""
+        self._last_loop = self._monotonic()
+
+    def on_assigned(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """The group gave this worker these partitions (eager: the whole assignment)."""
+        self.assigned = tuple(sorted(partitions))
+        self.rebalances += 1
+
+    def on_revoked(self) -> None:
+        """The worker's partitions were taken back, or lost."""
+        self.assigned = ()
+
+    def on_commit(self) -> None:
+        """A transaction (or an at-least-once commit) went through."""
+        self.commits += 1
+        self._last_commit = self._monotonic()
+
+    def on_abort(self) -> None:
+        """A transaction was aborted; its records are decided again."""
+        self.aborts += 1
+
+    def on_fatal(self, cause: str) -> None:
+        """The worker cannot go on; ``cause`` is the one-line reason."""
+        self.fatal = cause
+
+    def alive(self) -> Status:
+        """Liveness: nothing fatal, and the loop went round within the stall limit."""
+        since_loop = self._monotonic() - self._last_loop
+        stalled = since_loop > self._stalled_after_s
+        ok = self.fatal is None and not stalled
+        detail: dict[str, Any] = {"loop_seconds_ago": round(since_loop, 3), "commits": self.commits}
+        if self.fatal is not None:
+            detail["fatal"] = self.fatal
+        if stalled:
+            detail["stalled"] = True
+        return Status(ok, detail)
+
+    def ready(self) -> Status:
+        """Readiness: started, not stopping, nothing fatal; partitions not required."""
+        ok = self.started and not self.stopping and self.fatal is None
+        return Status(
+            ok,
+            {
+                "started": self.started,
+                "stopping": self.stopping,
+                "assigned_partitions": len(self.assigned),
+            },
+        )

@@ -1,0 +1,253 @@
+"""The producer side of the loop: one transaction at a time (or none, at least once).
+
+:class:`TransactionalOutput` wraps one transactional producer per worker. Its
+transactional id is stable for a worker's instance id, so a restarted worker fences
+its previous incarnation at once; zombies of an earlier group generation are fenced
+by the group metadata sent with the offsets (KIP-447), so one producer serves every
+partition the worker is given, across rebalances.
+
+:class:`AtLeastOnceOutput` has the same shape without transactions: outputs are
+flushed, then the offsets are committed; a crash in between repeats outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from enforcer.live.failures import Remedy, WorkerStopError, remedy_for
+from enforcer.live.positions import TopicPartitionKey
+from enforcer.sinks.kafka import OutputRecord
+
+log = logging.getLogger("enforcer.output")
+
+# How long one client call may block before it is retried: short enough that a
+# SIGTERM is seen promptly, long enough for a broker under load.
+CALL_TIMEOUT_S = 5.0
+
+
+class CommitAborted(Exception):  # noqa: N818 - an outcome, not a failure of the worker
+    """The transaction was aborted instead of committed; its records must be decided
+    again. ``reason`` names the Kafka error."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Output(Protocol):
+    """What the loop needs of its producer side."""
+
+    def start(self, should_stop: Callable[[], bool]) -> None: ...
+    def send(self, record: OutputRecord) -> None: ...
+    def commit(self, offsets: Mapping[TopicPartitionKey, int], consumer: Consumer) -> None: ...
+    def abort(self) -> None: ...
+    def poll(self) -> None: ...
+    def close(self, timeout_s: float) -> None: ...
+    @property
+    def open(self) -> bool: ...
+
+
+def _kafka_error(exc: KafkaException) -> KafkaError:
+    error = exc.args[0] if exc.args else None
+    if isinstance(error, KafkaError):
+        return error
+    return KafkaError(KafkaError._FAIL, str(exc))
+
+
+def _partitions(offsets: Mapping[TopicPartitionKey, int]) -> list[TopicPartition]:
+    return [
+        TopicPartition(topic, partition, offset) for (topic, partition), offset in offsets.items()
+    ]
+
+
+def _call(what: str, call: Callable[[], Any], deadline_s: float) -> Any:
+    """Make ``call``, retrying what Kafka calls retriable until ``deadline_s`` passes.
+
+    Raises :class:`CommitAborted` for errors that need the transaction aborted and
+    :class:`WorkerStopError` for everything else.
+    """
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            return call()
+        except KafkaException as exc:
+            error = _kafka_error(exc)
+            remedy = remedy_for(error)
+            if remedy is Remedy.RETRY and time.monotonic() < deadline:
+                log.info("%s: %s, retrying", what, error.name())
+                time.sleep(0.1)
+                continue
+            if remedy is Remedy.ABORT:
+                raise CommitAborted(f"{what}: {error.name()}") from None
+            raise WorkerStopError(f"{what} failed: {error.name()} ({error.str()})") from None
+
+
+class TransactionalOutput:
+    """Outputs and offsets in one Kafka transaction; begun lazily at the first send."""
+
+    def __init__(self, producer: Producer, deadline_s: float) -> None:
+        self._producer = producer
+        self._deadline_s = deadline_s
+        self._open = False
+
+    @property
+    def open(self) -> bool:
+        """Whether a transaction is open (something was sent since the last commit)."""
+        return self._open
+
+    def start(self, should_stop: Callable[[], bool]) -> None:
+        """Register the transactional id, fencing an earlier incarnation of this worker
+        and aborting what it left open. Retries until it works or ``should_stop``."""
+        deadline = time.monotonic() + self._deadline_s
+        while not should_stop():
+            try:
+                self._producer.init_transactions(min(CALL_TIMEOUT_S, self._deadline_s))
+                return
+            except KafkaException as exc:
+                error = _kafka_error(exc)
+                if remedy_for(error) is not Remedy.RETRY or time.monotonic() > deadline:
+                    raise WorkerStopError(
+                        f"cannot start transactions: {error.name()} ({error.str()})"
+                    ) from None
+
+    def send(self, record: OutputRecord) -> None:
+        """Queue one output in the open transaction (opening one if needed)."""
+        if not self._open:
+            _call("begin transaction", self._producer.begin_transaction, self._deadline_s)
+            self._open = True
+        _produce(self._producer, record)
+
+    def commit(self, offsets: Mapping[TopicPartitionKey, int], consumer: Consumer) -> None:
+        """Put ``offsets`` in the transaction with the group's metadata and commit.
+
+        Raises :class:`CommitAborted` after aborting, when Kafka refuses the commit
+        (a stale generation, a failed delivery), and :class:`WorkerStopError` when the
+        worker must stop.
+        """
+        if not self._open:
+            return
+        try:
+            if offsets:
+                metadata = consumer.consumer_group_metadata()
+                _call(
+                    "send offsets",
+                    lambda: self._producer.send_offsets_to_transaction(
+                        _partitions(offsets), metadata, CALL_TIMEOUT_S
+                    ),
+                    self._deadline_s,
+                )
+            _call(
+                "commit",
+                lambda: self._producer.commit_transaction(CALL_TIMEOUT_S),
+                self._deadline_s,
+            )
+        except CommitAborted:
+            self.abort()
+            raise
+        self._open = False
+
+    def abort(self) -> None:
+        """Abort the open transaction, if any: nothing of it is ever read committed."""
+        if not self._open:
+            return
+        try:
+            _call(
+                "abort",
+                lambda: self._producer.abort_transaction(CALL_TIMEOUT_S),
+                self._deadline_s,
+            )
+        except CommitAborted as exc:  # an abort that needs an abort cannot happen
+            raise WorkerStopError(f"abort failed: {exc.reason}") from None
+        self._open = False
+
+    def poll(self) -> None:
+        """Serve delivery reports; failures surface at the commit."""
+        self._producer.poll(0)
+
+    def close(self, timeout_s: float) -> None:
+        """Abort what is open (an unfinished transaction is never committed here)."""
+        try:
+            self.abort()
+        finally:
+            self._producer.flush(timeout_s)
+
+
+class AtLeastOnceOutput:
+    """Outputs flushed, then offsets committed by the consumer: no transaction."""
+
+    def __init__(self, producer: Producer, deadline_s: float) -> None:
+        self._producer = producer
+        self._deadline_s = deadline_s
+        self._failed: list[str] = []
+        self._open = False
+
+    @property
+    def open(self) -> bool:
+        """Whether outputs were sent since the last commit."""
+        return self._open
+
+    def start(self, should_stop: Callable[[], bool]) -> None:
+        """Nothing to register without transactions."""
+
+    def send(self, record: OutputRecord) -> None:
+        """Queue one output."""
+        self._open = True
+        _produce(self._producer, record, self._delivered)
+
+    def _delivered(self, error: KafkaError | None, _: Any) -> None:
+        if error is not None:
+            self._failed.append(error.name())
+
+    def commit(self, offsets: Mapping[TopicPartitionKey, int], consumer: Consumer) -> None:
+        """Wait until every output is delivered, then commit the offsets."""
+        remaining = self._producer.flush(self._deadline_s)
+        failed, self._failed = self._failed, []
+        if remaining or failed:
+            self._open = False
+            why = failed[0] if failed else f"{remaining} outputs undelivered"
+            raise CommitAborted(f"delivery: {why}")
+        if offsets:
+            try:
+                consumer.commit(offsets=_partitions(offsets), asynchronous=False)
+            except KafkaException as exc:
+                self._open = False
+                # The partitions moved on, or the group did: they are read again.
+                raise CommitAborted(f"commit: {_kafka_error(exc).name()}") from None
+        self._open = False
+
+    def abort(self) -> None:
+        """Nothing can be taken back: what was delivered stays (at least once)."""
+        self._open = False
+
+    def poll(self) -> None:
+        """Serve delivery reports."""
+        self._producer.poll(0)
+
+    def close(self, timeout_s: float) -> None:
+        """Deliver what is queued."""
+        self._producer.flush(timeout_s)
+
+
+def _produce(
+    producer: Producer,
+    record: OutputRecord,
+    on_delivery: Callable[[KafkaError | None, Any], None] | None = None,
+) -> None:
+    while True:
+        try:
+            producer.produce(
+                record.topic,
+                value=record.value,
+                key=record.key,
+                headers=list(record.headers) or None,
+                on_delivery=on_delivery,
+            )
+            return
+        except BufferError:
+            # The client's queue is full: let it deliver some, then try again.
+            producer.poll(0.05)

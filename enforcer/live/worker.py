@@ -1,0 +1,191 @@
+"""One worker process: builds the engine from settings, runs it, and stops cleanly.
+
+Exit status: 0 after SIGTERM/SIGINT (what was decided is committed first), 1 when the
+worker had to stop (the cause is one log line). A second signal, or a shutdown that
+takes longer than ``shutdown_timeout``, ends the process at once: an orchestrator's
+SIGTERM always ends it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from types import FrameType
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Producer
+
+from enforcer.clock import SystemClock
+from enforcer.fingerprint import Fingerprinter
+from enforcer.guard import DeadLetterGuard, DeadLetterRateExceededError
+from enforcer.live.clients import (
+    ClientErrors,
+    consumer_config,
+    metrics_producer_config,
+    producer_config,
+)
+from enforcer.live.engine import Engine, EngineConfig
+from enforcer.live.failures import WorkerStopError
+from enforcer.live.health import Health
+from enforcer.live.http import MetricsHttpServer
+from enforcer.live.output import AtLeastOnceOutput, Output, TransactionalOutput
+from enforcer.live.publisher import LagMeter, SnapshotPublisher
+from enforcer.metrics import MetricsRecorder
+from enforcer.policy.compiled import Policy
+from enforcer.settings import EnforcerSettings
+from enforcer.sinks.kafka import OutputTopics
+from enforcer.step import Step
+
+log = logging.getLogger("enforcer")
+
+STALLED_AFTER_S = 30.0
+"""A loop that has not gone round for this long makes ``/healthz`` unhealthy."""
+CALL_DEADLINE_S = 30.0
+"""How long a commit, an abort or a start may keep retrying before the worker stops."""
+
+
+class StopSignal:
+    """SIGTERM and SIGINT as a flag the loop reads; installed before anything starts,
+    so a signal during start-up also ends the worker cleanly."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.deadline_s = 30.0
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        """Take over SIGTERM and SIGINT (main thread only) until :meth:`uninstall`."""
+        self._previous = {
+            signum: signal.signal(signum, self._handle)
+            for signum in (signal.SIGTERM, signal.SIGINT)
+        }
+
+    def uninstall(self) -> None:
+        """Give SIGTERM and SIGINT back to whoever had them (a test process, say)."""
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def __call__(self) -> bool:
+        return self._event.is_set()
+
+    def _handle(self, signum: int, _: FrameType | None) -> None:
+        if self._event.is_set():
+            log.warning("second %s: exiting now", signal.Signals(signum).name)
+            os._exit(128 + signum)
+        self._event.set()
+        name = signal.Signals(signum).name
+        log.info("%s received: committing what is decided and leaving the group", name)
+        timer = threading.Timer(self.deadline_s, self._too_slow)
+        timer.daemon = True
+        timer.start()
+
+    def _too_slow(self) -> None:
+        log.error(
+            "shutdown took longer than %.0fs (ENFORCER_SHUTDOWN_TIMEOUT): exiting now",
+            self.deadline_s,
+        )
+        logging.shutdown()
+        os._exit(1)
+
+
+def run_worker(
+    settings: EnforcerSettings, policy: Policy, fingerprinter: Fingerprinter, stop: StopSignal
+) -> int:
+    """Run until stopped; return the exit status."""
+    stop.deadline_s = settings.shutdown_timeout
+    errors = ClientErrors()
+    health = Health(time.monotonic, STALLED_AFTER_S)
+    recorder = MetricsRecorder(
+        settings.instance_id, policy.version, policy.mode, SystemClock(), time.monotonic
+    )
+    consumer = Consumer(consumer_config(settings, errors))
+    output = _output(settings, errors)
+    metrics_producer = Producer(metrics_producer_config(settings, errors))
+    lag = LagMeter(consumer, settings.source_topic, recorder)
+    http = MetricsHttpServer(
+        settings.http_host,
+        settings.http_port,
+        recorder,
+        lambda: lag.latest,
+        health.alive,
+        health.ready,
+    )
+    http.start()
+    engine = Engine(
+        EngineConfig(
+            settings.source_topic,
+            OutputTopics(settings.sink_topic, settings.violations_topic, settings.deadletter_topic),
+            settings.batch_max,
+            settings.batch_within,
+            settings.commit_interval,
+        ),
+        consumer,
+        output,
+        Step(policy, fingerprinter, SystemClock()),
+        DeadLetterGuard(settings.deadletter_max_ratio, settings.deadletter_window),
+        health,
+        time.monotonic,
+        stop,
+    )
+    engine.observers.append(recorder)
+    publisher = SnapshotPublisher(
+        metrics_producer,
+        settings.metrics_topic,
+        settings.instance_id,
+        recorder,
+        lag,
+        settings.metrics_interval,
+        time.monotonic,
+    )
+    engine.on_tick.append(publisher.tick)
+    status = 0
+    try:
+        engine.run()
+    except (WorkerStopError, DeadLetterRateExceededError) as exc:
+        status = _stopped(health, str(exc))
+    except KafkaException as exc:
+        status = _stopped(health, f"Kafka client error: {exc.args[0].name() if exc.args else exc}")
+    except Exception as exc:
+        # Other messages might quote record data: only the type is logged.
+        status = _stopped(health, f"internal error ({type(exc).__name__})")
+        if os.environ.get("ENFORCER_DEBUG"):
+            log.exception("internal error")
+    finally:
+        health.stopping = True
+        _close(consumer, output, publisher, http)
+    if status == 0:
+        log.info("stopped")
+    return status
+
+
+def _output(settings: EnforcerSettings, errors: ClientErrors) -> Output:
+    producer = Producer(producer_config(settings, errors))
+    if settings.processing_guarantee == "exactly_once":
+        return TransactionalOutput(producer, CALL_DEADLINE_S)
+    return AtLeastOnceOutput(producer, CALL_DEADLINE_S)
+
+
+def _stopped(health: Health, cause: str) -> int:
+    health.on_fatal(cause)
+    log.critical("enforcer stopping: %s", cause)
+    return 1
+
+
+def _close(
+    consumer: Consumer, output: Output, publisher: SnapshotPublisher, http: MetricsHttpServer
+) -> None:
+    """Leave the group, abort anything uncommitted, send the last snapshot, stop HTTP."""
+    for what, close in (
+        ("consumer", consumer.close),
+        ("producer", lambda: output.close(5.0)),
+        ("metrics", lambda: publisher.close(5.0)),
+        ("http", http.stop),
+    ):
+        try:
+            close()
+        except Exception as exc:
+            log.warning("closing the %s: %s", what, type(exc).__name__)
