@@ -73,6 +73,10 @@ class EnforcerSettings(BaseSettings):
     shutdown_timeout: float = Field(
         default=30.0, gt=0, description="Seconds a SIGTERM may take before the worker exits anyway."
     )
+    kafka_debug: str | None = Field(
+        default=None,
+        description="librdkafka debug contexts (e.g. 'eos,cgrp'), for diagnosing the client.",
+    )
     metrics_interval: float = Field(default=10.0, gt=0)
     create_topics: bool = False
     topic_partitions: int = Field(default=1, ge=1)

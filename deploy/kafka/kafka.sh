@@ -112,10 +112,27 @@ except OSError:
 }
 
 free_port() {
-  "$PYTHON" -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
+  # Below the kernel's ephemeral range (ip_local_port_range, 32768+ here). A client
+  # reconnecting to a stopped broker on an ephemeral port can be given that very port
+  # as its own source port and connect to itself (TCP simultaneous open); the port is
+  # then taken when the broker restarts, and the client talks to itself meanwhile.
+  "$PYTHON" -c 'import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for _ in range(200):
+    port = random.randrange(15000, min(low, 32768))
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+else:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    print(s.getsockname()[1])'
 }
 
 new_cluster_id() {

@@ -40,13 +40,21 @@ class ClientErrors:
 
 
 def _common(settings: EnforcerSettings, errors: ClientErrors, role: str) -> dict[str, Any]:
-    return {
+    config = {
         "bootstrap.servers": settings.bootstrap_servers,
         "client.id": f"enforcer-{role}-{settings.instance_id}",
         "logger": client_log,
         "error_cb": errors,
+        # librdkafka 2.10+ re-bootstraps when every broker is down (KIP-899); with it,
+        # a transactional commit after a broker restart was seen to block for good
+        # (librdkafka 2.16.0: stuck in commit_transaction past its timeout). Without it
+        # the clients reconnect to the known brokers, and rode out the same restarts.
+        "metadata.recovery.strategy": "none",
         **librdkafka_security(settings),
     }
+    if settings.kafka_debug:
+        config["debug"] = settings.kafka_debug
+    return config
 
 
 def transactional_id(settings: EnforcerSettings) -> str:

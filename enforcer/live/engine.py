@@ -119,12 +119,17 @@ class Engine:
 
     def _once(self) -> None:
         config = self._config
+        health = self._health
+        health.doing = "consume (or a rebalance callback)"
         messages = self._consumer.consume(config.batch_max, config.batch_within_s)
-        self._health.on_loop()
+        health.on_loop()
         if messages:
+            health.doing = "deciding and sending a batch"
             self._process(messages)
         if self._output.open and self._monotonic() - self._opened_at >= config.commit_interval_s:
+            health.doing = "commit"
             self._commit()
+        health.doing = "metrics"
         self._output.poll()
         for tick in self.on_tick:
             tick()
@@ -149,13 +154,19 @@ class Engine:
         self._guard.check(o.kind is OutcomeKind.DEADLETTERED for o in outcomes)
         if not self._output.open:
             self._opened_at = started
-        topics = self._config.outputs
+        # The batch is part of the transaction before anything is sent: if sending
+        # fails, the rewind goes back to its first record too.
         for outcome in outcomes:
-            for output in output_records(outcome, topics):
-                self._output.send(output)
             source = outcome.record.source
             self._positions.advance(source.topic, source.partition, source.offset)
         self._pending.batches.append((outcomes, started))
+        topics = self._config.outputs
+        try:
+            for outcome in outcomes:
+                for output in output_records(outcome, topics):
+                    self._output.send(output)
+        except CommitAborted as aborted:
+            self._rewind(aborted.reason)
 
     def _consumer_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._PARTITION_EOF:

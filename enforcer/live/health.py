@@ -37,6 +37,8 @@ class Health:
         self.commits = 0
         self.aborts = 0
         self.rebalances = 0
+        self.doing = "starting"
+        """What the loop is doing now (a client call may block): named when it stalls."""
 
     def on_started(self) -> None:
         """Transactions registered and subscribed: the worker can take partitions."""
@@ -79,7 +81,12 @@ class Health:
             detail["fatal"] = self.fatal
         if stalled:
             detail["stalled"] = True
+            detail["stalled_in"] = self.doing
         return Status(ok, detail)
+
+    def stalled_for(self) -> float:
+        """Seconds since the loop last went round."""
+        return self._monotonic() - self._last_loop
 
     def ready(self) -> Status:
         """Readiness: started, not stopping, nothing fatal; partitions not required."""

@@ -28,6 +28,10 @@ log = logging.getLogger("enforcer.output")
 # How long one client call may block before it is retried: short enough that a
 # SIGTERM is seen promptly, long enough for a broker under load.
 CALL_TIMEOUT_S = 5.0
+NO_RETRY = 0.0
+"""A commit that times out is aborted, not retried: retrying a commit that timed out
+during a broker outage was seen to block in librdkafka past its timeout; an abort
+costs only deciding the transaction's records again."""
 
 
 class CommitAborted(Exception):  # noqa: N818 - an outcome, not a failure of the worker
@@ -66,7 +70,8 @@ def _partitions(offsets: Mapping[TopicPartitionKey, int]) -> list[TopicPartition
 
 
 def _call(what: str, call: Callable[[], Any], deadline_s: float) -> Any:
-    """Make ``call``, retrying what Kafka calls retriable until ``deadline_s`` passes.
+    """Make ``call``, retrying what Kafka calls retriable until ``deadline_s`` passes
+    (``deadline_s`` 0: no retry, a retriable error aborts).
 
     Raises :class:`CommitAborted` for errors that need the transaction aborted and
     :class:`WorkerStopError` for everything else.
@@ -82,18 +87,58 @@ def _call(what: str, call: Callable[[], Any], deadline_s: float) -> Any:
                 log.info("%s: %s, retrying", what, error.name())
                 time.sleep(0.1)
                 continue
-            if remedy is Remedy.ABORT:
+            if remedy is Remedy.ABORT or (remedy is Remedy.RETRY and not deadline_s):
                 raise CommitAborted(f"{what}: {error.name()}") from None
-            raise WorkerStopError(f"{what} failed: {error.name()} ({error.str()})") from None
+            raise ClientFailedError(what, error) from None
+
+
+class ClientFailedError(WorkerStopError):
+    """A client call failed for good (a fatal error, such as being fenced)."""
+
+    def __init__(self, what: str, error: KafkaError) -> None:
+        super().__init__(f"{what} failed: {error.name()} ({error.str()})")
+        self.fatal = error.fatal()
+
+
+class RenewalBudget:
+    """How often a failed producer may be replaced before the worker gives up: a
+    broker restart that outlives the transaction timeout fences the producer once;
+    two workers sharing one instance id would fence each other without end."""
+
+    def __init__(self, most: int, window_s: float, monotonic: Callable[[], float]) -> None:
+        self._most = most
+        self._window_s = window_s
+        self._monotonic = monotonic
+        self._times: list[float] = []
+
+    def allow(self) -> bool:
+        """Take one renewal if fewer than ``most`` were taken within the window."""
+        now = self._monotonic()
+        self._times = [t for t in self._times if now - t < self._window_s]
+        if len(self._times) >= self._most:
+            return False
+        self._times.append(now)
+        return True
 
 
 class TransactionalOutput:
-    """Outputs and offsets in one Kafka transaction; begun lazily at the first send."""
+    """Outputs and offsets in one Kafka transaction; begun lazily at the first send.
 
-    def __init__(self, producer: Producer, deadline_s: float) -> None:
-        self._producer = producer
+    A producer that fails for good (fenced after Kafka timed its transaction out while
+    a broker was down) is replaced by a new one with the same transactional id, whose
+    registration aborts whatever the old one left open; the transaction's records are
+    then decided again (:class:`CommitAborted`).
+    """
+
+    def __init__(
+        self, make_producer: Callable[[], Producer], deadline_s: float, budget: RenewalBudget
+    ) -> None:
+        self._make_producer = make_producer
+        self._producer = make_producer()
         self._deadline_s = deadline_s
+        self._budget = budget
         self._open = False
+        self.renewals = 0
 
     @property
     def open(self) -> bool:
@@ -117,17 +162,27 @@ class TransactionalOutput:
 
     def send(self, record: OutputRecord) -> None:
         """Queue one output in the open transaction (opening one if needed)."""
-        if not self._open:
-            _call("begin transaction", self._producer.begin_transaction, self._deadline_s)
-            self._open = True
-        _produce(self._producer, record)
+        try:
+            if not self._open:
+                _call("begin transaction", self._producer.begin_transaction, self._deadline_s)
+                self._open = True
+            _produce(self._producer, record)
+        except KafkaException as exc:
+            error = _kafka_error(exc)
+            if not error.fatal():
+                raise WorkerStopError(f"send failed: {error.name()} ({error.str()})") from None
+            self._renew(f"send failed: {error.name()}")
+            raise CommitAborted(f"producer replaced after {error.name()}") from None
+        except ClientFailedError as failure:
+            self._renew(str(failure))
+            raise CommitAborted("producer replaced") from None
 
     def commit(self, offsets: Mapping[TopicPartitionKey, int], consumer: Consumer) -> None:
         """Put ``offsets`` in the transaction with the group's metadata and commit.
 
         Raises :class:`CommitAborted` after aborting, when Kafka refuses the commit
-        (a stale generation, a failed delivery), and :class:`WorkerStopError` when the
-        worker must stop.
+        (a stale generation, a failed delivery, a timeout), and :class:`WorkerStopError`
+        when the worker must stop.
         """
         if not self._open:
             return
@@ -139,16 +194,15 @@ class TransactionalOutput:
                     lambda: self._producer.send_offsets_to_transaction(
                         _partitions(offsets), metadata, CALL_TIMEOUT_S
                     ),
-                    self._deadline_s,
+                    NO_RETRY,
                 )
-            _call(
-                "commit",
-                lambda: self._producer.commit_transaction(CALL_TIMEOUT_S),
-                self._deadline_s,
-            )
+            _call("commit", lambda: self._producer.commit_transaction(CALL_TIMEOUT_S), NO_RETRY)
         except CommitAborted:
             self.abort()
             raise
+        except ClientFailedError as failure:
+            self._renew(str(failure))
+            raise CommitAborted("producer replaced") from None
         self._open = False
 
     def abort(self) -> None:
@@ -163,7 +217,23 @@ class TransactionalOutput:
             )
         except CommitAborted as exc:  # an abort that needs an abort cannot happen
             raise WorkerStopError(f"abort failed: {exc.reason}") from None
+        except ClientFailedError as failure:
+            self._renew(str(failure))  # the new producer's registration aborts it
         self._open = False
+
+    def _renew(self, cause: str) -> None:
+        if not self._budget.allow():
+            raise WorkerStopError(f"{cause}; the producer was replaced too often: stopping")
+        log.warning("producer failed (%s); replacing it (same transactional id)", cause)
+        old, self._producer = self._producer, self._make_producer()
+        self._open = False
+        self.renewals += 1
+        try:
+            old.purge()
+            old.flush(0)
+        except (KafkaException, BufferError):
+            pass  # it is discarded either way
+        self.start(lambda: False)
 
     def poll(self) -> None:
         """Serve delivery reports; failures surface at the commit."""

@@ -31,7 +31,12 @@ from enforcer.live.engine import Engine, EngineConfig
 from enforcer.live.failures import WorkerStopError
 from enforcer.live.health import Health
 from enforcer.live.http import MetricsHttpServer
-from enforcer.live.output import AtLeastOnceOutput, Output, TransactionalOutput
+from enforcer.live.output import (
+    AtLeastOnceOutput,
+    Output,
+    RenewalBudget,
+    TransactionalOutput,
+)
 from enforcer.live.publisher import LagMeter, SnapshotPublisher
 from enforcer.metrics import MetricsRecorder
 from enforcer.policy.compiled import Policy
@@ -42,9 +47,48 @@ from enforcer.step import Step
 log = logging.getLogger("enforcer")
 
 STALLED_AFTER_S = 30.0
-"""A loop that has not gone round for this long makes ``/healthz`` unhealthy."""
-CALL_DEADLINE_S = 30.0
-"""How long a commit, an abort or a start may keep retrying before the worker stops."""
+"""A loop that has not gone round for this long makes ``/healthz`` unhealthy, and the
+watchdog ends the process: a worker that cannot progress exits to be restarted."""
+CALL_DEADLINE_S = 20.0
+"""How long a commit, an abort or a start may keep retrying before the worker stops
+(less than the stall limit, so that the worker says why itself)."""
+
+RENEWALS_MOST, RENEWALS_WINDOW_S = 3, 300.0
+"""A failed producer is replaced at most this often in this window; then the worker stops."""
+
+
+class Watchdog:
+    """Ends the process when the loop stalls: a client call that blocks past its own
+    timeout (seen with librdkafka's commit after a broker crash) must not hang the
+    worker with nothing said. A new process starts with new clients, and exactly once
+    holds: the open transaction is aborted when the worker's id is registered again."""
+
+    def __init__(self, health: Health, stop: StopSignal, limit_s: float) -> None:
+        self._health = health
+        self._stop = stop
+        self._limit_s = limit_s
+        self._done = threading.Event()
+
+    def start(self) -> None:
+        """Check every second from a daemon thread."""
+        threading.Thread(target=self._watch, daemon=True, name="watchdog").start()
+
+    def stop(self) -> None:
+        """No more checks (the loop has ended)."""
+        self._done.set()
+
+    def _watch(self) -> None:
+        health = self._health
+        while not self._done.wait(1.0):
+            if not health.started or self._stop():
+                continue  # start-up and shutdown have deadlines of their own
+            stalled = health.stalled_for()
+            if stalled > self._limit_s:
+                cause = f"stuck for {stalled:.0f}s in {health.doing}"
+                health.on_fatal(cause)
+                log.critical("enforcer stopping: %s; exiting to be restarted", cause)
+                logging.shutdown()
+                os._exit(1)
 
 
 class StopSignal:
@@ -142,6 +186,8 @@ def run_worker(
         time.monotonic,
     )
     engine.on_tick.append(publisher.tick)
+    watchdog = Watchdog(health, stop, STALLED_AFTER_S)
+    watchdog.start()
     status = 0
     try:
         engine.run()
@@ -155,6 +201,7 @@ def run_worker(
         if os.environ.get("ENFORCER_DEBUG"):
             log.exception("internal error")
     finally:
+        watchdog.stop()
         health.stopping = True
         _close(consumer, output, publisher, http)
     if status == 0:
@@ -163,10 +210,11 @@ def run_worker(
 
 
 def _output(settings: EnforcerSettings, errors: ClientErrors) -> Output:
-    producer = Producer(producer_config(settings, errors))
+    config = producer_config(settings, errors)
     if settings.processing_guarantee == "exactly_once":
-        return TransactionalOutput(producer, CALL_DEADLINE_S)
-    return AtLeastOnceOutput(producer, CALL_DEADLINE_S)
+        budget = RenewalBudget(RENEWALS_MOST, RENEWALS_WINDOW_S, time.monotonic)
+        return TransactionalOutput(lambda: Producer(config), CALL_DEADLINE_S, budget)
+    return AtLeastOnceOutput(Producer(config), CALL_DEADLINE_S)
 
 
 def _stopped(health: Health, cause: str) -> int:

@@ -154,6 +154,24 @@ class EnforcerWorker:
             process.kill()
         process.wait(timeout=30)
 
+    def freeze(self) -> None:
+        """SIGSTOP: the process stops dead (a long GC pause, a stalled VM) but lives on."""
+        self._require_process().send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after :meth:`freeze`."""
+        self._require_process().send_signal(signal.SIGCONT)
+
+    async def wait_for_new_assignment(self, seen: int, *, timeout_s: float = 60.0) -> int:
+        """Wait for an assignment after the first ``seen`` ones of the current run;
+        return how many there are now. Take ``seen`` before causing the rebalance."""
+        await self.wait_for_log(ASSIGNED, at_least=seen + 1, timeout_s=timeout_s)
+        return self.log_count(ASSIGNED, all_runs=False)
+
+    def assignments(self) -> int:
+        """Assignments of the current run so far."""
+        return self.log_count(ASSIGNED, all_runs=False)
+
     def log_tail(self, lines: int = 30) -> str:
         """The end of the current run's log, for failure messages."""
         if self.log_path is None or not self.log_path.exists():
@@ -223,7 +241,6 @@ class Deployment:
         data_dir.mkdir(parents=True, exist_ok=True)
         # Nothing from the developer's own ENFORCER_* settings may leak into a test.
         env = {k: v for k, v in os.environ.items() if not k.startswith("ENFORCER_")}
-        env.update(self.extra_env)
         env.update(
             PYTHONUNBUFFERED="1",
             ENFORCER_BOOTSTRAP_SERVERS=self.bootstrap,
@@ -241,6 +258,7 @@ class Deployment:
             ENFORCER_HTTP_PORT="0",
             ENFORCER_LOG_LEVEL="info",
         )
+        env.update(self.extra_env)  # last: a test's own settings win
         worker = EnforcerWorker(name, env, self.work_dir)
         self.workers.append(worker)
         return worker
@@ -269,6 +287,31 @@ class Deployment:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class Progress:
+    """Waits for the group's committed offsets to move on by a random step, so each
+    change to the group meets work in flight."""
+
+    def __init__(self, deployment: Deployment, rng: random.Random) -> None:
+        self._deployment = deployment
+        self._rng = rng
+        self.committed = 0
+
+    async def more(self, *alive: EnforcerWorker, low: int = 300, high: int = 900) -> int:
+        """Wait until ``low``..``high`` more records are committed by the workers in
+        ``alive`` (any of them exiting fails), then a random fraction of a second."""
+        deployment = self._deployment
+        self.committed = await wait_for_commits(
+            deployment.bootstrap,
+            deployment.group_id,
+            deployment.topics.source,
+            at_least=self.committed + self._rng.randint(low, high),
+            timeout_s=60,
+            alive=alive,
+        )
+        await asyncio.sleep(self._rng.uniform(0, 0.5))
+        return self.committed
 
 
 # --- input ------------------------------------------------------------------------

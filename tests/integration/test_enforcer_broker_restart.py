@@ -24,6 +24,7 @@ from enforcer.testing.topics import unique_topic_name
 from enforcer.testing.worker import (
     ABORTED,
     ASSIGNED,
+    FAST_GROUP_ENV,
     Deployment,
     EnforcerTopics,
     EnforcerWorker,
@@ -89,7 +90,12 @@ async def test_broker_crash_and_restart_mid_stream_keep_every_outcome_exactly_on
     exits: list[str] = []
     outages: list[str] = []
     with Deployment(
-        bootstrap, topics, unique_topic_name("restart-group"), key, tmp_path / "enforcer"
+        bootstrap,
+        topics,
+        unique_topic_name("restart-group"),
+        key,
+        tmp_path / "enforcer",
+        extra_env={**FAST_GROUP_ENV},
     ) as deployment:
         await deployment.create_topics(PARTITIONS)
         worker = deployment.worker("worker")

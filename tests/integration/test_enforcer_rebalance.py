@@ -27,7 +27,7 @@ from enforcer.testing.worker import (
     ASSIGNED,
     Deployment,
     EnforcerTopics,
-    EnforcerWorker,
+    Progress,
     aborted_records,
     check_outcomes,
     end_offsets_of,
@@ -69,21 +69,7 @@ async def _run_scenario(
             )
         )
         try:
-            committed = 0
-
-            async def progress(*alive: EnforcerWorker) -> None:
-                """Wait for more commits by the workers now in the group, then a little."""
-                nonlocal committed
-                committed = await wait_for_commits(
-                    kafka_bootstrap,
-                    deployment.group_id,
-                    topics.source,
-                    at_least=committed + rng.randint(300, 900),
-                    timeout_s=60,
-                    alive=alive,
-                )
-                await asyncio.sleep(rng.uniform(0, 0.5))
-
+            progress = Progress(deployment, rng).more
             a.start()
             await a.wait_for_log(ASSIGNED)
             await progress(a)

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from enforcer.live.failures import Remedy, remedy_for
 from enforcer.live.health import Health
+from enforcer.live.output import RenewalBudget
 from enforcer.live.positions import TransactionPositions
 
 
@@ -122,3 +123,14 @@ def test_commits_and_aborts_are_counted() -> None:
     health.on_abort()
     health.on_assigned([])
     assert (health.commits, health.aborts, health.rebalances) == (2, 1, 1)
+
+
+def test_the_producer_is_replaced_at_most_so_often() -> None:
+    """Three renewals in five minutes are allowed, a fourth is refused, and the window
+    slides: once the first has aged out, one more is allowed again."""
+    clock = _Clock()
+    budget = RenewalBudget(3, 300.0, clock)
+    assert [budget.allow() for _ in range(3)] == [True, True, True]
+    assert not budget.allow()
+    clock.now += 301
+    assert budget.allow()
