@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The end-to-end pipeline benchmark (docs/benchmarks.md): Kafka's own perf tools, a raw
-# aiokafka pass-through, a faust pass-through and the enforcer, each at-least-once and
+# The end-to-end pipeline benchmark (docs/benchmarks.md): Kafka's own perf tools, raw
+# aiokafka and confluent-kafka pass-throughs, a confluent-kafka loop and quixstreams
+# each running the enforcer's Step, and the enforcer, each at-least-once and
 # exactly-once at commit intervals of 100 ms and 1 s, on one generated stream, on a
 # fresh local broker that this script starts and always stops again.
 #

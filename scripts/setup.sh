@@ -28,6 +28,10 @@ fi
 
 bash deploy/kafka/kafka.sh jars >/dev/null
 
+# The benchmark's peer pipelines (quixstreams) pin their own Kafka client: a venv of
+# their own, so the benchmark and its smoke test can run them beside the enforcer.
+PYTHON="$PYTHON" bash bench/setup-peers.sh
+
 # Debian's docker-compose validates docker-compose.yml in the tests (no engine needed).
 # Installed when possible (root, apt); without it that one test is skipped.
 if ! command -v docker-compose >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then

@@ -1,10 +1,12 @@
-"""End-to-end pipeline benchmark: the enforcer next to what Kafka and faust cost alone.
+"""End-to-end pipeline benchmark: the enforcer next to its client's ceiling and its peers.
 
 One run on one broker, on one generated stream of identity events, measures:
 
 - Kafka's own perf tools (the Java classes in the broker jars): the machine's limit;
 - a raw aiokafka consume → produce pass-through (:mod:`.raw_passthrough`);
-- a faust pass-through agent built like the enforcer's (:mod:`.faust_passthrough`);
+- a raw confluent-kafka pass-through, and the same loop running the enforcer's
+  ``Step`` with no guards or metrics (:mod:`.confluent_passthrough`);
+- quixstreams running the same ``Step`` (:mod:`.quix_step`);
 - the enforcer itself (``enforcer run``, driven by :mod:`enforcer.testing.worker`);
 
 each at-least-once and exactly-once at several commit intervals: records/s while

@@ -5,8 +5,9 @@
 
 Without ``--step`` it copies each record (key, value, headers) to the sink; with
 ``--step`` it runs the enforcer's own :class:`enforcer.step.Step` on each record and
-sends what the step says, with none of the engine's guards, health or metrics: the
-difference to the enforcer is what the engine itself costs.
+sends what the step says (sink, ``--violations``, ``--deadletter``), with none of the
+engine's guards, health or metrics: the difference to the enforcer is what the engine
+itself costs.
 
 - ``at_least_once``: every commit interval flush the producer, then commit offsets.
 - ``exactly_once``: one transactional producer; every commit interval send the
@@ -27,11 +28,12 @@ from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from enforcer.clock import SystemClock
 from enforcer.fingerprint import Fingerprinter, generate_key, key_from_text
+from enforcer.live.engine import message_headers
 from enforcer.policy.load import load_policy
 from enforcer.sinks.kafka import OutputTopics, output_records
 from enforcer.step import InputRecord, Source, Step
 
-from .raw_passthrough import passthrough_parser
+from .options import passthrough_parser
 
 Forward = Callable[[Producer, Message], None]
 
@@ -43,16 +45,14 @@ def _copy(sink: str) -> Forward:
     return forward
 
 
-def _decide(sink: str) -> Forward:
+def _decide(topics: OutputTopics) -> Forward:
     step = Step(load_policy(None), Fingerprinter(key_from_text(generate_key())), SystemClock())
-    topics = OutputTopics(sink, f"{sink}.violations", f"{sink}.deadletter")
 
     def forward(producer: Producer, message: Message) -> None:
         source = Source(message.topic() or "", message.partition() or 0, message.offset() or 0)
-        outcome = step(InputRecord(message.key(), message.value(), (), source))
-        for out in output_records(outcome, topics):
-            if out.topic == sink:  # the bench reads the sink; the others go nowhere
-                producer.produce(out.topic, out.value, out.key, headers=list(out.headers))
+        record = InputRecord(message.key(), message.value(), message_headers(message), source)
+        for out in output_records(step(record), topics):
+            producer.produce(out.topic, out.value, out.key, headers=list(out.headers))
 
     return forward
 
@@ -73,7 +73,8 @@ def run(args: argparse.Namespace, stop: threading.Event) -> None:
     if exactly_once:
         config["transactional.id"] = f"{args.group}-confluent"
     producer = Producer(config)
-    forward = _decide(args.sink) if args.step else _copy(args.sink)
+    topics = OutputTopics(args.sink, args.violations, args.deadletter)
+    forward = _decide(topics) if args.step else _copy(args.sink)
     if exactly_once:
         producer.init_transactions(30)
     consumer.subscribe([args.source])
@@ -128,6 +129,8 @@ def main(argv: list[str] | None = None) -> None:
     """Run until SIGTERM."""
     parser = passthrough_parser(__doc__.splitlines()[0])
     parser.add_argument("--step", action="store_true", help="decide each record with Step")
+    parser.add_argument("--violations", help="violations topic, with --step")
+    parser.add_argument("--deadletter", help="dead-letter topic, with --step")
     args = parser.parse_args(argv)
     stop = threading.Event()
 

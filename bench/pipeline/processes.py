@@ -1,9 +1,8 @@
 """The pipelines under test, each a process of its own.
 
-Own processes so that ``/proc/<pid>/stat`` counts the pipeline's CPU alone, and because
-faust keeps its transactional producers in a dict shared by every app of a process.
-The enforcer runs as operators run it, ``python -m enforcer.cli run``, through
-:class:`enforcer.testing.worker.Deployment`; the two pass-throughs are modules of this
+Own processes so that ``/proc/<pid>/stat`` counts the pipeline's CPU alone. The
+enforcer runs as operators run it, ``python -m enforcer.cli run``, through
+:class:`enforcer.testing.worker.Deployment`; the other pipelines are modules of this
 package, started the same way.
 """
 
@@ -22,14 +21,18 @@ from enforcer.fingerprint import generate_key
 from enforcer.testing.worker import FAST_GROUP_ENV, Deployment, EnforcerTopics
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+PEERS_PYTHON = REPO_ROOT / ".venv-peers" / "bin" / "python"
+"""quixstreams pins its own Kafka client: it runs from bench/setup-peers.sh's venv."""
 
 RAW = "raw-aiokafka"
-FAUST = "faust"
-FAUST_GATED = "faust-gated"
+CONFLUENT = "raw-confluent"
+CONFLUENT_STEP = "confluent-step"
+QUIX_STEP = "quix-step"
 ENFORCER = "enforcer"
-PIPELINES = (RAW, FAUST, ENFORCER)
-# Not measured by default: for telling apart what the enforcer adds to faust.
-DIAGNOSTIC_PIPELINES = (FAUST_GATED,)
+PIPELINES = (RAW, CONFLUENT, CONFLUENT_STEP, QUIX_STEP, ENFORCER)
+DIAGNOSTIC_PIPELINES: tuple[str, ...] = ()
+DECIDING_PIPELINES = (CONFLUENT_STEP, QUIX_STEP, ENFORCER)
+"""These run the decision, so the records it drops never reach the sink."""
 GUARANTEES = ("at_least_once", "exactly_once")
 
 
@@ -81,12 +84,17 @@ class PipelineProcess:
     """``python -m <module> <args>`` with its output in ``log_path``."""
 
     def __init__(
-        self, module: str, args: Sequence[str], env: Mapping[str, str], log_path: Path
+        self,
+        module: str,
+        args: Sequence[str],
+        env: Mapping[str, str],
+        log_path: Path,
+        python: str = sys.executable,
     ) -> None:
         self.log_path = log_path
         with log_path.open("wb") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", module, *args],
+                [python, "-m", module, *args],
                 cwd=REPO_ROOT,
                 env=dict(env),
                 stdout=log,
@@ -156,6 +164,7 @@ def start_pipeline(
         worker = deployment.worker(config.slug)
         worker.start()
         return worker
+    python = sys.executable
     args = [
         f"--bootstrap={bootstrap}",
         f"--source={topics.source}",
@@ -166,16 +175,22 @@ def start_pipeline(
         f"--batch-max={batching.max_records}",
         f"--batch-within={batching.within_s}",
     ]
-    if config.pipeline in (FAUST, FAUST_GATED):
-        module = "bench.pipeline.faust_passthrough"
-        args.append(f"--data-dir={work_dir / (config.slug + '-data')}")
-        if config.pipeline == FAUST_GATED:
-            args.append("--gate")
-    elif config.pipeline == RAW:
+    if config.pipeline == RAW:
         module = "bench.pipeline.raw_passthrough"
+    elif config.pipeline in (CONFLUENT, CONFLUENT_STEP):
+        module = "bench.pipeline.confluent_passthrough"
+        if config.pipeline == CONFLUENT_STEP:
+            args += [
+                "--step",
+                f"--violations={topics.violations}",
+                f"--deadletter={topics.deadletter}",
+            ]
+    elif config.pipeline == QUIX_STEP:
+        module = "bench.pipeline.quix_step"
+        python = str(PEERS_PYTHON)
     else:
         raise ValueError(f"unknown pipeline {config.pipeline!r}; known: {', '.join(PIPELINES)}")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ENFORCER_")}
     env.update(FAST_GROUP_ENV, PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    return PipelineProcess(module, args, env, work_dir / f"{config.slug}.log")
+    return PipelineProcess(module, args, env, work_dir / f"{config.slug}.log", python)

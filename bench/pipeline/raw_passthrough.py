@@ -10,7 +10,7 @@
   commit it. The consumer reads ``read_committed``.
 
 Key, value and headers are copied unchanged; the sink partition follows from the key,
-as in the faust pass-through and the enforcer. Batches are ``getmany`` calls of up to
+as in the other pipelines and the enforcer. Batches are ``getmany`` calls of up to
 ``--batch-max`` records, waiting up to ``--batch-within`` seconds, like their
 ``take_events``. SIGTERM commits what was sent and exits 0.
 """
@@ -25,6 +25,8 @@ from collections.abc import Awaitable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from .options import passthrough_parser
 
 
 class PassThrough:
@@ -96,22 +98,6 @@ class PassThrough:
         elif self._offsets:
             await self.consumer.commit(self._offsets)
         self._offsets = {}
-
-
-def passthrough_parser(description: str) -> argparse.ArgumentParser:
-    """The options every pass-through pipeline takes (the faust one adds its own)."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--source", required=True)
-    parser.add_argument("--sink", required=True)
-    parser.add_argument("--group", required=True)
-    parser.add_argument(
-        "--guarantee", choices=["at_least_once", "exactly_once"], default="exactly_once"
-    )
-    parser.add_argument("--commit-interval", type=float, default=1.0)
-    parser.add_argument("--batch-max", type=int, default=500)
-    parser.add_argument("--batch-within", type=float, default=0.1)
-    return parser
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

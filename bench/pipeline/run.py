@@ -29,7 +29,13 @@ from enforcer.testing.worker import EnforcerTopics
 
 from .machine import load_average
 from .measure import Latencies, ProgressSampler, first_output_at, measure_latency, throughput
-from .processes import ENFORCER, Batching, Pipeline, PipelineConfig, start_pipeline
+from .processes import (
+    DECIDING_PIPELINES,
+    Batching,
+    Pipeline,
+    PipelineConfig,
+    start_pipeline,
+)
 from .profile import Profiler
 from .workload import Record, produce_backlog, produce_paced
 
@@ -110,7 +116,7 @@ async def _measure(
                 ),
                 expected=(
                     stage.paced_forwarded_by_enforcer
-                    if config.pipeline == ENFORCER
+                    if config.pipeline in DECIDING_PIPELINES
                     else len(stage.paced)
                 ),
                 timeout_s=len(stage.paced) / stage.paced_per_s + 3 * config.commit_interval + 20,

@@ -145,7 +145,7 @@ class Engine:
             topic, partition, offset = message.topic(), message.partition(), message.offset()
             assert topic is not None and partition is not None and offset is not None
             source = Source(topic, partition, offset)
-            record = InputRecord(message.key(), message.value(), _headers(message), source)
+            record = InputRecord(message.key(), message.value(), message_headers(message), source)
             outcomes.append(self._step(record))
         if not outcomes:
             return
@@ -248,7 +248,7 @@ class Engine:
         )
 
 
-def _headers(message: Message) -> Headers:
+def message_headers(message: Message) -> Headers:
     """The record's headers as read; a null value stays null."""
     raw = message.headers()
     if not raw:

@@ -168,6 +168,17 @@ class EnforcerWorker:
         await self.wait_for_log(ASSIGNED, at_least=seen + 1, timeout_s=timeout_s)
         return self.log_count(ASSIGNED, all_runs=False)
 
+    def assigned_now(self) -> int:
+        """How many partitions the current run's last assignment gave this worker."""
+        if self.log_path is None or not self.log_path.exists():
+            return 0
+        lines = [
+            line
+            for line in self.log_path.read_text(errors="replace").splitlines()
+            if ASSIGNED in line
+        ]
+        return lines[-1].count("[") if lines else 0
+
     def assignments(self) -> int:
         """Assignments of the current run so far."""
         return self.log_count(ASSIGNED, all_runs=False)

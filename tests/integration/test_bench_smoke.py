@@ -17,7 +17,7 @@ from pathlib import Path
 from enforcer.testing.kafka_broker import DEFAULT_KAFKA_VERSION
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PIPELINES = ("raw-aiokafka", "faust", "enforcer")
+PIPELINES = ("raw-aiokafka", "raw-confluent", "confluent-step", "quix-step", "enforcer")
 RUN_KEYS = {
     "pipeline",
     "guarantee",

@@ -1,9 +1,13 @@
 """Exactly once across crashes (SPEC §9): ``kill -9`` mid-stream loses and duplicates nothing.
 
-One ``enforcer run`` worker (exactly_once) works through a 4-partition topic and is
-killed with SIGKILL several times at random moments while it processes, then
-restarted; a last run commits everything. A ``read_committed`` consumer of sink,
-violations and dead letters must then see each input record's outcome exactly once.
+One ``enforcer run`` worker (exactly_once) works through a 4-partition topic while
+records keep arriving, and is killed with SIGKILL several times at random moments,
+then restarted; a last run commits everything. The stream arrives more slowly than
+the worker decides, so at every kill it is mid-stream, with a transaction open. A
+``read_committed`` consumer of sink, violations and dead letters must then see each
+input record's outcome exactly once.
+
+Also: SIGTERM during start-up ends the worker cleanly (status 0), not by the signal.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import pytest
 from enforcer.fingerprint import generate_key
 from enforcer.testing.topics import unique_topic_name
 from enforcer.testing.worker import (
+    ASSIGNED,
     Deployment,
     EnforcerTopics,
     aborted_records,
@@ -33,6 +38,7 @@ from enforcer.testing.worker import (
 RECORDS = 20_000
 PARTITIONS = 4
 KILLS = 3
+PER_SECOND = 1_000  # slower than the worker: it is always mid-stream, never idle
 
 
 @pytest.mark.timeout(240)
@@ -51,8 +57,15 @@ async def test_sigkill_mid_stream_keeps_every_outcome_exactly_once(
         kafka_bootstrap, topics, unique_topic_name("crash-group"), key, tmp_path
     ) as deployment:
         await deployment.create_topics(PARTITIONS)
+        producing = asyncio.create_task(
+            produce(
+                kafka_bootstrap,
+                topics.source,
+                mixed_values(RECORDS, seed=seed),
+                per_second=PER_SECOND,
+            )
+        )
         try:
-            inputs = await produce(kafka_bootstrap, topics.source, mixed_values(RECORDS, seed=seed))
             worker = deployment.worker("worker")
             kill_points: list[int] = []
             for threshold in random_thresholds(rng, RECORDS, KILLS, low=0.1, high=0.75):
@@ -73,6 +86,7 @@ async def test_sigkill_mid_stream_keeps_every_outcome_exactly_once(
                 assert worker.running, worker.log_tail()
                 worker.kill()
                 kill_points.append(reached)
+            inputs = await asyncio.wait_for(producing, timeout=60)
             worker.start()
             await wait_for_commits(
                 kafka_bootstrap,
@@ -86,6 +100,7 @@ async def test_sigkill_mid_stream_keeps_every_outcome_exactly_once(
             check = await check_outcomes(kafka_bootstrap, topics, inputs, fingerprint_key=key)
             redone = await aborted_records(kafka_bootstrap, topics.sink, check.sink_records)
         finally:
+            producing.cancel()
             await deployment.delete_topics()
 
     elapsed = time.monotonic() - started
@@ -106,3 +121,27 @@ async def test_sigkill_mid_stream_keeps_every_outcome_exactly_once(
     # again by the next run. So the test met the hard case, and the outputs do go
     # through the transactions (nothing is sent outside them).
     assert redone > 0, figures
+
+
+@pytest.mark.timeout(120)
+async def test_sigterm_during_start_up_is_a_clean_exit(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """A SIGTERM as soon as the worker has said it is starting (before it has joined
+    the group) ends it with status 0 and a line saying so; it then starts normally."""
+    topics = EnforcerTopics.unique("early-term")
+    with Deployment(
+        kafka_bootstrap, topics, unique_topic_name("early-term-group"), generate_key(), tmp_path
+    ) as deployment:
+        await deployment.create_topics(1)
+        try:
+            worker = deployment.worker("worker")
+            worker.start()
+            await worker.wait_for_log("starting worker")
+            assert worker.stop(timeout_s=30) == 0, worker.log_tail()
+            assert worker.log_count("SIGTERM received") == 1, worker.log_tail()
+            worker.start()
+            await worker.wait_for_log(ASSIGNED)
+            assert worker.stop(timeout_s=30) == 0, worker.log_tail()
+        finally:
+            await deployment.delete_topics()
