@@ -171,6 +171,22 @@ def test_shipped_policy_tests_pass(capsys: pytest.CaptureFixture[str]) -> None:
     assert " 0 failed" in out
 
 
+def test_policy_check_warns_about_rule_namespaces_outside_the_taxonomy(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The policy is valid (exit 0), and each suspicious namespace gets one warning line."""
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "rules: [{name: ads, when: none-within, within: [marketing.advertizing]}]\n"
+        "taxonomy: {include: [fides]}\n"
+    )
+    code, out, err = run(capsys, "policy", "check", str(path))
+    assert code == 0 and ": ok (" in out
+    assert err == (
+        f"{path}: warning: rule 'ads': 'marketing.advertizing' is not in the policy's taxonomy\n"
+    )
+
+
 def test_keygen_and_schema(capsys: pytest.CaptureFixture[str]) -> None:
     """keygen prints a 256-bit hex key; schema prints JSON Schema."""
     code, out, _ = run(capsys, "keygen")

@@ -161,6 +161,89 @@ taxonomy: {{purposes: [security, marketing], unknown: {unknown}}}
         )
 
 
+@pytest.mark.parametrize(
+    ("purposes", "outcome"),
+    [
+        (["essential.service.notifications.sms"], "passed"),  # a Fides key
+        (["marketing"], "passed"),  # a Fides key that has children
+        (["security.mfa.totp"], "passed"),  # within the policy's own namespace
+        (["essential.service.notifications.pigeon"], "deadlettered"),  # not a Fides key
+        (["marketing.advertizing"], "deadlettered"),
+        (["securityx"], "deadlettered"),
+    ],
+)
+def test_built_in_fides_keys_are_a_closed_list(
+    policy_from: PolicyFrom, purposes: list[str], outcome: str
+) -> None:
+    """`include: [fides]` takes Fides keys exactly; `purposes` are open namespaces."""
+    policy = policy_from(
+        """
+rules: [{name: missing-purpose, when: no-purpose}]
+taxonomy: {include: [fides], purposes: [security], unknown: reject}
+"""
+    )
+    assert verdicts(policy, ident("email", "a", purposes))[0] == outcome
+
+
+def test_unknown_purpose_rule_knows_built_in_keys(policy_from: PolicyFrom) -> None:
+    """`unknown: redact` matches a tag that is neither a Fides key nor within `purposes`."""
+    policy = policy_from(
+        """
+rules: [{name: missing-purpose, when: no-purpose}]
+taxonomy: {include: [fides], purposes: [security], unknown: redact}
+"""
+    )
+    _, rules = verdicts(
+        policy,
+        ident("email", "a", ["analytics.reporting", "security.mfa"]),
+        ident("email", "b", ["analytics.reporting.made_up"]),
+    )
+    assert rules == ["pass", "unknown-purpose"]
+
+
+def test_a_taxonomy_must_declare_something(policy_from: PolicyFrom) -> None:
+    """Neither `include` nor `purposes` is a mistake, not an empty vocabulary."""
+    with pytest.raises(PolicyLoadError, match="a taxonomy needs 'include', 'purposes' or both"):
+        policy_from("rules: [{name: r, when: no-purpose}]\ntaxonomy: {unknown: ignore}\n")
+    with pytest.raises(PolicyLoadError, match=r"at taxonomy\.include"):
+        policy_from("rules: [{name: r, when: no-purpose}]\ntaxonomy: {include: [iab]}\n")
+
+
+def test_taxonomy_warnings_name_rule_namespaces_outside_it(policy_from: PolicyFrom) -> None:
+    """A rule namespace that names nothing in the taxonomy is probably a typo."""
+    policy = policy_from(
+        """
+namespace_sets: {security: [security, essential.service.security, securty]}
+rules:
+  - {name: security-only, when: all-within, within: security}
+  - {name: broad, when: any-within, within: [essential, analytics.made_up]}
+destinations:
+  audience-building: {allow: [marketing.advertizing, marketing.advertising.first_party]}
+taxonomy: {include: [fides], purposes: [security], unknown: ignore}
+"""
+    )
+    assert policy.taxonomy_warnings() == [
+        "rule 'security-only': 'securty' is not in the policy's taxonomy",
+        "rule 'broad': 'analytics.made_up' is not in the policy's taxonomy",
+        "rule 'purpose-not-allowed': 'marketing.advertizing' is not in the policy's taxonomy",
+    ]
+    no_taxonomy = policy_from("rules: [{name: r, when: any-within, within: [anything]}]\n")
+    assert no_taxonomy.taxonomy_warnings() == []
+
+
+def test_destination_rule_description(policy_from: PolicyFrom) -> None:
+    """The allow-list rule says what it means: as written, or naming what is allowed."""
+    text = "rules: [{name: r, when: no-purpose}]\ndestinations:\n  audience-building:\n"
+    generated = policy_from(text + "    allow: [marketing.advertising, sales]\n")
+    assert generated.allowed == ("marketing.advertising", "sales")
+    assert generated.rules[-1].description == (
+        "None of its purposes is one audience-building allows (marketing.advertising, sales)."
+    )
+    written = policy_from(text + "    allow: [sales]\n    description: Not for sales.\n")
+    assert written.rules[-1].description == "Not for sales."
+    assert policy_from("rules: [{name: r, when: no-purpose}]\n").allowed == ()
+
+
 def test_audit_mode_from_the_file(policy_from: PolicyFrom) -> None:
     """`mode: audit` in the file forwards unchanged and still reports."""
     policy = policy_from("mode: audit\nrules: [{name: missing-purpose, when: no-purpose}]\n")
