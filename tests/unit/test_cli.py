@@ -26,10 +26,13 @@ def events_file(tmp_path: Path) -> Path:
     path = tmp_path / "events.jsonl"
     path.write_bytes(
         orjson.dumps(
-            event(ident("phone", "+1 555 0100", ["security.mfa"]), ident("e", "x", ["ads"]))
+            event(
+                ident("phone", "+1 555 0100", ["security.mfa"]),
+                ident("e", "x", ["marketing.advertising"]),
+            )
         )
         + b"\n"
-        + orjson.dumps(event(ident("email", "a@b.c", ["ads"])))
+        + orjson.dumps(event(ident("email", "a@b.c", ["marketing.advertising"])))
         + b"\n"
     )
     return path

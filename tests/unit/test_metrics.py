@@ -56,11 +56,11 @@ def _recorder(step: Step, monotonic: FakeMonotonic | None = None) -> MetricsReco
 def _outcomes(step: Step) -> list[Outcome]:
     """One of each kind, several findings, two partitions."""
     values = [
-        event(ident("email", "a@x.io", ["ads"]), subject_id="s1"),
+        event(ident("email", "a@x.io", ["marketing.advertising"]), subject_id="s1"),
         event(
             ident("phone", "+1 555 0100", ["security.mfa"]),
             ident("device_id", "dev-42"),
-            ident("email", "b@y.io", ["ads"]),
+            ident("email", "b@y.io", ["marketing.advertising"]),
             subject_id="s2",
         ),
         event(ident("phone", "+1 555 0100", ["security"]), subject_id="s3"),

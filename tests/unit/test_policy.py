@@ -11,6 +11,7 @@ import pytest
 from enforcer.policy.compiled import Policy
 from enforcer.policy.load import PolicyLoadError, default_policy_bytes, load_policy, parse_policy
 from enforcer.policy.spec import PolicyFile
+from enforcer.policy.vocabulary import FIDES, builtin_vocabulary
 from enforcer.step import OutcomeKind
 
 from .conftest import event, ident, make_step, record
@@ -40,46 +41,102 @@ def test_version_of_a_file_is_the_sha256_of_its_bytes(tmp_path: Path) -> None:
 
 
 def test_default_policy_rules() -> None:
-    """§4: security namespaces, then missing purpose; everything else passes."""
+    """§4: security namespaces, missing purpose, then the advertising allow-list."""
     policy = load_policy(None)
-    assert [r.name for r in policy.rules] == ["security-only-purpose", "missing-purpose"]
+    assert [r.name for r in policy.rules] == [
+        "security-only-purpose",
+        "missing-purpose",
+        "purpose-not-allowed",
+    ]
     assert policy.rules[0].namespaces == (
         "security",
         "essential.service.security",
         "essential.service.authentication",
         "essential.fraud_detection",
     )
+    assert policy.allowed == policy.rules[2].namespaces == ("marketing.advertising",)
+    assert policy.taxonomy is not None
+    assert policy.taxonomy.keys == builtin_vocabulary(FIDES).keys
+    assert policy.taxonomy.namespaces == ("security",)
+    assert policy.taxonomy.unknown == "ignore"
+    assert policy.taxonomy_warnings() == []
 
 
 @pytest.mark.parametrize(
     ("purposes", "rule"),
     [
+        # 1. every purpose within the security namespaces: the 2019 case
         (["security.mfa"], "security-only-purpose"),
         (["security"], "security-only-purpose"),
         (["SECURITY.MFA ", "essential.fraud_detection"], "security-only-purpose"),
         (["essential.service.authentication.sms"], "security-only-purpose"),
-        (["security.mfa", "marketing.advertising"], "pass"),
-        (["securityx"], "pass"),
-        (["security_team"], "pass"),
-        (["essential.service"], "pass"),
+        # 2. no purpose at all
         ([], "missing-purpose"),
         (None, "missing-purpose"),
+        # 3. purposes, but none within marketing.advertising
+        (["security.mfa", "analytics.reporting"], "purpose-not-allowed"),
+        (["essential.service.notifications.sms"], "purpose-not-allowed"),
+        (["essential.service"], "purpose-not-allowed"),
+        (["marketing"], "purpose-not-allowed"),
+        (["marketing.communications.sms"], "purpose-not-allowed"),
+        (["analytics.reporting.ad_performance"], "purpose-not-allowed"),
+        (["securityx"], "purpose-not-allowed"),
+        (["security_team"], "purpose-not-allowed"),
+        (["securityx.foo"], "purpose-not-allowed"),
+        (["marketing.advertisingx"], "purpose-not-allowed"),
+        (["astrology"], "purpose-not-allowed"),
+        # passes: at least one purpose within marketing.advertising
+        (["security.mfa", "marketing.advertising"], "pass"),
+        (["marketing.advertising"], "pass"),
+        ([" Marketing.Advertising.Third_Party.Targeted"], "pass"),
+        (["analytics.reporting", "marketing.advertising.frequency_capping"], "pass"),
+        (["astrology", "marketing.advertising.custom_audiences"], "pass"),
     ],
 )
 def test_default_policy_per_identifier(purposes: list[str] | None, rule: str) -> None:
-    """Each identifier gets the first matching rule of the default policy."""
+    """Each identifier gets the first matching rule of the default policy, in order."""
     _, rules = verdicts(load_policy(None), ident("phone", "+1 555 0100", purposes))
     assert rules == [rule]
+
+
+def test_every_fides_data_use_under_the_default_policy() -> None:
+    """One identifier per Fides data use: exactly the marketing.advertising subtree passes;
+    the security uses are the 2019 rule, every other use is not allowed; none is rejected."""
+    policy = load_policy(None)
+    keys = sorted(builtin_vocabulary(FIDES).keys)
+    outcome, rules = verdicts(policy, *(ident("email", f"u{i}", [k]) for i, k in enumerate(keys)))
+    assert outcome == "redacted"
+    decided = dict(zip(keys, rules, strict=True))
+    passed = sorted(k for k, r in decided.items() if r == "pass")
+    assert passed == sorted(
+        k for k in keys if k == "marketing.advertising" or k.startswith("marketing.advertising.")
+    )
+    assert len(passed) == 10
+    assert sorted(k for k, r in decided.items() if r == "security-only-purpose") == [
+        "essential.fraud_detection",
+        "essential.service.authentication",
+        "essential.service.security",
+    ]
+    assert sum(r == "purpose-not-allowed" for r in rules) == 56 - 10 - 3
 
 
 def test_records_with_nothing_left_are_dropped_and_empty_records_pass() -> None:
     """Dropped: had identifiers, none left. No identifiers at all: passed unchanged."""
     policy = load_policy(None)
+    ads = ["marketing.advertising"]
     assert verdicts(policy, ident("phone", "1", ["security"]))[0] == "dropped"
+    assert verdicts(policy, ident("phone", "1", ["analytics"]))[0] == "dropped"
     assert verdicts(policy)[0] == "passed"
-    assert verdicts(policy, ident("phone", "1", ["security"]), ident("e", "2", ["ads"]))[0] == (
+    assert verdicts(policy, ident("phone", "1", ["security"]), ident("e", "2", ads))[0] == (
         "redacted"
     )
+
+
+def test_the_default_allow_list_serves_audience_building_only() -> None:
+    """Advertising is what audience building may take, not what any destination may:
+    the default refuses to serve another destination rather than guess."""
+    with pytest.raises(PolicyLoadError, match="destination 'crm' is not declared"):
+        load_policy(None, destination="crm")
 
 
 def test_allow_list_destination(policy_from: PolicyFrom) -> None:
@@ -319,8 +376,16 @@ def test_shipped_example_policies_load() -> None:
     root = Path(__file__).resolve().parents[2] / "policies"
     examples = sorted(p for p in root.glob("*.yaml") if not p.name.endswith(".test.yaml"))
     assert examples, "no example policies found"
+    assert [p.name for p in examples] == [
+        "advertising-allow-list.yaml",
+        "default.yaml",
+        "security-only.yaml",
+    ]
     for path in examples:
-        assert parse_policy(path.read_bytes(), origin=str(path)).rules
+        policy = parse_policy(path.read_bytes(), origin=str(path))
+        assert policy.rules
+        assert policy.taxonomy_warnings() == []
+        assert (root / path.name.replace(".yaml", ".test.yaml")).exists()
 
 
 def test_example_default_is_the_built_in_default() -> None:

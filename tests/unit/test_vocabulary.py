@@ -18,6 +18,7 @@ from pathlib import Path
 
 import orjson
 
+from enforcer.policy.load import default_policy_bytes
 from enforcer.policy.vocabulary import FIDES, builtin_vocabulary
 
 DATA_FILE = "fides_data_uses.json"
@@ -50,6 +51,12 @@ def test_the_fides_vocabulary_has_every_data_use_with_its_parents() -> None:
     for key in fides.keys:
         if "." in key:
             assert key.rsplit(".", 1)[0] in fides.keys, key
+
+
+def test_the_default_policy_names_the_fideslang_version_it_was_built_from() -> None:
+    """The policy version is the hash of the default's bytes, so a new taxonomy must
+    change those bytes: the default states the source of its vocabulary."""
+    assert builtin_vocabulary(FIDES).source.encode() in default_policy_bytes()
 
 
 if __name__ == "__main__":
