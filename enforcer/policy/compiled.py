@@ -116,6 +116,10 @@ class Policy:
         """
         return next((r for r in self.rules if r.matches(identifier_type, purposes)), None)
 
+    def is_allow_list(self, rule: Rule) -> bool:
+        """True for the rule made from the destination's allow-list (always the last)."""
+        return bool(self.allowed) and rule is self.rules[-1]
+
     def taxonomy_warnings(self) -> list[str]:
         """One line per namespace in a rule that names nothing in the taxonomy
         (usually a typo: ``marketing.advertizing`` would let nothing through)."""

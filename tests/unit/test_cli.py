@@ -136,6 +136,27 @@ def test_explain_text_and_json(capsys: pytest.CaptureFixture[str], events_file: 
         ("phone", "redact", "security-only-purpose"),
         ("e", "pass", None),
     ]
+    assert data["allowed_purposes"] == ["marketing.advertising"]
+    assert data["identifiers"][1]["why"] == (
+        "marketing.advertising lies within marketing.advertising, which audience-building allows"
+    )
+
+
+def test_explain_names_the_allow_list_rule_and_what_it_allows(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A phone given for SMS notifications: purpose-not-allowed, and what would be allowed."""
+    path = tmp_path / "e.json"
+    path.write_bytes(
+        orjson.dumps(event(ident("phone", "+1 555 0100", ["essential.service.notifications.sms"])))
+    )
+    code, out, _ = run(capsys, "explain", str(path))
+    assert code == 0
+    assert "outcome: dropped" in out
+    assert "destination audience-building (allows only: marketing.advertising)" in out
+    assert "-> redact  by rule purpose-not-allowed: Given for other purposes" in out
+    assert "(audience-building allows only: marketing.advertising)" in out.splitlines()[-1]
+    assert "555" not in out
 
 
 def test_explain_reads_stdin(
