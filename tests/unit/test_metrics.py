@@ -24,6 +24,7 @@ from enforcer.metrics import (
     consumer_lag,
 )
 from enforcer.models import Mode
+from enforcer.policy.load import load_policy
 from enforcer.report.aggregate import ReportBuilder
 from enforcer.report.model import ReplaySource
 from enforcer.step import InputRecord, Outcome, Source, Step
@@ -292,6 +293,17 @@ def test_grafana_dashboard_uses_exactly_the_exposed_metrics() -> None:
         for name in re.findall(r"\benforcer_[a-z_]+", expr)
     }
     assert used == {m.name for m in METRICS}
+
+
+def test_grafana_rule_panel_names_the_default_policy_rules() -> None:
+    """The violations-by-rule panel labels each rule of the built-in default, no other."""
+    root = Path(__file__).resolve().parents[2]
+    dashboard = json.loads((root / "deploy" / "grafana" / "purpose-enforcer.json").read_text())
+    panel = next(p for p in dashboard["panels"] if p["title"] == "Violations by rule / s")
+    named = [o["matcher"]["options"] for o in panel["fieldConfig"]["overrides"]]
+    rules = [rule.name for rule in load_policy(None).rules]
+    assert sorted(named) == sorted(rules)
+    assert all(rule in panel["description"] for rule in rules)
 
 
 def test_operations_doc_describes_every_metric() -> None:
