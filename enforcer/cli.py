@@ -229,6 +229,8 @@ def _policy_command(args: argparse.Namespace) -> int:
         policy = load_policy(args.file, destination=args.destination)
         rules = ", ".join(rule.name for rule in policy.rules)
         print(f"{args.file}: ok ({policy.version}; mode {policy.mode.value}; rules: {rules})")
+        for warning in policy.taxonomy_warnings():
+            print(f"{args.file}: warning: {warning}", file=sys.stderr)
         return EXIT_OK
     if args.policy_command == "schema":
         from enforcer.policy.spec import PolicyFile

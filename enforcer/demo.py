@@ -1,6 +1,7 @@
 """The README's main job: the enforcer on a local broker with sample traffic.
 
-Produces sample identity events shaped like the 2019 case, runs ``enforcer run``
+Produces sample identity events shaped like the 2019 case (and phone numbers given for
+SMS notifications, device ids for analytics), runs ``enforcer run``
 as a real worker process until it has committed every input record, stops it with
 SIGTERM, then reads the output topics as a ``read_committed`` consumer would and
 prints what happened to every record.
@@ -23,6 +24,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from enforcer.fingerprint import generate_key
+from enforcer.policy.load import load_policy
 from enforcer.sample import sample_values, subject_key
 from enforcer.testing.consume import read_committed
 from enforcer.testing.topics import create_topics, delete_topics
@@ -78,7 +80,11 @@ def summarize(bootstrap: str, produced: int) -> str:
         + ("(every record has exactly one outcome)" if accounted == produced else "(MISMATCH)"),
         f"violations:       {len(events):>7,}   affecting {len(accounts):,} accounts",
     ]
-    lines += [f"  rule {rule}: {n:,} identifiers" for rule, n in sorted(by_rule.items())]
+    meaning = {rule.name: rule.description for rule in load_policy(None).rules}
+    lines += [
+        f"  rule {rule}: {n:,} identifiers" + (f"  ({meaning[rule]})" if rule in meaning else "")
+        for rule, n in sorted(by_rule.items())
+    ]
     lines += [f"  type {kind}: {n:,} identifiers" for kind, n in sorted(by_type.items())]
     return "\n".join(lines)
 

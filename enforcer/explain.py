@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from enforcer.policy.evaluate import Decision
+from enforcer.policy.compiled import Policy
+from enforcer.policy.evaluate import Decision, Judgement
+from enforcer.purposes import within
 from enforcer.step import Outcome, OutcomeKind, Step
 
 
@@ -20,6 +22,7 @@ def explanation(step: Step, outcome: Outcome, decision: Decision | None) -> dict
         "policy": policy.origin,
         "mode": policy.mode.value,
         "destination": policy.destination,
+        "allowed_purposes": list(policy.allowed),
     }
     if outcome.kind is OutcomeKind.DEADLETTERED:
         result["dead_letter"] = {
@@ -36,15 +39,26 @@ def explanation(step: Step, outcome: Outcome, decision: Decision | None) -> dict
             "purposes": list(j.purposes),
             "decision": j.rule.action.value if j.rule else "pass",
             "rule": j.rule.name if j.rule else None,
-            "why": j.rule.description if j.rule else _why_pass(j.purposes),
+            "why": _why(policy, j),
         }
         for index, j in enumerate(decision.identifiers if decision else ())
     ]
     return result
 
 
-def _why_pass(purposes: tuple[str, ...]) -> str:
-    return "no rule matched" if purposes else "no rule matched (no purpose)"
+def _why(policy: Policy, judgement: Judgement) -> str:
+    """The rule's meaning; for a pass, the purpose that let it through when there is one."""
+    rule = judgement.rule
+    if rule is not None:
+        if policy.is_allow_list(rule):
+            allowed = ", ".join(policy.allowed)
+            return f"{rule.description} ({policy.destination} allows only: {allowed})"
+        return rule.description
+    for purpose in judgement.purposes:
+        for namespace in policy.allowed:
+            if within(purpose, namespace):
+                return f"{purpose} lies within {namespace}, which {policy.destination} allows"
+    return "no rule matched" if judgement.purposes else "no rule matched (no purpose)"
 
 
 def render_text(data: dict[str, Any]) -> str:
@@ -57,7 +71,12 @@ def render_text(data: dict[str, Any]) -> str:
             else ""
         ),
         f"policy:  {data['policy_version']} ({data['policy']}), mode {data['mode']}, "
-        f"destination {data['destination']}",
+        f"destination {data['destination']}"
+        + (
+            f" (allows only: {', '.join(data['allowed_purposes'])})"
+            if data["allowed_purposes"]
+            else ""
+        ),
     ]
     if "dead_letter" in data:
         letter = data["dead_letter"]

@@ -53,7 +53,8 @@ VIOLATIONS_BY_RULE = MetricDef(
     "enforcer_rule_violations_total",
     "counter",
     ("rule",),
-    "Findings (identifiers a rule matched) per rule; report.json's violations_by_rule.",
+    "Findings (identifiers a rule matched) per rule; report.json's violations_by_rule. "
+    "The default's rules: security-only-purpose, missing-purpose, purpose-not-allowed.",
 )
 IDENTIFIERS_REDACTED = MetricDef(
     "enforcer_identifiers_redacted_total",

@@ -1,7 +1,9 @@
 """Sample identity events shaped like the 2019 case, for demos, tests and benchmarks.
 
 Accounts give a phone number or email only to secure the account (2FA, recovery);
-others also consent to advertising; a few records are malformed. Deterministic for
+others also consent to advertising; many give a phone number for SMS notifications or
+a device id for analytics only, which is not advertising either; a few records are
+malformed. Purposes are Fides data-use keys or within ``security``. Deterministic for
 a seed. Identifier values are synthetic (example.com, 555 numbers).
 """
 
@@ -22,8 +24,17 @@ SECURITY_ONLY_PURPOSES = (
 CONSENTED_PURPOSES = (
     ["security.mfa", "marketing.advertising"],
     ["marketing.advertising"],
-    ["marketing.advertising.custom_audiences", "analytics"],
+    ["marketing.advertising.third_party.targeted", "analytics"],
 )
+OTHER_PURPOSES = (
+    ["essential.service.notifications.sms"],
+    ["essential.service.notifications.sms", "security.mfa"],
+    ["analytics.reporting"],
+    ["functional.service.improve", "analytics.reporting.system"],
+)
+"""Given for something other than advertising: kept from audience building by the
+default's ``purpose-not-allowed`` rule (a narrower policy lets them pass)."""
+OTHER_SHARE = 0.25
 MALFORMED = (
     b"{not json",
     b'["an", "array"]',
@@ -38,16 +49,26 @@ def sample_event(rng: random.Random, number: int, security_only: bool, at: datet
 
     ``security_only``: the phone number was given only to secure the account; in one
     such event out of ten every identifier was (the record is dropped). Otherwise, one
-    event in fifty has a device id with no declared purpose.
+    event in fifty has a device id with no declared purpose, and in a quarter of them
+    the phone number or the device id was given for something other than advertising
+    (SMS notifications, analytics).
     """
     account = rng.randrange(1, 50_000)
     email_purposes = rng.choice(CONSENTED_PURPOSES)
     phone_purposes = rng.choice(SECURITY_ONLY_PURPOSES if security_only else CONSENTED_PURPOSES)
-    device_purposes: list[str] | None = ["analytics.product", "marketing.advertising"]
+    device_purposes: list[str] | None = ["analytics.reporting", "marketing.advertising"]
     if security_only and rng.random() < 0.1:
         email_purposes = device_purposes = ["security.account_recovery"]
-    elif not security_only and rng.random() < 0.02:
-        device_purposes = None
+    elif not security_only:
+        roll = rng.random()
+        if roll < 0.02:
+            device_purposes = None
+        elif roll >= 1 - OTHER_SHARE:
+            other = rng.choice(OTHER_PURPOSES)
+            if other[0].startswith("essential.service.notifications.sms"):
+                phone_purposes = other
+            else:
+                device_purposes = other
     event = {
         "event_id": f"evt-{number:010d}-{rng.getrandbits(48):012x}",
         "subject_id": f"acct-{account:07d}",

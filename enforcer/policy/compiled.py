@@ -7,7 +7,8 @@ from typing import Any
 
 from enforcer.models import Action, Mode
 from enforcer.policy.spec import UNKNOWN_PURPOSE_RULE, Condition, PolicyFile
-from enforcer.purposes import within_any
+from enforcer.policy.vocabulary import builtin_vocabulary
+from enforcer.purposes import within, within_any
 
 DEFAULT_DESTINATION = "audience-building"
 
@@ -26,6 +27,8 @@ class Rule:
     types: frozenset[str] | None
     action: Action
     description: str = ""
+    keys: frozenset[str] = frozenset()
+    """Tags matched exactly, besides ``namespaces`` (a built-in vocabulary's keys)."""
 
     def matches(self, identifier_type: str, purposes: tuple[str, ...]) -> bool:
         """True when this rule applies to an identifier of that type and purposes."""
@@ -35,27 +38,47 @@ class Rule:
         if condition is Condition.NO_PURPOSE:
             return not purposes
         if condition is Condition.ALL_WITHIN:
-            return bool(purposes) and all(within_any(p, self.namespaces) for p in purposes)
+            return bool(purposes) and all(self._covers(p) for p in purposes)
         if condition is Condition.ANY_WITHIN:
-            return any(within_any(p, self.namespaces) for p in purposes)
+            return any(self._covers(p) for p in purposes)
         if condition is Condition.ANY_OUTSIDE:
-            return not all(within_any(p, self.namespaces) for p in purposes)
-        return not any(within_any(p, self.namespaces) for p in purposes)
+            return not all(self._covers(p) for p in purposes)
+        return not any(self._covers(p) for p in purposes)
+
+    def _covers(self, tag: str) -> bool:
+        return tag in self.keys or within_any(tag, self.namespaces)
 
 
 @dataclass(frozen=True, slots=True)
 class Taxonomy:
-    """The declared vocabulary; ``unknown`` says what a tag outside it causes."""
+    """The declared vocabulary; ``unknown`` says what a tag outside it causes.
 
-    purposes: tuple[str, ...]
+    A tag is in it when it is one of ``keys`` (built-in vocabularies, closed lists)
+    or lies within one of ``namespaces`` (the policy's own ``purposes``).
+    """
+
+    keys: frozenset[str]
+    namespaces: tuple[str, ...]
     unknown: str
+
+    def known(self, tag: str) -> bool:
+        """True when the normalized ``tag`` is in the taxonomy."""
+        return tag in self.keys or within_any(tag, self.namespaces)
 
     def first_unknown(self, purposes: tuple[str, ...]) -> int | None:
         """Index of the first tag outside the taxonomy, or ``None``."""
         for index, tag in enumerate(purposes):
-            if not within_any(tag, self.purposes):
+            if not self.known(tag):
                 return index
         return None
+
+    def names(self, namespace: str) -> bool:
+        """True when a rule's ``namespace`` names something in the taxonomy: it is in
+        it, or something in it lies within the namespace (``marketing`` for
+        ``marketing.advertising``)."""
+        return self.known(namespace) or any(
+            within(entry, namespace) for entry in (*self.keys, *self.namespaces)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +91,22 @@ class Policy:
     destination: str
     rules: tuple[Rule, ...]
     taxonomy: Taxonomy | None
+    allowed: tuple[str, ...] = ()
+    """The destination's allowed namespaces when the policy has an allow-list for it."""
     memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
     """Scratch space for the evaluator's memo of judgements; not part of the policy."""
 
     def with_mode(self, mode: Mode) -> Policy:
         """The same policy run in another mode (a setting overrides the file)."""
-        return Policy(self.version, self.origin, mode, self.destination, self.rules, self.taxonomy)
+        return Policy(
+            self.version,
+            self.origin,
+            mode,
+            self.destination,
+            self.rules,
+            self.taxonomy,
+            self.allowed,
+        )
 
     def rule_for(self, identifier_type: str, purposes: tuple[str, ...]) -> Rule | None:
         """The rule that stops this identifier, or ``None`` when it may flow.
@@ -83,6 +116,24 @@ class Policy:
         """
         return next((r for r in self.rules if r.matches(identifier_type, purposes)), None)
 
+    def is_allow_list(self, rule: Rule) -> bool:
+        """True for the rule made from the destination's allow-list (always the last)."""
+        return bool(self.allowed) and rule is self.rules[-1]
+
+    def taxonomy_warnings(self) -> list[str]:
+        """One line per namespace in a rule that names nothing in the taxonomy
+        (usually a typo: ``marketing.advertizing`` would let nothing through)."""
+        taxonomy = self.taxonomy
+        if taxonomy is None:
+            return []
+        return [
+            f"rule '{rule.name}': '{namespace}' is not in the policy's taxonomy"
+            for rule in self.rules
+            if rule.name != UNKNOWN_PURPOSE_RULE
+            for namespace in rule.namespaces
+            if not taxonomy.names(namespace)
+        ]
+
 
 def compile_policy(
     spec: PolicyFile, *, version: str, origin: str, destination: str = DEFAULT_DESTINATION
@@ -91,16 +142,18 @@ def compile_policy(
     rules: list[Rule] = []
     taxonomy = None
     if spec.taxonomy is not None:
-        taxonomy = Taxonomy(tuple(spec.taxonomy.purposes), spec.taxonomy.unknown)
+        keys = frozenset(k for name in spec.taxonomy.include for k in builtin_vocabulary(name).keys)
+        taxonomy = Taxonomy(keys, tuple(spec.taxonomy.purposes), spec.taxonomy.unknown)
         if spec.taxonomy.unknown in ("redact", "drop"):
             rules.append(
                 Rule(
                     UNKNOWN_PURPOSE_RULE,
                     Condition.ANY_OUTSIDE,
-                    taxonomy.purposes,
+                    taxonomy.namespaces,
                     None,
                     Action(spec.taxonomy.unknown),
-                    "a purpose outside the declared taxonomy",
+                    "A purpose outside the declared taxonomy.",
+                    taxonomy.keys,
                 )
             )
     for rule in spec.rules:
@@ -116,6 +169,7 @@ def compile_policy(
                 rule.description,
             )
         )
+    allowed: tuple[str, ...] = ()
     if spec.destinations:
         dest = spec.destinations.get(destination)
         if dest is None:
@@ -123,14 +177,16 @@ def compile_policy(
             raise PolicyConfigError(
                 f"destination '{destination}' is not declared in the policy (it declares: {known})"
             )
+        allowed = tuple(dest.allow)
         rules.append(
             Rule(
                 dest.rule,
                 Condition.NONE_WITHIN,
-                tuple(dest.allow),
+                allowed,
                 None,
                 dest.action,
-                f"no purpose allowed for destination '{destination}'",
+                dest.description
+                or f"None of its purposes is one {destination} allows ({', '.join(allowed)}).",
             )
         )
-    return Policy(version, origin, spec.mode, destination, tuple(rules), taxonomy)
+    return Policy(version, origin, spec.mode, destination, tuple(rules), taxonomy, allowed)

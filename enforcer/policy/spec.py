@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from enforcer.models import Action, Mode
+from enforcer.policy.vocabulary import VocabularyName
 from enforcer.purposes import normalize_namespace
 
 Namespace = Annotated[str, AfterValidator(normalize_namespace)]
@@ -75,6 +76,10 @@ class DestinationSpec(BaseModel):
     allow: list[Namespace] = Field(min_length=1)
     action: Action = Action.REDACT
     rule: RuleName = "purpose-not-allowed"
+    description: str = Field(
+        default="",
+        description="What the rule means, for explain and reports (default: generated).",
+    )
 
 
 class TaxonomySpec(BaseModel):
@@ -82,7 +87,17 @@ class TaxonomySpec(BaseModel):
 
     model_config = _FILE
 
-    purposes: list[Namespace] = Field(min_length=1)
+    include: list[VocabularyName] = Field(
+        default_factory=list,
+        description=(
+            "Built-in vocabularies, taken key by key: 'fides' is every data use of the "
+            "Fides taxonomy. A tag is in such a vocabulary only when it is one of its keys."
+        ),
+    )
+    purposes: list[Namespace] = Field(
+        default_factory=list,
+        description="Namespaces of your own: a tag within one of them is in the taxonomy.",
+    )
     unknown: Literal["ignore", "redact", "drop", "reject"] = Field(
         default="reject",
         description=(
@@ -90,6 +105,12 @@ class TaxonomySpec(BaseModel):
             "'unknown-purpose' with that action; reject: dead-letter the record."
         ),
     )
+
+    @model_validator(mode="after")
+    def _declares_something(self) -> TaxonomySpec:
+        if not self.include and not self.purposes:
+            raise ValueError("a taxonomy needs 'include', 'purposes' or both")
+        return self
 
 
 class PolicyFile(BaseModel):

@@ -26,10 +26,13 @@ def events_file(tmp_path: Path) -> Path:
     path = tmp_path / "events.jsonl"
     path.write_bytes(
         orjson.dumps(
-            event(ident("phone", "+1 555 0100", ["security.mfa"]), ident("e", "x", ["ads"]))
+            event(
+                ident("phone", "+1 555 0100", ["security.mfa"]),
+                ident("e", "x", ["marketing.advertising"]),
+            )
         )
         + b"\n"
-        + orjson.dumps(event(ident("email", "a@b.c", ["ads"])))
+        + orjson.dumps(event(ident("email", "a@b.c", ["marketing.advertising"])))
         + b"\n"
     )
     return path
@@ -133,6 +136,27 @@ def test_explain_text_and_json(capsys: pytest.CaptureFixture[str], events_file: 
         ("phone", "redact", "security-only-purpose"),
         ("e", "pass", None),
     ]
+    assert data["allowed_purposes"] == ["marketing.advertising"]
+    assert data["identifiers"][1]["why"] == (
+        "marketing.advertising lies within marketing.advertising, which audience-building allows"
+    )
+
+
+def test_explain_names_the_allow_list_rule_and_what_it_allows(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A phone given for SMS notifications: purpose-not-allowed, and what would be allowed."""
+    path = tmp_path / "e.json"
+    path.write_bytes(
+        orjson.dumps(event(ident("phone", "+1 555 0100", ["essential.service.notifications.sms"])))
+    )
+    code, out, _ = run(capsys, "explain", str(path))
+    assert code == 0
+    assert "outcome: dropped" in out
+    assert "destination audience-building (allows only: marketing.advertising)" in out
+    assert "-> redact  by rule purpose-not-allowed: Given for other purposes" in out
+    assert "(audience-building allows only: marketing.advertising)" in out.splitlines()[-1]
+    assert "555" not in out
 
 
 def test_explain_reads_stdin(
@@ -169,6 +193,22 @@ def test_shipped_policy_tests_pass(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "policy", "test", *map(str, sorted(root.glob("*.test.yaml"))))
     assert code == 0, out
     assert " 0 failed" in out
+
+
+def test_policy_check_warns_about_rule_namespaces_outside_the_taxonomy(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The policy is valid (exit 0), and each suspicious namespace gets one warning line."""
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "rules: [{name: ads, when: none-within, within: [marketing.advertizing]}]\n"
+        "taxonomy: {include: [fides]}\n"
+    )
+    code, out, err = run(capsys, "policy", "check", str(path))
+    assert code == 0 and ": ok (" in out
+    assert err == (
+        f"{path}: warning: rule 'ads': 'marketing.advertizing' is not in the policy's taxonomy\n"
+    )
 
 
 def test_keygen_and_schema(capsys: pytest.CaptureFixture[str]) -> None:

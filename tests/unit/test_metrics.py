@@ -26,6 +26,7 @@ from enforcer.metrics import (
     consumer_lag,
 )
 from enforcer.models import Mode
+from enforcer.policy.load import load_policy
 from enforcer.report.aggregate import ReportBuilder
 from enforcer.report.model import ReplaySource
 from enforcer.step import InputRecord, Outcome, Source, Step
@@ -58,11 +59,11 @@ def _recorder(step: Step, monotonic: FakeMonotonic | None = None) -> MetricsReco
 def _outcomes(step: Step) -> list[Outcome]:
     """One of each kind, several findings, two partitions."""
     values = [
-        event(ident("email", "a@x.io", ["ads"]), subject_id="s1"),
+        event(ident("email", "a@x.io", ["marketing.advertising"]), subject_id="s1"),
         event(
             ident("phone", "+1 555 0100", ["security.mfa"]),
             ident("device_id", "dev-42"),
-            ident("email", "b@y.io", ["ads"]),
+            ident("email", "b@y.io", ["marketing.advertising"]),
             subject_id="s2",
         ),
         event(ident("phone", "+1 555 0100", ["security"]), subject_id="s3"),
@@ -294,6 +295,17 @@ def test_grafana_dashboard_uses_exactly_the_exposed_metrics() -> None:
         for name in re.findall(r"\benforcer_[a-z_]+", expr)
     }
     assert used == {m.name for m in METRICS}
+
+
+def test_grafana_rule_panel_names_the_default_policy_rules() -> None:
+    """The violations-by-rule panel labels each rule of the built-in default, no other."""
+    root = Path(__file__).resolve().parents[2]
+    dashboard = json.loads((root / "deploy" / "grafana" / "purpose-enforcer.json").read_text())
+    panel = next(p for p in dashboard["panels"] if p["title"] == "Violations by rule / s")
+    named = [o["matcher"]["options"] for o in panel["fieldConfig"]["overrides"]]
+    rules = [rule.name for rule in load_policy(None).rules]
+    assert sorted(named) == sorted(rules)
+    assert all(rule in panel["description"] for rule in rules)
 
 
 def test_operations_doc_describes_every_metric() -> None:

@@ -11,6 +11,7 @@ import pytest
 from enforcer.policy.compiled import Policy
 from enforcer.policy.load import PolicyLoadError, default_policy_bytes, load_policy, parse_policy
 from enforcer.policy.spec import PolicyFile
+from enforcer.policy.vocabulary import FIDES, builtin_vocabulary
 from enforcer.step import OutcomeKind
 
 from .conftest import event, ident, make_step, record
@@ -40,46 +41,102 @@ def test_version_of_a_file_is_the_sha256_of_its_bytes(tmp_path: Path) -> None:
 
 
 def test_default_policy_rules() -> None:
-    """§4: security namespaces, then missing purpose; everything else passes."""
+    """§4: security namespaces, missing purpose, then the advertising allow-list."""
     policy = load_policy(None)
-    assert [r.name for r in policy.rules] == ["security-only-purpose", "missing-purpose"]
+    assert [r.name for r in policy.rules] == [
+        "security-only-purpose",
+        "missing-purpose",
+        "purpose-not-allowed",
+    ]
     assert policy.rules[0].namespaces == (
         "security",
         "essential.service.security",
         "essential.service.authentication",
         "essential.fraud_detection",
     )
+    assert policy.allowed == policy.rules[2].namespaces == ("marketing.advertising",)
+    assert policy.taxonomy is not None
+    assert policy.taxonomy.keys == builtin_vocabulary(FIDES).keys
+    assert policy.taxonomy.namespaces == ("security",)
+    assert policy.taxonomy.unknown == "ignore"
+    assert policy.taxonomy_warnings() == []
 
 
 @pytest.mark.parametrize(
     ("purposes", "rule"),
     [
+        # 1. every purpose within the security namespaces: the 2019 case
         (["security.mfa"], "security-only-purpose"),
         (["security"], "security-only-purpose"),
         (["SECURITY.MFA ", "essential.fraud_detection"], "security-only-purpose"),
         (["essential.service.authentication.sms"], "security-only-purpose"),
-        (["security.mfa", "marketing.advertising"], "pass"),
-        (["securityx"], "pass"),
-        (["security_team"], "pass"),
-        (["essential.service"], "pass"),
+        # 2. no purpose at all
         ([], "missing-purpose"),
         (None, "missing-purpose"),
+        # 3. purposes, but none within marketing.advertising
+        (["security.mfa", "analytics.reporting"], "purpose-not-allowed"),
+        (["essential.service.notifications.sms"], "purpose-not-allowed"),
+        (["essential.service"], "purpose-not-allowed"),
+        (["marketing"], "purpose-not-allowed"),
+        (["marketing.communications.sms"], "purpose-not-allowed"),
+        (["analytics.reporting.ad_performance"], "purpose-not-allowed"),
+        (["securityx"], "purpose-not-allowed"),
+        (["security_team"], "purpose-not-allowed"),
+        (["securityx.foo"], "purpose-not-allowed"),
+        (["marketing.advertisingx"], "purpose-not-allowed"),
+        (["astrology"], "purpose-not-allowed"),
+        # passes: at least one purpose within marketing.advertising
+        (["security.mfa", "marketing.advertising"], "pass"),
+        (["marketing.advertising"], "pass"),
+        ([" Marketing.Advertising.Third_Party.Targeted"], "pass"),
+        (["analytics.reporting", "marketing.advertising.frequency_capping"], "pass"),
+        (["astrology", "marketing.advertising.custom_audiences"], "pass"),
     ],
 )
 def test_default_policy_per_identifier(purposes: list[str] | None, rule: str) -> None:
-    """Each identifier gets the first matching rule of the default policy."""
+    """Each identifier gets the first matching rule of the default policy, in order."""
     _, rules = verdicts(load_policy(None), ident("phone", "+1 555 0100", purposes))
     assert rules == [rule]
+
+
+def test_every_fides_data_use_under_the_default_policy() -> None:
+    """One identifier per Fides data use: exactly the marketing.advertising subtree passes;
+    the security uses are the 2019 rule, every other use is not allowed; none is rejected."""
+    policy = load_policy(None)
+    keys = sorted(builtin_vocabulary(FIDES).keys)
+    outcome, rules = verdicts(policy, *(ident("email", f"u{i}", [k]) for i, k in enumerate(keys)))
+    assert outcome == "redacted"
+    decided = dict(zip(keys, rules, strict=True))
+    passed = sorted(k for k, r in decided.items() if r == "pass")
+    assert passed == sorted(
+        k for k in keys if k == "marketing.advertising" or k.startswith("marketing.advertising.")
+    )
+    assert len(passed) == 10
+    assert sorted(k for k, r in decided.items() if r == "security-only-purpose") == [
+        "essential.fraud_detection",
+        "essential.service.authentication",
+        "essential.service.security",
+    ]
+    assert sum(r == "purpose-not-allowed" for r in rules) == 56 - 10 - 3
 
 
 def test_records_with_nothing_left_are_dropped_and_empty_records_pass() -> None:
     """Dropped: had identifiers, none left. No identifiers at all: passed unchanged."""
     policy = load_policy(None)
+    ads = ["marketing.advertising"]
     assert verdicts(policy, ident("phone", "1", ["security"]))[0] == "dropped"
+    assert verdicts(policy, ident("phone", "1", ["analytics"]))[0] == "dropped"
     assert verdicts(policy)[0] == "passed"
-    assert verdicts(policy, ident("phone", "1", ["security"]), ident("e", "2", ["ads"]))[0] == (
+    assert verdicts(policy, ident("phone", "1", ["security"]), ident("e", "2", ads))[0] == (
         "redacted"
     )
+
+
+def test_the_default_allow_list_serves_audience_building_only() -> None:
+    """Advertising is what audience building may take, not what any destination may:
+    the default refuses to serve another destination rather than guess."""
+    with pytest.raises(PolicyLoadError, match="destination 'crm' is not declared"):
+        load_policy(None, destination="crm")
 
 
 def test_allow_list_destination(policy_from: PolicyFrom) -> None:
@@ -161,6 +218,89 @@ taxonomy: {{purposes: [security, marketing], unknown: {unknown}}}
         )
 
 
+@pytest.mark.parametrize(
+    ("purposes", "outcome"),
+    [
+        (["essential.service.notifications.sms"], "passed"),  # a Fides key
+        (["marketing"], "passed"),  # a Fides key that has children
+        (["security.mfa.totp"], "passed"),  # within the policy's own namespace
+        (["essential.service.notifications.pigeon"], "deadlettered"),  # not a Fides key
+        (["marketing.advertizing"], "deadlettered"),
+        (["securityx"], "deadlettered"),
+    ],
+)
+def test_built_in_fides_keys_are_a_closed_list(
+    policy_from: PolicyFrom, purposes: list[str], outcome: str
+) -> None:
+    """`include: [fides]` takes Fides keys exactly; `purposes` are open namespaces."""
+    policy = policy_from(
+        """
+rules: [{name: missing-purpose, when: no-purpose}]
+taxonomy: {include: [fides], purposes: [security], unknown: reject}
+"""
+    )
+    assert verdicts(policy, ident("email", "a", purposes))[0] == outcome
+
+
+def test_unknown_purpose_rule_knows_built_in_keys(policy_from: PolicyFrom) -> None:
+    """`unknown: redact` matches a tag that is neither a Fides key nor within `purposes`."""
+    policy = policy_from(
+        """
+rules: [{name: missing-purpose, when: no-purpose}]
+taxonomy: {include: [fides], purposes: [security], unknown: redact}
+"""
+    )
+    _, rules = verdicts(
+        policy,
+        ident("email", "a", ["analytics.reporting", "security.mfa"]),
+        ident("email", "b", ["analytics.reporting.made_up"]),
+    )
+    assert rules == ["pass", "unknown-purpose"]
+
+
+def test_a_taxonomy_must_declare_something(policy_from: PolicyFrom) -> None:
+    """Neither `include` nor `purposes` is a mistake, not an empty vocabulary."""
+    with pytest.raises(PolicyLoadError, match="a taxonomy needs 'include', 'purposes' or both"):
+        policy_from("rules: [{name: r, when: no-purpose}]\ntaxonomy: {unknown: ignore}\n")
+    with pytest.raises(PolicyLoadError, match=r"at taxonomy\.include"):
+        policy_from("rules: [{name: r, when: no-purpose}]\ntaxonomy: {include: [iab]}\n")
+
+
+def test_taxonomy_warnings_name_rule_namespaces_outside_it(policy_from: PolicyFrom) -> None:
+    """A rule namespace that names nothing in the taxonomy is probably a typo."""
+    policy = policy_from(
+        """
+namespace_sets: {security: [security, essential.service.security, securty]}
+rules:
+  - {name: security-only, when: all-within, within: security}
+  - {name: broad, when: any-within, within: [essential, analytics.made_up]}
+destinations:
+  audience-building: {allow: [marketing.advertizing, marketing.advertising.first_party]}
+taxonomy: {include: [fides], purposes: [security], unknown: ignore}
+"""
+    )
+    assert policy.taxonomy_warnings() == [
+        "rule 'security-only': 'securty' is not in the policy's taxonomy",
+        "rule 'broad': 'analytics.made_up' is not in the policy's taxonomy",
+        "rule 'purpose-not-allowed': 'marketing.advertizing' is not in the policy's taxonomy",
+    ]
+    no_taxonomy = policy_from("rules: [{name: r, when: any-within, within: [anything]}]\n")
+    assert no_taxonomy.taxonomy_warnings() == []
+
+
+def test_destination_rule_description(policy_from: PolicyFrom) -> None:
+    """The allow-list rule says what it means: as written, or naming what is allowed."""
+    text = "rules: [{name: r, when: no-purpose}]\ndestinations:\n  audience-building:\n"
+    generated = policy_from(text + "    allow: [marketing.advertising, sales]\n")
+    assert generated.allowed == ("marketing.advertising", "sales")
+    assert generated.rules[-1].description == (
+        "None of its purposes is one audience-building allows (marketing.advertising, sales)."
+    )
+    written = policy_from(text + "    allow: [sales]\n    description: Not for sales.\n")
+    assert written.rules[-1].description == "Not for sales."
+    assert policy_from("rules: [{name: r, when: no-purpose}]\n").allowed == ()
+
+
 def test_audit_mode_from_the_file(policy_from: PolicyFrom) -> None:
     """`mode: audit` in the file forwards unchanged and still reports."""
     policy = policy_from("mode: audit\nrules: [{name: missing-purpose, when: no-purpose}]\n")
@@ -236,8 +376,16 @@ def test_shipped_example_policies_load() -> None:
     root = Path(__file__).resolve().parents[2] / "policies"
     examples = sorted(p for p in root.glob("*.yaml") if not p.name.endswith(".test.yaml"))
     assert examples, "no example policies found"
+    assert [p.name for p in examples] == [
+        "advertising-allow-list.yaml",
+        "default.yaml",
+        "security-only.yaml",
+    ]
     for path in examples:
-        assert parse_policy(path.read_bytes(), origin=str(path)).rules
+        policy = parse_policy(path.read_bytes(), origin=str(path))
+        assert policy.rules
+        assert policy.taxonomy_warnings() == []
+        assert (root / path.name.replace(".yaml", ".test.yaml")).exists()
 
 
 def test_example_default_is_the_built_in_default() -> None:

@@ -9,12 +9,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from enforcer.policy.load import load_policy
+from enforcer.policy.vocabulary import FIDES, builtin_vocabulary
 from enforcer.purposes import normalize_tag, within_any
 from enforcer.step import InputRecord, Outcome, OutcomeKind, Source
 
 from .conftest import make_step
 
 SECURITY = load_policy(None).rules[0].namespaces
+ADVERTISING = ("marketing.advertising",)
 STEP = make_step()
 
 segment = st.sampled_from(
@@ -28,12 +30,20 @@ segment = st.sampled_from(
         "authentication",
         "fraud_detection",
         "analytics",
+        "notifications",
+        "sms",
         "securityx",
+        "advertisingx",
         "x-1",
     ]
 )
-tag = st.lists(segment, min_size=1, max_size=3).map(".".join) | st.sampled_from(
-    ["essential.service.security", "essential.fraud_detection", " Security.MFA ", "SECURITY"]
+tag = (
+    st.lists(segment, min_size=1, max_size=3).map(".".join)
+    | st.sampled_from(
+        ["essential.service.security", "essential.fraud_detection", " Security.MFA ", "SECURITY"]
+    )
+    | st.sampled_from(sorted(builtin_vocabulary(FIDES).keys))
+    | st.sampled_from(sorted(builtin_vocabulary(FIDES).keys)).map(lambda t: f" {t.upper()}")
 )
 text = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=12)
 # Values carry a marker that nothing else in a violation can contain.
@@ -81,6 +91,27 @@ def test_no_security_only_identifier_is_ever_forwarded(data: dict[str, Any]) -> 
     forwarded = json.loads(out.forward_value)["identifiers"]
     assert not any(_security_only(item) for item in forwarded)
     assert all(item.get("purposes") for item in forwarded)  # missing purpose fails closed
+
+
+def _for_advertising(item: dict[str, Any]) -> bool:
+    tags = [normalize_tag(p) for p in item.get("purposes") or []]
+    return any(t is not None and within_any(t, ADVERTISING) for t in tags)
+
+
+@given(valid_event)
+def test_only_identifiers_given_for_advertising_are_forwarded(data: dict[str, Any]) -> None:
+    """Under the default, an identifier reaches audience building if and only if one of
+    its purposes lies within marketing.advertising (unless its record is dropped)."""
+    assert load_policy(None).allowed == ADVERTISING
+    out = _run(_dumps(data))
+    if out.kind is OutcomeKind.DEADLETTERED:
+        return
+    identifiers = data["identifiers"]
+    if out.forward_value is None:  # dropped: it had identifiers and none may go
+        assert identifiers and not any(_for_advertising(item) for item in identifiers)
+        return
+    forwarded = json.loads(out.forward_value)["identifiers"]
+    assert forwarded == [item for item in identifiers if _for_advertising(item)]
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow])

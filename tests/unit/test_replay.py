@@ -43,7 +43,7 @@ def test_replay_writes_outputs_and_report(tmp_path: Path) -> None:
     lines = [
         orjson.dumps(
             event(
-                ident("email", "a@x.io", ["ads"]),
+                ident("email", "a@x.io", ["marketing.advertising"]),
                 subject_id="s1",
                 occurred_at="2019-10-01T23:30:00-02:00",
             )
@@ -51,7 +51,7 @@ def test_replay_writes_outputs_and_report(tmp_path: Path) -> None:
         orjson.dumps(
             event(
                 ident("phone", "+1 555 0100", ["security.mfa"]),
-                ident("e", "b", ["ads"]),
+                ident("e", "b", ["marketing.advertising"]),
                 subject_id="s2",
                 occurred_at="2019-10-02T10:00:00Z",
             )

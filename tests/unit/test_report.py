@@ -16,7 +16,7 @@ from enforcer.step import Step
 
 from .conftest import NOW, event, ident, make_step, record
 
-SECRETS = ("+1 555 0100", "+1 555 0199", "x@y.io", "dev-7")
+SECRETS = ("+1 555 0100", "+1 555 0199", "+1 555 0142", "x@y.io", "dev-7")
 
 
 def _report(step: Step, source: ReplaySource | None = None) -> Report:
@@ -33,13 +33,14 @@ def _report(step: Step, source: ReplaySource | None = None) -> Report:
             occurred_at="2019-10-04T09:30:00+02:00",
         ),
         event(
-            ident("device_id", "dev-7", ["ads"]),
+            ident("device_id", "dev-7", ["marketing.advertising"]),
+            ident("phone", "+1 555 0142", ["essential.service.notifications.sms"]),
             subject_id="s3",
             occurred_at="2019-10-02T00:00:00Z",
         ),
         event(
             ident("phone", "+1 555 0100", ["security.mfa"]),
-            ident("email", "x@y.io", ["marketing"]),
+            ident("email", "x@y.io", ["marketing.advertising"]),
             subject_id="s1",
             occurred_at="2019-10-04T23:59:00Z",
         ),
@@ -55,7 +56,11 @@ def test_rules_carry_accounts_by_type_and_their_own_window() -> None:
     """Every policy rule, in policy order, with its accounts per type and first/last seen."""
     report = _report(make_step())
     by_name = {rule.rule: rule for rule in report.rules}
-    assert [rule.rule for rule in report.rules] == ["security-only-purpose", "missing-purpose"]
+    assert [rule.rule for rule in report.rules] == [
+        "security-only-purpose",
+        "missing-purpose",
+        "purpose-not-allowed",
+    ]
     security = by_name["security-only-purpose"]
     assert (security.findings, security.affected_subjects) == (3, 2)
     assert security.affected_subjects_by_type == {"phone": 2}
@@ -67,20 +72,26 @@ def test_rules_carry_accounts_by_type_and_their_own_window() -> None:
     missing = by_name["missing-purpose"]
     assert (missing.findings, missing.affected_subjects_by_type) == (1, {"email": 1})
     assert missing.first_seen == missing.last_seen == "2019-10-01T08:00:00Z"
+    not_allowed = by_name["purpose-not-allowed"]
+    assert (not_allowed.findings, not_allowed.affected_subjects_by_type) == (1, {"phone": 1})
+    assert not_allowed.action == "redact"
+    assert "not for advertising" in not_allowed.description
     types = {t.identifier_type: t for t in report.identifier_types}
     assert set(types) == {"email", "phone"}
     # 09:30 at +02:00 is 07:30 UTC: earlier on the 4th than 23:59Z.
     assert types["phone"].last_seen == "2019-10-04T23:59:00Z"
-    assert types["phone"].affected_subjects == 2
+    assert types["phone"].affected_subjects == 3
 
 
 def test_html_states_who_what_when_and_what_was_done() -> None:
     """The summary gives the window, accounts and action; tables name rules and types."""
     html = render_html(_report(make_step()))
     text = re.sub(r"<[^>]+>", "", html)
-    assert "Between 2019-10-01 08:00:00 UTC and 2019-10-04 23:59:00 UTC, 2 accounts had 4" in text
-    assert "Forwarded with them removed: 1 record. Withheld entirely: 2 records." in text
-    assert "security-only-purpose" in text and "missing-purpose" in text
+    assert "Between 2019-10-01 08:00:00 UTC and 2019-10-04 23:59:00 UTC, 3 accounts had 5" in text
+    assert "Forwarded with them removed: 2 records. Withheld entirely: 2 records." in text
+    for rule in ("security-only-purpose", "missing-purpose", "purpose-not-allowed"):
+        assert rule in text
+    assert "but not for advertising, so not for building audiences" in text
     assert "Not valid identity events: 1 record." in text
     for secret in SECRETS:
         assert secret not in html
@@ -93,7 +104,7 @@ def test_audit_mode_says_nothing_was_removed() -> None:
     step = make_step(make_step().policy.with_mode(Mode.AUDIT))
     html = render_html(_report(step))
     assert "Audit mode: nothing was removed." in html
-    assert "passed with a violation (audit) 3" in html
+    assert "passed with a violation (audit) 4" in html
     assert "kept these identifiers out" not in html
 
 

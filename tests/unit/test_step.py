@@ -29,7 +29,7 @@ def test_nothing_to_redact_forwards_the_original_bytes(step: Step) -> None:
     """Same key, same value bytes (spacing and all), input headers kept plus ours."""
     raw = (
         b'{ "event_id":"e", "subject_id":"s", "occurred_at":"2019-10-08T12:00:00Z",\n'
-        b' "identifiers":[{"type":"email","value":"a@b.c","purposes":["ads"]}] }'
+        b' "identifiers":[{"type":"email","value":"a@b.c","purposes":["marketing.advertising"]}] }'
     )
     out = step(InputRecord(b"k", raw, (("trace", b"1"),), Source("t", 3, 9)))
     assert out.kind is OutcomeKind.PASSED
@@ -79,7 +79,7 @@ def test_violation_event_matches_the_spec(step: Step) -> None:
     out = step(
         record(
             event(
-                ident("email", "a@b.c", ["ads"]),
+                ident("email", "a@b.c", ["marketing.advertising"]),
                 ident("Phone", "+1 (415) 555-0100", ["Security.MFA"]),
             ),
             offset=42,
@@ -163,7 +163,10 @@ def test_invalid_purpose_tag_is_a_schema_dead_letter(step: Step) -> None:
     """A tag that is not a dotted path dead-letters the record, naming where."""
     out = step(
         record(
-            event(ident("email", "secret@x.y", ["ads"]), ident("phone", "1", ["ok", "not a tag"]))
+            event(
+                ident("email", "secret@x.y", ["marketing.advertising"]),
+                ident("phone", "1", ["ok", "not a tag"]),
+            )
         )
     )
     assert out.error_reason is DeadLetterReason.SCHEMA
@@ -182,7 +185,7 @@ def test_an_internal_error_dead_letters_the_record(
         raise RuntimeError("secret@example.com")
 
     monkeypatch.setattr(step_module, "decide", broken)
-    out = step(record(event(ident("email", "a", ["ads"]))))
+    out = step(record(event(ident("email", "a", ["marketing.advertising"]))))
     assert out.kind is OutcomeKind.DEADLETTERED
     assert out.error_reason is DeadLetterReason.INTERNAL
     assert out.error_message == "internal error: RuntimeError"
