@@ -11,14 +11,16 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from enforcer.fingerprint import (
+    DEFAULT_PHONE_REGION,
     HOW_TO_MAKE_A_KEY,
     Fingerprinter,
     FingerprintKeyError,
     key_from_text,
+    phone_regions,
 )
 from enforcer.models import Mode
 from enforcer.policy.compiled import DEFAULT_DESTINATION
@@ -47,6 +49,13 @@ class EnforcerSettings(BaseSettings):
     processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
     fingerprint_key: SecretStr | None = None
     fingerprint_key_file: Path | None = None
+    phone_default_region: str = Field(
+        default=DEFAULT_PHONE_REGION,
+        description=(
+            "Region (ISO 3166 alpha-2) of phone numbers written without a country code, "
+            "for fingerprints; ZZ for none."
+        ),
+    )
     commit_interval: float = Field(
         default=1.0, gt=0, description="Seconds between transaction commits."
     )
@@ -82,6 +91,14 @@ class EnforcerSettings(BaseSettings):
     http_port: int = Field(default=8080, ge=0, le=65535)
     data_dir: Path = Path(".enforcer-data")
 
+    @field_validator("phone_default_region")
+    @classmethod
+    def _known_region(cls, region: str) -> str:
+        region = region.strip().upper()
+        if region not in phone_regions():
+            raise ValueError("must be a two-letter region code such as US or GB (ZZ for none)")
+        return region
+
     @model_validator(mode="after")
     def _security_is_complete(self) -> EnforcerSettings:
         uses_sasl = self.security_protocol.startswith("SASL_")
@@ -99,7 +116,8 @@ class EnforcerSettings(BaseSettings):
     def fingerprinter(self) -> Fingerprinter:
         """The fingerprinter for the configured key; refuses without one."""
         if self.fingerprint_key is not None:
-            return Fingerprinter(key_from_text(self.fingerprint_key.get_secret_value()))
+            key = key_from_text(self.fingerprint_key.get_secret_value())
+            return Fingerprinter(key, self.phone_default_region)
         if self.fingerprint_key_file is not None:
             try:
                 text = self.fingerprint_key_file.read_text(encoding="utf-8")
@@ -111,5 +129,6 @@ class EnforcerSettings(BaseSettings):
                 raise FingerprintKeyError(
                     f"fingerprint key file {self.fingerprint_key_file} is not UTF-8 text"
                 ) from None
-            return Fingerprinter(key_from_text(text))
+            return Fingerprinter(key_from_text(text), self.phone_default_region)
         raise FingerprintKeyError(f"no fingerprint key is configured; {HOW_TO_MAKE_A_KEY}")
+

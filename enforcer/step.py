@@ -224,6 +224,7 @@ class Step:
             "mode": self.policy.mode.value,
             "action": "dropped" if verdict is Verdict.DROPPED else "redacted",
             "policy_version": self.policy.version,
+            "key_id": self._fingerprint.key_id,
             "source": record.source.as_dict(),
             "event_id": event.event_id,
             "subject_id": event.subject_id,
