@@ -6,10 +6,12 @@ Command-line flags override variables; both end in one frozen object. Secrets ar
 
 from __future__ import annotations
 
+import difflib
 import os
 import socket
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -132,3 +134,45 @@ class EnforcerSettings(BaseSettings):
             return Fingerprinter(key_from_text(text), self.phone_default_region)
         raise FingerprintKeyError(f"no fingerprint key is configured; {HOW_TO_MAKE_A_KEY}")
 
+
+class UnknownVariableError(ValueError):
+    """An ``ENFORCER_*`` variable that is no setting: most likely a misspelling."""
+
+
+ENV_PREFIX = "ENFORCER_"
+OTHER_VARIABLES = frozenset({"ENFORCER_DEBUG"})
+"""Variables read outside the settings (``ENFORCER_DEBUG`` shows tracebacks)."""
+TEST_PREFIX = "ENFORCER_TEST_"
+"""Reserved for the test suite's own variables."""
+
+
+def known_variables() -> frozenset[str]:
+    """Every ``ENFORCER_*`` variable the enforcer reads."""
+    fields = {ENV_PREFIX + name.upper() for name in EnforcerSettings.model_fields}
+    return frozenset(fields) | OTHER_VARIABLES
+
+
+def check_variables(environ: Mapping[str, str]) -> None:
+    """Refuse an ``ENFORCER_*`` variable that nothing reads, naming the closest one.
+
+    A misspelled ``ENFORCER_MODEE=audit`` would otherwise be ignored silently and the
+    worker would enforce when the operator asked for an audit.
+    """
+    known = known_variables()
+    for name in sorted(environ):
+        # pydantic-settings matches names without regard to case; so does this check.
+        upper = name.upper()
+        if (
+            upper.startswith(ENV_PREFIX)
+            and upper not in known
+            and not upper.startswith(TEST_PREFIX)
+        ):
+            close = difflib.get_close_matches(upper, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise UnknownVariableError(f"unknown variable {name}{hint}")
+
+
+def load_settings(**overrides: Any) -> EnforcerSettings:
+    """Settings from the environment (checked for misspellings) with ``overrides`` on top."""
+    check_variables(os.environ)
+    return EnforcerSettings(**overrides)
