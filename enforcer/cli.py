@@ -302,8 +302,9 @@ def _replay(args: argparse.Namespace) -> int:
     if to_topics is not None:
         where.insert(0, f"topics {args.output_topic_prefix}*")
     print(
-        f"replayed {counts.in_:,} records: {counts.passed:,} passed, {counts.redacted:,} redacted, "
-        f"{counts.dropped:,} dropped, {counts.deadlettered:,} dead-lettered; "
+        f"replayed {counts.in_:,} records; they would have been: {counts.passed:,} passed, "
+        f"{counts.redacted:,} redacted, {counts.dropped:,} dropped, "
+        f"{counts.deadlettered:,} dead-lettered; "
         f"{report.violations:,} violations affecting {report.affected_subjects:,} accounts. "
         f"Outputs in {' and '.join(where)}",
         file=sys.stderr,

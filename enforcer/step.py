@@ -130,6 +130,7 @@ class Step:
     def __init__(self, policy: Policy, fingerprinter: Fingerprinter, clock: Clock) -> None:
         self.policy = policy
         self._fingerprint = fingerprinter
+        self.key_id = fingerprinter.key_id
         self._clock = clock
         self._policy_header = policy.version.encode()
         self._types_judged = any(rule.types is not None for rule in policy.rules)
