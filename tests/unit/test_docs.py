@@ -49,8 +49,8 @@ def test_the_contract_names_every_command_field_reason_and_header() -> None:
         assert f"`{reason.value}`" in text, reason
     for field in ViolationEvent.model_fields:
         assert f'"{field}"' in text, field
-    for name, field in RecordCounts.model_fields.items():
-        assert f"`{field.alias or name}`" in text, name
+    for name, info in RecordCounts.model_fields.items():
+        assert f"`{info.alias or name}`" in text, name
     for field in ("sha256", "key_id", "summary", "by_day", "affected_subjects_by_rule"):
         assert f"`{field}`" in text, field
     assert "sha256" in ReplaySource.model_fields
