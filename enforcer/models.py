@@ -73,7 +73,10 @@ class Identifier(BaseModel):
 
 
 class IdentityEvent(BaseModel):
-    """An identity event on the source topic (SPEC §3)."""
+    """An identity event on the source topic (docs/contract.md, SPEC §3).
+
+    Fields not named here, at any level, are allowed and forwarded untouched.
+    """
 
     model_config = _STRICT_INPUT
 
@@ -152,6 +155,8 @@ class ViolationEvent(BaseModel):
     mode: Mode
     action: Literal["redacted", "dropped"]
     policy_version: str
+    key_id: str
+    """The public id of the fingerprint key (:attr:`enforcer.fingerprint.Fingerprinter.key_id`)."""
     source: SourceRef
     event_id: str
     subject_id: str

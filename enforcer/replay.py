@@ -32,7 +32,7 @@ def replay(
     on_record: Callable[[InputRecord], None] | None = None,
 ) -> Report:
     """Run ``step`` over ``records``, write each outcome, and report on them all."""
-    builder = ReportBuilder(step.policy, source)
+    builder = ReportBuilder(step.policy, source, step.key_id)
     for record in records:
         outcome = step(record)
         writer.write(outcome)

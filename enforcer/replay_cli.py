@@ -24,7 +24,7 @@ from enforcer.replay import OutcomeWriter, replay
 from enforcer.report.model import OffsetRange, ReplaySource, Report
 from enforcer.sinks.files import FileOutputs, write_report
 from enforcer.sinks.kafka import OutputTopics
-from enforcer.sources.jsonl import jsonl_source_name, read_jsonl
+from enforcer.sources.jsonl import HashedLines, jsonl_source_name, read_jsonl
 from enforcer.sources.kafka_topic import Position, TopicReader, TopicReadError
 from enforcer.step import InputRecord, Step
 
@@ -70,11 +70,14 @@ def replay_file(
         def advance(record: InputRecord) -> None:
             bar.advance(len(record.value or b"") + 1)
 
-        records = read_jsonl(stream, jsonl_source_name(path))
+        lines = HashedLines(stream)
+        records = read_jsonl(lines, jsonl_source_name(path))
         with _outputs(out, to_topics, runner, 1) as outputs:
             step = step_for(policy, fingerprinter)
             report = replay(records, step, outputs, source, CLOCK, bar.callback(advance))
-    return _with_report_files(out, report)
+    # The replay read the file to its end, so the hash covers every byte of it.
+    hashed = source.model_copy(update={"sha256": lines.hexdigest()})
+    return _with_report_files(out, report.model_copy(update={"source": hashed}))
 
 
 def replay_topic(

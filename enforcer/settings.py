@@ -6,19 +6,23 @@ Command-line flags override variables; both end in one frozen object. Secrets ar
 
 from __future__ import annotations
 
+import difflib
 import os
 import socket
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from enforcer.fingerprint import (
+    DEFAULT_PHONE_REGION,
     HOW_TO_MAKE_A_KEY,
     Fingerprinter,
     FingerprintKeyError,
     key_from_text,
+    phone_regions,
 )
 from enforcer.models import Mode
 from enforcer.policy.compiled import DEFAULT_DESTINATION
@@ -47,6 +51,13 @@ class EnforcerSettings(BaseSettings):
     processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
     fingerprint_key: SecretStr | None = None
     fingerprint_key_file: Path | None = None
+    phone_default_region: str = Field(
+        default=DEFAULT_PHONE_REGION,
+        description=(
+            "Region (ISO 3166 alpha-2) of phone numbers written without a country code, "
+            "for fingerprints; ZZ for none."
+        ),
+    )
     commit_interval: float = Field(
         default=1.0, gt=0, description="Seconds between transaction commits."
     )
@@ -97,6 +108,14 @@ class EnforcerSettings(BaseSettings):
     http_port: int = Field(default=8080, ge=0, le=65535)
     data_dir: Path = Path(".enforcer-data")
 
+    @field_validator("phone_default_region")
+    @classmethod
+    def _known_region(cls, region: str) -> str:
+        region = region.strip().upper()
+        if region not in phone_regions():
+            raise ValueError("must be a two-letter region code such as US or GB (ZZ for none)")
+        return region
+
     @model_validator(mode="after")
     def _security_is_complete(self) -> EnforcerSettings:
         uses_sasl = self.security_protocol.startswith("SASL_")
@@ -114,7 +133,8 @@ class EnforcerSettings(BaseSettings):
     def fingerprinter(self) -> Fingerprinter:
         """The fingerprinter for the configured key; refuses without one."""
         if self.fingerprint_key is not None:
-            return Fingerprinter(key_from_text(self.fingerprint_key.get_secret_value()))
+            key = key_from_text(self.fingerprint_key.get_secret_value())
+            return Fingerprinter(key, self.phone_default_region)
         if self.fingerprint_key_file is not None:
             try:
                 text = self.fingerprint_key_file.read_text(encoding="utf-8")
@@ -126,5 +146,48 @@ class EnforcerSettings(BaseSettings):
                 raise FingerprintKeyError(
                     f"fingerprint key file {self.fingerprint_key_file} is not UTF-8 text"
                 ) from None
-            return Fingerprinter(key_from_text(text))
+            return Fingerprinter(key_from_text(text), self.phone_default_region)
         raise FingerprintKeyError(f"no fingerprint key is configured; {HOW_TO_MAKE_A_KEY}")
+
+
+class UnknownVariableError(ValueError):
+    """An ``ENFORCER_*`` variable that is no setting: most likely a misspelling."""
+
+
+ENV_PREFIX = "ENFORCER_"
+OTHER_VARIABLES = frozenset({"ENFORCER_DEBUG"})
+"""Variables read outside the settings (``ENFORCER_DEBUG`` shows tracebacks)."""
+TEST_PREFIX = "ENFORCER_TEST_"
+"""Reserved for the test suite's own variables."""
+
+
+def known_variables() -> frozenset[str]:
+    """Every ``ENFORCER_*`` variable the enforcer reads."""
+    fields = {ENV_PREFIX + name.upper() for name in EnforcerSettings.model_fields}
+    return frozenset(fields) | OTHER_VARIABLES
+
+
+def check_variables(environ: Mapping[str, str]) -> None:
+    """Refuse an ``ENFORCER_*`` variable that nothing reads, naming the closest one.
+
+    A misspelled ``ENFORCER_MODEE=audit`` would otherwise be ignored silently and the
+    worker would enforce when the operator asked for an audit.
+    """
+    known = known_variables()
+    for name in sorted(environ):
+        # pydantic-settings matches names without regard to case; so does this check.
+        upper = name.upper()
+        if (
+            upper.startswith(ENV_PREFIX)
+            and upper not in known
+            and not upper.startswith(TEST_PREFIX)
+        ):
+            close = difflib.get_close_matches(upper, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise UnknownVariableError(f"unknown variable {name}{hint}")
+
+
+def load_settings(**overrides: Any) -> EnforcerSettings:
+    """Settings from the environment (checked for misspellings) with ``overrides`` on top."""
+    check_variables(os.environ)
+    return EnforcerSettings(**overrides)

@@ -131,6 +131,7 @@ class Step:
     def __init__(self, policy: Policy, fingerprinter: Fingerprinter, clock: Clock) -> None:
         self.policy = policy
         self._fingerprint = fingerprinter
+        self.key_id = fingerprinter.key_id
         self._clock = clock
         self._policy_header = policy.version.encode()
         self._types_judged = any(rule.types is not None for rule in policy.rules)
@@ -225,6 +226,7 @@ class Step:
             "mode": self.policy.mode.value,
             "action": "dropped" if verdict is Verdict.DROPPED else "redacted",
             "policy_version": self.policy.version,
+            "key_id": self._fingerprint.key_id,
             "source": record.source.as_dict(),
             "event_id": event.event_id,
             "subject_id": event.subject_id,

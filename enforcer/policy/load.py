@@ -72,14 +72,21 @@ def parse_policy_file(data: bytes, *, origin: str) -> PolicyFile:
     try:
         return PolicyFile.model_validate(document)
     except ValidationError as exc:
-        error = exc.errors(include_url=False, include_input=False)[0]
-        location = tuple(error["loc"])
-        line = _line_of(root, location)
-        where = f":{line}" if line is not None else ""
-        path = format_location(location) or "(top level)"
-        more = len(exc.errors()) - 1
-        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-        raise PolicyLoadError(f"{origin}{where}: at {path}: {error['msg']}{suffix}") from None
+        problems = sorted(
+            _problem(origin, root, error)
+            for error in exc.errors(include_url=False, include_input=False)
+        )
+        # Every problem, in file order, in one line: one error per run is slow to fix.
+        raise PolicyLoadError("; ".join(text for _, text in problems)) from None
+
+
+def _problem(origin: str, root: yaml.Node | None, error: Any) -> tuple[int, str]:
+    """``(line or 0, "origin:line: at path: problem")`` for one validation error."""
+    location = tuple(error["loc"])
+    line = _line_of(root, location)
+    where = f":{line}" if line is not None else ""
+    path = format_location(location) or "(top level)"
+    return line or 0, f"{origin}{where}: at {path}: {error['msg']}"
 
 
 def format_location(location: tuple[Any, ...]) -> str:

@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 from datetime import datetime
 
 from enforcer.clock import Clock, rfc3339
-from enforcer.models import parse_rfc3339, utc_day
+from enforcer.models import Mode, parse_rfc3339, utc_day
 from enforcer.policy.compiled import Policy
 from enforcer.report.model import (
     DaySummary,
@@ -66,9 +66,10 @@ class _Window:
 class ReportBuilder:
     """Accumulates outcomes; :meth:`build` gives the report."""
 
-    def __init__(self, policy: Policy, source: ReplaySource) -> None:
+    def __init__(self, policy: Policy, source: ReplaySource, key_id: str) -> None:
         self._policy = policy
         self._source = source
+        self._key_id = key_id
         self._kinds: Counter[str] = Counter()
         self._violations = 0
         self._by_rule: Counter[str] = Counter()
@@ -126,8 +127,10 @@ class ReportBuilder:
             policy_origin=self._policy.origin,
             mode=self._policy.mode,
             destination=self._policy.destination,
+            key_id=self._key_id,
             source=self._source,
             generated_at=rfc3339(clock.now()),
+            summary=_summary(counts, self._violations, self._policy.mode),
             records=counts,
             violations=self._violations,
             violations_by_rule=_sorted(self._by_rule),
@@ -187,6 +190,25 @@ class ReportBuilder:
                 )
             )
         return summaries
+
+
+def _summary(counts: RecordCounts, violations: int, mode: Mode) -> str:
+    """What would have happened, in the conditional: a replay changes nothing."""
+    if mode is Mode.AUDIT:
+        done = (
+            f"all {counts.passed:,} valid records would have been forwarded unchanged (audit "
+            f"mode); enforce mode would have redacted or dropped {violations:,} of them"
+        )
+    else:
+        done = (
+            f"{counts.passed:,} would have passed, {counts.redacted:,} would have been "
+            f"redacted and {counts.dropped:,} dropped"
+        )
+    return (
+        f"Replay of {counts.in_:,} records under this policy: {done}; "
+        f"{counts.deadlettered:,} would have been dead-lettered. Nothing was written to the "
+        "live topics."
+    )
 
 
 def _sorted(counter: Counter[str]) -> dict[str, int]:

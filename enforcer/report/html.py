@@ -51,7 +51,9 @@ def render_html(report: Report) -> str:
     tiles = [
         ("accounts affected", r.affected_subjects, r.affected_subjects > 0),
         (
-            "identifiers found (not removed: audit)" if audit else "identifiers kept out",
+            "identifiers found (audit: none would be removed)"
+            if audit
+            else "identifiers that would have been kept out",
             found,
             found > 0,
         ),
@@ -67,16 +69,16 @@ def render_html(report: Report) -> str:
     if audit:
         # Audit mode forwards records with violations unchanged: show them apart.
         outcomes = [
-            ("passed", counts.passed - r.violations, "#8fb3d9"),
-            ("passed with a violation (audit)", r.violations, BAR),
+            ("would pass", counts.passed - r.violations, "#8fb3d9"),
+            ("would pass with a violation (audit)", r.violations, BAR),
         ]
     else:
         outcomes = [
-            ("passed", counts.passed, "#8fb3d9"),
-            ("redacted", counts.redacted, BAR),
-            ("dropped", counts.dropped, "#7b241c"),
+            ("would pass", counts.passed, "#8fb3d9"),
+            ("would be redacted", counts.redacted, BAR),
+            ("would be dropped", counts.dropped, "#7b241c"),
         ]
-    outcomes.append(("dead-lettered", counts.deadlettered, "#b8bfcc"))
+    outcomes.append(("would be dead-lettered", counts.deadlettered, "#b8bfcc"))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1">
@@ -87,7 +89,9 @@ def render_html(report: Report) -> str:
 {escape(r.mode.value)} mode</p>
 {_summary(r, found)}
 <div class="tiles">{tile_html}</div>
-<section><h2>What happened to the {_records(counts.in_)} examined</h2>
+<section><h2>What would have happened to the {_records(counts.in_)} examined</h2>
+<p class="note">This is a replay: the policy's decisions over recorded events. It wrote
+nothing to the live topics; every outcome here is what the enforcer would have done.</p>
 {outcome_bar(outcomes)}</section>
 <section><h2>Accounts affected per day</h2>
 <p class="note">Days are UTC dates of each record's <code>occurred_at</code>. Hover a bar
@@ -117,7 +121,7 @@ def _summary(r: Report, found: int) -> str:
     if not r.violations:
         return (
             f'<div class="summary clear"><p>No identifier in the {_records(r.records.in_)} '
-            "examined broke the policy: nothing needed to be kept from "
+            "examined broke the policy: nothing would have needed to be kept from "
             f"<b>{escape(r.destination)}</b>.</p></div>"
         )
     rules = ", ".join(f"<code>{escape(rule)}</code>" for rule in r.violations_by_rule)
@@ -134,13 +138,15 @@ def _summary(r: Report, found: int) -> str:
     counts = r.records
     if r.mode is Mode.AUDIT:
         action = (
-            "<b>Audit mode: nothing was removed.</b> These records were forwarded unchanged; "
-            f"enforce mode would have redacted or dropped {r.violations:,} of them."
+            "<b>Audit mode: nothing would have been removed.</b> These records would have "
+            "been forwarded unchanged; enforce mode would have redacted or dropped "
+            f"{r.violations:,} of them."
         )
     else:
         action = (
-            "The enforcer kept these identifiers out. Forwarded with them removed: "
-            f"{_records(counts.redacted)}. Withheld entirely: {_records(counts.dropped)}."
+            "The enforcer would have kept these identifiers out. Would have been forwarded "
+            f"with them removed (redacted): {_records(counts.redacted)}. Would have been "
+            f"withheld entirely (dropped): {_records(counts.dropped)}."
         )
     return f'<div class="summary"><p>{headline}</p><p>{action}</p></div>'
 
@@ -222,7 +228,7 @@ def _deadletters(r: Report) -> str:
         return '<p class="note">None: every record was assessed.</p>'
     return (
         f'<p class="note">Not valid identity events: {_records(r.records.deadlettered)}. '
-        "None was forwarded, and they are not counted above; the originals are in "
+        "None would have been forwarded, and they are not counted above; the originals are in "
         "<code>deadletter.jsonl</code> (or the dead-letter topic) for follow-up.</p>"
         + _table(("reason", "records"), list(r.deadletters_by_reason.items()))
     )
@@ -242,7 +248,9 @@ def _scope(r: Report) -> str:
     ]
     if offsets:
         rows.append(("offsets read", escape(offsets)))
+    rows.append(("input SHA-256", _sha256(r)))
     rows += [
+        ("fingerprint key id", f"<code>{escape(r.key_id)}</code>"),
         ("policy", escape(r.policy_origin)),
         ("policy version", f"<code>{escape(r.policy_version)}</code>"),
         ("mode", escape(r.mode.value)),
@@ -255,6 +263,14 @@ events. An identifier counts once per record it appears in; an account counts on
 many of its identifiers or records were affected. No identifier value is in this report.
 The affected accounts and records are listed in <code>violations.jsonl</code> (subject id,
 event id, source offset, rule, and a keyed fingerprint of each identifier).</p>"""
+
+
+def _sha256(r: Report) -> str:
+    if r.source.sha256:
+        return f"<code>{escape(r.source.sha256)}</code>"
+    if r.source.kind == "topic":
+        return "— (a topic has no single byte stream: the offsets read identify the input)"
+    return "—"
 
 
 def _table(

@@ -57,6 +57,10 @@ class ReplaySource(BaseModel):
     """``--end`` as given (``latest``, an offset or a time)."""
     offsets: list[OffsetRange] = Field(default_factory=list)
     """For a topic: the offsets each partition's range resolved to."""
+    sha256: str | None = None
+    """For a file: the hex SHA-256 of the bytes read. For a topic: ``None``; the
+    partitions' offset ranges identify what was read (records interleave across
+    partitions in no fixed order, so no byte stream has a reproducible hash)."""
 
 
 class RuleSummary(BaseModel):
@@ -96,8 +100,14 @@ class Report(BaseModel):
     policy_origin: str
     mode: Mode
     destination: str
+    key_id: str
+    """Public id of the fingerprint key of ``violations.jsonl`` (compare fingerprints only
+    across reports with the same key id)."""
     source: ReplaySource
     generated_at: str
+    summary: str
+    """One sentence: what the policy would have done with these records. A replay changes
+    nothing; every count below is what would have happened."""
     records: RecordCounts
     violations: int
     """Records with at least one finding (one violation event each)."""

@@ -77,6 +77,9 @@ def test_replay_with_key_file_and_fail_on_violation(
     code, _, err = run(capsys, *args, "--fail-on-violation")
     assert code == 1
     assert "1 violations" in err
+    reason = err.splitlines()[-1]
+    assert reason.startswith("enforcer: failing (--fail-on-violation): 1 records would have")
+    assert err.count("--fail-on-violation") == 1
     assert {p.name for p in out.iterdir()} == {
         "forwarded.jsonl",
         "violations.jsonl",
@@ -217,3 +220,35 @@ def test_keygen_and_schema(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and len(bytes.fromhex(out.strip())) == 32
     code, out, _ = run(capsys, "policy", "schema")
     assert code == 0 and json.loads(out)["title"] == "PolicyFile"
+
+
+def test_policy_errors_list_every_problem_in_file_order(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Three mistakes, three places named, in one line."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "rules:\n  - name: r\n    when: maybe\n"
+        "  - name: s\n    when: no-purpose\n    action: zap\nmode: loud\n"
+    )
+    code, _, err = run(capsys, "policy", "check", str(bad))
+    assert code == 2 and err.count("\n") == 1
+    places = [f"{bad}:3: at rules[0].when", f"{bad}:6: at rules[1].action", f"{bad}:7: at mode"]
+    positions = [err.index(place) for place in places]
+    assert positions == sorted(positions)
+
+
+def test_explain_says_whether_phones_are_e164_under_the_region(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """--phone-region decides how a national number is read; the value never shows."""
+    path = tmp_path / "e.json"
+    path.write_bytes(orjson.dumps(event(ident("phone", "030 1234 5678", ["security.mfa"]))))
+    formats = {}
+    for region in ("DE", "US"):
+        code, out, _ = run(capsys, "explain", str(path), "--json", "--phone-region", region)
+        assert code == 0 and "1234" not in out
+        formats[region] = json.loads(out)["identifiers"][0]["phone_format"]
+    assert formats["DE"] == "e164" and formats["US"] != "e164"
+    code, _, err = run(capsys, "explain", str(path), "--phone-region", "Atlantis")
+    assert code == 2 and "ENFORCER_PHONE_DEFAULT_REGION" in err and err.count("\n") == 1

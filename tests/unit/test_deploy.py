@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 from pathlib import Path
@@ -24,10 +25,12 @@ def _documents(path: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
-def _k8s() -> list[dict[str, Any]]:
-    return [
-        doc for path in sorted((ROOT / "deploy" / "k8s").glob("*.yaml")) for doc in _documents(path)
-    ]
+K8S = ROOT / "deploy" / "k8s"
+
+
+def _k8s(pattern: str = "*.yaml") -> list[dict[str, Any]]:
+    """The manifests ``kubectl apply -f deploy/k8s/`` applies (or those ``pattern`` finds)."""
+    return [doc for path in sorted(K8S.glob(pattern)) for doc in _documents(path)]
 
 
 def _enforcer_containers() -> list[tuple[dict[str, Any], dict[str, Any]]]:
@@ -97,7 +100,7 @@ def test_k8s_enforcer_containers_match_the_code() -> None:
     containers = _enforcer_containers()
     assert len(containers) == 2  # the sidecar and the standalone deployment
     configmaps = {d["metadata"]["name"]: d for d in _k8s() if d["kind"] == "ConfigMap"}
-    secrets = {d["metadata"]["name"]: d for d in _k8s() if d["kind"] == "Secret"}
+    secrets = {d["metadata"]["name"]: d for d in _k8s("**/*.yaml") if d["kind"] == "Secret"}
     for pod, container in containers:
         env = {e["name"]: e.get("value") for e in container["env"]}
         assert set(env) <= SETTINGS_VARIABLES, set(env) - SETTINGS_VARIABLES
@@ -144,3 +147,100 @@ def test_every_deployment_has_a_disruption_budget() -> None:
     for doc in docs:
         if doc["kind"] == "Deployment":
             assert doc["spec"]["selector"]["matchLabels"] in budgets
+
+
+def _pods() -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """``(pod template, pod spec)`` of every Deployment."""
+    return [
+        (doc["spec"]["template"], doc["spec"]["template"]["spec"])
+        for doc in _k8s()
+        if doc["kind"] == "Deployment"
+    ]
+
+
+def test_pods_run_locked_down() -> None:
+    """Non-root, RuntimeDefault seccomp, no service account token; every container drops
+    all capabilities and cannot escalate; the enforcer's root file system is read-only."""
+    assert len(_pods()) == 2
+    for _, pod in _pods():
+        assert pod["automountServiceAccountToken"] is False
+        security = pod["securityContext"]
+        assert security["runAsNonRoot"] is True and security["runAsUser"] != 0
+        assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+        for container in pod["containers"]:
+            own = container["securityContext"]
+            assert own["capabilities"]["drop"] == ["ALL"], container["name"]
+            assert own["allowPrivilegeEscalation"] is False, container["name"]
+    for _, container in _enforcer_containers():
+        own = container["securityContext"]
+        assert own["readOnlyRootFilesystem"] is True and own["runAsNonRoot"] is True
+
+
+def test_no_secret_is_applied_with_the_folder() -> None:
+    """`kubectl apply -f deploy/k8s/` must never overwrite a real key with the placeholder."""
+    assert not [d for d in _k8s() if d["kind"] == "Secret"]
+    assert [d for d in _k8s("examples/*.yaml") if d["kind"] == "Secret"]
+
+
+def test_pods_roll_when_the_policy_changes() -> None:
+    """Each Deployment's pod template carries the SHA-256 of the policy it mounts."""
+    configmaps = {d["metadata"]["name"]: d for d in _k8s() if d["kind"] == "ConfigMap"}
+    for template, pod in _pods():
+        volume = next(v for v in pod["volumes"] if v["name"] == "policy")["configMap"]
+        text = configmaps[volume["name"]]["data"][volume["items"][0]["key"]]
+        expected = hashlib.sha256(text.encode()).hexdigest()
+        assert template["metadata"]["annotations"]["checksum/policy"] == expected
+
+
+def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+def test_a_network_policy_covers_every_enforcer_pod() -> None:
+    """Ingress only to the HTTP port; egress only to Kafka and DNS."""
+    [policy] = [d for d in _k8s() if d["kind"] == "NetworkPolicy"]
+    spec = policy["spec"]
+    assert set(spec["policyTypes"]) == {"Ingress", "Egress"}
+    for template, _ in _pods():
+        assert _matches(spec["podSelector"]["matchLabels"], template["metadata"]["labels"])
+    [ingress] = spec["ingress"]
+    assert [p["port"] for p in ingress["ports"]] == [HTTP_PORT]
+    egress_ports = {p["port"] for rule in spec["egress"] for p in rule["ports"]}
+    assert egress_ports == {9092, 9093, 53}
+
+
+def test_a_service_monitor_scrapes_the_metrics_service() -> None:
+    """The ServiceMonitor selects the metrics Service, which selects the enforcer pods."""
+    [monitor] = _k8s("monitoring/*.yaml")
+    assert monitor["kind"] == "ServiceMonitor"
+    [service] = [d for d in _k8s() if d["kind"] == "Service"]
+    assert _matches(monitor["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
+    [endpoint] = monitor["spec"]["endpoints"]
+    port = next(p for p in service["spec"]["ports"] if p["name"] == endpoint["port"])
+    assert port["port"] == HTTP_PORT and endpoint["path"] == "/metrics"
+    for template, _ in _pods():
+        assert _matches(service["spec"]["selector"], template["metadata"]["labels"])
+
+
+def test_compose_restarts_the_enforcer() -> None:
+    """A worker that exits on an error is started again."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert compose["services"]["enforcer"]["restart"] == "unless-stopped"
+
+
+def test_manifests_validate_against_the_kubernetes_schemas() -> None:
+    """kubernetes-validate (PyPI; schemas bundled, offline), strict: unknown fields fail.
+    The ServiceMonitor is a CRD it has no schema for."""
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    docs = _k8s("**/*.yaml")
+    checked = 0
+    for doc in docs:
+        if doc["apiVersion"].startswith("monitoring.coreos.com/"):
+            continue
+        kubernetes_validate.validate(doc, "1.30", strict=True)
+        checked += 1
+    assert checked >= 8
+    broken = next(d for d in docs if d["kind"] == "Deployment")
+    broken = {**broken, "spec": {**broken["spec"], "replica": 2}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, "1.30", strict=True)

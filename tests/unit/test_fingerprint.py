@@ -7,7 +7,13 @@ import hmac
 
 import pytest
 
-from enforcer.fingerprint import Fingerprinter, FingerprintKeyError, generate_key, normalize_value
+from enforcer.fingerprint import (
+    NO_PHONE_REGION,
+    Fingerprinter,
+    FingerprintKeyError,
+    generate_key,
+    normalize_value,
+)
 
 KEY = b"k" * 32
 
@@ -24,12 +30,18 @@ def test_fingerprint_is_hmac_of_type_nul_normalized_value() -> None:
         ("email", " Zoe@Example.com\n", "zoe@example.com"),
         ("phone", "+1 (415) 555-0100", "+14155550100"),
         ("phone", "+44.20.7946.0000", "+442079460000"),
+        ("phone", "(415) 555-0100", "+14155550100"),
+        ("phone", "001 415 555 0100", "+14155550100"),
+        ("phone", "011 1 415 555 0100", "+14155550100"),
         ("phone", "[030] 1234 5678", "03012345678"),
+        ("phone", "12-34", "1234"),
+        ("phone", "not\u00a0a number", "notanumber"),
         ("device_id", "  AbC-1 ", "AbC-1"),
     ],
 )
 def test_normalization(kind: str, raw: str, normalized: str) -> None:
-    """Emails trimmed and lower-cased; phones stripped of separators; others trimmed."""
+    """Emails trimmed and lower-cased; phones in E.164 (default region US) when they are
+    valid numbers, else stripped of separators; others trimmed."""
     assert normalize_value(kind, raw) == normalized
 
 
@@ -52,3 +64,39 @@ def test_the_key_does_not_show_in_repr() -> None:
     key = generate_key()
     assert key not in repr(Fingerprinter(key.encode()))
     assert len(bytes.fromhex(key)) == 32
+
+
+def test_one_number_written_three_ways_has_one_fingerprint() -> None:
+    """With the default region US, international, national and 00-prefixed forms agree."""
+    fp = Fingerprinter(KEY, "US")
+    prints = {fp("phone", v) for v in ("+1 (415) 555-0100", "(415) 555-0100", "001 415 555 0100")}
+    assert len(prints) == 1
+
+
+def test_the_region_decides_numbers_without_a_country_code() -> None:
+    """A national number is read in the configured region; ZZ reads none, only ``+``."""
+    assert normalize_value("phone", "030 1234 5678", "DE") == "+493012345678"
+    assert normalize_value("phone", "(415) 555-0100", NO_PHONE_REGION) == "4155550100"
+    assert normalize_value("phone", "+1 (415) 555-0100", NO_PHONE_REGION) == "+14155550100"
+    assert Fingerprinter(KEY, "DE")("phone", "030 1234 5678") != Fingerprinter(KEY, "US")(
+        "phone", "030 1234 5678"
+    )
+
+
+def test_phone_noise_is_every_unicode_space_and_the_separators() -> None:
+    """Invalid numbers lose exactly str.isspace() characters and ``.-()[]``."""
+    noise = [chr(c) for c in range(0x110000) if chr(c).isspace() or chr(c) in ".-()[]"]
+    kept = [chr(c) for c in range(0x20, 0x3000) if chr(c) not in noise]
+    assert normalize_value("phone", "x".join(noise)) == "x" * (len(noise) - 1)
+    assert normalize_value("phone", "".join(kept)) == "".join(kept)
+
+
+def test_key_id_is_short_public_and_tied_to_the_key() -> None:
+    """16 hex digits of HMAC(key, a fixed label): stable per key, different across keys,
+    and neither the key nor a plain hash of it."""
+    key_id = Fingerprinter(KEY).key_id
+    assert key_id == hmac.new(KEY, b"purpose-enforcer key-id v1", hashlib.sha256).hexdigest()[:16]
+    assert Fingerprinter(KEY).key_id == key_id
+    assert Fingerprinter(b"x" * 32).key_id != key_id
+    assert key_id not in hashlib.sha256(KEY).hexdigest()
+    assert key_id in repr(Fingerprinter(KEY))

@@ -89,7 +89,7 @@ def test_recorder_counts_agree_with_the_replay_report() -> None:
     recorder = _recorder(step)
     recorder(outcomes[:2], 999.0)
     recorder(outcomes[2:], 999.0)
-    builder = ReportBuilder(step.policy, ReplaySource(kind="file", name="x"))
+    builder = ReportBuilder(step.policy, ReplaySource(kind="file", name="x"), step.key_id)
     for outcome in outcomes:
         builder.add(outcome)
     report = builder.build(FixedClock(NOW))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from pathlib import Path
 
@@ -107,9 +108,22 @@ def test_replay_writes_outputs_and_report(tmp_path: Path) -> None:
     ]
     assert (raw["first_seen"], raw["last_seen"]) == ("2019-10-02T10:00:00Z", "2019-10-03T10:00:00Z")
     assert raw["policy_version"] == load_policy(None).version
+    assert raw["source"]["sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
+    assert raw["key_id"] == Fingerprinter(KEY).key_id
+    assert {v.key_id for v in violations} == {raw["key_id"]}
+    assert "would have been redacted" in raw["summary"]
     html = (out / "report.html").read_text()
+    assert raw["source"]["sha256"] in html
     assert "<svg" in html and "http://" not in html.replace("http://www.w3.org/2000/svg", "")
     for secret in (b"+1 555 0100", b"+1 555 0101", b"c@x.io"):
         assert secret not in (out / "report.json").read_bytes()
         assert secret not in (out / "violations.jsonl").read_bytes()
         assert secret.decode() not in html
+
+
+def test_input_hash_covers_blank_lines_and_a_last_line_without_newline(tmp_path: Path) -> None:
+    """The SHA-256 is of the file's bytes exactly, not of the records read from it."""
+    data = tmp_path / "e.jsonl"
+    data.write_bytes(b"\n  \n" + orjson.dumps(event(ident("email", "a@x.io", ["ads"]))))
+    report = replay_file(data, tmp_path / "o", load_policy(None), Fingerprinter(KEY), False)
+    assert report.source.sha256 == hashlib.sha256(data.read_bytes()).hexdigest()

@@ -45,7 +45,9 @@ def _report(step: Step, source: ReplaySource | None = None) -> Report:
             occurred_at="2019-10-04T23:59:00Z",
         ),
     ]
-    builder = ReportBuilder(step.policy, source or ReplaySource(kind="file", name="in.jsonl"))
+    builder = ReportBuilder(
+        step.policy, source or ReplaySource(kind="file", name="in.jsonl"), step.key_id
+    )
     for offset, value in enumerate(values):
         builder.add(step(record(value, offset)))
     builder.add(step(record(b"{oops", 9)))
@@ -88,7 +90,13 @@ def test_html_states_who_what_when_and_what_was_done() -> None:
     html = render_html(_report(make_step()))
     text = re.sub(r"<[^>]+>", "", html)
     assert "Between 2019-10-01 08:00:00 UTC and 2019-10-04 23:59:00 UTC, 3 accounts had 5" in text
-    assert "Forwarded with them removed: 2 records. Withheld entirely: 2 records." in text
+    assert (
+        "would have kept these identifiers out. Would have been forwarded with them removed "
+        "(redacted): 2 records. Would have been withheld entirely (dropped): 2 records." in text
+    )
+    assert "What would have happened to the 5 records examined" in text
+    assert "kept these identifiers out." not in text.replace("would have kept", "")
+    assert re.search(r"\b(were|was) (redacted|dropped|forwarded|removed)", text) is None
     for rule in ("security-only-purpose", "missing-purpose", "purpose-not-allowed"):
         assert rule in text
     assert "but not for advertising, so not for building audiences" in text
@@ -103,9 +111,11 @@ def test_audit_mode_says_nothing_was_removed() -> None:
     """An auditor must not read audit findings as redactions."""
     step = make_step(make_step().policy.with_mode(Mode.AUDIT))
     html = render_html(_report(step))
-    assert "Audit mode: nothing was removed." in html
-    assert "passed with a violation (audit) 4" in html
+    assert "Audit mode: nothing would have been removed." in html
+    assert "would pass with a violation (audit) 4" in html
     assert "kept these identifiers out" not in html
+    report = _report(step)
+    assert "would have been forwarded unchanged (audit mode)" in report.summary
 
 
 def test_topic_scope_lists_the_offsets_read() -> None:
@@ -123,6 +133,7 @@ def test_topic_scope_lists_the_offsets_read() -> None:
     html = render_html(_report(make_step(), source))
     assert "from 2019-10-01T00:00:00Z to latest" in html
     assert "partition 0: offsets 5 to 1,004; partition 1: none" in html
+    assert "the offsets read identify the input" in html
     data = orjson.loads(_report(make_step(), source).model_dump_json())
     assert data["source"]["offsets"][0] == {"partition": 0, "start": 5, "end": 1005}
 
@@ -133,3 +144,18 @@ def test_day_chart_fills_gaps_and_marks_days_without_records() -> None:
     assert svg.count("<title>2019-10-0") == 3  # two bars and one shaded run
     assert "2019-10-02 to 2019-10-03: no records" in svg
     assert "grey: no records that day" in svg
+
+
+def test_report_json_says_what_would_have_happened_and_under_which_key() -> None:
+    """A replay changes nothing: the summary is conditional; key id and scope are named."""
+    step = make_step()
+    report = _report(step)
+    assert report.summary == (
+        "Replay of 5 records under this policy: 0 would have passed, 2 would have been "
+        "redacted and 2 dropped; 1 would have been dead-lettered. Nothing was written to "
+        "the live topics."
+    )
+    assert report.key_id == step.key_id and len(report.key_id) == 16
+    html = render_html(report)
+    assert step.key_id in html
+    assert "<dt>input SHA-256</dt><dd>—</dd>" in html

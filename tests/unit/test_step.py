@@ -90,6 +90,7 @@ def test_violation_event_matches_the_spec(step: Step) -> None:
     assert violation.action == "redacted"
     assert violation.mode is Mode.ENFORCE
     assert violation.policy_version == step.policy.version
+    assert violation.key_id == Fingerprinter(KEY).key_id
     assert violation.source.model_dump() == {
         "topic": "identity.events",
         "partition": 0,

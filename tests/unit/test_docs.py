@@ -1,0 +1,68 @@
+"""The docs stay inside the repository and name what the code does."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from enforcer.cli import _COMMANDS
+from enforcer.models import DeadLetterReason, ViolationEvent
+from enforcer.report.model import RecordCounts, ReplaySource
+from enforcer.step import HEADER_ACTION, HEADER_POLICY
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _markdown() -> list[Path]:
+    return [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
+
+
+def test_every_link_resolves_inside_the_repository() -> None:
+    """No link leaves the repository (the contract is docs/contract.md, not a shared file)."""
+    checked = 0
+    for page in _markdown():
+        for target in LINK.findall(page.read_text(encoding="utf-8")):
+            if target.startswith(("http://", "https://", "#", "mailto:")):
+                continue
+            path = (page.parent / target.split("#")[0]).resolve()
+            assert path.is_relative_to(ROOT), (page.name, target)
+            assert path.exists(), (page.name, target)
+            checked += 1
+    assert checked > 10
+
+
+def test_no_page_points_at_an_outside_spec() -> None:
+    """README and docs name the project's own contract, not a file outside the repo."""
+    for page in _markdown():
+        text = page.read_text(encoding="utf-8")
+        assert "../shared" not in text and "/work/" not in text, page.name
+
+
+def test_the_contract_names_every_command_field_reason_and_header() -> None:
+    """docs/contract.md covers the formats the code produces."""
+    text = (DOCS / "contract.md").read_text(encoding="utf-8")
+    for name, _, _ in _COMMANDS:
+        assert f"enforcer {name}" in text, name
+    for reason in DeadLetterReason:
+        assert f"`{reason.value}`" in text, reason
+    for field in ViolationEvent.model_fields:
+        assert f'"{field}"' in text, field
+    for name, info in RecordCounts.model_fields.items():
+        assert f"`{info.alias or name}`" in text, name
+    for field in ("sha256", "key_id", "summary", "by_day", "affected_subjects_by_rule"):
+        assert f"`{field}`" in text, field
+    assert "sha256" in ReplaySource.model_fields
+    for header in (HEADER_ACTION, HEADER_POLICY, "enforcer.error.reason", "enforcer.source.offset"):
+        assert f"`{header}`" in text, header
+    assert "ENFORCER_PHONE_DEFAULT_REGION" in text and "--version" in text
+
+
+def test_the_integration_guide_covers_both_teams() -> None:
+    """Keys, tags and dead letters for producers; headers and read_committed for consumers."""
+    text = (DOCS / "integration.md").read_text(encoding="utf-8")
+    for needle in ("subject id", "read_committed", HEADER_ACTION, HEADER_POLICY, "retraction"):
+        assert needle in text, needle
+    for reason in ("invalid-json", "not-an-object", "schema"):
+        assert reason in text
