@@ -219,8 +219,11 @@ def _settings(**overrides: Any) -> EnforcerSettings:
         return load_settings(**given)
     except ValidationError as exc:
         error = exc.errors(include_url=False, include_input=False)[0]
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if not error["loc"]:  # a rule across settings: its message names them
+            raise UsageError(f"settings: {message}") from None
         name = format_location(tuple(error["loc"]))
-        raise UsageError(f"setting {name} (ENFORCER_{name.upper()}): {error['msg']}") from None
+        raise UsageError(f"setting {name} (ENFORCER_{name.upper()}): {message}") from None
 
 
 def _policy(settings: EnforcerSettings) -> Policy:
@@ -458,6 +461,7 @@ _USAGE_ERRORS = (
     ("enforcer.replay_cli", "ReplayInputError"),
     ("enforcer.kafka_admin", "TopicSetupError"),
     ("enforcer.cli_run", "HttpPortError"),
+    ("enforcer.cli_run", "DataDirError"),
     ("enforcer.kafka_security", "KafkaSecurityError"),
 )
 

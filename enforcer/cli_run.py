@@ -48,6 +48,21 @@ class HttpPortError(RuntimeError):
     """The metrics and health port cannot be bound (exit 2)."""
 
 
+class DataDirError(RuntimeError):
+    """The local state directory cannot be made (exit 2)."""
+
+
+def prepare_data_dir(path: Path) -> None:
+    """Make ``path`` (and its parents) for local state, or say in one line why not."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataDirError(
+            f"cannot use {path} for local state (--data-dir, ENFORCER_DATA_DIR): "
+            f"{exc.strerror or type(exc).__name__}"
+        ) from None
+
+
 def check_http_port(host: str, port: int) -> None:
     """Fail before starting the worker when ``host:port`` cannot be served.
 
@@ -118,7 +133,7 @@ def _run(
     policy_from: Callable[[EnforcerSettings], Policy],
     stop: StopSignal,
 ) -> int:
-    from enforcer.kafka_admin import ensure_topics
+    from enforcer.kafka_admin import ensure_topics, output_limits
     from enforcer.live.worker import run_worker
 
     fields = [field for field, _, _ in _FLAGS.values()]
@@ -127,6 +142,7 @@ def _run(
     fingerprinter = settings.fingerprinter()
     policy = policy_from(settings)
     check_http_port(settings.http_host, settings.http_port)
+    prepare_data_dir(settings.data_dir)
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -134,6 +150,7 @@ def _run(
     )
     log = logging.getLogger("enforcer")
     created = ensure_topics(settings)
+    limits = output_limits(settings)
     log.info("starting worker %s", settings.instance_id)
     if created:
         log.info("created topics: %s", ", ".join(created))
@@ -149,4 +166,4 @@ def _run(
     if stop():
         log.info("stopped before starting")
         return 0
-    return run_worker(settings, policy, fingerprinter, stop)
+    return run_worker(settings, policy, fingerprinter, limits, stop)

@@ -13,7 +13,9 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.admin._metadata import ClusterMetadata
+from confluent_kafka.admin._resource import ResourceType
 from confluent_kafka.cimpl import NewTopic
 
 from enforcer.kafka_security import librdkafka_security
@@ -79,6 +81,29 @@ def _metadata(admin: AdminClient, errors: ClientErrors) -> ClusterMetadata | Non
             if last is not None and last.code() in _FINAL_ERRORS:
                 return None
     return None
+
+
+def output_limits(settings: EnforcerSettings) -> dict[str, int]:
+    """Each output topic's ``max.message.bytes``: the largest record it accepts."""
+    errors = ClientErrors(every_s=3600)
+    admin = admin_client(settings, errors)
+    names = {settings.sink_topic, settings.violations_topic, settings.deadletter_topic}
+    futures = admin.describe_configs(
+        [ConfigResource(ResourceType.TOPIC, name) for name in sorted(names)],
+        request_timeout=TIMEOUT_S,
+    )
+    limits = {}
+    for resource, future in futures.items():
+        try:
+            entries = future.result()
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            why = error.str() if isinstance(error, KafkaError) else type(exc).__name__
+            raise TopicSetupError(
+                f"cannot read the configuration of topic '{resource.name}': {why}"
+            ) from None
+        limits[resource.name] = int(entries["max.message.bytes"].value)
+    return limits
 
 
 def ensure_topics(settings: EnforcerSettings) -> list[str]:

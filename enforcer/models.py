@@ -171,6 +171,10 @@ class DeadLetterReason(StrEnum):
     NOT_AN_OBJECT = "not-an-object"
     SCHEMA = "schema"
     INTERNAL = "internal-error"
+    OUTPUT_TOO_LARGE = "output-too-large"
+    """An output of the record is larger than its topic accepts (SPEC §12)."""
+    UNREADABLE = "unreadable-record"
+    """The Kafka client could not read the record's headers (a key not valid UTF-8)."""
 
 
 class DeadLetterLine(BaseModel):

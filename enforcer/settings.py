@@ -116,6 +116,37 @@ class EnforcerSettings(BaseSettings):
             raise ValueError("must be a two-letter region code such as US or GB (ZZ for none)")
         return region
 
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _addresses_have_ports(cls, value: str) -> str:
+        for address in value.split(","):
+            host, _, port = address.strip().rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(
+                    f"bootstrap server {address.strip()!r} is not host:port with a port "
+                    "from 1 to 65535 (ENFORCER_BOOTSTRAP_SERVERS)"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _topics_are_distinct(self) -> EnforcerSettings:
+        # The enforcer must never read what it writes, nor mix two kinds of output.
+        seen: dict[str, str] = {}
+        for role, name in (
+            ("source", self.source_topic),
+            ("sink", self.sink_topic),
+            ("violations", self.violations_topic),
+            ("dead-letter", self.deadletter_topic),
+            ("metrics", self.metrics_topic),
+        ):
+            if name in seen:
+                raise ValueError(
+                    f"the {role} topic and the {seen[name]} topic are both {name!r}; "
+                    "each needs a topic of its own"
+                )
+            seen[name] = role
+        return self
+
     @model_validator(mode="after")
     def _security_is_complete(self) -> EnforcerSettings:
         uses_sasl = self.security_protocol.startswith("SASL_")

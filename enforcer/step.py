@@ -145,15 +145,15 @@ class Step:
         try:
             parsed = parse_event(record.value, types_judged=self._types_judged)
             if isinstance(parsed, ParseFailure):
-                return _dead_letter(record, parsed.reason, parsed.message), None
+                return dead_letter(record, parsed.reason, parsed.message), None
             decision = decide(self.policy, parsed)
             if isinstance(decision, Rejection):
                 message = f"{decision.path}: {decision.problem}"
-                return _dead_letter(record, DeadLetterReason.SCHEMA, message), None
+                return dead_letter(record, DeadLetterReason.SCHEMA, message), None
             return self._act(record, parsed, decision), decision
         except Exception as exc:
             message = f"internal error: {type(exc).__name__}"
-            return _dead_letter(record, DeadLetterReason.INTERNAL, message), None
+            return dead_letter(record, DeadLetterReason.INTERNAL, message), None
 
     def _act(self, record: InputRecord, parsed: Event, decision: Decision) -> Outcome:
         if decision.verdict is Verdict.PASSED:
@@ -235,7 +235,8 @@ class Step:
         }
 
 
-def _dead_letter(record: InputRecord, reason: DeadLetterReason, message: str) -> Outcome:
+def dead_letter(record: InputRecord, reason: DeadLetterReason, message: str) -> Outcome:
+    """The dead-letter outcome of ``record`` (``message`` names no record data)."""
     return Outcome(OutcomeKind.DEADLETTERED, record, error_reason=reason, error_message=message)
 
 

@@ -22,17 +22,40 @@ from enforcer.settings import EnforcerSettings
 client_log = logging.getLogger("enforcer.kafka")
 
 
+DENIED = frozenset(
+    {
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.GROUP_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    }
+)
+"""Errors that waiting will not cure: the worker stops, naming the permission."""
+
+
+def denied_cause(error: KafkaError) -> str:
+    """The one-line reason a worker stops for a missing permission."""
+    return (
+        f"not authorized: {error.name()} ({error.str()}); grant the ACLs listed in "
+        "docs/security.md, then restart"
+    )
+
+
 class ClientErrors:
     """The ``error_cb`` of every client: each kind of error logged once per interval
-    (an unreachable broker is reported by librdkafka many times a second)."""
+    (an unreachable broker is reported by librdkafka many times a second), and a
+    missing permission remembered, so that the loop stops on it."""
 
     def __init__(self, every_s: float = 10.0) -> None:
         self._every_s = every_s
         self._last: dict[str, float] = {}
         self.last_error: KafkaError | None = None
+        self.denied: KafkaError | None = None
 
     def __call__(self, error: KafkaError) -> None:
         self.last_error = error
+        if error.code() in DENIED:
+            self.denied = error
         now = time.monotonic()
         if now - self._last.get(error.name(), -self._every_s) >= self._every_s:
             self._last[error.name()] = now

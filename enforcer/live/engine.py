@@ -29,12 +29,15 @@ from dataclasses import dataclass, field
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from enforcer.guard import DeadLetterGuard
+from enforcer.live.clients import DENIED, denied_cause
 from enforcer.live.failures import WorkerStopError
 from enforcer.live.health import Health
+from enforcer.live.limits import OutputLimits
 from enforcer.live.output import CommitAborted, Output
 from enforcer.live.positions import TransactionPositions
-from enforcer.sinks.kafka import OutputTopics, output_records
-from enforcer.step import Headers, InputRecord, Outcome, OutcomeKind, Source, Step
+from enforcer.models import DeadLetterReason
+from enforcer.sinks.kafka import OutputRecord
+from enforcer.step import Headers, InputRecord, Outcome, OutcomeKind, Source, Step, dead_letter
 
 log = logging.getLogger("enforcer.engine")
 
@@ -51,7 +54,7 @@ class EngineConfig:
     """How the loop runs."""
 
     source_topic: str
-    outputs: OutputTopics
+    limits: OutputLimits
     batch_max: int
     batch_within_s: float
     commit_interval_s: float
@@ -136,17 +139,16 @@ class Engine:
 
     def _process(self, messages: Sequence[Message]) -> None:
         started = self._monotonic()
-        outcomes = []
+        outcomes: list[Outcome] = []
+        outputs: list[OutputRecord] = []
         for message in messages:
             error = message.error()
             if error is not None:
                 self._consumer_error(error)
                 continue
-            topic, partition, offset = message.topic(), message.partition(), message.offset()
-            assert topic is not None and partition is not None and offset is not None
-            source = Source(topic, partition, offset)
-            record = InputRecord(message.key(), message.value(), message_headers(message), source)
-            outcomes.append(self._step(record))
+            outcome, records = self._config.limits.fit(self._decide(message))
+            outcomes.append(outcome)
+            outputs += records
         if not outcomes:
             return
         # Raises when too many recent records were dead-lettered: nothing of this
@@ -154,23 +156,42 @@ class Engine:
         self._guard.check(o.kind is OutcomeKind.DEADLETTERED for o in outcomes)
         if not self._output.open:
             self._opened_at = started
+        self._health.on_work()
         # The batch is part of the transaction before anything is sent: if sending
         # fails, the rewind goes back to its first record too.
         for outcome in outcomes:
             source = outcome.record.source
             self._positions.advance(source.topic, source.partition, source.offset)
         self._pending.batches.append((outcomes, started))
-        topics = self._config.outputs
         try:
-            for outcome in outcomes:
-                for output in output_records(outcome, topics):
-                    self._output.send(output)
+            for output in outputs:
+                self._output.send(output)
         except CommitAborted as aborted:
             self._rewind(aborted.reason)
+
+    def _decide(self, message: Message) -> Outcome:
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        assert topic is not None and partition is not None and offset is not None
+        source = Source(topic, partition, offset)
+        try:
+            headers = message_headers(message)
+        except UnreadableHeadersError:
+            # The client cannot read them (a key that is not UTF-8): the record is
+            # dead-lettered without its headers; the original stays in the source topic.
+            record = InputRecord(message.key(), message.value(), (), source)
+            return dead_letter(
+                record,
+                DeadLetterReason.UNREADABLE,
+                "the record's headers cannot be read (a header key is not valid UTF-8); "
+                "the dead letter carries none of them",
+            )
+        return self._step(InputRecord(message.key(), message.value(), headers, source))
 
     def _consumer_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._PARTITION_EOF:
             return
+        if error.code() in DENIED:
+            raise WorkerStopError(denied_cause(error))
         if error.fatal():
             raise WorkerStopError(f"consumer failed: {error.name()} ({error.str()})")
         log.warning("consumer: %s (%s)", error.name(), error.str())
@@ -200,7 +221,7 @@ class Engine:
                 self._output.abort()
             except WorkerStopError as exc:
                 log.error("could not abort the open transaction (%s); it times out", exc)
-            self._health.on_abort()
+            self._health.on_abort(why)
             log.info("open transaction aborted: %s", why)
         self._forget()
 
@@ -208,7 +229,7 @@ class Engine:
         """After an abort: read again from where the transaction began."""
         rewind = self._positions.to_rewind()
         self._forget()
-        self._health.on_abort()
+        self._health.on_abort(reason)
         assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
         for (topic, partition), offset in rewind.items():
             if (topic, partition) in assigned:
@@ -248,9 +269,17 @@ class Engine:
         )
 
 
+class UnreadableHeadersError(ValueError):
+    """The client could not decode the record's headers."""
+
+
 def message_headers(message: Message) -> Headers:
     """The record's headers as read; a null value stays null."""
-    raw = message.headers()
+    try:
+        raw = message.headers()
+    except (SystemError, UnicodeDecodeError) as exc:
+        # confluent-kafka decodes header keys as UTF-8 and fails on anything else.
+        raise UnreadableHeadersError(type(exc).__name__) from None
     if not raw:
         return ()
     items = raw.items() if isinstance(raw, dict) else raw

@@ -37,6 +37,9 @@ class Health:
         self.commits = 0
         self.aborts = 0
         self.rebalances = 0
+        self._work_since: float | None = None
+        self.last_failure: str | None = None
+        """Why the last transaction was aborted, for the line that says a worker is stuck."""
         self.doing = "starting"
         """What the loop is doing now (a client call may block): named when it stalls."""
 
@@ -54,18 +57,33 @@ class Health:
         self.assigned = tuple(sorted(partitions))
         self.rebalances += 1
 
-    def on_revoked(self) -> None:
-        """The worker's partitions were taken back, or lost."""
-        self.assigned = ()
+    def on_work(self) -> None:
+        """Records were decided that a commit has yet to cover."""
+        if self._work_since is None:
+            self._work_since = self._monotonic()
 
     def on_commit(self) -> None:
         """A transaction (or an at-least-once commit) went through."""
         self.commits += 1
         self._last_commit = self._monotonic()
+        self._work_since = None
 
-    def on_abort(self) -> None:
-        """A transaction was aborted; its records are decided again."""
+    def on_abort(self, reason: str = "aborted") -> None:
+        """A transaction was aborted; its records are decided again (still to commit)."""
         self.aborts += 1
+        self.last_failure = reason
+        self.on_work()
+
+    def on_revoked(self) -> None:
+        """The worker's partitions were taken back, or lost: their work went with them."""
+        self.assigned = ()
+        self._work_since = None
+
+    def uncommitted_for(self) -> float:
+        """Seconds since records began waiting for a commit (0 when none wait)."""
+        if self._work_since is None:
+            return 0.0
+        return self._monotonic() - self._work_since
 
     def on_fatal(self, cause: str) -> None:
         """The worker cannot go on; ``cause`` is the one-line reason."""

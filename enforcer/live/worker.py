@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Mapping
 from types import FrameType
 from typing import Any
 
@@ -24,6 +25,7 @@ from enforcer.guard import DeadLetterGuard, DeadLetterRateExceededError
 from enforcer.live.clients import (
     ClientErrors,
     consumer_config,
+    denied_cause,
     metrics_producer_config,
     producer_config,
 )
@@ -31,6 +33,7 @@ from enforcer.live.engine import Engine, EngineConfig
 from enforcer.live.failures import WorkerStopError
 from enforcer.live.health import Health
 from enforcer.live.http import MetricsHttpServer
+from enforcer.live.limits import RECORD_OVERHEAD, OutputLimits
 from enforcer.live.output import (
     AtLeastOnceOutput,
     Output,
@@ -53,14 +56,17 @@ CALL_DEADLINE_S = 20.0
 """How long a commit, an abort or a start may keep retrying before the worker stops
 (less than the stall limit, so that the worker says why itself)."""
 
+MESSAGE_MAX_BYTES_CEILING = 1_000_000_000  # librdkafka's own maximum
 RENEWALS_MOST, RENEWALS_WINDOW_S = 3, 300.0
 """A failed producer is replaced at most this often in this window; then the worker stops."""
 
 
 class Watchdog:
-    """Ends the process when the loop stalls: a client call that blocks past its own
-    timeout (seen with librdkafka's commit after a broker crash) must not hang the
-    worker with nothing said. A new process starts with new clients, and exactly once
+    """Ends the process when the loop stalls, or when records have waited for a commit
+    for too long (a deleted sink topic, writes denied, a broker gone): a client call
+    that blocks past its own timeout (seen with librdkafka's commit after a broker
+    crash), or a commit that fails again and again, must not hang the worker with
+    nothing said. A new process starts with new clients, and exactly once
     holds: the open transaction is aborted when the worker's id is registered again."""
 
     def __init__(self, health: Health, stop: StopSignal, limit_s: float) -> None:
@@ -83,12 +89,20 @@ class Watchdog:
             if not health.started or self._stop():
                 continue  # start-up and shutdown have deadlines of their own
             stalled = health.stalled_for()
+            waiting = health.uncommitted_for()
             if stalled > self._limit_s:
                 cause = f"stuck for {stalled:.0f}s in {health.doing}"
-                health.on_fatal(cause)
-                log.critical("enforcer stopping: %s; exiting to be restarted", cause)
-                logging.shutdown()
-                os._exit(1)
+            elif waiting > self._limit_s:
+                cause = (
+                    f"no commit for {waiting:.0f}s although records wait "
+                    f"(last failure: {health.last_failure or 'none reported'})"
+                )
+            else:
+                continue
+            health.on_fatal(cause)
+            log.critical("enforcer stopping: %s; exiting to be restarted", cause)
+            logging.shutdown()
+            os._exit(1)
 
 
 class StopSignal:
@@ -137,9 +151,14 @@ class StopSignal:
 
 
 def run_worker(
-    settings: EnforcerSettings, policy: Policy, fingerprinter: Fingerprinter, stop: StopSignal
+    settings: EnforcerSettings,
+    policy: Policy,
+    fingerprinter: Fingerprinter,
+    limits: Mapping[str, int],
+    stop: StopSignal,
 ) -> int:
-    """Run until stopped; return the exit status."""
+    """Run until stopped; return the exit status. ``limits``: each output topic's
+    ``max.message.bytes``."""
     stop.deadline_s = settings.shutdown_timeout
     errors = ClientErrors()
     health = Health(time.monotonic, STALLED_AFTER_S)
@@ -147,7 +166,7 @@ def run_worker(
         settings.instance_id, policy.version, policy.mode, SystemClock(), time.monotonic
     )
     consumer = Consumer(consumer_config(settings, errors))
-    output = _output(settings, errors)
+    output = _output(settings, errors, limits)
     metrics_producer = Producer(metrics_producer_config(settings, errors))
     lag = LagMeter(consumer, settings.source_topic, recorder)
     http = MetricsHttpServer(
@@ -162,7 +181,12 @@ def run_worker(
     engine = Engine(
         EngineConfig(
             settings.source_topic,
-            OutputTopics(settings.sink_topic, settings.violations_topic, settings.deadletter_topic),
+            OutputLimits(
+                OutputTopics(
+                    settings.sink_topic, settings.violations_topic, settings.deadletter_topic
+                ),
+                limits,
+            ),
             settings.batch_max,
             settings.batch_within,
             settings.commit_interval,
@@ -186,6 +210,7 @@ def run_worker(
         time.monotonic,
     )
     engine.on_tick.append(publisher.tick)
+    engine.on_tick.append(lambda: _stop_if_denied(errors))
     watchdog = Watchdog(health, stop, STALLED_AFTER_S)
     watchdog.start()
     status = 0
@@ -209,8 +234,17 @@ def run_worker(
     return status
 
 
-def _output(settings: EnforcerSettings, errors: ClientErrors) -> Output:
+def _stop_if_denied(errors: ClientErrors) -> None:
+    if errors.denied is not None:
+        raise WorkerStopError(denied_cause(errors.denied))
+
+
+def _output(settings: EnforcerSettings, errors: ClientErrors, limits: Mapping[str, int]) -> Output:
     config = producer_config(settings, errors)
+    # The producer must accept whatever the topics accept (librdkafka's default is 1 MB).
+    config["message.max.bytes"] = min(
+        MESSAGE_MAX_BYTES_CEILING, max([*limits.values(), 1_000_000]) + RECORD_OVERHEAD
+    )
     if settings.processing_guarantee == "exactly_once":
         budget = RenewalBudget(RENEWALS_MOST, RENEWALS_WINDOW_S, time.monotonic)
         return TransactionalOutput(lambda: Producer(config), CALL_DEADLINE_S, budget)

@@ -147,6 +147,15 @@ class EnforcerWorker:
                 f"worker {self.name} ignored SIGTERM for {timeout_s:.0f}s\n{self.log_tail()}"
             ) from None
 
+    def wait_exit(self, timeout_s: float) -> int:
+        """Wait for the worker to exit by itself; return its status."""
+        try:
+            return self._require_process().wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise WorkerError(
+                f"worker {self.name} still running after {timeout_s:.0f}s\n{self.log_tail()}"
+            ) from None
+
     def kill(self) -> None:
         """SIGKILL, as a crash would: no clean-up of any kind in the worker."""
         process = self._require_process()
@@ -277,6 +286,10 @@ class Deployment:
     async def create_topics(self, partitions: int) -> None:
         """Create every topic of the deployment with ``partitions`` partitions."""
         await create_topics(self.bootstrap, self.topics.all(), partitions)
+
+    async def create_topics_named(self, names: Sequence[str], partitions: int) -> None:
+        """Create some of the deployment's topics again (after a test deleted them)."""
+        await create_topics(self.bootstrap, names, partitions)
 
     async def delete_topics(self) -> None:
         """Delete the deployment's topics."""

@@ -134,3 +134,24 @@ def test_the_producer_is_replaced_at_most_so_often() -> None:
     assert not budget.allow()
     clock.now += 301
     assert budget.allow()
+
+
+def test_records_waiting_for_a_commit_are_timed_until_one_goes_through() -> None:
+    """From the first uncommitted work (or abort) until a commit: that is how long the
+    worker has made no progress; a revocation takes the work away with the partitions."""
+    clock = _Clock()
+    health = Health(clock, stalled_after_s=30)
+    assert health.uncommitted_for() == 0
+    health.on_work()
+    clock.now += 5
+    health.on_abort("commit: _TIMED_OUT")
+    health.on_work()
+    clock.now += 7
+    assert health.uncommitted_for() == 12
+    assert health.last_failure == "commit: _TIMED_OUT"
+    health.on_commit()
+    assert health.uncommitted_for() == 0
+    health.on_abort("lost")
+    clock.now += 3
+    health.on_revoked()
+    assert health.uncommitted_for() == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from enforcer.cli import main
 from enforcer.settings import (
@@ -65,3 +66,29 @@ def test_the_fingerprinter_uses_the_configured_region() -> None:
     fp = settings.fingerprinter()
     assert fp.phone_region == "DE"
     assert fp("phone", "030 1234 5678") == fp("phone", "+49 30 12345678")
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"sink_topic": "identity.events"}, "the sink topic and the source topic"),
+        ({"violations_topic": "audience.building"}, "the violations topic and the sink topic"),
+        ({"metrics_topic": "enforcer.deadletter"}, "the metrics topic and the dead-letter topic"),
+    ],
+)
+def test_topic_names_that_alias_each_other_are_refused(flags: dict[str, str], message: str) -> None:
+    """The enforcer must never read its own output, nor write two kinds to one topic."""
+    with pytest.raises(ValidationError, match=message):
+        EnforcerSettings.model_validate(flags)
+
+
+@pytest.mark.parametrize("servers", ["127.0.0.1:notaport", "127.0.0.1", "host:0", "a:1,b:70000"])
+def test_bootstrap_servers_need_a_port(servers: str) -> None:
+    """Caught at start in one line, not minutes later inside the client."""
+    with pytest.raises(ValidationError, match="is not host:port"):
+        EnforcerSettings(bootstrap_servers=servers)
+
+
+def test_ipv6_and_several_bootstrap_servers_are_fine() -> None:
+    """Brackets and lists pass."""
+    assert EnforcerSettings(bootstrap_servers="[::1]:9092,b:9093").bootstrap_servers

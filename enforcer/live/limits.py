@@ -1,0 +1,76 @@
+"""Outputs sized against what their topics accept (SPEC §12). Pure.
+
+An output larger than its topic's ``max.message.bytes`` would fail in the producer, and
+the failure would abort every transaction that holds it, for ever: one record would
+halt the pipeline. So each outcome is fitted before anything is sent: an outcome with
+an output that does not fit becomes a dead letter (``output-too-large``), and a dead
+letter that does not fit itself goes without its value, with headers naming the value's
+size and SHA-256 (the original stays in the source topic).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from enforcer.models import DeadLetterReason
+from enforcer.sinks.kafka import OutputRecord, OutputTopics, output_records
+from enforcer.step import Outcome, dead_letter
+
+RECORD_OVERHEAD = 512
+"""Bytes allowed for the record and batch framing around key, value and headers."""
+HEADER_VALUE_SIZE = "enforcer.error.value.size"
+HEADER_VALUE_SHA256 = "enforcer.error.value.sha256"
+
+
+def record_size(record: OutputRecord) -> int:
+    """The record's size as Kafka counts it, plus a margin for the framing."""
+    headers = sum(len(k.encode()) + len(v or b"") for k, v in record.headers)
+    return len(record.key or b"") + len(record.value or b"") + headers + RECORD_OVERHEAD
+
+
+@dataclass(frozen=True)
+class OutputLimits:
+    """The largest record each output topic accepts (its ``max.message.bytes``)."""
+
+    topics: OutputTopics
+    largest: Mapping[str, int]
+
+    def fits(self, record: OutputRecord) -> bool:
+        """Whether ``record`` is within its topic's limit (unknown topics: no limit)."""
+        limit = self.largest.get(record.topic)
+        return limit is None or record_size(record) <= limit
+
+    def fit(self, outcome: Outcome) -> tuple[Outcome, list[OutputRecord]]:
+        """``outcome`` and its outputs, or a dead letter in its place if they do not fit."""
+        outputs = list(output_records(outcome, self.topics))
+        too_large = [out for out in outputs if not self.fits(out)]
+        if not too_large:
+            return outcome, outputs
+        first = too_large[0]
+        limit = self.largest[first.topic]
+        letter = dead_letter(
+            outcome.record,
+            DeadLetterReason.OUTPUT_TOO_LARGE,
+            f"the output for topic {first.topic} is {record_size(first)} bytes with "
+            f"framing; the topic accepts {limit} (max.message.bytes)",
+        )
+        letters = list(output_records(letter, self.topics))
+        return letter, [self._slimmed(out) for out in letters]
+
+    def _slimmed(self, record: OutputRecord) -> OutputRecord:
+        """A dead letter without its value, then (if still too large: a huge key or
+        headers) without its key and input headers too; sizes and hashes say what went."""
+        if self.fits(record):
+            return record
+        value = record.value or b""
+        sized = (
+            (HEADER_VALUE_SIZE, str(len(value)).encode()),
+            (HEADER_VALUE_SHA256, hashlib.sha256(value).hexdigest().encode()),
+        )
+        slim = OutputRecord(record.topic, record.key, None, (*record.headers, *sized))
+        if self.fits(slim):
+            return slim
+        own = tuple(h for h in record.headers if h[0].startswith("enforcer."))
+        return OutputRecord(record.topic, None, None, (*own, *sized))
