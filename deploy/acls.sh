@@ -6,8 +6,10 @@
 #   read      identity.events (the source) and the consumer group
 #   write     audience.building, enforcer.violations, enforcer.deadletter, enforcer.metrics
 #   describe  every one of those topics (metadata, offsets for lag)
-#   transactional ids  "<GROUP>-" prefixed: faust gives each source partition a
-#             transactional producer with id "<group>-<topic group>-<partition>"
+#   describe-configs  the sink, violations and dead-letter topics: the worker reads
+#             their max.message.bytes at start, to fit outputs to them
+#   transactional ids  "<GROUP>-" prefixed: each worker has one transactional
+#             producer with id "<group>-<instance id>"
 #   idempotent writes are covered by the transactional-id grant (Kafka >= 3.0)
 # Nothing else: no topic creation (create topics ahead, without --create-topics),
 # no access to other groups, topics or cluster operations.
@@ -25,6 +27,10 @@ for topic in "${SINK_TOPIC:-audience.building}" "${VIOLATIONS_TOPIC:-enforcer.vi
              "${DEADLETTER_TOPIC:-enforcer.deadletter}" "${METRICS_TOPIC:-enforcer.metrics}"; do
   "${ACLS[@]}" --add --allow-principal "$PRINCIPAL" --operation Write --operation Describe \
     --topic "$topic"
+done
+for topic in "${SINK_TOPIC:-audience.building}" "${VIOLATIONS_TOPIC:-enforcer.violations}" \
+             "${DEADLETTER_TOPIC:-enforcer.deadletter}"; do
+  "${ACLS[@]}" --add --allow-principal "$PRINCIPAL" --operation DescribeConfigs --topic "$topic"
 done
 "${ACLS[@]}" --add --allow-principal "$PRINCIPAL" --operation Write --operation Describe \
   --transactional-id "$GROUP-" --resource-pattern-type prefixed

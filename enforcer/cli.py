@@ -490,6 +490,12 @@ _COMMANDS: tuple[tuple[str, str, Callable[[_Parser], None]], ...] = (
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``enforcer`` console script."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["run"]:
+        # First of all: a SIGTERM from here on ends the worker cleanly, start-up included.
+        from enforcer.live.signals import install_stop_signal
+
+        install_stop_signal()
     try:
         args = _build_parser().parse_args(argv)
         handlers: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -15,7 +15,7 @@ from enforcer.policy.compiled import Policy
 from enforcer.settings import EnforcerSettings
 
 if TYPE_CHECKING:
-    from enforcer.live.worker import StopSignal
+    from enforcer.live.signals import StopSignal
 
 # flag name -> settings field; every flag defaults to None so variables show through.
 _FLAGS: dict[str, tuple[str, type, str]] = {
@@ -116,15 +116,13 @@ def run_command(
     policy_from: Callable[[EnforcerSettings], Policy],
 ) -> int:
     """Start the worker; return its exit status."""
-    from enforcer.live.worker import StopSignal
+    from enforcer.live.signals import install_stop_signal, uninstall_stop_signal
 
-    # First: a SIGTERM from here on ends the worker cleanly, even during start-up.
-    stop = StopSignal()
-    stop.install()
+    stop = install_stop_signal()  # main() installed it first thing; this finds it
     try:
         return _run(args, settings_from, policy_from, stop)
     finally:
-        stop.uninstall()
+        uninstall_stop_signal()
 
 
 def _run(

@@ -3,12 +3,14 @@
 - :mod:`enforcer.live.positions` where each partition stands in the open transaction
 - :mod:`enforcer.live.failures`  what to do about a Kafka error: retry, abort or stop
 - :mod:`enforcer.live.output`    the transactional (or at-least-once) producer side
+- :mod:`enforcer.live.limits`    outputs fitted to their topics' size limits
 - :mod:`enforcer.live.engine`    the loop itself, and what it does at a rebalance
 - :mod:`enforcer.live.health`    liveness and readiness, from what the loop reports
 - :mod:`enforcer.live.http`      ``/metrics``, ``/healthz``, ``/readyz``
 - :mod:`enforcer.live.publisher` metrics snapshots on the metrics topic, and lag
 - :mod:`enforcer.live.clients`   librdkafka settings for every client
-- :mod:`enforcer.live.worker`    builds all of it from settings and runs it
+- :mod:`enforcer.live.signals`   SIGTERM/SIGINT as a flag, installed before anything else
+- :mod:`enforcer.live.worker`    builds all of it from settings and runs it (and the watchdog)
 
 Nothing here decides anything: every record goes through :class:`enforcer.step.Step`.
 """

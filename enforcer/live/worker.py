@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 import time
 from collections.abc import Mapping
-from types import FrameType
-from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer
 
@@ -41,6 +38,7 @@ from enforcer.live.output import (
     TransactionalOutput,
 )
 from enforcer.live.publisher import LagMeter, SnapshotPublisher
+from enforcer.live.signals import StopSignal
 from enforcer.metrics import MetricsRecorder
 from enforcer.policy.compiled import Policy
 from enforcer.settings import EnforcerSettings
@@ -103,51 +101,6 @@ class Watchdog:
             log.critical("enforcer stopping: %s; exiting to be restarted", cause)
             logging.shutdown()
             os._exit(1)
-
-
-class StopSignal:
-    """SIGTERM and SIGINT as a flag the loop reads; installed before anything starts,
-    so a signal during start-up also ends the worker cleanly."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self.deadline_s = 30.0
-        self._previous: dict[int, Any] = {}
-
-    def install(self) -> None:
-        """Take over SIGTERM and SIGINT (main thread only) until :meth:`uninstall`."""
-        self._previous = {
-            signum: signal.signal(signum, self._handle)
-            for signum in (signal.SIGTERM, signal.SIGINT)
-        }
-
-    def uninstall(self) -> None:
-        """Give SIGTERM and SIGINT back to whoever had them (a test process, say)."""
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous = {}
-
-    def __call__(self) -> bool:
-        return self._event.is_set()
-
-    def _handle(self, signum: int, _: FrameType | None) -> None:
-        if self._event.is_set():
-            log.warning("second %s: exiting now", signal.Signals(signum).name)
-            os._exit(128 + signum)
-        self._event.set()
-        name = signal.Signals(signum).name
-        log.info("%s received: committing what is decided and leaving the group", name)
-        timer = threading.Timer(self.deadline_s, self._too_slow)
-        timer.daemon = True
-        timer.start()
-
-    def _too_slow(self) -> None:
-        log.error(
-            "shutdown took longer than %.0fs (ENFORCER_SHUTDOWN_TIMEOUT): exiting now",
-            self.deadline_s,
-        )
-        logging.shutdown()
-        os._exit(1)
 
 
 def run_worker(

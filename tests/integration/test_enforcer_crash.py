@@ -88,6 +88,9 @@ async def test_sigkill_mid_stream_keeps_every_outcome_exactly_once(
                 kill_points.append(reached)
             inputs = await asyncio.wait_for(producing, timeout=60)
             worker.start()
+            # The last kill may have come after everything was committed: wait until
+            # this run has joined, so that the SIGTERM below meets a running worker.
+            await worker.wait_for_log(ASSIGNED)
             await wait_for_commits(
                 kafka_bootstrap,
                 deployment.group_id,
