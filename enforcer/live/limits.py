@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from enforcer.models import DeadLetterReason
 from enforcer.sinks.kafka import OutputRecord, OutputTopics, output_records
-from enforcer.step import Outcome, dead_letter
+from enforcer.step import Outcome, OutcomeKind, dead_letter
 
 RECORD_OVERHEAD = 512
 """Bytes allowed for the record and batch framing around key, value and headers."""
@@ -48,6 +48,9 @@ class OutputLimits:
         too_large = [out for out in outputs if not self.fits(out)]
         if not too_large:
             return outcome, outputs
+        if outcome.kind is OutcomeKind.DEADLETTERED:
+            # Already a dead letter (invalid JSON, say): it keeps its reason, only slimmed.
+            return outcome, [self._slimmed(out) for out in outputs]
         first = too_large[0]
         limit = self.largest[first.topic]
         letter = dead_letter(

@@ -141,32 +141,44 @@ async def test_outputs_too_large_for_their_topics_are_dead_lettered(
     flow on, and nothing halts."""
     with _deployment(kafka_bootstrap, tmp_path, "large") as deployment:
         topics = deployment.topics
-        await create_topics(kafka_bootstrap, [topics.source, topics.violations, topics.metrics])
+        await create_topics(kafka_bootstrap, [topics.violations, topics.metrics])
+        await create_topics(
+            kafka_bootstrap, [topics.source], configs={"max.message.bytes": "300000"}
+        )
         await create_topics(kafka_bootstrap, [topics.sink], configs={"max.message.bytes": "20000"})
         await create_topics(
             kafka_bootstrap, [topics.deadletter], configs={"max.message.bytes": "50000"}
         )
         big, huge = _event(2, padding=30_000), _event(3, padding=80_000)
+        garbage = b"\x00not json" * 12_000  # a dead letter too large for its topic
         try:
             worker = await _started(deployment)
             _produce(
                 kafka_bootstrap,
                 topics.source,
-                [{"value": _event(1)}, {"value": big}, {"value": huge}, {"value": _event(4)}],
+                [
+                    {"value": _event(1)},
+                    {"value": big},
+                    {"value": huge},
+                    {"value": garbage},
+                    {"value": _event(5)},
+                ],
                 **{"message.max.bytes": "1000000"},
             )
-            await _drained(deployment, worker, 4)
-            forwarded, letters = await _outputs(deployment, sink=2, dead=2)
+            await _drained(deployment, worker, 5)
+            forwarded, letters = await _outputs(deployment, sink=2, dead=3)
             assert worker.stop() == 0, worker.log_tail()
         finally:
             await deployment.delete_topics()
-    assert _ids(forwarded) == ["evt-1", "evt-4"]
-    assert [dict(r.headers)["enforcer.source.offset"] for r in letters] == [b"1", b"2"]
-    assert all(dict(r.headers)["enforcer.error.reason"] == b"output-too-large" for r in letters)
+    assert _ids(forwarded) == ["evt-1", "evt-5"]
+    assert [dict(r.headers)["enforcer.source.offset"] for r in letters] == [b"1", b"2", b"3"]
+    reasons = [dict(r.headers)["enforcer.error.reason"] for r in letters]
+    assert reasons == [b"output-too-large", b"output-too-large", b"invalid-json"]
     assert letters[0].value == big
-    headers = dict(letters[1].headers)
-    assert letters[1].value is None
-    assert headers["enforcer.error.value.size"] == str(len(huge)).encode()
+    for letter, original in ((letters[1], huge), (letters[2], garbage)):
+        headers = dict(letter.headers)
+        assert letter.value is None
+        assert headers["enforcer.error.value.size"] == str(len(original)).encode()
 
 
 def _send_unreadable_header(bootstrap: str, topic: str) -> None:
@@ -300,3 +312,25 @@ def test_configuration_errors_are_one_line_and_exit_2(
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+async def test_sigterm_ends_a_worker_that_cannot_commit(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """With its sink gone and records waiting, a SIGTERM still ends the worker within
+    the shutdown deadline (30 s), with nothing committed for the waiting record."""
+    with _deployment(kafka_bootstrap, tmp_path, "termstuck") as deployment:
+        topics = deployment.topics
+        await deployment.create_topics(1)
+        try:
+            worker = await _started(deployment)
+            admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+            for future in admin.delete_topics([topics.sink]).values():
+                future.result(30)
+            _produce(kafka_bootstrap, topics.source, [{"value": _event(1)}])
+            await worker.wait_for_log("transaction aborted", timeout_s=60)
+            status = await asyncio.to_thread(worker.stop, 45)
+            assert status in (0, 1), worker.log_tail()
+            assert worker.log_count("SIGTERM received") == 1
+        finally:
+            await deployment.delete_topics()

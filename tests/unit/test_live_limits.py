@@ -97,3 +97,12 @@ def test_whatever_the_sizes_every_output_fits_and_the_record_has_one_outcome(
     else:
         assert fitted.kind is OutcomeKind.DEADLETTERED
         assert [o.topic for o in outputs] == ["deadletter"]
+
+
+def test_a_dead_letter_keeps_its_reason_when_only_it_is_too_large() -> None:
+    """Two megabytes of garbage stay an invalid-json dead letter, without the value."""
+    garbage = record(b"\x00not json" * 2_000)
+    fitted, (letter,) = _limits(2_000, deadletter=2_000).fit(STEP(garbage))
+    assert fitted.error_reason == "invalid-json"
+    assert letter.value is None
+    assert dict(letter.headers)["enforcer.error.reason"] == b"invalid-json"
