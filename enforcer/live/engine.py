@@ -34,7 +34,7 @@ from enforcer.live.health import Health
 from enforcer.live.output import CommitAborted, Output
 from enforcer.live.positions import TransactionPositions
 from enforcer.sinks.kafka import OutputTopics, output_records
-from enforcer.step import Headers, InputRecord, Outcome, OutcomeKind, Source, Step
+from enforcer.step import Headers, InputRecord, Outcome, Source, Step
 
 log = logging.getLogger("enforcer.engine")
 
@@ -151,7 +151,7 @@ class Engine:
             return
         # Raises when too many recent records were dead-lettered: nothing of this
         # batch is sent, and the open transaction is aborted on the way out.
-        self._guard.check(o.kind is OutcomeKind.DEADLETTERED for o in outcomes)
+        self._guard.check(o.would_dead_letter for o in outcomes)
         if not self._output.open:
             self._opened_at = started
         # The batch is part of the transaction before anything is sent: if sending

@@ -274,13 +274,16 @@ def test_http_endpoints(recorder: MetricsRecorder) -> None:
 
 
 def test_audit_mode_is_reported() -> None:
-    """The snapshot says which mode the policy runs in."""
+    """The snapshot says which mode the policy runs in; in audit mode every record
+    passes, and the would-be dead letter is counted by reason."""
     step = make_step(make_step().policy.with_mode(Mode.AUDIT))
     recorder = _recorder(step)
     recorder(_outcomes(step), 999.0)
     snapshot = recorder.snapshot([])
     assert snapshot.mode is Mode.AUDIT
-    assert snapshot.records.passed == 4 and snapshot.records.redacted == 0
+    assert snapshot.records.passed == 5 and snapshot.records.redacted == 0
+    assert snapshot.records.deadlettered == 0
+    assert snapshot.deadletters_by_reason == {"invalid-json": 1}
     assert snapshot.violations_by_rule == {"missing-purpose": 1, "security-only-purpose": 2}
 
 
