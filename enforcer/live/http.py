@@ -178,29 +178,16 @@ def prometheus_text(
     return generate_latest(registry)
 
 
-class MetricsHttpServer:
-    """Serves the three endpoints on ``host:port`` from a daemon thread."""
+Route = Callable[[], tuple[int, str, bytes]]
+"""An endpoint: returns status, content type and body."""
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        recorder: MetricsRecorder,
-        lag: Callable[[], list[PartitionLag]],
-        alive: Callable[[], Status],
-        ready: Callable[[], Status],
-        *,
-        health: Health | None = None,
-        guard: DeadLetterGuard | None = None,
-    ) -> None:
+
+class HttpEndpoints:
+    """Serves ``routes`` (path → answer) on ``host:port`` from a daemon thread."""
+
+    def __init__(self, host: str, port: int, routes: dict[str, Route]) -> None:
         self._host = host
         self._port = port
-        registry = worker_registry(WorkerCollector(recorder, lag, health, guard))
-        routes: dict[str, Callable[[], tuple[int, str, bytes]]] = {
-            "/metrics": lambda: (200, CONTENT_TYPE_PLAIN_0_0_4, generate_latest(registry)),
-            "/healthz": lambda: _status_body(alive()),
-            "/readyz": lambda: _status_body(ready()),
-        }
         self._routes = routes
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -235,7 +222,7 @@ class MetricsHttpServer:
             target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True, name="http"
         )
         self._thread.start()
-        log.info("serving /metrics, /healthz and /readyz on %s:%s", self._host, self.port)
+        log.info("serving %s on %s:%s", ", ".join(routes), self._host, self.port)
 
     def stop(self) -> None:
         """Stop serving."""
@@ -243,6 +230,38 @@ class MetricsHttpServer:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+def metrics_route(registry: CollectorRegistry) -> Route:
+    """``/metrics``: the registry in the Prometheus text format, collected per scrape."""
+    return lambda: (200, CONTENT_TYPE_PLAIN_0_0_4, generate_latest(registry))
+
+
+class MetricsHttpServer(HttpEndpoints):
+    """A worker's ``/metrics``, ``/healthz`` and ``/readyz``."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        recorder: MetricsRecorder,
+        lag: Callable[[], list[PartitionLag]],
+        alive: Callable[[], Status],
+        ready: Callable[[], Status],
+        *,
+        health: Health | None = None,
+        guard: DeadLetterGuard | None = None,
+    ) -> None:
+        registry = worker_registry(WorkerCollector(recorder, lag, health, guard))
+        super().__init__(
+            host,
+            port,
+            {
+                "/metrics": metrics_route(registry),
+                "/healthz": lambda: _status_body(alive()),
+                "/readyz": lambda: _status_body(ready()),
+            },
+        )
 
 
 def _status_body(status: Status) -> tuple[int, str, bytes]:
