@@ -17,19 +17,22 @@ from typing import Any
 
 from enforcer.settings import EnforcerSettings
 
-# flag name -> settings field
-_FLAGS: dict[str, tuple[str, type, str]] = {
-    "--bootstrap-servers": ("bootstrap_servers", str, "host:port[,host:port]"),
-    "--source-topic": ("source_topic", str, "the workers' source topic"),
-    "--group-id": ("group_id", str, "the workers' consumer group"),
-    "--http-host": ("http_host", str, "address for /metrics and /healthz"),
-    "--http-port": ("http_port", int, "port for /metrics and /healthz (0: any free)"),
-}
+_FLAG_NAMES = (
+    "--bootstrap-servers",
+    "--source-topic",
+    "--group-id",
+    "--http-host",
+    "--http-port",
+)
+"""The flags of ``run`` that the exporter takes too (the same settings)."""
 
 
 def add_lag_parser(parser: Any) -> None:
     """The exporter's flags."""
-    for flag, (field, kind, help_text) in _FLAGS.items():
+    from enforcer.cli_run import _FLAGS
+
+    for flag in _FLAG_NAMES:
+        field, kind, help_text = _FLAGS[flag]
         parser.add_argument(
             flag, dest=field, type=kind, help=f"{help_text} (ENFORCER_{field.upper()})"
         )
@@ -39,12 +42,12 @@ def add_lag_parser(parser: Any) -> None:
 
 def lag_command(args: argparse.Namespace, settings_from: Callable[..., EnforcerSettings]) -> int:
     """Serve until SIGTERM or SIGINT; exit 0."""
-    from enforcer.cli_run import check_http_port
+    from enforcer.cli_run import _FLAGS, check_http_port
     from enforcer.live.http import HttpEndpoints, metrics_route
     from enforcer.live.lag_exporter import lag_registry
     from enforcer.logs import setup_logging
 
-    fields = [field for field, _, _ in _FLAGS.values()] + ["log_level", "log_format"]
+    fields = [_FLAGS[flag][0] for flag in _FLAG_NAMES] + ["log_level", "log_format"]
     settings = settings_from(**{field: getattr(args, field) for field in fields})
     check_http_port(settings.http_host, settings.http_port)
     setup_logging(settings.log_level, settings.log_format)

@@ -40,6 +40,8 @@ from enforcer.sample import sample_values, subject_key
 from enforcer.testing.consume import read_topic
 from enforcer.testing.topics import TopicFactory
 
+from .test_metrics_live import _identifier_values
+
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "enforcer.rules.yml"
 PROMETHEUS = shutil.which("prometheus")
@@ -340,13 +342,6 @@ def _check_json_logs(text: str, values: list[bytes]) -> None:
     events = [json.loads(line) for line in lines]  # every line is one JSON object
     assert all({"time", "level", "logger", "message"} <= set(e) for e in events)
     assert not [e for e in events if e["level"] in {"error", "critical"}]
-    secrets = set()
-    for value in values:
-        try:
-            event = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(event, dict):
-            secrets |= {str(i["value"]) for i in event.get("identifiers", [])}
+    secrets = {v.decode() for v in _identifier_values(values)}
     assert secrets
     assert not any(secret in text for secret in secrets)
