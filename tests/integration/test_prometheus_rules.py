@@ -6,7 +6,8 @@ One run checks, end to end:
 - an enforcing worker and an auditing one under another policy: the policy drift and
   audit-mode alerts fire, and the dead-letter ratio alert fires on a stream with ~9%
   malformed records; the auditing worker is a true shadow (every record forwarded
-  byte-identical, would-be dead letters on its violations topic, no dead letters);
+  byte-identical, would-be dead letters on its violations topic, no dead letters) and
+  its strict dead-letter guard trips without stopping it;
 - with every worker stopped and more records produced, the workers' own lag metric is
   empty, while the broker-side lag is exact and the lag alert fires (the issue's case);
 - the workers log JSON, one object a line, no ERROR on a normal start, no identifier
@@ -216,6 +217,9 @@ async def test_real_prometheus_evaluates_the_rules(
             {
                 "ENFORCER_MODE": "audit",
                 "ENFORCER_POLICY_FILE": str(ROOT / "policies" / "security-only.yaml"),
+                # A guard this strict trips on the stream: an auditing worker goes on.
+                "ENFORCER_DEADLETTER_WINDOW": "20",
+                "ENFORCER_DEADLETTER_MAX_RATIO": "0.05",
             },
         ),
     ):
@@ -271,7 +275,7 @@ async def test_real_prometheus_evaluates_the_rules(
         ),
     )
     wanted = {"EnforcerPolicyVersionDrift", "EnforcerAuditModeInProduction"}
-    wanted |= {"EnforcerDeadLetterRatioHigh"}
+    wanted |= {"EnforcerDeadLetterRatioHigh", "EnforcerDeadLetterGuardTripped"}
     firing = await _until(
         "drift, audit and dead-letter alerts",
         lambda: wanted <= set(_firing(prom)) and _firing(prom),
@@ -286,6 +290,9 @@ async def test_real_prometheus_evaluates_the_rules(
     )
     assert float(audit_dl[0]["value"][1]) == malformed
     assert "EnforcerAllWorkersDown" not in firing and "EnforcerWorkerDown" not in firing
+    [tripped] = firing["EnforcerDeadLetterGuardTripped"]
+    assert tripped["instance"] == f"127.0.0.1:{ports['audit']}"  # the enforcing one did not
+    assert processes.running["audit"].poll() is None  # would-be trips never stop it
     process_cpu = _query(prom, 'process_cpu_seconds_total{job="purpose-enforcer"}')
     assert len(process_cpu) == 2  # prometheus-client's process collector, per worker
 
