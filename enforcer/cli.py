@@ -1,4 +1,5 @@
-"""The ``enforcer`` command: run | replay | explain | policy | schema | sample | keygen.
+"""The ``enforcer`` command: run | lag-exporter | replay | explain | policy | schema | sample |
+keygen.
 
 Every failure a user can cause ends as one line on stderr and exit status 2
 (usage or configuration) or 1 (violations found, tests failed); never a traceback.
@@ -111,6 +112,12 @@ def _add_run_flags(run: _Parser) -> None:
     from enforcer.cli_run import add_run_parser
 
     add_run_parser(_Registered(run))
+
+
+def _add_lag_flags(lag: _Parser) -> None:
+    from enforcer.cli_lag import add_lag_parser
+
+    add_lag_parser(lag)
 
 
 def _add_explain_flags(explain: _Parser) -> None:
@@ -479,6 +486,7 @@ def _is_usage_error(exc: Exception) -> bool:
 # name, help, what adds its flags: in the order `enforcer --help` lists them.
 _COMMANDS: tuple[tuple[str, str, Callable[[_Parser], None]], ...] = (
     ("run", "run the live enforcer on Kafka", _add_run_flags),
+    ("lag-exporter", "serve the group's lag, read from the broker, for Prometheus", _add_lag_flags),
     ("replay", "run the decision over history", _add_replay_flags),
     ("explain", "show the decision for one record", _add_explain_flags),
     ("policy", "check, test or describe policies", _add_policy_flags),
@@ -510,6 +518,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from enforcer.cli_run import run_command
 
             return run_command(args, _settings, _policy)
+        if args.command == "lag-exporter":
+            from enforcer.cli_lag import lag_command
+
+            return lag_command(args, _settings)
         return handlers[args.command](args)
     except KeyboardInterrupt:
         print("enforcer: interrupted", file=sys.stderr)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import socket
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from enforcer.logs import setup_logging
 from enforcer.models import Mode
 from enforcer.policy.compiled import Policy
 from enforcer.settings import EnforcerSettings
@@ -108,6 +108,12 @@ def add_run_parser(commands: Any) -> None:
         default=None,
         help="ENFORCER_LOG_LEVEL (default info)",
     )
+    run.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=None,
+        help="one line per event, plain or one JSON object (ENFORCER_LOG_FORMAT, default text)",
+    )
 
 
 def run_command(
@@ -135,17 +141,13 @@ def _run(
     from enforcer.live.worker import run_worker
 
     fields = [field for field, _, _ in _FLAGS.values()]
-    fields += ["mode", "processing_guarantee", "create_topics", "log_level"]
+    fields += ["mode", "processing_guarantee", "create_topics", "log_level", "log_format"]
     settings = settings_from(**{field: getattr(args, field) for field in fields})
     fingerprinter = settings.fingerprinter()
     policy = policy_from(settings)
     check_http_port(settings.http_host, settings.http_port)
     prepare_data_dir(settings.data_dir)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    setup_logging(settings.log_level, settings.log_format)
     log = logging.getLogger("enforcer")
     created = ensure_topics(settings)
     limits = output_limits(settings)

@@ -81,17 +81,89 @@ INFO = MetricDef(
     ("instance_id", "policy_version", "mode"),
     "Always 1; its labels say which instance runs which policy in which mode.",
 )
+DEADLETTERS = MetricDef(
+    "enforcer_deadletters_total",
+    "counter",
+    ("reason",),
+    "Dead letters by reason (invalid-json, not-an-object, schema, internal-error); in audit "
+    "mode, records enforce mode would have dead-lettered (they were forwarded unchanged).",
+)
+GUARD_TRIPS = MetricDef(
+    "enforcer_deadletter_guard_trips_total",
+    "counter",
+    (),
+    "Times the dead-letter guard tripped: in enforce mode the worker then stops; in audit "
+    "mode it would have, and goes on (counted each time the share rises over the limit).",
+)
+TRANSACTIONS = MetricDef(
+    "enforcer_transactions_total",
+    "counter",
+    ("result",),
+    "Commits (result committed) and aborted transactions (result aborted: their records "
+    "are decided again) of this instance.",
+)
+REBALANCES = MetricDef(
+    "enforcer_rebalances_total",
+    "counter",
+    (),
+    "Partition assignments this instance received (eager: one per rebalance it joined).",
+)
+ASSIGNED_PARTITIONS = MetricDef(
+    "enforcer_assigned_partitions",
+    "gauge",
+    (),
+    "Source partitions assigned to this instance now (0: a standby).",
+)
 METRICS: tuple[MetricDef, ...] = (
     RECORDS_IN,
     RECORDS,
     VIOLATIONS,
     VIOLATIONS_BY_RULE,
     IDENTIFIERS_REDACTED,
+    DEADLETTERS,
     LATENCY,
     CONSUMER_LAG,
     INFO,
+    GUARD_TRIPS,
+    TRANSACTIONS,
+    REBALANCES,
+    ASSIGNED_PARTITIONS,
 )
-"""Every metric the enforcer exposes, each once."""
+"""Every metric a worker exposes, each once (besides prometheus_client's ``process_*``
+and ``python_*`` metrics of the process itself)."""
+
+GROUP_LAG = MetricDef(
+    "enforcer_group_lag",
+    "gauge",
+    ("group", "topic", "partition"),
+    "From the broker: the partition's end (last stable offset) minus the group's committed "
+    "offset (or the partition's start when it has none); reported with every worker down.",
+)
+GROUP_END_OFFSET = MetricDef(
+    "enforcer_group_end_offset",
+    "gauge",
+    ("group", "topic", "partition"),
+    "From the broker: the partition's end offset (last stable offset).",
+)
+GROUP_COMMITTED_OFFSET = MetricDef(
+    "enforcer_group_committed_offset",
+    "gauge",
+    ("group", "topic", "partition"),
+    "From the broker: the group's committed offset (absent when it has none).",
+)
+GROUP_LAG_UP = MetricDef(
+    "enforcer_group_lag_up",
+    "gauge",
+    ("group", "topic"),
+    "1 when the last scrape read the offsets from the broker, 0 when it could not.",
+)
+LAG_EXPORTER_METRICS: tuple[MetricDef, ...] = (
+    GROUP_LAG,
+    GROUP_END_OFFSET,
+    GROUP_COMMITTED_OFFSET,
+    GROUP_LAG_UP,
+)
+"""What ``enforcer lag-exporter`` exposes: lag as the broker sees it, workers or not."""
 
 LATENCY_BUCKETS: tuple[float, ...] = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -144,6 +216,8 @@ class MetricsSnapshot(BaseModel):
     violations_by_rule: dict[str, int]
     latency: LatencySummary
     consumer_lag: list[PartitionLag]
+    deadletters_by_reason: dict[str, int]
+    """Dead letters by reason; in audit mode, the would-be ones (forwarded instead)."""
 
 
 class LatencyWindow:
@@ -234,6 +308,7 @@ class MetricsRecorder:
         self.violations = 0
         self.by_rule: Counter[str] = Counter()
         self.by_type: Counter[str] = Counter()
+        self.deadletters: Counter[str] = Counter()
         self.latency_buckets = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
         self._window = LatencyWindow()
@@ -257,6 +332,8 @@ class MetricsRecorder:
                 for finding in outcome.findings:
                     self.by_rule[finding.rule] += 1
                     self.by_type[finding.identifier_type] += 1
+            if outcome.error_reason is not None:
+                self.deadletters[outcome.error_reason.value] += 1
             source = outcome.record.source
             key = (source.topic, source.partition)
             if source.offset + 1 > self._next_offsets.get(key, -1):
@@ -302,6 +379,7 @@ class MetricsRecorder:
             violations_by_rule=dict(sorted(self.by_rule.items())),
             latency=self._window.take(),
             consumer_lag=list(lag),
+            deadletters_by_reason=dict(sorted(self.deadletters.items())),
         )
 
 

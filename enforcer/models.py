@@ -162,6 +162,9 @@ class ViolationEvent(BaseModel):
     subject_id: str
     occurred_at: str
     findings: list[FindingEvent]
+    traceparent: str | None = None
+    """The input record's W3C ``traceparent`` header, when it had a valid one (the
+    violation record carries it as a header too)."""
 
 
 class DeadLetterReason(StrEnum):
@@ -175,6 +178,37 @@ class DeadLetterReason(StrEnum):
     """An output of the record is larger than its topic accepts (SPEC §12)."""
     UNREADABLE = "unreadable-record"
     """The Kafka client could not read the record's headers (a key not valid UTF-8)."""
+
+
+class DeadLetterNotice(BaseModel):
+    """Why enforce mode would have dead-lettered a record: reason and message only."""
+
+    model_config = _OUTPUT
+
+    reason: DeadLetterReason
+    message: str
+    """Field path and problem, as header ``enforcer.error.message``; never the value."""
+
+
+class AuditDeadLetterEvent(BaseModel):
+    """On the violations topic in audit mode only: a record enforce mode would have
+    dead-lettered, forwarded unchanged instead (SPEC §4). Told apart from a
+    :class:`ViolationEvent` by ``action`` ``deadlettered`` and the ``deadletter``
+    object; it has no event fields (the record could not be read) and no findings."""
+
+    model_config = _OUTPUT
+
+    violation_id: str
+    detected_at: str
+    mode: Literal[Mode.AUDIT]
+    action: Literal["deadlettered"]
+    policy_version: str
+    key_id: str
+    source: SourceRef
+    deadletter: DeadLetterNotice
+    findings: list[FindingEvent]
+    """Always empty: present so that readers iterating findings need no special case."""
+    traceparent: str | None = None
 
 
 class DeadLetterLine(BaseModel):

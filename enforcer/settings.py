@@ -93,6 +93,9 @@ class EnforcerSettings(BaseSettings):
     topic_partitions: int = Field(default=1, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="One line per event: plain text, or one JSON object."
+    )
     deadletter_max_ratio: float = Field(default=0.5, gt=0, le=1)
     deadletter_window: int = Field(default=1000, ge=1)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"

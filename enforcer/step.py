@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -26,6 +27,8 @@ Headers = tuple[tuple[str, bytes | None], ...]
 
 HEADER_ACTION = "enforcer.action"
 HEADER_POLICY = "enforcer.policy"
+HEADER_TRACEPARENT = "traceparent"
+"""W3C Trace Context: an input record's header, carried onto its violation event."""
 _OWN_HEADERS = frozenset({HEADER_ACTION, HEADER_POLICY})
 # 19 digits in a row can be an integer beyond 64 bits, which needs the exact parser.
 # Mapping digits to 1 and all else to 0 and searching for nineteen 1s is a C-speed
@@ -36,6 +39,30 @@ _NINETEEN_DIGITS = b"1" * 19
 
 def _has_long_digit_run(value: bytes) -> bool:
     return _NINETEEN_DIGITS in value.translate(_DIGIT_MAP)
+
+
+# W3C Trace Context level 1: version 00 is exactly this; a later version may append
+# fields after a dash, which are not carried. Anything else is ignored, never copied:
+# a header that is not a trace context could hold anything, identifiers included.
+_TRACEPARENT = re.compile(rb"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?", re.S)
+_ZERO_TRACE, _ZERO_PARENT = b"0" * 32, b"0" * 16
+
+
+def traceparent(headers: Headers) -> str | None:
+    """The record's valid W3C ``traceparent`` header (its first 55 characters), if any."""
+    for name, value in headers:
+        if name.lower() != HEADER_TRACEPARENT or value is None:
+            continue
+        match = _TRACEPARENT.fullmatch(value.strip())
+        if match is None:
+            return None
+        version, trace, parent, _, rest = match.groups()
+        if version == b"ff" or (version == b"00" and rest) or trace == _ZERO_TRACE:
+            return None
+        if parent == _ZERO_PARENT:
+            return None
+        return match.group(0)[:55].decode()
+    return None
 
 
 _ACTION_BYTES = {"passed": b"passed", "redacted": b"redacted"}
@@ -83,8 +110,10 @@ class Outcome(NamedTuple):
     """The single outcome of one input record.
 
     ``forward_value``/``forward_headers`` are set when the record goes to the sink;
-    ``violation`` (the SPEC §6 event) when it had findings; ``error_reason`` and
-    ``error_message`` when it is dead-lettered.
+    ``violation`` (the SPEC §6 event) when it had findings, with ``violation_headers``
+    for its record; ``error_reason`` and ``error_message`` when it is dead-lettered,
+    or, in audit mode, when enforce mode would have dead-lettered it (it is then
+    ``passed``, forwarded unchanged, and ``violation`` reports the would-be dead letter).
     """
 
     kind: OutcomeKind
@@ -97,6 +126,17 @@ class Outcome(NamedTuple):
     occurred_at: str | None = None
     error_reason: DeadLetterReason | None = None
     error_message: str | None = None
+    violation_headers: Headers = ()
+
+    @property
+    def forwarded(self) -> bool:
+        """Whether the record goes to the sink (its value may be null)."""
+        return self.kind is OutcomeKind.PASSED or self.kind is OutcomeKind.REDACTED
+
+    @property
+    def would_dead_letter(self) -> bool:
+        """Dead-lettered, or (audit mode) forwarded where enforce mode would dead-letter."""
+        return self.error_reason is not None
 
     def dead_letter_headers(self) -> Headers:
         """Input headers plus the SPEC §7 error headers."""
@@ -135,6 +175,7 @@ class Step:
         self._clock = clock
         self._policy_header = policy.version.encode()
         self._types_judged = any(rule.types is not None for rule in policy.rules)
+        self._audit = policy.mode is Mode.AUDIT
 
     def __call__(self, record: InputRecord) -> Outcome:
         """Decide one record. An unexpected error dead-letters it (fail closed)."""
@@ -145,15 +186,47 @@ class Step:
         try:
             parsed = parse_event(record.value, types_judged=self._types_judged)
             if isinstance(parsed, ParseFailure):
-                return dead_letter(record, parsed.reason, parsed.message), None
+                return self._dead_letter(record, parsed.reason, parsed.message), None
             decision = decide(self.policy, parsed)
             if isinstance(decision, Rejection):
                 message = f"{decision.path}: {decision.problem}"
-                return dead_letter(record, DeadLetterReason.SCHEMA, message), None
+                return self._dead_letter(record, DeadLetterReason.SCHEMA, message), None
             return self._act(record, parsed, decision), decision
         except Exception as exc:
             message = f"internal error: {type(exc).__name__}"
-            return dead_letter(record, DeadLetterReason.INTERNAL, message), None
+            return self._dead_letter(record, DeadLetterReason.INTERNAL, message), None
+
+    def _dead_letter(self, record: InputRecord, reason: DeadLetterReason, message: str) -> Outcome:
+        if not self._audit:
+            return Outcome(
+                OutcomeKind.DEADLETTERED, record, error_reason=reason, error_message=message
+            )
+        # Audit is a shadow mode: the record flows on unchanged, and what enforce mode
+        # would have dead-lettered is reported on the violations topic instead.
+        trace = traceparent(record.headers) if record.headers else None
+        report: dict[str, Any] = {
+            "violation_id": violation_id(record.source),
+            "detected_at": rfc3339(self._clock.now()),
+            "mode": Mode.AUDIT.value,
+            "action": "deadlettered",
+            "policy_version": self.policy.version,
+            "key_id": self.key_id,
+            "source": record.source.as_dict(),
+            "deadletter": {"reason": reason.value, "message": message},
+            "findings": [],
+        }
+        if trace is not None:
+            report["traceparent"] = trace
+        return Outcome(
+            OutcomeKind.PASSED,
+            record,
+            forward_value=record.value,
+            forward_headers=self._own_headers(record, OutcomeKind.PASSED),
+            violation=report,
+            error_reason=reason,
+            error_message=message,
+            violation_headers=_trace_headers(trace),
+        )
 
     def _act(self, record: InputRecord, parsed: Event, decision: Decision) -> Outcome:
         if decision.verdict is Verdict.PASSED:
@@ -173,6 +246,7 @@ class Step:
                 findings=findings,
                 subject_id=parsed.subject_id,
                 occurred_at=parsed.occurred_at,
+                violation_headers=_trace_headers(violation.get("traceparent")),
             )
         removed = {index for index, _ in found}
         redacted = _without_identifiers(record.value or b"", removed, parsed.document)
@@ -187,20 +261,24 @@ class Step:
         violation: dict[str, Any] | None = None,
         findings: tuple[FindingSummary, ...] = (),
     ) -> Outcome:
-        own: Headers = ((HEADER_ACTION, _ACTION_BYTES[kind]), (HEADER_POLICY, self._policy_header))
-        if record.headers:
-            # Headers claiming to be the enforcer's are replaced, never trusted.
-            own = tuple(h for h in record.headers if h[0] not in _OWN_HEADERS) + own
         return Outcome(
             kind,
             record,
             forward_value=value,
-            forward_headers=own,
+            forward_headers=self._own_headers(record, kind),
             violation=violation,
             findings=findings,
             subject_id=event.subject_id,
             occurred_at=event.occurred_at,
+            violation_headers=_trace_headers(violation.get("traceparent")) if violation else (),
         )
+
+    def _own_headers(self, record: InputRecord, kind: OutcomeKind) -> Headers:
+        own: Headers = ((HEADER_ACTION, _ACTION_BYTES[kind]), (HEADER_POLICY, self._policy_header))
+        if record.headers:
+            # Headers claiming to be the enforcer's are replaced, never trusted.
+            own = tuple(h for h in record.headers if h[0] not in _OWN_HEADERS) + own
+        return own
 
     def _violation(
         self,
@@ -220,7 +298,7 @@ class Step:
             for index, j in found
             if j.rule is not None
         ]
-        return {
+        violation = {
             "violation_id": violation_id(record.source),
             "detected_at": rfc3339(self._clock.now()),
             "mode": self.policy.mode.value,
@@ -233,11 +311,20 @@ class Step:
             "occurred_at": event.occurred_at,
             "findings": findings,
         }
+        trace = traceparent(record.headers) if record.headers else None
+        if trace is not None:
+            violation["traceparent"] = trace
+        return violation
 
 
 def dead_letter(record: InputRecord, reason: DeadLetterReason, message: str) -> Outcome:
     """The dead-letter outcome of ``record`` (``message`` names no record data)."""
     return Outcome(OutcomeKind.DEADLETTERED, record, error_reason=reason, error_message=message)
+
+
+def _trace_headers(trace: str | None) -> Headers:
+    """The violation record's own headers: the trace context, when there is one."""
+    return () if trace is None else ((HEADER_TRACEPARENT, trace.encode()),)
 
 
 def _without_identifiers(

@@ -39,3 +39,14 @@ if ! command -v docker-compose >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]] && comma
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose) \
     >/dev/null 2>&1 || echo "setup: docker-compose not installed; its check will be skipped" >&2
 fi
+
+# Debian's prometheus package: promtool checks and unit-tests the alert rules, and the
+# real Prometheus scrapes real workers in tests/integration/test_prometheus_rules.py.
+# Installed when possible (root, apt); without it those tests are skipped, saying why.
+if ! command -v promtool >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+  echo "setup: installing prometheus (promtool) from Debian's packages" >&2
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus) \
+      >/dev/null 2>&1 || echo "setup: prometheus not installed; the rule tests will be skipped" >&2
+  fi
+fi

@@ -37,7 +37,7 @@ from enforcer.live.output import CommitAborted, Output
 from enforcer.live.positions import TransactionPositions
 from enforcer.models import DeadLetterReason
 from enforcer.sinks.kafka import OutputRecord
-from enforcer.step import Headers, InputRecord, Outcome, OutcomeKind, Source, Step, dead_letter
+from enforcer.step import Headers, InputRecord, Outcome, Source, Step, dead_letter
 
 log = logging.getLogger("enforcer.engine")
 
@@ -153,7 +153,7 @@ class Engine:
             return
         # Raises when too many recent records were dead-lettered: nothing of this
         # batch is sent, and the open transaction is aborted on the way out.
-        self._guard.check(o.kind is OutcomeKind.DEADLETTERED for o in outcomes)
+        self._guard.check(o.would_dead_letter for o in outcomes)
         if not self._output.open:
             self._opened_at = started
         self._health.on_work()

@@ -1,9 +1,11 @@
 """The operator's HTTP endpoints: ``/metrics``, ``/healthz`` and ``/readyz``.
 
-``/metrics`` is the Prometheus text exposition (made with prometheus-client) of the
-counters in :class:`enforcer.metrics.MetricsRecorder`, built at scrape time from the
-recorder itself: the scrape and the snapshot on the metrics topic read the same
-numbers. ``/healthz`` and ``/readyz`` answer what :class:`enforcer.live.health.Health`
+``/metrics`` is the Prometheus text exposition of a registry of prometheus-client
+collectors: :class:`WorkerCollector`, which builds the enforcer's metrics at scrape time
+from :class:`enforcer.metrics.MetricsRecorder` (so the scrape and the snapshot on the
+metrics topic read the same numbers), the loop's health counters and the dead-letter
+guard; and prometheus-client's own process, platform and GC collectors (``process_*``,
+``python_*``). ``/healthz`` and ``/readyz`` answer what :class:`enforcer.live.health.Health`
 says, 200 or 503, with a small JSON object.
 
 The server runs in a thread of its own beside the loop, so it answers even while
@@ -18,6 +20,12 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+)
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
@@ -25,22 +33,30 @@ from prometheus_client.metrics_core import (
     HistogramMetricFamily,
     Metric,
 )
+from prometheus_client.registry import Collector
 
-from enforcer.live.health import Status
+from enforcer.guard import DeadLetterGuard
+from enforcer.live.health import Health, Status
 from enforcer.metrics import (
+    ASSIGNED_PARTITIONS,
     CONSUMER_LAG,
+    DEADLETTERS,
+    GUARD_TRIPS,
     IDENTIFIERS_REDACTED,
     INFO,
     LATENCY,
     LATENCY_BUCKETS,
+    REBALANCES,
     RECORDS,
     RECORDS_IN,
+    TRANSACTIONS,
     VIOLATIONS,
     VIOLATIONS_BY_RULE,
     MetricDef,
     MetricsRecorder,
     PartitionLag,
 )
+from enforcer.models import DeadLetterReason
 from enforcer.step import OutcomeKind
 
 log = logging.getLogger("enforcer.http")
@@ -50,8 +66,18 @@ def _counter(metric: MetricDef) -> CounterMetricFamily:
     return CounterMetricFamily(metric.name, metric.description, labels=metric.labels)
 
 
-def metric_families(recorder: MetricsRecorder, lag: Sequence[PartitionLag]) -> list[Metric]:
-    """Every metric of :data:`enforcer.metrics.METRICS`, from the recorder's counters."""
+def _gauge(metric: MetricDef) -> GaugeMetricFamily:
+    return GaugeMetricFamily(metric.name, metric.description, labels=metric.labels)
+
+
+def metric_families(
+    recorder: MetricsRecorder,
+    lag: Sequence[PartitionLag],
+    health: Health | None = None,
+    guard: DeadLetterGuard | None = None,
+) -> list[Metric]:
+    """Every metric of :data:`enforcer.metrics.METRICS`, from the recorder's counters,
+    the loop's health counters and the guard (zero when not given)."""
     records_in = _counter(RECORDS_IN)
     records_in.add_metric([], recorder.counts().in_)
     records = _counter(RECORDS)
@@ -80,45 +106,88 @@ def metric_families(recorder: MetricsRecorder, lag: Sequence[PartitionLag]) -> l
         lag_gauge.add_metric([item.topic, str(item.partition)], item.lag)
     info = GaugeMetricFamily(INFO.name, INFO.description, labels=INFO.labels)
     info.add_metric([recorder.instance_id, recorder.policy_version, recorder.mode.value], 1)
-    return [records_in, records, violations, by_rule, by_type, latency, lag_gauge, info]
+    deadletters = _counter(DEADLETTERS)
+    for reason in DeadLetterReason:  # every reason, so that rate() sees the first one
+        deadletters.add_metric([reason.value], recorder.deadletters[reason.value])
+    return [
+        records_in,
+        records,
+        violations,
+        by_rule,
+        by_type,
+        deadletters,
+        latency,
+        lag_gauge,
+        info,
+        *_loop_families(health, guard),
+    ]
 
 
-class _Families:
-    """What ``generate_latest`` needs: something with ``collect()``."""
-
-    def __init__(self, families: Iterable[Metric]) -> None:
-        self._families = list(families)
-
-    def collect(self) -> Iterable[Metric]:
-        return self._families
-
-
-def prometheus_text(recorder: MetricsRecorder, lag: Sequence[PartitionLag]) -> bytes:
-    """The Prometheus text exposition of the recorder's counters and this lag."""
-    with recorder.lock:
-        families = metric_families(recorder, lag)
-    return generate_latest(_Families(families))
+def _loop_families(health: Health | None, guard: DeadLetterGuard | None) -> list[Metric]:
+    trips = _counter(GUARD_TRIPS)
+    trips.add_metric([], guard.trips if guard else 0)
+    transactions = _counter(TRANSACTIONS)
+    transactions.add_metric(["committed"], health.commits if health else 0)
+    transactions.add_metric(["aborted"], health.aborts if health else 0)
+    rebalances = _counter(REBALANCES)
+    rebalances.add_metric([], health.rebalances if health else 0)
+    assigned = _gauge(ASSIGNED_PARTITIONS)
+    assigned.add_metric([], len(health.assigned) if health else 0)
+    return [trips, transactions, rebalances, assigned]
 
 
-class MetricsHttpServer:
-    """Serves the three endpoints on ``host:port`` from a daemon thread."""
+class WorkerCollector(Collector):
+    """The worker's metrics as a prometheus-client collector, read at each scrape."""
 
     def __init__(
         self,
-        host: str,
-        port: int,
         recorder: MetricsRecorder,
-        lag: Callable[[], list[PartitionLag]],
-        alive: Callable[[], Status],
-        ready: Callable[[], Status],
+        lag: Callable[[], Sequence[PartitionLag]],
+        health: Health | None = None,
+        guard: DeadLetterGuard | None = None,
     ) -> None:
+        self._recorder = recorder
+        self._lag = lag
+        self._health = health
+        self._guard = guard
+
+    def collect(self) -> Iterable[Metric]:
+        """Every metric of :data:`enforcer.metrics.METRICS`, as of now."""
+        with self._recorder.lock:
+            return metric_families(self._recorder, self._lag(), self._health, self._guard)
+
+
+def worker_registry(collector: Collector) -> CollectorRegistry:
+    """A registry of ``collector`` plus prometheus-client's process, platform and GC
+    collectors (their data is the process's own; registered here, not globally)."""
+    registry = CollectorRegistry(auto_describe=False)
+    for each in (collector, PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(each)
+    return registry
+
+
+def prometheus_text(
+    recorder: MetricsRecorder,
+    lag: Sequence[PartitionLag],
+    health: Health | None = None,
+    guard: DeadLetterGuard | None = None,
+) -> bytes:
+    """The Prometheus text exposition of the enforcer's metrics only (no process ones)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(WorkerCollector(recorder, lambda: lag, health, guard))
+    return generate_latest(registry)
+
+
+Route = Callable[[], tuple[int, str, bytes]]
+"""An endpoint: returns status, content type and body."""
+
+
+class HttpEndpoints:
+    """Serves ``routes`` (path → answer) on ``host:port`` from a daemon thread."""
+
+    def __init__(self, host: str, port: int, routes: dict[str, Route]) -> None:
         self._host = host
         self._port = port
-        routes: dict[str, Callable[[], tuple[int, str, bytes]]] = {
-            "/metrics": lambda: (200, CONTENT_TYPE_PLAIN_0_0_4, prometheus_text(recorder, lag())),
-            "/healthz": lambda: _status_body(alive()),
-            "/readyz": lambda: _status_body(ready()),
-        }
         self._routes = routes
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -153,7 +222,7 @@ class MetricsHttpServer:
             target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True, name="http"
         )
         self._thread.start()
-        log.info("serving /metrics, /healthz and /readyz on %s:%s", self._host, self.port)
+        log.info("serving %s on %s:%s", ", ".join(routes), self._host, self.port)
 
     def stop(self) -> None:
         """Stop serving."""
@@ -161,6 +230,38 @@ class MetricsHttpServer:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+def metrics_route(registry: CollectorRegistry) -> Route:
+    """``/metrics``: the registry in the Prometheus text format, collected per scrape."""
+    return lambda: (200, CONTENT_TYPE_PLAIN_0_0_4, generate_latest(registry))
+
+
+class MetricsHttpServer(HttpEndpoints):
+    """A worker's ``/metrics``, ``/healthz`` and ``/readyz``."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        recorder: MetricsRecorder,
+        lag: Callable[[], list[PartitionLag]],
+        alive: Callable[[], Status],
+        ready: Callable[[], Status],
+        *,
+        health: Health | None = None,
+        guard: DeadLetterGuard | None = None,
+    ) -> None:
+        registry = worker_registry(WorkerCollector(recorder, lag, health, guard))
+        super().__init__(
+            host,
+            port,
+            {
+                "/metrics": metrics_route(registry),
+                "/healthz": lambda: _status_body(alive()),
+                "/readyz": lambda: _status_body(ready()),
+            },
+        )
 
 
 def _status_body(status: Status) -> tuple[int, str, bytes]:

@@ -40,6 +40,7 @@ from enforcer.live.output import (
 from enforcer.live.publisher import LagMeter, SnapshotPublisher
 from enforcer.live.signals import StopSignal
 from enforcer.metrics import MetricsRecorder
+from enforcer.models import Mode
 from enforcer.policy.compiled import Policy
 from enforcer.settings import EnforcerSettings
 from enforcer.sinks.kafka import OutputTopics
@@ -122,6 +123,10 @@ def run_worker(
     output = _output(settings, errors, limits)
     metrics_producer = Producer(metrics_producer_config(settings, errors))
     lag = LagMeter(consumer, settings.source_topic, recorder)
+    # Audit is a shadow mode: the guard counts would-be trips, never stops the worker.
+    guard = DeadLetterGuard(
+        settings.deadletter_max_ratio, settings.deadletter_window, stops=policy.mode is Mode.ENFORCE
+    )
     http = MetricsHttpServer(
         settings.http_host,
         settings.http_port,
@@ -129,6 +134,8 @@ def run_worker(
         lambda: lag.latest,
         health.alive,
         health.ready,
+        health=health,
+        guard=guard,
     )
     http.start()
     engine = Engine(
@@ -147,7 +154,7 @@ def run_worker(
         consumer,
         output,
         Step(policy, fingerprinter, SystemClock()),
-        DeadLetterGuard(settings.deadletter_max_ratio, settings.deadletter_window),
+        guard,
         health,
         time.monotonic,
         stop,

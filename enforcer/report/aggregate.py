@@ -87,7 +87,7 @@ class ReportBuilder:
     def add(self, outcome: Outcome) -> None:
         """Count one outcome."""
         self._kinds[outcome.kind] += 1
-        if outcome.kind is OutcomeKind.DEADLETTERED:
+        if outcome.error_reason is not None:  # dead-lettered, or would be (audit)
             self._reasons[str(outcome.error_reason)] += 1
             return
         occurred_at = outcome.occurred_at

@@ -35,13 +35,20 @@ class OutputRecord(NamedTuple):
 def output_records(outcome: Outcome, topics: OutputTopics) -> Iterator[OutputRecord]:
     """The records ``outcome`` produces, in order: forwarded, violation, dead letter."""
     record = outcome.record
-    if outcome.forward_value is not None:
+    if outcome.forwarded:
+        # In audit mode a record with a null value is forwarded too, unchanged.
         yield OutputRecord(
             topics.sink, record.key, outcome.forward_value, outcome.forward_headers or ()
         )
     if outcome.violation is not None:
-        subject = (outcome.subject_id or "").encode()
-        yield OutputRecord(topics.violations, subject, orjson.dumps(outcome.violation), ())
+        # A would-be dead letter (audit) has no subject id: keyed like its input.
+        subject = record.key if outcome.subject_id is None else outcome.subject_id.encode()
+        yield OutputRecord(
+            topics.violations,
+            subject,
+            orjson.dumps(outcome.violation),
+            outcome.violation_headers,
+        )
     if outcome.kind is OutcomeKind.DEADLETTERED:
         yield OutputRecord(
             topics.deadletter, record.key, record.value, outcome.dead_letter_headers()

@@ -114,20 +114,27 @@ async def test_every_outcome_kind_with_keys_headers_and_order(deployment: Deploy
         assert headers["enforcer.error.reason"] in (b"invalid-json", b"not-an-object", b"schema")
 
 
-async def test_audit_mode_forwards_everything_valid_and_reports(deployment: Deployment) -> None:
-    """Audit: valid records pass unchanged; violations say mode audit."""
+async def test_audit_mode_forwards_everything_and_reports(deployment: Deployment) -> None:
+    """Audit is a shadow: every record, valid or not, passes byte-identical; violations
+    and would-be dead letters say mode audit; nothing is dead-lettered."""
     deployment.extra_env = {**deployment.extra_env, "ENFORCER_MODE": "audit"}
     worker, inputs = await run_one_worker(deployment, "audit", mixed_values(200, seed=3))
     assert worker.stop() == 0
-    valid = [r for r in inputs if r.value and r.value.startswith(b'{"event_id":"evt-')]
-    sink = await read_committed(deployment.bootstrap, deployment.topics.sink, expected=len(valid))
-    assert sorted(r.value or b"" for r in sink) == sorted(r.value or b"" for r in valid)
+    invalid = [r for r in inputs if not (r.value or b"").startswith(b'{"event_id":"evt-')]
+    assert invalid
+    sink = await read_committed(deployment.bootstrap, deployment.topics.sink, expected=len(inputs))
+    assert sorted(r.value or b"" for r in sink) == sorted(r.value or b"" for r in inputs)
     assert {dict(r.headers)["enforcer.action"] for r in sink} == {b"passed"}
     violations = await read_committed(
-        deployment.bootstrap, deployment.topics.violations, expected=1
+        deployment.bootstrap, deployment.topics.violations, expected=len(invalid)
     )
-    assert violations
-    assert {orjson.loads(r.value or b"")["mode"] for r in violations} == {"audit"}
+    events = [orjson.loads(r.value or b"") for r in violations]
+    assert {event["mode"] for event in events} == {"audit"}
+    assert sum(event["action"] == "deadlettered" for event in events) == len(invalid)
+    dead = await read_committed(
+        deployment.bootstrap, deployment.topics.deadletter, expected=1, timeout_s=2
+    )
+    assert dead == []
 
 
 def test_missing_topics_are_refused_with_exit_2(kafka_bootstrap: str, tmp_path: Path) -> None:

@@ -15,9 +15,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from enforcer.clock import FixedClock
-from enforcer.live.health import Status
+from enforcer.guard import DeadLetterGuard
+from enforcer.live.health import Health, Status
 from enforcer.live.http import MetricsHttpServer, prometheus_text
 from enforcer.metrics import (
+    GROUP_LAG,
     METRICS,
     LatencyWindow,
     MetricsRecorder,
@@ -203,12 +205,26 @@ def test_prometheus_text_exposes_the_same_counters() -> None:
     recorder = _recorder(step)
     recorder(_outcomes(step), 999.0)
     lag = [PartitionLag(topic="identity.events", partition=3, end_offset=9, next_offset=4, lag=5)]
-    text = prometheus_text(recorder, lag)
+    health = Health(FakeMonotonic(), stalled_after_s=30)
+    health.on_assigned([("identity.events", 0), ("identity.events", 3)])
+    health.on_commit()
+    health.on_commit()
+    health.on_abort()
+    guard = DeadLetterGuard(0.5, 2, stops=False)
+    guard.check([True, True])
+    text = prometheus_text(recorder, lag, health, guard)
     samples = _families(text)
     exposed = {
         name.removesuffix("_bucket").removesuffix("_count").removesuffix("_sum") for name in samples
     }
     assert exposed == {m.name for m in METRICS}
+    assert samples["enforcer_deadletters_total"][(("reason", "invalid-json"),)] == 1
+    assert samples["enforcer_deadletters_total"][(("reason", "schema"),)] == 0
+    assert samples["enforcer_transactions_total"][(("result", "committed"),)] == 2
+    assert samples["enforcer_transactions_total"][(("result", "aborted"),)] == 1
+    assert samples["enforcer_rebalances_total"][()] == 1
+    assert samples["enforcer_assigned_partitions"][()] == 2
+    assert samples["enforcer_deadletter_guard_trips_total"][()] == 1
     assert samples["enforcer_records_in_total"][()] == 5
     assert samples["enforcer_records_total"][(("outcome", "dropped"),)] == 1
     assert samples["enforcer_records_total"][(("outcome", "deadlettered"),)] == 1
@@ -259,7 +275,12 @@ def test_http_endpoints(recorder: MetricsRecorder) -> None:
         status, kind, body = _get(f"{base}/metrics")
         assert status == 200
         assert kind.startswith("text/plain; version=0.0.4")
-        assert _families(body)["enforcer_records_in_total"][()] == 5
+        families = _families(body)
+        assert families["enforcer_records_in_total"][()] == 5
+        # prometheus-client's own collectors: the process and the platform.
+        assert families["process_resident_memory_bytes"][()] > 0
+        assert families["process_start_time_seconds"][()] > 0
+        assert "python_info" in families
         status, _, body = _get(f"{base}/healthz")
         assert (status, orjson.loads(body)["status"]) == (200, "ok")
         status, kind, body = _get(f"{base}/readyz")
@@ -274,13 +295,16 @@ def test_http_endpoints(recorder: MetricsRecorder) -> None:
 
 
 def test_audit_mode_is_reported() -> None:
-    """The snapshot says which mode the policy runs in."""
+    """The snapshot says which mode the policy runs in; in audit mode every record
+    passes, and the would-be dead letter is counted by reason."""
     step = make_step(make_step().policy.with_mode(Mode.AUDIT))
     recorder = _recorder(step)
     recorder(_outcomes(step), 999.0)
     snapshot = recorder.snapshot([])
     assert snapshot.mode is Mode.AUDIT
-    assert snapshot.records.passed == 4 and snapshot.records.redacted == 0
+    assert snapshot.records.passed == 5 and snapshot.records.redacted == 0
+    assert snapshot.records.deadlettered == 0
+    assert snapshot.deadletters_by_reason == {"invalid-json": 1}
     assert snapshot.violations_by_rule == {"missing-purpose": 1, "security-only-purpose": 2}
 
 
@@ -294,7 +318,8 @@ def test_grafana_dashboard_uses_exactly_the_exposed_metrics() -> None:
         for expr in exprs
         for name in re.findall(r"\benforcer_[a-z_]+", expr)
     }
-    assert used == {m.name for m in METRICS}
+    assert used - {m.name for m in METRICS} == {GROUP_LAG.name}  # from enforcer lag-exporter
+    assert used >= {m.name for m in METRICS}
 
 
 def test_grafana_rule_panel_names_the_default_policy_rules() -> None:
