@@ -9,6 +9,8 @@ Kafka version is used, ``mvn`` to fetch the jars.
 from __future__ import annotations
 
 import os
+import random
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +30,28 @@ def default_script() -> Path:
 
 class KafkaBrokerError(RuntimeError):
     """``kafka.sh`` failed; the message carries its output, including the broker log tail."""
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 for a server of the tests (a broker listener, an
+    HTTP endpoint), below the kernel's ephemeral range like ``kafka.sh``'s own choice:
+    a client reconnecting to a stopped server on an ephemeral port can be given that
+    very port as its source and connect to itself, taking the port."""
+    low = 32768
+    ranges = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    if ranges.exists():
+        low = int(ranges.read_text().split()[0])
+    for _ in range(200):
+        port = random.randrange(15000, max(15001, min(low, 32768)))  # noqa: S311 - not secret
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 class LocalKafka:

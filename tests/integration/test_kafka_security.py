@@ -3,7 +3,6 @@ by the test, SCRAM and PLAIN users made with the broker's own tools."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ import pytest
 from enforcer.fingerprint import generate_key
 from enforcer.kafka_admin import TopicSetupError, ensure_topics
 from enforcer.settings import EnforcerSettings
-from enforcer.testing.kafka_broker import LocalKafka
+from enforcer.testing.kafka_broker import LocalKafka, free_port
 from enforcer.testing.worker import (
     Deployment,
     EnforcerTopics,
@@ -28,12 +27,6 @@ from enforcer.testing.worker import (
 pytestmark = pytest.mark.timeout(300)
 
 USER, PASSWORD = "enforcer", "right-password-0123"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -110,7 +103,7 @@ def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
     """(plaintext bootstrap, SASL_SSL bootstrap, CA file) of a broker with both listeners."""
     directory = tmp_path_factory.mktemp("secure-kafka")
     ca, keystore = make_certificates(directory)
-    port, controller, secure = _free_port(), _free_port(), _free_port()
+    port, controller, secure = free_port(), free_port(), free_port()
     extra = directory / "extra.properties"
     extra.write_text(
         f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller},"

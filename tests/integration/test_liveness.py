@@ -13,6 +13,8 @@ import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import orjson
@@ -94,37 +96,44 @@ async def _drained(deployment: Deployment, worker: EnforcerWorker, count: int) -
     )
 
 
-def _deployment(bootstrap: str, tmp_path: Path, prefix: str) -> Deployment:
-    return Deployment(
-        bootstrap,
-        EnforcerTopics.unique(prefix),
-        unique_topic_name(f"{prefix}-group"),
-        generate_key(),
-        tmp_path,
-    )
+@asynccontextmanager
+async def _deployed(
+    bootstrap: str,
+    tmp_path: Path,
+    prefix: str,
+    make_topics: Callable[[EnforcerTopics], Awaitable[None]] | None = None,
+) -> AsyncIterator[tuple[Deployment, EnforcerWorker]]:
+    """A deployment with its topics (one partition each, or ``make_topics``) and a
+    worker that has joined; the topics are deleted afterwards."""
+    topics = EnforcerTopics.unique(prefix)
+    group = unique_topic_name(f"{prefix}-group")
+    with Deployment(bootstrap, topics, group, generate_key(), tmp_path) as deployment:
+        if make_topics is None:
+            await deployment.create_topics(1)
+        else:
+            await make_topics(topics)
+        try:
+            yield deployment, await _started(deployment)
+        finally:
+            await deployment.delete_topics()
 
 
 async def test_no_key_no_value_and_null_header_values(kafka_bootstrap: str, tmp_path: Path) -> None:
     """A record with neither key nor value is dead-lettered as it is (both null); a
     null header value reaches the sink still null, not empty."""
-    with _deployment(kafka_bootstrap, tmp_path, "empty") as deployment:
-        await deployment.create_topics(1)
-        try:
-            worker = await _started(deployment)
-            _produce(
-                kafka_bootstrap,
-                deployment.topics.source,
-                [
-                    {"value": _event(1)},
-                    {"value": None, "key": None},
-                    {"value": _event(2), "headers": [("trace", None), ("team", b"ads")]},
-                ],
-            )
-            await _drained(deployment, worker, 3)
-            forwarded, letters = await _outputs(deployment, sink=2, dead=1)
-            assert worker.stop() == 0, worker.log_tail()
-        finally:
-            await deployment.delete_topics()
+    async with _deployed(kafka_bootstrap, tmp_path, "empty") as (deployment, worker):
+        _produce(
+            kafka_bootstrap,
+            deployment.topics.source,
+            [
+                {"value": _event(1)},
+                {"value": None, "key": None},
+                {"value": _event(2), "headers": [("trace", None), ("team", b"ads")]},
+            ],
+        )
+        await _drained(deployment, worker, 3)
+        forwarded, letters = await _outputs(deployment, sink=2, dead=1)
+        assert worker.stop() == 0, worker.log_tail()
     assert _ids(forwarded) == ["evt-1", "evt-2"]
     assert (letters[0].key, letters[0].value) == (None, None)
     assert dict(letters[0].headers)["enforcer.error.reason"] == b"invalid-json"
@@ -139,8 +148,8 @@ async def test_outputs_too_large_for_their_topics_are_dead_lettered(
     dead-lettered (output-too-large); one too large for the dead-letter topic as well
     goes there without its value, with its size and SHA-256; the records around them
     flow on, and nothing halts."""
-    with _deployment(kafka_bootstrap, tmp_path, "large") as deployment:
-        topics = deployment.topics
+
+    async def small_outputs(topics: EnforcerTopics) -> None:
         await create_topics(kafka_bootstrap, [topics.violations, topics.metrics])
         await create_topics(
             kafka_bootstrap, [topics.source], configs={"max.message.bytes": "300000"}
@@ -149,27 +158,29 @@ async def test_outputs_too_large_for_their_topics_are_dead_lettered(
         await create_topics(
             kafka_bootstrap, [topics.deadletter], configs={"max.message.bytes": "50000"}
         )
-        big, huge = _event(2, padding=30_000), _event(3, padding=80_000)
-        garbage = b"\x00not json" * 12_000  # a dead letter too large for its topic
-        try:
-            worker = await _started(deployment)
-            _produce(
-                kafka_bootstrap,
-                topics.source,
-                [
-                    {"value": _event(1)},
-                    {"value": big},
-                    {"value": huge},
-                    {"value": garbage},
-                    {"value": _event(5)},
-                ],
-                **{"message.max.bytes": "1000000"},
-            )
-            await _drained(deployment, worker, 5)
-            forwarded, letters = await _outputs(deployment, sink=2, dead=3)
-            assert worker.stop() == 0, worker.log_tail()
-        finally:
-            await deployment.delete_topics()
+
+    big, huge = _event(2, padding=30_000), _event(3, padding=80_000)
+    garbage = b"\x00not json" * 12_000  # a dead letter too large for its topic
+    async with _deployed(kafka_bootstrap, tmp_path, "large", small_outputs) as (
+        deployment,
+        worker,
+    ):
+        topics = deployment.topics
+        _produce(
+            kafka_bootstrap,
+            topics.source,
+            [
+                {"value": _event(1)},
+                {"value": big},
+                {"value": huge},
+                {"value": garbage},
+                {"value": _event(5)},
+            ],
+            **{"message.max.bytes": "1000000"},
+        )
+        await _drained(deployment, worker, 5)
+        forwarded, letters = await _outputs(deployment, sink=2, dead=3)
+        assert worker.stop() == 0, worker.log_tail()
     assert _ids(forwarded) == ["evt-1", "evt-5"]
     assert [dict(r.headers)["enforcer.source.offset"] for r in letters] == [b"1", b"2", b"3"]
     reasons = [dict(r.headers)["enforcer.error.reason"] for r in letters]
@@ -204,19 +215,14 @@ async def test_a_header_key_that_is_not_utf8_is_dead_lettered(
 ) -> None:
     """The client cannot read such headers; the record is dead-lettered without them
     (unreadable-record) instead of stopping the worker."""
-    with _deployment(kafka_bootstrap, tmp_path, "header") as deployment:
+    async with _deployed(kafka_bootstrap, tmp_path, "header") as (deployment, worker):
         topics = deployment.topics
-        await deployment.create_topics(1)
-        try:
-            worker = await _started(deployment)
-            _produce(kafka_bootstrap, topics.source, [{"value": _event(1)}])
-            await asyncio.to_thread(_send_unreadable_header, kafka_bootstrap, topics.source)
-            _produce(kafka_bootstrap, topics.source, [{"value": _event(3)}])
-            await _drained(deployment, worker, 3)
-            forwarded, letters = await _outputs(deployment, sink=2, dead=1)
-            assert worker.stop() == 0, worker.log_tail()
-        finally:
-            await deployment.delete_topics()
+        _produce(kafka_bootstrap, topics.source, [{"value": _event(1)}])
+        await asyncio.to_thread(_send_unreadable_header, kafka_bootstrap, topics.source)
+        _produce(kafka_bootstrap, topics.source, [{"value": _event(3)}])
+        await _drained(deployment, worker, 3)
+        forwarded, letters = await _outputs(deployment, sink=2, dead=1)
+        assert worker.stop() == 0, worker.log_tail()
     assert _ids(forwarded) == ["evt-1", "evt-3"]
     headers = dict(letters[0].headers)
     assert headers["enforcer.error.reason"] == b"unreadable-record"
@@ -228,21 +234,16 @@ async def test_every_standard_codec_is_read(
     kafka_bootstrap: str, tmp_path: Path, codec: str
 ) -> None:
     """Batches compressed by librdkafka with each codec are decided like any other."""
-    with _deployment(kafka_bootstrap, tmp_path, f"codec-{codec}") as deployment:
-        await deployment.create_topics(1)
-        try:
-            worker = await _started(deployment)
-            _produce(
-                kafka_bootstrap,
-                deployment.topics.source,
-                [{"value": _event(n)} for n in range(50)],
-                **{"compression.type": codec, "linger.ms": "50"},
-            )
-            await _drained(deployment, worker, 50)
-            forwarded, _ = await _outputs(deployment, sink=50, dead=0)
-            assert worker.stop() == 0, worker.log_tail()
-        finally:
-            await deployment.delete_topics()
+    async with _deployed(kafka_bootstrap, tmp_path, f"codec-{codec}") as (deployment, worker):
+        _produce(
+            kafka_bootstrap,
+            deployment.topics.source,
+            [{"value": _event(n)} for n in range(50)],
+            **{"compression.type": codec, "linger.ms": "50"},
+        )
+        await _drained(deployment, worker, 50)
+        forwarded, _ = await _outputs(deployment, sink=50, dead=0)
+        assert worker.stop() == 0, worker.log_tail()
     assert len(forwarded) == 50
 
 
@@ -252,27 +253,22 @@ async def test_a_deleted_sink_stops_the_worker_with_the_cause(
     """With its sink gone the worker cannot commit: within the progress limit it names
     the cause in one line, and exits 1 to be restarted; once the topic is back, a new
     worker decides the records that waited, each once."""
-    with _deployment(kafka_bootstrap, tmp_path, "nosink") as deployment:
+    async with _deployed(kafka_bootstrap, tmp_path, "nosink") as (deployment, worker):
         topics = deployment.topics
-        await deployment.create_topics(1)
-        try:
-            worker = await _started(deployment)
-            _produce(kafka_bootstrap, topics.source, [{"value": _event(1)}])
-            await _drained(deployment, worker, 1)
-            admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-            for future in admin.delete_topics([topics.sink]).values():
-                future.result(30)
-            _produce(kafka_bootstrap, topics.source, [{"value": _event(2)}])
-            await asyncio.to_thread(worker.wait_exit, 120)
-            assert worker.returncode == 1
-            assert worker.log_count("enforcer stopping: no commit for") == 1, worker.log_tail()
-            await deployment.create_topics_named([topics.sink], 1)
-            worker = await _started(deployment, "again")
-            await _drained(deployment, worker, 2)
-            forwarded, _ = await _outputs(deployment, sink=1, dead=0)
-            assert worker.stop() == 0, worker.log_tail()
-        finally:
-            await deployment.delete_topics()
+        _produce(kafka_bootstrap, topics.source, [{"value": _event(1)}])
+        await _drained(deployment, worker, 1)
+        admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+        for future in admin.delete_topics([topics.sink]).values():
+            future.result(30)
+        _produce(kafka_bootstrap, topics.source, [{"value": _event(2)}])
+        await asyncio.to_thread(worker.wait_exit, 120)
+        assert worker.returncode == 1
+        assert worker.log_count("enforcer stopping: no commit for") == 1, worker.log_tail()
+        await deployment.create_topics_named([topics.sink], 1)
+        again = await _started(deployment, "again")
+        await _drained(deployment, again, 2)
+        forwarded, _ = await _outputs(deployment, sink=1, dead=0)
+        assert again.stop() == 0, again.log_tail()
     assert _ids(forwarded) == ["evt-2"]
 
 
@@ -319,18 +315,13 @@ async def test_sigterm_ends_a_worker_that_cannot_commit(
 ) -> None:
     """With its sink gone and records waiting, a SIGTERM still ends the worker within
     the shutdown deadline (30 s), with nothing committed for the waiting record."""
-    with _deployment(kafka_bootstrap, tmp_path, "termstuck") as deployment:
+    async with _deployed(kafka_bootstrap, tmp_path, "termstuck") as (deployment, worker):
         topics = deployment.topics
-        await deployment.create_topics(1)
-        try:
-            worker = await _started(deployment)
-            admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-            for future in admin.delete_topics([topics.sink]).values():
-                future.result(30)
-            _produce(kafka_bootstrap, topics.source, [{"value": _event(1)}])
-            await worker.wait_for_log("transaction aborted", timeout_s=60)
-            status = await asyncio.to_thread(worker.stop, 45)
-            assert status in (0, 1), worker.log_tail()
-            assert worker.log_count("SIGTERM received") == 1
-        finally:
-            await deployment.delete_topics()
+        admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+        for future in admin.delete_topics([topics.sink]).values():
+            future.result(30)
+        _produce(kafka_bootstrap, topics.source, [{"value": _event(1)}])
+        await worker.wait_for_log("transaction aborted", timeout_s=60)
+        status = await asyncio.to_thread(worker.stop, 45)
+        assert status in (0, 1), worker.log_tail()
+        assert worker.log_count("SIGTERM received") == 1

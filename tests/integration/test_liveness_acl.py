@@ -8,7 +8,6 @@ enforcer logs in as ``enforcer`` and has exactly the ACLs the test grants.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from confluent_kafka.admin._acl import (
 from confluent_kafka.admin._resource import ResourcePatternType, ResourceType
 
 from enforcer.fingerprint import generate_key
-from enforcer.testing.kafka_broker import LocalKafka
+from enforcer.testing.kafka_broker import LocalKafka, free_port
 from enforcer.testing.topics import unique_topic_name
 from enforcer.testing.worker import (
     ASSIGNED,
@@ -40,17 +39,11 @@ pytestmark = pytest.mark.timeout(240)
 USER, PASSWORD = "enforcer", "acl-test-password-0123"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def acl_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """(plaintext bootstrap for the test, SASL bootstrap for the enforcer)."""
     directory = tmp_path_factory.mktemp("acl-kafka")
-    port, controller, sasl = _free_port(), _free_port(), _free_port()
+    port, controller, sasl = free_port(), free_port(), free_port()
     extra = directory / "extra.properties"
     extra.write_text(
         f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller},"

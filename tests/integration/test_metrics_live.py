@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from enforcer.policy.load import load_policy
 from enforcer.sample import sample_values, subject_key
 from enforcer.step import InputRecord, OutcomeKind, Source, Step
 from enforcer.testing.consume import ReadRecord, read_topic
+from enforcer.testing.kafka_broker import free_port
 from enforcer.testing.topics import TopicFactory
 
 PARTITIONS = 2
@@ -63,13 +63,6 @@ def _identifier_values(values: list[bytes]) -> set[bytes]:
         if isinstance(event, dict):
             found |= {str(i["value"]).encode() for i in event.get("identifiers", [])}
     return found
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -131,7 +124,7 @@ async def test_snapshots_and_scrape_equal_the_truth(
     by_type = Counter(f.identifier_type for o in truth for f in o.findings)
     assert all(kinds[kind] for kind in OutcomeKind), kinds  # the stream has every outcome
 
-    port = _free_port()
+    port = free_port()
     instance = f"metrics-test-{os.getpid()}-{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ENFORCER_")}
     env.update(

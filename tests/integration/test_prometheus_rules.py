@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -39,6 +38,7 @@ from aiokafka import AIOKafkaProducer
 from enforcer.fingerprint import generate_key
 from enforcer.sample import sample_values, subject_key
 from enforcer.testing.consume import read_topic
+from enforcer.testing.kafka_broker import free_port
 from enforcer.testing.topics import TopicFactory
 
 from .test_metrics_live import _identifier_values
@@ -52,13 +52,6 @@ pytestmark = pytest.mark.skipif(
     PROMETHEUS is None,
     reason="prometheus not installed (scripts/setup.sh installs Debian's package as root)",
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _values() -> list[bytes]:
@@ -209,7 +202,7 @@ async def test_real_prometheus_evaluates_the_rules(
         ENFORCER_LOG_FORMAT="json",
         ENFORCER_COMMIT_INTERVAL="0.3",
     )
-    ports = {"enforce": _free_port(), "audit": _free_port(), "lag": _free_port()}
+    ports = {"enforce": free_port(), "audit": free_port(), "lag": free_port()}
     for role, extra in (
         ("enforce", {}),
         (
@@ -246,7 +239,7 @@ async def test_real_prometheus_evaluates_the_rules(
     _rules_without_waiting(rules)
     config = tmp_path / "prometheus.yml"
     _prometheus_config(config, [ports["enforce"], ports["audit"]], ports["lag"], rules)
-    prom_port = _free_port()
+    prom_port = free_port()
     assert PROMETHEUS is not None
     processes.start(
         "prometheus",
