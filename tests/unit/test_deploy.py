@@ -161,7 +161,7 @@ def _pods() -> list[tuple[dict[str, Any], dict[str, Any]]]:
 def test_pods_run_locked_down() -> None:
     """Non-root, RuntimeDefault seccomp, no service account token; every container drops
     all capabilities and cannot escalate; the enforcer's root file system is read-only."""
-    assert len(_pods()) == 2
+    assert len(_pods()) == 3  # sidecar, standalone, lag exporter
     for _, pod in _pods():
         assert pod["automountServiceAccountToken"] is False
         security = pod["securityContext"]
@@ -186,6 +186,8 @@ def test_pods_roll_when_the_policy_changes() -> None:
     """Each Deployment's pod template carries the SHA-256 of the policy it mounts."""
     configmaps = {d["metadata"]["name"]: d for d in _k8s() if d["kind"] == "ConfigMap"}
     for template, pod in _pods():
+        if not any(v["name"] == "policy" for v in pod.get("volumes", [])):
+            continue  # the lag exporter decides nothing: no policy
         volume = next(v for v in pod["volumes"] if v["name"] == "policy")["configMap"]
         text = configmaps[volume["name"]]["data"][volume["items"][0]["key"]]
         expected = hashlib.sha256(text.encode()).hexdigest()
@@ -207,6 +209,18 @@ def test_a_network_policy_covers_every_enforcer_pod() -> None:
     assert [p["port"] for p in ingress["ports"]] == [HTTP_PORT]
     egress_ports = {p["port"] for rule in spec["egress"] for p in rule["ports"]}
     assert egress_ports == {9092, 9093, 53}
+
+
+def test_the_lag_exporter_manifest_matches_the_command() -> None:
+    """Its arguments parse, its variables are settings, its probe is a route it serves."""
+    (deployment,) = [
+        d for d in _k8s() if d["kind"] == "Deployment" and "lag" in d["metadata"]["name"]
+    ]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert _build_parser().parse_args(container["args"]).command == "lag-exporter"
+    assert {e["name"] for e in container["env"]} <= SETTINGS_VARIABLES
+    source = (ROOT / "enforcer" / "cli_lag.py").read_text()
+    assert f'"{container["livenessProbe"]["httpGet"]["path"]}"' in source
 
 
 def test_a_service_monitor_scrapes_the_metrics_service() -> None:
