@@ -1,0 +1,123 @@
+"""Ledger records: raw bytes → a subject's whole current state, an erasure, or why not.
+
+A ledger value is ``{"subject_id", "updated_at", "identifiers": [{"type", "value",
+"purposes"}]}`` and replaces everything recorded for the subject before; a tombstone
+(null value, keyed by the subject id) erases the subject (SPEC §11).
+
+:func:`parse_ledger_record` never raises. Its messages name the field path and the
+problem, never a value; they are the ones identity events get (:mod:`enforcer.parse`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from enforcer.models import DeadLetterReason, IdentifierType, NonEmpty, Rfc3339
+from enforcer.parse import ParseFailure, _has_non_json_constant
+from enforcer.parse import _failure as _validation_failure
+from enforcer.purposes import normalize_tag
+
+_STRICT_INPUT = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+class LedgerIdentifier(BaseModel):
+    """One identifier the subject gave, with the purposes it was given for."""
+
+    model_config = _STRICT_INPUT
+
+    type: IdentifierType
+    value: NonEmpty
+    purposes: list[str] | None = None
+    """Purpose tags granted; missing (or null) means none was granted."""
+
+
+class LedgerValue(BaseModel):
+    """A ledger record's value: the subject's whole current state (SPEC §11)."""
+
+    model_config = _STRICT_INPUT
+
+    subject_id: NonEmpty
+    updated_at: Rfc3339
+    identifiers: list[LedgerIdentifier]
+
+
+class GrantedIdentifier(NamedTuple):
+    """An identifier as the ledger grants it: type lower-cased, purposes normalized,
+    de-duplicated and sorted. ``value`` is raw: it is fingerprinted, never stored."""
+
+    type: str
+    value: str
+    purposes: tuple[str, ...]
+
+
+class SubjectUpdate(NamedTuple):
+    """A valid ledger value: replaces the subject's whole state."""
+
+    subject_id: str
+    updated_at: str
+    identifiers: tuple[GrantedIdentifier, ...]
+
+
+class SubjectErasure(NamedTuple):
+    """A tombstone: the subject and all its purposes are gone."""
+
+    subject_id: str
+
+
+def parse_ledger_record(
+    key: bytes | None, value: bytes | None
+) -> SubjectUpdate | SubjectErasure | ParseFailure:
+    """Validate one ledger record; never raises.
+
+    ``key`` is the record key (the subject id), or ``None`` where there is none (a
+    file). A tombstone needs a key that is a UTF-8 subject id. A value whose
+    ``subject_id`` differs from a given key is refused: compaction and tombstones work
+    per key, so such a value could never be erased.
+    """
+    try:
+        if value is None:
+            return _erasure(key)
+        return _update(key, value)
+    except Exception as exc:  # a ledger record must never stop the worker
+        return ParseFailure(DeadLetterReason.INTERNAL, f"internal error: {type(exc).__name__}")
+
+
+def _erasure(key: bytes | None) -> SubjectErasure | ParseFailure:
+    if not key:
+        return ParseFailure(DeadLetterReason.INVALID_JSON, "a tombstone without a subject id key")
+    try:
+        return SubjectErasure(key.decode("utf-8"))
+    except UnicodeDecodeError:
+        return ParseFailure(DeadLetterReason.SCHEMA, "a tombstone key that is not UTF-8")
+
+
+def _update(key: bytes | None, value: bytes) -> SubjectUpdate | ParseFailure:
+    try:
+        model = LedgerValue.model_validate_json(value)
+    except ValidationError as exc:
+        failure = _validation_failure(exc)
+        if failure.reason is not DeadLetterReason.INVALID_JSON and _has_non_json_constant(value):
+            return ParseFailure(DeadLetterReason.INVALID_JSON, "not valid JSON: NaN or Infinity")
+        return failure
+    if _has_non_json_constant(value):
+        return ParseFailure(DeadLetterReason.INVALID_JSON, "not valid JSON: NaN or Infinity")
+    if key is not None and key != model.subject_id.encode("utf-8", "surrogatepass"):
+        return ParseFailure(DeadLetterReason.SCHEMA, "subject_id: does not match the record key")
+    granted = []
+    for index, identifier in enumerate(model.identifiers):
+        purposes = set()
+        for position, raw in enumerate(identifier.purposes or ()):
+            tag = normalize_tag(raw)
+            if tag is None:
+                return ParseFailure(
+                    DeadLetterReason.SCHEMA,
+                    f"identifiers[{index}].purposes[{position}]: not a purpose tag "
+                    "(dot-separated segments of [a-z0-9_-])",
+                )
+            purposes.add(tag)
+        granted.append(
+            GrantedIdentifier(identifier.type.lower(), identifier.value, tuple(sorted(purposes)))
+        )
+    return SubjectUpdate(model.subject_id, model.updated_at, tuple(granted))
