@@ -1,0 +1,170 @@
+"""The materialized ledger: replacement, erasure, retractions, no raw values."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from enforcer.fingerprint import Fingerprinter
+from enforcer.ledger.state import Grant, LedgerState, Retraction, RetractionReason, grants_of
+
+from .conftest import KEY
+
+FP = Fingerprinter(KEY)
+ADS, MFA = "marketing.advertising", "security.mfa"
+T0, T1 = "2019-10-08T12:00:00Z", "2019-10-09T12:00:00Z"
+WITHDRAWN, ERASED = RetractionReason.PURPOSE_WITHDRAWN, RetractionReason.SUBJECT_ERASED
+
+
+def passes(_type: str, purposes: tuple[str, ...]) -> bool:
+    """The default policy's rule: an identifier flows iff a purpose is advertising."""
+    return any(p == ADS or p.startswith(ADS + ".") for p in purposes)
+
+
+def grant(kind: str, value: str, *purposes: str) -> Grant:
+    return Grant(kind, FP(kind, value), tuple(sorted(set(purposes))))
+
+
+def test_a_known_identifier_has_its_purposes_and_others_are_unknown() -> None:
+    """Lookup is by subject, type and fingerprint; any other combination is unknown."""
+    state = LedgerState()
+    state.replace("acct-1", T0, [grant("phone", "+14155550100", MFA), grant("email", "a@x.io")])
+    assert state.purposes("acct-1", "phone", FP("phone", "+1 (415) 555-0100")) == (MFA,)
+    assert state.purposes("acct-1", "email", FP("email", " A@X.io")) == ()
+    assert state.purposes("acct-2", "phone", FP("phone", "+14155550100")) is None
+    assert state.purposes("acct-1", "device_id", FP("phone", "+14155550100")) is None
+    assert state.purposes("acct-1", "phone", FP("phone", "+14155550199")) is None
+    assert (len(state), state.subjects) == (2, 1)
+
+
+def test_an_update_replaces_the_whole_previous_state() -> None:
+    """Identifiers not listed any more are forgotten, and counted out."""
+    state = LedgerState()
+    state.replace("acct-1", T0, [grant("phone", "+14155550100", ADS), grant("email", "a@x.io")])
+    state.replace("acct-1", T1, [grant("email", "a@x.io", ADS)])
+    assert state.purposes("acct-1", "phone", FP("phone", "+14155550100")) is None
+    assert state.purposes("acct-1", "email", FP("email", "a@x.io")) == (ADS,)
+    state.replace("acct-1", T1, [])
+    assert (len(state), state.subjects) == (0, 0)
+
+
+def test_one_identifier_listed_twice_gets_the_union_of_its_purposes() -> None:
+    """Two spellings of one number are one identifier."""
+    state = LedgerState()
+    state.replace(
+        "acct-1", T0, [grant("phone", "+14155550100", MFA), grant("phone", "415 555 0100", ADS)]
+    )
+    assert state.purposes("acct-1", "phone", FP("phone", "+14155550100")) == (ADS, MFA)
+    assert len(state) == 1
+
+
+def test_retractions_name_withdrawn_and_erased_identifiers() -> None:
+    """Withdrawn advertising consent and an erased account are retracted, with the
+    fingerprint and the ledger time, never the value."""
+    state = LedgerState()
+    phone, email = grant("phone", "+14155550100", ADS, MFA), grant("email", "a@x.io", ADS)
+    assert state.replace("acct-1", T0, [phone, email], passes) == []
+    withdrawn = state.replace("acct-1", T1, [phone._replace(purposes=(MFA,)), email], passes)
+    assert withdrawn == [Retraction("acct-1", "phone", phone.fingerprint, WITHDRAWN, T1)]
+    erased = state.erase("acct-1", "2019-10-10T00:00:00Z", passes)
+    assert erased == [
+        Retraction("acct-1", "email", email.fingerprint, ERASED, "2019-10-10T00:00:00Z")
+    ]
+    assert state.purposes("acct-1", "email", email.fingerprint) is None
+    assert (len(state), state.subjects) == (0, 0)
+
+
+def test_without_a_judge_apply_is_silent() -> None:
+    """A restore applies history without retracting it again."""
+    state = LedgerState()
+    state.replace("acct-1", T0, [grant("email", "a@x.io", ADS)])
+    assert state.replace("acct-1", T1, []) == []
+    state.replace("acct-1", T0, [grant("email", "a@x.io", ADS)])
+    assert state.erase("acct-1", T1) == []
+
+
+def test_grants_of_fingerprints_raw_identifiers() -> None:
+    """Raw values stop at :func:`grants_of`."""
+    assert grants_of([("phone", "+14155550100", (MFA,))], FP) == [
+        grant("phone", "+14155550100", MFA)
+    ]
+
+
+# Values are numbered so no value can be mistaken for a type or a purpose tag.
+values = st.integers(0, 5).map(lambda n: f"+1415555{n:04d}")
+purpose_sets = st.sets(st.sampled_from([ADS, f"{ADS}.sms", MFA, "analytics"]), max_size=2)
+subject_grants = st.lists(
+    st.tuples(st.sampled_from(["phone", "email"]), values, purpose_sets), max_size=4
+)
+operations = st.lists(
+    st.tuples(st.sampled_from(["s-1", "s-2"]), st.none() | subject_grants), min_size=1
+)
+
+
+def passing(state: LedgerState, subject: str) -> set[tuple[str, str]]:
+    """(type, fingerprint) of every identifier of ``subject`` that would pass now."""
+    out = set()
+    for kind in ("phone", "email"):
+        for n in range(6):
+            fingerprint = FP(kind, f"+1415555{n:04d}")
+            purposes = state.purposes(subject, kind, fingerprint)
+            if purposes is not None and passes(kind, purposes):
+                out.add((kind, fingerprint))
+    return out
+
+
+@settings(max_examples=200)
+@given(operations=operations)
+def test_a_retraction_is_produced_exactly_when_a_verdict_turns_to_not_pass(
+    operations: list[tuple[str, list[tuple[str, str, set[str]]] | None]],
+) -> None:
+    """Over any updates and erasures: retracted = passed before, minus passes after."""
+    state = LedgerState()
+    for subject, update in operations:
+        before = passing(state, subject)
+        if update is None:
+            retractions = state.erase(subject, T1, passes)
+            reason = ERASED
+        else:
+            triples = [(kind, value, tuple(sorted(p))) for kind, value, p in update]
+            retractions = state.replace(subject, T1, grants_of(triples, FP), passes)
+            reason = WITHDRAWN
+        after = passing(state, subject)
+        assert {(r.identifier_type, r.fingerprint) for r in retractions} == before - after
+        assert len(retractions) == len(before - after)
+        assert all(r.reason is reason and r.subject_id == subject for r in retractions)
+
+
+@given(operations=operations)
+def test_the_state_never_holds_a_raw_value_and_erasure_leaves_nothing(
+    operations: list[tuple[str, list[tuple[str, str, set[str]]] | None]],
+) -> None:
+    """No stored key, blob or table holds an input value; erasing every subject empties it."""
+    state = LedgerState()
+    seen: set[str] = set()
+    for subject, update in operations:
+        if update is None:
+            state.erase(subject, T1)
+            continue
+        triples = [(kind, value, tuple(sorted(p))) for kind, value, p in update]
+        seen.update(value for _, value, _ in triples)
+        state.replace(subject, T1, grants_of(triples, FP))
+        assert len(state) == len({(k, FP(k, v)) for k, v, _ in triples}) + len(
+            known_identifiers(state, "s-2" if subject == "s-1" else "s-1")
+        )
+    for value in seen:
+        assert not state.holds_text(value)
+        assert not state.holds_text(value.removeprefix("+"))
+    for subject in ("s-1", "s-2"):
+        state.erase(subject, T1)
+    assert (len(state), state.subjects) == (0, 0)
+
+
+def known_identifiers(state: LedgerState, subject: str) -> set[tuple[str, str]]:
+    """(type, fingerprint) of every identifier of ``subject`` the ledger knows."""
+    return {
+        (kind, FP(kind, f"+1415555{n:04d}"))
+        for kind in ("phone", "email")
+        for n in range(6)
+        if state.purposes(subject, kind, FP(kind, f"+1415555{n:04d}")) is not None
+    }
