@@ -137,7 +137,7 @@ def _run(
     policy_from: Callable[[EnforcerSettings], Policy],
     stop: StopSignal,
 ) -> int:
-    from enforcer.kafka_admin import ensure_topics, output_limits
+    from enforcer.kafka_admin import prepare_topics
     from enforcer.live.worker import run_worker
 
     fields = [field for field, _, _ in _FLAGS.values()]
@@ -149,8 +149,7 @@ def _run(
     prepare_data_dir(settings.data_dir)
     setup_logging(settings.log_level, settings.log_format)
     log = logging.getLogger("enforcer")
-    created = ensure_topics(settings)
-    limits = output_limits(settings)
+    created, limits = prepare_topics(settings)
     log.info("starting worker %s", settings.instance_id)
     if created:
         log.info("created topics: %s", ", ".join(created))

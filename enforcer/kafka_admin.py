@@ -19,7 +19,7 @@ from confluent_kafka.admin._resource import ResourceType
 from confluent_kafka.cimpl import NewTopic
 
 from enforcer.kafka_security import librdkafka_security
-from enforcer.live.clients import ClientErrors
+from enforcer.live.clients import ClientErrors, kafka_error
 from enforcer.settings import EnforcerSettings
 
 log = logging.getLogger("enforcer.admin")
@@ -28,16 +28,6 @@ TIMEOUT_S = 15.0
 
 class TopicSetupError(RuntimeError):
     """The topics are not there, or Kafka cannot be reached (the message says which)."""
-
-
-def _topics(settings: EnforcerSettings) -> dict[str, str]:
-    return {
-        "source": settings.source_topic,
-        "sink": settings.sink_topic,
-        "violations": settings.violations_topic,
-        "dead-letter": settings.deadletter_topic,
-        "metrics": settings.metrics_topic,
-    }
 
 
 _AUTH_ERRORS = {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED}
@@ -83,34 +73,8 @@ def _metadata(admin: AdminClient, errors: ClientErrors) -> ClusterMetadata | Non
     return None
 
 
-def output_limits(settings: EnforcerSettings) -> dict[str, int]:
-    """Each output topic's ``max.message.bytes``: the largest record it accepts."""
-    errors = ClientErrors(every_s=3600)
-    admin = admin_client(settings, errors)
-    names = {settings.sink_topic, settings.violations_topic, settings.deadletter_topic}
-    futures = admin.describe_configs(
-        [ConfigResource(ResourceType.TOPIC, name) for name in sorted(names)],
-        request_timeout=TIMEOUT_S,
-    )
-    limits = {}
-    for resource, future in futures.items():
-        try:
-            entries = future.result()
-        except KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            why = error.str() if isinstance(error, KafkaError) else type(exc).__name__
-            raise TopicSetupError(
-                f"cannot read the configuration of topic '{resource.name}': {why}"
-            ) from None
-        limits[resource.name] = int(entries["max.message.bytes"].value)
-    return limits
-
-
-def ensure_topics(settings: EnforcerSettings) -> list[str]:
-    """Raise unless every topic exists; with ``create_topics`` create the missing ones.
-
-    Returns the names of the topics it created.
-    """
+def _connect(settings: EnforcerSettings) -> tuple[AdminClient, ClusterMetadata]:
+    """An admin client that has reached the cluster, and the cluster's metadata."""
     errors = ClientErrors(every_s=3600)
     errors_log = logging.getLogger("enforcer.kafka")
     quiet = errors_log.level
@@ -122,8 +86,54 @@ def ensure_topics(settings: EnforcerSettings) -> list[str]:
             raise TopicSetupError(_why_unreachable(settings, errors.last_error))
     finally:
         errors_log.setLevel(quiet)
+    return admin, metadata
+
+
+def prepare_topics(settings: EnforcerSettings) -> tuple[list[str], dict[str, int]]:
+    """What a worker checks at start, over one connection: the topics exist (or are
+    created, :func:`ensure_topics`), and each output topic's ``max.message.bytes``.
+
+    Returns the topics created and the limits.
+    """
+    admin, metadata = _connect(settings)
+    created = _ensure(settings, admin, metadata)
+    return created, _output_limits(settings, admin)
+
+
+def _output_limits(settings: EnforcerSettings, admin: AdminClient) -> dict[str, int]:
+    """Each output topic's ``max.message.bytes``: the largest record it accepts."""
+    names = {settings.sink_topic, settings.violations_topic, settings.deadletter_topic}
+    futures = admin.describe_configs(
+        [ConfigResource(ResourceType.TOPIC, name) for name in sorted(names)],
+        request_timeout=TIMEOUT_S,
+    )
+    limits = {}
+    for resource, future in futures.items():
+        try:
+            entries = future.result()
+        except KafkaException as exc:
+            raise TopicSetupError(
+                f"cannot read the configuration of topic '{resource.name}': "
+                f"{kafka_error(exc).str()}"
+            ) from None
+        limits[resource.name] = int(entries["max.message.bytes"].value)
+    return limits
+
+
+def ensure_topics(settings: EnforcerSettings) -> list[str]:
+    """Raise unless every topic exists; with ``create_topics`` create the missing ones.
+
+    Returns the names of the topics it created.
+    """
+    admin, metadata = _connect(settings)
+    return _ensure(settings, admin, metadata)
+
+
+def _ensure(settings: EnforcerSettings, admin: AdminClient, metadata: ClusterMetadata) -> list[str]:
     missing = {
-        role: name for role, name in _topics(settings).items() if name not in metadata.topics
+        role: name
+        for role, name in settings.topics_by_role().items()
+        if name not in metadata.topics
     }
     if not missing:
         return []
@@ -145,9 +155,10 @@ def ensure_topics(settings: EnforcerSettings) -> list[str]:
         try:
             future.result()
         except KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+            error = kafka_error(exc)
+            if error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 continue  # another worker created it a moment ago
-            why = error.str() if isinstance(error, KafkaError) else type(exc).__name__
-            raise TopicSetupError(f"Kafka refused to create topic '{name}': {why}") from None
+            raise TopicSetupError(
+                f"Kafka refused to create topic '{name}': {error.str()}"
+            ) from None
     return names

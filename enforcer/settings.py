@@ -131,17 +131,21 @@ class EnforcerSettings(BaseSettings):
                 )
         return value
 
+    def topics_by_role(self) -> dict[str, str]:
+        """Every topic the worker uses, by its role, source first."""
+        return {
+            "source": self.source_topic,
+            "sink": self.sink_topic,
+            "violations": self.violations_topic,
+            "dead-letter": self.deadletter_topic,
+            "metrics": self.metrics_topic,
+        }
+
     @model_validator(mode="after")
     def _topics_are_distinct(self) -> EnforcerSettings:
         # The enforcer must never read what it writes, nor mix two kinds of output.
         seen: dict[str, str] = {}
-        for role, name in (
-            ("source", self.source_topic),
-            ("sink", self.sink_topic),
-            ("violations", self.violations_topic),
-            ("dead-letter", self.deadletter_topic),
-            ("metrics", self.metrics_topic),
-        ):
+        for role, name in self.topics_by_role().items():
             if name in seen:
                 raise ValueError(
                     f"the {role} topic and the {seen[name]} topic are both {name!r}; "

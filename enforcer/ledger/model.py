@@ -12,35 +12,26 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 
-from enforcer.models import DeadLetterReason, IdentifierType, NonEmpty, Rfc3339
+from enforcer.models import DeadLetterReason, Identifier, NonEmpty, Rfc3339
 from enforcer.parse import ParseFailure, _has_non_json_constant
 from enforcer.parse import _failure as _validation_failure
 from enforcer.purposes import normalize_tag
 
-_STRICT_INPUT = ConfigDict(strict=True, extra="ignore", frozen=True)
-
-
-class LedgerIdentifier(BaseModel):
-    """One identifier the subject gave, with the purposes it was given for."""
-
-    model_config = _STRICT_INPUT
-
-    type: IdentifierType
-    value: NonEmpty
-    purposes: list[str] | None = None
-    """Purpose tags granted; missing (or null) means none was granted."""
-
 
 class LedgerValue(BaseModel):
-    """A ledger record's value: the subject's whole current state (SPEC §11)."""
+    """A ledger record's value: the subject's whole current state (SPEC §11).
 
-    model_config = _STRICT_INPUT
+    Its identifiers have the identity event's shape (the same model): type, value, and
+    the purposes granted, missing or null meaning none.
+    """
+
+    model_config = Identifier.model_config
 
     subject_id: NonEmpty
     updated_at: Rfc3339
-    identifiers: list[LedgerIdentifier]
+    identifiers: list[Identifier]
 
 
 class GrantedIdentifier(NamedTuple):

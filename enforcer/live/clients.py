@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Any
 
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 
 from enforcer.kafka_security import librdkafka_security
 from enforcer.settings import EnforcerSettings
@@ -31,6 +31,14 @@ DENIED = frozenset(
     }
 )
 """Errors that waiting will not cure: the worker stops, naming the permission."""
+
+
+def kafka_error(exc: KafkaException) -> KafkaError:
+    """The error a client exception carries (one standing in for it if it has none)."""
+    error = exc.args[0] if exc.args else None
+    if isinstance(error, KafkaError):
+        return error
+    return KafkaError(KafkaError._FAIL, str(exc))
 
 
 def denied_cause(error: KafkaError) -> str:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
@@ -60,13 +60,6 @@ class EngineConfig:
     commit_interval_s: float
 
 
-@dataclass
-class _Pending:
-    """Batches decided and sent since the last commit, for the observers."""
-
-    batches: list[tuple[list[Outcome], float]] = field(default_factory=list)
-
-
 class Engine:
     """Runs until :attr:`should_stop` says so, or a failure stops it."""
 
@@ -90,7 +83,9 @@ class Engine:
         self._monotonic = monotonic
         self._should_stop = should_stop
         self._positions = TransactionPositions()
-        self._pending = _Pending()
+        # Batches decided and sent since the last commit: the observers see them once
+        # their transaction commits.
+        self._pending: list[tuple[list[Outcome], float]] = []
         self._opened_at = 0.0
         self.observers: list[OutcomeObserver] = []
         self.on_tick: list[Callable[[], None]] = []
@@ -117,8 +112,6 @@ class Engine:
         except BaseException:
             self._abort("the worker is stopping on an error")
             raise
-        finally:
-            self._health.stopping = True
 
     def _once(self) -> None:
         config = self._config
@@ -162,7 +155,7 @@ class Engine:
         for outcome in outcomes:
             source = outcome.record.source
             self._positions.advance(source.topic, source.partition, source.offset)
-        self._pending.batches.append((outcomes, started))
+        self._pending.append((outcomes, started))
         try:
             for output in outputs:
                 self._output.send(output)
@@ -209,9 +202,9 @@ class Engine:
         self._health.on_commit()
         if first:
             log.info("%s: the worker is making progress", COMMITTED_LOG)
-        batches, self._pending.batches = self._pending.batches, []
-        self._positions.clear()
-        for outcomes, started in batches:
+        committed = self._pending
+        self._forget()
+        for outcomes, started in committed:
             for observe in self.observers:
                 observe(outcomes, started)
 
@@ -242,7 +235,7 @@ class Engine:
 
     def _forget(self) -> None:
         self._positions.clear()
-        self._pending.batches = []
+        self._pending = []
 
     def _on_assign(self, _: Consumer, partitions: list[TopicPartition]) -> None:
         self._forget()

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
+from enforcer.live.clients import kafka_error
 from enforcer.live.failures import Remedy, WorkerStopError, remedy_for
 from enforcer.live.positions import TopicPartitionKey
 from enforcer.sinks.kafka import OutputRecord
@@ -56,13 +57,6 @@ class Output(Protocol):
     def open(self) -> bool: ...
 
 
-def _kafka_error(exc: KafkaException) -> KafkaError:
-    error = exc.args[0] if exc.args else None
-    if isinstance(error, KafkaError):
-        return error
-    return KafkaError(KafkaError._FAIL, str(exc))
-
-
 def _partitions(offsets: Mapping[TopicPartitionKey, int]) -> list[TopicPartition]:
     return [
         TopicPartition(topic, partition, offset) for (topic, partition), offset in offsets.items()
@@ -81,7 +75,7 @@ def _call(what: str, call: Callable[[], Any], deadline_s: float) -> Any:
         try:
             return call()
         except KafkaException as exc:
-            error = _kafka_error(exc)
+            error = kafka_error(exc)
             remedy = remedy_for(error)
             if remedy is Remedy.RETRY and time.monotonic() < deadline:
                 log.info("%s: %s, retrying", what, error.name())
@@ -97,7 +91,6 @@ class ClientFailedError(WorkerStopError):
 
     def __init__(self, what: str, error: KafkaError) -> None:
         super().__init__(f"{what} failed: {error.name()} ({error.str()})")
-        self.fatal = error.fatal()
 
 
 class RenewalBudget:
@@ -138,7 +131,6 @@ class TransactionalOutput:
         self._deadline_s = deadline_s
         self._budget = budget
         self._open = False
-        self.renewals = 0
 
     @property
     def open(self) -> bool:
@@ -154,7 +146,7 @@ class TransactionalOutput:
                 self._producer.init_transactions(min(CALL_TIMEOUT_S, self._deadline_s))
                 return
             except KafkaException as exc:
-                error = _kafka_error(exc)
+                error = kafka_error(exc)
                 if remedy_for(error) is not Remedy.RETRY or time.monotonic() > deadline:
                     raise WorkerStopError(
                         f"cannot start transactions: {error.name()} ({error.str()})"
@@ -168,7 +160,7 @@ class TransactionalOutput:
                 self._open = True
             _produce(self._producer, record)
         except KafkaException as exc:
-            error = _kafka_error(exc)
+            error = kafka_error(exc)
             if not error.fatal():
                 raise WorkerStopError(f"send failed: {error.name()} ({error.str()})") from None
             self._renew(f"send failed: {error.name()}")
@@ -227,7 +219,6 @@ class TransactionalOutput:
         log.warning("producer failed (%s); replacing it (same transactional id)", cause)
         old, self._producer = self._producer, self._make_producer()
         self._open = False
-        self.renewals += 1
         try:
             old.purge()
             old.flush(0)
@@ -287,7 +278,7 @@ class AtLeastOnceOutput:
             except KafkaException as exc:
                 self._open = False
                 # The partitions moved on, or the group did: they are read again.
-                raise CommitAborted(f"commit: {_kafka_error(exc).name()}") from None
+                raise CommitAborted(f"commit: {kafka_error(exc).name()}") from None
         self._open = False
 
     def abort(self) -> None:

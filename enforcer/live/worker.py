@@ -23,6 +23,7 @@ from enforcer.live.clients import (
     ClientErrors,
     consumer_config,
     denied_cause,
+    kafka_error,
     metrics_producer_config,
     producer_config,
 )
@@ -98,8 +99,7 @@ class Watchdog:
                 )
             else:
                 continue
-            health.on_fatal(cause)
-            log.critical("enforcer stopping: %s; exiting to be restarted", cause)
+            _stopped(health, f"{cause}; exiting to be restarted")
             logging.shutdown()
             os._exit(1)
 
@@ -179,7 +179,7 @@ def run_worker(
     except (WorkerStopError, DeadLetterRateExceededError) as exc:
         status = _stopped(health, str(exc))
     except KafkaException as exc:
-        status = _stopped(health, f"Kafka client error: {exc.args[0].name() if exc.args else exc}")
+        status = _stopped(health, f"Kafka client error: {kafka_error(exc).name()}")
     except Exception as exc:
         # Other messages might quote record data: only the type is logged.
         status = _stopped(health, f"internal error ({type(exc).__name__})")
