@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 import uuid
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, NamedTuple
 
@@ -17,6 +18,8 @@ import orjson
 
 from enforcer.clock import Clock, rfc3339
 from enforcer.fingerprint import Fingerprinter
+from enforcer.ledger.decide import LedgerMode
+from enforcer.ledger.lookup import LedgerLookup
 from enforcer.models import DeadLetterReason, Event, Mode
 from enforcer.parse import ParseFailure, parse_event
 from enforcer.policy.compiled import Policy
@@ -166,10 +169,23 @@ def violation_id(source: Source) -> str:
 
 
 class Step:
-    """The per-record decision step, configured once with policy, key and clock."""
+    """The per-record decision step, configured once with policy, key and clock, and
+    the purpose ledger when one is configured (SPEC §11).
 
-    def __init__(self, policy: Policy, fingerprinter: Fingerprinter, clock: Clock) -> None:
+    Raises :class:`~enforcer.policy.compiled.PolicyConfigError` when the policy asks
+    for a ledger and none is given.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        fingerprinter: Fingerprinter,
+        clock: Clock,
+        ledger: LedgerLookup | None = None,
+    ) -> None:
         self.policy = policy
+        self.ledger_mode = policy.ledger_mode(ledger is not None)
+        self._ledger = ledger if self.ledger_mode is not LedgerMode.OFF else None
         self._fingerprint = fingerprinter
         self.key_id = fingerprinter.key_id
         self._clock = clock
@@ -187,14 +203,36 @@ class Step:
             parsed = parse_event(record.value, types_judged=self._types_judged)
             if isinstance(parsed, ParseFailure):
                 return self._dead_letter(record, parsed.reason, parsed.message), None
-            decision = decide(self.policy, parsed)
+            fingerprints: dict[int, str] = {}
+            if self._ledger is None:
+                decision = decide(self.policy, parsed)
+            else:
+                granted = self._granted(record.source.partition, parsed, fingerprints)
+                decision = decide(self.policy, parsed, self.ledger_mode, granted)
             if isinstance(decision, Rejection):
                 message = f"{decision.path}: {decision.problem}"
                 return self._dead_letter(record, DeadLetterReason.SCHEMA, message), None
-            return self._act(record, parsed, decision), decision
+            return self._act(record, parsed, decision, fingerprints), decision
         except Exception as exc:
             message = f"internal error: {type(exc).__name__}"
             return self._dead_letter(record, DeadLetterReason.INTERNAL, message), None
+
+    def _granted(
+        self, partition: int, event: Event, fingerprints: dict[int, str]
+    ) -> Callable[[int, str], tuple[str, ...] | None]:
+        """The ledger lookup for one event's identifiers; the fingerprints it computes
+        are kept for the violation's findings."""
+        ledger = self._ledger
+        assert ledger is not None
+        fingerprint = self._fingerprint
+        subject = event.subject_id
+        identifiers = event.identifiers
+
+        def granted(index: int, kind: str) -> tuple[str, ...] | None:
+            mark = fingerprints[index] = fingerprint(kind, identifiers[index].value)
+            return ledger.granted(partition, subject, kind, mark)
+
+        return granted
 
     def _dead_letter(self, record: InputRecord, reason: DeadLetterReason, message: str) -> Outcome:
         if not self._audit:
@@ -228,12 +266,14 @@ class Step:
             violation_headers=_trace_headers(trace),
         )
 
-    def _act(self, record: InputRecord, parsed: Event, decision: Decision) -> Outcome:
+    def _act(
+        self, record: InputRecord, parsed: Event, decision: Decision, fingerprints: dict[int, str]
+    ) -> Outcome:
         if decision.verdict is Verdict.PASSED:
             return self._forward(record, parsed, OutcomeKind.PASSED, record.value)
         found = decision.findings()
-        violation = self._violation(record, parsed, decision.verdict, found)
-        findings = tuple(FindingSummary(j.rule.name, j.type) for _, j in found if j.rule)
+        violation = self._violation(record, parsed, decision.verdict, found, fingerprints)
+        findings = tuple(FindingSummary(j.rule_name, j.type) for _, j in found if j.rule_name)
         if self.policy.mode is Mode.AUDIT:
             return self._forward(
                 record, parsed, OutcomeKind.PASSED, record.value, violation, findings
@@ -286,18 +326,26 @@ class Step:
         event: Event,
         verdict: Verdict,
         found: list[tuple[int, Judgement]],
+        fingerprints: dict[int, str],
     ) -> dict[str, Any]:
-        findings = [
-            {
-                "rule": j.rule.name,
+        findings = []
+        for index, j in found:
+            if j.rule is None:
+                continue
+            finding: dict[str, Any] = {
+                "rule": j.rule_name,
                 "identifier_index": index,
                 "identifier_type": j.type,
                 "purposes": list(j.purposes),
-                "fingerprint": self._fingerprint(j.type, event.identifiers[index].value),
+                "fingerprint": fingerprints.get(index)
+                or self._fingerprint(j.type, event.identifiers[index].value),
             }
-            for index, j in found
-            if j.rule is not None
-        ]
+            if j.claimed is not None:
+                # Judged under a ledger setting: what the event claimed, beside what
+                # the identifier was judged by (the ledger's purposes when it knows it).
+                finding["claimed_purposes"] = list(j.claimed)
+                finding["ledger"] = "known" if j.from_ledger else "unknown"
+            findings.append(finding)
         violation = {
             "violation_id": violation_id(record.source),
             "detected_at": rfc3339(self._clock.now()),

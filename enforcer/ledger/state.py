@@ -107,6 +107,12 @@ class _Interned(Generic[_T]):
         return found
 
 
+Undo = dict[bytes, bytes]
+"""What a transaction changed: each touched subject's state before its first change in
+the transaction (empty ``bytes``: it had none). :meth:`LedgerState.rollback` puts it
+back when the transaction is aborted and its ledger records will be read again."""
+
+
 class LedgerState:
     """The ledger's current grants, for the partitions one worker holds."""
 
@@ -159,6 +165,7 @@ class LedgerState:
         updated_at: str,
         grants: Iterable[Grant],
         passes: Passes | None = None,
+        undo: Undo | None = None,
     ) -> list[Retraction]:
         """Make ``grants`` the subject's whole state (an update, SPEC §11).
 
@@ -177,6 +184,8 @@ class LedgerState:
         )
         key = subject_digest(subject_id)
         old = self._subjects.get(key, b"")
+        if undo is not None:
+            undo.setdefault(key, old)
         if blob:
             self._subjects[key] = blob
         else:
@@ -189,18 +198,37 @@ class LedgerState:
         )
 
     def erase(
-        self, subject_id: str, erased_at: str, passes: Passes | None = None
+        self,
+        subject_id: str,
+        erased_at: str,
+        passes: Passes | None = None,
+        undo: Undo | None = None,
     ) -> list[Retraction]:
         """Forget the subject (a tombstone). ``erased_at`` (RFC 3339, the record's time:
         a tombstone has no ``updated_at``) goes into the ``subject-erased`` retractions
         of the identifiers that passed; none without ``passes``."""
-        old = self._subjects.pop(subject_digest(subject_id), b"")
+        key = subject_digest(subject_id)
+        old = self._subjects.pop(key, b"")
+        if undo is not None:
+            undo.setdefault(key, old)
         self._identifiers -= len(old) // _SLOT.size
         if passes is None or not old:
             return []
         return self._retractions(
             subject_id, erased_at, old, b"", passes, RetractionReason.SUBJECT_ERASED
         )
+
+    def rollback(self, undo: Undo) -> None:
+        """Put back every subject ``undo`` recorded, as it was before its first change,
+        and empty ``undo``."""
+        for key, old in undo.items():
+            now = self._subjects.get(key, b"")
+            if old:
+                self._subjects[key] = old
+            else:
+                self._subjects.pop(key, None)
+            self._identifiers += (len(old) - len(now)) // _SLOT.size
+        undo.clear()
 
     def _retractions(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from enforcer.ledger.decide import LedgerMode
 from enforcer.models import Action, Mode
 from enforcer.policy.spec import UNKNOWN_PURPOSE_RULE, Condition, PolicyFile
 from enforcer.policy.vocabulary import builtin_vocabulary
@@ -93,6 +94,8 @@ class Policy:
     taxonomy: Taxonomy | None
     allowed: tuple[str, ...] = ()
     """The destination's allowed namespaces when the policy has an allow-list for it."""
+    ledger: LedgerMode | None = None
+    """The file's ``ledger`` setting (``None``: decided by whether a ledger is configured)."""
     memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
     """Scratch space for the evaluator's memo of judgements; not part of the policy."""
 
@@ -106,6 +109,7 @@ class Policy:
             self.rules,
             self.taxonomy,
             self.allowed,
+            self.ledger,
         )
 
     def rule_for(self, identifier_type: str, purposes: tuple[str, ...]) -> Rule | None:
@@ -115,6 +119,20 @@ class Policy:
         under a ``reject`` taxonomy is the caller's to handle (it dead-letters).
         """
         return next((r for r in self.rules if r.matches(identifier_type, purposes)), None)
+
+    def ledger_mode(self, ledger_configured: bool) -> LedgerMode:
+        """The ledger setting in effect: the file's, else ``authoritative`` when a ledger
+        is configured and ``off`` when not. Raises :class:`PolicyConfigError` when the
+        file asks for a ledger and none is configured."""
+        if self.ledger is None:
+            return LedgerMode.AUTHORITATIVE if ledger_configured else LedgerMode.OFF
+        if self.ledger is not LedgerMode.OFF and not ledger_configured:
+            raise PolicyConfigError(
+                f"{self.origin}: the policy sets 'ledger: {self.ledger.value}' but no ledger "
+                "is configured (a ledger topic for run, --ledger-file or --ledger-topic for "
+                "replay and explain)"
+            )
+        return self.ledger
 
     def is_allow_list(self, rule: Rule) -> bool:
         """True for the rule made from the destination's allow-list (always the last)."""
@@ -189,4 +207,6 @@ def compile_policy(
                 or f"None of its purposes is one {destination} allows ({', '.join(allowed)}).",
             )
         )
-    return Policy(version, origin, spec.mode, destination, tuple(rules), taxonomy, allowed)
+    return Policy(
+        version, origin, spec.mode, destination, tuple(rules), taxonomy, allowed, spec.ledger
+    )

@@ -6,9 +6,11 @@ it through :mod:`enforcer.step`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 from typing import NamedTuple
 
+from enforcer.ledger.decide import PURPOSE_NOT_GRANTED, LedgerMode, purposes_to_judge
 from enforcer.models import Action, Event
 from enforcer.policy.compiled import Policy, Rule
 from enforcer.purposes import normalize_tag
@@ -24,11 +26,29 @@ class Verdict(StrEnum):
 
 class Judgement(NamedTuple):
     """One identifier: lower-cased type, normalized purposes, and the rule that stops
-    it (``None`` when it may flow)."""
+    it (``None`` when it may flow).
+
+    With a purpose ledger (SPEC §11), ``purposes`` are what the identifier is judged
+    by (the ledger's when it knows the identifier) and ``claimed`` the event's own
+    normalized tags; ``not_granted`` names the finding ``purpose-not-granted``.
+    """
 
     type: str
     purposes: tuple[str, ...]
     rule: Rule | None
+    claimed: tuple[str, ...] | None = None
+    """The event's tags, when the ledger setting is not ``off``; else ``None``."""
+    from_ledger: bool = False
+    """Judged by the ledger's purposes (the ledger knows the identifier)."""
+    not_granted: bool = False
+
+    @property
+    def rule_name(self) -> str | None:
+        """The finding's rule: ``purpose-not-granted`` replaces the matching rule when
+        the event claimed what the ledger does not grant."""
+        if self.rule is None:
+            return None
+        return PURPOSE_NOT_GRANTED if self.not_granted else self.rule.name
 
 
 class Rejection(NamedTuple):
@@ -90,8 +110,63 @@ def _judge(
     return Judgement(kind, purposes, policy.rule_for(kind, purposes))
 
 
-def decide(policy: Policy, event: Event) -> Decision | Rejection:
-    """Judge every identifier of ``event`` under ``policy``."""
+LedgerPurposes = Callable[[int, str], "tuple[str, ...] | None"]
+"""``(identifier index, lower-cased type)`` → the ledger's purposes for that identifier
+of the event, or ``None`` when the ledger does not know it."""
+
+
+def judge_by_ledger(
+    policy: Policy,
+    mode: LedgerMode,
+    claimed: Judgement,
+    granted: tuple[str, ...] | None,
+) -> Judgement:
+    """Re-judge an identifier already judged by its event's tags (``claimed``) under
+    the ledger setting, given what the ledger grants it (SPEC §11)."""
+    kind = claimed.type
+    view = purposes_to_judge(
+        mode, granted, list(claimed.purposes), lambda p: _ledger_rule(policy, kind, p) is None
+    )
+    if not view.from_ledger and view.purposes is not None:  # fallback: the event's tags
+        return claimed._replace(claimed=claimed.purposes)
+    purposes = tuple(view.purposes or ())
+    return Judgement(
+        kind,
+        purposes,
+        _ledger_rule(policy, kind, purposes),
+        claimed=claimed.purposes,
+        from_ledger=view.from_ledger,
+        not_granted=view.not_granted,
+    )
+
+
+def _ledger_rule(policy: Policy, kind: str, purposes: tuple[str, ...]) -> Rule | None:
+    """The rule for normalized purposes, memoized. A ledger's tag outside a ``reject``
+    taxonomy is judged like any other: the ledger is not the event, and rejecting the
+    event for it would dead-letter records for what a collection system wrote."""
+    memo = policy.memo
+    key = ("ledger", kind, purposes)
+    if key in memo:
+        found: Rule | None = memo[key]
+        return found
+    if len(memo) >= _MEMO_LIMIT:
+        memo.clear()
+    found = memo[key] = policy.rule_for(kind, purposes)
+    return found
+
+
+def decide(
+    policy: Policy,
+    event: Event,
+    ledger_mode: LedgerMode = LedgerMode.OFF,
+    ledger: LedgerPurposes | None = None,
+) -> Decision | Rejection:
+    """Judge every identifier of ``event`` under ``policy``; with a ledger setting
+    other than ``off``, ``ledger`` says what the purpose ledger grants each identifier.
+
+    The event's tags are validated whatever the setting: a malformed record is
+    dead-lettered even when the ledger knows all its identifiers."""
+    by_ledger = ledger is not None and ledger_mode is not LedgerMode.OFF
     memo = policy.memo
     judgements = []
     stopped = 0
@@ -104,6 +179,9 @@ def decide(policy: Policy, event: Event) -> Decision | Rejection:
             result = judge(policy, identifier.type, raw)
         if isinstance(result, Rejection):
             return Rejection(f"identifiers[{index}].{result.path}", result.problem)
+        if by_ledger:
+            assert ledger is not None
+            result = judge_by_ledger(policy, ledger_mode, result, ledger(index, result.type))
         rule = result.rule
         if rule is not None:
             stopped += 1

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from enforcer.ledger.decide import LedgerMode
 from enforcer.models import Action, Mode
 from enforcer.policy.vocabulary import VocabularyName
 from enforcer.purposes import normalize_namespace
@@ -124,6 +125,15 @@ class PolicyFile(BaseModel):
     rules: list[RuleSpec] = Field(min_length=1)
     destinations: dict[str, DestinationSpec] = Field(default_factory=dict)
     taxonomy: TaxonomySpec | None = None
+    ledger: LedgerMode | None = Field(
+        default=None,
+        description=(
+            "What decides an identifier's purposes: 'off' (the event's tags), 'fallback' "
+            "(the purpose ledger when it knows the identifier, else the event's tags) or "
+            "'authoritative' (the ledger; an identifier it does not know has no purpose). "
+            "Default: 'authoritative' when a ledger is configured, else 'off'."
+        ),
+    )
 
     @model_validator(mode="after")
     def _references_resolve(self) -> PolicyFile:

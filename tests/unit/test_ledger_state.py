@@ -168,3 +168,45 @@ def known_identifiers(state: LedgerState, subject: str) -> set[tuple[str, str]]:
         for n in range(6)
         if state.purposes(subject, kind, FP(kind, f"+1415555{n:04d}")) is not None
     }
+
+
+def test_rollback_puts_back_what_a_transaction_changed() -> None:
+    """An aborted transaction's ledger records are read again: the state must be as
+    it was before them, or re-applying them would find nothing to retract."""
+    fingerprinter = Fingerprinter(b"k" * 32)
+    state = LedgerState()
+    ad = ("marketing.advertising",)
+    state.replace(
+        "s1", "2026-01-01T00:00:00Z", grants_of([("email", "a@x.org", ad)], fingerprinter)
+    )
+    state.replace(
+        "s2", "2026-01-01T00:00:00Z", grants_of([("email", "b@x.org", ad)], fingerprinter)
+    )
+    before = (len(state), state.subjects)
+    undo: dict[bytes, bytes] = {}
+    state.replace("s1", "2026-01-02T00:00:00Z", [], undo=undo)
+    state.replace(
+        "s1",
+        "2026-01-03T00:00:00Z",
+        grants_of([("phone", "+14155550100", ad)], fingerprinter),
+        undo=undo,
+    )
+    state.erase("s2", "2026-01-02T00:00:00Z", undo=undo)
+    state.replace(
+        "s3",
+        "2026-01-02T00:00:00Z",
+        grants_of([("email", "c@x.org", ad)], fingerprinter),
+        undo=undo,
+    )
+    assert state.purposes("s3", "email", fingerprinter("email", "c@x.org")) == ad
+    assert state.purposes("s2", "email", fingerprinter("email", "b@x.org")) is None
+    state.rollback(undo)
+    assert (len(state), state.subjects) == before
+    assert undo == {}
+    assert state.purposes("s1", "email", fingerprinter("email", "a@x.org")) == ad
+    assert state.purposes("s1", "phone", fingerprinter("phone", "+14155550100")) is None
+    assert state.purposes("s2", "email", fingerprinter("email", "b@x.org")) == ad
+    assert state.purposes("s3", "email", fingerprinter("email", "c@x.org")) is None
+    passes = lambda _type, purposes: "marketing.advertising" in purposes  # noqa: E731
+    retracted = state.replace("s1", "2026-01-02T00:00:00Z", [], passes, undo)
+    assert [r.reason for r in retracted] == ["purpose-withdrawn"]
