@@ -463,6 +463,7 @@ def _keygen(_: argparse.Namespace) -> int:
 # loaded, and importing them all up front would load the Kafka stack for every command.
 _USAGE_ERRORS = (
     ("enforcer.policy.load", "PolicyLoadError"),
+    ("enforcer.policy.compiled", "PolicyConfigError"),
     ("enforcer.fingerprint", "FingerprintKeyError"),
     ("enforcer.settings", "UnknownVariableError"),
     ("enforcer.replay_cli", "ReplayInputError"),

@@ -25,6 +25,11 @@ _FLAGS: dict[str, tuple[str, type, str]] = {
     "--violations-topic": ("violations_topic", str, "violation events"),
     "--deadletter-topic": ("deadletter_topic", str, "dead letters"),
     "--metrics-topic": ("metrics_topic", str, "metrics snapshots"),
+    "--ledger-topic": (
+        "ledger_topic",
+        str,
+        "purpose ledger, co-partitioned with the source (default: none)",
+    ),
     "--group-id": ("group_id", str, "consumer group (and prefix of the transactional id)"),
     "--instance-id": (
         "instance_id",
@@ -145,6 +150,7 @@ def _run(
     settings = settings_from(**{field: getattr(args, field) for field in fields})
     fingerprinter = settings.fingerprinter()
     policy = policy_from(settings)
+    ledger_mode = policy.ledger_mode(settings.ledger_topic is not None)
     check_http_port(settings.http_host, settings.http_port)
     prepare_data_dir(settings.data_dir)
     setup_logging(settings.log_level, settings.log_format)
@@ -162,6 +168,8 @@ def _run(
         policy.mode.value,
         settings.processing_guarantee,
     )
+    if settings.ledger_topic is not None:
+        log.info("purpose ledger %s, ledger: %s", settings.ledger_topic, ledger_mode.value)
     if stop():
         log.info("stopped before starting")
         return 0

@@ -91,13 +91,51 @@ def _connect(settings: EnforcerSettings) -> tuple[AdminClient, ClusterMetadata]:
 
 def prepare_topics(settings: EnforcerSettings) -> tuple[list[str], dict[str, int]]:
     """What a worker checks at start, over one connection: the topics exist (or are
-    created, :func:`ensure_topics`), and each output topic's ``max.message.bytes``.
+    created, :func:`ensure_topics`), the ledger is co-partitioned with the source, and
+    each output topic's ``max.message.bytes``.
 
     Returns the topics created and the limits.
     """
     admin, metadata = _connect(settings)
     created = _ensure(settings, admin, metadata)
+    _check_co_partitioned(settings, admin if created else None, metadata)
     return created, _output_limits(settings, admin)
+
+
+def _new_topic(
+    settings: EnforcerSettings, name: str, source_partitions: dict[int, Any] | None
+) -> NewTopic:
+    """A topic to create: the ledger compacted and with the source's partition count."""
+    if name != settings.ledger_topic:
+        return NewTopic(name, settings.topic_partitions, settings.topic_replication_factor)
+    partitions = len(source_partitions) if source_partitions else settings.topic_partitions
+    return NewTopic(
+        name, partitions, settings.topic_replication_factor, config={"cleanup.policy": "compact"}
+    )
+
+
+def _check_co_partitioned(
+    settings: EnforcerSettings, admin: AdminClient | None, metadata: ClusterMetadata
+) -> None:
+    """The ledger must have the source's partition count: partition ``i`` of each holds
+    the same subjects, and a worker restores exactly the ledger partitions it needs."""
+    ledger = settings.ledger_topic
+    if ledger is None:
+        return
+    if admin is not None:  # topics were just created: read their partitions afresh
+        metadata = admin.list_topics(timeout=TIMEOUT_S)
+    counts = {}
+    for name in (settings.source_topic, ledger):
+        topic = metadata.topics.get(name)
+        if topic is None or not topic.partitions:
+            raise TopicSetupError(f"cannot read the partitions of topic '{name}'")
+        counts[name] = len(topic.partitions)
+    if counts[ledger] != counts[settings.source_topic]:
+        raise TopicSetupError(
+            f"the ledger topic '{ledger}' has {counts[ledger]} partition(s) and the source "
+            f"topic '{settings.source_topic}' has {counts[settings.source_topic]}: they must "
+            "be co-partitioned (the same count, both keyed by subject id); see docs/ledger.md"
+        )
 
 
 def _output_limits(settings: EnforcerSettings, admin: AdminClient) -> dict[str, int]:
@@ -144,11 +182,9 @@ def _ensure(settings: EnforcerSettings, admin: AdminClient, metadata: ClusterMet
             "or pass --create-topics (ENFORCER_CREATE_TOPICS=true)"
         )
     names = sorted(set(missing.values()))
+    source = metadata.topics.get(settings.source_topic)
     futures = admin.create_topics(
-        [
-            NewTopic(name, settings.topic_partitions, settings.topic_replication_factor)
-            for name in names
-        ],
+        [_new_topic(settings, name, source.partitions if source else None) for name in names],
         request_timeout=TIMEOUT_S,
     )
     for name, future in futures.items():

@@ -43,6 +43,14 @@ class EnforcerSettings(BaseSettings):
     violations_topic: str = Field(default="enforcer.violations", min_length=1)
     deadletter_topic: str = Field(default="enforcer.deadletter", min_length=1)
     metrics_topic: str = Field(default="enforcer.metrics", min_length=1)
+    ledger_topic: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "The purpose ledger (compacted, co-partitioned with the source, e.g. "
+            "identity.purposes); unset: no ledger."
+        ),
+    )
     group_id: str = Field(default="purpose-enforcer", min_length=1)
     instance_id: str = Field(default_factory=_default_instance_id, min_length=1)
     policy_file: Path | None = None
@@ -133,13 +141,16 @@ class EnforcerSettings(BaseSettings):
 
     def topics_by_role(self) -> dict[str, str]:
         """Every topic the worker uses, by its role, source first."""
-        return {
+        roles = {
             "source": self.source_topic,
             "sink": self.sink_topic,
             "violations": self.violations_topic,
             "dead-letter": self.deadletter_topic,
             "metrics": self.metrics_topic,
         }
+        if self.ledger_topic is not None:
+            roles["ledger"] = self.ledger_topic
+        return roles
 
     @model_validator(mode="after")
     def _topics_are_distinct(self) -> EnforcerSettings:

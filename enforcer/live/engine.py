@@ -26,12 +26,13 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from enforcer.guard import DeadLetterGuard
-from enforcer.live.clients import DENIED, denied_cause
+from enforcer.live.clients import DENIED, denied_cause, kafka_error
 from enforcer.live.failures import WorkerStopError
 from enforcer.live.health import Health
+from enforcer.live.ledger import LiveLedger
 from enforcer.live.limits import OutputLimits
 from enforcer.live.output import CommitAborted, Output
 from enforcer.live.positions import TransactionPositions
@@ -73,8 +74,13 @@ class Engine:
         health: Health,
         monotonic: Callable[[], float],
         should_stop: Callable[[], bool],
+        ledger: LiveLedger | None = None,
     ) -> None:
         self._config = config
+        self._ledger = ledger
+        # Source records read while their partition's ledger was restoring (a fetch
+        # already under way when it was paused): read again once it is restored.
+        self._deferred: dict[int, int] = {}
         self._consumer = consumer
         self._output = output
         self._step = step
@@ -98,8 +104,11 @@ class Engine:
         self._output.start(self._should_stop)
         if self._should_stop():
             return
+        topics = [self._config.source_topic]
+        if self._ledger is not None:
+            topics.append(self._ledger.topic)
         self._consumer.subscribe(
-            [self._config.source_topic],
+            topics,
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
@@ -132,17 +141,11 @@ class Engine:
 
     def _process(self, messages: Sequence[Message]) -> None:
         started = self._monotonic()
-        outcomes: list[Outcome] = []
-        outputs: list[OutputRecord] = []
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                self._consumer_error(error)
-                continue
-            outcome, records = self._config.limits.fit(self._decide(message))
-            outcomes.append(outcome)
-            outputs += records
-        if not outcomes:
+        outcomes, outputs, ledger_read = self._read_batch(messages)
+        ledger = self._ledger
+        if ledger is not None:
+            self._resume_restored(ledger, started)
+        if not outcomes and not ledger_read:
             return
         # Raises when too many recent records were dead-lettered: nothing of this
         # batch is sent, and the open transaction is aborted on the way out.
@@ -155,12 +158,80 @@ class Engine:
         for outcome in outcomes:
             source = outcome.record.source
             self._positions.advance(source.topic, source.partition, source.offset)
+        for message in ledger_read:
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            assert topic is not None and partition is not None and offset is not None
+            self._positions.advance(topic, partition, offset)
         self._pending.append((outcomes, started))
         try:
             for output in outputs:
                 self._output.send(output)
         except CommitAborted as aborted:
             self._rewind(aborted.reason)
+
+    def _read_batch(
+        self, messages: Sequence[Message]
+    ) -> tuple[list[Outcome], list[OutputRecord], list[Message]]:
+        """Decide the batch's events and apply its ledger records: the events'
+        outcomes, every output, and the ledger records that join the transaction."""
+        outcomes: list[Outcome] = []
+        outputs: list[OutputRecord] = []
+        ledger_read: list[Message] = []
+        ledger = self._ledger
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                self._consumer_error(error, message)
+                continue
+            if ledger is not None:
+                if message.topic() == ledger.topic:
+                    if self._read_ledger(ledger, message, outputs):
+                        ledger_read.append(message)
+                    continue
+                if self._defer(ledger, message):
+                    continue
+            outcome, records = self._config.limits.fit(self._decide(message))
+            outcomes.append(outcome)
+            outputs += records
+        return outcomes, outputs, ledger_read
+
+    def _read_ledger(
+        self, ledger: LiveLedger, message: Message, outputs: list[OutputRecord]
+    ) -> bool:
+        """Apply a ledger record; True when it is part of the transaction (read beyond
+        the restore), its retractions or dead letter added to ``outputs``."""
+        read = ledger.read(message)
+        if read is None:
+            return False
+        outputs += read.outputs
+        if read.dead_letter is not None:
+            outputs += self._config.limits.fit(read.dead_letter)[1]
+        return True
+
+    def _defer(self, ledger: LiveLedger, message: Message) -> bool:
+        """True for a source record whose partition's ledger is still restoring."""
+        partition, offset = message.partition(), message.offset()
+        assert partition is not None and offset is not None
+        if not ledger.restoring(partition):
+            return False
+        self._deferred[partition] = min(offset, self._deferred.get(partition, offset))
+        return True
+
+    def _resume_restored(self, ledger: LiveLedger, started: float) -> None:
+        """Let the events of partitions whose ledger is now restored be decided."""
+        source = self._config.source_topic
+        for partition, hold in ledger.take_restored():
+            deferred = self._deferred.pop(partition, None)
+            if deferred is not None:
+                self._consumer.seek(TopicPartition(source, partition, deferred))
+            self._consumer.resume([TopicPartition(source, partition)])
+            if hold is not None:
+                # The group had no ledger offset: commit where the restore ended, so a
+                # worker after a crash retracts from there instead of skipping ahead.
+                if not self._output.open:
+                    self._opened_at = started
+                self._output.begin()
+                self._positions.hold(ledger.topic, partition, hold)
 
     def _decide(self, message: Message) -> Outcome:
         topic, partition, offset = message.topic(), message.partition(), message.offset()
@@ -180,8 +251,13 @@ class Engine:
             )
         return self._step(InputRecord(message.key(), message.value(), headers, source))
 
-    def _consumer_error(self, error: KafkaError) -> None:
+    def _consumer_error(self, error: KafkaError, message: Message) -> None:
         if error.code() == KafkaError._PARTITION_EOF:
+            ledger = self._ledger
+            if ledger is not None and message.topic() == ledger.topic:
+                partition, offset = message.partition(), message.offset()
+                assert partition is not None and offset is not None
+                ledger.at_end(partition, offset)
             return
         if error.code() in DENIED:
             raise WorkerStopError(denied_cause(error))
@@ -193,11 +269,14 @@ class Engine:
         """The commit point: offsets of every decided record, with their outputs."""
         if not self._output.open:
             return
+        offsets = self._positions.to_commit()
         try:
-            self._output.commit(self._positions.to_commit(), self._consumer)
+            self._output.commit(offsets, self._consumer)
         except CommitAborted as aborted:
             self._rewind(aborted.reason)
             return
+        if self._ledger is not None:
+            self._ledger.committed(offsets)
         first = self._health.commits == 0
         self._health.on_commit()
         if first:
@@ -216,11 +295,15 @@ class Engine:
                 log.error("could not abort the open transaction (%s); it times out", exc)
             self._health.on_abort(why)
             log.info("open transaction aborted: %s", why)
+        if self._ledger is not None:
+            self._ledger.rolled_back()
         self._forget()
 
     def _rewind(self, reason: str) -> None:
         """After an abort: read again from where the transaction began."""
         rewind = self._positions.to_rewind()
+        if self._ledger is not None:
+            self._ledger.rolled_back()
         self._forget()
         self._health.on_abort(reason)
         assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
@@ -237,8 +320,15 @@ class Engine:
         self._positions.clear()
         self._pending = []
 
-    def _on_assign(self, _: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._forget()
+        self._deferred = {}
+        if self._ledger is not None:
+            assignment, paused = self._ledger.assign(partitions, self._committed)
+            consumer.assign(assignment)
+            if paused:
+                consumer.pause(paused)
+            partitions = [tp for tp in partitions if tp.topic != self._ledger.topic]
         self._health.on_assigned((tp.topic, tp.partition) for tp in partitions)
         listed = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "none"
         log.info("%s: %s", ASSIGNED_LOG, listed)
@@ -249,17 +339,36 @@ class Engine:
         # waits for this transaction's markers rather than reading stale offsets.
         self._commit()
         self._abort("revoked")
+        if self._ledger is not None:
+            self._ledger.revoked()
         self._health.on_revoked()
         log.info("revoked partitions: %d", len(partitions))
 
     def _on_lost(self, _: Consumer, partitions: list[TopicPartition]) -> None:
         # Lost, not revoked: another worker may own them already. Nothing may commit.
         self._abort("lost")
+        if self._ledger is not None:
+            self._ledger.revoked()
         self._health.on_revoked()
         log.warning(
             "lost %d partition(s) (session timed out); the open transaction was aborted",
             len(partitions),
         )
+
+    def _committed(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """The group's committed (stable) offsets of ``partitions``."""
+        try:
+            found: list[TopicPartition] = self._consumer.committed(
+                partitions, timeout=COMMITTED_TIMEOUT_S
+            )
+        except KafkaException as exc:
+            raise WorkerStopError(
+                f"cannot read the group's committed ledger offsets: {kafka_error(exc).name()}"
+            ) from None
+        return found
+
+
+COMMITTED_TIMEOUT_S = 20.0
 
 
 class UnreadableHeadersError(ValueError):

@@ -48,6 +48,7 @@ class Output(Protocol):
     """What the loop needs of its producer side."""
 
     def start(self, should_stop: Callable[[], bool]) -> None: ...
+    def begin(self) -> None: ...
     def send(self, record: OutputRecord) -> None: ...
     def commit(self, offsets: Mapping[TopicPartitionKey, int], consumer: Consumer) -> None: ...
     def abort(self) -> None: ...
@@ -152,12 +153,16 @@ class TransactionalOutput:
                         f"cannot start transactions: {error.name()} ({error.str()})"
                     ) from None
 
+    def begin(self) -> None:
+        """Open a transaction if none is open (offsets alone may be committed in it)."""
+        if not self._open:
+            _call("begin transaction", self._producer.begin_transaction, self._deadline_s)
+            self._open = True
+
     def send(self, record: OutputRecord) -> None:
         """Queue one output in the open transaction (opening one if needed)."""
         try:
-            if not self._open:
-                _call("begin transaction", self._producer.begin_transaction, self._deadline_s)
-                self._open = True
+            self.begin()
             _produce(self._producer, record)
         except KafkaException as exc:
             error = kafka_error(exc)
@@ -254,6 +259,10 @@ class AtLeastOnceOutput:
 
     def start(self, should_stop: Callable[[], bool]) -> None:
         """Nothing to register without transactions."""
+
+    def begin(self) -> None:
+        """Mark offsets to commit even when nothing was sent."""
+        self._open = True
 
     def send(self, record: OutputRecord) -> None:
         """Queue one output."""

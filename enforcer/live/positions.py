@@ -20,6 +20,13 @@ class TransactionPositions:
         self._first.setdefault(key, offset)
         self._next[key] = offset + 1
 
+    def hold(self, topic: str, partition: int, offset: int) -> None:
+        """Make the transaction commit ``offset`` for a partition none of whose records
+        it read (a ledger partition restored to its end), unless it read some."""
+        key = (topic, partition)
+        self._first.setdefault(key, offset)
+        self._next.setdefault(key, offset)
+
     def to_commit(self) -> dict[TopicPartitionKey, int]:
         """The offsets a commit stores: the next record to read, per partition."""
         return dict(self._next)

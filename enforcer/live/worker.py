@@ -19,6 +19,8 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from enforcer.clock import SystemClock
 from enforcer.fingerprint import Fingerprinter
 from enforcer.guard import DeadLetterGuard, DeadLetterRateExceededError
+from enforcer.ledger.decide import LedgerMode
+from enforcer.ledger.retract import passes_under
 from enforcer.live.clients import (
     ClientErrors,
     consumer_config,
@@ -31,6 +33,7 @@ from enforcer.live.engine import Engine, EngineConfig
 from enforcer.live.failures import WorkerStopError
 from enforcer.live.health import Health
 from enforcer.live.http import MetricsHttpServer
+from enforcer.live.ledger import LiveLedger
 from enforcer.live.limits import RECORD_OVERHEAD, OutputLimits
 from enforcer.live.output import (
     AtLeastOnceOutput,
@@ -119,7 +122,11 @@ def run_worker(
     recorder = MetricsRecorder(
         settings.instance_id, policy.version, policy.mode, SystemClock(), time.monotonic
     )
-    consumer = Consumer(consumer_config(settings, errors))
+    config = consumer_config(settings, errors)
+    ledger = _ledger(settings, policy, fingerprinter)
+    if ledger is not None:
+        config["enable.partition.eof"] = True  # a restore ends at the partition's end
+    consumer = Consumer(config)
     output = _output(settings, errors, limits)
     metrics_producer = Producer(metrics_producer_config(settings, errors))
     lag = LagMeter(consumer, settings.source_topic, recorder)
@@ -153,11 +160,12 @@ def run_worker(
         ),
         consumer,
         output,
-        Step(policy, fingerprinter, SystemClock()),
+        Step(policy, fingerprinter, SystemClock(), ledger),
         guard,
         health,
         time.monotonic,
         stop,
+        ledger,
     )
     engine.observers.append(recorder)
     publisher = SnapshotPublisher(
@@ -192,6 +200,27 @@ def run_worker(
     if status == 0:
         log.info("stopped")
     return status
+
+
+def _ledger(
+    settings: EnforcerSettings, policy: Policy, fingerprinter: Fingerprinter
+) -> LiveLedger | None:
+    """The ledger side, when a ledger topic is configured and the policy uses it."""
+    if settings.ledger_topic is None:
+        return None
+    if policy.ledger_mode(ledger_configured=True) is LedgerMode.OFF:
+        log.warning("the policy sets 'ledger: off': the ledger topic is not read")
+        return None
+    return LiveLedger(
+        settings.ledger_topic,
+        settings.source_topic,
+        settings.sink_topic,
+        fingerprinter,
+        passes_under(policy),
+        policy.version,
+        time.monotonic,
+        retract=policy.mode is Mode.ENFORCE,
+    )
 
 
 def _stop_if_denied(errors: ClientErrors) -> None:

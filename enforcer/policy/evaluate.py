@@ -125,7 +125,10 @@ def judge_by_ledger(
     the ledger setting, given what the ledger grants it (SPEC §11)."""
     kind = claimed.type
     view = purposes_to_judge(
-        mode, granted, list(claimed.purposes), lambda p: _ledger_rule(policy, kind, p) is None
+        mode,
+        granted,
+        list(claimed.purposes),
+        lambda p: judge_ledger_purposes(policy, kind, p) is None,
     )
     if not view.from_ledger and view.purposes is not None:  # fallback: the event's tags
         return claimed._replace(claimed=claimed.purposes)
@@ -133,14 +136,14 @@ def judge_by_ledger(
     return Judgement(
         kind,
         purposes,
-        _ledger_rule(policy, kind, purposes),
+        judge_ledger_purposes(policy, kind, purposes),
         claimed=claimed.purposes,
         from_ledger=view.from_ledger,
         not_granted=view.not_granted,
     )
 
 
-def _ledger_rule(policy: Policy, kind: str, purposes: tuple[str, ...]) -> Rule | None:
+def judge_ledger_purposes(policy: Policy, kind: str, purposes: tuple[str, ...]) -> Rule | None:
     """The rule for normalized purposes, memoized. A ledger's tag outside a ``reject``
     taxonomy is judged like any other: the ledger is not the event, and rejecting the
     event for it would dead-letter records for what a collection system wrote."""

@@ -42,6 +42,7 @@ from enforcer.fingerprint import Fingerprinter, key_from_text
 from enforcer.live.engine import ASSIGNED_LOG
 from enforcer.policy.load import load_policy
 from enforcer.sample import sample_values, subject_key
+from enforcer.step import HEADER_ACTION as RETRACTED_HEADER
 from enforcer.step import InputRecord, Outcome, OutcomeKind, Source, Step
 from enforcer.testing.consume import ReadRecord, end_offsets, read_committed, read_topic
 from enforcer.testing.topics import create_topics, delete_topics, unique_topic_name
@@ -504,6 +505,8 @@ class OutcomeCheck:
     mismatched: list[str] = field(default_factory=list)
     leaks: list[str] = field(default_factory=list)
     out_of_order: int = 0
+    retractions: list[ReadRecord] = field(default_factory=list)
+    """Retraction records found in the sink (SPEC §11)."""
 
     @property
     def duplicates(self) -> int:
@@ -554,10 +557,16 @@ async def check_outcomes(
     *,
     fingerprint_key: str,
     timeout_s: float = 60.0,
+    step: Step | None = None,
+    retractions: int = 0,
 ) -> OutcomeCheck:
     """Read the outputs as a ``read_committed`` consumer and check every input's
-    outcome against :class:`enforcer.step.Step` with the default policy."""
-    step = Step(load_policy(None), Fingerprinter(key_from_text(fingerprint_key)), SystemClock())
+    outcome against :class:`enforcer.step.Step` (default: the default policy, no
+    ledger). ``retractions``: how many retraction records the sink also holds (they
+    are collected in :attr:`OutcomeCheck.retractions`, not matched to inputs)."""
+    if step is None:
+        fingerprinter = Fingerprinter(key_from_text(fingerprint_key))
+        step = Step(load_policy(None), fingerprinter, SystemClock())
     wanted = {record.source: step(record) for record in inputs}
     check = OutcomeCheck(len(inputs))
     check.expected.update(outcome.kind.value for outcome in wanted.values())
@@ -566,7 +575,10 @@ async def check_outcomes(
         *(
             read_committed(bootstrap, topic, expected=expected, timeout_s=timeout_s, settle_s=2.0)
             for topic, expected in (
-                (topics.sink, sum(o.forward_value is not None for o in wanted.values())),
+                (
+                    topics.sink,
+                    sum(o.forward_value is not None for o in wanted.values()) + retractions,
+                ),
                 (topics.violations, sum(o.violation is not None for o in wanted.values())),
                 (
                     topics.deadletter,
@@ -625,7 +637,8 @@ def _match(
             by_event_id[event_id] = source
     found: defaultdict[Source, _Found] = defaultdict(_Found)
     event_ids: Counter[str] = Counter()
-    for record in sink:
+    check.retractions = [r for r in sink if (RETRACTED_HEADER, b"retracted") in r.headers]
+    for record in (r for r in sink if (RETRACTED_HEADER, b"retracted") not in r.headers):
         event_id = _json(record.value).get("event_id")
         event_ids[str(event_id)] += 1
         if event_id in by_event_id:

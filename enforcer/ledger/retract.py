@@ -1,0 +1,35 @@
+"""The retraction record the sink receives when an identifier may no longer flow
+(SPEC §11): keyed by subject id, marked ``enforcer.action: retracted``, never carrying
+the raw value."""
+
+from __future__ import annotations
+
+import orjson
+
+from enforcer.ledger.state import Passes, Retraction
+from enforcer.policy.compiled import Policy
+from enforcer.policy.evaluate import judge_ledger_purposes
+
+ACTION_RETRACTED = b"retracted"
+
+
+def retraction_value(retraction: Retraction) -> bytes:
+    """``{"retraction": {subject_id, identifier_type, fingerprint, reason,
+    ledger_updated_at}}`` as JSON bytes."""
+    return orjson.dumps(
+        {
+            "retraction": {
+                "subject_id": retraction.subject_id,
+                "identifier_type": retraction.identifier_type,
+                "fingerprint": retraction.fingerprint,
+                "reason": retraction.reason.value,
+                "ledger_updated_at": retraction.ledger_updated_at,
+            }
+        }
+    )
+
+
+def passes_under(policy: Policy) -> Passes:
+    """``passes(type, purposes)``: would an identifier the ledger grants these purposes
+    flow to the destination under ``policy``? (The judge of retractions.)"""
+    return lambda kind, purposes: judge_ledger_purposes(policy, kind, purposes) is None

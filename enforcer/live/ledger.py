@@ -1,0 +1,322 @@
+"""The purpose ledger inside the live loop (SPEC §11).
+
+The worker's consumer reads the ledger topic beside the source, in the same group,
+so the range assignor gives it ledger partition ``i`` with source partition ``i``.
+For each ledger partition it holds a materialized state:
+
+- **Restore.** On assignment a partition's state is rebuilt from the ledger's
+  beginning while its source partition is paused: silently (no retraction, no dead
+  letter) up to the group's committed ledger offset, which is where the last
+  committed transaction left it. Without a committed offset (the group's first
+  start), it restores silently to the partition's end and commits that position.
+  Then the source partition resumes: no event is decided before its ledger is there.
+- **Reuse.** A partition revoked and given back to the same worker keeps its state
+  when the committed offset is still the one the state stands at (nobody else moved
+  it); otherwise it is restored again.
+- **Updates.** Beyond the committed offset, every ledger record is applied inside
+  the open transaction: an update or tombstone that turns an identifier from passing
+  to not passing writes a retraction to the sink; an invalid record is dead-lettered.
+  The ledger offsets go into the same transaction as the retractions (exactly once).
+- **Aborts.** An aborted transaction's ledger records are read again, so the state
+  is rolled back to where the transaction began (the undo log).
+
+This module holds no raw value: identifiers are fingerprinted as they are read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
+
+from enforcer.clock import rfc3339
+from enforcer.fingerprint import Fingerprinter
+from enforcer.ledger.model import SubjectErasure, parse_ledger_record
+from enforcer.ledger.retract import ACTION_RETRACTED, retraction_value
+from enforcer.ledger.state import LedgerState, Passes, Retraction, Undo, grants_of
+from enforcer.parse import ParseFailure
+from enforcer.sinks.kafka import OutputRecord
+from enforcer.step import HEADER_ACTION, HEADER_POLICY, InputRecord, Outcome, Source, dead_letter
+
+log = logging.getLogger("enforcer.ledger")
+
+RESTORED_LOG = "ledger restored"
+"""The start of the log line written when a partition's ledger is restored."""
+
+Committed = Callable[[list[TopicPartition]], list[TopicPartition]]
+"""The group's committed offsets of these partitions (negative: none)."""
+
+
+@dataclass
+class _Restore:
+    target: int | None
+    """The committed ledger offset to restore up to; ``None``: to the partition's end."""
+    started: float
+    records: int = 0
+
+
+@dataclass
+class LedgerStats:
+    """What the ledger side did, for metrics. Counts are of committed work."""
+
+    restoring: int = 0
+    """Ledger partitions being restored now (their source partitions wait)."""
+    restored_records: int = 0
+    """Ledger records applied silently by restores, cumulative."""
+    restores: int = 0
+    """Partition restores finished."""
+    restore_seconds: float = 0.0
+    """Seconds spent restoring, cumulative (the last one is in :attr:`last_restore_seconds`)."""
+    last_restore_seconds: float = 0.0
+    records: Counter[str] = field(default_factory=Counter)
+    """Ledger records read beyond the restore: ``applied`` or ``deadlettered``."""
+    retractions: Counter[str] = field(default_factory=Counter)
+    """Retractions written (in audit mode: that would have been), by reason."""
+    identifiers: int = 0
+    subjects: int = 0
+
+
+class LedgerRead(NamedTuple):
+    """What one ledger record read beyond the restore produces."""
+
+    outputs: list[OutputRecord]
+    """Retractions for the sink."""
+    dead_letter: Outcome | None
+    """The dead-letter outcome of an invalid record."""
+
+
+class LiveLedger:
+    """The worker's ledger partitions: restore, lookups, updates, retractions."""
+
+    def __init__(
+        self,
+        topic: str,
+        source_topic: str,
+        sink_topic: str,
+        fingerprinter: Fingerprinter,
+        passes: Passes,
+        policy_version: str,
+        monotonic: Callable[[], float],
+        *,
+        retract: bool = True,
+    ) -> None:
+        self.topic = topic
+        self._source_topic = source_topic
+        self._sink_topic = sink_topic
+        self._fingerprint = fingerprinter
+        self._passes = passes
+        self._headers = (
+            (HEADER_ACTION, ACTION_RETRACTED),
+            (HEADER_POLICY, policy_version.encode()),
+        )
+        self._monotonic = monotonic
+        self._retract = retract
+        self._states: dict[int, LedgerState] = {}
+        self._at: dict[int, int] = {}
+        """Per partition: the committed ledger offset its state stands at."""
+        self._restores: dict[int, _Restore] = {}
+        self._restored: list[tuple[int, int | None]] = []
+        self._undo: dict[int, Undo] = {}
+        self._pending_records: Counter[str] = Counter()
+        self._pending_retractions: Counter[str] = Counter()
+        self.stats = LedgerStats()
+
+    # -- lookups (the decision step's LedgerLookup) ----------------------------------
+
+    def granted(
+        self, partition: int, subject_id: str, identifier_type: str, fingerprint: str
+    ) -> tuple[str, ...] | None:
+        """The purposes the ledger grants, or ``None`` when it does not know the identifier."""
+        state = self._states.get(partition)
+        if state is None:
+            return None
+        return state.purposes(subject_id, identifier_type, fingerprint)
+
+    def restoring(self, partition: int) -> bool:
+        """Whether the partition's ledger is still being restored."""
+        return partition in self._restores
+
+    # -- rebalances -----------------------------------------------------------------
+
+    def assign(
+        self, partitions: list[TopicPartition], committed: Committed
+    ) -> tuple[list[TopicPartition], list[TopicPartition]]:
+        """The assignment to make (ledger partitions to restore start at the beginning)
+        and the source partitions to pause until their ledger is restored."""
+        ledger = [tp for tp in partitions if tp.topic == self.topic]
+        offsets = {tp.partition: tp.offset for tp in committed(ledger)} if ledger else {}
+        kept: dict[int, LedgerState] = {}
+        assignment, paused = [], []
+        for tp in partitions:
+            if tp.topic != self.topic:
+                assignment.append(tp)
+                continue
+            number = tp.partition
+            at = offsets.get(number, -1)
+            target = at if at >= 0 else None
+            state = self._states.get(number)
+            if state is not None and target is not None and self._at.get(number) == target:
+                kept[number] = state  # given back unchanged: no restore needed
+                assignment.append(TopicPartition(self.topic, number, target))
+                continue
+            kept[number] = LedgerState()
+            self._restores[number] = _Restore(target, self._monotonic())
+            assignment.append(TopicPartition(self.topic, number, OFFSET_BEGINNING))
+            paused.append(TopicPartition(self._source_topic, number))
+        self._states = kept
+        self._at = {n: at for n, at in self._at.items() if n in kept}
+        self._restores = {n: r for n, r in self._restores.items() if n in kept}
+        self._undo = {}
+        self._restored = []
+        self._refresh_sizes()
+        self.stats.restoring = len(self._restores)
+        return assignment, paused
+
+    def revoked(self) -> None:
+        """Partitions are going (the open transaction was committed or aborted): states
+        stay, to be reused if the same partitions come back unchanged; unfinished
+        restores are dropped."""
+        for number in list(self._restores):
+            self._states.pop(number, None)
+            self._at.pop(number, None)
+        self._restores = {}
+        self._restored = []
+        self.stats.restoring = 0
+
+    # -- reading --------------------------------------------------------------------
+
+    def read(self, message: Message) -> LedgerRead | None:
+        """Apply one ledger record; ``None`` when a restore took it silently."""
+        number, offset = message.partition(), message.offset()
+        assert number is not None and offset is not None
+        restore = self._restores.get(number)
+        if restore is not None:
+            if restore.target is None or offset < restore.target:
+                self._apply_silently(number, message)
+                restore.records += 1
+                return None
+            self._finish(number, restore, restore.target, hold=None)
+        return self._apply(number, offset, message)
+
+    def at_end(self, partition: int, offset: int) -> None:
+        """The consumer reached the partition's end (``offset``): a restore is done."""
+        restore = self._restores.get(partition)
+        if restore is None:
+            return
+        if restore.target is None:
+            self._finish(partition, restore, offset, hold=offset)
+        else:
+            self._finish(partition, restore, max(offset, restore.target), hold=None)
+
+    def take_restored(self) -> list[tuple[int, int | None]]:
+        """Partitions restored since the last call: ``(partition, hold)``; ``hold`` is
+        the ledger offset to commit when the group had none."""
+        done, self._restored = self._restored, []
+        return done
+
+    def _finish(self, number: int, restore: _Restore, at: int, hold: int | None) -> None:
+        del self._restores[number]
+        self._at[number] = at
+        seconds = self._monotonic() - restore.started
+        stats = self.stats
+        stats.restoring = len(self._restores)
+        stats.restored_records += restore.records
+        stats.restores += 1
+        stats.restore_seconds += seconds
+        stats.last_restore_seconds = seconds
+        self._refresh_sizes()
+        self._restored.append((number, hold))
+        state = self._states[number]
+        log.info(
+            "%s: %s[%d] up to offset %d, %d record(s), %d identifier(s) in %.1fs",
+            RESTORED_LOG,
+            self.topic,
+            number,
+            at,
+            restore.records,
+            len(state),
+            seconds,
+        )
+
+    def _apply_silently(self, number: int, message: Message) -> None:
+        parsed = parse_ledger_record(message.key(), message.value())
+        if isinstance(parsed, ParseFailure):
+            return  # dead-lettered when it was first read (or before the enforcer ran)
+        state = self._states[number]
+        if isinstance(parsed, SubjectErasure):
+            state.erase(parsed.subject_id, "")
+        else:
+            grants = grants_of(parsed.identifiers, self._fingerprint)
+            state.replace(parsed.subject_id, parsed.updated_at, grants)
+
+    def _apply(self, number: int, offset: int, message: Message) -> LedgerRead:
+        parsed = parse_ledger_record(message.key(), message.value())
+        if isinstance(parsed, ParseFailure):
+            self._pending_records["deadlettered"] += 1
+            record = InputRecord(
+                message.key(), message.value(), (), Source(self.topic, number, offset)
+            )
+            return LedgerRead([], dead_letter(record, parsed.reason, parsed.message))
+        state = self._states[number]
+        undo = self._undo.setdefault(number, {})
+        if isinstance(parsed, SubjectErasure):
+            retractions = state.erase(parsed.subject_id, _record_time(message), self._passes, undo)
+        else:
+            grants = grants_of(parsed.identifiers, self._fingerprint)
+            retractions = state.replace(
+                parsed.subject_id, parsed.updated_at, grants, self._passes, undo
+            )
+        self._pending_records["applied"] += 1
+        for retraction in retractions:
+            self._pending_retractions[retraction.reason.value] += 1
+        if not self._retract:  # audit mode: counted, nothing written
+            return LedgerRead([], None)
+        return LedgerRead([self._record(r) for r in retractions], None)
+
+    def _record(self, retraction: Retraction) -> OutputRecord:
+        return OutputRecord(
+            self._sink_topic,
+            retraction.subject_id.encode("utf-8", "surrogatepass"),
+            retraction_value(retraction),
+            self._headers,
+        )
+
+    # -- transactions ---------------------------------------------------------------
+
+    def committed(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        """The open transaction committed with these offsets."""
+        for (topic, number), offset in offsets.items():
+            if topic == self.topic and number in self._states:
+                self._at[number] = offset
+        self._undo = {}
+        self.stats.records.update(self._pending_records)
+        self.stats.retractions.update(self._pending_retractions)
+        self._pending_records.clear()
+        self._pending_retractions.clear()
+        self._refresh_sizes()
+
+    def rolled_back(self) -> None:
+        """The open transaction was aborted: its ledger records will be read again."""
+        for number, undo in self._undo.items():
+            state = self._states.get(number)
+            if state is not None:
+                state.rollback(undo)
+        self._undo = {}
+        self._pending_records.clear()
+        self._pending_retractions.clear()
+        self._refresh_sizes()
+
+    def _refresh_sizes(self) -> None:
+        self.stats.identifiers = sum(len(s) for s in self._states.values())
+        self.stats.subjects = sum(s.subjects for s in self._states.values())
+
+
+def _record_time(message: Message) -> str:
+    """The record's timestamp (RFC 3339): a tombstone has no ``updated_at``."""
+    _, millis = message.timestamp()
+    return rfc3339(datetime.fromtimestamp(max(0, millis) / 1000, tz=UTC))
