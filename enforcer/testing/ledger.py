@@ -3,6 +3,8 @@ subject, and the retractions a sequence of them must produce (SPEC §11)."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -39,15 +41,24 @@ def ledger_value(
     )
 
 
-async def produce_ledger(bootstrap: str, topic: str, entries: Iterable[LedgerEntry]) -> int:
-    """Send ledger records keyed by subject id, in order; return how many."""
+async def produce_ledger(
+    bootstrap: str,
+    topic: str,
+    entries: Iterable[LedgerEntry],
+    *,
+    per_second: float | None = None,
+) -> int:
+    """Send ledger records keyed by subject id, in order (at about ``per_second``
+    when given); return how many."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     try:
-        sent = [
-            await producer.send(topic, key=subject.encode(), value=value)
-            for subject, value in entries
-        ]
+        sent = []
+        started = time.monotonic()
+        for count, (subject, value) in enumerate(entries):
+            if per_second and count % 10 == 0:
+                await asyncio.sleep(max(0.0, started + count / per_second - time.monotonic()))
+            sent.append(await producer.send(topic, key=subject.encode(), value=value))
         for delivery in sent:
             await delivery
         return len(sent)
