@@ -48,6 +48,9 @@ log = logging.getLogger("enforcer.ledger")
 RESTORED_LOG = "ledger restored"
 """The start of the log line written when a partition's ledger is restored."""
 
+KEPT_LOG = "ledger kept"
+"""The start of the log line written when a partition comes back with its state intact."""
+
 Committed = Callable[[list[TopicPartition]], list[TopicPartition]]
 """The group's committed offsets of these partitions (negative: none)."""
 
@@ -163,6 +166,7 @@ class LiveLedger:
             if state is not None and target is not None and self._at.get(number) == target:
                 kept[number] = state  # given back unchanged: no restore needed
                 assignment.append(TopicPartition(self.topic, number, target))
+                log.info("%s: %s[%d] at offset %d", KEPT_LOG, self.topic, number, target)
                 continue
             kept[number] = LedgerState()
             self._restores[number] = _Restore(target, self._monotonic())

@@ -70,10 +70,11 @@ def stable_ledger(subjects: int) -> list[LedgerEntry]:
     return entries
 
 
-def events(count: int, subjects: int, rng: random.Random) -> list[bytes]:
-    """Events that all claim advertising for the stable subjects' identifiers."""
+def events(count: int, subjects: int, rng: random.Random, first: int = 0) -> list[bytes]:
+    """Events that all claim advertising for the stable subjects' identifiers (event ids
+    from ``first`` on)."""
     values = []
-    for n in range(count):
+    for n in range(first, first + count):
         s = rng.randrange(subjects)
         identifiers = [{"type": "phone", "value": f"+1 415 555 {s:04d}", "purposes": list(ADS)}]
         if n % 2:
