@@ -13,6 +13,7 @@ import math
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict
@@ -54,7 +55,8 @@ VIOLATIONS_BY_RULE = MetricDef(
     "counter",
     ("rule",),
     "Findings (identifiers a rule matched) per rule; report.json's violations_by_rule. "
-    "The default's rules: security-only-purpose, missing-purpose, purpose-not-allowed.",
+    "The default's rules: security-only-purpose, missing-purpose, purpose-not-allowed; "
+    "with a purpose ledger also purpose-not-granted.",
 )
 IDENTIFIERS_REDACTED = MetricDef(
     "enforcer_identifiers_redacted_total",
@@ -114,6 +116,66 @@ ASSIGNED_PARTITIONS = MetricDef(
     (),
     "Source partitions assigned to this instance now (0: a standby).",
 )
+LEDGER_IDENTIFIERS = MetricDef(
+    "enforcer_ledger_identifiers",
+    "gauge",
+    (),
+    "Identifiers in this instance's materialized purpose ledger (its ledger partitions).",
+)
+LEDGER_SUBJECTS = MetricDef(
+    "enforcer_ledger_subjects",
+    "gauge",
+    (),
+    "Subjects with at least one identifier in this instance's materialized ledger.",
+)
+LEDGER_RESTORING = MetricDef(
+    "enforcer_ledger_restoring_partitions",
+    "gauge",
+    (),
+    "Ledger partitions being restored now; their source partitions wait until it is done.",
+)
+LEDGER_RESTORED = MetricDef(
+    "enforcer_ledger_restored_records_total",
+    "counter",
+    (),
+    "Ledger records applied by restores (silently: no retraction, no dead letter).",
+)
+LEDGER_RESTORE_SECONDS = MetricDef(
+    "enforcer_ledger_restore_seconds_total",
+    "counter",
+    (),
+    "Seconds spent restoring ledger partitions (per partition, summed).",
+)
+LEDGER_LAST_RESTORE = MetricDef(
+    "enforcer_ledger_last_restore_seconds",
+    "gauge",
+    (),
+    "How long the last finished restore of a ledger partition took.",
+)
+LEDGER_RECORDS = MetricDef(
+    "enforcer_ledger_records_total",
+    "counter",
+    ("outcome",),
+    "Ledger records read beyond the restore and committed: applied, or deadlettered "
+    "(invalid: they change nothing).",
+)
+RETRACTIONS = MetricDef(
+    "enforcer_retractions_total",
+    "counter",
+    ("reason",),
+    "Retractions written to the sink (audit mode: that would have been), by reason: "
+    "purpose-withdrawn or subject-erased.",
+)
+LEDGER_METRICS = (
+    LEDGER_IDENTIFIERS,
+    LEDGER_SUBJECTS,
+    LEDGER_RESTORING,
+    LEDGER_RESTORED,
+    LEDGER_RESTORE_SECONDS,
+    LEDGER_LAST_RESTORE,
+    LEDGER_RECORDS,
+    RETRACTIONS,
+)
 METRICS: tuple[MetricDef, ...] = (
     RECORDS_IN,
     RECORDS,
@@ -128,6 +190,7 @@ METRICS: tuple[MetricDef, ...] = (
     TRANSACTIONS,
     REBALANCES,
     ASSIGNED_PARTITIONS,
+    *LEDGER_METRICS,
 )
 """Every metric a worker exposes, each once (besides prometheus_client's ``process_*``
 and ``python_*`` metrics of the process itself)."""
@@ -196,6 +259,58 @@ class PartitionLag(BaseModel):
     lag: int
 
 
+@dataclass
+class LedgerStats:
+    """What the ledger side of a worker did (SPEC §11). Counts are of committed work."""
+
+    restoring: int = 0
+    """Ledger partitions being restored now (their source partitions wait)."""
+    restored_records: int = 0
+    """Ledger records applied silently by restores, cumulative."""
+    restores: int = 0
+    """Partition restores finished."""
+    restore_seconds: float = 0.0
+    """Seconds spent restoring, cumulative."""
+    last_restore_seconds: float = 0.0
+    records: Counter[str] = field(default_factory=Counter)
+    """Ledger records read beyond the restore: ``applied`` or ``deadlettered``."""
+    retractions: Counter[str] = field(default_factory=Counter)
+    """Retractions written (in audit mode: that would have been), by reason."""
+    identifiers: int = 0
+    subjects: int = 0
+
+
+class LedgerSnapshot(BaseModel):
+    """The ledger part of a metrics snapshot."""
+
+    model_config = _OUT
+
+    identifiers: int
+    subjects: int
+    restoring_partitions: int
+    restored_records: int
+    restores: int
+    restore_seconds: float
+    last_restore_seconds: float
+    records_by_outcome: dict[str, int]
+    retractions_by_reason: dict[str, int]
+
+    @classmethod
+    def of(cls, stats: LedgerStats) -> LedgerSnapshot:
+        """The snapshot of ``stats`` now."""
+        return cls(
+            identifiers=stats.identifiers,
+            subjects=stats.subjects,
+            restoring_partitions=stats.restoring,
+            restored_records=stats.restored_records,
+            restores=stats.restores,
+            restore_seconds=round(stats.restore_seconds, 3),
+            last_restore_seconds=round(stats.last_restore_seconds, 3),
+            records_by_outcome=dict(sorted(stats.records.items())),
+            retractions_by_reason=dict(sorted(stats.retractions.items())),
+        )
+
+
 class MetricsSnapshot(BaseModel):
     """One message on the metrics topic (SPEC §8), keyed by ``instance_id``.
 
@@ -218,6 +333,8 @@ class MetricsSnapshot(BaseModel):
     consumer_lag: list[PartitionLag]
     deadletters_by_reason: dict[str, int]
     """Dead letters by reason; in audit mode, the would-be ones (forwarded instead)."""
+    ledger: LedgerSnapshot | None = None
+    """The purpose ledger's figures, when the worker reads one."""
 
 
 class LatencyWindow:
@@ -315,6 +432,8 @@ class MetricsRecorder:
         self._next_offsets: dict[TopicPartition, int] = {}
         self._last_snapshot = monotonic()
         self.lock = threading.Lock()
+        self.ledger: LedgerStats | None = None
+        """The ledger side's figures, when the worker reads a ledger."""
 
     def __call__(self, outcomes: Sequence[Outcome], started_monotonic: float) -> None:
         """Count one batch (the ``OutcomeObserver`` signature)."""
@@ -380,6 +499,7 @@ class MetricsRecorder:
             latency=self._window.take(),
             consumer_lag=list(lag),
             deadletters_by_reason=dict(sorted(self.deadletters.items())),
+            ledger=LedgerSnapshot.of(self.ledger) if self.ledger is not None else None,
         )
 
 

@@ -36,6 +36,7 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 
 from enforcer.guard import DeadLetterGuard
+from enforcer.ledger.state import RetractionReason
 from enforcer.live.health import Health, Status
 from enforcer.metrics import (
     ASSIGNED_PARTITIONS,
@@ -46,12 +47,21 @@ from enforcer.metrics import (
     INFO,
     LATENCY,
     LATENCY_BUCKETS,
+    LEDGER_IDENTIFIERS,
+    LEDGER_LAST_RESTORE,
+    LEDGER_RECORDS,
+    LEDGER_RESTORE_SECONDS,
+    LEDGER_RESTORED,
+    LEDGER_RESTORING,
+    LEDGER_SUBJECTS,
     REBALANCES,
     RECORDS,
     RECORDS_IN,
+    RETRACTIONS,
     TRANSACTIONS,
     VIOLATIONS,
     VIOLATIONS_BY_RULE,
+    LedgerStats,
     MetricDef,
     MetricsRecorder,
     PartitionLag,
@@ -120,7 +130,38 @@ def metric_families(
         lag_gauge,
         info,
         *_loop_families(health, guard),
+        *_ledger_families(recorder.ledger or LedgerStats()),
     ]
+
+
+def _ledger_families(stats: LedgerStats) -> list[Metric]:
+    """The ledger's metrics (zero for a worker without a ledger)."""
+    gauges = (
+        (LEDGER_IDENTIFIERS, stats.identifiers),
+        (LEDGER_SUBJECTS, stats.subjects),
+        (LEDGER_RESTORING, stats.restoring),
+        (LEDGER_LAST_RESTORE, stats.last_restore_seconds),
+    )
+    counters = (
+        (LEDGER_RESTORED, stats.restored_records),
+        (LEDGER_RESTORE_SECONDS, stats.restore_seconds),
+    )
+    families: list[Metric] = []
+    for metric, value in gauges:
+        gauge = _gauge(metric)
+        gauge.add_metric([], value)
+        families.append(gauge)
+    for metric, value in counters:
+        counter = _counter(metric)
+        counter.add_metric([], value)
+        families.append(counter)
+    records = _counter(LEDGER_RECORDS)
+    for outcome in ("applied", "deadlettered"):
+        records.add_metric([outcome], stats.records[outcome])
+    retractions = _counter(RETRACTIONS)
+    for reason in RetractionReason:  # every reason, so that rate() sees the first one
+        retractions.add_metric([reason.value], stats.retractions[reason.value])
+    return [*families, records, retractions]
 
 
 def _loop_families(health: Health | None, guard: DeadLetterGuard | None) -> list[Metric]:

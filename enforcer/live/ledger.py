@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -39,6 +39,7 @@ from enforcer.fingerprint import Fingerprinter
 from enforcer.ledger.model import SubjectErasure, parse_ledger_record
 from enforcer.ledger.retract import ACTION_RETRACTED, retraction_value
 from enforcer.ledger.state import LedgerState, Passes, Retraction, Undo, grants_of
+from enforcer.metrics import LedgerStats
 from enforcer.parse import ParseFailure
 from enforcer.sinks.kafka import OutputRecord
 from enforcer.step import HEADER_ACTION, HEADER_POLICY, InputRecord, Outcome, Source, dead_letter
@@ -61,27 +62,6 @@ class _Restore:
     """The committed ledger offset to restore up to; ``None``: to the partition's end."""
     started: float
     records: int = 0
-
-
-@dataclass
-class LedgerStats:
-    """What the ledger side did, for metrics. Counts are of committed work."""
-
-    restoring: int = 0
-    """Ledger partitions being restored now (their source partitions wait)."""
-    restored_records: int = 0
-    """Ledger records applied silently by restores, cumulative."""
-    restores: int = 0
-    """Partition restores finished."""
-    restore_seconds: float = 0.0
-    """Seconds spent restoring, cumulative (the last one is in :attr:`last_restore_seconds`)."""
-    last_restore_seconds: float = 0.0
-    records: Counter[str] = field(default_factory=Counter)
-    """Ledger records read beyond the restore: ``applied`` or ``deadlettered``."""
-    retractions: Counter[str] = field(default_factory=Counter)
-    """Retractions written (in audit mode: that would have been), by reason."""
-    identifiers: int = 0
-    subjects: int = 0
 
 
 class LedgerRead(NamedTuple):

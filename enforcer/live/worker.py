@@ -125,6 +125,8 @@ def run_worker(
     config = consumer_config(settings, errors)
     ledger = _ledger(settings, policy, fingerprinter)
     if ledger is not None:
+        recorder.ledger = ledger.stats
+    if ledger is not None:
         config["enable.partition.eof"] = True  # a restore ends at the partition's end
     consumer = Consumer(config)
     output = _output(settings, errors, limits)
