@@ -35,7 +35,7 @@ class LedgerTally:
             for judgement in decision.identifiers:
                 if judgement.from_ledger:
                     self._known += 1
-                else:
+                elif judgement.claimed is not None:  # judged under a ledger setting
                     self._unknown += 1
         found = sum(1 for finding in outcome.findings if finding.rule == PURPOSE_NOT_GRANTED)
         if not found:
