@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 # pydantic nor the Kafka stack, and file commands never load Kafka clients.
 if TYPE_CHECKING:
     from enforcer.fingerprint import Fingerprinter
-    from enforcer.ledger_input import LoadedLedger
+    from enforcer.ledger_input import AsOf, LoadedLedger
     from enforcer.policy.compiled import Policy
-    from enforcer.report.model import LedgerSummary
     from enforcer.settings import EnforcerSettings
     from enforcer.sources.kafka_topic import Position
 
@@ -149,7 +148,7 @@ def _ledger_as_of_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _as_of(text: str) -> Any:
+def _as_of(text: str) -> AsOf:
     from enforcer.ledger_input import parse_as_of
 
     try:
@@ -367,7 +366,9 @@ def _replay(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     if report.ledger is not None:
-        print(_ledger_outcome(report.ledger), file=sys.stderr)
+        from enforcer.ledger_input import outcome_line
+
+        print(outcome_line(report.ledger), file=sys.stderr)
     if args.fail_on_violation and report.violations:
         print(
             f"enforcer: failing (--fail-on-violation): {report.violations:,} records would have "
@@ -400,19 +401,6 @@ def _replay_ledger(
         return None
     print(ledger.describe(), file=sys.stderr)
     return ledger
-
-
-def _ledger_outcome(ledger: LedgerSummary) -> str:
-    """One line: what the ledger knew, and the purpose-not-granted findings."""
-    judged, found = ledger.identifiers_judged, ledger.purpose_not_granted
-    text = (
-        f"ledger ({ledger.mode}): {judged.known:,} identifiers known to it, "
-        f"{judged.unknown:,} unknown; {found.findings:,} purpose-not-granted findings "
-        f"affecting {found.affected_subjects:,} accounts"
-    )
-    if found.first_seen:
-        text += f", from {found.first_seen} to {found.last_seen}"
-    return text
 
 
 def _explain(args: argparse.Namespace) -> int:

@@ -100,6 +100,20 @@ class LoadedLedger:
         return f"first: partition {record.partition} offset {record.offset}: {record.message}"
 
 
+def outcome_line(ledger: LedgerSummary) -> str:
+    """One line for the terminal once the replay is done: what the ledger knew, and the
+    purpose-not-granted findings."""
+    judged, found = ledger.identifiers_judged, ledger.purpose_not_granted
+    text = (
+        f"ledger ({ledger.mode}): {judged.known:,} identifiers known to it, "
+        f"{judged.unknown:,} unknown; {found.findings:,} purpose-not-granted findings "
+        f"affecting {found.affected_subjects:,} accounts"
+    )
+    if found.first_seen:
+        text += f", from {found.first_seen} to {found.last_seen}"
+    return text
+
+
 def load_ledger_file(path: Path, fingerprinter: Fingerprinter, as_of: AsOf | None) -> LoadedLedger:
     """Read a ledger file; its SHA-256 names exactly the bytes read."""
     from enforcer.sources.jsonl import HashedLines
