@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 # imported, only when that command is parsed or run. `enforcer --help` loads neither
 # pydantic nor the Kafka stack, and file commands never load Kafka clients.
 if TYPE_CHECKING:
+    from enforcer.fingerprint import Fingerprinter
+    from enforcer.ledger_input import AsOf, LoadedLedger
     from enforcer.policy.compiled import Policy
     from enforcer.settings import EnforcerSettings
     from enforcer.sources.kafka_topic import Position
@@ -126,7 +128,33 @@ def _add_explain_flags(explain: _Parser) -> None:
         "--line", type=int, metavar="N", help="take 0-based line N of a JSONL file"
     )
     explain.add_argument("--json", action="store_true", help="machine-readable output")
+    explain.add_argument("--ledger-file", type=Path, metavar="FILE", help=_LEDGER_FILE_HELP)
+    _ledger_as_of_flag(explain)
     _policy_options(explain)
+
+
+_LEDGER_FILE_HELP = (
+    "judge against a purpose ledger: JSON Lines of ledger values, in order "
+    "(the latest per subject wins)"
+)
+
+
+def _ledger_as_of_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ledger-as-of",
+        type=_as_of,
+        metavar="RFC3339",
+        help="the ledger as it stood at this time: later values and tombstones are skipped",
+    )
+
+
+def _as_of(text: str) -> AsOf:
+    from enforcer.ledger_input import parse_as_of
+
+    try:
+        return parse_as_of(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_policy_flags(policy: _Parser) -> None:
@@ -189,6 +217,15 @@ def _add_replay_flags(replay: _Parser) -> None:
         metavar="latest|OFFSET|RFC3339",
         help="with --topic: where to stop, exclusive (default: latest, as the replay starts)",
     )
+    ledger = replay.add_mutually_exclusive_group()
+    ledger.add_argument("--ledger-file", type=Path, metavar="FILE", help=_LEDGER_FILE_HELP)
+    ledger.add_argument(
+        "--ledger-topic",
+        metavar="NAME",
+        help="judge against a purpose ledger: a compacted topic, every partition read from "
+        "its beginning to its end (same Kafka connection as --topic)",
+    )
+    _ledger_as_of_flag(replay)
     replay.add_argument(
         "--bootstrap-servers", metavar="HOST:PORT", help="Kafka (ENFORCER_BOOTSTRAP_SERVERS)"
     )
@@ -253,6 +290,8 @@ def _position(parse: Callable[[str], Position]) -> Callable[[str], Position]:
 def _replay(args: argparse.Namespace) -> int:
     if args.topic is None and (args.start or args.end):
         raise UsageError("--start and --end go with --topic")
+    if args.ledger_as_of is not None and args.ledger_file is None and args.ledger_topic is None:
+        raise UsageError("--ledger-as-of goes with --ledger-file or --ledger-topic")
     if args.out is None and args.output_topic_prefix is None:
         raise UsageError("replay needs --out DIR, or --output-topic-prefix PREFIX")
     from enforcer.replay_cli import TopicOutput, replay_file, replay_topic
@@ -267,6 +306,9 @@ def _replay(args: argparse.Namespace) -> int:
     )
     fingerprinter = settings.fingerprinter()
     policy = _policy(settings)
+    # A policy that asks for a ledger when none is given: refused before reading anything.
+    policy.ledger_mode(args.ledger_file is not None or args.ledger_topic is not None)
+    ledger = _replay_ledger(args, settings, fingerprinter)
     progress = not args.no_progress
     to_topics = None
     if args.output_topic_prefix is not None:
@@ -287,6 +329,7 @@ def _replay(args: argparse.Namespace) -> int:
                 settings.deadletter_topic,
                 settings.metrics_topic,
                 *([args.topic] if args.topic else []),
+                *([args.ledger_topic] if args.ledger_topic else []),
             ),
         )
     if args.topic is not None:
@@ -304,9 +347,12 @@ def _replay(args: argparse.Namespace) -> int:
             progress,
             to_topics,
             aiokafka_security(settings),
+            ledger,
         )
     else:
-        report = replay_file(args.from_file, args.out, policy, fingerprinter, progress, to_topics)
+        report = replay_file(
+            args.from_file, args.out, policy, fingerprinter, progress, to_topics, ledger
+        )
     counts = report.records
     where = [f"{args.out}/"] if args.out else []
     if to_topics is not None:
@@ -319,6 +365,10 @@ def _replay(args: argparse.Namespace) -> int:
         f"Outputs in {' and '.join(where)}",
         file=sys.stderr,
     )
+    if report.ledger is not None:
+        from enforcer.ledger_input import outcome_line
+
+        print(outcome_line(report.ledger), file=sys.stderr)
     if args.fail_on_violation and report.violations:
         print(
             f"enforcer: failing (--fail-on-violation): {report.violations:,} records would have "
@@ -329,7 +379,33 @@ def _replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _replay_ledger(
+    args: argparse.Namespace, settings: EnforcerSettings, fingerprinter: Fingerprinter
+) -> LoadedLedger | None:
+    """The ledger ``--ledger-file`` or ``--ledger-topic`` names, read whole; or ``None``."""
+    from enforcer.ledger_input import load_ledger_file, load_ledger_topic
+
+    if args.ledger_file is not None:
+        ledger = load_ledger_file(args.ledger_file, fingerprinter, args.ledger_as_of)
+    elif args.ledger_topic is not None:
+        from enforcer.kafka_security import aiokafka_security
+
+        ledger = load_ledger_topic(
+            settings.bootstrap_servers,
+            args.ledger_topic,
+            fingerprinter,
+            args.ledger_as_of,
+            aiokafka_security(settings),
+        )
+    else:
+        return None
+    print(ledger.describe(), file=sys.stderr)
+    return ledger
+
+
 def _explain(args: argparse.Namespace) -> int:
+    if args.ledger_as_of is not None and args.ledger_file is None:
+        raise UsageError("--ledger-as-of goes with --ledger-file")
     import orjson
 
     from enforcer.clock import SystemClock
@@ -354,11 +430,21 @@ def _explain(args: argparse.Namespace) -> int:
         if not 0 <= args.line < len(lines):
             raise UsageError(f"{args.file} has no line {args.line} (it has {len(lines)})")
         data, offset = lines[args.line], args.line
-    # explain shows decisions, not fingerprints, so it needs no secret key.
+    # explain shows decisions, not fingerprints, so it needs no secret key: the ledger is
+    # fingerprinted with the same throw-away key as the record.
     fingerprinter = Fingerprinter(generate_key().encode(), settings.phone_default_region)
-    step = Step(_policy(settings), fingerprinter, SystemClock())
+    policy = _policy(settings)
+    policy.ledger_mode(args.ledger_file is not None)  # refuses a policy wanting a ledger
+    ledger = None
+    if args.ledger_file is not None:
+        from enforcer.ledger.lookup import WholeLedger
+        from enforcer.ledger_input import load_ledger_file
+
+        ledger = load_ledger_file(args.ledger_file, fingerprinter, args.ledger_as_of)
+    lookup = WholeLedger(ledger.replay.state) if ledger is not None else None
+    step = Step(policy, fingerprinter, SystemClock(), lookup)
     outcome, decision = step.explain(InputRecord(None, data.strip(), (), Source(name, 0, offset)))
-    result = explanation(step, outcome, decision)
+    result = explanation(step, outcome, decision, ledger)
     _add_phone_formats(result, data, settings.phone_default_region)
     print(
         orjson.dumps(result, option=orjson.OPT_INDENT_2).decode()
@@ -471,6 +557,8 @@ _USAGE_ERRORS = (
     ("enforcer.cli_run", "HttpPortError"),
     ("enforcer.cli_run", "DataDirError"),
     ("enforcer.kafka_security", "KafkaSecurityError"),
+    ("enforcer.ledger_input", "LedgerInputError"),
+    ("enforcer.policy.compiled", "PolicyConfigError"),
 )
 
 

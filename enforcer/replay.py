@@ -11,7 +11,7 @@ from typing import Protocol
 
 from enforcer.clock import Clock
 from enforcer.report.aggregate import ReportBuilder
-from enforcer.report.model import ReplaySource, Report
+from enforcer.report.model import LedgerSummary, ReplaySource, Report
 from enforcer.step import InputRecord, Outcome, Step
 
 
@@ -30,13 +30,20 @@ def replay(
     source: ReplaySource,
     clock: Clock,
     on_record: Callable[[InputRecord], None] | None = None,
+    ledger: LedgerSummary | None = None,
 ) -> Report:
-    """Run ``step`` over ``records``, write each outcome, and report on them all."""
-    builder = ReportBuilder(step.policy, source, step.key_id)
+    """Run ``step`` over ``records``, write each outcome, and report on them all.
+
+    ``ledger`` describes the purpose ledger ``step`` judges by, if any; the report then
+    says what it knew and changed."""
+    builder = ReportBuilder(step.policy, source, step.key_id, ledger)
     for record in records:
-        outcome = step(record)
+        if ledger is None:
+            outcome, decision = step(record), None
+        else:  # the same decision, with its per-identifier judgements for the ledger counts
+            outcome, decision = step.explain(record)
         writer.write(outcome)
-        builder.add(outcome)
+        builder.add(outcome, decision)
         if on_record is not None:
             on_record(record)
     return builder.build(clock)

@@ -19,9 +19,11 @@ from typing import Any
 
 from enforcer.clock import SystemClock
 from enforcer.fingerprint import Fingerprinter
+from enforcer.ledger.lookup import WholeLedger
+from enforcer.ledger_input import LoadedLedger
 from enforcer.policy.compiled import Policy
 from enforcer.replay import OutcomeWriter, replay
-from enforcer.report.model import OffsetRange, ReplaySource, Report
+from enforcer.report.model import LedgerSummary, OffsetRange, ReplaySource, Report
 from enforcer.sinks.files import FileOutputs, write_report
 from enforcer.sinks.kafka import OutputTopics
 from enforcer.sources.jsonl import HashedLines, jsonl_source_name, read_jsonl
@@ -57,8 +59,11 @@ def replay_file(
     fingerprinter: Fingerprinter,
     progress: bool,
     to_topics: TopicOutput | None = None,
+    ledger: LoadedLedger | None = None,
 ) -> Report:
-    """Replay a JSON Lines file into ``out`` (or topics); a progress bar shows on a terminal."""
+    """Replay a JSON Lines file into ``out`` (or topics); a progress bar shows on a terminal.
+
+    With ``ledger``, records are judged against it (SPEC §11) and the report says how."""
     source = ReplaySource(kind="file", name=str(path))
     try:
         stream = path.open("rb")
@@ -73,8 +78,8 @@ def replay_file(
         lines = HashedLines(stream)
         records = read_jsonl(lines, jsonl_source_name(path))
         with _outputs(out, to_topics, runner, 1) as outputs:
-            step = step_for(policy, fingerprinter)
-            report = replay(records, step, outputs, source, CLOCK, bar.callback(advance))
+            step, summary = _step(policy, fingerprinter, ledger)
+            report = replay(records, step, outputs, source, CLOCK, bar.callback(advance), summary)
     # The replay read the file to its end, so the hash covers every byte of it.
     hashed = source.model_copy(update={"sha256": lines.hexdigest()})
     return _with_report_files(out, report.model_copy(update={"source": hashed}))
@@ -91,8 +96,10 @@ def replay_topic(
     progress: bool,
     to_topics: TopicOutput | None = None,
     client_options: Mapping[str, Any] | None = None,
+    ledger: LoadedLedger | None = None,
 ) -> Report:
-    """Replay a range of ``topic`` (read_committed, no consumer group) into ``out`` or topics."""
+    """Replay a range of ``topic`` (read_committed, no consumer group) into ``out`` or topics,
+    against ``ledger`` when one is given."""
     with asyncio.Runner() as runner:
         reader = TopicReader(
             runner, bootstrap_servers, topic, start, end, client_options=client_options
@@ -118,9 +125,11 @@ def replay_topic(
                     done[partition] = offset + 1
 
                 with _outputs(out, to_topics, runner, len(ranges)) as outputs:
-                    step = step_for(policy, fingerprinter)
+                    step, summary = _step(policy, fingerprinter, ledger)
                     records = reader.records()
-                    report = replay(records, step, outputs, source, CLOCK, bar.callback(advance))
+                    report = replay(
+                        records, step, outputs, source, CLOCK, bar.callback(advance), summary
+                    )
         except TopicReadError as exc:
             raise ReplayInputError(str(exc)) from None
         finally:
@@ -131,9 +140,20 @@ def replay_topic(
 CLOCK = SystemClock()
 
 
-def step_for(policy: Policy, fingerprinter: Fingerprinter) -> Step:
-    """The live decision step, on the wall clock."""
-    return Step(policy, fingerprinter, CLOCK)
+def step_for(
+    policy: Policy, fingerprinter: Fingerprinter, ledger: LoadedLedger | None = None
+) -> Step:
+    """The live decision step, on the wall clock, judging by ``ledger`` when given."""
+    lookup = WholeLedger(ledger.replay.state) if ledger is not None else None
+    return Step(policy, fingerprinter, CLOCK, lookup)
+
+
+def _step(
+    policy: Policy, fingerprinter: Fingerprinter, ledger: LoadedLedger | None
+) -> tuple[Step, LedgerSummary | None]:
+    """The step, and the report's ledger part as it starts (``None`` without a ledger)."""
+    step = step_for(policy, fingerprinter, ledger)
+    return step, ledger.summary(step.ledger_mode) if ledger is not None else None
 
 
 @contextmanager

@@ -1,9 +1,11 @@
-"""A ledger file for replay: JSON Lines of ledger values, in order (SPEC §11).
+"""A ledger for replay: a file of JSON Lines, or a topic's records, in order (SPEC §11).
 
-Each valid line replaces its subject's state, so the latest line per subject wins.
-With ``as_of``, lines whose ``updated_at`` is after it are skipped: the ledger as it
-stood then. Invalid lines change nothing and are collected with their line numbers,
-like dead letters; reading never raises on content.
+Each valid value replaces its subject's state, so the latest per subject wins; a
+topic's tombstone (null value keyed by the subject id) erases the subject. With
+``as_of``, values whose ``updated_at`` is after it are skipped (for a tombstone, which
+has none, its record's time): the ledger as it stood then. Invalid lines and records
+change nothing and are collected with where they were, like dead letters; reading
+never raises on content.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
+from enforcer.clock import rfc3339
 from enforcer.fingerprint import Fingerprinter
-from enforcer.ledger.model import SubjectErasure, parse_ledger_record
+from enforcer.ledger.model import SubjectErasure, SubjectUpdate, parse_ledger_record
 from enforcer.ledger.state import LedgerState, grants_of
 from enforcer.models import DeadLetterReason, parse_rfc3339
 from enforcer.parse import ParseFailure
@@ -29,16 +33,47 @@ class LineFailure:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class RecordFailure:
+    """An invalid topic record: where it was, reason and message (never its content)."""
+
+    partition: int
+    offset: int
+    reason: DeadLetterReason
+    message: str
+
+
+class LedgerRecord(NamedTuple):
+    """One record of a ledger topic. ``value`` ``None`` is a tombstone; ``timestamp`` is
+    the Kafka record's time (a tombstone's only time)."""
+
+    key: bytes | None
+    value: bytes | None
+    timestamp: datetime
+    partition: int
+    offset: int
+
+
 @dataclass(slots=True)
 class LedgerReplay:
-    """The state a ledger file leaves, and what was not applied."""
+    """The state a ledger file or topic leaves, and what was not applied."""
 
     state: LedgerState = field(default_factory=LedgerState)
     applied: int = 0
-    """Lines applied (each replaced one subject's state)."""
+    """Values and tombstones applied (each replaced or erased one subject's state)."""
+    erased: int = 0
+    """Of ``applied``, the tombstones (a topic only: a file line has no key)."""
     after_as_of: int = 0
-    """Valid lines skipped because their ``updated_at`` is after ``as_of``."""
+    """Valid lines or records skipped because they are later than ``as_of``."""
     failures: list[LineFailure] = field(default_factory=list)
+    """Invalid lines of a file."""
+    record_failures: list[RecordFailure] = field(default_factory=list)
+    """Invalid records of a topic."""
+
+    @property
+    def invalid(self) -> int:
+        """Invalid lines or records: they changed nothing."""
+        return len(self.failures) + len(self.record_failures)
 
 
 def replay_ledger_lines(
@@ -58,14 +93,23 @@ def replay_ledger_lines(
             continue
         if isinstance(parsed, SubjectErasure):  # needs a key: never from a file line
             continue
-        if as_of is not None and parse_rfc3339(parsed.updated_at) > as_of:
-            result.after_as_of += 1
-            continue
-        result.state.replace(
-            parsed.subject_id, parsed.updated_at, grants_of(parsed.identifiers, fingerprinter)
-        )
-        result.applied += 1
+        _update(result, parsed, fingerprinter, as_of)
     return result
+
+
+def _update(
+    result: LedgerReplay,
+    update: SubjectUpdate,
+    fingerprinter: Fingerprinter,
+    as_of: datetime | None,
+) -> None:
+    if as_of is not None and parse_rfc3339(update.updated_at) > as_of:
+        result.after_as_of += 1
+        return
+    result.state.replace(
+        update.subject_id, update.updated_at, grants_of(update.identifiers, fingerprinter)
+    )
+    result.applied += 1
 
 
 def replay_ledger_file(
@@ -74,3 +118,29 @@ def replay_ledger_file(
     """:func:`replay_ledger_lines` over a file. An unreadable file raises ``OSError``."""
     with path.open("rb") as lines:
         return replay_ledger_lines(lines, fingerprinter, as_of)
+
+
+def replay_ledger_records(
+    records: Iterable[LedgerRecord], fingerprinter: Fingerprinter, as_of: datetime | None = None
+) -> LedgerReplay:
+    """Apply a ledger topic's records in order: values replace, tombstones erase.
+
+    The key must be the subject id (:func:`parse_ledger_record` checks it)."""
+    result = LedgerReplay()
+    for record in records:
+        parsed = parse_ledger_record(record.key, record.value)
+        if isinstance(parsed, ParseFailure):
+            result.record_failures.append(
+                RecordFailure(record.partition, record.offset, parsed.reason, parsed.message)
+            )
+            continue
+        if isinstance(parsed, SubjectErasure):
+            if as_of is not None and record.timestamp > as_of:
+                result.after_as_of += 1
+                continue
+            result.state.erase(parsed.subject_id, rfc3339(record.timestamp))
+            result.applied += 1
+            result.erased += 1
+            continue
+        _update(result, parsed, fingerprinter, as_of)
+    return result

@@ -7,27 +7,30 @@ the number of records.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import datetime
 
 from enforcer.clock import Clock, rfc3339
-from enforcer.models import Mode, parse_rfc3339, utc_day
+from enforcer.ledger.decide import PURPOSE_NOT_GRANTED
+from enforcer.models import Mode, parse_rfc3339
 from enforcer.policy.compiled import Policy
+from enforcer.policy.evaluate import Decision
+from enforcer.report.ledger import LedgerTally
 from enforcer.report.model import (
     DaySummary,
+    LedgerSummary,
     RecordCounts,
     ReplaySource,
     Report,
     RuleSummary,
     TypeSummary,
 )
+from enforcer.report.timing import Window, day_of
 from enforcer.step import Outcome, OutcomeKind
 
-
-def _day_of(occurred_at: str) -> str:
-    # Most timestamps are in UTC already; their date is the first ten characters.
-    if occurred_at[-1] in "Zz" or occurred_at.endswith(("+00:00", "-00:00")):
-        return occurred_at[:10]
-    return utc_day(occurred_at)
+# Rules a finding can name that are no rule of the policy file.
+_UNLISTED = {
+    PURPOSE_NOT_GRANTED: "the event claimed a purpose the purpose ledger does not grant this "
+    "identifier (named instead of the rule that the ledger's purposes matched)",
+}
 
 
 class _Day:
@@ -39,35 +42,20 @@ class _Day:
         self.subjects: set[str] = set()
 
 
-class _Window:
-    """Earliest and latest ``occurred_at`` seen, compared as instants, kept as given."""
-
-    __slots__ = ("first", "last")
-
-    def __init__(self) -> None:
-        self.first: tuple[datetime, str] | None = None
-        self.last: tuple[datetime, str] | None = None
-
-    def add(self, when: datetime, text: str) -> None:
-        if self.first is None or when < self.first[0]:
-            self.first = (when, text)
-        if self.last is None or when > self.last[0]:
-            self.last = (when, text)
-
-    @property
-    def first_text(self) -> str | None:
-        return self.first[1] if self.first else None
-
-    @property
-    def last_text(self) -> str | None:
-        return self.last[1] if self.last else None
-
-
 class ReportBuilder:
     """Accumulates outcomes; :meth:`build` gives the report."""
 
-    def __init__(self, policy: Policy, source: ReplaySource, key_id: str) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        source: ReplaySource,
+        key_id: str,
+        ledger: LedgerSummary | None = None,
+    ) -> None:
+        """``ledger``: the purpose ledger the records are judged against, if any (its
+        source, setting, size and record counts; the builder adds what it changed)."""
         self._policy = policy
+        self._ledger = LedgerTally(ledger) if ledger is not None else None
         self._source = source
         self._key_id = key_id
         self._kinds: Counter[str] = Counter()
@@ -80,19 +68,22 @@ class ReportBuilder:
         self._reasons: Counter[str] = Counter()
         self._subjects_by_rule_type: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
         self._days: defaultdict[str, _Day] = defaultdict(_Day)
-        self._window = _Window()
-        self._window_by_rule: defaultdict[str, _Window] = defaultdict(_Window)
-        self._window_by_type: defaultdict[str, _Window] = defaultdict(_Window)
+        self._window = Window()
+        self._window_by_rule: defaultdict[str, Window] = defaultdict(Window)
+        self._window_by_type: defaultdict[str, Window] = defaultdict(Window)
 
-    def add(self, outcome: Outcome) -> None:
-        """Count one outcome."""
+    def add(self, outcome: Outcome, decision: Decision | None = None) -> None:
+        """Count one outcome; ``decision`` (its per-identifier judgements) is needed
+        only for the ledger's counts of identifiers it knew."""
         self._kinds[outcome.kind] += 1
+        if self._ledger is not None:
+            self._ledger.add(outcome, decision)
         if outcome.error_reason is not None:  # dead-lettered, or would be (audit)
             self._reasons[str(outcome.error_reason)] += 1
             return
         occurred_at = outcome.occurred_at
         assert occurred_at is not None  # every judged record has a validated timestamp
-        day = self._days[_day_of(occurred_at)]
+        day = self._days[day_of(occurred_at)]
         day.records += 1
         if not outcome.findings:
             return
@@ -139,6 +130,7 @@ class ReportBuilder:
             affected_subjects_by_rule=_sorted_sets(self._subjects_by_rule),
             affected_subjects_by_type=_sorted_sets(self._subjects_by_type),
             deadletters_by_reason=_sorted(self._reasons),
+            ledger=self._ledger.build() if self._ledger is not None else None,
             first_seen=self._window.first_text,
             last_seen=self._window.last_text,
             rules=self._rules(),
@@ -171,7 +163,7 @@ class ReportBuilder:
         summaries = []
         for name in names:
             rule = described.get(name)
-            window = self._window_by_rule.get(name, _Window())
+            window = self._window_by_rule.get(name, Window())
             by_type = {
                 kind: len(subjects)
                 for (rule_name, kind), subjects in sorted(self._subjects_by_rule_type.items())
@@ -180,7 +172,7 @@ class ReportBuilder:
             summaries.append(
                 RuleSummary(
                     rule=name,
-                    description=rule.description if rule else "",
+                    description=rule.description if rule else _UNLISTED.get(name, ""),
                     action=str(rule.action) if rule else "",
                     findings=self._by_rule.get(name, 0),
                     affected_subjects=len(self._subjects_by_rule.get(name, ())),

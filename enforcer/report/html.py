@@ -102,7 +102,7 @@ for its counts.</p>
 {_rule_type_table(r)}</section>
 <section><h2>By identifier type</h2>
 {_types(r)}</section>
-<section><h2>Day by day</h2>
+{_ledger(r)}<section><h2>Day by day</h2>
 {
         _table(
             ("day (UTC)", "records", "identifiers found", "accounts affected"),
@@ -221,6 +221,47 @@ def _types(r: Report) -> str:
     ]
     headings = ("identifier type", "accounts", "identifiers", "first seen", "last seen")
     return chart + _table(headings, rows, text_classes={3: "t", 4: "t"})
+
+
+def _ledger(r: Report) -> str:
+    """The purpose ledger's section; nothing when the replay used none."""
+    ledger = r.ledger
+    if ledger is None:
+        return ""
+    when = f"as of {_when(ledger.as_of)}" if ledger.as_of else "as of its end"
+    state, records = ledger.state, ledger.records
+    judged, found = ledger.identifiers_judged, ledger.purpose_not_granted
+    rows = [
+        ("ledger", f"{escape(ledger.source.kind)} {escape(ledger.source.name)}, {when}"),
+        ("setting", escape(ledger.mode)),
+        ("held", f"{state.identifiers:,} identifiers of {state.subjects:,} accounts"),
+        (
+            "ledger records",
+            f"{records.applied:,} applied ({records.erased:,} erasures), "
+            f"{records.invalid:,} invalid, {records.after_as_of:,} later than the as-of time",
+        ),
+        (
+            "identifiers judged",
+            f"{judged.known:,} known to the ledger, {judged.unknown:,} unknown to it",
+        ),
+        (
+            "purpose not granted",
+            f"{found.findings:,} identifiers of {found.affected_subjects:,} accounts, "
+            f"from {_when(found.first_seen)} to {_when(found.last_seen)}",
+        ),
+    ]
+    items = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in rows)
+    days = _table(
+        ("day (UTC)", "identifiers", "accounts"),
+        [(d.day, d.findings, d.affected_subjects) for d in found.by_day],
+    )
+    return f"""<section><h2>Against the purpose ledger</h2>
+<p class="note">Identifiers the ledger knows were judged by the purposes recorded when they
+were collected, not by the tags on each event. <code>purpose-not-granted</code> counts
+identifiers whose event claimed a purpose the ledger does not grant them.</p>
+<dl>{items}</dl>
+<p class="note">Purpose not granted, per day:</p>{days}</section>
+"""
 
 
 def _deadletters(r: Report) -> str:

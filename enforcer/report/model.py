@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from enforcer.models import Mode
 
@@ -91,6 +93,83 @@ class TypeSummary(BaseModel):
     last_seen: str | None
 
 
+class LedgerStateSize(BaseModel):
+    """The size of the ledger state the records were judged against."""
+
+    model_config = _OUT
+
+    subjects: int
+    identifiers: int
+
+
+class LedgerRecords(BaseModel):
+    """What became of the ledger's lines (a file) or records (a topic)."""
+
+    model_config = _OUT
+
+    applied: int
+    """Values and tombstones applied, each replacing or erasing one subject's state."""
+    erased: int
+    """Of ``applied``, the tombstones (a topic only)."""
+    invalid: int
+    """Invalid lines or records: they changed nothing."""
+    after_as_of: int
+    """Valid ones skipped because they are later than ``as_of``."""
+
+
+class LedgerJudged(BaseModel):
+    """Identifiers of judged records, by whether the ledger knew them (same subject,
+    type and normalized value). Counted once per record an identifier appears in."""
+
+    model_config = _OUT
+
+    known: int = 0
+    unknown: int = 0
+
+
+class NotGrantedDay(BaseModel):
+    """One UTC day of ``occurred_at`` with ``purpose-not-granted`` findings."""
+
+    model_config = _OUT
+
+    day: str
+    findings: int
+    affected_subjects: int
+
+
+class NotGranted(BaseModel):
+    """``purpose-not-granted`` findings: an event claimed, for an identifier the ledger
+    knows, a purpose the ledger does not grant (the 2019 question: whose 2FA-only
+    identifier was claimed for advertising, and when)."""
+
+    model_config = _OUT
+
+    findings: int = 0
+    affected_subjects: int = 0
+    first_seen: str | None = None
+    """Earliest ``occurred_at`` of a record with such a finding."""
+    last_seen: str | None = None
+    by_day: list[NotGrantedDay] = Field(default_factory=list)
+    """Only the days with such findings, in order (the report's ``by_day`` counts all)."""
+
+
+class LedgerSummary(BaseModel):
+    """The purpose ledger the records were judged against (only when one was used)."""
+
+    model_config = _OUT
+
+    source: ReplaySource
+    """``file`` (with its SHA-256) or ``topic`` (with the offsets read)."""
+    as_of: str | None
+    """``--ledger-as-of`` as given, or ``None``: the ledger as of its end."""
+    mode: str
+    """The ledger setting in effect: ``authoritative`` or ``fallback``."""
+    state: LedgerStateSize
+    records: LedgerRecords
+    identifiers_judged: LedgerJudged = Field(default_factory=LedgerJudged)
+    purpose_not_granted: NotGranted = Field(default_factory=NotGranted)
+
+
 class Report(BaseModel):
     """``report.json``: counts, who was affected, by which rule and type, and when."""
 
@@ -129,3 +208,13 @@ class Report(BaseModel):
     """Per rule, in policy order: findings, accounts (also per type), first and last seen."""
     identifier_types: list[TypeSummary] = Field(default_factory=list)
     """Per identifier type with findings: accounts, first and last seen."""
+    ledger: LedgerSummary | None = None
+    """The purpose ledger used, and what it changed; left out of ``report.json`` when
+    the replay used none."""
+
+    @model_serializer(mode="wrap")
+    def _without_absent_ledger(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if self.ledger is None:
+            data.pop("ledger", None)
+        return data

@@ -24,7 +24,7 @@ from enforcer.models import parse_rfc3339
 from enforcer.step import InputRecord, Source
 
 if TYPE_CHECKING:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 _FETCH_TIMEOUT_MS = 1000
 
@@ -202,6 +202,17 @@ class TopicReader:
 
     def records(self) -> Iterator[InputRecord]:
         """Yield the range's committed records, partition order kept."""
+        for message in self.messages():
+            yield InputRecord(
+                message.key,
+                message.value,
+                tuple((str(k), bytes(v or b"")) for k, v in message.headers),
+                Source(message.topic, message.partition, message.offset),
+            )
+
+    def messages(self) -> Iterator[ConsumerRecord[bytes, bytes]]:
+        """Yield the range's committed records as the client reads them (with their
+        Kafka timestamps), partition order kept."""
         from aiokafka import TopicPartition
 
         consumer = self._consumer
@@ -220,12 +231,7 @@ class TopicReader:
                 for message in messages:
                     if end is None or message.offset >= end:
                         break
-                    yield InputRecord(
-                        message.key,
-                        message.value,
-                        tuple((str(k), bytes(v or b"")) for k, v in message.headers),
-                        Source(message.topic, message.partition, message.offset),
-                    )
+                    yield message
             if batches:
                 progress_at = time.monotonic()
             for tp in self._runner.run(_finished(consumer, remaining)):
