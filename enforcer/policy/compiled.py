@@ -129,8 +129,8 @@ class Policy:
         if self.ledger is not LedgerMode.OFF and not ledger_configured:
             raise PolicyConfigError(
                 f"{self.origin}: the policy sets 'ledger: {self.ledger.value}' but no ledger "
-                "is configured (a ledger topic for run, --ledger-file or --ledger-topic for "
-                "replay and explain)"
+                "is configured (--ledger-topic for run, --ledger-file or --ledger-topic for "
+                "replay, --ledger-file for explain)"
             )
         return self.ledger
 
