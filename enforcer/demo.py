@@ -1,10 +1,13 @@
 """The README's main job: the enforcer on a local broker with sample traffic.
 
-Produces sample identity events shaped like the 2019 case (and phone numbers given for
-SMS notifications, device ids for analytics), runs ``enforcer run``
-as a real worker process until it has committed every input record, stops it with
-SIGTERM, then reads the output topics as a ``read_committed`` consumer would and
-prints what happened to every record.
+Writes a purpose ledger (what each sample account's identifiers were collected for),
+produces sample identity events shaped like the 2019 case (and phone numbers given for
+SMS notifications, device ids for analytics), some of which wrongly claim advertising
+for a number collected for two-factor authentication only, and, halfway through, a
+batch of consent withdrawals and erasures. It runs ``enforcer run`` as a real worker
+process until it has committed every input record, stops it with SIGTERM, then reads
+the output topics as a ``read_committed`` consumer would and prints what happened to
+every record, the claims the ledger did not grant, and the retractions.
 
     python -m enforcer.demo --bootstrap 127.0.0.1:9092 [--records 5000]
 """
@@ -23,10 +26,13 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from enforcer.demo_ledger import DemoLedger, demo_ledger
 from enforcer.fingerprint import generate_key
+from enforcer.ledger.decide import PURPOSE_NOT_GRANTED as NOT_GRANTED
 from enforcer.policy.load import load_policy
 from enforcer.sample import sample_values, subject_key
 from enforcer.testing.consume import read_committed
+from enforcer.testing.ledger import produce_ledger
 from enforcer.testing.topics import create_topics, delete_topics
 from enforcer.testing.worker import EnforcerWorker, WorkerError, produce, wait_for_commits
 
@@ -37,11 +43,12 @@ TOPICS = {
     "deadletter": "enforcer.deadletter",
     "metrics": "enforcer.metrics",
 }
+LEDGER_TOPIC = "identity.purposes"
 
 
 async def fresh_topics(bootstrap: str, partitions: int) -> None:
     """Delete the demo's topics if a previous run left them, and create them anew."""
-    names = list(TOPICS.values())
+    names = [*TOPICS.values(), LEDGER_TOPIC]
     await delete_topics(bootstrap, names)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -52,12 +59,20 @@ async def fresh_topics(bootstrap: str, partitions: int) -> None:
             await asyncio.sleep(0.2)
     finally:
         await admin.close()
-    await create_topics(bootstrap, names, partitions)
+    await create_topics(bootstrap, list(TOPICS.values()), partitions)
+    await create_topics(
+        bootstrap, [LEDGER_TOPIC], partitions, configs={"cleanup.policy": "compact"}
+    )
 
 
-def summarize(bootstrap: str, produced: int) -> str:
+def summarize(bootstrap: str, produced: int, demo: DemoLedger) -> str:
     """Read every output topic (read_committed) and describe what happened."""
     sink = asyncio.run(read_committed(bootstrap, TOPICS["sink"], expected=produced, settle_s=0.5))
+    retracted = Counter(
+        orjson.loads(r.value or b"{}")["retraction"]["reason"]
+        for r in sink
+        if dict(r.headers).get("enforcer.action") == b"retracted"
+    )
     violations = asyncio.run(
         read_committed(bootstrap, TOPICS["violations"], expected=1, settle_s=0.5)
     )
@@ -69,6 +84,9 @@ def summarize(bootstrap: str, produced: int) -> str:
     by_type = Counter(f["identifier_type"] for v in events for f in v["findings"])
     reasons = Counter(dict(r.headers)["enforcer.error.reason"].decode() for r in dead)
     accounts = {v["subject_id"] for v in events}
+    not_granted = {
+        v["subject_id"] for v in events for f in v["findings"] if f["rule"] == NOT_GRANTED
+    }
     accounted = actions["passed"] + actions["redacted"] + dropped + len(dead)
     lines = [
         f"records in:       {produced:>7,}",
@@ -86,6 +104,17 @@ def summarize(bootstrap: str, produced: int) -> str:
         for rule, n in sorted(by_rule.items())
     ]
     lines += [f"  type {kind}: {n:,} identifiers" for kind, n in sorted(by_type.items())]
+    erased = sum(1 for _, value in demo.withdrawals if value is None)
+    lines += [
+        f"purpose ledger:   {len(demo.ledger):>7,} accounts recorded before the start; "
+        f"{len(demo.withdrawals) - erased} withdrew consent to advertising and {erased} "
+        "were erased halfway",
+        f"  claims the ledger does not grant: {by_rule[NOT_GRANTED]:,} identifiers of "
+        f"{len(not_granted):,} accounts ({demo.miss_claims:,} events claimed advertising "
+        "for a number given for 2FA only)",
+        f"  retractions sent to audience building: {sum(retracted.values()):,}   "
+        f"{dict(sorted(retracted.items()))}",
+    ]
     return "\n".join(lines)
 
 
@@ -120,7 +149,9 @@ def main() -> int:
         asyncio.run(produce_forever(args.bootstrap, TOPICS["source"], args.produce_only))
         return 0
 
-    values = list(sample_values(args.records, seed=int(time.time())))
+    seed = int(time.time())
+    demo = demo_ledger(list(sample_values(args.records, seed=seed)), seed)
+    values = demo.events
     group = f"enforcer-demo-{os.getpid()}"
     env = {
         **os.environ,
@@ -129,8 +160,14 @@ def main() -> int:
         "ENFORCER_FINGERPRINT_KEY": os.environ.get("ENFORCER_FINGERPRINT_KEY", generate_key()),
         "ENFORCER_DATA_DIR": str(Path(".kafka") / "demo-data"),
         "ENFORCER_LOG_LEVEL": os.environ.get("ENFORCER_LOG_LEVEL", "warning"),
+        "ENFORCER_LEDGER_TOPIC": LEDGER_TOPIC,
     }
     asyncio.run(fresh_topics(args.bootstrap, partitions=3))
+    print(
+        f"writing the purpose ledger ({len(demo.ledger):,} accounts) to {LEDGER_TOPIC} ...",
+        flush=True,
+    )
+    asyncio.run(produce_ledger(args.bootstrap, LEDGER_TOPIC, demo.ledger))
     print(f"starting the enforcer (group {group}) on {args.bootstrap} ...", flush=True)
     log_dir = Path(os.environ.get("KAFKA_STATE_DIR", ".kafka"))
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -141,7 +178,15 @@ def main() -> int:
             f"producing {len(values):,} sample identity events to {TOPICS['source']} ...",
             flush=True,
         )
-        asyncio.run(produce(args.bootstrap, TOPICS["source"], values))
+        half = len(values) // 2
+        asyncio.run(produce(args.bootstrap, TOPICS["source"], values[:half]))
+        print(
+            f"halfway: {len(demo.withdrawals):,} consent withdrawals and erasures to "
+            f"{LEDGER_TOPIC} ...",
+            flush=True,
+        )
+        asyncio.run(produce_ledger(args.bootstrap, LEDGER_TOPIC, demo.withdrawals))
+        asyncio.run(produce(args.bootstrap, TOPICS["source"], values[half:]))
         asyncio.run(
             wait_for_commits(
                 args.bootstrap,
@@ -164,7 +209,7 @@ def main() -> int:
             worker.stop()
     print(f"the enforcer stopped (exit status {worker.returncode}); its log: {worker.log_path}")
     print("\nwhat the enforcer did (read back from the output topics, read_committed):")
-    print(summarize(args.bootstrap, len(values)))
+    print(summarize(args.bootstrap, len(values), demo))
     return 0
 
 
