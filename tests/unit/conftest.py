@@ -11,6 +11,7 @@ import pytest
 
 from enforcer.clock import FixedClock
 from enforcer.fingerprint import Fingerprinter
+from enforcer.ledger.lookup import LedgerLookup
 from enforcer.policy.compiled import Policy
 from enforcer.policy.load import load_policy, parse_policy
 from enforcer.step import InputRecord, Source, Step
@@ -47,9 +48,9 @@ def record(value: dict[str, Any] | bytes, offset: int = 0, **kw: Any) -> InputRe
     )
 
 
-def make_step(policy: Policy | None = None) -> Step:
-    """A step with a fixed key and clock."""
-    return Step(policy or load_policy(None), Fingerprinter(KEY), FixedClock(NOW))
+def make_step(policy: Policy | None = None, ledger: LedgerLookup | None = None) -> Step:
+    """A step with a fixed key and clock, and the purpose ledger when one is given."""
+    return Step(policy or load_policy(None), Fingerprinter(KEY), FixedClock(NOW), ledger)
 
 
 @pytest.fixture
