@@ -107,22 +107,32 @@ class _Interned(Generic[_T]):
         return found
 
 
-Undo = dict[bytes, bytes]
+Undo = dict[bytes, "bytes | None"]
 """What a transaction changed: each touched subject's state before its first change in
-the transaction (empty ``bytes``: it had none). :meth:`LedgerState.rollback` puts it
-back when the transaction is aborted and its ledger records will be read again."""
+the transaction (``None``: it had none). :meth:`LedgerState.rollback` puts it back when
+the transaction is aborted and its ledger records will be read again."""
+
+_ERASED = b"E"
+"""The state of an erased subject: known to the ledger, with no identifier and no
+purpose (its length is no multiple of a slot, so it is never mistaken for one)."""
+
+
+def _slots(blob: bytes | None) -> bytes:
+    """The identifier slots of a stored state (none for an erased or absent subject)."""
+    return b"" if blob is None or blob == _ERASED else blob
 
 
 class LedgerState:
     """The ledger's current grants, for the partitions one worker holds."""
 
-    __slots__ = ("_identifiers", "_purposes", "_subjects", "_types")
+    __slots__ = ("_erased", "_identifiers", "_purposes", "_subjects", "_types")
 
     def __init__(self) -> None:
         self._subjects: dict[bytes, bytes] = {}
         self._types: _Interned[str] = _Interned()
         self._purposes: _Interned[tuple[str, ...]] = _Interned()
         self._identifiers = 0
+        self._erased = 0
 
     def __len__(self) -> int:
         """The number of identifiers held."""
@@ -130,8 +140,13 @@ class LedgerState:
 
     @property
     def subjects(self) -> int:
-        """The number of subjects with at least one identifier."""
-        return len(self._subjects)
+        """The number of subjects held (erased ones aside)."""
+        return len(self._subjects) - self._erased
+
+    @property
+    def erased(self) -> int:
+        """The number of erased subjects remembered (while their tombstones are read)."""
+        return self._erased
 
     @property
     def purpose_sets(self) -> int:
@@ -149,6 +164,8 @@ class LedgerState:
         if blob is None:
             return None
         mac = _mac(fingerprint)
+        if blob == _ERASED:
+            return ()  # erased: none of its identifiers has any purpose any more
         start = blob.find(mac)
         while start >= 0:
             # A match inside a slot's other fields is no match: slots are aligned.
@@ -166,6 +183,8 @@ class LedgerState:
         grants: Iterable[Grant],
         passes: Passes | None = None,
         undo: Undo | None = None,
+        *,
+        unknown_passed: bool = False,
     ) -> list[Retraction]:
         """Make ``grants`` the subject's whole state (an update, SPEC §11).
 
@@ -173,6 +192,9 @@ class LedgerState:
         of its purposes. With ``passes``, returns a ``purpose-withdrawn`` retraction for
         each identifier that passed before and does not now (purposes changed, or the
         identifier is no longer listed); without, returns nothing (a silent restore).
+        ``unknown_passed`` (the ``fallback`` setting, where an identifier unknown to the
+        ledger is judged by the event's tags): an identifier listed for the first time
+        may have passed before, so it is retracted if it does not pass now.
         """
         merged: dict[tuple[bytes, int], set[str]] = {}
         for grant in grants:
@@ -183,18 +205,20 @@ class LedgerState:
             for (mac, type_id), purposes in merged.items()
         )
         key = subject_digest(subject_id)
-        old = self._subjects.get(key, b"")
+        stored = self._subjects.get(key)
         if undo is not None:
-            undo.setdefault(key, old)
-        if blob:
-            self._subjects[key] = blob
-        else:
-            self._subjects.pop(key, None)
-        self._identifiers += (len(blob) - len(old)) // _SLOT.size
-        if passes is None or not old:
+            undo.setdefault(key, stored)
+        self._put(key, blob or None)
+        if passes is None:
             return []
         return self._retractions(
-            subject_id, updated_at, old, blob, passes, RetractionReason.PURPOSE_WITHDRAWN
+            subject_id,
+            updated_at,
+            _slots(stored),
+            blob,
+            passes,
+            RetractionReason.PURPOSE_WITHDRAWN,
+            new_passed=unknown_passed and stored != _ERASED,
         )
 
     def erase(
@@ -208,26 +232,31 @@ class LedgerState:
         a tombstone has no ``updated_at``) goes into the ``subject-erased`` retractions
         of the identifiers that passed; none without ``passes``."""
         key = subject_digest(subject_id)
-        old = self._subjects.pop(key, b"")
+        stored = self._subjects.get(key)
         if undo is not None:
-            undo.setdefault(key, old)
-        self._identifiers -= len(old) // _SLOT.size
-        if passes is None or not old:
+            undo.setdefault(key, stored)
+        self._put(key, _ERASED)
+        if passes is None:
             return []
         return self._retractions(
-            subject_id, erased_at, old, b"", passes, RetractionReason.SUBJECT_ERASED
+            subject_id, erased_at, _slots(stored), b"", passes, RetractionReason.SUBJECT_ERASED
         )
+
+    def _put(self, key: bytes, blob: bytes | None) -> None:
+        """Store a subject's state (``None``: forget it), keeping the counts."""
+        old = self._subjects.get(key)
+        if blob is None:
+            self._subjects.pop(key, None)
+        else:
+            self._subjects[key] = blob
+        self._identifiers += (len(_slots(blob)) - len(_slots(old))) // _SLOT.size
+        self._erased += (blob == _ERASED) - (old == _ERASED)
 
     def rollback(self, undo: Undo) -> None:
         """Put back every subject ``undo`` recorded, as it was before its first change,
         and empty ``undo``."""
         for key, old in undo.items():
-            now = self._subjects.get(key, b"")
-            if old:
-                self._subjects[key] = old
-            else:
-                self._subjects.pop(key, None)
-            self._identifiers += (len(old) - len(now)) // _SLOT.size
+            self._put(key, old)
         undo.clear()
 
     def _retractions(
@@ -238,10 +267,15 @@ class LedgerState:
         new: bytes,
         passes: Passes,
         reason: RetractionReason,
+        *,
+        new_passed: bool = False,
     ) -> list[Retraction]:
-        now = {(mac, type_id): purposes_id for mac, type_id, purposes_id in _SLOT.iter_unpack(new)}
+        """Identifiers of ``old`` that passed and do not in ``new``; with ``new_passed``
+        also those ``new`` lists for the first time and that do not pass."""
+        before = {(mac, type_id): p for mac, type_id, p in _SLOT.iter_unpack(old)}
+        now = {(mac, type_id): p for mac, type_id, p in _SLOT.iter_unpack(new)}
         out = []
-        for mac, type_id, purposes_id in _SLOT.iter_unpack(old):
+        for (mac, type_id), purposes_id in before.items():
             kind = self._type(type_id)
             if not passes(kind, self._purpose_set(purposes_id)):
                 continue
@@ -249,6 +283,14 @@ class LedgerState:
             if still is not None and passes(kind, self._purpose_set(still)):
                 continue
             out.append(Retraction(subject_id, kind, FINGERPRINT_PREFIX + mac.hex(), reason, when))
+        if new_passed:
+            for (mac, type_id), purposes_id in now.items():
+                kind = self._type(type_id)
+                if (mac, type_id) in before or passes(kind, self._purpose_set(purposes_id)):
+                    continue
+                out.append(
+                    Retraction(subject_id, kind, FINGERPRINT_PREFIX + mac.hex(), reason, when)
+                )
         return out
 
     def _type(self, type_id: int) -> str:

@@ -87,6 +87,7 @@ class LiveLedger:
         monotonic: Callable[[], float],
         *,
         retract: bool = True,
+        unknown_passed: bool = False,
     ) -> None:
         self.topic = topic
         self._source_topic = source_topic
@@ -99,6 +100,7 @@ class LiveLedger:
         )
         self._monotonic = monotonic
         self._retract = retract
+        self._unknown_passed = unknown_passed
         self._states: dict[int, LedgerState] = {}
         self._at: dict[int, int] = {}
         """Per partition: the committed ledger offset its state stands at."""
@@ -253,7 +255,12 @@ class LiveLedger:
         else:
             grants = grants_of(parsed.identifiers, self._fingerprint)
             retractions = state.replace(
-                parsed.subject_id, parsed.updated_at, grants, self._passes, undo
+                parsed.subject_id,
+                parsed.updated_at,
+                grants,
+                self._passes,
+                undo,
+                unknown_passed=self._unknown_passed,
             )
         self._pending_records["applied"] += 1
         for retraction in retractions:

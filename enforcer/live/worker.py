@@ -210,7 +210,8 @@ def _ledger(
     """The ledger side, when a ledger topic is configured and the policy uses it."""
     if settings.ledger_topic is None:
         return None
-    if policy.ledger_mode(ledger_configured=True) is LedgerMode.OFF:
+    mode = policy.ledger_mode(ledger_configured=True)
+    if mode is LedgerMode.OFF:
         log.warning("the policy sets 'ledger: off': the ledger topic is not read")
         return None
     return LiveLedger(
@@ -222,6 +223,8 @@ def _ledger(
         policy.version,
         time.monotonic,
         retract=policy.mode is Mode.ENFORCE,
+        # Under fallback an identifier unknown to the ledger may have flowed by its tags.
+        unknown_passed=mode is LedgerMode.FALLBACK,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from enforcer.ledger.decide import LedgerMode
 from enforcer.models import Action, Mode
@@ -134,6 +134,12 @@ class PolicyFile(BaseModel):
             "Default: 'authoritative' when a ledger is configured, else 'off'."
         ),
     )
+
+    @field_validator("ledger", mode="before")
+    @classmethod
+    def _unquoted_off(cls, value: object) -> object:
+        # YAML 1.1 reads an unquoted `off` as false; it can only mean `ledger: off`.
+        return "off" if value is False else value
 
     @model_validator(mode="after")
     def _references_resolve(self) -> PolicyFile:

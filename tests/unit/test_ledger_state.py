@@ -6,7 +6,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from enforcer.fingerprint import Fingerprinter
-from enforcer.ledger.state import Grant, LedgerState, Retraction, RetractionReason, grants_of
+from enforcer.ledger.state import (
+    Grant,
+    LedgerState,
+    Retraction,
+    RetractionReason,
+    Undo,
+    grants_of,
+)
 
 from .conftest import KEY
 
@@ -70,8 +77,13 @@ def test_retractions_name_withdrawn_and_erased_identifiers() -> None:
     assert erased == [
         Retraction("acct-1", "email", email.fingerprint, ERASED, "2019-10-10T00:00:00Z")
     ]
-    assert state.purposes("acct-1", "email", email.fingerprint) is None
-    assert (len(state), state.subjects) == (0, 0)
+    # Erased: known to the ledger with no purpose at all (not unknown, which under
+    # ``fallback`` would let the event's own tags decide again).
+    assert state.purposes("acct-1", "email", email.fingerprint) == ()
+    assert (len(state), state.subjects, state.erased) == (0, 0, 1)
+    state.replace("acct-1", T1, [email])
+    assert state.purposes("acct-1", "email", email.fingerprint) == (ADS,)
+    assert (len(state), state.subjects, state.erased) == (1, 1, 0)
 
 
 def test_without_a_judge_apply_is_silent() -> None:
@@ -161,7 +173,10 @@ def test_the_state_never_holds_a_raw_value_and_erasure_leaves_nothing(
 
 
 def known_identifiers(state: LedgerState, subject: str) -> set[tuple[str, str]]:
-    """(type, fingerprint) of every identifier of ``subject`` the ledger knows."""
+    """(type, fingerprint) of every identifier of ``subject`` the ledger lists (an
+    erased subject lists none: every identifier of it has no purpose)."""
+    if state.purposes(subject, "email", FP("email", "never-listed@example.org")) == ():
+        return set()
     return {
         (kind, FP(kind, f"+1415555{n:04d}"))
         for kind in ("phone", "email")
@@ -183,7 +198,7 @@ def test_rollback_puts_back_what_a_transaction_changed() -> None:
         "s2", "2026-01-01T00:00:00Z", grants_of([("email", "b@x.org", ad)], fingerprinter)
     )
     before = (len(state), state.subjects)
-    undo: dict[bytes, bytes] = {}
+    undo: Undo = {}
     state.replace("s1", "2026-01-02T00:00:00Z", [], undo=undo)
     state.replace(
         "s1",
@@ -199,7 +214,7 @@ def test_rollback_puts_back_what_a_transaction_changed() -> None:
         undo=undo,
     )
     assert state.purposes("s3", "email", fingerprinter("email", "c@x.org")) == ad
-    assert state.purposes("s2", "email", fingerprinter("email", "b@x.org")) is None
+    assert state.purposes("s2", "email", fingerprinter("email", "b@x.org")) == ()  # erased
     state.rollback(undo)
     assert (len(state), state.subjects) == before
     assert undo == {}

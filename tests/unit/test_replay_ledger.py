@@ -307,7 +307,7 @@ def test_topic_records_tombstones_key_checks_and_as_of() -> None:
     ]
     mark = fingerprinter("phone", PHONE_1)
     result = replay_ledger_records(records, fingerprinter)
-    assert result.state.purposes("acct-1", "phone", mark) is None
+    assert result.state.purposes("acct-1", "phone", mark) == ()  # erased: no purpose
     assert (result.applied, result.erased, result.after_as_of, result.invalid) == (2, 1, 0, 2)
     assert [(f.partition, f.offset, f.reason) for f in result.record_failures] == [
         (0, 1, DeadLetterReason.SCHEMA),
