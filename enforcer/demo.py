@@ -29,6 +29,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from enforcer.demo_ledger import DemoLedger, demo_ledger
 from enforcer.fingerprint import generate_key
 from enforcer.ledger.decide import PURPOSE_NOT_GRANTED as NOT_GRANTED
+from enforcer.ledger.decide import PURPOSE_NOT_GRANTED_MEANING as NOT_GRANTED_MEANING
 from enforcer.policy.load import load_policy
 from enforcer.sample import sample_values, subject_key
 from enforcer.testing.consume import read_committed
@@ -99,6 +100,7 @@ def summarize(bootstrap: str, produced: int, demo: DemoLedger) -> str:
         f"violations:       {len(events):>7,}   affecting {len(accounts):,} accounts",
     ]
     meaning = {rule.name: rule.description for rule in load_policy(None).rules}
+    meaning[NOT_GRANTED] = NOT_GRANTED_MEANING
     lines += [
         f"  rule {rule}: {n:,} identifiers" + (f"  ({meaning[rule]})" if rule in meaning else "")
         for rule, n in sorted(by_rule.items())
@@ -180,6 +182,18 @@ def main() -> int:
         )
         half = len(values) // 2
         asyncio.run(produce(args.bootstrap, TOPICS["source"], values[:half]))
+        # The withdrawals come once the first half is decided (and some of it
+        # forwarded under the consent then given): that is what must be retracted.
+        asyncio.run(
+            wait_for_commits(
+                args.bootstrap,
+                group,
+                TOPICS["source"],
+                at_least=half,
+                timeout_s=args.timeout,
+                alive=[worker],
+            )
+        )
         print(
             f"halfway: {len(demo.withdrawals):,} consent withdrawals and erasures to "
             f"{LEDGER_TOPIC} ...",

@@ -26,6 +26,10 @@ from enforcer.purposes import normalize_tag, within_any
 
 PURPOSE_NOT_GRANTED = "purpose-not-granted"
 """The rule name of a finding whose event claimed what the ledger does not grant."""
+PURPOSE_NOT_GRANTED_MEANING = (
+    "the event claimed a purpose the purpose ledger does not grant this identifier "
+    "(named instead of the rule that the ledger's purposes matched)"
+)
 
 
 class LedgerMode(StrEnum):

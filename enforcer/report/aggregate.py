@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from enforcer.clock import Clock, rfc3339
-from enforcer.ledger.decide import PURPOSE_NOT_GRANTED
+from enforcer.ledger.decide import PURPOSE_NOT_GRANTED, PURPOSE_NOT_GRANTED_MEANING
 from enforcer.models import Mode, parse_rfc3339
 from enforcer.policy.compiled import Policy
 from enforcer.policy.evaluate import Decision
@@ -27,10 +27,7 @@ from enforcer.report.timing import Window, day_of
 from enforcer.step import Outcome, OutcomeKind
 
 # Rules a finding can name that are no rule of the policy file.
-_UNLISTED = {
-    PURPOSE_NOT_GRANTED: "the event claimed a purpose the purpose ledger does not grant this "
-    "identifier (named instead of the rule that the ledger's purposes matched)",
-}
+_UNLISTED = {PURPOSE_NOT_GRANTED: PURPOSE_NOT_GRANTED_MEANING}
 
 
 class _Day:
