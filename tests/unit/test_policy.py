@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from enforcer.cli import main
 from enforcer.policy.compiled import Policy
 from enforcer.policy.load import PolicyLoadError, default_policy_bytes, load_policy, parse_policy
 from enforcer.policy.spec import PolicyFile
@@ -392,3 +393,21 @@ def test_example_default_is_the_built_in_default() -> None:
     """policies/default.yaml is byte for byte the built-in default (same version)."""
     example = Path(__file__).resolve().parents[2] / "policies" / "default.yaml"
     assert example.read_bytes() == default_policy_bytes()
+
+
+def test_policy_tests_judge_the_rules_of_a_policy_with_a_ledger_setting(tmp_path: Path) -> None:
+    """`policy test` runs its cases on the events' tags, even when the policy sets
+    `ledger: authoritative` (which needs a ledger to run)."""
+    policy = tmp_path / "ledger.yaml"
+    policy.write_bytes(default_policy_bytes() + b"\nledger: authoritative\n")
+    cases = tmp_path / "ledger.test.yaml"
+    cases.write_text(
+        "policy: ledger.yaml\n"
+        "cases:\n"
+        "  - name: 2FA only\n"
+        "    record: {event_id: e, subject_id: s, occurred_at: '2019-10-08T12:00:00Z',\n"
+        "             identifiers: [{type: phone, value: '+14155550100',\n"
+        "                            purposes: [security.mfa]}]}\n"
+        "    expect: {outcome: dropped, decisions: [security-only-purpose]}\n"
+    )
+    assert main(["policy", "test", str(cases)]) == 0
