@@ -122,6 +122,8 @@ async def test_restore_before_first_decision_then_withdrawal_and_erasure_retract
             ledger_value("s-ads", "2026-11-03T00:00:00Z", [("email", "ads@example.org", MFA)]),
         ),
         ("s-gone", None),
+        # Invalid: a value under another subject's key. Dead-lettered, changes nothing.
+        ("s-2fa", ledger_value("s-other", T0, [("phone", "+14155550101", ADS)])),
     ]
     await produce_ledger(bootstrap, ledger, withdrawal)
     later = await produce(
@@ -161,6 +163,13 @@ async def test_restore_before_first_decision_then_withdrawal_and_erasure_retract
     assert after["e4"]["rule"] == "purpose-not-granted"
     assert after["e4"]["purposes"] == ["security.mfa"]
     assert len(violations) == 3
+    dead = await read_committed(
+        bootstrap, deployment.topics.deadletter, expected=1, timeout_s=30, settle_s=1.0
+    )
+    assert len(dead) == 1
+    headers = dict(dead[0].headers)
+    assert headers["enforcer.source.topic"] == ledger.encode()
+    assert headers["enforcer.error.reason"] == b"schema"
     raw = b"".join(r.value or b"" for r in [*sink, *violations])
     for value in (b"+14155550101", b"gone@example.org", b"who@example.org"):
         assert value not in raw
