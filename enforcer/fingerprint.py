@@ -16,6 +16,7 @@ from functools import cache, lru_cache
 from types import ModuleType
 
 MIN_KEY_BYTES = 16
+FINGERPRINT_PREFIX = "hmac-sha256:"
 DEFAULT_PHONE_REGION = "US"
 """Region assumed for phone numbers written without a country code."""
 NO_PHONE_REGION = "ZZ"
@@ -112,10 +113,14 @@ class Fingerprinter:
 
     def __call__(self, identifier_type: str, value: str) -> str:
         """The fingerprint of one identifier; ``identifier_type`` already lower-cased."""
+        return FINGERPRINT_PREFIX + self.mac(identifier_type, value).hex()
+
+    def mac(self, identifier_type: str, value: str) -> bytes:
+        """The fingerprint's 32 bytes (the ledger compares these, never hex)."""
         normalized = normalize_value(identifier_type, value, self.phone_region)
         mac = self._keyed.copy()
         mac.update(identifier_type.encode() + b"\x00" + normalized.encode())
-        return "hmac-sha256:" + mac.hexdigest()
+        return mac.digest()
 
 
 def _key_id(keyed: hmac.HMAC) -> str:

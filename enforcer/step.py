@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from enforcer.clock import Clock, rfc3339
-from enforcer.fingerprint import Fingerprinter
+from enforcer.fingerprint import FINGERPRINT_PREFIX, Fingerprinter
 from enforcer.ledger.decide import LedgerMode
 from enforcer.ledger.lookup import LedgerLookup
 from enforcer.models import DeadLetterReason, Event, Mode
@@ -203,7 +203,7 @@ class Step:
             parsed = parse_event(record.value, types_judged=self._types_judged)
             if isinstance(parsed, ParseFailure):
                 return self._dead_letter(record, parsed.reason, parsed.message), None
-            fingerprints: dict[int, str] = {}
+            fingerprints: dict[int, bytes] = {}
             if self._ledger is None:
                 decision = decide(self.policy, parsed)
             else:
@@ -218,19 +218,19 @@ class Step:
             return self._dead_letter(record, DeadLetterReason.INTERNAL, message), None
 
     def _granted(
-        self, partition: int, event: Event, fingerprints: dict[int, str]
+        self, partition: int, event: Event, macs: dict[int, bytes]
     ) -> Callable[[int, str], tuple[str, ...] | None]:
         """The ledger lookup for one event's identifiers; the fingerprints it computes
         are kept for the violation's findings."""
         ledger = self._ledger
         assert ledger is not None
-        fingerprint = self._fingerprint
+        mac_of = self._fingerprint.mac
         subject = event.subject_id
         identifiers = event.identifiers
 
         def granted(index: int, kind: str) -> tuple[str, ...] | None:
-            mark = fingerprints[index] = fingerprint(kind, identifiers[index].value)
-            return ledger.granted(partition, subject, kind, mark)
+            mac = macs[index] = mac_of(kind, identifiers[index].value)
+            return ledger.granted(partition, subject, kind, mac)
 
         return granted
 
@@ -267,7 +267,7 @@ class Step:
         )
 
     def _act(
-        self, record: InputRecord, parsed: Event, decision: Decision, fingerprints: dict[int, str]
+        self, record: InputRecord, parsed: Event, decision: Decision, fingerprints: dict[int, bytes]
     ) -> Outcome:
         if decision.verdict is Verdict.PASSED:
             return self._forward(record, parsed, OutcomeKind.PASSED, record.value)
@@ -326,19 +326,21 @@ class Step:
         event: Event,
         verdict: Verdict,
         found: list[tuple[int, Judgement]],
-        fingerprints: dict[int, str],
+        fingerprints: dict[int, bytes],
     ) -> dict[str, Any]:
         findings = []
         for index, j in found:
             if j.rule is None:
                 continue
+            mac = fingerprints.get(index)
             finding: dict[str, Any] = {
                 "rule": j.rule_name,
                 "identifier_index": index,
                 "identifier_type": j.type,
                 "purposes": list(j.purposes),
-                "fingerprint": fingerprints.get(index)
-                or self._fingerprint(j.type, event.identifiers[index].value),
+                "fingerprint": FINGERPRINT_PREFIX + mac.hex()
+                if mac is not None
+                else self._fingerprint(j.type, event.identifiers[index].value),
             }
             if j.claimed is not None:
                 # Judged under a ledger setting: what the event claimed, beside what

@@ -16,9 +16,10 @@ class LedgerLookup(Protocol):
     """What the ledger grants an identifier of an event read from ``partition``."""
 
     def granted(
-        self, partition: int, subject_id: str, identifier_type: str, fingerprint: str
+        self, partition: int, subject_id: str, identifier_type: str, mac: bytes
     ) -> tuple[str, ...] | None:
-        """The ledger's purposes for the identifier, or ``None`` when it is unknown."""
+        """The ledger's purposes for the identifier (``mac``: its fingerprint's bytes,
+        :meth:`~enforcer.fingerprint.Fingerprinter.mac`), or ``None`` when unknown."""
         ...
 
 
@@ -31,7 +32,7 @@ class WholeLedger:
         self.state = state
 
     def granted(
-        self, partition: int, subject_id: str, identifier_type: str, fingerprint: str
+        self, partition: int, subject_id: str, identifier_type: str, mac: bytes
     ) -> tuple[str, ...] | None:
         """The ledger's purposes for the identifier, whatever the partition."""
-        return self.state.purposes(subject_id, identifier_type, fingerprint)
+        return self.state.purposes_of_mac(subject_id, identifier_type, mac)

@@ -26,12 +26,13 @@ from collections.abc import Callable, Iterable
 from enum import StrEnum
 from typing import Generic, NamedTuple, TypeVar
 
-from enforcer.fingerprint import Fingerprinter
+from enforcer.fingerprint import FINGERPRINT_PREFIX, Fingerprinter
 
-FINGERPRINT_PREFIX = "hmac-sha256:"
 _MAC_BYTES = 32
 _SLOT = struct.Struct(f"<{_MAC_BYTES}sII")
 """One identifier: fingerprint MAC, type id, purpose-set id (40 bytes)."""
+_SLOT_SIZE = _SLOT.size
+_IDS = struct.Struct("<II")
 
 Passes = Callable[[str, tuple[str, ...]], bool]
 """``passes(identifier_type, purposes)``: would an identifier with these ledger
@@ -125,7 +126,7 @@ def _slots(blob: bytes | None) -> bytes:
 class LedgerState:
     """The ledger's current grants, for the partitions one worker holds."""
 
-    __slots__ = ("_erased", "_identifiers", "_purposes", "_subjects", "_types")
+    __slots__ = ("_erased", "_identifiers", "_last", "_purposes", "_subjects", "_types")
 
     def __init__(self) -> None:
         self._subjects: dict[bytes, bytes] = {}
@@ -133,6 +134,9 @@ class LedgerState:
         self._purposes: _Interned[tuple[str, ...]] = _Interned()
         self._identifiers = 0
         self._erased = 0
+        # The last subject looked up and its digest: an event's identifiers are looked
+        # up one after the other for the same subject.
+        self._last: tuple[str, bytes] = ("", subject_digest(""))
 
     def __len__(self) -> int:
         """The number of identifiers held."""
@@ -160,19 +164,29 @@ class LedgerState:
         identifier is unknown to the ledger (SPEC §11: same subject, type and value).
 
         Raises ``ValueError`` when ``fingerprint`` is not an ``hmac-sha256:`` one."""
-        blob = self._subjects.get(subject_digest(subject_id))
+        return self.purposes_of_mac(subject_id, identifier_type, _mac(fingerprint))
+
+    def purposes_of_mac(
+        self, subject_id: str, identifier_type: str, mac: bytes
+    ) -> tuple[str, ...] | None:
+        """:meth:`purposes` by the fingerprint's 32 bytes (:meth:`Fingerprinter.mac`)."""
+        last_subject, digest = self._last
+        if subject_id != last_subject:
+            digest = subject_digest(subject_id)
+            self._last = (subject_id, digest)
+        blob = self._subjects.get(digest)
         if blob is None:
             return None
-        mac = _mac(fingerprint)
         if blob == _ERASED:
             return ()  # erased: none of its identifiers has any purpose any more
         start = blob.find(mac)
         while start >= 0:
             # A match inside a slot's other fields is no match: slots are aligned.
-            if start % _SLOT.size == 0:
-                _, type_id, purposes_id = _SLOT.unpack_from(blob, start)
-                if self._type(type_id) == identifier_type:
-                    return self._purpose_set(purposes_id)
+            if start % _SLOT_SIZE == 0:
+                type_id, purposes_id = _IDS.unpack_from(blob, start + _MAC_BYTES)
+                if self._types.values[type_id] == identifier_type:
+                    granted: tuple[str, ...] = self._purposes.values[purposes_id]
+                    return granted
             start = blob.find(mac, start + 1)
         return None
 

@@ -114,13 +114,13 @@ class LiveLedger:
     # -- lookups (the decision step's LedgerLookup) ----------------------------------
 
     def granted(
-        self, partition: int, subject_id: str, identifier_type: str, fingerprint: str
+        self, partition: int, subject_id: str, identifier_type: str, mac: bytes
     ) -> tuple[str, ...] | None:
         """The purposes the ledger grants, or ``None`` when it does not know the identifier."""
         state = self._states.get(partition)
         if state is None:
             return None
-        return state.purposes(subject_id, identifier_type, fingerprint)
+        return state.purposes_of_mac(subject_id, identifier_type, mac)
 
     def restoring(self, partition: int) -> bool:
         """Whether the partition's ledger is still being restored."""

@@ -122,14 +122,30 @@ def judge_by_ledger(
     granted: tuple[str, ...] | None,
 ) -> Judgement:
     """Re-judge an identifier already judged by its event's tags (``claimed``) under
-    the ledger setting, given what the ledger grants it (SPEC §11)."""
+    the ledger setting, given what the ledger grants it (SPEC §11). Memoized: it
+    depends only on the type, the claimed tags and the grant, and streams repeat few."""
+    memo = policy.memo
+    key = ("by-ledger", mode, claimed.type, claimed.purposes, granted)
+    found: Judgement | None = memo.get(key)
+    if found is None:
+        if len(memo) >= _MEMO_LIMIT:
+            memo.clear()
+        found = memo[key] = _judge_by_ledger(policy, mode, claimed, granted)
+    return found
+
+
+def _judge_by_ledger(
+    policy: Policy,
+    mode: LedgerMode,
+    claimed: Judgement,
+    granted: tuple[str, ...] | None,
+) -> Judgement:
     kind = claimed.type
-    view = purposes_to_judge(
-        mode,
-        granted,
-        list(claimed.purposes),
-        lambda p: judge_ledger_purposes(policy, kind, p) is None,
-    )
+
+    def passes(purposes: tuple[str, ...]) -> bool:
+        return judge_ledger_purposes(policy, kind, purposes) is None
+
+    view = purposes_to_judge(mode, granted, list(claimed.purposes), passes)
     if not view.from_ledger and view.purposes is not None:  # fallback: the event's tags
         return claimed._replace(claimed=claimed.purposes)
     purposes = tuple(view.purposes or ())

@@ -688,9 +688,9 @@ class SpyLedger:
         self.calls: list[tuple[int, str, str, str]] = []
 
     def granted(
-        self, partition: int, subject_id: str, identifier_type: str, fingerprint: str
+        self, partition: int, subject_id: str, identifier_type: str, mac: bytes
     ) -> tuple[str, ...] | None:
-        self.calls.append((partition, subject_id, identifier_type, fingerprint))
+        self.calls.append((partition, subject_id, identifier_type, "hmac-sha256:" + mac.hex()))
         return (MFA,)
 
 
