@@ -1,267 +1,51 @@
-"""The materialized ledger: (subject, type, fingerprint) → granted purposes.
+"""The materialized ledger in memory: (subject, type, fingerprint) → granted purposes.
 
-It holds no raw value: identifiers enter already fingerprinted (SPEC §6), subjects
-are kept as 16-byte BLAKE2b digests of their id. It must hold 10^7 identifiers per
-worker within 2 GiB (SPEC §11), so the layout is chosen for memory:
-
-- one dict entry per *subject*, its value one ``bytes`` blob of fixed-size slots,
-  one per identifier: the 32-byte fingerprint MAC, a type id and a purpose-set id;
-- identifier types and purpose sets are interned in tables: a stream has few of
-  each, so a slot refers to them by a 4-byte number instead of holding objects.
-
-A subject has few identifiers, so finding one is a scan of a short blob (in C, by
-``bytes.find``). Interned types and purpose sets are never forgotten: there are few.
-
-Applying a subject's update replaces its whole previous state; an erasure removes
-it. Each apply can report the identifiers whose verdict turned from pass to
-not-pass (:class:`Retraction`), under a judge given by the caller, so this module
-knows nothing of policies.
+The default store. Its layout and logic are :class:`enforcer.ledger.slots.SlotLedger`'s
+(one ``bytes`` blob of 40-byte slots per subject); here the blobs live in a ``dict``.
+The disk store for more than memory is :class:`enforcer.ledger.disk.DiskLedgerState`;
+both satisfy :class:`enforcer.ledger.store.LedgerStore`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import struct
-from collections.abc import Callable, Iterable
-from enum import StrEnum
-from typing import Generic, NamedTuple, TypeVar
+from collections.abc import Iterator
 
-from enforcer.fingerprint import Fingerprinter
+from enforcer.ledger.slots import FINGERPRINT_PREFIX, SlotLedger, subject_digest
+from enforcer.ledger.store import (
+    Grant,
+    LedgerStore,
+    Passes,
+    Retraction,
+    RetractionReason,
+    Undo,
+    grants_of,
+)
 
-FINGERPRINT_PREFIX = "hmac-sha256:"
-_MAC_BYTES = 32
-_SLOT = struct.Struct(f"<{_MAC_BYTES}sII")
-"""One identifier: fingerprint MAC, type id, purpose-set id (40 bytes)."""
-
-Passes = Callable[[str, tuple[str, ...]], bool]
-"""``passes(identifier_type, purposes)``: would an identifier with these ledger
-purposes flow? Takes the type because a policy's rules may be limited to types."""
-
-
-class RetractionReason(StrEnum):
-    """Why an identifier that would have flowed no longer does."""
-
-    PURPOSE_WITHDRAWN = "purpose-withdrawn"
-    SUBJECT_ERASED = "subject-erased"
-
-
-class Retraction(NamedTuple):
-    """What the sink must be told to forget: never the raw value (SPEC §11)."""
-
-    subject_id: str
-    identifier_type: str
-    fingerprint: str
-    reason: RetractionReason
-    ledger_updated_at: str
+__all__ = [
+    "FINGERPRINT_PREFIX",
+    "Grant",
+    "LedgerState",
+    "LedgerStore",
+    "Passes",
+    "Retraction",
+    "RetractionReason",
+    "Undo",
+    "grants_of",
+    "subject_digest",
+]
 
 
-class Grant(NamedTuple):
-    """One fingerprinted identifier of a subject and the purposes it was given for
-    (normalized, sorted, de-duplicated)."""
+class LedgerState(SlotLedger):
+    """The ledger's current grants, for the partitions one worker holds, in memory."""
 
-    type: str
-    fingerprint: str
-    purposes: tuple[str, ...]
-
-
-def grants_of(
-    identifiers: Iterable[tuple[str, str, tuple[str, ...]]], fingerprinter: Fingerprinter
-) -> list[Grant]:
-    """Fingerprint ``(type, raw value, purposes)`` triples: the raw values stop here."""
-    return [
-        Grant(kind, fingerprinter(kind, value), purposes) for kind, value, purposes in identifiers
-    ]
-
-
-def subject_digest(subject_id: str) -> bytes:
-    """The 16-byte key of a subject (BLAKE2b; 10^7 subjects never collide in practice)."""
-    return hashlib.blake2b(subject_id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-
-
-def _mac(fingerprint: str) -> bytes:
-    if not fingerprint.startswith(FINGERPRINT_PREFIX):
-        raise ValueError("not an hmac-sha256 fingerprint")
-    mac = bytes.fromhex(fingerprint[len(FINGERPRINT_PREFIX) :])
-    if len(mac) != _MAC_BYTES:
-        raise ValueError("not an hmac-sha256 fingerprint")
-    return mac
-
-
-_T = TypeVar("_T", str, tuple[str, ...])
-
-
-class _Interned(Generic[_T]):
-    """A table of values referred to by small numbers; a value keeps its number."""
-
-    __slots__ = ("ids", "values")
+    __slots__ = ("_dict",)
 
     def __init__(self) -> None:
-        self.ids: dict[_T, int] = {}
-        self.values: list[_T] = []
+        self._dict: dict[bytes, bytes] = {}
+        super().__init__(self._dict)
 
-    def id_of(self, value: _T) -> int:
-        found = self.ids.get(value)
-        if found is None:
-            found = self.ids[value] = len(self.values)
-            self.values.append(value)
-        return found
+    def close(self) -> None:
+        """Nothing to release: the state goes with its last reference."""
 
-
-Undo = dict[bytes, bytes]
-"""What a transaction changed: each touched subject's state before its first change in
-the transaction (empty ``bytes``: it had none). :meth:`LedgerState.rollback` puts it
-back when the transaction is aborted and its ledger records will be read again."""
-
-
-class LedgerState:
-    """The ledger's current grants, for the partitions one worker holds."""
-
-    __slots__ = ("_identifiers", "_purposes", "_subjects", "_types")
-
-    def __init__(self) -> None:
-        self._subjects: dict[bytes, bytes] = {}
-        self._types: _Interned[str] = _Interned()
-        self._purposes: _Interned[tuple[str, ...]] = _Interned()
-        self._identifiers = 0
-
-    def __len__(self) -> int:
-        """The number of identifiers held."""
-        return self._identifiers
-
-    @property
-    def subjects(self) -> int:
-        """The number of subjects with at least one identifier."""
-        return len(self._subjects)
-
-    @property
-    def purpose_sets(self) -> int:
-        """The number of distinct purpose sets ever interned."""
-        return len(self._purposes.values)
-
-    def purposes(
-        self, subject_id: str, identifier_type: str, fingerprint: str
-    ) -> tuple[str, ...] | None:
-        """The purposes the ledger grants this identifier, or ``None`` when the
-        identifier is unknown to the ledger (SPEC §11: same subject, type and value).
-
-        Raises ``ValueError`` when ``fingerprint`` is not an ``hmac-sha256:`` one."""
-        blob = self._subjects.get(subject_digest(subject_id))
-        if blob is None:
-            return None
-        mac = _mac(fingerprint)
-        start = blob.find(mac)
-        while start >= 0:
-            # A match inside a slot's other fields is no match: slots are aligned.
-            if start % _SLOT.size == 0:
-                _, type_id, purposes_id = _SLOT.unpack_from(blob, start)
-                if self._type(type_id) == identifier_type:
-                    return self._purpose_set(purposes_id)
-            start = blob.find(mac, start + 1)
-        return None
-
-    def replace(
-        self,
-        subject_id: str,
-        updated_at: str,
-        grants: Iterable[Grant],
-        passes: Passes | None = None,
-        undo: Undo | None = None,
-    ) -> list[Retraction]:
-        """Make ``grants`` the subject's whole state (an update, SPEC §11).
-
-        An identifier listed twice (or two values with one fingerprint) gets the union
-        of its purposes. With ``passes``, returns a ``purpose-withdrawn`` retraction for
-        each identifier that passed before and does not now (purposes changed, or the
-        identifier is no longer listed); without, returns nothing (a silent restore).
-        """
-        merged: dict[tuple[bytes, int], set[str]] = {}
-        for grant in grants:
-            slot_key = (_mac(grant.fingerprint), self._types.id_of(grant.type))
-            merged.setdefault(slot_key, set()).update(grant.purposes)
-        blob = b"".join(
-            _SLOT.pack(mac, type_id, self._purposes.id_of(tuple(sorted(purposes))))
-            for (mac, type_id), purposes in merged.items()
-        )
-        key = subject_digest(subject_id)
-        old = self._subjects.get(key, b"")
-        if undo is not None:
-            undo.setdefault(key, old)
-        if blob:
-            self._subjects[key] = blob
-        else:
-            self._subjects.pop(key, None)
-        self._identifiers += (len(blob) - len(old)) // _SLOT.size
-        if passes is None or not old:
-            return []
-        return self._retractions(
-            subject_id, updated_at, old, blob, passes, RetractionReason.PURPOSE_WITHDRAWN
-        )
-
-    def erase(
-        self,
-        subject_id: str,
-        erased_at: str,
-        passes: Passes | None = None,
-        undo: Undo | None = None,
-    ) -> list[Retraction]:
-        """Forget the subject (a tombstone). ``erased_at`` (RFC 3339, the record's time:
-        a tombstone has no ``updated_at``) goes into the ``subject-erased`` retractions
-        of the identifiers that passed; none without ``passes``."""
-        key = subject_digest(subject_id)
-        old = self._subjects.pop(key, b"")
-        if undo is not None:
-            undo.setdefault(key, old)
-        self._identifiers -= len(old) // _SLOT.size
-        if passes is None or not old:
-            return []
-        return self._retractions(
-            subject_id, erased_at, old, b"", passes, RetractionReason.SUBJECT_ERASED
-        )
-
-    def rollback(self, undo: Undo) -> None:
-        """Put back every subject ``undo`` recorded, as it was before its first change,
-        and empty ``undo``."""
-        for key, old in undo.items():
-            now = self._subjects.get(key, b"")
-            if old:
-                self._subjects[key] = old
-            else:
-                self._subjects.pop(key, None)
-            self._identifiers += (len(old) - len(now)) // _SLOT.size
-        undo.clear()
-
-    def _retractions(
-        self,
-        subject_id: str,
-        when: str,
-        old: bytes,
-        new: bytes,
-        passes: Passes,
-        reason: RetractionReason,
-    ) -> list[Retraction]:
-        now = {(mac, type_id): purposes_id for mac, type_id, purposes_id in _SLOT.iter_unpack(new)}
-        out = []
-        for mac, type_id, purposes_id in _SLOT.iter_unpack(old):
-            kind = self._type(type_id)
-            if not passes(kind, self._purpose_set(purposes_id)):
-                continue
-            still = now.get((mac, type_id))
-            if still is not None and passes(kind, self._purpose_set(still)):
-                continue
-            out.append(Retraction(subject_id, kind, FINGERPRINT_PREFIX + mac.hex(), reason, when))
-        return out
-
-    def _type(self, type_id: int) -> str:
-        return self._types.values[type_id]
-
-    def _purpose_set(self, purposes_id: int) -> tuple[str, ...]:
-        return self._purposes.values[purposes_id]
-
-    def holds_text(self, text: str) -> bool:
-        """Whether ``text`` appears anywhere in the state's stored objects (for tests:
-        the state must never hold a raw value)."""
-        needle = text.encode("utf-8", "surrogatepass")
-        if any(needle in key or needle in blob for key, blob in self._subjects.items()):
-            return True
-        tables = [*self._types.values, *self._purposes.values]
-        return any(text in repr(value) for value in tables)
+    def _stored(self) -> Iterator[tuple[bytes, bytes]]:
+        return iter(self._dict.items())
