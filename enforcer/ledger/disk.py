@@ -48,6 +48,8 @@ def _options(cache_bytes: int, write_buffer_bytes: int) -> Options:
     options.set_block_based_table_factory(table)
     options.set_compression_type(DBCompressionType.none())
     options.set_write_buffer_size(write_buffer_bytes)
+    options.set_memtable_whole_key_filtering(True)  # a bloom filter in the memtable too
+    options.set_memtable_prefix_bloom_ratio(0.1)
     options.set_max_write_buffer_number(3)
     options.set_target_file_size_base(64 * MiB)
     options.set_max_bytes_for_level_base(256 * MiB)

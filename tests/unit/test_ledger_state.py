@@ -147,7 +147,9 @@ def passing(state: LedgerStore, subject: str) -> set[tuple[str, str]]:
     return out
 
 
-@settings(max_examples=200)
+# No deadline: an example on disk opens and removes a RocksDB database, whose time
+# depends on the file system and the machine's load.
+@settings(max_examples=200, deadline=None)
 @given(operations=operations)
 def test_a_retraction_is_produced_exactly_when_a_verdict_turns_to_not_pass(
     new_store: Callable[[], LedgerStore],
@@ -176,6 +178,7 @@ def check_retractions(
         assert all(r.reason is reason and r.subject_id == subject for r in retractions)
 
 
+@settings(deadline=None)
 @given(operations=operations)
 def test_the_state_never_holds_a_raw_value_and_erasure_leaves_nothing(
     new_store: Callable[[], LedgerStore],
