@@ -1,323 +1,52 @@
-"""The materialized ledger: (subject, type, fingerprint) → granted purposes.
+"""The materialized ledger in memory: (subject, type, fingerprint) → granted purposes.
 
-It holds no raw value: identifiers enter already fingerprinted (SPEC §6), subjects
-are kept as 16-byte BLAKE2b digests of their id. It must hold 10^7 identifiers per
-worker within 2 GiB (SPEC §11), so the layout is chosen for memory:
-
-- one dict entry per *subject*, its value one ``bytes`` blob of fixed-size slots,
-  one per identifier: the 32-byte fingerprint MAC, a type id and a purpose-set id;
-- identifier types and purpose sets are interned in tables: a stream has few of
-  each, so a slot refers to them by a 4-byte number instead of holding objects.
-
-A subject has few identifiers, so finding one is a scan of a short blob (in C, by
-``bytes.find``). Interned types and purpose sets are never forgotten: there are few.
-
-Applying a subject's update replaces its whole previous state; an erasure removes
-it. Each apply can report the identifiers whose verdict turned from pass to
-not-pass (:class:`Retraction`), under a judge given by the caller, so this module
-knows nothing of policies.
+The default store. Its layout and logic are :class:`enforcer.ledger.slots.SlotLedger`'s
+(one ``bytes`` blob of 40-byte slots per subject); here the blobs live in a ``dict``.
+The disk store for more than memory is :class:`enforcer.ledger.disk.DiskLedgerState`;
+both satisfy :class:`enforcer.ledger.store.LedgerStore`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import struct
-from collections.abc import Callable, Iterable
-from enum import StrEnum
-from typing import Generic, NamedTuple, TypeVar
+from collections.abc import Iterator
 
-from enforcer.fingerprint import FINGERPRINT_PREFIX, Fingerprinter
+from enforcer.fingerprint import FINGERPRINT_PREFIX
+from enforcer.ledger.slots import SlotLedger, subject_digest
+from enforcer.ledger.store import (
+    Grant,
+    LedgerStore,
+    Passes,
+    Retraction,
+    RetractionReason,
+    Undo,
+    grants_of,
+)
 
-_MAC_BYTES = 32
-_SLOT = struct.Struct(f"<{_MAC_BYTES}sII")
-"""One identifier: fingerprint MAC, type id, purpose-set id (40 bytes)."""
-_SLOT_SIZE = _SLOT.size
-_IDS = struct.Struct("<II")
-
-Passes = Callable[[str, tuple[str, ...]], bool]
-"""``passes(identifier_type, purposes)``: would an identifier with these ledger
-purposes flow? Takes the type because a policy's rules may be limited to types."""
-
-
-class RetractionReason(StrEnum):
-    """Why an identifier that would have flowed no longer does."""
-
-    PURPOSE_WITHDRAWN = "purpose-withdrawn"
-    SUBJECT_ERASED = "subject-erased"
-
-
-class Retraction(NamedTuple):
-    """What the sink must be told to forget: never the raw value (SPEC §11)."""
-
-    subject_id: str
-    identifier_type: str
-    fingerprint: str
-    reason: RetractionReason
-    ledger_updated_at: str
+__all__ = [
+    "FINGERPRINT_PREFIX",
+    "Grant",
+    "LedgerState",
+    "LedgerStore",
+    "Passes",
+    "Retraction",
+    "RetractionReason",
+    "Undo",
+    "grants_of",
+    "subject_digest",
+]
 
 
-class Grant(NamedTuple):
-    """One fingerprinted identifier of a subject and the purposes it was given for
-    (normalized, sorted, de-duplicated)."""
+class LedgerState(SlotLedger):
+    """The ledger's current grants, for the partitions one worker holds, in memory."""
 
-    type: str
-    fingerprint: str
-    purposes: tuple[str, ...]
-
-
-def grants_of(
-    identifiers: Iterable[tuple[str, str, tuple[str, ...]]], fingerprinter: Fingerprinter
-) -> list[Grant]:
-    """Fingerprint ``(type, raw value, purposes)`` triples: the raw values stop here."""
-    return [
-        Grant(kind, fingerprinter(kind, value), purposes) for kind, value, purposes in identifiers
-    ]
-
-
-def subject_digest(subject_id: str) -> bytes:
-    """The 16-byte key of a subject (BLAKE2b; 10^7 subjects never collide in practice)."""
-    return hashlib.blake2b(subject_id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-
-
-def _mac(fingerprint: str) -> bytes:
-    if not fingerprint.startswith(FINGERPRINT_PREFIX):
-        raise ValueError("not an hmac-sha256 fingerprint")
-    mac = bytes.fromhex(fingerprint[len(FINGERPRINT_PREFIX) :])
-    if len(mac) != _MAC_BYTES:
-        raise ValueError("not an hmac-sha256 fingerprint")
-    return mac
-
-
-_T = TypeVar("_T", str, tuple[str, ...])
-
-
-class _Interned(Generic[_T]):
-    """A table of values referred to by small numbers; a value keeps its number."""
-
-    __slots__ = ("ids", "values")
+    __slots__ = ("_dict",)
 
     def __init__(self) -> None:
-        self.ids: dict[_T, int] = {}
-        self.values: list[_T] = []
+        self._dict: dict[bytes, bytes] = {}
+        super().__init__(self._dict)
 
-    def id_of(self, value: _T) -> int:
-        found = self.ids.get(value)
-        if found is None:
-            found = self.ids[value] = len(self.values)
-            self.values.append(value)
-        return found
+    def close(self) -> None:
+        """Nothing to release: the state goes with its last reference."""
 
-
-Undo = dict[bytes, "bytes | None"]
-"""What a transaction changed: each touched subject's state before its first change in
-the transaction (``None``: it had none). :meth:`LedgerState.rollback` puts it back when
-the transaction is aborted and its ledger records will be read again."""
-
-_ERASED = b"E"
-"""The state of an erased subject: known to the ledger, with no identifier and no
-purpose (its length is no multiple of a slot, so it is never mistaken for one)."""
-
-
-def _slots(blob: bytes | None) -> bytes:
-    """The identifier slots of a stored state (none for an erased or absent subject)."""
-    return b"" if blob is None or blob == _ERASED else blob
-
-
-class LedgerState:
-    """The ledger's current grants, for the partitions one worker holds."""
-
-    __slots__ = ("_erased", "_identifiers", "_last", "_purposes", "_subjects", "_types")
-
-    def __init__(self) -> None:
-        self._subjects: dict[bytes, bytes] = {}
-        self._types: _Interned[str] = _Interned()
-        self._purposes: _Interned[tuple[str, ...]] = _Interned()
-        self._identifiers = 0
-        self._erased = 0
-        # The last subject looked up and its digest: an event's identifiers are looked
-        # up one after the other for the same subject.
-        self._last: tuple[str, bytes] = ("", subject_digest(""))
-
-    def __len__(self) -> int:
-        """The number of identifiers held."""
-        return self._identifiers
-
-    @property
-    def subjects(self) -> int:
-        """The number of subjects held (erased ones aside)."""
-        return len(self._subjects) - self._erased
-
-    @property
-    def erased(self) -> int:
-        """The number of erased subjects remembered (while their tombstones are read)."""
-        return self._erased
-
-    @property
-    def purpose_sets(self) -> int:
-        """The number of distinct purpose sets ever interned."""
-        return len(self._purposes.values)
-
-    def purposes(
-        self, subject_id: str, identifier_type: str, fingerprint: str
-    ) -> tuple[str, ...] | None:
-        """The purposes the ledger grants this identifier, or ``None`` when the
-        identifier is unknown to the ledger (SPEC §11: same subject, type and value).
-
-        Raises ``ValueError`` when ``fingerprint`` is not an ``hmac-sha256:`` one."""
-        return self.purposes_of_mac(subject_id, identifier_type, _mac(fingerprint))
-
-    def purposes_of_mac(
-        self, subject_id: str, identifier_type: str, mac: bytes
-    ) -> tuple[str, ...] | None:
-        """:meth:`purposes` by the fingerprint's 32 bytes (:meth:`Fingerprinter.mac`)."""
-        last_subject, digest = self._last
-        if subject_id != last_subject:
-            digest = subject_digest(subject_id)
-            self._last = (subject_id, digest)
-        blob = self._subjects.get(digest)
-        if blob is None:
-            return None
-        if blob == _ERASED:
-            return ()  # erased: none of its identifiers has any purpose any more
-        start = blob.find(mac)
-        while start >= 0:
-            # A match inside a slot's other fields is no match: slots are aligned.
-            if start % _SLOT_SIZE == 0:
-                type_id, purposes_id = _IDS.unpack_from(blob, start + _MAC_BYTES)
-                if self._types.values[type_id] == identifier_type:
-                    granted: tuple[str, ...] = self._purposes.values[purposes_id]
-                    return granted
-            start = blob.find(mac, start + 1)
-        return None
-
-    def replace(
-        self,
-        subject_id: str,
-        updated_at: str,
-        grants: Iterable[Grant],
-        passes: Passes | None = None,
-        undo: Undo | None = None,
-        *,
-        unknown_passed: bool = False,
-    ) -> list[Retraction]:
-        """Make ``grants`` the subject's whole state (an update, SPEC §11).
-
-        An identifier listed twice (or two values with one fingerprint) gets the union
-        of its purposes. With ``passes``, returns a ``purpose-withdrawn`` retraction for
-        each identifier that passed before and does not now (purposes changed, or the
-        identifier is no longer listed); without, returns nothing (a silent restore).
-        ``unknown_passed`` (the ``fallback`` setting, where an identifier unknown to the
-        ledger is judged by the event's tags): an identifier listed for the first time
-        may have passed before, so it is retracted if it does not pass now.
-        """
-        merged: dict[tuple[bytes, int], set[str]] = {}
-        for grant in grants:
-            slot_key = (_mac(grant.fingerprint), self._types.id_of(grant.type))
-            merged.setdefault(slot_key, set()).update(grant.purposes)
-        blob = b"".join(
-            _SLOT.pack(mac, type_id, self._purposes.id_of(tuple(sorted(purposes))))
-            for (mac, type_id), purposes in merged.items()
-        )
-        key = subject_digest(subject_id)
-        stored = self._subjects.get(key)
-        if undo is not None:
-            undo.setdefault(key, stored)
-        self._put(key, blob or None)
-        if passes is None:
-            return []
-        return self._retractions(
-            subject_id,
-            updated_at,
-            _slots(stored),
-            blob,
-            passes,
-            RetractionReason.PURPOSE_WITHDRAWN,
-            new_passed=unknown_passed and stored != _ERASED,
-        )
-
-    def erase(
-        self,
-        subject_id: str,
-        erased_at: str,
-        passes: Passes | None = None,
-        undo: Undo | None = None,
-    ) -> list[Retraction]:
-        """Forget the subject (a tombstone). ``erased_at`` (RFC 3339, the record's time:
-        a tombstone has no ``updated_at``) goes into the ``subject-erased`` retractions
-        of the identifiers that passed; none without ``passes``."""
-        key = subject_digest(subject_id)
-        stored = self._subjects.get(key)
-        if undo is not None:
-            undo.setdefault(key, stored)
-        self._put(key, _ERASED)
-        if passes is None:
-            return []
-        return self._retractions(
-            subject_id, erased_at, _slots(stored), b"", passes, RetractionReason.SUBJECT_ERASED
-        )
-
-    def _put(self, key: bytes, blob: bytes | None) -> None:
-        """Store a subject's state (``None``: forget it), keeping the counts."""
-        old = self._subjects.get(key)
-        if blob is None:
-            self._subjects.pop(key, None)
-        else:
-            self._subjects[key] = blob
-        self._identifiers += (len(_slots(blob)) - len(_slots(old))) // _SLOT.size
-        self._erased += (blob == _ERASED) - (old == _ERASED)
-
-    def rollback(self, undo: Undo) -> None:
-        """Put back every subject ``undo`` recorded, as it was before its first change,
-        and empty ``undo``."""
-        for key, old in undo.items():
-            self._put(key, old)
-        undo.clear()
-
-    def _retractions(
-        self,
-        subject_id: str,
-        when: str,
-        old: bytes,
-        new: bytes,
-        passes: Passes,
-        reason: RetractionReason,
-        *,
-        new_passed: bool = False,
-    ) -> list[Retraction]:
-        """Identifiers of ``old`` that passed and do not in ``new``; with ``new_passed``
-        also those ``new`` lists for the first time and that do not pass."""
-        before = {(mac, type_id): p for mac, type_id, p in _SLOT.iter_unpack(old)}
-        now = {(mac, type_id): p for mac, type_id, p in _SLOT.iter_unpack(new)}
-        out = []
-        for (mac, type_id), purposes_id in before.items():
-            kind = self._type(type_id)
-            if not passes(kind, self._purpose_set(purposes_id)):
-                continue
-            still = now.get((mac, type_id))
-            if still is not None and passes(kind, self._purpose_set(still)):
-                continue
-            out.append(Retraction(subject_id, kind, FINGERPRINT_PREFIX + mac.hex(), reason, when))
-        if new_passed:
-            for (mac, type_id), purposes_id in now.items():
-                kind = self._type(type_id)
-                if (mac, type_id) in before or passes(kind, self._purpose_set(purposes_id)):
-                    continue
-                out.append(
-                    Retraction(subject_id, kind, FINGERPRINT_PREFIX + mac.hex(), reason, when)
-                )
-        return out
-
-    def _type(self, type_id: int) -> str:
-        return self._types.values[type_id]
-
-    def _purpose_set(self, purposes_id: int) -> tuple[str, ...]:
-        return self._purposes.values[purposes_id]
-
-    def holds_text(self, text: str) -> bool:
-        """Whether ``text`` appears anywhere in the state's stored objects (for tests:
-        the state must never hold a raw value)."""
-        needle = text.encode("utf-8", "surrogatepass")
-        if any(needle in key or needle in blob for key, blob in self._subjects.items()):
-            return True
-        tables = [*self._types.values, *self._purposes.values]
-        return any(text in repr(value) for value in tables)
+    def _stored(self) -> Iterator[tuple[bytes, bytes]]:
+        return iter(self._dict.items())

@@ -1,14 +1,23 @@
-"""The materialized ledger: replacement, erasure, retractions, no raw values."""
+"""The materialized ledger: replacement, erasure, retractions, no raw values.
+
+Every test runs against both stores, in memory and on disk: they must behave alike.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import closing
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from enforcer.fingerprint import Fingerprinter
+from enforcer.ledger.disk import DiskLedgerState, MiB
 from enforcer.ledger.state import (
     Grant,
     LedgerState,
+    LedgerStore,
     Retraction,
     RetractionReason,
     Undo,
@@ -23,6 +32,30 @@ T0, T1 = "2019-10-08T12:00:00Z", "2019-10-09T12:00:00Z"
 WITHDRAWN, ERASED = RetractionReason.PURPOSE_WITHDRAWN, RetractionReason.SUBJECT_ERASED
 
 
+@pytest.fixture(scope="module", params=["memory", "disk"])
+def new_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[], LedgerStore]:
+    """Makes an empty store of one kind (module-scoped: hypothesis examples share it,
+    each making its own store)."""
+
+    def make() -> LedgerStore:
+        if request.param == "memory":
+            return LedgerState()
+        return DiskLedgerState(
+            tmp_path_factory.mktemp("ledger"), cache_bytes=MiB, write_buffer_bytes=MiB
+        )
+
+    return make
+
+
+@pytest.fixture
+def state(new_store: Callable[[], LedgerStore]) -> Iterator[LedgerStore]:
+    """An empty store, closed after the test."""
+    with closing(new_store()) as store:
+        yield store
+
+
 def passes(_type: str, purposes: tuple[str, ...]) -> bool:
     """The default policy's rule: an identifier flows iff a purpose is advertising."""
     return any(p == ADS or p.startswith(ADS + ".") for p in purposes)
@@ -32,9 +65,8 @@ def grant(kind: str, value: str, *purposes: str) -> Grant:
     return Grant(kind, FP(kind, value), tuple(sorted(set(purposes))))
 
 
-def test_a_known_identifier_has_its_purposes_and_others_are_unknown() -> None:
+def test_a_known_identifier_has_its_purposes_and_others_are_unknown(state: LedgerStore) -> None:
     """Lookup is by subject, type and fingerprint; any other combination is unknown."""
-    state = LedgerState()
     state.replace("acct-1", T0, [grant("phone", "+14155550100", MFA), grant("email", "a@x.io")])
     assert state.purposes("acct-1", "phone", FP("phone", "+1 (415) 555-0100")) == (MFA,)
     assert state.purposes("acct-1", "email", FP("email", " A@X.io")) == ()
@@ -44,9 +76,8 @@ def test_a_known_identifier_has_its_purposes_and_others_are_unknown() -> None:
     assert (len(state), state.subjects) == (2, 1)
 
 
-def test_an_update_replaces_the_whole_previous_state() -> None:
+def test_an_update_replaces_the_whole_previous_state(state: LedgerStore) -> None:
     """Identifiers not listed any more are forgotten, and counted out."""
-    state = LedgerState()
     state.replace("acct-1", T0, [grant("phone", "+14155550100", ADS), grant("email", "a@x.io")])
     state.replace("acct-1", T1, [grant("email", "a@x.io", ADS)])
     assert state.purposes("acct-1", "phone", FP("phone", "+14155550100")) is None
@@ -55,9 +86,8 @@ def test_an_update_replaces_the_whole_previous_state() -> None:
     assert (len(state), state.subjects) == (0, 0)
 
 
-def test_one_identifier_listed_twice_gets_the_union_of_its_purposes() -> None:
+def test_one_identifier_listed_twice_gets_the_union_of_its_purposes(state: LedgerStore) -> None:
     """Two spellings of one number are one identifier."""
-    state = LedgerState()
     state.replace(
         "acct-1", T0, [grant("phone", "+14155550100", MFA), grant("phone", "415 555 0100", ADS)]
     )
@@ -65,10 +95,9 @@ def test_one_identifier_listed_twice_gets_the_union_of_its_purposes() -> None:
     assert len(state) == 1
 
 
-def test_retractions_name_withdrawn_and_erased_identifiers() -> None:
+def test_retractions_name_withdrawn_and_erased_identifiers(state: LedgerStore) -> None:
     """Withdrawn advertising consent and an erased account are retracted, with the
     fingerprint and the ledger time, never the value."""
-    state = LedgerState()
     phone, email = grant("phone", "+14155550100", ADS, MFA), grant("email", "a@x.io", ADS)
     assert state.replace("acct-1", T0, [phone, email], passes) == []
     withdrawn = state.replace("acct-1", T1, [phone._replace(purposes=(MFA,)), email], passes)
@@ -86,9 +115,8 @@ def test_retractions_name_withdrawn_and_erased_identifiers() -> None:
     assert (len(state), state.subjects, state.erased) == (1, 1, 0)
 
 
-def test_without_a_judge_apply_is_silent() -> None:
+def test_without_a_judge_apply_is_silent(state: LedgerStore) -> None:
     """A restore applies history without retracting it again."""
-    state = LedgerState()
     state.replace("acct-1", T0, [grant("email", "a@x.io", ADS)])
     assert state.replace("acct-1", T1, []) == []
     state.replace("acct-1", T0, [grant("email", "a@x.io", ADS)])
@@ -113,7 +141,7 @@ operations = st.lists(
 )
 
 
-def passing(state: LedgerState, subject: str) -> set[tuple[str, str]]:
+def passing(state: LedgerStore, subject: str) -> set[tuple[str, str]]:
     """(type, fingerprint) of every identifier of ``subject`` that would pass now."""
     out = set()
     for kind in ("phone", "email"):
@@ -125,13 +153,22 @@ def passing(state: LedgerState, subject: str) -> set[tuple[str, str]]:
     return out
 
 
-@settings(max_examples=200)
+# No deadline: an example on disk opens and removes a RocksDB database, whose time
+# depends on the file system and the machine's load.
+@settings(max_examples=200, deadline=None)
 @given(operations=operations)
 def test_a_retraction_is_produced_exactly_when_a_verdict_turns_to_not_pass(
+    new_store: Callable[[], LedgerStore],
     operations: list[tuple[str, list[tuple[str, str, set[str]]] | None]],
 ) -> None:
     """Over any updates and erasures: retracted = passed before, minus passes after."""
-    state = LedgerState()
+    with closing(new_store()) as state:
+        check_retractions(state, operations)
+
+
+def check_retractions(
+    state: LedgerStore, operations: list[tuple[str, list[tuple[str, str, set[str]]] | None]]
+) -> None:
     for subject, update in operations:
         before = passing(state, subject)
         if update is None:
@@ -147,12 +184,20 @@ def test_a_retraction_is_produced_exactly_when_a_verdict_turns_to_not_pass(
         assert all(r.reason is reason and r.subject_id == subject for r in retractions)
 
 
+@settings(deadline=None)
 @given(operations=operations)
 def test_the_state_never_holds_a_raw_value_and_erasure_leaves_nothing(
+    new_store: Callable[[], LedgerStore],
     operations: list[tuple[str, list[tuple[str, str, set[str]]] | None]],
 ) -> None:
     """No stored key, blob or table holds an input value; erasing every subject empties it."""
-    state = LedgerState()
+    with closing(new_store()) as state:
+        check_no_raw_value(state, operations)
+
+
+def check_no_raw_value(
+    state: LedgerStore, operations: list[tuple[str, list[tuple[str, str, set[str]]] | None]]
+) -> None:
     seen: set[str] = set()
     for subject, update in operations:
         if update is None:
@@ -172,7 +217,7 @@ def test_the_state_never_holds_a_raw_value_and_erasure_leaves_nothing(
     assert (len(state), state.subjects) == (0, 0)
 
 
-def known_identifiers(state: LedgerState, subject: str) -> set[tuple[str, str]]:
+def known_identifiers(state: LedgerStore, subject: str) -> set[tuple[str, str]]:
     """(type, fingerprint) of every identifier of ``subject`` the ledger lists (an
     erased subject lists none: every identifier of it has no purpose)."""
     if state.purposes(subject, "email", FP("email", "never-listed@example.org")) == ():
@@ -185,11 +230,10 @@ def known_identifiers(state: LedgerState, subject: str) -> set[tuple[str, str]]:
     }
 
 
-def test_rollback_puts_back_what_a_transaction_changed() -> None:
+def test_rollback_puts_back_what_a_transaction_changed(state: LedgerStore) -> None:
     """An aborted transaction's ledger records are read again: the state must be as
     it was before them, or re-applying them would find nothing to retract."""
     fingerprinter = Fingerprinter(b"k" * 32)
-    state = LedgerState()
     ad = ("marketing.advertising",)
     state.replace(
         "s1", "2026-01-01T00:00:00Z", grants_of([("email", "a@x.org", ad)], fingerprinter)

@@ -1,0 +1,308 @@
+"""The ledger's layout and logic, shared by the memory and the disk store.
+
+It holds no raw value: identifiers enter already fingerprinted (SPEC §6), subjects
+are kept as 16-byte BLAKE2b digests of their id. It must hold 10^7 identifiers per
+worker within 2 GiB (SPEC §11), so the layout is chosen for memory:
+
+- one entry per *subject*, its value one ``bytes`` blob of fixed-size slots, one per
+  identifier: the 32-byte fingerprint MAC, a type id and a purpose-set id;
+- identifier types and purpose sets are interned in tables: a stream has few of
+  each, so a slot refers to them by a 4-byte number instead of holding objects.
+
+A subject has few identifiers, so finding one is a scan of a short blob (in C, by
+``bytes.find``). Interned types and purpose sets are never forgotten: there are few,
+and they stay in memory in both stores.
+
+Where the subjects' blobs live is the subclass's choice (:class:`SlotLedger` takes any
+:class:`Blobs`: a ``dict``, a RocksDB database). Applying a subject's update replaces
+its whole previous state; an erasure replaces it with a marker: an erased subject is
+known to the ledger with no identifier and no purpose. Each apply can report the
+identifiers whose verdict turned from pass to not-pass (:class:`Retraction`), under a
+judge given by the caller, so this module knows nothing of policies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from typing import Generic, Protocol, TypeVar
+
+from enforcer.fingerprint import FINGERPRINT_PREFIX
+from enforcer.ledger.store import Grant, Passes, Retraction, RetractionReason, Undo
+
+_MAC_BYTES = 32
+SLOT = struct.Struct(f"<{_MAC_BYTES}sII")
+"""One identifier: fingerprint MAC, type id, purpose-set id (40 bytes)."""
+_SLOT_SIZE = SLOT.size
+_IDS = struct.Struct("<II")
+ERASED = b"E"
+"""The state of an erased subject: known to the ledger, with no identifier and no
+purpose (its length is no multiple of a slot, so it is never mistaken for one)."""
+
+
+def subject_digest(subject_id: str) -> bytes:
+    """The 16-byte key of a subject (BLAKE2b; 10^7 subjects never collide in practice)."""
+    return hashlib.blake2b(subject_id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def _mac(fingerprint: str) -> bytes:
+    if not fingerprint.startswith(FINGERPRINT_PREFIX):
+        raise ValueError("not an hmac-sha256 fingerprint")
+    mac = bytes.fromhex(fingerprint[len(FINGERPRINT_PREFIX) :])
+    if len(mac) != _MAC_BYTES:
+        raise ValueError("not an hmac-sha256 fingerprint")
+    return mac
+
+
+def _slots(blob: bytes | None) -> bytes:
+    """The identifier slots of a stored state (none for an erased or absent subject)."""
+    return b"" if blob is None or blob == ERASED else blob
+
+
+_T = TypeVar("_T", str, tuple[str, ...])
+
+
+class _Interned(Generic[_T]):
+    """A table of values referred to by small numbers; a value keeps its number."""
+
+    __slots__ = ("ids", "values")
+
+    def __init__(self) -> None:
+        self.ids: dict[_T, int] = {}
+        self.values: list[_T] = []
+
+    def id_of(self, value: _T) -> int:
+        found = self.ids.get(value)
+        if found is None:
+            found = self.ids[value] = len(self.values)
+            self.values.append(value)
+        return found
+
+
+class Blobs(Protocol):
+    """Where subjects' blobs are kept, by subject digest. A ``dict[bytes, bytes]`` is
+    one; a key is only deleted when present."""
+
+    def get(self, key: bytes, /) -> bytes | None: ...
+
+    def __setitem__(self, key: bytes, value: bytes, /) -> None: ...
+
+    def __delitem__(self, key: bytes, /) -> None: ...
+
+
+class SlotLedger(ABC):
+    """The ledger's current grants, its subjects' blobs kept in a :class:`Blobs`."""
+
+    __slots__ = (
+        "_blobs",
+        "_erased",
+        "_identifiers",
+        "_last",
+        "_purposes",
+        "_subjects",
+        "_types",
+    )
+
+    def __init__(self, blobs: Blobs) -> None:
+        self._blobs = blobs
+        self._types: _Interned[str] = _Interned()
+        self._purposes: _Interned[tuple[str, ...]] = _Interned()
+        self._identifiers = 0
+        self._subjects = 0
+        self._erased = 0
+        # The last subject looked up and its digest: an event's identifiers are looked
+        # up one after the other for the same subject.
+        self._last: tuple[str, bytes] = ("", subject_digest(""))
+
+    @abstractmethod
+    def _stored(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every (subject digest, blob) kept (for :meth:`holds_text`)."""
+
+    def __len__(self) -> int:
+        """The number of identifiers held."""
+        return self._identifiers
+
+    @property
+    def subjects(self) -> int:
+        """The number of subjects held (erased ones aside)."""
+        return self._subjects
+
+    @property
+    def erased(self) -> int:
+        """The number of erased subjects remembered (while their tombstones are read)."""
+        return self._erased
+
+    @property
+    def purpose_sets(self) -> int:
+        """The number of distinct purpose sets ever interned."""
+        return len(self._purposes.values)
+
+    def purposes(
+        self, subject_id: str, identifier_type: str, fingerprint: str
+    ) -> tuple[str, ...] | None:
+        """The purposes the ledger grants this identifier, or ``None`` when the
+        identifier is unknown to the ledger (SPEC §11: same subject, type and value).
+
+        Raises ``ValueError`` when ``fingerprint`` is not an ``hmac-sha256:`` one."""
+        return self.purposes_of_mac(subject_id, identifier_type, _mac(fingerprint))
+
+    def purposes_of_mac(
+        self, subject_id: str, identifier_type: str, mac: bytes
+    ) -> tuple[str, ...] | None:
+        """:meth:`purposes` by the fingerprint's 32 bytes (:meth:`Fingerprinter.mac`)."""
+        last_subject, digest = self._last
+        if subject_id != last_subject:
+            digest = subject_digest(subject_id)
+            self._last = (subject_id, digest)
+        blob = self._blobs.get(digest)
+        if blob is None:
+            return None
+        if blob == ERASED:
+            return ()  # erased: none of its identifiers has any purpose any more
+        start = blob.find(mac)
+        while start >= 0:
+            # A match inside a slot's other fields is no match: slots are aligned.
+            if start % _SLOT_SIZE == 0:
+                type_id, purposes_id = _IDS.unpack_from(blob, start + _MAC_BYTES)
+                if self._types.values[type_id] == identifier_type:
+                    granted: tuple[str, ...] = self._purposes.values[purposes_id]
+                    return granted
+            start = blob.find(mac, start + 1)
+        return None
+
+    def replace(
+        self,
+        subject_id: str,
+        updated_at: str,
+        grants: Iterable[Grant],
+        passes: Passes | None = None,
+        undo: Undo | None = None,
+        *,
+        unknown_passed: bool = False,
+    ) -> list[Retraction]:
+        """Make ``grants`` the subject's whole state (an update, SPEC §11).
+
+        An identifier listed twice (or two values with one fingerprint) gets the union
+        of its purposes. With ``passes``, returns a ``purpose-withdrawn`` retraction for
+        each identifier that passed before and does not now (purposes changed, or the
+        identifier is no longer listed); without, returns nothing (a silent restore).
+        ``unknown_passed`` (the ``fallback`` setting, where an identifier unknown to the
+        ledger is judged by the event's tags): an identifier listed for the first time
+        may have passed before, so it is retracted if it does not pass now.
+        """
+        merged: dict[tuple[bytes, int], set[str]] = {}
+        for grant in grants:
+            slot_key = (_mac(grant.fingerprint), self._types.id_of(grant.type))
+            merged.setdefault(slot_key, set()).update(grant.purposes)
+        blob = b"".join(
+            SLOT.pack(mac, type_id, self._purposes.id_of(tuple(sorted(purposes))))
+            for (mac, type_id), purposes in merged.items()
+        )
+        stored = self._put(subject_digest(subject_id), blob or None, undo)
+        if passes is None:
+            return []
+        return self._retractions(
+            subject_id,
+            updated_at,
+            _slots(stored),
+            blob,
+            passes,
+            RetractionReason.PURPOSE_WITHDRAWN,
+            new_passed=unknown_passed and stored != ERASED,
+        )
+
+    def erase(
+        self,
+        subject_id: str,
+        erased_at: str,
+        passes: Passes | None = None,
+        undo: Undo | None = None,
+    ) -> list[Retraction]:
+        """Erase the subject (a tombstone): it stays known, with no purpose.
+        ``erased_at`` (RFC 3339, the record's time: a tombstone has no ``updated_at``)
+        goes into the ``subject-erased`` retractions of the identifiers that passed;
+        none without ``passes``."""
+        stored = self._put(subject_digest(subject_id), ERASED, undo)
+        if passes is None:
+            return []
+        return self._retractions(
+            subject_id, erased_at, _slots(stored), b"", passes, RetractionReason.SUBJECT_ERASED
+        )
+
+    def rollback(self, undo: Undo) -> None:
+        """Put back every subject ``undo`` recorded, as it was before its first change,
+        and empty ``undo``."""
+        for key, old in undo.items():
+            self._put(key, old, None)
+        undo.clear()
+
+    def _put(self, key: bytes, blob: bytes | None, undo: Undo | None) -> bytes | None:
+        """Make ``blob`` the subject's state (``None``: forget it), keeping the counts;
+        return its previous state (``None``: none)."""
+        old = self._blobs.get(key)
+        if undo is not None:
+            undo.setdefault(key, old)
+        if blob is not None:
+            self._blobs[key] = blob
+        elif old is not None:
+            del self._blobs[key]
+        self._identifiers += (len(_slots(blob)) - len(_slots(old))) // _SLOT_SIZE
+        self._subjects += _listed(blob) - _listed(old)
+        self._erased += (blob == ERASED) - (old == ERASED)
+        return old
+
+    def _retractions(
+        self,
+        subject_id: str,
+        when: str,
+        old: bytes,
+        new: bytes,
+        passes: Passes,
+        reason: RetractionReason,
+        *,
+        new_passed: bool = False,
+    ) -> list[Retraction]:
+        """Identifiers of ``old`` that passed and do not in ``new``; with ``new_passed``
+        also those ``new`` lists for the first time and that do not pass."""
+        before = {(mac, type_id): p for mac, type_id, p in SLOT.iter_unpack(old)}
+        now = {(mac, type_id): p for mac, type_id, p in SLOT.iter_unpack(new)}
+        out = []
+        for (mac, type_id), purposes_id in before.items():
+            kind = self._type(type_id)
+            if not passes(kind, self._purpose_set(purposes_id)):
+                continue
+            still = now.get((mac, type_id))
+            if still is not None and passes(kind, self._purpose_set(still)):
+                continue
+            out.append(Retraction(subject_id, kind, FINGERPRINT_PREFIX + mac.hex(), reason, when))
+        if new_passed:
+            for (mac, type_id), purposes_id in now.items():
+                kind = self._type(type_id)
+                if (mac, type_id) in before or passes(kind, self._purpose_set(purposes_id)):
+                    continue
+                out.append(
+                    Retraction(subject_id, kind, FINGERPRINT_PREFIX + mac.hex(), reason, when)
+                )
+        return out
+
+    def _type(self, type_id: int) -> str:
+        return self._types.values[type_id]
+
+    def _purpose_set(self, purposes_id: int) -> tuple[str, ...]:
+        return self._purposes.values[purposes_id]
+
+    def holds_text(self, text: str) -> bool:
+        """Whether ``text`` appears anywhere in the state's stored objects (for tests:
+        the state must never hold a raw value)."""
+        needle = text.encode("utf-8", "surrogatepass")
+        if any(needle in key or needle in blob for key, blob in self._stored()):
+            return True
+        tables = [*self._types.values, *self._purposes.values]
+        return any(text in repr(value) for value in tables)
+
+
+def _listed(blob: bytes | None) -> int:
+    """1 for a subject with identifiers (not erased, not absent)."""
+    return 1 if _slots(blob) else 0

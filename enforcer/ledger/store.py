@@ -1,0 +1,132 @@
+"""What a ledger store is: the records it takes and returns, and its interface.
+
+Two stores hold the materialized ledger (SPEC §11) with the same behaviour: one in
+memory (:class:`enforcer.ledger.state.LedgerState`, the default) and one on disk
+(:class:`enforcer.ledger.disk.DiskLedgerState`, for more than memory). Code that only
+reads and applies the ledger takes a :class:`LedgerStore` and works with either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from enum import StrEnum
+from typing import NamedTuple, Protocol
+
+from enforcer.fingerprint import Fingerprinter
+
+Passes = Callable[[str, tuple[str, ...]], bool]
+"""``passes(identifier_type, purposes)``: would an identifier with these ledger
+purposes flow? Takes the type because a policy's rules may be limited to types."""
+
+Undo = dict[bytes, "bytes | None"]
+"""What a transaction changed: each touched subject's state before its first change in
+the transaction (``None``: it had none). :meth:`LedgerStore.rollback` puts it
+back when the transaction is aborted and its ledger records will be read again."""
+
+
+class RetractionReason(StrEnum):
+    """Why an identifier that would have flowed no longer does."""
+
+    PURPOSE_WITHDRAWN = "purpose-withdrawn"
+    SUBJECT_ERASED = "subject-erased"
+
+
+class Retraction(NamedTuple):
+    """What the sink must be told to forget: never the raw value (SPEC §11)."""
+
+    subject_id: str
+    identifier_type: str
+    fingerprint: str
+    reason: RetractionReason
+    ledger_updated_at: str
+
+
+class Grant(NamedTuple):
+    """One fingerprinted identifier of a subject and the purposes it was given for
+    (normalized, sorted, de-duplicated)."""
+
+    type: str
+    fingerprint: str
+    purposes: tuple[str, ...]
+
+
+def grants_of(
+    identifiers: Iterable[tuple[str, str, tuple[str, ...]]], fingerprinter: Fingerprinter
+) -> list[Grant]:
+    """Fingerprint ``(type, raw value, purposes)`` triples: the raw values stop here."""
+    return [
+        Grant(kind, fingerprinter(kind, value), purposes) for kind, value, purposes in identifiers
+    ]
+
+
+class LedgerStore(Protocol):
+    """The ledger's current grants for the partitions one worker holds, wherever kept.
+
+    Both stores start empty and are filled by a restore; neither survives its process.
+    """
+
+    def __len__(self) -> int:
+        """The number of identifiers held."""
+        ...
+
+    @property
+    def subjects(self) -> int:
+        """The number of subjects held (erased ones aside)."""
+        ...
+
+    @property
+    def erased(self) -> int:
+        """The number of erased subjects remembered."""
+        ...
+
+    @property
+    def purpose_sets(self) -> int:
+        """The number of distinct purpose sets ever interned."""
+        ...
+
+    def purposes(
+        self, subject_id: str, identifier_type: str, fingerprint: str
+    ) -> tuple[str, ...] | None:
+        """The purposes the ledger grants this identifier, or ``None`` when unknown."""
+        ...
+
+    def purposes_of_mac(
+        self, subject_id: str, identifier_type: str, mac: bytes
+    ) -> tuple[str, ...] | None:
+        """:meth:`purposes` by the fingerprint's 32 bytes."""
+        ...
+
+    def replace(
+        self,
+        subject_id: str,
+        updated_at: str,
+        grants: Iterable[Grant],
+        passes: Passes | None = None,
+        undo: Undo | None = None,
+        *,
+        unknown_passed: bool = False,
+    ) -> list[Retraction]:
+        """Make ``grants`` the subject's whole state; with ``passes``, the retractions."""
+        ...
+
+    def erase(
+        self,
+        subject_id: str,
+        erased_at: str,
+        passes: Passes | None = None,
+        undo: Undo | None = None,
+    ) -> list[Retraction]:
+        """Forget the subject (a tombstone); with ``passes``, the retractions."""
+        ...
+
+    def rollback(self, undo: Undo) -> None:
+        """Put back every subject ``undo`` recorded and empty ``undo``."""
+        ...
+
+    def holds_text(self, text: str) -> bool:
+        """Whether ``text`` appears in anything the store keeps (for tests)."""
+        ...
+
+    def close(self) -> None:
+        """Release the store (the disk store removes its directory)."""
+        ...
