@@ -108,6 +108,12 @@ def add_run_parser(commands: Any) -> None:
         help="create missing topics (ENFORCER_CREATE_TOPICS)",
     )
     run.add_argument(
+        "--ledger-store",
+        choices=["memory", "disk"],
+        default=None,
+        help="where the materialized ledger lives (ENFORCER_LEDGER_STORE, default memory)",
+    )
+    run.add_argument(
         "--log-level",
         choices=["debug", "info", "warning", "error"],
         default=None,
@@ -146,7 +152,14 @@ def _run(
     from enforcer.live.worker import run_worker
 
     fields = [field for field, _, _ in _FLAGS.values()]
-    fields += ["mode", "processing_guarantee", "create_topics", "log_level", "log_format"]
+    fields += [
+        "mode",
+        "processing_guarantee",
+        "create_topics",
+        "log_level",
+        "log_format",
+        "ledger_store",
+    ]
     settings = settings_from(**{field: getattr(args, field) for field in fields})
     fingerprinter = settings.fingerprinter()
     policy = policy_from(settings)

@@ -51,6 +51,14 @@ class EnforcerSettings(BaseSettings):
             "identity.purposes); unset: no ledger."
         ),
     )
+    ledger_store: Literal["memory", "disk"] = Field(
+        default="memory",
+        description=(
+            "Where the materialized ledger lives: memory (the default; about 160 MiB per "
+            "10^6 identifiers at worst) or disk (RocksDB under the data dir, rebuilt at "
+            "each assignment)."
+        ),
+    )
     group_id: str = Field(default="purpose-enforcer", min_length=1)
     instance_id: str = Field(default_factory=_default_instance_id, min_length=1)
     policy_file: Path | None = None

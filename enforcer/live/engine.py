@@ -144,26 +144,27 @@ class Engine:
         outcomes, outputs, ledger_read = self._read_batch(messages)
         ledger = self._ledger
         if ledger is not None:
-            self._resume_restored(ledger, started)
-        if not outcomes and not ledger_read:
-            return
-        # Raises when too many recent records were dead-lettered: nothing of this
-        # batch is sent, and the open transaction is aborted on the way out.
-        self._guard.check(o.would_dead_letter for o in outcomes)
-        if not self._output.open:
-            self._opened_at = started
-        self._health.on_work()
-        # The batch is part of the transaction before anything is sent: if sending
-        # fails, the rewind goes back to its first record too.
-        for outcome in outcomes:
-            source = outcome.record.source
-            self._positions.advance(source.topic, source.partition, source.offset)
-        for message in ledger_read:
-            topic, partition, offset = message.topic(), message.partition(), message.offset()
-            assert topic is not None and partition is not None and offset is not None
-            self._positions.advance(topic, partition, offset)
-        self._pending.append((outcomes, started))
+            self._resume_restored(ledger)
+        if outcomes or ledger_read:
+            # Raises when too many recent records were dead-lettered: nothing of this
+            # batch is sent, and the open transaction is aborted on the way out.
+            self._guard.check(o.would_dead_letter for o in outcomes)
+            if not self._output.open:
+                self._opened_at = started
+            self._health.on_work()
+            # The batch is part of the transaction before anything is sent: if sending
+            # fails, the rewind goes back to its first record too.
+            for outcome in outcomes:
+                source = outcome.record.source
+                self._positions.advance(source.topic, source.partition, source.offset)
+            for message in ledger_read:
+                topic, partition, offset = message.topic(), message.partition(), message.offset()
+                assert topic is not None and partition is not None and offset is not None
+                self._positions.advance(topic, partition, offset)
+            self._pending.append((outcomes, started))
         try:
+            if ledger is not None:
+                self._hold_ledger_ends(ledger, started)
             for output in outputs:
                 self._output.send(output)
         except CommitAborted as aborted:
@@ -217,21 +218,29 @@ class Engine:
         self._deferred[partition] = min(offset, self._deferred.get(partition, offset))
         return True
 
-    def _resume_restored(self, ledger: LiveLedger, started: float) -> None:
+    def _resume_restored(self, ledger: LiveLedger) -> None:
         """Let the events of partitions whose ledger is now restored be decided."""
         source = self._config.source_topic
-        for partition, hold in ledger.take_restored():
+        for partition in ledger.take_restored():
             deferred = self._deferred.pop(partition, None)
             if deferred is not None:
                 self._consumer.seek(TopicPartition(source, partition, deferred))
             self._consumer.resume([TopicPartition(source, partition)])
-            if hold is not None:
-                # The group had no ledger offset: commit where the restore ended, so a
-                # worker after a crash retracts from there instead of skipping ahead.
-                if not self._output.open:
-                    self._opened_at = started
-                self._output.begin()
-                self._positions.hold(ledger.topic, partition, hold)
+
+    def _hold_ledger_ends(self, ledger: LiveLedger, started: float) -> None:
+        """The group had no ledger offset where a restore read to the end: commit that
+        end (in the open transaction, or a new one), so that a worker after a crash
+        retracts from there instead of skipping ahead. Held until a commit has it.
+
+        Raises :class:`CommitAborted` when no transaction can be begun."""
+        holds = ledger.holds()
+        if not holds:
+            return
+        if not self._output.open:
+            self._opened_at = started
+            self._output.begin()
+        for partition, offset in holds.items():
+            self._positions.hold(ledger.topic, partition, offset)
 
     def _decide(self, message: Message) -> Outcome:
         topic, partition, offset = message.topic(), message.partition(), message.offset()
@@ -326,6 +335,15 @@ class Engine:
         if self._ledger is not None:
             assignment, paused = self._ledger.assign(partitions, self._committed)
             consumer.assign(assignment)
+            waiting = {(tp.topic, tp.partition) for tp in paused}
+            # librdkafka keeps a partition's pause across a revoke: resume the others.
+            ready = [
+                TopicPartition(tp.topic, tp.partition)
+                for tp in assignment
+                if tp.topic != self._ledger.topic and (tp.topic, tp.partition) not in waiting
+            ]
+            if ready:
+                consumer.resume(ready)
             if paused:
                 consumer.pause(paused)
             partitions = [tp for tp in partitions if tp.topic != self._ledger.topic]

@@ -38,7 +38,7 @@ from enforcer.clock import rfc3339
 from enforcer.fingerprint import Fingerprinter
 from enforcer.ledger.model import SubjectErasure, parse_ledger_record
 from enforcer.ledger.retract import ACTION_RETRACTED, retraction_value
-from enforcer.ledger.state import LedgerState, Passes, Retraction, Undo, grants_of
+from enforcer.ledger.state import LedgerState, LedgerStore, Passes, Retraction, Undo, grants_of
 from enforcer.metrics import LedgerStats
 from enforcer.parse import ParseFailure
 from enforcer.sinks.kafka import OutputRecord
@@ -88,6 +88,7 @@ class LiveLedger:
         *,
         retract: bool = True,
         unknown_passed: bool = False,
+        new_store: Callable[[int], LedgerStore] = lambda _: LedgerState(),
     ) -> None:
         self.topic = topic
         self._source_topic = source_topic
@@ -101,11 +102,15 @@ class LiveLedger:
         self._monotonic = monotonic
         self._retract = retract
         self._unknown_passed = unknown_passed
-        self._states: dict[int, LedgerState] = {}
+        self._new_store = new_store
+        self._states: dict[int, LedgerStore] = {}
         self._at: dict[int, int] = {}
         """Per partition: the committed ledger offset its state stands at."""
         self._restores: dict[int, _Restore] = {}
-        self._restored: list[tuple[int, int | None]] = []
+        self._restored: list[int] = []
+        self._holds: dict[int, int] = {}
+        """Ledger partitions restored to their end on the group's first start: the offset
+        to commit, kept until a commit includes it (an abort must not lose it)."""
         self._undo: dict[int, Undo] = {}
         self._pending_records: Counter[str] = Counter()
         self._pending_retractions: Counter[str] = Counter()
@@ -135,11 +140,25 @@ class LiveLedger:
         and the source partitions to pause until their ledger is restored."""
         ledger = [tp for tp in partitions if tp.topic == self.topic]
         offsets = {tp.partition: tp.offset for tp in committed(ledger)} if ledger else {}
-        kept: dict[int, LedgerState] = {}
+        kept: dict[int, LedgerStore] = {}
         assignment, paused = [], []
+        ledger_numbers = {tp.partition for tp in ledger}
         for tp in partitions:
             if tp.topic != self.topic:
                 assignment.append(tp)
+                if tp.partition not in ledger_numbers:
+                    # Its ledger partition went to a worker that reads another set of
+                    # topics (a rollout under way): its events wait, rather than be
+                    # judged without their ledger.
+                    paused.append(TopicPartition(tp.topic, tp.partition))
+                    log.warning(
+                        "%s[%d] waits: its ledger partition %s[%d] is assigned to another "
+                        "worker (do all workers read the same ledger topic?)",
+                        tp.topic,
+                        tp.partition,
+                        self.topic,
+                        tp.partition,
+                    )
                 continue
             number = tp.partition
             at = offsets.get(number, -1)
@@ -150,12 +169,18 @@ class LiveLedger:
                 assignment.append(TopicPartition(self.topic, number, target))
                 log.info("%s: %s[%d] at offset %d", KEPT_LOG, self.topic, number, target)
                 continue
-            kept[number] = LedgerState()
+            if state is not None:
+                state.close()
+            kept[number] = self._new_store(number)
             self._restores[number] = _Restore(target, self._monotonic())
             assignment.append(TopicPartition(self.topic, number, OFFSET_BEGINNING))
             paused.append(TopicPartition(self._source_topic, number))
+        for number, state in self._states.items():
+            if number not in kept:
+                state.close()
         self._states = kept
         self._at = {n: at for n, at in self._at.items() if n in kept}
+        self._holds = {}
         self._restores = {n: r for n, r in self._restores.items() if n in kept}
         self._undo = {}
         self._restored = []
@@ -168,11 +193,20 @@ class LiveLedger:
         stay, to be reused if the same partitions come back unchanged; unfinished
         restores are dropped."""
         for number in list(self._restores):
-            self._states.pop(number, None)
+            state = self._states.pop(number, None)
+            if state is not None:
+                state.close()
             self._at.pop(number, None)
         self._restores = {}
         self._restored = []
+        self._holds = {}
         self.stats.restoring = 0
+
+    def close(self) -> None:
+        """Release every store (the disk store removes its files)."""
+        for state in self._states.values():
+            state.close()
+        self._states = {}
 
     # -- reading --------------------------------------------------------------------
 
@@ -180,13 +214,15 @@ class LiveLedger:
         """Apply one ledger record; ``None`` when a restore took it silently."""
         number, offset = message.partition(), message.offset()
         assert number is not None and offset is not None
+        if number not in self._states:
+            return None  # left over from an earlier assignment: not this worker's now
         restore = self._restores.get(number)
         if restore is not None:
             if restore.target is None or offset < restore.target:
                 self._apply_silently(number, message)
                 restore.records += 1
                 return None
-            self._finish(number, restore, restore.target, hold=None)
+            self._finish(number, restore, restore.target)
         return self._apply(number, offset, message)
 
     def at_end(self, partition: int, offset: int) -> None:
@@ -195,17 +231,23 @@ class LiveLedger:
         if restore is None:
             return
         if restore.target is None:
-            self._finish(partition, restore, offset, hold=offset)
+            self._holds[partition] = offset
+            self._finish(partition, restore, offset)
         else:
-            self._finish(partition, restore, max(offset, restore.target), hold=None)
+            # The end can lie past the committed offset by a transaction marker.
+            self._finish(partition, restore, restore.target)
 
-    def take_restored(self) -> list[tuple[int, int | None]]:
-        """Partitions restored since the last call: ``(partition, hold)``; ``hold`` is
-        the ledger offset to commit when the group had none."""
+    def take_restored(self) -> list[int]:
+        """Partitions whose restore finished since the last call."""
         done, self._restored = self._restored, []
         return done
 
-    def _finish(self, number: int, restore: _Restore, at: int, hold: int | None) -> None:
+    def holds(self) -> dict[int, int]:
+        """Ledger offsets a transaction must commit although it read nothing there:
+        partitions restored to their end on the group's first start, until committed."""
+        return self._holds
+
+    def _finish(self, number: int, restore: _Restore, at: int) -> None:
         del self._restores[number]
         self._at[number] = at
         seconds = self._monotonic() - restore.started
@@ -216,7 +258,7 @@ class LiveLedger:
         stats.restore_seconds += seconds
         stats.last_restore_seconds = seconds
         self._refresh_sizes()
-        self._restored.append((number, hold))
+        self._restored.append(number)
         state = self._states[number]
         log.info(
             "%s: %s[%d] up to offset %d, %d record(s), %d identifier(s) in %.1fs",
@@ -284,6 +326,7 @@ class LiveLedger:
         for (topic, number), offset in offsets.items():
             if topic == self.topic and number in self._states:
                 self._at[number] = offset
+                self._holds.pop(number, None)
         self._undo = {}
         self.stats.records.update(self._pending_records)
         self.stats.retractions.update(self._pending_retractions)

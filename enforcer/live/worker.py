@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from confluent_kafka import Consumer, KafkaException, Producer
 
@@ -21,6 +21,7 @@ from enforcer.fingerprint import Fingerprinter
 from enforcer.guard import DeadLetterGuard, DeadLetterRateExceededError
 from enforcer.ledger.decide import LedgerMode
 from enforcer.ledger.retract import passes_under
+from enforcer.ledger.state import LedgerState, LedgerStore
 from enforcer.live.clients import (
     ClientErrors,
     consumer_config,
@@ -199,6 +200,8 @@ def run_worker(
         watchdog.stop()
         health.stopping = True
         _close(consumer, output, publisher, http)
+        if ledger is not None:
+            ledger.close()
     if status == 0:
         log.info("stopped")
     return status
@@ -225,7 +228,27 @@ def _ledger(
         retract=policy.mode is Mode.ENFORCE,
         # Under fallback an identifier unknown to the ledger may have flowed by its tags.
         unknown_passed=mode is LedgerMode.FALLBACK,
+        new_store=_store_maker(settings),
     )
+
+
+def _store_maker(settings: EnforcerSettings) -> Callable[[int], LedgerStore]:
+    """A new, empty store for one ledger partition, in memory or on disk."""
+    if settings.ledger_store == "memory":
+        return lambda _: LedgerState()
+    from enforcer.ledger.disk import DiskLedgerState, MiB
+
+    root = settings.data_dir / "ledger"
+
+    def on_disk(partition: int) -> LedgerStore:
+        # Each partition's store has its own cache: a worker holds a few partitions.
+        return DiskLedgerState(
+            root / f"{settings.ledger_topic}-{partition}",
+            cache_bytes=32 * MiB,
+            write_buffer_bytes=16 * MiB,
+        )
+
+    return on_disk
 
 
 def _stop_if_denied(errors: ClientErrors) -> None:

@@ -256,13 +256,14 @@ class Deployment:
     extra_env: Mapping[str, str] = field(default_factory=lambda: dict(FAST_GROUP_ENV))
     workers: list[EnforcerWorker] = field(default_factory=list)
 
-    def worker(self, name: str) -> EnforcerWorker:
-        """A new (not yet started) worker of this deployment."""
+    def worker(self, name: str, env: Mapping[str, str] | None = None) -> EnforcerWorker:
+        """A new (not yet started) worker of this deployment (``env``: settings of this
+        worker only)."""
         data_dir = self.work_dir / f"{name}-data"
         data_dir.mkdir(parents=True, exist_ok=True)
         # Nothing from the developer's own ENFORCER_* settings may leak into a test.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ENFORCER_")}
-        env.update(
+        settings = {k: v for k, v in os.environ.items() if not k.startswith("ENFORCER_")}
+        settings.update(
             PYTHONUNBUFFERED="1",
             ENFORCER_BOOTSTRAP_SERVERS=self.bootstrap,
             ENFORCER_SOURCE_TOPIC=self.topics.source,
@@ -279,8 +280,9 @@ class Deployment:
             ENFORCER_HTTP_PORT="0",
             ENFORCER_LOG_LEVEL="info",
         )
-        env.update(self.extra_env)  # last: a test's own settings win
-        worker = EnforcerWorker(name, env, self.work_dir)
+        settings.update(self.extra_env)  # a test's own settings win
+        settings.update(env or {})  # and this worker's, last
+        worker = EnforcerWorker(name, settings, self.work_dir)
         self.workers.append(worker)
         return worker
 

@@ -72,11 +72,13 @@ def ledger_topic(deployment: Deployment) -> str:
     return deployment.extra_env["ENFORCER_LEDGER_TOPIC"]
 
 
+@pytest.mark.parametrize("store", ["memory", "disk"])
 async def test_restore_before_first_decision_then_withdrawal_and_erasure_retract_once(
-    deployment: Deployment,
+    deployment: Deployment, store: str
 ) -> None:
     """Events already waiting are decided against the ledger as written before the
-    worker started; a withdrawal and an erasure each retract exactly once."""
+    worker started; a withdrawal and an erasure each retract exactly once. With either
+    store (the disk store's files are gone once the worker has stopped)."""
     bootstrap, ledger = deployment.bootstrap, ledger_topic(deployment)
     entries = [
         ("s-2fa", ledger_value("s-2fa", T0, [("phone", "+14155550101", MFA)])),
@@ -92,7 +94,7 @@ async def test_restore_before_first_decision_then_withdrawal_and_erasure_retract
         event("e3", "s-unknown", [("email", "who@example.org", ADS)]),
     ]
     inputs = await produce(bootstrap, deployment.topics.source, first)
-    worker = deployment.worker("one")
+    worker = deployment.worker("one", {"ENFORCER_LEDGER_STORE": store})
     worker.start()
     await wait_for_commits(
         bootstrap,
@@ -140,6 +142,7 @@ async def test_restore_before_first_decision_then_withdrawal_and_erasure_retract
         alive=[worker],
     )
     assert worker.stop() == 0, worker.log_tail()
+    assert not list((deployment.work_dir / "one-data").rglob("*rocksdb*"))
     fingerprinter = Fingerprinter(key_from_text(deployment.fingerprint_key))
     sink = await read_committed(
         bootstrap, deployment.topics.sink, expected=3, timeout_s=30, settle_s=1.0
@@ -153,7 +156,11 @@ async def test_restore_before_first_decision_then_withdrawal_and_erasure_retract
         ("s-ads", "email", fingerprinter("email", "ads@example.org"), "purpose-withdrawn"): 1,
         ("s-gone", "email", fingerprinter("email", "gone@example.org"), "subject-erased"): 1,
     }
-    retraction = next(f["retraction"] for f in forwarded if "retraction" in f)
+    retraction = next(
+        f["retraction"]
+        for f in forwarded
+        if f.get("retraction", {}).get("reason") == "purpose-withdrawn"
+    )
     assert retraction["ledger_updated_at"] == "2026-11-03T00:00:00Z"
     after = {
         orjson.loads(v.value or b"")["event_id"]: orjson.loads(v.value or b"")["findings"][0]
