@@ -24,9 +24,11 @@ from enforcer.testing.kafka_broker import DEFAULT_KAFKA_VERSION
 from enforcer.testing.topics import create_topics, delete_topics, unique_topic_name
 
 from .kafka_tools import KafkaTools
+from .ledger import forwarded_with_ledger, ledger_identifiers, ledger_records
 from .machine import describe, load_average
 from .processes import (
     DIAGNOSTIC_PIPELINES,
+    ENFORCER_LEDGER,
     GUARANTEES,
     PIPELINES,
     REPO_ROOT,
@@ -163,6 +165,14 @@ async def _run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
             "repeat": args.repeat,
         },
     }
+    ledger = ledger_records([*backlog, *paced]) if ENFORCER_LEDGER in args.pipelines else []
+    if ledger:
+        results["workload"]["ledger"] = {
+            "records": len(ledger),
+            "identifiers": ledger_identifiers(ledger),
+            "derived_from": "the backlog and latency records: every identifier of a "
+            "subject with the purposes it was first given",
+        }
     if args.kafka_tools_records > 0:
         results["kafka_tools"] = await _kafka_tools(args, work_dir, backlog)
     stage = Stage(
@@ -175,6 +185,8 @@ async def _run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
         work_dir=work_dir,
         batching=Batching(args.batch_max, args.batch_within),
         profile_dir=args.profile,
+        ledger=ledger,
+        paced_forwarded_with_ledger=forwarded_with_ledger(paced, ledger) if ledger else 0,
     )
     attempts: dict[PipelineConfig, list[dict[str, Any]]] = {}
     # Pipelines back to back per guarantee and interval, and repetitions in rounds: the
@@ -193,6 +205,16 @@ async def _run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
                     f"load {run['load_average_1m']})",
                     flush=True,
                 )
+                if "ledger" in run:
+                    facts = run["ledger"]
+                    print(
+                        f"bench:   ledger: {facts['records']:,} records, "
+                        f"{facts['identifiers']:,} identifiers restored in "
+                        f"{facts['restore_s']} s; clock started "
+                        f"{facts['restored_after_start_s']} s after the start, with "
+                        f"{facts['output_before_clock'] or 0:.1%} of the output already written",
+                        flush=True,
+                    )
     runs = [best_of(rows) for rows in attempts.values()]
     results["runs"] = runs
     results["targets"] = targets(runs)

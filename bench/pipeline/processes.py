@@ -29,10 +29,15 @@ CONFLUENT = "raw-confluent"
 CONFLUENT_STEP = "confluent-step"
 QUIX_STEP = "quix-step"
 ENFORCER = "enforcer"
-PIPELINES = (RAW, CONFLUENT, CONFLUENT_STEP, QUIX_STEP, ENFORCER)
+ENFORCER_LEDGER = "enforcer-ledger"
+"""The enforcer with a purpose ledger topic (``ENFORCER_LEDGER_TOPIC``): the ledger
+decides every identifier (authoritative), each one looked up."""
+PIPELINES = (RAW, CONFLUENT, CONFLUENT_STEP, QUIX_STEP, ENFORCER, ENFORCER_LEDGER)
 DIAGNOSTIC_PIPELINES: tuple[str, ...] = ()
-DECIDING_PIPELINES = (CONFLUENT_STEP, QUIX_STEP, ENFORCER)
+DECIDING_PIPELINES = (CONFLUENT_STEP, QUIX_STEP, ENFORCER, ENFORCER_LEDGER)
 """These run the decision, so the records it drops never reach the sink."""
+ENFORCERS = (ENFORCER, ENFORCER_LEDGER)
+"""``enforcer run`` itself."""
 GUARANTEES = ("at_least_once", "exactly_once")
 
 
@@ -69,6 +74,10 @@ class Pipeline(Protocol):
     @property
     def running(self) -> bool:
         """Whether it has not exited."""
+
+    @property
+    def log_path(self) -> Path | None:
+        """Its log file (once started)."""
 
     def stop(self, timeout_s: float = 60.0) -> int:
         """SIGTERM; wait; return the exit status."""
@@ -143,10 +152,14 @@ def start_pipeline(
     group: str,
     work_dir: Path,
     batching: Batching,
+    ledger_topic: str | None = None,
 ) -> Pipeline:
-    """Start ``config``'s pipeline from ``topics.source`` to ``topics.sink``."""
+    """Start ``config``'s pipeline from ``topics.source`` to ``topics.sink`` (the
+    enforcer reading the purpose ledger ``ledger_topic`` when given)."""
     work_dir.mkdir(parents=True, exist_ok=True)
-    if config.pipeline == ENFORCER:
+    if config.pipeline in ENFORCERS:
+        if (config.pipeline == ENFORCER_LEDGER) != (ledger_topic is not None):
+            raise ValueError(f"{config.pipeline} with ledger topic {ledger_topic!r}")
         deployment = Deployment(
             bootstrap,
             topics,
@@ -159,6 +172,7 @@ def start_pipeline(
                 "ENFORCER_PROCESSING_GUARANTEE": config.guarantee,
                 "ENFORCER_BATCH_MAX": str(batching.max_records),
                 "ENFORCER_BATCH_WITHIN": str(batching.within_s),
+                **({"ENFORCER_LEDGER_TOPIC": ledger_topic} if ledger_topic else {}),
             },
         )
         worker = deployment.worker(config.slug)

@@ -1,8 +1,11 @@
 """One pipeline configuration, start to finish.
 
-1. Create the topics and write the backlog (the same records for every configuration).
+1. Create the topics and write the backlog (the same records for every configuration);
+   for the enforcer with a ledger, first the ledger topic (co-partitioned, compacted).
 2. Start the pipeline process; sample the sink and the process's CPU until the group
    has committed every input offset: records/s and CPU-µs per record (:mod:`.measure`).
+   With a ledger, the window starts only once the worker has logged the restore of
+   every ledger partition: the row measures decisions with lookups, not the restore.
 3. With the pipeline idle and caught up, write stamped records at a fixed rate and
    read the sink as ``read_committed``: end-to-end latency p50/p99.
 4. Stop the pipeline (SIGTERM) and delete the topics.
@@ -22,15 +25,25 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError
 
 from enforcer.testing.consume import end_offsets
 from enforcer.testing.topics import create_topics, delete_topics, unique_topic_name
 from enforcer.testing.worker import EnforcerTopics
 
+from .ledger import LEDGER_TOPIC_CONFIG, restored_partitions
 from .machine import load_average
-from .measure import Latencies, ProgressSampler, first_output_at, measure_latency, throughput
+from .measure import (
+    Latencies,
+    ProgressSampler,
+    Sample,
+    first_output_at,
+    measure_latency,
+    throughput,
+)
 from .processes import (
     DECIDING_PIPELINES,
+    ENFORCER_LEDGER,
     Batching,
     Pipeline,
     PipelineConfig,
@@ -58,6 +71,9 @@ class Stage:
     batching: Batching = field(default_factory=Batching)
     drain_timeout_s: float = 300.0
     profile_dir: Path | None = None
+    ledger: Sequence[Record] = ()
+    """The purpose ledger of the enforcer + ledger row (one record per subject)."""
+    paced_forwarded_with_ledger: int = 0
 
 
 LATENCY_KEYS = ("latency_p50_ms", "latency_p99_ms", "latency_records", "latency_missing")
@@ -70,16 +86,29 @@ async def run_config(
     """Measure ``config`` on ``stage`` (its latency too, unless told not to); return its
     result row."""
     topics = EnforcerTopics.unique(f"bench-{config.slug}")
+    ledger_topic = None
+    if config.pipeline == ENFORCER_LEDGER:
+        ledger_topic = unique_topic_name(f"bench-{config.slug}-ledger")
+        await create_topics(
+            stage.bootstrap, [ledger_topic], stage.partitions, configs=LEDGER_TOPIC_CONFIG
+        )
     await create_topics(stage.bootstrap, topics.all(), stage.partitions)
     try:
+        if ledger_topic is not None:
+            await produce_backlog(stage.bootstrap, ledger_topic, stage.ledger)
         await produce_backlog(stage.bootstrap, topics.source, stage.backlog)
-        return await _measure(config, stage, topics, latency=latency)
+        return await _measure(config, stage, topics, ledger_topic, latency=latency)
     finally:
-        await delete_topics(stage.bootstrap, topics.all())
+        await delete_topics(stage.bootstrap, [*topics.all(), *filter(None, [ledger_topic])])
 
 
 async def _measure(
-    config: PipelineConfig, stage: Stage, topics: EnforcerTopics, *, latency: bool
+    config: PipelineConfig,
+    stage: Stage,
+    topics: EnforcerTopics,
+    ledger_topic: str | None,
+    *,
+    latency: bool,
 ) -> dict[str, Any]:
     ends = await end_offsets(stage.bootstrap, topics.source)
     group = unique_topic_name(f"bench-{config.slug}")
@@ -91,10 +120,16 @@ async def _measure(
         group=group,
         work_dir=stage.work_dir,
         batching=stage.batching,
+        ledger_topic=ledger_topic,
     )
     try:
         pid = pipeline.pid
         assert pid is not None
+        restored = (
+            asyncio.create_task(_wait_until_restored(stage, pipeline))
+            if ledger_topic is not None
+            else None
+        )
         async with ProgressSampler(stage.bootstrap, topics.sink, stage.partitions, pid) as sampler:
             profiling = _profile_when_output(stage, config, sampler, pid)
             try:
@@ -102,7 +137,14 @@ async def _measure(
                 committed = time.monotonic()
             finally:
                 await _stop_profiling(profiling)
-        rate = throughput(sampler.samples, records=len(stage.backlog), partitions=stage.partitions)
+        samples: Sequence[Sample] = sampler.samples
+        ledger: dict[str, Any] | None = None
+        if restored is not None:
+            restored_at = await restored
+            # The clock starts at the first sample taken once every partition is restored.
+            samples = [s for s in sampler.samples if s.at >= restored_at]
+            ledger = _ledger_facts(stage, pipeline, sampler.samples, samples, restored_at - started)
+        rate = throughput(samples, records=len(stage.backlog), partitions=stage.partitions)
         first_output = first_output_at(sampler.samples) or committed
         latencies = (
             Latencies()
@@ -115,7 +157,9 @@ async def _measure(
                     stage.bootstrap, topics.source, stage.paced, per_second=stage.paced_per_s
                 ),
                 expected=(
-                    stage.paced_forwarded_by_enforcer
+                    stage.paced_forwarded_with_ledger
+                    if config.pipeline == ENFORCER_LEDGER
+                    else stage.paced_forwarded_by_enforcer
                     if config.pipeline in DECIDING_PIPELINES
                     else len(stage.paced)
                 ),
@@ -124,7 +168,7 @@ async def _measure(
         )
     finally:
         status = await asyncio.to_thread(_stop, pipeline)
-    return {
+    row: dict[str, Any] = {
         "pipeline": config.pipeline,
         "guarantee": config.guarantee,
         "commit_interval_s": config.commit_interval,
@@ -140,6 +184,47 @@ async def _measure(
         "latency_missing": latencies.missing,
         "exit_status": status,
         "load_average_1m": load_average()[0],
+    }
+    if ledger is not None:
+        row["ledger"] = ledger
+    return row
+
+
+async def _wait_until_restored(stage: Stage, pipeline: Pipeline) -> float:
+    """When (monotonic s) the worker's log first shows every ledger partition restored."""
+    deadline = time.monotonic() + stage.drain_timeout_s
+    while len(restored_partitions(pipeline.log_path)) < stage.partitions:
+        if not pipeline.running:
+            raise PipelineFailedError(
+                f"the pipeline exited before its ledger was restored\n{pipeline.log_tail()}"
+            )
+        if time.monotonic() > deadline:
+            raise PipelineFailedError(
+                f"ledger not restored in {stage.drain_timeout_s:.0f}s\n{pipeline.log_tail()}"
+            )
+        await asyncio.sleep(0.02)
+    return time.monotonic()
+
+
+def _ledger_facts(
+    stage: Stage,
+    pipeline: Pipeline,
+    samples: Sequence[Sample],
+    timed: Sequence[Sample],
+    restored_after_s: float,
+) -> dict[str, Any]:
+    """What the worker restored (its first restore of each partition), how long that
+    took, and the share of the output written before the clock started (partitions
+    restored first start deciding while others are still restoring)."""
+    parts = restored_partitions(pipeline.log_path)[: stage.partitions]
+    final = max((s.written for s in samples), default=0)
+    before = next((s.written for s in timed if s.written > 0), final)
+    return {
+        "records": sum(p.records for p in parts),
+        "identifiers": sum(p.identifiers for p in parts),
+        "restore_s": max((p.seconds for p in parts), default=0.0),
+        "restored_after_start_s": round(restored_after_s, 2),
+        "output_before_clock": round(before / final, 3) if final else None,
     }
 
 
@@ -164,7 +249,10 @@ async def _wait_until_committed(
         while True:
             if not pipeline.running:
                 raise PipelineFailedError(f"the pipeline exited early\n{pipeline.log_tail()}")
-            listed = await admin.list_consumer_group_offsets(group)
+            try:
+                listed = await admin.list_consumer_group_offsets(group)
+            except (GroupCoordinatorNotAvailableError, CoordinatorLoadInProgressError):
+                listed = {}  # a fresh broker creates its offsets topic on first use
             offsets = {
                 tp.partition: meta.offset for tp, meta in listed.items() if tp.topic == topic
             }

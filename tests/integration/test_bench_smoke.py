@@ -110,3 +110,67 @@ def test_the_benchmark_writes_its_results(kafka_bootstrap: str, tmp_path: Path) 
         assert run["latency_missing"] == 0, run["pipeline"]
         assert run["latency_p50_ms"] is not None, run["pipeline"]
     assert "| enforcer | exactly-once | 100 ms |" in (out / "pipeline.md").read_text()
+
+
+def _bench(module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENFORCER_")}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_ledger_row_restores_before_its_clock(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """The enforcer + ledger row alone: its ledger (every subject of the stream) is
+    restored whole, its paced records all arrive, and its facts are in the JSON."""
+    out = tmp_path / "results"
+    result = _bench(
+        "bench.pipeline",
+        f"--bootstrap={kafka_bootstrap}",
+        "--records=300",
+        "--repeat=1",
+        "--pipelines=enforcer-ledger",
+        "--guarantees=at_least_once",
+        "--intervals=0.1",
+        "--latency-per-s=200",
+        "--latency-seconds=0.5",
+        "--kafka-tools-records=0",
+        f"--out={out}",
+        "--docs=-",
+        f"--work-dir={tmp_path / 'work'}",
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    results = json.loads((out / "pipeline.json").read_text())
+    [run] = results["runs"]
+    assert run["pipeline"] == "enforcer-ledger"
+    assert set(run) == RUN_KEYS | {"ledger"}
+    assert run["exit_status"] == 0
+    assert run["latency_missing"] == 0
+    ledger = results["workload"]["ledger"]
+    assert run["ledger"]["records"] == ledger["records"] > 0
+    assert run["ledger"]["identifiers"] == ledger["identifiers"] >= ledger["records"]
+    assert "| enforcer + ledger | at-least-once | 100 ms |" in (out / "pipeline.md").read_text()
+
+
+def test_the_restore_benchmark_reads_log_and_metrics(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """``python -m bench.pipeline.restore`` on a tiny ledger: every identifier restored,
+    the log and /metrics agree, and the table has the empty baseline and the size."""
+    result = _bench(
+        "bench.pipeline.restore",
+        f"--bootstrap={kafka_bootstrap}",
+        "--identifiers=300",
+        f"--out={tmp_path}",
+        f"--work-dir={tmp_path / 'work'}",
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    empty, sized = json.loads((tmp_path / "ledger_restore.json").read_text())["runs"]
+    assert empty["restored_identifiers"] == 0
+    assert sized["restored_identifiers"] == sized["metrics_identifiers"] == 300
+    assert sized["restored_records"] == sized["metrics_restored_records"] == 100
+    assert sized["rss_mib"] > 0
+    assert "| 300 | 100 |" in (tmp_path / "ledger_restore.md").read_text()
