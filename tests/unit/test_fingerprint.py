@@ -6,6 +6,8 @@ import hashlib
 import hmac
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from enforcer.fingerprint import (
     NO_PHONE_REGION,
@@ -100,3 +102,12 @@ def test_key_id_is_short_public_and_tied_to_the_key() -> None:
     assert Fingerprinter(b"x" * 32).key_id != key_id
     assert key_id not in hashlib.sha256(KEY).hexdigest()
     assert key_id in repr(Fingerprinter(KEY))
+
+
+@given(key=st.binary(min_size=16, max_size=200), value=st.text(min_size=1, max_size=40))
+def test_the_fingerprint_is_hmac_sha256_of_type_nul_and_value(key: bytes, value: str) -> None:
+    """The hand-rolled HMAC (two keyed SHA-256 states) equals the standard library's,
+    for short keys and for keys longer than a SHA-256 block (hashed first)."""
+    want = hmac.new(key, b"device_id\x00" + value.strip().encode(), hashlib.sha256).digest()
+    assert Fingerprinter(key).mac("device_id", value) == want
+    assert Fingerprinter(key)("device_id", value) == "hmac-sha256:" + want.hex()
