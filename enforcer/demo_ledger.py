@@ -12,18 +12,11 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from enforcer.ledger.model import LedgerEntry
 from enforcer.purposes import normalize_tag, within_any
-
-LedgerEntry = tuple[str, bytes | None]
-"""A ledger record: subject id (the key) and value (``None``: a tombstone)."""
+from enforcer.sample import SECURITY_ONLY_PURPOSES
 
 ADVERTISING = "marketing.advertising"
-SECURITY = (
-    "security",
-    "essential.service.security",
-    "essential.service.authentication",
-    "essential.fraud_detection",
-)
 COLLECTED_AT = "2019-09-01T00:00:00Z"
 WITHDRAWN_AT = "2019-10-04T12:00:00Z"
 
@@ -38,11 +31,6 @@ class DemoLedger:
     withdrawals: list[LedgerEntry] = field(default_factory=list)
     miss_claims: int = 0
     """Events rewritten to claim advertising for a number collected for 2FA only."""
-
-
-def _security_only(purposes: Sequence[str]) -> bool:
-    tags = [normalize_tag(p) for p in purposes]
-    return bool(tags) and all(t is not None and within_any(t, SECURITY) for t in tags)
 
 
 def _advertising(purposes: Sequence[str]) -> bool:
@@ -99,7 +87,9 @@ def _miss_claim(
     identifiers = event["identifiers"]
     assert isinstance(identifiers, list)
     for item in identifiers:
-        if item["type"] != "phone" or not _security_only(held[(item["type"], item["value"])]):
+        # The sample gave it for security only (it is what the ledger then records).
+        collected = held[(item["type"], item["value"])]
+        if item["type"] != "phone" or collected not in SECURITY_ONLY_PURPOSES:
             continue
         if rng.random() < 1 / 3:
             item["purposes"] = [ADVERTISING]

@@ -19,6 +19,10 @@ from enforcer.parse import ParseFailure, _has_non_json_constant
 from enforcer.parse import _failure as _validation_failure
 from enforcer.purposes import normalize_tag
 
+LedgerEntry = tuple[str, bytes | None]
+"""A ledger record as a collection system writes it: subject id (the key) and value
+(``None``: a tombstone)."""
+
 
 class LedgerValue(BaseModel):
     """A ledger record's value: the subject's whole current state (SPEC §11).

@@ -19,7 +19,8 @@ from typing import NamedTuple
 from enforcer.clock import rfc3339
 from enforcer.fingerprint import Fingerprinter
 from enforcer.ledger.model import SubjectErasure, SubjectUpdate, parse_ledger_record
-from enforcer.ledger.state import LedgerState, grants_of
+from enforcer.ledger.state import LedgerState
+from enforcer.ledger.store import apply_record
 from enforcer.models import DeadLetterReason, parse_rfc3339
 from enforcer.parse import ParseFailure
 
@@ -106,9 +107,7 @@ def _update(
     if as_of is not None and parse_rfc3339(update.updated_at) > as_of:
         result.after_as_of += 1
         return
-    result.state.replace(
-        update.subject_id, update.updated_at, grants_of(update.identifiers, fingerprinter)
-    )
+    apply_record(result.state, update, fingerprinter, "")
     result.applied += 1
 
 
@@ -138,7 +137,7 @@ def replay_ledger_records(
             if as_of is not None and record.timestamp > as_of:
                 result.after_as_of += 1
                 continue
-            result.state.erase(parsed.subject_id, rfc3339(record.timestamp))
+            apply_record(result.state, parsed, fingerprinter, rfc3339(record.timestamp))
             result.applied += 1
             result.erased += 1
             continue

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import NamedTuple, Protocol
 
 from enforcer.fingerprint import Fingerprinter
+from enforcer.ledger.model import SubjectErasure, SubjectUpdate
 
 Passes = Callable[[str, tuple[str, ...]], bool]
 """``passes(identifier_type, purposes)``: would an identifier with these ledger
@@ -130,3 +131,25 @@ class LedgerStore(Protocol):
     def close(self) -> None:
         """Release the store (the disk store removes its directory)."""
         ...
+
+
+def apply_record(
+    store: LedgerStore,
+    record: SubjectUpdate | SubjectErasure,
+    fingerprinter: Fingerprinter,
+    erased_at: str,
+    passes: Passes | None = None,
+    undo: Undo | None = None,
+    *,
+    unknown_passed: bool = False,
+) -> list[Retraction]:
+    """Apply one valid ledger record: an update replaces its subject's state (the raw
+    values are fingerprinted here), a tombstone erases the subject as of ``erased_at``
+    (a tombstone has no ``updated_at``). Returns the retractions; none without
+    ``passes`` (a silent restore)."""
+    if isinstance(record, SubjectErasure):
+        return store.erase(record.subject_id, erased_at, passes, undo)
+    grants = grants_of(record.identifiers, fingerprinter)
+    return store.replace(
+        record.subject_id, record.updated_at, grants, passes, undo, unknown_passed=unknown_passed
+    )

@@ -36,9 +36,10 @@ from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
 from enforcer.clock import rfc3339
 from enforcer.fingerprint import Fingerprinter
-from enforcer.ledger.model import SubjectErasure, parse_ledger_record
+from enforcer.ledger.model import parse_ledger_record
 from enforcer.ledger.retract import ACTION_RETRACTED, retraction_value
-from enforcer.ledger.state import LedgerState, LedgerStore, Passes, Retraction, Undo, grants_of
+from enforcer.ledger.state import LedgerState, LedgerStore, Passes, Retraction, Undo
+from enforcer.ledger.store import apply_record
 from enforcer.metrics import LedgerStats
 from enforcer.parse import ParseFailure
 from enforcer.sinks.kafka import OutputRecord
@@ -275,12 +276,7 @@ class LiveLedger:
         parsed = parse_ledger_record(message.key(), message.value())
         if isinstance(parsed, ParseFailure):
             return  # dead-lettered when it was first read (or before the enforcer ran)
-        state = self._states[number]
-        if isinstance(parsed, SubjectErasure):
-            state.erase(parsed.subject_id, "")
-        else:
-            grants = grants_of(parsed.identifiers, self._fingerprint)
-            state.replace(parsed.subject_id, parsed.updated_at, grants)
+        apply_record(self._states[number], parsed, self._fingerprint, "")
 
     def _apply(self, number: int, offset: int, message: Message) -> LedgerRead:
         parsed = parse_ledger_record(message.key(), message.value())
@@ -290,20 +286,15 @@ class LiveLedger:
                 message.key(), message.value(), (), Source(self.topic, number, offset)
             )
             return LedgerRead([], dead_letter(record, parsed.reason, parsed.message))
-        state = self._states[number]
-        undo = self._undo.setdefault(number, {})
-        if isinstance(parsed, SubjectErasure):
-            retractions = state.erase(parsed.subject_id, _record_time(message), self._passes, undo)
-        else:
-            grants = grants_of(parsed.identifiers, self._fingerprint)
-            retractions = state.replace(
-                parsed.subject_id,
-                parsed.updated_at,
-                grants,
-                self._passes,
-                undo,
-                unknown_passed=self._unknown_passed,
-            )
+        retractions = apply_record(
+            self._states[number],
+            parsed,
+            self._fingerprint,
+            _record_time(message),
+            self._passes,
+            self._undo.setdefault(number, {}),
+            unknown_passed=self._unknown_passed,
+        )
         self._pending_records["applied"] += 1
         for retraction in retractions:
             self._pending_retractions[retraction.reason.value] += 1

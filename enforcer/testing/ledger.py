@@ -13,13 +13,11 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from enforcer.fingerprint import Fingerprinter
-from enforcer.ledger.model import SubjectErasure, parse_ledger_record
-from enforcer.ledger.state import LedgerState, Passes, grants_of
+from enforcer.ledger.model import LedgerEntry, parse_ledger_record
+from enforcer.ledger.state import LedgerState, Passes
+from enforcer.ledger.store import apply_record
 from enforcer.parse import ParseFailure
 from enforcer.testing.consume import ReadRecord
-
-LedgerEntry = tuple[str, bytes | None]
-"""A ledger record: subject id (the key) and value (``None``: a tombstone)."""
 
 RetractionKey = tuple[str, str, str, str, str]
 """subject id, identifier type, fingerprint, reason, ledger_updated_at."""
@@ -81,12 +79,7 @@ def expected_retractions(
         parsed = parse_ledger_record(subject.encode(), value)
         if isinstance(parsed, ParseFailure):
             continue
-        if isinstance(parsed, SubjectErasure):
-            retractions = state.erase(parsed.subject_id, "", passes)
-        else:
-            grants = grants_of(parsed.identifiers, fingerprinter)
-            retractions = state.replace(parsed.subject_id, parsed.updated_at, grants, passes)
-        for r in retractions:
+        for r in apply_record(state, parsed, fingerprinter, "", passes):
             found[(r.subject_id, r.identifier_type, r.fingerprint, r.reason.value)] += 1
     return found
 

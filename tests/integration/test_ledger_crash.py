@@ -24,12 +24,12 @@ import pytest
 from enforcer.clock import SystemClock
 from enforcer.fingerprint import Fingerprinter, generate_key, key_from_text
 from enforcer.ledger.lookup import WholeLedger
+from enforcer.ledger.model import LedgerEntry
 from enforcer.ledger.replay import replay_ledger_lines
 from enforcer.ledger.retract import passes_under
 from enforcer.policy.load import load_policy
 from enforcer.step import Step
 from enforcer.testing.ledger import (
-    LedgerEntry,
     expected_retractions,
     ledger_value,
     produce_ledger,
