@@ -92,9 +92,3 @@ def claims_ungranted(claimed: list[str] | None, granted: tuple[str, ...]) -> boo
         if tag is None or not within_any(tag, granted):
             return True
     return False
-
-
-def finding_rule(rule: str, view: LedgerView) -> str:
-    """The rule a finding is named by: ``purpose-not-granted`` replaces the rule that
-    would otherwise match when the event claimed what the ledger does not grant."""
-    return PURPOSE_NOT_GRANTED if view.not_granted else rule

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from enforcer.ledger.decide import PURPOSE_NOT_GRANTED, LedgerMode, purposes_to_judge
 from enforcer.models import Action, Event
@@ -75,17 +75,24 @@ class Decision(NamedTuple):
 # A judgement depends only on the raw type and raw purpose tags, and real streams
 # repeat a small set of those, so it is memoized per policy.
 _MEMO_LIMIT = 65536
+_V = TypeVar("_V")
+
+
+def _remember(memo: dict[Any, Any], key: object, value: _V) -> _V:
+    """Store a computed ``value`` in the policy's memo (emptied when full); return it."""
+    if len(memo) >= _MEMO_LIMIT:
+        memo.clear()
+    memo[key] = value
+    return value
 
 
 def judge(policy: Policy, raw_type: str, raw_purposes: list[str] | None) -> Judgement | Rejection:
     """Judge one identifier. A rejection's path is relative to the identifier."""
     memo = policy.memo
-    if len(memo) >= _MEMO_LIMIT:
-        memo.clear()
     key = (raw_type, tuple(raw_purposes) if raw_purposes is not None else None)
-    found = memo.get(key)
+    found: Judgement | Rejection | None = memo.get(key)
     if found is None:
-        found = memo[key] = _judge(policy, raw_type, raw_purposes or ())
+        found = _remember(memo, key, _judge(policy, raw_type, raw_purposes or ()))
     return found
 
 
@@ -128,9 +135,7 @@ def judge_by_ledger(
     key = ("by-ledger", mode, claimed.type, claimed.purposes, granted)
     found: Judgement | None = memo.get(key)
     if found is None:
-        if len(memo) >= _MEMO_LIMIT:
-            memo.clear()
-        found = memo[key] = _judge_by_ledger(policy, mode, claimed, granted)
+        found = _remember(memo, key, _judge_by_ledger(policy, mode, claimed, granted))
     return found
 
 
@@ -168,10 +173,7 @@ def judge_ledger_purposes(policy: Policy, kind: str, purposes: tuple[str, ...]) 
     if key in memo:
         found: Rule | None = memo[key]
         return found
-    if len(memo) >= _MEMO_LIMIT:
-        memo.clear()
-    found = memo[key] = policy.rule_for(kind, purposes)
-    return found
+    return _remember(memo, key, policy.rule_for(kind, purposes))
 
 
 def decide(

@@ -9,10 +9,9 @@ from hypothesis import strategies as st
 from enforcer.ledger.decide import (
     PURPOSE_NOT_GRANTED,
     LedgerMode,
-    LedgerView,
-    finding_rule,
     purposes_to_judge,
 )
+from enforcer.policy.evaluate import Judgement
 from enforcer.policy.load import load_policy
 from enforcer.purposes import within_any
 
@@ -75,10 +74,12 @@ def test_a_claim_within_a_granted_purpose_is_granted() -> None:
 
 def test_the_finding_rule_is_renamed_only_when_not_granted() -> None:
     """``purpose-not-granted`` replaces the matching rule's name, nothing else."""
-    plain = LedgerView([MFA], from_ledger=True, not_granted=False, claimed_purposes=[MFA])
-    assert finding_rule("security-only-purpose", plain) == "security-only-purpose"
-    claimed = plain._replace(not_granted=True, claimed_purposes=[ADS])
-    assert finding_rule("security-only-purpose", claimed) == PURPOSE_NOT_GRANTED
+    rule = next(r for r in DEFAULT.rules if r.name == "security-only-purpose")
+    plain = Judgement("phone", (MFA,), rule, claimed=(MFA,), from_ledger=True)
+    assert plain.rule_name == "security-only-purpose"
+    claimed = plain._replace(not_granted=True, claimed=(ADS,))
+    assert claimed.rule_name == PURPOSE_NOT_GRANTED
+    assert claimed._replace(rule=None).rule_name is None
 
 
 def test_the_stand_in_passes_agrees_with_the_default_policy() -> None:
