@@ -30,6 +30,7 @@ from enforcer.demo_ledger import DemoLedger, demo_ledger
 from enforcer.fingerprint import generate_key
 from enforcer.ledger.decide import PURPOSE_NOT_GRANTED as NOT_GRANTED
 from enforcer.ledger.decide import PURPOSE_NOT_GRANTED_MEANING as NOT_GRANTED_MEANING
+from enforcer.ledger.retract import is_retraction
 from enforcer.policy.load import load_policy
 from enforcer.sample import sample_values, subject_key
 from enforcer.testing.consume import read_committed
@@ -72,7 +73,7 @@ def summarize(bootstrap: str, produced: int, demo: DemoLedger) -> str:
     retracted = Counter(
         orjson.loads(r.value or b"{}")["retraction"]["reason"]
         for r in sink
-        if dict(r.headers).get("enforcer.action") == b"retracted"
+        if is_retraction(r.headers)
     )
     violations = asyncio.run(
         read_committed(bootstrap, TOPICS["violations"], expected=1, settle_s=0.5)

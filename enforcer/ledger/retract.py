@@ -4,13 +4,23 @@ the raw value."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import orjson
 
 from enforcer.ledger.state import Passes, Retraction
 from enforcer.policy.compiled import Policy
 from enforcer.policy.evaluate import judge_ledger_purposes
+from enforcer.step import HEADER_ACTION
 
 ACTION_RETRACTED = b"retracted"
+RETRACTION_HEADER = (HEADER_ACTION, ACTION_RETRACTED)
+"""The header that marks a sink record as a retraction, not an event."""
+
+
+def is_retraction(headers: Iterable[tuple[str, bytes | None]]) -> bool:
+    """Whether a sink record with these headers is a retraction."""
+    return RETRACTION_HEADER in headers
 
 
 def retraction_value(retraction: Retraction) -> bytes:

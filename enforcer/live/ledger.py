@@ -37,13 +37,13 @@ from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 from enforcer.clock import rfc3339
 from enforcer.fingerprint import Fingerprinter
 from enforcer.ledger.model import parse_ledger_record
-from enforcer.ledger.retract import ACTION_RETRACTED, retraction_value
+from enforcer.ledger.retract import RETRACTION_HEADER, retraction_value
 from enforcer.ledger.state import LedgerState, LedgerStore, Passes, Retraction, Undo
 from enforcer.ledger.store import apply_record
 from enforcer.metrics import LedgerStats
 from enforcer.parse import ParseFailure
 from enforcer.sinks.kafka import OutputRecord
-from enforcer.step import HEADER_ACTION, HEADER_POLICY, InputRecord, Outcome, Source, dead_letter
+from enforcer.step import HEADER_POLICY, InputRecord, Outcome, Source, dead_letter
 
 log = logging.getLogger("enforcer.ledger")
 
@@ -97,7 +97,7 @@ class LiveLedger:
         self._fingerprint = fingerprinter
         self._passes = passes
         self._headers = (
-            (HEADER_ACTION, ACTION_RETRACTED),
+            RETRACTION_HEADER,
             (HEADER_POLICY, policy_version.encode()),
         )
         self._monotonic = monotonic

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 
 from enforcer.fingerprint import Fingerprinter
 from enforcer.ledger.model import LedgerEntry, parse_ledger_record
+from enforcer.ledger.retract import is_retraction
 from enforcer.ledger.state import LedgerState, Passes
 from enforcer.ledger.store import apply_record
 from enforcer.parse import ParseFailure
@@ -88,7 +89,7 @@ def retractions_read(records: Iterable[ReadRecord]) -> Counter[tuple[str, str, s
     """The retractions among sink records, as :func:`expected_retractions` counts them."""
     found: Counter[tuple[str, str, str, str]] = Counter()
     for record in records:
-        if ("enforcer.action", b"retracted") not in record.headers:
+        if not is_retraction(record.headers):
             continue
         body: dict[str, Any] = orjson.loads(record.value or b"{}")["retraction"]
         found[

@@ -39,10 +39,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from enforcer.clock import SystemClock
 from enforcer.fingerprint import Fingerprinter, key_from_text
+from enforcer.ledger.retract import is_retraction
 from enforcer.live.engine import ASSIGNED_LOG
 from enforcer.policy.load import load_policy
 from enforcer.sample import sample_values, subject_key
-from enforcer.step import HEADER_ACTION as RETRACTED_HEADER
 from enforcer.step import InputRecord, Outcome, OutcomeKind, Source, Step
 from enforcer.testing.consume import ReadRecord, end_offsets, read_committed, read_topic
 from enforcer.testing.topics import create_topics, delete_topics, unique_topic_name
@@ -639,8 +639,8 @@ def _match(
             by_event_id[event_id] = source
     found: defaultdict[Source, _Found] = defaultdict(_Found)
     event_ids: Counter[str] = Counter()
-    check.retractions = [r for r in sink if (RETRACTED_HEADER, b"retracted") in r.headers]
-    for record in (r for r in sink if (RETRACTED_HEADER, b"retracted") not in r.headers):
+    check.retractions = [r for r in sink if is_retraction(r.headers)]
+    for record in (r for r in sink if not is_retraction(r.headers)):
         event_id = _json(record.value).get("event_id")
         event_ids[str(event_id)] += 1
         if event_id in by_event_id:
