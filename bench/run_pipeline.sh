@@ -13,24 +13,4 @@
 # of docs/benchmarks.md. The broker lives in $BENCH_KAFKA_STATE_DIR (/tmp/bench-kafka).
 set -euo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-ROOT="$PWD"
-export KAFKA_VERSION="${KAFKA_VERSION:-3.9.1}"
-export KAFKA_STATE_DIR="${BENCH_KAFKA_STATE_DIR:-/tmp/bench-kafka}"
-KAFKA_SH="$ROOT/deploy/kafka/kafka.sh"
-
-bash scripts/setup.sh
-
-stop_broker() {
-  bash "$KAFKA_SH" stop || true
-}
-
-# A new cluster every run: no topics, groups or transactions left from the last one.
-bash "$KAFKA_SH" reset
-trap stop_broker EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-BOOTSTRAP="$(bash "$KAFKA_SH" start)"
-echo "bench: broker $BOOTSTRAP (Kafka $KAFKA_VERSION, state $KAFKA_STATE_DIR); load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-
-"$ROOT/.venv/bin/python" -m bench.pipeline --bootstrap "$BOOTSTRAP" --kafka-version "$KAFKA_VERSION" "$@"
+exec bash "$(dirname "${BASH_SOURCE[0]}")/with-broker.sh" bench bench.pipeline "$@"
