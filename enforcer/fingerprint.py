@@ -9,7 +9,6 @@ number written three ways gives one fingerprint.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 import secrets
 from functools import cache, lru_cache
@@ -100,24 +99,27 @@ MAC_CACHE_SIZE = 65_536
 class Fingerprinter:
     """Computes fingerprints under one secret key. The key never leaves this object."""
 
-    __slots__ = ("_inner", "_keyed", "_macs", "_outer", "key_id", "phone_region")
+    __slots__ = ("_inner", "_macs", "_outer", "key_id", "phone_region")
 
     def __init__(self, key: bytes, phone_region: str = DEFAULT_PHONE_REGION) -> None:
         if len(key) < MIN_KEY_BYTES:
             raise FingerprintKeyError(
                 f"the fingerprint key must be at least {MIN_KEY_BYTES} bytes; {HOW_TO_MAKE_A_KEY}"
             )
-        # The keyed state is computed once; each fingerprint continues from a copy.
-        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
-        # HMAC's two keyed hash states (RFC 2104), copied per fingerprint at C speed:
-        # the hmac module's own copy() is Python code, a third of a fingerprint's cost.
+        # HMAC's two keyed hash states (RFC 2104), computed once and copied per
+        # fingerprint at C speed: the hmac module's own copy() is Python code, a third
+        # of a fingerprint's cost.
         block = key if len(key) <= _SHA256_BLOCK else hashlib.sha256(key).digest()
         block = block.ljust(_SHA256_BLOCK, b"\0")
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
         self._macs: dict[tuple[str, str], bytes] = {}
         self.phone_region = phone_region
-        self.key_id = _key_id(self._keyed)
+        # The first 64 bits of HMAC(key, a fixed label): a MAC of a public label reveals
+        # nothing about the key (HMAC is a PRF); it only lets someone holding a candidate
+        # key check it, which any fingerprint already allows. Unlike SHA-256(key), it is
+        # domain-separated from every other use.
+        self.key_id = self._hmac(_KEY_ID_MESSAGE).hex()[:KEY_ID_HEX_DIGITS]
         """A short public id of the key: fingerprints compare only under one key id."""
 
     def __repr__(self) -> str:
@@ -143,23 +145,15 @@ class Fingerprinter:
 
     def _mac(self, identifier_type: str, value: str) -> bytes:
         normalized = normalize_value(identifier_type, value, self.phone_region)
+        return self._hmac(identifier_type.encode() + b"\x00" + normalized.encode())
+
+    def _hmac(self, message: bytes) -> bytes:
+        """HMAC-SHA-256 of ``message`` under the key."""
         inner = self._inner.copy()
-        inner.update(identifier_type.encode() + b"\x00" + normalized.encode())
+        inner.update(message)
         outer = self._outer.copy()
         outer.update(inner.digest())
         return outer.digest()
-
-
-def _key_id(keyed: hmac.HMAC) -> str:
-    """The first 64 bits of HMAC(key, a fixed label), in hex.
-
-    A MAC of a public label reveals nothing about the key (HMAC is a PRF); it only
-    lets someone holding a candidate key check it, which any fingerprint already
-    allows. Unlike SHA-256(key), it is domain-separated from every other use.
-    """
-    mac = keyed.copy()
-    mac.update(_KEY_ID_MESSAGE)
-    return mac.hexdigest()[:KEY_ID_HEX_DIGITS]
 
 
 def key_from_text(text: str) -> bytes:
