@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from enforcer.clock import Clock, rfc3339
-from enforcer.fingerprint import FINGERPRINT_PREFIX, Fingerprinter
+from enforcer.fingerprint import Fingerprinter
 from enforcer.ledger.decide import LedgerMode
 from enforcer.ledger.lookup import LedgerLookup
 from enforcer.models import DeadLetterReason, Event, Mode
@@ -203,25 +203,24 @@ class Step:
             parsed = parse_event(record.value, types_judged=self._types_judged)
             if isinstance(parsed, ParseFailure):
                 return self._dead_letter(record, parsed.reason, parsed.message), None
-            fingerprints: dict[int, bytes] = {}
             if self._ledger is None:
                 decision = decide(self.policy, parsed)
             else:
-                granted = self._granted(record.source.partition, parsed, fingerprints)
+                granted = self._granted(record.source.partition, parsed)
                 decision = decide(self.policy, parsed, self.ledger_mode, granted)
             if isinstance(decision, Rejection):
                 message = f"{decision.path}: {decision.problem}"
                 return self._dead_letter(record, DeadLetterReason.SCHEMA, message), None
-            return self._act(record, parsed, decision, fingerprints), decision
+            return self._act(record, parsed, decision), decision
         except Exception as exc:
             message = f"internal error: {type(exc).__name__}"
             return self._dead_letter(record, DeadLetterReason.INTERNAL, message), None
 
     def _granted(
-        self, partition: int, event: Event, macs: dict[int, bytes]
+        self, partition: int, event: Event
     ) -> Callable[[int, str], tuple[str, ...] | None]:
-        """The ledger lookup for one event's identifiers; the fingerprints it computes
-        are kept for the violation's findings."""
+        """The ledger lookup for one event's identifiers (the fingerprints it computes
+        are remembered by the fingerprinter, for the violation's findings)."""
         ledger = self._ledger
         assert ledger is not None
         mac_of = self._fingerprint.mac
@@ -229,8 +228,7 @@ class Step:
         identifiers = event.identifiers
 
         def granted(index: int, kind: str) -> tuple[str, ...] | None:
-            mac = macs[index] = mac_of(kind, identifiers[index].value)
-            return ledger.granted(partition, subject, kind, mac)
+            return ledger.granted(partition, subject, kind, mac_of(kind, identifiers[index].value))
 
         return granted
 
@@ -266,13 +264,11 @@ class Step:
             violation_headers=_trace_headers(trace),
         )
 
-    def _act(
-        self, record: InputRecord, parsed: Event, decision: Decision, fingerprints: dict[int, bytes]
-    ) -> Outcome:
+    def _act(self, record: InputRecord, parsed: Event, decision: Decision) -> Outcome:
         if decision.verdict is Verdict.PASSED:
             return self._forward(record, parsed, OutcomeKind.PASSED, record.value)
         found = decision.findings()
-        violation = self._violation(record, parsed, decision.verdict, found, fingerprints)
+        violation = self._violation(record, parsed, decision.verdict, found)
         findings = tuple(FindingSummary(j.rule_name, j.type) for _, j in found if j.rule_name)
         if self.policy.mode is Mode.AUDIT:
             return self._forward(
@@ -326,21 +322,18 @@ class Step:
         event: Event,
         verdict: Verdict,
         found: list[tuple[int, Judgement]],
-        fingerprints: dict[int, bytes],
     ) -> dict[str, Any]:
         findings = []
         for index, j in found:
             if j.rule is None:
                 continue
-            mac = fingerprints.get(index)
             finding: dict[str, Any] = {
                 "rule": j.rule_name,
                 "identifier_index": index,
                 "identifier_type": j.type,
                 "purposes": list(j.purposes),
-                "fingerprint": FINGERPRINT_PREFIX + mac.hex()
-                if mac is not None
-                else self._fingerprint(j.type, event.identifiers[index].value),
+                # Made once per identifier: the ledger lookup's is remembered.
+                "fingerprint": self._fingerprint(j.type, event.identifiers[index].value),
             }
             if j.claimed is not None:
                 # Judged under a ledger setting: what the event claimed, beside what
