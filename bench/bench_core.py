@@ -23,12 +23,12 @@ from random import Random
 
 import orjson
 
-from enforcer.clock import FixedClock
-from enforcer.fingerprint import Fingerprinter
-from enforcer.policy.load import load_policy
-from enforcer.replay_cli import replay_file
-from enforcer.sample import sample_event, sample_values
-from enforcer.step import InputRecord, OutcomeKind, Source, Step
+from enforcer.core.clock import FixedClock
+from enforcer.core.fingerprint import Fingerprinter
+from enforcer.core.policy.load import load_policy
+from enforcer.core.step import InputRecord, OutcomeKind, Source, Step
+from enforcer.demo.sample import sample_event, sample_values
+from enforcer.replay.run import replay_file
 
 PASS_TARGET, REDACT_TARGET, REPLAY_TARGET = 6.0, 12.0, 100_000.0
 

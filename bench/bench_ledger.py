@@ -34,7 +34,7 @@ from pathlib import Path
 
 import orjson
 
-from enforcer.fingerprint import Fingerprinter
+from enforcer.core.fingerprint import Fingerprinter
 from enforcer.ledger.disk import DiskLedgerState
 from enforcer.ledger.model import SubjectUpdate, parse_ledger_record
 from enforcer.ledger.state import FINGERPRINT_PREFIX, Grant, LedgerState, LedgerStore, grants_of

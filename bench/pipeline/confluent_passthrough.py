@@ -4,7 +4,7 @@
         --sink OUT --group G --guarantee exactly_once --commit-interval 1 [--step]
 
 Without ``--step`` it copies each record (key, value, headers) to the sink; with
-``--step`` it runs the enforcer's own :class:`enforcer.step.Step` on each record and
+``--step`` it runs the enforcer's own :class:`enforcer.core.step.Step` on each record and
 sends what the step says (sink, ``--violations``, ``--deadletter``), with none of the
 engine's guards, health or metrics: the difference to the enforcer is what the engine
 itself costs.
@@ -26,12 +26,12 @@ from types import FrameType
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
-from enforcer.clock import SystemClock
-from enforcer.fingerprint import Fingerprinter, generate_key, key_from_text
+from enforcer.core.clock import SystemClock
+from enforcer.core.fingerprint import Fingerprinter, generate_key, key_from_text
+from enforcer.core.policy.load import load_policy
+from enforcer.core.step import InputRecord, Source, Step
 from enforcer.live.engine import message_headers
-from enforcer.policy.load import load_policy
-from enforcer.sinks.kafka import OutputTopics, output_records
-from enforcer.step import InputRecord, Source, Step
+from enforcer.outputs.records import OutputTopics, output_records
 
 from .options import passthrough_parser
 

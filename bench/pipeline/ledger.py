@@ -1,6 +1,6 @@
 """The purpose ledger of the "enforcer + ledger" row, and what the worker says about it.
 
-The ledger is derived from the generated events as :mod:`enforcer.demo_ledger` derives
+The ledger is derived from the generated events as :mod:`enforcer.demo.ledger` derives
 the demo's: one record per subject (keyed by the subject id, like the source, so the
 same partitioner puts it in the matching partition), listing every identifier its
 events carry with the purposes it was first given. It covers the backlog and the
@@ -18,16 +18,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from enforcer.clock import SystemClock
-from enforcer.demo_ledger import demo_ledger
-from enforcer.fingerprint import Fingerprinter, generate_key, key_from_text
+from enforcer.core.clock import SystemClock
+from enforcer.core.fingerprint import Fingerprinter, generate_key, key_from_text
+from enforcer.core.parse import ParseFailure
+from enforcer.core.policy.load import load_policy
+from enforcer.core.step import InputRecord, Source, Step
+from enforcer.demo.ledger import demo_ledger
 from enforcer.ledger.lookup import WholeLedger
 from enforcer.ledger.model import SubjectErasure, parse_ledger_record
 from enforcer.ledger.state import LedgerState, grants_of
 from enforcer.live.ledger import RESTORED_LOG
-from enforcer.parse import ParseFailure
-from enforcer.policy.load import load_policy
-from enforcer.step import InputRecord, Source, Step
 
 from .workload import Record
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from enforcer.fingerprint import generate_key
+from enforcer.core.fingerprint import generate_key
 from enforcer.testing.worker import FAST_GROUP_ENV, Deployment, EnforcerTopics
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ stream library a Python user would pick instead of writing a loop.
     python -m bench.pipeline.quix_step --bootstrap HOST:PORT --source IN --sink OUT \
         --group G --guarantee exactly_once --commit-interval 1
 
-Each record goes through :class:`enforcer.step.Step`; what it forwards goes to the sink
+Each record goes through :class:`enforcer.core.step.Step`; what it forwards goes to the sink
 (the violations and dead letters are decided but not written, which only flatters
 this row). quixstreams handles SIGTERM itself: it commits and exits.
 """
@@ -17,10 +17,10 @@ import logging
 from quixstreams import Application
 from quixstreams.context import message_context
 
-from enforcer.clock import SystemClock
-from enforcer.fingerprint import Fingerprinter, generate_key, key_from_text
-from enforcer.policy.load import load_policy
-from enforcer.step import InputRecord, Source, Step
+from enforcer.core.clock import SystemClock
+from enforcer.core.fingerprint import Fingerprinter, generate_key, key_from_text
+from enforcer.core.policy.load import load_policy
+from enforcer.core.step import InputRecord, Source, Step
 
 from .options import passthrough_parser
 

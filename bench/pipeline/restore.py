@@ -8,7 +8,7 @@ default 2x10^5 and 10^6; 0, an empty ledger, always runs first as the RSS baseli
    partitions, and write the ledger: one record per subject (keyed by subject id, as
    the ledger's writers key it), three identifiers each: an email, a phone number
    (a distinct, valid +1 number per subject, so each one is normalized afresh) and a
-   device id, with purposes drawn from :mod:`enforcer.sample`'s realistic sets;
+   device id, with purposes drawn from :mod:`enforcer.demo.sample`'s realistic sets;
 2. start ``enforcer run`` with ``ENFORCER_LEDGER_TOPIC``; wait for its ``ledger
    restored`` line of every partition (no fixed sleep);
 3. read the log and ``/metrics``: records and identifiers restored, the restore's wall
@@ -42,8 +42,8 @@ from typing import Any
 
 import orjson
 
-from enforcer.fingerprint import generate_key
-from enforcer.sample import CONSENTED_PURPOSES, OTHER_PURPOSES, SECURITY_ONLY_PURPOSES
+from enforcer.core.fingerprint import generate_key
+from enforcer.demo.sample import CONSENTED_PURPOSES, OTHER_PURPOSES, SECURITY_ONLY_PURPOSES
 from enforcer.testing.kafka_broker import DEFAULT_KAFKA_VERSION
 from enforcer.testing.topics import create_topics, delete_topics, unique_topic_name
 from enforcer.testing.worker import FAST_GROUP_ENV, Deployment, EnforcerTopics, EnforcerWorker

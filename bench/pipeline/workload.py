@@ -1,6 +1,6 @@
 """The generated stream every pipeline drains, and the producers that write it.
 
-Values come from :func:`enforcer.sample.sample_values`: ~600-byte identity events with
+Values come from :func:`enforcer.demo.sample.sample_values`: ~600-byte identity events with
 three identifiers (email, phone, device id), 20% of them with a security-only phone
 number (the enforcer redacts it; in one such event out of ten every identifier is
 security-only and the enforcer drops the record), none malformed, keyed by account
@@ -23,11 +23,11 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 
-from enforcer.clock import SystemClock
-from enforcer.fingerprint import Fingerprinter, generate_key, key_from_text
-from enforcer.policy.load import load_policy
-from enforcer.sample import sample_values, subject_key
-from enforcer.step import InputRecord, Source, Step
+from enforcer.core.clock import SystemClock
+from enforcer.core.fingerprint import Fingerprinter, generate_key, key_from_text
+from enforcer.core.policy.load import load_policy
+from enforcer.core.step import InputRecord, Source, Step
+from enforcer.demo.sample import sample_values, subject_key
 
 SENT_HEADER = "bench.sent-us"
 SECURITY_ONLY_SHARE = 0.2

@@ -1,26 +1,13 @@
-"""How the decision asks the ledger about one identifier of an event.
+"""The decision's ledger lookup over one state for the whole ledger (replay, ``explain``).
 
-A worker holds one materialized state per ledger partition (the partitions matching
-its source partitions), so a lookup names the event's partition; replay and
-``explain`` hold one state for the whole ledger (:class:`WholeLedger`).
+The live worker keeps one state per ledger partition instead
+(:class:`enforcer.live.ledger.LiveLedger`); both answer
+:class:`enforcer.core.ledger_view.LedgerLookup`.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from enforcer.ledger.state import LedgerState
-
-
-class LedgerLookup(Protocol):
-    """What the ledger grants an identifier of an event read from ``partition``."""
-
-    def granted(
-        self, partition: int, subject_id: str, identifier_type: str, mac: bytes
-    ) -> tuple[str, ...] | None:
-        """The ledger's purposes for the identifier (``mac``: its fingerprint's bytes,
-        :meth:`~enforcer.fingerprint.Fingerprinter.mac`), or ``None`` when unknown."""
-        ...
 
 
 class WholeLedger:

@@ -5,7 +5,7 @@ A ledger value is ``{"subject_id", "updated_at", "identifiers": [{"type", "value
 (null value, keyed by the subject id) erases the subject (SPEC §11).
 
 :func:`parse_ledger_record` never raises. Its messages name the field path and the
-problem, never a value; they are the ones identity events get (:mod:`enforcer.parse`).
+problem, never a value; they are the ones identity events get (:mod:`enforcer.core.parse`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from typing import NamedTuple
 
 from pydantic import BaseModel, ValidationError
 
-from enforcer.models import DeadLetterReason, Identifier, NonEmpty, Rfc3339
-from enforcer.parse import ParseFailure, _has_non_json_constant
-from enforcer.parse import _failure as _validation_failure
-from enforcer.purposes import normalize_tag
+from enforcer.core.models import DeadLetterReason, Identifier, NonEmpty, Rfc3339
+from enforcer.core.parse import ParseFailure, has_non_json_constant, validation_failure
+from enforcer.core.purposes import normalize_tag
 
 LedgerEntry = tuple[str, bytes | None]
 """A ledger record as a collection system writes it: subject id (the key) and value
@@ -92,11 +91,11 @@ def _update(key: bytes | None, value: bytes) -> SubjectUpdate | ParseFailure:
     try:
         model = LedgerValue.model_validate_json(value)
     except ValidationError as exc:
-        failure = _validation_failure(exc)
-        if failure.reason is not DeadLetterReason.INVALID_JSON and _has_non_json_constant(value):
+        failure = validation_failure(exc)
+        if failure.reason is not DeadLetterReason.INVALID_JSON and has_non_json_constant(value):
             return ParseFailure(DeadLetterReason.INVALID_JSON, "not valid JSON: NaN or Infinity")
         return failure
-    if _has_non_json_constant(value):
+    if has_non_json_constant(value):
         return ParseFailure(DeadLetterReason.INVALID_JSON, "not valid JSON: NaN or Infinity")
     if key is not None and key != model.subject_id.encode("utf-8", "surrogatepass"):
         return ParseFailure(DeadLetterReason.SCHEMA, "subject_id: does not match the record key")

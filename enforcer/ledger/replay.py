@@ -16,13 +16,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
-from enforcer.clock import rfc3339
-from enforcer.fingerprint import Fingerprinter
+from enforcer.core.clock import rfc3339
+from enforcer.core.fingerprint import Fingerprinter
+from enforcer.core.models import DeadLetterReason, parse_rfc3339
+from enforcer.core.parse import ParseFailure
 from enforcer.ledger.model import SubjectErasure, SubjectUpdate, parse_ledger_record
 from enforcer.ledger.state import LedgerState
 from enforcer.ledger.store import apply_record
-from enforcer.models import DeadLetterReason, parse_rfc3339
-from enforcer.parse import ParseFailure
 
 
 @dataclass(frozen=True, slots=True)

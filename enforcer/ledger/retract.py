@@ -8,10 +8,10 @@ from collections.abc import Iterable
 
 import orjson
 
+from enforcer.core.policy.compiled import Policy
+from enforcer.core.policy.evaluate import judge_ledger_purposes
+from enforcer.core.step import HEADER_ACTION
 from enforcer.ledger.state import Passes, Retraction
-from enforcer.policy.compiled import Policy
-from enforcer.policy.evaluate import judge_ledger_purposes
-from enforcer.step import HEADER_ACTION
 
 ACTION_RETRACTED = b"retracted"
 RETRACTION_HEADER = (HEADER_ACTION, ACTION_RETRACTED)

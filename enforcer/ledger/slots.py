@@ -29,7 +29,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from typing import Generic, Protocol, TypeVar
 
-from enforcer.fingerprint import FINGERPRINT_PREFIX
+from enforcer.core.fingerprint import FINGERPRINT_PREFIX
 from enforcer.ledger.store import Grant, Passes, Retraction, RetractionReason, Undo
 
 _MAC_BYTES = 32

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from enforcer.fingerprint import FINGERPRINT_PREFIX
+from enforcer.core.fingerprint import FINGERPRINT_PREFIX
 from enforcer.ledger.slots import SlotLedger, subject_digest
 from enforcer.ledger.store import (
     Grant,

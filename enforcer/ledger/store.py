@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from enum import StrEnum
 from typing import NamedTuple, Protocol
 
-from enforcer.fingerprint import Fingerprinter
+from enforcer.core.fingerprint import Fingerprinter
 from enforcer.ledger.model import SubjectErasure, SubjectUpdate
 
 Passes = Callable[[str, tuple[str, ...]], bool]

@@ -10,7 +10,11 @@
 - :mod:`enforcer.live.publisher` metrics snapshots on the metrics topic, and lag
 - :mod:`enforcer.live.clients`   librdkafka settings for every client
 - :mod:`enforcer.live.signals`   SIGTERM/SIGINT as a flag, installed before anything else
+- :mod:`enforcer.live.ledger`    the ledger's partitions: restore, updates, retractions
+- :mod:`enforcer.live.guard`     stops a bad deploy from dead-lettering the whole stream
+- :mod:`enforcer.live.admin`     topics checked (or created) at start, their size limits
 - :mod:`enforcer.live.worker`    builds all of it from settings and runs it (and the watchdog)
+- :mod:`enforcer.live.lag_exporter` the group's lag read from the broker, for Prometheus
 
-Nothing here decides anything: every record goes through :class:`enforcer.step.Step`.
+Nothing here decides anything: every record goes through :class:`enforcer.core.step.Step`.
 """

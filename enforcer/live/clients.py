@@ -16,8 +16,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 
-from enforcer.kafka_security import librdkafka_security
-from enforcer.settings import EnforcerSettings
+from enforcer.config.kafka_security import librdkafka_security
+from enforcer.config.settings import EnforcerSettings
 
 client_log = logging.getLogger("enforcer.kafka")
 

@@ -28,17 +28,17 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from enforcer.guard import DeadLetterGuard
+from enforcer.core.models import DeadLetterReason
+from enforcer.core.step import Headers, InputRecord, Outcome, Source, Step, dead_letter
 from enforcer.live.clients import DENIED, denied_cause, kafka_error
 from enforcer.live.failures import WorkerStopError
+from enforcer.live.guard import DeadLetterGuard
 from enforcer.live.health import Health
 from enforcer.live.ledger import LiveLedger
 from enforcer.live.limits import OutputLimits
 from enforcer.live.output import CommitAborted, Output
 from enforcer.live.positions import TransactionPositions
-from enforcer.models import DeadLetterReason
-from enforcer.sinks.kafka import OutputRecord
-from enforcer.step import Headers, InputRecord, Outcome, Source, Step, dead_letter
+from enforcer.outputs.records import OutputRecord
 
 log = logging.getLogger("enforcer.engine")
 

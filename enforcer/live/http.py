@@ -35,10 +35,12 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
-from enforcer.guard import DeadLetterGuard
+from enforcer.core.models import DeadLetterReason
+from enforcer.core.step import OutcomeKind
 from enforcer.ledger.state import RetractionReason
+from enforcer.live.guard import DeadLetterGuard
 from enforcer.live.health import Health, Status
-from enforcer.metrics import (
+from enforcer.outputs.metrics import (
     ASSIGNED_PARTITIONS,
     CONSUMER_LAG,
     DEADLETTERS,
@@ -66,8 +68,6 @@ from enforcer.metrics import (
     MetricsRecorder,
     PartitionLag,
 )
-from enforcer.models import DeadLetterReason
-from enforcer.step import OutcomeKind
 
 log = logging.getLogger("enforcer.http")
 
@@ -86,7 +86,7 @@ def metric_families(
     health: Health | None = None,
     guard: DeadLetterGuard | None = None,
 ) -> list[Metric]:
-    """Every metric of :data:`enforcer.metrics.METRICS`, from the recorder's counters,
+    """Every metric of :data:`enforcer.outputs.metrics.METRICS`, from the recorder's counters,
     the loop's health counters and the guard (zero when not given)."""
     records_in = _counter(RECORDS_IN)
     records_in.add_metric([], recorder.counts().in_)
@@ -193,7 +193,7 @@ class WorkerCollector(Collector):
         self._guard = guard
 
     def collect(self) -> Iterable[Metric]:
-        """Every metric of :data:`enforcer.metrics.METRICS`, as of now."""
+        """Every metric of :data:`enforcer.outputs.metrics.METRICS`, as of now."""
         with self._recorder.lock:
             return metric_families(self._recorder, self._lag(), self._health, self._guard)
 

@@ -28,15 +28,15 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from enforcer.kafka_security import librdkafka_security
-from enforcer.metrics import (
+from enforcer.config.kafka_security import librdkafka_security
+from enforcer.config.settings import EnforcerSettings
+from enforcer.outputs.metrics import (
     GROUP_COMMITTED_OFFSET,
     GROUP_END_OFFSET,
     GROUP_LAG,
     GROUP_LAG_UP,
     MetricDef,
 )
-from enforcer.settings import EnforcerSettings
 
 log = logging.getLogger("enforcer.lag")
 

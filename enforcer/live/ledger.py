@@ -34,16 +34,16 @@ from typing import NamedTuple
 
 from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
-from enforcer.clock import rfc3339
-from enforcer.fingerprint import Fingerprinter
+from enforcer.core.clock import rfc3339
+from enforcer.core.fingerprint import Fingerprinter
+from enforcer.core.parse import ParseFailure
+from enforcer.core.step import HEADER_POLICY, InputRecord, Outcome, Source, dead_letter
 from enforcer.ledger.model import parse_ledger_record
 from enforcer.ledger.retract import RETRACTION_HEADER, retraction_value
 from enforcer.ledger.state import LedgerState, LedgerStore, Passes, Retraction, Undo
 from enforcer.ledger.store import apply_record
-from enforcer.metrics import LedgerStats
-from enforcer.parse import ParseFailure
-from enforcer.sinks.kafka import OutputRecord
-from enforcer.step import HEADER_POLICY, InputRecord, Outcome, Source, dead_letter
+from enforcer.outputs.metrics import LedgerStats
+from enforcer.outputs.records import OutputRecord
 
 log = logging.getLogger("enforcer.ledger")
 

@@ -14,9 +14,9 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from enforcer.models import DeadLetterReason
-from enforcer.sinks.kafka import OutputRecord, OutputTopics, output_records
-from enforcer.step import Outcome, OutcomeKind, dead_letter
+from enforcer.core.models import DeadLetterReason
+from enforcer.core.step import Outcome, OutcomeKind, dead_letter
+from enforcer.outputs.records import OutputRecord, OutputTopics, output_records
 
 RECORD_OVERHEAD = 512
 """Bytes allowed for the record and batch framing around key, value and headers."""

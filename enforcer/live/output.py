@@ -22,7 +22,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from enforcer.live.clients import kafka_error
 from enforcer.live.failures import Remedy, WorkerStopError, remedy_for
 from enforcer.live.positions import TopicPartitionKey
-from enforcer.sinks.kafka import OutputRecord
+from enforcer.outputs.records import OutputRecord
 
 log = logging.getLogger("enforcer.output")
 

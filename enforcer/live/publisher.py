@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from enforcer.metrics import MetricsRecorder, MetricsSnapshot, PartitionLag, consumer_lag
+from enforcer.outputs.metrics import MetricsRecorder, MetricsSnapshot, PartitionLag, consumer_lag
 
 log = logging.getLogger("enforcer.metrics")
 

@@ -16,10 +16,13 @@ from collections.abc import Callable, Mapping
 
 from confluent_kafka import Consumer, KafkaException, Producer
 
-from enforcer.clock import SystemClock
-from enforcer.fingerprint import Fingerprinter
-from enforcer.guard import DeadLetterGuard, DeadLetterRateExceededError
-from enforcer.ledger.decide import LedgerMode
+from enforcer.config.settings import EnforcerSettings
+from enforcer.core.clock import SystemClock
+from enforcer.core.fingerprint import Fingerprinter
+from enforcer.core.ledger_view import LedgerMode
+from enforcer.core.models import Mode
+from enforcer.core.policy.compiled import Policy
+from enforcer.core.step import Step
 from enforcer.ledger.retract import passes_under
 from enforcer.ledger.state import LedgerState, LedgerStore
 from enforcer.live.clients import (
@@ -32,6 +35,7 @@ from enforcer.live.clients import (
 )
 from enforcer.live.engine import Engine, EngineConfig
 from enforcer.live.failures import WorkerStopError
+from enforcer.live.guard import DeadLetterGuard, DeadLetterRateExceededError
 from enforcer.live.health import Health
 from enforcer.live.http import MetricsHttpServer
 from enforcer.live.ledger import LiveLedger
@@ -44,12 +48,8 @@ from enforcer.live.output import (
 )
 from enforcer.live.publisher import LagMeter, SnapshotPublisher
 from enforcer.live.signals import StopSignal
-from enforcer.metrics import MetricsRecorder
-from enforcer.models import Mode
-from enforcer.policy.compiled import Policy
-from enforcer.settings import EnforcerSettings
-from enforcer.sinks.kafka import OutputTopics
-from enforcer.step import Step
+from enforcer.outputs.metrics import MetricsRecorder
+from enforcer.outputs.records import OutputTopics
 
 log = logging.getLogger("enforcer")
 

@@ -12,12 +12,12 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from enforcer.fingerprint import Fingerprinter
+from enforcer.core.fingerprint import Fingerprinter
+from enforcer.core.parse import ParseFailure
 from enforcer.ledger.model import LedgerEntry, parse_ledger_record
 from enforcer.ledger.retract import is_retraction
 from enforcer.ledger.state import LedgerState, Passes
 from enforcer.ledger.store import apply_record
-from enforcer.parse import ParseFailure
 from enforcer.testing.consume import ReadRecord
 
 RetractionKey = tuple[str, str, str, str, str]

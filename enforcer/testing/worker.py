@@ -37,13 +37,13 @@ import orjson
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from enforcer.clock import SystemClock
-from enforcer.fingerprint import Fingerprinter, key_from_text
+from enforcer.core.clock import SystemClock
+from enforcer.core.fingerprint import Fingerprinter, key_from_text
+from enforcer.core.policy.load import load_policy
+from enforcer.core.step import InputRecord, Outcome, OutcomeKind, Source, Step
+from enforcer.demo.sample import sample_values, subject_key
 from enforcer.ledger.retract import is_retraction
 from enforcer.live.engine import ASSIGNED_LOG
-from enforcer.policy.load import load_policy
-from enforcer.sample import sample_values, subject_key
-from enforcer.step import InputRecord, Outcome, OutcomeKind, Source, Step
 from enforcer.testing.consume import ReadRecord, end_offsets, read_committed, read_topic
 from enforcer.testing.topics import create_topics, delete_topics, unique_topic_name
 
@@ -347,7 +347,7 @@ class Progress:
 def mixed_values(count: int, *, seed: int) -> list[bytes]:
     """``count`` sample values in which every outcome kind occurs.
 
-    :func:`enforcer.sample.sample_values` yields passed, redacted and malformed
+    :func:`enforcer.demo.sample.sample_values` yields passed, redacted and malformed
     (dead-lettered) records but never a dropped one; here every 25th valid record has
     all its identifiers given for security only (dropped), and every 40th one has no
     identifiers at all (passed unchanged). Event ids stay unique.
@@ -563,7 +563,7 @@ async def check_outcomes(
     retractions: int = 0,
 ) -> OutcomeCheck:
     """Read the outputs as a ``read_committed`` consumer and check every input's
-    outcome against :class:`enforcer.step.Step` (default: the default policy, no
+    outcome against :class:`enforcer.core.step.Step` (default: the default policy, no
     ledger). ``retractions``: how many retraction records the sink also holds (they
     are collected in :attr:`OutcomeCheck.retractions`, not matched to inputs)."""
     if step is None:

@@ -35,13 +35,13 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
 
-from enforcer.fingerprint import generate_key
-from enforcer.sample import sample_values, subject_key
+from enforcer.core.fingerprint import generate_key
+from enforcer.demo.sample import sample_values, subject_key
 from enforcer.testing.consume import read_topic
 from enforcer.testing.kafka_broker import free_port
 from enforcer.testing.topics import TopicFactory
 
-from .test_metrics_live import _identifier_values
+from .live.test_metrics_live import _identifier_values
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "enforcer.rules.yml"

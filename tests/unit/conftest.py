@@ -9,12 +9,12 @@ from typing import Any
 import orjson
 import pytest
 
-from enforcer.clock import FixedClock
-from enforcer.fingerprint import Fingerprinter
-from enforcer.ledger.lookup import LedgerLookup
-from enforcer.policy.compiled import Policy
-from enforcer.policy.load import load_policy, parse_policy
-from enforcer.step import InputRecord, Source, Step
+from enforcer.core.clock import FixedClock
+from enforcer.core.fingerprint import Fingerprinter
+from enforcer.core.ledger_view import LedgerLookup
+from enforcer.core.policy.compiled import Policy
+from enforcer.core.policy.load import load_policy, parse_policy
+from enforcer.core.step import InputRecord, Source, Step
 
 KEY = b"unit-test-key-0123456789abcdef"
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from enforcer.cli import _build_parser
-from enforcer.policy.load import parse_policy
-from enforcer.settings import EnforcerSettings
+from enforcer.cli import build_parser
+from enforcer.config.settings import EnforcerSettings
+from enforcer.core.policy.load import parse_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_VARIABLES = {f"ENFORCER_{name.upper()}" for name in EnforcerSettings.model_fields}
@@ -52,7 +52,7 @@ def test_compose_enforcer_uses_real_settings_and_commands() -> None:
             if variable.startswith("ENFORCER_"):
                 assert variable in SETTINGS_VARIABLES, (name, variable)
     enforcer = services["enforcer"]
-    _build_parser().parse_args(enforcer["command"])  # raises on an unknown command
+    build_parser().parse_args(enforcer["command"])  # raises on an unknown command
     assert f"{HTTP_PORT}:{HTTP_PORT}" in enforcer["ports"]
     keygen = services["keygen"]["command"][0]
     assert "enforcer keygen" in keygen
@@ -109,7 +109,7 @@ def test_k8s_enforcer_containers_match_the_code() -> None:
             container["livenessProbe"]["httpGet"]["path"],
             container["readinessProbe"]["httpGet"]["path"],
         } == PROBE_PATHS
-        _build_parser().parse_args(container["args"])
+        build_parser().parse_args(container["args"])
         mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
         volumes = {v["name"]: v for v in pod["volumes"]}
         policy = volumes["policy"]["configMap"]
@@ -217,9 +217,9 @@ def test_the_lag_exporter_manifest_matches_the_command() -> None:
         d for d in _k8s() if d["kind"] == "Deployment" and "lag" in d["metadata"]["name"]
     ]
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    assert _build_parser().parse_args(container["args"]).command == "lag-exporter"
+    assert build_parser().parse_args(container["args"]).command == "lag-exporter"
     assert {e["name"] for e in container["env"]} <= SETTINGS_VARIABLES
-    source = (ROOT / "enforcer" / "cli_lag.py").read_text()
+    source = (ROOT / "enforcer" / "cli" / "lag.py").read_text()
     assert f'"{container["livenessProbe"]["httpGet"]["path"]}"' in source
 
 

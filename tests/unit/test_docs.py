@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from enforcer.cli import _COMMANDS
-from enforcer.models import DeadLetterReason, ViolationEvent
-from enforcer.report.model import RecordCounts, ReplaySource
-from enforcer.step import HEADER_ACTION, HEADER_POLICY
+from enforcer.cli import COMMANDS
+from enforcer.core.models import DeadLetterReason, ViolationEvent
+from enforcer.core.step import HEADER_ACTION, HEADER_POLICY
+from enforcer.outputs.report.model import RecordCounts, ReplaySource
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -43,7 +43,7 @@ def test_no_page_points_at_an_outside_spec() -> None:
 def test_the_contract_names_every_command_field_reason_and_header() -> None:
     """docs/contract.md covers the formats the code produces."""
     text = (DOCS / "contract.md").read_text(encoding="utf-8")
-    for name, _, _ in _COMMANDS:
+    for name, _, _ in COMMANDS:
         assert f"enforcer {name}" in text, name
     for reason in DeadLetterReason:
         assert f"`{reason.value}`" in text, reason

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from enforcer.metrics import LAG_EXPORTER_METRICS, METRICS
+from enforcer.outputs.metrics import LAG_EXPORTER_METRICS, METRICS
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules"
 RULES = RULES_DIR / "enforcer.rules.yml"

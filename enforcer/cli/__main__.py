@@ -1,0 +1,7 @@
+"""``python -m enforcer.cli``: the same as the ``enforcer`` command."""
+
+import sys
+
+from enforcer.cli import main
+
+sys.exit(main())

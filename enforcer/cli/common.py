@@ -1,0 +1,124 @@
+"""What every command shares: exit statuses, the parser, settings and the policy.
+
+Light on purpose: importing this module loads only the standard library, so listing
+the commands (``enforcer --help``) stays fast. Each helper imports what it needs when
+it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from enforcer.config.settings import EnforcerSettings
+    from enforcer.core.policy.compiled import Policy
+    from enforcer.replay.ledger import AsOf
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A mistake in how the command was called or configured (exit 2)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """Errors raise :class:`UsageError`; flags can be added on first use (``populate``)."""
+
+    def __init__(
+        self, *args: Any, populate: Callable[[Parser], None] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._populate = populate
+
+    def populated(self) -> Parser:
+        """This parser with all its flags (added now if they were deferred)."""
+        populate, self._populate = self._populate, None
+        if populate is not None:
+            populate(self)
+        return self
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        return super(Parser, self.populated()).parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        return super(Parser, self.populated()).format_help()
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def policy_options(parser: argparse.ArgumentParser) -> None:
+    """``--policy``, ``--destination``, ``--mode`` and ``--phone-region``."""
+    from enforcer.core.models import Mode
+    from enforcer.core.policy.compiled import DEFAULT_DESTINATION
+
+    parser.add_argument("--policy", type=Path, help="policy file (default: the built-in default)")
+    parser.add_argument(
+        "--destination", help=f"destination for allow-lists (default: {DEFAULT_DESTINATION})"
+    )
+    parser.add_argument(
+        "--mode", choices=[m.value for m in Mode], help="override the policy's mode"
+    )
+    parser.add_argument(
+        "--phone-region",
+        metavar="CC",
+        help="region of phone numbers written without a country code, e.g. US or GB; "
+        "ZZ for none (ENFORCER_PHONE_DEFAULT_REGION, default US)",
+    )
+
+
+LEDGER_FILE_HELP = (
+    "judge against a purpose ledger: JSON Lines of ledger values, in order "
+    "(the latest per subject wins)"
+)
+
+
+def ledger_as_of_flag(parser: argparse.ArgumentParser) -> None:
+    """``--ledger-as-of``: the ledger as it stood at a time."""
+    parser.add_argument(
+        "--ledger-as-of",
+        type=_as_of,
+        metavar="RFC3339",
+        help="the ledger as it stood at this time: later values and tombstones are skipped",
+    )
+
+
+def _as_of(text: str) -> AsOf:
+    from enforcer.replay.ledger import parse_as_of
+
+    try:
+        return parse_as_of(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def settings_from(**overrides: Any) -> EnforcerSettings:
+    """Settings from the environment, with the flags that were given on top."""
+    from pydantic import ValidationError
+
+    from enforcer.config.settings import load_settings
+    from enforcer.core.parse import format_location
+
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return load_settings(**given)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False, include_input=False)[0]
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if not error["loc"]:  # a rule across settings: its message names them
+            raise UsageError(f"settings: {message}") from None
+        name = format_location(tuple(error["loc"]))
+        raise UsageError(f"setting {name} (ENFORCER_{name.upper()}): {message}") from None
+
+
+def policy_from(settings: EnforcerSettings) -> Policy:
+    """The policy the settings name, with ``--mode`` applied."""
+    from enforcer.core.policy.load import load_policy
+
+    policy = load_policy(settings.policy_file, destination=settings.destination)
+    return policy.with_mode(settings.mode) if settings.mode else policy

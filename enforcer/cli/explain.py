@@ -1,0 +1,254 @@
+"""``enforcer explain``: one record, each identifier's decision and the rule behind it.
+
+Shows types, normalized purposes and decisions, never identifier values. With a
+purpose ledger (SPEC §11) it shows, per identifier, what the ledger grants (or that it
+does not know the identifier) beside what the event claims.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from enforcer.cli.common import (
+    EXIT_OK,
+    LEDGER_FILE_HELP,
+    Parser,
+    UsageError,
+    ledger_as_of_flag,
+    policy_from,
+    policy_options,
+    settings_from,
+)
+from enforcer.core.ledger_view import LedgerMode
+from enforcer.core.policy.compiled import Policy
+from enforcer.core.policy.evaluate import Decision, Judgement
+from enforcer.core.purposes import within
+from enforcer.core.step import Outcome, OutcomeKind, Step
+
+if TYPE_CHECKING:
+    from enforcer.replay.ledger import LoadedLedger
+
+
+def explanation(
+    step: Step, outcome: Outcome, decision: Decision | None, ledger: LoadedLedger | None = None
+) -> dict[str, Any]:
+    """The explanation as a JSON-ready object; ``ledger`` is the one ``step`` judges by."""
+    policy = step.policy
+    result: dict[str, Any] = {
+        "outcome": outcome.kind.value,
+        "policy_version": policy.version,
+        "policy": policy.origin,
+        "mode": policy.mode.value,
+        "destination": policy.destination,
+        "allowed_purposes": list(policy.allowed),
+    }
+    by_ledger = ledger is not None and step.ledger_mode is not LedgerMode.OFF
+    if ledger is not None:
+        summary = ledger.summary(step.ledger_mode)
+        result["ledger"] = summary.model_dump(
+            mode="json", exclude={"identifiers_judged", "purpose_not_granted"}
+        )
+    if outcome.kind is OutcomeKind.DEADLETTERED:
+        result["dead_letter"] = {
+            "reason": str(outcome.error_reason),
+            "message": outcome.error_message,
+        }
+        return result
+    if outcome.violation is not None:
+        result["violation_action"] = outcome.violation["action"]
+    result["identifiers"] = [
+        {
+            "index": index,
+            "type": j.type,
+            "purposes": list(j.purposes),
+            "decision": j.rule.action.value if j.rule else "pass",
+            "rule": j.rule_name,
+            "why": _ledger_why(step.ledger_mode, j) + _why(policy, j)
+            if by_ledger
+            else _why(policy, j),
+            **(_ledger_fields(j) if by_ledger else {}),
+        }
+        for index, j in enumerate(decision.identifiers if decision else ())
+    ]
+    return result
+
+
+def _ledger_fields(judgement: Judgement) -> dict[str, Any]:
+    """What the ledger grants the identifier (``None``: unknown to it) and what the
+    event claimed."""
+    known = judgement.from_ledger
+    return {
+        "ledger": "known" if known else "unknown",
+        "ledger_purposes": list(judgement.purposes) if known else None,
+        "claimed_purposes": list(judgement.claimed or ()),
+    }
+
+
+def _ledger_why(mode: LedgerMode, judgement: Judgement) -> str:
+    """How the ledger decided what the identifier is judged by."""
+    if not judgement.from_ledger:
+        if mode is LedgerMode.FALLBACK:
+            return "unknown to the ledger, so judged by the event's purposes (fallback): "
+        return "unknown to the ledger, so judged as having no purpose (authoritative): "
+    granted = ", ".join(judgement.purposes) or "nothing"
+    if judgement.not_granted:
+        claimed = ", ".join(judgement.claimed or ())
+        return (
+            f"the event claims {claimed}, which the ledger does not grant (it grants "
+            f"{granted}); by the ledger's purposes: "
+        )
+    return f"judged by the ledger's purposes ({granted}): "
+
+
+def _why(policy: Policy, judgement: Judgement) -> str:
+    """The rule's meaning; for a pass, the purpose that let it through when there is one."""
+    rule = judgement.rule
+    if rule is not None:
+        if policy.is_allow_list(rule):
+            allowed = ", ".join(policy.allowed)
+            return f"{rule.description} ({policy.destination} allows only: {allowed})"
+        return rule.description
+    for purpose in judgement.purposes:
+        for namespace in policy.allowed:
+            if within(purpose, namespace):
+                return f"{purpose} lies within {namespace}, which {policy.destination} allows"
+    return "no rule matched" if judgement.purposes else "no rule matched (no purpose)"
+
+
+def render_text(data: dict[str, Any]) -> str:
+    """The explanation for a terminal."""
+    lines = [
+        f"outcome: {data['outcome']}"
+        + (
+            f" (enforce mode would have {data['violation_action']} it)"
+            if data["mode"] == "audit" and "violation_action" in data
+            else ""
+        ),
+        f"policy:  {data['policy_version']} ({data['policy']}), mode {data['mode']}, "
+        f"destination {data['destination']}"
+        + (
+            f" (allows only: {', '.join(data['allowed_purposes'])})"
+            if data["allowed_purposes"]
+            else ""
+        ),
+    ]
+    if "ledger" in data:
+        lines.append(_ledger_line(data["ledger"]))
+    if "dead_letter" in data:
+        letter = data["dead_letter"]
+        lines.append(f"dead letter: {letter['reason']}: {letter['message']}")
+        return "\n".join(lines)
+    if not data["identifiers"]:
+        lines.append("no identifiers")
+    for item in data["identifiers"]:
+        purposes = ", ".join(item["purposes"]) or "(none)"
+        verdict = (
+            item["decision"]
+            if item["rule"] is None
+            else (f"{item['decision']}  by rule {item['rule']}")
+        )
+        label = "judged by" if "ledger" in item else "purposes"
+        lines.append(f"  [{item['index']}] {item['type']:<10} {label}: {purposes}")
+        if "ledger" in item:
+            granted = item["ledger_purposes"]
+            ledger = (
+                "unknown to the ledger"
+                if granted is None
+                else ", ".join(granted) or "(known, nothing granted)"
+            )
+            claimed = ", ".join(item["claimed_purposes"]) or "(none)"
+            lines.append(f"      ledger: {ledger}; the event claims: {claimed}")
+        lines.append(f"      -> {verdict}: {item['why']}" if item["why"] else f"      -> {verdict}")
+    return "\n".join(lines)
+
+
+def _ledger_line(ledger: dict[str, Any]) -> str:
+    source = ledger["source"]
+    when = f" as of {ledger['as_of']}" if ledger["as_of"] else ""
+    state, records = ledger["state"], ledger["records"]
+    invalid = f", {records['invalid']:,} invalid records skipped" if records["invalid"] else ""
+    return (
+        f"ledger:  {source['kind']} {source['name']}{when}, setting {ledger['mode']}: "
+        f"{state['subjects']:,} subjects, {state['identifiers']:,} identifiers{invalid}"
+    )
+
+
+def add_flags(explain: Parser) -> None:
+    """The flags of ``explain``."""
+    explain.add_argument("file", nargs="?", default="-", help="record file, or - for stdin")
+    explain.add_argument(
+        "--line", type=int, metavar="N", help="take 0-based line N of a JSONL file"
+    )
+    explain.add_argument("--json", action="store_true", help="machine-readable output")
+    explain.add_argument("--ledger-file", type=Path, metavar="FILE", help=LEDGER_FILE_HELP)
+    ledger_as_of_flag(explain)
+    policy_options(explain)
+
+
+def command(args: argparse.Namespace) -> int:
+    """Judge the record and print its explanation."""
+    if args.ledger_as_of is not None and args.ledger_file is None:
+        raise UsageError("--ledger-as-of goes with --ledger-file")
+    import orjson
+
+    from enforcer.core.clock import SystemClock
+    from enforcer.core.fingerprint import Fingerprinter, generate_key
+    from enforcer.core.step import InputRecord, Source
+
+    settings = settings_from(
+        policy_file=args.policy,
+        destination=args.destination,
+        mode=args.mode,
+        phone_default_region=args.phone_region,
+    )
+    name = "stdin" if args.file == "-" else Path(args.file).name
+    try:
+        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{args.file}: {exc.strerror}") from None
+    offset = 0
+    if args.line is not None:
+        lines = data.splitlines()
+        if not 0 <= args.line < len(lines):
+            raise UsageError(f"{args.file} has no line {args.line} (it has {len(lines)})")
+        data, offset = lines[args.line], args.line
+    # explain shows decisions, not fingerprints, so it needs no secret key: the ledger is
+    # fingerprinted with the same throw-away key as the record.
+    fingerprinter = Fingerprinter(generate_key().encode(), settings.phone_default_region)
+    policy = policy_from(settings)
+    policy.ledger_mode(args.ledger_file is not None)  # refuses a policy wanting a ledger
+    ledger = None
+    if args.ledger_file is not None:
+        from enforcer.ledger.lookup import WholeLedger
+        from enforcer.replay.ledger import load_ledger_file
+
+        ledger = load_ledger_file(args.ledger_file, fingerprinter, args.ledger_as_of)
+    lookup = WholeLedger(ledger.replay.state) if ledger is not None else None
+    step = Step(policy, fingerprinter, SystemClock(), lookup)
+    outcome, decision = step.explain(InputRecord(None, data.strip(), (), Source(name, 0, offset)))
+    result = explanation(step, outcome, decision, ledger)
+    _add_phone_formats(result, data, settings.phone_default_region)
+    print(
+        orjson.dumps(result, option=orjson.OPT_INDENT_2).decode()
+        if args.json
+        else render_text(result)
+    )
+    return EXIT_OK
+
+
+def _add_phone_formats(result: dict[str, Any], data: bytes, region: str) -> None:
+    """Say of each phone number whether it fingerprints as E.164 (never its value)."""
+    import orjson
+
+    from enforcer.core.fingerprint import phone_e164
+
+    if "identifiers" not in result:
+        return
+    written = orjson.loads(data)["identifiers"]  # judged, so a valid event
+    for item in result["identifiers"]:
+        if item["type"] == "phone":
+            valid = phone_e164(written[item["index"]]["value"], region) is not None
+            item["phone_format"] = "e164" if valid else "not a valid number: separators removed"

@@ -1,0 +1,207 @@
+"""``enforcer replay``: the decision over history, from a file or a topic."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from enforcer.cli.common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    LEDGER_FILE_HELP,
+    Parser,
+    UsageError,
+    ledger_as_of_flag,
+    policy_from,
+    policy_options,
+    settings_from,
+)
+
+if TYPE_CHECKING:
+    from enforcer.config.settings import EnforcerSettings
+    from enforcer.core.fingerprint import Fingerprinter
+    from enforcer.replay.ledger import LoadedLedger
+    from enforcer.replay.sources.kafka_topic import Position
+
+
+def add_flags(replay: Parser) -> None:
+    """The flags of ``replay``."""
+    from enforcer.replay.sources.kafka_topic import parse_end, parse_start
+
+    source = replay.add_mutually_exclusive_group(required=True)
+    source.add_argument("--from-file", type=Path, metavar="FILE", help="JSON Lines file")
+    source.add_argument("--topic", metavar="NAME", help="Kafka topic (read_committed, no group)")
+    replay.add_argument(
+        "--start",
+        type=_position(parse_start),
+        metavar="earliest|OFFSET|RFC3339",
+        help="with --topic: where to begin on every partition (default: earliest)",
+    )
+    replay.add_argument(
+        "--end",
+        type=_position(parse_end),
+        metavar="latest|OFFSET|RFC3339",
+        help="with --topic: where to stop, exclusive (default: latest, as the replay starts)",
+    )
+    ledger = replay.add_mutually_exclusive_group()
+    ledger.add_argument("--ledger-file", type=Path, metavar="FILE", help=LEDGER_FILE_HELP)
+    ledger.add_argument(
+        "--ledger-topic",
+        metavar="NAME",
+        help="judge against a purpose ledger: a compacted topic, every partition read from "
+        "its beginning to its end (same Kafka connection as --topic)",
+    )
+    ledger_as_of_flag(replay)
+    replay.add_argument(
+        "--bootstrap-servers", metavar="HOST:PORT", help="Kafka (ENFORCER_BOOTSTRAP_SERVERS)"
+    )
+    replay.add_argument("--out", type=Path, metavar="DIR", help="where the outputs go")
+    replay.add_argument(
+        "--output-topic-prefix",
+        metavar="PREFIX",
+        help="write forwarded records, violations and dead letters to the live topic names "
+        "with this prefix instead of files (--out then gets only the report)",
+    )
+    replay.add_argument(
+        "--fail-on-violation",
+        action="store_true",
+        help="exit 1 when any violation was found (for policy changes in CI)",
+    )
+    replay.add_argument(
+        "--fingerprint-key-file",
+        type=Path,
+        metavar="FILE",
+        help="file holding the fingerprint key (ENFORCER_FINGERPRINT_KEY_FILE)",
+    )
+    replay.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    policy_options(replay)
+
+
+def _position(parse: Callable[[str], Position]) -> Callable[[str], Position]:
+    def checked(text: str) -> Position:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return checked
+
+
+def command(args: argparse.Namespace) -> int:
+    """Replay, print a summary line, and say whether anything was found."""
+    if args.topic is None and (args.start or args.end):
+        raise UsageError("--start and --end go with --topic")
+    if args.ledger_as_of is not None and args.ledger_file is None and args.ledger_topic is None:
+        raise UsageError("--ledger-as-of goes with --ledger-file or --ledger-topic")
+    if args.out is None and args.output_topic_prefix is None:
+        raise UsageError("replay needs --out DIR, or --output-topic-prefix PREFIX")
+    from enforcer.replay.run import TopicOutput, replay_file, replay_topic
+
+    settings = settings_from(
+        policy_file=args.policy,
+        destination=args.destination,
+        mode=args.mode,
+        fingerprint_key_file=args.fingerprint_key_file,
+        bootstrap_servers=args.bootstrap_servers,
+        phone_default_region=args.phone_region,
+    )
+    fingerprinter = settings.fingerprinter()
+    policy = policy_from(settings)
+    # A policy that asks for a ledger when none is given: refused before reading anything.
+    policy.ledger_mode(args.ledger_file is not None or args.ledger_topic is not None)
+    ledger = _replay_ledger(args, settings, fingerprinter)
+    progress = not args.no_progress
+    to_topics = None
+    if args.output_topic_prefix is not None:
+        from enforcer.config.kafka_security import aiokafka_security
+        from enforcer.outputs.records import OutputTopics
+
+        to_topics = TopicOutput(
+            prefix=args.output_topic_prefix,
+            bootstrap_servers=settings.bootstrap_servers,
+            live=OutputTopics(
+                settings.sink_topic, settings.violations_topic, settings.deadletter_topic
+            ),
+            client_options=aiokafka_security(settings),
+            protected=(
+                settings.source_topic,
+                settings.sink_topic,
+                settings.violations_topic,
+                settings.deadletter_topic,
+                settings.metrics_topic,
+                *([args.topic] if args.topic else []),
+                *([args.ledger_topic] if args.ledger_topic else []),
+            ),
+        )
+    if args.topic is not None:
+        from enforcer.config.kafka_security import aiokafka_security
+        from enforcer.replay.sources.kafka_topic import parse_end, parse_start
+
+        report = replay_topic(
+            settings.bootstrap_servers,
+            args.topic,
+            args.start or parse_start("earliest"),
+            args.end or parse_end("latest"),
+            args.out,
+            policy,
+            fingerprinter,
+            progress,
+            to_topics,
+            aiokafka_security(settings),
+            ledger,
+        )
+    else:
+        report = replay_file(
+            args.from_file, args.out, policy, fingerprinter, progress, to_topics, ledger
+        )
+    counts = report.records
+    where = [f"{args.out}/"] if args.out else []
+    if to_topics is not None:
+        where.insert(0, f"topics {args.output_topic_prefix}*")
+    print(
+        f"replayed {counts.in_:,} records; they would have been: {counts.passed:,} passed, "
+        f"{counts.redacted:,} redacted, {counts.dropped:,} dropped, "
+        f"{counts.deadlettered:,} dead-lettered; "
+        f"{report.violations:,} violations affecting {report.affected_subjects:,} accounts. "
+        f"Outputs in {' and '.join(where)}",
+        file=sys.stderr,
+    )
+    if report.ledger is not None:
+        from enforcer.replay.ledger import outcome_line
+
+        print(outcome_line(report.ledger), file=sys.stderr)
+    if args.fail_on_violation and report.violations:
+        print(
+            f"enforcer: failing (--fail-on-violation): {report.violations:,} records would have "
+            f"violated policy {report.policy_version}",
+            file=sys.stderr,
+        )
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def _replay_ledger(
+    args: argparse.Namespace, settings: EnforcerSettings, fingerprinter: Fingerprinter
+) -> LoadedLedger | None:
+    """The ledger ``--ledger-file`` or ``--ledger-topic`` names, read whole; or ``None``."""
+    from enforcer.replay.ledger import load_ledger_file, load_ledger_topic
+
+    if args.ledger_file is not None:
+        ledger = load_ledger_file(args.ledger_file, fingerprinter, args.ledger_as_of)
+    elif args.ledger_topic is not None:
+        from enforcer.config.kafka_security import aiokafka_security
+
+        ledger = load_ledger_topic(
+            settings.bootstrap_servers,
+            args.ledger_topic,
+            fingerprinter,
+            args.ledger_as_of,
+            aiokafka_security(settings),
+        )
+    else:
+        return None
+    print(ledger.describe(), file=sys.stderr)
+    return ledger

@@ -1,0 +1,177 @@
+"""``enforcer run``: the live agent, from flags and ``ENFORCER_*`` variables."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from enforcer.cli.common import Parser, policy_from, settings_from
+from enforcer.config.logs import setup_logging
+from enforcer.core.models import Mode
+
+if TYPE_CHECKING:
+    from enforcer.live.signals import StopSignal
+
+# flag name -> settings field; every flag defaults to None so variables show through.
+RUN_FLAGS: dict[str, tuple[str, type, str]] = {
+    "--bootstrap-servers": ("bootstrap_servers", str, "host:port[,host:port]"),
+    "--source-topic": ("source_topic", str, "identity events"),
+    "--sink-topic": ("sink_topic", str, "audience building"),
+    "--violations-topic": ("violations_topic", str, "violation events"),
+    "--deadletter-topic": ("deadletter_topic", str, "dead letters"),
+    "--metrics-topic": ("metrics_topic", str, "metrics snapshots"),
+    "--ledger-topic": (
+        "ledger_topic",
+        str,
+        "purpose ledger, co-partitioned with the source (default: none)",
+    ),
+    "--group-id": ("group_id", str, "consumer group (and prefix of the transactional id)"),
+    "--instance-id": (
+        "instance_id",
+        str,
+        "this worker's name in metrics and its transactional id; keep it stable across "
+        "restarts of the same worker (a StatefulSet pod name) for the fastest recovery",
+    ),
+    "--policy": ("policy_file", Path, "policy file (default: built-in)"),
+    "--destination": ("destination", str, "destination for allow-lists"),
+    "--fingerprint-key-file": ("fingerprint_key_file", Path, "file holding the key"),
+    "--commit-interval": ("commit_interval", float, "seconds between commits"),
+    "--metrics-interval": ("metrics_interval", float, "seconds between snapshots"),
+    "--topic-partitions": ("topic_partitions", int, "partitions for --create-topics"),
+    "--http-host": ("http_host", str, "address for /metrics, /healthz, /readyz"),
+    "--http-port": ("http_port", int, "port for /metrics, /healthz, /readyz (0: any free)"),
+    "--data-dir": ("data_dir", Path, "directory for local state"),
+}
+
+
+class HttpPortError(RuntimeError):
+    """The metrics and health port cannot be bound (exit 2)."""
+
+
+class DataDirError(RuntimeError):
+    """The local state directory cannot be made (exit 2)."""
+
+
+def prepare_data_dir(path: Path) -> None:
+    """Make ``path`` (and its parents) for local state, or say in one line why not."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataDirError(
+            f"cannot use {path} for local state (--data-dir, ENFORCER_DATA_DIR): "
+            f"{exc.strerror or type(exc).__name__}"
+        ) from None
+
+
+def check_http_port(host: str, port: int) -> None:
+    """Fail before starting the worker when ``host:port`` cannot be served.
+
+    The worker binds it again moments later; this only turns the common mistake (a
+    port in use) into a one-line error instead of a crash inside the worker.
+    """
+    if port == 0:
+        return
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise HttpPortError(
+            f"cannot serve /metrics on {host}:{port}: {exc.strerror} "
+            "(--http-host/--http-port, ENFORCER_HTTP_HOST/ENFORCER_HTTP_PORT; 0 picks a free port)"
+        ) from None
+
+
+def add_flags(run: Parser) -> None:
+    """The flags of ``run``: one per setting, each naming its ``ENFORCER_*`` variable."""
+    for flag, (field, kind, help_text) in RUN_FLAGS.items():
+        run.add_argument(
+            flag, dest=field, type=kind, help=f"{help_text} (ENFORCER_{field.upper()})"
+        )
+    run.add_argument("--mode", choices=[m.value for m in Mode], help="override the policy's mode")
+    run.add_argument(
+        "--processing-guarantee",
+        choices=["exactly_once", "at_least_once"],
+        default=None,
+        help="exactly_once (default): outputs and offsets in one Kafka transaction",
+    )
+    run.add_argument(
+        "--create-topics",
+        action="store_true",
+        default=None,
+        help="create missing topics (ENFORCER_CREATE_TOPICS)",
+    )
+    run.add_argument(
+        "--ledger-store",
+        choices=["memory", "disk"],
+        default=None,
+        help="where the materialized ledger lives (ENFORCER_LEDGER_STORE, default memory)",
+    )
+    run.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default=None,
+        help="ENFORCER_LOG_LEVEL (default info)",
+    )
+    run.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=None,
+        help="one line per event, plain or one JSON object (ENFORCER_LOG_FORMAT, default text)",
+    )
+
+
+def command(args: argparse.Namespace) -> int:
+    """Start the worker; return its exit status."""
+    from enforcer.live.signals import install_stop_signal, uninstall_stop_signal
+
+    stop = install_stop_signal()  # main() installed it first thing; this finds it
+    try:
+        return _run(args, stop)
+    finally:
+        uninstall_stop_signal()
+
+
+def _run(args: argparse.Namespace, stop: StopSignal) -> int:
+    from enforcer.live.admin import prepare_topics
+    from enforcer.live.worker import run_worker
+
+    fields = [field for field, _, _ in RUN_FLAGS.values()]
+    fields += [
+        "mode",
+        "processing_guarantee",
+        "create_topics",
+        "log_level",
+        "log_format",
+        "ledger_store",
+    ]
+    settings = settings_from(**{field: getattr(args, field) for field in fields})
+    fingerprinter = settings.fingerprinter()
+    policy = policy_from(settings)
+    ledger_mode = policy.ledger_mode(settings.ledger_topic is not None)
+    check_http_port(settings.http_host, settings.http_port)
+    prepare_data_dir(settings.data_dir)
+    setup_logging(settings.log_level, settings.log_format)
+    log = logging.getLogger("enforcer")
+    created, limits = prepare_topics(settings)
+    log.info("starting worker %s", settings.instance_id)
+    if created:
+        log.info("created topics: %s", ", ".join(created))
+    log.info(
+        "enforcing %s -> %s with policy %s (%s), mode %s, %s",
+        settings.source_topic,
+        settings.sink_topic,
+        policy.version,
+        policy.origin,
+        policy.mode.value,
+        settings.processing_guarantee,
+    )
+    if settings.ledger_topic is not None:
+        log.info("purpose ledger %s, ledger: %s", settings.ledger_topic, ledger_mode.value)
+    if stop():
+        log.info("stopped before starting")
+        return 0
+    return run_worker(settings, policy, fingerprinter, limits, stop)

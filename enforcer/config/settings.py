@@ -1,0 +1,250 @@
+"""Settings: the one place the environment is read (``ENFORCER_*`` variables).
+
+Command-line flags override variables; both end in one frozen object. Secrets are
+``SecretStr``: hidden when printed or dumped.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from enforcer.core.fingerprint import (
+    DEFAULT_PHONE_REGION,
+    HOW_TO_MAKE_A_KEY,
+    Fingerprinter,
+    FingerprintKeyError,
+    key_from_text,
+    phone_regions,
+)
+from enforcer.core.models import Mode
+from enforcer.core.policy.compiled import DEFAULT_DESTINATION
+
+
+def _default_instance_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class EnforcerSettings(BaseSettings):
+    """Everything the enforcer can be told. Field ``x`` is variable ``ENFORCER_X``."""
+
+    model_config = SettingsConfigDict(env_prefix="ENFORCER_", frozen=True, extra="forbid")
+
+    bootstrap_servers: str = Field(default="127.0.0.1:9092", min_length=1)
+    source_topic: str = Field(default="identity.events", min_length=1)
+    sink_topic: str = Field(default="audience.building", min_length=1)
+    violations_topic: str = Field(default="enforcer.violations", min_length=1)
+    deadletter_topic: str = Field(default="enforcer.deadletter", min_length=1)
+    metrics_topic: str = Field(default="enforcer.metrics", min_length=1)
+    ledger_topic: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "The purpose ledger (compacted, co-partitioned with the source, e.g. "
+            "identity.purposes); unset: no ledger."
+        ),
+    )
+    ledger_store: Literal["memory", "disk"] = Field(
+        default="memory",
+        description=(
+            "Where the materialized ledger lives: memory (the default; about 160 MiB per "
+            "10^6 identifiers at worst) or disk (RocksDB under the data dir, rebuilt at "
+            "each assignment)."
+        ),
+    )
+    group_id: str = Field(default="purpose-enforcer", min_length=1)
+    instance_id: str = Field(default_factory=_default_instance_id, min_length=1)
+    policy_file: Path | None = None
+    destination: str = Field(default=DEFAULT_DESTINATION, min_length=1)
+    mode: Mode | None = Field(default=None, description="Overrides the policy file's mode.")
+    processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
+    fingerprint_key: SecretStr | None = None
+    fingerprint_key_file: Path | None = None
+    phone_default_region: str = Field(
+        default=DEFAULT_PHONE_REGION,
+        description=(
+            "Region (ISO 3166 alpha-2) of phone numbers written without a country code, "
+            "for fingerprints; ZZ for none."
+        ),
+    )
+    commit_interval: float = Field(
+        default=1.0, gt=0, description="Seconds between transaction commits."
+    )
+    batch_max: int = Field(default=500, ge=1, description="Most records decided per batch.")
+    batch_within: float = Field(
+        default=0.1, gt=0, description="Seconds to wait for a batch to fill."
+    )
+    session_timeout: float = Field(
+        default=10.0,
+        ge=6,
+        description=(
+            "Seconds before the group gives a silent worker's partitions to another "
+            "(6 is the broker's minimum)."
+        ),
+    )
+    transaction_timeout: float = Field(
+        default=10.0,
+        ge=1,
+        description=(
+            "Seconds after which Kafka aborts a transaction its worker left open (a crash "
+            "with a new instance id); until then readers of that partition wait."
+        ),
+    )
+    shutdown_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds a SIGTERM may take before the worker exits anyway."
+    )
+    kafka_debug: str | None = Field(
+        default=None,
+        description="librdkafka debug contexts (e.g. 'eos,cgrp'), for diagnosing the client.",
+    )
+    metrics_interval: float = Field(default=10.0, gt=0)
+    create_topics: bool = False
+    topic_partitions: int = Field(default=1, ge=1)
+    topic_replication_factor: int = Field(default=1, ge=1)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="One line per event: plain text, or one JSON object."
+    )
+    deadletter_max_ratio: float = Field(default=0.5, gt=0, le=1)
+    deadletter_window: int = Field(default=1000, ge=1)
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    ssl_cafile: Path | None = Field(default=None, description="CA bundle (PEM) to trust.")
+    ssl_certfile: Path | None = Field(default=None, description="Client certificate (PEM).")
+    ssl_keyfile: Path | None = Field(default=None, description="Client key (PEM).")
+    ssl_key_password: SecretStr | None = None
+    ssl_check_hostname: bool = True
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    data_dir: Path = Path(".enforcer-data")
+
+    @field_validator("phone_default_region")
+    @classmethod
+    def _known_region(cls, region: str) -> str:
+        region = region.strip().upper()
+        if region not in phone_regions():
+            raise ValueError("must be a two-letter region code such as US or GB (ZZ for none)")
+        return region
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _addresses_have_ports(cls, value: str) -> str:
+        for address in value.split(","):
+            host, _, port = address.strip().rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(
+                    f"bootstrap server {address.strip()!r} is not host:port with a port "
+                    "from 1 to 65535 (ENFORCER_BOOTSTRAP_SERVERS)"
+                )
+        return value
+
+    def topics_by_role(self) -> dict[str, str]:
+        """Every topic the worker uses, by its role, source first."""
+        roles = {
+            "source": self.source_topic,
+            "sink": self.sink_topic,
+            "violations": self.violations_topic,
+            "dead-letter": self.deadletter_topic,
+            "metrics": self.metrics_topic,
+        }
+        if self.ledger_topic is not None:
+            roles["ledger"] = self.ledger_topic
+        return roles
+
+    @model_validator(mode="after")
+    def _topics_are_distinct(self) -> EnforcerSettings:
+        # The enforcer must never read what it writes, nor mix two kinds of output.
+        seen: dict[str, str] = {}
+        for role, name in self.topics_by_role().items():
+            if name in seen:
+                raise ValueError(
+                    f"the {role} topic and the {seen[name]} topic are both {name!r}; "
+                    "each needs a topic of its own"
+                )
+            seen[name] = role
+        return self
+
+    @model_validator(mode="after")
+    def _security_is_complete(self) -> EnforcerSettings:
+        uses_sasl = self.security_protocol.startswith("SASL_")
+        if uses_sasl and not (self.sasl_mechanism and self.sasl_username and self.sasl_password):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs ENFORCER_SASL_MECHANISM, "
+                "ENFORCER_SASL_USERNAME and ENFORCER_SASL_PASSWORD"
+            )
+        if not uses_sasl and self.sasl_mechanism:
+            raise ValueError(
+                f"ENFORCER_SASL_MECHANISM is set but security_protocol is {self.security_protocol}"
+            )
+        return self
+
+    def fingerprinter(self) -> Fingerprinter:
+        """The fingerprinter for the configured key; refuses without one."""
+        if self.fingerprint_key is not None:
+            key = key_from_text(self.fingerprint_key.get_secret_value())
+            return Fingerprinter(key, self.phone_default_region)
+        if self.fingerprint_key_file is not None:
+            try:
+                text = self.fingerprint_key_file.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise FingerprintKeyError(
+                    f"cannot read fingerprint key file {self.fingerprint_key_file}: {exc.strerror}"
+                ) from None
+            except UnicodeDecodeError:
+                raise FingerprintKeyError(
+                    f"fingerprint key file {self.fingerprint_key_file} is not UTF-8 text"
+                ) from None
+            return Fingerprinter(key_from_text(text), self.phone_default_region)
+        raise FingerprintKeyError(f"no fingerprint key is configured; {HOW_TO_MAKE_A_KEY}")
+
+
+class UnknownVariableError(ValueError):
+    """An ``ENFORCER_*`` variable that is no setting: most likely a misspelling."""
+
+
+ENV_PREFIX = "ENFORCER_"
+OTHER_VARIABLES = frozenset({"ENFORCER_DEBUG"})
+"""Variables read outside the settings (``ENFORCER_DEBUG`` shows tracebacks)."""
+TEST_PREFIX = "ENFORCER_TEST_"
+"""Reserved for the test suite's own variables."""
+
+
+def known_variables() -> frozenset[str]:
+    """Every ``ENFORCER_*`` variable the enforcer reads."""
+    fields = {ENV_PREFIX + name.upper() for name in EnforcerSettings.model_fields}
+    return frozenset(fields) | OTHER_VARIABLES
+
+
+def check_variables(environ: Mapping[str, str]) -> None:
+    """Refuse an ``ENFORCER_*`` variable that nothing reads, naming the closest one.
+
+    A misspelled ``ENFORCER_MODEE=audit`` would otherwise be ignored silently and the
+    worker would enforce when the operator asked for an audit.
+    """
+    known = known_variables()
+    for name in sorted(environ):
+        # pydantic-settings matches names without regard to case; so does this check.
+        upper = name.upper()
+        if (
+            upper.startswith(ENV_PREFIX)
+            and upper not in known
+            and not upper.startswith(TEST_PREFIX)
+        ):
+            close = difflib.get_close_matches(upper, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise UnknownVariableError(f"unknown variable {name}{hint}")
+
+
+def load_settings(**overrides: Any) -> EnforcerSettings:
+    """Settings from the environment (checked for misspellings) with ``overrides`` on top."""
+    check_variables(os.environ)
+    return EnforcerSettings(**overrides)

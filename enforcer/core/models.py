@@ -1,0 +1,224 @@
+"""Wire models: what crosses the enforcer's boundary (SPEC §3, §6, §7).
+
+The identity event model validates input strictly; it ignores fields it does not
+name because the enforcer never re-serializes from it: a forwarded record is the
+original bytes, or the original JSON object minus removed identifiers, so every
+field it does not know is preserved untouched.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal, NamedTuple
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+RFC3339_PATTERN = (
+    r"^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])[Tt ](?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d"
+    r"(?:\.\d+)?(?:[Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)$"
+)
+RFC3339 = re.compile(RFC3339_PATTERN)
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp (with its offset) into an aware datetime.
+
+    Raises ``ValueError`` with a message that does not repeat the input.
+    """
+    if not RFC3339.fullmatch(text):
+        raise ValueError("must be an RFC 3339 timestamp with a UTC offset")
+    # The common spelling (T, Z) needs no rewriting for fromisoformat.
+    iso = text if text[10] == "T" and text[-1] == "Z" else text.upper().replace(" ", "T")
+    try:
+        return datetime.fromisoformat(iso)
+    except ValueError:
+        raise ValueError("must be a valid RFC 3339 date and time") from None
+
+
+def _check_calendar(text: str) -> str:
+    # The pattern (checked first, in pydantic-core) fixes the form; parsing catches
+    # dates that do not exist, such as February 30.
+    parse_rfc3339(text)
+    return text
+
+
+def utc_day(text: str) -> str:
+    """The UTC calendar date (``YYYY-MM-DD``) of an RFC 3339 timestamp."""
+    return parse_rfc3339(text).astimezone(UTC).date().isoformat()
+
+
+NonEmpty = Annotated[str, Field(min_length=1)]
+IdentifierType = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Rfc3339 = Annotated[
+    str,
+    StringConstraints(pattern=RFC3339_PATTERN),
+    AfterValidator(_check_calendar),
+]
+
+_STRICT_INPUT = ConfigDict(strict=True, extra="ignore", frozen=True)
+_OUTPUT = ConfigDict(extra="forbid", frozen=True)
+
+
+class Identifier(BaseModel):
+    """One identifier inside an identity event."""
+
+    model_config = _STRICT_INPUT
+
+    type: IdentifierType
+    value: NonEmpty
+    purposes: list[str] | None = None
+    """Purpose tags; missing (or null) means no purpose was declared."""
+
+
+class IdentityEvent(BaseModel):
+    """An identity event on the source topic (docs/contract.md, SPEC §3).
+
+    Fields not named here, at any level, are allowed and forwarded untouched.
+    """
+
+    model_config = _STRICT_INPUT
+
+    event_id: NonEmpty
+    subject_id: NonEmpty
+    occurred_at: Rfc3339
+    event_type: str | None = None
+    identifiers: list[Identifier]
+
+
+class EventIdentifier(NamedTuple):
+    """A validated identifier as the decision sees it (``type`` trimmed)."""
+
+    type: str
+    value: str
+    purposes: list[str] | None
+
+
+class Event(NamedTuple):
+    """A validated identity event: the fields the decision and its outputs use.
+
+    What :class:`IdentityEvent` accepts, in a form that is cheap to build.
+    """
+
+    event_id: str
+    subject_id: str
+    occurred_at: str
+    identifiers: tuple[EventIdentifier, ...]
+    document: dict[str, Any] | None = None
+    """The whole parsed object when the fast parser read it (reused by redaction)."""
+
+
+class Action(StrEnum):
+    """What a rule does to what it matches."""
+
+    REDACT = "redact"
+    DROP = "drop"
+
+
+class Mode(StrEnum):
+    """``enforce`` acts on findings; ``audit`` only reports them."""
+
+    ENFORCE = "enforce"
+    AUDIT = "audit"
+
+
+class SourceRef(BaseModel):
+    """Where an input record came from."""
+
+    model_config = _OUTPUT
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class FindingEvent(BaseModel):
+    """One identifier that a rule matched. Never carries the raw value."""
+
+    model_config = _OUTPUT
+
+    rule: str
+    identifier_index: int
+    identifier_type: str
+    purposes: list[str]
+    fingerprint: str
+
+
+class ViolationEvent(BaseModel):
+    """A violation event on the violations topic (SPEC §6)."""
+
+    model_config = _OUTPUT
+
+    violation_id: str
+    detected_at: str
+    mode: Mode
+    action: Literal["redacted", "dropped"]
+    policy_version: str
+    key_id: str
+    """The public id of the fingerprint key
+    (:attr:`enforcer.core.fingerprint.Fingerprinter.key_id`)."""
+    source: SourceRef
+    event_id: str
+    subject_id: str
+    occurred_at: str
+    findings: list[FindingEvent]
+    traceparent: str | None = None
+    """The input record's W3C ``traceparent`` header, when it had a valid one (the
+    violation record carries it as a header too)."""
+
+
+class DeadLetterReason(StrEnum):
+    """Why a record was dead-lettered (header ``enforcer.error.reason``)."""
+
+    INVALID_JSON = "invalid-json"
+    NOT_AN_OBJECT = "not-an-object"
+    SCHEMA = "schema"
+    INTERNAL = "internal-error"
+    OUTPUT_TOO_LARGE = "output-too-large"
+    """An output of the record is larger than its topic accepts (SPEC §12)."""
+    UNREADABLE = "unreadable-record"
+    """The Kafka client could not read the record's headers (a key not valid UTF-8)."""
+
+
+class DeadLetterNotice(BaseModel):
+    """Why enforce mode would have dead-lettered a record: reason and message only."""
+
+    model_config = _OUTPUT
+
+    reason: DeadLetterReason
+    message: str
+    """Field path and problem, as header ``enforcer.error.message``; never the value."""
+
+
+class AuditDeadLetterEvent(BaseModel):
+    """On the violations topic in audit mode only: a record enforce mode would have
+    dead-lettered, forwarded unchanged instead (SPEC §4). Told apart from a
+    :class:`ViolationEvent` by ``action`` ``deadlettered`` and the ``deadletter``
+    object; it has no event fields (the record could not be read) and no findings."""
+
+    model_config = _OUTPUT
+
+    violation_id: str
+    detected_at: str
+    mode: Literal[Mode.AUDIT]
+    action: Literal["deadlettered"]
+    policy_version: str
+    key_id: str
+    source: SourceRef
+    deadletter: DeadLetterNotice
+    findings: list[FindingEvent]
+    """Always empty: present so that readers iterating findings need no special case."""
+    traceparent: str | None = None
+
+
+class DeadLetterLine(BaseModel):
+    """One line of ``deadletter.jsonl`` written by replay."""
+
+    model_config = _OUTPUT
+
+    source: SourceRef
+    reason: DeadLetterReason
+    message: str
+    key_base64: str | None
+    value_base64: str

@@ -1,0 +1,240 @@
+"""Parse at the edge: raw value bytes → a validated identity event, or why not.
+
+Never raises. Error messages name the field path and the problem, never a value.
+
+:class:`enforcer.core.models.IdentityEvent` (pydantic) defines what is valid. Most records
+take a fast path instead: ``orjson`` parses them and a few direct checks vouch for
+the common, unambiguous shape. Whatever the fast path cannot vouch for goes to the
+pydantic model, which gives the verdict and the message. The fast path only ever
+accepts records the model accepts, with the same field values; a property test
+holds it to that.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from enforcer.core.models import (
+    DeadLetterReason,
+    Event,
+    EventIdentifier,
+    IdentityEvent,
+    parse_rfc3339,
+)
+
+# Fields the decision depends on. If one of them appears twice in one JSON object,
+# parsers disagree on which counts (the enforcer's takes the last, others the
+# first), so forwarding the original bytes could smuggle an identifier past the
+# decision: such records are dead-lettered.
+_JUDGED_FIELDS = frozenset({"identifiers", "type", "purposes"})
+
+
+# Clearer words for pydantic's messages where its own would show a regex.
+_MESSAGES = {"string_pattern_mismatch": "must be an RFC 3339 timestamp with a UTC offset"}
+
+
+@dataclass(frozen=True, slots=True)
+class ParseFailure:
+    """Why a value cannot be judged (becomes a dead letter)."""
+
+    reason: DeadLetterReason
+    message: str
+
+
+_REPEATED = ParseFailure(
+    DeadLetterReason.SCHEMA, "a field the enforcer judges appears twice in one object"
+)
+
+
+def parse_event(value: bytes | None, *, types_judged: bool = True) -> Event | ParseFailure:
+    """Validate one record value as an identity event (SPEC §3).
+
+    ``types_judged`` says whether a rule looks at identifier types; when none does, a
+    repeated ``type`` cannot change a decision and is not looked for.
+    """
+    if value is None:
+        return ParseFailure(DeadLetterReason.INVALID_JSON, "the record has no value")
+    event = _vouch(value)
+    if event is None:
+        checked = _validate(value)
+        if isinstance(checked, ParseFailure):
+            return checked
+        event = checked
+    if _may_repeat_a_judged_field(value, len(event.identifiers), types_judged) and (
+        _repeats_judged_field(value, types_judged)
+    ):
+        return _REPEATED
+    return event
+
+
+def _validate(value: bytes) -> Event | ParseFailure:
+    """The authoritative check: the pydantic model."""
+    try:
+        model = IdentityEvent.model_validate_json(value)
+    except ValidationError as exc:
+        failure = validation_failure(exc)
+        if failure.reason is not DeadLetterReason.INVALID_JSON and has_non_json_constant(value):
+            return _NON_JSON_CONSTANT
+        return failure
+    if has_non_json_constant(value):
+        return _NON_JSON_CONSTANT
+    return Event(
+        model.event_id,
+        model.subject_id,
+        model.occurred_at,
+        tuple(EventIdentifier(i.type, i.value, i.purposes) for i in model.identifiers),
+    )
+
+
+def _vouch(value: bytes) -> Event | None:  # noqa: PLR0911 - each return is a bail-out
+    """The fast path: the event when it is plainly valid, else None (ask the model).
+
+    orjson refuses NaN, Infinity and lone surrogates, as JSON does. Every check here
+    is at least as strict as the model's: exact types (no coercion), non-empty
+    strings, ASCII timestamps of the RFC 3339 form with a real calendar date, and
+    identifier types that need no trimming.
+    """
+    try:
+        document = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    if type(document) is not dict:
+        return None
+    get = document.get
+    event_id, subject_id, occurred_at = get("event_id"), get("subject_id"), get("occurred_at")
+    raw_identifiers, event_type = get("identifiers"), get("event_type")
+    if (
+        type(event_id) is not str
+        or type(subject_id) is not str
+        or type(occurred_at) is not str
+        or type(raw_identifiers) is not list
+        or not event_id
+        or not subject_id
+        or not (event_type is None or type(event_type) is str)
+        or not _plain_timestamp(occurred_at)
+    ):
+        return None
+    identifiers = []
+    for item in raw_identifiers:
+        if type(item) is not dict:
+            return None
+        kind, text, purposes = item.get("type"), item.get("value"), item.get("purposes")
+        if (
+            type(kind) is not str
+            or type(text) is not str
+            or not kind
+            or not text
+            or not kind.isascii()
+            or kind != kind.strip()
+        ):
+            return None
+        if purposes is not None and (type(purposes) is not list or not _all_strings(purposes)):
+            return None
+        identifiers.append(EventIdentifier(kind, text, purposes))
+    return Event(event_id, subject_id, occurred_at, tuple(identifiers), document)
+
+
+def _all_strings(items: list[Any]) -> bool:
+    # str.join refuses anything but strings, in C: cheaper than a type test per item.
+    try:
+        "".join(items)
+    except TypeError:
+        return False
+    return True
+
+
+def _plain_timestamp(text: str) -> bool:
+    # ASCII only: timestamps written with other digits are left to the model.
+    if not text.isascii():
+        return False
+    try:
+        parse_rfc3339(text)
+    except ValueError:
+        return False
+    return True
+
+
+def validation_failure(exc: ValidationError) -> ParseFailure:
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0]
+    kind = first["type"]
+    if kind == "json_invalid":
+        return ParseFailure(DeadLetterReason.INVALID_JSON, f"not valid UTF-8 JSON: {first['msg']}")
+    if kind in ("model_type", "model_attributes_type") and not first["loc"]:
+        return ParseFailure(DeadLetterReason.NOT_AN_OBJECT, "the value is not a JSON object")
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    path = format_location(tuple(first["loc"])) or "(top level)"
+    message = _MESSAGES.get(kind) or first["msg"].removeprefix("Value error, ")
+    return ParseFailure(DeadLetterReason.SCHEMA, f"{path}: {message}{more}")
+
+
+def _may_repeat_a_judged_field(value: bytes, identifiers: int, types_judged: bool) -> bool:
+    """A cheap, conservative pre-check: False only when no judged field can repeat.
+
+    Without escapes, a key can only be written literally, so counting its quoted
+    name bounds how often it occurs. With any escape, the exact check runs.
+    """
+    if b"\\" in value:
+        return True
+    return (
+        value.count(b'"identifiers"') > 1
+        or value.count(b'"purposes"') > identifiers
+        or (types_judged and value.count(b'"type"') > identifiers)
+    )
+
+
+_NON_JSON_CONSTANT = ParseFailure(DeadLetterReason.INVALID_JSON, "not valid JSON: NaN or Infinity")
+
+
+def has_non_json_constant(value: bytes) -> bool:
+    """pydantic's parser accepts NaN and Infinity; JSON does not, nor do consumers."""
+    if b"NaN" not in value and b"Infinity" not in value:
+        return False
+
+    def refuse(_: str) -> None:
+        raise ValueError
+
+    try:
+        json.loads(value, parse_constant=refuse)
+    except ValueError:
+        return True
+    return False
+
+
+class _RepeatedFieldError(Exception):
+    pass
+
+
+def _repeats_judged_field(value: bytes, types_judged: bool) -> bool:
+    """The exact check: does a judged field repeat in the event or an identifier?"""
+    judged = _JUDGED_FIELDS if types_judged else _JUDGED_FIELDS - {"type"}
+
+    def check(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen and name in judged:
+                raise _RepeatedFieldError
+            seen.add(name)
+        return dict(pairs)
+
+    try:
+        json.loads(value, object_pairs_hook=check)
+    except _RepeatedFieldError:
+        return True
+    return False
+
+
+def format_location(location: tuple[Any, ...]) -> str:
+    """Render a validation location as ``rules[1].when``."""
+    out = ""
+    for part in location:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out

@@ -1,0 +1,396 @@
+"""One record in → exactly one outcome out. Pure, and never raises.
+
+The live agent, replay and ``explain`` all call :meth:`Step.__call__`; replay
+results equal live behaviour by construction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+import orjson
+
+from enforcer.core.clock import Clock, rfc3339
+from enforcer.core.fingerprint import Fingerprinter
+from enforcer.core.ledger_view import LedgerLookup, LedgerMode
+from enforcer.core.models import DeadLetterReason, Event, Mode
+from enforcer.core.parse import ParseFailure, parse_event
+from enforcer.core.policy.compiled import Policy
+from enforcer.core.policy.evaluate import Decision, Judgement, Rejection, Verdict, decide
+
+# A header value may be null (Kafka allows it); it is kept as null, never made empty.
+Headers = tuple[tuple[str, bytes | None], ...]
+
+HEADER_ACTION = "enforcer.action"
+HEADER_POLICY = "enforcer.policy"
+HEADER_TRACEPARENT = "traceparent"
+"""W3C Trace Context: an input record's header, carried onto its violation event."""
+_OWN_HEADERS = frozenset({HEADER_ACTION, HEADER_POLICY})
+# 19 digits in a row can be an integer beyond 64 bits, which needs the exact parser.
+# Mapping digits to 1 and all else to 0 and searching for nineteen 1s is a C-speed
+# test; a regular expression over the record costs ten times more.
+_DIGIT_MAP = bytes(0x31 if chr(i).isdigit() and i < 128 else 0x30 for i in range(256))
+_NINETEEN_DIGITS = b"1" * 19
+
+
+def _has_long_digit_run(value: bytes) -> bool:
+    return _NINETEEN_DIGITS in value.translate(_DIGIT_MAP)
+
+
+# W3C Trace Context level 1: version 00 is exactly this; a later version may append
+# fields after a dash, which are not carried. Anything else is ignored, never copied:
+# a header that is not a trace context could hold anything, identifiers included.
+_TRACEPARENT = re.compile(rb"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?", re.S)
+_ZERO_TRACE, _ZERO_PARENT = b"0" * 32, b"0" * 16
+
+
+def traceparent(headers: Headers) -> str | None:
+    """The record's valid W3C ``traceparent`` header (its first 55 characters), if any."""
+    for name, value in headers:
+        if name.lower() != HEADER_TRACEPARENT or value is None:
+            continue
+        match = _TRACEPARENT.fullmatch(value.strip())
+        if match is None:
+            return None
+        version, trace, parent, _, rest = match.groups()
+        if version == b"ff" or (version == b"00" and rest) or trace == _ZERO_TRACE:
+            return None
+        if parent == _ZERO_PARENT:
+            return None
+        return match.group(0)[:55].decode()
+    return None
+
+
+_ACTION_BYTES = {"passed": b"passed", "redacted": b"redacted"}
+_VIOLATION_NAMESPACE = uuid.UUID("6f1f9b4e-4c36-5a8e-9d0b-7b8f3e0c2a11")
+
+
+class Source(NamedTuple):
+    """Coordinates of an input record."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``source`` object of violations and dead letters."""
+        return {"topic": self.topic, "partition": self.partition, "offset": self.offset}
+
+
+class InputRecord(NamedTuple):
+    """A record as read from a topic or a file: raw bytes, nothing decoded yet."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+    source: Source
+
+
+class OutcomeKind(StrEnum):
+    """Every input record ends as exactly one of these."""
+
+    PASSED = "passed"
+    REDACTED = "redacted"
+    DROPPED = "dropped"
+    DEADLETTERED = "deadlettered"
+
+
+class FindingSummary(NamedTuple):
+    """What metrics and reports may know of a finding: never the value."""
+
+    rule: str
+    identifier_type: str
+
+
+class Outcome(NamedTuple):
+    """The single outcome of one input record.
+
+    ``forward_value``/``forward_headers`` are set when the record goes to the sink;
+    ``violation`` (the SPEC §6 event) when it had findings, with ``violation_headers``
+    for its record; ``error_reason`` and ``error_message`` when it is dead-lettered,
+    or, in audit mode, when enforce mode would have dead-lettered it (it is then
+    ``passed``, forwarded unchanged, and ``violation`` reports the would-be dead letter).
+    """
+
+    kind: OutcomeKind
+    record: InputRecord
+    forward_value: bytes | None = None
+    forward_headers: Headers | None = None
+    violation: dict[str, Any] | None = None
+    findings: tuple[FindingSummary, ...] = ()
+    subject_id: str | None = None
+    occurred_at: str | None = None
+    error_reason: DeadLetterReason | None = None
+    error_message: str | None = None
+    violation_headers: Headers = ()
+
+    @property
+    def forwarded(self) -> bool:
+        """Whether the record goes to the sink (its value may be null)."""
+        return self.kind is OutcomeKind.PASSED or self.kind is OutcomeKind.REDACTED
+
+    @property
+    def would_dead_letter(self) -> bool:
+        """Dead-lettered, or (audit mode) forwarded where enforce mode would dead-letter."""
+        return self.error_reason is not None
+
+    def dead_letter_headers(self) -> Headers:
+        """Input headers plus the SPEC §7 error headers."""
+        source = self.record.source
+        return (
+            *self.record.headers,
+            ("enforcer.error.reason", str(self.error_reason).encode()),
+            ("enforcer.error.message", (self.error_message or "").encode()),
+            ("enforcer.source.topic", source.topic.encode()),
+            ("enforcer.source.partition", str(source.partition).encode()),
+            ("enforcer.source.offset", str(source.offset).encode()),
+        )
+
+
+def violation_id(source: Source) -> str:
+    """A UUIDv5 of the source coordinates only: the same record, the same id.
+
+    Equal to ``uuid.uuid5(_VIOLATION_NAMESPACE, "topic\\0partition\\0offset")``,
+    computed without building UUID objects (this is on the violation path).
+    """
+    name = f"{source.topic}\x00{source.partition}\x00{source.offset}".encode()
+    digest = bytearray(hashlib.sha1(_VIOLATION_NAMESPACE.bytes + name).digest()[:16])  # noqa: S324 - UUIDv5 is defined on SHA-1
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+class Step:
+    """The per-record decision step, configured once with policy, key and clock, and
+    the purpose ledger when one is configured (SPEC §11).
+
+    Raises :class:`~enforcer.core.policy.compiled.PolicyConfigError` when the policy asks
+    for a ledger and none is given.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        fingerprinter: Fingerprinter,
+        clock: Clock,
+        ledger: LedgerLookup | None = None,
+    ) -> None:
+        self.policy = policy
+        self.ledger_mode = policy.ledger_mode(ledger is not None)
+        self._ledger = ledger if self.ledger_mode is not LedgerMode.OFF else None
+        self._fingerprint = fingerprinter
+        self.key_id = fingerprinter.key_id
+        self._clock = clock
+        self._policy_header = policy.version.encode()
+        self._types_judged = any(rule.types is not None for rule in policy.rules)
+        self._audit = policy.mode is Mode.AUDIT
+
+    def __call__(self, record: InputRecord) -> Outcome:
+        """Decide one record. An unexpected error dead-letters it (fail closed)."""
+        return self.explain(record)[0]
+
+    def explain(self, record: InputRecord) -> tuple[Outcome, Decision | None]:
+        """The outcome, and the per-identifier decision behind it when there is one."""
+        try:
+            parsed = parse_event(record.value, types_judged=self._types_judged)
+            if isinstance(parsed, ParseFailure):
+                return self._dead_letter(record, parsed.reason, parsed.message), None
+            if self._ledger is None:
+                decision = decide(self.policy, parsed)
+            else:
+                granted = self._granted(record.source.partition, parsed)
+                decision = decide(self.policy, parsed, self.ledger_mode, granted)
+            if isinstance(decision, Rejection):
+                message = f"{decision.path}: {decision.problem}"
+                return self._dead_letter(record, DeadLetterReason.SCHEMA, message), None
+            return self._act(record, parsed, decision), decision
+        except Exception as exc:
+            message = f"internal error: {type(exc).__name__}"
+            return self._dead_letter(record, DeadLetterReason.INTERNAL, message), None
+
+    def _granted(
+        self, partition: int, event: Event
+    ) -> Callable[[int, str], tuple[str, ...] | None]:
+        """The ledger lookup for one event's identifiers (the fingerprints it computes
+        are remembered by the fingerprinter, for the violation's findings)."""
+        ledger = self._ledger
+        assert ledger is not None
+        mac_of = self._fingerprint.mac
+        subject = event.subject_id
+        identifiers = event.identifiers
+
+        def granted(index: int, kind: str) -> tuple[str, ...] | None:
+            return ledger.granted(partition, subject, kind, mac_of(kind, identifiers[index].value))
+
+        return granted
+
+    def _dead_letter(self, record: InputRecord, reason: DeadLetterReason, message: str) -> Outcome:
+        if not self._audit:
+            return Outcome(
+                OutcomeKind.DEADLETTERED, record, error_reason=reason, error_message=message
+            )
+        # Audit is a shadow mode: the record flows on unchanged, and what enforce mode
+        # would have dead-lettered is reported on the violations topic instead.
+        trace = traceparent(record.headers) if record.headers else None
+        report: dict[str, Any] = {
+            "violation_id": violation_id(record.source),
+            "detected_at": rfc3339(self._clock.now()),
+            "mode": Mode.AUDIT.value,
+            "action": "deadlettered",
+            "policy_version": self.policy.version,
+            "key_id": self.key_id,
+            "source": record.source.as_dict(),
+            "deadletter": {"reason": reason.value, "message": message},
+            "findings": [],
+        }
+        if trace is not None:
+            report["traceparent"] = trace
+        return Outcome(
+            OutcomeKind.PASSED,
+            record,
+            forward_value=record.value,
+            forward_headers=self._own_headers(record, OutcomeKind.PASSED),
+            violation=report,
+            error_reason=reason,
+            error_message=message,
+            violation_headers=_trace_headers(trace),
+        )
+
+    def _act(self, record: InputRecord, parsed: Event, decision: Decision) -> Outcome:
+        if decision.verdict is Verdict.PASSED:
+            return self._forward(record, parsed, OutcomeKind.PASSED, record.value)
+        found = decision.findings()
+        violation = self._violation(record, parsed, decision.verdict, found)
+        findings = tuple(FindingSummary(j.rule_name, j.type) for _, j in found if j.rule_name)
+        if self.policy.mode is Mode.AUDIT:
+            return self._forward(
+                record, parsed, OutcomeKind.PASSED, record.value, violation, findings
+            )
+        if decision.verdict is Verdict.DROPPED:
+            return Outcome(
+                OutcomeKind.DROPPED,
+                record,
+                violation=violation,
+                findings=findings,
+                subject_id=parsed.subject_id,
+                occurred_at=parsed.occurred_at,
+                violation_headers=_trace_headers(violation.get("traceparent")),
+            )
+        removed = {index for index, _ in found}
+        redacted = _without_identifiers(record.value or b"", removed, parsed.document)
+        return self._forward(record, parsed, OutcomeKind.REDACTED, redacted, violation, findings)
+
+    def _forward(
+        self,
+        record: InputRecord,
+        event: Event,
+        kind: OutcomeKind,
+        value: bytes | None,
+        violation: dict[str, Any] | None = None,
+        findings: tuple[FindingSummary, ...] = (),
+    ) -> Outcome:
+        return Outcome(
+            kind,
+            record,
+            forward_value=value,
+            forward_headers=self._own_headers(record, kind),
+            violation=violation,
+            findings=findings,
+            subject_id=event.subject_id,
+            occurred_at=event.occurred_at,
+            violation_headers=_trace_headers(violation.get("traceparent")) if violation else (),
+        )
+
+    def _own_headers(self, record: InputRecord, kind: OutcomeKind) -> Headers:
+        own: Headers = ((HEADER_ACTION, _ACTION_BYTES[kind]), (HEADER_POLICY, self._policy_header))
+        if record.headers:
+            # Headers claiming to be the enforcer's are replaced, never trusted.
+            own = tuple(h for h in record.headers if h[0] not in _OWN_HEADERS) + own
+        return own
+
+    def _violation(
+        self,
+        record: InputRecord,
+        event: Event,
+        verdict: Verdict,
+        found: list[tuple[int, Judgement]],
+    ) -> dict[str, Any]:
+        findings = []
+        for index, j in found:
+            if j.rule is None:
+                continue
+            finding: dict[str, Any] = {
+                "rule": j.rule_name,
+                "identifier_index": index,
+                "identifier_type": j.type,
+                "purposes": list(j.purposes),
+                # Made once per identifier: the ledger lookup's is remembered.
+                "fingerprint": self._fingerprint(j.type, event.identifiers[index].value),
+            }
+            if j.claimed is not None:
+                # Judged under a ledger setting: what the event claimed, beside what
+                # the identifier was judged by (the ledger's purposes when it knows it).
+                finding["claimed_purposes"] = list(j.claimed)
+                finding["ledger"] = "known" if j.from_ledger else "unknown"
+            findings.append(finding)
+        violation = {
+            "violation_id": violation_id(record.source),
+            "detected_at": rfc3339(self._clock.now()),
+            "mode": self.policy.mode.value,
+            "action": "dropped" if verdict is Verdict.DROPPED else "redacted",
+            "policy_version": self.policy.version,
+            "key_id": self._fingerprint.key_id,
+            "source": record.source.as_dict(),
+            "event_id": event.event_id,
+            "subject_id": event.subject_id,
+            "occurred_at": event.occurred_at,
+            "findings": findings,
+        }
+        trace = traceparent(record.headers) if record.headers else None
+        if trace is not None:
+            violation["traceparent"] = trace
+        return violation
+
+
+def dead_letter(record: InputRecord, reason: DeadLetterReason, message: str) -> Outcome:
+    """The dead-letter outcome of ``record`` (``message`` names no record data)."""
+    return Outcome(OutcomeKind.DEADLETTERED, record, error_reason=reason, error_message=message)
+
+
+def _trace_headers(trace: str | None) -> Headers:
+    """The violation record's own headers: the trace context, when there is one."""
+    return () if trace is None else ((HEADER_TRACEPARENT, trace.encode()),)
+
+
+def _without_identifiers(
+    value: bytes, removed: set[int], parsed: dict[str, Any] | None = None
+) -> bytes:
+    """The same JSON object minus the identifiers at ``removed``; all else kept.
+
+    ``parsed`` is the object as orjson already read it, if it did.
+    """
+    if not _has_long_digit_run(value):
+        try:
+            document = parsed if parsed is not None else orjson.loads(value)
+        except orjson.JSONDecodeError:
+            pass  # the exact parser below decides
+        else:
+            # A new dict: the key keeps its place, the parsed object is not changed.
+            return orjson.dumps(
+                {**document, "identifiers": _kept(document["identifiers"], removed)}
+            )
+    # orjson reads integers beyond 64 bits as floats, which would change their value.
+    document = json.loads(value)
+    document["identifiers"] = _kept(document["identifiers"], removed)
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _kept(identifiers: list[Any], removed: set[int]) -> list[Any]:
+    return [item for index, item in enumerate(identifiers) if index not in removed]

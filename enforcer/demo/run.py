@@ -1,0 +1,228 @@
+"""The README's main job: the enforcer on a local broker with sample traffic.
+
+Writes a purpose ledger (what each sample account's identifiers were collected for),
+produces sample identity events shaped like the 2019 case (and phone numbers given for
+SMS notifications, device ids for analytics), some of which wrongly claim advertising
+for a number collected for two-factor authentication only, and, halfway through, a
+batch of consent withdrawals and erasures. It runs ``enforcer run`` as a real worker
+process until it has committed every input record, stops it with SIGTERM, then reads
+the output topics as a ``read_committed`` consumer would and prints what happened to
+every record, the claims the ledger did not grant, and the retractions.
+
+    python -m enforcer.demo --bootstrap 127.0.0.1:9092 [--records 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from enforcer.core.fingerprint import generate_key
+from enforcer.core.ledger_view import PURPOSE_NOT_GRANTED as NOT_GRANTED
+from enforcer.core.ledger_view import PURPOSE_NOT_GRANTED_MEANING as NOT_GRANTED_MEANING
+from enforcer.core.policy.load import load_policy
+from enforcer.demo.ledger import DemoLedger, demo_ledger
+from enforcer.demo.sample import sample_values, subject_key
+from enforcer.ledger.retract import is_retraction
+from enforcer.testing.consume import read_committed
+from enforcer.testing.ledger import produce_ledger
+from enforcer.testing.topics import create_topics, delete_topics
+from enforcer.testing.worker import EnforcerWorker, WorkerError, produce, wait_for_commits
+
+TOPICS = {
+    "source": "identity.events",
+    "sink": "audience.building",
+    "violations": "enforcer.violations",
+    "deadletter": "enforcer.deadletter",
+    "metrics": "enforcer.metrics",
+}
+LEDGER_TOPIC = "identity.purposes"
+
+
+async def fresh_topics(bootstrap: str, partitions: int) -> None:
+    """Delete the demo's topics if a previous run left them, and create them anew."""
+    names = [*TOPICS.values(), LEDGER_TOPIC]
+    await delete_topics(bootstrap, names)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:  # deletion finishes in the background; a topic cannot be made again before
+        for _ in range(100):
+            if not set(names) & set(await admin.list_topics()):
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+    await create_topics(bootstrap, list(TOPICS.values()), partitions)
+    await create_topics(
+        bootstrap, [LEDGER_TOPIC], partitions, configs={"cleanup.policy": "compact"}
+    )
+
+
+def summarize(bootstrap: str, produced: int, demo: DemoLedger) -> str:
+    """Read every output topic (read_committed) and describe what happened."""
+    sink = asyncio.run(read_committed(bootstrap, TOPICS["sink"], expected=produced, settle_s=0.5))
+    retracted = Counter(
+        orjson.loads(r.value or b"{}")["retraction"]["reason"]
+        for r in sink
+        if is_retraction(r.headers)
+    )
+    violations = asyncio.run(
+        read_committed(bootstrap, TOPICS["violations"], expected=1, settle_s=0.5)
+    )
+    dead = asyncio.run(read_committed(bootstrap, TOPICS["deadletter"], expected=1, settle_s=0.5))
+    actions = Counter(dict(r.headers).get("enforcer.action", b"?").decode() for r in sink)
+    events = [orjson.loads(r.value or b"{}") for r in violations]
+    dropped = sum(1 for v in events if v["action"] == "dropped")
+    by_rule = Counter(f["rule"] for v in events for f in v["findings"])
+    by_type = Counter(f["identifier_type"] for v in events for f in v["findings"])
+    reasons = Counter(dict(r.headers)["enforcer.error.reason"].decode() for r in dead)
+    accounts = {v["subject_id"] for v in events}
+    not_granted = {
+        v["subject_id"] for v in events for f in v["findings"] if f["rule"] == NOT_GRANTED
+    }
+    accounted = actions["passed"] + actions["redacted"] + dropped + len(dead)
+    lines = [
+        f"records in:       {produced:>7,}",
+        f"  passed:         {actions['passed']:>7,}",
+        f"  redacted:       {actions['redacted']:>7,}",
+        f"  dropped:        {dropped:>7,}",
+        f"  dead-lettered:  {len(dead):>7,}   {dict(sorted(reasons.items()))}",
+        f"  accounted for:  {accounted:>7,}   "
+        + ("(every record has exactly one outcome)" if accounted == produced else "(MISMATCH)"),
+        f"violations:       {len(events):>7,}   affecting {len(accounts):,} accounts",
+    ]
+    meaning = {rule.name: rule.description for rule in load_policy(None).rules}
+    meaning[NOT_GRANTED] = NOT_GRANTED_MEANING
+    lines += [
+        f"  rule {rule}: {n:,} identifiers" + (f"  ({meaning[rule]})" if rule in meaning else "")
+        for rule, n in sorted(by_rule.items())
+    ]
+    lines += [f"  type {kind}: {n:,} identifiers" for kind, n in sorted(by_type.items())]
+    erased = sum(1 for _, value in demo.withdrawals if value is None)
+    lines += [
+        f"purpose ledger:   {len(demo.ledger):>7,} accounts recorded before the start; "
+        f"{len(demo.withdrawals) - erased} withdrew consent to advertising and {erased} "
+        "were erased halfway",
+        f"  claims the ledger does not grant: {by_rule[NOT_GRANTED]:,} identifiers of "
+        f"{len(not_granted):,} accounts ({demo.miss_claims:,} events claimed advertising "
+        "for a number given for 2FA only)",
+        f"  retractions sent to audience building: {sum(retracted.values()):,}   "
+        f"{dict(sorted(retracted.items()))}",
+    ]
+    return "\n".join(lines)
+
+
+async def produce_forever(bootstrap: str, topic: str, per_second: float) -> None:
+    """Sample traffic at about ``per_second`` records a second until stopped."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=50)
+    await producer.start()
+    try:
+        seed = 0
+        while True:
+            seed += 1
+            for value in sample_values(max(1, int(per_second)), seed=seed):
+                await producer.send(topic, key=subject_key(value), value=value)
+            await asyncio.sleep(1.0)
+    finally:
+        await producer.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--records", type=int, default=5000)
+    parser.add_argument("--timeout", type=float, default=180.0)
+    parser.add_argument(
+        "--produce-only",
+        type=float,
+        metavar="PER_SECOND",
+        help="only produce sample traffic to identity.events at this rate, until stopped",
+    )
+    args = parser.parse_args()
+    if args.produce_only:
+        asyncio.run(produce_forever(args.bootstrap, TOPICS["source"], args.produce_only))
+        return 0
+
+    seed = int(time.time())
+    demo = demo_ledger(list(sample_values(args.records, seed=seed)), seed)
+    values = demo.events
+    group = f"enforcer-demo-{os.getpid()}"
+    env = {
+        **os.environ,
+        "ENFORCER_BOOTSTRAP_SERVERS": args.bootstrap,
+        "ENFORCER_GROUP_ID": group,
+        "ENFORCER_FINGERPRINT_KEY": os.environ.get("ENFORCER_FINGERPRINT_KEY", generate_key()),
+        "ENFORCER_DATA_DIR": str(Path(".kafka") / "demo-data"),
+        "ENFORCER_LOG_LEVEL": os.environ.get("ENFORCER_LOG_LEVEL", "warning"),
+        "ENFORCER_LEDGER_TOPIC": LEDGER_TOPIC,
+    }
+    asyncio.run(fresh_topics(args.bootstrap, partitions=3))
+    print(
+        f"writing the purpose ledger ({len(demo.ledger):,} accounts) to {LEDGER_TOPIC} ...",
+        flush=True,
+    )
+    asyncio.run(produce_ledger(args.bootstrap, LEDGER_TOPIC, demo.ledger))
+    print(f"starting the enforcer (group {group}) on {args.bootstrap} ...", flush=True)
+    log_dir = Path(os.environ.get("KAFKA_STATE_DIR", ".kafka"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    worker = EnforcerWorker("enforcer-demo", env, log_dir)
+    worker.start()
+    try:
+        print(
+            f"producing {len(values):,} sample identity events to {TOPICS['source']} ...",
+            flush=True,
+        )
+        half = len(values) // 2
+        asyncio.run(produce(args.bootstrap, TOPICS["source"], values[:half]))
+        # The withdrawals come once the first half is decided (and some of it
+        # forwarded under the consent then given): that is what must be retracted.
+        asyncio.run(
+            wait_for_commits(
+                args.bootstrap,
+                group,
+                TOPICS["source"],
+                at_least=half,
+                timeout_s=args.timeout,
+                alive=[worker],
+            )
+        )
+        print(
+            f"halfway: {len(demo.withdrawals):,} consent withdrawals and erasures to "
+            f"{LEDGER_TOPIC} ...",
+            flush=True,
+        )
+        asyncio.run(produce_ledger(args.bootstrap, LEDGER_TOPIC, demo.withdrawals))
+        asyncio.run(produce(args.bootstrap, TOPICS["source"], values[half:]))
+        asyncio.run(
+            wait_for_commits(
+                args.bootstrap,
+                group,
+                TOPICS["source"],
+                at_least=len(values),
+                timeout_s=args.timeout,
+                alive=[worker],
+            )
+        )
+    except (TimeoutError, WorkerError):
+        print(
+            f"the enforcer did not commit all {len(values):,} records in {args.timeout:.0f} s; "
+            f"its log: {worker.log_path}",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        if worker.running:
+            worker.stop()
+    print(f"the enforcer stopped (exit status {worker.returncode}); its log: {worker.log_path}")
+    print("\nwhat the enforcer did (read back from the output topics, read_committed):")
+    print(summarize(args.bootstrap, len(values), demo))
+    return 0

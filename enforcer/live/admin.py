@@ -1,0 +1,200 @@
+"""Check that the enforcer's topics exist, or create them when asked (SPEC §2).
+
+Uses librdkafka's admin client, as the worker does, so a connection problem found
+here (wrong address, refused credentials, untrusted certificate) is the one the
+worker would meet, reported in one line before anything starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._config import ConfigResource
+from confluent_kafka.admin._metadata import ClusterMetadata
+from confluent_kafka.admin._resource import ResourceType
+from confluent_kafka.cimpl import NewTopic
+
+from enforcer.config.kafka_security import librdkafka_security
+from enforcer.config.settings import EnforcerSettings
+from enforcer.live.clients import ClientErrors, kafka_error
+
+log = logging.getLogger("enforcer.admin")
+TIMEOUT_S = 15.0
+
+
+class TopicSetupError(RuntimeError):
+    """The topics are not there, or Kafka cannot be reached (the message says which)."""
+
+
+_AUTH_ERRORS = {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED}
+_FINAL_ERRORS = {*_AUTH_ERRORS, KafkaError._SSL}
+
+
+def _why_unreachable(settings: EnforcerSettings, error: KafkaError | None) -> str:
+    where = settings.bootstrap_servers
+    code = error.code() if error is not None else None
+    if code in _AUTH_ERRORS:
+        return (
+            f"Kafka at {where} refused the credentials of {settings.sasl_username!r} "
+            f"({settings.sasl_mechanism}); check ENFORCER_SASL_USERNAME and ENFORCER_SASL_PASSWORD"
+        )
+    if code == KafkaError._SSL:
+        return f"TLS to {where} failed; check ENFORCER_SSL_CAFILE and ENFORCER_SECURITY_PROTOCOL"
+    return f"cannot reach Kafka at {where} (ENFORCER_BOOTSTRAP_SERVERS)"
+
+
+def admin_client(settings: EnforcerSettings, errors: ClientErrors) -> AdminClient:
+    """An admin client with the worker's connection settings."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "error_cb": errors,
+        "logger": logging.getLogger("enforcer.kafka"),
+        **librdkafka_security(settings),
+    }
+    return AdminClient(config)
+
+
+def _metadata(admin: AdminClient, errors: ClientErrors) -> ClusterMetadata | None:
+    """The cluster's metadata, or ``None`` when it cannot be had within the timeout or
+    the client reports a failure that waiting will not cure (credentials, TLS)."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            return admin.list_topics(timeout=1.0)
+        except KafkaException:
+            admin.poll(0)  # serves error_cb: why the brokers could not be reached
+            last = errors.last_error
+            if last is not None and last.code() in _FINAL_ERRORS:
+                return None
+    return None
+
+
+def _connect(settings: EnforcerSettings) -> tuple[AdminClient, ClusterMetadata]:
+    """An admin client that has reached the cluster, and the cluster's metadata."""
+    errors = ClientErrors(every_s=3600)
+    errors_log = logging.getLogger("enforcer.kafka")
+    quiet = errors_log.level
+    errors_log.setLevel(logging.CRITICAL)  # the one-line error below says it better
+    try:
+        admin = admin_client(settings, errors)
+        metadata = _metadata(admin, errors)
+        if metadata is None:
+            raise TopicSetupError(_why_unreachable(settings, errors.last_error))
+    finally:
+        errors_log.setLevel(quiet)
+    return admin, metadata
+
+
+def prepare_topics(settings: EnforcerSettings) -> tuple[list[str], dict[str, int]]:
+    """What a worker checks at start, over one connection: the topics exist (or are
+    created, :func:`ensure_topics`), the ledger is co-partitioned with the source, and
+    each output topic's ``max.message.bytes``.
+
+    Returns the topics created and the limits.
+    """
+    admin, metadata = _connect(settings)
+    created = _ensure(settings, admin, metadata)
+    _check_co_partitioned(settings, admin if created else None, metadata)
+    return created, _output_limits(settings, admin)
+
+
+def _new_topic(
+    settings: EnforcerSettings, name: str, source_partitions: dict[int, Any] | None
+) -> NewTopic:
+    """A topic to create: the ledger compacted and with the source's partition count."""
+    if name != settings.ledger_topic:
+        return NewTopic(name, settings.topic_partitions, settings.topic_replication_factor)
+    partitions = len(source_partitions) if source_partitions else settings.topic_partitions
+    return NewTopic(
+        name, partitions, settings.topic_replication_factor, config={"cleanup.policy": "compact"}
+    )
+
+
+def _check_co_partitioned(
+    settings: EnforcerSettings, admin: AdminClient | None, metadata: ClusterMetadata
+) -> None:
+    """The ledger must have the source's partition count: partition ``i`` of each holds
+    the same subjects, and a worker restores exactly the ledger partitions it needs."""
+    ledger = settings.ledger_topic
+    if ledger is None:
+        return
+    if admin is not None:  # topics were just created: read their partitions afresh
+        metadata = admin.list_topics(timeout=TIMEOUT_S)
+    counts = {}
+    for name in (settings.source_topic, ledger):
+        topic = metadata.topics.get(name)
+        if topic is None or not topic.partitions:
+            raise TopicSetupError(f"cannot read the partitions of topic '{name}'")
+        counts[name] = len(topic.partitions)
+    if counts[ledger] != counts[settings.source_topic]:
+        raise TopicSetupError(
+            f"the ledger topic '{ledger}' has {counts[ledger]} partition(s) and the source "
+            f"topic '{settings.source_topic}' has {counts[settings.source_topic]}: they must "
+            "be co-partitioned (the same count, both keyed by subject id); see docs/ledger.md"
+        )
+
+
+def _output_limits(settings: EnforcerSettings, admin: AdminClient) -> dict[str, int]:
+    """Each output topic's ``max.message.bytes``: the largest record it accepts."""
+    names = {settings.sink_topic, settings.violations_topic, settings.deadletter_topic}
+    futures = admin.describe_configs(
+        [ConfigResource(ResourceType.TOPIC, name) for name in sorted(names)],
+        request_timeout=TIMEOUT_S,
+    )
+    limits = {}
+    for resource, future in futures.items():
+        try:
+            entries = future.result()
+        except KafkaException as exc:
+            raise TopicSetupError(
+                f"cannot read the configuration of topic '{resource.name}': "
+                f"{kafka_error(exc).str()}"
+            ) from None
+        limits[resource.name] = int(entries["max.message.bytes"].value)
+    return limits
+
+
+def ensure_topics(settings: EnforcerSettings) -> list[str]:
+    """Raise unless every topic exists; with ``create_topics`` create the missing ones.
+
+    Returns the names of the topics it created.
+    """
+    admin, metadata = _connect(settings)
+    return _ensure(settings, admin, metadata)
+
+
+def _ensure(settings: EnforcerSettings, admin: AdminClient, metadata: ClusterMetadata) -> list[str]:
+    missing = {
+        role: name
+        for role, name in settings.topics_by_role().items()
+        if name not in metadata.topics
+    }
+    if not missing:
+        return []
+    if not settings.create_topics:
+        listed = ", ".join(f"{role} topic '{name}'" for role, name in missing.items())
+        raise TopicSetupError(
+            f"missing on {settings.bootstrap_servers}: {listed}; create them, "
+            "or pass --create-topics (ENFORCER_CREATE_TOPICS=true)"
+        )
+    names = sorted(set(missing.values()))
+    source = metadata.topics.get(settings.source_topic)
+    futures = admin.create_topics(
+        [_new_topic(settings, name, source.partitions if source else None) for name in names],
+        request_timeout=TIMEOUT_S,
+    )
+    for name, future in futures.items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            error = kafka_error(exc)
+            if error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue  # another worker created it a moment ago
+            raise TopicSetupError(
+                f"Kafka refused to create topic '{name}': {error.str()}"
+            ) from None
+    return names

@@ -1,0 +1,510 @@
+"""Metrics (SPEC §8): the metric names, the snapshot model, and the outcome observer.
+
+Every metric is listed once in :data:`METRICS` with its description; the periodic
+snapshot on the metrics topic and the Prometheus endpoint both read the same
+:class:`MetricsRecorder`, so they cannot disagree. Nothing here ever sees an
+identifier's value: the recorder reads outcome kinds, rule names, identifier types
+and source coordinates only.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from pydantic import BaseModel, ConfigDict
+
+from enforcer.core.clock import Clock, rfc3339
+from enforcer.core.models import Mode
+from enforcer.core.step import Outcome, OutcomeKind
+from enforcer.outputs.report.model import RecordCounts
+
+_OUT = ConfigDict(extra="forbid", frozen=True)
+
+
+class MetricDef(NamedTuple):
+    """One exposed metric: Prometheus name, type, labels and what it means."""
+
+    name: str
+    kind: str
+    labels: tuple[str, ...]
+    description: str
+
+
+RECORDS_IN = MetricDef(
+    "enforcer_records_in_total", "counter", (), "Input records decided by this instance."
+)
+RECORDS = MetricDef(
+    "enforcer_records_total",
+    "counter",
+    ("outcome",),
+    "Input records by outcome: passed, redacted, dropped or deadlettered (they sum to in).",
+)
+VIOLATIONS = MetricDef(
+    "enforcer_violations_total",
+    "counter",
+    (),
+    "Records with at least one finding, i.e. violation events emitted.",
+)
+VIOLATIONS_BY_RULE = MetricDef(
+    "enforcer_rule_violations_total",
+    "counter",
+    ("rule",),
+    "Findings (identifiers a rule matched) per rule; report.json's violations_by_rule. "
+    "The default's rules: security-only-purpose, missing-purpose, purpose-not-allowed; "
+    "with a purpose ledger also purpose-not-granted.",
+)
+IDENTIFIERS_REDACTED = MetricDef(
+    "enforcer_identifiers_redacted_total",
+    "counter",
+    ("identifier_type",),
+    "Findings per identifier type; in audit mode, what enforce mode would have redacted.",
+)
+LATENCY = MetricDef(
+    "enforcer_processing_latency_seconds",
+    "histogram",
+    (),
+    "Per record: from the start of its batch until its outputs were delivered and it was "
+    "acknowledged.",
+)
+CONSUMER_LAG = MetricDef(
+    "enforcer_consumer_lag",
+    "gauge",
+    ("topic", "partition"),
+    "Records (offsets) on an assigned source partition not yet processed by this instance.",
+)
+INFO = MetricDef(
+    "enforcer_info",
+    "gauge",
+    ("instance_id", "policy_version", "mode"),
+    "Always 1; its labels say which instance runs which policy in which mode.",
+)
+DEADLETTERS = MetricDef(
+    "enforcer_deadletters_total",
+    "counter",
+    ("reason",),
+    "Dead letters by reason (invalid-json, not-an-object, schema, internal-error); in audit "
+    "mode, records enforce mode would have dead-lettered (they were forwarded unchanged).",
+)
+GUARD_TRIPS = MetricDef(
+    "enforcer_deadletter_guard_trips_total",
+    "counter",
+    (),
+    "Times the dead-letter guard tripped: in enforce mode the worker then stops; in audit "
+    "mode it would have, and goes on (counted each time the share rises over the limit).",
+)
+TRANSACTIONS = MetricDef(
+    "enforcer_transactions_total",
+    "counter",
+    ("result",),
+    "Commits (result committed) and aborted transactions (result aborted: their records "
+    "are decided again) of this instance.",
+)
+REBALANCES = MetricDef(
+    "enforcer_rebalances_total",
+    "counter",
+    (),
+    "Partition assignments this instance received (eager: one per rebalance it joined).",
+)
+ASSIGNED_PARTITIONS = MetricDef(
+    "enforcer_assigned_partitions",
+    "gauge",
+    (),
+    "Source partitions assigned to this instance now (0: a standby).",
+)
+LEDGER_IDENTIFIERS = MetricDef(
+    "enforcer_ledger_identifiers",
+    "gauge",
+    (),
+    "Identifiers in this instance's materialized purpose ledger (its ledger partitions).",
+)
+LEDGER_SUBJECTS = MetricDef(
+    "enforcer_ledger_subjects",
+    "gauge",
+    (),
+    "Subjects with at least one identifier in this instance's materialized ledger.",
+)
+LEDGER_RESTORING = MetricDef(
+    "enforcer_ledger_restoring_partitions",
+    "gauge",
+    (),
+    "Ledger partitions being restored now; their source partitions wait until it is done.",
+)
+LEDGER_RESTORED = MetricDef(
+    "enforcer_ledger_restored_records_total",
+    "counter",
+    (),
+    "Ledger records applied by restores (silently: no retraction, no dead letter).",
+)
+LEDGER_RESTORE_SECONDS = MetricDef(
+    "enforcer_ledger_restore_seconds_total",
+    "counter",
+    (),
+    "Seconds spent restoring ledger partitions (per partition, summed).",
+)
+LEDGER_LAST_RESTORE = MetricDef(
+    "enforcer_ledger_last_restore_seconds",
+    "gauge",
+    (),
+    "How long the last finished restore of a ledger partition took.",
+)
+LEDGER_RECORDS = MetricDef(
+    "enforcer_ledger_records_total",
+    "counter",
+    ("outcome",),
+    "Ledger records read beyond the restore and committed: applied, or deadlettered "
+    "(invalid: they change nothing).",
+)
+RETRACTIONS = MetricDef(
+    "enforcer_retractions_total",
+    "counter",
+    ("reason",),
+    "Retractions written to the sink (audit mode: that would have been), by reason: "
+    "purpose-withdrawn or subject-erased.",
+)
+LEDGER_METRICS = (
+    LEDGER_IDENTIFIERS,
+    LEDGER_SUBJECTS,
+    LEDGER_RESTORING,
+    LEDGER_RESTORED,
+    LEDGER_RESTORE_SECONDS,
+    LEDGER_LAST_RESTORE,
+    LEDGER_RECORDS,
+    RETRACTIONS,
+)
+METRICS: tuple[MetricDef, ...] = (
+    RECORDS_IN,
+    RECORDS,
+    VIOLATIONS,
+    VIOLATIONS_BY_RULE,
+    IDENTIFIERS_REDACTED,
+    DEADLETTERS,
+    LATENCY,
+    CONSUMER_LAG,
+    INFO,
+    GUARD_TRIPS,
+    TRANSACTIONS,
+    REBALANCES,
+    ASSIGNED_PARTITIONS,
+    *LEDGER_METRICS,
+)
+"""Every metric a worker exposes, each once (besides prometheus_client's ``process_*``
+and ``python_*`` metrics of the process itself)."""
+
+GROUP_LAG = MetricDef(
+    "enforcer_group_lag",
+    "gauge",
+    ("group", "topic", "partition"),
+    "From the broker: the partition's end (last stable offset) minus the group's committed "
+    "offset (or the partition's start when it has none); reported with every worker down.",
+)
+GROUP_END_OFFSET = MetricDef(
+    "enforcer_group_end_offset",
+    "gauge",
+    ("group", "topic", "partition"),
+    "From the broker: the partition's end offset (last stable offset).",
+)
+GROUP_COMMITTED_OFFSET = MetricDef(
+    "enforcer_group_committed_offset",
+    "gauge",
+    ("group", "topic", "partition"),
+    "From the broker: the group's committed offset (absent when it has none).",
+)
+GROUP_LAG_UP = MetricDef(
+    "enforcer_group_lag_up",
+    "gauge",
+    ("group", "topic"),
+    "1 when the last scrape read the offsets from the broker, 0 when it could not.",
+)
+LAG_EXPORTER_METRICS: tuple[MetricDef, ...] = (
+    GROUP_LAG,
+    GROUP_END_OFFSET,
+    GROUP_COMMITTED_OFFSET,
+    GROUP_LAG_UP,
+)
+"""What ``enforcer lag-exporter`` exposes: lag as the broker sees it, workers or not."""
+
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+"""Upper bounds (seconds) of the latency histogram's buckets; ``+Inf`` is implied."""
+
+
+class LatencySummary(BaseModel):
+    """Processing latency over one snapshot interval; ``None`` when nothing was processed."""
+
+    model_config = _OUT
+
+    records: int
+    p50_seconds: float | None
+    p99_seconds: float | None
+    max_seconds: float | None
+
+
+class PartitionLag(BaseModel):
+    """Consumer lag of one assigned source partition."""
+
+    model_config = _OUT
+
+    topic: str
+    partition: int
+    end_offset: int
+    """The partition's end (the last stable offset under ``read_committed``)."""
+    next_offset: int
+    """The next offset this instance will process."""
+    lag: int
+
+
+@dataclass
+class LedgerStats:
+    """What the ledger side of a worker did (SPEC §11). Counts are of committed work."""
+
+    restoring: int = 0
+    """Ledger partitions being restored now (their source partitions wait)."""
+    restored_records: int = 0
+    """Ledger records applied silently by restores, cumulative."""
+    restores: int = 0
+    """Partition restores finished."""
+    restore_seconds: float = 0.0
+    """Seconds spent restoring, cumulative."""
+    last_restore_seconds: float = 0.0
+    records: Counter[str] = field(default_factory=Counter)
+    """Ledger records read beyond the restore: ``applied`` or ``deadlettered``."""
+    retractions: Counter[str] = field(default_factory=Counter)
+    """Retractions written (in audit mode: that would have been), by reason."""
+    identifiers: int = 0
+    subjects: int = 0
+
+
+class LedgerSnapshot(BaseModel):
+    """The ledger part of a metrics snapshot."""
+
+    model_config = _OUT
+
+    identifiers: int
+    subjects: int
+    restoring_partitions: int
+    restored_records: int
+    restores: int
+    restore_seconds: float
+    last_restore_seconds: float
+    records_by_outcome: dict[str, int]
+    retractions_by_reason: dict[str, int]
+
+    @classmethod
+    def of(cls, stats: LedgerStats) -> LedgerSnapshot:
+        """The snapshot of ``stats`` now."""
+        return cls(
+            identifiers=stats.identifiers,
+            subjects=stats.subjects,
+            restoring_partitions=stats.restoring,
+            restored_records=stats.restored_records,
+            restores=stats.restores,
+            restore_seconds=round(stats.restore_seconds, 3),
+            last_restore_seconds=round(stats.last_restore_seconds, 3),
+            records_by_outcome=dict(sorted(stats.records.items())),
+            retractions_by_reason=dict(sorted(stats.retractions.items())),
+        )
+
+
+class MetricsSnapshot(BaseModel):
+    """One message on the metrics topic (SPEC §8), keyed by ``instance_id``.
+
+    Counts are cumulative since the instance started; latency covers the interval
+    since the previous snapshot; lag is as of ``time``.
+    """
+
+    model_config = _OUT
+
+    instance_id: str
+    time: str
+    policy_version: str
+    mode: Mode
+    interval_seconds: float
+    records: RecordCounts
+    violations: int
+    identifiers_redacted_by_type: dict[str, int]
+    violations_by_rule: dict[str, int]
+    latency: LatencySummary
+    consumer_lag: list[PartitionLag]
+    deadletters_by_reason: dict[str, int]
+    """Dead letters by reason; in audit mode, the would-be ones (forwarded instead)."""
+    ledger: LedgerSnapshot | None = None
+    """The purpose ledger's figures, when the worker reads one."""
+
+
+class LatencyWindow:
+    """Latencies of the records processed since the last :meth:`take`.
+
+    A batch's latency applies to each of its records, so it is kept once with a
+    weight: memory grows with the number of batches in an interval, not of records.
+    """
+
+    def __init__(self) -> None:
+        self._samples: list[tuple[float, int]] = []
+
+    def add(self, seconds: float, records: int) -> None:
+        """``records`` records each took ``seconds``."""
+        if records > 0:
+            self._samples.append((seconds, records))
+
+    def take(self) -> LatencySummary:
+        """Summarize the window and start a new one."""
+        samples, self._samples = sorted(self._samples), []
+        total = sum(weight for _, weight in samples)
+        if not total:
+            return LatencySummary(records=0, p50_seconds=None, p99_seconds=None, max_seconds=None)
+        return LatencySummary(
+            records=total,
+            p50_seconds=_quantile(samples, total, 0.50),
+            p99_seconds=_quantile(samples, total, 0.99),
+            max_seconds=samples[-1][0],
+        )
+
+
+def _quantile(samples: Sequence[tuple[float, int]], total: int, q: float) -> float:
+    """Nearest-rank quantile of sorted weighted samples."""
+    rank = max(1, math.ceil(q * total))
+    seen = 0
+    for seconds, weight in samples:
+        seen += weight
+        if seen >= rank:
+            return seconds
+    return samples[-1][0]
+
+
+TopicPartition = tuple[str, int]
+
+
+def consumer_lag(
+    end_offsets: Mapping[TopicPartition, int], next_offsets: Mapping[TopicPartition, int]
+) -> list[PartitionLag]:
+    """Lag of each partition with a known end and next offset, sorted by partition."""
+    lags = []
+    for (topic, partition), end in sorted(end_offsets.items()):
+        next_offset = next_offsets.get((topic, partition))
+        if next_offset is None:
+            continue
+        lags.append(
+            PartitionLag(
+                topic=topic,
+                partition=partition,
+                end_offset=end,
+                next_offset=next_offset,
+                lag=max(0, end - next_offset),
+            )
+        )
+    return lags
+
+
+class MetricsRecorder:
+    """The outcome observer behind snapshots and the Prometheus endpoint.
+
+    Register it in ``Engine.observers``; the loop calls it after each commit. The
+    HTTP endpoint reads it from another thread, holding :attr:`lock`.
+    """
+
+    def __init__(
+        self,
+        instance_id: str,
+        policy_version: str,
+        mode: Mode,
+        clock: Clock,
+        monotonic: Callable[[], float],
+    ) -> None:
+        self.instance_id = instance_id
+        self.policy_version = policy_version
+        self.mode = mode
+        self._clock = clock
+        self._monotonic = monotonic
+        self.outcomes: Counter[OutcomeKind] = Counter()
+        self.violations = 0
+        self.by_rule: Counter[str] = Counter()
+        self.by_type: Counter[str] = Counter()
+        self.deadletters: Counter[str] = Counter()
+        self.latency_buckets = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.latency_sum = 0.0
+        self._window = LatencyWindow()
+        self._next_offsets: dict[TopicPartition, int] = {}
+        self._last_snapshot = monotonic()
+        self.lock = threading.Lock()
+        self.ledger: LedgerStats | None = None
+        """The ledger side's figures, when the worker reads a ledger."""
+
+    def __call__(self, outcomes: Sequence[Outcome], started_monotonic: float) -> None:
+        """Count one batch (the ``OutcomeObserver`` signature)."""
+        if not outcomes:
+            return
+        latency = max(0.0, self._monotonic() - started_monotonic)
+        with self.lock:
+            self._count(outcomes, latency)
+
+    def _count(self, outcomes: Sequence[Outcome], latency: float) -> None:
+        for outcome in outcomes:
+            self.outcomes[outcome.kind] += 1
+            if outcome.findings:
+                self.violations += 1
+                for finding in outcome.findings:
+                    self.by_rule[finding.rule] += 1
+                    self.by_type[finding.identifier_type] += 1
+            if outcome.error_reason is not None:
+                self.deadletters[outcome.error_reason.value] += 1
+            source = outcome.record.source
+            key = (source.topic, source.partition)
+            if source.offset + 1 > self._next_offsets.get(key, -1):
+                self._next_offsets[key] = source.offset + 1
+        self._window.add(latency, len(outcomes))
+        self.latency_buckets[_bucket(latency)] += len(outcomes)
+        self.latency_sum += latency * len(outcomes)
+
+    def next_offsets(self) -> dict[TopicPartition, int]:
+        """The next offset to process, per partition this instance has processed."""
+        return dict(self._next_offsets)
+
+    def forget_partitions(self, keep: Iterable[TopicPartition]) -> None:
+        """Drop next offsets of partitions no longer assigned (another instance moves them)."""
+        kept = set(keep)
+        for key in [key for key in self._next_offsets if key not in kept]:
+            del self._next_offsets[key]
+
+    def counts(self) -> RecordCounts:
+        """Cumulative record counts."""
+        kinds = self.outcomes
+        return RecordCounts(
+            in_=sum(kinds.values()),
+            passed=kinds[OutcomeKind.PASSED],
+            redacted=kinds[OutcomeKind.REDACTED],
+            dropped=kinds[OutcomeKind.DROPPED],
+            deadlettered=kinds[OutcomeKind.DEADLETTERED],
+        )
+
+    def snapshot(self, lag: Sequence[PartitionLag]) -> MetricsSnapshot:
+        """The snapshot as of now; starts a new latency interval."""
+        now = self._monotonic()
+        interval, self._last_snapshot = now - self._last_snapshot, now
+        return MetricsSnapshot(
+            instance_id=self.instance_id,
+            time=rfc3339(self._clock.now()),
+            policy_version=self.policy_version,
+            mode=self.mode,
+            interval_seconds=round(interval, 3),
+            records=self.counts(),
+            violations=self.violations,
+            identifiers_redacted_by_type=dict(sorted(self.by_type.items())),
+            violations_by_rule=dict(sorted(self.by_rule.items())),
+            latency=self._window.take(),
+            consumer_lag=list(lag),
+            deadletters_by_reason=dict(sorted(self.deadletters.items())),
+            ledger=LedgerSnapshot.of(self.ledger) if self.ledger is not None else None,
+        )
+
+
+def _bucket(seconds: float) -> int:
+    for index, bound in enumerate(LATENCY_BUCKETS):
+        if seconds <= bound:
+            return index
+    return len(LATENCY_BUCKETS)

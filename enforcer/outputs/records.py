@@ -1,0 +1,70 @@
+"""Outcomes to Kafka topics: the sink, violations and dead letters (SPEC §2, §5-§7)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import orjson
+
+from enforcer.core.step import Headers, Outcome, OutcomeKind
+
+# (topic, key, value, headers, transactional_id) -> awaitable delivery
+Send = Callable[[str, bytes | None, bytes | None, Headers, str | None], Awaitable[Awaitable[Any]]]
+
+
+@dataclass(frozen=True)
+class OutputTopics:
+    """Where each kind of output goes."""
+
+    sink: str
+    violations: str
+    deadletter: str
+
+
+class OutputRecord(NamedTuple):
+    """One record an outcome produces, ready for any Kafka client."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+
+
+def output_records(outcome: Outcome, topics: OutputTopics) -> Iterator[OutputRecord]:
+    """The records ``outcome`` produces, in order: forwarded, violation, dead letter."""
+    record = outcome.record
+    if outcome.forwarded:
+        # In audit mode a record with a null value is forwarded too, unchanged.
+        yield OutputRecord(
+            topics.sink, record.key, outcome.forward_value, outcome.forward_headers or ()
+        )
+    if outcome.violation is not None:
+        # A would-be dead letter (audit) has no subject id: keyed like its input.
+        subject = record.key if outcome.subject_id is None else outcome.subject_id.encode()
+        yield OutputRecord(
+            topics.violations,
+            subject,
+            orjson.dumps(outcome.violation),
+            outcome.violation_headers,
+        )
+    if outcome.kind is OutcomeKind.DEADLETTERED:
+        yield OutputRecord(
+            topics.deadletter, record.key, record.value, outcome.dead_letter_headers()
+        )
+
+
+class KafkaOutcomeWriter:
+    """Sends the records of one outcome through an asynchronous ``send``."""
+
+    def __init__(self, topics: OutputTopics, send: Send) -> None:
+        self._topics = topics
+        self._send = send
+
+    async def write(self, outcome: Outcome, transactional_id: str | None) -> list[Awaitable[Any]]:
+        """Send what ``outcome`` produces; return the pending deliveries."""
+        return [
+            await self._send(out.topic, out.key, out.value, out.headers, transactional_id)
+            for out in output_records(outcome, self._topics)
+        ]

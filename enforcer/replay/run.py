@@ -1,0 +1,244 @@
+"""Replay wiring for the command line: a file or a topic in, files or topics out.
+
+Whatever the input and output, the records go through :func:`enforcer.replay.loop.replay`
+and the same decision step as the live agent. On a terminal a progress bar shows
+records per second and the time left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from enforcer.core.clock import SystemClock
+from enforcer.core.fingerprint import Fingerprinter
+from enforcer.core.policy.compiled import Policy
+from enforcer.core.step import InputRecord, Step
+from enforcer.ledger.lookup import WholeLedger
+from enforcer.outputs.files import FileOutputs, write_report
+from enforcer.outputs.records import OutputTopics
+from enforcer.outputs.report.model import LedgerSummary, OffsetRange, ReplaySource, Report
+from enforcer.replay.ledger import LoadedLedger
+from enforcer.replay.loop import OutcomeWriter, replay
+from enforcer.replay.sources.jsonl import HashedLines, jsonl_source_name, read_jsonl
+from enforcer.replay.sources.kafka_topic import Position, TopicReader, TopicReadError
+
+
+class ReplayInputError(OSError):
+    """The replay input cannot be read, or the outputs cannot be written."""
+
+
+# aiokafka logs connection failures itself; the command line says it once, in one line.
+logging.getLogger("aiokafka").addHandler(logging.NullHandler())
+
+
+@dataclass(frozen=True)
+class TopicOutput:
+    """Write outputs to the live topic names with ``prefix``, on ``bootstrap_servers``."""
+
+    prefix: str
+    bootstrap_servers: str
+    live: OutputTopics
+    protected: tuple[str, ...]
+    """Topics replay must never write to (every live topic)."""
+    client_options: Mapping[str, Any] = field(default_factory=dict)
+    """TLS/SASL options for the clients
+    (:func:`enforcer.config.kafka_security.aiokafka_security`)."""
+
+
+def replay_file(
+    path: Path,
+    out: Path | None,
+    policy: Policy,
+    fingerprinter: Fingerprinter,
+    progress: bool,
+    to_topics: TopicOutput | None = None,
+    ledger: LoadedLedger | None = None,
+) -> Report:
+    """Replay a JSON Lines file into ``out`` (or topics); a progress bar shows on a terminal.
+
+    With ``ledger``, records are judged against it (SPEC §11) and the report says how."""
+    source = ReplaySource(kind="file", name=str(path))
+    try:
+        stream = path.open("rb")
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ReplayInputError(f"{path}: {exc.strerror}") from None
+    with stream, asyncio.Runner() as runner, _bar(progress, size, "B") as bar:
+
+        def advance(record: InputRecord) -> None:
+            bar.advance(len(record.value or b"") + 1)
+
+        lines = HashedLines(stream)
+        records = read_jsonl(lines, jsonl_source_name(path))
+        with _outputs(out, to_topics, runner, 1) as outputs:
+            step, summary = _step(policy, fingerprinter, ledger)
+            report = replay(records, step, outputs, source, CLOCK, bar.callback(advance), summary)
+    # The replay read the file to its end, so the hash covers every byte of it.
+    hashed = source.model_copy(update={"sha256": lines.hexdigest()})
+    return _with_report_files(out, report.model_copy(update={"source": hashed}))
+
+
+def replay_topic(
+    bootstrap_servers: str,
+    topic: str,
+    start: Position,
+    end: Position,
+    out: Path | None,
+    policy: Policy,
+    fingerprinter: Fingerprinter,
+    progress: bool,
+    to_topics: TopicOutput | None = None,
+    client_options: Mapping[str, Any] | None = None,
+    ledger: LoadedLedger | None = None,
+) -> Report:
+    """Replay a range of ``topic`` (read_committed, no consumer group) into ``out`` or topics,
+    against ``ledger`` when one is given."""
+    with asyncio.Runner() as runner:
+        reader = TopicReader(
+            runner, bootstrap_servers, topic, start, end, client_options=client_options
+        )
+        try:
+            ranges = reader.open()
+            source = ReplaySource(
+                kind="topic",
+                name=topic,
+                start=start.text,
+                end=end.text,
+                offsets=[
+                    OffsetRange(partition=r.partition, start=r.start, end=r.end) for r in ranges
+                ],
+            )
+            done = {r.partition: r.start for r in ranges}
+            with _bar(progress, reader.total, "rec") as bar:
+
+                def advance(record: InputRecord) -> None:
+                    # Count offsets: transaction markers and aborted records fill the gaps.
+                    partition, offset = record.source.partition, record.source.offset
+                    bar.advance(offset + 1 - done[partition])
+                    done[partition] = offset + 1
+
+                with _outputs(out, to_topics, runner, len(ranges)) as outputs:
+                    step, summary = _step(policy, fingerprinter, ledger)
+                    records = reader.records()
+                    report = replay(
+                        records, step, outputs, source, CLOCK, bar.callback(advance), summary
+                    )
+        except TopicReadError as exc:
+            raise ReplayInputError(str(exc)) from None
+        finally:
+            reader.close()
+    return _with_report_files(out, report)
+
+
+CLOCK = SystemClock()
+
+
+def step_for(
+    policy: Policy, fingerprinter: Fingerprinter, ledger: LoadedLedger | None = None
+) -> Step:
+    """The live decision step, on the wall clock, judging by ``ledger`` when given."""
+    lookup = WholeLedger(ledger.replay.state) if ledger is not None else None
+    return Step(policy, fingerprinter, CLOCK, lookup)
+
+
+def _step(
+    policy: Policy, fingerprinter: Fingerprinter, ledger: LoadedLedger | None
+) -> tuple[Step, LedgerSummary | None]:
+    """The step, and the report's ledger part as it starts (``None`` without a ledger)."""
+    step = step_for(policy, fingerprinter, ledger)
+    return step, ledger.summary(step.ledger_mode) if ledger is not None else None
+
+
+@contextmanager
+def _outputs(
+    out: Path | None, to_topics: TopicOutput | None, runner: asyncio.Runner, partitions: int
+) -> Iterator[OutcomeWriter]:
+    """Files in ``out``, or the prefixed topics."""
+    if to_topics is None:
+        if out is None:
+            raise ReplayInputError("--out DIR is needed unless --output-topic-prefix is given")
+        try:
+            files = FileOutputs(out)
+        except OSError as exc:
+            raise ReplayInputError(f"{out}: {exc.strerror}") from None
+        with files:
+            yield files
+        return
+    from enforcer.outputs.topics import TopicOutputError, TopicOutputs, prefixed_topics
+
+    try:
+        topics = prefixed_topics(to_topics.prefix, to_topics.live, to_topics.protected)
+        with TopicOutputs(
+            runner, to_topics.bootstrap_servers, topics, to_topics.client_options
+        ) as sink:
+            sink.open(partitions)
+            yield sink
+    except TopicOutputError as exc:
+        raise ReplayInputError(str(exc)) from None
+
+
+def _with_report_files(out: Path | None, report: Report) -> Report:
+    if out is not None:
+        try:
+            write_report(out, report)
+        except OSError as exc:
+            raise ReplayInputError(f"{out}: {exc.strerror}") from None
+    return report
+
+
+class _Bar:
+    """A tqdm bar on a terminal, nothing otherwise; shows records per second either way."""
+
+    def __init__(self, enabled: bool, total: int, unit: str) -> None:
+        self.enabled = enabled
+        self._records = 0
+        self._started = time.monotonic()
+        self._tqdm: Any = None
+        # A bar in records shows records/s itself; a bar in bytes gets it as a postfix.
+        self._show_rate = unit != "rec"
+        if enabled:
+            from tqdm import tqdm
+
+            self._tqdm = tqdm(
+                total=total,
+                unit=unit,
+                unit_scale=True,
+                desc="replay",
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
+
+    def callback(
+        self, advance: Callable[[InputRecord], None]
+    ) -> Callable[[InputRecord], None] | None:
+        """``advance`` when the bar shows, else nothing to call for each record."""
+        return advance if self.enabled else None
+
+    def advance(self, amount: int) -> None:
+        """One record done; ``amount`` units (bytes or offsets) further."""
+        if self._tqdm is None:
+            return
+        self._records += 1
+        self._tqdm.update(amount)
+        if self._show_rate and self._records % 2000 == 0:
+            rate = self._records / max(time.monotonic() - self._started, 1e-6)
+            self._tqdm.set_postfix_str(f"{rate:,.0f} rec/s", refresh=False)
+
+    def __enter__(self) -> _Bar:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._tqdm is not None:
+            self._tqdm.close()
+
+
+def _bar(progress: bool, total: int, unit: str) -> _Bar:
+    return _Bar(progress and sys.stderr.isatty(), total, unit)

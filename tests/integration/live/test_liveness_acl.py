@@ -1,0 +1,188 @@
+"""A worker denied a permission says so and exits; once granted, it goes on (SPEC §12).
+
+A broker of the test's own with the StandardAuthorizer: a PLAINTEXT listener for the
+test (its principal, ANONYMOUS, is a super user) and a SASL_PLAINTEXT listener where the
+enforcer logs in as ``enforcer`` and has exactly the ACLs the test grants.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._acl import (
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+)
+from confluent_kafka.admin._resource import ResourcePatternType, ResourceType
+
+from enforcer.core.fingerprint import generate_key
+from enforcer.testing.kafka_broker import LocalKafka, free_port
+from enforcer.testing.topics import unique_topic_name
+from enforcer.testing.worker import (
+    ASSIGNED,
+    FAST_GROUP_ENV,
+    Deployment,
+    EnforcerTopics,
+    wait_for_commits,
+)
+
+pytestmark = pytest.mark.timeout(240)
+
+USER, PASSWORD = "enforcer", "acl-test-password-0123"
+
+
+@pytest.fixture(scope="module")
+def acl_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(plaintext bootstrap for the test, SASL bootstrap for the enforcer)."""
+    directory = tmp_path_factory.mktemp("acl-kafka")
+    port, controller, sasl = free_port(), free_port(), free_port()
+    extra = directory / "extra.properties"
+    extra.write_text(
+        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller},"
+        f"SASL_PLAINTEXT://127.0.0.1:{sasl}\n"
+        f"advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{sasl},PLAINTEXT://127.0.0.1:{port}\n"
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,"
+        "SASL_PLAINTEXT:SASL_PLAINTEXT\n"
+        "sasl.enabled.mechanisms=PLAIN\n"
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config="
+        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        f'user_{USER}="{PASSWORD}";\n'
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer\n"
+        "super.users=User:ANONYMOUS\n"
+        "allow.everyone.if.no.acl.found=false\n"
+    )
+    kafka = LocalKafka(
+        directory / "kafka",
+        port=port,
+        controller_port=controller,
+        extra_env={"KAFKA_EXTRA_CONFIG": str(extra)},
+    )
+    with kafka:
+        yield kafka.bootstrap_servers, f"127.0.0.1:{sasl}"
+
+
+def _acls(topics: EnforcerTopics, group: str, *, with_group: bool) -> list[AclBinding]:
+    """What docs/security.md lists, with or without Read on the group."""
+    principal, host, allow = f"User:{USER}", "*", AclPermissionType.ALLOW
+
+    def acl(
+        kind: ResourceType,
+        name: str,
+        operation: AclOperation,
+        pattern: ResourcePatternType = ResourcePatternType.LITERAL,
+    ) -> AclBinding:
+        return AclBinding(kind, name, pattern, principal, host, operation, allow)
+
+    bindings = [
+        acl(ResourceType.TOPIC, topics.source, AclOperation.READ),
+        acl(ResourceType.TOPIC, topics.source, AclOperation.DESCRIBE),
+        acl(
+            ResourceType.TRANSACTIONAL_ID,
+            f"{group}-",
+            AclOperation.WRITE,
+            ResourcePatternType.PREFIXED,
+        ),
+        acl(
+            ResourceType.TRANSACTIONAL_ID,
+            f"{group}-",
+            AclOperation.DESCRIBE,
+            ResourcePatternType.PREFIXED,
+        ),
+    ]
+    for name in (topics.sink, topics.violations, topics.deadletter, topics.metrics):
+        bindings += [
+            acl(ResourceType.TOPIC, name, AclOperation.WRITE),
+            acl(ResourceType.TOPIC, name, AclOperation.DESCRIBE),
+            acl(ResourceType.TOPIC, name, AclOperation.DESCRIBE_CONFIGS),
+        ]
+    if with_group:
+        bindings.append(acl(ResourceType.GROUP, group, AclOperation.READ))
+    return bindings
+
+
+def _apply(admin: AdminClient, bindings: list[AclBinding]) -> None:
+    for future in admin.create_acls(bindings).values():
+        future.result(30)
+
+
+def _revoke_group(admin: AdminClient, group: str) -> None:
+    found = AclBindingFilter(
+        ResourceType.GROUP,
+        group,
+        ResourcePatternType.LITERAL,
+        f"User:{USER}",
+        "*",
+        AclOperation.READ,
+        AclPermissionType.ALLOW,
+    )
+    for future in admin.delete_acls([found]).values():
+        assert future.result(30)
+
+
+def _produce(bootstrap: str, topic: str, first: int, count: int) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for n in range(first, first + count):
+        value = orjson.dumps(
+            {
+                "event_id": f"evt-{n}",
+                "subject_id": f"acct-{n}",
+                "occurred_at": "2019-10-08T12:00:00Z",
+                "identifiers": [],
+            }
+        )
+        producer.produce(topic, value, f"acct-{n}".encode())
+    assert producer.flush(30) == 0
+
+
+async def test_missing_then_revoked_group_permission(
+    acl_kafka: tuple[str, str], tmp_path: Path
+) -> None:
+    """Without Read on its group the worker stops within seconds, naming the missing
+    permission (exit 1); once granted, a restarted worker commits every record; when
+    the grant is revoked while it runs, it stops again with the cause named."""
+    plain, sasl = acl_kafka
+    topics = EnforcerTopics.unique("acl")
+    group = unique_topic_name("acl-group")
+    env = {
+        **FAST_GROUP_ENV,
+        "ENFORCER_BOOTSTRAP_SERVERS": sasl,
+        "ENFORCER_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "ENFORCER_SASL_MECHANISM": "PLAIN",
+        "ENFORCER_SASL_USERNAME": USER,
+        "ENFORCER_SASL_PASSWORD": PASSWORD,
+    }
+    admin = AdminClient({"bootstrap.servers": plain})
+    with Deployment(plain, topics, group, generate_key(), tmp_path, extra_env=env) as deployment:
+        await deployment.create_topics(1)
+        _apply(admin, _acls(topics, group, with_group=False))
+        _produce(plain, topics.source, 0, 20)
+
+        denied = deployment.worker("denied")
+        denied.start()
+        assert await asyncio.to_thread(denied.wait_exit, 90) == 1, denied.log_tail()
+        assert denied.log_count("not authorized: GROUP_AUTHORIZATION_FAILED") == 1, (
+            denied.log_tail()
+        )
+
+        _apply(admin, _acls(topics, group, with_group=True))
+        granted = deployment.worker("granted")
+        granted.start()
+        await granted.wait_for_log(ASSIGNED)
+        await wait_for_commits(
+            plain, group, topics.source, at_least=20, timeout_s=60, alive=[granted]
+        )
+
+        _revoke_group(admin, group)
+        _produce(plain, topics.source, 20, 5)
+        assert await asyncio.to_thread(granted.wait_exit, 90) == 1, granted.log_tail()
+        assert granted.log_count("GROUP_AUTHORIZATION_FAILED") >= 1, granted.log_tail()
+        assert granted.log_count("enforcer stopping") == 1, granted.log_tail()
+        await deployment.delete_topics()

@@ -1,0 +1,108 @@
+"""The command line starts light: lazy imports, --version, and a help text for every flag."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+
+from enforcer import __version__
+from enforcer.cli import build_parser, main
+
+# Heavy or live-only packages that `import enforcer.cli` must not load.
+LIVE_ONLY = ("faust", "aiokafka", "confluent_kafka", "mode")
+# Loaded by every command that does work, but not needed to list the commands.
+NOT_FOR_HELP = ("pydantic", "pydantic_settings", "phonenumbers", "asyncio")
+
+
+def _imported_by(code: str) -> set[str]:
+    """Top-level names of the modules that ``python -X importtime -c code`` imports."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    names = set()
+    for line in result.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            names.add(line.rsplit("|", 1)[1].strip().split(".")[0])
+    return names
+
+
+def test_importing_the_cli_loads_no_kafka_client_and_no_pydantic() -> None:
+    """`enforcer --help` stays fast: the Kafka stack and pydantic load only when a command runs."""
+    imported = _imported_by("import enforcer.cli")
+    assert "enforcer" in imported  # the probe itself works
+    assert not imported & set(LIVE_ONLY)
+    assert not imported & set(NOT_FOR_HELP)
+
+
+def test_help_of_the_command_list_loads_no_kafka_client() -> None:
+    """Building and printing the top-level help needs none of them either."""
+    code = (
+        "import contextlib, io\n"
+        "from enforcer.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['--help'])\n"
+    )
+    imported = _imported_by(code)
+    assert not imported & set(LIVE_ONLY + NOT_FOR_HELP)
+
+
+def test_file_replay_does_not_load_the_kafka_stack() -> None:
+    """Parsing a file replay's flags does not load Kafka clients."""
+    code = (
+        "from enforcer.cli import build_parser\n"
+        "build_parser().parse_args(['replay', '--from-file', 'x', '--out', 'o'])\n"
+    )
+    assert not _imported_by(code) & set(LIVE_ONLY)
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    """`enforcer --version` prints the package version and exits 0."""
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"enforcer {__version__}\n"
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+@pytest.mark.parametrize("command", ["replay", "explain", "policy", "schema", "sample"])
+def test_every_flag_has_a_help_text(command: str) -> None:
+    """Each flag and argument of the file commands explains itself in --help."""
+    parsers = [_subparsers(build_parser())[command]]
+    checked = 0
+    while parsers:
+        parser = parsers.pop()
+        parser.populated()  # type: ignore[attr-defined]
+        parsers += _subparsers(parser).values()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                continue
+            checked += 1
+            assert action.help, (command, action.option_strings or action.dest)
+    assert checked > 1
+
+
+def test_every_command_has_a_help_line() -> None:
+    """The command list shows what each command does."""
+    text = build_parser().format_help()
+    for name in _subparsers(build_parser()):
+        assert any(
+            line.split()[:1] == [name] and len(line.split()) > 1 for line in text.splitlines()
+        )
+
+
+def test_run_flags_are_added_when_run_is_parsed() -> None:
+    """The deferred `run` parser gets its flags from cli_run on first use."""
+    args = build_parser().parse_args(["run", "--bootstrap-servers", "k:9092", "--mode", "audit"])
+    assert (args.command, args.bootstrap_servers, args.mode) == ("run", "k:9092", "audit")

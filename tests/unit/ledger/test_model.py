@@ -1,0 +1,92 @@
+"""Ledger records: parsed strictly, never raising, messages without values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from enforcer.core.models import DeadLetterReason
+from enforcer.core.parse import ParseFailure
+from enforcer.ledger.model import (
+    GrantedIdentifier,
+    SubjectErasure,
+    SubjectUpdate,
+    parse_ledger_record,
+)
+
+PHONE = "+1 415 555 0100"
+
+
+def value(**fields: Any) -> bytes:
+    base: dict[str, Any] = {
+        "subject_id": "acct-1",
+        "updated_at": "2019-10-08T12:00:00Z",
+        "identifiers": [{"type": "Phone", "value": PHONE, "purposes": ["Security.MFA "]}],
+    }
+    base.update(fields)
+    return orjson.dumps(base)
+
+
+def test_a_value_becomes_an_update_with_normalized_type_and_purposes() -> None:
+    """Types are lower-cased; purposes normalized, de-duplicated and sorted."""
+    identifiers = [
+        {"type": "email", "value": "a@example.com", "purposes": ["b", "a", "B", " a"]},
+        {"type": "device_id", "value": "d-1"},
+    ]
+    parsed = parse_ledger_record(b"acct-1", value(identifiers=identifiers, extra=1))
+    assert parsed == SubjectUpdate(
+        "acct-1",
+        "2019-10-08T12:00:00Z",
+        (
+            GrantedIdentifier("email", "a@example.com", ("a", "b")),
+            GrantedIdentifier("device_id", "d-1", ()),
+        ),
+    )
+
+
+def test_a_null_value_with_a_key_is_an_erasure() -> None:
+    """A tombstone erases the subject named by its key."""
+    assert parse_ledger_record(b"acct-1", None) == SubjectErasure("acct-1")
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "reason", "message"),
+    [
+        (None, None, DeadLetterReason.INVALID_JSON, "a tombstone without a subject id key"),
+        (b"\xff", None, DeadLetterReason.SCHEMA, "a tombstone key that is not UTF-8"),
+        (b"acct-2", value(), DeadLetterReason.SCHEMA, "subject_id: does not match the record key"),
+        (None, b"{", DeadLetterReason.INVALID_JSON, "not valid UTF-8 JSON"),
+        (None, b"null", DeadLetterReason.NOT_AN_OBJECT, "the value is not a JSON object"),
+        (None, value(updated_at="yesterday"), DeadLetterReason.SCHEMA, "updated_at: must be"),
+        (None, value(subject_id=""), DeadLetterReason.SCHEMA, "subject_id:"),
+        (
+            None,
+            value(identifiers=[{"type": "phone", "value": PHONE, "purposes": ["no good"]}]),
+            DeadLetterReason.SCHEMA,
+            "identifiers[0].purposes[0]: not a purpose tag",
+        ),
+        (
+            None,
+            value(identifiers=[{"type": "phone", "value": 4155550100}]),
+            DeadLetterReason.SCHEMA,
+            "identifiers[0].value",
+        ),
+        (
+            None,
+            value().replace(b'"acct-1"', b'"acct-1","n":NaN'),
+            DeadLetterReason.INVALID_JSON,
+            "NaN",
+        ),
+    ],
+)
+def test_an_invalid_record_is_a_failure_naming_path_and_problem(
+    key: bytes | None, raw: bytes | None, reason: DeadLetterReason, message: str
+) -> None:
+    """Every invalid record gives a reason and a message that never holds a value."""
+    parsed = parse_ledger_record(key, raw)
+    assert isinstance(parsed, ParseFailure)
+    assert parsed.reason is reason
+    assert message in parsed.message
+    assert PHONE not in parsed.message and "4155550100" not in parsed.message

@@ -1,0 +1,191 @@
+"""The live ledger's bookkeeping, without a broker: restore up to the committed offset,
+holds on a group's first start kept until a commit has them, rollback of an aborted
+transaction, reuse of a partition given back unchanged, and a source partition whose
+ledger partition is elsewhere kept waiting."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
+
+from enforcer.core.fingerprint import Fingerprinter
+from enforcer.core.policy.load import load_policy
+from enforcer.ledger.retract import passes_under
+from enforcer.live.ledger import LiveLedger
+from enforcer.testing.ledger import ledger_value
+
+from ..conftest import KEY
+
+LEDGER, SOURCE, SINK = "purposes", "events", "audience"
+ADS, MFA = ("marketing.advertising",), ("security.mfa",)
+FP = Fingerprinter(KEY)
+
+
+class FakeMessage:
+    """What LiveLedger reads of a consumed record."""
+
+    def __init__(self, partition: int, offset: int, key: str, value: bytes | None) -> None:
+        self._partition, self._offset, self._key, self._value = partition, offset, key, value
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes:
+        return self._key.encode()
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 1_700_000_000_000)
+
+
+def message(partition: int, offset: int, key: str, value: bytes | None) -> Message:
+    return cast(Message, FakeMessage(partition, offset, key, value))
+
+
+def consent(subject: str, purposes: tuple[str, ...], at: str = "2026-01-01T00:00:00Z") -> bytes:
+    return ledger_value(subject, at, [("email", f"{subject}@example.org", purposes)])
+
+
+def live() -> LiveLedger:
+    clock = iter(range(1000))
+    return LiveLedger(
+        LEDGER,
+        SOURCE,
+        SINK,
+        FP,
+        passes_under(load_policy(None)),
+        "sha256:test",
+        lambda: float(next(clock)),
+    )
+
+
+def committed_at(offsets: dict[int, int]) -> Any:
+    def committed(partitions: list[TopicPartition]) -> list[TopicPartition]:
+        return [
+            TopicPartition(tp.topic, tp.partition, offsets.get(tp.partition, -1001))
+            for tp in partitions
+        ]
+
+    return committed
+
+
+def both(*partitions: int) -> list[TopicPartition]:
+    return [TopicPartition(t, p) for p in partitions for t in (SOURCE, LEDGER)]
+
+
+def granted(ledger: LiveLedger, partition: int, subject: str) -> tuple[str, ...] | None:
+    return ledger.granted(partition, subject, "email", FP.mac("email", f"{subject}@example.org"))
+
+
+def test_restore_is_silent_up_to_the_committed_offset_then_retracts() -> None:
+    ledger = live()
+    assignment, paused = ledger.assign(both(0), committed_at({0: 2}))
+    assert TopicPartition(LEDGER, 0, OFFSET_BEGINNING) in assignment
+    assert [(tp.topic, tp.partition) for tp in paused] == [(SOURCE, 0)]
+    assert ledger.restoring(0)
+    # Before the committed offset: applied silently, withdrawal included.
+    assert ledger.read(message(0, 0, "a", consent("a", ADS))) is None
+    assert ledger.read(message(0, 1, "a", consent("a", MFA))) is None
+    assert ledger.restoring(0)
+    # The first record at the committed offset ends the restore and is applied for real.
+    read = ledger.read(message(0, 2, "b", consent("b", ADS)))
+    assert read is not None and read.outputs == [] and read.dead_letter is None
+    assert not ledger.restoring(0) and ledger.take_restored() == [0]
+    assert granted(ledger, 0, "a") == MFA and granted(ledger, 0, "b") == ADS
+    withdrawn = ledger.read(message(0, 3, "b", consent("b", MFA, "2026-02-01T00:00:00Z")))
+    assert withdrawn is not None and len(withdrawn.outputs) == 1
+    out = withdrawn.outputs[0]
+    assert out.topic == SINK and out.key == b"b" and b"b@example.org" not in (out.value or b"")
+    assert ("enforcer.action", b"retracted") in out.headers
+    assert ledger.holds() == {}
+
+
+def test_a_first_start_holds_the_end_until_a_commit_has_it() -> None:
+    """An abort must not lose the offset the restore ended at (or the next owner would
+    restore past updates this worker applied and never committed)."""
+    ledger = live()
+    ledger.assign(both(0), committed_at({}))
+    assert ledger.read(message(0, 0, "a", consent("a", ADS))) is None
+    ledger.at_end(0, 1)
+    assert ledger.take_restored() == [0]
+    assert ledger.holds() == {0: 1}
+    ledger.rolled_back()  # an aborted transaction
+    assert ledger.holds() == {0: 1}
+    ledger.committed({(SOURCE, 0): 10})  # a commit without the ledger partition
+    assert ledger.holds() == {0: 1}
+    ledger.committed({(LEDGER, 0): 1})
+    assert ledger.holds() == {}
+
+
+def test_an_aborted_transaction_is_rolled_back_so_its_retraction_comes_again() -> None:
+    ledger = live()
+    ledger.assign(both(0), committed_at({0: 0}))
+    ledger.at_end(0, 0)
+    first = ledger.read(message(0, 0, "a", consent("a", ADS)))
+    assert first is not None and first.outputs == []
+    ledger.committed({(LEDGER, 0): 1})
+    withdrawal = message(0, 1, "a", consent("a", MFA, "2026-02-01T00:00:00Z"))
+    once = ledger.read(withdrawal)
+    assert once is not None and len(once.outputs) == 1
+    ledger.rolled_back()
+    assert granted(ledger, 0, "a") == ADS
+    again = ledger.read(withdrawal)  # read again after the rewind
+    assert again is not None and again.outputs == once.outputs
+    ledger.committed({(LEDGER, 0): 2})
+    assert ledger.stats.retractions == {"purpose-withdrawn": 1}
+
+
+def test_a_partition_given_back_unchanged_is_kept_and_a_moved_one_restored() -> None:
+    ledger = live()
+    ledger.assign(both(0, 1), committed_at({0: 0, 1: 0}))
+    for partition in (0, 1):
+        ledger.at_end(partition, 0)
+        ledger.read(message(partition, 0, f"s{partition}", consent(f"s{partition}", ADS)))
+    ledger.committed({(LEDGER, 0): 1, (LEDGER, 1): 1})
+    ledger.revoked()
+    # Partition 0 comes back at the offset this worker committed; 1 was moved on.
+    assignment, paused = ledger.assign(both(0, 1), committed_at({0: 1, 1: 5}))
+    assert TopicPartition(LEDGER, 0, 1) in assignment
+    assert TopicPartition(LEDGER, 1, OFFSET_BEGINNING) in assignment
+    assert [(tp.topic, tp.partition) for tp in paused] == [(SOURCE, 1)]
+    assert granted(ledger, 0, "s0") == ADS
+    assert granted(ledger, 1, "s1") is None  # being restored afresh
+
+
+def test_a_restore_ending_past_the_committed_offset_keeps_the_committed_one() -> None:
+    """A transaction marker after the committed offset puts the end one further: the
+    state still stands at the committed offset, so it is kept when given back."""
+    ledger = live()
+    ledger.assign(both(0), committed_at({0: 4}))
+    ledger.at_end(0, 5)
+    ledger.revoked()
+    assignment, paused = ledger.assign(both(0), committed_at({0: 4}))
+    assert TopicPartition(LEDGER, 0, 4) in assignment and paused == []
+
+
+def test_a_source_partition_without_its_ledger_partition_waits() -> None:
+    ledger = live()
+    _, paused = ledger.assign(
+        [TopicPartition(SOURCE, 0), TopicPartition(SOURCE, 1), TopicPartition(LEDGER, 0)],
+        committed_at({0: 0}),
+    )
+    assert (SOURCE, 1) in {(tp.topic, tp.partition) for tp in paused}
+    assert granted(ledger, 1, "x") is None
+
+
+def test_an_invalid_record_is_a_dead_letter_that_changes_nothing() -> None:
+    ledger = live()
+    ledger.assign(both(0), committed_at({0: 0}))
+    ledger.at_end(0, 0)
+    read = ledger.read(message(0, 0, "a", consent("someone-else", ADS)))
+    assert read is not None and read.outputs == []
+    assert read.dead_letter is not None and read.dead_letter.record.source.topic == LEDGER
+    assert granted(ledger, 0, "a") is None
+    # A record of a partition this worker no longer holds is ignored.
+    assert ledger.read(message(7, 0, "a", consent("a", ADS))) is None
