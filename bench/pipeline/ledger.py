@@ -32,7 +32,7 @@ from enforcer.live.ledger import RESTORED_LOG
 from .workload import Record
 
 LEDGER_TOPIC_CONFIG = {"cleanup.policy": "compact"}
-"""The ledger topic is compacted (SPEC §11)."""
+"""The ledger topic is compacted (docs/ledger.md)."""
 
 _RESTORED = re.compile(
     re.escape(RESTORED_LOG)

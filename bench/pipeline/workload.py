@@ -8,11 +8,10 @@ security-only and the enforcer drops the record), none malformed, keyed by accou
 account. Every pipeline configuration gets its own copy of the same records in a topic
 of its own.
 
-The paced producer stamps each record with the wall-clock time it hands it to the
-client, in the header :data:`SENT_HEADER` (microseconds since the epoch, ASCII). Every
-pipeline here keeps input headers (SPEC §5 for the enforcer), so the stamp reaches the
-sink with the record.
-"""
+The paced producer stamps each record with the wall-clock time it hands it to the client, in the
+header :data:`SENT_HEADER` (microseconds since the epoch, ASCII). Every pipeline here keeps input
+headers (the enforcer by its contract, docs/contract.md), so the stamp reaches the sink with the
+record."""
 
 from __future__ import annotations
 

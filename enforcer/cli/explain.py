@@ -1,7 +1,7 @@
 """``enforcer explain``: one record, each identifier's decision and the rule behind it.
 
 Shows types, normalized purposes and decisions, never identifier values. With a
-purpose ledger (SPEC §11) it shows, per identifier, what the ledger grants (or that it
+purpose ledger (docs/ledger.md) it shows, per identifier, what the ledger grants (or that it
 does not know the identifier) beside what the event claims.
 """
 

@@ -1,4 +1,5 @@
-"""Keyed fingerprints of identifiers (SPEC §6): correlate without revealing.
+"""Keyed fingerprints of identifiers (docs/contract.md: violation event): correlate without
+revealing.
 
 ``hmac-sha256:`` + hex HMAC-SHA-256, under the operator's secret key, of the
 lower-cased type, a NUL byte, and the normalized value. Phone numbers are

@@ -1,4 +1,4 @@
-"""Which purposes an identifier is judged by, once a ledger is configured (SPEC §11).
+"""Which purposes an identifier is judged by, once a ledger is configured (docs/ledger.md).
 
 Pure and independent of the policy engine: the caller says whether purposes would
 let the identifier flow through a ``passes(purposes)`` callable, bound to the

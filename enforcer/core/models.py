@@ -1,4 +1,5 @@
-"""Wire models: what crosses the enforcer's boundary (SPEC §3, §6, §7).
+"""Wire models: what crosses the enforcer's boundary (docs/contract.md: identity event, violation
+event, dead letter).
 
 The identity event model validates input strictly; it ignores fields it does not
 name because the enforcer never re-serializes from it: a forwarded record is the
@@ -13,7 +14,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+
+from enforcer.core.purposes import PURPOSE_TAG_PATTERN
 
 RFC3339_PATTERN = (
     r"^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])[Tt ](?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d"
@@ -61,6 +64,14 @@ _STRICT_INPUT = ConfigDict(strict=True, extra="ignore", frozen=True)
 _OUTPUT = ConfigDict(extra="forbid", frozen=True)
 
 
+PurposeTag = Annotated[str, WithJsonSchema({"type": "string", "pattern": PURPOSE_TAG_PATTERN})]
+"""A raw purpose tag. The schema shows the pattern; the decision checks it (with the
+finding's path and problem), so validation here takes any string."""
+
+EVENT_SCHEMA_ID = "urn:purpose-enforcer:schema:identity-event"
+"""The ``$id`` of the published event schema (``enforcer schema event``)."""
+
+
 class Identifier(BaseModel):
     """One identifier inside an identity event."""
 
@@ -68,17 +79,25 @@ class Identifier(BaseModel):
 
     type: IdentifierType
     value: NonEmpty
-    purposes: list[str] | None = None
+    purposes: list[PurposeTag] | None = None
     """Purpose tags; missing (or null) means no purpose was declared."""
 
 
 class IdentityEvent(BaseModel):
-    """An identity event on the source topic (docs/contract.md, SPEC §3).
+    """An identity event on the source topic (docs/contract.md: identity event).
 
     Fields not named here, at any level, are allowed and forwarded untouched.
     """
 
-    model_config = _STRICT_INPUT
+    model_config = ConfigDict(
+        strict=True,
+        extra="ignore",
+        frozen=True,
+        json_schema_extra={
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": EVENT_SCHEMA_ID,
+        },
+    )
 
     event_id: NonEmpty
     subject_id: NonEmpty
@@ -146,7 +165,7 @@ class FindingEvent(BaseModel):
 
 
 class ViolationEvent(BaseModel):
-    """A violation event on the violations topic (SPEC §6)."""
+    """A violation event on the violations topic (docs/contract.md: violation event)."""
 
     model_config = _OUTPUT
 
@@ -176,7 +195,7 @@ class DeadLetterReason(StrEnum):
     SCHEMA = "schema"
     INTERNAL = "internal-error"
     OUTPUT_TOO_LARGE = "output-too-large"
-    """An output of the record is larger than its topic accepts (SPEC §12)."""
+    """An output of the record is larger than its topic accepts (docs/contract.md: liveness)."""
     UNREADABLE = "unreadable-record"
     """The Kafka client could not read the record's headers (a key not valid UTF-8)."""
 
@@ -193,7 +212,7 @@ class DeadLetterNotice(BaseModel):
 
 class AuditDeadLetterEvent(BaseModel):
     """On the violations topic in audit mode only: a record enforce mode would have
-    dead-lettered, forwarded unchanged instead (SPEC §4). Told apart from a
+    dead-lettered, forwarded unchanged instead (docs/contract.md: default policy). Told apart from a
     :class:`ViolationEvent` by ``action`` ``deadlettered`` and the ``deadletter``
     object; it has no event fields (the record could not be read) and no findings."""
 

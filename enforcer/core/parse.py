@@ -52,7 +52,7 @@ _REPEATED = ParseFailure(
 
 
 def parse_event(value: bytes | None, *, types_judged: bool = True) -> Event | ParseFailure:
-    """Validate one record value as an identity event (SPEC §3).
+    """Validate one record value as an identity event (docs/contract.md: identity event).
 
     ``types_judged`` says whether a rule looks at identifier types; when none does, a
     repeated ``type`` cannot change a decision and is not looked for.

@@ -1,4 +1,4 @@
-"""Purpose tags: normalization and namespace matching (SPEC §4).
+"""Purpose tags: normalization and namespace matching (docs/contract.md: default policy).
 
 A purpose tag is a dotted path such as ``security.mfa``. Before any comparison it
 is trimmed and lower-cased; it must then be one or more segments of
@@ -12,6 +12,18 @@ import re
 from collections.abc import Iterable
 
 _TAG = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*")
+
+# What str.strip() removes (every character whose isspace() is true) and the one
+# non-ASCII character that lower() turns into [a-z0-9_-] (KELVIN SIGN -> "k").
+_SPACE = (
+    r"[\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680"
+    r"\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+)
+_SEGMENT = r"[A-Za-z0-9_\u212a-]+"
+PURPOSE_TAG_PATTERN = rf"^{_SPACE}*{_SEGMENT}(\.{_SEGMENT})*{_SPACE}*$"
+"""A regular expression (ECMA-262 and Python alike) matching exactly the raw tags
+:func:`normalize_tag` accepts: the pattern the published event schema gives purpose
+tags, so a record valid against it is never dead-lettered for a tag's characters."""
 
 
 class InvalidPurposeTagError(ValueError):

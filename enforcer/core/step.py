@@ -111,12 +111,11 @@ class FindingSummary(NamedTuple):
 class Outcome(NamedTuple):
     """The single outcome of one input record.
 
-    ``forward_value``/``forward_headers`` are set when the record goes to the sink;
-    ``violation`` (the SPEC §6 event) when it had findings, with ``violation_headers``
-    for its record; ``error_reason`` and ``error_message`` when it is dead-lettered,
-    or, in audit mode, when enforce mode would have dead-lettered it (it is then
-    ``passed``, forwarded unchanged, and ``violation`` reports the would-be dead letter).
-    """
+    ``forward_value``/``forward_headers`` are set when the record goes to the sink; ``violation``
+    (docs/contract.md: violation event) when it had findings, with ``violation_headers`` for its
+    record; ``error_reason`` and ``error_message`` when it is dead-lettered, or, in audit mode, when
+    enforce mode would have dead-lettered it (it is then ``passed``, forwarded unchanged, and
+    ``violation`` reports the would-be dead letter)."""
 
     kind: OutcomeKind
     record: InputRecord
@@ -141,7 +140,7 @@ class Outcome(NamedTuple):
         return self.error_reason is not None
 
     def dead_letter_headers(self) -> Headers:
-        """Input headers plus the SPEC §7 error headers."""
+        """Input headers plus the error headers of docs/contract.md: dead letter."""
         source = self.record.source
         return (
             *self.record.headers,
@@ -169,7 +168,7 @@ def violation_id(source: Source) -> str:
 
 class Step:
     """The per-record decision step, configured once with policy, key and clock, and
-    the purpose ledger when one is configured (SPEC §11).
+    the purpose ledger when one is configured (docs/ledger.md).
 
     Raises :class:`~enforcer.core.policy.compiled.PolicyConfigError` when the policy asks
     for a ledger and none is given.

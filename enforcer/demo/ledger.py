@@ -1,7 +1,7 @@
 """The demo's purpose ledger: what each sample account's identifiers were collected for,
 events that wrongly claim advertising for 2FA-only numbers, and consent withdrawals.
 
-Pure: sample values in, ledger records and rewritten values out (SPEC §11).
+Pure: sample values in, ledger records and rewritten values out (docs/ledger.md).
 """
 
 from __future__ import annotations

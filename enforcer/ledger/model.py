@@ -2,7 +2,7 @@
 
 A ledger value is ``{"subject_id", "updated_at", "identifiers": [{"type", "value",
 "purposes"}]}`` and replaces everything recorded for the subject before; a tombstone
-(null value, keyed by the subject id) erases the subject (SPEC §11).
+(null value, keyed by the subject id) erases the subject (docs/ledger.md).
 
 :func:`parse_ledger_record` never raises. Its messages name the field path and the
 problem, never a value; they are the ones identity events get (:mod:`enforcer.core.parse`).
@@ -24,7 +24,7 @@ LedgerEntry = tuple[str, bytes | None]
 
 
 class LedgerValue(BaseModel):
-    """A ledger record's value: the subject's whole current state (SPEC §11).
+    """A ledger record's value: the subject's whole current state (docs/ledger.md).
 
     Its identifiers have the identity event's shape (the same model): type, value, and
     the purposes granted, missing or null meaning none.

@@ -1,4 +1,4 @@
-"""A ledger for replay: a file of JSON Lines, or a topic's records, in order (SPEC §11).
+"""A ledger for replay: a file of JSON Lines, or a topic's records, in order (docs/ledger.md).
 
 Each valid value replaces its subject's state, so the latest per subject wins; a
 topic's tombstone (null value keyed by the subject id) erases the subject. With

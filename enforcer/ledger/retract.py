@@ -1,5 +1,5 @@
 """The retraction record the sink receives when an identifier may no longer flow
-(SPEC §11): keyed by subject id, marked ``enforcer.action: retracted``, never carrying
+(docs/ledger.md): keyed by subject id, marked ``enforcer.action: retracted``, never carrying
 the raw value."""
 
 from __future__ import annotations

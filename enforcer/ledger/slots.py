@@ -1,8 +1,8 @@
 """The ledger's layout and logic, shared by the memory and the disk store.
 
-It holds no raw value: identifiers enter already fingerprinted (SPEC §6), subjects
-are kept as 16-byte BLAKE2b digests of their id. It must hold 10^7 identifiers per
-worker within 2 GiB (SPEC §11), so the layout is chosen for memory:
+It holds no raw value: identifiers enter already fingerprinted (docs/contract.md: violation event),
+subjects are kept as 16-byte BLAKE2b digests of their id. It must hold 10^7 identifiers per worker
+within 2 GiB (docs/ledger.md), so the layout is chosen for memory:
 
 - one entry per *subject*, its value one ``bytes`` blob of fixed-size slots, one per
   identifier: the 32-byte fingerprint MAC, a type id and a purpose-set id;
@@ -143,7 +143,7 @@ class SlotLedger(ABC):
         self, subject_id: str, identifier_type: str, fingerprint: str
     ) -> tuple[str, ...] | None:
         """The purposes the ledger grants this identifier, or ``None`` when the
-        identifier is unknown to the ledger (SPEC §11: same subject, type and value).
+        identifier is unknown to the ledger (docs/ledger.md: same subject, type and value).
 
         Raises ``ValueError`` when ``fingerprint`` is not an ``hmac-sha256:`` one."""
         return self.purposes_of_mac(subject_id, identifier_type, _mac(fingerprint))
@@ -182,7 +182,7 @@ class SlotLedger(ABC):
         *,
         unknown_passed: bool = False,
     ) -> list[Retraction]:
-        """Make ``grants`` the subject's whole state (an update, SPEC §11).
+        """Make ``grants`` the subject's whole state (an update, docs/ledger.md).
 
         An identifier listed twice (or two values with one fingerprint) gets the union
         of its purposes. With ``passes``, returns a ``purpose-withdrawn`` retraction for

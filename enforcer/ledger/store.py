@@ -1,6 +1,6 @@
 """What a ledger store is: the records it takes and returns, and its interface.
 
-Two stores hold the materialized ledger (SPEC §11) with the same behaviour: one in
+Two stores hold the materialized ledger (docs/ledger.md) with the same behaviour: one in
 memory (:class:`enforcer.ledger.state.LedgerState`, the default) and one on disk
 (:class:`enforcer.ledger.disk.DiskLedgerState`, for more than memory). Code that only
 reads and applies the ledger takes a :class:`LedgerStore` and works with either.
@@ -33,7 +33,7 @@ class RetractionReason(StrEnum):
 
 
 class Retraction(NamedTuple):
-    """What the sink must be told to forget: never the raw value (SPEC §11)."""
+    """What the sink must be told to forget: never the raw value (docs/ledger.md)."""
 
     subject_id: str
     identifier_type: str

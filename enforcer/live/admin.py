@@ -1,4 +1,4 @@
-"""Check that the enforcer's topics exist, or create them when asked (SPEC §2).
+"""Check that the enforcer's topics exist, or create them when asked (docs/contract.md: topics).
 
 Uses librdkafka's admin client, as the worker does, so a connection problem found
 here (wrong address, refused credentials, untrusted certificate) is the one the

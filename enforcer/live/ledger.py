@@ -1,4 +1,4 @@
-"""The purpose ledger inside the live loop (SPEC §11).
+"""The purpose ledger inside the live loop (docs/ledger.md).
 
 The worker's consumer reads the ledger topic beside the source, in the same group,
 so the range assignor gives it ledger partition ``i`` with source partition ``i``.

@@ -1,4 +1,4 @@
-"""Outputs sized against what their topics accept (SPEC §12). Pure.
+"""Outputs sized against what their topics accept (docs/contract.md: liveness). Pure.
 
 An output larger than its topic's ``max.message.bytes`` would fail in the producer, and
 the failure would abort every transaction that holds it, for ever: one record would

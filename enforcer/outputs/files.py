@@ -1,4 +1,4 @@
-"""Replay outputs as files in one directory (SPEC §10)."""
+"""Replay outputs as files in one directory (docs/contract.md: command line)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Metrics (SPEC §8): the metric names, the snapshot model, and the outcome observer.
+"""Metrics (docs/contract.md: metrics): the metric names, the snapshot model, and the outcome
+observer.
 
 Every metric is listed once in :data:`METRICS` with its description; the periodic
 snapshot on the metrics topic and the Prometheus endpoint both read the same
@@ -261,7 +262,7 @@ class PartitionLag(BaseModel):
 
 @dataclass
 class LedgerStats:
-    """What the ledger side of a worker did (SPEC §11). Counts are of committed work."""
+    """What the ledger side of a worker did (docs/ledger.md). Counts are of committed work."""
 
     restoring: int = 0
     """Ledger partitions being restored now (their source partitions wait)."""
@@ -312,7 +313,7 @@ class LedgerSnapshot(BaseModel):
 
 
 class MetricsSnapshot(BaseModel):
-    """One message on the metrics topic (SPEC §8), keyed by ``instance_id``.
+    """One message on the metrics topic (docs/contract.md: metrics), keyed by ``instance_id``.
 
     Counts are cumulative since the instance started; latency covers the interval
     since the previous snapshot; lag is as of ``time``.

@@ -1,4 +1,5 @@
-"""Outcomes to Kafka topics: the sink, violations and dead letters (SPEC §2, §5-§7)."""
+"""Outcomes to Kafka topics: the sink, violations and dead letters (docs/contract.md: topics,
+forwarded record, violation event, dead letter)."""
 
 from __future__ import annotations
 

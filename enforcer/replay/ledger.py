@@ -1,6 +1,6 @@
 """A purpose ledger for ``replay`` and ``explain``: a file or a topic, as of a time.
 
-The whole ledger is read before any record is judged (SPEC §11). A file is JSON Lines
+The whole ledger is read before any record is judged (docs/ledger.md). A file is JSON Lines
 of ledger values in order; a topic is read on every partition from its beginning to
 its end as the read starts, by the reader ``replay --topic`` uses (read_committed, no
 consumer group, nothing committed). The latest value per subject wins; a topic's

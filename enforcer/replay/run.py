@@ -64,7 +64,7 @@ def replay_file(
 ) -> Report:
     """Replay a JSON Lines file into ``out`` (or topics); a progress bar shows on a terminal.
 
-    With ``ledger``, records are judged against it (SPEC §11) and the report says how."""
+    With ``ledger``, records are judged against it (docs/ledger.md) and the report says how."""
     source = ReplaySource(kind="file", name=str(path))
     try:
         stream = path.open("rb")

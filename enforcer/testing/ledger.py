@@ -1,5 +1,5 @@
 """Ledger traffic for tests and the demo: ledger values, producing them keyed by
-subject, and the retractions a sequence of them must produce (SPEC §11)."""
+subject, and the retractions a sequence of them must produce (docs/ledger.md)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """Drive real ``enforcer run`` workers and check, end to end, what they wrote.
 
-The exactly-once tests (SPEC §9) need the enforcer as operators run it: a separate
-process that can be stopped, killed with SIGKILL, frozen with SIGSTOP and started
-again.
+The exactly-once tests (docs/contract.md: guarantees) need the enforcer as operators run it: a
+separate process that can be stopped, killed with SIGKILL, frozen with SIGSTOP and started again.
 
 - :class:`Deployment`: one enforcer deployment (topics, consumer group, key) and the
   :class:`EnforcerWorker` processes started for it; closing it kills what still runs.
@@ -47,8 +46,8 @@ from enforcer.live.engine import ASSIGNED_LOG
 from enforcer.testing.consume import ReadRecord, end_offsets, read_committed, read_topic
 from enforcer.testing.topics import create_topics, delete_topics, unique_topic_name
 
-# The default policy's security namespaces (SPEC §4), spelled out again on purpose:
-# the leak check must not trust the policy code it is checking.
+# The default policy's security namespaces (docs/contract.md: default policy), spelled out again on
+# purpose: the leak check must not trust the policy code it is checking.
 SECURITY_NAMESPACES = (
     "security",
     "essential.service.security",
@@ -508,7 +507,7 @@ class OutcomeCheck:
     leaks: list[str] = field(default_factory=list)
     out_of_order: int = 0
     retractions: list[ReadRecord] = field(default_factory=list)
-    """Retraction records found in the sink (SPEC §11)."""
+    """Retraction records found in the sink (docs/ledger.md)."""
 
     @property
     def duplicates(self) -> int:
@@ -735,8 +734,8 @@ def _compare(check: OutcomeCheck, source: Source, want: Outcome, got: _Found) ->
 
 
 def _out_of_order(sink: Sequence[ReadRecord], found: Mapping[Source, _Found]) -> int:
-    """Sink records whose input came before the previous one of its input partition
-    in the same sink partition (SPEC §5: order is kept per input partition)."""
+    """Sink records whose input came before the previous one of its input partition in the same sink
+    partition (docs/contract.md: forwarded record; order is kept per input partition)."""
     source_of = {(r.partition, r.offset): source for source, got in found.items() for r in got.sink}
     last: dict[tuple[int, int], int] = {}
     wrong = 0

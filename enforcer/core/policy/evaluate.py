@@ -28,7 +28,7 @@ class Judgement(NamedTuple):
     """One identifier: lower-cased type, normalized purposes, and the rule that stops
     it (``None`` when it may flow).
 
-    With a purpose ledger (SPEC §11), ``purposes`` are what the identifier is judged
+    With a purpose ledger (docs/ledger.md), ``purposes`` are what the identifier is judged
     by (the ledger's when it knows the identifier) and ``claimed`` the event's own
     normalized tags; ``not_granted`` names the finding ``purpose-not-granted``.
     """
@@ -129,7 +129,7 @@ def judge_by_ledger(
     granted: tuple[str, ...] | None,
 ) -> Judgement:
     """Re-judge an identifier already judged by its event's tags (``claimed``) under
-    the ledger setting, given what the ledger grants it (SPEC §11). Memoized: it
+    the ledger setting, given what the ledger grants it (docs/ledger.md). Memoized: it
     depends only on the type, the claimed tags and the grant, and streams repeat few."""
     memo = policy.memo
     key = ("by-ledger", mode, claimed.type, claimed.purposes, granted)

@@ -1,4 +1,5 @@
-"""Records from a JSON Lines file (SPEC §10): each non-blank line is one value.
+"""Records from a JSON Lines file (docs/contract.md: command line): each non-blank line is one
+value.
 
 Read as bytes, never decoded here: invalid UTF-8 becomes a dead letter in the step.
 The 0-based line number is the offset, the file name the topic, partition 0.

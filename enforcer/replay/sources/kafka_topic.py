@@ -1,4 +1,5 @@
-"""Records from a Kafka topic, for replay (SPEC §10): every partition, a chosen range.
+"""Records from a Kafka topic, for replay (docs/contract.md: command line): every partition, a
+chosen range.
 
 Read as a ``read_committed`` consumer without a consumer group: nothing is ever
 committed, so no live group's offsets move. ``--start`` is ``earliest``, an offset

@@ -1,4 +1,5 @@
-"""Exactly once across broker restarts (SPEC §9): the broker goes away mid-stream.
+"""Exactly once across broker restarts (docs/contract.md: guarantees): the broker goes away
+mid-stream.
 
 One ``enforcer run`` worker processes a live stream on a broker of the test's own.
 The broker is killed (SIGKILL, as a crash) and later stopped cleanly, each time while

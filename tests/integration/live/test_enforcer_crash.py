@@ -1,4 +1,5 @@
-"""Exactly once across crashes (SPEC §9): ``kill -9`` mid-stream loses and duplicates nothing.
+"""Exactly once across crashes (docs/contract.md: guarantees): ``kill -9`` mid-stream loses and
+duplicates nothing.
 
 One ``enforcer run`` worker (exactly_once) works through a 4-partition topic while
 records keep arriving, and is killed with SIGKILL several times at random moments,

@@ -1,4 +1,5 @@
-"""Ordinary operations never stop the pipeline, and never break exactly once (SPEC §9, §12).
+"""Ordinary operations never stop the pipeline, and never break exactly once (docs/contract.md:
+guarantees, liveness).
 
 Real ``enforcer run`` workers in one group while records keep arriving:
 - scale up 1 → 2 → 3 and back down to 1 (a worker regains partitions it held before);

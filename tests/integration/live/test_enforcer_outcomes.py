@@ -1,5 +1,6 @@
-"""`enforcer run` on the real broker: every outcome kind, keys, headers, order, audit
-mode, start-up refusals and the dead-letter guard (SPEC §2, §5-§7, §9)."""
+"""`enforcer run` on the real broker: every outcome kind, keys, headers, order, audit mode, start-up
+refusals and the dead-letter guard (docs/contract.md: topics, forwarded record, violation event,
+dead letter, guarantees)."""
 
 from __future__ import annotations
 

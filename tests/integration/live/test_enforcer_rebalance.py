@@ -1,4 +1,5 @@
-"""Exactly once across rebalances (SPEC §9): instances join and leave one group.
+"""Exactly once across rebalances (docs/contract.md: guarantees): instances join and leave one
+group.
 
 Two ``enforcer run`` workers share a 4-partition topic while records keep arriving.
 Partitions move when the second one joins, when one is stopped with SIGTERM (it leaves

@@ -1,4 +1,4 @@
-"""Exactly once with the ledger across crashes (SPEC §11): ``kill -9`` during a burst
+"""Exactly once with the ledger across crashes (docs/ledger.md): ``kill -9`` during a burst
 of ledger updates and events loses and duplicates no retraction and no outcome.
 
 One worker reads events and ledger updates arriving together and is killed with

@@ -1,4 +1,4 @@
-"""The purpose ledger in the live agent, on the real broker (SPEC §11): restore before
+"""The purpose ledger in the live agent, on the real broker (docs/ledger.md): restore before
 the first decision, purpose-not-granted, retractions on withdrawal and erasure, and
 the co-partitioning check."""
 

@@ -1,4 +1,4 @@
-"""The ledger moves with its partitions (SPEC §11): a worker joining restores the
+"""The ledger moves with its partitions (docs/ledger.md): a worker joining restores the
 ledger partitions it is given before deciding their events; a partition coming back
 to a worker is restored again only if the ledger moved on meanwhile."""
 

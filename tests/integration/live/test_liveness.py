@@ -1,4 +1,5 @@
-"""No record halts the pipeline; a worker that cannot progress says why and exits (SPEC §12).
+"""No record halts the pipeline; a worker that cannot progress says why and exits (docs/contract.md:
+liveness).
 
 Each case runs a real ``enforcer run`` against the local broker and feeds it the record
 or the fault, with ordinary records before and after it: the odd record gets exactly

@@ -1,4 +1,5 @@
-"""A worker denied a permission says so and exits; once granted, it goes on (SPEC §12).
+"""A worker denied a permission says so and exits; once granted, it goes on (docs/contract.md:
+liveness).
 
 A broker of the test's own with the StandardAuthorizer: a PLAINTEXT listener for the
 test (its principal, ANONYMOUS, is a super user) and a SASL_PLAINTEXT listener where the

@@ -1,4 +1,4 @@
-"""Metrics of a real ``enforcer run`` (SPEC §8): snapshots and the HTTP endpoints.
+"""Metrics of a real ``enforcer run`` (docs/contract.md: metrics): snapshots and the HTTP endpoints.
 
 A known stream goes through a worker subprocess; the snapshots on the metrics topic
 and the Prometheus scrape must then equal what the decision step says about the

@@ -1,5 +1,5 @@
-"""Replay from a topic (SPEC §10): the same report as from a file, ranges by offset and
-time, read_committed, and outputs to prefixed topics.
+"""Replay from a topic (docs/contract.md: command line): the same report as from a file, ranges by
+offset and time, read_committed, and outputs to prefixed topics.
 
 The topic has three partitions and three phases of records (Kafka timestamps two
 hours ago, now, and half an hour ahead: brokers refuse timestamps further ahead, and

@@ -1,4 +1,4 @@
-"""Audit is a shadow mode (SPEC §4): nothing it decides changes what flows.
+"""Audit is a shadow mode (docs/contract.md: default policy): nothing it decides changes what flows.
 
 Every record, valid or not, is forwarded byte-identical; would-be dead letters are
 reported on the violations topic; the guard counts would-be trips and never stops.

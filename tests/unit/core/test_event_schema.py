@@ -5,20 +5,25 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
+import jsonschema
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from enforcer.cli import main
 from enforcer.core.clock import FixedClock
 from enforcer.core.models import IdentityEvent
 from enforcer.core.policy.spec import PolicyFile
+from enforcer.core.purposes import normalize_tag
 from enforcer.core.step import Outcome, OutcomeKind
 from enforcer.demo.sample import sample_values
 from enforcer.outputs.report.model import ReplaySource
 from enforcer.replay.loop import replay
 from enforcer.replay.sources.jsonl import read_jsonl
 
-from ..conftest import NOW, make_step
+from ..conftest import NOW, make_step, record
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "docs" / "examples" / "events.jsonl"
@@ -85,3 +90,61 @@ def test_sample_to_stdout(capfdbinary: pytest.CaptureFixture[bytes]) -> None:
     assert main(["sample", "--records", "5"]) == 0
     lines = capfdbinary.readouterr().out.splitlines()
     assert lines == list(sample_values(5, seed=2019))
+
+
+def _event_with_tag(tag: str) -> dict[str, Any]:
+    return {
+        "event_id": "e-1",
+        "subject_id": "acct-1",
+        "occurred_at": "2019-10-08T12:00:00Z",
+        "identifiers": [{"type": "email", "value": "a@example.com", "purposes": [tag]}],
+    }
+
+
+def _published_validator() -> jsonschema.protocols.Validator:
+    shipped = json.loads(resources.files("enforcer.core").joinpath("event.schema.json").read_text())
+    validator_class = jsonschema.validators.validator_for(shipped)
+    validator_class.check_schema(shipped)
+    return validator_class(shipped)
+
+
+def test_the_published_schema_names_its_dialect_and_id() -> None:
+    """Producers' tools know which JSON Schema dialect to apply and what they validate by."""
+    shipped = json.loads(resources.files("enforcer.core").joinpath("event.schema.json").read_text())
+    assert shipped["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert shipped["$id"] == "urn:purpose-enforcer:schema:identity-event"
+    assert jsonschema.validators.validator_for(shipped) is jsonschema.Draft202012Validator
+
+
+@pytest.mark.parametrize(
+    ("tag", "valid"),
+    [
+        ("<script>alert(2)</script>", False),
+        ("security..mfa", False),
+        ("", False),
+        ("  Security.MFA ", True),
+        ("marketing.advertising.first_party", True),
+        ("\u212aey", True),  # KELVIN SIGN lower-cases to "k"
+    ],
+)
+def test_a_tag_valid_under_the_published_schema_is_one_the_decision_accepts(
+    tag: str, valid: bool
+) -> None:
+    """The schema's verdict on a tag is the decision's: no record passes one and is
+    dead-lettered as ``schema`` by the other."""
+    assert _published_validator().is_valid(_event_with_tag(tag)) is valid
+    outcome = make_step()(record(_event_with_tag(tag)))
+    assert (outcome.kind is not OutcomeKind.DEADLETTERED) is valid
+
+
+_TAG_ALPHABET = st.sampled_from(
+    [*"abzAZ09_-.<>/ \t\n\x0b\x1c\x1f\x85\xa0", "\u2000", "\u3000", "\u212a", "\u0130", "é", "\x00"]
+)
+
+
+@given(st.text(_TAG_ALPHABET, max_size=12))
+def test_the_schema_pattern_accepts_exactly_what_the_parser_accepts(tag: str) -> None:
+    """Property: for any raw tag, the published pattern and normalize_tag agree."""
+    assert _published_validator().is_valid(_event_with_tag(tag)) is (
+        normalize_tag(tag) is not None
+    )

@@ -1,4 +1,4 @@
-"""Fingerprints (SPEC §6): keyed, normalized, never the value itself."""
+"""Fingerprints (docs/contract.md: violation event): keyed, normalized, never the value itself."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Which purposes an identifier is judged by, under each ledger mode (SPEC §11)."""
+"""Which purposes an identifier is judged by, under each ledger mode (docs/ledger.md)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ CLAIMS = [None, [ADS], [MFA], [MFA, ADS], ["Not A Tag!"]]
 def expected(
     mode: LedgerMode, ledger: tuple[str, ...] | None, claimed: list[str] | None
 ) -> tuple[list[str] | None, bool]:
-    """The decision table of SPEC §11, written out case by case."""
+    """The decision table of docs/ledger.md, written out case by case."""
     if mode is OFF or (ledger is UNKNOWN and mode is FALLBACK):
         return claimed, False
     if ledger is UNKNOWN:

@@ -1,4 +1,4 @@
-"""Identity event validation (SPEC §3): what is dead-lettered, and why."""
+"""Identity event validation (docs/contract.md: identity event): what is dead-lettered, and why."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Purpose tags: normalization and namespace matching (SPEC §4)."""
+"""Purpose tags: normalization and namespace matching (docs/contract.md: default policy)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The per-record step (SPEC §5-§7): one record in, exactly one outcome out."""
+"""The per-record step (docs/contract.md: forwarded record, violation event, dead letter): one
+record in, exactly one outcome out."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The purpose ledger in the decision step (SPEC §4, §6, §11).
+"""The purpose ledger in the decision step (docs/contract.md: default policy, violation event;
+docs/ledger.md).
 
 The decision table through :class:`~enforcer.core.step.Step` under the shipped default
 policy, properties over generated ledgers and events, and the edge cases: subject,
@@ -176,7 +177,7 @@ UNKNOWN_AUTHORITATIVE: Expected = (MISSING, [])
 
 
 def expected(mode: LedgerMode, known: bool, ledger: str, claim: str) -> Expected:
-    """SPEC §11's table, looked up in the rows written out above."""
+    """The decision table of docs/ledger.md, looked up in the rows written out above."""
     if mode is OFF:
         return BY_CLAIMS[claim]
     if known:
@@ -214,7 +215,7 @@ def test_the_table_covers_every_known_combination() -> None:
     ],
 )
 def test_the_decision_table(config: str, known: bool, ledger: str, claim: str) -> None:
-    """The phone is judged per SPEC §11; an email the ledger grants advertising (and
+    """The phone is judged per docs/ledger.md; an email the ledger grants advertising (and
     the event claims it for) always passes, so the record passes or is redacted."""
     policy, with_ledger, mode = CONFIGS[config]
     # Unknown: the ledger lists another number of the same subject with those purposes.
@@ -327,7 +328,8 @@ def scenarios(draw: st.DrawFn) -> Scenario:
 
 
 def security_only(purposes: list[str] | None) -> bool:
-    """SPEC §4: at least one purpose, all within the security namespaces."""
+    """The default policy (docs/contract.md): at least one purpose, all within the security
+    namespaces."""
     tags = [normalize_tag(p) for p in purposes or ()]
     return bool(tags) and all(t is not None and within_any(t, SECURITY) for t in tags)
 

@@ -1,4 +1,5 @@
-"""Outputs fitted to their topics' size limits (SPEC §12): no record halts the pipeline."""
+"""Outputs fitted to their topics' size limits (docs/contract.md: liveness): no record halts the
+pipeline."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Metrics (SPEC §8): the recorder, the snapshot, latency, lag and the HTTP endpoints."""
+"""Metrics (docs/contract.md: metrics): the recorder, the snapshot, latency, lag and the HTTP
+endpoints."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Replay and explain against a purpose ledger (SPEC §10, §11): the report's ledger
-part, as-of, topic records with tombstones, and one-line errors for bad input."""
+"""Replay and explain against a purpose ledger (docs/contract.md: command line; docs/ledger.md): the
+report's ledger part, as-of, topic records with tombstones, and one-line errors for bad input."""
 
 from __future__ import annotations
 

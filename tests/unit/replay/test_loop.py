@@ -1,4 +1,5 @@
-"""File replay (SPEC §10): the four outputs, the report, and what it counts."""
+"""File replay (docs/contract.md: command line): the four outputs, the report, and what it counts.
+"""
 
 from __future__ import annotations
 
