@@ -95,6 +95,10 @@ class Engine:
         self._opened_at = 0.0
         self.observers: list[OutcomeObserver] = []
         self.on_tick: list[Callable[[], None]] = []
+        self.commit_gate: Callable[[], bool] | None = None
+        """Asked right before every commit: False puts the commit off (the transaction
+        stays open; on a revoke it is aborted), an exception stops the worker: the
+        worker's :meth:`enforcer.live.watch.TopicWatch.confirm`."""
 
     def run(self) -> None:
         """Subscribe and loop; on a stop request commit what is done and leave the group.
@@ -118,6 +122,8 @@ class Engine:
             while not self._should_stop():
                 self._once()
             self._commit()
+            if self._output.open:  # the commit was put off: nothing of it may commit now
+                self._abort("the worker is stopping before its commit could be confirmed")
         except BaseException:
             self._abort("the worker is stopping on an error")
             raise
@@ -277,6 +283,8 @@ class Engine:
     def _commit(self) -> None:
         """The commit point: offsets of every decided record, with their outputs."""
         if not self._output.open:
+            return
+        if self.commit_gate is not None and not self.commit_gate():
             return
         offsets = self._positions.to_commit()
         try:

@@ -25,6 +25,7 @@ from enforcer.core.policy.compiled import Policy
 from enforcer.core.step import Step
 from enforcer.ledger.retract import passes_under
 from enforcer.ledger.state import LedgerState, LedgerStore
+from enforcer.live.admin import admin_client
 from enforcer.live.clients import (
     ClientErrors,
     consumer_config,
@@ -48,6 +49,7 @@ from enforcer.live.output import (
 )
 from enforcer.live.publisher import LagMeter, SnapshotPublisher
 from enforcer.live.signals import StopSignal
+from enforcer.live.watch import TopicWatch
 from enforcer.outputs.metrics import MetricsRecorder
 from enforcer.outputs.records import OutputTopics
 
@@ -182,10 +184,12 @@ def run_worker(
     )
     engine.on_tick.append(publisher.tick)
     engine.on_tick.append(lambda: _stop_if_denied(errors))
+    watch = _watch(settings, errors, engine, health, ledger is not None)
     watchdog = Watchdog(health, stop, STALLED_AFTER_S)
     watchdog.start()
     status = 0
     try:
+        watch.start()
         engine.run()
     except (WorkerStopError, DeadLetterRateExceededError) as exc:
         status = _stopped(health, str(exc))
@@ -205,6 +209,20 @@ def run_worker(
     if status == 0:
         log.info("stopped")
     return status
+
+
+def _watch(
+    settings: EnforcerSettings, errors: ClientErrors, engine: Engine, health: Health, ledger: bool
+) -> TopicWatch:
+    """The watch over the worker's topics, on the engine's ticks and before every commit:
+    nothing decided against a ledger the worker no longer follows is committed, and a
+    deleted output is named before a commit waits on it."""
+    watch = TopicWatch(
+        admin_client(settings, errors), settings.topics_by_role(), ledger, health, time.monotonic
+    )
+    engine.on_tick.append(watch.tick)
+    engine.commit_gate = watch.confirm
+    return watch
 
 
 def _ledger(

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 
 # Kafka error codes that deletion may meet without anything being wrong.
 _UNKNOWN_TOPIC_OR_PARTITION = 3
@@ -82,6 +82,44 @@ async def delete_topics(
             response.to_object()["topic_error_codes"],
             ignore=(_UNKNOWN_TOPIC_OR_PARTITION,),
         )
+    finally:
+        await admin.close()
+
+
+async def add_partitions(
+    bootstrap_servers: str, name: str, total: int, *, timeout_s: float = 30.0
+) -> None:
+    """Grow ``name`` to ``total`` partitions, as an operator does, and wait until every
+    partition has a leader (producers started afterwards use the new layout)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        response = await admin.create_partitions(
+            {name: NewPartitions(total)}, timeout_ms=int(timeout_s * 1000)
+        )
+        _raise_for_errors("grow", response.to_object()["topic_errors"], ignore=())
+        await _wait_until_led(admin, [name], total, timeout_s)
+    finally:
+        await admin.close()
+
+
+async def wait_until_deleted(
+    bootstrap_servers: str, names: Iterable[str], *, timeout_s: float = 30.0
+) -> None:
+    """Wait until the broker describes none of ``names`` any more (deletion is
+    asynchronous: the call returns before the broker has forgotten the topic)."""
+    topics = list(names)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            described = await admin.describe_topics(topics)
+            if all(t["error_code"] == _UNKNOWN_TOPIC_OR_PARTITION for t in described):
+                return
+            if time.monotonic() > deadline:
+                raise TopicAdminError(f"topics still described after {timeout_s}s: {topics}")
+            await asyncio.sleep(0.1)
     finally:
         await admin.close()
 
