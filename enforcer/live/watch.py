@@ -16,8 +16,9 @@ topic and the change) when:
 A transaction also commits only after an answer asked for right before the commit
 found every topic unchanged (:meth:`TopicWatch.confirm`, about 2 ms): what was decided
 while a topic was already changing is aborted and decided again after the restart,
-never committed, and a deleted output is named before a commit waits on it. Partitions added to an output topic, or to the source without a
-ledger, change nothing the worker decides: they are logged, not stopped for.
+never committed, and a deleted output is named before a commit waits on it.
+Partitions added to an output topic, or to the source without a ledger, change nothing
+the worker decides: they are logged, not stopped for.
 """
 
 from __future__ import annotations
