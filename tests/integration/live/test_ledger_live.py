@@ -271,3 +271,24 @@ async def test_a_ledger_not_co_partitioned_with_the_source_is_refused(
         assert "Traceback" not in tail
     finally:
         await delete_topics(deployment.bootstrap, [other])
+
+
+async def test_a_foreign_directory_where_the_disk_store_goes_is_refused_before_start(
+    deployment: Deployment,
+) -> None:
+    """With the disk store, a non-empty directory that is not a disk ledger's where a
+    ledger partition's store goes: exit 2 and one line naming the path and what to do
+    (not "internal error (FileExistsError)", exit 1); the directory is left as it was."""
+    worker = deployment.worker("foreign", {"ENFORCER_LEDGER_STORE": "disk"})
+    foreign = deployment.work_dir / "foreign-data" / "ledger" / f"{ledger_topic(deployment)}-0"
+    foreign.mkdir(parents=True)
+    (foreign / "x.txt").write_text("someone else's")
+    worker.start()
+    assert worker.wait_exit(60) == 2, worker.log_tail()
+    assert worker.log_path is not None
+    # Refused before logging starts: stdout is empty, the log is stderr's one line.
+    lines = worker.log_path.read_text().splitlines()
+    assert len(lines) == 1, worker.log_tail()
+    assert lines[0].startswith(f"enforcer: error: cannot use {foreign} for the disk ledger"), lines
+    assert "move its contents away" in lines[0] and "ENFORCER_DATA_DIR" in lines[0]
+    assert (foreign / "x.txt").read_text() == "someone else's"
