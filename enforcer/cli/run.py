@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from enforcer.cli.common import Parser, policy_from, settings_from
 from enforcer.config.logs import setup_logging
+from enforcer.core.ledger_view import LedgerMode
 from enforcer.core.models import Mode
 
 if TYPE_CHECKING:
@@ -63,6 +65,32 @@ def prepare_data_dir(path: Path) -> None:
         raise DataDirError(
             f"cannot use {path} for local state (--data-dir, ENFORCER_DATA_DIR): "
             f"{exc.strerror or type(exc).__name__}"
+        ) from None
+
+
+def check_ledger_store_dirs(data_dir: Path, ledger_topic: str) -> None:
+    """Refuse to start, in one line naming the path and what to do, when a directory the
+    disk ledger store would open (``data_dir/ledger/{ledger_topic}-{partition}``) exists
+    and is not a disk ledger's working copy, so opening it would have to wipe it."""
+    from enforcer.ledger.disk import REMEDY, DiskStoreError, check_store_dir
+
+    root = data_dir / "ledger"
+    stores = re.compile(re.escape(ledger_topic) + r"-[0-9]+")
+    try:
+        if root.exists() and not root.is_dir():
+            raise DiskStoreError(
+                f"cannot use {root} for the disk ledger store: it is not a directory; "
+                f"move it away, or {REMEDY}"
+            )
+        for path in sorted(root.iterdir()) if root.is_dir() else []:
+            if stores.fullmatch(path.name):
+                check_store_dir(path)
+    except DiskStoreError as exc:
+        raise DataDirError(str(exc)) from None
+    except OSError as exc:
+        raise DataDirError(
+            f"cannot use {root} for the disk ledger store: "
+            f"{exc.strerror or type(exc).__name__}; {REMEDY}"
         ) from None
 
 
@@ -154,6 +182,12 @@ def _run(args: argparse.Namespace, stop: StopSignal) -> int:
     ledger_mode = policy.ledger_mode(settings.ledger_topic is not None)
     check_http_port(settings.http_host, settings.http_port)
     prepare_data_dir(settings.data_dir)
+    if (
+        settings.ledger_store == "disk"
+        and settings.ledger_topic is not None
+        and ledger_mode is not LedgerMode.OFF
+    ):
+        check_ledger_store_dirs(settings.data_dir, settings.ledger_topic)
     setup_logging(settings.log_level, settings.log_format)
     log = logging.getLogger("enforcer")
     created, limits = prepare_topics(settings)

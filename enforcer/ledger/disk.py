@@ -61,14 +61,52 @@ def _options(cache_bytes: int, write_buffer_bytes: int) -> Options:
     return options
 
 
-def _wipe(path: Path) -> None:
-    """Empty ``path`` for a new store, refusing a non-empty directory that is not one."""
-    if path.exists():
+class DiskStoreError(RuntimeError):
+    """The disk store cannot use its directory; the message is one line naming the
+    path, why, and what to do."""
+
+
+REMEDY = "set --data-dir (ENFORCER_DATA_DIR) to another directory"
+
+
+def check_store_dir(path: Path) -> None:
+    """Raise :class:`DiskStoreError` unless opening a store at ``path`` may wipe it: it is
+    missing, empty, or a disk ledger's working copy (it holds :data:`MARKER`)."""
+    try:
+        if not path.exists():
+            return
+        if not path.is_dir():
+            raise DiskStoreError(
+                f"cannot use {path} for the disk ledger store: it is not a directory; "
+                f"move it away, or {REMEDY}"
+            )
         if any(path.iterdir()) and not (path / MARKER).exists():
-            raise FileExistsError(f"{path} is not empty and is not a disk ledger's directory")
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    (path / MARKER).write_text("a disk ledger's working copy: removed on open and close\n")
+            raise DiskStoreError(
+                f"cannot use {path} for the disk ledger store: it is not empty and holds no "
+                f"{MARKER} file, so it is not a disk ledger's working copy; move its contents "
+                f"away, or {REMEDY}"
+            )
+    except OSError as exc:
+        raise _os_failure(path, exc) from None
+
+
+def _wipe(path: Path) -> None:
+    """Empty ``path`` for a new store, refusing a directory that is not one."""
+    check_store_dir(path)
+    try:
+        if path.exists():
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+        (path / MARKER).write_text("a disk ledger's working copy: removed on open and close\n")
+    except OSError as exc:
+        raise _os_failure(path, exc) from None
+
+
+def _os_failure(path: Path, exc: OSError) -> DiskStoreError:
+    return DiskStoreError(
+        f"cannot use {path} for the disk ledger store: "
+        f"{exc.strerror or type(exc).__name__}; {REMEDY}"
+    )
 
 
 class DiskLedgerState(SlotLedger):

@@ -20,7 +20,12 @@ from enforcer.core.clock import rfc3339
 from enforcer.core.fingerprint import Fingerprinter
 from enforcer.core.models import DeadLetterReason, parse_rfc3339
 from enforcer.core.parse import ParseFailure
-from enforcer.ledger.model import SubjectErasure, SubjectUpdate, parse_ledger_record
+from enforcer.ledger.model import (
+    SubjectErasure,
+    SubjectUpdate,
+    parse_ledger_line,
+    parse_ledger_record,
+)
 from enforcer.ledger.state import LedgerState
 from enforcer.ledger.store import apply_record
 
@@ -88,11 +93,9 @@ def replay_ledger_lines(
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        parsed = parse_ledger_record(None, line)
+        parsed = parse_ledger_line(line)
         if isinstance(parsed, ParseFailure):
             result.failures.append(LineFailure(number, parsed.reason, parsed.message))
-            continue
-        if isinstance(parsed, SubjectErasure):  # needs a key: never from a file line
             continue
         _update(result, parsed, fingerprinter, as_of)
     return result
@@ -124,7 +127,8 @@ def replay_ledger_records(
 ) -> LedgerReplay:
     """Apply a ledger topic's records in order: values replace, tombstones erase.
 
-    The key must be the subject id (:func:`parse_ledger_record` checks it)."""
+    The key must be the subject id (:func:`parse_ledger_record` checks it): a value
+    without a key is invalid, as it is live."""
     result = LedgerReplay()
     for record in records:
         parsed = parse_ledger_record(record.key, record.value)

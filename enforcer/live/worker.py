@@ -254,17 +254,20 @@ def _store_maker(settings: EnforcerSettings) -> Callable[[int], LedgerStore]:
     """A new, empty store for one ledger partition, in memory or on disk."""
     if settings.ledger_store == "memory":
         return lambda _: LedgerState()
-    from enforcer.ledger.disk import DiskLedgerState, MiB
+    from enforcer.ledger.disk import DiskLedgerState, DiskStoreError, MiB
 
     root = settings.data_dir / "ledger"
 
     def on_disk(partition: int) -> LedgerStore:
         # Each partition's store has its own cache: a worker holds a few partitions.
-        return DiskLedgerState(
-            root / f"{settings.ledger_topic}-{partition}",
-            cache_bytes=32 * MiB,
-            write_buffer_bytes=16 * MiB,
-        )
+        try:
+            return DiskLedgerState(
+                root / f"{settings.ledger_topic}-{partition}",
+                cache_bytes=32 * MiB,
+                write_buffer_bytes=16 * MiB,
+            )
+        except DiskStoreError as exc:  # checked at start; the directory came later
+            raise WorkerStopError(str(exc)) from None
 
     return on_disk
 

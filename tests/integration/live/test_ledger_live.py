@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from enforcer.core.fingerprint import Fingerprinter, generate_key, key_from_text
 from enforcer.testing.consume import read_committed
@@ -182,6 +183,78 @@ async def test_restore_before_first_decision_then_withdrawal_and_erasure_retract
         assert value not in raw
 
 
+async def test_an_unkeyed_ledger_value_is_a_dead_letter_and_changes_no_decision(
+    deployment: Deployment,
+) -> None:
+    """A ledger value without a key is dead-lettered (docs/ledger.md), not applied: a
+    value withdrawing advertising, written unkeyed into the subject's own ledger
+    partition, leaves the subject's events decided as before and retracts nothing."""
+    bootstrap, ledger = deployment.bootstrap, ledger_topic(deployment)
+    granted = ledger_value("s-ads", T0, [("email", "ads@example.org", ADS)])
+    withdrawn = ledger_value("s-ads", "2026-11-03T00:00:00Z", [("email", "ads@example.org", MFA)])
+    claim: list[tuple[str, str, tuple[str, ...]]] = [("email", "ads@example.org", ADS)]
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        grant = await producer.send_and_wait(ledger, value=granted, key=b"s-ads")
+        first = await produce(bootstrap, deployment.topics.source, [event("e1", "s-ads", claim)])
+        assert first[0].source.partition == grant.partition  # co-partitioned by subject
+        worker = deployment.worker("unkeyed")
+        worker.start()
+        await wait_for_commits(
+            bootstrap,
+            deployment.group_id,
+            deployment.topics.source,
+            until=end_offsets_of(first),
+            timeout_s=90,
+            alive=[worker],
+        )
+        # Into the partition that holds s-ads, where a keyed value would withdraw.
+        unkeyed = await producer.send_and_wait(
+            ledger, value=withdrawn, key=None, partition=grant.partition
+        )
+    finally:
+        await producer.stop()
+    await wait_for_commits(
+        bootstrap,
+        deployment.group_id,
+        ledger,
+        until={unkeyed.partition: unkeyed.offset + 1},
+        timeout_s=60,
+        alive=[worker],
+    )
+    later = await produce(bootstrap, deployment.topics.source, [event("e2", "s-ads", claim)])
+    await wait_for_commits(
+        bootstrap,
+        deployment.group_id,
+        deployment.topics.source,
+        until=end_offsets_of(first + later),
+        timeout_s=60,
+        alive=[worker],
+    )
+    assert worker.stop() == 0, worker.log_tail()
+    dead = await read_committed(
+        bootstrap, deployment.topics.deadletter, expected=1, timeout_s=30, settle_s=1.0
+    )
+    assert len(dead) == 1
+    headers = dict(dead[0].headers)
+    assert headers["enforcer.source.topic"] == ledger.encode()
+    assert headers["enforcer.source.partition"] == str(unkeyed.partition).encode()
+    assert headers["enforcer.source.offset"] == str(unkeyed.offset).encode()
+    assert headers["enforcer.error.reason"] == b"schema"
+    assert b"no key" in headers["enforcer.error.message"]
+    # Both events passed as granted; no retraction, no violation.
+    sink = await read_committed(
+        bootstrap, deployment.topics.sink, expected=2, timeout_s=30, settle_s=1.0
+    )
+    assert [orjson.loads(r.value or b"").get("event_id") for r in sink] == ["e1", "e2"]
+    assert retractions_read(sink) == {}
+    violations = await read_committed(
+        bootstrap, deployment.topics.violations, expected=0, timeout_s=5, settle_s=1.0
+    )
+    assert violations == []
+
+
 async def test_a_ledger_not_co_partitioned_with_the_source_is_refused(
     deployment: Deployment,
 ) -> None:
@@ -198,3 +271,24 @@ async def test_a_ledger_not_co_partitioned_with_the_source_is_refused(
         assert "Traceback" not in tail
     finally:
         await delete_topics(deployment.bootstrap, [other])
+
+
+async def test_a_foreign_directory_where_the_disk_store_goes_is_refused_before_start(
+    deployment: Deployment,
+) -> None:
+    """With the disk store, a non-empty directory that is not a disk ledger's where a
+    ledger partition's store goes: exit 2 and one line naming the path and what to do
+    (not "internal error (FileExistsError)", exit 1); the directory is left as it was."""
+    worker = deployment.worker("foreign", {"ENFORCER_LEDGER_STORE": "disk"})
+    foreign = deployment.work_dir / "foreign-data" / "ledger" / f"{ledger_topic(deployment)}-0"
+    foreign.mkdir(parents=True)
+    (foreign / "x.txt").write_text("someone else's")
+    worker.start()
+    assert worker.wait_exit(60) == 2, worker.log_tail()
+    assert worker.log_path is not None
+    # Refused before logging starts: stdout is empty, the log is stderr's one line.
+    lines = worker.log_path.read_text().splitlines()
+    assert len(lines) == 1, worker.log_tail()
+    assert lines[0].startswith(f"enforcer: error: cannot use {foreign} for the disk ledger"), lines
+    assert "move its contents away" in lines[0] and "ENFORCER_DATA_DIR" in lines[0]
+    assert (foreign / "x.txt").read_text() == "someone else's"

@@ -140,3 +140,48 @@ async def test_replay_against_a_ledger_topic(env: str, tmp_path: Path) -> None:
             assert PHONE.encode() not in data and EMAIL.encode() not in data
     finally:
         await delete_topics(bootstrap, [topic])
+
+
+@pytest.mark.timeout(90)
+async def test_an_unkeyed_ledger_value_is_counted_invalid(
+    env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A ledger value without a key is invalid in replay as it is live (docs/ledger.md):
+    counted, named on stderr by partition and offset, and it grants nothing, so the
+    subject it names stays unknown to the ledger."""
+    bootstrap = env
+    topic = unique_topic_name("ledger-unkeyed")
+    # Not compacted: Kafka refuses a record without a key on a compacted topic, but a
+    # ledger topic created otherwise takes one.
+    await create_topics(bootstrap, [topic], 1)
+    try:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                topic, value=_value("acct-1", "phone", PHONE, [MFA]), key=None
+            )
+        finally:
+            await producer.stop()
+        events = tmp_path / "events.jsonl"
+        events.write_bytes(_event("e1", "acct-1", "phone", PHONE) + b"\n")
+
+        out = tmp_path / "out"
+        code = await _replay("--from-file", str(events), "--ledger-topic", topic, "--out", str(out))
+        assert code == 0
+        part = _ledger(out)
+        assert part["records"] == {"applied": 0, "erased": 0, "invalid": 1, "after_as_of": 0}
+        assert part["state"] == {"subjects": 0, "identifiers": 0}
+        # Applied, the value would make the phone known (purpose-not-granted); unkeyed, the
+        # ledger does not know it: authoritative finds no purpose.
+        assert part["identifiers_judged"] == {"known": 0, "unknown": 1}
+        report = json.loads((out / "report.json").read_bytes())
+        assert report["violations_by_rule"] == {"missing-purpose": 1}
+        err = capsys.readouterr().err
+        assert (
+            "1 invalid skipped (first: partition 0 offset 0: subject_id: the record has no key"
+            in err
+        )
+        assert PHONE not in err
+    finally:
+        await delete_topics(bootstrap, [topic])

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from enforcer.core.fingerprint import Fingerprinter
-from enforcer.ledger.disk import MARKER, DiskLedgerState
+from enforcer.ledger.disk import MARKER, DiskLedgerState, DiskStoreError
 from enforcer.ledger.state import Grant, LedgerState, LedgerStore, grants_of
 
 from ..conftest import KEY
@@ -55,12 +55,38 @@ def test_the_store_starts_empty_over_what_a_previous_one_left(tmp_path: Path) ->
 
 
 def test_a_directory_that_is_not_a_ledgers_is_refused_and_kept(tmp_path: Path) -> None:
-    """Opening wipes the directory only when it is a disk ledger's (or empty)."""
+    """Opening wipes the directory only when it is a disk ledger's (or empty); a refusal
+    is one line naming the path, why, and what to do."""
     (tmp_path / "data.txt").write_text("someone else's")
-    with pytest.raises(FileExistsError):
+    with pytest.raises(DiskStoreError) as refused:
         DiskLedgerState(tmp_path)
     assert (tmp_path / "data.txt").read_text() == "someone else's"
     assert not (tmp_path / MARKER).exists()
+    message = str(refused.value)
+    assert f"cannot use {tmp_path} for the disk ledger store" in message
+    assert "not a disk ledger's working copy" in message
+    assert "move its contents away" in message and "ENFORCER_DATA_DIR" in message
+    assert "\n" not in message
+
+
+def test_a_file_where_the_store_goes_is_refused_and_kept(tmp_path: Path) -> None:
+    """A file, not a directory, at the store's path: refused by name, left as it was."""
+    path = tmp_path / "purposes-0"
+    path.write_text("someone else's")
+    with pytest.raises(DiskStoreError, match="it is not a directory") as refused:
+        DiskLedgerState(path)
+    assert str(path) in str(refused.value)
+    assert path.read_text() == "someone else's"
+
+
+def test_an_unusable_parent_is_a_store_error_naming_the_path(tmp_path: Path) -> None:
+    """An operating system error while making the directory says which and why."""
+    (tmp_path / "taken").write_text("a file where a directory must go")
+    path = tmp_path / "taken" / "purposes-0"
+    with pytest.raises(DiskStoreError) as refused:
+        DiskLedgerState(path)
+    assert f"cannot use {path} for the disk ledger store" in str(refused.value)
+    assert "ENFORCER_DATA_DIR" in str(refused.value)
 
 
 def test_no_raw_value_reaches_the_disk(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from enforcer.ledger.model import (
     GrantedIdentifier,
     SubjectErasure,
     SubjectUpdate,
+    parse_ledger_line,
     parse_ledger_record,
 )
 
@@ -90,3 +91,34 @@ def test_an_invalid_record_is_a_failure_naming_path_and_problem(
     assert parsed.reason is reason
     assert message in parsed.message
     assert PHONE not in parsed.message and "4155550100" not in parsed.message
+
+
+def test_a_topic_value_without_a_key_is_a_schema_failure() -> None:
+    """A ledger topic's value is keyed by its subject id: without a key it could never be
+    erased by a tombstone nor compacted, so it is refused (live and in replay alike)."""
+    parsed = parse_ledger_record(None, value())
+    assert parsed == ParseFailure(
+        DeadLetterReason.SCHEMA,
+        "subject_id: the record has no key (a ledger value is keyed by its subject_id)",
+    )
+
+
+def test_a_file_line_has_no_key_and_is_an_update() -> None:
+    """A line of a ledger file has no key: nothing to compare, the same update a keyed
+    record gives."""
+    assert parse_ledger_line(value()) == parse_ledger_record(b"acct-1", value())
+    assert isinstance(parse_ledger_line(value()), SubjectUpdate)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"{", DeadLetterReason.INVALID_JSON),
+        (b"null", DeadLetterReason.NOT_AN_OBJECT),
+        (value(updated_at="yesterday"), DeadLetterReason.SCHEMA),
+    ],
+)
+def test_an_invalid_file_line_is_a_failure(raw: bytes, reason: DeadLetterReason) -> None:
+    """A line is judged like a record's value; a ``null`` line is no tombstone."""
+    parsed = parse_ledger_line(raw)
+    assert isinstance(parsed, ParseFailure) and parsed.reason is reason

@@ -10,6 +10,7 @@ from typing import Any, cast
 from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
 from enforcer.core.fingerprint import Fingerprinter
+from enforcer.core.models import DeadLetterReason
 from enforcer.core.policy.load import load_policy
 from enforcer.ledger.retract import passes_under
 from enforcer.live.ledger import LiveLedger
@@ -25,7 +26,7 @@ FP = Fingerprinter(KEY)
 class FakeMessage:
     """What LiveLedger reads of a consumed record."""
 
-    def __init__(self, partition: int, offset: int, key: str, value: bytes | None) -> None:
+    def __init__(self, partition: int, offset: int, key: str | None, value: bytes | None) -> None:
         self._partition, self._offset, self._key, self._value = partition, offset, key, value
 
     def partition(self) -> int:
@@ -34,8 +35,8 @@ class FakeMessage:
     def offset(self) -> int:
         return self._offset
 
-    def key(self) -> bytes:
-        return self._key.encode()
+    def key(self) -> bytes | None:
+        return None if self._key is None else self._key.encode()
 
     def value(self) -> bytes | None:
         return self._value
@@ -44,7 +45,7 @@ class FakeMessage:
         return (1, 1_700_000_000_000)
 
 
-def message(partition: int, offset: int, key: str, value: bytes | None) -> Message:
+def message(partition: int, offset: int, key: str | None, value: bytes | None) -> Message:
     return cast(Message, FakeMessage(partition, offset, key, value))
 
 
@@ -189,3 +190,18 @@ def test_an_invalid_record_is_a_dead_letter_that_changes_nothing() -> None:
     assert granted(ledger, 0, "a") is None
     # A record of a partition this worker no longer holds is ignored.
     assert ledger.read(message(7, 0, "a", consent("a", ADS))) is None
+
+
+def test_an_unkeyed_value_is_a_dead_letter_live_and_skipped_in_a_restore() -> None:
+    """A value without a key grants nothing: read live it is a schema dead letter with the
+    ledger's coordinates; met again during a restore it is skipped like any invalid one."""
+    ledger = live()
+    ledger.assign(both(0), committed_at({0: 1}))
+    assert ledger.read(message(0, 0, None, consent("a", ADS))) is None  # restored: skipped
+    read = ledger.read(message(0, 1, None, consent("b", ADS)))
+    assert not ledger.restoring(0)
+    assert read is not None and read.outputs == [] and read.dead_letter is not None
+    dead = read.dead_letter
+    assert (dead.record.source.topic, dead.record.source.partition) == (LEDGER, 0)
+    assert dead.record.source.offset == 1 and dead.error_reason is DeadLetterReason.SCHEMA
+    assert granted(ledger, 0, "a") is None and granted(ledger, 0, "b") is None

@@ -316,3 +316,17 @@ def test_topic_records_tombstones_key_checks_and_as_of() -> None:
     before = replay_ledger_records(records, fingerprinter, as_of=_at("2019-03-01T00:00:00Z"))
     assert before.state.purposes("acct-1", "phone", mark) == (MFA,)
     assert (before.applied, before.erased, before.after_as_of) == (1, 0, 1)
+
+
+def test_a_topic_value_without_a_key_is_invalid_and_changes_nothing() -> None:
+    """Replay judges a ledger topic's records as the live worker does: an unkeyed value
+    is counted invalid, with its partition and offset, and grants nothing."""
+    fingerprinter = Fingerprinter(KEY)
+    value = ledger_line("acct-1", "2019-01-01T00:00:00Z", ("phone", PHONE_1, [MFA])).strip()
+    records = [LedgerRecord(None, value, _at("2019-01-01T00:00:01Z"), 2, 5)]
+    result = replay_ledger_records(records, fingerprinter)
+    assert result.state.purposes("acct-1", "phone", fingerprinter("phone", PHONE_1)) is None
+    assert (result.applied, result.invalid) == (0, 1)
+    (failure,) = result.record_failures
+    assert (failure.partition, failure.offset, failure.reason) == (2, 5, DeadLetterReason.SCHEMA)
+    assert "no key" in failure.message
