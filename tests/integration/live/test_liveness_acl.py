@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from enforcer.testing.worker import (
     FAST_GROUP_ENV,
     Deployment,
     EnforcerTopics,
+    EnforcerWorker,
     end_offsets_of,
     produce,
     wait_for_commits,
@@ -122,13 +124,17 @@ def _apply(admin: AdminClient, bindings: list[AclBinding]) -> None:
 
 
 def _revoke_group(admin: AdminClient, group: str) -> None:
+    _revoke(admin, ResourceType.GROUP, group, AclOperation.READ)
+
+
+def _revoke(admin: AdminClient, kind: ResourceType, name: str, operation: AclOperation) -> None:
     found = AclBindingFilter(
-        ResourceType.GROUP,
-        group,
+        kind,
+        name,
         ResourcePatternType.LITERAL,
         f"User:{USER}",
         "*",
-        AclOperation.READ,
+        operation,
         AclPermissionType.ALLOW,
     )
     for future in admin.delete_acls([found]).values():
@@ -315,4 +321,60 @@ async def test_the_documented_acls_cover_the_ledger(
             plain, topics.violations, expected=1, timeout_s=30, settle_s=1.0
         )
         assert [orjson.loads(v.value or b"")["event_id"] for v in violations] == ["e2"]
+        await deployment.delete_topics()
+
+
+STOPPING = "enforcer stopping"
+
+
+async def _stop_line(worker: EnforcerWorker, timeout_s: float) -> tuple[str, float]:
+    """The worker's stop line and when it was first seen (monotonic)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        path = worker.log_path
+        text = path.read_text(errors="replace") if path and path.exists() else ""
+        lines = [line for line in text.splitlines() if STOPPING in line]
+        if lines:
+            return lines[0], time.monotonic()
+        if not worker.running and worker.log_count(STOPPING, all_runs=False) == 0:
+            raise AssertionError(f"exited without a stop line\n{worker.log_tail()}")
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no stop line in {timeout_s:.0f}s\n{worker.log_tail()}")
+
+
+async def test_a_sink_write_revoked_while_running_names_the_permission_and_the_sink(
+    acl_kafka: tuple[str, str], tmp_path: Path
+) -> None:
+    """Write on the sink revoked (Describe kept) while the worker runs: librdkafka
+    refuses every send with _STATE and every commit asks for an abort. The worker stops
+    within 30 s, exit 1, with one line naming TOPIC_AUTHORIZATION_FAILED and the sink,
+    not _STATE (nor, 31 s later, "no commit for 31s")."""
+    plain, sasl = acl_kafka
+    topics = EnforcerTopics.unique("acl-w")
+    group = unique_topic_name("acl-w-group")
+    admin = AdminClient({"bootstrap.servers": plain})
+    with Deployment(
+        plain, topics, group, generate_key(), tmp_path, extra_env=_enforcer_env(sasl)
+    ) as deployment:
+        await deployment.create_topics(1)
+        _apply(admin, _acls(topics, group, with_group=True))
+        _produce(plain, topics.source, 0, 20)
+        worker = deployment.worker("writer")
+        worker.start()
+        await wait_for_commits(
+            plain, group, topics.source, at_least=20, timeout_s=60, alive=[worker]
+        )
+
+        _revoke(admin, ResourceType.TOPIC, topics.sink, AclOperation.WRITE)
+        revoked = time.monotonic()
+        _produce(plain, topics.source, 20, 20)
+        line, seen = await _stop_line(worker, 60)
+        print(f"sink Write revoked -> stop line: {seen - revoked:.1f} s")
+        assert await asyncio.to_thread(worker.wait_exit, 60) == 1, worker.log_tail()
+        assert seen - revoked < 30, (seen - revoked, line)
+        assert "TOPIC_AUTHORIZATION_FAILED" in line, line
+        assert f"'{topics.sink}'" in line, line
+        assert "_STATE" not in line, line
+        assert worker.log_count(STOPPING) == 1, worker.log_tail()
+        assert worker.log_count("Traceback") == 0, worker.log_tail()
         await deployment.delete_topics()
