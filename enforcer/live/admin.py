@@ -153,8 +153,10 @@ def _missing(admin: AdminClient, unlisted: dict[str, str]) -> dict[str, str]:
     """Of the topics the cluster's listing left out, by role, those that do not exist.
 
     Kafka leaves out of that listing every topic the principal may not describe, so
-    each is asked about by name; a missing permission is reported as one, not as a
-    missing topic. Raises :class:`TopicSetupError` for every other answer.
+    each is asked about by name; a missing permission is reported as one (raises
+    :class:`TopicSetupError`), not as a missing topic. Any other error
+    (``UNKNOWN_TOPIC_OR_PART``, an invalid name) leaves the topic missing: creating it,
+    when asked, says what Kafka makes of it.
     """
     futures = admin.describe_topics(
         TopicCollection(sorted(set(unlisted.values()))), request_timeout=TIMEOUT_S
@@ -165,20 +167,16 @@ def _missing(admin: AdminClient, unlisted: dict[str, str]) -> dict[str, str]:
             futures[name].result()
         except KafkaException as exc:
             error = kafka_error(exc)
-            if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            if error.code() != KafkaError.TOPIC_AUTHORIZATION_FAILED:
                 missing[role] = name
-            elif error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
-                # Kafka answers so for a topic that does not exist, too, when Describe
-                # is not granted: whether it exists is not known.
-                denied.append(
-                    f"not authorized to describe the {role} topic '{name}' "
-                    f"({error.name()}): grant {GRANTS[role]} on it "
-                    "(deploy/acls.sh, docs/security.md)"
-                )
-            else:
-                raise TopicSetupError(
-                    f"cannot describe the {role} topic '{name}': {error.name()} ({error.str()})"
-                ) from None
+                continue
+            # Kafka answers so for a topic that does not exist, too, when Describe is
+            # not granted: whether it exists is not known.
+            denied.append(
+                f"not authorized to describe the {role} topic '{name}' "
+                f"({error.name()}): grant {GRANTS[role]} on it "
+                "(deploy/acls.sh, docs/security.md)"
+            )
         # An answer without an error: the topic was created since the listing.
     if denied:
         raise TopicSetupError("; ".join(denied))
