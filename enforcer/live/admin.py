@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.admin._metadata import ClusterMetadata
@@ -138,6 +138,51 @@ def _check_co_partitioned(
         )
 
 
+GRANTS = {
+    "source": "Read and Describe",
+    "ledger": "Read and Describe",
+    "sink": "Write, Describe and DescribeConfigs",
+    "violations": "Write, Describe and DescribeConfigs",
+    "dead-letter": "Write, Describe and DescribeConfigs",
+    "metrics": "Write and Describe",
+}
+"""What the worker needs on each of its topics, by role (docs/security.md, deploy/acls.sh)."""
+
+
+def _missing(admin: AdminClient, unlisted: dict[str, str]) -> dict[str, str]:
+    """Of the topics the cluster's listing left out, by role, those that do not exist.
+
+    Kafka leaves out of that listing every topic the principal may not describe, so
+    each is asked about by name; a missing permission is reported as one (raises
+    :class:`TopicSetupError`), not as a missing topic. Any other error
+    (``UNKNOWN_TOPIC_OR_PART``, an invalid name) leaves the topic missing: creating it,
+    when asked, says what Kafka makes of it.
+    """
+    futures = admin.describe_topics(
+        TopicCollection(sorted(set(unlisted.values()))), request_timeout=TIMEOUT_S
+    )
+    missing, denied = {}, []
+    for role, name in unlisted.items():
+        try:
+            futures[name].result()
+        except KafkaException as exc:
+            error = kafka_error(exc)
+            if error.code() != KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                missing[role] = name
+                continue
+            # Kafka answers so for a topic that does not exist, too, when Describe is
+            # not granted: whether it exists is not known.
+            denied.append(
+                f"not authorized to describe the {role} topic '{name}' "
+                f"({error.name()}): grant {GRANTS[role]} on it "
+                "(deploy/acls.sh, docs/security.md)"
+            )
+        # An answer without an error: the topic was created since the listing.
+    if denied:
+        raise TopicSetupError("; ".join(denied))
+    return missing
+
+
 def _output_limits(settings: EnforcerSettings, admin: AdminClient) -> dict[str, int]:
     """Each output topic's ``max.message.bytes``: the largest record it accepts."""
     names = {settings.sink_topic, settings.violations_topic, settings.deadletter_topic}
@@ -168,11 +213,12 @@ def ensure_topics(settings: EnforcerSettings) -> list[str]:
 
 
 def _ensure(settings: EnforcerSettings, admin: AdminClient, metadata: ClusterMetadata) -> list[str]:
-    missing = {
+    unlisted = {
         role: name
         for role, name in settings.topics_by_role().items()
         if name not in metadata.topics
     }
+    missing = _missing(admin, unlisted) if unlisted else {}
     if not missing:
         return []
     if not settings.create_topics:

@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
@@ -41,12 +43,103 @@ def kafka_error(exc: KafkaException) -> KafkaError:
     return KafkaError(KafkaError._FAIL, str(exc))
 
 
-def denied_cause(error: KafkaError) -> str:
-    """The one-line reason a worker stops for a missing permission."""
+def denied_cause(error: KafkaError, topic: str | None = None) -> str:
+    """The one-line reason a worker stops for a missing permission (on ``topic``, when
+    the error concerns one)."""
+    where = f" on topic '{topic}'" if topic else ""
     return (
-        f"not authorized: {error.name()} ({error.str()}); grant the ACLs listed in "
+        f"not authorized{where}: {error.name()} ({error.str()}); grant the ACLs listed in "
         "docs/security.md, then restart"
     )
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Why a transaction failed, as the broker or librdkafka reported it: the error, and
+    the topic it concerns when that is known."""
+
+    error: KafkaError
+    topic: str | None = None
+
+    @property
+    def denied(self) -> bool:
+        """A missing permission: waiting or aborting will not cure it."""
+        return self.error.code() in DENIED
+
+    def __str__(self) -> str:
+        where = f" on topic '{self.topic}'" if self.topic else ""
+        return f"{self.error.name()} ({self.error.str()}){where}"
+
+
+_THREAD = re.compile(r"^\[thrd:[^\]]*\]: ")
+_ADDPARTS = re.compile(
+    r'Failed to add partition "(?P<topic>[^"]+)" \[\d+\] to transaction: (?P<why>.+)$'
+)
+_ERROR_NAME = re.compile(r" \((?P<name>_?[A-Z][A-Z0-9_]*)\)$")
+_NOT_ATTEMPTED = "Operation not attempted"  # another partition's error stopped this one
+
+
+class TransactionReports:
+    """What the output producer says about its open transaction outside the call that
+    later fails, kept so that a stop line can name it:
+
+    - the first failed delivery report (its error and topic), other than the purge of
+      queued records that follows any transaction error;
+    - librdkafka's ``TXNERR`` log line ("Current transaction failed … (CODE)"), which
+      holds the error that makes the next ``produce`` fail with ``_STATE`` and the next
+      commit fail; asking the commit for it would commit what may be committed;
+    - the partition a ``TXNERR`` came from, when an ``ADDPARTS`` line names it (a topic
+      the producer may not write to).
+
+    Given to the producer as its ``logger`` (every line goes on to the client log) and
+    its ``on_delivery`` (with ``delivery.report.only.error``); :meth:`clear` at each
+    new transaction.
+    """
+
+    def __init__(self) -> None:
+        self._delivery: Cause | None = None
+        self._failed: str | None = None
+        self._partition: tuple[str, str] | None = None
+
+    def clear(self) -> None:
+        """Forget what concerned the previous transaction."""
+        self._delivery = None
+        self._failed = None
+        self._partition = None
+
+    def log(self, level: int, fmt: str, *args: object) -> None:
+        """librdkafka's log line ``fmt % (facility, client name, message)``."""
+        client_log.log(level, fmt, *args)
+        if len(args) != 3:
+            return
+        facility, message = str(args[0]), _THREAD.sub("", str(args[2]))
+        if facility == "TXNERR" and self._failed is None:
+            self._failed = message
+        elif facility == "ADDPARTS" and self._partition is None:
+            found = _ADDPARTS.search(message)
+            if found is not None and _NOT_ATTEMPTED not in found["why"]:
+                self._partition = (found["topic"], found["why"])
+
+    def delivered(self, error: KafkaError | None, message: Any) -> None:
+        """A delivery report (failed ones only, with ``delivery.report.only.error``)."""
+        if error is None or error.code() == KafkaError._PURGE_QUEUE or self._delivery:
+            return
+        self._delivery = Cause(error, message.topic())
+
+    def cause(self) -> Cause | None:
+        """The best cause known: a failed delivery, else the transaction's error."""
+        if self._delivery is not None:
+            return self._delivery
+        if self._failed is None:
+            return None
+        found = _ERROR_NAME.search(self._failed)
+        code = getattr(KafkaError, found["name"], None) if found else None
+        if not isinstance(code, int):
+            return Cause(KafkaError(KafkaError._FAIL, self._failed))
+        if self._partition is not None:
+            topic, why = self._partition
+            return Cause(KafkaError(code, why), topic)
+        return Cause(KafkaError(code, self._failed[: found.start()] if found else self._failed))
 
 
 class ClientErrors:
@@ -109,8 +202,11 @@ def consumer_config(settings: EnforcerSettings, errors: ClientErrors) -> dict[st
     }
 
 
-def producer_config(settings: EnforcerSettings, errors: ClientErrors) -> dict[str, Any]:
-    """The output producer (transactional with the exactly-once guarantee)."""
+def producer_config(
+    settings: EnforcerSettings, errors: ClientErrors, reports: TransactionReports | None = None
+) -> dict[str, Any]:
+    """The output producer (transactional with the exactly-once guarantee; ``reports``
+    keeps what it says about its transaction)."""
     config = {
         **_common(settings, errors, "producer"),
         "enable.idempotence": True,
@@ -120,6 +216,10 @@ def producer_config(settings: EnforcerSettings, errors: ClientErrors) -> dict[st
     if settings.processing_guarantee == "exactly_once":
         config["transactional.id"] = transactional_id(settings)
         config["transaction.timeout.ms"] = round(settings.transaction_timeout * 1000)
+    if reports is not None:
+        config["logger"] = reports
+        config["on_delivery"] = reports.delivered
+        config["delivery.report.only.error"] = True
     return config
 
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from enforcer.live.clients import kafka_error
+from enforcer.live.clients import DENIED, Cause, TransactionReports, denied_cause, kafka_error
 from enforcer.live.failures import Remedy, WorkerStopError, remedy_for
 from enforcer.live.positions import TopicPartitionKey
 from enforcer.outputs.records import OutputRecord
@@ -37,11 +37,13 @@ costs only deciding the transaction's records again."""
 
 class CommitAborted(Exception):  # noqa: N818 - an outcome, not a failure of the worker
     """The transaction was aborted instead of committed; its records must be decided
-    again. ``reason`` names the Kafka error."""
+    again. ``reason`` names the Kafka error (name and text); ``error`` is that error,
+    when a client call raised one."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, error: KafkaError | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.error = error
 
 
 class Output(Protocol):
@@ -83,7 +85,7 @@ def _call(what: str, call: Callable[[], Any], deadline_s: float) -> Any:
                 time.sleep(0.1)
                 continue
             if remedy is Remedy.ABORT or (remedy is Remedy.RETRY and not deadline_s):
-                raise CommitAborted(f"{what}: {error.name()}") from None
+                raise CommitAborted(f"{what}: {error.name()} ({error.str()})", error) from None
             raise ClientFailedError(what, error) from None
 
 
@@ -125,12 +127,19 @@ class TransactionalOutput:
     """
 
     def __init__(
-        self, make_producer: Callable[[], Producer], deadline_s: float, budget: RenewalBudget
+        self,
+        make_producer: Callable[[], Producer],
+        deadline_s: float,
+        budget: RenewalBudget,
+        reports: TransactionReports | None = None,
     ) -> None:
         self._make_producer = make_producer
         self._producer = make_producer()
         self._deadline_s = deadline_s
         self._budget = budget
+        # What the producer reports about the open transaction (the producers this
+        # makes give it their log lines and failed deliveries: clients.producer_config).
+        self._reports = reports if reports is not None else TransactionReports()
         self._open = False
 
     @property
@@ -156,19 +165,30 @@ class TransactionalOutput:
     def begin(self) -> None:
         """Open a transaction if none is open (offsets alone may be committed in it)."""
         if not self._open:
+            self._reports.clear()
             _call("begin transaction", self._producer.begin_transaction, self._deadline_s)
             self._open = True
 
     def send(self, record: OutputRecord) -> None:
-        """Queue one output in the open transaction (opening one if needed)."""
+        """Queue one output in the open transaction (opening one if needed).
+
+        A refused send stops the worker, naming the best cause known
+        (:meth:`_cause`): after a transaction error librdkafka refuses every send with
+        ``_STATE``, which names none."""
         try:
             self.begin()
             _produce(self._producer, record)
         except KafkaException as exc:
             error = kafka_error(exc)
             if not error.fatal():
-                raise WorkerStopError(f"send failed: {error.name()} ({error.str()})") from None
-            self._renew(f"send failed: {error.name()}")
+                # An error of the send itself concerns the record's topic; _STATE, the
+                # transaction's state.
+                topic = None if error.code() == KafkaError._STATE else record.topic
+                cause = self._cause(error, topic)
+                if cause.denied:
+                    raise WorkerStopError(denied_cause(cause.error, cause.topic)) from None
+                raise WorkerStopError(f"send to '{record.topic}' failed: {cause}") from None
+            self._renew(f"send failed: {error.name()} ({error.str()})")
             raise CommitAborted(f"producer replaced after {error.name()}") from None
         except ClientFailedError as failure:
             self._renew(str(failure))
@@ -194,9 +214,10 @@ class TransactionalOutput:
                     NO_RETRY,
                 )
             _call("commit", lambda: self._producer.commit_transaction(CALL_TIMEOUT_S), NO_RETRY)
-        except CommitAborted:
+        except CommitAborted as aborted:
+            reason = self._refused(aborted)
             self.abort()
-            raise
+            raise CommitAborted(reason, aborted.error) from None
         except ClientFailedError as failure:
             self._renew(str(failure))
             raise CommitAborted("producer replaced") from None
@@ -218,12 +239,35 @@ class TransactionalOutput:
             self._renew(str(failure))  # the new producer's registration aborts it
         self._open = False
 
+    def _cause(self, raised: KafkaError, topic: str | None = None) -> Cause:
+        """The best cause known for a failure that raised ``raised``: a failed delivery,
+        else the transaction's error as librdkafka logged it, else ``raised`` itself
+        (about ``topic``). Never a commit made to learn it: after a commit that timed
+        out, that would commit a half-sent transaction."""
+        self._producer.poll(0)  # serve the delivery reports and log lines still queued
+        return self._reports.cause() or Cause(raised, topic)
+
+    def _refused(self, aborted: CommitAborted) -> str:
+        """Why a commit was refused; raises :class:`WorkerStopError` for a missing
+        permission, which aborting and deciding again would only meet again."""
+        if aborted.error is None:
+            return aborted.reason
+        cause = self._cause(aborted.error)
+        if cause.denied:
+            raise WorkerStopError(denied_cause(cause.error, cause.topic))
+        if aborted.error.code() in DENIED:
+            raise WorkerStopError(denied_cause(aborted.error))
+        if cause.error is aborted.error:
+            return aborted.reason
+        return f"{aborted.reason}; first failure: {cause}"
+
     def _renew(self, cause: str) -> None:
         if not self._budget.allow():
             raise WorkerStopError(f"{cause}; the producer was replaced too often: stopping")
         log.warning("producer failed (%s); replacing it (same transactional id)", cause)
         old, self._producer = self._producer, self._make_producer()
         self._open = False
+        self._reports.clear()
         try:
             old.purge()
             old.flush(0)
@@ -249,7 +293,7 @@ class AtLeastOnceOutput:
     def __init__(self, producer: Producer, deadline_s: float) -> None:
         self._producer = producer
         self._deadline_s = deadline_s
-        self._failed: list[str] = []
+        self._failed: list[Cause] = []
         self._open = False
 
     @property
@@ -269,25 +313,30 @@ class AtLeastOnceOutput:
         self._open = True
         _produce(self._producer, record, self._delivered)
 
-    def _delivered(self, error: KafkaError | None, _: Any) -> None:
+    def _delivered(self, error: KafkaError | None, message: Any) -> None:
         if error is not None:
-            self._failed.append(error.name())
+            self._failed.append(Cause(error, message.topic()))
 
     def commit(self, offsets: Mapping[TopicPartitionKey, int], consumer: Consumer) -> None:
-        """Wait until every output is delivered, then commit the offsets."""
+        """Wait until every output is delivered, then commit the offsets. A delivery
+        refused for a missing permission stops the worker."""
         remaining = self._producer.flush(self._deadline_s)
         failed, self._failed = self._failed, []
         if remaining or failed:
             self._open = False
-            why = failed[0] if failed else f"{remaining} outputs undelivered"
+            denied = next((cause for cause in failed if cause.denied), None)
+            if denied is not None:
+                raise WorkerStopError(denied_cause(denied.error, denied.topic))
+            why = str(failed[0]) if failed else f"{remaining} outputs undelivered"
             raise CommitAborted(f"delivery: {why}")
         if offsets:
             try:
                 consumer.commit(offsets=_partitions(offsets), asynchronous=False)
             except KafkaException as exc:
                 self._open = False
+                error = kafka_error(exc)
                 # The partitions moved on, or the group did: they are read again.
-                raise CommitAborted(f"commit: {kafka_error(exc).name()}") from None
+                raise CommitAborted(f"commit: {error.name()} ({error.str()})", error) from None
         self._open = False
 
     def abort(self) -> None:

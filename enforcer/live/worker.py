@@ -28,6 +28,7 @@ from enforcer.ledger.state import LedgerState, LedgerStore
 from enforcer.live.admin import admin_client
 from enforcer.live.clients import (
     ClientErrors,
+    TransactionReports,
     consumer_config,
     denied_cause,
     kafka_error,
@@ -278,14 +279,16 @@ def _stop_if_denied(errors: ClientErrors) -> None:
 
 
 def _output(settings: EnforcerSettings, errors: ClientErrors, limits: Mapping[str, int]) -> Output:
-    config = producer_config(settings, errors)
+    exactly_once = settings.processing_guarantee == "exactly_once"
+    reports = TransactionReports() if exactly_once else None
+    config = producer_config(settings, errors, reports)
     # The producer must accept whatever the topics accept (librdkafka's default is 1 MB).
     config["message.max.bytes"] = min(
         MESSAGE_MAX_BYTES_CEILING, max([*limits.values(), 1_000_000]) + RECORD_OVERHEAD
     )
-    if settings.processing_guarantee == "exactly_once":
+    if exactly_once:
         budget = RenewalBudget(RENEWALS_MOST, RENEWALS_WINDOW_S, time.monotonic)
-        return TransactionalOutput(lambda: Producer(config), CALL_DEADLINE_S, budget)
+        return TransactionalOutput(lambda: Producer(config), CALL_DEADLINE_S, budget, reports)
     return AtLeastOnceOutput(Producer(config), CALL_DEADLINE_S)
 
 
