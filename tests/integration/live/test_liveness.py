@@ -251,9 +251,10 @@ async def test_every_standard_codec_is_read(
 async def test_a_deleted_sink_stops_the_worker_with_the_cause(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    """With its sink gone the worker cannot commit: within the progress limit it names
-    the cause in one line, and exits 1 to be restarted; once the topic is back, a new
-    worker decides the records that waited, each once."""
+    """With its sink gone the worker cannot commit: it names the deleted topic in one
+    line (the topic watch, before any commit waits on the missing topic), and exits 1 to
+    be restarted; once the topic is back, a new worker decides the records that waited,
+    each once."""
     async with _deployed(kafka_bootstrap, tmp_path, "nosink") as (deployment, worker):
         topics = deployment.topics
         _produce(kafka_bootstrap, topics.source, [{"value": _event(1)}])
@@ -264,7 +265,9 @@ async def test_a_deleted_sink_stops_the_worker_with_the_cause(
         _produce(kafka_bootstrap, topics.source, [{"value": _event(2)}])
         await asyncio.to_thread(worker.wait_exit, 120)
         assert worker.returncode == 1
-        assert worker.log_count("enforcer stopping: no commit for") == 1, worker.log_tail()
+        stopping = f"enforcer stopping: the sink topic '{topics.sink}' was deleted"
+        assert worker.log_count(stopping) == 1, worker.log_tail()
+        assert worker.log_count("enforcer stopping:") == 1, worker.log_tail()
         await deployment.create_topics_named([topics.sink], 1)
         again = await _started(deployment, "again")
         await _drained(deployment, again, 2)
