@@ -148,13 +148,15 @@ def test_missing_topics_are_refused_with_exit_2(kafka_bootstrap: str, tmp_path: 
             "ENFORCER_SOURCE_TOPIC": "no-such-topic-here",
             "ENFORCER_FINGERPRINT_KEY": generate_key(),
             "ENFORCER_DATA_DIR": str(tmp_path),
+            # Not the default port: other workers may serve on this machine.
+            "ENFORCER_HTTP_PORT": "0",
         },
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-    assert result.returncode == 2
+    assert result.returncode == 2, result.stderr
     assert "source topic 'no-such-topic-here'" in result.stderr
     assert result.stderr.count("\n") == 1
 

@@ -181,6 +181,7 @@ def test_a_wrong_password_fails_fast_with_a_clear_message(
             "PATH": "/usr/bin:/bin",
             "ENFORCER_FINGERPRINT_KEY": generate_key(),
             "ENFORCER_DATA_DIR": str(tmp_path),
+            "ENFORCER_HTTP_PORT": "0",  # other workers may serve on this machine
             **_secure_env(secure, ca, "SCRAM-SHA-512", "wrong-password-42"),
         },
         capture_output=True,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,7 +25,8 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from enforcer.core.fingerprint import generate_key
-from enforcer.testing.consume import ReadRecord, read_committed
+from enforcer.testing.consume import ReadRecord, read_committed, read_topic
+from enforcer.testing.kafka_broker import LocalKafka
 from enforcer.testing.topics import create_topics, unique_topic_name
 from enforcer.testing.worker import (
     ASSIGNED,
@@ -315,17 +317,30 @@ def test_configuration_errors_are_one_line_and_exit_2(
 
 
 async def test_sigterm_ends_a_worker_that_cannot_commit(
-    kafka_bootstrap: str, tmp_path: Path
+    private_kafka: LocalKafka, tmp_path: Path
 ) -> None:
-    """With its sink gone and records waiting, a SIGTERM still ends the worker within
-    the shutdown deadline (30 s), with nothing committed for the waiting record."""
-    async with _deployed(kafka_bootstrap, tmp_path, "termstuck") as (deployment, worker):
-        topics = deployment.topics
-        admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-        for future in admin.delete_topics([topics.sink]).values():
-            future.result(30)
-        _produce(kafka_bootstrap, topics.source, [{"value": _event(1)}])
-        await worker.wait_for_log("transaction aborted", timeout_s=60)
-        status = await asyncio.to_thread(worker.stop, 45)
+    """With records decided but not committed and the broker frozen (every client call
+    hangs), a SIGTERM still ends the worker within the shutdown deadline (30 s), and
+    nothing is committed for the waiting record."""
+    bootstrap = private_kafka.bootstrap_servers
+    topics = EnforcerTopics.unique("termstuck")
+    group = unique_topic_name("termstuck-group")
+    # A commit interval longer than the test: the decided record stays uncommitted.
+    with Deployment(bootstrap, topics, group, generate_key(), tmp_path, 3600.0) as deployment:
+        await deployment.create_topics(1)
+        worker = await _started(deployment)
+        _produce(bootstrap, topics.source, [{"value": _event(1)}])
+        # Decided and sent inside the open transaction: visible read_uncommitted only.
+        sent = await read_topic(
+            bootstrap, topics.sink, expected=1, isolation_level="read_uncommitted"
+        )
+        assert len(sent) == 1
+        broker = int((private_kafka.state_dir / "kafka.pid").read_text())
+        os.kill(broker, signal.SIGSTOP)
+        try:
+            status = await asyncio.to_thread(worker.stop, 45)
+        finally:
+            os.kill(broker, signal.SIGCONT)
         assert status in (0, 1), worker.log_tail()
         assert worker.log_count("SIGTERM received") == 1
+        assert await read_committed(bootstrap, topics.sink, expected=0, settle_s=1.0) == []
