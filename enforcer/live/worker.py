@@ -51,7 +51,7 @@ from enforcer.live.output import (
 from enforcer.live.publisher import LagMeter, SnapshotPublisher
 from enforcer.live.signals import StopSignal
 from enforcer.live.watch import TopicWatch
-from enforcer.outputs.metrics import MetricsRecorder
+from enforcer.outputs.metrics import MetricsRecorder, metric_identifier_types
 from enforcer.outputs.records import OutputTopics
 
 log = logging.getLogger("enforcer")
@@ -124,7 +124,12 @@ def run_worker(
     errors = ClientErrors()
     health = Health(time.monotonic, STALLED_AFTER_S)
     recorder = MetricsRecorder(
-        settings.instance_id, policy.version, policy.mode, SystemClock(), time.monotonic
+        settings.instance_id,
+        policy.version,
+        policy.mode,
+        SystemClock(),
+        time.monotonic,
+        metric_identifier_types(settings.metric_identifier_types.split(","), policy),
     )
     config = consumer_config(settings, errors)
     ledger = _ledger(settings, policy, fingerprinter)
