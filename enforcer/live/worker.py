@@ -306,8 +306,10 @@ def _stopped(health: Health, cause: str) -> int:
 def _close(
     consumer: Consumer, output: Output, publisher: SnapshotPublisher, http: MetricsHttpServer
 ) -> None:
-    """Leave the group, abort anything uncommitted, send the last snapshot, stop HTTP."""
+    """Measure lag after the final commit, leave the group, abort anything uncommitted,
+    send the last snapshot, stop HTTP."""
     for what, close in (
+        ("lag", publisher.measure_at_stop),  # needs the consumer's assignment
         ("consumer", consumer.close),
         ("producer", lambda: output.close(5.0)),
         ("metrics", lambda: publisher.close(5.0)),
