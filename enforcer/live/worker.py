@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 
 from confluent_kafka import Consumer, KafkaException, Producer
 
+from enforcer.config.logs import trace_fields
 from enforcer.config.settings import EnforcerSettings
 from enforcer.core.clock import SystemClock
 from enforcer.core.fingerprint import Fingerprinter
@@ -197,7 +198,9 @@ def run_worker(
     try:
         watch.start()
         engine.run()
-    except (WorkerStopError, DeadLetterRateExceededError) as exc:
+    except DeadLetterRateExceededError as exc:
+        status = _stopped(health, str(exc), trace_fields(exc.traceparent))
+    except WorkerStopError as exc:
         status = _stopped(health, str(exc))
     except KafkaException as exc:
         status = _stopped(health, f"Kafka client error: {kafka_error(exc).name()}")
@@ -297,9 +300,9 @@ def _output(settings: EnforcerSettings, errors: ClientErrors, limits: Mapping[st
     return AtLeastOnceOutput(Producer(config), CALL_DEADLINE_S)
 
 
-def _stopped(health: Health, cause: str) -> int:
+def _stopped(health: Health, cause: str, extra: Mapping[str, str] | None = None) -> int:
     health.on_fatal(cause)
-    log.critical("enforcer stopping: %s", cause)
+    log.critical("enforcer stopping: %s", cause, extra=extra)
     return 1
 
 
