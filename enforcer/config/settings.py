@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import socket
 from collections.abc import Mapping
 from pathlib import Path
@@ -105,6 +106,13 @@ class EnforcerSettings(BaseSettings):
         description="librdkafka debug contexts (e.g. 'eos,cgrp'), for diagnosing the client.",
     )
     metrics_interval: float = Field(default=10.0, gt=0)
+    metric_identifier_types: str = Field(
+        default="email,phone,device_id,advertising_id,ip_address,cookie_id,user_id",
+        description=(
+            "Identifier types (comma-separated) that metrics count by name, besides those "
+            "the policy's rules name; any other counts as 'other' (bounded label values)."
+        ),
+    )
     create_topics: bool = False
     topic_partitions: int = Field(default=1, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
@@ -134,6 +142,19 @@ class EnforcerSettings(BaseSettings):
         if region not in phone_regions():
             raise ValueError("must be a two-letter region code such as US or GB (ZZ for none)")
         return region
+
+    @field_validator("metric_identifier_types")
+    @classmethod
+    def _label_values(cls, value: str) -> str:
+        # They become Prometheus label values: plain names only, compared in lower case.
+        kinds = [kind.strip().lower() for kind in value.split(",") if kind.strip()]
+        for kind in kinds:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,63}", kind):
+                raise ValueError(
+                    f"identifier type {kind[:70]!r} is not a plain name (letters, digits, "
+                    "'_', '.', '-'; at most 64)"
+                )
+        return ",".join(kinds)
 
     @field_validator("bootstrap_servers")
     @classmethod

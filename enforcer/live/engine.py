@@ -29,7 +29,15 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from enforcer.core.models import DeadLetterReason
-from enforcer.core.step import Headers, InputRecord, Outcome, Source, Step, dead_letter
+from enforcer.core.step import (
+    Headers,
+    InputRecord,
+    Outcome,
+    Source,
+    Step,
+    dead_letter,
+    traceparent,
+)
 from enforcer.live.clients import DENIED, denied_cause, kafka_error
 from enforcer.live.failures import WorkerStopError
 from enforcer.live.guard import DeadLetterGuard
@@ -154,7 +162,10 @@ class Engine:
         if outcomes or ledger_read:
             # Raises when too many recent records were dead-lettered: nothing of this
             # batch is sent, and the open transaction is aborted on the way out.
-            self._guard.check(o.would_dead_letter for o in outcomes)
+            self._guard.check(
+                (o.would_dead_letter for o in outcomes),
+                lambda i: traceparent(outcomes[i].record.headers),
+            )
             if not self._output.open:
                 self._opened_at = started
             self._health.on_work()

@@ -80,6 +80,7 @@ class SnapshotPublisher:
         self._next_snapshot = monotonic() + interval_s
         self._next_lag = monotonic()
         self.published = 0
+        self._measured_at_stop = False
 
     def tick(self) -> None:
         """Called by the loop every round: measure lag and publish when due."""
@@ -114,8 +115,24 @@ class SnapshotPublisher:
             log.warning("metrics snapshot not published: %s", type(exc).__name__)
         return snapshot
 
+    def measure_at_stop(self) -> None:
+        """Measure lag afresh for the last snapshot: call it after the final commit and
+        before the consumer closes (a measurement from before the final commit would
+        report as lag what that commit just covered). Unmeasurable: no lag is reported
+        rather than a stale one."""
+        try:
+            self._lag.measure()
+        except KafkaException as exc:
+            log.debug("lag not measured at stop: %s", exc)
+            self._lag.latest = []
+        self._measured_at_stop = True
+
     def close(self, timeout_s: float) -> None:
-        """A last snapshot with the final counts, delivered within ``timeout_s``."""
+        """A last snapshot with the final counts, delivered within ``timeout_s``; its
+        lag is the one measured at stop (none when :meth:`measure_at_stop` was not
+        called: an older measurement would be stale)."""
+        if not self._measured_at_stop:
+            self._lag.latest = []
         self.publish()
         if self._producer.flush(timeout_s):
             log.warning("the last metrics snapshot was not delivered in %.0fs", timeout_s)

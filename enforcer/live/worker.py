@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 
 from confluent_kafka import Consumer, KafkaException, Producer
 
+from enforcer.config.logs import trace_fields
 from enforcer.config.settings import EnforcerSettings
 from enforcer.core.clock import SystemClock
 from enforcer.core.fingerprint import Fingerprinter
@@ -51,7 +52,7 @@ from enforcer.live.output import (
 from enforcer.live.publisher import LagMeter, SnapshotPublisher
 from enforcer.live.signals import StopSignal
 from enforcer.live.watch import TopicWatch
-from enforcer.outputs.metrics import MetricsRecorder
+from enforcer.outputs.metrics import MetricsRecorder, metric_identifier_types
 from enforcer.outputs.records import OutputTopics
 
 log = logging.getLogger("enforcer")
@@ -124,7 +125,12 @@ def run_worker(
     errors = ClientErrors()
     health = Health(time.monotonic, STALLED_AFTER_S)
     recorder = MetricsRecorder(
-        settings.instance_id, policy.version, policy.mode, SystemClock(), time.monotonic
+        settings.instance_id,
+        policy.version,
+        policy.mode,
+        SystemClock(),
+        time.monotonic,
+        metric_identifier_types(settings.metric_identifier_types.split(","), policy),
     )
     config = consumer_config(settings, errors)
     ledger = _ledger(settings, policy, fingerprinter)
@@ -192,7 +198,9 @@ def run_worker(
     try:
         watch.start()
         engine.run()
-    except (WorkerStopError, DeadLetterRateExceededError) as exc:
+    except DeadLetterRateExceededError as exc:
+        status = _stopped(health, str(exc), trace_fields(exc.traceparent))
+    except WorkerStopError as exc:
         status = _stopped(health, str(exc))
     except KafkaException as exc:
         status = _stopped(health, f"Kafka client error: {kafka_error(exc).name()}")
@@ -292,17 +300,19 @@ def _output(settings: EnforcerSettings, errors: ClientErrors, limits: Mapping[st
     return AtLeastOnceOutput(Producer(config), CALL_DEADLINE_S)
 
 
-def _stopped(health: Health, cause: str) -> int:
+def _stopped(health: Health, cause: str, extra: Mapping[str, str] | None = None) -> int:
     health.on_fatal(cause)
-    log.critical("enforcer stopping: %s", cause)
+    log.critical("enforcer stopping: %s", cause, extra=extra)
     return 1
 
 
 def _close(
     consumer: Consumer, output: Output, publisher: SnapshotPublisher, http: MetricsHttpServer
 ) -> None:
-    """Leave the group, abort anything uncommitted, send the last snapshot, stop HTTP."""
+    """Measure lag after the final commit, leave the group, abort anything uncommitted,
+    send the last snapshot, stop HTTP."""
     for what, close in (
+        ("lag", publisher.measure_at_stop),  # needs the consumer's assignment
         ("consumer", consumer.close),
         ("producer", lambda: output.close(5.0)),
         ("metrics", lambda: publisher.close(5.0)),

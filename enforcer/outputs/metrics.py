@@ -6,6 +6,12 @@ snapshot on the metrics topic and the Prometheus endpoint both read the same
 :class:`MetricsRecorder`, so they cannot disagree. Nothing here ever sees an
 identifier's value: the recorder reads outcome kinds, rule names, identifier types
 and source coordinates only.
+
+Every label value comes from a bounded set: outcomes, reasons and results are enums,
+rule names come from the policy, topics and partitions from the assignment. The one
+label fed from event data, ``identifier_type``, is bounded here: a type outside the
+configured set (:func:`metric_identifier_types`) is counted as ``other``, so a producer
+inventing types cannot make unbounded series. Violations and reports keep the real type.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from pydantic import BaseModel, ConfigDict
 
 from enforcer.core.clock import Clock, rfc3339
 from enforcer.core.models import Mode
+from enforcer.core.policy.compiled import Policy
 from enforcer.core.step import Outcome, OutcomeKind
 from enforcer.outputs.report.model import RecordCounts
 
@@ -63,7 +70,8 @@ IDENTIFIERS_REDACTED = MetricDef(
     "enforcer_identifiers_redacted_total",
     "counter",
     ("identifier_type",),
-    "Findings per identifier type; in audit mode, what enforce mode would have redacted.",
+    "Findings per identifier type; in audit mode, what enforce mode would have redacted. "
+    "Types outside ENFORCER_METRIC_IDENTIFIER_TYPES and the policy's rules count as other.",
 )
 LATENCY = MetricDef(
     "enforcer_processing_latency_seconds",
@@ -233,6 +241,23 @@ LATENCY_BUCKETS: tuple[float, ...] = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
 """Upper bounds (seconds) of the latency histogram's buckets; ``+Inf`` is implied."""
+
+
+OTHER_IDENTIFIER_TYPE = "other"
+"""The ``identifier_type`` label value of every type outside the configured set."""
+
+DEFAULT_METRIC_IDENTIFIER_TYPES: tuple[str, ...] = (
+    "email", "phone", "device_id", "advertising_id", "ip_address", "cookie_id", "user_id",
+)  # fmt: skip
+"""Identifier types counted under their own name by default (``ENFORCER_METRIC_IDENTIFIER_TYPES``);
+the types the policy's rules name are added to them."""
+
+
+def metric_identifier_types(configured: Iterable[str], policy: Policy) -> frozenset[str]:
+    """The identifier types metrics count by name: ``configured`` plus every type a rule of
+    ``policy`` is limited to (lower-cased, as the decision compares them)."""
+    named = {kind for rule in policy.rules if rule.types is not None for kind in rule.types}
+    return frozenset(kind.strip().lower() for kind in (*configured, *named) if kind.strip())
 
 
 class LatencySummary(BaseModel):
@@ -416,8 +441,11 @@ class MetricsRecorder:
         mode: Mode,
         clock: Clock,
         monotonic: Callable[[], float],
+        identifier_types: Iterable[str] = DEFAULT_METRIC_IDENTIFIER_TYPES,
     ) -> None:
         self.instance_id = instance_id
+        self.identifier_types = frozenset(identifier_types)
+        """Types counted by name; any other is counted as ``other`` (bounded labels)."""
         self.policy_version = policy_version
         self.mode = mode
         self._clock = clock
@@ -451,7 +479,10 @@ class MetricsRecorder:
                 self.violations += 1
                 for finding in outcome.findings:
                     self.by_rule[finding.rule] += 1
-                    self.by_type[finding.identifier_type] += 1
+                    kind = finding.identifier_type
+                    if kind not in self.identifier_types:
+                        kind = OTHER_IDENTIFIER_TYPE
+                    self.by_type[kind] += 1
             if outcome.error_reason is not None:
                 self.deadletters[outcome.error_reason.value] += 1
             source = outcome.record.source

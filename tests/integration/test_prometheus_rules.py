@@ -339,9 +339,14 @@ async def _check_traceparent(bootstrap: str, topic: str) -> None:
 def _check_json_logs(text: str, values: list[bytes]) -> None:
     lines = text.splitlines()
     assert len(lines) > 5
-    events = [json.loads(line) for line in lines]  # every line is one JSON object
-    assert all({"time", "level", "logger", "message"} <= set(e) for e in events)
-    assert not [e for e in events if e["level"] in {"error", "critical"}]
+    events = [json.loads(line) for line in lines]  # every line is one ECS object
+    assert all({"@timestamp", "log.level", "message", "ecs.version"} <= set(e) for e in events)
+    assert all(e["log"]["logger"].startswith("enforcer") for e in events)
+    assert not [e for e in events if e["log.level"] in {"error", "critical"}]
+    # The auditing worker's would-be guard trips name the dead letters' trace.
+    trips = [e for e in events if "would have been dead-lettered" in e["message"]]
+    assert trips
+    assert {e["trace"]["id"] for e in trips} == {TRACE.split("-")[1]}
     secrets = {v.decode() for v in _identifier_values(values)}
     assert secrets
     assert not any(secret in text for secret in secrets)

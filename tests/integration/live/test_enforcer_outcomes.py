@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from enforcer.core.fingerprint import generate_key
 from enforcer.core.models import ViolationEvent
@@ -198,3 +199,38 @@ async def test_dead_letter_guard_stops_the_worker_without_committing(
         deployment.bootstrap, deployment.topics.deadletter, expected=1, timeout_s=3, settle_s=0.5
     )
     assert dead == []  # the batch that tripped the guard was never committed
+
+
+async def test_the_guards_stop_line_carries_the_trace_id_of_a_dead_letter(
+    deployment: Deployment,
+) -> None:
+    """JSON logs (ECS): the line that stops the worker on too many dead letters names,
+    as ``trace.id``, the trace of the batch's last dead-lettered record (from its W3C
+    ``traceparent`` header), so the bad traffic can be followed to its producer."""
+    deployment.extra_env = {
+        **deployment.extra_env,
+        "ENFORCER_DEADLETTER_WINDOW": "50",
+        "ENFORCER_DEADLETTER_MAX_RATIO": "0.5",
+        "ENFORCER_LOG_FORMAT": "json",
+    }
+    worker = deployment.worker("guard-trace")
+    worker.start()
+    traces = [f"{i + 1:032x}" for i in range(200)]
+    producer = AIOKafkaProducer(bootstrap_servers=deployment.bootstrap, acks="all")
+    await producer.start()
+    try:
+        for trace in traces:
+            header = f"00-{trace}-00f067aa0ba902b7-01".encode()
+            await producer.send(
+                deployment.topics.source, value=b"not json", headers=[("traceparent", header)]
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()
+    assert worker.wait_exit(60) == 1
+    assert worker.log_path is not None
+    lines = [orjson.loads(line) for line in worker.log_path.read_text().splitlines()]
+    (stop,) = [line for line in lines if line["message"].startswith("enforcer stopping:")]
+    assert "dead-lettered" in stop["message"]
+    assert stop["log.level"] == "critical"
+    assert stop["trace"]["id"] in traces

@@ -244,3 +244,153 @@ async def _latest_complete(bootstrap: str, topic: str, total: int) -> ReadRecord
                 return record
         await asyncio.sleep(0.3)
     raise AssertionError("no snapshot counted every record in 60s")
+
+
+def _samples(scraped: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(scraped.decode())
+        for s in family.samples
+    }
+
+
+async def _scrape_until(
+    session: aiohttp.ClientSession,
+    url: str,
+    until: Callable[[dict[tuple[str, tuple[tuple[str, str], ...]], float]], bool],
+    timeout_s: float = 30,
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    while time.monotonic() < deadline:
+        status, body = await _get(session, url)
+        if status == 200:
+            samples = _samples(body)
+            if until(samples):
+                return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{url} never showed what was waited for: {samples}")
+
+
+@pytest.mark.timeout(120)
+async def test_the_snapshot_at_stop_measures_lag_after_the_final_commit(
+    kafka_bootstrap: str, new_topic: TopicFactory, tmp_path: Path, worker_log: Path
+) -> None:
+    """A SIGTERM while decided records wait for their commit: the stop commits them, and
+    the snapshot written then says lag 0, not the lag measured before that commit (the
+    demo's only snapshot said 5,000 in and lag 2,500). An invented identifier type is
+    counted as `other`, never as a label or key of its own."""
+    source = await new_topic("stoplag-source")
+    names = {
+        "SINK": await new_topic("stoplag-sink"),
+        "VIOLATIONS": await new_topic("stoplag-violations"),
+        "DEADLETTER": await new_topic("stoplag-deadletter"),
+        "METRICS": await new_topic("stoplag-metrics"),
+    }
+    def passing(i: int) -> bytes:
+        return orjson.dumps(
+            {
+                "event_id": f"pass-{i}",
+                "subject_id": f"acct-{i}",
+                "occurred_at": "2019-10-08T12:00:00Z",
+                "identifiers": [
+                    {"type": "email", "value": f"u{i}@x.io", "purposes": ["marketing.advertising"]}
+                ],
+            }
+        )
+
+    # Every record ends on the sink (passed, or redacted: the invented type's).
+    first = [passing(i) for i in range(20)]
+    invented = orjson.dumps(
+        {
+            "event_id": "invented-type",
+            "subject_id": "acct-invented",
+            "occurred_at": "2019-10-08T12:00:00Z",
+            "identifiers": [
+                {"type": "<script>x</script>", "value": "+1 555 0199", "purposes": ["security"]},
+                {"type": "email", "value": "v@x.io", "purposes": ["marketing.advertising"]},
+            ],
+        }
+    )
+    second = [*(passing(i) for i in range(20, 49)), invented]
+    total = len(first) + len(second)
+
+    port = free_port()
+    instance = f"stoplag-test-{os.getpid()}-{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENFORCER_")}
+    env.update(
+        ENFORCER_BOOTSTRAP_SERVERS=kafka_bootstrap,
+        ENFORCER_SOURCE_TOPIC=source,
+        ENFORCER_SINK_TOPIC=names["SINK"],
+        ENFORCER_VIOLATIONS_TOPIC=names["VIOLATIONS"],
+        ENFORCER_DEADLETTER_TOPIC=names["DEADLETTER"],
+        ENFORCER_METRICS_TOPIC=names["METRICS"],
+        ENFORCER_GROUP_ID=f"{instance}-group",
+        ENFORCER_INSTANCE_ID=instance,
+        ENFORCER_FINGERPRINT_KEY=generate_key(),
+        ENFORCER_DATA_DIR=str(tmp_path / "data"),
+        # Only the snapshot at stop; a commit interval wide enough to send the SIGTERM
+        # while the second batch waits for its commit.
+        ENFORCER_METRICS_INTERVAL="3600",
+        ENFORCER_COMMIT_INTERVAL="8",
+        ENFORCER_HTTP_PORT=str(port),
+        ENFORCER_LOG_LEVEL="info",
+    )
+    base = f"http://127.0.0.1:{port}"
+    lag_key = ("enforcer_consumer_lag", (("partition", "0"), ("topic", source)))
+    in_key = ("enforcer_records_in_total", ())
+    with worker_log.open("wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "enforcer.cli", "run"], env=env, stdout=log, stderr=log
+        )
+        try:
+            async with aiohttp.ClientSession() as session:
+                await _wait_for(
+                    session, f"{base}/readyz", 30, until=lambda r: r["assigned_partitions"] == 1
+                )
+                producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+                await producer.start()
+                try:
+                    for value in first:
+                        await producer.send(source, value=value)
+                    await producer.flush()
+                    # The first batch is committed: the recorder knows its next offset.
+                    await _scrape_until(
+                        session, f"{base}/metrics", lambda s: s.get(in_key) == len(first)
+                    )
+                    for value in second:
+                        await producer.send(source, value=value)
+                    await producer.flush()
+                finally:
+                    await producer.stop()
+                # Every record is decided and sent inside the open transaction ...
+                sent = await read_topic(
+                    kafka_bootstrap,
+                    names["SINK"],
+                    expected=total,
+                    settle_s=0,
+                    isolation_level="read_uncommitted",
+                )
+                assert len(sent) == total
+                # ... and the lag measured meanwhile counts the uncommitted ones.
+                await _scrape_until(
+                    session,
+                    f"{base}/metrics",
+                    lambda s: s.get(in_key) == len(first) and s.get(lag_key) == len(second),
+                )
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                code = worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+                raise
+    assert code == 0
+
+    everything = await _snapshots(kafka_bootstrap, names["METRICS"])
+    last = MetricsSnapshot.model_validate_json(everything[-1].value or b"")
+    assert last.records.in_ == total
+    assert [(x.partition, x.end_offset, x.lag) for x in last.consumer_lag] == [(0, total, 0)]
+    assert last.identifiers_redacted_by_type.get("other") == 1
+    assert not any(b"script" in (r.value or b"") for r in everything)

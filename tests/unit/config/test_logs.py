@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from enforcer.cli import build_parser
-from enforcer.config.logs import setup_logging
+from enforcer.config.logs import TRACE_ID, setup_logging, trace_fields
 
 
 @pytest.fixture
@@ -40,26 +40,65 @@ def _log(log_format: str) -> list[str]:
     return stream.getvalue().splitlines()
 
 
+ECS_TOP_LEVEL = {"@timestamp", "log.level", "message", "ecs.version", "log", "process", "error"}
+"""What an ECS line of ours may carry at the top, besides ``trace`` and ``enforcer``."""
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
 @pytest.mark.usefixtures("restore_root")
-def test_json_lines_have_time_level_logger_message_and_fields() -> None:
-    """Each event is one JSON object on one line; extra fields and librdkafka's parts
-    are fields of their own; a traceback stays inside its line."""
+def test_json_lines_follow_the_elastic_common_schema() -> None:
+    """Each event is one ECS object on one line (docs/operations.md: logs): ``@timestamp``,
+    ``log.level``, ``message``, ``log.logger``, ``ecs.version``; extra fields and
+    librdkafka's parts under ``enforcer``; an exception as ``error.*``. No field of the
+    old home-made shape (``time``, ``level``, ``logger``, ``partitions`` at the top) is
+    left: a deliberate change of names (docs/changelog.md)."""
     lines = _log("json")
     assert len(lines) == 4
     events = [json.loads(line) for line in lines]
+    for event in events:
+        assert set(event) <= ECS_TOP_LEVEL | {"enforcer"}, event
+        assert list(event)[:3] == ["@timestamp", "log.level", "message"]
+        assert event["ecs.version"].startswith("1.")
+        assert event["@timestamp"].endswith("Z") and event["@timestamp"][10] == "T"
+        assert isinstance(event["process"]["pid"], int)
     first = events[0]
     assert first["message"] == "assigned partitions: src[0], src[1]"
-    assert (first["level"], first["logger"], first["partitions"]) == ("info", "enforcer.engine", 2)
-    assert first["time"].endswith("Z") and first["time"][10] == "T"
+    assert (first["log.level"], first["log"]["logger"]) == ("info", "enforcer.engine")
+    assert first["enforcer"] == {"partitions": 2}
+    assert "trace" not in first  # no record, no trace id
     assert events[1]["message"] == "a message\nwith a second line"
     kafka = events[2]
-    assert (kafka["logger"], kafka["facility"], kafka["client"]) == (
-        "enforcer.kafka",
-        "GETPID",
-        "enforcer-producer-w#producer-3",
-    )
+    assert kafka["log"]["logger"] == "enforcer.kafka"
+    assert kafka["enforcer"] == {
+        "kafka": {"facility": "GETPID", "client": "enforcer-producer-w#producer-3"}
+    }
     assert kafka["message"] == "Coordinator load in progress"
-    assert (events[3]["level"], "ValueError: boom" in events[3]["exception"]) == ("error", True)
+    failed = events[3]
+    assert failed["log.level"] == "error"
+    assert (failed["error"]["type"], failed["error"]["message"]) == ("ValueError", "boom")
+    assert 'raise ValueError("boom")' in failed["error"]["stack_trace"]
+
+
+@pytest.mark.usefixtures("restore_root")
+def test_a_line_about_a_traced_record_carries_its_trace_id() -> None:
+    """``trace_fields`` of a record's ``traceparent`` gives ``trace.id`` (the 32 hex digits
+    of the trace, not the producer's span); nothing for a record without one. In text,
+    the same field as ``trace.id=…``."""
+    assert trace_fields(None) == {}
+    assert trace_fields(TRACEPARENT) == {TRACE_ID: "4bf92f3577b34da6a3ce929d0e0e4736"}
+    for log_format in ("json", "text"):
+        stream = io.StringIO()
+        setup_logging("info", log_format, stream)
+        log = logging.getLogger("enforcer.guard")
+        log.warning("dead letters over the limit", extra=trace_fields(TRACEPARENT))
+        log.warning("dead letters over the limit", extra=trace_fields(None))
+        traced, untraced = stream.getvalue().splitlines()
+        if log_format == "json":
+            assert json.loads(traced)["trace"] == {"id": "4bf92f3577b34da6a3ce929d0e0e4736"}
+            assert "trace" not in json.loads(untraced)
+        else:
+            assert traced.endswith("trace.id=4bf92f3577b34da6a3ce929d0e0e4736")
+            assert "trace" not in untraced
 
 
 @pytest.mark.usefixtures("restore_root")
