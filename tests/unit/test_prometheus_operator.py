@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +154,60 @@ def test_the_alerts_work_on_operator_labelled_series() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
+
+
+def test_the_prometheus_rule_holds_the_rule_file() -> None:
+    """deploy/k8s/monitoring/prometheusrule.yaml carries the rule file's groups unchanged,
+    and is what scripts/prometheus_rule.py writes from it today."""
+    [rule] = _documents("monitoring/prometheusrule.yaml")
+    assert (rule["apiVersion"], rule["kind"]) == ("monitoring.coreos.com/v1", "PrometheusRule")
+    rules = yaml.safe_load((RULES_DIR / "enforcer.rules.yml").read_text())
+    assert rule["spec"]["groups"] == rules["groups"]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "prometheus_rule.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_generator_adds_labels_and_absolute_runbook_links(tmp_path: Path) -> None:
+    """--label for the Operator's ruleSelector, --runbook-base for published docs; a
+    missing rule file is one line and exit 2."""
+    script = str(ROOT / "scripts" / "prometheus_rule.py")
+    result = subprocess.run(
+        [
+            sys.executable,
+            script,
+            "--output",
+            "-",
+            "--label",
+            "release=kps",
+            "--runbook-base",
+            "https://docs.example/enforcer/",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    [rule] = [d for d in yaml.safe_load_all(result.stdout) if d]
+    assert rule["metadata"]["labels"]["release"] == "kps"
+    links = [
+        r["annotations"]["runbook_url"]
+        for g in rule["spec"]["groups"]
+        for r in g["rules"]
+        if "alert" in r
+    ]
+    assert links and all(
+        link.startswith("https://docs.example/enforcer/docs/operations.md#runbook-")
+        for link in links
+    )
+    missing = subprocess.run(
+        [sys.executable, script, "--rules", str(tmp_path / "none.yml"), "--output", "-"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert missing.returncode == 2
+    assert missing.stderr.count("\n") == 1 and "cannot read" in missing.stderr
