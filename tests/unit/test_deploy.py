@@ -91,7 +91,12 @@ def test_dockerfile_runs_the_cli_with_health_check() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert "USER 10001" in text
     assert 'ENTRYPOINT ["enforcer"]' in text
-    assert f"127.0.0.1:{HTTP_PORT}/healthz" in text
+    # Liveness on the port the container is configured for (ENFORCER_HTTP_PORT, default
+    # the settings' own); tests/unit/test_image.py runs the check against a real server.
+    assert f"ENFORCER_HTTP_PORT={HTTP_PORT}" in text
+    [healthcheck] = [line for line in text.splitlines() if "/healthz" in line]
+    assert "ENFORCER_HTTP_PORT" in healthcheck and "/healthz" in healthcheck
+    assert f":{HTTP_PORT}/" not in healthcheck
     for line in text.splitlines():
         for word in line.replace("=", " ").split():
             if word.startswith("ENFORCER_"):
