@@ -267,17 +267,25 @@ def test_compose_restarts_the_enforcer() -> None:
 
 def test_manifests_validate_against_the_kubernetes_schemas() -> None:
     """kubernetes-validate (PyPI; schemas bundled, offline), strict: unknown fields fail.
-    The ServiceMonitor is a CRD it has no schema for."""
+    The ServiceMonitor and the PrometheusRule are CRDs it has no schema for (their fields
+    are checked in tests/unit/test_prometheus_operator.py)."""
     kubernetes_validate = pytest.importorskip("kubernetes_validate")
     docs = _k8s("**/*.yaml")
-    checked = 0
+    checked: dict[str, int] = {}
     for doc in docs:
         if doc["apiVersion"].startswith("monitoring.coreos.com/"):
             continue
         kubernetes_validate.validate(doc, "1.30", strict=True)
-        checked += 1
-    assert checked >= 8
-    broken = next(d for d in docs if d["kind"] == "Deployment")
-    broken = {**broken, "spec": {**broken["spec"], "replica": 2}}
+        checked[doc["kind"]] = checked.get(doc["kind"], 0) + 1
+    assert sum(checked.values()) >= 11
+    assert checked["StatefulSet"] == 1 and checked["Service"] == 2
+    for kind in WORKLOADS:
+        broken = next(d for d in docs if d["kind"] == kind)
+        broken = {**broken, "spec": {**broken["spec"], "replica": 2}}
+        with pytest.raises(kubernetes_validate.ValidationError):
+            kubernetes_validate.validate(broken, "1.30", strict=True)
+    # In 1.30 a StatefulSet must name its governing Service.
+    workers = next(d for d in docs if d["kind"] == "StatefulSet")
+    unnamed = {**workers, "spec": {k: v for k, v in workers["spec"].items() if k != "serviceName"}}
     with pytest.raises(kubernetes_validate.ValidationError):
-        kubernetes_validate.validate(broken, "1.30", strict=True)
+        kubernetes_validate.validate(unnamed, "1.30", strict=True)
