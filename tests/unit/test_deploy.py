@@ -259,6 +259,27 @@ def test_the_default_workload_is_a_stateful_set_with_stable_instance_ids() -> No
     assert workers["spec"]["podManagementPolicy"] == "Parallel"
 
 
+def test_the_service_monitor_scrapes_every_pod_on_the_http_port() -> None:
+    """The ServiceMonitor selects both Services; each serves /metrics on the HTTP port and
+    together they select every pod template (the jobs they give: test_prometheus_operator)."""
+    [monitor] = _k8s("monitoring/servicemonitor.yaml")
+    assert monitor["kind"] == "ServiceMonitor"
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert endpoint["path"] == "/metrics"
+    services = [
+        s
+        for s in _services().values()
+        if _matches(monitor["spec"]["selector"]["matchLabels"], s["metadata"]["labels"])
+    ]
+    assert len(services) == 2
+    for service in services:
+        port = next(p for p in service["spec"]["ports"] if p["name"] == endpoint["port"])
+        assert port["port"] == HTTP_PORT
+    for template, _ in _pods():
+        labels = template["metadata"]["labels"]
+        assert any(_matches(s["spec"]["selector"], labels) for s in services), labels
+
+
 def test_compose_restarts_the_enforcer() -> None:
     """A worker that exits on an error is started again."""
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
