@@ -33,10 +33,13 @@ def _k8s(pattern: str = "*.yaml") -> list[dict[str, Any]]:
     return [doc for path in sorted(K8S.glob(pattern)) for doc in _documents(path)]
 
 
+WORKLOADS = {"Deployment", "StatefulSet"}
+
+
 def _enforcer_containers() -> list[tuple[dict[str, Any], dict[str, Any]]]:
     found = []
     for doc in _k8s():
-        if doc["kind"] != "Deployment":
+        if doc["kind"] not in WORKLOADS:
             continue
         pod = doc["spec"]["template"]["spec"]
         found += [(pod, c) for c in pod["containers"] if c["name"] == "enforcer"]
@@ -88,7 +91,12 @@ def test_dockerfile_runs_the_cli_with_health_check() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert "USER 10001" in text
     assert 'ENTRYPOINT ["enforcer"]' in text
-    assert f"127.0.0.1:{HTTP_PORT}/healthz" in text
+    # Liveness on the port the container is configured for (ENFORCER_HTTP_PORT, default
+    # the settings' own); tests/unit/test_image.py runs the check against a real server.
+    assert f"ENFORCER_HTTP_PORT={HTTP_PORT}" in text
+    [healthcheck] = [line for line in text.splitlines() if "/healthz" in line]
+    assert "ENFORCER_HTTP_PORT" in healthcheck and "/healthz" in healthcheck
+    assert f":{HTTP_PORT}/" not in healthcheck
     for line in text.splitlines():
         for word in line.replace("=", " ").split():
             if word.startswith("ENFORCER_"):
@@ -98,7 +106,7 @@ def test_dockerfile_runs_the_cli_with_health_check() -> None:
 def test_k8s_enforcer_containers_match_the_code() -> None:
     """Variables are settings, probes hit real paths on the HTTP port, mounts resolve."""
     containers = _enforcer_containers()
-    assert len(containers) == 2  # the sidecar and the standalone deployment
+    assert len(containers) == 2  # the sidecar and the StatefulSet
     configmaps = {d["metadata"]["name"]: d for d in _k8s() if d["kind"] == "ConfigMap"}
     secrets = {d["metadata"]["name"]: d for d in _k8s("**/*.yaml") if d["kind"] == "Secret"}
     for pod, container in containers:
@@ -138,30 +146,30 @@ def test_http_server_serves_the_probe_paths() -> None:
         assert f'"{path}"' in source
 
 
-def test_every_deployment_has_a_disruption_budget() -> None:
-    """Each Deployment's pods are covered by a PodDisruptionBudget."""
+def test_every_workload_has_a_disruption_budget() -> None:
+    """Each Deployment's and StatefulSet's pods are covered by a PodDisruptionBudget."""
     docs = _k8s()
     budgets = [
         d["spec"]["selector"]["matchLabels"] for d in docs if d["kind"] == "PodDisruptionBudget"
     ]
     for doc in docs:
-        if doc["kind"] == "Deployment":
+        if doc["kind"] in WORKLOADS:
             assert doc["spec"]["selector"]["matchLabels"] in budgets
 
 
 def _pods() -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """``(pod template, pod spec)`` of every Deployment."""
+    """``(pod template, pod spec)`` of every Deployment and StatefulSet."""
     return [
         (doc["spec"]["template"], doc["spec"]["template"]["spec"])
         for doc in _k8s()
-        if doc["kind"] == "Deployment"
+        if doc["kind"] in WORKLOADS
     ]
 
 
 def test_pods_run_locked_down() -> None:
     """Non-root, RuntimeDefault seccomp, no service account token; every container drops
     all capabilities and cannot escalate; the enforcer's root file system is read-only."""
-    assert len(_pods()) == 3  # sidecar, standalone, lag exporter
+    assert len(_pods()) == 3  # sidecar, StatefulSet, lag exporter
     for _, pod in _pods():
         assert pod["automountServiceAccountToken"] is False
         security = pod["securityContext"]
@@ -183,7 +191,7 @@ def test_no_secret_is_applied_with_the_folder() -> None:
 
 
 def test_pods_roll_when_the_policy_changes() -> None:
-    """Each Deployment's pod template carries the SHA-256 of the policy it mounts."""
+    """Each workload's pod template carries the SHA-256 of the policy it mounts."""
     configmaps = {d["metadata"]["name"]: d for d in _k8s() if d["kind"] == "ConfigMap"}
     for template, pod in _pods():
         if not any(v["name"] == "policy" for v in pod.get("volumes", [])):
@@ -223,17 +231,53 @@ def test_the_lag_exporter_manifest_matches_the_command() -> None:
     assert f'"{container["livenessProbe"]["httpGet"]["path"]}"' in source
 
 
-def test_a_service_monitor_scrapes_the_metrics_service() -> None:
-    """The ServiceMonitor selects the metrics Service, which selects the enforcer pods."""
-    [monitor] = _k8s("monitoring/*.yaml")
+def _services() -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in _k8s() if d["kind"] == "Service"}
+
+
+def test_the_default_workload_is_a_stateful_set_with_stable_instance_ids() -> None:
+    """The standalone workers are a StatefulSet whose instance id is the pod name (stable
+    across restarts, so a restart fences the crashed worker's transaction at once), under a
+    headless governing Service that selects its pods."""
+    [workers] = [d for d in _k8s() if d["kind"] == "StatefulSet"]
+    assert workers["metadata"]["name"] == "purpose-enforcer"
+    assert not [
+        d
+        for d in _k8s()
+        if d["kind"] == "Deployment"
+        and d is not workers
+        and d["metadata"]["name"] == "purpose-enforcer"
+    ]
+    [container] = workers["spec"]["template"]["spec"]["containers"]
+    [instance_id] = [e for e in container["env"] if e["name"] == "ENFORCER_INSTANCE_ID"]
+    assert instance_id["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    governing = _services()[workers["spec"]["serviceName"]]
+    assert governing["spec"]["clusterIP"] == "None"
+    assert _matches(
+        governing["spec"]["selector"], workers["spec"]["template"]["metadata"]["labels"]
+    )
+    assert workers["spec"]["podManagementPolicy"] == "Parallel"
+
+
+def test_the_service_monitor_scrapes_every_pod_on_the_http_port() -> None:
+    """The ServiceMonitor selects both Services; each serves /metrics on the HTTP port and
+    together they select every pod template (the jobs they give: test_prometheus_operator)."""
+    [monitor] = _k8s("monitoring/servicemonitor.yaml")
     assert monitor["kind"] == "ServiceMonitor"
-    [service] = [d for d in _k8s() if d["kind"] == "Service"]
-    assert _matches(monitor["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
     [endpoint] = monitor["spec"]["endpoints"]
-    port = next(p for p in service["spec"]["ports"] if p["name"] == endpoint["port"])
-    assert port["port"] == HTTP_PORT and endpoint["path"] == "/metrics"
+    assert endpoint["path"] == "/metrics"
+    services = [
+        s
+        for s in _services().values()
+        if _matches(monitor["spec"]["selector"]["matchLabels"], s["metadata"]["labels"])
+    ]
+    assert len(services) == 2
+    for service in services:
+        port = next(p for p in service["spec"]["ports"] if p["name"] == endpoint["port"])
+        assert port["port"] == HTTP_PORT
     for template, _ in _pods():
-        assert _matches(service["spec"]["selector"], template["metadata"]["labels"])
+        labels = template["metadata"]["labels"]
+        assert any(_matches(s["spec"]["selector"], labels) for s in services), labels
 
 
 def test_compose_restarts_the_enforcer() -> None:
@@ -244,17 +288,25 @@ def test_compose_restarts_the_enforcer() -> None:
 
 def test_manifests_validate_against_the_kubernetes_schemas() -> None:
     """kubernetes-validate (PyPI; schemas bundled, offline), strict: unknown fields fail.
-    The ServiceMonitor is a CRD it has no schema for."""
+    The ServiceMonitor and the PrometheusRule are CRDs it has no schema for (their fields
+    are checked in tests/unit/test_prometheus_operator.py)."""
     kubernetes_validate = pytest.importorskip("kubernetes_validate")
     docs = _k8s("**/*.yaml")
-    checked = 0
+    checked: dict[str, int] = {}
     for doc in docs:
         if doc["apiVersion"].startswith("monitoring.coreos.com/"):
             continue
         kubernetes_validate.validate(doc, "1.30", strict=True)
-        checked += 1
-    assert checked >= 8
-    broken = next(d for d in docs if d["kind"] == "Deployment")
-    broken = {**broken, "spec": {**broken["spec"], "replica": 2}}
+        checked[doc["kind"]] = checked.get(doc["kind"], 0) + 1
+    assert sum(checked.values()) >= 11
+    assert checked["StatefulSet"] == 1 and checked["Service"] == 2
+    for kind in WORKLOADS:
+        broken = next(d for d in docs if d["kind"] == kind)
+        broken = {**broken, "spec": {**broken["spec"], "replica": 2}}
+        with pytest.raises(kubernetes_validate.ValidationError):
+            kubernetes_validate.validate(broken, "1.30", strict=True)
+    # In 1.30 a StatefulSet must name its governing Service.
+    workers = next(d for d in docs if d["kind"] == "StatefulSet")
+    unnamed = {**workers, "spec": {k: v for k, v in workers["spec"].items() if k != "serviceName"}}
     with pytest.raises(kubernetes_validate.ValidationError):
-        kubernetes_validate.validate(broken, "1.30", strict=True)
+        kubernetes_validate.validate(unnamed, "1.30", strict=True)

@@ -16,7 +16,9 @@ import yaml
 
 from enforcer.outputs.metrics import LAG_EXPORTER_METRICS, METRICS
 
-RULES_DIR = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules"
+ROOT = Path(__file__).resolve().parents[2]
+RULES_DIR = ROOT / "deploy" / "prometheus" / "rules"
+OPERATIONS = ROOT / "docs" / "operations.md"
 RULES = RULES_DIR / "enforcer.rules.yml"
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
@@ -66,6 +68,34 @@ def test_the_rules_use_only_metrics_that_exist() -> None:
             assert name in exposed, (name, rule)
         for name in re.findall(r"\benforcer:[a-z_:0-9]+", rule["expr"]):
             assert name in recorded, (name, rule)
+
+
+def _heading_anchors(markdown: str) -> set[str]:
+    """The anchors a Markdown renderer (GitHub's rules) gives the headings."""
+    anchors = set()
+    for line in markdown.splitlines():
+        if match := re.match(r"#{1,6} (.+)", line):
+            text = re.sub(r"[^\w\- ]", "", match.group(1).strip().lower())
+            anchors.add(text.replace(" ", "-"))
+    return anchors
+
+
+def test_every_alert_has_a_runbook_in_the_operations_guide() -> None:
+    """Each alert's runbook_url points at docs/operations.md, at a section that exists and
+    is that alert's runbook: what it means, what to check, what to do."""
+    text = OPERATIONS.read_text()
+    anchors = _heading_anchors(text)
+    sections = re.split(r"\n(?=#{1,6} )", text)
+    for rule in _rules():
+        if "alert" not in rule:
+            continue
+        url = rule["annotations"].get("runbook_url", "")  # type: ignore[attr-defined]
+        assert url.startswith("docs/operations.md#"), (rule["alert"], url)
+        anchor = url.split("#", 1)[1]
+        assert anchor in anchors, (rule["alert"], anchor)
+        [section] = [s for s in sections if s.startswith("#") and rule["alert"] in s.split("\n")[0]]
+        for part in ("**Means:**", "**Check:**", "**Do:**"):
+            assert part in section, (rule["alert"], part)
 
 
 @needs_promtool
