@@ -79,15 +79,6 @@ def test_policy_check_warns_about_a_misspelt_allow_list_without_a_taxonomy(
     )
 
 
-def test_the_shipped_policy_tests_still_pass(capsys: pytest.CaptureFixture[str]) -> None:
-    """Every policies/*.test.yaml passes under the guardrail."""
-    root = Path(__file__).resolve().parents[3] / "policies"
-    files = sorted(str(p) for p in root.glob("*.test.yaml"))
-    assert files
-    code, out, _ = run(capsys, "policy", "test", *files)
-    assert code == 0 and " 0 failed" in out
-
-
 def test_policy_test_refuses_a_policy_allowing_security(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
