@@ -78,7 +78,7 @@ def _guarded(policy: Policy, data: bytes) -> Policy:
         fix = "take the security namespace out of the allow-list"
     else:
         place = ("rules",)
-        fix = "add a rule such as 'when: all-within, within: security' before the others"
+        fix = "stop them with an 'all-within' rule over the security namespaces"
     root = yaml.compose(data.decode("utf-8"), Loader=yaml.SafeLoader)
     line = _line_of(root, place)
     where = f":{line}" if line is not None else ""
