@@ -36,8 +36,15 @@ def command(args: argparse.Namespace) -> int:
         policy = load_policy(args.file, destination=args.destination)
         rules = ", ".join(rule.name for rule in policy.rules)
         print(f"{args.file}: ok ({policy.version}; mode {policy.mode.value}; rules: {rules})")
-        for warning in policy.taxonomy_warnings():
+        for warning in policy.warnings():
             print(f"{args.file}: warning: {warning}", file=sys.stderr)
+        if policy.security_override is not None:
+            print(
+                f"{args.file}: warning: security override: identifiers given only to secure "
+                f"an account may reach {policy.destination} ({policy.security_override}); "
+                "the worker is flagged in metrics, /readyz and every violation",
+                file=sys.stderr,
+            )
         return EXIT_OK
     if args.policy_command == "schema":
         from enforcer.cli.schema import print_schema

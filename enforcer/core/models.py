@@ -185,6 +185,9 @@ class ViolationEvent(BaseModel):
     traceparent: str | None = None
     """The input record's W3C ``traceparent`` header, when it had a valid one (the
     violation record carries it as a header too)."""
+    security_override: Literal[True] | None = None
+    """``true`` on every violation under a policy that lets security-only identifiers
+    reach the destination (its ``security_override``); absent otherwise."""
 
 
 class DeadLetterReason(StrEnum):
@@ -229,6 +232,8 @@ class AuditDeadLetterEvent(BaseModel):
     findings: list[FindingEvent]
     """Always empty: present so that readers iterating findings need no special case."""
     traceparent: str | None = None
+    security_override: Literal[True] | None = None
+    """As on :class:`ViolationEvent`."""
 
 
 class DeadLetterLine(BaseModel):

@@ -251,6 +251,8 @@ class Step:
         }
         if trace is not None:
             report["traceparent"] = trace
+        if self.policy.security_override is not None:
+            report["security_override"] = True
         return Outcome(
             OutcomeKind.PASSED,
             record,
@@ -339,7 +341,7 @@ class Step:
                 finding["claimed_purposes"] = list(j.claimed)
                 finding["ledger"] = "known" if j.from_ledger else "unknown"
             findings.append(finding)
-        violation = {
+        violation: dict[str, Any] = {
             "violation_id": violation_id(record.source),
             "detected_at": rfc3339(self._clock.now()),
             "mode": self.policy.mode.value,
@@ -355,6 +357,10 @@ class Step:
         trace = traceparent(record.headers) if record.headers else None
         if trace is not None:
             violation["traceparent"] = trace
+        if self.policy.security_override is not None:
+            # Readers must be able to tell these apart from violations under a policy
+            # that keeps security-only identifiers out (docs/policy.md).
+            violation["security_override"] = True
         return violation
 
 

@@ -42,6 +42,9 @@ class Health:
         """Why the last transaction was aborted, for the line that says a worker is stuck."""
         self.doing = "starting"
         """What the loop is doing now (a client call may block): named when it stalls."""
+        self.security_override: str | None = None
+        """The policy's stated reason when it lets security-only identifiers through
+        (docs/policy.md: the security guardrail): shown in ``/readyz``, not a failure."""
 
     def on_started(self) -> None:
         """Transactions registered and subscribed: the worker can take partitions."""
@@ -109,11 +112,12 @@ class Health:
     def ready(self) -> Status:
         """Readiness: started, not stopping, nothing fatal; partitions not required."""
         ok = self.started and not self.stopping and self.fatal is None
-        return Status(
-            ok,
-            {
-                "started": self.started,
-                "stopping": self.stopping,
-                "assigned_partitions": len(self.assigned),
-            },
-        )
+        detail: dict[str, Any] = {
+            "started": self.started,
+            "stopping": self.stopping,
+            "assigned_partitions": len(self.assigned),
+            "security_override": self.security_override is not None,
+        }
+        if self.security_override is not None:
+            detail["security_override_reason"] = self.security_override
+        return Status(ok, detail)

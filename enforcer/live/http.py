@@ -56,6 +56,7 @@ from enforcer.outputs.metrics import (
     LEDGER_RESTORED,
     LEDGER_RESTORING,
     LEDGER_SUBJECTS,
+    POLICY_SECURITY_OVERRIDE,
     REBALANCES,
     RECORDS,
     RECORDS_IN,
@@ -116,6 +117,8 @@ def metric_families(
         lag_gauge.add_metric([item.topic, str(item.partition)], item.lag)
     info = GaugeMetricFamily(INFO.name, INFO.description, labels=INFO.labels)
     info.add_metric([recorder.instance_id, recorder.policy_version, recorder.mode.value], 1)
+    override = _gauge(POLICY_SECURITY_OVERRIDE)
+    override.add_metric([], 1 if recorder.security_override else 0)
     deadletters = _counter(DEADLETTERS)
     for reason in DeadLetterReason:  # every reason, so that rate() sees the first one
         deadletters.add_metric([reason.value], recorder.deadletters[reason.value])
@@ -129,6 +132,7 @@ def metric_families(
         latency,
         lag_gauge,
         info,
+        override,
         *_loop_families(health, guard),
         *_ledger_families(recorder.ledger or LedgerStats()),
     ]

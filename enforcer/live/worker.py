@@ -132,6 +132,7 @@ def run_worker(
         time.monotonic,
         metric_identifier_types(settings.metric_identifier_types.split(","), policy),
     )
+    _flag_policy(policy, health, recorder)
     config = consumer_config(settings, errors)
     ledger = _ledger(settings, policy, fingerprinter)
     if ledger is not None:
@@ -232,6 +233,23 @@ def _watch(
     engine.on_tick.append(watch.tick)
     engine.commit_gate = watch.confirm
     return watch
+
+
+def _flag_policy(policy: Policy, health: Health, recorder: MetricsRecorder) -> None:
+    """Log the policy's warnings; flag a security override in metrics and ``/readyz``
+    (docs/policy.md: the security guardrail)."""
+    for warning in policy.warnings():
+        log.warning("policy %s: %s", policy.origin, warning)
+    if policy.security_override is not None:
+        log.warning(
+            "policy %s: security override: identifiers given only to secure an account may "
+            "reach %s (%s)",
+            policy.origin,
+            policy.destination,
+            policy.security_override,
+        )
+        health.security_override = policy.security_override
+        recorder.security_override = True
 
 
 def _ledger(

@@ -92,6 +92,13 @@ INFO = MetricDef(
     ("instance_id", "policy_version", "mode"),
     "Always 1; its labels say which instance runs which policy in which mode.",
 )
+POLICY_SECURITY_OVERRIDE = MetricDef(
+    "enforcer_policy_security_override",
+    "gauge",
+    (),
+    "1 when the policy lets identifiers whose purposes all lie within security namespaces "
+    "reach the destination, as its security_override states; else 0.",
+)
 DEADLETTERS = MetricDef(
     "enforcer_deadletters_total",
     "counter",
@@ -195,6 +202,7 @@ METRICS: tuple[MetricDef, ...] = (
     LATENCY,
     CONSUMER_LAG,
     INFO,
+    POLICY_SECURITY_OVERRIDE,
     GUARD_TRIPS,
     TRANSACTIONS,
     REBALANCES,
@@ -463,6 +471,8 @@ class MetricsRecorder:
         self.lock = threading.Lock()
         self.ledger: LedgerStats | None = None
         """The ledger side's figures, when the worker reads a ledger."""
+        self.security_override = False
+        """The policy runs under a security override (docs/policy.md: the security guardrail)."""
 
     def __call__(self, outcomes: Sequence[Outcome], started_monotonic: float) -> None:
         """Count one batch (the ``OutcomeObserver`` signature)."""

@@ -36,6 +36,7 @@ WANTED_ALERTS = {
     "EnforcerViolationSpike",
     "EnforcerPolicyVersionDrift",
     "EnforcerAuditModeInProduction",
+    "EnforcerPolicySecurityOverride",
 }
 
 
@@ -46,7 +47,8 @@ def _rules() -> list[dict[str, str]]:
 
 def test_the_rules_cover_every_alert_the_operators_need() -> None:
     """Worker down, broker-side lag, dead-letter ratio, violation spike, policy drift,
-    audit mode in production; each alert with a severity, a summary and a description."""
+    audit mode in production, a policy with a security override; each alert with a
+    severity, a summary and a description."""
     alerts = {rule["alert"]: rule for rule in _rules() if "alert" in rule}
     assert set(alerts) == WANTED_ALERTS
     for name, rule in alerts.items():

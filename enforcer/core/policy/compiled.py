@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from enforcer.core.ledger_view import LedgerMode
 from enforcer.core.models import Action, Mode
 from enforcer.core.policy.spec import UNKNOWN_PURPOSE_RULE, Condition, PolicyFile
-from enforcer.core.policy.vocabulary import builtin_vocabulary
+from enforcer.core.policy.vocabulary import FIDES, builtin_vocabulary
 from enforcer.core.purposes import within, within_any
 
 DEFAULT_DESTINATION = "audience-building"
@@ -96,21 +96,22 @@ class Policy:
     """The destination's allowed namespaces when the policy has an allow-list for it."""
     ledger: LedgerMode | None = None
     """The file's ``ledger`` setting (``None``: decided by whether a ledger is configured)."""
+    security_set: tuple[str, ...] = ()
+    """The file's namespace set ``security``: security namespaces of its own, checked by
+    the guardrail besides the built-in ones (:mod:`enforcer.core.policy.guardrail`)."""
+    security_override: str | None = None
+    """The stated reason, when security-only identifiers may reach the destination
+    under this policy and the file says so (``security_override``); such a policy is
+    flagged in metrics, ``/readyz`` and every violation."""
+    stated_override: str | None = field(default=None, compare=False, repr=False)
+    """The file's ``security_override`` reason as written, before the guardrail decided
+    whether the policy needs it."""
     memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
     """Scratch space for the evaluator's memo of judgements; not part of the policy."""
 
     def with_mode(self, mode: Mode) -> Policy:
         """The same policy run in another mode (a setting overrides the file)."""
-        return Policy(
-            self.version,
-            self.origin,
-            mode,
-            self.destination,
-            self.rules,
-            self.taxonomy,
-            self.allowed,
-            self.ledger,
-        )
+        return replace(self, mode=mode, memo={})
 
     def rule_for(self, identifier_type: str, purposes: tuple[str, ...]) -> Rule | None:
         """The rule that stops this identifier, or ``None`` when it may flow.
@@ -139,11 +140,19 @@ class Policy:
         return bool(self.allowed) and rule is self.rules[-1]
 
     def taxonomy_warnings(self) -> list[str]:
-        """One line per namespace in a rule that names nothing in the taxonomy
-        (usually a typo: ``marketing.advertizing`` would let nothing through)."""
+        """One line per namespace that names nothing in the taxonomy (usually a typo:
+        ``marketing.advertizing`` would let nothing through). Without a declared
+        taxonomy, the destination's allow-list is checked against the built-in one (the
+        Fides data uses and ``security``)."""
         taxonomy = self.taxonomy
         if taxonomy is None:
-            return []
+            implicit = Taxonomy(builtin_vocabulary(FIDES).keys, ("security",), "ignore")
+            return [
+                f"destination '{self.destination}': allowed namespace '{namespace}' is not "
+                "in the Fides taxonomy (the policy declares no taxonomy of its own)"
+                for namespace in self.allowed
+                if not implicit.names(namespace)
+            ]
         return [
             f"rule '{rule.name}': '{namespace}' is not in the policy's taxonomy"
             for rule in self.rules
@@ -151,6 +160,17 @@ class Policy:
             for namespace in rule.namespaces
             if not taxonomy.names(namespace)
         ]
+
+    def warnings(self) -> list[str]:
+        """Every warning about this policy: the taxonomy's, and a security override
+        that the policy does not need (it would flag a policy for nothing)."""
+        found = self.taxonomy_warnings()
+        if self.stated_override is not None and self.security_override is None:
+            found.append(
+                "'security_override' has no effect: no identifier whose purposes all lie "
+                f"within security namespaces can reach {self.destination} under this policy"
+            )
+        return found
 
 
 def compile_policy(
@@ -208,5 +228,14 @@ def compile_policy(
             )
         )
     return Policy(
-        version, origin, spec.mode, destination, tuple(rules), taxonomy, allowed, spec.ledger
+        version,
+        origin,
+        spec.mode,
+        destination,
+        tuple(rules),
+        taxonomy,
+        allowed,
+        spec.ledger,
+        tuple(spec.namespace_sets.get("security", ())),
+        stated_override=spec.security_override.reason if spec.security_override else None,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from enforcer.core.policy.compiled import (
     PolicyConfigError,
     compile_policy,
 )
+from enforcer.core.policy.guardrail import find_leak
 from enforcer.core.policy.spec import PolicyFile
 
 DEFAULT_POLICY_ORIGIN = "<built-in default>"
@@ -54,11 +56,38 @@ def parse_policy(data: bytes, *, origin: str, destination: str = DEFAULT_DESTINA
     """Validate and compile policy bytes; ``origin`` names them in error messages."""
     spec = parse_policy_file(data, origin=origin)
     try:
-        return compile_policy(
+        policy = compile_policy(
             spec, version=policy_version(data), origin=origin, destination=destination
         )
     except PolicyConfigError as exc:
         raise PolicyLoadError(f"{origin}: {exc}") from None
+    return _guarded(policy, data)
+
+
+def _guarded(policy: Policy, data: bytes) -> Policy:
+    """The policy, refused when security-only identifiers could reach its destination
+    and it does not say so (docs/policy.md: the security guardrail), flagged when it does."""
+    leak = find_leak(policy)
+    if leak is None:
+        return policy
+    if policy.stated_override is not None:
+        return replace(policy, security_override=policy.stated_override)
+    types_named = any(rule.types is not None for rule in policy.rules)
+    if leak.through_allow_list:
+        place: tuple[str, ...] = ("destinations", policy.destination, "allow")
+        fix = "take the security namespace out of the allow-list"
+    else:
+        place = ("rules",)
+        fix = "stop them with an 'all-within' rule over the security namespaces"
+    root = yaml.compose(data.decode("utf-8"), Loader=yaml.SafeLoader)
+    line = _line_of(root, place)
+    where = f":{line}" if line is not None else ""
+    raise PolicyLoadError(
+        f"{policy.origin}{where}: at {'.'.join(place)}: {leak.describe(types_named)} "
+        f"would reach {policy.destination}: identifiers given only to secure an account "
+        f"must not; {fix}, or state 'security_override: {{reason: ...}}' if this is "
+        "intended"
+    )
 
 
 def parse_policy_file(data: bytes, *, origin: str) -> PolicyFile:

@@ -114,6 +114,27 @@ class TaxonomySpec(BaseModel):
         return self
 
 
+class SecurityOverrideSpec(BaseModel):
+    """The explicit statement that security-only identifiers may reach the destination."""
+
+    model_config = _FILE
+
+    reason: str = Field(
+        min_length=1,
+        description=(
+            "Why identifiers given only to secure an account may reach the destination "
+            "under this policy: shown by `policy check` and in `/readyz`."
+        )
+    )
+
+    @field_validator("reason", mode="after")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a security override needs a reason that is not blank")
+        return value.strip()
+
+
 class PolicyFile(BaseModel):
     """A whole policy file."""
 
@@ -132,6 +153,16 @@ class PolicyFile(BaseModel):
             "(the purpose ledger when it knows the identifier, else the event's tags) or "
             "'authoritative' (the ledger; an identifier it does not know has no purpose). "
             "Default: 'authoritative' when a ledger is configured, else 'off'."
+        ),
+    )
+
+    security_override: SecurityOverrideSpec | None = Field(
+        default=None,
+        description=(
+            "Accept a policy under which an identifier whose purposes all lie within "
+            "security namespaces can reach the destination. Without it such a policy is "
+            "refused; with it the policy runs flagged (metric "
+            "enforcer_policy_security_override, /readyz, every violation)."
         ),
     )
 

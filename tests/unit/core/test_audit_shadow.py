@@ -27,6 +27,7 @@ TAXONOMY = """
 mode: {mode}
 taxonomy: {{include: [fides], purposes: [security], unknown: reject}}
 rules: [{{name: missing-purpose, when: no-purpose}}]
+security_override: {{reason: a test of the taxonomy alone}}
 """
 
 MALFORMED: list[bytes | None] = [

@@ -24,6 +24,9 @@ from ..conftest import event, ident, make_step, record
 
 PolicyFrom = Callable[..., Policy]
 
+OVERRIDE = "security_override: {reason: a test of another feature}\n"
+"""For tests of other features on policies that let security-only identifiers through."""
+
 
 def verdicts(policy: Policy, *identifiers: dict[str, object]) -> tuple[str, list[str]]:
     """The outcome kind and each identifier's rule (or "pass") under ``policy``."""
@@ -180,6 +183,7 @@ namespace_sets: {security: [security]}
 rules:
   - {name: phone-2fa, when: all-within, within: security, types: [Phone], action: drop}
   - {name: any-security, when: any-within, within: [security], action: redact}
+security_override: {reason: "a test of types: the Fides security keys are not covered"}
 """
     )
     assert verdicts(policy, ident("email", "a", ["security", "ads"]))[1] == ["any-security"]
@@ -206,6 +210,7 @@ def test_taxonomy_unknown_tags(
         f"""
 rules: [{{name: missing-purpose, when: no-purpose}}]
 taxonomy: {{purposes: [security, marketing], unknown: {unknown}}}
+security_override: {{reason: a test of the taxonomy alone}}
 """
     )
     identifiers = [
@@ -243,6 +248,7 @@ def test_built_in_fides_keys_are_a_closed_list(
         """
 rules: [{name: missing-purpose, when: no-purpose}]
 taxonomy: {include: [fides], purposes: [security], unknown: reject}
+security_override: {reason: a test of the taxonomy alone}
 """
     )
     assert verdicts(policy, ident("email", "a", purposes))[0] == outcome
@@ -254,6 +260,7 @@ def test_unknown_purpose_rule_knows_built_in_keys(policy_from: PolicyFrom) -> No
         """
 rules: [{name: missing-purpose, when: no-purpose}]
 taxonomy: {include: [fides], purposes: [security], unknown: redact}
+security_override: {reason: a test of the taxonomy alone}
 """
     )
     _, rules = verdicts(
@@ -290,13 +297,15 @@ taxonomy: {include: [fides], purposes: [security], unknown: ignore}
         "rule 'broad': 'analytics.made_up' is not in the policy's taxonomy",
         "rule 'purpose-not-allowed': 'marketing.advertizing' is not in the policy's taxonomy",
     ]
-    no_taxonomy = policy_from("rules: [{name: r, when: any-within, within: [anything]}]\n")
+    no_taxonomy = policy_from(
+        "rules: [{name: r, when: any-within, within: [anything]}]\n" + OVERRIDE
+    )
     assert no_taxonomy.taxonomy_warnings() == []
 
 
 def test_destination_rule_description(policy_from: PolicyFrom) -> None:
     """The allow-list rule says what it means: as written, or naming what is allowed."""
-    text = "rules: [{name: r, when: no-purpose}]\ndestinations:\n  audience-building:\n"
+    text = OVERRIDE + "rules: [{name: r, when: no-purpose}]\ndestinations:\n  audience-building:\n"
     generated = policy_from(text + "    allow: [marketing.advertising, sales]\n")
     assert generated.allowed == ("marketing.advertising", "sales")
     assert generated.rules[-1].description == (
@@ -304,12 +313,14 @@ def test_destination_rule_description(policy_from: PolicyFrom) -> None:
     )
     written = policy_from(text + "    allow: [sales]\n    description: Not for sales.\n")
     assert written.rules[-1].description == "Not for sales."
-    assert policy_from("rules: [{name: r, when: no-purpose}]\n").allowed == ()
+    assert policy_from(OVERRIDE + "rules: [{name: r, when: no-purpose}]\n").allowed == ()
 
 
 def test_audit_mode_from_the_file(policy_from: PolicyFrom) -> None:
     """`mode: audit` in the file forwards unchanged and still reports."""
-    policy = policy_from("mode: audit\nrules: [{name: missing-purpose, when: no-purpose}]\n")
+    policy = policy_from(
+        OVERRIDE + "mode: audit\nrules: [{name: missing-purpose, when: no-purpose}]\n"
+    )
     outcome = make_step(policy)(record(event(ident("email", "a"))))
     assert outcome.kind is OutcomeKind.PASSED
     assert outcome.violation is not None
