@@ -124,20 +124,11 @@ def run_worker(
     stop.deadline_s = settings.shutdown_timeout
     errors = ClientErrors()
     health = Health(time.monotonic, STALLED_AFTER_S)
-    recorder = MetricsRecorder(
-        settings.instance_id,
-        policy.version,
-        policy.mode,
-        SystemClock(),
-        time.monotonic,
-        metric_identifier_types(settings.metric_identifier_types.split(","), policy),
-    )
-    _flag_policy(policy, health, recorder)
+    recorder = _recorder(settings, policy, health)
     config = consumer_config(settings, errors)
     ledger = _ledger(settings, policy, fingerprinter)
     if ledger is not None:
         recorder.ledger = ledger.stats
-    if ledger is not None:
         config["enable.partition.eof"] = True  # a restore ends at the partition's end
     consumer = Consumer(config)
     output = _output(settings, errors, limits)
@@ -219,6 +210,20 @@ def run_worker(
     if status == 0:
         log.info("stopped")
     return status
+
+
+def _recorder(settings: EnforcerSettings, policy: Policy, health: Health) -> MetricsRecorder:
+    """The worker's metrics, with the policy flagged where it must be."""
+    recorder = MetricsRecorder(
+        settings.instance_id,
+        policy.version,
+        policy.mode,
+        SystemClock(),
+        time.monotonic,
+        metric_identifier_types(settings.metric_identifier_types.split(","), policy),
+    )
+    _flag_policy(policy, health, recorder)
+    return recorder
 
 
 def _watch(
