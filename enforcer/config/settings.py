@@ -23,6 +23,7 @@ from enforcer.core.fingerprint import (
     FingerprintKeyError,
     key_from_text,
     phone_regions,
+    read_key_file,
 )
 from enforcer.core.models import Mode
 from enforcer.core.policy.compiled import DEFAULT_DESTINATION
@@ -188,22 +189,25 @@ class EnforcerSettings(BaseSettings):
         return self
 
     def fingerprinter(self) -> Fingerprinter:
-        """The fingerprinter for the configured key; refuses without one."""
+        """The fingerprinter for the configured key; refuses without one, and with two.
+
+        Two sources (the variable and a key file) are refused rather than one silently
+        preferred: an operator who passes a key file expects that key, and violations
+        written under another would not correlate with anything made with it.
+        """
+        if self.fingerprint_key is not None and self.fingerprint_key_file is not None:
+            raise FingerprintKeyError(
+                "two fingerprint keys are configured: ENFORCER_FINGERPRINT_KEY and the key "
+                f"file {self.fingerprint_key_file} (--fingerprint-key-file, "
+                "ENFORCER_FINGERPRINT_KEY_FILE); keep one"
+            )
         if self.fingerprint_key is not None:
             key = key_from_text(self.fingerprint_key.get_secret_value())
             return Fingerprinter(key, self.phone_default_region)
         if self.fingerprint_key_file is not None:
-            try:
-                text = self.fingerprint_key_file.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise FingerprintKeyError(
-                    f"cannot read fingerprint key file {self.fingerprint_key_file}: {exc.strerror}"
-                ) from None
-            except UnicodeDecodeError:
-                raise FingerprintKeyError(
-                    f"fingerprint key file {self.fingerprint_key_file} is not UTF-8 text"
-                ) from None
-            return Fingerprinter(key_from_text(text), self.phone_default_region)
+            return Fingerprinter(
+                read_key_file(self.fingerprint_key_file), self.phone_default_region
+            )
         raise FingerprintKeyError(f"no fingerprint key is configured; {HOW_TO_MAKE_A_KEY}")
 
 
