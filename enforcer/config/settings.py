@@ -124,6 +124,13 @@ class EnforcerSettings(BaseSettings):
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    kafka_config: Path | None = Field(
+        default=None,
+        description=(
+            "librdkafka client properties (name=value lines) merged under the enforcer's "
+            "own settings: OAUTHBEARER, GSSAPI, cloud IAM, tuning (docs/security.md)."
+        ),
+    )
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
     data_dir: Path = Path(".enforcer-data")
@@ -176,6 +183,10 @@ class EnforcerSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _security_is_complete(self) -> EnforcerSettings:
+        if self.kafka_config is not None:
+            # The file may hold the protocol and the SASL settings: checked together
+            # with it when a client is made (config/kafka_security.py).
+            return self
         uses_sasl = self.security_protocol.startswith("SASL_")
         if uses_sasl and not (self.sasl_mechanism and self.sasl_username and self.sasl_password):
             raise ValueError(
