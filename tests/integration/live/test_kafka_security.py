@@ -1,5 +1,7 @@
 """TLS and SASL to Kafka: a broker with a SASL_SSL listener, a CA and certificates made
-by the test, SCRAM and PLAIN users made with the broker's own tools."""
+by the test, SCRAM and PLAIN users made with the broker's own tools; and a
+SASL_PLAINTEXT listener taking OAUTHBEARER in the broker's unsecured-JWT mode, for a
+worker configured through a client-properties file (``--kafka-config``)."""
 
 from __future__ import annotations
 
@@ -7,13 +9,14 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
 from enforcer.config.settings import EnforcerSettings
 from enforcer.core.fingerprint import generate_key
 from enforcer.live.admin import TopicSetupError, ensure_topics
-from enforcer.testing.kafka_broker import LocalKafka, free_port
+from enforcer.testing.kafka_broker import LocalKafka, free_port, unsecured_oauthbearer_config
 from enforcer.testing.worker import (
     Deployment,
     EnforcerTopics,
@@ -98,26 +101,36 @@ def make_certificates(directory: Path) -> tuple[Path, Path]:
     return directory / "ca.pem", keystore
 
 
+class SecureKafka(NamedTuple):
+    """The broker's addresses: plaintext (for the test's own clients), SASL_SSL with the
+    test CA, and SASL_PLAINTEXT with OAUTHBEARER (unsecured JWT)."""
+
+    plain: str
+    secure: str
+    ca: Path
+    oauth: str
+
+
 @pytest.fixture(scope="module")
-def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Path]]:
-    """(plaintext bootstrap, SASL_SSL bootstrap, CA file) of a broker with both listeners."""
+def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKafka]:
+    """One broker with all three listeners."""
     directory = tmp_path_factory.mktemp("secure-kafka")
     ca, keystore = make_certificates(directory)
-    port, controller, secure = free_port(), free_port(), free_port()
+    port, controller, secure, oauth = free_port(), free_port(), free_port(), free_port()
     extra = directory / "extra.properties"
     extra.write_text(
         f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller},"
-        f"SASL_SSL://127.0.0.1:{secure}\n"
-        f"advertised.listeners=SASL_SSL://127.0.0.1:{secure},PLAINTEXT://127.0.0.1:{port}\n"
+        f"SASL_SSL://127.0.0.1:{secure},SASL_PLAINTEXT://127.0.0.1:{oauth}\n"
+        f"advertised.listeners=SASL_SSL://127.0.0.1:{secure},"
+        f"SASL_PLAINTEXT://127.0.0.1:{oauth},PLAINTEXT://127.0.0.1:{port}\n"
         "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,"
-        "SASL_SSL:SASL_SSL\n"
-        "sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN\n"
+        "SASL_SSL:SASL_SSL,SASL_PLAINTEXT:SASL_PLAINTEXT\n"
+        "listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN\n"
         "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config="
         "org.apache.kafka.common.security.scram.ScramLoginModule required;\n"
         "listener.name.sasl_ssl.plain.sasl.jaas.config="
         "org.apache.kafka.common.security.plain.PlainLoginModule required "
-        f'user_{USER}="{PASSWORD}";\n'
-        "ssl.keystore.type=PEM\n"
+        f'user_{USER}="{PASSWORD}";\n' + unsecured_oauthbearer_config() + "ssl.keystore.type=PEM\n"
         f"ssl.keystore.location={keystore}\n"
     )
     kafka = LocalKafka(
@@ -130,7 +143,7 @@ def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
         },
     )
     with kafka:
-        yield kafka.bootstrap_servers, f"127.0.0.1:{secure}", ca
+        yield SecureKafka(kafka.bootstrap_servers, f"127.0.0.1:{secure}", ca, f"127.0.0.1:{oauth}")
 
 
 def _secure_env(bootstrap: str, ca: Path, mechanism: str, password: str) -> dict[str, str]:
@@ -145,10 +158,10 @@ def _secure_env(bootstrap: str, ca: Path, mechanism: str, password: str) -> dict
 
 
 async def test_the_right_scram_password_processes_records(
-    secure_kafka: tuple[str, str, Path], tmp_path: Path
+    secure_kafka: SecureKafka, tmp_path: Path
 ) -> None:
     """SCRAM-SHA-512 over TLS: the worker decides every record, exactly once."""
-    plain, secure, ca = secure_kafka
+    plain, secure, ca, _ = secure_kafka
     topics = EnforcerTopics.unique("secure")
     with Deployment(secure, topics, f"group-{topics.source}", generate_key(), tmp_path) as d:
         await Deployment(plain, topics, d.group_id, d.fingerprint_key, tmp_path).create_topics(2)
@@ -170,11 +183,77 @@ async def test_the_right_scram_password_processes_records(
         assert PASSWORD not in (worker.log_path.read_text() if worker.log_path else "")
 
 
+async def test_oauthbearer_through_a_client_properties_file(
+    secure_kafka: SecureKafka, tmp_path: Path
+) -> None:
+    """OAUTHBEARER, set only in the ``--kafka-config`` file, against the broker's
+    **unsecured-JWT mode** (``OAuthBearerLoginModule`` with Kafka's default unsecured
+    validator; the client signs nothing, ``enable.sasl.oauthbearer.unsecure.jwt=true``):
+    the worker decides every record, exactly once. No OIDC token endpoint is involved;
+    with one, only the file's ``sasl.oauthbearer.*`` lines change (docs/security.md)."""
+    plain, _, _, oauth = secure_kafka
+    properties = tmp_path / "client.properties"
+    properties.write_text(
+        "# the broker's unsecured-JWT mode: a test setting, never a production one\n"
+        "security.protocol=SASL_PLAINTEXT\n"
+        "sasl.mechanisms=OAUTHBEARER\n"
+        "sasl.oauthbearer.method=default\n"
+        "enable.sasl.oauthbearer.unsecure.jwt=true\n"
+        "sasl.oauthbearer.config=principal=enforcer scope=kafka\n"
+    )
+    topics = EnforcerTopics.unique("oauth")
+    with Deployment(oauth, topics, f"group-{topics.source}", generate_key(), tmp_path) as d:
+        await Deployment(plain, topics, d.group_id, d.fingerprint_key, tmp_path).create_topics(2)
+        d.extra_env = {**d.extra_env, "ENFORCER_KAFKA_CONFIG": str(properties)}
+        worker = d.worker("oauth")
+        worker.start()
+        inputs = await produce(plain, topics.source, mixed_values(200, seed=13))
+        await wait_for_commits(
+            plain,
+            d.group_id,
+            topics.source,
+            until=end_offsets_of(inputs),
+            timeout_s=120,
+            alive=[worker],
+        )
+        assert worker.stop() == 0
+        check = await check_outcomes(plain, topics, inputs, fingerprint_key=d.fingerprint_key)
+        assert check.problems() == []
+
+
+def test_without_the_client_properties_file_oauthbearer_is_not_spoken(
+    secure_kafka: SecureKafka, tmp_path: Path
+) -> None:
+    """The same listener refuses the enforcer's own PLAIN settings: the file is what made
+    the worker above connect (exit 2, one line, no password)."""
+    _, _, _, oauth = secure_kafka
+    result = subprocess.run(
+        [sys.executable, "-m", "enforcer.cli", "run"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "ENFORCER_FINGERPRINT_KEY": generate_key(),
+            "ENFORCER_DATA_DIR": str(tmp_path),
+            "ENFORCER_BOOTSTRAP_SERVERS": oauth,
+            "ENFORCER_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "ENFORCER_SASL_MECHANISM": "PLAIN",
+            "ENFORCER_SASL_USERNAME": USER,
+            "ENFORCER_SASL_PASSWORD": PASSWORD,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert PASSWORD not in result.stderr
+
+
 def test_a_wrong_password_fails_fast_with_a_clear_message(
-    secure_kafka: tuple[str, str, Path], tmp_path: Path
+    secure_kafka: SecureKafka, tmp_path: Path
 ) -> None:
     """Exit 2 within seconds, naming the user and mechanism, never the password."""
-    _, secure, ca = secure_kafka
+    _, secure, ca, _ = secure_kafka
     result = subprocess.run(
         [sys.executable, "-m", "enforcer.cli", "run"],
         env={
@@ -195,9 +274,9 @@ def test_a_wrong_password_fails_fast_with_a_clear_message(
 
 
 @pytest.mark.parametrize(("password", "ok"), [(PASSWORD, True), ("nope-nope-nope", False)])
-def test_plain_mechanism(secure_kafka: tuple[str, str, Path], password: str, ok: bool) -> None:
+def test_plain_mechanism(secure_kafka: SecureKafka, password: str, ok: bool) -> None:
     """SASL/PLAIN over TLS, checked through the enforcer's own topic check."""
-    _, secure, ca = secure_kafka
+    _, secure, ca, _ = secure_kafka
     settings = EnforcerSettings(
         bootstrap_servers=secure,
         security_protocol="SASL_SSL",
@@ -215,9 +294,9 @@ def test_plain_mechanism(secure_kafka: tuple[str, str, Path], password: str, ok:
         assert "refused the credentials" in str(caught.value)
 
 
-def test_tls_to_an_untrusted_broker_is_refused(secure_kafka: tuple[str, str, Path]) -> None:
+def test_tls_to_an_untrusted_broker_is_refused(secure_kafka: SecureKafka) -> None:
     """Without the test CA the broker's certificate is not trusted: a clear error."""
-    _, secure, _ = secure_kafka
+    _, secure, _, _ = secure_kafka
     settings = EnforcerSettings(
         bootstrap_servers=secure,
         security_protocol="SASL_SSL",
