@@ -239,3 +239,24 @@ def test_run_refuses_a_guarantee_breaking_file_with_exit_2(
         assert code == 2, err
         assert err.count("\n") == 1 and "enable.auto.commit is refused" in err
         assert SECRET not in err
+
+
+def test_gssapi_needs_a_librdkafka_with_sasl_support_said_in_one_line(tmp_path: Path) -> None:
+    """The confluent-kafka wheels carry no Cyrus SASL: GSSAPI from the file is refused by
+    the client before any connection, in one line (docs/security.md says how to get it)."""
+    path = properties_file(
+        tmp_path,
+        "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=GSSAPI\n"
+        "sasl.kerberos.service.name=kafka\n",
+    )
+    settings = EnforcerSettings(kafka_config=path, bootstrap_servers="127.0.0.1:1")
+    with pytest.raises(TopicSetupError, match=r"No provider for SASL mechanism GSSAPI"):
+        ensure_topics(settings)
+
+
+def test_every_refused_property_is_documented() -> None:
+    """docs/security.md lists what the file may not set, and why."""
+    text = (Path(__file__).resolve().parents[3] / "docs" / "security.md").read_text()
+    for name in [*GUARANTEES, *OWN_SETTINGS]:
+        if not name.endswith("_cb") and name not in {"logger", "on_commit", "on_delivery"}:
+            assert f"`{name}`" in text, name
