@@ -233,6 +233,7 @@ def test_without_the_client_properties_file_oauthbearer_is_not_spoken(
             "PATH": "/usr/bin:/bin",
             "ENFORCER_FINGERPRINT_KEY": generate_key(),
             "ENFORCER_DATA_DIR": str(tmp_path),
+            "ENFORCER_HTTP_PORT": "0",  # other tests' workers may hold the default port
             "ENFORCER_BOOTSTRAP_SERVERS": oauth,
             "ENFORCER_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
             "ENFORCER_SASL_MECHANISM": "PLAIN",
@@ -246,6 +247,7 @@ def test_without_the_client_properties_file_oauthbearer_is_not_spoken(
     )
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1, result.stderr
+    assert "refused the credentials of 'enforcer' (PLAIN)" in result.stderr, result.stderr
     assert PASSWORD not in result.stderr
 
 
@@ -260,6 +262,7 @@ def test_a_wrong_password_fails_fast_with_a_clear_message(
             "PATH": "/usr/bin:/bin",
             "ENFORCER_FINGERPRINT_KEY": generate_key(),
             "ENFORCER_DATA_DIR": str(tmp_path),
+            "ENFORCER_HTTP_PORT": "0",  # other tests' workers may hold the default port
             **_secure_env(secure, ca, "SCRAM-SHA-512", "wrong-password-42"),
         },
         capture_output=True,
