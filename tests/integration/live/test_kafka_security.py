@@ -17,6 +17,7 @@ from enforcer.config.settings import EnforcerSettings
 from enforcer.core.fingerprint import generate_key
 from enforcer.live.admin import TopicSetupError, ensure_topics
 from enforcer.testing.kafka_broker import LocalKafka, free_port, unsecured_oauthbearer_config
+from enforcer.testing.topics import create_topics, unique_topic_name
 from enforcer.testing.worker import (
     Deployment,
     EnforcerTopics,
@@ -249,6 +250,52 @@ def test_without_the_client_properties_file_oauthbearer_is_not_spoken(
     assert result.stderr.count("\n") == 1, result.stderr
     assert "refused the credentials of 'enforcer' (PLAIN)" in result.stderr, result.stderr
     assert PASSWORD not in result.stderr
+
+
+async def test_replay_from_a_topic_takes_the_files_security_subset(
+    secure_kafka: SecureKafka, tmp_path: Path
+) -> None:
+    """``enforcer replay --topic`` (aiokafka) over SASL_SSL with SCRAM, the protocol, CA and
+    credentials all from the client-properties file, and a librdkafka-only tuning line
+    beside them: every record replayed; the password never printed."""
+    plain, secure, ca, _ = secure_kafka
+    topic = unique_topic_name("replay-secure")
+    await create_topics(plain, [topic], 2)
+    await produce(plain, topic, mixed_values(50, seed=17))
+    properties = tmp_path / "client.properties"
+    properties.write_text(
+        "security.protocol=SASL_SSL\n"
+        f"ssl.ca.location={ca}\n"
+        "sasl.mechanism=SCRAM-SHA-512\n"
+        f"sasl.username={USER}\n"
+        f"sasl.password={PASSWORD}\n"
+        "fetch.wait.max.ms=100\n"
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "enforcer.cli",
+            "replay",
+            "--no-progress",
+            "--topic",
+            topic,
+            "--bootstrap-servers",
+            secure,
+            "--kafka-config",
+            str(properties),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        env={"PATH": "/usr/bin:/bin", "ENFORCER_FINGERPRINT_KEY": generate_key()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "replayed 50 records" in result.stderr, result.stderr
+    assert PASSWORD not in result.stderr + result.stdout
 
 
 def test_a_wrong_password_fails_fast_with_a_clear_message(
