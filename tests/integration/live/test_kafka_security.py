@@ -5,8 +5,11 @@ worker configured through a client-properties file (``--kafka-config``)."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -31,6 +34,16 @@ from enforcer.testing.worker import (
 pytestmark = pytest.mark.timeout(300)
 
 USER, PASSWORD = "enforcer", "right-password-0123"
+OAUTHBEARER_UNSECURED = (
+    "# the broker's unsecured-JWT mode: a test setting, never a production one\n"
+    "security.protocol=SASL_PLAINTEXT\n"
+    "sasl.mechanisms=OAUTHBEARER\n"
+    "sasl.oauthbearer.method=default\n"
+    "enable.sasl.oauthbearer.unsecure.jwt=true\n"
+    "sasl.oauthbearer.config=principal=enforcer scope=kafka\n"
+)
+"""A client-properties file for the OAUTHBEARER listener (unsecured JWT: no token
+endpoint, nothing signed)."""
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -194,14 +207,7 @@ async def test_oauthbearer_through_a_client_properties_file(
     with one, only the file's ``sasl.oauthbearer.*`` lines change (docs/security.md)."""
     plain, _, _, oauth = secure_kafka
     properties = tmp_path / "client.properties"
-    properties.write_text(
-        "# the broker's unsecured-JWT mode: a test setting, never a production one\n"
-        "security.protocol=SASL_PLAINTEXT\n"
-        "sasl.mechanisms=OAUTHBEARER\n"
-        "sasl.oauthbearer.method=default\n"
-        "enable.sasl.oauthbearer.unsecure.jwt=true\n"
-        "sasl.oauthbearer.config=principal=enforcer scope=kafka\n"
-    )
+    properties.write_text(OAUTHBEARER_UNSECURED)
     topics = EnforcerTopics.unique("oauth")
     with Deployment(oauth, topics, f"group-{topics.source}", generate_key(), tmp_path) as d:
         await Deployment(plain, topics, d.group_id, d.fingerprint_key, tmp_path).create_topics(2)
@@ -250,6 +256,56 @@ def test_without_the_client_properties_file_oauthbearer_is_not_spoken(
     assert result.stderr.count("\n") == 1, result.stderr
     assert "refused the credentials of 'enforcer' (PLAIN)" in result.stderr, result.stderr
     assert PASSWORD not in result.stderr
+
+
+def test_the_lag_exporter_speaks_oauthbearer_through_the_file(
+    secure_kafka: SecureKafka, tmp_path: Path
+) -> None:
+    """``enforcer lag-exporter --kafka-config`` on the unsecured-JWT OAUTHBEARER listener:
+    its scrape reports the broker answered (``enforcer_group_lag_up 1``)."""
+    plain, _, _, oauth = secure_kafka
+    topic = unique_topic_name("lag-oauth")
+    asyncio.run(create_topics(plain, [topic], 1))
+    properties = tmp_path / "client.properties"
+    properties.write_text(OAUTHBEARER_UNSECURED)
+    port, log = free_port(), tmp_path / "lag-exporter.log"
+    with log.open("w") as output:
+        exporter = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "enforcer.cli",
+                "lag-exporter",
+                "--bootstrap-servers",
+                oauth,
+                "--kafka-config",
+                str(properties),
+                "--source-topic",
+                topic,
+                "--group-id",
+                f"group-{topic}",
+                "--http-port",
+                str(port),
+            ],
+            env={"PATH": "/usr/bin:/bin"},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    up = f'enforcer_group_lag_up{{group="group-{topic}",topic="{topic}"}} 1.0'
+    try:
+        deadline, scraped = time.monotonic() + 60, ""
+        while up not in scraped:
+            assert exporter.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, scraped
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as page:
+                    scraped = page.read().decode()
+            except OSError:
+                pass  # not serving yet
+            time.sleep(0.2)  # poll interval, until the state is reached
+    finally:
+        exporter.terminate()
+        exporter.wait(timeout=30)
 
 
 async def test_replay_from_a_topic_takes_the_files_security_subset(
