@@ -80,6 +80,7 @@ _USAGE_ERRORS = (
     ("enforcer.core.fingerprint", "FingerprintKeyError"),
     ("enforcer.config.settings", "UnknownVariableError"),
     ("enforcer.config.kafka_security", "KafkaSecurityError"),
+    ("enforcer.config.client_properties", "ClientPropertiesError"),
     ("enforcer.replay.run", "ReplayInputError"),
     ("enforcer.replay.ledger", "LedgerInputError"),
     ("enforcer.live.admin", "TopicSetupError"),

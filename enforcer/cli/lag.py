@@ -19,6 +19,7 @@ _FLAG_NAMES = (
     "--bootstrap-servers",
     "--source-topic",
     "--group-id",
+    "--kafka-config",
     "--http-host",
     "--http-port",
 )
@@ -41,12 +42,14 @@ def add_flags(parser: Parser) -> None:
 def command(args: argparse.Namespace) -> int:
     """Serve until SIGTERM or SIGINT; exit 0."""
     from enforcer.cli.run import RUN_FLAGS, check_http_port
+    from enforcer.config.kafka_security import librdkafka_security
     from enforcer.config.logs import setup_logging
     from enforcer.live.http import HttpEndpoints, metrics_route
     from enforcer.live.lag_exporter import lag_registry
 
     fields = [RUN_FLAGS[flag][0] for flag in _FLAG_NAMES] + ["log_level", "log_format"]
     settings = settings_from(**{field: getattr(args, field) for field in fields})
+    librdkafka_security(settings)  # a bad client-properties file: refused before anything starts
     check_http_port(settings.http_host, settings.http_port)
     setup_logging(settings.log_level, settings.log_format)
     log = logging.getLogger("enforcer.lag")

@@ -58,6 +58,13 @@ def add_flags(replay: Parser) -> None:
     replay.add_argument(
         "--bootstrap-servers", metavar="HOST:PORT", help="Kafka (ENFORCER_BOOTSTRAP_SERVERS)"
     )
+    replay.add_argument(
+        "--kafka-config",
+        type=Path,
+        metavar="FILE",
+        help="client properties; replay from topics takes their security subset "
+        "(docs/security.md) (ENFORCER_KAFKA_CONFIG)",
+    )
     replay.add_argument("--out", type=Path, metavar="DIR", help="where the outputs go")
     replay.add_argument(
         "--output-topic-prefix",
@@ -106,6 +113,7 @@ def command(args: argparse.Namespace) -> int:
         mode=args.mode,
         fingerprint_key_file=args.fingerprint_key_file,
         bootstrap_servers=args.bootstrap_servers,
+        kafka_config=args.kafka_config,
         phone_default_region=args.phone_region,
     )
     fingerprinter = settings.fingerprinter()

@@ -40,6 +40,12 @@ RUN_FLAGS: dict[str, tuple[str, type, str]] = {
     "--policy": ("policy_file", Path, "policy file (default: built-in)"),
     "--destination": ("destination", str, "destination for allow-lists"),
     "--fingerprint-key-file": ("fingerprint_key_file", Path, "file holding the key"),
+    "--kafka-config": (
+        "kafka_config",
+        Path,
+        "librdkafka client properties (name=value lines: OAUTHBEARER, GSSAPI, tuning), "
+        "merged under the enforcer's own settings; see docs/security.md",
+    ),
     "--commit-interval": ("commit_interval", float, "seconds between commits"),
     "--metrics-interval": ("metrics_interval", float, "seconds between snapshots"),
     "--topic-partitions": ("topic_partitions", int, "partitions for --create-topics"),
@@ -164,6 +170,7 @@ def command(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, stop: StopSignal) -> int:
+    from enforcer.config.kafka_security import librdkafka_security
     from enforcer.live.admin import prepare_topics
     from enforcer.live.worker import run_worker
 
@@ -178,6 +185,7 @@ def _run(args: argparse.Namespace, stop: StopSignal) -> int:
     ]
     settings = settings_from(**{field: getattr(args, field) for field in fields})
     fingerprinter = settings.fingerprinter()
+    librdkafka_security(settings)  # a bad client-properties file: refused before anything starts
     policy = policy_from(settings)
     ledger_mode = policy.ledger_mode(settings.ledger_topic is not None)
     check_http_port(settings.http_host, settings.http_port)

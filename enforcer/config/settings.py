@@ -24,6 +24,7 @@ from enforcer.core.fingerprint import (
     FingerprintKeyError,
     key_from_text,
     phone_regions,
+    read_key_file,
 )
 from enforcer.core.models import Mode
 from enforcer.core.policy.compiled import DEFAULT_DESTINATION
@@ -131,6 +132,13 @@ class EnforcerSettings(BaseSettings):
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    kafka_config: Path | None = Field(
+        default=None,
+        description=(
+            "librdkafka client properties (name=value lines) merged under the enforcer's "
+            "own settings: OAUTHBEARER, GSSAPI, cloud IAM, tuning (docs/security.md)."
+        ),
+    )
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
     data_dir: Path = Path(".enforcer-data")
@@ -196,6 +204,10 @@ class EnforcerSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _security_is_complete(self) -> EnforcerSettings:
+        if self.kafka_config is not None:
+            # The file may hold the protocol and the SASL settings: checked together
+            # with it when a client is made (config/kafka_security.py).
+            return self
         uses_sasl = self.security_protocol.startswith("SASL_")
         if uses_sasl and not (self.sasl_mechanism and self.sasl_username and self.sasl_password):
             raise ValueError(
@@ -209,22 +221,25 @@ class EnforcerSettings(BaseSettings):
         return self
 
     def fingerprinter(self) -> Fingerprinter:
-        """The fingerprinter for the configured key; refuses without one."""
+        """The fingerprinter for the configured key; refuses without one, and with two.
+
+        Two sources (the variable and a key file) are refused rather than one silently
+        preferred: an operator who passes a key file expects that key, and violations
+        written under another would not correlate with anything made with it.
+        """
+        if self.fingerprint_key is not None and self.fingerprint_key_file is not None:
+            raise FingerprintKeyError(
+                "two fingerprint keys are configured: ENFORCER_FINGERPRINT_KEY and the key "
+                f"file {self.fingerprint_key_file} (--fingerprint-key-file, "
+                "ENFORCER_FINGERPRINT_KEY_FILE); keep one"
+            )
         if self.fingerprint_key is not None:
             key = key_from_text(self.fingerprint_key.get_secret_value())
             return Fingerprinter(key, self.phone_default_region)
         if self.fingerprint_key_file is not None:
-            try:
-                text = self.fingerprint_key_file.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise FingerprintKeyError(
-                    f"cannot read fingerprint key file {self.fingerprint_key_file}: {exc.strerror}"
-                ) from None
-            except UnicodeDecodeError:
-                raise FingerprintKeyError(
-                    f"fingerprint key file {self.fingerprint_key_file} is not UTF-8 text"
-                ) from None
-            return Fingerprinter(key_from_text(text), self.phone_default_region)
+            return Fingerprinter(
+                read_key_file(self.fingerprint_key_file), self.phone_default_region
+            )
         raise FingerprintKeyError(f"no fingerprint key is configured; {HOW_TO_MAKE_A_KEY}")
 
 

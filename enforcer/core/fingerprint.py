@@ -10,9 +10,12 @@ number written three ways gives one fingerprint.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import secrets
+import stat
 from functools import cache, lru_cache
+from pathlib import Path
 from types import ModuleType
 
 MIN_KEY_BYTES = 16
@@ -35,7 +38,8 @@ class FingerprintKeyError(ValueError):
 
 
 HOW_TO_MAKE_A_KEY = (
-    "create one with `enforcer keygen > fingerprint.key` and pass --fingerprint-key-file "
+    "create one with `(umask 077; enforcer keygen > fingerprint.key)` and pass "
+    "--fingerprint-key-file "
     "fingerprint.key, or set ENFORCER_FINGERPRINT_KEY to its contents"
 )
 
@@ -163,6 +167,35 @@ def key_from_text(text: str) -> bytes:
     if not key:
         raise FingerprintKeyError(f"the fingerprint key is empty; {HOW_TO_MAKE_A_KEY}")
     return key
+
+
+OTHERS_MAY_ACCESS = stat.S_IRWXG | stat.S_IRWXO
+"""Permission bits a key file must not have: anyone who can read the key can compute
+the fingerprint of any phone number or email they guess, and so undo the fingerprints
+(a phone number has few enough possible values to try them all)."""
+
+
+def read_key_file(path: Path) -> bytes:
+    """The key in ``path``; refused (:class:`FingerprintKeyError`, one line saying what
+    to run) when the file may be read or written by its group or by others."""
+    try:
+        with path.open("rb") as file:
+            mode = os.fstat(file.fileno()).st_mode
+            raw = file.read()
+    except OSError as exc:
+        raise FingerprintKeyError(
+            f"cannot read fingerprint key file {path}: {exc.strerror}"
+        ) from None
+    if mode & OTHERS_MAY_ACCESS:
+        raise FingerprintKeyError(
+            f"fingerprint key file {path} may be accessed by its group or others "
+            f"(mode {stat.S_IMODE(mode):04o}); run `chmod 600 {path}` and start again"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise FingerprintKeyError(f"fingerprint key file {path} is not UTF-8 text") from None
+    return key_from_text(text)
 
 
 def generate_key() -> str:

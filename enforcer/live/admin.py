@@ -8,6 +8,7 @@ worker would meet, reported in one line before anything starts.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
@@ -37,6 +38,11 @@ _FINAL_ERRORS = {*_AUTH_ERRORS, KafkaError._SSL}
 def _why_unreachable(settings: EnforcerSettings, error: KafkaError | None) -> str:
     where = settings.bootstrap_servers
     code = error.code() if error is not None else None
+    if code in _AUTH_ERRORS and settings.kafka_config is not None:
+        return (
+            f"Kafka at {where} refused the credentials; check the SASL settings in "
+            f"{settings.kafka_config} (--kafka-config) and ENFORCER_SASL_*"
+        )
     if code in _AUTH_ERRORS:
         return (
             f"Kafka at {where} refused the credentials of {settings.sasl_username!r} "
@@ -47,13 +53,23 @@ def _why_unreachable(settings: EnforcerSettings, error: KafkaError | None) -> st
     return f"cannot reach Kafka at {where} (ENFORCER_BOOTSTRAP_SERVERS)"
 
 
+_QUOTED_VALUE = re.compile(r'value "[^"]*"')
+
+
+def refused_configuration(exc: KafkaException) -> str:
+    """One line for a client librdkafka would not make (an unknown property, a value of
+    the wrong kind, a conflict), without the value: it may be a secret."""
+    why = _QUOTED_VALUE.sub("value", kafka_error(exc).str())
+    return f"the Kafka client refused its configuration: {why} (--kafka-config, docs/security.md)"
+
+
 def admin_client(settings: EnforcerSettings, errors: ClientErrors) -> AdminClient:
     """An admin client with the worker's connection settings."""
     config: dict[str, Any] = {
+        **librdkafka_security(settings),  # under the enforcer's own settings
         "bootstrap.servers": settings.bootstrap_servers,
         "error_cb": errors,
         "logger": logging.getLogger("enforcer.kafka"),
-        **librdkafka_security(settings),
     }
     return AdminClient(config)
 
@@ -80,7 +96,10 @@ def _connect(settings: EnforcerSettings) -> tuple[AdminClient, ClusterMetadata]:
     quiet = errors_log.level
     errors_log.setLevel(logging.CRITICAL)  # the one-line error below says it better
     try:
-        admin = admin_client(settings, errors)
+        try:
+            admin = admin_client(settings, errors)
+        except KafkaException as exc:
+            raise TopicSetupError(refused_configuration(exc)) from None
         metadata = _metadata(admin, errors)
         if metadata is None:
             raise TopicSetupError(_why_unreachable(settings, errors.last_error))

@@ -165,6 +165,9 @@ class ClientErrors:
 
 def _common(settings: EnforcerSettings, errors: ClientErrors, role: str) -> dict[str, Any]:
     config = {
+        # The client-properties file and the security settings first: the enforcer's
+        # own settings below win (the file may not set them: config/client_properties).
+        **librdkafka_security(settings),
         "bootstrap.servers": settings.bootstrap_servers,
         "client.id": f"enforcer-{role}-{settings.instance_id}",
         "logger": client_log,
@@ -174,7 +177,6 @@ def _common(settings: EnforcerSettings, errors: ClientErrors, role: str) -> dict
         # (librdkafka 2.16.0: stuck in commit_transaction past its timeout). Without it
         # the clients reconnect to the known brokers, and rode out the same restarts.
         "metadata.recovery.strategy": "none",
-        **librdkafka_security(settings),
     }
     if settings.kafka_debug:
         config["debug"] = settings.kafka_debug

@@ -30,6 +30,7 @@ from prometheus_client.registry import Collector
 
 from enforcer.config.kafka_security import librdkafka_security
 from enforcer.config.settings import EnforcerSettings
+from enforcer.live.admin import TopicSetupError, refused_configuration
 from enforcer.outputs.metrics import (
     GROUP_COMMITTED_OFFSET,
     GROUP_END_OFFSET,
@@ -159,16 +160,19 @@ class GroupLagCollector(Collector):
 def admin_config(settings: EnforcerSettings) -> dict[str, Any]:
     """The admin client of the exporter: the workers' cluster and security settings."""
     return {
+        **librdkafka_security(settings),  # under the enforcer's own settings
         "bootstrap.servers": settings.bootstrap_servers,
         "client.id": f"enforcer-lag-{settings.instance_id}",
         "logger": logging.getLogger("enforcer.kafka"),
-        **librdkafka_security(settings),
     }
 
 
 def lag_registry(settings: EnforcerSettings) -> CollectorRegistry:
     """A registry with the group's lag collector, for ``settings``' group and source."""
-    admin = AdminClient(admin_config(settings))
+    try:
+        admin = AdminClient(admin_config(settings))
+    except KafkaException as exc:
+        raise TopicSetupError(refused_configuration(exc)) from None
     registry = CollectorRegistry(auto_describe=False)
     registry.register(
         GroupLagCollector(GroupOffsets(admin, settings.group_id, settings.source_topic))

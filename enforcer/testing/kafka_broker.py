@@ -207,3 +207,30 @@ class LocalKafka:
                 f"{result.stderr}{result.stdout}"
             )
         return result.stdout
+
+
+OAUTHBEARER_LISTENER = "SASL_PLAINTEXT"
+"""The listener name :func:`unsecured_oauthbearer_config` adds."""
+
+
+def unsecured_oauthbearer_config() -> str:
+    """Broker properties (for ``KAFKA_EXTRA_CONFIG``) that make the ``SASL_PLAINTEXT``
+    listener take OAUTHBEARER in Kafka's own
+    **unsecured-JWT** mode: ``OAuthBearerLoginModule`` with the broker's default
+    validator for it, which accepts an unsigned token (``alg: none``) naming its
+    principal in ``sub``. For tests of the client side only: it checks no signature,
+    so any client may claim any principal. Clients use librdkafka's
+    ``enable.sasl.oauthbearer.unsecure.jwt=true``.
+
+    The caller lists ``SASL_PLAINTEXT://127.0.0.1:<port>`` in ``listeners``,
+    ``advertised.listeners`` and the protocol map (one line each, shared with its other
+    listeners), and gives any other SASL listener its own
+    ``listener.name.<name>.sasl.enabled.mechanisms``.
+    """
+    listener = OAUTHBEARER_LISTENER.lower()
+    return (
+        f"listener.name.{listener}.sasl.enabled.mechanisms=OAUTHBEARER\n"
+        f"listener.name.{listener}.oauthbearer.sasl.jaas.config="
+        "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+        'unsecuredLoginStringClaim_sub="broker";\n'
+    )

@@ -63,6 +63,7 @@ def test_replay_with_key_file_and_fail_on_violation(
     monkeypatch.delenv("ENFORCER_FINGERPRINT_KEY", raising=False)
     key = tmp_path / "key"
     key.write_text(KEY_TEXT + "\n")
+    key.chmod(0o600)  # a key file others may read is refused (tests/unit/config/test_keys.py)
     out = tmp_path / "o"
     args = [
         "replay",
