@@ -180,13 +180,14 @@ def read_key_file(path: Path) -> bytes:
     to run) when the file may be read or written by its group or by others."""
     try:
         with path.open("rb") as file:
-            mode = os.fstat(file.fileno()).st_mode
+            status = os.fstat(file.fileno())
             raw = file.read()
     except OSError as exc:
         raise FingerprintKeyError(
             f"cannot read fingerprint key file {path}: {exc.strerror}"
         ) from None
-    if mode & OTHERS_MAY_ACCESS:
+    mode = status.st_mode
+    if mode & OTHERS_MAY_ACCESS & ~(stat.S_IRGRP if _read_through_group(status) else 0):
         raise FingerprintKeyError(
             f"fingerprint key file {path} may be accessed by its group or others "
             f"(mode {stat.S_IMODE(mode):04o}); run `chmod 600 {path}` and start again"
@@ -196,6 +197,14 @@ def read_key_file(path: Path) -> bytes:
     except UnicodeDecodeError:
         raise FingerprintKeyError(f"fingerprint key file {path} is not UTF-8 text") from None
     return key_from_text(text)
+
+
+def _read_through_group(status: os.stat_result) -> bool:
+    """Whether this process may read the file only through its group: another user owns
+    it and its group is one of ours. That is how Kubernetes mounts a Secret for a pod
+    that does not run as root (owned by root, group ``fsGroup``, mode 0440), so group
+    read is then allowed; group write and anything for others never are."""
+    return status.st_uid != os.geteuid() and status.st_gid in {os.getegid(), *os.getgroups()}
 
 
 def generate_key() -> str:

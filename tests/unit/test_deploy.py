@@ -59,6 +59,8 @@ def test_compose_enforcer_uses_real_settings_and_commands() -> None:
     assert f"{HTTP_PORT}:{HTTP_PORT}" in enforcer["ports"]
     keygen = services["keygen"]["command"][0]
     assert "enforcer keygen" in keygen
+    # The key must be readable by the enforcer's user only: the worker refuses others.
+    assert "umask 077" in keygen and "chown 10001" in keygen
     producer = services["producer"]
     assert producer["entrypoint"][-1] == "enforcer.demo"
     assert "--produce-only" in producer["command"]
@@ -125,6 +127,10 @@ def test_k8s_enforcer_containers_match_the_code() -> None:
         assert env["ENFORCER_POLICY_FILE"] == f"{mounts['policy']}/{policy['items'][0]['path']}"
         key = volumes["fingerprint-key"]["secret"]
         assert key["items"][0]["key"] in secrets[key["secretName"]]["stringData"]
+        # Owned by root, read through the pod's fsGroup: group read, nothing for others
+        # (what the worker accepts of a key file, docs/security.md).
+        assert key["defaultMode"] == 0o440
+        assert pod["securityContext"]["fsGroup"]  # the group the key is read through
         assert env["ENFORCER_FINGERPRINT_KEY_FILE"] == (
             f"{mounts['fingerprint-key']}/{key['items'][0]['path']}"
         )

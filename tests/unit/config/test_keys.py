@@ -3,6 +3,7 @@ source only, and a key file no one else may read."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,38 @@ def test_a_key_file_others_may_access_is_refused_with_the_chmod_to_run(
 def test_a_key_file_only_its_owner_may_read_is_used(tmp_path: Path, mode: int) -> None:
     fingerprinter = EnforcerSettings(fingerprint_key_file=key_file(tmp_path, mode)).fingerprinter()
     assert fingerprinter.key_id == Fingerprinter(key_from_text(KEY_TEXT)).key_id
+
+
+def _owned_by_another_user_in_our_group(path: Path) -> None:
+    """Make ``path`` look like a Kubernetes Secret mounted with ``fsGroup``: another
+    user owns it, our group reads it (needs root, as CI runs)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the file to another user")
+    os.chown(path, 54321, os.getegid())
+
+
+@pytest.mark.parametrize(("mode", "used"), [(0o440, True), (0o400, True), (0o460, False)])
+def test_a_key_file_read_through_our_group_may_be_group_readable(
+    tmp_path: Path, mode: int, used: bool
+) -> None:
+    """Kubernetes mounts a Secret owned by root, group fsGroup, mode 0440 for a pod that
+    does not run as root: group read is how the worker reads it, so it is allowed;
+    group write is not."""
+    path = key_file(tmp_path, mode)
+    _owned_by_another_user_in_our_group(path)
+    settings = EnforcerSettings(fingerprint_key_file=path)
+    if used:
+        assert settings.fingerprinter().key_id == Fingerprinter(key_from_text(KEY_TEXT)).key_id
+    else:
+        with pytest.raises(FingerprintKeyError, match="chmod 600"):
+            settings.fingerprinter()
+
+
+def test_a_group_readable_key_file_of_our_own_is_refused(tmp_path: Path) -> None:
+    """Owned by us, group read is not needed: 0440 is refused (only others in the group
+    would use it)."""
+    with pytest.raises(FingerprintKeyError, match="chmod 600"):
+        EnforcerSettings(fingerprint_key_file=key_file(tmp_path, 0o440)).fingerprinter()
 
 
 def test_run_and_replay_refuse_two_keys_in_one_line(
