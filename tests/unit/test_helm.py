@@ -196,11 +196,22 @@ def test_env_variables_are_settings_and_args_parse(variation: str) -> None:
     assert commands == expected
 
 
-def test_a_variable_that_is_no_setting_is_refused() -> None:
-    """worker.env takes settings only: a typo fails the render with one line naming it."""
-    result = _helm("template", "prod", str(CHART), "--set", "worker.env.ENFORCR_MODE=audit")
+@pytest.mark.parametrize(
+    ("assignment", "refusal"),
+    [
+        ("worker.env.ENFORCR_MODE=audit", "env: ENFORCR_MODE is not an enforcer setting"),
+        ("lagExporter.env.PATH=/tmp", "env: PATH is not an enforcer setting"),
+        ("worker.env.ENFORCER_GROUP_ID=other", "env: ENFORCER_GROUP_ID is set by the chart"),
+        ("worker.env.ENFORCER_FINGERPRINT_KEY=k", "would put the key in values"),
+    ],
+)
+def test_env_takes_only_settings_the_chart_does_not_set(assignment: str, refusal: str) -> None:
+    """worker.env / lagExporter.env: a typo, a non-setting, a variable the chart already
+    sets (Kubernetes would silently keep the last) or the key itself fails the render with
+    one line naming it."""
+    result = _helm("template", "prod", str(CHART), "--set", assignment)
     assert result.returncode != 0
-    assert "ENFORCR_MODE is not an enforcer setting" in result.stderr
+    assert refusal in result.stderr
 
 
 @ALL

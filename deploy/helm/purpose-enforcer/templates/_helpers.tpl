@@ -44,11 +44,28 @@ app.kubernetes.io/component: lag-exporter
 {{- .Values.policy.content | default (.Files.Get "files/policy.yaml") -}}
 {{- end -}}
 
-{{/* Settings given by variable name (worker.env, lagExporter.env); only ENFORCER_* names. */}}
+{{/* Variables the chart sets from its own values: worker.env / lagExporter.env may not
+set them again (Kubernetes would keep the last of two, silently). */}}
+{{- define "purpose-enforcer.chartVariables" -}}
+ENFORCER_INSTANCE_ID ENFORCER_BOOTSTRAP_SERVERS ENFORCER_GROUP_ID ENFORCER_SOURCE_TOPIC
+ENFORCER_SINK_TOPIC ENFORCER_VIOLATIONS_TOPIC ENFORCER_DEADLETTER_TOPIC ENFORCER_METRICS_TOPIC
+ENFORCER_POLICY_FILE ENFORCER_FINGERPRINT_KEY_FILE ENFORCER_FINGERPRINT_KEY ENFORCER_MODE
+ENFORCER_LOG_LEVEL ENFORCER_LOG_FORMAT ENFORCER_HTTP_HOST ENFORCER_HTTP_PORT ENFORCER_DATA_DIR
+{{- end -}}
+
+{{/* Settings given by variable name (worker.env, lagExporter.env); only ENFORCER_* names,
+and none the chart sets from its own values. */}}
 {{- define "purpose-enforcer.settingsEnv" -}}
+{{- $chartVariables := include "purpose-enforcer.chartVariables" . | splitList "\n" | join " " | splitList " " }}
 {{- range $name, $value := . }}
 {{- if not (hasPrefix "ENFORCER_" $name) }}
 {{- fail (printf "env: %s is not an enforcer setting (ENFORCER_*); use extraEnv for other variables" $name) }}
+{{- end }}
+{{- if eq $name "ENFORCER_FINGERPRINT_KEY" }}
+{{- fail "env: ENFORCER_FINGERPRINT_KEY would put the key in values; the workers read it from the Secret fingerprintKey.existingSecret" }}
+{{- end }}
+{{- if has $name $chartVariables }}
+{{- fail (printf "env: %s is set by the chart from its own value (values.yaml); set that value instead" $name) }}
 {{- end }}
 - name: {{ $name }}
   value: {{ $value | toString | quote }}
