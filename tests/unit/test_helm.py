@@ -62,6 +62,7 @@ VARIATIONS: dict[str, tuple[str, ...]] = {
         "monitoring.enabled=true",
         "monitoring.serviceMonitor.labels.release=kube-prometheus-stack",
         "monitoring.prometheusRule.runbookBase=https://git.example.com/enforcer/blob/main/",
+        "networkPolicy.enabled=true",
     ),
     "sasl-persistent-audit": _set(
         "worker.mode=audit",
@@ -387,3 +388,21 @@ def test_the_prometheus_rule_is_the_rule_file() -> None:
                 )
     assert rule["spec"]["groups"] == expected
     assert (CHART / "files" / "enforcer.rules.yml").resolve() == RULES.resolve()
+
+
+def test_the_network_policy_when_enabled_covers_every_pod() -> None:
+    """Off by default (its selectors are cluster-specific); when on, it selects every pod
+    the chart runs and allows in only the HTTP port, out only Kafka and DNS."""
+    assert not _of_kind(_render("defaults"), "NetworkPolicy")
+    docs = _render("monitoring")
+    [policy] = _of_kind(docs, "NetworkPolicy")
+    spec = policy["spec"]
+    assert set(spec["policyTypes"]) == {"Ingress", "Egress"}
+    templates = _pod_specs(docs)
+    assert len(templates) == 2
+    for template in templates:
+        assert _matches(spec["podSelector"]["matchLabels"], template["metadata"]["labels"])
+    [ingress] = spec["ingress"]
+    [worker_port] = _worker(docs)[1]["ports"]
+    assert [p["port"] for p in ingress["ports"]] == [worker_port["containerPort"]]
+    assert {p["port"] for rule in spec["egress"] for p in rule["ports"]} == {9092, 9093, 53}
