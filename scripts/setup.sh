@@ -28,6 +28,10 @@ fi
 
 bash deploy/kafka/kafka.sh jars >/dev/null
 
+# helm, built from its Go module once per machine and cached (deploy/helm/bin-*), for the
+# chart's lint and render tests; without Go they are skipped, saying why.
+bash deploy/helm/build-helm.sh >/dev/null || echo "setup: helm not built; the chart's tests will be skipped" >&2
+
 # The benchmark's peer pipelines (quixstreams) pin their own Kafka client: a venv of
 # their own, so the benchmark and its smoke test can run them beside the enforcer.
 PYTHON="$PYTHON" bash bench/setup-peers.sh
