@@ -315,6 +315,9 @@ def test_the_fingerprint_key_comes_from_an_existing_secret(variation: str) -> No
     [item] = secret["items"]
     assert env["ENFORCER_FINGERPRINT_KEY_FILE"] == f"{mounts['fingerprint-key']}/{item['path']}"
     assert "ENFORCER_FINGERPRINT_KEY" not in env
+    # Read through the pod's fsGroup, nothing for others: what the worker accepts.
+    assert secret["defaultMode"] == 0o440
+    assert statefulset["spec"]["template"]["spec"]["securityContext"]["fsGroup"]
     if variation == "own-policy-no-lag-exporter":
         assert (secret["secretName"], item["key"]) == ("my-key", "key")
     values = yaml.safe_load((CHART / "values.yaml").read_text())
