@@ -7,9 +7,12 @@ for a number collected for two-factor authentication only, and, halfway through,
 batch of consent withdrawals and erasures. It runs ``enforcer run`` as a real worker
 process until it has committed every input record, stops it with SIGTERM, then reads
 the output topics as a ``read_committed`` consumer would and prints what happened to
-every record, the claims the ledger did not grant, and the retractions.
+every record, the claims the ledger did not grant, and the retractions. The worker
+logs at info level to the file it names. It ends with an HTML report and the next
+commands to try (:mod:`enforcer.demo.next_steps`). The sample, the ledger and who
+withdraws come from ``--seed``, fixed by default, so two runs print the same numbers.
 
-    python -m enforcer.demo --bootstrap 127.0.0.1:9092 [--records 5000]
+    python -m enforcer.demo --bootstrap 127.0.0.1:9092 [--records 5000] [--seed 2019]
 """
 
 from __future__ import annotations
@@ -154,20 +157,26 @@ DEFAULT_SEED = 2019
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The demo's flags."""
     parser = argparse.ArgumentParser(
+        prog="python -m enforcer.demo",
         description=__doc__.splitlines()[0],
         allow_abbrev=False,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--bootstrap", required=True, help="the local broker, host:port")
-    parser.add_argument("--records", type=int, default=5000, help="sample events to produce")
+    parser.add_argument(
+        "--records", type=int, default=5000, help="sample events to produce (default: 5000)"
+    )
     parser.add_argument(
         "--seed",
         type=int,
         default=DEFAULT_SEED,
-        help="seed of the sample events, the ledger, and who withdraws or is erased",
+        help="seed of the sample events, the ledger, and who withdraws or is erased "
+        f"(default: {DEFAULT_SEED})",
     )
     parser.add_argument(
-        "--timeout", type=float, default=180.0, help="seconds the enforcer may take per half"
+        "--timeout",
+        type=float,
+        default=180.0,
+        help="seconds the enforcer may take per half (default: 180)",
     )
     parser.add_argument(
         "--produce-only",
