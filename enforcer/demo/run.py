@@ -188,6 +188,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the demo; return its exit status (1 when the worker did not finish)."""
     args = parse_args(argv)
     if args.produce_only:
         asyncio.run(produce_forever(args.bootstrap, TOPICS["source"], args.produce_only))
