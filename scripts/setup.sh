@@ -2,7 +2,17 @@
 # Install what the project needs on a fresh machine, idempotently:
 # a virtualenv in .venv with the package and its dev tools, and the Kafka jars.
 # Quick when nothing changed (a stamp of pyproject.toml's hash skips pip).
+#
+#   bash scripts/setup.sh             # everything the tests need (scripts/test.sh)
+#   bash scripts/setup.sh --no-peers  # without the benchmark's peer venv (scripts/demo.sh)
 set -euo pipefail
+
+peers=1
+case "${1:-}" in
+  "") ;;
+  --no-peers) peers=0 ;;
+  *) echo "setup: unknown option $1 (known: --no-peers)" >&2; exit 2 ;;
+esac
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON="${PYTHON:-python3.11}"
@@ -34,7 +44,10 @@ bash deploy/helm/build-helm.sh >/dev/null || echo "setup: helm not built; the ch
 
 # The benchmark's peer pipelines (quixstreams) pin their own Kafka client: a venv of
 # their own, so the benchmark and its smoke test can run them beside the enforcer.
-PYTHON="$PYTHON" bash bench/setup-peers.sh
+# The demo runs none of them: it skips them (--no-peers).
+if ((peers)); then
+  PYTHON="$PYTHON" bash bench/setup-peers.sh
+fi
 
 # Debian's docker-compose validates docker-compose.yml in the tests (no engine needed).
 # Installed when possible (root, apt); without it that one test is skipped.

@@ -37,6 +37,16 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+DESCRIPTION = (
+    "Keep identifiers out of audience building unless they were given for it: the live "
+    "agent on Kafka, and the same decision over history, for one record, or for a policy's "
+    "tests."
+)
+EPILOG = (
+    "'enforcer COMMAND --help' shows a command's flags. Exit status: 0 done, 1 violations "
+    "found or tests failed, 2 a usage or configuration error (one line on stderr)."
+)
+
 # name, help, module under enforcer.cli: in the order `enforcer --help` lists them.
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("run", "run the live enforcer on Kafka", "run"),
@@ -63,7 +73,7 @@ def _flags_of(module: str) -> Callable[[Parser], None]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``enforcer`` parser; each command's flags are added when it is parsed."""
-    parser = Parser(prog="enforcer", description=__doc__.splitlines()[0])
+    parser = Parser(prog="enforcer", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--version", action=_Version)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for name, help_text, module in COMMANDS:

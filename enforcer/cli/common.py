@@ -24,12 +24,37 @@ class UsageError(Exception):
     """A mistake in how the command was called or configured (exit 2)."""
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Adds ``(default: …)`` to a flag's help when it has a default worth showing.
+
+    A flag whose default is ``None`` (so that an ``ENFORCER_*`` variable shows through)
+    or ``False`` (a switch) gets nothing: "default: None" would mislead. A help text
+    that already names its default is left as it is.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (
+            action.default in (None, False, argparse.SUPPRESS)
+            or "default" in text
+            or not (action.option_strings or action.nargs in (argparse.OPTIONAL, "*"))
+        ):
+            return action.help
+        return f"{text} (default: %(default)s)"
+
+
 class Parser(argparse.ArgumentParser):
-    """Errors raise :class:`UsageError`; flags can be added on first use (``populate``)."""
+    """Errors raise :class:`UsageError`; flags can be added on first use (``populate``).
+
+    Abbreviations are off: a flag must be spelled out, so ``--bootstrap-server`` is an
+    error rather than a silent ``--bootstrap-servers``.
+    """
 
     def __init__(
         self, *args: Any, populate: Callable[[Parser], None] | None = None, **kwargs: Any
     ) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
         self._populate = populate
 
@@ -64,12 +89,13 @@ def policy_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mode", choices=[m.value for m in Mode], help="override the policy's mode"
     )
-    parser.add_argument(
-        "--phone-region",
-        metavar="CC",
-        help="region of phone numbers written without a country code, e.g. US or GB; "
-        "ZZ for none (ENFORCER_PHONE_DEFAULT_REGION, default US)",
-    )
+    parser.add_argument("--phone-region", metavar="CC", help=PHONE_REGION_HELP)
+
+
+PHONE_REGION_HELP = (
+    "region of phone numbers written without a country code, e.g. US or GB; "
+    "ZZ for none (ENFORCER_PHONE_DEFAULT_REGION, default US)"
+)
 
 
 LEDGER_FILE_HELP = (

@@ -215,6 +215,8 @@ def command(args: argparse.Namespace) -> int:
         if not 0 <= args.line < len(lines):
             raise UsageError(f"{args.file} has no line {args.line} (it has {len(lines)})")
         data, offset = lines[args.line], args.line
+    else:
+        _refuse_json_lines(args.file, data)
     # explain shows decisions, not fingerprints, so it needs no secret key: the ledger is
     # fingerprinted with the same throw-away key as the record.
     fingerprinter = Fingerprinter(generate_key().encode(), settings.phone_default_region)
@@ -237,6 +239,24 @@ def command(args: argparse.Namespace) -> int:
         else render_text(result)
     )
     return EXIT_OK
+
+
+def _refuse_json_lines(file: str, data: bytes) -> None:
+    """Refuse several records at once: explained whole, a JSON Lines file is one invalid
+    record, and its dead letter would say nothing about the records in it. A single
+    record spread over several lines (pretty-printed JSON) is still explained."""
+    import orjson
+
+    lines = [line for line in data.splitlines() if line.strip()]
+    if len(lines) < 2:
+        return
+    try:
+        orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise UsageError(
+            f"{file} holds {len(lines)} non-blank lines and is not one JSON record: "
+            "pass --line N to explain its 0-based line N"
+        ) from None
 
 
 def _add_phone_formats(result: dict[str, Any], data: bytes, region: str) -> None:

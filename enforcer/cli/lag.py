@@ -25,18 +25,34 @@ _FLAG_NAMES = (
 )
 """The flags of ``run`` that the exporter takes too (the same settings)."""
 
+_OWN_HELP = {
+    "--http-host": "address for /metrics and /healthz",
+    "--http-port": "port for /metrics and /healthz (0: any free)",
+}
+"""Where the exporter's help differs from ``run``'s: it serves no ``/readyz`` (it has no
+start-up to wait for; its probe is ``/healthz``, see docs/operations.md)."""
+
 
 def add_flags(parser: Parser) -> None:
     """The exporter's flags."""
-    from enforcer.cli.run import RUN_FLAGS
+    from enforcer.cli.run import RUN_FLAGS, setting_help
 
     for flag in _FLAG_NAMES:
         field, kind, help_text = RUN_FLAGS[flag]
-        parser.add_argument(
-            flag, dest=field, type=kind, help=f"{help_text} (ENFORCER_{field.upper()})"
-        )
-    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None)
-    parser.add_argument("--log-format", choices=["text", "json"], default=None)
+        help_text = _OWN_HELP.get(flag, help_text)
+        parser.add_argument(flag, dest=field, type=kind, help=setting_help(field, help_text))
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default=None,
+        help="ENFORCER_LOG_LEVEL (default info)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=None,
+        help="one line per event, plain or one JSON object (ENFORCER_LOG_FORMAT, default text)",
+    )
 
 
 def command(args: argparse.Namespace) -> int:

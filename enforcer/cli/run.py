@@ -9,7 +9,7 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from enforcer.cli.common import Parser, policy_from, settings_from
+from enforcer.cli.common import PHONE_REGION_HELP, Parser, policy_from, settings_from
 from enforcer.config.logs import setup_logging
 from enforcer.core.ledger_view import LedgerMode
 from enforcer.core.models import Mode
@@ -53,6 +53,20 @@ RUN_FLAGS: dict[str, tuple[str, type, str]] = {
     "--http-port": ("http_port", int, "port for /metrics, /healthz, /readyz (0: any free)"),
     "--data-dir": ("data_dir", Path, "directory for local state"),
 }
+
+
+def setting_help(field: str, help_text: str) -> str:
+    """A flag's help: what it sets, its ``ENFORCER_*`` variable, and the setting's default
+    when it has one (the flag itself defaults to ``None`` so that the variable shows
+    through)."""
+    from pydantic_core import PydanticUndefined
+
+    from enforcer.config.settings import EnforcerSettings
+
+    default = EnforcerSettings.model_fields[field].get_default(call_default_factory=False)
+    if default in (None, PydanticUndefined) or callable(default) or "default" in help_text:
+        return f"{help_text} (ENFORCER_{field.upper()})"
+    return f"{help_text} (ENFORCER_{field.upper()}, default: {default})"
 
 
 class HttpPortError(RuntimeError):
@@ -122,9 +136,7 @@ def check_http_port(host: str, port: int) -> None:
 def add_flags(run: Parser) -> None:
     """The flags of ``run``: one per setting, each naming its ``ENFORCER_*`` variable."""
     for flag, (field, kind, help_text) in RUN_FLAGS.items():
-        run.add_argument(
-            flag, dest=field, type=kind, help=f"{help_text} (ENFORCER_{field.upper()})"
-        )
+        run.add_argument(flag, dest=field, type=kind, help=setting_help(field, help_text))
     run.add_argument("--mode", choices=[m.value for m in Mode], help="override the policy's mode")
     run.add_argument(
         "--processing-guarantee",
@@ -156,6 +168,12 @@ def add_flags(run: Parser) -> None:
         default=None,
         help="one line per event, plain or one JSON object (ENFORCER_LOG_FORMAT, default text)",
     )
+    run.add_argument(
+        "--phone-region",
+        dest="phone_default_region",
+        metavar="CC",
+        help=PHONE_REGION_HELP,
+    )
 
 
 def command(args: argparse.Namespace) -> int:
@@ -182,6 +200,7 @@ def _run(args: argparse.Namespace, stop: StopSignal) -> int:
         "log_level",
         "log_format",
         "ledger_store",
+        "phone_default_region",
     ]
     settings = settings_from(**{field: getattr(args, field) for field in fields})
     fingerprinter = settings.fingerprinter()

@@ -253,3 +253,27 @@ def test_explain_says_whether_phones_are_e164_under_the_region(
     assert formats["DE"] == "e164" and formats["US"] != "e164"
     code, _, err = run(capsys, "explain", str(path), "--phone-region", "Atlantis")
     assert code == 2 and "ENFORCER_PHONE_DEFAULT_REGION" in err and err.count("\n") == 1
+
+
+def test_explain_refuses_a_json_lines_file_without_line(
+    capsys: pytest.CaptureFixture[str], events_file: Path
+) -> None:
+    """Several records and no --line: exit 2 and one line saying to pass --line N,
+    instead of one misleading dead letter for the whole file."""
+    code, out, err = run(capsys, "explain", str(events_file))
+    assert code == 2 and out == ""
+    assert err == (
+        f"enforcer: error: {events_file} holds 2 non-blank lines and is not one JSON record: "
+        "pass --line N to explain its 0-based line N\n"
+    )
+
+
+def test_explain_reads_one_pretty_printed_record(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A single record written over several lines is one record, explained as such."""
+    path = tmp_path / "e.json"
+    record = event(ident("phone", "+1 555 0100", ["security.mfa"]))
+    path.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))
+    code, out, _ = run(capsys, "explain", str(path))
+    assert code == 0 and "outcome: dropped" in out
