@@ -11,7 +11,7 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bash scripts/setup.sh --no-peers
+bash scripts/setup.sh --demo
 
 export KAFKA_STATE_DIR="${KAFKA_STATE_DIR:-$PWD/.kafka/demo}"
 trap 'bash deploy/kafka/kafka.sh stop >/dev/null 2>&1 || true' EXIT

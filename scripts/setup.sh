@@ -3,15 +3,16 @@
 # a virtualenv in .venv with the package and its dev tools, and the Kafka jars.
 # Quick when nothing changed (a stamp of pyproject.toml's hash skips pip).
 #
-#   bash scripts/setup.sh             # everything the tests need (scripts/test.sh)
-#   bash scripts/setup.sh --no-peers  # without the benchmark's peer venv (scripts/demo.sh)
+#   bash scripts/setup.sh         # everything the tests need (scripts/test.sh)
+#   bash scripts/setup.sh --demo  # only what the demo uses (scripts/demo.sh): the package
+#                                 # and the Kafka jars; none of the test-only tools below
 set -euo pipefail
 
-peers=1
+test_tools=1
 case "${1:-}" in
   "") ;;
-  --no-peers) peers=0 ;;
-  *) echo "setup: unknown option $1 (known: --no-peers)" >&2; exit 2 ;;
+  --demo) test_tools=0 ;;
+  *) echo "setup: unknown option $1 (known: --demo)" >&2; exit 2 ;;
 esac
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -38,16 +39,18 @@ fi
 
 bash deploy/kafka/kafka.sh jars >/dev/null
 
+# The rest are test-only tools; the demo uses none of them (--demo).
+if ((!test_tools)); then
+  exit 0
+fi
+
 # helm, built from its Go module once per machine and cached (deploy/helm/bin-*), for the
 # chart's lint and render tests; without Go they are skipped, saying why.
 bash deploy/helm/build-helm.sh >/dev/null || echo "setup: helm not built; the chart's tests will be skipped" >&2
 
 # The benchmark's peer pipelines (quixstreams) pin their own Kafka client: a venv of
 # their own, so the benchmark and its smoke test can run them beside the enforcer.
-# The demo runs none of them: it skips them (--no-peers).
-if ((peers)); then
-  PYTHON="$PYTHON" bash bench/setup-peers.sh
-fi
+PYTHON="$PYTHON" bash bench/setup-peers.sh
 
 # Debian's docker-compose validates docker-compose.yml in the tests (no engine needed).
 # Installed when possible (root, apt); without it that one test is skipped.

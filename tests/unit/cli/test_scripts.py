@@ -88,6 +88,7 @@ def checkout(tmp_path: Path) -> Path:
         tmp_path / "deploy" / "kafka" / "kafka.sh", 'echo "kafka $1" >>"$CALLS"; echo 127.0.0.1:1'
     )
     _stub(tmp_path / "bench" / "setup-peers.sh", 'echo "peers" >>"$CALLS"')
+    _stub(tmp_path / "deploy" / "helm" / "build-helm.sh", 'echo "helm" >>"$CALLS"')
     for tool in ("docker-compose", "promtool"):
         _stub(tmp_path / "tools" / tool, "true")
     return tmp_path
@@ -115,10 +116,10 @@ def _calls(checkout: Path, script: str, *args: str) -> list[str]:
 
 def test_the_demo_does_not_install_the_benchmark_peers(checkout: Path) -> None:
     calls = _calls(checkout, "demo.sh", "--records", "10")
-    assert "peers" not in calls
+    assert "peers" not in calls and "helm" not in calls  # test-only tools
     assert "python -m enforcer.demo --bootstrap 127.0.0.1:1 --records 10" in calls
 
 
 def test_setup_still_installs_them_for_the_tests(checkout: Path) -> None:
-    assert "peers" in _calls(checkout, "setup.sh")
-    assert "peers" not in _calls(checkout, "setup.sh", "--no-peers")
+    assert {"peers", "helm"} <= set(_calls(checkout, "setup.sh"))
+    assert "peers" not in _calls(checkout, "setup.sh", "--demo")
