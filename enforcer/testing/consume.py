@@ -80,8 +80,15 @@ async def read_topic(
     return records
 
 
-async def end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
-    """The log end offset (high watermark) of each partition of ``topic``.
+async def end_offsets(
+    bootstrap_servers: str,
+    topic: str,
+    *,
+    isolation_level: Literal["read_committed", "read_uncommitted"] = "read_uncommitted",
+) -> dict[int, int]:
+    """The log end offset (high watermark) of each partition of ``topic``; with
+    ``read_committed``, the last stable offset: where the first still-open transaction
+    begins (so the two differ while a transaction holds records).
 
     Transaction markers take offsets too, so for a topic written in transactions the
     offsets add up to more than the number of records.
@@ -93,7 +100,9 @@ async def end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
     finally:
         await admin.close()
     partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, group_id=None, isolation_level=isolation_level
+    )
     await consumer.start()
     try:
         consumer.assign(partitions)

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from enforcer.core.fingerprint import generate_key
+from enforcer.testing.consume import end_offsets
 from enforcer.testing.topics import unique_topic_name
 from enforcer.testing.worker import (
     ASSIGNED,
@@ -54,8 +55,10 @@ async def test_sigkill_mid_stream_keeps_every_outcome_exactly_once(
     topics = EnforcerTopics.unique("crash")
     key = generate_key()
     started = time.monotonic()
+    # Commits every 2 s: a transaction seen open stays open for the moment it takes to
+    # kill the worker.
     with Deployment(
-        kafka_bootstrap, topics, unique_topic_name("crash-group"), key, tmp_path
+        kafka_bootstrap, topics, unique_topic_name("crash-group"), key, tmp_path, 2.0
     ) as deployment:
         await deployment.create_topics(PARTITIONS)
         producing = asyncio.create_task(
@@ -69,6 +72,7 @@ async def test_sigkill_mid_stream_keeps_every_outcome_exactly_once(
         try:
             worker = deployment.worker("worker")
             kill_points: list[int] = []
+            hit_open_transaction = False
             for threshold in random_thresholds(rng, RECORDS, KILLS, low=0.1, high=0.75):
                 worker.start()
                 # Each run commits some work of its own before it is killed.
@@ -81,12 +85,22 @@ async def test_sigkill_mid_stream_keeps_every_outcome_exactly_once(
                     timeout_s=60,
                     alive=[worker],
                 )
-                # Past the threshold the worker is mid-stream; a random extra delay puts
-                # the kill anywhere in a batch, a send or a commit.
-                await asyncio.sleep(rng.uniform(0, 0.6))
+                if hit_open_transaction:
+                    # Past the threshold the worker is mid-stream; a random extra delay
+                    # puts the kill anywhere in a batch, a send or a commit.
+                    await asyncio.sleep(rng.uniform(0, 0.6))
+                else:
+                    # Until one kill has: wait for a transaction holding outputs, so the
+                    # test meets the hard case by state, not by luck.
+                    await _until_a_transaction_holds_outputs(kafka_bootstrap, topics.sink)
                 assert worker.running, worker.log_tail()
                 worker.kill()
                 kill_points.append(reached)
+                # The killed worker's transaction stays open until the next run fences
+                # it: still open now means the kill caught outputs in flight.
+                hit_open_transaction = hit_open_transaction or await _holds_outputs(
+                    kafka_bootstrap, topics.sink
+                )
             inputs = await asyncio.wait_for(producing, timeout=60)
             worker.start()
             # The last kill may have come after everything was committed: wait until
@@ -149,3 +163,18 @@ async def test_sigterm_during_start_up_is_a_clean_exit(
             assert worker.stop(timeout_s=30) == 0, worker.log_tail()
         finally:
             await deployment.delete_topics()
+
+
+async def _holds_outputs(bootstrap: str, topic: str) -> bool:
+    """Whether an open transaction holds records of ``topic``: its last stable offset
+    is behind its end on some partition."""
+    stable = await end_offsets(bootstrap, topic, isolation_level="read_committed")
+    end = await end_offsets(bootstrap, topic)
+    return any(end[partition] > offset for partition, offset in stable.items())
+
+
+async def _until_a_transaction_holds_outputs(bootstrap: str, topic: str) -> None:
+    deadline = time.monotonic() + 60
+    while not await _holds_outputs(bootstrap, topic):
+        assert time.monotonic() < deadline, "no open transaction with outputs in 60 s"
+        await asyncio.sleep(0.02)
