@@ -182,6 +182,13 @@ def parse_properties(text: str, origin: str) -> dict[str, str]:
                 f"{origin} line {number}: expected name=value (librdkafka property names)"
             )
         name, value = pair
+        if any(char.isspace() for char in name):
+            # "name value" with a space (Java's other separator) would carry the value
+            # into the name, and librdkafka's refusal would quote it: never a secret.
+            raise ClientPropertiesError(
+                f"{origin} line {number}: a property name with a space in it; "
+                "write name=value"
+            )
         key = canonical(name)
         if key in found:
             raise ClientPropertiesError(

@@ -200,11 +200,15 @@ def read_key_file(path: Path) -> bytes:
 
 
 def _read_through_group(status: os.stat_result) -> bool:
-    """Whether this process may read the file only through its group: another user owns
-    it and its group is one of ours. That is how Kubernetes mounts a Secret for a pod
-    that does not run as root (owned by root, group ``fsGroup``, mode 0440), so group
-    read is then allowed; group write and anything for others never are."""
-    return status.st_uid != os.geteuid() and status.st_gid in {os.getegid(), *os.getgroups()}
+    """Whether this process may read the file only through its group, the way Kubernetes
+    mounts a Secret for a pod that does not run as root: root owns it, its group is one
+    of ours (``fsGroup``), mode 0440. Group read is then allowed; group write, anything
+    for others, and a group-readable file some other user owns never are."""
+    return (
+        status.st_uid == 0
+        and os.geteuid() != 0
+        and status.st_gid in {os.getegid(), *os.getgroups()}
+    )
 
 
 def generate_key() -> str:

@@ -9,7 +9,9 @@ forbids. So the worker asks the broker itself, every few seconds, for each topic
 and partition count, and stops (``/healthz`` unhealthy first, then one line naming the
 topic and the change) when:
 
-- any of its topics was deleted, or re-created under the same name (a new topic id);
+- any of its topics was deleted (two answers in a row say so: one broker's metadata
+  can lag behind a topic created a moment ago), or re-created under the same name (a
+  new topic id);
 - with a ledger, the source or the ledger has a different partition count: the two
   are no longer co-partitioned, and keys moved between partitions.
 
@@ -24,6 +26,7 @@ the worker decides: they are logged, not stopped for.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -44,6 +47,9 @@ DESCRIBE_TIMEOUT_S = 10.0
 """How long one description may take before it is given up and asked again."""
 CONFIRM_TIMEOUT_S = 5.0
 """How long a commit waits for its confirmation before it is put off to the next round."""
+START_ATTEMPTS = 5
+"""How often the layout is asked for at start (a second apart) while a topic does not
+answer yet: a broker's metadata can lag behind a topic created a moment ago."""
 
 
 class TopicState(NamedTuple):
@@ -104,6 +110,10 @@ def _transient(answer: Answer) -> bool:
     return isinstance(answer, KafkaError)
 
 
+def _unknown(answer: Answer) -> bool:
+    return isinstance(answer, KafkaError) and answer.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+
+
 class TopicWatch:
     """Describes the worker's topics every :data:`WATCH_INTERVAL_S` and stops the worker
     on a change; confirms them before each commit."""
@@ -116,6 +126,7 @@ class TopicWatch:
         health: Health,
         monotonic: Callable[[], float],
         interval_s: float = WATCH_INTERVAL_S,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._admin = admin
         self._roles = {name: role for role, name in topics.items()}
@@ -123,7 +134,11 @@ class TopicWatch:
         self._health = health
         self._monotonic = monotonic
         self._interval_s = interval_s
+        self._sleep = sleep
         self._baseline: dict[str, TopicState] = {}
+        # Topics whose last answer said "unknown" once: one broker's metadata may lag, so
+        # a deletion is believed on the second such answer in a row.
+        self._unknown: set[str] = set()
         self._pending: dict[str, Future[Any]] | None = None
         self._asked_at = 0.0
         self.change: str | None = None
@@ -133,7 +148,12 @@ class TopicWatch:
         """Take the layout every later answer is compared with. Raises
         :class:`WorkerStopError` when a topic cannot be described, or the source and
         the ledger differ already (a change since the start-up check)."""
-        answers = self._ask(DESCRIBE_TIMEOUT_S)
+        for attempt in range(1, START_ATTEMPTS + 1):
+            answers = self._ask(DESCRIBE_TIMEOUT_S)
+            if answers is not None and not any(map(_transient, answers.values())):
+                break
+            if attempt < START_ATTEMPTS:
+                self._sleep(1.0)
         if answers is None:
             raise WorkerStopError(
                 f"the topics could not be described within {DESCRIBE_TIMEOUT_S:.0f} s"
@@ -163,6 +183,8 @@ class TopicWatch:
             if all(future.done() for future in pending.values()):
                 self._pending = None
                 self._judge({name: _answer(f, 0) for name, f in pending.items()})
+                if self._unknown:
+                    self._asked_at = now - self._interval_s  # ask again at once
             elif now - self._asked_at > DESCRIBE_TIMEOUT_S:
                 self._pending = None  # no answer (a broker away): ask again
         if self.change is not None:
@@ -199,6 +221,11 @@ class TopicWatch:
 
     def _judge(self, answers: Mapping[str, Answer]) -> None:
         for name, answer in answers.items():
+            if not _unknown(answer):
+                self._unknown.discard(name)
+            elif name not in self._unknown:
+                self._unknown.add(name)  # believed when the next answer says it too
+                continue
             before = self._baseline[name]
             role = self._roles[name]
             cause = change_of(role, name, before, answer, self._ledger)

@@ -74,6 +74,9 @@ def test_java_properties_syntax() -> None:
             "line 2: sasl.password is set again (first on line 1)",
         ),
         ("sasl.mechanism=PLAIN\nsasl.mechanisms=SCRAM-SHA-512\n", "sasl.mechanisms is set again"),
+        # Java's "name value" form with a value holding '=' (base64 padding): the value
+        # would become part of the name, which librdkafka's refusal would quote.
+        (f"sasl.oauthbearer.client.secret  {SECRET}==\n", "line 1: a property name with a space"),
     ],
 )
 def test_a_bad_line_is_one_line_naming_the_line_never_the_value(text: str, message: str) -> None:

@@ -4,13 +4,20 @@ source only, and a key file no one else may read."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from enforcer.cli import main
 from enforcer.config.settings import EnforcerSettings
-from enforcer.core.fingerprint import Fingerprinter, FingerprintKeyError, key_from_text
+from enforcer.core.fingerprint import (
+    Fingerprinter,
+    FingerprintKeyError,
+    key_from_text,
+    read_key_file,
+)
 
 KEY_TEXT = "0123456789abcdef0123456789abcdef"
 OTHER_KEY = "fedcba9876543210fedcba9876543210"
@@ -51,29 +58,50 @@ def test_a_key_file_only_its_owner_may_read_is_used(tmp_path: Path, mode: int) -
     assert fingerprinter.key_id == Fingerprinter(key_from_text(KEY_TEXT)).key_id
 
 
-def _owned_by_another_user_in_our_group(path: Path) -> None:
-    """Make ``path`` look like a Kubernetes Secret mounted with ``fsGroup``: another
-    user owns it, our group reads it (needs root, as CI runs)."""
+WORKER_UID = 54321  # a user that is not root, as a pod's runAsUser
+
+
+def _read_as_a_worker_in_our_group(owner: int, mode: int) -> str:
+    """Read a key file owned by ``owner`` with ``mode`` and our group, as another user
+    in our group would (a pod's runAsUser with fsGroup): the effective user id is
+    switched for the read and back. Needs root, as CI runs."""
     if os.geteuid() != 0:
-        pytest.skip("needs root to give the file to another user")
-    os.chown(path, 54321, os.getegid())
+        pytest.skip("needs root to act as another user")
+    folder = Path(tempfile.mkdtemp(prefix="enforcer-key-"))
+    try:
+        folder.chmod(0o755)
+        path = key_file(folder, mode)
+        os.chown(path, owner, os.getegid())
+        os.seteuid(WORKER_UID)
+        try:
+            read_key_file(path)
+            return "used"
+        except FingerprintKeyError as exc:
+            return f"refused: {exc}"
+        finally:
+            os.seteuid(0)
+    finally:
+        shutil.rmtree(folder)
 
 
-@pytest.mark.parametrize(("mode", "used"), [(0o440, True), (0o400, True), (0o460, False)])
-def test_a_key_file_read_through_our_group_may_be_group_readable(
-    tmp_path: Path, mode: int, used: bool
+@pytest.mark.parametrize(
+    ("owner", "mode", "used"),
+    [(0, 0o440, True), (0, 0o400, False), (0, 0o460, False), (12345, 0o440, False)],
+)
+def test_a_root_owned_key_file_read_through_our_group_may_be_group_readable(
+    owner: int, mode: int, used: bool
 ) -> None:
     """Kubernetes mounts a Secret owned by root, group fsGroup, mode 0440 for a pod that
-    does not run as root: group read is how the worker reads it, so it is allowed;
-    group write is not."""
-    path = key_file(tmp_path, mode)
-    _owned_by_another_user_in_our_group(path)
-    settings = EnforcerSettings(fingerprint_key_file=path)
+    does not run as root: group read is how the worker reads it, so it is allowed.
+    Group write is not, nor a group-readable file another (non-root) user owns. (0400
+    owned by root the worker cannot read at all.)"""
+    outcome = _read_as_a_worker_in_our_group(owner, mode)
     if used:
-        assert settings.fingerprinter().key_id == Fingerprinter(key_from_text(KEY_TEXT)).key_id
+        assert outcome == "used", outcome
     else:
-        with pytest.raises(FingerprintKeyError, match="chmod 600"):
-            settings.fingerprinter()
+        assert outcome.startswith("refused:"), outcome
+        if mode & 0o077:
+            assert "chmod 600" in outcome
 
 
 def test_a_group_readable_key_file_of_our_own_is_refused(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from enforcer.live.failures import WorkerStopError
 from enforcer.live.health import Health
 from enforcer.live.watch import (
     DESCRIBE_TIMEOUT_S,
+    START_ATTEMPTS,
     WATCH_INTERVAL_S,
     TopicState,
     TopicWatch,
@@ -77,11 +78,15 @@ class _Clock:
         return self.now
 
 
+def _no_sleep(_: float) -> None:
+    pass
+
+
 def _watch(ledger: bool = True) -> tuple[TopicWatch, _Admin, _Clock, Health]:
     admin, clock = _Admin(), _Clock()
     health = Health(clock, 30.0)
     topics = TOPICS if ledger else {k: v for k, v in TOPICS.items() if k != "ledger"}
-    watch = TopicWatch(admin, topics, ledger, health, clock)
+    watch = TopicWatch(admin, topics, ledger, health, clock, sleep=_no_sleep)
     watch.start()
     return watch, admin, clock, health
 
@@ -140,11 +145,28 @@ def test_the_watch_asks_every_interval_and_stops_with_healthz_unhealthy_first() 
     admin.state["purposes"] = _error(KafkaError.UNKNOWN_TOPIC_OR_PART)
     watch.tick()  # asks
     assert admin.asked == asked + 1
+    watch.tick()  # one "unknown" is not believed yet: asks again at once
+    assert admin.asked == asked + 2
     assert health.alive().ok
     with pytest.raises(WorkerStopError, match="ledger topic 'purposes' was deleted"):
-        watch.tick()  # judges the answer
+        watch.tick()  # the second answer in a row
     assert not health.alive().ok
     assert "was deleted" in str(health.alive().detail["fatal"])
+
+
+def test_one_unknown_answer_is_not_a_deletion() -> None:
+    """A broker whose metadata lags may call a live topic unknown once: the commit waits
+    and the worker goes on when the next answer finds the topic."""
+    watch, admin, _, health = _watch()
+    admin.state["audience"] = _error(KafkaError.UNKNOWN_TOPIC_OR_PART)
+    assert not watch.confirm()  # put off, not stopped
+    admin.state["audience"] = TopicState("id-audience", 4)
+    assert watch.confirm()
+    admin.state["audience"] = _error(KafkaError.UNKNOWN_TOPIC_OR_PART)
+    assert not watch.confirm()
+    with pytest.raises(WorkerStopError, match="sink topic 'audience' was deleted"):
+        watch.confirm()  # twice in a row
+    assert not health.alive().ok
 
 
 def test_an_answer_that_never_comes_is_asked_again() -> None:
@@ -189,7 +211,9 @@ def test_start_refuses_topics_it_cannot_describe_or_that_are_not_co_partitioned(
     admin, clock = _Admin(), _Clock()
     admin.state["purposes"] = TopicState("id-purposes", 6)
     with pytest.raises(WorkerStopError, match="must be co-partitioned"):
-        TopicWatch(admin, TOPICS, True, Health(clock, 30.0), clock).start()
+        TopicWatch(admin, TOPICS, True, Health(clock, 30.0), clock, sleep=_no_sleep).start()
     admin.state["purposes"] = _error(KafkaError.UNKNOWN_TOPIC_OR_PART)
+    asked = admin.asked
     with pytest.raises(WorkerStopError, match="was deleted"):
-        TopicWatch(admin, TOPICS, True, Health(clock, 30.0), clock).start()
+        TopicWatch(admin, TOPICS, True, Health(clock, 30.0), clock, sleep=_no_sleep).start()
+    assert admin.asked - asked == START_ATTEMPTS  # asked again before believing it
