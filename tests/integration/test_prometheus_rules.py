@@ -302,8 +302,16 @@ async def test_real_prometheus_evaluates_the_rules(
     assert len(firing["EnforcerWorkerDown"]) == 2
     # The workers' lag series are stale: only the exporter's lag is current.
     assert _query(prom, 'enforcer_consumer_lag{job="purpose-enforcer"}') == []
-    [lag] = _query(prom, "enforcer:group_lag:sum")
-    assert float(lag["value"][1]) == len(backlog)
+    # The alerts may fire on a scrape taken while the backlog was still being written:
+    # wait for the exporter's next scrapes to count all of it, exactly.
+    await _until(
+        "the exporter's lag counts the whole backlog",
+        lambda: [
+            lag
+            for lag in _query(prom, "enforcer:group_lag:sum")
+            if float(lag["value"][1]) == len(backlog)
+        ],
+    )
     assert "EnforcerLagExporterDown" not in firing
 
     await _check_audit_was_a_shadow(kafka_bootstrap, topics["audit"], values, malformed)
