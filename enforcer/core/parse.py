@@ -24,7 +24,7 @@ from enforcer.core.models import (
     Event,
     EventIdentifier,
     IdentityEvent,
-    parse_rfc3339,
+    is_plain_rfc3339,
 )
 
 # Fields the decision depends on. If one of them appears twice in one JSON object,
@@ -116,7 +116,7 @@ def _vouch(value: bytes) -> Event | None:  # noqa: PLR0911 - each return is a ba
         or not event_id
         or not subject_id
         or not (event_type is None or type(event_type) is str)
-        or not _plain_timestamp(occurred_at)
+        or not is_plain_rfc3339(occurred_at)
     ):
         return None
     identifiers = []
@@ -144,17 +144,6 @@ def _all_strings(items: list[Any]) -> bool:
     try:
         "".join(items)
     except TypeError:
-        return False
-    return True
-
-
-def _plain_timestamp(text: str) -> bool:
-    # ASCII only: timestamps written with other digits are left to the model.
-    if not text.isascii():
-        return False
-    try:
-        parse_rfc3339(text)
-    except ValueError:
         return False
     return True
 

@@ -11,6 +11,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
 
@@ -20,6 +21,7 @@ from enforcer.core.clock import Clock, rfc3339
 from enforcer.core.fingerprint import Fingerprinter
 from enforcer.core.ledger_view import LedgerLookup, LedgerMode
 from enforcer.core.models import DeadLetterReason, Event, Mode
+from enforcer.core.one_pass import OnePass
 from enforcer.core.parse import ParseFailure, parse_event
 from enforcer.core.policy.compiled import Policy
 from enforcer.core.policy.evaluate import Decision, Judgement, Rejection, Verdict, decide
@@ -67,6 +69,7 @@ def traceparent(headers: Headers) -> str | None:
     return None
 
 
+_MILLISECOND = timedelta(milliseconds=1)
 _ACTION_BYTES = {"passed": b"passed", "redacted": b"redacted"}
 _VIOLATION_NAMESPACE = uuid.UUID("6f1f9b4e-4c36-5a8e-9d0b-7b8f3e0c2a11")
 
@@ -156,14 +159,19 @@ def violation_id(source: Source) -> str:
     """A UUIDv5 of the source coordinates only: the same record, the same id.
 
     Equal to ``uuid.uuid5(_VIOLATION_NAMESPACE, "topic\\0partition\\0offset")``,
-    computed without building UUID objects (this is on the violation path).
+    computed without building UUID objects (this is on the violation path): the
+    namespace's hash state is copied, and the version and variant bits are set on the
+    hex digits they fall in.
     """
-    name = f"{source.topic}\x00{source.partition}\x00{source.offset}".encode()
-    digest = bytearray(hashlib.sha1(_VIOLATION_NAMESPACE.bytes + name).digest()[:16])  # noqa: S324 - UUIDv5 is defined on SHA-1
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    digest = _NAMESPACE_SHA1.copy()
+    digest.update(f"{source.topic}\x00{source.partition}\x00{source.offset}".encode())
+    h = digest.hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT_DIGIT[h[16]]}{h[17:20]}-{h[20:32]}"
+
+
+_NAMESPACE_SHA1 = hashlib.sha1(_VIOLATION_NAMESPACE.bytes)  # noqa: S324 - UUIDv5 is defined on SHA-1
+# RFC 4122 variant: the top two bits of the 17th hex digit are 10.
+_VARIANT_DIGIT = {f"{n:x}": f"{(n & 0x3) | 0x8:x}" for n in range(16)}
 
 
 class Step:
@@ -185,20 +193,52 @@ class Step:
         self.ledger_mode = policy.ledger_mode(ledger is not None)
         self._ledger = ledger if self.ledger_mode is not LedgerMode.OFF else None
         self._fingerprint = fingerprinter
+        self.fingerprinter = fingerprinter
         self.key_id = fingerprinter.key_id
         self._clock = clock
         self._policy_header = policy.version.encode()
-        self._types_judged = any(rule.types is not None for rule in policy.rules)
+        self.types_judged = any(rule.types is not None for rule in policy.rules)
+        """Whether a rule looks at identifier types (a repeated ``type`` then matters)."""
         self._audit = policy.mode is Mode.AUDIT
+        # The own headers of a forwarded record that came without headers: the same
+        # two tuples every time.
+        self._bare_headers = {
+            kind: ((HEADER_ACTION, _ACTION_BYTES[kind]), (HEADER_POLICY, self._policy_header))
+            for kind in (OutcomeKind.PASSED, OutcomeKind.REDACTED)
+        }
+        self._one_pass = OnePass(self, self._ledger)
+        # detected_at is written to the millisecond: formatted once per millisecond.
+        self._detected_in: tuple[datetime, datetime, str] | None = None
+
+    def _detected_at(self) -> str:
+        """The clock's time as a violation's ``detected_at``."""
+        now = self._clock.now()
+        known = self._detected_in
+        if known is not None and known[0] <= now < known[1]:
+            return known[2]
+        start = now.replace(microsecond=now.microsecond - now.microsecond % 1000)
+        text = rfc3339(now)
+        self._detected_in = (start, start + _MILLISECOND, text)
+        return text
 
     def __call__(self, record: InputRecord) -> Outcome:
-        """Decide one record. An unexpected error dead-letters it (fail closed)."""
-        return self.explain(record)[0]
+        """Decide one record. An unexpected error dead-letters it (fail closed).
+
+        Most records are decided in one pass (:mod:`enforcer.core.one_pass`); the rest,
+        and any the one pass fails on, on the reference path of :meth:`explain`, which
+        gives the same outcome for every record the one pass decides."""
+        try:
+            outcome = self._one_pass(record)
+        except Exception:
+            outcome = None
+        if outcome is None:
+            return self.explain(record)[0]
+        return outcome
 
     def explain(self, record: InputRecord) -> tuple[Outcome, Decision | None]:
         """The outcome, and the per-identifier decision behind it when there is one."""
         try:
-            parsed = parse_event(record.value, types_judged=self._types_judged)
+            parsed = parse_event(record.value, types_judged=self.types_judged)
             if isinstance(parsed, ParseFailure):
                 return self._dead_letter(record, parsed.reason, parsed.message), None
             if self._ledger is None:
@@ -240,7 +280,7 @@ class Step:
         trace = traceparent(record.headers) if record.headers else None
         report: dict[str, Any] = {
             "violation_id": violation_id(record.source),
-            "detected_at": rfc3339(self._clock.now()),
+            "detected_at": self._detected_at(),
             "mode": Mode.AUDIT.value,
             "action": "deadlettered",
             "policy_version": self.policy.version,
@@ -266,47 +306,103 @@ class Step:
 
     def _act(self, record: InputRecord, parsed: Event, decision: Decision) -> Outcome:
         if decision.verdict is Verdict.PASSED:
-            return self._forward(record, parsed, OutcomeKind.PASSED, record.value)
-        found = decision.findings()
-        violation = self._violation(record, parsed, decision.verdict, found)
-        findings = tuple(FindingSummary(j.rule_name, j.type) for _, j in found if j.rule_name)
+            return self.passed(record, record.value, parsed.subject_id, parsed.occurred_at)
+        judged = list(decision.identifiers)
+        values = [identifier.value for identifier in parsed.identifiers]
+        ids = (parsed.event_id, parsed.subject_id, parsed.occurred_at)
         if self.policy.mode is Mode.AUDIT:
-            return self._forward(
-                record, parsed, OutcomeKind.PASSED, record.value, violation, findings
-            )
+            violation, findings = self._violation(record, *ids, decision.verdict, judged, values)
+            return self._forward(record, OutcomeKind.PASSED, record.value, ids, violation, findings)
         if decision.verdict is Verdict.DROPPED:
-            return Outcome(
-                OutcomeKind.DROPPED,
-                record,
-                violation=violation,
-                findings=findings,
-                subject_id=parsed.subject_id,
-                occurred_at=parsed.occurred_at,
-                violation_headers=_trace_headers(violation.get("traceparent")),
-            )
-        removed = {index for index, _ in found}
+            return self.dropped(record, *ids, judged, values)
+        removed = {index for index, j in enumerate(judged) if j.rule is not None}
         redacted = _without_identifiers(record.value or b"", removed, parsed.document)
-        return self._forward(record, parsed, OutcomeKind.REDACTED, redacted, violation, findings)
+        return self.redacted(record, redacted, *ids, judged, values)
+
+    def passed(
+        self, record: InputRecord, value: bytes | None, subject_id: str, occurred_at: str
+    ) -> Outcome:
+        """A record forwarded unchanged, with no findings."""
+        headers = (
+            self._own_headers(record, OutcomeKind.PASSED)
+            if record.headers
+            else self._bare_headers[OutcomeKind.PASSED]
+        )
+        return Outcome(
+            OutcomeKind.PASSED, record, value, headers, None, (), subject_id, occurred_at
+        )
+
+    def dropped(
+        self,
+        record: InputRecord,
+        event_id: str,
+        subject_id: str,
+        occurred_at: str,
+        judged: list[Judgement],
+        values: list[str],
+    ) -> Outcome:
+        """A record dropped for its findings: ``judged[i]`` judges the identifier whose
+        value is ``values[i]``."""
+        violation, findings = self._violation(
+            record, event_id, subject_id, occurred_at, Verdict.DROPPED, judged, values
+        )
+        return Outcome(
+            OutcomeKind.DROPPED,
+            record,
+            violation=violation,
+            findings=findings,
+            subject_id=subject_id,
+            occurred_at=occurred_at,
+            violation_headers=_trace_headers(violation.get("traceparent")),
+        )
+
+    def redacted(
+        self,
+        record: InputRecord,
+        value: bytes,
+        event_id: str,
+        subject_id: str,
+        occurred_at: str,
+        judged: list[Judgement],
+        values: list[str],
+    ) -> Outcome:
+        """A record forwarded as ``value``, the input without the identifiers a rule
+        stopped (as :meth:`dropped` for ``judged`` and ``values``)."""
+        violation, findings = self._violation(
+            record, event_id, subject_id, occurred_at, Verdict.REDACTED, judged, values
+        )
+        ids = (event_id, subject_id, occurred_at)
+        return self._forward(record, OutcomeKind.REDACTED, value, ids, violation, findings)
+
+    @staticmethod
+    def redacted_json(value: bytes, document: dict[str, Any], kept: list[Any]) -> bytes | None:
+        """``document`` (parsed from ``value`` by orjson) with only the ``kept``
+        identifiers, or ``None`` when orjson may have changed a number in it."""
+        if _has_long_digit_run(value):
+            return None
+        # A new dict: the key keeps its place, the parsed object is not changed.
+        return orjson.dumps({**document, "identifiers": kept})
 
     def _forward(
         self,
         record: InputRecord,
-        event: Event,
         kind: OutcomeKind,
         value: bytes | None,
-        violation: dict[str, Any] | None = None,
-        findings: tuple[FindingSummary, ...] = (),
+        ids: tuple[str, str, str],
+        violation: dict[str, Any],
+        findings: tuple[FindingSummary, ...],
     ) -> Outcome:
+        headers = self._own_headers(record, kind) if record.headers else self._bare_headers[kind]
         return Outcome(
             kind,
             record,
             forward_value=value,
-            forward_headers=self._own_headers(record, kind),
+            forward_headers=headers,
             violation=violation,
             findings=findings,
-            subject_id=event.subject_id,
-            occurred_at=event.occurred_at,
-            violation_headers=_trace_headers(violation.get("traceparent")) if violation else (),
+            subject_id=ids[1],
+            occurred_at=ids[2],
+            violation_headers=_trace_headers(violation.get("traceparent")),
         )
 
     def _own_headers(self, record: InputRecord, kind: OutcomeKind) -> Headers:
@@ -319,21 +415,28 @@ class Step:
     def _violation(
         self,
         record: InputRecord,
-        event: Event,
+        event_id: str,
+        subject_id: str,
+        occurred_at: str,
         verdict: Verdict,
-        found: list[tuple[int, Judgement]],
-    ) -> dict[str, Any]:
+        judged: list[Judgement],
+        values: list[str],
+    ) -> tuple[dict[str, Any], tuple[FindingSummary, ...]]:
+        """The violation event, and what metrics may know of its findings."""
         findings = []
-        for index, j in found:
+        summaries = []
+        fingerprint = self._fingerprint
+        for index, j in enumerate(judged):
             if j.rule is None:
                 continue
+            rule = j.rule_name
             finding: dict[str, Any] = {
-                "rule": j.rule_name,
+                "rule": rule,
                 "identifier_index": index,
                 "identifier_type": j.type,
                 "purposes": list(j.purposes),
                 # Made once per identifier: the ledger lookup's is remembered.
-                "fingerprint": self._fingerprint(j.type, event.identifiers[index].value),
+                "fingerprint": fingerprint(j.type, values[index]),
             }
             if j.claimed is not None:
                 # Judged under a ledger setting: what the event claimed, beside what
@@ -341,17 +444,18 @@ class Step:
                 finding["claimed_purposes"] = list(j.claimed)
                 finding["ledger"] = "known" if j.from_ledger else "unknown"
             findings.append(finding)
+            summaries.append(FindingSummary(rule, j.type))  # type: ignore[arg-type]
         violation: dict[str, Any] = {
             "violation_id": violation_id(record.source),
-            "detected_at": rfc3339(self._clock.now()),
+            "detected_at": self._detected_at(),
             "mode": self.policy.mode.value,
             "action": "dropped" if verdict is Verdict.DROPPED else "redacted",
             "policy_version": self.policy.version,
-            "key_id": self._fingerprint.key_id,
+            "key_id": self.key_id,
             "source": record.source.as_dict(),
-            "event_id": event.event_id,
-            "subject_id": event.subject_id,
-            "occurred_at": event.occurred_at,
+            "event_id": event_id,
+            "subject_id": subject_id,
+            "occurred_at": occurred_at,
             "findings": findings,
         }
         trace = traceparent(record.headers) if record.headers else None
@@ -361,7 +465,7 @@ class Step:
             # Readers must be able to tell these apart from violations under a policy
             # that keeps security-only identifiers out (docs/policy.md).
             violation["security_override"] = True
-        return violation
+        return violation, tuple(summaries)
 
 
 def dead_letter(record: InputRecord, reason: DeadLetterReason, message: str) -> Outcome:

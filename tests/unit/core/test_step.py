@@ -180,13 +180,17 @@ def test_invalid_purpose_tag_is_a_schema_dead_letter(step: Step) -> None:
 def test_an_internal_error_dead_letters_the_record(
     monkeypatch: pytest.MonkeyPatch, step: Step
 ) -> None:
-    """Fail closed: an unexpected exception never forwards the record."""
+    """Fail closed: an unexpected exception never forwards the record, on either path
+    (an error in the one pass hands the record to the reference path, which fails here
+    too)."""
+    import enforcer.core.one_pass as one_pass_module
     import enforcer.core.step as step_module
 
     def broken(*_: Any) -> Any:
         raise RuntimeError("secret@example.com")
 
     monkeypatch.setattr(step_module, "decide", broken)
+    monkeypatch.setattr(one_pass_module, "judge", broken)
     out = step(record(event(ident("email", "a", ["marketing.advertising"]))))
     assert out.kind is OutcomeKind.DEADLETTERED
     assert out.error_reason is DeadLetterReason.INTERNAL

@@ -1,0 +1,176 @@
+"""The one-pass decision for plain JSON events in the ``identifiers[]`` shape.
+
+Most records are plain, valid identity events whose identifiers repeat a small set
+of (type, purposes) pairs. For those, :class:`OnePass` parses, checks, judges and
+writes in one pass over the parsed object, and builds only what is output: a passed
+record needs no event model, no per-identifier judgement list kept beyond the
+record, no redacted copy. Everything it cannot vouch for in that pass (anything
+malformed or unusual, a purpose tag seen for the first time that the policy
+rejects, audit mode's findings, an integer too long for the fast parser) it hands
+back as ``None``, and :class:`enforcer.core.step.Step` decides the record on the
+reference path (:func:`enforcer.core.parse.parse_event` and
+:func:`enforcer.core.policy.evaluate.decide`). The two paths give equal outcomes; a
+property test holds them to that (tests/unit/core/test_one_pass.py).
+
+This is the JSON side of the line every format draws: a format hands the decision
+its identifiers and re-encodes what is kept. For plain JSON the hand-over and the
+re-encoding are the parsed object itself, so they happen in this one pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from enforcer.core.ledger_view import LedgerLookup, LedgerMode
+from enforcer.core.models import Action, Mode, is_plain_rfc3339
+from enforcer.core.policy.evaluate import Judgement, judge, judge_by_ledger
+
+if TYPE_CHECKING:
+    from enforcer.core.step import InputRecord, Outcome, Step
+
+_MEMO_LIMIT = 65_536
+_MemoKey = tuple[Any, tuple[Any, ...] | None]
+"""(raw type, raw purposes) as read: only pairs the checks passed are ever stored."""
+
+
+class OnePass:
+    """The fast path of one :class:`~enforcer.core.step.Step` (see the module text)."""
+
+    __slots__ = ("_by_ledger", "_drop_action", "_enforce", "_ledger", "_memo", "_step")
+
+    def __init__(self, step: Step, ledger: LedgerLookup | None) -> None:
+        self._step = step
+        self._ledger = ledger
+        self._by_ledger = ledger is not None and step.ledger_mode is not LedgerMode.OFF
+        self._enforce = step.policy.mode is Mode.ENFORCE
+        self._drop_action = Action.DROP
+        # (raw type, raw purposes) → its judgement, for pairs that passed every check
+        # of the reference parser once; a hit therefore vouches for the pair.
+        self._memo: dict[_MemoKey, Judgement] = {}
+
+    def __call__(self, record: InputRecord) -> Outcome | None:  # noqa: PLR0911, PLR0912
+        """The record's outcome, or ``None`` for the reference path to decide."""
+        value = record.value
+        if value is None:
+            return None
+        try:
+            document = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return None
+        if type(document) is not dict:
+            return None
+        get = document.get
+        event_id, subject_id, occurred_at = get("event_id"), get("subject_id"), get("occurred_at")
+        items, event_type = get("identifiers"), get("event_type")
+        if (
+            type(event_id) is not str
+            or type(subject_id) is not str
+            or type(occurred_at) is not str
+            or type(items) is not list
+            or not event_id
+            or not subject_id
+            or not (event_type is None or type(event_type) is str)
+            or not is_plain_rfc3339(occurred_at)
+        ):
+            return None
+        count = len(items)
+        # A judged field written twice, or with escapes: the exact check decides.
+        if (
+            b"\\" in value
+            or value.count(b'"identifiers"') > 1
+            or value.count(b'"purposes"') > count
+            or (self._step.types_judged and value.count(b'"type"') > count)
+        ):
+            return None
+        memo = self._memo
+        judged: list[Judgement] = []
+        stopped = 0
+        drop = False
+        granted = self._granted(record, subject_id) if self._by_ledger else None
+        for item in items:
+            if type(item) is not dict:
+                return None
+            kind, text, purposes = item.get("type"), item.get("value"), item.get("purposes")
+            if type(text) is not str or not text:
+                return None
+            if purposes is None:
+                key: _MemoKey = (kind, None)
+            elif type(purposes) is list:
+                key = (kind, tuple(purposes))  # a non-hashable tag raises: reference path
+            else:
+                return None
+            found = memo.get(key)
+            if found is None:
+                found = self._learn(key, kind, purposes)
+                if found is None:
+                    return None
+            if granted is not None:
+                found = granted(found, text)
+            rule = found.rule
+            if rule is not None:
+                stopped += 1
+                if rule.action is self._drop_action:
+                    drop = True
+            judged.append(found)
+        step = self._step
+        if not stopped:
+            return step.passed(record, value, subject_id, occurred_at)
+        if not self._enforce:
+            return None  # audit mode's findings: the reference path reports them
+        values = [item["value"] for item in items]
+        if drop or stopped == count:
+            return step.dropped(record, event_id, subject_id, occurred_at, judged, values)
+        kept = [item for item, j in zip(items, judged, strict=True) if j.rule is None]
+        redacted = step.redacted_json(value, document, kept)
+        if redacted is None:
+            return None
+        return step.redacted(record, redacted, event_id, subject_id, occurred_at, judged, values)
+
+    def _learn(self, key: _MemoKey, kind: Any, purposes: Any) -> Judgement | None:
+        """Judge a pair met for the first time, if the reference parser would take it
+        as it is (a type that needs no trimming, purposes all strings)."""
+        if (
+            type(kind) is not str
+            or not kind
+            or not kind.isascii()
+            or kind != kind.strip()
+            or (purposes is not None and not _all_strings(purposes))
+        ):
+            return None
+        found = judge(self._step.policy, kind, purposes)
+        if not isinstance(found, Judgement):
+            return None  # a rejected tag: the reference path writes the dead letter
+        memo = self._memo
+        if len(memo) >= _MEMO_LIMIT:
+            memo.clear()
+        memo[key] = found
+        return found
+
+    def _granted(
+        self, record: InputRecord, subject_id: str
+    ) -> Callable[[Judgement, str], Judgement]:
+        """Re-judges an identifier under the ledger setting (docs/ledger.md)."""
+        ledger = self._ledger
+        assert ledger is not None
+        step = self._step
+        policy, mode, mac_of = step.policy, step.ledger_mode, step.fingerprinter.mac
+        partition = record.source.partition
+
+        def by_ledger(claimed: Judgement, value: str) -> Judgement:
+            kind = claimed.type
+            grant = ledger.granted(partition, subject_id, kind, mac_of(kind, value))
+            return judge_by_ledger(policy, mode, claimed, grant)
+
+        return by_ledger
+
+
+def _all_strings(items: list[Any]) -> bool:
+    # str.join refuses anything but strings, in C: cheaper than a type test per item.
+    try:
+        "".join(items)
+    except TypeError:
+        return False
+    return True

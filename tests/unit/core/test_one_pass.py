@@ -1,0 +1,210 @@
+"""The one pass (enforcer/core/one_pass.py) decides exactly as the reference path.
+
+``Step.__call__`` takes the one pass when it can vouch for a record and the reference
+path (``Step.explain``: parse, validate, decide) otherwise. Over generated records,
+valid and nearly valid, under policies that judge types, drop, audit and consult a
+ledger in each setting, the outcome of the two is the same, field for field.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from enforcer.core.clock import FixedClock, SystemClock
+from enforcer.core.fingerprint import Fingerprinter
+from enforcer.core.models import is_plain_rfc3339, parse_rfc3339
+from enforcer.core.policy.compiled import Policy
+from enforcer.core.policy.load import default_policy_bytes, load_policy, parse_policy
+from enforcer.core.step import InputRecord, OutcomeKind, Source, Step
+from enforcer.demo.sample import sample_values
+
+from ..conftest import KEY, NOW, make_step
+from .test_properties import near_event, valid_event
+
+ADS = "marketing.advertising"
+
+
+def _policy(text: str, name: str) -> Policy:
+    return parse_policy(text.encode(), origin=f"{name}.yaml")
+
+
+def _default_with(*pairs: tuple[str, str], ledger: str | None = None) -> Policy:
+    text = default_policy_bytes().decode()
+    for old, new in pairs:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    if ledger is not None:
+        text += f"\nledger: {ledger}\n"
+    return _policy(text, "one-pass")
+
+
+class DictLedger:
+    """A ledger that grants advertising to some fingerprints, nothing to others."""
+
+    def __init__(self, granted: dict[bytes, tuple[str, ...]]) -> None:
+        self._granted = granted
+
+    def granted(
+        self, partition: int, subject_id: str, identifier_type: str, mac: bytes
+    ) -> tuple[str, ...] | None:
+        return self._granted.get(mac)
+
+
+FP = Fingerprinter(KEY)
+LEDGER = DictLedger(
+    {
+        FP.mac("email", "\u2602a"): (ADS,),
+        FP.mac("phone", "\u2602a"): ("security.mfa",),
+        FP.mac("device_id", "\u2602b"): (),
+    }
+)
+STEPS = {
+    "default": make_step(),
+    "audit": make_step(_default_with(("mode: enforce", "mode: audit"))),
+    "types judged, drop": make_step(
+        _default_with(
+            (
+                "    when: no-purpose\n    action: redact\n",
+                "    when: no-purpose\n    action: drop\n    types: [phone, email]\n",
+            )
+        )
+    ),
+    "fallback ledger": make_step(_default_with(ledger="fallback"), LEDGER),
+    "authoritative ledger": make_step(_default_with(ledger="authoritative"), LEDGER),
+}
+
+value = st.sampled_from(["\u2602a", "\u2602b", "\u2602c", " \u2602a", ""])
+tags = st.lists(
+    st.sampled_from(
+        [ADS, "security.mfa", "analytics", " Marketing.Advertising", "NOT A TAG", "essential"]
+    ),
+    max_size=3,
+)
+simple_identifier = st.fixed_dictionaries(
+    {"type": st.sampled_from(["email", "phone", "Phone", "device_id", " phone"]), "value": value},
+    optional={"purposes": tags | st.none(), "note": st.integers(min_value=2**64, max_value=2**70)},
+)
+simple_event = st.fixed_dictionaries(
+    {
+        "event_id": st.sampled_from(["e1", ""]),
+        "subject_id": st.just("acct-1"),
+        "occurred_at": st.sampled_from(
+            ["2019-10-08T12:00:00Z", "2019-10-08T12:00:00.123+02:00", "2019-02-29T00:00:00Z"]
+        ),
+        "identifiers": st.lists(simple_identifier, max_size=4),
+    },
+    optional={"event_type": st.sampled_from(["login", None, 3])},
+)
+_ONE_PHONE = {"event_id": "e", "subject_id": "s", "occurred_at": "2019-10-08T12:00:00Z"}
+_SPACED_PHONE = {"type": " phone", "value": "1", "purposes": ["security.mfa"]}
+headers = st.sampled_from(
+    [
+        (),
+        (("x", b"1"),),
+        (("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),),
+        (("enforcer.action", b"passed"), ("x", None)),
+    ]
+)
+
+
+def _encode(data: Any, how: str) -> bytes:
+    if how == "stdlib":
+        return json.dumps(data, ensure_ascii=False).encode()
+    if how == "escaped":
+        return json.dumps(data).encode()
+    return json.dumps(data, indent=1).encode()  # whitespace between the tokens
+
+
+@settings(max_examples=600)
+@example("types judged, drop", {**_ONE_PHONE, "identifiers": [_SPACED_PHONE]}, "stdlib", ())
+@example("default", {**_ONE_PHONE, "identifiers": [_SPACED_PHONE]}, "stdlib", ())
+@example("default", {**_ONE_PHONE, "identifiers": [{"type": "email", "value": ""}]}, "stdlib", ())
+@given(
+    st.sampled_from(sorted(STEPS)),
+    simple_event | valid_event | near_event,
+    st.sampled_from(["stdlib", "escaped", "spaced"]),
+    headers,
+)
+def test_the_one_pass_and_the_reference_path_give_the_same_outcome(
+    name: str, data: dict[str, Any], how: str, record_headers: tuple[Any, ...]
+) -> None:
+    step = STEPS[name]
+    record = InputRecord(b"k", _encode(data, how), record_headers, Source("t", 2, 7))
+    assert step(record) == step.explain(record)[0]
+
+
+@given(st.binary(max_size=40) | st.sampled_from([b"null", b"[]", b'{"identifiers": 1}']))
+def test_any_bytes_give_the_same_outcome_on_both_paths(value: bytes) -> None:
+    step = STEPS["default"]
+    record = InputRecord(None, value, (), Source("t", 0, 0))
+    assert step(record) == step.explain(record)[0]
+
+
+def test_a_repeated_judged_field_is_left_to_the_reference_path() -> None:
+    """orjson keeps the last of two equal keys; the record is dead-lettered."""
+    step = STEPS["default"]
+    value = (
+        b'{"event_id":"e","subject_id":"s","occurred_at":"2019-10-08T12:00:00Z",'
+        b'"identifiers":[{"type":"phone","value":"1","purposes":["security.mfa"],'
+        b'"purposes":["marketing.advertising"]}]}'
+    )
+    record = InputRecord(None, value, (), Source("t", 0, 0))
+    assert step._one_pass(record) is None
+    assert step(record).kind is OutcomeKind.DEADLETTERED
+
+
+@pytest.mark.parametrize("name", sorted(set(STEPS) - {"audit"}))
+def test_the_one_pass_decides_nearly_every_record_of_a_realistic_stream(name: str) -> None:
+    """It is the fast path only if it is taken: all but the malformed records (1%)."""
+    step = STEPS[name]
+    values = list(sample_values(2_000))
+    decided = 0
+    for offset, value in enumerate(values):
+        record = InputRecord(None, value, (), Source("t", 0, offset))
+        outcome = step._one_pass(record)
+        if outcome is not None:
+            decided += 1
+            assert outcome == step.explain(record)[0]
+    assert decided >= 0.97 * len(values)
+
+
+def test_detected_at_follows_the_clock_to_the_millisecond() -> None:
+    """The formatted time is reused within one millisecond only."""
+    clock = FixedClock(datetime(2026, 1, 1, 0, 0, 0, 999, tzinfo=UTC))
+    step = Step(load_policy(None), FP, clock)
+    assert step._detected_at() == "2026-01-01T00:00:00.000Z"
+    clock.advance_to(datetime(2026, 1, 1, 0, 0, 0, 1000, tzinfo=UTC))
+    assert step._detected_at() == "2026-01-01T00:00:00.001Z"
+    clock.advance_to(datetime(2026, 1, 1, 0, 1, 0, 1000, tzinfo=UTC))
+    assert step._detected_at() == "2026-01-01T00:01:00.001Z"
+    assert Step(load_policy(None), FP, SystemClock())._detected_at().endswith("Z")
+    assert NOW.tzinfo is UTC
+
+
+timestamp_text = st.from_regex(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"(\.[0-9]{0,3})?([Zz]|[+-][0-9]{2}:[0-9]{2})?",
+    fullmatch=True,
+) | st.text(max_size=30)
+
+
+def _reference_plain(text: str) -> bool:
+    if not text.isascii():
+        return False
+    try:
+        parse_rfc3339(text)
+    except ValueError:
+        return False
+    return True
+
+
+@settings(max_examples=1000)
+@given(timestamp_text)
+def test_the_quick_timestamp_check_agrees_with_the_full_one(text: str) -> None:
+    assert is_plain_rfc3339(text) == _reference_plain(text)
