@@ -51,8 +51,11 @@ class OnePass:
         # of the reference parser once; a hit therefore vouches for the pair.
         self._memo: dict[_MemoKey, Judgement] = {}
 
-    def __call__(self, record: InputRecord) -> Outcome | None:  # noqa: PLR0911, PLR0912
-        """The record's outcome, or ``None`` for the reference path to decide."""
+    def __call__(  # noqa: PLR0911, PLR0912
+        self, record: InputRecord, judged: list[Judgement] | None = None
+    ) -> Outcome | None:
+        """The record's outcome, or ``None`` for the reference path to decide; each
+        identifier's judgement is added to ``judged`` when one is given."""
         value = record.value
         if value is None:
             return None
@@ -86,7 +89,8 @@ class OnePass:
         ):
             return None
         memo = self._memo
-        judged: list[Judgement] = []
+        if judged is None:
+            judged = []
         stopped = 0
         drop = False
         granted = self._granted(record, subject_id) if self._by_ledger else None

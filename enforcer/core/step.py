@@ -155,6 +155,13 @@ class Outcome(NamedTuple):
         )
 
 
+_VERDICT_OF = {
+    OutcomeKind.PASSED: Verdict.PASSED,
+    OutcomeKind.REDACTED: Verdict.REDACTED,
+    OutcomeKind.DROPPED: Verdict.DROPPED,
+}
+
+
 def violation_id(source: Source) -> str:
     """A UUIDv5 of the source coordinates only: the same record, the same id.
 
@@ -225,18 +232,34 @@ class Step:
         """Decide one record. An unexpected error dead-letters it (fail closed).
 
         Most records are decided in one pass (:mod:`enforcer.core.one_pass`); the rest,
-        and any the one pass fails on, on the reference path of :meth:`explain`, which
-        gives the same outcome for every record the one pass decides."""
+        and any the one pass fails on, on the reference path
+        (:meth:`explain_by_reference`), which gives the same outcome for every record
+        the one pass decides."""
         try:
             outcome = self._one_pass(record)
         except Exception:
             outcome = None
         if outcome is None:
-            return self.explain(record)[0]
+            return self.explain_by_reference(record)[0]
         return outcome
 
     def explain(self, record: InputRecord) -> tuple[Outcome, Decision | None]:
-        """The outcome, and the per-identifier decision behind it when there is one."""
+        """The outcome, and the per-identifier decision behind it when there is one
+        (the same outcome as :meth:`__call__`)."""
+        judged: list[Judgement] = []
+        try:
+            outcome = self._one_pass(record, judged)
+        except Exception:
+            outcome = None
+        if outcome is None:
+            return self.explain_by_reference(record)
+        return outcome, Decision(tuple(judged), _VERDICT_OF[outcome.kind])
+
+    def explain_by_reference(self, record: InputRecord) -> tuple[Outcome, Decision | None]:
+        """:meth:`explain` in two stages: parse and validate the whole event
+        (:func:`~enforcer.core.parse.parse_event`), then decide it
+        (:func:`~enforcer.core.policy.evaluate.decide`). The one pass is held equal to
+        it; it decides what the one pass hands back."""
         try:
             parsed = parse_event(record.value, types_judged=self.types_judged)
             if isinstance(parsed, ParseFailure):
