@@ -19,7 +19,7 @@ import orjson
 
 from enforcer.core.clock import Clock, rfc3339
 from enforcer.core.fingerprint import Fingerprinter
-from enforcer.core.ledger_view import LedgerLookup, LedgerMode
+from enforcer.core.ledger_view import PURPOSE_NOT_GRANTED, LedgerLookup, LedgerMode
 from enforcer.core.models import DeadLetterReason, Event, Mode
 from enforcer.core.one_pass import OnePass
 from enforcer.core.parse import ParseFailure, parse_event
@@ -70,6 +70,8 @@ def traceparent(headers: Headers) -> str | None:
 
 
 _MILLISECOND = timedelta(milliseconds=1)
+_Found = tuple[dict[str, Any], tuple["FindingSummary", ...], Headers]
+"""A violation, the summaries of its findings, and its record's headers."""
 _ACTION_BYTES = {"passed": b"passed", "redacted": b"redacted"}
 _VIOLATION_NAMESPACE = uuid.UUID("6f1f9b4e-4c36-5a8e-9d0b-7b8f3e0c2a11")
 
@@ -334,8 +336,8 @@ class Step:
         values = [identifier.value for identifier in parsed.identifiers]
         ids = (parsed.event_id, parsed.subject_id, parsed.occurred_at)
         if self.policy.mode is Mode.AUDIT:
-            violation, findings = self._violation(record, *ids, decision.verdict, judged, values)
-            return self._forward(record, OutcomeKind.PASSED, record.value, ids, violation, findings)
+            found = self._violation(record, *ids, decision.verdict, judged, values)
+            return self._forward(record, OutcomeKind.PASSED, record.value, ids, found)
         if decision.verdict is Verdict.DROPPED:
             return self.dropped(record, *ids, judged, values)
         removed = {index for index, j in enumerate(judged) if j.rule is not None}
@@ -366,17 +368,21 @@ class Step:
     ) -> Outcome:
         """A record dropped for its findings: ``judged[i]`` judges the identifier whose
         value is ``values[i]``."""
-        violation, findings = self._violation(
+        violation, findings, trace = self._violation(
             record, event_id, subject_id, occurred_at, Verdict.DROPPED, judged, values
         )
         return Outcome(
             OutcomeKind.DROPPED,
             record,
-            violation=violation,
-            findings=findings,
-            subject_id=subject_id,
-            occurred_at=occurred_at,
-            violation_headers=_trace_headers(violation.get("traceparent")),
+            None,
+            None,
+            violation,
+            findings,
+            subject_id,
+            occurred_at,
+            None,
+            None,
+            trace,
         )
 
     def redacted(
@@ -391,11 +397,11 @@ class Step:
     ) -> Outcome:
         """A record forwarded as ``value``, the input without the identifiers a rule
         stopped (as :meth:`dropped` for ``judged`` and ``values``)."""
-        violation, findings = self._violation(
+        found = self._violation(
             record, event_id, subject_id, occurred_at, Verdict.REDACTED, judged, values
         )
         ids = (event_id, subject_id, occurred_at)
-        return self._forward(record, OutcomeKind.REDACTED, value, ids, violation, findings)
+        return self._forward(record, OutcomeKind.REDACTED, value, ids, found)
 
     @staticmethod
     def redacted_json(value: bytes, document: dict[str, Any], kept: list[Any]) -> bytes | None:
@@ -412,20 +418,12 @@ class Step:
         kind: OutcomeKind,
         value: bytes | None,
         ids: tuple[str, str, str],
-        violation: dict[str, Any],
-        findings: tuple[FindingSummary, ...],
+        found: _Found,
     ) -> Outcome:
         headers = self._own_headers(record, kind) if record.headers else self._bare_headers[kind]
+        violation, findings, trace = found
         return Outcome(
-            kind,
-            record,
-            forward_value=value,
-            forward_headers=headers,
-            violation=violation,
-            findings=findings,
-            subject_id=ids[1],
-            occurred_at=ids[2],
-            violation_headers=_trace_headers(violation.get("traceparent")),
+            kind, record, value, headers, violation, findings, ids[1], ids[2], None, None, trace
         )
 
     def _own_headers(self, record: InputRecord, kind: OutcomeKind) -> Headers:
@@ -444,15 +442,16 @@ class Step:
         verdict: Verdict,
         judged: list[Judgement],
         values: list[str],
-    ) -> tuple[dict[str, Any], tuple[FindingSummary, ...]]:
-        """The violation event, and what metrics may know of its findings."""
+    ) -> _Found:
+        """The violation event, what metrics may know of its findings, and the headers
+        of the violation's record."""
         findings = []
         summaries = []
         fingerprint = self._fingerprint
         for index, j in enumerate(judged):
             if j.rule is None:
                 continue
-            rule = j.rule_name
+            rule = PURPOSE_NOT_GRANTED if j.not_granted else j.rule.name
             finding: dict[str, Any] = {
                 "rule": rule,
                 "identifier_index": index,
@@ -467,7 +466,7 @@ class Step:
                 finding["claimed_purposes"] = list(j.claimed)
                 finding["ledger"] = "known" if j.from_ledger else "unknown"
             findings.append(finding)
-            summaries.append(FindingSummary(rule, j.type))  # type: ignore[arg-type]
+            summaries.append(FindingSummary(rule, j.type))
         violation: dict[str, Any] = {
             "violation_id": violation_id(record.source),
             "detected_at": self._detected_at(),
@@ -488,7 +487,7 @@ class Step:
             # Readers must be able to tell these apart from violations under a policy
             # that keeps security-only identifiers out (docs/policy.md).
             violation["security_override"] = True
-        return violation, tuple(summaries)
+        return violation, tuple(summaries), _trace_headers(trace)
 
 
 def dead_letter(record: InputRecord, reason: DeadLetterReason, message: str) -> Outcome:
