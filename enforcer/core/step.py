@@ -405,12 +405,13 @@ class Step:
 
     @staticmethod
     def redacted_json(value: bytes, document: dict[str, Any], kept: list[Any]) -> bytes | None:
-        """``document`` (parsed from ``value`` by orjson) with only the ``kept``
-        identifiers, or ``None`` when orjson may have changed a number in it."""
+        """``document`` (parsed from ``value`` by orjson, and changed here: the caller
+        owns it and needs it no more) with only the ``kept`` identifiers, or ``None``
+        when orjson may have changed a number in it."""
         if _has_long_digit_run(value):
             return None
-        # A new dict: the key keeps its place, the parsed object is not changed.
-        return orjson.dumps({**document, "identifiers": kept})
+        document["identifiers"] = kept  # the key keeps its place
+        return orjson.dumps(document)
 
     def _forward(
         self,
