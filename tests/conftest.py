@@ -2,6 +2,7 @@
 
 ``tests/unit`` holds pure tests (marker ``unit``); ``tests/integration`` holds tests that
 need a real Kafka broker (marker ``integration``), so ``pytest -m unit`` runs without Java.
+Hypothesis runs without per-example deadlines.
 """
 
 from __future__ import annotations
@@ -9,6 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# No per-example deadline: it is a timed assertion, and on a loaded machine (CI, or
+# several suites at once) a slow example is not a wrong one. Speed lives in the
+# benchmarks.
+settings.register_profile("enforcer", deadline=None)
+settings.load_profile("enforcer")
 
 TESTS_DIR = Path(__file__).resolve().parent
 MARKER_BY_FOLDER = {"unit": pytest.mark.unit, "integration": pytest.mark.integration}
