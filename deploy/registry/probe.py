@@ -60,10 +60,6 @@ def main() -> int:
         if is_ready(args.api_port, args.management_port):
             return 0
         if args.pid is not None and _process_gone(args.pid):
-            print(
-                f"probe.py: process {args.pid} exited before the registry was ready",
-                file=sys.stderr,
-            )
             return 3
         if time.monotonic() >= deadline:
             return 1

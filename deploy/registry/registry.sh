@@ -348,11 +348,16 @@ cmd_start() {
   pid=$!
   echo "$pid" >"$PID_FILE"
 
-  if ! "$PYTHON" "$HERE/probe.py" "$port" "$management_port" \
-      --timeout "$REGISTRY_START_TIMEOUT" --pid "$pid"; then
+  local probe=0
+  "$PYTHON" "$HERE/probe.py" "$port" "$management_port" \
+    --timeout "$REGISTRY_START_TIMEOUT" --pid "$pid" || probe=$?
+  if ((probe != 0)); then
     show_failure
     stop_pid "$pid" 10 || true
     rm -f "$PID_FILE" "$STATE/tmp/classes.jsa" "$STATE/tmp/cds-target"
+    if ((probe == 3)); then
+      die "the registry exited before it was ready (state: $STATE)"
+    fi
     die "registry did not become ready within ${REGISTRY_START_TIMEOUT}s (state: $STATE)"
   fi
   url_for "$port" >"$STATE/url"

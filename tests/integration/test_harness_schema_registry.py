@@ -1,5 +1,6 @@
 """LocalSchemaRegistry: every port the registry opens is on loopback, a restart keeps
-the URL (storage is in memory, so not the schemas), and kill and stop end the process."""
+the URL (storage is in memory, so not the schemas), kill and stop end the process, and a
+registry that fails to start is reported and stopped."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import json
 import urllib.request
 from pathlib import Path
 
-from enforcer.testing.schema_registry import LocalSchemaRegistry
+import pytest
+
+from enforcer.testing.schema_registry import LocalSchemaRegistry, SchemaRegistryError
 
 _TCP_LISTEN = "0A"
 
@@ -96,3 +99,19 @@ def test_every_listener_is_on_loopback_and_restart_keeps_the_url(
     registry.stop()
     assert not registry.is_running()
     registry.stop()  # idempotent
+
+
+def test_a_registry_that_dies_while_starting_is_reported_with_its_log(tmp_path: Path) -> None:
+    """A JVM that cannot start (a heap far too small) fails ``start`` at once with the
+    cause from the JVM's own output, and leaves no process and no URL behind."""
+    registry = LocalSchemaRegistry(
+        tmp_path / "registry", extra_env={"REGISTRY_HEAP_OPTS": "-Xmx2m"}
+    )
+    with pytest.raises(SchemaRegistryError) as failure:
+        registry.start()
+    message = str(failure.value)
+    assert "the registry exited before it was ready" in message
+    assert "OutOfMemoryError" in message
+    assert not registry.is_running()
+    assert not (tmp_path / "registry" / "url").exists()
+    assert not (tmp_path / "registry" / "registry.pid").exists()
