@@ -4,14 +4,16 @@ confluent-kafka's own ``SchemaRegistryClient`` and its Avro, Protobuf and JSON S
 serializers register schemas in the test session's Apicurio Registry and frame one record
 each; the frames are checked byte by byte (magic byte 0, 4-byte big-endian schema id,
 then the body; Protobuf with its message-index list), the schema fetched back by id keeps
-an inline field tag, and confluent-kafka's deserializers read the records back. This is
-the ground the format support of docs/contract.md stands on: if the registry or the
-clients changed any of it, these tests say so before the enforcer's own tests do. No
-Kafka broker is involved: serializers frame bytes, the registry serves schemas.
+its field tags (Avro and JSON Schema inline, Protobuf as a field option), and
+confluent-kafka's deserializers read the records back. This is the ground the format
+support of docs/contract.md stands on: if the registry or the clients changed any of it,
+these tests say so before the enforcer's own tests do. No Kafka broker is involved:
+serializers frame bytes, the registry serves schemas.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import struct
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ from typing import Any
 import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.confluent import meta_pb2
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
 from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -30,6 +33,10 @@ from enforcer.testing.topics import unique_topic_name
 
 MAGIC_BYTE = 0
 HEADER = struct.Struct(">bI")  # magic byte, schema id
+
+# The field option ``(confluent.field_meta)`` that carries a Protobuf field's tags. Any:
+# the generated meta_pb2 has no stubs, and the stubs type extension keys only for them.
+FIELD_META: Any = meta_pb2.DESCRIPTOR.extensions_by_name["field_meta"]
 
 PHONE = "+15550100"
 RECORD: dict[str, Any] = {"subject_id": "user-1", "phone": PHONE}
@@ -79,17 +86,28 @@ def _schema_id(framed: bytes) -> int:
 
 
 def _contact_message_type() -> type[Message]:
-    """A Protobuf message class built from a descriptor at run time (no protoc)."""
+    """A Protobuf message class built from a descriptor at run time (no protoc), its
+    ``phone`` field tagged with ``(confluent.field_meta).tags``."""
     field = descriptor_pb2.FieldDescriptorProto
     proto_file = descriptor_pb2.FileDescriptorProto(
-        name="test_enforcer_formats_contact.proto", package="test.enforcer.formats", syntax="proto3"
+        name="test_enforcer_formats_contact.proto",
+        package="test.enforcer.formats",
+        syntax="proto3",
+        dependency=[meta_pb2.DESCRIPTOR.name],
     )
     contact = proto_file.message_type.add(name="Contact")
     contact.field.add(
         name="subject_id", number=1, type=field.TYPE_STRING, label=field.LABEL_OPTIONAL
     )
-    contact.field.add(name="phone", number=2, type=field.TYPE_STRING, label=field.LABEL_OPTIONAL)
+    phone = contact.field.add(
+        name="phone", number=2, type=field.TYPE_STRING, label=field.LABEL_OPTIONAL
+    )
+    phone.options.Extensions[FIELD_META].tags.append("PII_PHONE")
     pool = descriptor_pool.DescriptorPool()
+    for dependency in (descriptor_pb2.DESCRIPTOR, meta_pb2.DESCRIPTOR):
+        dependency_proto = descriptor_pb2.FileDescriptorProto()
+        dependency.CopyToProto(dependency_proto)
+        pool.Add(dependency_proto)
     pool.Add(proto_file)
     return message_factory.GetMessageClass(
         pool.FindMessageTypeByName("test.enforcer.formats.Contact")
@@ -126,8 +144,9 @@ def test_protobuf_frame_with_message_indexes_and_round_trip(
     client: SchemaRegistryClient,
 ) -> None:
     """ProtobufSerializer registers the file descriptor and frames the message with its
-    message-index list (a single 0 for the file's first message); ProtobufDeserializer
-    reads it back."""
+    message-index list (a single 0 for the file's first message); the schema fetched by
+    id keeps the field's ``(confluent.field_meta).tags``; ProtobufDeserializer reads the
+    message back."""
     contact_type = _contact_message_type()
     ctx = _value_context()
     conf = {"use.deprecated.format": False}
@@ -142,6 +161,12 @@ def test_protobuf_frame_with_message_indexes_and_round_trip(
 
     fetched = client.get_schema(schema_id)
     assert fetched.schema_type == "PROTOBUF"
+    # Stored as the serializer sent it: a base64 FileDescriptorProto, field options kept.
+    assert fetched.schema_str is not None
+    stored = descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode(fetched.schema_str))
+    assert list(stored.dependency) == ["confluent/meta.proto"]
+    stored_phone = next(f for f in stored.message_type[0].field if f.name == "phone")
+    assert list(stored_phone.options.Extensions[FIELD_META].tags) == ["PII_PHONE"]
 
     read = ProtobufDeserializer(contact_type, conf)(framed, ctx)
     assert read == contact_type(**RECORD)
