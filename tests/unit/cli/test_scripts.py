@@ -1,7 +1,7 @@
 """The project's commands: ``scripts/test.sh`` starts no Kafka broker for a selection of
 unit tests only (anything else still gets one); ``scripts/demo.sh`` installs only what
-the demo uses (not the benchmark's peer environment, which ``scripts/setup.sh`` still
-installs for the tests).
+the demo uses (not the benchmark's peer environment nor the schema registry, which
+``scripts/setup.sh`` still installs for the tests).
 
 The script's own decision is asked for with ``ENFORCER_TEST_PLAN=1``, which prints it
 and stops before installing or starting anything (the same branch the real run takes).
@@ -72,8 +72,8 @@ def _stub(path: Path, body: str) -> None:
 @pytest.fixture
 def checkout(tmp_path: Path) -> Path:
     """A copy of setup.sh and demo.sh in a tree where everything they call is a stub
-    that records its call: the virtualenv (installed already), kafka.sh, the peers'
-    setup, and the system tools setup.sh would otherwise install."""
+    that records its call: the virtualenv (installed already), kafka.sh, registry.sh, the
+    peers' setup, and the system tools setup.sh would otherwise install."""
     import hashlib
 
     for name in ("setup.sh", "demo.sh"):
@@ -87,6 +87,7 @@ def checkout(tmp_path: Path) -> Path:
     _stub(
         tmp_path / "deploy" / "kafka" / "kafka.sh", 'echo "kafka $1" >>"$CALLS"; echo 127.0.0.1:1'
     )
+    _stub(tmp_path / "deploy" / "registry" / "registry.sh", 'echo "registry $1" >>"$CALLS"; echo /')
     _stub(tmp_path / "bench" / "setup-peers.sh", 'echo "peers" >>"$CALLS"')
     _stub(tmp_path / "deploy" / "helm" / "build-helm.sh", 'echo "helm" >>"$CALLS"')
     for tool in ("docker-compose", "promtool"):
@@ -117,9 +118,20 @@ def _calls(checkout: Path, script: str, *args: str) -> list[str]:
 def test_the_demo_does_not_install_the_benchmark_peers(checkout: Path) -> None:
     calls = _calls(checkout, "demo.sh", "--records", "10")
     assert "peers" not in calls and "helm" not in calls  # test-only tools
+    assert not [call for call in calls if call.startswith("registry")]
     assert "python -m enforcer.demo --bootstrap 127.0.0.1:1 --records 10" in calls
 
 
 def test_setup_still_installs_them_for_the_tests(checkout: Path) -> None:
     assert {"peers", "helm"} <= set(_calls(checkout, "setup.sh"))
     assert "peers" not in _calls(checkout, "setup.sh", "--demo")
+
+
+def test_setup_installs_the_schema_registry_and_its_java_for_the_tests_only(
+    checkout: Path,
+) -> None:
+    """The format tests' registry (and a Java 21+ for it) comes with the tests' setup;
+    the demo's setup leaves it out."""
+    assert {"registry install", "registry java"} <= set(_calls(checkout, "setup.sh"))
+    demo = _calls(checkout, "setup.sh", "--demo")
+    assert not [call for call in demo if call.startswith("registry")]
