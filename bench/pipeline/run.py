@@ -6,9 +6,12 @@
    has committed every input offset: records/s and CPU-µs per record (:mod:`.measure`).
    With a ledger, the window starts only once the worker has logged the restore of
    every ledger partition: the row measures decisions with lookups, not the restore.
+   For ``enforcer run``, its garbage collector's counters are read then (:mod:`.gc_metrics`).
 3. With the pipeline idle and caught up, write stamped records at a fixed rate and
    read the sink as ``read_committed``: end-to-end latency p50/p99.
-4. Stop the pipeline (SIGTERM) and delete the topics.
+4. Once the group has committed those too, the independent check: every input has
+   exactly one outcome in the outputs (:mod:`.outcomes`).
+5. Stop the pipeline (SIGTERM) and delete the topics.
 
 With repetitions, the latency phase runs in the first only, and
 :func:`best_of` keeps the fastest drain: background load only ever slows a run down,
