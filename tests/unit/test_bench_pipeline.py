@@ -140,6 +140,9 @@ def test_the_targets_and_their_thresholds() -> None:
         (round(120 / 110, 3), True),  # 110 MiB ≤ 120
     ]
     assert "300,000-record backlog" in next(reversed(found))
+    assert found["enforcer run / quixstreams + Step"]["measured"] == (
+        "35,000 / 20,000 records/s (21.0 / 45.0 CPU-µs/record)"
+    )
 
 
 def test_a_target_whose_rows_were_not_run_is_left_out() -> None:
