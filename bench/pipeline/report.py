@@ -207,9 +207,10 @@ def _machine_lines(results: Mapping[str, Any]) -> Iterator[str]:
             else f"the fastest of {workload['repeat']} drains per configuration"
         )
         + f". Latency: {workload['latency_records']:,} more records at "
-        f"{workload['latency_per_s']:.0f}/s. Every configuration then checked: each input "
-        "read back as exactly one outcome (forwarded, dropped or dead-lettered) from its "
-        "outputs, read_committed."
+        f"{workload['latency_per_s']:.0f}/s. After every drain, the check: each input must "
+        "read back as exactly one outcome (forwarded, dropped or dead-lettered) from the "
+        "outputs, read_committed (inputs, missing and duplicates added up over the drains "
+        "of a configuration)."
     )
 
 

@@ -84,7 +84,7 @@ class Stage:
 
 
 LATENCY_KEYS = ("latency_p50_ms", "latency_p99_ms", "latency_records", "latency_missing")
-ATTEMPT_KEYS = ("records_per_s", "cpu_us_per_record", "window_s", "load_average_1m")
+ATTEMPT_KEYS = ("records_per_s", "cpu_us_per_record", "window_s", "load_average_1m", "outcomes")
 
 
 async def run_config(
@@ -281,9 +281,15 @@ def _ledger_facts(
 
 def best_of(attempts: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """One row from repeated runs of a configuration: the fastest drain (its rate, CPU
-    and window), the first run's latency, and every attempt's rate under ``attempts``."""
+    and window), the first run's latency, the checks of all runs added up (every drain
+    must pass, not only the fastest), and every attempt's rate and check under
+    ``attempts``."""
     best = dict(max(attempts, key=lambda row: row["records_per_s"] or 0.0))
     best.update({key: attempts[0][key] for key in LATENCY_KEYS})
+    best["outcomes"] = {
+        key: round(sum(row["outcomes"][key] for row in attempts), 2)
+        for key in attempts[0]["outcomes"]
+    }
     best["attempts"] = [{key: row[key] for key in ATTEMPT_KEYS} for row in attempts]
     return best
 

@@ -14,6 +14,7 @@ from bench.pipeline.cli import parse_args
 from bench.pipeline.gc_metrics import gc_work
 from bench.pipeline.outcomes import ReadBack, tally
 from bench.pipeline.report import markdown, targets
+from bench.pipeline.run import best_of
 from enforcer.testing.worker import EnforcerTopics
 
 TOPICS = EnforcerTopics("in", "out", "violations", "dead", "metrics")
@@ -226,3 +227,18 @@ def test_the_modes(
 def test_an_option_given_overrides_the_mode() -> None:
     args = parse_args(["--bootstrap=x:1", "--quick", "--records=5000", "--pipelines=enforcer"])
     assert (args.records, args.pipelines, args.repeat) == (5000, ["enforcer"], 1)
+
+
+def test_a_row_adds_up_the_checks_of_all_its_drains() -> None:
+    """The fastest drain gives the rate; a duplicate in a slower drain still shows."""
+    check = {"inputs": 85_000, "missing": 0, "duplicates": 0, "unexpected": 0, "read_s": 1.0}
+    fast = _run("enforcer", 30_000, 20) | {"outcomes": check | {"inputs": 80_000}}
+    slow = _run("enforcer", 20_000, 25) | {"outcomes": check | {"duplicates": 1}}
+    latency = dict.fromkeys(("latency_p50_ms", "latency_p99_ms", "latency_records"), 1.0)
+    for row in (fast, slow):
+        row.update(latency, latency_missing=0, window_s=1.0, load_average_1m=1.0)
+    row = best_of([slow, fast])
+    assert row["records_per_s"] == 30_000
+    assert row["outcomes"]["inputs"] == 165_000
+    assert row["outcomes"]["duplicates"] == 1
+    assert [a["outcomes"]["duplicates"] for a in row["attempts"]] == [1, 0]
