@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# The end-to-end pipeline benchmark (docs/benchmarks.md): Kafka's own perf tools, raw
-# aiokafka and confluent-kafka pass-throughs, a confluent-kafka loop and quixstreams
-# each running the enforcer's Step, and the enforcer, each at-least-once and
-# exactly-once at commit intervals of 100 ms and 1 s, on one generated stream, on a
-# fresh local broker that this script starts and always stops again.
+# The end-to-end pipeline benchmark (docs/benchmarks.md): the raw confluent-kafka and
+# aiokafka loops, a bare confluent-kafka loop, quixstreams and bytewax each running the
+# enforcer's Step, and the enforcer with the ledger off and on; each run checked (every
+# input exactly one outcome); the enforcer's GC work; the peak RSS of one worker
+# draining a 300,000-record backlog; the targets. On a fresh local broker that this
+# script starts and always stops again.
 #
-#   bash bench/run_pipeline.sh                  # 80,000 records per configuration, twice
-#   bash bench/run_pipeline.sh --records 20000  # quicker; other options of
-#                                               # `python -m bench.pipeline --help` pass through
+#   bash bench/run_pipeline.sh --targets-only  # exactly-once at 1 s, 80,000 records, twice
+#   bash bench/run_pipeline.sh --quick         # the same, 20,000 records, once
+#   bash bench/run_pipeline.sh                 # also at-least-once, 100 ms, Kafka's tools
 #
-# Writes bench/results/pipeline.json, bench/results/pipeline.md and the results section
-# of docs/benchmarks.md. The broker lives in $BENCH_KAFKA_STATE_DIR (/tmp/bench-kafka).
+# Other options of `python -m bench.pipeline --help` pass through. Writes
+# bench/results/pipeline.json, bench/results/pipeline.md and the results section of
+# docs/benchmarks.md. The broker lives in $BENCH_KAFKA_STATE_DIR (/tmp/bench-kafka).
 set -euo pipefail
 
 exec bash "$(dirname "${BASH_SOURCE[0]}")/with-broker.sh" bench bench.pipeline "$@"

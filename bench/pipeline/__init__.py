@@ -3,16 +3,20 @@
 One run on one broker, on one generated stream of identity events, measures:
 
 - Kafka's own perf tools (the Java classes in the broker jars): the machine's limit;
-- a raw aiokafka consume → produce pass-through (:mod:`.raw_passthrough`);
-- a raw confluent-kafka pass-through, and the same loop running the enforcer's
-  ``Step`` with no guards or metrics (:mod:`.confluent_passthrough`);
-- quixstreams running the same ``Step`` (:mod:`.quix_step`);
-- the enforcer itself (``enforcer run``, driven by :mod:`enforcer.testing.worker`);
+- raw confluent-kafka and aiokafka consume → produce pass-throughs
+  (:mod:`.confluent_passthrough`, :mod:`.raw_passthrough`);
+- the confluent-kafka loop, quixstreams and bytewax, each running the enforcer's ``Step``
+  and writing its outputs (:mod:`.confluent_passthrough`, :mod:`.quix_step`,
+  :mod:`.bytewax_step`, all through :mod:`.peer_step`);
+- the enforcer itself (``enforcer run``, driven by :mod:`enforcer.testing.worker`), with
+  and without a purpose ledger;
 
-each at-least-once and exactly-once at several commit intervals: records/s while
-draining a pre-produced backlog, CPU-µs per record of the pipeline process, and
-end-to-end latency seen by a ``read_committed`` consumer. ``bash bench/run_pipeline.sh``
-is the command; ``python -m bench.pipeline --help`` lists the knobs.
+at the guarantees and commit intervals asked for: records/s while draining a
+pre-produced backlog, CPU-µs per record of the pipeline process, end-to-end latency seen
+by a ``read_committed`` consumer, an independent check that every input had exactly one
+outcome, the enforcer's garbage-collector work, and the peak RSS of one worker draining
+a large backlog. ``bash bench/run_pipeline.sh`` is the command; ``python -m
+bench.pipeline --help`` lists the knobs.
 
 Layout, in the order a run uses it:
 
@@ -21,7 +25,10 @@ Layout, in the order a run uses it:
 - :mod:`.kafka_tools`: ProducerPerformance, ConsumerPerformance, EndToEndLatency;
 - :mod:`.processes`: the pipelines as processes (commands, environment, stop);
 - :mod:`.measure`: throughput and CPU from progress samples, latency percentiles;
+- :mod:`.outcomes`: the independent check of each run's outputs;
+- :mod:`.gc_metrics`: the enforcer's GC counters from its ``/metrics``;
 - :mod:`.run`: one pipeline configuration, start to finish;
+- :mod:`.memory`: peak RSS of one worker draining a large backlog;
 - :mod:`.report`: target ratios, the JSON file and the markdown table;
 - :mod:`.profile`: optional py-spy profiles of the pipelines, and their summary;
 - :mod:`.cli`: the command line.

@@ -26,6 +26,7 @@ from enforcer.testing.topics import create_topics, delete_topics, unique_topic_n
 from .kafka_tools import KafkaTools
 from .ledger import forwarded_with_ledger, ledger_identifiers, ledger_records
 from .machine import describe, load_average
+from .memory import measure_memory
 from .processes import (
     DIAGNOSTIC_PIPELINES,
     ENFORCER_LEDGER,
@@ -35,9 +36,15 @@ from .processes import (
     Batching,
     PipelineConfig,
 )
-from .report import markdown, targets, update_docs
+from .report import markdown, targets, update_docs, versus
 from .run import Stage, best_of, run_config
-from .workload import PACED_SEED, forwarded_by_enforcer, generate, mean_value_bytes
+from .workload import (
+    MEMORY_SEED,
+    PACED_SEED,
+    forwarded_by_enforcer,
+    generate,
+    mean_value_bytes,
+)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -46,38 +53,52 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         prog="python -m bench.pipeline", description="End-to-end pipeline benchmark."
     )
     parser.add_argument("--bootstrap", required=True, help="a running broker, host:port")
-    parser.add_argument("--records", type=int, default=80_000, help="backlog per configuration")
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument(
+        "--targets-only",
+        action="store_true",
+        help="only what the targets need: exactly-once at 1 s, no Kafka tools",
+    )
+    modes.add_argument(
+        "--quick",
+        action="store_true",
+        help="--targets-only on 20,000 records, one drain each, a 2 s latency phase",
+    )
+    parser.add_argument("--records", type=int, default=None, help="backlog per configuration")
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument(
         "--pipelines",
         type=_names(PIPELINES + DIAGNOSTIC_PIPELINES),
-        default=list(PIPELINES),
+        default=None,
         help=f"comma-separated, of {', '.join(PIPELINES + DIAGNOSTIC_PIPELINES)}",
     )
     parser.add_argument(
-        "--guarantees", type=_names(GUARANTEES), default=list(GUARANTEES), help="comma-separated"
+        "--guarantees", type=_names(GUARANTEES), default=None, help="comma-separated"
     )
     parser.add_argument(
-        "--intervals",
-        type=_floats,
-        default=[0.1, 1.0],
-        help="commit intervals in s, comma-separated",
+        "--intervals", type=_floats, default=None, help="commit intervals in s, comma-separated"
     )
     parser.add_argument("--batch-max", type=int, default=500)
     parser.add_argument("--batch-within", type=float, default=0.1)
     parser.add_argument(
         "--repeat",
         type=int,
-        default=2,
+        default=None,
         help="drains per configuration; the fastest counts (latency: first only)",
     )
     parser.add_argument("--latency-per-s", type=float, default=1000.0)
-    parser.add_argument("--latency-seconds", type=float, default=5.0)
+    parser.add_argument("--latency-seconds", type=float, default=None)
     parser.add_argument(
         "--kafka-tools-records",
         type=int,
-        default=200_000,
+        default=None,
         help="records for the Java perf tools (0 skips them)",
+    )
+    parser.add_argument(
+        "--memory-records",
+        type=int,
+        default=300_000,
+        help="backlog one enforcer worker drains for its peak RSS (0 skips it)",
     )
     parser.add_argument("--kafka-version", default=DEFAULT_KAFKA_VERSION)
     parser.add_argument("--java", default=os.environ.get("JAVA", "java"))
@@ -96,7 +117,62 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="DIR",
         help="record each pipeline's drain with py-spy into DIR (py-spy must be installed)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    mode = "quick" if args.quick else "targets-only" if args.targets_only else "full"
+    for name, value in MODES[mode].items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    args.mode = mode
+    return args
+
+
+MODES: dict[str, dict[str, Any]] = {
+    "full": {
+        "records": 80_000,
+        "pipelines": list(PIPELINES),
+        "guarantees": list(GUARANTEES),
+        "intervals": [0.1, 1.0],
+        "repeat": 2,
+        "latency_seconds": 5.0,
+        "kafka_tools_records": 200_000,
+    },
+    "targets-only": {
+        "records": 80_000,
+        "pipelines": list(PIPELINES),
+        "guarantees": ["exactly_once"],
+        "intervals": [1.0],
+        "repeat": 2,
+        "latency_seconds": 5.0,
+        "kafka_tools_records": 0,
+    },
+    "quick": {
+        "records": 20_000,
+        "pipelines": list(PIPELINES),
+        "guarantees": ["exactly_once"],
+        "intervals": [1.0],
+        "repeat": 1,
+        "latency_seconds": 2.0,
+        "kafka_tools_records": 0,
+    },
+}
+"""What each mode runs, for the options not given on the command line."""
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command line that reproduces this run's configurations."""
+    parts = ["bash bench/run_pipeline.sh"]
+    if args.mode != "full":
+        parts.append(f"--{args.mode}")
+    defaults = MODES[args.mode]
+    for name in ("records", "repeat", "latency_seconds", "kafka_tools_records"):
+        if getattr(args, name) != defaults[name]:
+            parts.append(f"--{name.replace('_', '-')} {getattr(args, name)}")
+    for name in ("pipelines", "guarantees", "intervals"):
+        if getattr(args, name) != defaults[name]:
+            parts.append(f"--{name} {','.join(str(v) for v in getattr(args, name))}")
+    if args.memory_records != 300_000:
+        parts.append(f"--memory-records {args.memory_records}")
+    return " ".join(parts)
 
 
 def _names(allowed: Sequence[str]) -> Any:
@@ -137,8 +213,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for target in results["targets"]:
         verdict = "met" if target["met"] else "MISSED"
         print(
-            f"target {target['target']}: {target['ratio']:.2f} (≥ {target['threshold']}) {verdict}"
+            f"target {target['target']}: {target['measured']}, ratio {target['ratio']} "
+            f"(needed {target['needed']}) {verdict}"
         )
+    broken = [r for r in results["runs"] if r["outcomes"]["missing"] or r["outcomes"]["duplicates"]]
+    for run in broken:
+        print(f"check {run['pipeline']} {run['guarantee']}: {run['outcomes']}")
     print(f"\nbench: wrote {json_path} in {results['duration_s']:.0f} s", flush=True)
     return 0
 
@@ -150,6 +230,8 @@ async def _run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
     paced = generate(round(args.latency_per_s * args.latency_seconds), seed=PACED_SEED)
     results: dict[str, Any] = {
         "started_at": started.isoformat(timespec="seconds"),
+        "mode": args.mode,
+        "command": _command(args),
         "machine": describe(args.java, args.kafka_version),
         "workload": {
             "records": args.records,
@@ -205,6 +287,20 @@ async def _run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
                     f"load {run['load_average_1m']})",
                     flush=True,
                 )
+                check = run["outcomes"]
+                print(
+                    f"bench:   check: {check['inputs']:,} inputs, {check['missing']} missing, "
+                    f"{check['duplicates']} duplicates, {check['unexpected']} unexpected "
+                    f"(read in {check['read_s']} s)",
+                    flush=True,
+                )
+                if "gc" in run:
+                    gc = run["gc"]
+                    print(
+                        f"bench:   GC: {gc['collections']} collections, pause "
+                        f"{gc['pause_s']} s ({gc['metric']})",
+                        flush=True,
+                    )
                 if "ledger" in run:
                     facts = run["ledger"]
                     print(
@@ -217,7 +313,22 @@ async def _run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
                     )
     runs = [best_of(rows) for rows in attempts.values()]
     results["runs"] = runs
-    results["targets"] = targets(runs)
+    if args.memory_records > 0:
+        print(f"bench: memory, {args.memory_records:,} records ...", flush=True)
+        memory = await measure_memory(
+            args.bootstrap,
+            args.partitions,
+            generate(args.memory_records, seed=MEMORY_SEED),
+            work_dir,
+            Batching(args.batch_max, args.batch_within),
+        )
+        print(
+            f"bench:   peak RSS {memory['peak_rss_mib']} MiB (drained in {memory['drain_s']} s)",
+            flush=True,
+        )
+        results["memory"] = memory
+    results["targets"] = targets(runs, results.get("memory"))
+    results["versus"] = versus(runs)
     results["machine"]["load_average_start"] = load_start
     results["machine"]["load_average_end"] = load_average()
     results["duration_s"] = round(time.monotonic() - clock, 1)

@@ -26,14 +26,11 @@ from types import FrameType
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
-from enforcer.core.clock import SystemClock
-from enforcer.core.fingerprint import Fingerprinter, generate_key, key_from_text
-from enforcer.core.policy.load import load_policy
-from enforcer.core.step import InputRecord, Source, Step
-from enforcer.live.engine import message_headers
-from enforcer.outputs.records import OutputTopics, output_records
+from enforcer.core.step import Source
+from enforcer.outputs.records import OutputTopics
 
 from .options import passthrough_parser
+from .peer_step import PeerStep
 
 Forward = Callable[[Producer, Message], None]
 
@@ -46,12 +43,11 @@ def _copy(sink: str) -> Forward:
 
 
 def _decide(topics: OutputTopics) -> Forward:
-    step = Step(load_policy(None), Fingerprinter(key_from_text(generate_key())), SystemClock())
+    step = PeerStep(topics)
 
     def forward(producer: Producer, message: Message) -> None:
         source = Source(message.topic() or "", message.partition() or 0, message.offset() or 0)
-        record = InputRecord(message.key(), message.value(), message_headers(message), source)
-        for out in output_records(step(record), topics):
+        for out in step(message.key(), message.value(), message.headers(), source):
             producer.produce(out.topic, out.value, out.key, headers=list(out.headers))
 
     return forward

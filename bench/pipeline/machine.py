@@ -74,3 +74,18 @@ def _java_version(java: str) -> str:
         return "unknown"
     lines = (result.stderr or result.stdout).splitlines()
     return lines[0].strip() if lines else "unknown"
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """``VmRSS`` (resident now) and ``VmHWM`` (peak resident) of ``pid`` in KiB, from
+    ``/proc/<pid>/status``; empty once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return {}
+    found = {}
+    for line in text.splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            found[name] = int(rest.split()[0])
+    return found

@@ -22,20 +22,25 @@ from enforcer.testing.worker import FAST_GROUP_ENV, Deployment, EnforcerTopics
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PEERS_PYTHON = REPO_ROOT / ".venv-peers" / "bin" / "python"
-"""quixstreams pins its own Kafka client: it runs from bench/setup-peers.sh's venv."""
+"""quixstreams and bytewax pin their own Kafka client: they run from
+bench/setup-peers.sh's venv."""
 
-RAW = "raw-aiokafka"
 CONFLUENT = "raw-confluent"
+RAW = "raw-aiokafka"
 CONFLUENT_STEP = "confluent-step"
 QUIX_STEP = "quix-step"
+BYTEWAX_STEP = "bytewax-step"
+"""bytewax with its Kafka connector: no delivery guarantee (see :mod:`.bytewax_step`)."""
 ENFORCER = "enforcer"
 ENFORCER_LEDGER = "enforcer-ledger"
 """The enforcer with a purpose ledger topic (``ENFORCER_LEDGER_TOPIC``): the ledger
 decides every identifier (authoritative), each one looked up."""
-PIPELINES = (RAW, CONFLUENT, CONFLUENT_STEP, QUIX_STEP, ENFORCER, ENFORCER_LEDGER)
+PIPELINES = (CONFLUENT, RAW, CONFLUENT_STEP, QUIX_STEP, BYTEWAX_STEP, ENFORCER, ENFORCER_LEDGER)
 DIAGNOSTIC_PIPELINES: tuple[str, ...] = ()
-DECIDING_PIPELINES = (CONFLUENT_STEP, QUIX_STEP, ENFORCER, ENFORCER_LEDGER)
+DECIDING_PIPELINES = (CONFLUENT_STEP, QUIX_STEP, BYTEWAX_STEP, ENFORCER, ENFORCER_LEDGER)
 """These run the decision, so the records it drops never reach the sink."""
+NO_GUARANTEE = (BYTEWAX_STEP,)
+"""These run the same way whatever guarantee is asked for."""
 ENFORCERS = (ENFORCER, ENFORCER_LEDGER)
 """``enforcer run`` itself."""
 GUARANTEES = ("at_least_once", "exactly_once")
@@ -194,16 +199,17 @@ def start_pipeline(
     elif config.pipeline in (CONFLUENT, CONFLUENT_STEP):
         module = "bench.pipeline.confluent_passthrough"
         if config.pipeline == CONFLUENT_STEP:
-            args += [
-                "--step",
-                f"--violations={topics.violations}",
-                f"--deadletter={topics.deadletter}",
-            ]
+            args.append("--step")
     elif config.pipeline == QUIX_STEP:
         module = "bench.pipeline.quix_step"
         python = str(PEERS_PYTHON)
+    elif config.pipeline == BYTEWAX_STEP:
+        module = "bench.pipeline.bytewax_step"
+        python = str(PEERS_PYTHON)
     else:
         raise ValueError(f"unknown pipeline {config.pipeline!r}; known: {', '.join(PIPELINES)}")
+    if config.pipeline in DECIDING_PIPELINES:
+        args += [f"--violations={topics.violations}", f"--deadletter={topics.deadletter}"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ENFORCER_")}
     env.update(FAST_GROUP_ENV, PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))

@@ -2,32 +2,44 @@
 stream library a Python user would pick instead of writing a loop.
 
     python -m bench.pipeline.quix_step --bootstrap HOST:PORT --source IN --sink OUT \
-        --group G --guarantee exactly_once --commit-interval 1
+        --violations V --deadletter D --group G --guarantee exactly_once --commit-interval 1
 
-Each record goes through :class:`enforcer.core.step.Step`; what it forwards goes to the sink
-(the violations and dead letters are decided but not written, which only flatters
-this row). quixstreams handles SIGTERM itself: it commits and exits.
+Each record goes through :class:`enforcer.core.step.Step`; every record its outcome
+produces is written as the enforcer writes it (the forwarded record to the sink,
+violations and dead letters to their topics, each with its own key and headers), in
+the same transaction with exactly-once. quixstreams handles SIGTERM itself: it commits
+and exits.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+from typing import Any
 
 from quixstreams import Application
 from quixstreams.context import message_context
+from quixstreams.models.serializers import SerializationContext, Serializer
 
-from enforcer.core.clock import SystemClock
-from enforcer.core.fingerprint import Fingerprinter, generate_key, key_from_text
-from enforcer.core.policy.load import load_policy
-from enforcer.core.step import InputRecord, Source, Step
+from enforcer.core.step import Source
+from enforcer.outputs.records import OutputRecord, OutputTopics
 
 from .options import passthrough_parser
+from .peer_step import PeerStep
+
+
+class OutputValue(Serializer):  # type: ignore[misc]  # quixstreams is untyped here
+    """Writes an :class:`OutputRecord`'s value bytes: each row of the dataframe is one
+    output record, so its topic, key and headers can be taken from it too."""
+
+    def __call__(self, value: OutputRecord, ctx: SerializationContext) -> bytes | None:
+        return value.value
 
 
 def run(args: argparse.Namespace) -> None:
     """Build the app and run it until SIGTERM."""
-    step = Step(load_policy(None), Fingerprinter(key_from_text(generate_key())), SystemClock())
+    names = OutputTopics(args.sink, args.violations, args.deadletter)
+    step = PeerStep(names)
     app = Application(
         broker_address=args.bootstrap,
         consumer_group=args.group,
@@ -41,22 +53,29 @@ def run(args: argparse.Namespace) -> None:
         loglevel=logging.WARNING,
     )
     source = app.topic(args.source, value_deserializer="bytes", key_deserializer="bytes")
-    sink = app.topic(args.sink, value_serializer="bytes", key_serializer="bytes")
+    outputs = {
+        name: app.topic(name, value_serializer=OutputValue(), key_serializer="bytes")
+        for name in (names.sink, names.violations, names.deadletter)
+    }
 
-    def decide(value: bytes, key: bytes | None, _: int, headers: object) -> bytes | None:
+    def decide(value: bytes, key: bytes | None, _: int, headers: Any) -> list[OutputRecord]:
         context = message_context()
         where = Source(context.topic, context.partition, context.offset)
-        return step(InputRecord(key, value, (), where)).forward_value
+        return step(key, value, headers, where)
 
     frame = app.dataframe(source)
-    frame = frame.apply(decide, metadata=True).filter(lambda value: value is not None)
-    frame.to_topic(sink)
+    frame = frame.apply(decide, metadata=True, expand=True)
+    frame = frame.set_headers(lambda out, _key, _at, _headers: list(out.headers))
+    frame.to_topic(lambda out, _key, _at, _headers: outputs[out.topic], key=lambda out: out.key)
     app.run()
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run until SIGTERM."""
-    run(passthrough_parser(__doc__.splitlines()[0]).parse_args(argv))
+    parser = passthrough_parser(__doc__.splitlines()[0])
+    parser.add_argument("--violations", required=True)
+    parser.add_argument("--deadletter", required=True)
+    run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -6,9 +6,12 @@
    has committed every input offset: records/s and CPU-µs per record (:mod:`.measure`).
    With a ledger, the window starts only once the worker has logged the restore of
    every ledger partition: the row measures decisions with lookups, not the restore.
+   For ``enforcer run``, its garbage collector's counters are read then (:mod:`.gc_metrics`).
 3. With the pipeline idle and caught up, write stamped records at a fixed rate and
    read the sink as ``read_committed``: end-to-end latency p50/p99.
-4. Stop the pipeline (SIGTERM) and delete the topics.
+4. Once the group has committed those too, the independent check: every input has
+   exactly one outcome in the outputs (:mod:`.outcomes`).
+5. Stop the pipeline (SIGTERM) and delete the topics.
 
 With repetitions, the latency phase runs in the first only, and
 :func:`best_of` keeps the fastest drain: background load only ever slows a run down,
@@ -31,6 +34,7 @@ from enforcer.testing.consume import end_offsets
 from enforcer.testing.topics import create_topics, delete_topics, unique_topic_name
 from enforcer.testing.worker import EnforcerTopics
 
+from .gc_metrics import metrics_url, scrape_gc
 from .ledger import LEDGER_TOPIC_CONFIG, restored_partitions
 from .machine import load_average
 from .measure import (
@@ -41,9 +45,12 @@ from .measure import (
     measure_latency,
     throughput,
 )
+from .outcomes import OutcomeCount, count_outcomes
 from .processes import (
     DECIDING_PIPELINES,
     ENFORCER_LEDGER,
+    ENFORCERS,
+    NO_GUARANTEE,
     Batching,
     Pipeline,
     PipelineConfig,
@@ -77,7 +84,7 @@ class Stage:
 
 
 LATENCY_KEYS = ("latency_p50_ms", "latency_p99_ms", "latency_records", "latency_missing")
-ATTEMPT_KEYS = ("records_per_s", "cpu_us_per_record", "window_s", "load_average_1m")
+ATTEMPT_KEYS = ("records_per_s", "cpu_us_per_record", "window_s", "load_average_1m", "outcomes")
 
 
 async def run_config(
@@ -133,10 +140,13 @@ async def _measure(
         async with ProgressSampler(stage.bootstrap, topics.sink, stage.partitions, pid) as sampler:
             profiling = _profile_when_output(stage, config, sampler, pid)
             try:
-                await _wait_until_committed(stage, group, topics.source, ends, pipeline)
+                await wait_until_committed(
+                    stage.bootstrap, group, topics.source, ends, pipeline, stage.drain_timeout_s
+                )
                 committed = time.monotonic()
             finally:
                 await _stop_profiling(profiling)
+        gc = await _gc_work(config, pipeline)
         samples: Sequence[Sample] = sampler.samples
         ledger: dict[str, Any] | None = None
         if restored is not None:
@@ -166,8 +176,18 @@ async def _measure(
                 timeout_s=len(stage.paced) / stage.paced_per_s + 3 * config.commit_interval + 20,
             )
         )
+        # Everything the latency phase wrote must be committed too before the check.
+        await wait_until_committed(
+            stage.bootstrap,
+            group,
+            topics.source,
+            await end_offsets(stage.bootstrap, topics.source),
+            pipeline,
+            stage.drain_timeout_s,
+        )
+        outcomes = await _check(config, stage, topics)
     finally:
-        status = await asyncio.to_thread(_stop, pipeline)
+        status = await asyncio.to_thread(stop_pipeline, pipeline)
     row: dict[str, Any] = {
         "pipeline": config.pipeline,
         "guarantee": config.guarantee,
@@ -185,9 +205,40 @@ async def _measure(
         "exit_status": status,
         "load_average_1m": load_average()[0],
     }
+    row["outcomes"] = outcomes.as_dict()
+    if gc is not None:
+        row["gc"] = gc
     if ledger is not None:
         row["ledger"] = ledger
     return row
+
+
+async def _gc_work(config: PipelineConfig, pipeline: Pipeline) -> dict[str, Any] | None:
+    """The enforcer's garbage-collector counters now (:mod:`.gc_metrics`); ``None`` for
+    the other pipelines, or if the worker's ``/metrics`` cannot be read."""
+    if config.pipeline not in ENFORCERS:
+        return None
+    url = metrics_url(pipeline.log_path)
+    if url is None:
+        return None
+    try:
+        return await asyncio.to_thread(scrape_gc, url)
+    except OSError as exc:
+        print(f"bench:   no GC metrics from {url}: {exc}", flush=True)
+        return None
+
+
+async def _check(config: PipelineConfig, stage: Stage, topics: EnforcerTopics) -> OutcomeCount:
+    """:func:`.outcomes.count_outcomes` once the pipeline has committed its input. A
+    pipeline without a delivery guarantee commits what it has read, maybe before its
+    outputs are written: for it, inputs still missing are looked for again a few times."""
+    tries = 10 if config.pipeline in NO_GUARANTEE else 1
+    for attempt in range(tries):
+        found = await asyncio.to_thread(count_outcomes, stage.bootstrap, topics, stage.partitions)
+        if found.missing == 0 or attempt == tries - 1:
+            break
+        await asyncio.sleep(1.0)
+    return found
 
 
 async def _wait_until_restored(stage: Stage, pipeline: Pipeline) -> float:
@@ -230,22 +281,33 @@ def _ledger_facts(
 
 def best_of(attempts: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """One row from repeated runs of a configuration: the fastest drain (its rate, CPU
-    and window), the first run's latency, and every attempt's rate under ``attempts``."""
+    and window), the first run's latency, the checks of all runs added up (every drain
+    must pass, not only the fastest), and every attempt's rate and check under
+    ``attempts``."""
     best = dict(max(attempts, key=lambda row: row["records_per_s"] or 0.0))
     best.update({key: attempts[0][key] for key in LATENCY_KEYS})
+    best["outcomes"] = {
+        key: round(sum(row["outcomes"][key] for row in attempts), 2)
+        for key in attempts[0]["outcomes"]
+    }
     best["attempts"] = [{key: row[key] for key in ATTEMPT_KEYS} for row in attempts]
     return best
 
 
-async def _wait_until_committed(
-    stage: Stage, group: str, topic: str, ends: dict[int, int], pipeline: Pipeline
+async def wait_until_committed(
+    bootstrap: str,
+    group: str,
+    topic: str,
+    ends: dict[int, int],
+    pipeline: Pipeline,
+    timeout_s: float,
 ) -> None:
     """Poll the group's committed offsets (one admin client, reused) until every
     partition of ``topic`` reaches its end in ``ends``."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=stage.bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        deadline = time.monotonic() + stage.drain_timeout_s
+        deadline = time.monotonic() + timeout_s
         while True:
             if not pipeline.running:
                 raise PipelineFailedError(f"the pipeline exited early\n{pipeline.log_tail()}")
@@ -260,8 +322,7 @@ async def _wait_until_committed(
                 return
             if time.monotonic() > deadline:
                 raise PipelineFailedError(
-                    f"committed {offsets} of {ends} in {stage.drain_timeout_s:.0f}s\n"
-                    f"{pipeline.log_tail()}"
+                    f"committed {offsets} of {ends} in {timeout_s:.0f}s\n{pipeline.log_tail()}"
                 )
             await asyncio.sleep(0.1)
     finally:
@@ -294,7 +355,8 @@ async def _stop_profiling(profiling: asyncio.Task[Profiler] | None) -> None:
         profiling.cancel()
 
 
-def _stop(pipeline: Pipeline) -> int | None:
+def stop_pipeline(pipeline: Pipeline) -> int | None:
+    """SIGTERM and wait; the exit status (``None`` if it had to be killed)."""
     try:
         return pipeline.stop(timeout_s=60.0)
     except Exception:  # a pipeline that will not stop is killed; its numbers still stand

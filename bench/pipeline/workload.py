@@ -31,9 +31,11 @@ from enforcer.demo.sample import sample_values, subject_key
 SENT_HEADER = "bench.sent-us"
 SECURITY_ONLY_SHARE = 0.2
 
-# Seeds of the backlog and of the latency phase: different events, same shape.
+# Seeds of the backlog, the latency phase and the memory backlog: different events,
+# same shape.
 BACKLOG_SEED = 2019
 PACED_SEED = 2020
+MEMORY_SEED = 2021
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,14 @@ from pathlib import Path
 from enforcer.testing.kafka_broker import DEFAULT_KAFKA_VERSION
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PIPELINES = ("raw-aiokafka", "raw-confluent", "confluent-step", "quix-step", "enforcer")
+PIPELINES = (
+    "raw-confluent",
+    "raw-aiokafka",
+    "confluent-step",
+    "quix-step",
+    "bytewax-step",
+    "enforcer",
+)
 RUN_KEYS = {
     "pipeline",
     "guarantee",
@@ -35,7 +42,9 @@ RUN_KEYS = {
     "exit_status",
     "load_average_1m",
     "attempts",
+    "outcomes",
 }
+"""Every row's keys; ``enforcer run`` rows have ``gc`` too."""
 MACHINE_KEYS = {
     "cpu_model",
     "cores",
@@ -57,8 +66,11 @@ TOOLS = {
 
 
 def test_the_benchmark_writes_its_results(kafka_bootstrap: str, tmp_path: Path) -> None:
-    """Every pipeline drains its backlog and delivers its paced records; the JSON and the
-    markdown table are written where asked, and docs/benchmarks.md is left alone."""
+    """Every pipeline drains its backlog and delivers its paced records, and the
+    independent check finds exactly one outcome per input in every run (bytewax's too:
+    no delivery guarantee, but nothing fails here); the enforcer's GC counts and the
+    memory run are in the JSON; the JSON and the markdown table are written where
+    asked, and docs/benchmarks.md is left alone."""
     out = tmp_path / "results"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ENFORCER_")}
     result = subprocess.run(
@@ -76,6 +88,7 @@ def test_the_benchmark_writes_its_results(kafka_bootstrap: str, tmp_path: Path) 
             "--latency-per-s=200",
             "--latency-seconds=0.5",
             "--kafka-tools-records=2000",
+            "--memory-records=2000",
             f"--out={out}",
             "--docs=-",
             f"--work-dir={tmp_path / 'work'}",
@@ -84,16 +97,23 @@ def test_the_benchmark_writes_its_results(kafka_bootstrap: str, tmp_path: Path) 
         env=env,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=300,
         check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     results = json.loads((out / "pipeline.json").read_text())
-    assert {"started_at", "duration_s", "machine", "workload", "kafka_tools", "runs"} <= set(
-        results
-    )
-    assert "targets" in results
+    assert {
+        "started_at",
+        "duration_s",
+        "machine",
+        "workload",
+        "kafka_tools",
+        "runs",
+        "memory",
+        "targets",
+        "versus",
+    } <= set(results)
     assert set(results["machine"]) >= MACHINE_KEYS
     assert set(results["kafka_tools"]) == TOOLS
     assert all(
@@ -104,12 +124,28 @@ def test_the_benchmark_writes_its_results(kafka_bootstrap: str, tmp_path: Path) 
     runs = results["runs"]
     assert [run["pipeline"] for run in runs] == list(PIPELINES)
     for run in runs:
-        assert set(run) == RUN_KEYS, run["pipeline"]
+        gc = {"gc"} if run["pipeline"] == "enforcer" else set()
+        assert set(run) == RUN_KEYS | gc, run["pipeline"]
         assert run["guarantee"] == "exactly_once"
         assert run["exit_status"] == 0, run["pipeline"]
         assert run["latency_missing"] == 0, run["pipeline"]
         assert run["latency_p50_ms"] is not None, run["pipeline"]
-    assert "| enforcer | exactly-once | 100 ms |" in (out / "pipeline.md").read_text()
+        check = run["outcomes"]
+        assert check["inputs"] == 300 + 100, run["pipeline"]  # backlog and paced records
+        assert (check["missing"], check["duplicates"], check["unexpected"]) == (0, 0, 0), run
+    deciding = [r for r in runs if r["pipeline"] in ("confluent-step", "quix-step", "bytewax-step")]
+    enforcer = next(r for r in runs if r["pipeline"] == "enforcer")
+    for run in deciding:  # the peers write what the enforcer writes
+        for kind in ("forwarded", "dropped", "deadlettered", "violation_records"):
+            assert run["outcomes"][kind] == enforcer["outcomes"][kind], (run["pipeline"], kind)
+    assert enforcer["outcomes"]["violation_records"] > enforcer["outcomes"]["dropped"] > 0
+    assert sum(enforcer["gc"]["collections"].values()) == enforcer["gc"]["collections_total"] > 0
+    assert results["memory"]["records"] == 2000
+    assert results["memory"]["peak_rss_mib"] > 0
+    assert results["memory"]["exit_status"] == 0
+    table = (out / "pipeline.md").read_text()
+    assert "| enforcer run | exactly-once | 100 ms |" in table
+    assert "| bytewax + Step | none | 100 ms |" in table
 
 
 def _bench(module: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -140,6 +176,7 @@ def test_the_ledger_row_restores_before_its_clock(kafka_bootstrap: str, tmp_path
         "--latency-per-s=200",
         "--latency-seconds=0.5",
         "--kafka-tools-records=0",
+        "--memory-records=0",
         f"--out={out}",
         "--docs=-",
         f"--work-dir={tmp_path / 'work'}",
@@ -148,13 +185,16 @@ def test_the_ledger_row_restores_before_its_clock(kafka_bootstrap: str, tmp_path
     results = json.loads((out / "pipeline.json").read_text())
     [run] = results["runs"]
     assert run["pipeline"] == "enforcer-ledger"
-    assert set(run) == RUN_KEYS | {"ledger"}
+    assert set(run) == RUN_KEYS | {"ledger", "gc"}
     assert run["exit_status"] == 0
     assert run["latency_missing"] == 0
+    assert (run["outcomes"]["missing"], run["outcomes"]["duplicates"]) == (0, 0)
     ledger = results["workload"]["ledger"]
     assert run["ledger"]["records"] == ledger["records"] > 0
     assert run["ledger"]["identifiers"] == ledger["identifiers"] >= ledger["records"]
-    assert "| enforcer + ledger | at-least-once | 100 ms |" in (out / "pipeline.md").read_text()
+    assert (
+        "| enforcer run, ledger on | at-least-once | 100 ms |" in (out / "pipeline.md").read_text()
+    )
 
 
 def test_the_restore_benchmark_reads_log_and_metrics(kafka_bootstrap: str, tmp_path: Path) -> None:
