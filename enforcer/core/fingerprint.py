@@ -342,6 +342,12 @@ class Fingerprinter:
             found = self._macs[key] = self._mac(identifier_type, value)
         return found
 
+    def mac_once(self, identifier_type: str, value: str) -> bytes:
+        """:meth:`mac`, not remembered: for the purpose ledger, which fingerprints each
+        identifier once as it reads it (remembering a restore's millions would only
+        push out the events' recent identifiers)."""
+        return self._mac(identifier_type, value)
+
     def _mac(self, identifier_type: str, value: str) -> bytes:
         normalized = normalize_value(identifier_type, value, self.phone_region)
         return self._hmac(identifier_type.encode() + b"\x00" + normalized.encode())
