@@ -37,8 +37,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -130,11 +132,27 @@ def variants(baseline: Path | None, stores: Sequence[str]) -> list[Variant]:
     """Baseline and this tree (when a baseline is given), for each store."""
     out = []
     for store in stores:
-        env = {"ENFORCER_LEDGER_STORE": store}
+        # PYTHONSAFEPATH: `python -m` would put the working directory (this tree) first
+        # on the path, ahead of PYTHONPATH.
+        env = {"ENFORCER_LEDGER_STORE": store, "PYTHONSAFEPATH": "1"}
         if baseline is not None:
             out.append(Variant("baseline", store, {**env, "PYTHONPATH": str(baseline)}))
         out.append(Variant("this tree", store, {**env, "PYTHONPATH": str(REPO_ROOT)}))
     return out
+
+
+def check_variant(variant: Variant) -> None:
+    """Fail unless a worker started with the variant's settings imports its tree."""
+    tree = variant.env["PYTHONPATH"]
+    found = subprocess.run(
+        [sys.executable, "-c", "import enforcer; print(enforcer.__file__)"],
+        env={**os.environ, **variant.env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if not found.startswith(tree):
+        raise RuntimeError(f"{variant.code}: the worker would import {found}, not {tree}")
 
 
 async def measure(
@@ -409,6 +427,8 @@ async def _run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
     results["machine"]["load_average_start"] = load_average()
     stores = [s.strip() for s in args.stores.split(",") if s.strip()]
     runs = variants(args.baseline.resolve() if args.baseline else None, stores)
+    for variant in runs:
+        check_variant(variant)
     results["baseline"] = str(args.baseline) if args.baseline else None
     for size in sizes:
         print(f"restore: {size:,} identifiers", flush=True)
