@@ -345,8 +345,14 @@ class Fingerprinter:
     def mac_once(self, identifier_type: str, value: str) -> bytes:
         """:meth:`mac`, not remembered: for the purpose ledger, which fingerprints each
         identifier once as it reads it (remembering a restore's millions would only
-        push out the events' recent identifiers)."""
-        return self._mac(identifier_type, value)
+        push out the events' recent identifiers). :meth:`_mac` and :meth:`_hmac`
+        inlined: a restore calls it for every identifier."""
+        normalized = normalize_value(identifier_type, value, self.phone_region)
+        inner = self._inner.copy()
+        inner.update(identifier_type.encode() + b"\x00" + normalized.encode())
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
 
     def _mac(self, identifier_type: str, value: str) -> bytes:
         normalized = normalize_value(identifier_type, value, self.phone_region)

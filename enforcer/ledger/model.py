@@ -148,22 +148,35 @@ def _vouch(value: bytes) -> SubjectUpdate | None:  # noqa: PLR0911 - each return
         if type(item) is not dict:
             return None
         kind, text, purposes = item.get("type"), item.get("value"), item.get("purposes")
-        if (
-            type(kind) is not str
-            or type(text) is not str
-            or not kind
-            or not text
-            or not kind.isascii()
-            or kind != kind.strip()
-        ):
+        if type(kind) is not str or type(text) is not str or not text:
             return None
+        lowered = _plain_types.get(kind)
+        if lowered is None:
+            lowered = _plain_type(kind)
+            if lowered is None:
+                return None
         tags: tuple[str, ...] | None = ()
         if purposes is not None:
             tags = _granted_tags(purposes) if type(purposes) is list else None
         if tags is None:
             return None
-        granted.append(GrantedIdentifier(kind.lower(), text, tags))
+        granted.append(GrantedIdentifier(lowered, text, tags))
     return SubjectUpdate(subject_id, updated_at, tuple(granted))
+
+
+_plain_types: dict[str, str] = {}
+"""Identifier types seen, each lower-cased (a ledger has a handful)."""
+
+
+def _plain_type(kind: str) -> str | None:
+    """``kind`` lower-cased when the model would only lower-case it: not empty, ASCII,
+    nothing to trim (the model trims by other rules than ``str.strip``). Remembered."""
+    if not kind or not kind.isascii() or kind != kind.strip():
+        return None
+    if len(_plain_types) >= _TAGS_MEMO_LIMIT:
+        _plain_types.clear()
+    lowered = _plain_types[kind] = kind.lower()
+    return lowered
 
 
 _TAGS_MEMO_LIMIT = 4096

@@ -194,7 +194,7 @@ class SlotLedger(ABC):
         ledger is judged by the event's tags): an identifier listed for the first time
         may have passed before, so it is retracted if it does not pass now.
         """
-        macs = [MacGrant(g.type, _mac(g.fingerprint), g.purposes) for g in grants]
+        macs = [(g.type, _mac(g.fingerprint), g.purposes) for g in grants]
         return self.replace_macs(
             subject_id, updated_at, macs, passes, undo, unknown_passed=unknown_passed
         )
