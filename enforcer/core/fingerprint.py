@@ -347,7 +347,14 @@ class Fingerprinter:
         identifier once as it reads it (remembering a restore's millions would only
         push out the events' recent identifiers). :meth:`_mac` and :meth:`_hmac`
         inlined: a restore calls it for every identifier."""
-        normalized = normalize_value(identifier_type, value, self.phone_region)
+        if identifier_type == "phone":
+            # Nor through the cache of phone numbers, when the fast path answers.
+            e164 = international_e164(value)
+            if e164 == UNSURE:
+                e164 = phone_e164(value, self.phone_region)
+            normalized = e164 or _PHONE_NOISE.sub("", value)
+        else:
+            normalized = normalize_value(identifier_type, value, self.phone_region)
         inner = self._inner.copy()
         inner.update(identifier_type.encode() + b"\x00" + normalized.encode())
         outer = self._outer.copy()

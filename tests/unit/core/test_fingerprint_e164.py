@@ -17,6 +17,7 @@ from phonenumbers import PhoneNumberFormat, PhoneNumberType
 from enforcer.core.fingerprint import (
     NO_PHONE_REGION,
     UNSURE,
+    Fingerprinter,
     international_e164,
     normalize_value,
     parsed_e164,
@@ -105,7 +106,8 @@ def mutated_example(draw: st.DrawFn) -> str:
     return text[:at] + text[at + 1 :]
 
 
-@settings(max_examples=3000)
+# No deadline: the first number of a country loads its metadata (lazily, in phonenumbers).
+@settings(max_examples=3000, deadline=None)
 @given(st.one_of(international(), mutated_example()), st.sampled_from(_REGIONS))
 @example("+1 (415) 555-0100", "US")
 @example("+1 1 415 555 0100", "US")  # the national prefix after the code: phonenumbers
@@ -123,7 +125,7 @@ def test_the_fast_path_answers_as_phonenumbers_does(text: str, region: str) -> N
     assert phone_e164(text, region) == parsed_e164(text, region)
 
 
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None)
 @given(st.text(max_size=30), st.sampled_from(_REGIONS))
 def test_any_text_normalizes_as_before(text: str, region: str) -> None:
     """Whatever the value, the phone normalization is phonenumbers' (fast path or not)."""
@@ -142,3 +144,22 @@ def test_fingerprints_use_the_fast_path_result() -> None:
     assert normalize_value("phone", "+1 (415) 555-0100") == "+14155550100"
     assert international_e164("+1 (415) 555-0100") == "+14155550100"
     assert international_e164("+1 415 555 01") is None  # too short: not a valid number
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        ("phone", "+1 (415) 555-0100"),
+        ("phone", "+1 415 555 01"),  # the fast path: not a valid number
+        ("phone", "(415) 555-0100"),  # phonenumbers: no country code
+        ("phone", "+44 020 7946 0000"),  # phonenumbers: a national prefix after the code
+        ("phone", "not a number"),
+        ("email", " A@Example.com"),
+        ("device_id", " d-1 "),
+    ],
+)
+def test_the_ledgers_fingerprint_is_the_events(kind: str, value: str) -> None:
+    """:meth:`Fingerprinter.mac_once` (the ledger's, bypassing the caches) gives the
+    MAC that :meth:`Fingerprinter.mac` (the events') gives."""
+    fingerprinter = Fingerprinter(b"k" * 32, "GB")
+    assert fingerprinter.mac_once(kind, value) == Fingerprinter(b"k" * 32, "GB").mac(kind, value)

@@ -103,7 +103,7 @@ def documents(draw: st.DrawFn) -> tuple[bytes | None, bytes]:
     return key, value
 
 
-@settings(max_examples=1500)
+@settings(max_examples=1500, deadline=None)
 @given(documents())
 @example(
     (
