@@ -339,14 +339,14 @@ class Fingerprinter:
         if found is None:
             if len(self._macs) >= MAC_CACHE_SIZE:
                 self._macs.clear()
-            found = self._macs[key] = self._mac(identifier_type, value)
+            found = self._macs[key] = self.mac_once(identifier_type, value)
         return found
 
     def mac_once(self, identifier_type: str, value: str) -> bytes:
         """:meth:`mac`, not remembered: for the purpose ledger, which fingerprints each
         identifier once as it reads it (remembering a restore's millions would only
-        push out the events' recent identifiers). :meth:`_mac` and :meth:`_hmac`
-        inlined: a restore calls it for every identifier."""
+        push out the events' recent identifiers). :meth:`_hmac` inlined: a restore
+        calls it for every identifier, and :meth:`mac` for every one not remembered."""
         if identifier_type == "phone":
             # Nor through the cache of phone numbers, when the fast path answers.
             e164 = international_e164(value)
@@ -360,10 +360,6 @@ class Fingerprinter:
         outer = self._outer.copy()
         outer.update(inner.digest())
         return outer.digest()
-
-    def _mac(self, identifier_type: str, value: str) -> bytes:
-        normalized = normalize_value(identifier_type, value, self.phone_region)
-        return self._hmac(identifier_type.encode() + b"\x00" + normalized.encode())
 
     def _hmac(self, message: bytes) -> bytes:
         """HMAC-SHA-256 of ``message`` under the key."""

@@ -8,6 +8,10 @@ the same text; what it is unsure of it leaves to phonenumbers (:data:`UNSURE`).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
+
 import phonenumbers
 import pytest
 from hypothesis import example, given, settings
@@ -158,8 +162,16 @@ def test_fingerprints_use_the_fast_path_result() -> None:
         ("device_id", " d-1 "),
     ],
 )
-def test_the_ledgers_fingerprint_is_the_events(kind: str, value: str) -> None:
-    """:meth:`Fingerprinter.mac_once` (the ledger's, bypassing the caches) gives the
-    MAC that :meth:`Fingerprinter.mac` (the events') gives."""
-    fingerprinter = Fingerprinter(b"k" * 32, "GB")
-    assert fingerprinter.mac_once(kind, value) == Fingerprinter(b"k" * 32, "GB").mac(kind, value)
+def test_fingerprints_are_the_hmac_of_phonenumbers_normalization(kind: str, value: str) -> None:
+    """:meth:`Fingerprinter.mac_once` (the ledger's, bypassing the caches) and
+    :meth:`Fingerprinter.mac` (the events') are HMAC-SHA-256 of the type, a NUL byte and
+    the value normalized by phonenumbers' parse (for a phone) or trimmed (and, for an
+    email, lower-cased)."""
+    key = b"k" * 32
+    if kind == "phone":
+        normalized = parsed_e164(value, "GB") or re.sub(r"[\s.\-()\[\]]+", "", value)
+    else:
+        normalized = value.strip().lower() if kind == "email" else value.strip()
+    expected = hmac.new(key, f"{kind}\x00{normalized}".encode(), hashlib.sha256).digest()
+    assert Fingerprinter(key, "GB").mac_once(kind, value) == expected
+    assert Fingerprinter(key, "GB").mac(kind, value) == expected
