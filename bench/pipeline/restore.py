@@ -19,6 +19,14 @@ default 2x10^5 and 10^6; 0, an empty ledger, always runs first as the RSS baseli
    (``VmHWM``) once restored;
 4. stop the worker, delete the topics.
 
+Each size is measured for every variant asked for, on the same ledger topic (written
+once), one after the other in the same run: ``--stores memory,disk`` (the worker's
+``ENFORCER_LEDGER_STORE``) and ``--baseline DIR``, another source tree of the enforcer
+(for example a ``git worktree`` of the commit before a change) that the worker then
+imports instead of this one (``PYTHONPATH``), so a change and its baseline are
+compared under the same load. CPU-µs per identifier subtract the same variant's
+empty-ledger CPU (start-up).
+
 The restore is one pass over the ledger records: its time is linear in the records
 (and the identifiers they hold); the table shows the rate at each size, so that the
 extrapolation to 10^7 identifiers rests on a measured constant rate, not a guess.
@@ -29,13 +37,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import re
+import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -107,40 +118,118 @@ def _phone(number: int) -> str:
     return f"+1 ({area:03d}) {exchange:03d}-{line:04d}"
 
 
+@dataclass(frozen=True)
+class Variant:
+    """One way of running the worker: which source tree, which ledger store."""
+
+    code: str
+    """``this tree`` or ``baseline``."""
+    store: str
+    env: dict[str, str]
+
+
+def variants(baseline: Path | None, stores: Sequence[str]) -> list[Variant]:
+    """Baseline and this tree (when a baseline is given), for each store."""
+    out = []
+    for store in stores:
+        # PYTHONSAFEPATH: `python -m` would put the working directory (this tree) first
+        # on the path, ahead of PYTHONPATH.
+        env = {"ENFORCER_LEDGER_STORE": store, "PYTHONSAFEPATH": "1"}
+        if baseline is not None:
+            out.append(Variant("baseline", store, {**env, "PYTHONPATH": str(baseline)}))
+        out.append(Variant("this tree", store, {**env, "PYTHONPATH": str(REPO_ROOT)}))
+    return out
+
+
+def check_variant(variant: Variant) -> None:
+    """Fail unless a worker started with the variant's settings imports its tree."""
+    tree = variant.env["PYTHONPATH"]
+    found = subprocess.run(
+        [sys.executable, "-c", "import enforcer; print(enforcer.__file__)"],
+        env={**os.environ, **variant.env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if not found.startswith(tree):
+        raise RuntimeError(f"{variant.code}: the worker would import {found}, not {tree}")
+
+
 async def measure(
-    bootstrap: str, identifiers: int, partitions: int, work_dir: Path, timeout_s: float
-) -> dict[str, Any]:
-    """Write a ledger of ``identifiers``, start a worker on it, measure its restore."""
+    bootstrap: str,
+    identifiers: int,
+    partitions: int,
+    work_dir: Path,
+    timeout_s: float,
+    runs: Sequence[Variant],
+) -> list[dict[str, Any]]:
+    """Write a ledger of ``identifiers``; for each variant, start a worker on it and
+    measure its restore."""
     records = ledger(identifiers) if identifiers else []
-    topics = EnforcerTopics.unique(f"restore-{identifiers}")
     ledger_topic = unique_topic_name(f"restore-{identifiers}-ledger")
     await create_topics(bootstrap, [ledger_topic], partitions, configs=LEDGER_TOPIC_CONFIG)
-    await create_topics(bootstrap, topics.all(), partitions)
     try:
         print(f"restore: writing {len(records):,} ledger records ...", end=" ", flush=True)
         written_s = await produce_backlog(bootstrap, ledger_topic, records)
         print(f"{written_s:.1f} s", flush=True)
+        rows = []
+        for variant in runs:
+            row = await _restore(
+                bootstrap, ledger_topic, variant, identifiers, partitions, work_dir, timeout_s
+            )
+            row.update(
+                code=variant.code,
+                store=variant.store,
+                records_written=len(records),
+                write_s=round(written_s, 2),
+            )
+            print(
+                f"restore:   {variant.code}, {variant.store}: "
+                f"{row['restored_identifiers']:,} identifiers in {row['restore_wall_s']} s "
+                f"({row['identifiers_per_s']} identifiers/s), CPU {row['worker_cpu_s']} s, "
+                f"RSS {row['rss_mib']} MiB",
+                flush=True,
+            )
+            rows.append(row)
+        return rows
+    finally:
+        await delete_topics(bootstrap, [ledger_topic])
+
+
+async def _restore(
+    bootstrap: str,
+    ledger_topic: str,
+    variant: Variant,
+    identifiers: int,
+    partitions: int,
+    work_dir: Path,
+    timeout_s: float,
+) -> dict[str, Any]:
+    label = f"restore-{identifiers}-{variant.store}-{variant.code.replace(' ', '-')}"
+    topics = EnforcerTopics.unique(label)
+    await create_topics(bootstrap, topics.all(), partitions)
+    try:
         deployment = Deployment(
             bootstrap,
             topics,
-            unique_topic_name(f"restore-{identifiers}"),
+            unique_topic_name(label),
             fingerprint_key=generate_key(),
             work_dir=work_dir,
-            extra_env={**FAST_GROUP_ENV, "ENFORCER_LEDGER_TOPIC": ledger_topic},
+            extra_env={**FAST_GROUP_ENV, "ENFORCER_LEDGER_TOPIC": ledger_topic, **variant.env},
         )
         with deployment:
-            worker = deployment.worker(f"restore-{identifiers}")
+            worker = deployment.worker(label)
             started = time.monotonic()
             worker.start()
             await _wait_restored(worker, partitions, timeout_s)
             restored_s = time.monotonic() - started
             pid = worker.pid
             assert pid is not None
-            row = _row(worker, pid, identifiers, len(records), restored_s, written_s)
+            row = _row(worker, pid, identifiers, restored_s)
             worker.stop()
         return row
     finally:
-        await delete_topics(bootstrap, [*topics.all(), ledger_topic])
+        await delete_topics(bootstrap, topics.all())
 
 
 async def _wait_restored(worker: EnforcerWorker, partitions: int, timeout_s: float) -> None:
@@ -154,12 +243,7 @@ async def _wait_restored(worker: EnforcerWorker, partitions: int, timeout_s: flo
 
 
 def _row(
-    worker: EnforcerWorker,
-    pid: int,
-    identifiers: int,
-    records: int,
-    restored_after_start_s: float,
-    written_s: float,
+    worker: EnforcerWorker, pid: int, identifiers: int, restored_after_start_s: float
 ) -> dict[str, Any]:
     assert worker.log_path is not None
     log = worker.log_path.read_text(errors="replace")
@@ -170,8 +254,6 @@ def _row(
     restored_identifiers = sum(p.identifiers for p in parts)
     return {
         "identifiers": identifiers,
-        "records_written": records,
-        "write_s": round(written_s, 2),
         "restored_records": restored_records,
         "restored_identifiers": restored_identifiers,
         "restore_wall_s": round(wall, 3),
@@ -225,11 +307,15 @@ def _vm_hwm_kib(pid: int) -> int:
     return 0
 
 
+def _key(row: dict[str, Any]) -> tuple[str, str]:
+    return row.get("code", "this tree"), row.get("store", "memory")
+
+
 def markdown(results: dict[str, Any]) -> str:
-    """The table and the extrapolation to 10^7 identifiers."""
+    """The table (every variant, sizes in order) and the extrapolation to 10^7."""
     machine = results["machine"]
     rows = results["runs"]
-    base = next(r for r in rows if r["identifiers"] == 0)
+    empty = {_key(r): r for r in rows if r["identifiers"] == 0}
     lines = [
         f"Run of {results['started_at']}: {machine['cpu_model']}, {machine['cores']} cores, "
         f"Python {machine['python']}, Kafka {machine['kafka']} (one local broker), "
@@ -237,23 +323,38 @@ def markdown(results: dict[str, Any]) -> str:
         f"{machine['load_average_start'][0]:.2f} at the start, "
         f"{machine['load_average_end'][0]:.2f} at the end.",
         "",
-        "| identifiers | records | restore (s, wall) | identifiers/s | records/s "
-        "| worker CPU (s) | RSS after restore (MiB) | minus empty ledger (MiB) | peak RSS (MiB) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| code | store | identifiers | records | restore (s, wall) | identifiers/s "
+        "| worker CPU (s) | CPU-µs per identifier | RSS after restore (MiB) "
+        "| minus empty ledger (MiB) | peak RSS (MiB) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for row in rows:
+    for row in sorted(rows, key=lambda r: (r["identifiers"], r["store"], r["code"])):
+        base = empty[_key(row)]
         lines.append(
-            f"| {row['restored_identifiers']:,} | {row['restored_records']:,} "
-            f"| {row['restore_wall_s']:.2f} | {_n(row['identifiers_per_s'])} "
-            f"| {_n(row['records_per_s'])} | {_n(row['worker_cpu_s'], 1)} "
+            f"| {row['code']} | {row['store']} | {row['restored_identifiers']:,} "
+            f"| {row['restored_records']:,} | {row['restore_wall_s']:.2f} "
+            f"| {_n(row['identifiers_per_s'])} | {_n(row['worker_cpu_s'], 1)} "
+            f"| {_n(_cpu_us(row, base), 1)} "
             f"| {row['rss_mib']:,.0f} | {row['rss_mib'] - base['rss_mib']:,.0f} "
             f"| {row['peak_rss_mib']:,.0f} |"
         )
-    lines += ["", *_extrapolation(rows, base)]
+    for key, base in empty.items():
+        lines += ["", *_extrapolation([r for r in rows if _key(r) == key], base, key)]
     return "\n".join(lines)
 
 
-def _extrapolation(rows: Sequence[dict[str, Any]], base: dict[str, Any]) -> Iterator[str]:
+def _cpu_us(row: dict[str, Any], base: dict[str, Any]) -> float | None:
+    """The worker's CPU per restored identifier, start-up (the empty ledger's) aside."""
+    if not row["restored_identifiers"] or row["worker_cpu_s"] is None:
+        return None
+    spent: float = row["worker_cpu_s"] - base["worker_cpu_s"]
+    identifiers: int = row["restored_identifiers"]
+    return spent * 1e6 / identifiers
+
+
+def _extrapolation(
+    rows: Sequence[dict[str, Any]], base: dict[str, Any], key: tuple[str, str]
+) -> Iterator[str]:
     sized = [r for r in rows if r["identifiers"] > 0 and r["identifiers_per_s"]]
     if not sized:
         return
@@ -264,14 +365,14 @@ def _extrapolation(rows: Sequence[dict[str, Any]], base: dict[str, Any]) -> Iter
     rates = ", ".join(f"{r['identifiers_per_s']:,}/s at {r['identifiers']:,}" for r in sized)
     slowest = min(r["identifiers_per_s"] for r in sized)
     yield (
-        f"Extrapolation to 10^7 identifiers (3.3x10^6 records): the restore is one pass "
-        f"over the records (parse, fingerprint, apply; one core), so its time grows "
-        f"linearly with them as long as the rate per record holds. Measured: {rates}; at "
-        f"the slowest, {slowest:,}/s, 10^7 takes about {10_000_000 / slowest / 60:.1f} min "
-        f"(an estimate, not measured; if the rate keeps falling with size it is longer). "
-        f"The wall time includes about {base['restore_wall_s']:.1f} s that even an empty "
-        f"ledger takes (reaching the end of each partition). RSS after the restore grows "
-        f"by about {per_million_mib:,.0f} MiB per 10^6 identifiers here (peak "
+        f"{key[0]}, {key[1]} store: extrapolation to 10^7 identifiers (3.3x10^6 records): "
+        f"the restore is one pass over the records (parse, fingerprint, apply; one core), "
+        f"so its time grows linearly with them as long as the rate per record holds. "
+        f"Measured: {rates}; at the slowest, {slowest:,}/s, 10^7 takes about "
+        f"{10_000_000 / slowest / 60:.1f} min (an estimate, not measured). The wall time "
+        f"includes about {base['restore_wall_s']:.1f} s that even an empty ledger takes "
+        f"(reaching the end of each partition). RSS after the restore grows by about "
+        f"{per_million_mib:,.0f} MiB per 10^6 identifiers here (peak "
         f"{largest['peak_rss_mib'] - base['peak_rss_mib']:,.0f} MiB above the empty "
         f"ledger's at {largest['restored_identifiers']:,}), i.e. about "
         f"{per_million_mib * 10 / 1024:.1f} GiB for 10^7 by linear extrapolation."
@@ -294,6 +395,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="ledger sizes in identifiers, comma-separated (an empty ledger always runs first)",
     )
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument(
+        "--stores",
+        default="memory",
+        help="ledger stores to measure, comma-separated: memory, disk (ENFORCER_LEDGER_STORE)",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="another source tree of the enforcer (e.g. a git worktree of the commit before "
+        "a change), measured beside this one in the same run",
+    )
     parser.add_argument("--timeout", type=float, default=1800.0, help="per restore, s")
     parser.add_argument("--kafka-version", default=DEFAULT_KAFKA_VERSION)
     parser.add_argument("--java", default="java")
@@ -312,16 +425,16 @@ async def _run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
         "runs": [],
     }
     results["machine"]["load_average_start"] = load_average()
+    stores = [s.strip() for s in args.stores.split(",") if s.strip()]
+    runs = variants(args.baseline.resolve() if args.baseline else None, stores)
+    for variant in runs:
+        check_variant(variant)
+    results["baseline"] = str(args.baseline) if args.baseline else None
     for size in sizes:
         print(f"restore: {size:,} identifiers", flush=True)
-        row = await measure(args.bootstrap, size, args.partitions, work_dir, args.timeout)
-        print(
-            f"restore:   {row['restored_identifiers']:,} identifiers, "
-            f"{row['restored_records']:,} records in {row['restore_wall_s']} s "
-            f"({row['identifiers_per_s']} identifiers/s), RSS {row['rss_mib']} MiB",
-            flush=True,
+        results["runs"] += await measure(
+            args.bootstrap, size, args.partitions, work_dir, args.timeout, runs
         )
-        results["runs"].append(row)
     results["machine"]["load_average_end"] = load_average()
     return results
 

@@ -17,6 +17,7 @@ import stat
 from functools import cache, lru_cache
 from pathlib import Path
 from types import ModuleType
+from typing import Any, NamedTuple
 
 MIN_KEY_BYTES = 16
 _SHA256_BLOCK = 64
@@ -72,7 +73,17 @@ def phone_e164(value: str, region: str = DEFAULT_PHONE_REGION) -> str | None:
     A number without a country code is read as one of ``region``. A leading ``00``,
     the international prefix of most countries, is also tried as ``+`` when the
     region reads it otherwise (``001 415 555 0100`` in the US, whose prefix is 011).
+    A number already written with its country code (``+1 415 555 0100``) takes a fast
+    path with the same answer (:func:`international_e164`).
     """
+    fast = international_e164(value)
+    if fast != UNSURE:
+        return fast
+    return parsed_e164(value, region)
+
+
+def parsed_e164(value: str, region: str = DEFAULT_PHONE_REGION) -> str | None:
+    """:func:`phone_e164` by phonenumbers' parse: any way of writing a number."""
     phonenumbers = _phonenumbers()
     candidates = [value]
     digits = _PHONE_NOISE.sub("", value)
@@ -86,6 +97,189 @@ def phone_e164(value: str, region: str = DEFAULT_PHONE_REGION) -> str | None:
         if phonenumbers.is_valid_number(number):
             return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
     return None
+
+
+# -- A fast path for numbers written in international form -----------------------
+#
+# Most stored phone numbers are already international: "+14155550100", or the same
+# with spaces, dashes, dots or brackets. For those, phonenumbers' parse() reduces to a
+# few steps (strip the plus and the punctuation, take the country code, keep the
+# rest), and its validity check to a handful of regular expressions of the number's
+# region. The fast path below does exactly those steps with phonenumbers' own
+# metadata, precompiled per country code, and hands every value whose parse could
+# take another branch (a national prefix after the country code, a leading zero,
+# an unknown country code, odd lengths, any other character) to phonenumbers itself.
+# tests/unit/core/test_fingerprint_e164.py holds it to phonenumbers' answers.
+
+_INTERNATIONAL = re.compile(r"\+[0-9 ().\-]{3,40}")
+"""A plus, then ASCII digits and the plainest separators (the fast path's shape)."""
+_SEPARATORS = str.maketrans("", "", " ().-")
+_MIN_NSN, _MAX_NSN = 2, 17  # phonenumbers' national significant number lengths
+UNSURE = "?"
+"""The fast path's answer when phonenumbers itself must decide."""
+
+
+class _Desc(NamedTuple):
+    """One phonenumbers number description: possible lengths (empty: any) and pattern."""
+
+    lengths: frozenset[int]
+    pattern: str | None
+
+
+class _RegionCheck:
+    """What phonenumbers' validity check reads of one region's metadata.
+
+    phonenumbers asks, for a number's national significant number, whether it matches
+    the region's general description and then one number type after another (each a
+    length test, then a full match of its pattern): ten or more regular expressions,
+    and twice for one number. Here the descriptions that admit a length are joined
+    into one expression per length, built on first use: one match instead.
+    """
+
+    __slots__ = ("_by_length", "_general", "_types", "leading")
+
+    def __init__(self, metadata: Any) -> None:
+        kinds = [
+            metadata.premium_rate,
+            metadata.toll_free,
+            metadata.shared_cost,
+            metadata.voip,
+            metadata.personal_number,
+            metadata.pager,
+            metadata.uan,
+            metadata.voicemail,
+            metadata.fixed_line,
+        ]
+        # A number that misses the fixed-line pattern is mobile only when the two
+        # patterns differ (phonenumbers' same_mobile_and_fixed_line_pattern).
+        if not metadata.same_mobile_and_fixed_line_pattern:
+            kinds.append(metadata.mobile)
+        self._general = _desc(metadata.general_desc)
+        self._types = [d for d in map(_desc, kinds) if d is not None]
+        self._by_length: dict[int, re.Pattern[str] | None] = {}
+        self.leading = (
+            re.compile(metadata.leading_digits) if metadata.leading_digits is not None else None
+        )
+        """``leading_digits``: picks the region of a shared country code by prefix."""
+
+    def known(self, nsn: str) -> bool:
+        """phonenumbers' ``_number_type_helper(nsn) != UNKNOWN``."""
+        length = len(nsn)
+        try:
+            pattern = self._by_length[length]
+        except KeyError:
+            pattern = self._by_length[length] = self._pattern(length)
+        return pattern is not None and pattern.fullmatch(nsn) is not None
+
+    def _pattern(self, length: int) -> re.Pattern[str] | None:
+        """The general description (a look-ahead) and every type admitting ``length``."""
+        general = self._general
+        if general is None or not general.pattern:
+            return None
+        if general.lengths and length not in general.lengths:
+            return None
+        admitted = [
+            f"(?:{d.pattern})"
+            for d in self._types
+            if d.pattern and (not d.lengths or length in d.lengths)
+        ]
+        if not admitted:
+            return None
+        return re.compile(f"(?=(?:{general.pattern})\\Z)(?:{'|'.join(admitted)})")
+
+
+def _desc(description: Any) -> _Desc | None:
+    if description is None:
+        return None
+    return _Desc(frozenset(description.possible_length), description.national_number_pattern)
+
+
+class _CountryCheck(NamedTuple):
+    national_prefix: re.Pattern[str] | None
+    """``national_prefix_for_parsing`` of the parse's metadata: a number starting with
+    it may be stripped by parse(), so it goes to phonenumbers."""
+    regions: tuple[tuple[_RegionCheck | None, _RegionCheck | None], ...]
+    """Per region of the code, in order: what selects it (``None``: the only region),
+    and what validates a number selected there (``None``: such a number is invalid).
+    The two are one object when they read the same metadata."""
+
+
+@cache
+def _country_check(country_code: int) -> _CountryCheck | None:
+    """phonenumbers' metadata for one country code, as the fast path reads it."""
+    phonenumbers = _phonenumbers()
+    from phonenumbers.phonemetadata import PhoneMetadata
+
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(country_code)
+    if not regions:
+        return None
+    main = PhoneMetadata.metadata_for_region_or_calling_code(country_code, regions[0])
+    if main is None:
+        return None
+    prefix = main.national_prefix_for_parsing
+    checks: dict[int, _RegionCheck] = {}
+
+    def check_of(metadata: Any) -> _RegionCheck:
+        return checks.setdefault(id(metadata), _RegionCheck(metadata))
+
+    plan = []
+    for region in regions:
+        # region_code_for_number takes a code's only region without a look, and skips
+        # a region without metadata when there are several.
+        chosen = PhoneMetadata.metadata_for_region(region.upper(), None)
+        if chosen is None and len(regions) > 1:
+            continue
+        final = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region.upper())
+        valid_here = final is not None and (
+            region == phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY
+            or country_code == phonenumbers.country_code_for_valid_region(region)
+        )
+        select = check_of(chosen) if len(regions) > 1 else None
+        plan.append((select, check_of(final) if valid_here else None))
+    return _CountryCheck(re.compile(prefix) if prefix else None, tuple(plan))
+
+
+def _valid(check: _CountryCheck, nsn: str) -> bool:
+    """phonenumbers' is_valid_number for a number of this country code and ``nsn``."""
+    for select, final in check.regions:
+        if select is not None:
+            # region_code_for_number: a region's leading digits pick it; without them,
+            # a number of a known type there does (and is then valid when the region
+            # validates with the same metadata).
+            if select.leading is not None:
+                if select.leading.match(nsn) is None:
+                    continue
+            elif not select.known(nsn):
+                continue
+            elif final is select:
+                return True
+        return final is not None and final.known(nsn)
+    return False
+
+
+def international_e164(value: str) -> str | None:  # noqa: PLR0911 - each return is a bail-out
+    """E.164 of ``value`` written in international form, ``None`` if not a valid number,
+    or :data:`UNSURE` when phonenumbers must decide."""
+    if _INTERNATIONAL.fullmatch(value) is None:
+        return UNSURE
+    digits = value[1:].translate(_SEPARATORS)
+    if len(digits) < 3 or digits[0] == "0":
+        return UNSURE
+    for width in (1, 2, 3):
+        code = int(digits[:width])
+        check = _country_check(code)
+        if check is not None:
+            break
+        if code in _phonenumbers().COUNTRY_CODE_TO_REGION_CODE:
+            return UNSURE  # a code without usable metadata
+    else:
+        return UNSURE
+    nsn = digits[width:]
+    if not _MIN_NSN <= len(nsn) <= _MAX_NSN or nsn[0] == "0":
+        return UNSURE
+    if check.national_prefix is not None and check.national_prefix.match(nsn):
+        return UNSURE
+    return "+" + digits if _valid(check, nsn) else None
 
 
 def normalize_value(identifier_type: str, value: str, region: str = DEFAULT_PHONE_REGION) -> str:
@@ -145,12 +339,27 @@ class Fingerprinter:
         if found is None:
             if len(self._macs) >= MAC_CACHE_SIZE:
                 self._macs.clear()
-            found = self._macs[key] = self._mac(identifier_type, value)
+            found = self._macs[key] = self.mac_once(identifier_type, value)
         return found
 
-    def _mac(self, identifier_type: str, value: str) -> bytes:
-        normalized = normalize_value(identifier_type, value, self.phone_region)
-        return self._hmac(identifier_type.encode() + b"\x00" + normalized.encode())
+    def mac_once(self, identifier_type: str, value: str) -> bytes:
+        """:meth:`mac`, not remembered: for the purpose ledger, which fingerprints each
+        identifier once as it reads it (remembering a restore's millions would only
+        push out the events' recent identifiers). :meth:`_hmac` inlined: a restore
+        calls it for every identifier, and :meth:`mac` for every one not remembered."""
+        if identifier_type == "phone":
+            # Nor through the cache of phone numbers, when the fast path answers.
+            e164 = international_e164(value)
+            if e164 == UNSURE:
+                e164 = phone_e164(value, self.phone_region)
+            normalized = e164 or _PHONE_NOISE.sub("", value)
+        else:
+            normalized = normalize_value(identifier_type, value, self.phone_region)
+        inner = self._inner.copy()
+        inner.update(identifier_type.encode() + b"\x00" + normalized.encode())
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
 
     def _hmac(self, message: bytes) -> bytes:
         """HMAC-SHA-256 of ``message`` under the key."""

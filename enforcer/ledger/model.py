@@ -8,15 +8,22 @@ A ledger value is ``{"subject_id", "updated_at", "identifiers": [{"type", "value
 a ledger file (which has no key). Neither raises. Their messages name the field path and
 the problem, never a value; they are the ones identity events get
 (:mod:`enforcer.core.parse`).
+
+A restore reads every record of the ledger, so most take a fast path, as events do:
+``orjson`` parses the value and a few direct checks vouch for the plain, valid shape.
+Whatever they cannot vouch for goes to the pydantic model (:func:`model_update`),
+which gives the verdict and the message; the fast path only ever returns what the
+model would (a property test holds it to that).
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
-from enforcer.core.models import DeadLetterReason, Identifier, NonEmpty, Rfc3339
+from enforcer.core.models import DeadLetterReason, Identifier, NonEmpty, Rfc3339, parse_rfc3339
 from enforcer.core.parse import ParseFailure, has_non_json_constant, validation_failure
 from enforcer.core.purposes import normalize_tag
 
@@ -102,6 +109,116 @@ def _erasure(key: bytes | None) -> SubjectErasure | ParseFailure:
 
 
 def _update(value: bytes, key: bytes | None, *, keyed: bool) -> SubjectUpdate | ParseFailure:
+    update = _vouch(value)
+    if update is None:
+        return model_update(value, key, keyed=keyed)
+    # The value's own problems first (it has none), then whether it fits its key.
+    if keyed and (mismatch := _key_failure(key, update.subject_id)) is not None:
+        return mismatch
+    return update
+
+
+def _vouch(value: bytes) -> SubjectUpdate | None:  # noqa: PLR0911 - each return is a bail-out
+    """The fast path: the update when the value is plainly valid, else ``None`` (ask
+    the model).
+
+    orjson refuses NaN, Infinity and lone surrogates, as JSON does. Every check is at
+    least as strict as the model's: exact types (no coercion), non-empty strings, an
+    ASCII timestamp of the RFC 3339 form with a real calendar date, identifier types
+    that need no trimming, and purpose tags that are all valid.
+    """
+    try:
+        document = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    if type(document) is not dict:
+        return None
+    get = document.get
+    subject_id, updated_at, items = get("subject_id"), get("updated_at"), get("identifiers")
+    if (
+        type(subject_id) is not str
+        or type(updated_at) is not str
+        or type(items) is not list
+        or not subject_id
+        or not _plain_timestamp(updated_at)
+    ):
+        return None
+    granted = []
+    for item in items:
+        if type(item) is not dict:
+            return None
+        kind, text, purposes = item.get("type"), item.get("value"), item.get("purposes")
+        if type(kind) is not str or type(text) is not str or not text:
+            return None
+        lowered = _plain_types.get(kind)
+        if lowered is None:
+            lowered = _plain_type(kind)
+            if lowered is None:
+                return None
+        tags: tuple[str, ...] | None = ()
+        if purposes is not None:
+            tags = _granted_tags(purposes) if type(purposes) is list else None
+        if tags is None:
+            return None
+        granted.append(GrantedIdentifier(lowered, text, tags))
+    return SubjectUpdate(subject_id, updated_at, tuple(granted))
+
+
+_plain_types: dict[str, str] = {}
+"""Identifier types seen, each lower-cased (a ledger has a handful)."""
+
+
+def _plain_type(kind: str) -> str | None:
+    """``kind`` lower-cased when the model would only lower-case it: not empty, ASCII,
+    nothing to trim (the model trims by other rules than ``str.strip``). Remembered."""
+    if not kind or not kind.isascii() or kind != kind.strip():
+        return None
+    if len(_plain_types) >= _TAGS_MEMO_LIMIT:
+        _plain_types.clear()
+    lowered = _plain_types[kind] = kind.lower()
+    return lowered
+
+
+_TAGS_MEMO_LIMIT = 4096
+_tags_memo: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def _granted_tags(raw: list[str]) -> tuple[str, ...] | None:
+    """Raw purpose tags normalized, de-duplicated and sorted; ``None`` when one is not a
+    valid tag (or not a string). Remembered: a ledger repeats a few purpose lists."""
+    try:
+        "".join(raw)  # only strings (in C); a list or dict among them is no hashable key
+    except TypeError:
+        return None
+    key = tuple(raw)
+    found = _tags_memo.get(key)
+    if found is not None:
+        return found
+    tags = set()
+    for tag in raw:
+        if (normalized := normalize_tag(tag)) is None:
+            return None
+        tags.add(normalized)
+    if len(_tags_memo) >= _TAGS_MEMO_LIMIT:
+        _tags_memo.clear()
+    found = _tags_memo[key] = tuple(sorted(tags))
+    return found
+
+
+def _plain_timestamp(text: str) -> bool:
+    # ASCII only: timestamps written with other digits are left to the model.
+    if not text.isascii():
+        return False
+    try:
+        parse_rfc3339(text)
+    except ValueError:
+        return False
+    return True
+
+
+def model_update(value: bytes, key: bytes | None, *, keyed: bool) -> SubjectUpdate | ParseFailure:
+    """The authoritative check of a ledger value: the pydantic model (what the fast
+    path vouches for, it vouches for with the same result)."""
     try:
         model = LedgerValue.model_validate_json(value)
     except ValidationError as exc:

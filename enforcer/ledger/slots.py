@@ -26,16 +26,18 @@ from __future__ import annotations
 import hashlib
 import struct
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Generic, Protocol, TypeVar
 
 from enforcer.core.fingerprint import FINGERPRINT_PREFIX
-from enforcer.ledger.store import Grant, Passes, Retraction, RetractionReason, Undo
+from enforcer.ledger.store import Grant, MacGrant, Passes, Retraction, RetractionReason, Undo
 
 _MAC_BYTES = 32
 SLOT = struct.Struct(f"<{_MAC_BYTES}sII")
 """One identifier: fingerprint MAC, type id, purpose-set id (40 bytes)."""
 _SLOT_SIZE = SLOT.size
+_KEY_SIZE = _MAC_BYTES + 4
+"""A slot's identity: its MAC and type id (two slots with one identity are merged)."""
 _IDS = struct.Struct("<II")
 ERASED = b"E"
 """The state of an erased subject: known to the ledger, with no identifier and no
@@ -192,14 +194,24 @@ class SlotLedger(ABC):
         ledger is judged by the event's tags): an identifier listed for the first time
         may have passed before, so it is retracted if it does not pass now.
         """
-        merged: dict[tuple[bytes, int], set[str]] = {}
-        for grant in grants:
-            slot_key = (_mac(grant.fingerprint), self._types.id_of(grant.type))
-            merged.setdefault(slot_key, set()).update(grant.purposes)
-        blob = b"".join(
-            SLOT.pack(mac, type_id, self._purposes.id_of(tuple(sorted(purposes))))
-            for (mac, type_id), purposes in merged.items()
+        macs = [(g.type, _mac(g.fingerprint), g.purposes) for g in grants]
+        return self.replace_macs(
+            subject_id, updated_at, macs, passes, undo, unknown_passed=unknown_passed
         )
+
+    def replace_macs(
+        self,
+        subject_id: str,
+        updated_at: str,
+        grants: Sequence[MacGrant],
+        passes: Passes | None = None,
+        undo: Undo | None = None,
+        *,
+        unknown_passed: bool = False,
+    ) -> list[Retraction]:
+        """:meth:`replace` with each fingerprint as its 32 bytes (what a restore makes:
+        one MAC per identifier, never its hex text)."""
+        blob = self._blob(grants)
         stored = self._put(subject_digest(subject_id), blob or None, undo)
         if passes is None:
             return []
@@ -211,6 +223,35 @@ class SlotLedger(ABC):
             passes,
             RetractionReason.PURPOSE_WITHDRAWN,
             new_passed=unknown_passed and stored != ERASED,
+        )
+
+    def _blob(self, grants: Sequence[MacGrant]) -> bytes:
+        """The subject's slots, in the grants' order."""
+        type_ids, purpose_ids = self._types.ids, self._purposes.ids
+        slots = []
+        for kind, mac, purposes in grants:
+            type_id = type_ids.get(kind)
+            if type_id is None:
+                type_id = self._types.id_of(kind)
+            # Interned purpose sets are sorted and de-duplicated, so a hit needs nothing
+            # more; a miss is made canonical first.
+            purposes_id = purpose_ids.get(purposes)
+            if purposes_id is None:
+                purposes_id = self._purposes.id_of(tuple(sorted(set(purposes))))
+            slots.append(SLOT.pack(mac, type_id, purposes_id))
+        if len(slots) > 1 and len({slot[:_KEY_SIZE] for slot in slots}) < len(slots):
+            return self._merged_blob(grants)
+        return b"".join(slots)
+
+    def _merged_blob(self, grants: Sequence[MacGrant]) -> bytes:
+        """The slots when an identifier is listed twice: one slot, the union of its
+        purposes, where it first appears."""
+        merged: dict[tuple[bytes, int], set[str]] = {}
+        for kind, mac, purposes in grants:
+            merged.setdefault((mac, self._types.id_of(kind)), set()).update(purposes)
+        return b"".join(
+            SLOT.pack(mac, type_id, self._purposes.id_of(tuple(sorted(purposes))))
+            for (mac, type_id), purposes in merged.items()
         )
 
     def erase(

@@ -8,7 +8,7 @@ reads and applies the ledger takes a :class:`LedgerStore` and works with either.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from enum import StrEnum
 from typing import NamedTuple, Protocol
 
@@ -49,6 +49,12 @@ class Grant(NamedTuple):
     type: str
     fingerprint: str
     purposes: tuple[str, ...]
+
+
+MacGrant = tuple[str, bytes, tuple[str, ...]]
+"""A :class:`Grant` as ``(type, mac, purposes)``, its fingerprint the 32 bytes of its
+MAC (:meth:`~enforcer.core.fingerprint.Fingerprinter.mac`): what the stores keep. A
+plain tuple: a restore makes millions."""
 
 
 def grants_of(
@@ -110,6 +116,19 @@ class LedgerStore(Protocol):
         """Make ``grants`` the subject's whole state; with ``passes``, the retractions."""
         ...
 
+    def replace_macs(
+        self,
+        subject_id: str,
+        updated_at: str,
+        grants: Sequence[MacGrant],
+        passes: Passes | None = None,
+        undo: Undo | None = None,
+        *,
+        unknown_passed: bool = False,
+    ) -> list[Retraction]:
+        """:meth:`replace` with each fingerprint as its MAC's bytes."""
+        ...
+
     def erase(
         self,
         subject_id: str,
@@ -149,7 +168,9 @@ def apply_record(
     ``passes`` (a silent restore)."""
     if isinstance(record, SubjectErasure):
         return store.erase(record.subject_id, erased_at, passes, undo)
-    grants = grants_of(record.identifiers, fingerprinter)
-    return store.replace(
+    # Each identifier is fingerprinted once, straight to the MAC the store keeps.
+    mac = fingerprinter.mac_once
+    grants = [(kind, mac(kind, value), purposes) for kind, value, purposes in record.identifiers]
+    return store.replace_macs(
         record.subject_id, record.updated_at, grants, passes, undo, unknown_passed=unknown_passed
     )

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from enforcer.core.fingerprint import Fingerprinter
 from enforcer.ledger.disk import DiskLedgerState, MiB
+from enforcer.ledger.model import GrantedIdentifier, SubjectUpdate
 from enforcer.ledger.state import (
     Grant,
     LedgerState,
@@ -23,6 +24,7 @@ from enforcer.ledger.state import (
     Undo,
     grants_of,
 )
+from enforcer.ledger.store import apply_record
 
 from ..conftest import KEY
 
@@ -269,3 +271,25 @@ def test_rollback_puts_back_what_a_transaction_changed(state: LedgerStore) -> No
     passes = lambda _type, purposes: "marketing.advertising" in purposes  # noqa: E731
     retracted = state.replace("s1", "2026-01-02T00:00:00Z", [], passes, undo)
     assert [r.reason for r in retracted] == ["purpose-withdrawn"]
+
+
+def test_a_record_applied_from_its_raw_values_fingerprints_each_once(
+    state: LedgerStore,
+) -> None:
+    """:func:`apply_record` (restore and updates) makes each MAC once, straight from the
+    raw value, and gives the state :meth:`replace` gives: duplicates merged, purpose
+    sets sorted and de-duplicated whatever order they come in."""
+    record = SubjectUpdate(
+        "acct-1",
+        T0,
+        (
+            GrantedIdentifier("phone", "+1 (415) 555-0100", (MFA,)),
+            GrantedIdentifier("phone", "415 555 0100", (ADS,)),
+            GrantedIdentifier("email", "A@x.io", (MFA, ADS, ADS)),
+        ),
+    )
+    fingerprinter = Fingerprinter(KEY)
+    assert apply_record(state, record, fingerprinter, "") == []
+    assert state.purposes("acct-1", "phone", FP("phone", "+14155550100")) == (ADS, MFA)
+    assert state.purposes("acct-1", "email", FP("email", "a@x.io")) == (ADS, MFA)
+    assert (len(state), state.subjects) == (2, 1)
