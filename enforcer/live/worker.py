@@ -38,6 +38,7 @@ from enforcer.live.clients import (
 )
 from enforcer.live.engine import Engine, EngineConfig
 from enforcer.live.failures import WorkerStopError
+from enforcer.live.garbage import CollectionTimer, freeze_startup_objects, unfreeze
 from enforcer.live.guard import DeadLetterGuard, DeadLetterRateExceededError
 from enforcer.live.health import Health
 from enforcer.live.http import MetricsHttpServer
@@ -52,7 +53,7 @@ from enforcer.live.output import (
 from enforcer.live.publisher import LagMeter, SnapshotPublisher
 from enforcer.live.signals import StopSignal
 from enforcer.live.watch import TopicWatch
-from enforcer.outputs.metrics import MetricsRecorder, metric_identifier_types
+from enforcer.outputs.metrics import GcStats, MetricsRecorder, metric_identifier_types
 from enforcer.outputs.records import OutputTopics
 
 log = logging.getLogger("enforcer")
@@ -189,7 +190,7 @@ def run_worker(
     status = 0
     try:
         watch.start()
-        engine.run()
+        _run_engine(engine, recorder)
     except DeadLetterRateExceededError as exc:
         status = _stopped(health, str(exc), trace_fields(exc.traceparent))
     except WorkerStopError as exc:
@@ -210,6 +211,20 @@ def run_worker(
     if status == 0:
         log.info("stopped")
     return status
+
+
+def _run_engine(engine: Engine, recorder: MetricsRecorder) -> None:
+    """Run the loop with the garbage collector's work counted in ``recorder``, and
+    everything built so far (it lives as long as the worker) out of its way."""
+    collections = CollectionTimer(GcStats())
+    recorder.gc = collections.stats
+    log.debug("%d start-up objects frozen for the garbage collector", freeze_startup_objects())
+    collections.install()
+    try:
+        engine.run()
+    finally:
+        collections.remove()
+        unfreeze()
 
 
 def _recorder(settings: EnforcerSettings, policy: Policy, health: Health) -> MetricsRecorder:

@@ -182,6 +182,21 @@ RETRACTIONS = MetricDef(
     "Retractions written to the sink (audit mode: that would have been), by reason: "
     "purpose-withdrawn or subject-erased.",
 )
+GC_COLLECTIONS = MetricDef(
+    "enforcer_gc_collections_total",
+    "counter",
+    ("generation",),
+    "Collections by Python's cyclic garbage collector since the worker started, by "
+    "generation (0 the youngest, 2 a full collection).",
+)
+GC_PAUSE = MetricDef(
+    "enforcer_gc_pause_seconds_total",
+    "counter",
+    (),
+    "Seconds spent in cyclic garbage collections since the worker started (the process "
+    "does nothing else meanwhile).",
+)
+GC_METRICS = (GC_COLLECTIONS, GC_PAUSE)
 LEDGER_METRICS = (
     LEDGER_IDENTIFIERS,
     LEDGER_SUBJECTS,
@@ -207,6 +222,7 @@ METRICS: tuple[MetricDef, ...] = (
     TRANSACTIONS,
     REBALANCES,
     ASSIGNED_PARTITIONS,
+    *GC_METRICS,
     *LEDGER_METRICS,
 )
 """Every metric a worker exposes, each once (besides prometheus_client's ``process_*``
@@ -314,6 +330,39 @@ class LedgerStats:
     subjects: int = 0
 
 
+GC_GENERATIONS = 3
+
+
+@dataclass
+class GcStats:
+    """The cyclic garbage collector's work in this process since the worker started
+    (written by :class:`enforcer.live.garbage.CollectionTimer`)."""
+
+    collections: list[int] = field(default_factory=lambda: [0] * GC_GENERATIONS)
+    """Collections per generation (index 0: the youngest)."""
+    pause_seconds: float = 0.0
+    """Seconds spent collecting, summed."""
+
+
+class GcSnapshot(BaseModel):
+    """The garbage collector part of a metrics snapshot."""
+
+    model_config = _OUT
+
+    collections_by_generation: dict[str, int]
+    pause_seconds: float
+
+    @classmethod
+    def of(cls, stats: GcStats) -> GcSnapshot:
+        """The snapshot of ``stats`` now."""
+        return cls(
+            collections_by_generation={
+                str(generation): n for generation, n in enumerate(stats.collections)
+            },
+            pause_seconds=round(stats.pause_seconds, 6),
+        )
+
+
 class LedgerSnapshot(BaseModel):
     """The ledger part of a metrics snapshot."""
 
@@ -369,6 +418,8 @@ class MetricsSnapshot(BaseModel):
     """Dead letters by reason; in audit mode, the would-be ones (forwarded instead)."""
     ledger: LedgerSnapshot | None = None
     """The purpose ledger's figures, when the worker reads one."""
+    gc: GcSnapshot | None = None
+    """The garbage collector's work, when the worker watches it (``enforcer run`` does)."""
 
 
 class LatencyWindow:
@@ -539,6 +590,8 @@ class MetricsRecorder:
         self.lock = threading.Lock()
         self.ledger: LedgerStats | None = None
         """The ledger side's figures, when the worker reads a ledger."""
+        self.gc: GcStats | None = None
+        """The garbage collector's work, when the worker watches it."""
         self.security_override = False
         """The policy runs under a security override (docs/policy.md: the security guardrail)."""
 
@@ -606,6 +659,7 @@ class MetricsRecorder:
             consumer_lag=list(lag),
             deadletters_by_reason=dict(sorted(self.deadletters.items())),
             ledger=LedgerSnapshot.of(self.ledger) if self.ledger is not None else None,
+            gc=GcSnapshot.of(self.gc) if self.gc is not None else None,
         )
 
 
