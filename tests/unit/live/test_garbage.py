@@ -9,7 +9,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from enforcer.core.clock import FixedClock
 from enforcer.core.models import Mode
-from enforcer.live.garbage import CollectionTimer, freeze_startup_objects, unfreeze
+from enforcer.live.garbage import (
+    YOUNG_COLLECTION_EVERY,
+    CollectionTimer,
+    collect_young_less_often,
+    freeze_startup_objects,
+    restore_thresholds,
+    unfreeze,
+)
 from enforcer.live.http import prometheus_text
 from enforcer.outputs.metrics import GcStats, MetricsRecorder
 
@@ -78,3 +85,17 @@ def test_the_collector_s_work_is_scraped_and_in_the_snapshot() -> None:
     assert snapshot is not None
     assert snapshot.collections_by_generation == {"0": 30, "1": 4, "2": 1}
     assert snapshot.pause_seconds == 0.125
+
+
+def test_the_youngest_generation_is_collected_less_often_until_the_worker_stops() -> None:
+    """Thresholds of 10,000 net allocations for the youngest generation while the loop
+    runs (the older ones unchanged); Python's own afterwards."""
+    before = gc.get_threshold()
+    replaced = collect_young_less_often()
+    try:
+        assert replaced == before
+        assert gc.get_threshold() == (YOUNG_COLLECTION_EVERY, before[1], before[2])
+        assert YOUNG_COLLECTION_EVERY == 10_000
+    finally:
+        restore_thresholds(replaced)
+    assert gc.get_threshold() == before
