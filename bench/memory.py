@@ -274,7 +274,8 @@ def _watch(
     window_s, window_cpu = now - first_output[0], cpu - first_output[1]
     return {
         "peak_rss_mib": round(peak, 1) if peak is not None else None,
-        "cpu_us_per_record": round(window_cpu / records * 1e6, 1),
+        # A backlog drained between two samples has no window to measure: None.
+        "cpu_us_per_record": round(window_cpu / records * 1e6, 1) if window_cpu else None,
         "records_per_cpu_s": round(records / window_cpu) if window_cpu else None,
         "drain_s": round(window_s, 2),
         "cpu_share": round(window_cpu / window_s, 2) if window_s else None,
