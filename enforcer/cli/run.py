@@ -49,6 +49,31 @@ RUN_FLAGS: dict[str, tuple[str, type, str]] = {
     "--commit-interval": ("commit_interval", float, "seconds between commits"),
     "--metrics-interval": ("metrics_interval", float, "seconds between snapshots"),
     "--topic-partitions": ("topic_partitions", int, "partitions for --create-topics"),
+    "--consumer-prefetch-kbytes": (
+        "consumer_prefetch_kbytes",
+        int,
+        "KiB of records the consumer reads ahead, all partitions together",
+    ),
+    "--consumer-prefetch-records": (
+        "consumer_prefetch_records",
+        int,
+        "records per partition the consumer tries to keep read ahead",
+    ),
+    "--consumer-fetch-max-bytes": (
+        "consumer_fetch_max_bytes",
+        int,
+        "most bytes one fetch returns (at most the prefetch)",
+    ),
+    "--producer-queue-kbytes": (
+        "producer_queue_kbytes",
+        int,
+        "KiB of outputs that may wait for the broker",
+    ),
+    "--producer-queue-records": (
+        "producer_queue_records",
+        int,
+        "outputs that may wait for the broker",
+    ),
     "--http-host": ("http_host", str, "address for /metrics, /healthz, /readyz"),
     "--http-port": ("http_port", int, "port for /metrics, /healthz, /readyz (0: any free)"),
     "--data-dir": ("data_dir", Path, "directory for local state"),
@@ -188,6 +213,7 @@ def command(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, stop: StopSignal) -> int:
+    from enforcer.config.client_memory import check_memory_bounds
     from enforcer.config.kafka_security import librdkafka_security
     from enforcer.live.admin import prepare_topics
     from enforcer.live.worker import run_worker
@@ -205,6 +231,7 @@ def _run(args: argparse.Namespace, stop: StopSignal) -> int:
     settings = settings_from(**{field: getattr(args, field) for field in fields})
     fingerprinter = settings.fingerprinter()
     librdkafka_security(settings)  # a bad client-properties file: refused before anything starts
+    check_memory_bounds(settings)
     policy = policy_from(settings)
     ledger_mode = policy.ledger_mode(settings.ledger_topic is not None)
     check_http_port(settings.http_host, settings.http_port)

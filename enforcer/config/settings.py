@@ -102,6 +102,52 @@ class EnforcerSettings(BaseSettings):
     shutdown_timeout: float = Field(
         default=30.0, gt=0, description="Seconds a SIGTERM may take before the worker exits anyway."
     )
+    consumer_prefetch_kbytes: int = Field(
+        default=8192,
+        ge=1024,
+        le=2_097_151,
+        description=(
+            "Most KiB of records the consumer reads ahead of the engine, for all its "
+            "partitions together (librdkafka queued.max.messages.kbytes; its default is 65536)."
+        ),
+    )
+    consumer_prefetch_records: int = Field(
+        default=10_000,
+        ge=1,
+        le=10_000_000,
+        description=(
+            "Records per partition the consumer tries to keep read ahead (librdkafka "
+            "queued.min.messages; its default is 100000)."
+        ),
+    )
+    consumer_fetch_max_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1_000_000,
+        le=2_147_483_135,
+        description=(
+            "Most bytes one fetch from a broker returns (librdkafka fetch.max.bytes; its "
+            "default is 52428800); at least 1000000 and at most the prefetch."
+        ),
+    )
+    producer_queue_kbytes: int = Field(
+        default=16384,
+        ge=1024,
+        le=2_147_483_647,
+        description=(
+            "Most KiB of outputs waiting in the producer for the broker (librdkafka "
+            "queue.buffering.max.kbytes; its default is 1048576); raised to the largest "
+            "output a topic accepts. A full queue makes the engine wait for deliveries."
+        ),
+    )
+    producer_queue_records: int = Field(
+        default=100_000,
+        ge=1000,
+        le=2_147_483_647,
+        description=(
+            "Most outputs waiting in the producer for the broker (librdkafka "
+            "queue.buffering.max.messages)."
+        ),
+    )
     kafka_debug: str | None = Field(
         default=None,
         description="librdkafka debug contexts (e.g. 'eos,cgrp'), for diagnosing the client.",
@@ -200,6 +246,18 @@ class EnforcerSettings(BaseSettings):
                     "each needs a topic of its own"
                 )
             seen[name] = role
+        return self
+
+    @model_validator(mode="after")
+    def _fetch_within_prefetch(self) -> EnforcerSettings:
+        # The prefetch bound is checked before each fetch: one fetch may overshoot it
+        # by its own size, so a fetch larger than the bound would make it meaningless.
+        if self.consumer_fetch_max_bytes > self.consumer_prefetch_kbytes * 1024:
+            raise ValueError(
+                f"ENFORCER_CONSUMER_FETCH_MAX_BYTES ({self.consumer_fetch_max_bytes}) is more "
+                f"than ENFORCER_CONSUMER_PREFETCH_KBYTES ({self.consumer_prefetch_kbytes} KiB); "
+                "lower the one or raise the other"
+            )
         return self
 
     @model_validator(mode="after")

@@ -18,6 +18,12 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 
+from enforcer.config.client_memory import (
+    CONSUMER_BOUNDS,
+    CONSUMER_FIXED,
+    PRODUCER_BOUNDS,
+    memory_bounds,
+)
 from enforcer.config.kafka_security import librdkafka_security
 from enforcer.config.settings import EnforcerSettings
 
@@ -201,6 +207,8 @@ def consumer_config(settings: EnforcerSettings, errors: ClientErrors) -> dict[st
         "partition.assignment.strategy": "range",
         "session.timeout.ms": session_ms,
         "heartbeat.interval.ms": max(100, min(3000, session_ms // 3)),
+        # How far it reads ahead of the engine: bounded (config/client_memory.py).
+        **memory_bounds(settings, CONSUMER_BOUNDS, CONSUMER_FIXED),
     }
 
 
@@ -214,6 +222,8 @@ def producer_config(
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 5,
+        # How much waits for the broker: bounded (config/client_memory.py).
+        **memory_bounds(settings, PRODUCER_BOUNDS),
     }
     if settings.processing_guarantee == "exactly_once":
         config["transactional.id"] = transactional_id(settings)

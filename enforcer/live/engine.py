@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
@@ -46,12 +47,10 @@ from enforcer.live.ledger import LiveLedger
 from enforcer.live.limits import OutputLimits
 from enforcer.live.output import CommitAborted, Output
 from enforcer.live.positions import TransactionPositions
+from enforcer.outputs.metrics import BatchCounts, BatchObserver
 from enforcer.outputs.records import OutputRecord
 
 log = logging.getLogger("enforcer.engine")
-
-OutcomeObserver = Callable[[Sequence[Outcome], float], None]
-"""Called once a batch is committed: its outcomes and the batch's start (monotonic)."""
 
 ASSIGNED_LOG = "assigned partitions"
 """The start of the log line written at every assignment (tests wait for it)."""
@@ -97,11 +96,12 @@ class Engine:
         self._monotonic = monotonic
         self._should_stop = should_stop
         self._positions = TransactionPositions()
-        # Batches decided and sent since the last commit: the observers see them once
-        # their transaction commits.
-        self._pending: list[tuple[list[Outcome], float]] = []
+        # The counts of the batches decided and sent since the last commit: the
+        # observers see them once their transaction commits. Counts, not outcomes: an
+        # outcome is let go as soon as its records are handed to the producer.
+        self._pending: list[BatchCounts] = []
         self._opened_at = 0.0
-        self.observers: list[OutcomeObserver] = []
+        self.observers: list[BatchObserver] = []
         self.on_tick: list[Callable[[], None]] = []
         self.commit_gate: Callable[[], bool] | None = None
         """Asked right before every commit: False puts the commit off (the transaction
@@ -155,7 +155,23 @@ class Engine:
 
     def _process(self, messages: Sequence[Message]) -> None:
         started = self._monotonic()
-        outcomes, outputs, ledger_read = self._read_batch(messages)
+        outputs = self._admit(messages, started)
+        try:
+            if self._ledger is not None:
+                self._hold_ledger_ends(self._ledger, started)
+            send = self._output.send
+            for output in outputs:
+                send(output)
+        except CommitAborted as aborted:
+            self._rewind(aborted.reason)
+
+    def _admit(self, messages: Sequence[Message], started: float) -> list[OutputRecord]:
+        """Decide the batch and make it part of the open transaction: its outputs.
+
+        Its outcomes end here: what the observers will need of them at the commit is
+        counted in a :class:`BatchCounts`, and their records are in the outputs."""
+        batch = BatchCounts(started)
+        outcomes, outputs, ledger_read = self._read_batch(messages, batch)
         ledger = self._ledger
         if ledger is not None:
             self._resume_restored(ledger)
@@ -171,31 +187,29 @@ class Engine:
             self._health.on_work()
             # The batch is part of the transaction before anything is sent: if sending
             # fails, the rewind goes back to its first record too.
+            advance = self._positions.advance
             for outcome in outcomes:
                 source = outcome.record.source
-                self._positions.advance(source.topic, source.partition, source.offset)
+                advance(source.topic, source.partition, source.offset)
             for message in ledger_read:
                 topic, partition, offset = message.topic(), message.partition(), message.offset()
                 assert topic is not None and partition is not None and offset is not None
-                self._positions.advance(topic, partition, offset)
-            self._pending.append((outcomes, started))
-        try:
-            if ledger is not None:
-                self._hold_ledger_ends(ledger, started)
-            for output in outputs:
-                self._output.send(output)
-        except CommitAborted as aborted:
-            self._rewind(aborted.reason)
+                advance(topic, partition, offset)
+            self._pending.append(batch)
+        return outputs
 
     def _read_batch(
-        self, messages: Sequence[Message]
+        self, messages: Sequence[Message], batch: BatchCounts
     ) -> tuple[list[Outcome], list[OutputRecord], list[Message]]:
-        """Decide the batch's events and apply its ledger records: the events'
-        outcomes, every output, and the ledger records that join the transaction."""
+        """Decide the batch's events (counted in ``batch``) and apply its ledger
+        records: the events' outcomes, every output, and the ledger records that join
+        the transaction."""
         outcomes: list[Outcome] = []
         outputs: list[OutputRecord] = []
         ledger_read: list[Message] = []
         ledger = self._ledger
+        fit = self._config.limits.fit
+        count = batch.add
         for message in messages:
             error = message.error()
             if error is not None:
@@ -208,7 +222,8 @@ class Engine:
                     continue
                 if self._defer(ledger, message):
                     continue
-            outcome, records = self._config.limits.fit(self._decide(message))
+            outcome, records = fit(self._decide(message))
+            count(outcome)
             outcomes.append(outcome)
             outputs += records
         return outcomes, outputs, ledger_read
@@ -260,6 +275,8 @@ class Engine:
             self._positions.hold(ledger.topic, partition, offset)
 
     def _decide(self, message: Message) -> Outcome:
+        # The record's key, value and header pairs are the client's own objects, not
+        # copies: what Step needs is already there.
         topic, partition, offset = message.topic(), message.partition(), message.offset()
         assert topic is not None and partition is not None and offset is not None
         source = Source(topic, partition, offset)
@@ -311,9 +328,9 @@ class Engine:
             log.info("%s: the worker is making progress", COMMITTED_LOG)
         committed = self._pending
         self._forget()
-        for outcomes, started in committed:
+        for batch in committed:
             for observe in self.observers:
-                observe(outcomes, started)
+                observe(batch)
 
     def _abort(self, why: str) -> None:
         if self._output.open:
@@ -413,7 +430,10 @@ class UnreadableHeadersError(ValueError):
 
 
 def message_headers(message: Message) -> Headers:
-    """The record's headers as read; a null value stays null."""
+    """The record's headers as read; a null value stays null.
+
+    The client hands them over as ``(str, bytes | None)`` pairs: the pairs are kept as
+    they are, not copied (a record without headers costs nothing here)."""
     try:
         raw = message.headers()
     except (SystemError, UnicodeDecodeError) as exc:
@@ -421,5 +441,6 @@ def message_headers(message: Message) -> Headers:
         raise UnreadableHeadersError(type(exc).__name__) from None
     if not raw:
         return ()
-    items = raw.items() if isinstance(raw, dict) else raw
-    return tuple((key, value.encode() if isinstance(value, str) else value) for key, value in items)
+    # A consumer's headers are always a list of (str, bytes | None); the client's type
+    # also allows a dict and str values, which only a producer is given.
+    return tuple(cast("list[tuple[str, bytes | None]]", raw))

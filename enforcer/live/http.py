@@ -44,6 +44,8 @@ from enforcer.outputs.metrics import (
     ASSIGNED_PARTITIONS,
     CONSUMER_LAG,
     DEADLETTERS,
+    GC_COLLECTIONS,
+    GC_PAUSE,
     GUARD_TRIPS,
     IDENTIFIERS_REDACTED,
     INFO,
@@ -64,6 +66,7 @@ from enforcer.outputs.metrics import (
     TRANSACTIONS,
     VIOLATIONS,
     VIOLATIONS_BY_RULE,
+    GcStats,
     LedgerStats,
     MetricDef,
     MetricsRecorder,
@@ -134,8 +137,19 @@ def metric_families(
         info,
         override,
         *_loop_families(health, guard),
+        *_gc_families(recorder.gc or GcStats()),
         *_ledger_families(recorder.ledger or LedgerStats()),
     ]
+
+
+def _gc_families(stats: GcStats) -> list[Metric]:
+    """The garbage collector's work (zero when it is not watched)."""
+    collections = _counter(GC_COLLECTIONS)
+    for generation, n in enumerate(stats.collections):
+        collections.add_metric([str(generation)], n)
+    pause = _counter(GC_PAUSE)
+    pause.add_metric([], stats.pause_seconds)
+    return [collections, pause]
 
 
 def _ledger_families(stats: LedgerStats) -> list[Metric]:

@@ -6,6 +6,11 @@ halt the pipeline. So each outcome is fitted before anything is sent: an outcome
 an output that does not fit becomes a dead letter (``output-too-large``), and a dead
 letter that does not fit itself goes without its value, with headers naming the value's
 size and SHA-256 (the original stays in the source topic).
+
+The check is on the hot path (every output of every record), and nearly every output
+is far below its limit: a cheap upper bound of the size (:func:`size_bound`, lengths
+only, no encoding) settles it, and the exact size is computed only for an output whose
+bound reaches its topic's limit.
 """
 
 from __future__ import annotations
@@ -30,6 +35,19 @@ def record_size(record: OutputRecord) -> int:
     return len(record.key or b"") + len(record.value or b"") + headers + RECORD_OVERHEAD
 
 
+UTF8_MOST_PER_CHARACTER = 4
+
+
+def size_bound(record: OutputRecord) -> int:
+    """At least :func:`record_size`, from lengths alone: a header name's UTF-8 is at
+    most four bytes a character, so no name is encoded."""
+    key, value = record.key, record.value
+    size = RECORD_OVERHEAD + (len(key) if key else 0) + (len(value) if value else 0)
+    for name, header in record.headers:
+        size += UTF8_MOST_PER_CHARACTER * len(name) + (len(header) if header else 0)
+    return size
+
+
 @dataclass(frozen=True)
 class OutputLimits:
     """The largest record each output topic accepts (its ``max.message.bytes``)."""
@@ -45,6 +63,16 @@ class OutputLimits:
     def fit(self, outcome: Outcome) -> tuple[Outcome, list[OutputRecord]]:
         """``outcome`` and its outputs, or a dead letter in its place if they do not fit."""
         outputs = list(output_records(outcome, self.topics))
+        largest = self.largest
+        for out in outputs:
+            limit = largest.get(out.topic)
+            if limit is not None and size_bound(out) > limit:
+                return self._refit(outcome, outputs)  # near a limit: the exact sizes decide
+        return outcome, outputs
+
+    def _refit(
+        self, outcome: Outcome, outputs: list[OutputRecord]
+    ) -> tuple[Outcome, list[OutputRecord]]:
         too_large = [out for out in outputs if not self.fits(out)]
         if not too_large:
             return outcome, outputs

@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer
 
@@ -38,6 +39,13 @@ from enforcer.live.clients import (
 )
 from enforcer.live.engine import Engine, EngineConfig
 from enforcer.live.failures import WorkerStopError
+from enforcer.live.garbage import (
+    CollectionTimer,
+    collect_young_less_often,
+    freeze_startup_objects,
+    restore_thresholds,
+    unfreeze,
+)
 from enforcer.live.guard import DeadLetterGuard, DeadLetterRateExceededError
 from enforcer.live.health import Health
 from enforcer.live.http import MetricsHttpServer
@@ -52,7 +60,7 @@ from enforcer.live.output import (
 from enforcer.live.publisher import LagMeter, SnapshotPublisher
 from enforcer.live.signals import StopSignal
 from enforcer.live.watch import TopicWatch
-from enforcer.outputs.metrics import MetricsRecorder, metric_identifier_types
+from enforcer.outputs.metrics import GcStats, MetricsRecorder, metric_identifier_types
 from enforcer.outputs.records import OutputTopics
 
 log = logging.getLogger("enforcer")
@@ -189,7 +197,7 @@ def run_worker(
     status = 0
     try:
         watch.start()
-        engine.run()
+        _run_engine(engine, recorder)
     except DeadLetterRateExceededError as exc:
         status = _stopped(health, str(exc), trace_fields(exc.traceparent))
     except WorkerStopError as exc:
@@ -210,6 +218,23 @@ def run_worker(
     if status == 0:
         log.info("stopped")
     return status
+
+
+def _run_engine(engine: Engine, recorder: MetricsRecorder) -> None:
+    """Run the loop with the garbage collector's work counted in ``recorder``, everything
+    built so far (it lives as long as the worker) out of its way, and its youngest
+    generation collected less often (enforcer/live/garbage.py says why)."""
+    collections = CollectionTimer(GcStats())
+    recorder.gc = collections.stats
+    log.debug("%d start-up objects frozen for the garbage collector", freeze_startup_objects())
+    thresholds = collect_young_less_often()
+    collections.install()
+    try:
+        engine.run()
+    finally:
+        collections.remove()
+        restore_thresholds(thresholds)
+        unfreeze()
 
 
 def _recorder(settings: EnforcerSettings, policy: Policy, health: Health) -> MetricsRecorder:
@@ -312,15 +337,31 @@ def _stop_if_denied(errors: ClientErrors) -> None:
 def _output(settings: EnforcerSettings, errors: ClientErrors, limits: Mapping[str, int]) -> Output:
     exactly_once = settings.processing_guarantee == "exactly_once"
     reports = TransactionReports() if exactly_once else None
-    config = producer_config(settings, errors, reports)
-    # The producer must accept whatever the topics accept (librdkafka's default is 1 MB).
-    config["message.max.bytes"] = min(
-        MESSAGE_MAX_BYTES_CEILING, max([*limits.values(), 1_000_000]) + RECORD_OVERHEAD
-    )
+    config = output_producer_config(settings, errors, limits, reports)
     if exactly_once:
         budget = RenewalBudget(RENEWALS_MOST, RENEWALS_WINDOW_S, time.monotonic)
         return TransactionalOutput(lambda: Producer(config), CALL_DEADLINE_S, budget, reports)
     return AtLeastOnceOutput(Producer(config), CALL_DEADLINE_S)
+
+
+def output_producer_config(
+    settings: EnforcerSettings,
+    errors: ClientErrors,
+    limits: Mapping[str, int],
+    reports: TransactionReports | None,
+) -> dict[str, Any]:
+    """The output producer's librdkafka configuration, sized for ``limits`` (each output
+    topic's ``max.message.bytes``)."""
+    config = producer_config(settings, errors, reports)
+    # The producer must accept whatever the topics accept (librdkafka's default is 1 MB).
+    largest = min(MESSAGE_MAX_BYTES_CEILING, max([*limits.values(), 1_000_000]) + RECORD_OVERHEAD)
+    config["message.max.bytes"] = largest
+    # A record larger than the whole queue could never be queued (the engine would wait
+    # for room for ever): the queue holds at least the largest output a topic accepts.
+    queue_kbytes = config.get("queue.buffering.max.kbytes")
+    if isinstance(queue_kbytes, int):
+        config["queue.buffering.max.kbytes"] = max(queue_kbytes, -(-largest // 1024))
+    return config
 
 
 def _stopped(health: Health, cause: str, extra: Mapping[str, str] | None = None) -> int:

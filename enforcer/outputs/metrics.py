@@ -1,5 +1,5 @@
-"""Metrics (docs/contract.md: metrics): the metric names, the snapshot model, and the outcome
-observer.
+"""Metrics (docs/contract.md: metrics): the metric names, the snapshot model, a batch's
+counts and their observer.
 
 Every metric is listed once in :data:`METRICS` with its description; the periodic
 snapshot on the metrics topic and the Prometheus endpoint both read the same
@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict
 from enforcer.core.clock import Clock, rfc3339
 from enforcer.core.models import Mode
 from enforcer.core.policy.compiled import Policy
-from enforcer.core.step import Outcome, OutcomeKind
+from enforcer.core.step import FindingSummary, Outcome, OutcomeKind
 from enforcer.outputs.report.model import RecordCounts
 
 _OUT = ConfigDict(extra="forbid", frozen=True)
@@ -182,6 +182,21 @@ RETRACTIONS = MetricDef(
     "Retractions written to the sink (audit mode: that would have been), by reason: "
     "purpose-withdrawn or subject-erased.",
 )
+GC_COLLECTIONS = MetricDef(
+    "enforcer_gc_collections_total",
+    "counter",
+    ("generation",),
+    "Collections by Python's cyclic garbage collector since the worker started, by "
+    "generation (0 the youngest, 2 a full collection).",
+)
+GC_PAUSE = MetricDef(
+    "enforcer_gc_pause_seconds_total",
+    "counter",
+    (),
+    "Seconds spent in cyclic garbage collections since the worker started (the process "
+    "does nothing else meanwhile).",
+)
+GC_METRICS = (GC_COLLECTIONS, GC_PAUSE)
 LEDGER_METRICS = (
     LEDGER_IDENTIFIERS,
     LEDGER_SUBJECTS,
@@ -207,6 +222,7 @@ METRICS: tuple[MetricDef, ...] = (
     TRANSACTIONS,
     REBALANCES,
     ASSIGNED_PARTITIONS,
+    *GC_METRICS,
     *LEDGER_METRICS,
 )
 """Every metric a worker exposes, each once (besides prometheus_client's ``process_*``
@@ -314,6 +330,39 @@ class LedgerStats:
     subjects: int = 0
 
 
+GC_GENERATIONS = 3
+
+
+@dataclass
+class GcStats:
+    """The cyclic garbage collector's work in this process since the worker started
+    (written by :class:`enforcer.live.garbage.CollectionTimer`)."""
+
+    collections: list[int] = field(default_factory=lambda: [0] * GC_GENERATIONS)
+    """Collections per generation (index 0: the youngest)."""
+    pause_seconds: float = 0.0
+    """Seconds spent collecting, summed."""
+
+
+class GcSnapshot(BaseModel):
+    """The garbage collector part of a metrics snapshot."""
+
+    model_config = _OUT
+
+    collections_by_generation: dict[str, int]
+    pause_seconds: float
+
+    @classmethod
+    def of(cls, stats: GcStats) -> GcSnapshot:
+        """The snapshot of ``stats`` now."""
+        return cls(
+            collections_by_generation={
+                str(generation): n for generation, n in enumerate(stats.collections)
+            },
+            pause_seconds=round(stats.pause_seconds, 6),
+        )
+
+
 class LedgerSnapshot(BaseModel):
     """The ledger part of a metrics snapshot."""
 
@@ -369,6 +418,8 @@ class MetricsSnapshot(BaseModel):
     """Dead letters by reason; in audit mode, the would-be ones (forwarded instead)."""
     ledger: LedgerSnapshot | None = None
     """The purpose ledger's figures, when the worker reads one."""
+    gc: GcSnapshot | None = None
+    """The garbage collector's work, when the worker watches it (``enforcer run`` does)."""
 
 
 class LatencyWindow:
@@ -435,8 +486,76 @@ def consumer_lag(
     return lags
 
 
+class BatchCounts:
+    """What the metrics learn of one batch: counts, never its outcomes.
+
+    The engine adds each outcome while the batch is decided and lets the outcome go
+    once its records are sent; the counts wait for the batch's transaction to commit
+    (and are dropped with it when it aborts). Keeping thousands of outcomes alive until
+    a commit only made the garbage collector scan them again and again.
+    """
+
+    __slots__ = (
+        "deadletters",
+        "findings",
+        "kinds",
+        "next_offsets",
+        "records",
+        "started",
+        "violations",
+    )
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        """When the batch's processing began (monotonic seconds): its latency's start."""
+        self.records = 0
+        self.kinds: dict[OutcomeKind, int] = {}
+        self.violations = 0
+        """Records with at least one finding."""
+        self.findings: dict[FindingSummary, int] = {}
+        """Findings by (rule, identifier type), the type as the event gave it."""
+        self.deadletters: dict[str, int] = {}
+        """Dead letters (audit: would-be ones) by reason."""
+        self.next_offsets: dict[TopicPartition, int] = {}
+        """Per source partition, the offset after the highest one decided."""
+
+    @classmethod
+    def of(cls, outcomes: Iterable[Outcome], started: float) -> BatchCounts:
+        """The counts of ``outcomes``, a batch begun at ``started``."""
+        counts = cls(started)
+        for outcome in outcomes:
+            counts.add(outcome)
+        return counts
+
+    def add(self, outcome: Outcome) -> None:
+        """Count one outcome (on the hot path: plain dicts, no work for a passed record
+        beyond its kind and offset)."""
+        self.records += 1
+        kinds = self.kinds
+        kind = outcome.kind
+        kinds[kind] = kinds.get(kind, 0) + 1
+        findings = outcome.findings
+        if findings:
+            self.violations += 1
+            by_finding = self.findings
+            for finding in findings:
+                by_finding[finding] = by_finding.get(finding, 0) + 1
+        reason = outcome.error_reason
+        if reason is not None:
+            self.deadletters[reason.value] = self.deadletters.get(reason.value, 0) + 1
+        source = outcome.record.source
+        key = (source.topic, source.partition)
+        following = source.offset + 1
+        if following > self.next_offsets.get(key, -1):
+            self.next_offsets[key] = following
+
+
+BatchObserver = Callable[[BatchCounts], None]
+"""Called once a batch's transaction is committed, with the batch's counts."""
+
+
 class MetricsRecorder:
-    """The outcome observer behind snapshots and the Prometheus endpoint.
+    """The batch observer behind snapshots and the Prometheus endpoint.
 
     Register it in ``Engine.observers``; the loop calls it after each commit. The
     HTTP endpoint reads it from another thread, holding :attr:`lock`.
@@ -471,37 +590,35 @@ class MetricsRecorder:
         self.lock = threading.Lock()
         self.ledger: LedgerStats | None = None
         """The ledger side's figures, when the worker reads a ledger."""
+        self.gc: GcStats | None = None
+        """The garbage collector's work, when the worker watches it."""
         self.security_override = False
         """The policy runs under a security override (docs/policy.md: the security guardrail)."""
 
-    def __call__(self, outcomes: Sequence[Outcome], started_monotonic: float) -> None:
-        """Count one batch (the ``OutcomeObserver`` signature)."""
-        if not outcomes:
+    def __call__(self, batch: BatchCounts) -> None:
+        """Count one committed batch (a :data:`BatchObserver`)."""
+        if not batch.records:
             return
-        latency = max(0.0, self._monotonic() - started_monotonic)
+        latency = max(0.0, self._monotonic() - batch.started)
         with self.lock:
-            self._count(outcomes, latency)
+            self._count(batch, latency)
 
-    def _count(self, outcomes: Sequence[Outcome], latency: float) -> None:
-        for outcome in outcomes:
-            self.outcomes[outcome.kind] += 1
-            if outcome.findings:
-                self.violations += 1
-                for finding in outcome.findings:
-                    self.by_rule[finding.rule] += 1
-                    kind = finding.identifier_type
-                    if kind not in self.identifier_types:
-                        kind = OTHER_IDENTIFIER_TYPE
-                    self.by_type[kind] += 1
-            if outcome.error_reason is not None:
-                self.deadletters[outcome.error_reason.value] += 1
-            source = outcome.record.source
-            key = (source.topic, source.partition)
-            if source.offset + 1 > self._next_offsets.get(key, -1):
-                self._next_offsets[key] = source.offset + 1
-        self._window.add(latency, len(outcomes))
-        self.latency_buckets[_bucket(latency)] += len(outcomes)
-        self.latency_sum += latency * len(outcomes)
+    def _count(self, batch: BatchCounts, latency: float) -> None:
+        self.outcomes.update(batch.kinds)
+        self.violations += batch.violations
+        types = self.identifier_types
+        for (rule, kind), n in batch.findings.items():
+            self.by_rule[rule] += n
+            self.by_type[kind if kind in types else OTHER_IDENTIFIER_TYPE] += n
+        self.deadletters.update(batch.deadletters)
+        next_offsets = self._next_offsets
+        for key, following in batch.next_offsets.items():
+            if following > next_offsets.get(key, -1):
+                next_offsets[key] = following
+        records = batch.records
+        self._window.add(latency, records)
+        self.latency_buckets[_bucket(latency)] += records
+        self.latency_sum += latency * records
 
     def next_offsets(self) -> dict[TopicPartition, int]:
         """The next offset to process, per partition this instance has processed."""
@@ -542,6 +659,7 @@ class MetricsRecorder:
             consumer_lag=list(lag),
             deadletters_by_reason=dict(sorted(self.deadletters.items())),
             ledger=LedgerSnapshot.of(self.ledger) if self.ledger is not None else None,
+            gc=GcSnapshot.of(self.gc) if self.gc is not None else None,
         )
 
 

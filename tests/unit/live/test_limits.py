@@ -15,8 +15,9 @@ from enforcer.live.limits import (
     RECORD_OVERHEAD,
     OutputLimits,
     record_size,
+    size_bound,
 )
-from enforcer.outputs.records import OutputTopics
+from enforcer.outputs.records import OutputRecord, OutputTopics, output_records
 
 from ..conftest import event, ident, make_step, record
 
@@ -107,3 +108,34 @@ def test_a_dead_letter_keeps_its_reason_when_only_it_is_too_large() -> None:
     assert fitted.error_reason == "invalid-json"
     assert letter.value is None
     assert dict(letter.headers)["enforcer.error.reason"] == b"invalid-json"
+
+
+@given(
+    key=st.none() | st.binary(max_size=50),
+    value=st.none() | st.binary(max_size=200),
+    headers=st.lists(st.tuples(st.text(max_size=20), st.none() | st.binary(max_size=30))),
+)
+def test_the_cheap_bound_is_never_below_the_size(
+    key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes | None]]
+) -> None:
+    """The bound checked for every output (lengths only) is at least the exact size, for
+    header names in any script: nothing too large passes unseen."""
+    out = OutputRecord("sink", key, value, tuple(headers))
+    assert size_bound(out) >= record_size(out)
+
+
+def test_an_output_whose_bound_reaches_the_limit_is_measured_exactly() -> None:
+    """A long ASCII header name makes the bound four times its size: the exact size
+    decides, so a record that fits to the byte is sent as decided, and one byte less
+    makes it a dead letter."""
+    headers = (("h" * 300, b"v"),)
+    outcome = STEP(
+        record(event(ident("email", "a@example.com", ["marketing.advertising"])), headers=headers)
+    )
+    (sink,) = output_records(outcome, TOPICS)
+    exact = record_size(sink)
+    assert size_bound(sink) > exact
+    fitted, outputs = _limits(exact).fit(outcome)
+    assert fitted is outcome and [o.topic for o in outputs] == ["sink"]
+    letter, _ = _limits(exact - 1).fit(outcome)
+    assert letter.error_reason == "output-too-large"

@@ -11,7 +11,7 @@ from confluent_kafka import TopicPartition
 from enforcer.core.clock import FixedClock
 from enforcer.core.step import InputRecord, Outcome, Source, Step
 from enforcer.live.publisher import LagMeter, SnapshotPublisher
-from enforcer.outputs.metrics import MetricsRecorder, MetricsSnapshot
+from enforcer.outputs.metrics import BatchCounts, MetricsRecorder, MetricsSnapshot
 
 from ..conftest import NOW, event, ident, make_step
 
@@ -77,11 +77,11 @@ def test_the_last_snapshot_measures_lag_after_the_final_commit() -> None:
     stop snapshot says once the final commit covered them all (0)."""
     step = make_step()
     publisher, recorder, producer = _publisher(step)
-    recorder(_outcomes(step, range(5)), 0.0)  # the first commit
+    recorder(BatchCounts.of(_outcomes(step, range(5)), 0.0))  # the first commit
     publisher.tick()  # measures lag (due at once), no snapshot yet
     assert [x.lag for x in publisher.publish().consumer_lag] == [5]
 
-    recorder(_outcomes(step, range(5, END)), 0.0)  # the final commit, at stop
+    recorder(BatchCounts.of(_outcomes(step, range(5, END)), 0.0))  # the final commit, at stop
     publisher.measure_at_stop()
     publisher.close(1.0)
     last = MetricsSnapshot.model_validate_json(producer.values[-1])
@@ -94,9 +94,9 @@ def test_without_a_measurement_at_stop_the_last_snapshot_reports_no_lag() -> Non
     consumer could not be asked) lists no partitions."""
     step = make_step()
     publisher, recorder, producer = _publisher(step)
-    recorder(_outcomes(step, range(5)), 0.0)
+    recorder(BatchCounts.of(_outcomes(step, range(5)), 0.0))
     publisher.tick()
-    recorder(_outcomes(step, range(5, END)), 0.0)
+    recorder(BatchCounts.of(_outcomes(step, range(5, END)), 0.0))
     publisher.close(1.0)
     last = MetricsSnapshot.model_validate_json(producer.values[-1])
     assert (last.records.in_, last.consumer_lag) == (END, [])

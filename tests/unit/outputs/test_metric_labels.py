@@ -20,6 +20,7 @@ from enforcer.outputs.metrics import (
     DEFAULT_METRIC_IDENTIFIER_TYPES,
     IDENTIFIERS_REDACTED,
     OTHER_IDENTIFIER_TYPE,
+    BatchCounts,
     MetricsRecorder,
     metric_identifier_types,
 )
@@ -95,7 +96,7 @@ def test_a_flood_of_invented_types_makes_at_most_n_plus_one_label_values() -> No
     outcomes = _flood(step, kinds)
     assert all(o.findings for o in outcomes)
     recorder = _recorder(step, types)
-    recorder(outcomes, 0.0)
+    recorder(BatchCounts.of(outcomes, 0.0))
 
     scraped = prometheus_text(recorder, [])
     values = _label_values(scraped)
@@ -120,7 +121,7 @@ def test_violations_keep_the_real_type() -> None:
     assert outcome.violation is not None
     assert outcome.violation["findings"][0]["identifier_type"] == SCRIPT
     recorder = _recorder(step, frozenset(DEFAULT_METRIC_IDENTIFIER_TYPES))
-    recorder([outcome], 0.0)
+    recorder(BatchCounts.of([outcome], 0.0))
     assert dict(recorder.by_type) == {OTHER_IDENTIFIER_TYPE: 1}
 
 
@@ -133,7 +134,7 @@ def test_the_types_a_policy_names_are_counted_by_name(
     assert types == {"email", "badge_number"}
     step = make_step(policy)
     recorder = _recorder(step, types)
-    recorder(_flood(step, ["badge_number", "email", "phone"]), 0.0)
+    recorder(BatchCounts.of(_flood(step, ["badge_number", "email", "phone"]), 0.0))
     assert dict(recorder.by_type) == {"badge_number": 1, "email": 1, OTHER_IDENTIFIER_TYPE: 1}
 
 

@@ -25,6 +25,7 @@ from enforcer.live.http import MetricsHttpServer, prometheus_text
 from enforcer.outputs.metrics import (
     GROUP_LAG,
     METRICS,
+    BatchCounts,
     LatencyWindow,
     MetricsRecorder,
     MetricsSnapshot,
@@ -90,8 +91,8 @@ def test_recorder_counts_agree_with_the_replay_report() -> None:
     step = make_step()
     outcomes = _outcomes(step)
     recorder = _recorder(step)
-    recorder(outcomes[:2], 999.0)
-    recorder(outcomes[2:], 999.0)
+    recorder(BatchCounts.of(outcomes[:2], 999.0))
+    recorder(BatchCounts.of(outcomes[2:], 999.0))
     builder = ReportBuilder(step.policy, ReplaySource(kind="file", name="x"), step.key_id)
     for outcome in outcomes:
         builder.add(outcome)
@@ -117,7 +118,7 @@ def test_snapshot_carries_identity_and_no_identifier_values() -> None:
     """Instance, time, policy version, mode; JSON with "in"; never a raw value."""
     step = make_step()
     recorder = _recorder(step)
-    recorder(_outcomes(step), 999.0)
+    recorder(BatchCounts.of(_outcomes(step), 999.0))
     data = recorder.snapshot([]).model_dump_json(by_alias=True)
     parsed = orjson.loads(data)
     assert parsed["instance_id"] == "worker-1"
@@ -137,11 +138,11 @@ def test_latency_quantiles_are_per_record_and_reset_each_interval() -> None:
     recorder = _recorder(step, clock)
     outcome = _outcomes(step)[0]
     clock.now = 1000.010
-    recorder([outcome] * 98, 1000.0)  # 98 records took 10 ms
+    recorder(BatchCounts.of([outcome] * 98, 1000.0))  # 98 records took 10 ms
     clock.now = 1000.5
-    recorder([outcome], 1000.0)  # one took 500 ms
+    recorder(BatchCounts.of([outcome], 1000.0))  # one took 500 ms
     clock.now = 1002.0
-    recorder([outcome], 1000.0)  # one took 2 s
+    recorder(BatchCounts.of([outcome], 1000.0))  # one took 2 s
     latency = recorder.snapshot([]).latency
     assert latency.records == 100
     assert latency.p50_seconds == pytest.approx(0.010)
@@ -175,7 +176,7 @@ def test_recorder_tracks_next_offsets_and_forgets_revoked_partitions() -> None:
     step = make_step()
     recorder = _recorder(step)
     outcomes = _outcomes(step)
-    recorder(list(reversed(outcomes)), 999.0)
+    recorder(BatchCounts.of(reversed(outcomes), 999.0))
     assert recorder.next_offsets() == {("identity.events", 0): 15, ("identity.events", 1): 14}
     recorder.forget_partitions([("identity.events", 1)])
     assert recorder.next_offsets() == {("identity.events", 1): 14}
@@ -204,7 +205,7 @@ def test_prometheus_text_exposes_the_same_counters() -> None:
     """Every listed metric appears, with the recorder's values."""
     step = make_step()
     recorder = _recorder(step)
-    recorder(_outcomes(step), 999.0)
+    recorder(BatchCounts.of(_outcomes(step), 999.0))
     lag = [PartitionLag(topic="identity.events", partition=3, end_offset=9, next_offset=4, lag=5)]
     health = Health(FakeMonotonic(), stalled_after_s=30)
     health.on_assigned([("identity.events", 0), ("identity.events", 3)])
@@ -252,7 +253,7 @@ class _Switch:
 def recorder() -> Iterator[MetricsRecorder]:
     step = make_step()
     recorder = _recorder(step)
-    recorder(_outcomes(step), 999.0)
+    recorder(BatchCounts.of(_outcomes(step), 999.0))
     yield recorder
 
 
@@ -300,7 +301,7 @@ def test_audit_mode_is_reported() -> None:
     passes, and the would-be dead letter is counted by reason."""
     step = make_step(make_step().policy.with_mode(Mode.AUDIT))
     recorder = _recorder(step)
-    recorder(_outcomes(step), 999.0)
+    recorder(BatchCounts.of(_outcomes(step), 999.0))
     snapshot = recorder.snapshot([])
     assert snapshot.mode is Mode.AUDIT
     assert snapshot.records.passed == 5 and snapshot.records.redacted == 0
