@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections import defaultdict
 
 from enforcer.core.ledger_view import PURPOSE_NOT_GRANTED
-from enforcer.core.models import parse_rfc3339
 from enforcer.core.policy.evaluate import Decision
 from enforcer.core.step import Outcome
 from enforcer.outputs.report.model import LedgerJudged, LedgerSummary, NotGranted, NotGrantedDay
-from enforcer.outputs.report.timing import Window, day_of
+from enforcer.outputs.report.timing import Window, day_of, instant_key
 
 
 class LedgerTally:
@@ -44,7 +43,7 @@ class LedgerTally:
         assert subject is not None and occurred_at is not None  # a finding: a judged event
         self._findings += found
         self._subjects.add(subject)
-        self._window.add(parse_rfc3339(occurred_at), occurred_at)
+        self._window.add(instant_key(occurred_at), self._findings, occurred_at)
         day = day_of(occurred_at)
         count, subjects = self._days[day]
         subjects.add(subject)
