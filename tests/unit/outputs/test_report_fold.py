@@ -45,11 +45,11 @@ def rfc3339_texts(draw: Callable[..., Any], instants: st.SearchStrategy[datetime
     if digits > 6:
         fraction += draw(st.text("0123456789", min_size=digits - 6, max_size=digits - 6))
     if minutes == 0:
-        zone = draw(st.sampled_from(["Z", "Z", "z", "+00:00", "-00:00"]))
+        zone: str = draw(st.sampled_from(["Z", "Z", "z", "+00:00", "-00:00"]))
     else:
         sign = "+" if minutes > 0 else "-"
         zone = f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
-    separator = draw(st.sampled_from("TTTt "))
+    separator: str = draw(st.sampled_from("TTTt "))
     return (
         f"{local:%Y-%m-%d}{separator}{local:%H:%M:%S}" + (f".{fraction}" if digits else "") + zone
     )
