@@ -17,6 +17,7 @@ from enforcer.core.step import InputRecord, Source
 BLOCK = 1 << 20
 """Bytes :class:`HashedRecords` reads (and hashes) at a time."""
 
+_CR, _SPACE = ord("\r"), ord(" ")
 # A record is built per line: tuple.__new__ builds the same named tuples as their
 # constructors without a Python-level call each (0.15 µs a record less).
 _new = tuple.__new__
@@ -59,13 +60,15 @@ class HashedRecords:
             lines = block.split(b"\n")
             if open_line:  # the line open at the last block's end ends in this one
                 open_line.append(lines[0])
-                lines[0] = b"".join(open_line)
+                lines[0] = b"".join(open_line).rstrip(b"\r")
             open_line = [lines.pop()]
-            for line in lines:
-                value = line.rstrip(b"\r")
-                if value and not value.isspace():
-                    yield _new(record, (None, value, (), _new(source, (name, 0, number))))
-                number += 1
+            if _CR in block:  # rare: most files have no carriage return to strip
+                lines = [line.rstrip(b"\r") for line in lines]
+            for offset, value in enumerate(lines, number):
+                # Blank lines are skipped; a byte above the space is no whitespace.
+                if value and (value[0] > _SPACE or not value.isspace()):
+                    yield _new(record, (None, value, (), _new(source, (name, 0, offset))))
+            number += len(lines)
         value = b"".join(open_line).rstrip(b"\r")  # a last line without a newline
         if value and not value.isspace():
             yield InputRecord(None, value, (), Source(name, 0, number))
