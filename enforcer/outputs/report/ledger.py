@@ -36,7 +36,9 @@ class LedgerTally:
                     self._known += 1
                 elif judgement.claimed is not None:  # judged under a ledger setting
                     self._unknown += 1
-        found = sum(1 for finding in outcome.findings if finding.rule == PURPOSE_NOT_GRANTED)
+        findings = outcome.findings
+        # Most outcomes have no findings: no generator built for them.
+        found = sum(1 for f in findings if f.rule == PURPOSE_NOT_GRANTED) if findings else 0
         if not found:
             return
         subject, occurred_at = outcome.subject_id, outcome.occurred_at
