@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import UTC
 
 from enforcer.core.models import parse_rfc3339, utc_day
@@ -55,7 +55,7 @@ class Window:
             self.last = (key, order, text)
 
     @classmethod
-    def merged(cls, windows: Iterable[Window]) -> Window:
+    def merged(cls, windows: Sequence[Window]) -> Window:
         """The window of every time the ``windows`` saw."""
         window = cls()
         firsts = [w.first for w in windows if w.first is not None]
