@@ -17,33 +17,41 @@ VIOLATIONS = "violations.jsonl"
 DEADLETTER = "deadletter.jsonl"
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
-_BUFFER = 1 << 20
-
-
-def _one_line(value: bytes) -> bytes:
-    # A forwarded value is valid JSON; one spread over lines (from a topic) is
-    # written compactly so that the file keeps one value a line.
-    if b"\n" in value or b"\r" in value:
-        return orjson.dumps(orjson.loads(value))
-    return value
+# Byte values, not one-byte strings: ``b"\n" in value`` first tries the needle as an
+# integer and builds (and drops) a TypeError, which costs more than the search itself.
+_LF, _CR = ord("\n"), ord("\r")
+_OUTCOMES_PER_WRITE = 1024
+"""Outcomes whose lines are collected before they are written: about 0.6 MiB of
+forwarded records of the benchmark mix."""
 
 
 class FileOutputs:
-    """Writes forwarded values, violations and dead letters as JSON Lines."""
+    """Writes forwarded values, violations and dead letters as JSON Lines.
+
+    Lines are collected and written in blocks (:data:`_OUTCOMES_PER_WRITE` outcomes at
+    a time): a line costs a list append, not a write call and a copy with its newline."""
 
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
-        self._forwarded = (directory / FORWARDED).open("wb", buffering=_BUFFER)
-        self._violations = (directory / VIOLATIONS).open("wb", buffering=_BUFFER)
-        self._deadletter = (directory / DEADLETTER).open("wb", buffering=_BUFFER)
+        self._files = tuple(
+            (directory / name).open("wb") for name in (FORWARDED, VIOLATIONS, DEADLETTER)
+        )
+        self._lines: tuple[list[bytes], list[bytes], list[bytes]] = ([], [], [])
+        self._forwarded, self._violations, self._deadletter = self._lines
+        self._unwritten = 0
 
     def write(self, outcome: Outcome) -> None:
         """Write what one outcome produces."""
-        if outcome.forward_value is not None:
-            self._forwarded.write(_one_line(outcome.forward_value) + b"\n")
+        value = outcome.forward_value
+        if value is not None:
+            # A forwarded value is valid JSON; one spread over lines (from a topic) is
+            # written compactly so that the file keeps one value a line.
+            if _LF in value or _CR in value:
+                value = orjson.dumps(orjson.loads(value))
+            self._forwarded.append(value)
         if outcome.violation is not None:
-            self._violations.write(orjson.dumps(outcome.violation) + b"\n")
+            self._violations.append(orjson.dumps(outcome.violation))
         if outcome.kind is OutcomeKind.DEADLETTERED:
             record = outcome.record
             line = {
@@ -53,7 +61,19 @@ class FileOutputs:
                 "key_base64": base64.b64encode(record.key).decode() if record.key else None,
                 "value_base64": base64.b64encode(record.value or b"").decode(),
             }
-            self._deadletter.write(orjson.dumps(line) + b"\n")
+            self._deadletter.append(orjson.dumps(line))
+        self._unwritten += 1
+        if self._unwritten >= _OUTCOMES_PER_WRITE:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the lines collected so far."""
+        for handle, lines in zip(self._files, self._lines, strict=True):
+            if lines:
+                lines.append(b"")  # the last line's newline
+                handle.write(b"\n".join(lines))
+                lines.clear()
+        self._unwritten = 0
 
     def write_report(self, report: Report) -> None:
         """Write ``report.json`` and the HTML page."""
@@ -61,8 +81,11 @@ class FileOutputs:
 
     def close(self) -> None:
         """Flush and close the files."""
-        for handle in (self._forwarded, self._violations, self._deadletter):
-            handle.close()
+        try:
+            self.flush()
+        finally:
+            for handle in self._files:
+                handle.close()
 
     def __enter__(self) -> FileOutputs:
         return self

@@ -27,7 +27,7 @@ from enforcer.outputs.records import OutputTopics
 from enforcer.outputs.report.model import LedgerSummary, OffsetRange, ReplaySource, Report
 from enforcer.replay.ledger import LoadedLedger
 from enforcer.replay.loop import OutcomeWriter, replay
-from enforcer.replay.sources.jsonl import HashedLines, jsonl_source_name, read_jsonl
+from enforcer.replay.sources.jsonl import HashedRecords, jsonl_source_name
 from enforcer.replay.sources.kafka_topic import Position, TopicReader, TopicReadError
 
 
@@ -76,13 +76,12 @@ def replay_file(
         def advance(record: InputRecord) -> None:
             bar.advance(len(record.value or b"") + 1)
 
-        lines = HashedLines(stream)
-        records = read_jsonl(lines, jsonl_source_name(path))
+        records = HashedRecords(stream, jsonl_source_name(path))
         with _outputs(out, to_topics, runner, 1) as outputs:
             step, summary = _step(policy, fingerprinter, ledger)
             report = replay(records, step, outputs, source, CLOCK, bar.callback(advance), summary)
     # The replay read the file to its end, so the hash covers every byte of it.
-    hashed = source.model_copy(update={"sha256": lines.hexdigest()})
+    hashed = source.model_copy(update={"sha256": records.hexdigest()})
     return _with_report_files(out, report.model_copy(update={"source": hashed}))
 
 

@@ -1,7 +1,7 @@
 """Fold outcomes into an impact report, one outcome at a time.
 
-Memory grows with the number of distinct affected accounts and days, never with
-the number of records.
+Memory grows with the number of distinct affected accounts, days and combinations of
+findings, never with the number of records.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from collections import Counter, defaultdict
 
 from enforcer.core.clock import Clock, rfc3339
 from enforcer.core.ledger_view import PURPOSE_NOT_GRANTED, PURPOSE_NOT_GRANTED_MEANING
-from enforcer.core.models import Mode, parse_rfc3339
+from enforcer.core.models import DeadLetterReason, Mode
 from enforcer.core.policy.compiled import Policy
 from enforcer.core.policy.evaluate import Decision
-from enforcer.core.step import Outcome, OutcomeKind
+from enforcer.core.step import FindingSummary, Outcome, OutcomeKind
 from enforcer.outputs.report.ledger import LedgerTally
 from enforcer.outputs.report.model import (
     DaySummary,
@@ -24,23 +24,36 @@ from enforcer.outputs.report.model import (
     RuleSummary,
     TypeSummary,
 )
-from enforcer.outputs.report.timing import Window, day_of
+from enforcer.outputs.report.timing import Window, day_of, instant_key
 
 # Rules a finding can name that are no rule of the policy file.
 _UNLISTED = {PURPOSE_NOT_GRANTED: PURPOSE_NOT_GRANTED_MEANING}
 
 
-class _Day:
-    __slots__ = ("findings", "records", "subjects")
+class _Cell:
+    """The judged records of one outcome kind, UTC day and tuple of findings: how many,
+    and, when there are findings, whose (distinct subjects) and from when to when."""
+
+    __slots__ = ("records", "subjects", "window")
 
     def __init__(self) -> None:
         self.records = 0
-        self.findings = 0
         self.subjects: set[str] = set()
+        self.window = Window()
+
+
+_CellKey = tuple[OutcomeKind, str, tuple[FindingSummary, ...]]
 
 
 class ReportBuilder:
-    """Accumulates outcomes; :meth:`build` gives the report."""
+    """Accumulates outcomes; :meth:`build` gives the report.
+
+    Each outcome is counted in one cell (its kind, UTC day and findings; a few hundred
+    at most for a week of the benchmark mix) and adds its subject to that cell's set;
+    the report's totals, per rule, per type and per day, are summed from the cells once,
+    in :meth:`build`. Nothing of an outcome is kept but its subject, so a replay of
+    millions of records costs one dictionary lookup each, and the garbage collector has
+    no per-record objects to scan again and again."""
 
     def __init__(
         self,
@@ -55,61 +68,48 @@ class ReportBuilder:
         self._ledger = LedgerTally(ledger) if ledger is not None else None
         self._source = source
         self._key_id = key_id
-        self._kinds: Counter[str] = Counter()
-        self._violations = 0
-        self._by_rule: Counter[str] = Counter()
-        self._by_type: Counter[str] = Counter()
-        self._subjects: set[str] = set()
-        self._subjects_by_rule: defaultdict[str, set[str]] = defaultdict(set)
-        self._subjects_by_type: defaultdict[str, set[str]] = defaultdict(set)
-        self._reasons: Counter[str] = Counter()
-        self._subjects_by_rule_type: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
-        self._days: defaultdict[str, _Day] = defaultdict(_Day)
-        self._window = Window()
-        self._window_by_rule: defaultdict[str, Window] = defaultdict(Window)
-        self._window_by_type: defaultdict[str, Window] = defaultdict(Window)
+        self._cells: dict[_CellKey, _Cell] = {}
+        self._unjudged: Counter[tuple[OutcomeKind, DeadLetterReason]] = Counter()
+        self._seen = 0
 
     def add(self, outcome: Outcome, decision: Decision | None = None) -> None:
         """Count one outcome; ``decision`` (its per-identifier judgements) is needed
         only for the ledger's counts of identifiers it knew."""
-        self._kinds[outcome.kind] += 1
         if self._ledger is not None:
             self._ledger.add(outcome, decision)
-        if outcome.error_reason is not None:  # dead-lettered, or would be (audit)
-            self._reasons[str(outcome.error_reason)] += 1
+        reason = outcome.error_reason
+        if reason is not None:  # dead-lettered, or would be (audit)
+            self._unjudged[outcome.kind, reason] += 1
             return
         occurred_at = outcome.occurred_at
         assert occurred_at is not None  # every judged record has a validated timestamp
-        day = self._days[day_of(occurred_at)]
-        day.records += 1
-        if not outcome.findings:
-            return
-        subject = outcome.subject_id
-        assert subject is not None
-        self._violations += 1
-        day.findings += len(outcome.findings)
-        day.subjects.add(subject)
-        self._subjects.add(subject)
-        when = parse_rfc3339(occurred_at)
-        self._window.add(when, occurred_at)
-        for rule, kind in outcome.findings:
-            self._by_rule[rule] += 1
-            self._by_type[kind] += 1
-            self._subjects_by_rule[rule].add(subject)
-            self._subjects_by_type[kind].add(subject)
-            self._subjects_by_rule_type[rule, kind].add(subject)
-            self._window_by_rule[rule].add(when, occurred_at)
-            self._window_by_type[kind].add(when, occurred_at)
+        findings = outcome.findings
+        # day_of's first case, inline: a UTC time's date is its first ten characters.
+        day = occurred_at[:10] if occurred_at[-1] == "Z" else day_of(occurred_at)
+        key = (outcome.kind, day, findings)
+        cell = self._cells.get(key)
+        if cell is None:
+            cell = self._cells[key] = _Cell()
+        cell.records += 1
+        if findings:
+            subject = outcome.subject_id
+            assert subject is not None
+            cell.subjects.add(subject)
+            self._seen += 1
+            cell.window.add(instant_key(occurred_at), self._seen, occurred_at)
 
     def build(self, clock: Clock) -> Report:
         """The report as of now."""
+        totals = _Totals(self._cells, self._unjudged)
+        kinds = totals.kinds
         counts = RecordCounts(
-            in_=sum(self._kinds.values()),
-            passed=self._kinds[OutcomeKind.PASSED],
-            redacted=self._kinds[OutcomeKind.REDACTED],
-            dropped=self._kinds[OutcomeKind.DROPPED],
-            deadlettered=self._kinds[OutcomeKind.DEADLETTERED],
+            in_=sum(kinds.values()),
+            passed=kinds[OutcomeKind.PASSED],
+            redacted=kinds[OutcomeKind.REDACTED],
+            dropped=kinds[OutcomeKind.DROPPED],
+            deadlettered=kinds[OutcomeKind.DEADLETTERED],
         )
+        window = Window.merged(totals.windows)
         return Report(
             policy_version=self._policy.version,
             policy_origin=self._policy.origin,
@@ -118,28 +118,28 @@ class ReportBuilder:
             key_id=self._key_id,
             source=self._source,
             generated_at=rfc3339(clock.now()),
-            summary=_summary(counts, self._violations, self._policy.mode),
+            summary=_summary(counts, totals.violations, self._policy.mode),
             records=counts,
-            violations=self._violations,
-            violations_by_rule=_sorted(self._by_rule),
-            identifiers_redacted_by_type=_sorted(self._by_type),
-            affected_subjects=len(self._subjects),
-            affected_subjects_by_rule=_sorted_sets(self._subjects_by_rule),
-            affected_subjects_by_type=_sorted_sets(self._subjects_by_type),
-            deadletters_by_reason=_sorted(self._reasons),
+            violations=totals.violations,
+            violations_by_rule=_sorted(totals.by_rule),
+            identifiers_redacted_by_type=_sorted(totals.by_type),
+            affected_subjects=len(totals.subjects),
+            affected_subjects_by_rule=_sorted_sets(totals.subjects_by_rule),
+            affected_subjects_by_type=_sorted_sets(totals.subjects_by_type),
+            deadletters_by_reason=_sorted(totals.reasons),
             ledger=self._ledger.build() if self._ledger is not None else None,
-            first_seen=self._window.first_text,
-            last_seen=self._window.last_text,
-            rules=self._rules(),
+            first_seen=window.first_text,
+            last_seen=window.last_text,
+            rules=self._rules(totals),
             identifier_types=[
                 TypeSummary(
                     identifier_type=kind,
                     findings=n,
-                    affected_subjects=len(self._subjects_by_type[kind]),
-                    first_seen=self._window_by_type[kind].first_text,
-                    last_seen=self._window_by_type[kind].last_text,
+                    affected_subjects=len(totals.subjects_by_type[kind]),
+                    first_seen=(by_type := Window.merged(totals.windows_by_type[kind])).first_text,
+                    last_seen=by_type.last_text,
                 )
-                for kind, n in sorted(self._by_type.items())
+                for kind, n in sorted(totals.by_type.items())
             ],
             by_day=[
                 DaySummary(
@@ -148,22 +148,22 @@ class ReportBuilder:
                     findings=day.findings,
                     affected_subjects=len(day.subjects),
                 )
-                for name, day in sorted(self._days.items())
+                for name, day in sorted(totals.days.items())
             ],
         )
 
-    def _rules(self) -> list[RuleSummary]:
+    def _rules(self, totals: _Totals) -> list[RuleSummary]:
         names = [rule.name for rule in self._policy.rules]
         # A finding always names a policy rule; any other name is still reported.
-        names += sorted(set(self._by_rule) - set(names))
+        names += sorted(set(totals.by_rule) - set(names))
         described = {rule.name: rule for rule in self._policy.rules}
         summaries = []
         for name in names:
             rule = described.get(name)
-            window = self._window_by_rule.get(name, Window())
+            window = Window.merged(totals.windows_by_rule.get(name, ()))
             by_type = {
                 kind: len(subjects)
-                for (rule_name, kind), subjects in sorted(self._subjects_by_rule_type.items())
+                for (rule_name, kind), subjects in sorted(totals.subjects_by_rule_type.items())
                 if rule_name == name
             }
             summaries.append(
@@ -171,14 +171,73 @@ class ReportBuilder:
                     rule=name,
                     description=rule.description if rule else _UNLISTED.get(name, ""),
                     action=str(rule.action) if rule else "",
-                    findings=self._by_rule.get(name, 0),
-                    affected_subjects=len(self._subjects_by_rule.get(name, ())),
+                    findings=totals.by_rule.get(name, 0),
+                    affected_subjects=len(totals.subjects_by_rule.get(name, ())),
                     affected_subjects_by_type=by_type,
                     first_seen=window.first_text,
                     last_seen=window.last_text,
                 )
             )
         return summaries
+
+
+class _Day:
+    __slots__ = ("findings", "records", "subjects")
+
+    def __init__(self) -> None:
+        self.records = 0
+        self.findings = 0
+        self.subjects: set[str] = set()
+
+
+class _Totals:
+    """The report's counts, subjects and windows, summed from the builder's cells."""
+
+    def __init__(
+        self,
+        cells: dict[_CellKey, _Cell],
+        unjudged: Counter[tuple[OutcomeKind, DeadLetterReason]],
+    ) -> None:
+        self.kinds: Counter[OutcomeKind] = Counter()
+        self.reasons: Counter[str] = Counter()
+        for (kind, reason), count in unjudged.items():
+            self.kinds[kind] += count
+            self.reasons[str(reason)] += count
+        self.violations = 0
+        self.by_rule: Counter[str] = Counter()
+        self.by_type: Counter[str] = Counter()
+        self.subjects: set[str] = set()
+        self.subjects_by_rule: defaultdict[str, set[str]] = defaultdict(set)
+        self.subjects_by_type: defaultdict[str, set[str]] = defaultdict(set)
+        self.subjects_by_rule_type: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
+        self.days: defaultdict[str, _Day] = defaultdict(_Day)
+        self.windows: list[Window] = []
+        self.windows_by_rule: defaultdict[str, list[Window]] = defaultdict(list)
+        self.windows_by_type: defaultdict[str, list[Window]] = defaultdict(list)
+        for (kind, day_name, findings), cell in cells.items():
+            self.kinds[kind] += cell.records
+            day = self.days[day_name]
+            day.records += cell.records
+            if findings:
+                self._add_findings(day, findings, cell)
+
+    def _add_findings(self, day: _Day, findings: tuple[FindingSummary, ...], cell: _Cell) -> None:
+        self.violations += cell.records
+        day.findings += len(findings) * cell.records
+        day.subjects |= cell.subjects
+        self.subjects |= cell.subjects
+        self.windows.append(cell.window)
+        for rule, kind in findings:  # every finding counts, a rule found twice twice
+            self.by_rule[rule] += cell.records
+            self.by_type[kind] += cell.records
+        for rule in {rule for rule, _ in findings}:
+            self.subjects_by_rule[rule] |= cell.subjects
+            self.windows_by_rule[rule].append(cell.window)
+        for kind in {kind for _, kind in findings}:
+            self.subjects_by_type[kind] |= cell.subjects
+            self.windows_by_type[kind].append(cell.window)
+        for rule, kind in set(findings):
+            self.subjects_by_rule_type[rule, kind] |= cell.subjects
 
 
 def _summary(counts: RecordCounts, violations: int, mode: Mode) -> str:

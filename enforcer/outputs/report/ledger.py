@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections import defaultdict
 
 from enforcer.core.ledger_view import PURPOSE_NOT_GRANTED
-from enforcer.core.models import parse_rfc3339
 from enforcer.core.policy.evaluate import Decision
 from enforcer.core.step import Outcome
 from enforcer.outputs.report.model import LedgerJudged, LedgerSummary, NotGranted, NotGrantedDay
-from enforcer.outputs.report.timing import Window, day_of
+from enforcer.outputs.report.timing import Window, day_of, instant_key
 
 
 class LedgerTally:
@@ -37,14 +36,16 @@ class LedgerTally:
                     self._known += 1
                 elif judgement.claimed is not None:  # judged under a ledger setting
                     self._unknown += 1
-        found = sum(1 for finding in outcome.findings if finding.rule == PURPOSE_NOT_GRANTED)
+        findings = outcome.findings
+        # Most outcomes have no findings: no generator built for them.
+        found = sum(1 for f in findings if f.rule == PURPOSE_NOT_GRANTED) if findings else 0
         if not found:
             return
         subject, occurred_at = outcome.subject_id, outcome.occurred_at
         assert subject is not None and occurred_at is not None  # a finding: a judged event
         self._findings += found
         self._subjects.add(subject)
-        self._window.add(parse_rfc3339(occurred_at), occurred_at)
+        self._window.add(instant_key(occurred_at), self._findings, occurred_at)
         day = day_of(occurred_at)
         count, subjects = self._days[day]
         subjects.add(subject)

@@ -10,8 +10,17 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from enforcer.core.step import InputRecord, Source
+
+BLOCK = 1 << 20
+"""Bytes :class:`HashedRecords` reads (and hashes) at a time."""
+
+_CR, _SPACE = ord("\r"), ord(" ")
+# A record is built per line: tuple.__new__ builds the same named tuples as their
+# constructors without a Python-level call each (0.15 µs a record less).
+_new = tuple.__new__
 
 
 def read_jsonl(stream: Iterable[bytes], name: str) -> Iterator[InputRecord]:
@@ -21,6 +30,52 @@ def read_jsonl(stream: Iterable[bytes], name: str) -> Iterator[InputRecord]:
         if not value or value.isspace():
             continue
         yield InputRecord(None, value, (), Source(name, 0, number))
+
+
+class HashedRecords:
+    """The records :func:`read_jsonl` gives for a binary file, read a block at a time and
+    hashed (SHA-256) as they are read.
+
+    Lines end at ``\\n`` as a binary file's lines do, so values and offsets are the same;
+    once iterated to the end, :meth:`hexdigest` is the SHA-256 of the whole file. One
+    read, one hash update and one split per block instead of per line.
+    """
+
+    def __init__(self, stream: BinaryIO, name: str, block: int = BLOCK) -> None:
+        self._stream = stream
+        self._name = name
+        self._block = block
+        self._sha256 = hashlib.sha256()
+
+    def __iter__(self) -> Iterator[InputRecord]:
+        read, update, name = self._stream.read, self._sha256.update, self._name
+        record, source = InputRecord, Source
+        number = 0
+        open_line: list[bytes] = []  # the line still open at the end of the last block
+        while block := read(self._block):
+            update(block)
+            if b"\n" not in block:  # one line longer than a block: kept in pieces, not re-copied
+                open_line.append(block)
+                continue
+            lines = block.split(b"\n")
+            if open_line:  # the line open at the last block's end ends in this one
+                open_line.append(lines[0])
+                lines[0] = b"".join(open_line).rstrip(b"\r")
+            open_line = [lines.pop()]
+            if _CR in block:  # rare: most files have no carriage return to strip
+                lines = [line.rstrip(b"\r") for line in lines]
+            for offset, value in enumerate(lines, number):
+                # Blank lines are skipped; a byte above the space is no whitespace.
+                if value and (value[0] > _SPACE or not value.isspace()):
+                    yield _new(record, (None, value, (), _new(source, (name, 0, offset))))
+            number += len(lines)
+        value = b"".join(open_line).rstrip(b"\r")  # a last line without a newline
+        if value and not value.isspace():
+            yield InputRecord(None, value, (), Source(name, 0, number))
+
+    def hexdigest(self) -> str:
+        """The hex SHA-256 of the bytes read so far."""
+        return self._sha256.hexdigest()
 
 
 def jsonl_source_name(path: Path) -> str:

@@ -10,14 +10,17 @@ from pathlib import Path
 
 import orjson
 
+from enforcer.core.clock import FixedClock
 from enforcer.core.fingerprint import Fingerprinter
 from enforcer.core.models import DeadLetterLine, ViolationEvent
 from enforcer.core.policy.load import load_policy
+from enforcer.core.step import InputRecord, OutcomeKind, Source, Step
+from enforcer.demo.sample import sample_values
 from enforcer.outputs.report.model import Report
 from enforcer.replay.run import replay_file
 from enforcer.replay.sources.jsonl import read_jsonl
 
-from ..conftest import KEY, event, ident
+from ..conftest import KEY, NOW, event, ident
 
 
 def _write(path: Path, lines: list[bytes]) -> Path:
@@ -128,3 +131,28 @@ def test_input_hash_covers_blank_lines_and_a_last_line_without_newline(tmp_path:
     data.write_bytes(b"\n  \n" + orjson.dumps(event(ident("email", "a@x.io", ["ads"]))))
     report = replay_file(data, tmp_path / "o", load_policy(None), Fingerprinter(KEY), False)
     assert report.source.sha256 == hashlib.sha256(data.read_bytes()).hexdigest()
+
+
+def test_outputs_written_in_blocks_hold_every_line_in_order(tmp_path: Path) -> None:
+    """Lines are written a block of outcomes at a time: past several blocks, each file
+    holds exactly what the step gave for each record, in input order."""
+    values = list(sample_values(2_500, invalid_share=0.05))
+    data = _write(tmp_path / "mix.jsonl", values)
+    out = tmp_path / "out"
+    replay_file(data, out, load_policy(None), Fingerprinter(KEY), progress=False)
+
+    step = Step(load_policy(None), Fingerprinter(KEY), FixedClock(NOW))
+    outcomes = [
+        step(InputRecord(None, v, (), Source("mix.jsonl", 0, n))) for n, v in enumerate(values)
+    ]
+    forwarded = [o.forward_value for o in outcomes if o.forward_value is not None]
+    assert (out / "forwarded.jsonl").read_bytes() == b"".join(v + b"\n" for v in forwarded)
+    violations = [orjson.loads(v) for v in (out / "violations.jsonl").read_bytes().splitlines()]
+    expected = [o.violation for o in outcomes if o.violation is not None]
+    assert len(violations) == len(expected) > 0
+    for written, decided in zip(violations, expected, strict=True):
+        assert {**written, "detected_at": None} == {**decided, "detected_at": None}
+    dead = (out / "deadletter.jsonl").read_bytes().splitlines()
+    assert [orjson.loads(d)["source"]["offset"] for d in dead] == [
+        o.record.source.offset for o in outcomes if o.kind is OutcomeKind.DEADLETTERED
+    ]
