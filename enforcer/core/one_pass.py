@@ -80,9 +80,11 @@ class OnePass:
         ):
             return None
         count = len(items)
-        # A judged field written twice, or with escapes: the exact check decides.
+        # A judged field written twice, or with escapes: the exact check decides. The
+        # backslash is looked for as an int (92): bytes.__contains__ tries a byte
+        # string as an int first, raising and discarding a TypeError on every call.
         if (
-            b"\\" in value
+            92 in value
             or value.count(b'"identifiers"') > 1
             or value.count(b'"purposes"') > count
             or (self._step.types_judged and value.count(b'"type"') > count)

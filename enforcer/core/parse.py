@@ -168,7 +168,7 @@ def _may_repeat_a_judged_field(value: bytes, identifiers: int, types_judged: boo
     Without escapes, a key can only be written literally, so counting its quoted
     name bounds how often it occurs. With any escape, the exact check runs.
     """
-    if b"\\" in value:
+    if 92 in value:  # a backslash
         return True
     return (
         value.count(b'"identifiers"') > 1
