@@ -215,6 +215,11 @@ def drain(args: argparse.Namespace, code: Path, values: Sequence[bytes]) -> dict
         produce_backlog(args.bootstrap, topics.source, values)
         port = free_port()
         env = worker_env(args, topics, group, port, code)
+        # The watcher's client is connected before the worker starts, so that its
+        # first samples come before the worker's first output (a fast worker can drain
+        # a small backlog in less time than a new client takes to fetch metadata).
+        reader = Consumer({"bootstrap.servers": args.bootstrap, "group.id": group})
+        sink_written(reader, topics.sink, args.partitions)
         with tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False) as log:
             worker = subprocess.Popen(
                 [sys.executable, "-m", "enforcer", "run"],
@@ -224,7 +229,7 @@ def drain(args: argparse.Namespace, code: Path, values: Sequence[bytes]) -> dict
                 cwd=code,  # ``-m`` puts the working directory first on the path
             )
         try:
-            result = _watch(args, worker, topics, group, port, len(values))
+            result = _watch(args, worker, reader, topics, port, len(values))
         finally:
             if worker.poll() is None:
                 worker.send_signal(signal.SIGTERM)
@@ -239,14 +244,17 @@ def drain(args: argparse.Namespace, code: Path, values: Sequence[bytes]) -> dict
 def _watch(
     args: argparse.Namespace,
     worker: subprocess.Popen[bytes],
+    reader: Consumer,
     topics: Topics,
-    group: str,
     port: int,
     records: int,
 ) -> dict[str, Any]:
-    reader = Consumer({"bootstrap.servers": args.bootstrap, "group.id": group})
     try:
         started = time.monotonic()
+        # The window starts at the last sample that saw no output yet (or, failing
+        # one, at the first that saw some): a backlog drained between two samples
+        # still has a window, its CPU counted from before the first output.
+        quiet: tuple[float, float] | None = None
         first_output: tuple[float, float] | None = None
         while True:
             if worker.poll() is not None:
@@ -255,12 +263,11 @@ def _watch(
                 raise RuntimeError(f"not drained within {args.timeout:.0f} s")
             cpu = cpu_seconds(worker.pid)
             now = time.monotonic()
-            if (
-                first_output is None
-                and cpu is not None
-                and sink_written(reader, topics.sink, args.partitions) > 0
-            ):
-                first_output = (now, cpu)
+            if first_output is None and cpu is not None:
+                if sink_written(reader, topics.sink, args.partitions) > 0:
+                    first_output = quiet or (now, cpu)
+                else:
+                    quiet = (now, cpu)
             if first_output is not None and (
                 committed_total(reader, topics.source, args.partitions) >= records
             ):
