@@ -38,7 +38,7 @@ class PeerStep:
     ) -> list[OutputRecord]:
         """The output records of one input record."""
         record = InputRecord(key, value, as_headers(headers), source)
-        return list(output_records(self._step(record), self._topics))
+        return output_records(self._step(record), self._topics)
 
 
 def as_headers(raw: RawHeaders) -> Headers:

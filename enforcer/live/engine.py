@@ -51,6 +51,7 @@ from enforcer.outputs.metrics import BatchCounts, BatchObserver
 from enforcer.outputs.records import OutputRecord
 
 log = logging.getLogger("enforcer.engine")
+_new = tuple.__new__
 
 ASSIGNED_LOG = "assigned partitions"
 """The start of the log line written at every assignment (tests wait for it)."""
@@ -277,9 +278,10 @@ class Engine:
     def _decide(self, message: Message) -> Outcome:
         # The record's key, value and header pairs are the client's own objects, not
         # copies: what Step needs is already there.
-        topic, partition, offset = message.topic(), message.partition(), message.offset()
-        assert topic is not None and partition is not None and offset is not None
-        source = Source(topic, partition, offset)
+        # A consumed record always has its coordinates. The tuples are built with
+        # tuple.__new__: every field is given, and the NamedTuples' own __new__ is
+        # Python code (a quarter of this function's cost).
+        source = _new(Source, (message.topic(), message.partition(), message.offset()))
         try:
             headers = message_headers(message)
         except UnreadableHeadersError:
@@ -292,7 +294,7 @@ class Engine:
                 "the record's headers cannot be read (a header key is not valid UTF-8); "
                 "the dead letter carries none of them",
             )
-        return self._step(InputRecord(message.key(), message.value(), headers, source))
+        return self._step(_new(InputRecord, (message.key(), message.value(), headers, source)))
 
     def _consumer_error(self, error: KafkaError, message: Message) -> None:
         if error.code() == KafkaError._PARTITION_EOF:

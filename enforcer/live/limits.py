@@ -62,7 +62,7 @@ class OutputLimits:
 
     def fit(self, outcome: Outcome) -> tuple[Outcome, list[OutputRecord]]:
         """``outcome`` and its outputs, or a dead letter in its place if they do not fit."""
-        outputs = list(output_records(outcome, self.topics))
+        outputs = output_records(outcome, self.topics)
         largest = self.largest
         for out in outputs:
             limit = largest.get(out.topic)
@@ -87,7 +87,7 @@ class OutputLimits:
             f"the output for topic {first.topic} is {record_size(first)} bytes with "
             f"framing; the topic accepts {limit} (max.message.bytes)",
         )
-        letters = list(output_records(letter, self.topics))
+        letters = output_records(letter, self.topics)
         return letter, [self._slimmed(out) for out in letters]
 
     def _slimmed(self, record: OutputRecord) -> OutputRecord:

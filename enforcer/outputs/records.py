@@ -3,7 +3,7 @@ forwarded record, violation event, dead letter)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -33,27 +33,35 @@ class OutputRecord(NamedTuple):
     headers: Headers
 
 
-def output_records(outcome: Outcome, topics: OutputTopics) -> Iterator[OutputRecord]:
+def output_records(outcome: Outcome, topics: OutputTopics) -> list[OutputRecord]:
     """The records ``outcome`` produces, in order: forwarded, violation, dead letter."""
     record = outcome.record
+    outputs = []
     if outcome.forwarded:
         # In audit mode a record with a null value is forwarded too, unchanged.
-        yield OutputRecord(
-            topics.sink, record.key, outcome.forward_value, outcome.forward_headers or ()
+        outputs.append(
+            OutputRecord(
+                topics.sink, record.key, outcome.forward_value, outcome.forward_headers or ()
+            )
         )
     if outcome.violation is not None:
         # A would-be dead letter (audit) has no subject id: keyed like its input.
         subject = record.key if outcome.subject_id is None else outcome.subject_id.encode()
-        yield OutputRecord(
-            topics.violations,
-            subject,
-            orjson.dumps(outcome.violation),
-            outcome.violation_headers,
+        outputs.append(
+            OutputRecord(
+                topics.violations,
+                subject,
+                orjson.dumps(outcome.violation),
+                outcome.violation_headers,
+            )
         )
     if outcome.kind is OutcomeKind.DEADLETTERED:
-        yield OutputRecord(
-            topics.deadletter, record.key, record.value, outcome.dead_letter_headers()
+        outputs.append(
+            OutputRecord(
+                topics.deadletter, record.key, record.value, outcome.dead_letter_headers()
+            )
         )
+    return outputs
 
 
 class KafkaOutcomeWriter:
