@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from enforcer.core.ledger_view import LedgerLookup, LedgerMode
-from enforcer.core.models import Action, Mode, is_plain_rfc3339
+from enforcer.core.models import Action, Mode
+from enforcer.core.parse import all_strings, plain_event_fields
 from enforcer.core.policy.evaluate import Judgement, judge, judge_by_ledger
 
 if TYPE_CHECKING:
@@ -63,22 +64,10 @@ class OnePass:
             document = orjson.loads(value)
         except orjson.JSONDecodeError:
             return None
-        if type(document) is not dict:
+        fields = plain_event_fields(document)
+        if fields is None:
             return None
-        get = document.get
-        event_id, subject_id, occurred_at = get("event_id"), get("subject_id"), get("occurred_at")
-        items, event_type = get("identifiers"), get("event_type")
-        if (
-            type(event_id) is not str
-            or type(subject_id) is not str
-            or type(occurred_at) is not str
-            or type(items) is not list
-            or not event_id
-            or not subject_id
-            or not (event_type is None or type(event_type) is str)
-            or not is_plain_rfc3339(occurred_at)
-        ):
-            return None
+        event_id, subject_id, occurred_at, items = fields
         count = len(items)
         # A judged field written twice, or with escapes: the exact check decides. The
         # backslash is looked for as an int (92): bytes.__contains__ tries a byte
@@ -143,7 +132,7 @@ class OnePass:
             or not kind
             or not kind.isascii()
             or kind != kind.strip()
-            or (purposes is not None and not _all_strings(purposes))
+            or (purposes is not None and not all_strings(purposes))
         ):
             return None
         found = judge(self._step.policy, kind, purposes)
@@ -171,12 +160,3 @@ class OnePass:
             return judge_by_ledger(policy, mode, claimed, grant)
 
         return by_ledger
-
-
-def _all_strings(items: list[Any]) -> bool:
-    # str.join refuses anything but strings, in C: cheaper than a type test per item.
-    try:
-        "".join(items)
-    except TypeError:
-        return False
-    return True

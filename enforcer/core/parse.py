@@ -91,7 +91,7 @@ def _validate(value: bytes) -> Event | ParseFailure:
     )
 
 
-def _vouch(value: bytes) -> Event | None:  # noqa: PLR0911 - each return is a bail-out
+def _vouch(value: bytes) -> Event | None:
     """The fast path: the event when it is plainly valid, else None (ask the model).
 
     orjson refuses NaN, Infinity and lone surrogates, as JSON does. Every check here
@@ -103,22 +103,10 @@ def _vouch(value: bytes) -> Event | None:  # noqa: PLR0911 - each return is a ba
         document = orjson.loads(value)
     except orjson.JSONDecodeError:
         return None
-    if type(document) is not dict:
+    fields = plain_event_fields(document)
+    if fields is None:
         return None
-    get = document.get
-    event_id, subject_id, occurred_at = get("event_id"), get("subject_id"), get("occurred_at")
-    raw_identifiers, event_type = get("identifiers"), get("event_type")
-    if (
-        type(event_id) is not str
-        or type(subject_id) is not str
-        or type(occurred_at) is not str
-        or type(raw_identifiers) is not list
-        or not event_id
-        or not subject_id
-        or not (event_type is None or type(event_type) is str)
-        or not is_plain_rfc3339(occurred_at)
-    ):
-        return None
+    event_id, subject_id, occurred_at, raw_identifiers = fields
     identifiers = []
     for item in raw_identifiers:
         if type(item) is not dict:
@@ -133,13 +121,38 @@ def _vouch(value: bytes) -> Event | None:  # noqa: PLR0911 - each return is a ba
             or kind != kind.strip()
         ):
             return None
-        if purposes is not None and (type(purposes) is not list or not _all_strings(purposes)):
+        if purposes is not None and (type(purposes) is not list or not all_strings(purposes)):
             return None
         identifiers.append(EventIdentifier(kind, text, purposes))
     return Event(event_id, subject_id, occurred_at, tuple(identifiers), document)
 
 
-def _all_strings(items: list[Any]) -> bool:
+def plain_event_fields(document: Any) -> tuple[str, str, str, list[Any]] | None:
+    """``event_id``, ``subject_id``, ``occurred_at`` and the ``identifiers`` list of an
+    object orjson parsed, when they are plainly valid (exact types, non-empty ids, an
+    ASCII RFC 3339 timestamp with a real date, ``event_type`` absent, null or a
+    string); else ``None``, for the model to decide."""
+    if type(document) is not dict:
+        return None
+    get = document.get
+    event_id, subject_id, occurred_at = get("event_id"), get("subject_id"), get("occurred_at")
+    identifiers, event_type = get("identifiers"), get("event_type")
+    if (
+        type(event_id) is not str
+        or type(subject_id) is not str
+        or type(occurred_at) is not str
+        or type(identifiers) is not list
+        or not event_id
+        or not subject_id
+        or not (event_type is None or type(event_type) is str)
+        or not is_plain_rfc3339(occurred_at)
+    ):
+        return None
+    return event_id, subject_id, occurred_at, identifiers
+
+
+def all_strings(items: list[Any]) -> bool:
+    """Whether every item is a string."""
     # str.join refuses anything but strings, in C: cheaper than a type test per item.
     try:
         "".join(items)

@@ -23,7 +23,13 @@ from typing import NamedTuple
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from enforcer.core.models import DeadLetterReason, Identifier, NonEmpty, Rfc3339, parse_rfc3339
+from enforcer.core.models import (
+    DeadLetterReason,
+    Identifier,
+    NonEmpty,
+    Rfc3339,
+    is_plain_rfc3339,
+)
 from enforcer.core.parse import ParseFailure, has_non_json_constant, validation_failure
 from enforcer.core.purposes import normalize_tag
 
@@ -140,7 +146,7 @@ def _vouch(value: bytes) -> SubjectUpdate | None:  # noqa: PLR0911 - each return
         or type(updated_at) is not str
         or type(items) is not list
         or not subject_id
-        or not _plain_timestamp(updated_at)
+        or not is_plain_rfc3339(updated_at)
     ):
         return None
     granted = []
@@ -203,17 +209,6 @@ def _granted_tags(raw: list[str]) -> tuple[str, ...] | None:
         _tags_memo.clear()
     found = _tags_memo[key] = tuple(sorted(tags))
     return found
-
-
-def _plain_timestamp(text: str) -> bool:
-    # ASCII only: timestamps written with other digits are left to the model.
-    if not text.isascii():
-        return False
-    try:
-        parse_rfc3339(text)
-    except ValueError:
-        return False
-    return True
 
 
 def model_update(value: bytes, key: bytes | None, *, keyed: bool) -> SubjectUpdate | ParseFailure:
