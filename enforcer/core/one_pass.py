@@ -26,7 +26,11 @@ import orjson
 
 from enforcer.core.ledger_view import LedgerLookup, LedgerMode
 from enforcer.core.models import Action, Mode
-from enforcer.core.parse import all_strings, plain_event_fields
+from enforcer.core.parse import (
+    may_repeat_a_judged_field,
+    plain_event_fields,
+    plain_type_and_tags,
+)
 from enforcer.core.policy.evaluate import Judgement, judge, judge_by_ledger
 
 if TYPE_CHECKING:
@@ -69,15 +73,9 @@ class OnePass:
             return None
         event_id, subject_id, occurred_at, items = fields
         count = len(items)
-        # A judged field written twice, or with escapes: the exact check decides. The
-        # backslash is looked for as an int (92): bytes.__contains__ tries a byte
-        # string as an int first, raising and discarding a TypeError on every call.
-        if (
-            92 in value
-            or value.count(b'"identifiers"') > 1
-            or value.count(b'"purposes"') > count
-            or (self._step.types_judged and value.count(b'"type"') > count)
-        ):
+        # A judged field that may be written twice, or with escapes: the exact check
+        # (on the reference path) decides.
+        if may_repeat_a_judged_field(value, count, self._step.types_judged):
             return None
         memo = self._memo
         if judged is None:
@@ -127,13 +125,7 @@ class OnePass:
     def _learn(self, key: _MemoKey, kind: Any, purposes: Any) -> Judgement | None:
         """Judge a pair met for the first time, if the reference parser would take it
         as it is (a type that needs no trimming, purposes all strings)."""
-        if (
-            type(kind) is not str
-            or not kind
-            or not kind.isascii()
-            or kind != kind.strip()
-            or (purposes is not None and not all_strings(purposes))
-        ):
+        if not plain_type_and_tags(kind, purposes):
             return None
         found = judge(self._step.policy, kind, purposes)
         if not isinstance(found, Judgement):

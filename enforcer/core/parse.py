@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 from pydantic import ValidationError
@@ -65,7 +65,7 @@ def parse_event(value: bytes | None, *, types_judged: bool = True) -> Event | Pa
         if isinstance(checked, ParseFailure):
             return checked
         event = checked
-    if _may_repeat_a_judged_field(value, len(event.identifiers), types_judged) and (
+    if may_repeat_a_judged_field(value, len(event.identifiers), types_judged) and (
         _repeats_judged_field(value, types_judged)
     ):
         return _REPEATED
@@ -112,19 +112,23 @@ def _vouch(value: bytes) -> Event | None:
         if type(item) is not dict:
             return None
         kind, text, purposes = item.get("type"), item.get("value"), item.get("purposes")
-        if (
-            type(kind) is not str
-            or type(text) is not str
-            or not kind
-            or not text
-            or not kind.isascii()
-            or kind != kind.strip()
-        ):
-            return None
-        if purposes is not None and (type(purposes) is not list or not all_strings(purposes)):
+        if type(text) is not str or not text or not plain_type_and_tags(kind, purposes):
             return None
         identifiers.append(EventIdentifier(kind, text, purposes))
     return Event(event_id, subject_id, occurred_at, tuple(identifiers), document)
+
+
+def plain_type_and_tags(kind: object, purposes: Any) -> TypeGuard[str]:
+    """Whether an identifier's ``type`` (then a string) and ``purposes`` as orjson parsed
+    them are what the model would take as they are: a non-empty ASCII type that needs
+    no trimming, and no purposes or a list of strings."""
+    return (
+        type(kind) is str
+        and bool(kind)
+        and kind.isascii()
+        and kind == kind.strip()
+        and (purposes is None or (type(purposes) is list and all_strings(purposes)))
+    )
 
 
 def plain_event_fields(document: Any) -> tuple[str, str, str, list[Any]] | None:
@@ -175,13 +179,15 @@ def validation_failure(exc: ValidationError) -> ParseFailure:
     return ParseFailure(DeadLetterReason.SCHEMA, f"{path}: {message}{more}")
 
 
-def _may_repeat_a_judged_field(value: bytes, identifiers: int, types_judged: bool) -> bool:
+def may_repeat_a_judged_field(value: bytes, identifiers: int, types_judged: bool) -> bool:
     """A cheap, conservative pre-check: False only when no judged field can repeat.
 
     Without escapes, a key can only be written literally, so counting its quoted
     name bounds how often it occurs. With any escape, the exact check runs.
     """
-    if 92 in value:  # a backslash
+    # A backslash, looked for as an int: bytes.__contains__ tries a byte string as an
+    # int first, raising and discarding a TypeError on every call.
+    if 92 in value:
         return True
     return (
         value.count(b'"identifiers"') > 1
