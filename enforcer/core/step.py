@@ -19,7 +19,7 @@ import orjson
 
 from enforcer.core.clock import Clock, rfc3339
 from enforcer.core.fingerprint import Fingerprinter
-from enforcer.core.ledger_view import PURPOSE_NOT_GRANTED, LedgerLookup, LedgerMode
+from enforcer.core.ledger_view import LedgerLookup, LedgerMode
 from enforcer.core.models import DeadLetterReason, Event, Mode
 from enforcer.core.one_pass import OnePass
 from enforcer.core.parse import ParseFailure, parse_event
@@ -202,7 +202,6 @@ class Step:
         self.policy = policy
         self.ledger_mode = policy.ledger_mode(ledger is not None)
         self._ledger = ledger if self.ledger_mode is not LedgerMode.OFF else None
-        self._fingerprint = fingerprinter
         self.fingerprinter = fingerprinter
         self.key_id = fingerprinter.key_id
         self._clock = clock
@@ -287,7 +286,7 @@ class Step:
         are remembered by the fingerprinter, for the violation's findings)."""
         ledger = self._ledger
         assert ledger is not None
-        mac_of = self._fingerprint.mac
+        mac_of = self.fingerprinter.mac
         subject = event.subject_id
         identifiers = event.identifiers
 
@@ -450,11 +449,11 @@ class Step:
         of the violation's record."""
         findings = []
         summaries = []
-        fingerprint = self._fingerprint
+        fingerprint = self.fingerprinter
         for index, j in enumerate(judged):
-            if j.rule is None:
+            rule = j.rule_name
+            if rule is None:
                 continue
-            rule = PURPOSE_NOT_GRANTED if j.not_granted else j.rule.name
             finding: dict[str, Any] = {
                 "rule": rule,
                 "identifier_index": index,

@@ -67,10 +67,6 @@ class Decision(NamedTuple):
     identifiers: tuple[Judgement, ...]
     verdict: Verdict
 
-    def findings(self) -> list[tuple[int, Judgement]]:
-        """``(index, judgement)`` of each identifier a rule matched."""
-        return [(i, j) for i, j in enumerate(self.identifiers) if j.rule is not None]
-
 
 # A judgement depends only on the raw type and raw purpose tags, and real streams
 # repeat a small set of those, so it is memoized per policy.
