@@ -212,6 +212,9 @@ class ViolationEvent(BaseModel):
     security_override: Literal[True] | None = None
     """``true`` on every violation under a policy that lets security-only identifiers
     reach the destination (its ``security_override``); absent otherwise."""
+    action_reason: str | None = None
+    """Why a record that redaction would have kept was dropped instead: its format
+    cannot hold the emptied field (docs/formats.md). Names fields, never values."""
 
 
 class DeadLetterReason(StrEnum):
@@ -225,6 +228,10 @@ class DeadLetterReason(StrEnum):
     """An output of the record is larger than its topic accepts (docs/contract.md: liveness)."""
     UNREADABLE = "unreadable-record"
     """The Kafka client could not read the record's headers (a key not valid UTF-8)."""
+    UNKNOWN_SCHEMA = "unknown-schema"
+    """A framed value names a schema id the schema registry does not have."""
+    UNDECODABLE = "undecodable"
+    """A framed value's body does not decode under the schema its frame names."""
 
 
 class DeadLetterNotice(BaseModel):

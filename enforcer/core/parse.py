@@ -91,6 +91,22 @@ def _validate(value: bytes) -> Event | ParseFailure:
     )
 
 
+def event_from_fields(fields: dict[str, Any]) -> Event | ParseFailure:
+    """Validate an event a record format read out of a record's own fields (a dict with
+    the identity event's fields, identifiers as ``{"type", "value", "purposes"}``), by
+    the same model and rules as a plain identity event."""
+    try:
+        model = IdentityEvent.model_validate(fields)
+    except ValidationError as exc:
+        return validation_failure(exc)
+    return Event(
+        model.event_id,
+        model.subject_id,
+        model.occurred_at,
+        tuple(EventIdentifier(i.type, i.value, i.purposes) for i in model.identifiers),
+    )
+
+
 def _vouch(value: bytes) -> Event | None:
     """The fast path: the event when it is plainly valid, else None (ask the model).
 

@@ -25,6 +25,7 @@ from enforcer.core.one_pass import OnePass
 from enforcer.core.parse import ParseFailure, parse_event
 from enforcer.core.policy.compiled import Policy
 from enforcer.core.policy.evaluate import Decision, Judgement, Rejection, Verdict, decide
+from enforcer.core.record_format import Decoded, RecordReader, Unredactable
 
 # A header value may be null (Kafka allows it); it is kept as null, never made empty.
 Headers = tuple[tuple[str, bytes | None], ...]
@@ -185,8 +186,10 @@ _VARIANT_DIGIT = {f"{n:x}": f"{(n & 0x3) | 0x8:x}" for n in range(16)}
 
 
 class Step:
-    """The per-record decision step, configured once with policy, key and clock, and
-    the purpose ledger when one is configured (docs/ledger.md).
+    """The per-record decision step, configured once with policy, key and clock, the
+    purpose ledger when one is configured (docs/ledger.md), and the reader of record
+    formats other than the plain identity event when the policy or the topics need one
+    (:mod:`enforcer.core.record_format`, docs/formats.md).
 
     Raises :class:`~enforcer.core.policy.compiled.PolicyConfigError` when the policy asks
     for a ledger and none is given.
@@ -198,8 +201,10 @@ class Step:
         fingerprinter: Fingerprinter,
         clock: Clock,
         ledger: LedgerLookup | None = None,
+        reader: RecordReader | None = None,
     ) -> None:
         self.policy = policy
+        self._reader = reader
         self.ledger_mode = policy.ledger_mode(ledger is not None)
         self._ledger = ledger if self.ledger_mode is not LedgerMode.OFF else None
         self.fingerprinter = fingerprinter
@@ -237,6 +242,10 @@ class Step:
         and any the one pass fails on, on the reference path
         (:meth:`explain_by_reference`), which gives the same outcome for every record
         the one pass decides."""
+        if self._reader is not None:
+            formatted = self._explain_formatted(self._reader, record)
+            if formatted is not None:
+                return formatted[0]
         try:
             outcome = self._one_pass(record)
         except Exception:
@@ -248,6 +257,10 @@ class Step:
     def explain(self, record: InputRecord) -> tuple[Outcome, Decision | None]:
         """The outcome, and the per-identifier decision behind it when there is one
         (the same outcome as :meth:`__call__`)."""
+        if self._reader is not None:
+            formatted = self._explain_formatted(self._reader, record)
+            if formatted is not None:
+                return formatted
         judged: list[Judgement] = []
         try:
             outcome = self._one_pass(record, judged)
@@ -275,6 +288,32 @@ class Step:
                 message = f"{decision.path}: {decision.problem}"
                 return self._dead_letter(record, DeadLetterReason.SCHEMA, message), None
             return self._act(record, parsed, decision), decision
+        except Exception as exc:
+            message = f"internal error: {type(exc).__name__}"
+            return self._dead_letter(record, DeadLetterReason.INTERNAL, message), None
+
+    def _explain_formatted(
+        self, reader: RecordReader, record: InputRecord
+    ) -> tuple[Outcome, Decision | None] | None:
+        """A record in a format the reader claims: read by it, decided as the reference
+        path decides an event, redacted by it; ``None`` when the reader leaves the
+        record to the plain identity event's path."""
+        try:
+            decoded = reader.read(record.source.topic, record.value)
+            if decoded is None:
+                return None
+            if isinstance(decoded, ParseFailure):
+                return self._dead_letter(record, decoded.reason, decoded.message), None
+            event = decoded.event
+            if self._ledger is None:
+                decision = decide(self.policy, event)
+            else:
+                granted = self._granted(record.source.partition, event)
+                decision = decide(self.policy, event, self.ledger_mode, granted)
+            if isinstance(decision, Rejection):
+                message = f"{_record_path(decision.path, decoded)}: {decision.problem}"
+                return self._dead_letter(record, DeadLetterReason.SCHEMA, message), None
+            return self._act(record, event, decision, decoded), decision
         except Exception as exc:
             message = f"internal error: {type(exc).__name__}"
             return self._dead_letter(record, DeadLetterReason.INTERNAL, message), None
@@ -329,7 +368,13 @@ class Step:
             violation_headers=_trace_headers(trace),
         )
 
-    def _act(self, record: InputRecord, parsed: Event, decision: Decision) -> Outcome:
+    def _act(
+        self,
+        record: InputRecord,
+        parsed: Event,
+        decision: Decision,
+        decoded: Decoded | None = None,
+    ) -> Outcome:
         if decision.verdict is Verdict.PASSED:
             return self.passed(record, record.value, parsed.subject_id, parsed.occurred_at)
         judged = list(decision.identifiers)
@@ -341,8 +386,15 @@ class Step:
         if decision.verdict is Verdict.DROPPED:
             return self.dropped(record, *ids, judged, values)
         removed = {index for index, j in enumerate(judged) if j.rule is not None}
-        redacted = _without_identifiers(record.value or b"", removed, parsed.document)
-        return self.redacted(record, redacted, *ids, judged, values)
+        if decoded is None:
+            redacted = _without_identifiers(record.value or b"", removed, parsed.document)
+            return self.redacted(record, redacted, *ids, judged, values)
+        assert self._reader is not None
+        written = self._reader.redact(decoded, frozenset(removed))
+        if isinstance(written, Unredactable):
+            # Fail closed: a record its format cannot hold without the identifiers.
+            return self.dropped(record, *ids, judged, values, because=written.why)
+        return self.redacted(record, written, *ids, judged, values)
 
     def passed(
         self, record: InputRecord, value: bytes | None, subject_id: str, occurred_at: str
@@ -366,12 +418,16 @@ class Step:
         occurred_at: str,
         judged: list[Judgement],
         values: list[str],
+        because: str | None = None,
     ) -> Outcome:
         """A record dropped for its findings: ``judged[i]`` judges the identifier whose
-        value is ``values[i]``."""
+        value is ``values[i]``; ``because`` says why when redaction would have kept it
+        but its format cannot (the violation's ``action_reason``)."""
         violation, findings, trace = self._violation(
             record, event_id, subject_id, occurred_at, Verdict.DROPPED, judged, values
         )
+        if because is not None:
+            violation["action_reason"] = because
         return Outcome(
             OutcomeKind.DROPPED,
             record,
@@ -495,6 +551,20 @@ class Step:
 def dead_letter(record: InputRecord, reason: DeadLetterReason, message: str) -> Outcome:
     """The dead-letter outcome of ``record`` (``message`` names no record data)."""
     return Outcome(OutcomeKind.DEADLETTERED, record, error_reason=reason, error_message=message)
+
+
+_IDENTIFIER_PATH = re.compile(r"identifiers\[(\d+)\]")
+
+
+def _record_path(path: str, decoded: Decoded) -> str:
+    """A rejection's ``identifiers[i].purposes…`` as the record's own path."""
+    match = _IDENTIFIER_PATH.match(path)
+    if match is None:
+        return path
+    index = int(match.group(1))
+    if index >= len(decoded.locations):
+        return path
+    return decoded.locations[index] + path[match.end() :]
 
 
 def _trace_headers(trace: str | None) -> Headers:

@@ -16,13 +16,14 @@ PACKAGE = ROOT / "enforcer"
 MAY_IMPORT: dict[str, set[str]] = {
     "core": set(),
     "ledger": {"core"},
+    "formats": {"core"},
     "outputs": {"core"},
     "config": {"core"},
-    "live": {"core", "ledger", "outputs", "config"},
-    "replay": {"core", "ledger", "outputs"},
-    "cli": {"core", "ledger", "outputs", "config", "live", "replay", "demo"},
-    "demo": {"core", "ledger", "testing"},
-    "testing": {"core", "ledger", "live", "demo"},
+    "live": {"core", "ledger", "formats", "outputs", "config"},
+    "replay": {"core", "ledger", "formats", "outputs"},
+    "cli": {"core", "ledger", "formats", "outputs", "config", "live", "replay", "demo"},
+    "demo": {"core", "ledger", "formats", "testing"},
+    "testing": {"core", "ledger", "formats", "live", "demo"},
 }
 # Third-party packages that talk to the outside world: never in the pure core.
 NOT_IN_CORE = {"confluent_kafka", "aiokafka", "rocksdict", "prometheus_client", "tqdm", "socket"}
