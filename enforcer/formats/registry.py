@@ -1,0 +1,160 @@
+"""A Confluent-compatible schema registry, read by schema id (docs/formats.md).
+
+Only the two routes the enforcer needs: a schema by its id, and a subject's version
+(for a Protobuf schema's references, and to check a mapping against the subject's
+latest schema at start). The standard library's HTTP client, with a timeout on every
+request, basic auth and TLS (a CA file, and a client certificate when the registry asks
+for one).
+
+A registry that answers "no such schema" is an answer (``None``): the record that names
+it is bad input. A registry that does not answer, answers 5xx, or refuses the enforcer's
+credentials is an outage (:class:`RegistryUnavailableError`): never a reason to dead-letter a
+record, the driver waits and says so (docs/contract.md: liveness).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+SchemaType = Literal["AVRO", "PROTOBUF", "JSON"]
+
+DEFAULT_TIMEOUT_S = 10.0
+# The registry's error for a schema or subject it does not have is HTTP 404 (error
+# codes 40401 subject, 40402 version, 40403 schema): an answer, not an outage.
+_NOT_FOUND = 404
+
+
+class RegistryUnavailableError(Exception):
+    """The registry did not answer, answered with a server error, or refused the
+    enforcer's credentials. ``str()`` is one line naming the cause (no record data)."""
+
+
+class Reference(NamedTuple):
+    """A schema a schema imports (a Protobuf import, an Avro named type)."""
+
+    name: str
+    subject: str
+    version: int
+
+
+class RegisteredSchema(NamedTuple):
+    """A schema as the registry holds it. A Protobuf schema's ``text`` is the base64
+    of its ``FileDescriptorProto`` (asked for with ``format=serialized``) when the
+    registry gives that form, else the ``.proto`` source."""
+
+    schema_id: int
+    schema_type: SchemaType
+    text: str
+    references: tuple[Reference, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrySettings:
+    """Where the registry is and how to reach it."""
+
+    url: str
+    """The base URL of the Confluent-compatible API (Apicurio: ``…/apis/ccompat/v7``)."""
+    basic_auth: tuple[str, str] | None = None
+    """User and password."""
+    ca_file: str | None = None
+    """A PEM file of the certificate authorities to trust (default: the system's)."""
+    cert_file: str | None = None
+    """A PEM client certificate, for a registry that asks for one."""
+    key_file: str | None = None
+    timeout_s: float = DEFAULT_TIMEOUT_S
+
+    def __post_init__(self) -> None:
+        scheme = urllib.parse.urlsplit(self.url).scheme
+        if scheme not in ("http", "https"):
+            raise ValueError(f"schema registry URL must be http:// or https://: {self.url!r}")
+        if self.timeout_s <= 0:
+            raise ValueError("schema registry timeout must be positive")
+
+
+class SchemaRegistry:
+    """A read-only client of one registry."""
+
+    def __init__(self, settings: RegistrySettings) -> None:
+        self.settings = settings
+        self._base = settings.url.rstrip("/") + "/"
+        self._headers = {"Accept": "application/vnd.schemaregistry.v1+json, application/json"}
+        if settings.basic_auth is not None:
+            user, password = settings.basic_auth
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            self._headers["Authorization"] = f"Basic {token}"
+        self._context: ssl.SSLContext | None = None
+        if settings.url.startswith("https"):
+            self._context = ssl.create_default_context(cafile=settings.ca_file)
+            if settings.cert_file is not None:
+                self._context.load_cert_chain(settings.cert_file, settings.key_file)
+
+    def schema_by_id(self, schema_id: int) -> RegisteredSchema | None:
+        """The schema registered under ``schema_id``, or ``None`` when there is none."""
+        body = self._get(f"schemas/ids/{schema_id}", {"format": "serialized"})
+        return None if body is None else _registered(schema_id, body)
+
+    def subject_version(
+        self, subject: str, version: int | str = "latest"
+    ) -> RegisteredSchema | None:
+        """A subject's version (``"latest"`` by default), or ``None`` when the subject or
+        the version does not exist."""
+        path = f"subjects/{urllib.parse.quote(subject, safe='')}/versions/{version}"
+        body = self._get(path, {"format": "serialized"})
+        if body is None:
+            return None
+        return _registered(int(body["id"]), body)
+
+    def _get(self, path: str, query: dict[str, str]) -> dict[str, Any] | None:
+        url = self._base + path + "?" + urllib.parse.urlencode(query)
+        request = urllib.request.Request(url, headers=self._headers, method="GET")  # noqa: S310
+        try:
+            with urllib.request.urlopen(  # noqa: S310 - the URL's scheme is checked above
+                request, timeout=self.settings.timeout_s, context=self._context
+            ) as response:
+                document = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            if exc.code == _NOT_FOUND:
+                return None
+            raise RegistryUnavailableError(
+                f"schema registry {self.settings.url} answered HTTP {exc.code} for {path}"
+            ) from None
+        except (OSError, ValueError) as exc:
+            # URLError, timeouts, refused and reset connections are OSErrors; a body
+            # that is not JSON is a registry (or proxy) not working as one.
+            raise RegistryUnavailableError(
+                f"schema registry {self.settings.url} did not answer {path}: {_cause(exc)}"
+            ) from None
+        if not isinstance(document, dict) or not isinstance(document.get("schema"), str):
+            raise RegistryUnavailableError(
+                f"schema registry {self.settings.url} gave no schema for {path}"
+            )
+        return document
+
+
+_SCHEMA_TYPES: dict[Any, SchemaType] = {"AVRO": "AVRO", "PROTOBUF": "PROTOBUF", "JSON": "JSON"}
+
+
+def _registered(schema_id: int, body: dict[str, Any]) -> RegisteredSchema:
+    kind = _SCHEMA_TYPES.get(body.get("schemaType") or "AVRO")
+    if kind is None:
+        raise RegistryUnavailableError(
+            f"schema {schema_id} has a type the enforcer cannot read: {body.get('schemaType')}"
+        )
+    references = tuple(
+        Reference(str(ref["name"]), str(ref["subject"]), int(ref["version"]))
+        for ref in body.get("references") or ()
+    )
+    return RegisteredSchema(schema_id, kind, body["schema"], references)
+
+
+def _cause(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    text = str(reason if reason is not None else exc) or type(exc).__name__
+    return text.splitlines()[0] if text else type(exc).__name__
