@@ -40,9 +40,13 @@ class Unredactable(NamedTuple):
 class RecordReader(Protocol):
     """A record format between the bytes and the decision (docs/formats.md)."""
 
-    def read(self, topic: str, value: bytes | None) -> Decoded | ParseFailure | None:
+    def read(
+        self, topic: str, partition: int, offset: int, value: bytes | None
+    ) -> Decoded | ParseFailure | None:
         """The value's event, why it cannot be judged (a dead letter), or ``None`` when
-        the value is not this reader's to decide (a plain identity event)."""
+        the value is not this reader's to decide (a plain identity event). The record's
+        coordinates choose the mapping (by topic) and name an event that has no id of
+        its own."""
         ...
 
     def redact(self, decoded: Decoded, removed: frozenset[int]) -> bytes | Unredactable:

@@ -299,7 +299,7 @@ class Step:
         path decides an event, redacted by it; ``None`` when the reader leaves the
         record to the plain identity event's path."""
         try:
-            decoded = reader.read(record.source.topic, record.value)
+            decoded = reader.read(*record.source, record.value)
             if decoded is None:
                 return None
             if isinstance(decoded, ParseFailure):
