@@ -71,9 +71,20 @@ def _check_calendar(text: str) -> str:
     return text
 
 
+def as_utc(at: datetime) -> datetime:
+    """``at`` in UTC. A valid time within hours of the ends of years 1 to 9999 can lie
+    outside them in UTC (``9999-12-31T23:30:00-01:00``), where no datetime exists: it
+    is held at the first or last representable instant, so a report never stops on it."""
+    try:
+        return at.astimezone(UTC)
+    except OverflowError:
+        return (datetime.max if at.year == datetime.max.year else datetime.min).replace(tzinfo=UTC)
+
+
 def utc_day(text: str) -> str:
-    """The UTC calendar date (``YYYY-MM-DD``) of an RFC 3339 timestamp."""
-    return parse_rfc3339(text).astimezone(UTC).date().isoformat()
+    """The UTC calendar date (``YYYY-MM-DD``) of an RFC 3339 timestamp (see
+    :func:`as_utc` for the two ends of the calendar)."""
+    return as_utc(parse_rfc3339(text)).date().isoformat()
 
 
 NonEmpty = Annotated[str, Field(min_length=1)]

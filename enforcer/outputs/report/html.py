@@ -9,10 +9,9 @@ offline and prints cleanly. Charts live in :mod:`enforcer.outputs.report.charts`
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC
 from html import escape
 
-from enforcer.core.models import Mode, parse_rfc3339
+from enforcer.core.models import Mode, as_utc, parse_rfc3339
 from enforcer.outputs.report.charts import BAR, day_chart, hbar_chart, outcome_bar
 from enforcer.outputs.report.model import Report
 
@@ -168,7 +167,7 @@ def _when(text: str | None) -> str:
     """An RFC 3339 time as ``2019-10-08 14:03:07 UTC``."""
     if not text:
         return "—"
-    return parse_rfc3339(text).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return as_utc(parse_rfc3339(text)).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _rules_table(r: Report) -> str:

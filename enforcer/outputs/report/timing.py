@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC
 
-from enforcer.core.models import parse_rfc3339, utc_day
+from enforcer.core.models import as_utc, parse_rfc3339, utc_day
 
 
 def day_of(occurred_at: str) -> str:
@@ -25,7 +24,7 @@ def instant_key(occurred_at: str) -> str:
     """
     if len(occurred_at) == 24 and occurred_at[23] == "Z" and occurred_at[10] == "T":
         return occurred_at[:23] + "000"
-    at = parse_rfc3339(occurred_at).astimezone(UTC)
+    at = as_utc(parse_rfc3339(occurred_at))
     return at.replace(tzinfo=None).isoformat(timespec="microseconds")
 
 

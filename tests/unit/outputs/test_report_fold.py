@@ -206,3 +206,15 @@ def test_instant_keys_sort_as_the_instants(a: str, b: str) -> None:
     key_a, key_b = instant_key(a), instant_key(b)
     assert (key_a < key_b, key_a == key_b) == (at_a < at_b, at_a == at_b)
     assert key_a[:10] == day_of(a) == at_a.astimezone(UTC).date().isoformat()
+
+
+def test_times_whose_utc_instant_leaves_the_calendar_are_held_at_its_ends() -> None:
+    """Valid times an hour from the ends of years 1 to 9999 fall outside them in UTC,
+    where Python has no datetime: the report's day and sort key stop at the ends
+    instead of raising (which stopped a replay on one such record)."""
+    late, early = "9999-12-31T23:30:00-01:00", "0001-01-01T00:30:00+01:00"
+    assert day_of(late) == "9999-12-31"
+    assert day_of(early) == "0001-01-01"
+    assert instant_key(late) == "9999-12-31T23:59:59.999999"
+    assert instant_key(early) == "0001-01-01T00:00:00.000000"
+    assert instant_key(early) < instant_key("2019-10-01T00:00:00Z") < instant_key(late)
