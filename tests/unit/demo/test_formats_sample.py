@@ -37,7 +37,8 @@ def _avro_round_trip(contact: dict[str, Any]) -> dict[str, Any]:
     at = datetime.fromtimestamp(contact["occurred_at"] / 1000, tz=UTC)
     fastavro.schemaless_writer(out, schema, {**contact, "occurred_at": at})
     out.seek(0)
-    read: dict[str, Any] = fastavro.schemaless_reader(out, schema, None)
+    read = fastavro.schemaless_reader(out, schema, None)
+    assert isinstance(read, dict)
     return read
 
 
