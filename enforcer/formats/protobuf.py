@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -330,65 +330,75 @@ def _field(message: Message, part: str | int) -> FieldDescriptor:
     return field
 
 
-class _Shape(NamedTuple):
-    """How one message type becomes a dict: the values of unset fields, and the
-    repeated and map fields (a new empty list or dict each time)."""
+Convert = Callable[[Any], Any]
+"""Turns one field's value (as the message's attribute gives it) into its view."""
 
-    template: dict[str, Any]
-    repeated: tuple[str, ...]
-    maps: tuple[str, ...]
+
+class _FieldView(NamedTuple):
+    name: str
+    presence: bool
+    """Whether the field can be unset (then its view is ``None``)."""
+    convert: Convert | None
+    """``None``: a scalar, taken as it is."""
 
 
 class _Views:
-    """Views of messages, with each message type's shape worked out once."""
+    """Views of messages. What each field of a message type needs is worked out once:
+    asking a upb descriptor about a field costs more than reading the field (2.8 µs for
+    the sample event's view this way, 6.0 µs walking ``ListFields`` and descriptors)."""
 
     def __init__(self) -> None:
-        self._shapes: dict[str, _Shape] = {}
+        self._shapes: dict[str, tuple[_FieldView, ...]] = {}
 
     def of(self, message: Message) -> dict[str, Any]:
         descriptor: Any = message.DESCRIPTOR  # the stubs know two Descriptor classes
         shape = self._shapes.get(descriptor.full_name)
         if shape is None:
-            shape = self._shapes[descriptor.full_name] = _shape(descriptor)
-        view = shape.template.copy()
-        for name in shape.repeated:
-            view[name] = []
-        for name in shape.maps:
-            view[name] = {}
-        for field, value in message.ListFields():
-            view[field.name] = self._value(field, value)
+            shape = self._shapes[descriptor.full_name] = self._shape(descriptor)
+        view: dict[str, Any] = {}
+        for name, presence, convert in shape:
+            if presence and not message.HasField(name):
+                view[name] = None
+            else:
+                value = getattr(message, name)
+                view[name] = value if convert is None else convert(value)
         return view
 
-    def _value(self, field: FieldDescriptor, value: Any) -> Any:
+    def _shape(self, descriptor: Descriptor) -> tuple[_FieldView, ...]:
+        return tuple(
+            _FieldView(field.name, field.has_presence, self._convert(field))
+            for field in descriptor.fields
+        )
+
+    def _convert(self, field: FieldDescriptor) -> Convert | None:
         if _is_map_field(field):
-            value_field = field.message_type.fields_by_name["value"]  # type: ignore[union-attr]
-            return {key: self._single(value_field, item) for key, item in value.items()}
+            value_field: Any = field.message_type.fields_by_name["value"]  # type: ignore[union-attr]
+            each = self._single(value_field)
+            if each is None:
+                return dict
+            convert_value: Convert = each
+            return lambda entries: {key: convert_value(item) for key, item in entries.items()}
+        each = self._single(field)
         if field.is_repeated:
-            return [self._single(field, item) for item in value]
-        return self._single(field, value)
+            if each is None:
+                return list
+            convert_item: Convert = each
+            return lambda items: [convert_item(item) for item in items]
+        return each
 
-    def _single(self, field: FieldDescriptor, value: Any) -> Any:
+    def _single(self, field: FieldDescriptor) -> Convert | None:
+        """How one value of ``field`` becomes its view: a message by its own shape, an
+        enum by its value's name."""
         if field.message_type is not None:
-            return self.of(value)
-        if field.enum_type is not None:
-            named = field.enum_type.values_by_number.get(value)
-            return named.name if named is not None else value
-        return value
+            return self.of
+        enum = field.enum_type
+        if enum is not None:
+            return lambda number: _enum_name(enum, number)
+        return None
 
 
-def _shape(descriptor: Descriptor) -> _Shape:
-    template: dict[str, Any] = {}
-    repeated: list[str] = []
-    maps: list[str] = []
-    for field in descriptor.fields:
-        if field.is_repeated:
-            template[field.name] = None
-            (maps if _is_map_field(field) else repeated).append(field.name)
-        elif field.has_presence:
-            template[field.name] = None
-        elif field.enum_type is not None:
-            named = field.enum_type.values_by_number.get(field.default_value)
-            template[field.name] = named.name if named is not None else field.default_value
-        else:
-            template[field.name] = field.default_value
-    return _Shape(template, tuple(repeated), tuple(maps))
+def _enum_name(enum: Any, number: int) -> str | int:
+    """An enum value's name; the number itself for a value the schema does not name (a
+    newer writer's)."""
+    named = enum.values_by_number.get(number)
+    return named.name if named is not None else number
