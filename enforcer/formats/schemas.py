@@ -150,23 +150,14 @@ class SchemaCache:
         self, registered: RegisteredSchema, referenced: dict[tuple[str, int], RegisteredSchema]
     ) -> Codec:
         imports = self._imports(registered, referenced, [], set(), 0)
-        # Imported here: a command that never meets a framed record loads no codec library.
-        if registered.schema_type == "AVRO":
-            from enforcer.formats.avro import avro_codec
-
-            return avro_codec(registered, [schema.text for _, schema in imports])
-        if registered.schema_type == "PROTOBUF":
-            from enforcer.formats.protobuf import protobuf_codec
-
-            return protobuf_codec(registered, [(name, schema.text) for name, schema in imports])
-        from enforcer.formats.json_schema import json_schema_codec
-
-        if imports:
+        try:
+            return _codec(registered, imports)
+        except UnusableSchemaError:
+            raise
+        except Exception as exc:  # a schema no library foresaw (deep, odd): unusable, not a crash
             raise UnusableSchemaError(
-                f"JSON Schema {registered.schema_id} has references, which the enforcer "
-                "does not read yet"
-            )
-        return json_schema_codec(registered)
+                f"schema {registered.schema_id} could not be built: {type(exc).__name__}"
+            ) from None
 
     def _imports(
         self,
@@ -200,3 +191,23 @@ class SchemaCache:
             self._imports(schema, referenced, found, seen, depth + 1)
             found.append((reference.name, schema))
         return found
+
+
+def _codec(registered: RegisteredSchema, imports: Sequence[tuple[str, RegisteredSchema]]) -> Codec:
+    # Imported here: a command that never meets a framed record loads no codec library.
+    if registered.schema_type == "AVRO":
+        from enforcer.formats.avro import avro_codec
+
+        return avro_codec(registered, [schema.text for _, schema in imports])
+    if registered.schema_type == "PROTOBUF":
+        from enforcer.formats.protobuf import protobuf_codec
+
+        return protobuf_codec(registered, [(name, schema.text) for name, schema in imports])
+    if imports:
+        raise UnusableSchemaError(
+            f"JSON Schema {registered.schema_id} has references, which the enforcer "
+            "does not read yet"
+        )
+    from enforcer.formats.json_schema import json_schema_codec
+
+    return json_schema_codec(registered)

@@ -243,3 +243,34 @@ def test_latest_for_subject(registry: FakeRegistry, clock: FixedClock) -> None:
     registry.down = True
     with pytest.raises(RegistryUnavailableError):
         cache.latest_for_subject("accounts-value")
+
+
+def test_a_schema_no_codec_foresaw_is_unknown_not_a_crash(
+    registry: FakeRegistry, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever a library raises while building a codec makes that schema unknown; the
+    other ids of the load are still taken in."""
+    import enforcer.formats.avro
+
+    def explodes(*_: object) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(enforcer.formats.avro, "avro_codec", explodes)
+    cache = SchemaCache(registry, clock)
+    cache.load([1, 2])
+    assert cache.codec(1) is None
+    assert cache.unknown_reason(1) == "schema 1 could not be built: RecursionError"
+    assert cache.codec(2) is not None
+
+
+def test_json_schema_references_are_not_read_yet(registry: FakeRegistry, clock: FixedClock) -> None:
+    registry.versions[("common", 1)] = RegisteredSchema(30, "JSON", JSON_SCHEMA, ())
+    registry.by_id[31] = RegisteredSchema(
+        31, "JSON", JSON_SCHEMA, (Reference("common.json", "common", 1),)
+    )
+    cache = SchemaCache(registry, clock)
+    cache.load([31])
+    assert (
+        cache.unknown_reason(31)
+        == "JSON Schema 31 has references, which the enforcer does not read yet"
+    )
