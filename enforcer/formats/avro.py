@@ -1,0 +1,216 @@
+"""Avro bodies through fastavro: a registered schema's fields and tags, a body decoded
+to the dict fastavro gives, and written back with fields set to null
+(docs/formats.md, "Avro").
+
+The view a path walks is fastavro's own dict: logical types come as Python objects
+(``timestamp-millis`` a ``datetime``, ``uuid`` a ``UUID``, ``decimal`` a ``Decimal``),
+``bytes`` and ``fixed`` as ``bytes``. A field can be emptied when its type is a union
+with ``"null"``; a list item is removed from its list.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import fastavro
+
+from enforcer.core.record_format import Unredactable
+from enforcer.formats.codec import DecodeError, FieldInfo, FieldKind, Location
+from enforcer.formats.emptied import emptied_copy, schema_path
+from enforcer.formats.registry import RegisteredSchema, SchemaType
+from enforcer.formats.schema_error import UnusableSchemaError
+
+TAGS_PROPERTY = "confluent:tags"
+MAX_DEPTH = 16
+"""Fields nested deeper than this (a recursive record) are not listed."""
+
+_KINDS: dict[str, FieldKind] = {
+    "string": "string",
+    "int": "int",
+    "long": "int",
+    "float": "float",
+    "double": "float",
+    "boolean": "bool",
+    "bytes": "bytes",
+    "fixed": "bytes",
+    "enum": "enum",
+    "record": "record",
+    "error": "record",
+    "array": "list",
+    "map": "map",
+}
+
+
+class AvroCodec:
+    """One registered Avro schema."""
+
+    def __init__(
+        self,
+        schema_id: int,
+        parsed: Any,
+        record_name: str | None,
+        fields: Mapping[str, FieldInfo],
+        type_names: Mapping[str, str],
+    ) -> None:
+        self.schema_id = schema_id
+        self.schema_type: SchemaType = "AVRO"
+        self.record_name = record_name
+        self.fields = fields
+        self._parsed = parsed
+        self._type_names = type_names
+
+    def decode(self, body: bytes) -> tuple[object, Any]:
+        """fastavro's record, as both the native form and the view."""
+        stream = io.BytesIO(body)
+        try:
+            record = fastavro.schemaless_reader(stream, self._parsed, None)
+        except Exception as exc:  # fastavro raises what the bytes make it raise
+            raise DecodeError(
+                f"body does not decode as Avro {self._name()}: {type(exc).__name__}"
+            ) from None
+        if stream.tell() != len(body):
+            # A decoder that stops early would forward bytes nobody judged.
+            raise DecodeError(
+                f"body has {len(body) - stream.tell()} bytes after the Avro {self._name()}"
+            )
+        return record, record
+
+    def encode_without(self, native: object, locations: Sequence[Location]) -> bytes | Unredactable:
+        """The record with each location's field set to null (a list item removed)."""
+        for location in locations:
+            if location and isinstance(location[-1], int):
+                continue  # a list item: removed from its list
+            path = schema_path(location)
+            field = self.fields.get(path)
+            if field is None:
+                return Unredactable(f"Avro schema {self._name()} has no field {path}")
+            if not field.emptiable:
+                return Unredactable(
+                    f"Avro field {path} of {self._name()} is {self._type_names[path]}, "
+                    "which cannot be null"
+                )
+        try:
+            record = emptied_copy(native, [(location, False) for location in locations])
+        except LookupError:
+            return Unredactable(f"a redacted field is not in the Avro {self._name()} record")
+        stream = io.BytesIO()
+        try:
+            fastavro.schemaless_writer(stream, self._parsed, record)
+        except Exception as exc:  # the record came from this schema; fail closed anyway
+            return Unredactable(f"Avro {self._name()} not written again: {type(exc).__name__}")
+        return stream.getvalue()
+
+    def _name(self) -> str:
+        return self.record_name or f"schema {self.schema_id}"
+
+
+def avro_codec(registered: RegisteredSchema, referenced: Sequence[str] = ()) -> AvroCodec:
+    """The codec of ``registered``; ``referenced`` are the texts of the schemas it
+    references (named types), each after the ones it references itself. Raises
+    :class:`UnusableSchemaError`."""
+    named: dict[str, Any] = {}
+    try:
+        for text in referenced:
+            fastavro.parse_schema(json.loads(text), named_schemas=named)
+        schema = json.loads(registered.text)
+        parsed = fastavro.parse_schema(schema, named_schemas=named)
+    except Exception as exc:  # bad JSON, unknown types, bad names: all say the same
+        raise UnusableSchemaError(
+            f"Avro schema {registered.schema_id} does not parse: {_first_line(exc)}"
+        ) from None
+    fields: dict[str, FieldInfo] = {}
+    type_names: dict[str, str] = {}
+    root = _resolved(parsed, named)
+    record_name = None
+    if isinstance(root, dict) and root.get("type") in ("record", "error"):
+        record_name = str(root["name"])
+        _walk_record(root, "", named, 1, fields, type_names)
+    return AvroCodec(registered.schema_id, parsed, record_name, fields, type_names)
+
+
+def _walk_record(
+    record: dict[str, Any],
+    prefix: str,
+    named: Mapping[str, Any],
+    depth: int,
+    fields: dict[str, FieldInfo],
+    type_names: dict[str, str],
+) -> None:
+    if depth > MAX_DEPTH:
+        return
+    for field in record.get("fields", ()):
+        path = f"{prefix}{field['name']}"
+        tags = field.get(TAGS_PROPERTY)
+        tag_tuple = tuple(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else ()
+        _walk_type(field["type"], path, tag_tuple, named, depth, fields, type_names)
+
+
+def _walk_type(
+    avro_type: Any,
+    path: str,
+    tags: tuple[str, ...],
+    named: Mapping[str, Any],
+    depth: int,
+    fields: dict[str, FieldInfo],
+    type_names: dict[str, str],
+) -> None:
+    branches = avro_type if isinstance(avro_type, list) else [avro_type]
+    nullable = any(branch == "null" for branch in branches)
+    others = [_resolved(branch, named) for branch in branches if branch != "null"]
+    inner = others[0] if len(others) == 1 else None
+    fields[path] = FieldInfo(path, _kind(inner), nullable, tags)
+    type_names[path] = _type_name(avro_type)
+    if not isinstance(inner, dict):
+        return
+    if inner.get("type") in ("record", "error"):
+        _walk_record(inner, path + ".", named, depth + 1, fields, type_names)
+    elif inner.get("type") == "array":
+        # A list item can always be removed from its list.
+        item_path = path + "[*]"
+        items = inner["items"]
+        if depth < MAX_DEPTH:
+            _walk_type(items, item_path, (), named, depth + 1, fields, type_names)
+            fields[item_path] = fields[item_path]._replace(emptiable=True)
+
+
+def _resolved(avro_type: Any, named: Mapping[str, Any]) -> Any:
+    """A named type's definition for its name (fastavro names a type fully once)."""
+    if isinstance(avro_type, str) and avro_type in named:
+        return named[avro_type]
+    return avro_type
+
+
+def _kind(avro_type: Any) -> FieldKind:
+    if avro_type is None:
+        return "other"
+    if isinstance(avro_type, str):
+        return _KINDS.get(avro_type, "other")
+    if isinstance(avro_type, dict):
+        if "logicalType" in avro_type:
+            return "other"  # a datetime, UUID or Decimal in the view, not its base type
+        base = avro_type.get("type")
+        return _KINDS.get(base, "other") if isinstance(base, str) else "other"
+    return "other"
+
+
+def _type_name(avro_type: Any) -> str:
+    """How the schema writes a field's type, short: named types by name."""
+    if isinstance(avro_type, list):
+        return "[" + ", ".join(_type_name(branch) for branch in avro_type) + "]"
+    if isinstance(avro_type, dict):
+        name = avro_type.get("name")
+        if isinstance(name, str):
+            return name
+        base = avro_type.get("type")
+        logical = avro_type.get("logicalType")
+        text = base if isinstance(base, str) else "complex"
+        return f"{text} ({logical})" if isinstance(logical, str) else text
+    return str(avro_type)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__

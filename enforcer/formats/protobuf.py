@@ -1,0 +1,404 @@
+"""Protobuf bodies through the protobuf runtime, with message classes built at run time
+from the registry's serialized descriptors (docs/formats.md, "Protobuf").
+
+A body starts with its message-index list, which names the message in the schema's file:
+a zig-zag varint count, then that many zig-zag varint indexes (top-level message, then
+nested ones); a count of 0 (one zero byte) means ``[0]``, the file's first message. The
+view is a dict of the message's fields by their ``.proto`` names: nested messages as
+dicts, repeated fields as lists, maps as dicts, enums by value name, scalars as Python
+values. A field with presence (a message, a proto3 ``optional``, a ``oneof`` member, a
+proto2 field) that is not set is ``None``; a proto3 scalar without presence has its
+default. Every field can be emptied: it is cleared (a list item removed).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import DecodeError as ProtobufDecodeError
+from google.protobuf.message import Message
+
+from enforcer.core.record_format import Unredactable
+from enforcer.formats.codec import DecodeError, FieldInfo, FieldKind, Location
+from enforcer.formats.protobuf_files import OPTIONS_VIEW, base_pool
+from enforcer.formats.registry import RegisteredSchema, SchemaType
+from enforcer.formats.schema_error import UnusableSchemaError
+
+MAX_DEPTH = 16
+"""Fields nested deeper than this (a recursive message) are not listed."""
+_MAX_INDEXES = 100
+
+_KINDS: dict[int, FieldKind] = {
+    FieldDescriptor.TYPE_STRING: "string",
+    FieldDescriptor.TYPE_BYTES: "bytes",
+    FieldDescriptor.TYPE_BOOL: "bool",
+    FieldDescriptor.TYPE_DOUBLE: "float",
+    FieldDescriptor.TYPE_FLOAT: "float",
+    FieldDescriptor.TYPE_ENUM: "enum",
+    FieldDescriptor.TYPE_MESSAGE: "record",
+    FieldDescriptor.TYPE_GROUP: "record",
+    **dict.fromkeys(
+        (
+            FieldDescriptor.TYPE_INT32,
+            FieldDescriptor.TYPE_INT64,
+            FieldDescriptor.TYPE_UINT32,
+            FieldDescriptor.TYPE_UINT64,
+            FieldDescriptor.TYPE_SINT32,
+            FieldDescriptor.TYPE_SINT64,
+            FieldDescriptor.TYPE_FIXED32,
+            FieldDescriptor.TYPE_FIXED64,
+            FieldDescriptor.TYPE_SFIXED32,
+            FieldDescriptor.TYPE_SFIXED64,
+        ),
+        "int",
+    ),
+}
+
+
+class ProtoRecord(NamedTuple):
+    """A decoded body: its message-index prefix as read (written back unchanged) and the
+    message."""
+
+    prefix: bytes
+    message: Message
+
+
+class ProtobufCodec:
+    """One registered Protobuf schema (a file and the files it imports)."""
+
+    def __init__(
+        self, schema_id: int, file: Any, fields: Mapping[str, FieldInfo], record_name: str | None
+    ) -> None:
+        self.schema_id = schema_id
+        self.schema_type: SchemaType = "PROTOBUF"
+        self.record_name = record_name
+        self.fields = fields
+        self._file = file
+        self._classes: dict[bytes, type[Message]] = {}
+        self._views = _Views()
+
+    def decode(self, body: bytes) -> tuple[object, Any]:
+        """The message the body's indexes name (native: a :class:`ProtoRecord`) and its
+        view."""
+        indexes, offset = _message_indexes(body)
+        prefix = body[:offset]
+        message_class = self._classes.get(prefix)
+        if message_class is None:
+            message_class = self._message_class(indexes)
+            self._classes[prefix] = message_class
+        try:
+            message = message_class.FromString(body[offset:])
+        except (ProtobufDecodeError, RuntimeError, ValueError):
+            raise DecodeError(
+                f"body does not decode as Protobuf {message_class.DESCRIPTOR.full_name}"
+            ) from None
+        return ProtoRecord(prefix, message), self._views.of(message)
+
+    def encode_without(self, native: object, locations: Sequence[Location]) -> bytes | Unredactable:
+        """The message with each location's field cleared (a list item removed, a map
+        entry deleted), after the same message indexes."""
+        if not isinstance(native, ProtoRecord):
+            raise TypeError("native must be what decode returned")
+        message = type(native.message)()
+        message.CopyFrom(native.message)
+        removals: dict[int, tuple[Any, set[Any]]] = {}
+        for location in locations:
+            why = _clear(message, location, removals)
+            if why is not None:
+                return Unredactable(why)
+        # Items go last, a list's highest index first, so the other indexes still hold.
+        for container, keys in removals.values():
+            for key in keys if _is_map(container) else sorted(keys, reverse=True):
+                del container[key]
+        return native.prefix + message.SerializeToString()
+
+    def _message_class(self, indexes: tuple[int, ...]) -> type[Message]:
+        types = self._file.message_types_by_name
+        found: Descriptor | None = None
+        candidates = list(types.values())
+        for index in indexes:
+            if not 0 <= index < len(candidates):
+                raise DecodeError(
+                    f"message indexes {list(indexes)} name no message of Protobuf schema "
+                    f"{self.schema_id}"
+                )
+            found = candidates[index]
+            candidates = list(found.nested_types)
+        assert found is not None  # indexes are never empty
+        return message_factory.GetMessageClass(found)
+
+
+def protobuf_codec(
+    registered: RegisteredSchema, imports: Sequence[tuple[str, str]] = ()
+) -> ProtobufCodec:
+    """The codec of ``registered``; ``imports`` are ``(import name, schema text)`` of the
+    files it imports that the registry holds, each after its own imports. Raises
+    :class:`UnusableSchemaError`."""
+    pool = base_pool()
+    for name, text in imports:
+        if _has_file(pool, name):
+            continue  # a well-known or Confluent file this reader knows already
+        _add(pool, _file_proto(text, registered.schema_id, name), registered.schema_id)
+    file_proto = _file_proto(registered.text, registered.schema_id, None)
+    if not file_proto.name or _has_file(pool, file_proto.name):
+        file_proto.name = f"enforcer-schema-{registered.schema_id}.proto"
+    _add(pool, file_proto, registered.schema_id)
+    file = pool.FindFileByName(file_proto.name)
+    messages = list(file.message_types_by_name.values())
+    if not messages:
+        raise UnusableSchemaError(f"Protobuf schema {registered.schema_id} has no message")
+    options_view = message_factory.GetMessageClass(pool.FindMessageTypeByName(OPTIONS_VIEW))
+    fields: dict[str, FieldInfo] = {}
+    _walk(messages[0], "", 1, fields, options_view)
+    return ProtobufCodec(registered.schema_id, file, fields, messages[0].full_name)
+
+
+def _file_proto(
+    text: str, schema_id: int, import_name: str | None
+) -> descriptor_pb2.FileDescriptorProto:
+    what = f"import {import_name} of " if import_name else ""
+    try:
+        serialized = base64.b64decode(text, validate=True)
+        file_proto = descriptor_pb2.FileDescriptorProto.FromString(serialized)
+    except (binascii.Error, ValueError, ProtobufDecodeError):
+        raise UnusableSchemaError(
+            f"{what}Protobuf schema {schema_id} is .proto source, not a serialized "
+            "descriptor: the enforcer reads Protobuf schemas registered as descriptors "
+            "(as confluent-kafka's ProtobufSerializer registers them)"
+        ) from None
+    if import_name is not None:
+        file_proto.name = import_name  # imports name the file as the reference does
+    return file_proto
+
+
+def _add(
+    pool: descriptor_pool.DescriptorPool,
+    file_proto: descriptor_pb2.FileDescriptorProto,
+    schema_id: int,
+) -> None:
+    missing = [name for name in file_proto.dependency if not _has_file(pool, name)]
+    if missing:
+        raise UnusableSchemaError(
+            f"Protobuf schema {schema_id}: {file_proto.name} imports {', '.join(missing)}, "
+            "which neither the registry's references nor the enforcer provide"
+        )
+    try:
+        pool.Add(file_proto)
+    except (TypeError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise UnusableSchemaError(
+            f"Protobuf schema {schema_id}: {file_proto.name} is not a valid file: {first}"
+        ) from None
+
+
+def _has_file(pool: descriptor_pool.DescriptorPool, name: str) -> bool:
+    try:
+        pool.FindFileByName(name)
+    except KeyError:
+        return False
+    return True
+
+
+def _walk(
+    message: Descriptor,
+    prefix: str,
+    depth: int,
+    fields: dict[str, FieldInfo],
+    options_view: type[Message],
+) -> None:
+    if depth > MAX_DEPTH:
+        return
+    for field in message.fields:
+        path = prefix + field.name
+        tags = _tags(field, options_view)
+        if _is_map_field(field):
+            fields[path] = FieldInfo(path, "map", True, tags)
+            continue
+        kind = _KINDS.get(field.type, "other")
+        if field.is_repeated:
+            fields[path] = FieldInfo(path, "list", True, tags)
+            path += "[*]"
+        fields[path] = FieldInfo(path, kind, True, () if field.is_repeated else tags)
+        if field.message_type is not None:
+            _walk(field.message_type, path + ".", depth + 1, fields, options_view)
+
+
+def _tags(field: FieldDescriptor, options_view: type[Message]) -> tuple[str, ...]:
+    if not field.has_options:
+        return ()
+    view: Any = options_view.FromString(field.GetOptions().SerializeToString())
+    return tuple(view.field_meta.tags)
+
+
+def _is_map_field(field: FieldDescriptor) -> bool:
+    return (
+        field.is_repeated
+        and field.message_type is not None
+        and field.message_type.GetOptions().map_entry
+    )
+
+
+def _is_map(container: Any) -> bool:
+    return hasattr(container, "keys")
+
+
+def _message_indexes(body: bytes) -> tuple[tuple[int, ...], int]:
+    """The message indexes at the start of ``body`` and where the message starts."""
+    if body[:1] == b"\x00":
+        return (0,), 1  # the common case, written as one zero byte
+    count, offset = _zigzag(body, 0)
+    if not 0 < count <= _MAX_INDEXES:
+        raise DecodeError("body has no valid Protobuf message-index list")
+    indexes = []
+    for _ in range(count):
+        index, offset = _zigzag(body, offset)
+        indexes.append(index)
+    return tuple(indexes), offset
+
+
+def _zigzag(body: bytes, offset: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if offset >= len(body) or shift > 63:
+            raise DecodeError("body has no valid Protobuf message-index list")
+        byte = body[offset]
+        offset += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return (value >> 1) ^ -(value & 1), offset
+
+
+_UNSET = object()
+"""What a path through a message field that is not set leads to: nothing to clear."""
+
+
+def _clear(
+    message: Message, location: Location, removals: dict[int, tuple[Any, set[Any]]]
+) -> str | None:
+    """Clear the field at ``location`` (or note the list item or map entry to delete);
+    why not, when it cannot be."""
+    if not location:
+        return "a redaction names the whole Protobuf record"
+    current: Any = message
+    try:
+        for part in location[:-1]:
+            current = _child(current, part)
+            if current is _UNSET:
+                return None
+        last = location[-1]
+        if isinstance(current, Message):
+            current.ClearField(_field(current, last).name)
+        else:
+            _child(current, last)
+            removals.setdefault(id(current), (current, set()))[1].add(last)
+    except LookupError:
+        return f"Protobuf {message.DESCRIPTOR.full_name} has no value at a redacted location"
+    return None
+
+
+def _child(current: Any, part: str | int) -> Any:
+    """The value below ``current`` (a message, a list or a map) at ``part``."""
+    if isinstance(current, Message):
+        field = _field(current, part)
+        unset = not field.is_repeated and field.message_type is not None
+        if unset and not current.HasField(field.name):
+            return _UNSET
+        return getattr(current, field.name)
+    if _is_map(current):
+        if part not in current:
+            raise LookupError(part)
+        return current[part]
+    if not isinstance(part, int) or not 0 <= part < len(current):
+        raise LookupError(part)
+    return current[part]
+
+
+def _field(message: Message, part: str | int) -> FieldDescriptor:
+    # Any: the stubs tell the pure-Python and the upb descriptor classes apart.
+    descriptor: Any = message.DESCRIPTOR
+    field: FieldDescriptor | None = (
+        descriptor.fields_by_name.get(part) if isinstance(part, str) else None
+    )
+    if field is None:
+        raise LookupError(part)
+    return field
+
+
+Convert = Callable[[Any], Any]
+"""Turns one field's value (as the message's attribute gives it) into its view."""
+
+
+class _FieldView(NamedTuple):
+    name: str
+    presence: bool
+    """Whether the field can be unset (then its view is ``None``)."""
+    convert: Convert | None
+    """``None``: a scalar, taken as it is."""
+
+
+class _Views:
+    """Views of messages. What each field of a message type needs is worked out once:
+    asking a upb descriptor about a field costs more than reading the field (2.8 µs for
+    the sample event's view this way, 6.0 µs walking ``ListFields`` and descriptors)."""
+
+    def __init__(self) -> None:
+        self._shapes: dict[str, tuple[_FieldView, ...]] = {}
+
+    def of(self, message: Message) -> dict[str, Any]:
+        descriptor: Any = message.DESCRIPTOR  # the stubs know two Descriptor classes
+        shape = self._shapes.get(descriptor.full_name)
+        if shape is None:
+            shape = self._shapes[descriptor.full_name] = self._shape(descriptor)
+        view: dict[str, Any] = {}
+        for name, presence, convert in shape:
+            if presence and not message.HasField(name):
+                view[name] = None
+            else:
+                value = getattr(message, name)
+                view[name] = value if convert is None else convert(value)
+        return view
+
+    def _shape(self, descriptor: Descriptor) -> tuple[_FieldView, ...]:
+        return tuple(
+            _FieldView(field.name, field.has_presence, self._convert(field))
+            for field in descriptor.fields
+        )
+
+    def _convert(self, field: FieldDescriptor) -> Convert | None:
+        if _is_map_field(field):
+            value_field: Any = field.message_type.fields_by_name["value"]  # type: ignore[union-attr]
+            each = self._single(value_field)
+            if each is None:
+                return dict
+            convert_value: Convert = each
+            return lambda entries: {key: convert_value(item) for key, item in entries.items()}
+        each = self._single(field)
+        if field.is_repeated:
+            if each is None:
+                return list
+            convert_item: Convert = each
+            return lambda items: [convert_item(item) for item in items]
+        return each
+
+    def _single(self, field: FieldDescriptor) -> Convert | None:
+        """How one value of ``field`` becomes its view: a message by its own shape, an
+        enum by its value's name."""
+        if field.message_type is not None:
+            return self.of
+        enum = field.enum_type
+        if enum is not None:
+            return lambda number: _enum_name(enum, number)
+        return None
+
+
+def _enum_name(enum: Any, number: int) -> str | int:
+    """An enum value's name; the number itself for a value the schema does not name (a
+    newer writer's)."""
+    named = enum.values_by_number.get(number)
+    return named.name if named is not None else number

@@ -1,0 +1,272 @@
+"""The JSON Schema codec: properties and their tags, bodies parsed and validated, and
+bodies written back with properties set to null or removed (docs/formats.md, "JSON
+Schema")."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from enforcer.core.record_format import Unredactable
+from enforcer.formats.codec import Codec, DecodeError, FieldInfo, Location
+from enforcer.formats.json_schema import JsonRecord, JsonSchemaCodec, json_schema_codec
+from enforcer.formats.registry import RegisteredSchema
+from enforcer.formats.schema_error import UnusableSchemaError
+
+SCHEMA: dict[str, Any] = {
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    "title": "Account",
+    "type": "object",
+    "definitions": {
+        "Phone": {
+            "type": "object",
+            "properties": {
+                "number": {"type": "string", "confluent:tags": ["PII_PHONE"]},
+                "label": {"type": ["string", "null"]},
+            },
+            "required": ["number"],
+        }
+    },
+    "properties": {
+        "subject_id": {"type": "string"},
+        "email": {
+            "type": ["string", "null"],
+            "confluent:tags": ["PII_EMAIL", "purpose:security.mfa"],
+        },
+        "nickname": {"type": "string"},
+        "phones": {"type": "array", "items": {"$ref": "#/definitions/Phone"}},
+        "primary": {"oneOf": [{"type": "null"}, {"$ref": "#/definitions/Phone"}]},
+        "count": {"type": "integer"},
+        "score": {"type": "number"},
+        "ok": {"type": "boolean"},
+        "kind": {"enum": ["a", "b"]},
+        "attrs": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+    "required": ["subject_id", "email", "count"],
+}
+
+RECORD: dict[str, Any] = {
+    "subject_id": "acct-1",
+    "email": "a@example.com",
+    "nickname": "al",
+    "phones": [{"number": "+15550101", "label": "home"}, {"number": "+15550102", "label": None}],
+    "primary": {"number": "+15550103"},
+    "count": 3,
+    "score": 0.5,
+    "ok": True,
+    "kind": "a",
+    "attrs": {"k": "v"},
+}
+
+
+def _codec(schema: Any = SCHEMA, schema_id: int = 51) -> JsonSchemaCodec:
+    return json_schema_codec(RegisteredSchema(schema_id, "JSON", json.dumps(schema), ()))
+
+
+def test_the_codec_is_a_codec() -> None:
+    codec: Codec = _codec()
+    assert (codec.schema_id, codec.schema_type, codec.record_name) == (51, "JSON", "Account")
+
+
+def test_fields_follow_properties_items_and_local_refs() -> None:
+    """Emptiable when the type allows null or the property is not required; a list
+    item can always be removed; tags from ``confluent:tags``, through a ``$ref`` too."""
+    fields = _codec().fields
+    assert fields["subject_id"] == FieldInfo("subject_id", "string", False, ())
+    assert fields["email"] == FieldInfo(
+        "email", "string", True, ("PII_EMAIL", "purpose:security.mfa")
+    )
+    assert fields["nickname"] == FieldInfo("nickname", "string", True, ())
+    assert fields["phones"] == FieldInfo("phones", "list", True, ())
+    assert fields["phones[*]"] == FieldInfo("phones[*]", "record", True, ())
+    assert fields["phones[*].number"] == FieldInfo(
+        "phones[*].number", "string", False, ("PII_PHONE",)
+    )
+    assert fields["phones[*].label"].emptiable
+    assert fields["primary"] == FieldInfo("primary", "record", True, ())
+    assert fields["primary.number"].tags == ("PII_PHONE",)
+    assert [fields[name].kind for name in ("count", "score", "ok", "kind", "attrs")] == [
+        "int",
+        "float",
+        "bool",
+        "enum",
+        "map",
+    ]
+
+
+def test_a_recursive_ref_is_listed_to_a_bounded_depth() -> None:
+    schema = {
+        "definitions": {
+            "Node": {"type": "object", "properties": {"next": {"$ref": "#/definitions/Node"}}}
+        },
+        "$ref": "#/definitions/Node",
+    }
+    fields = _codec(schema).fields
+    assert "next.next.next" in fields
+    assert max(path.count(".") for path in fields) < 16
+
+
+def test_decode_gives_the_document_validated() -> None:
+    native, view = _codec().decode(orjson.dumps(RECORD))
+    assert view == RECORD
+    assert native == JsonRecord(RECORD, exact=False)
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b"{not json", "is not JSON"),
+        (b"\xff\xfe", "is not JSON"),
+        (b'{"subject_id": "acct-1"}', "does not match JSON Schema Account at required"),
+        (orjson.dumps({**RECORD, "count": "secret-value"}), "at properties/count/type"),
+    ],
+)
+def test_bodies_that_are_not_json_or_do_not_match_are_decode_errors(body: bytes, why: str) -> None:
+    """The message names the schema's rule, never the value that broke it."""
+    with pytest.raises(DecodeError, match=why) as error:
+        _codec().decode(body)
+    assert "secret" not in str(error.value)
+
+
+def test_a_map_key_is_not_named_in_a_decode_error() -> None:
+    """The instance path could name a map's key (data): the schema path is named."""
+    body = orjson.dumps({**RECORD, "attrs": {"someone@example.com": 1}})
+    with pytest.raises(DecodeError) as error:
+        _codec().decode(body)
+    assert "someone" not in str(error.value)
+
+
+def test_integers_beyond_64_bits_are_kept_exactly() -> None:
+    """orjson would read them as floats; such a body goes through the exact parser both
+    ways."""
+    big = 2**70 + 1
+    codec = _codec()
+    native, view = codec.decode(
+        orjson.dumps({**RECORD, "count": 1}).replace(b'"count":1', f'"count":{big}'.encode())
+    )
+    assert view["count"] == big
+    assert isinstance(native, JsonRecord)
+    assert native.exact
+    body = codec.encode_without(native, [("email",)])
+    assert isinstance(body, bytes)
+    assert json.loads(body)["count"] == big
+
+
+def test_encode_without_nulls_what_may_be_null_and_removes_what_is_not_required() -> None:
+    codec = _codec()
+    native, view = codec.decode(orjson.dumps(RECORD))
+    body = codec.encode_without(
+        native, [("email",), ("nickname",), ("phones", 0), ("phones", 1, "label"), ("primary",)]
+    )
+    assert isinstance(body, bytes)
+    again = orjson.loads(body)
+    assert again["email"] is None
+    assert "nickname" not in again
+    assert again["phones"] == [{"number": "+15550102", "label": None}]
+    assert again["primary"] is None
+    codec.decode(body)  # still valid under its schema
+    assert view == RECORD
+
+
+@pytest.mark.parametrize(
+    ("location", "why"),
+    [
+        (
+            ("subject_id",),
+            "JSON Schema property subject_id of Account is required and cannot be null",
+        ),
+        (("phones", 0, "number"), "JSON Schema property phones[*].number of Account is required"),
+        (("nope",), "JSON Schema Account has no property nope"),
+    ],
+)
+def test_a_required_property_that_cannot_be_null_is_unredactable(
+    location: Location, why: str
+) -> None:
+    codec = _codec()
+    native, _ = codec.decode(orjson.dumps(RECORD))
+    result = codec.encode_without(native, [("email",), location])
+    assert isinstance(result, Unredactable)
+    assert result.why.startswith(why)
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("{not json", "is not JSON"),
+        ("[1, 2]", "is not an object"),
+        ('{"type": 12}', "cannot be used"),
+        ('{"$ref": "https://example.com/elsewhere.json"}', "cannot be used"),
+    ],
+)
+def test_schemas_that_cannot_be_used(text: str, why: str) -> None:
+    """A ``$ref`` outside the document is refused, not fetched."""
+    with pytest.raises(UnusableSchemaError, match=why):
+        json_schema_codec(RegisteredSchema(6, "JSON", text, ()))
+
+
+_maybe_text = st.none() | st.text(max_size=10)
+_phone = st.fixed_dictionaries({"number": st.text(max_size=8)}, optional={"label": _maybe_text})
+_records = st.fixed_dictionaries(
+    {
+        "subject_id": st.text(max_size=8),
+        "email": _maybe_text,
+        "count": st.integers(-(2**63), 2**63 - 1),
+    },
+    optional={
+        "nickname": st.text(max_size=8),
+        "phones": st.lists(_phone, max_size=3),
+        "primary": st.none() | _phone,
+        "score": st.floats(allow_nan=False, allow_infinity=False),
+    },
+)
+
+
+def _emptiable(record: dict[str, Any]) -> list[Location]:
+    locations: list[Location] = [("email",)]
+    locations += [(name,) for name in ("nickname", "primary", "score") if name in record]
+    for index, phone in enumerate(record.get("phones", [])):
+        locations.append(("phones", index))
+        if "label" in phone:
+            locations.append(("phones", index, "label"))
+    return locations
+
+
+def _expected(view: Any, locations: list[Location]) -> Any:
+    """Nullable properties become null, the others go; list items go last."""
+    chosen = set(locations)
+    kept = [loc for loc in locations if not any(loc[:n] in chosen for n in range(1, len(loc)))]
+    result = copy.deepcopy(view)
+
+    def parent_of(location: Location) -> Any:
+        node = result
+        for part in location[:-1]:
+            node = node[part]
+        return node
+
+    for location in kept:
+        if location in (("nickname",), ("score",)):
+            del parent_of(location)[location[-1]]
+        elif not isinstance(location[-1], int):
+            parent_of(location)[location[-1]] = None
+    for location in sorted((loc for loc in kept if isinstance(loc[-1], int)), reverse=True):
+        del parent_of(location)[location[-1]]
+    return result
+
+
+@given(record=_records, data=st.data())
+def test_decode_of_encode_without_is_the_view_with_those_locations_emptied(
+    record: dict[str, Any], data: st.DataObject
+) -> None:
+    codec = _codec()
+    native, view = codec.decode(orjson.dumps(record))
+    assert view == record
+    locations = data.draw(st.lists(st.sampled_from(_emptiable(record)), unique=True))
+    body = codec.encode_without(native, locations)
+    assert isinstance(body, bytes)
+    assert codec.decode(body)[1] == _expected(view, locations)

@@ -1,0 +1,424 @@
+"""The Protobuf codec: message classes built from a registered serialized descriptor,
+message indexes, tags from ``(confluent.field_meta).tags``, a view of plain values, and
+fields cleared (docs/formats.md, "Protobuf")."""
+
+from __future__ import annotations
+
+import base64
+import copy
+from typing import Any
+
+import pytest
+from confluent_kafka.schema_registry.confluent import meta_pb2
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2
+from google.protobuf.message import Message
+from hypothesis import given
+from hypothesis import strategies as st
+
+from enforcer.formats.codec import Codec, DecodeError, FieldInfo, Location
+from enforcer.formats.protobuf import ProtobufCodec, ProtoRecord, protobuf_codec
+from enforcer.formats.protobuf_files import is_builtin
+from enforcer.formats.registry import RegisteredSchema
+from enforcer.formats.schema_error import UnusableSchemaError
+
+F = descriptor_pb2.FieldDescriptorProto
+# Any: the generated meta_pb2 has no stubs, and the stubs type extension keys only for them.
+FIELD_META: Any = meta_pb2.DESCRIPTOR.extensions_by_name["field_meta"]
+PHONE_TAGS = ["PII_PHONE", "purpose:security.mfa"]
+
+
+def _file() -> descriptor_pb2.FileDescriptorProto:
+    """``test.formats.Account`` (and a second top-level message, and a nested one), as
+    a producer's generated code would describe it."""
+    file = descriptor_pb2.FileDescriptorProto(
+        name="test/formats/account.proto",
+        package="test.formats",
+        syntax="proto3",
+        dependency=["confluent/meta.proto", "google/protobuf/timestamp.proto"],
+    )
+    account = file.message_type.add(name="Account")
+    account.field.add(name="subject_id", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    phone = account.field.add(name="phone", number=2, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    phone.options.Extensions[FIELD_META].tags.extend(PHONE_TAGS)
+    emails = account.field.add(name="emails", number=3, type=F.TYPE_STRING, label=F.LABEL_REPEATED)
+    emails.options.Extensions[FIELD_META].tags.append("PII_EMAIL")
+    account.field.add(
+        name="contact",
+        number=4,
+        type=F.TYPE_MESSAGE,
+        label=F.LABEL_OPTIONAL,
+        type_name=".test.formats.Account.Contact",
+    )
+    account.field.add(
+        name="devices",
+        number=5,
+        type=F.TYPE_MESSAGE,
+        label=F.LABEL_REPEATED,
+        type_name=".test.formats.Account.Contact",
+    )
+    account.field.add(
+        name="at",
+        number=6,
+        type=F.TYPE_MESSAGE,
+        label=F.LABEL_OPTIONAL,
+        type_name=".google.protobuf.Timestamp",
+    )
+    account.field.add(
+        name="attrs",
+        number=7,
+        type=F.TYPE_MESSAGE,
+        label=F.LABEL_REPEATED,
+        type_name=".test.formats.Account.AttrsEntry",
+    )
+    account.field.add(
+        name="kind",
+        number=8,
+        type=F.TYPE_ENUM,
+        label=F.LABEL_OPTIONAL,
+        type_name=".test.formats.Kind",
+    )
+    account.field.add(name="raw", number=9, type=F.TYPE_BYTES, label=F.LABEL_OPTIONAL)
+    account.field.add(name="count", number=10, type=F.TYPE_INT64, label=F.LABEL_OPTIONAL)
+    contact = account.nested_type.add(name="Contact")
+    email = contact.field.add(
+        name="email",
+        number=1,
+        type=F.TYPE_STRING,
+        label=F.LABEL_OPTIONAL,
+        proto3_optional=True,
+        oneof_index=0,
+    )
+    email.options.Extensions[FIELD_META].tags.append("PII_EMAIL")
+    contact.oneof_decl.add(name="_email")
+    contact.field.add(name="verified", number=2, type=F.TYPE_BOOL, label=F.LABEL_OPTIONAL)
+    entry = account.nested_type.add(name="AttrsEntry")
+    entry.field.add(name="key", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    entry.field.add(name="value", number=2, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    entry.options.map_entry = True
+    kind = file.enum_type.add(name="Kind")
+    kind.value.add(name="KIND_UNSPECIFIED", number=0)
+    kind.value.add(name="PERSON", number=1)
+    other = file.message_type.add(name="Other")
+    other.field.add(name="note", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    inner = other.nested_type.add(name="Inner")
+    inner.field.add(name="secret", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    return file
+
+
+def _classes() -> tuple[Any, Any, Any]:
+    """The producer's side: message classes from the same descriptor, in a pool of
+    their own."""
+    pool = descriptor_pool.DescriptorPool()
+    for dependency in (descriptor_pb2.DESCRIPTOR, meta_pb2.DESCRIPTOR, timestamp_pb2.DESCRIPTOR):
+        proto = descriptor_pb2.FileDescriptorProto()
+        dependency.CopyToProto(proto)
+        pool.Add(proto)
+    pool.Add(_file())
+    return (
+        message_factory.GetMessageClass(pool.FindMessageTypeByName("test.formats.Account")),
+        message_factory.GetMessageClass(pool.FindMessageTypeByName("test.formats.Other")),
+        message_factory.GetMessageClass(pool.FindMessageTypeByName("test.formats.Other.Inner")),
+    )
+
+
+# Any: classes built at run time have no stubs to name their fields.
+ACCOUNT, OTHER, INNER = _classes()
+
+
+def _b64(file: descriptor_pb2.FileDescriptorProto) -> str:
+    return base64.b64encode(file.SerializeToString()).decode()
+
+
+def _codec(schema_id: int = 61) -> ProtobufCodec:
+    return protobuf_codec(RegisteredSchema(schema_id, "PROTOBUF", _b64(_file()), ()))
+
+
+def _account(**fields: Any) -> Any:
+    message = ACCOUNT(
+        subject_id="acct-1",
+        phone="+15550100",
+        emails=["a@example.com", "b@example.com", "c@example.com"],
+        attrs={"k": "v"},
+        kind=1,
+        raw=b"\x00\xff",
+        count=2**40,
+    )
+    message.contact.email = "c@example.com"
+    message.contact.verified = True
+    message.devices.add(email="d@example.com")
+    message.devices.add(verified=True)
+    message.at.seconds = 1765015200
+    for name, value in fields.items():
+        setattr(message, name, value)
+    return message
+
+
+VIEW: dict[str, Any] = {
+    "subject_id": "acct-1",
+    "phone": "+15550100",
+    "emails": ["a@example.com", "b@example.com", "c@example.com"],
+    "contact": {"email": "c@example.com", "verified": True},
+    "devices": [{"email": "d@example.com", "verified": False}, {"email": None, "verified": True}],
+    "at": {"seconds": 1765015200, "nanos": 0},
+    "attrs": {"k": "v"},
+    "kind": "PERSON",
+    "raw": b"\x00\xff",
+    "count": 2**40,
+}
+
+
+def test_the_codec_is_a_codec() -> None:
+    codec: Codec = _codec()
+    assert (codec.schema_id, codec.schema_type, codec.record_name) == (
+        61,
+        "PROTOBUF",
+        "test.formats.Account",
+    )
+
+
+def test_fields_of_the_first_message_with_tags_from_field_meta() -> None:
+    """Every field can be cleared; tags come from ``(confluent.field_meta).tags``; a
+    repeated field's tags are the list's."""
+    fields = _codec().fields
+    assert fields["phone"] == FieldInfo("phone", "string", True, tuple(PHONE_TAGS))
+    assert fields["emails"] == FieldInfo("emails", "list", True, ("PII_EMAIL",))
+    assert fields["emails[*]"] == FieldInfo("emails[*]", "string", True, ())
+    assert fields["contact"] == FieldInfo("contact", "record", True, ())
+    assert fields["contact.email"] == FieldInfo("contact.email", "string", True, ("PII_EMAIL",))
+    assert fields["devices[*].email"].tags == ("PII_EMAIL",)
+    assert fields["at.seconds"].kind == "int"
+    assert [fields[name].kind for name in ("attrs", "kind", "raw", "count")] == [
+        "map",
+        "enum",
+        "bytes",
+        "int",
+    ]
+    assert "note" not in fields
+
+
+def test_decode_the_first_message_after_a_single_zero_byte() -> None:
+    native, view = _codec().decode(b"\x00" + _account().SerializeToString())
+    assert view == VIEW
+    assert isinstance(native, ProtoRecord)
+    assert native.prefix == b"\x00"
+    assert native.message.SerializeToString() == _account().SerializeToString()
+
+
+def test_unset_fields_in_the_view() -> None:
+    """Fields with presence that are not set are None; proto3 scalars have their
+    default; repeated and map fields are empty."""
+    _, view = _codec().decode(b"\x00")
+    assert view == {
+        "subject_id": "",
+        "phone": "",
+        "emails": [],
+        "contact": None,
+        "devices": [],
+        "at": None,
+        "attrs": {},
+        "kind": "KIND_UNSPECIFIED",
+        "raw": b"",
+        "count": 0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("prefix", "message", "field", "value"),
+    [
+        (b"\x02\x00", ACCOUNT(subject_id="x"), "subject_id", "x"),  # [0] written out in full
+        (b"\x02\x02", OTHER(note="n"), "note", "n"),  # [1]: the second message
+        (b"\x04\x02\x00", INNER(secret="s"), "secret", "s"),  # noqa: S106  # [1, 0]: nested
+    ],
+)
+def test_message_indexes_choose_the_message(
+    prefix: bytes, message: Message, field: str, value: str
+) -> None:
+    """A zig-zag count then zig-zag indexes: top-level message, then nested ones. The
+    prefix is kept and written back."""
+    codec = _codec()
+    native, decoded = codec.decode(prefix + message.SerializeToString())
+    assert isinstance(native, ProtoRecord)
+    assert native.prefix == prefix
+    assert decoded[field] == value
+    assert codec.encode_without(native, [(field,)]) == prefix
+    assert codec.encode_without(native, []) == prefix + message.SerializeToString()
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b"", "no valid Protobuf message-index list"),
+        (b"\x80", "no valid Protobuf message-index list"),
+        (b"\x01", "no valid Protobuf message-index list"),  # a count of -1
+        (b"\x02\x06", r"message indexes \[3\] name no message"),
+        (b"\x04\x00\x0a", r"message indexes \[0, 5\] name no message"),
+        (b"\x00\x0a\x05ab", "does not decode as Protobuf test.formats.Account"),
+    ],
+)
+def test_undecodable_bodies_are_decode_errors(body: bytes, why: str) -> None:
+    with pytest.raises(DecodeError, match=why):
+        _codec().decode(body)
+
+
+def test_encode_without_clears_fields_and_removes_items() -> None:
+    codec = _codec()
+    native, view = codec.decode(b"\x00" + _account().SerializeToString())
+    body = codec.encode_without(
+        native,
+        [
+            ("phone",),
+            ("emails", 0),
+            ("emails", 2),
+            ("contact", "email"),
+            ("devices", 0),
+            ("attrs", "k"),
+        ],
+    )
+    assert isinstance(body, bytes)
+    assert body[:1] == b"\x00"
+    again: Any = ACCOUNT.FromString(body[1:])
+    assert again.phone == ""
+    assert list(again.emails) == ["b@example.com"]
+    assert not again.contact.HasField("email")
+    assert again.contact.verified
+    assert len(again.devices) == 1
+    assert again.devices[0].verified
+    assert dict(again.attrs) == {}
+    assert view == VIEW  # the decoded message itself is not changed
+
+
+def test_a_field_below_an_unset_message_is_already_empty() -> None:
+    codec = _codec()
+    native, _ = codec.decode(b"\x00" + ACCOUNT(subject_id="x").SerializeToString())
+    assert (
+        codec.encode_without(native, [("contact", "email")])
+        == b"\x00" + ACCOUNT(subject_id="x").SerializeToString()
+    )
+
+
+@pytest.mark.parametrize(
+    "location", [("nope",), ("emails", 7), ("attrs", "nokey"), ("phone", "x"), ()]
+)
+def test_a_location_that_names_no_value_is_unredactable(location: Location) -> None:
+    codec = _codec()
+    native, _ = codec.decode(b"\x00" + _account().SerializeToString())
+    result = codec.encode_without(native, [location])
+    assert not isinstance(result, bytes)
+    assert "acct-1" not in result.why
+
+
+def test_proto_source_is_not_read() -> None:
+    """A schema registered as ``.proto`` text is refused with a reason, not parsed."""
+    text = 'syntax = "proto3";\npackage t;\nmessage M { string a = 1; }\n'
+    with pytest.raises(UnusableSchemaError, match=r"\.proto source, not a serialized descriptor"):
+        protobuf_codec(RegisteredSchema(7, "PROTOBUF", text, ()))
+
+
+def test_an_import_nobody_provides_makes_the_schema_unusable() -> None:
+    file = _file()
+    file.dependency.append("company/common.proto")
+    with pytest.raises(UnusableSchemaError, match=r"imports company/common\.proto"):
+        protobuf_codec(RegisteredSchema(8, "PROTOBUF", _b64(file), ()))
+
+
+def test_imports_from_the_registry_are_added_first() -> None:
+    """A file another registered schema provides (a reference) is named as imported;
+    Confluent's and Google's files the reader has are not added twice."""
+    common = descriptor_pb2.FileDescriptorProto(
+        name="ignored.proto", package="company", syntax="proto3"
+    )
+    common.message_type.add(name="Email").field.add(
+        name="address", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL
+    )
+    file = descriptor_pb2.FileDescriptorProto(
+        name="holder.proto", package="t", syntax="proto3", dependency=["company/common.proto"]
+    )
+    file.message_type.add(name="Holder").field.add(
+        name="email",
+        number=1,
+        type=F.TYPE_MESSAGE,
+        label=F.LABEL_OPTIONAL,
+        type_name=".company.Email",
+    )
+    meta = descriptor_pb2.FileDescriptorProto()
+    meta_pb2.DESCRIPTOR.CopyToProto(meta)
+    codec = protobuf_codec(
+        RegisteredSchema(9, "PROTOBUF", _b64(file), ()),
+        [("confluent/meta.proto", _b64(meta)), ("company/common.proto", _b64(common))],
+    )
+    assert codec.fields["email.address"].kind == "string"
+    assert is_builtin("confluent/meta.proto")
+    assert not is_builtin("company/common.proto")
+
+
+_maybe_email = st.none() | st.text(max_size=8)
+
+
+@st.composite
+def _messages(draw: st.DrawFn) -> Any:
+    message = ACCOUNT(
+        subject_id=draw(st.text(max_size=6)),
+        phone=draw(st.text(max_size=8)),
+        emails=draw(st.lists(st.text(max_size=6), max_size=4)),
+        attrs=draw(st.dictionaries(st.text(max_size=3), st.text(max_size=3), max_size=3)),
+        count=draw(st.integers(-(2**63), 2**63 - 1)),
+    )
+    if draw(st.booleans()):
+        message.contact.verified = draw(st.booleans())
+        email = draw(_maybe_email)
+        if email is not None:
+            message.contact.email = email
+    for email in draw(st.lists(_maybe_email, max_size=3)):
+        device = message.devices.add()
+        if email is not None:
+            device.email = email
+    return message
+
+
+def _locations(view: dict[str, Any]) -> list[Location]:
+    locations: list[Location] = [("phone",), ("subject_id",), ("contact",), ("count",)]
+    if view["contact"] is not None:
+        locations.append(("contact", "email"))
+    locations += [("emails", i) for i in range(len(view["emails"]))]
+    locations += [("devices", i) for i in range(len(view["devices"]))]
+    locations += [("devices", i, "email") for i in range(len(view["devices"]))]
+    locations += [("attrs", key) for key in view["attrs"]]
+    return locations
+
+
+_CLEARED: dict[Location, object] = {("phone",): "", ("subject_id",): "", ("count",): 0}
+
+
+def _expected(view: Any, locations: list[Location]) -> Any:
+    """Cleared: a proto3 scalar to its default, anything with presence to None, list
+    items and map entries gone."""
+    chosen = set(locations)
+    kept = [loc for loc in locations if not any(loc[:n] in chosen for n in range(1, len(loc)))]
+    result = copy.deepcopy(view)
+
+    def parent_of(location: Location) -> Any:
+        node = result
+        for part in location[:-1]:
+            node = node[part]
+        return node
+
+    for location in kept:
+        if location[0] == "attrs":
+            del parent_of(location)[location[-1]]
+        elif not isinstance(location[-1], int):
+            parent_of(location)[location[-1]] = _CLEARED.get(location)
+    for location in sorted((loc for loc in kept if isinstance(loc[-1], int)), reverse=True):
+        del parent_of(location)[location[-1]]
+    return result
+
+
+@given(message=_messages(), data=st.data())
+def test_decode_of_encode_without_is_the_view_with_those_locations_emptied(
+    message: Message, data: st.DataObject
+) -> None:
+    codec = _codec()
+    native, view = codec.decode(b"\x00" + message.SerializeToString())
+    locations = data.draw(st.lists(st.sampled_from(_locations(view)), unique=True))
+    body = codec.encode_without(native, locations)
+    assert isinstance(body, bytes)
+    assert codec.decode(body)[1] == _expected(view, locations)
