@@ -25,6 +25,7 @@ from typing import Any, Literal
 import orjson
 
 from enforcer.formats.framing import frame
+from enforcer.formats.protobuf_files import META_EXTENSION_NUMBER, META_FILE, base_pool
 from enforcer.formats.registry import Reference, SchemaRegistry
 
 SampleFormat = Literal["avro", "protobuf", "json-schema"]
@@ -126,7 +127,6 @@ def json_schema() -> dict[str, Any]:
 def protobuf_file() -> Any:
     """The sample's Protobuf file descriptor (a ``FileDescriptorProto``), identifier
     fields tagged with ``(confluent.field_meta).tags``."""
-    from confluent_kafka.schema_registry.confluent import meta_pb2
     from google.protobuf import descriptor_pb2
 
     field_type = descriptor_pb2.FieldDescriptorProto
@@ -136,22 +136,42 @@ def protobuf_file() -> Any:
         "identifier": field_type.TYPE_STRING,
         "strings": field_type.TYPE_STRING,
     }
-    # The field option's extension; the generated meta_pb2 has no type stubs.
-    field_meta: Any = meta_pb2.DESCRIPTOR.extensions_by_name["field_meta"]
+    meta = _meta_class()
     message = descriptor_pb2.DescriptorProto(name=RECORD)
     for number, (name, kind) in enumerate(_FIELDS, start=1):
         label = field_type.LABEL_REPEATED if kind == "strings" else field_type.LABEL_OPTIONAL
         field = message.field.add(name=name, number=number, type=kinds[kind], label=label)
         if kind == "identifier":
-            meta = field.options.Extensions[field_meta]
-            meta.tags.extend(_TAGGED[name])
+            # (confluent.field_meta) is extension 1088 of FieldOptions: written as its
+            # wire bytes, which is what a compiled option is.
+            tags = meta(tags=_TAGGED[name]).SerializeToString()
+            field.options.MergeFromString(_FIELD_META_KEY + _varint(len(tags)) + tags)
     return descriptor_pb2.FileDescriptorProto(
         name="com/example/identity/account_contact.proto",
         package=NAMESPACE,
         syntax="proto3",
-        dependency=[meta_pb2.DESCRIPTOR.name],
+        dependency=[META_FILE],
         message_type=[message],
     )
+
+
+def _meta_class() -> Any:
+    from google.protobuf import message_factory
+
+    return message_factory.GetMessageClass(base_pool().FindMessageTypeByName("confluent.Meta"))
+
+
+def _varint(number: int) -> bytes:
+    out = bytearray()
+    while number > 0x7F:
+        out.append(number & 0x7F | 0x80)
+        number >>= 7
+    out.append(number)
+    return bytes(out)
+
+
+# Field 1088 (META_EXTENSION_NUMBER), wire type 2 (length-delimited).
+_FIELD_META_KEY = _varint(META_EXTENSION_NUMBER << 3 | 2)
 
 
 class FramedSample:
@@ -189,14 +209,9 @@ class FramedSample:
 
 
 def _message_class(file: Any) -> Any:
-    from confluent_kafka.schema_registry.confluent import meta_pb2
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    from google.protobuf import message_factory
 
-    pool = descriptor_pool.DescriptorPool()
-    for imported in (descriptor_pb2.DESCRIPTOR, meta_pb2.DESCRIPTOR):
-        dependency = descriptor_pb2.FileDescriptorProto()
-        imported.CopyToProto(dependency)
-        pool.Add(dependency)
+    pool = base_pool()
     pool.Add(file)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName(RECORD_NAME))
 
@@ -204,14 +219,12 @@ def _message_class(file: Any) -> Any:
 def _register_protobuf(registry: SchemaRegistry, subject: str, file: Any) -> int:
     """The file and its import ``confluent/meta.proto`` as confluent-kafka's serializer
     registers them: serialized descriptors in base64, the import as a reference."""
-    from confluent_kafka.schema_registry.confluent import meta_pb2
     from google.protobuf import descriptor_pb2
 
     meta_file = descriptor_pb2.FileDescriptorProto()
-    meta_pb2.DESCRIPTOR.CopyToProto(meta_file)
-    meta_name = meta_pb2.DESCRIPTOR.name
-    registry.register(meta_name, "PROTOBUF", _base64(meta_file))
-    reference = Reference(meta_name, meta_name, registry.latest_version_number(meta_name))
+    base_pool().FindFileByName(META_FILE).CopyToProto(meta_file)
+    registry.register(META_FILE, "PROTOBUF", _base64(meta_file))
+    reference = Reference(META_FILE, META_FILE, registry.latest_version_number(META_FILE))
     return registry.register(subject, "PROTOBUF", _base64(file), (reference,))
 
 

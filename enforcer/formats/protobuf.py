@@ -340,6 +340,9 @@ class _FieldView(NamedTuple):
     """Whether the field can be unset (then its view is ``None``)."""
     convert: Convert | None
     """``None``: a scalar, taken as it is."""
+    empty_is_unset: bool
+    """A proto3 ``string`` or ``bytes`` without presence: the wire holds nothing for
+    ``""``, so an empty value is a value not given (``None``), not an empty identifier."""
 
 
 class _Views:
@@ -356,17 +359,28 @@ class _Views:
         if shape is None:
             shape = self._shapes[descriptor.full_name] = self._shape(descriptor)
         view: dict[str, Any] = {}
-        for name, presence, convert in shape:
+        for name, presence, convert, empty_is_unset in shape:
             if presence and not message.HasField(name):
                 view[name] = None
             else:
                 value = getattr(message, name)
-                view[name] = value if convert is None else convert(value)
+                if convert is not None:
+                    value = convert(value)
+                elif empty_is_unset and not value:
+                    value = None
+                view[name] = value
         return view
 
     def _shape(self, descriptor: Descriptor) -> tuple[_FieldView, ...]:
         return tuple(
-            _FieldView(field.name, field.has_presence, self._convert(field))
+            _FieldView(
+                field.name,
+                field.has_presence,
+                self._convert(field),
+                not field.has_presence
+                and not field.is_repeated
+                and field.type in (field.TYPE_STRING, field.TYPE_BYTES),
+            )
             for field in descriptor.fields
         )
 

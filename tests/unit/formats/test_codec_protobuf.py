@@ -205,19 +205,20 @@ def test_decode_the_first_message_after_a_single_zero_byte() -> None:
 
 
 def test_unset_fields_in_the_view() -> None:
-    """Fields with presence that are not set are None; proto3 scalars have their
-    default; repeated and map fields are empty."""
+    """Fields with presence that are not set are None, and so are proto3 strings and
+    bytes without presence that are empty (the wire cannot tell them from unset); other
+    proto3 scalars have their default; repeated and map fields are empty."""
     _, view = _codec().decode(b"\x00")
     assert view == {
-        "subject_id": "",
-        "phone": "",
+        "subject_id": None,
+        "phone": None,
         "emails": [],
         "contact": None,
         "devices": [],
         "at": None,
         "attrs": {},
         "kind": "KIND_UNSPECIFIED",
-        "raw": b"",
+        "raw": None,
         "count": 0,
     }
 
@@ -386,12 +387,12 @@ def _locations(view: dict[str, Any]) -> list[Location]:
     return locations
 
 
-_CLEARED: dict[Location, object] = {("phone",): "", ("subject_id",): "", ("count",): 0}
+_CLEARED: dict[Location, object] = {("phone",): None, ("subject_id",): None, ("count",): 0}
 
 
 def _expected(view: Any, locations: list[Location]) -> Any:
-    """Cleared: a proto3 scalar to its default, anything with presence to None, list
-    items and map entries gone."""
+    """Cleared: a proto3 string to None (as unset), a number to its default, anything
+    with presence to None, list items and map entries gone."""
     chosen = set(locations)
     kept = [loc for loc in locations if not any(loc[:n] in chosen for n in range(1, len(loc)))]
     result = copy.deepcopy(view)
