@@ -11,6 +11,9 @@ Failures never lose or repeat a record:
   transaction began, so its records are decided again;
 - the dead-letter guard, or any other error, aborts and stops the worker: nothing is
   committed after a failed batch.
+- a schema registry that does not answer holds the batch that needs it: its source
+  records are not decided, their partitions are paused and read again from the first
+  held record once the registry answers (:mod:`enforcer.live.schemas`).
 
 Rebalances (eager, range assignment: partition ``i`` of every subscribed topic goes to
 the same worker, so co-partitioned topics stay together) are handled in the client's
@@ -252,9 +255,11 @@ class Engine:
             return False  # a later record must not overtake a held one
         source = self._config.source_topic
         self._health.doing = "fetching schemas from the schema registry"
-        return schemas.ready(
+        ready = schemas.ready(
             m.value() for m in messages if m.error() is None and m.topic() == source
         )
+        self._health.schema_registry_down = schemas.cause
+        return ready
 
     def _hold(self, messages: Sequence[Message]) -> None:
         """Keep the first offset of each partition's held records, and pause the
@@ -272,8 +277,11 @@ class Engine:
         """Once the registry answers: read the held records again from their first
         offset (a partition whose ledger is still restoring waits for it, as a
         deferred record does). Raises :class:`WorkerStopError` past the deadline."""
-        assert self._schemas is not None
-        if not self._schemas.retry():
+        schemas = self._schemas
+        assert schemas is not None
+        released = schemas.retry()
+        self._health.schema_registry_down = schemas.cause
+        if not released:
             return
         held, self._held = self._held, {}
         source, ledger = self._config.source_topic, self._ledger

@@ -15,19 +15,21 @@ import orjson
 import pytest
 from confluent_kafka import Message, TopicPartition
 
+from enforcer.core.clock import FixedClock
 from enforcer.formats.framing import frame, schema_ids
 from enforcer.formats.registry import RegisteredSchema, RegistryUnavailableError, SchemaRegistry
 from enforcer.live.engine import Engine, EngineConfig
 from enforcer.live.failures import WorkerStopError
 from enforcer.live.guard import DeadLetterGuard
 from enforcer.live.health import Health
+from enforcer.live.http import prometheus_text
 from enforcer.live.limits import OutputLimits
 from enforcer.live.positions import TopicPartitionKey
 from enforcer.live.schemas import RegistryLoader, RegistryWait
-from enforcer.outputs.metrics import BatchCounts
+from enforcer.outputs.metrics import BatchCounts, MetricsRecorder
 from enforcer.outputs.records import OutputRecord, OutputTopics
 
-from ..conftest import event, ident, make_step
+from ..conftest import NOW, event, ident, make_step
 
 SOURCE = "wait-test.identity.events"
 TOPICS = OutputTopics("wait-test.sink", "wait-test.violations", "wait-test.deadletter")
@@ -237,6 +239,21 @@ def _engine(
     return engine, observed
 
 
+def _shown(health: Health) -> tuple[float, object]:
+    """``enforcer_schema_registry_up`` as scraped, and what ``/healthz`` says of it."""
+    step = make_step()
+    recorder = MetricsRecorder("w", step.policy.version, step.policy.mode, FixedClock(NOW), Clock())
+    text = prometheus_text(recorder, [], health).decode()
+    up = next(
+        float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith("enforcer_schema_registry_up ")
+    )
+    alive = health.alive()
+    assert alive.ok
+    return up, alive.detail.get("waiting_for_schema_registry")
+
+
 def _committed(output: Output) -> dict[int, int]:
     last: dict[int, int] = {}
     for offsets in output.committed:
@@ -256,6 +273,7 @@ def test_a_batch_waits_for_the_registry_and_is_decided_once_when_it_answers(
     loader.down = True
     consumes = 0
     while_down: list[tuple[int, dict[int, int], bool]] = []
+    shown: list[tuple[float, object]] = []
 
     def before_consume() -> None:
         nonlocal consumes
@@ -263,6 +281,8 @@ def test_a_batch_waits_for_the_registry_and_is_decided_once_when_it_answers(
         clock.now += 1.0
         if loader.down:
             while_down.append((len(output.sent), _committed(output), bool(consumer.paused)))
+            if consumes > 2:
+                shown.append(_shown(health))
         if consumes == 12:
             loader.down = False
 
@@ -287,6 +307,9 @@ def test_a_batch_waits_for_the_registry_and_is_decided_once_when_it_answers(
     assert consumer.consumed[(0, 2)] == 2 and consumer.consumed[(0, 5)] == 1
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert [w for w in warnings if CAUSE in w] == [warnings[0]] and len(warnings) == 1
+    # /healthz stays healthy and names the cause; the metric says 0 while it waits.
+    assert shown and set(shown) == {(0.0, CAUSE)}
+    assert _shown(health) == (1.0, None)
     assert health.alive().ok
 
 
