@@ -118,3 +118,23 @@ def test_explain_with_the_registry_down_says_so_and_decides_nothing(
     assert f"schema registry {url} did not answer schemas/ids/7" in err
     assert "the record was not decided" in err
     assert "dead letter" not in capsys.readouterr().out
+
+
+def test_replay_waits_for_the_registry_then_stops_in_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The framed record is neither decided nor dead-lettered: one line says the replay
+    waits, one that it stopped (exit 2)."""
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(frame(7, b'{"subject_id": "a"}') + b"\n")
+    url = f"http://127.0.0.1:{_free_port()}/apis/ccompat/v7"
+    out = tmp_path / "out"
+    argv = ["replay", "--from-file", str(source), "--out", str(out), "--no-progress"]
+    argv += ["--schema-registry-url", url, "--schema-registry-deadline", "1"]
+    assert main(argv) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(f"enforcer: schema registry {url} did not answer schemas/ids/7")
+    assert "waiting for it (no record is dead-lettered for it" in lines[0]
+    assert lines[1].startswith("enforcer: error: schema registry") and "replay stopped" in lines[1]
+    assert not (out / "deadletter.jsonl").exists() or (out / "deadletter.jsonl").read_bytes() == b""
