@@ -24,6 +24,7 @@ from enforcer.live.guard import DeadLetterGuard
 from enforcer.live.health import Health
 from enforcer.live.http import prometheus_text
 from enforcer.live.limits import OutputLimits
+from enforcer.live.output import CommitAborted
 from enforcer.live.positions import TopicPartitionKey
 from enforcer.live.schemas import RegistryLoader, RegistryWait
 from enforcer.outputs.metrics import BatchCounts, MetricsRecorder
@@ -194,10 +195,11 @@ class PausingConsumer:
 class Output:
     """Keeps what is sent and what each commit carried."""
 
-    def __init__(self) -> None:
+    def __init__(self, refusals: int = 0) -> None:
         self.sent: list[OutputRecord] = []
         self.committed: list[dict[TopicPartitionKey, int]] = []
         self.open = False
+        self.refusals = refusals
 
     def start(self, should_stop: Callable[[], bool]) -> None:
         pass
@@ -211,6 +213,9 @@ class Output:
 
     def commit(self, offsets: Mapping[TopicPartitionKey, int], consumer: Any) -> None:
         self.open = False
+        if self.refusals:
+            self.refusals -= 1
+            raise CommitAborted("refused by the test")
         self.committed.append(dict(offsets))
 
     def abort(self) -> None:
@@ -354,3 +359,27 @@ def test_a_revoke_while_records_are_held_resumes_their_partitions() -> None:
     assert revoked == [{0, 1}]
     assert consumer.paused == set()
     assert _committed(output) == {0: 8, 1: 8}
+
+
+def test_a_refused_commit_while_records_are_held_reads_again_from_the_transaction_start() -> None:
+    """The first batch's transaction is refused while the second batch is held: the
+    release must read from where the transaction began, not from the held record."""
+    clock, loader = Clock(), FakeLoader()
+    loader.down = True
+    consumes = 0
+
+    def before_consume() -> None:
+        nonlocal consumes
+        consumes += 1
+        clock.now += 1.0
+        if consumes == 6:
+            loader.down = False
+
+    consumer, output = PausingConsumer(before_consume), Output(refusals=1)
+    wait = RegistryWait(loader, clock, 60.0)
+    engine, observed = _engine(consumer, output, clock, wait, Health(clock, 30.0))
+    engine.run()
+    assert output.refusals == 0  # the refusal happened
+    assert _committed(output) == {0: 8, 1: 8}
+    assert sum(batch.records for batch in observed) == 16
+    assert consumer.consumed[(0, 0)] == 2 and consumer.consumed[(1, 1)] == 2
