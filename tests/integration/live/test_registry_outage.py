@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -92,6 +93,20 @@ def _produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
     assert producer.flush(30) == 0
 
 
+def _get(worker: EnforcerWorker, path: str) -> tuple[int, str]:
+    """GET ``path`` from the worker's HTTP side (its port is in its log)."""
+    assert worker.log_path is not None
+    serving = next(
+        line for line in worker.log_path.read_text().splitlines() if "serving /metrics" in line
+    )
+    address = serving.rsplit(" on ", 1)[1].strip()
+    try:
+        with urllib.request.urlopen(f"http://{address}{path}", timeout=10) as response:
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -149,6 +164,10 @@ async def test_the_worker_waits_for_a_stopped_registry_and_resumes_when_it_is_ba
         assert len(uncommitted) == 3
         assert await read_committed(kafka_bootstrap, topics.deadletter, expected=0) == []
         assert await committed_offsets(kafka_bootstrap, group, topics.source) == {0: 3}
+        # Still alive (the deadline is far), naming the cause; the metric says it waits.
+        status, health = _get(worker, "/healthz")
+        assert status == 200 and registry.url in json.loads(health)["waiting_for_schema_registry"]
+        assert "enforcer_schema_registry_up 0.0" in _get(worker, "/metrics")[1]
         assert worker.running
 
         # Back, empty (Apicurio keeps schemas in memory): the same schema registered
@@ -158,6 +177,7 @@ async def test_the_worker_waits_for_a_stopped_registry_and_resumes_when_it_is_ba
         await worker.wait_for_log(ANSWERS_AGAIN, timeout_s=60)
         assert await _committed(deployment, worker, 6) == 6
         assert worker.log_count(WAITING) == 1
+        assert "enforcer_schema_registry_up 1.0" in _get(worker, "/metrics")[1]
         inputs = await read_inputs(kafka_bootstrap, topics.source)
         check = await check_outcomes(kafka_bootstrap, topics, inputs, fingerprint_key=key)
         assert worker.stop() == 0, worker.log_tail()
