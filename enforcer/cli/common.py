@@ -203,8 +203,9 @@ SCHEMA_REGISTRY_DEADLINE_FLAG = (
 )
 
 
-def schema_registry_options(parser: argparse.ArgumentParser) -> None:
-    """The schema registry's flags (:data:`SCHEMA_REGISTRY_FLAGS`) and its deadline."""
+def schema_registry_options(parser: argparse.ArgumentParser, *, waits: bool = True) -> None:
+    """The schema registry's flags (:data:`SCHEMA_REGISTRY_FLAGS`), and its deadline for
+    a command that ``waits`` for an unreachable registry (``explain`` does not)."""
     for flag, (field, kind, metavar, help_text) in SCHEMA_REGISTRY_FLAGS.items():
         parser.add_argument(
             flag,
@@ -213,6 +214,8 @@ def schema_registry_options(parser: argparse.ArgumentParser) -> None:
             metavar=metavar,
             help=f"{help_text} (ENFORCER_{field.upper()})",
         )
+    if not waits:
+        return
     flag, field, help_text = SCHEMA_REGISTRY_DEADLINE_FLAG
     parser.add_argument(
         flag,

@@ -191,7 +191,7 @@ def add_flags(explain: Parser) -> None:
     explain.add_argument("--ledger-file", type=Path, metavar="FILE", help=LEDGER_FILE_HELP)
     ledger_as_of_flag(explain)
     policy_options(explain)
-    schema_registry_options(explain)
+    schema_registry_options(explain, waits=False)
 
 
 def command(args: argparse.Namespace) -> int:

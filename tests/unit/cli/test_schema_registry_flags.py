@@ -15,8 +15,6 @@ from enforcer.cli.common import SCHEMA_REGISTRY_FLAGS, UsageError
 from enforcer.core.fingerprint import generate_key
 from enforcer.formats.framing import frame
 
-FLAGS = [*SCHEMA_REGISTRY_FLAGS, "--schema-registry-deadline"]
-
 
 def _flags(command: str) -> set[str]:
     parser = build_parser()
@@ -27,8 +25,10 @@ def _flags(command: str) -> set[str]:
 
 @pytest.mark.parametrize("command", ["run", "replay", "explain"])
 def test_every_driver_takes_the_same_registry_flags_and_no_password(command: str) -> None:
+    """explain decides one record now or not at all: it has no deadline to wait for."""
     flags = _flags(command)
-    assert set(FLAGS) <= flags
+    assert set(SCHEMA_REGISTRY_FLAGS) <= flags
+    assert ("--schema-registry-deadline" in flags) == (command != "explain")
     assert not {flag for flag in flags if "password" in flag} - {"--schema-registry-password-file"}
 
 
