@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 if TYPE_CHECKING:
     from enforcer.config.settings import EnforcerSettings
     from enforcer.core.policy.compiled import Policy
+    from enforcer.formats.registry import SchemaRegistry
     from enforcer.replay.ledger import AsOf
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
@@ -148,3 +149,119 @@ def policy_from(settings: EnforcerSettings) -> Policy:
 
     policy = load_policy(settings.policy_file, destination=settings.destination)
     return policy.with_mode(settings.mode) if settings.mode else policy
+
+
+SCHEMA_REGISTRY_FLAGS: dict[str, tuple[str, type, str, str]] = {
+    "--schema-registry-url": (
+        "schema_registry_url",
+        str,
+        "URL",
+        "Confluent-compatible schema registry for framed records (Apicurio: "
+        "http://HOST:PORT/apis/ccompat/v7); default: none",
+    ),
+    "--schema-registry-user": ("schema_registry_user", str, "USER", "basic-auth user"),
+    "--schema-registry-password-file": (
+        "schema_registry_password_file",
+        Path,
+        "FILE",
+        "file holding the basic-auth password (or ENFORCER_SCHEMA_REGISTRY_PASSWORD; "
+        "never a flag, which a process list would show)",
+    ),
+    "--schema-registry-ca-file": (
+        "schema_registry_ca_file",
+        Path,
+        "FILE",
+        "CA bundle (PEM) to trust for an https:// registry",
+    ),
+    "--schema-registry-cert-file": (
+        "schema_registry_cert_file",
+        Path,
+        "FILE",
+        "client certificate (PEM), for a registry that asks for one",
+    ),
+    "--schema-registry-key-file": (
+        "schema_registry_key_file",
+        Path,
+        "FILE",
+        "client key (PEM); default: in the certificate file",
+    ),
+    "--schema-registry-timeout": (
+        "schema_registry_timeout",
+        float,
+        "SECONDS",
+        "most seconds one registry request may take, at most 20 (default 10)",
+    ),
+}
+"""The schema registry's flags, the same on ``run``, ``replay`` and ``explain``: flag ->
+(settings field, type, metavar, help). Each defaults to ``None`` so that its
+``ENFORCER_*`` variable shows through."""
+
+SCHEMA_REGISTRY_DEADLINE_FLAG = (
+    "--schema-registry-deadline",
+    "schema_registry_deadline",
+    "most seconds to wait for an unreachable schema registry before giving up (default 120)",
+)
+
+
+def schema_registry_options(parser: argparse.ArgumentParser, *, waits: bool = True) -> None:
+    """The schema registry's flags (:data:`SCHEMA_REGISTRY_FLAGS`), and its deadline for
+    a command that ``waits`` for an unreachable registry (``explain`` does not)."""
+    for flag, (field, kind, metavar, help_text) in SCHEMA_REGISTRY_FLAGS.items():
+        parser.add_argument(
+            flag,
+            dest=field,
+            type=kind,
+            metavar=metavar,
+            help=f"{help_text} (ENFORCER_{field.upper()})",
+        )
+    if not waits:
+        return
+    flag, field, help_text = SCHEMA_REGISTRY_DEADLINE_FLAG
+    parser.add_argument(
+        flag,
+        dest=field,
+        type=float,
+        metavar="SECONDS",
+        help=f"{help_text} (ENFORCER_{field.upper()})",
+    )
+
+
+def schema_registry_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The schema registry's settings given as flags, for :func:`settings_from`."""
+    fields = [field for field, _, _, _ in SCHEMA_REGISTRY_FLAGS.values()]
+    fields.append(SCHEMA_REGISTRY_DEADLINE_FLAG[1])
+    return {field: getattr(args, field, None) for field in fields}
+
+
+def schema_registry_from(settings: EnforcerSettings) -> SchemaRegistry | None:
+    """The registry client the settings describe (``None`` without a URL); its password
+    file and TLS files are read now, so that a problem with them is one line, exit 2."""
+    if settings.schema_registry_url is None:
+        return None
+    import ssl
+
+    from enforcer.config.schema_registry import RegistryConfigError, registry_basic_auth
+    from enforcer.formats.registry import RegistrySettings, SchemaRegistry
+
+    def text(path: Path | None) -> str | None:
+        return None if path is None else str(path)
+
+    try:
+        return SchemaRegistry(
+            RegistrySettings(
+                settings.schema_registry_url,
+                registry_basic_auth(settings),
+                text(settings.schema_registry_ca_file),
+                text(settings.schema_registry_cert_file),
+                text(settings.schema_registry_key_file),
+                settings.schema_registry_timeout,
+            )
+        )
+    except RegistryConfigError as exc:
+        raise UsageError(str(exc)) from None
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(
+            "cannot use the schema registry's TLS files (--schema-registry-ca-file, "
+            "--schema-registry-cert-file, --schema-registry-key-file): "
+            f"{getattr(exc, 'strerror', None) or type(exc).__name__}"
+        ) from None

@@ -20,6 +20,9 @@ from enforcer.cli.common import (
     ledger_as_of_flag,
     policy_from,
     policy_options,
+    schema_registry_from,
+    schema_registry_options,
+    schema_registry_settings,
     settings_from,
 )
 from enforcer.core.ledger_view import LedgerMode
@@ -29,6 +32,8 @@ from enforcer.core.purposes import within
 from enforcer.core.step import Outcome, OutcomeKind, Step
 
 if TYPE_CHECKING:
+    from enforcer.config.settings import EnforcerSettings
+    from enforcer.core.record_format import RecordReader
     from enforcer.replay.ledger import LoadedLedger
 
 
@@ -186,6 +191,7 @@ def add_flags(explain: Parser) -> None:
     explain.add_argument("--ledger-file", type=Path, metavar="FILE", help=LEDGER_FILE_HELP)
     ledger_as_of_flag(explain)
     policy_options(explain)
+    schema_registry_options(explain, waits=False)
 
 
 def command(args: argparse.Namespace) -> int:
@@ -203,6 +209,7 @@ def command(args: argparse.Namespace) -> int:
         destination=args.destination,
         mode=args.mode,
         phone_default_region=args.phone_region,
+        **schema_registry_settings(args),
     )
     name = "stdin" if args.file == "-" else Path(args.file).name
     try:
@@ -215,8 +222,10 @@ def command(args: argparse.Namespace) -> int:
         if not 0 <= args.line < len(lines):
             raise UsageError(f"{args.file} has no line {args.line} (it has {len(lines)})")
         data, offset = lines[args.line], args.line
-    else:
+    framed = data[:1] == b"\x00"  # the Confluent wire format's magic byte (docs/formats.md)
+    if not framed:
         _refuse_json_lines(args.file, data)
+        data = data.strip()
     # explain shows decisions, not fingerprints, so it needs no secret key: the ledger is
     # fingerprinted with the same throw-away key as the record.
     fingerprinter = Fingerprinter(generate_key().encode(), settings.phone_default_region)
@@ -229,16 +238,36 @@ def command(args: argparse.Namespace) -> int:
 
         ledger = load_ledger_file(args.ledger_file, fingerprinter, args.ledger_as_of)
     lookup = WholeLedger(ledger.replay.state) if ledger is not None else None
-    step = Step(policy, fingerprinter, SystemClock(), lookup)
-    outcome, decision = step.explain(InputRecord(None, data.strip(), (), Source(name, 0, offset)))
+    reader = _reader(settings, policy, data)
+    step = Step(policy, fingerprinter, SystemClock(), lookup, reader=reader)
+    outcome, decision = step.explain(InputRecord(None, data, (), Source(name, 0, offset)))
     result = explanation(step, outcome, decision, ledger)
-    _add_phone_formats(result, data, settings.phone_default_region)
+    if not framed:
+        _add_phone_formats(result, data, settings.phone_default_region)
     print(
         orjson.dumps(result, option=orjson.OPT_INDENT_2).decode()
         if args.json
         else render_text(result)
     )
     return EXIT_OK
+
+
+def _reader(settings: EnforcerSettings, policy: Policy, value: bytes) -> RecordReader | None:
+    """The record reader, with the schema ``value`` names fetched first (``None``
+    without a registry). An unreachable registry is one line, exit 2: explain decides
+    one record now or not at all, and never calls an outage bad input."""
+    registry = schema_registry_from(settings)
+    if registry is None:
+        return None
+    from enforcer.formats.registry import RegistryUnavailableError
+    from enforcer.live.schemas import schema_loader, step_reader
+
+    loader = schema_loader(registry)
+    try:
+        loader.load(loader.missing([value]))
+    except RegistryUnavailableError as exc:
+        raise UsageError(f"{exc}; the record was not decided") from None
+    return step_reader(policy, loader)
 
 
 def _refuse_json_lines(file: str, data: bytes) -> None:

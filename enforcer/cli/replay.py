@@ -17,13 +17,18 @@ from enforcer.cli.common import (
     ledger_as_of_flag,
     policy_from,
     policy_options,
+    schema_registry_from,
+    schema_registry_options,
+    schema_registry_settings,
     settings_from,
 )
 
 if TYPE_CHECKING:
     from enforcer.config.settings import EnforcerSettings
     from enforcer.core.fingerprint import Fingerprinter
+    from enforcer.core.policy.compiled import Policy
     from enforcer.replay.ledger import LoadedLedger
+    from enforcer.replay.schemas import ReplayFormats
     from enforcer.replay.sources.kafka_topic import Position
 
 
@@ -85,6 +90,7 @@ def add_flags(replay: Parser) -> None:
     )
     replay.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     policy_options(replay)
+    schema_registry_options(replay)
 
 
 def _position(parse: Callable[[str], Position]) -> Callable[[str], Position]:
@@ -115,9 +121,11 @@ def command(args: argparse.Namespace) -> int:
         bootstrap_servers=args.bootstrap_servers,
         kafka_config=args.kafka_config,
         phone_default_region=args.phone_region,
+        **schema_registry_settings(args),
     )
     fingerprinter = settings.fingerprinter()
     policy = policy_from(settings)
+    formats = _formats(settings, policy)
     # A policy that asks for a ledger when none is given: refused before reading anything.
     policy.ledger_mode(args.ledger_file is not None or args.ledger_topic is not None)
     ledger = _replay_ledger(args, settings, fingerprinter)
@@ -160,10 +168,11 @@ def command(args: argparse.Namespace) -> int:
             to_topics,
             aiokafka_security(settings),
             ledger,
+            formats,
         )
     else:
         report = replay_file(
-            args.from_file, args.out, policy, fingerprinter, progress, to_topics, ledger
+            args.from_file, args.out, policy, fingerprinter, progress, to_topics, ledger, formats
         )
     counts = report.records
     where = [f"{args.out}/"] if args.out else []
@@ -189,6 +198,24 @@ def command(args: argparse.Namespace) -> int:
         )
         return EXIT_FINDINGS
     return EXIT_OK
+
+
+def _formats(settings: EnforcerSettings, policy: Policy) -> ReplayFormats | None:
+    """How framed records are read: the registry's schemas and the reader (``None``
+    without a registry)."""
+    registry = schema_registry_from(settings)
+    if registry is None:
+        return None
+    from enforcer.live.schemas import schema_loader, step_reader
+    from enforcer.replay.schemas import ReplayFormats
+
+    loader = schema_loader(registry)
+    return ReplayFormats(
+        loader,
+        step_reader(policy, loader),
+        settings.schema_registry_deadline,
+        say=lambda line: print(f"enforcer: {line}", file=sys.stderr),
+    )
 
 
 def _replay_ledger(

@@ -9,7 +9,15 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from enforcer.cli.common import PHONE_REGION_HELP, Parser, policy_from, settings_from
+from enforcer.cli.common import (
+    PHONE_REGION_HELP,
+    Parser,
+    policy_from,
+    schema_registry_from,
+    schema_registry_options,
+    schema_registry_settings,
+    settings_from,
+)
 from enforcer.config.logs import setup_logging
 from enforcer.core.ledger_view import LedgerMode
 from enforcer.core.models import Mode
@@ -199,6 +207,7 @@ def add_flags(run: Parser) -> None:
         metavar="CC",
         help=PHONE_REGION_HELP,
     )
+    schema_registry_options(run)
 
 
 def command(args: argparse.Namespace) -> int:
@@ -228,8 +237,11 @@ def _run(args: argparse.Namespace, stop: StopSignal) -> int:
         "ledger_store",
         "phone_default_region",
     ]
-    settings = settings_from(**{field: getattr(args, field) for field in fields})
+    settings = settings_from(
+        **{field: getattr(args, field) for field in fields}, **schema_registry_settings(args)
+    )
     fingerprinter = settings.fingerprinter()
+    registry = schema_registry_from(settings)  # its password and TLS files, read now
     librdkafka_security(settings)  # a bad client-properties file: refused before anything starts
     check_memory_bounds(settings)
     policy = policy_from(settings)
@@ -259,7 +271,9 @@ def _run(args: argparse.Namespace, stop: StopSignal) -> int:
     )
     if settings.ledger_topic is not None:
         log.info("purpose ledger %s, ledger: %s", settings.ledger_topic, ledger_mode.value)
+    if registry is not None:
+        log.info("schema registry %s", registry.settings.url)
     if stop():
         log.info("stopped before starting")
         return 0
-    return run_worker(settings, policy, fingerprinter, limits, stop)
+    return run_worker(settings, policy, fingerprinter, limits, stop, registry)

@@ -10,6 +10,7 @@ import difflib
 import os
 import re
 import socket
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -185,6 +186,49 @@ class EnforcerSettings(BaseSettings):
             "own settings: OAUTHBEARER, GSSAPI, cloud IAM, tuning (docs/security.md)."
         ),
     )
+    schema_registry_url: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "Base URL of a Confluent-compatible schema registry (Apicurio: …/apis/ccompat/v7), "
+            "for records in the Confluent wire format; unset: no registry."
+        ),
+    )
+    schema_registry_user: str | None = Field(
+        default=None, min_length=1, description="Basic-auth user of the schema registry."
+    )
+    schema_registry_password: SecretStr | None = Field(
+        default=None, description="Basic-auth password of the schema registry (variable only)."
+    )
+    schema_registry_password_file: Path | None = Field(
+        default=None, description="File holding the schema registry's basic-auth password."
+    )
+    schema_registry_ca_file: Path | None = Field(
+        default=None, description="CA bundle (PEM) to trust for an https:// schema registry."
+    )
+    schema_registry_cert_file: Path | None = Field(
+        default=None, description="Client certificate (PEM) for the schema registry."
+    )
+    schema_registry_key_file: Path | None = Field(
+        default=None, description="Client key (PEM) for the schema registry."
+    )
+    schema_registry_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=20,
+        description=(
+            "Seconds one schema registry request may take (at most 20: a request never "
+            "outlasts the worker's stall limit)."
+        ),
+    )
+    schema_registry_deadline: float = Field(
+        default=120.0,
+        ge=1,
+        description=(
+            "Seconds the worker waits for an unreachable schema registry before it turns "
+            "/healthz unhealthy and exits to be restarted."
+        ),
+    )
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
     data_dir: Path = Path(".enforcer-data")
@@ -221,6 +265,13 @@ class EnforcerSettings(BaseSettings):
                     "from 1 to 65535 (ENFORCER_BOOTSTRAP_SERVERS)"
                 )
         return value
+
+    @field_validator("schema_registry_url")
+    @classmethod
+    def _registry_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return check_registry_url(value)
 
     def topics_by_role(self) -> dict[str, str]:
         """Every topic the worker uses, by its role, source first."""
@@ -278,6 +329,13 @@ class EnforcerSettings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _registry_access_is_complete(self) -> EnforcerSettings:
+        problem = registry_access_problem(self)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
     def fingerprinter(self) -> Fingerprinter:
         """The fingerprinter for the configured key; refuses without one, and with two.
 
@@ -299,6 +357,84 @@ class EnforcerSettings(BaseSettings):
                 read_key_file(self.fingerprint_key_file), self.phone_default_region
             )
         raise FingerprintKeyError(f"no fingerprint key is configured; {HOW_TO_MAKE_A_KEY}")
+
+
+def check_registry_url(url: str) -> str:
+    """``url`` when it can name a schema registry: http or https, a host, no credentials
+    (they would show in logs and process lists), no query or fragment."""
+    parts = urllib.parse.urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            "must not hold credentials: set ENFORCER_SCHEMA_REGISTRY_USER and "
+            "ENFORCER_SCHEMA_REGISTRY_PASSWORD (or --schema-registry-password-file)"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or a fragment")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is no number or out of range
+    except ValueError:
+        raise ValueError("has a port that is not a number from 1 to 65535") from None
+    return url.strip()
+
+
+def registry_access_problem(settings: EnforcerSettings) -> str | None:
+    """Why the schema registry settings do not go together, or ``None``."""
+    password = (
+        settings.schema_registry_password is not None
+        or settings.schema_registry_password_file is not None
+    )
+    user = settings.schema_registry_user is not None
+    tls = [
+        name
+        for name, value in (
+            ("ENFORCER_SCHEMA_REGISTRY_CA_FILE", settings.schema_registry_ca_file),
+            ("ENFORCER_SCHEMA_REGISTRY_CERT_FILE", settings.schema_registry_cert_file),
+            ("ENFORCER_SCHEMA_REGISTRY_KEY_FILE", settings.schema_registry_key_file),
+        )
+        if value is not None
+    ]
+    url = settings.schema_registry_url
+    if url is None:
+        given = [
+            *(["ENFORCER_SCHEMA_REGISTRY_USER"] if user else []),
+            *(["ENFORCER_SCHEMA_REGISTRY_PASSWORD(_FILE)"] if password else []),
+            *tls,
+        ]
+        return (
+            f"{given[0]} is set but no schema registry is (ENFORCER_SCHEMA_REGISTRY_URL)"
+            if given
+            else None
+        )
+    checks = (
+        (
+            settings.schema_registry_password is not None
+            and settings.schema_registry_password_file is not None,
+            "two schema registry passwords are configured: ENFORCER_SCHEMA_REGISTRY_PASSWORD "
+            "and ENFORCER_SCHEMA_REGISTRY_PASSWORD_FILE (--schema-registry-password-file); "
+            "keep one",
+        ),
+        (
+            user and not password,
+            "ENFORCER_SCHEMA_REGISTRY_USER needs a password: ENFORCER_SCHEMA_REGISTRY_PASSWORD "
+            "or ENFORCER_SCHEMA_REGISTRY_PASSWORD_FILE (--schema-registry-password-file)",
+        ),
+        (
+            password and not user,
+            "a schema registry password is set without ENFORCER_SCHEMA_REGISTRY_USER",
+        ),
+        (
+            settings.schema_registry_key_file is not None
+            and settings.schema_registry_cert_file is None,
+            "ENFORCER_SCHEMA_REGISTRY_KEY_FILE needs ENFORCER_SCHEMA_REGISTRY_CERT_FILE",
+        ),
+        (
+            bool(tls) and not url.startswith("https://"),
+            f"{tls[0] if tls else ''} is set but the schema registry URL is not https://",
+        ),
+    )
+    return next((message for failed, message in checks if failed), None)
 
 
 class UnknownVariableError(ValueError):

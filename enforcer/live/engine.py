@@ -11,6 +11,9 @@ Failures never lose or repeat a record:
   transaction began, so its records are decided again;
 - the dead-letter guard, or any other error, aborts and stops the worker: nothing is
   committed after a failed batch.
+- a schema registry that does not answer holds the batch that needs it: its source
+  records are not decided, their partitions are paused and read again from the first
+  held record once the registry answers (:mod:`enforcer.live.schemas`).
 
 Rebalances (eager, range assignment: partition ``i`` of every subscribed topic goes to
 the same worker, so co-partitioned topics stay together) are handled in the client's
@@ -47,6 +50,7 @@ from enforcer.live.ledger import LiveLedger
 from enforcer.live.limits import OutputLimits
 from enforcer.live.output import CommitAborted, Output
 from enforcer.live.positions import TransactionPositions
+from enforcer.live.schemas import RegistryWait
 from enforcer.outputs.metrics import BatchCounts, BatchObserver
 from enforcer.outputs.records import OutputRecord
 
@@ -83,9 +87,14 @@ class Engine:
         monotonic: Callable[[], float],
         should_stop: Callable[[], bool],
         ledger: LiveLedger | None = None,
+        schemas: RegistryWait | None = None,
     ) -> None:
         self._config = config
         self._ledger = ledger
+        self._schemas = schemas
+        # Source records read while the schema registry was down: each partition's first
+        # such offset, read again (its partition resumed) once the registry answers.
+        self._held: dict[int, int] = {}
         # Source records read while their partition's ledger was restoring (a fetch
         # already under way when it was paused): read again once it is restored.
         self._deferred: dict[int, int] = {}
@@ -140,6 +149,9 @@ class Engine:
     def _once(self) -> None:
         config = self._config
         health = self._health
+        if self._held:
+            health.doing = "asking the schema registry again"
+            self._release_held()
         health.doing = "consume (or a rebalance callback)"
         messages = self._consumer.consume(config.batch_max, config.batch_within_s)
         health.on_loop()
@@ -211,23 +223,93 @@ class Engine:
         ledger = self._ledger
         fit = self._config.limits.fit
         count = batch.add
+        hold = self._schemas is not None and not self._schemas_ready(self._schemas, messages)
+        held: list[Message] = []
         for message in messages:
             error = message.error()
             if error is not None:
                 self._consumer_error(error, message)
                 continue
-            if ledger is not None:
-                if message.topic() == ledger.topic:
-                    if self._read_ledger(ledger, message, outputs):
-                        ledger_read.append(message)
-                    continue
-                if self._defer(ledger, message):
-                    continue
+            if ledger is not None and message.topic() == ledger.topic:
+                if self._read_ledger(ledger, message, outputs):
+                    ledger_read.append(message)
+                continue
+            if hold:
+                held.append(message)
+                continue
+            if ledger is not None and self._defer(ledger, message):
+                continue
             outcome, records = fit(self._decide(message))
             count(outcome)
             outcomes.append(outcome)
             outputs += records
+        if held:
+            self._hold(held)
         return outcomes, outputs, ledger_read
+
+    def _schemas_ready(self, schemas: RegistryWait, messages: Sequence[Message]) -> bool:
+        """Whether the batch's source records may be decided: every schema their values
+        name is loaded (fetched now if need be), and no earlier record waits for the
+        registry. Raises :class:`WorkerStopError` past the registry's deadline."""
+        if self._held:
+            return False  # a later record must not overtake a held one
+        source = self._config.source_topic
+        self._health.doing = "fetching schemas from the schema registry"
+        ready = schemas.ready(
+            m.value() for m in messages if m.error() is None and m.topic() == source
+        )
+        self._health.schema_registry_down = schemas.cause
+        return ready
+
+    def _hold(self, messages: Sequence[Message]) -> None:
+        """Keep the first offset of each partition's held records, and pause the
+        partitions: the consumer goes on polling (the group keeps this worker), and
+        reads nothing more of them until the registry answers."""
+        held = self._held
+        for message in messages:
+            partition, offset = message.partition(), message.offset()
+            assert partition is not None and offset is not None
+            held[partition] = min(offset, held.get(partition, offset))
+        source = self._config.source_topic
+        self._consumer.pause([TopicPartition(source, partition) for partition in held])
+
+    def _release_held(self) -> None:
+        """Once the registry answers: read the held records again from their first
+        offset (a partition whose ledger is still restoring waits for it, as a
+        deferred record does). Raises :class:`WorkerStopError` past the deadline."""
+        schemas = self._schemas
+        assert schemas is not None
+        released = schemas.retry()
+        self._health.schema_registry_down = schemas.cause
+        if not released:
+            return
+        held, self._held = self._held, {}
+        source, ledger = self._config.source_topic, self._ledger
+        ready = []
+        for partition, offset in held.items():
+            if ledger is not None and ledger.restoring(partition):
+                self._deferred[partition] = min(offset, self._deferred.get(partition, offset))
+                continue
+            self._consumer.seek(TopicPartition(source, partition, offset))
+            ready.append(TopicPartition(source, partition))
+        if ready:
+            self._consumer.resume(ready)
+
+    def _lower_held(self, partition: int, offset: int) -> None:
+        """A held partition was sought back to ``offset``: the release must read from
+        there, not from the first record held before."""
+        held = self._held.get(partition)
+        if held is not None and offset < held:
+            self._held[partition] = offset
+
+    def _forget_held(self) -> None:
+        """At a rebalance the held records go with their partitions (the next owner
+        reads them from the committed offset): resume those partitions, which librdkafka
+        would otherwise keep paused when they are assigned again."""
+        if self._held:
+            source = self._config.source_topic
+            self._consumer.resume([TopicPartition(source, p) for p in self._held])
+            self._held = {}
 
     def _read_ledger(
         self, ledger: LiveLedger, message: Message, outputs: list[OutputRecord]
@@ -258,6 +340,7 @@ class Engine:
             deferred = self._deferred.pop(partition, None)
             if deferred is not None:
                 self._consumer.seek(TopicPartition(source, partition, deferred))
+                self._lower_held(partition, deferred)
             self._consumer.resume([TopicPartition(source, partition)])
 
     def _hold_ledger_ends(self, ledger: LiveLedger, started: float) -> None:
@@ -357,6 +440,8 @@ class Engine:
         for (topic, partition), offset in rewind.items():
             if (topic, partition) in assigned:
                 self._consumer.seek(TopicPartition(topic, partition, offset))
+                if topic == self._config.source_topic:
+                    self._lower_held(partition, offset)
         log.warning(
             "transaction aborted (%s); %d partition(s) are read again from the last commit",
             reason,
@@ -370,6 +455,7 @@ class Engine:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._forget()
         self._deferred = {}
+        self._held = {}
         if self._ledger is not None:
             assignment, paused = self._ledger.assign(partitions, self._committed)
             consumer.assign(assignment)
@@ -395,6 +481,7 @@ class Engine:
         # waits for this transaction's markers rather than reading stale offsets.
         self._commit()
         self._abort("revoked")
+        self._forget_held()
         if self._ledger is not None:
             self._ledger.revoked()
         self._health.on_revoked()
@@ -403,6 +490,7 @@ class Engine:
     def _on_lost(self, _: Consumer, partitions: list[TopicPartition]) -> None:
         # Lost, not revoked: another worker may own them already. Nothing may commit.
         self._abort("lost")
+        self._forget_held()
         if self._ledger is not None:
             self._ledger.revoked()
         self._health.on_revoked()

@@ -42,6 +42,9 @@ class Health:
         """Why the last transaction was aborted, for the line that says a worker is stuck."""
         self.doing = "starting"
         """What the loop is doing now (a client call may block): named when it stalls."""
+        self.schema_registry_down: str | None = None
+        """Why the schema registry cannot be reached, while records wait for it: shown
+        in ``/healthz`` (still alive until the registry's deadline) and in metrics."""
         self.security_override: str | None = None
         """The policy's stated reason when it lets security-only identifiers through
         (docs/policy.md: the security guardrail): shown in ``/readyz``, not a failure."""
@@ -103,6 +106,8 @@ class Health:
         if stalled:
             detail["stalled"] = True
             detail["stalled_in"] = self.doing
+        if self.schema_registry_down is not None:
+            detail["waiting_for_schema_registry"] = self.schema_registry_down
         return Status(ok, detail)
 
     def stalled_for(self) -> float:

@@ -63,6 +63,7 @@ from enforcer.outputs.metrics import (
     RECORDS,
     RECORDS_IN,
     RETRACTIONS,
+    SCHEMA_REGISTRY_UP,
     TRANSACTIONS,
     VIOLATIONS,
     VIOLATIONS_BY_RULE,
@@ -192,7 +193,9 @@ def _loop_families(health: Health | None, guard: DeadLetterGuard | None) -> list
     rebalances.add_metric([], health.rebalances if health else 0)
     assigned = _gauge(ASSIGNED_PARTITIONS)
     assigned.add_metric([], len(health.assigned) if health else 0)
-    return [trips, transactions, rebalances, assigned]
+    registry = _gauge(SCHEMA_REGISTRY_UP)
+    registry.add_metric([], 0 if health and health.schema_registry_down else 1)
+    return [trips, transactions, rebalances, assigned, registry]
 
 
 class WorkerCollector(Collector):

@@ -25,6 +25,7 @@ from enforcer.core.ledger_view import LedgerMode
 from enforcer.core.models import Mode
 from enforcer.core.policy.compiled import Policy
 from enforcer.core.step import Step
+from enforcer.formats.registry import SchemaRegistry
 from enforcer.ledger.retract import passes_under
 from enforcer.ledger.state import LedgerState, LedgerStore
 from enforcer.live.admin import admin_client
@@ -58,6 +59,7 @@ from enforcer.live.output import (
     TransactionalOutput,
 )
 from enforcer.live.publisher import LagMeter, SnapshotPublisher
+from enforcer.live.schemas import RegistryWait, SchemaLoader, schema_loader, step_reader
 from enforcer.live.signals import StopSignal
 from enforcer.live.watch import TopicWatch
 from enforcer.outputs.metrics import GcStats, MetricsRecorder, metric_identifier_types
@@ -126,9 +128,10 @@ def run_worker(
     fingerprinter: Fingerprinter,
     limits: Mapping[str, int],
     stop: StopSignal,
+    registry: SchemaRegistry | None = None,
 ) -> int:
     """Run until stopped; return the exit status. ``limits``: each output topic's
-    ``max.message.bytes``."""
+    ``max.message.bytes``; ``registry``: the schema registry of framed records, if any."""
     stop.deadline_s = settings.shutdown_timeout
     errors = ClientErrors()
     health = Health(time.monotonic, STALLED_AFTER_S)
@@ -157,6 +160,7 @@ def run_worker(
         guard=guard,
     )
     http.start()
+    loader, schemas = _schemas(settings, registry)
     engine = Engine(
         EngineConfig(
             settings.source_topic,
@@ -172,12 +176,13 @@ def run_worker(
         ),
         consumer,
         output,
-        Step(policy, fingerprinter, SystemClock(), ledger),
+        Step(policy, fingerprinter, SystemClock(), ledger, reader=step_reader(policy, loader)),
         guard,
         health,
         time.monotonic,
         stop,
         ledger,
+        schemas,
     )
     engine.observers.append(recorder)
     publisher = SnapshotPublisher(
@@ -218,6 +223,17 @@ def run_worker(
     if status == 0:
         log.info("stopped")
     return status
+
+
+def _schemas(
+    settings: EnforcerSettings, registry: SchemaRegistry | None
+) -> tuple[SchemaLoader | None, RegistryWait | None]:
+    """The schema cache the reader decodes with, and the wait for the registry the
+    engine asks before each batch; neither without a registry."""
+    if registry is None:
+        return None, None
+    loader = schema_loader(registry)
+    return loader, RegistryWait(loader, time.monotonic, settings.schema_registry_deadline)
 
 
 def _run_engine(engine: Engine, recorder: MetricsRecorder) -> None:

@@ -132,6 +132,13 @@ ASSIGNED_PARTITIONS = MetricDef(
     (),
     "Source partitions assigned to this instance now (0: a standby).",
 )
+SCHEMA_REGISTRY_UP = MetricDef(
+    "enforcer_schema_registry_up",
+    "gauge",
+    (),
+    "0 while the schema registry cannot be reached and records wait for it (nothing is "
+    "decided or dead-lettered for them); else 1, also without a registry.",
+)
 LEDGER_IDENTIFIERS = MetricDef(
     "enforcer_ledger_identifiers",
     "gauge",
@@ -222,6 +229,7 @@ METRICS: tuple[MetricDef, ...] = (
     TRANSACTIONS,
     REBALANCES,
     ASSIGNED_PARTITIONS,
+    SCHEMA_REGISTRY_UP,
     *GC_METRICS,
     *LEDGER_METRICS,
 )

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +27,7 @@ from enforcer.outputs.records import OutputTopics
 from enforcer.outputs.report.model import LedgerSummary, OffsetRange, ReplaySource, Report
 from enforcer.replay.ledger import LoadedLedger
 from enforcer.replay.loop import OutcomeWriter, replay
+from enforcer.replay.schemas import RegistryDownError, ReplayFormats, prefetched
 from enforcer.replay.sources.jsonl import HashedRecords, jsonl_source_name
 from enforcer.replay.sources.kafka_topic import Position, TopicReader, TopicReadError
 
@@ -61,10 +62,12 @@ def replay_file(
     progress: bool,
     to_topics: TopicOutput | None = None,
     ledger: LoadedLedger | None = None,
+    formats: ReplayFormats | None = None,
 ) -> Report:
     """Replay a JSON Lines file into ``out`` (or topics); a progress bar shows on a terminal.
 
-    With ``ledger``, records are judged against it (docs/ledger.md) and the report says how."""
+    With ``ledger``, records are judged against it (docs/ledger.md) and the report says how;
+    with ``formats``, framed records are read with the schema registry's schemas."""
     source = ReplaySource(kind="file", name=str(path))
     try:
         stream = path.open("rb")
@@ -78,8 +81,16 @@ def replay_file(
 
         records = HashedRecords(stream, jsonl_source_name(path))
         with _outputs(out, to_topics, runner, 1) as outputs:
-            step, summary = _step(policy, fingerprinter, ledger)
-            report = replay(records, step, outputs, source, CLOCK, bar.callback(advance), summary)
+            step, summary = _step(policy, fingerprinter, ledger, formats)
+            report = replay(
+                _with_schemas(records, formats),
+                step,
+                outputs,
+                source,
+                CLOCK,
+                bar.callback(advance),
+                summary,
+            )
     # The replay read the file to its end, so the hash covers every byte of it.
     hashed = source.model_copy(update={"sha256": records.hexdigest()})
     return _with_report_files(out, report.model_copy(update={"source": hashed}))
@@ -97,9 +108,10 @@ def replay_topic(
     to_topics: TopicOutput | None = None,
     client_options: Mapping[str, Any] | None = None,
     ledger: LoadedLedger | None = None,
+    formats: ReplayFormats | None = None,
 ) -> Report:
     """Replay a range of ``topic`` (read_committed, no consumer group) into ``out`` or topics,
-    against ``ledger`` when one is given."""
+    against ``ledger`` when one is given, framed records read as ``formats`` says."""
     with asyncio.Runner() as runner:
         reader = TopicReader(
             runner, bootstrap_servers, topic, start, end, client_options=client_options
@@ -125,8 +137,8 @@ def replay_topic(
                     done[partition] = offset + 1
 
                 with _outputs(out, to_topics, runner, len(ranges)) as outputs:
-                    step, summary = _step(policy, fingerprinter, ledger)
-                    records = reader.records()
+                    step, summary = _step(policy, fingerprinter, ledger, formats)
+                    records = _with_schemas(reader.records(), formats)
                     report = replay(
                         records, step, outputs, source, CLOCK, bar.callback(advance), summary
                     )
@@ -141,19 +153,44 @@ CLOCK = SystemClock()
 
 
 def step_for(
-    policy: Policy, fingerprinter: Fingerprinter, ledger: LoadedLedger | None = None
+    policy: Policy,
+    fingerprinter: Fingerprinter,
+    ledger: LoadedLedger | None = None,
+    formats: ReplayFormats | None = None,
 ) -> Step:
-    """The live decision step, on the wall clock, judging by ``ledger`` when given."""
+    """The live decision step, on the wall clock, judging by ``ledger`` when given and
+    reading framed records with ``formats``' reader."""
     lookup = WholeLedger(ledger.replay.state) if ledger is not None else None
-    return Step(policy, fingerprinter, CLOCK, lookup)
+    reader = formats.reader if formats is not None else None
+    return Step(policy, fingerprinter, CLOCK, lookup, reader=reader)
 
 
 def _step(
-    policy: Policy, fingerprinter: Fingerprinter, ledger: LoadedLedger | None
+    policy: Policy,
+    fingerprinter: Fingerprinter,
+    ledger: LoadedLedger | None,
+    formats: ReplayFormats | None,
 ) -> tuple[Step, LedgerSummary | None]:
     """The step, and the report's ledger part as it starts (``None`` without a ledger)."""
-    step = step_for(policy, fingerprinter, ledger)
+    step = step_for(policy, fingerprinter, ledger, formats)
     return step, ledger.summary(step.ledger_mode) if ledger is not None else None
+
+
+def _with_schemas(
+    records: Iterable[InputRecord], formats: ReplayFormats | None
+) -> Iterable[InputRecord]:
+    """``records``, each chunk's schemas fetched before it is decided; a registry that
+    stays down past the deadline ends the replay in one line."""
+    if formats is None:
+        return records
+
+    def checked() -> Iterator[InputRecord]:
+        try:
+            yield from prefetched(records, formats)
+        except RegistryDownError as exc:
+            raise ReplayInputError(str(exc)) from None
+
+    return checked()
 
 
 @contextmanager

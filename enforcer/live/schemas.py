@@ -1,0 +1,179 @@
+"""Schemas fetched before a batch is decided, and what the worker does while the schema
+registry cannot be reached (docs/formats.md: running with a schema registry).
+
+The record reader does no I/O: before the engine decides a batch it asks the loader
+which schema ids the batch's framed values name that it does not hold yet, and loads
+them. A registry that does not answer is an outage, never bad input: the batch's source
+records are held (their partitions paused and read again from the first held offset
+once the registry answers), nothing is decided, dead-lettered or committed for them,
+and the worker says so in one line at once. It asks again with a growing pause, and
+stops (``/healthz`` unhealthy, exit 1, the same path as a denied permission) when the
+registry stays down past the deadline.
+
+:class:`RegistryWait` is the state machine, pure (the clock is passed in); the engine
+holds and releases the records.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from enforcer.core.policy.compiled import Policy
+from enforcer.core.record_format import RecordReader
+from enforcer.formats.framing import schema_ids
+from enforcer.formats.registry import RegisteredSchema, RegistryUnavailableError, SchemaRegistry
+from enforcer.live.failures import WorkerStopError
+
+log = logging.getLogger("enforcer.schemas")
+
+FIRST_RETRY_S = 0.5
+"""The pause before the registry is asked again after it first failed to answer."""
+LONGEST_RETRY_S = 5.0
+"""The pause grows (doubling) up to this: a registry that is back is noticed soon."""
+
+
+class SchemaLoader(Protocol):
+    """What the driver asks of the schema cache before records are decided."""
+
+    def missing(self, values: Iterable[bytes | None]) -> set[int]:
+        """The schema ids the framed ``values`` name that are not loaded yet (an id the
+        registry said it does not have counts as loaded: its records are bad input)."""
+        ...
+
+    def load(self, ids: Iterable[int]) -> None:
+        """Fetch ``ids`` from the registry. Raises
+        :class:`enforcer.formats.registry.RegistryUnavailableError` on an outage."""
+        ...
+
+
+class RegistryLoader:
+    """A minimal :class:`SchemaLoader` straight on the registry client: each id asked
+    once, the answer (a schema, or "no such id") kept for the worker's life."""
+
+    def __init__(self, registry: SchemaRegistry) -> None:
+        self._registry = registry
+        self.schemas: dict[int, RegisteredSchema | None] = {}
+
+    def missing(self, values: Iterable[bytes | None]) -> set[int]:
+        """The ids named in ``values`` that were never answered."""
+        return schema_ids(values) - self.schemas.keys()
+
+    def load(self, ids: Iterable[int]) -> None:
+        """Ask the registry for each id not answered yet; stops at the first outage."""
+        for schema_id in sorted(set(ids) - self.schemas.keys()):
+            self.schemas[schema_id] = self._registry.schema_by_id(schema_id)
+
+
+def schema_loader(registry: SchemaRegistry) -> SchemaLoader:
+    """The loader the drivers use for ``registry``.
+
+    TODO(issue 21 merge): return ``enforcer.formats.schemas.SchemaCache(registry)``,
+    whose codecs the reader decodes with; :class:`RegistryLoader` stands in for it."""
+    return RegistryLoader(registry)
+
+
+def step_reader(policy: Policy, loader: SchemaLoader | None) -> RecordReader | None:
+    """The record reader every driver hands to :class:`enforcer.core.step.Step`: the one
+    place the formats are wired in.
+
+    TODO(issue 21 merge): return ``enforcer.formats.reader.build_reader(policy, codecs)``
+    with the codecs of ``loader`` (the ``SchemaCache``). Until then ``None``: every
+    record is decided as a plain identity event."""
+    del policy, loader
+    return None
+
+
+class RegistryWait:
+    """Whether a batch's schemas are loaded, and the outage while they cannot be."""
+
+    def __init__(
+        self,
+        loader: SchemaLoader,
+        monotonic: Callable[[], float],
+        deadline_s: float,
+        first_retry_s: float = FIRST_RETRY_S,
+        longest_retry_s: float = LONGEST_RETRY_S,
+    ) -> None:
+        self._loader = loader
+        self._monotonic = monotonic
+        self._deadline_s = deadline_s
+        self._first_retry_s = first_retry_s
+        self._longest_retry_s = longest_retry_s
+        self._since: float | None = None
+        self._next_try = 0.0
+        self._pause = first_retry_s
+        self._ids: set[int] = set()
+        self.cause: str | None = None
+        """The last failure's one-line cause while the registry is down."""
+        self.failures = 0
+        """Requests the registry did not answer, since the worker started."""
+
+    @property
+    def down(self) -> bool:
+        """Whether the registry is in an outage (records are held)."""
+        return self._since is not None
+
+    def ready(self, values: Iterable[bytes | None]) -> bool:
+        """True when every schema ``values`` name is loaded (fetched now if need be);
+        False when the registry is down: the caller holds the records. Raises
+        :class:`WorkerStopError` once the outage has lasted the deadline."""
+        if self._since is not None:
+            self._check_deadline(self._monotonic())
+            return False
+        missing = self._loader.missing(values)
+        return not missing or self._load(missing)
+
+    def retry(self) -> bool:
+        """While down: True once the registry answered (the held records may be read
+        again), False before the next try is due or when it failed again. Raises
+        :class:`WorkerStopError` once the outage has lasted the deadline."""
+        if self._since is None:
+            return True
+        now = self._monotonic()
+        if now < self._next_try:
+            self._check_deadline(now)
+            return False
+        return self._load(self._ids)
+
+    def _load(self, ids: set[int]) -> bool:
+        try:
+            self._loader.load(ids)
+        except RegistryUnavailableError as exc:
+            self._failed(ids, str(exc))
+            return False
+        if self._since is not None:
+            log.info(
+                "the schema registry answers again after %.0f s: the held records are "
+                "read again and decided",
+                self._monotonic() - self._since,
+            )
+        self._since, self.cause, self._ids = None, None, set()
+        return True
+
+    def _failed(self, ids: set[int], cause: str) -> None:
+        now = self._monotonic()
+        self.failures += 1
+        self.cause = cause
+        if self._since is None:
+            self._since, self._pause, self._ids = now, self._first_retry_s, set(ids)
+            # The one line that says why the worker waits (more only at the end of it).
+            log.warning(
+                "%s; waiting for it: no record is dead-lettered for it, none is decided "
+                "until it answers, and the worker exits if it stays down for %.0f s",
+                cause,
+                self._deadline_s,
+            )
+        else:
+            self._pause = min(self._pause * 2, self._longest_retry_s)
+        self._next_try = now + self._pause
+        self._check_deadline(now)
+
+    def _check_deadline(self, now: float) -> None:
+        if self._since is not None and now - self._since >= self._deadline_s:
+            raise WorkerStopError(
+                f"{self.cause} (the schema registry has not answered for "
+                f"{now - self._since:.0f} s; ENFORCER_SCHEMA_REGISTRY_DEADLINE is "
+                f"{self._deadline_s:.0f} s); exiting to be restarted"
+            )
