@@ -20,10 +20,11 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
+from enforcer.core.clock import SystemClock
 from enforcer.core.policy.compiled import Policy
 from enforcer.core.record_format import RecordReader
-from enforcer.formats.framing import schema_ids
-from enforcer.formats.registry import RegisteredSchema, RegistryUnavailableError, SchemaRegistry
+from enforcer.formats.registry import RegistryUnavailableError, SchemaRegistry
+from enforcer.formats.schemas import SchemaCache
 from enforcer.live.failures import WorkerStopError
 
 log = logging.getLogger("enforcer.schemas")
@@ -48,30 +49,10 @@ class SchemaLoader(Protocol):
         ...
 
 
-class RegistryLoader:
-    """A minimal :class:`SchemaLoader` straight on the registry client: each id asked
-    once, the answer (a schema, or "no such id") kept for the worker's life."""
-
-    def __init__(self, registry: SchemaRegistry) -> None:
-        self._registry = registry
-        self.schemas: dict[int, RegisteredSchema | None] = {}
-
-    def missing(self, values: Iterable[bytes | None]) -> set[int]:
-        """The ids named in ``values`` that were never answered."""
-        return schema_ids(values) - self.schemas.keys()
-
-    def load(self, ids: Iterable[int]) -> None:
-        """Ask the registry for each id not answered yet; stops at the first outage."""
-        for schema_id in sorted(set(ids) - self.schemas.keys()):
-            self.schemas[schema_id] = self._registry.schema_by_id(schema_id)
-
-
-def schema_loader(registry: SchemaRegistry) -> SchemaLoader:
-    """The loader the drivers use for ``registry``.
-
-    TODO(issue 21 merge): return ``enforcer.formats.schemas.SchemaCache(registry)``,
-    whose codecs the reader decodes with; :class:`RegistryLoader` stands in for it."""
-    return RegistryLoader(registry)
+def schema_loader(registry: SchemaRegistry) -> SchemaCache:
+    """The loader the drivers use for ``registry``: the schema cache, whose codecs the
+    record reader decodes with."""
+    return SchemaCache(registry, SystemClock())
 
 
 def step_reader(policy: Policy, loader: SchemaLoader | None) -> RecordReader | None:

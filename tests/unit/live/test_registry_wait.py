@@ -26,7 +26,7 @@ from enforcer.live.http import prometheus_text
 from enforcer.live.limits import OutputLimits
 from enforcer.live.output import CommitAborted
 from enforcer.live.positions import TopicPartitionKey
-from enforcer.live.schemas import RegistryLoader, RegistryWait
+from enforcer.live.schemas import RegistryWait, schema_loader
 from enforcer.outputs.metrics import BatchCounts, MetricsRecorder
 from enforcer.outputs.records import OutputRecord, OutputTopics
 
@@ -124,18 +124,20 @@ def test_an_outage_past_the_deadline_stops_the_worker() -> None:
     assert "exiting to be restarted" in message and "\n" not in message
 
 
-def test_the_registry_loader_asks_each_id_once_and_keeps_no_such_id_as_an_answer() -> None:
+def test_the_drivers_loader_asks_each_id_once_and_keeps_no_such_id_as_an_answer() -> None:
     asked: list[int] = []
 
     class Registry:
         def schema_by_id(self, schema_id: int) -> RegisteredSchema | None:
             asked.append(schema_id)
-            return None if schema_id == 9 else RegisteredSchema(schema_id, "AVRO", "{}", ())
+            return None if schema_id == 9 else RegisteredSchema(schema_id, "AVRO", '"string"', ())
 
-    loader = RegistryLoader(cast("SchemaRegistry", Registry()))
-    assert loader.missing([frame(7, b""), frame(9, b""), PLAIN]) == {7, 9}
-    loader.load({7, 9})
-    loader.load({7, 9})
+    loader = schema_loader(cast("SchemaRegistry", Registry()))
+    values = [frame(7, b""), frame(9, b""), PLAIN]
+    assert loader.missing(values) == {7, 9}
+    # As the engine asks: what is missing, then load it, batch after batch.
+    loader.load(loader.missing(values))
+    loader.load(loader.missing(values))
     assert asked == [7, 9]
     assert loader.missing([frame(7, b""), frame(9, b"")]) == set()
 
