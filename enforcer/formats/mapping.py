@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NamedTuple
 
+import orjson
+
 from enforcer.core.clock import rfc3339
 from enforcer.core.models import DeadLetterReason
 from enforcer.core.parse import ParseFailure
@@ -78,6 +80,25 @@ class FieldMapping:
     _tagged: dict[int, tuple[Fields, tuple[IdentifierField, ...]]] = field(
         default_factory=dict, repr=False
     )
+    key_names: frozenset[str] = field(init=False, repr=False)
+    """Every field name on the mapping's paths."""
+    quoted_key_names: tuple[tuple[str, bytes], ...] = field(init=False, repr=False)
+    """Each of :attr:`key_names` with its JSON text (``"name"``)."""
+
+    def __post_init__(self) -> None:
+        paths = [self.subject_id, self.occurred_at, self.event_id]
+        for item in self.identifiers:
+            paths.append(item.path)
+            if isinstance(item.purposes, RecordPath):
+                paths.append(item.purposes)
+        self.key_names = frozenset(
+            step
+            for path in paths
+            if path is not None
+            for step in path.steps
+            if isinstance(step, str)
+        )
+        self.quoted_key_names = tuple((name, orjson.dumps(name)) for name in sorted(self.key_names))
 
     @classmethod
     def of(cls, spec: MappingSpec) -> FieldMapping:
@@ -335,8 +356,10 @@ def _purposes_at(
     visited: set[tuple[int, str]] | None,
 ) -> list[str] | None:
     """The tag list at ``source``, its ``[*]`` taking the identifier's list positions."""
-    positions = [location[i] for i, step in enumerate(item.path.steps) if step is EVERY]
-    found = find(view, source.bind(p for p in positions if isinstance(p, int)), visited)
+    if source.concrete is None:
+        positions = [location[i] for i, step in enumerate(item.path.steps) if step is EVERY]
+        source = source.bind(p for p in positions if isinstance(p, int))
+    found = find(view, source, visited)
     if not found or found[0][1] is None:
         return None
     where, value = found[0]

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 from enforcer.formats.codec import FieldInfo, Location
 
@@ -47,6 +47,13 @@ class RecordPath:
 
     text: str
     steps: tuple[PathStep, ...]
+    concrete: Location | None = field(init=False, compare=False, repr=False)
+    """The path as a location when it has no ``[*]`` (found in one walk), else ``None``."""
+
+    def __post_init__(self) -> None:
+        steps = self.steps
+        concrete = None if EVERY in steps else cast("Location", steps)
+        object.__setattr__(self, "concrete", concrete)
 
     @property
     def wildcards(self) -> int:
@@ -139,6 +146,8 @@ def find(
     list where a name follows, an object under ``[*]``) raises :class:`PathTypeError`.
     ``visited`` collects ``(id(object), name)`` for each name found in an object, for
     the repeated-key check of plain JSON."""
+    if path.concrete is not None:
+        return _find_concrete(view, path.concrete, visited)
     found: list[tuple[Location, Any]] = [((), view)]
     for step in path.steps:
         following: list[tuple[Location, Any]] = []
@@ -163,6 +172,40 @@ def find(
         if not found:
             break
     return found
+
+
+def _find_concrete(
+    view: Any, location: Location, visited: set[tuple[int, str]] | None
+) -> list[tuple[Location, Any]]:
+    """:func:`find` for a path without ``[*]``: one walk, at most one value."""
+    value = view
+    for depth, step in enumerate(location):
+        # A dict holding the name is the common case: one lookup, no further tests.
+        if type(value) is dict and type(step) is str and visited is None:
+            value = value.get(step, _ABSENT)
+        elif value is not None:
+            value = _step(value, step, location[:depth], visited)
+        if value is _ABSENT or (value is None and depth < len(location) - 1):
+            return []
+    return [(location, value)]
+
+
+_ABSENT = object()
+
+
+def _step(value: Any, step: str | int, at: Location, visited: set[tuple[int, str]] | None) -> Any:
+    """One step of :func:`_find_concrete` off the common case (``at``: where it is)."""
+    if isinstance(step, str):
+        if not isinstance(value, Mapping):
+            raise PathTypeError(_place(at), f"{kind_of(value)}, not an object")
+        if step not in value:
+            return _ABSENT
+        if visited is not None:
+            visited.add((id(value), step))
+        return value[step]
+    if not isinstance(value, list | tuple):
+        raise PathTypeError(_place(at), f"{kind_of(value)}, not a list")
+    return value[step] if step < len(value) else _ABSENT
 
 
 def _place(location: Location) -> str:

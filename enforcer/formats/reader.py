@@ -138,11 +138,18 @@ class FormatReader:
             document = json.loads(value)
         if type(document) is not dict:
             return _NO_OBJECT
-        visited: set[tuple[int, str]] = set()
+        # A key on a mapped path written more than once (or escaped) may repeat in one
+        # object: the objects the mapping visits are then counted, to tell.
+        suspects = mapping.key_names if 92 in value else _seen_twice(value, mapping)
+        visited: set[tuple[int, str]] | None = set() if suspects else None
         read = mapping.read(document, topic, partition, offset, visited=visited)
         if isinstance(read, ParseFailure):
             return read
-        if _may_repeat(value, visited) and _repeats(value, {name for _, name in visited}):
+        if (
+            visited is not None
+            and _may_repeat(value, visited, suspects)
+            and _repeats(value, suspects)
+        ):
             return _REPEATED
         return _decoded(
             read, mapping, _Plain(document, read.locations, mapping.remove_empty, exact)
@@ -199,7 +206,15 @@ def _decoded(read: Read, mapping: FieldMapping, native: _Plain | _Framed) -> Dec
     event = _event(read.fields)
     if isinstance(event, ParseFailure):
         return _in_record_terms(event, read, mapping)
-    return Decoded(event, tuple(location_text(loc) for loc in read.locations), native)
+    return Decoded(event, tuple(_text(location) for location in read.locations), native)
+
+
+def _text(location: Location) -> str:
+    # Most locations are names only: joined without the general renderer.
+    try:
+        return ".".join(location)  # type: ignore[arg-type]
+    except TypeError:
+        return location_text(location)
 
 
 def _event(fields: dict[str, Any]) -> Event | ParseFailure:
@@ -248,15 +263,21 @@ def _invalid_json(value: bytes) -> ParseFailure:
     return ParseFailure(DeadLetterReason.INVALID_JSON, "not valid UTF-8 JSON")
 
 
-def _may_repeat(value: bytes, visited: set[tuple[int, str]]) -> bool:
-    """A cheap, conservative check that no key on a mapped path repeats: without
-    escapes a key is written as its quoted name, so a name seen no more often than the
-    objects that have it cannot repeat in one of them."""
+def _seen_twice(value: bytes, mapping: FieldMapping) -> frozenset[str]:
+    """The mapped key names whose quoted form occurs more than once in ``value``."""
+    return frozenset(name for name, quoted in mapping.quoted_key_names if value.count(quoted) > 1)
+
+
+def _may_repeat(value: bytes, visited: set[tuple[int, str]], names: frozenset[str]) -> bool:
+    """A cheap, conservative check that none of ``names`` repeats: without escapes a key
+    is written as its quoted name, so a name seen no more often than the objects found to
+    have it cannot repeat in one of them."""
     if 92 in value:  # a backslash: a key may be escaped
         return True
-    counts: dict[str, int] = {}
+    counts = dict.fromkeys(names, 0)
     for _, name in visited:
-        counts[name] = counts.get(name, 0) + 1
+        if name in counts:
+            counts[name] += 1
     return any(value.count(orjson.dumps(name)) > count for name, count in counts.items())
 
 
@@ -264,7 +285,7 @@ class _RepeatedKeyError(Exception):
     pass
 
 
-def _repeats(value: bytes, names: set[str]) -> bool:
+def _repeats(value: bytes, names: frozenset[str]) -> bool:
     """The exact check: does one of ``names`` repeat in an object of the record?"""
 
     def check(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
