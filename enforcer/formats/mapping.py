@@ -135,11 +135,17 @@ class FieldMapping:
         """One line: what it applies to and what it reads."""
         topics = ", ".join(sorted(self.topics)) if self.topics is not None else "every topic"
         records = f"; records {', '.join(sorted(self.records))}" if self.records else ""
-        paths = ", ".join(f"{i.path.text} ({i.type})" for i in self.identifiers) or "none"
-        tags = "; and schema-tagged fields" if self.schema_tags else ""
+        paths = ", ".join(
+            f"{i.path.text} ({i.type}, purposes {_describe(i.purposes)})" for i in self.identifiers
+        )
+        tags = " and every schema-tagged field" if self.schema_tags else ""
+        event_id = (
+            self.event_id.text if self.event_id is not None else "<topic>/<partition>/<offset>"
+        )
         return (
-            f"mapping '{self.name}': {topics}{records}; subject {self.subject_id.text}; "
-            f"identifiers {paths}{tags}"
+            f"mapping '{self.name}': {topics}{records}; subject_id {self.subject_id.text}, "
+            f"event_id {event_id}, occurred_at {self.occurred_at.text}; "
+            f"identifiers {paths or 'none mapped'}{tags}"
         )
 
     def read(
@@ -253,6 +259,14 @@ class FieldMapping:
                             "that is not a purpose tag (dot-separated segments of [a-z0-9_-])"
                         )
         return problems
+
+
+def _describe(purposes: PurposesFrom) -> str:
+    if isinstance(purposes, RecordPath):
+        return f"from {purposes.text}"
+    if isinstance(purposes, tuple):
+        return "[" + ", ".join(purposes) + "]"
+    return "from the schema's tags" if purposes == "schema-tags" else "from the ledger"
 
 
 def _purposes_from(spec: PurposesPathSpec | list[str] | str) -> PurposesFrom:

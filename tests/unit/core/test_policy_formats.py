@@ -3,8 +3,11 @@ validated with the rest of the file, errors with file, line, place and problem."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from enforcer.cli import main
 from enforcer.core.policy.compiled import Policy
 from enforcer.core.policy.load import PolicyLoadError, default_policy_bytes, parse_policy
 from enforcer.core.policy.spec import DEFAULT_TYPE_TAGS, PurposesPathSpec
@@ -125,3 +128,26 @@ def test_a_bad_section_is_a_policy_error_with_place_and_problem(
     text = error(formats)
     assert text.startswith("p.yaml:")
     assert expected in text
+
+
+def test_policy_check_prints_each_mapping_it_compiled(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One line per mapping; a bad path exits 2 with the place."""
+    path = tmp_path / "mapped.yaml"
+    path.write_bytes(default_policy_bytes() + GOOD.encode())
+    assert main(["policy", "check", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == (
+        f"{path}: mapping 'accounts': identity.accounts; records com.acme.Account; "
+        "subject_id user.id, event_id meta.id, occurred_at meta.at; identifiers contact.email "
+        "(email, purposes from contact.email_purposes), two_factor_phone (phone, purposes "
+        "[security.mfa]), phones[*].number (phone, purposes from the schema's tags), "
+        "recovery_email (email, purposes from the ledger)"
+    )
+    assert len(lines) == 2
+    path.write_bytes(path.read_bytes().replace(b"subject_id: user.id", b"subject_id: user.[0]"))
+    assert main(["policy", "check", str(path)]) == 2
+    assert "at formats.mappings[0].subject_id: Value error, not a record path" in (
+        capsys.readouterr().err
+    )
