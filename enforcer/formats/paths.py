@@ -174,6 +174,26 @@ def find(
     return found
 
 
+MISSING: Any = object()
+"""What :func:`lookup` gives for a name an object does not have."""
+UNSURE: Any = object()
+"""What :func:`lookup` gives when the way is not objects all along (ask :func:`find`)."""
+
+
+def lookup(view: Any, location: Location) -> Any:
+    """The value at a location made of names only through objects only: the common
+    case, in one tight walk. :data:`MISSING` when a name is not there (a null on the
+    way also), :data:`UNSURE` for anything else, which :func:`find` then decides."""
+    value = view
+    for step in location:
+        if type(value) is not dict or type(step) is not str:
+            return MISSING if value is None else UNSURE
+        value = value.get(step, MISSING)
+        if value is MISSING:
+            return MISSING
+    return value
+
+
 def _find_concrete(
     view: Any, location: Location, visited: set[tuple[int, str]] | None
 ) -> list[tuple[Location, Any]]:
