@@ -51,8 +51,7 @@ class Read(NamedTuple):
     locations: tuple[Location, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class IdentifierField:
+class IdentifierField(NamedTuple):
     """One identifier field of a mapping (or of the schema's tags)."""
 
     path: RecordPath
@@ -203,23 +202,37 @@ class FieldMapping:
     def _fields_to_read(
         self, fields: Fields | None, tags: TagConvention | None
     ) -> tuple[IdentifierField, ...]:
-        """The mapped identifier fields, then the schema's tagged ones it does not map."""
-        if fields is None or tags is None or not self.schema_tags:
+        """The mapped identifier fields, then the schema's tagged ones it does not map;
+        under a schema, purposes from its tags are read once, into fixed lists."""
+        if fields is None or tags is None:
             return self.identifiers
         known = self._tagged.get(id(fields))
         if known is None or known[0] is not fields:
-            known = (fields, self.identifiers + self._tagged_fields(fields, tags))
+            mapped = tuple(
+                item._replace(purposes=field_purposes(fields, item.path, tags))
+                if item.purposes == "schema-tags"
+                else item
+                for item in self.identifiers
+            )
+            tagged = self.tagged_fields(fields, tags) if self.schema_tags else ()
+            known = (fields, mapped + tagged)
             self._tagged[id(fields)] = known
         return known[1]
 
-    def _tagged_fields(self, fields: Fields, tags: TagConvention) -> tuple[IdentifierField, ...]:
+    def tagged_fields(self, fields: Fields, tags: TagConvention) -> tuple[IdentifierField, ...]:
+        """The fields ``fields`` tag with an identifier type that the mapping does not
+        map, each with its purpose tags (a tagged list: its items)."""
         mapped = {item.path.field_path for item in self.identifiers}
-        found = []
+        found: dict[str, IdentifierField] = {}
         for path, info in fields.items():
             kind = tags.identifier_type(info.tags)
-            if kind is not None and path not in mapped:
-                found.append(IdentifierField(parse_path(path), kind, "schema-tags", path))
-        return tuple(found)
+            if kind is None:
+                continue
+            target = parse_path(f"{path}[*]" if info.kind == "list" else path)
+            if target.field_path not in mapped and target.field_path not in found:
+                purposes = field_purposes(fields, target, tags)
+                found[target.field_path] = IdentifierField(target, kind, purposes, path)
+        return tuple(found.values())
 
     def check(self, fields: Fields, tags: TagConvention | None = None) -> list[str]:
         """Problems of this mapping under a schema's ``fields``, each ``place: problem``
@@ -233,18 +246,10 @@ class FieldMapping:
         ):
             if path is not None:
                 problems += _check_path(fields, place, path, kinds, "an id or a timestamp")
-        for item in self._fields_to_read(fields, tags):
-            if item.place.startswith("identifiers["):
-                problems += _check_path(
-                    fields, f"{item.place}.path", item.path, _STRING_KINDS, "a string"
-                )
-            else:
-                info = fields.get(item.place)
-                if info is not None and info.kind not in _STRING_KINDS:
-                    problems.append(
-                        f"schema tags: field '{item.place}' is tagged as {item.type} "
-                        f"but is a {info.kind}, not a string"
-                    )
+        for item in self.identifiers:
+            problems += _check_path(
+                fields, f"{item.place}.path", item.path, _STRING_KINDS, "a string"
+            )
             if isinstance(item.purposes, RecordPath):
                 problems += _check_path(
                     fields,
@@ -254,14 +259,42 @@ class FieldMapping:
                     "a list of purpose tags",
                 )
             elif item.purposes == "schema-tags" and tags is not None:
-                info = fields.get(item.path.field_path)
-                for tag in tags.purposes(info.tags) if info is not None else []:
-                    if normalize_tag(tag) is None:
-                        problems.append(
-                            f"{item.place}: field '{item.path.field_path}' has a purpose tag "
-                            "that is not a purpose tag (dot-separated segments of [a-z0-9_-])"
-                        )
+                problems += _check_tags(
+                    item.place, item.path, field_purposes(fields, item.path, tags)
+                )
+        if tags is None or not self.schema_tags:
+            return problems
+        for item in self.tagged_fields(fields, tags):
+            info = fields.get(item.path.field_path)
+            if info is not None and info.kind not in _STRING_KINDS:
+                problems.append(
+                    f"schema tags: field '{item.place}' is tagged as {item.type} "
+                    f"but {'its items are' if item.path.field_path != item.place else 'is'} "
+                    f"{_a(info.kind)}, not a string"
+                )
+            assert isinstance(item.purposes, tuple)
+            problems += _check_tags("schema tags", item.path, item.purposes)
         return problems
+
+
+def field_purposes(fields: Fields, path: RecordPath, tags: TagConvention) -> tuple[str, ...]:
+    """The purpose tags of the schema's field at ``path``; a list's items without tags
+    of their own have the list's."""
+    info = fields.get(path.field_path)
+    found = tags.purposes(info.tags) if info is not None else []
+    if not found and len(path.steps) > 1 and not isinstance(path.steps[-1], str):
+        owner = fields.get(RecordPath("", path.steps[:-1]).field_path)
+        found = tags.purposes(owner.tags) if owner is not None else []
+    return tuple(found)
+
+
+def _check_tags(place: str, path: RecordPath, purposes: tuple[str, ...]) -> list[str]:
+    return [
+        f"{place}: field '{path.field_path}' has a purpose tag that is not a purpose tag "
+        "(dot-separated segments of [a-z0-9_-])"
+        for tag in purposes
+        if normalize_tag(tag) is None
+    ][:1]
 
 
 def _describe(purposes: PurposesFrom) -> str:
@@ -301,8 +334,13 @@ def _check_path(
     if info.kind == "map" and info.path != path.field_path:
         return []  # keys under a map are the record's, not the schema's
     if info.kind not in kinds:
-        return [f"{place}: '{path.text}' is a {info.kind}, where {needed} is needed"]
+        hint = f" (every item: '{path.text}[*]')" if info.kind == "list" else ""
+        return [f"{place}: '{path.text}' is {_a(info.kind)}, where {needed} is needed{hint}"]
     return []
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
 
 
 def _found(
@@ -370,12 +408,11 @@ def _purposes(
 ) -> list[str] | None:
     source = item.purposes
     if isinstance(source, tuple):
-        return list(source)
+        return list(source) if source else None
     if source == "ledger":
         return None
     if source == "schema-tags":
-        info = fields.get(item.path.field_path) if fields is not None else None
-        return (tags.purposes(info.tags) or None) if info is not None and tags else None
+        return None  # plain JSON: no schema (under one, its tags were read into a list)
     return _purposes_at(view, item, source, location, visited)
 
 

@@ -300,3 +300,44 @@ def test_positional_binding_over_generated_lists(numbers: list[str | None], extr
     expected = [(n, [f"p{i}"]) for i, n in enumerate(numbers) if n]
     assert [(i["value"], i["purposes"]) for i in out.fields["identifiers"]] == expected
     assert [loc[1] for loc in out.locations] == [i for i, n in enumerate(numbers) if n]
+
+
+def test_a_tagged_list_is_read_item_by_item_with_the_lists_purposes() -> None:
+    """A repeated field tagged PII_EMAIL: each string in it is an email, judged by the
+    list's purpose tags; a mapped item path reads the same tags."""
+    fields = {
+        f.path: f
+        for f in (
+            field("user", "record"),
+            field("user.id"),
+            field("at", "int"),
+            field("emails", "list", "PII_EMAIL", "purpose:security.account_recovery"),
+            field("emails[*]", "string"),
+            field("ids", "list", "PII_DEVICE_ID"),
+            field("ids[*]", "int"),
+        )
+    }
+    view = {"user": {"id": "u"}, "at": 0, "emails": ["a@b.c", None, "d@e.f"], "ids": []}
+    out = read(mapping(), view, fields)
+    assert [(i["type"], i["value"], i["purposes"]) for i in out.fields["identifiers"]] == [
+        ("email", "a@b.c", ["security.account_recovery"]),
+        ("email", "d@e.f", ["security.account_recovery"]),
+    ]
+    assert out.locations == (("emails", 0), ("emails", 2))
+    mapped = mapping(
+        schema_tags=False,
+        identifiers=[{"path": "emails[*]", "type": "email", "purposes": "schema-tags"}],
+    )
+    assert read(mapped, view, fields).fields["identifiers"][1]["purposes"] == [
+        "security.account_recovery"
+    ]
+    assert mapping().check(fields, TAGS) == [
+        "schema tags: field 'ids' is tagged as device_id but its items are an int, not a string"
+    ]
+    untagged_items = mapping(
+        identifiers=[{"path": "emails", "type": "email", "purposes": "ledger"}]
+    )
+    assert untagged_items.check(fields, TAGS)[0] == (
+        "identifiers[0].path: 'emails' is a list, where a string is needed "
+        "(every item: 'emails[*]')"
+    )
