@@ -77,7 +77,10 @@ class FormatReader:
         tags: TagConvention,
         mappings: Sequence[FieldMapping],
         codecs: CodecLookup | Callable[[int], Codec | None] | None,
+        origin: str = "the policy",
     ) -> None:
+        self.origin = origin
+        """The policy file's name, for start-time problems."""
         self.tags = tags
         self.mappings = tuple(mappings)
         self._codec = codecs.codec if isinstance(codecs, CodecLookup) else codecs
@@ -121,13 +124,28 @@ class FormatReader:
 
     def check(self, topic: str, codec: Codec) -> list[str]:
         """Problems of the mapping that reads ``codec``'s records on ``topic`` (the
-        topic's registered schema at start), each ``mapping 'name': place: problem``."""
+        topic's registered schema, checked at start), each one line as a policy error
+        names them: ``file: at formats.mappings[i].place: problem (schema ...)``. A
+        schema no mapping reads is read by its tags; its problems have no place in the
+        file."""
         mapping = self.mapping_for(topic, codec)
-        name = codec.record_name or f"schema id {codec.schema_id}"
-        return [
-            f"mapping '{mapping.name}' ({name}): {problem}"
-            for problem in mapping.check(codec.fields, self.tags)
-        ]
+        schema = f"schema id {codec.schema_id}"
+        if codec.record_name:
+            schema = f"{codec.record_name}, {schema}"
+        if mapping in self.mappings:
+            where = f"at formats.mappings[{self.mappings.index(mapping)}]"
+        else:
+            where = f"topic {topic}, read by its schema's tags (no mapping reads it)"
+        lines = []
+        for problem in mapping.check(codec.fields, self.tags):
+            place, _, text = problem.partition(": ")
+            if place.startswith(("identifiers[", "subject_id", "event_id", "occurred_at")) and (
+                where.startswith("at ")
+            ):
+                lines.append(f"{self.origin}: {where}.{place}: {text} ({schema})")
+            else:
+                lines.append(f"{self.origin}: {where}: {problem} ({schema})")
+        return lines
 
     def _read_plain(
         self, mapping: FieldMapping, topic: str, partition: int, offset: int, value: bytes
@@ -328,4 +346,5 @@ def build_reader(policy: Policy, codecs: CodecLookup | None) -> FormatReader | N
         return None
     spec = policy.formats
     mappings = [FieldMapping.of(m) for m in spec.mappings] if spec is not None else []
-    return FormatReader(TagConvention.of(spec.tags if spec is not None else None), mappings, codecs)
+    tags = TagConvention.of(spec.tags if spec is not None else None)
+    return FormatReader(tags, mappings, codecs, policy.origin)

@@ -262,15 +262,28 @@ def test_framed_redaction_keeps_the_schema_id_or_says_why_it_cannot() -> None:
     )
 
 
-def test_check_names_the_mapping_and_the_record() -> None:
-    """Start-time problems, by mapping and schema."""
+def test_check_names_the_file_the_place_and_the_schema() -> None:
+    """Start-time problems read as policy errors; a schema no mapping reads is named by
+    its topic."""
     broken = DictCodec(7, "com.acme.Account", field("user", "record"), field("at"))
+    schema = "(com.acme.Account, schema id 7)"
     assert reader().check("t", broken) == [
-        "mapping 'framed-accounts' (com.acme.Account): subject_id: 'user.id' is not a field "
-        "of the schema",
-        "mapping 'framed-accounts' (com.acme.Account): identifiers[0].path: 'contact' is not a "
-        "field of the schema",
-        "mapping 'framed-accounts' (com.acme.Account): identifiers[0].purposes.path: 'contact' "
-        "is not a field of the schema",
+        f"test.yaml: at formats.mappings[1].subject_id: 'user.id' is not a field of the schema "
+        f"{schema}",
+        f"test.yaml: at formats.mappings[1].identifiers[0].path: 'contact' is not a field of "
+        f"the schema {schema}",
+        f"test.yaml: at formats.mappings[1].identifiers[0].purposes.path: 'contact' is not a "
+        f"field of the schema {schema}",
     ]
     assert reader().check("t", ACCOUNT_SCHEMA) == []
+    assert reader().check("t", SIGNUP_SCHEMA) == []
+    untagged = DictCodec(3, None, field("phone", "record", "PII_PHONE"))
+    assert reader().check("signups", untagged) == [
+        "test.yaml: topic signups, read by its schema's tags (no mapping reads it): "
+        "subject_id: 'subject_id' is not a field of the schema (schema id 3)",
+        "test.yaml: topic signups, read by its schema's tags (no mapping reads it): "
+        "occurred_at: 'occurred_at' is not a field of the schema (schema id 3)",
+        "test.yaml: topic signups, read by its schema's tags (no mapping reads it): "
+        "schema tags: field 'phone' is tagged as phone but is a record, not a string "
+        "(schema id 3)",
+    ]
