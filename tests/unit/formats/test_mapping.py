@@ -14,6 +14,7 @@ from enforcer.core.models import DeadLetterReason
 from enforcer.core.parse import ParseFailure
 from enforcer.core.policy.spec import MappingSpec
 from enforcer.formats.mapping import FieldMapping, Read, fallback_mapping
+from enforcer.formats.paths import PathTypeError, find, value_at
 from enforcer.formats.tags import TagConvention
 
 from .dict_codec import field
@@ -341,3 +342,32 @@ def test_a_tagged_list_is_read_item_by_item_with_the_lists_purposes() -> None:
         "identifiers[0].path: 'emails' is a list, where a string is needed "
         "(every item: 'emails[*]')"
     )
+
+
+@given(st.data())
+def test_generated_documents_and_paths(data: st.DataObject) -> None:
+    """Whatever the record and the path: each identifier read is the string at its
+    location, every non-empty string the path names is read, and anything else the path
+    names (a number, an object, a list) makes the record a schema dead letter."""
+    from .test_paths import OBJECTS, paths
+
+    document = data.draw(OBJECTS)
+    path = data.draw(paths())
+    view = {"user": {"id": "u"}, "at": 0, "doc": document}
+    m = mapping(identifiers=[{"path": f"doc.{path.text}", "type": "phone", "purposes": "ledger"}])
+    out = m.read(view, "t", 0, 1)
+    try:
+        found = find(document, path)
+    except PathTypeError:
+        assert isinstance(out, ParseFailure) and out.reason is DeadLetterReason.SCHEMA
+        return
+    values = [(loc, v) for loc, v in found if v is not None and v != ""]
+    if any(not isinstance(v, str) for _, v in values):
+        assert isinstance(out, ParseFailure) and out.reason is DeadLetterReason.SCHEMA
+        assert out.message.startswith("doc.")
+        return
+    assert isinstance(out, Read)
+    assert out.locations == tuple(("doc", *loc) for loc, _ in values)
+    assert [i["value"] for i in out.fields["identifiers"]] == [v for _, v in values]
+    for location, item in zip(out.locations, out.fields["identifiers"], strict=True):
+        assert value_at(view, location) == item["value"]
