@@ -166,11 +166,6 @@ def check_record_path(text: str) -> str:
 RecordPath = Annotated[str, AfterValidator(check_record_path)]
 MappingName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=64)]
 
-PURPOSES_FROM_SCHEMA = "schema-tags"
-"""An identifier's purposes are its field's purpose tags in the record's schema."""
-PURPOSES_FROM_LEDGER = "ledger"
-"""The record says nothing of an identifier's purposes: the purpose ledger decides."""
-
 DEFAULT_TYPE_TAGS = {"PII_PHONE": "phone", "PII_EMAIL": "email", "PII_DEVICE_ID": "device_id"}
 """The schema tags that mark a field as an identifier of a type, unless the policy
 names its own (docs/formats.md: "Schema tags")."""
