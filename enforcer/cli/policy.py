@@ -36,6 +36,11 @@ def command(args: argparse.Namespace) -> int:
         policy = load_policy(args.file, destination=args.destination)
         rules = ", ".join(rule.name for rule in policy.rules)
         print(f"{args.file}: ok ({policy.version}; mode {policy.mode.value}; rules: {rules})")
+        if policy.formats is not None:
+            from enforcer.formats.mapping import FieldMapping
+
+            for mapping in policy.formats.mappings:
+                print(f"{args.file}: {FieldMapping.of(mapping).describe()}")
         for warning in policy.warnings():
             print(f"{args.file}: warning: {warning}", file=sys.stderr)
         if policy.security_override is not None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from enforcer.core.ledger_view import LedgerMode
 from enforcer.core.models import Action, Mode
-from enforcer.core.policy.spec import UNKNOWN_PURPOSE_RULE, Condition, PolicyFile
+from enforcer.core.policy.spec import UNKNOWN_PURPOSE_RULE, Condition, FormatsSpec, PolicyFile
 from enforcer.core.policy.vocabulary import FIDES, builtin_vocabulary
 from enforcer.core.purposes import within, within_any
 
@@ -106,6 +106,9 @@ class Policy:
     stated_override: str | None = field(default=None, compare=False, repr=False)
     """The file's ``security_override`` reason as written, before the guardrail decided
     whether the policy needs it."""
+    formats: FormatsSpec | None = None
+    """The file's ``formats`` section as validated: field mappings and the schema tag
+    convention, compiled by :mod:`enforcer.formats` (docs/formats.md)."""
     memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
     """Scratch space for the evaluator's memo of judgements; not part of the policy."""
 
@@ -238,4 +241,5 @@ def compile_policy(
         spec.ledger,
         tuple(spec.namespace_sets.get("security", ())),
         stated_override=spec.security_override.reason if spec.security_override else None,
+        formats=spec.formats,
     )

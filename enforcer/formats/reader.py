@@ -1,0 +1,350 @@
+"""The record reader the step is handed (docs/formats.md: "How a record is read"):
+plain JSON in a topic's own shape through a field mapping, and framed records (the
+Confluent wire format) through their schema's codec, a mapping or the schema's tags.
+Plain JSON no mapping reads is left to the core's own path for the identity event."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+import orjson
+
+from enforcer.core.models import DeadLetterReason, Event, EventIdentifier
+from enforcer.core.parse import (
+    ParseFailure,
+    event_from_fields,
+    parse_event,
+    plain_event_fields,
+    plain_type_and_tags,
+)
+from enforcer.core.policy.compiled import Policy
+from enforcer.core.record_format import Decoded, Unredactable
+from enforcer.formats.codec import Codec, DecodeError, Location
+from enforcer.formats.framing import frame, schema_id_of
+from enforcer.formats.mapping import FieldMapping, Read, fallback_mapping
+from enforcer.formats.paths import emptied, location_text
+from enforcer.formats.tags import TagConvention
+
+
+@runtime_checkable
+class CodecLookup(Protocol):
+    """The codecs of the schemas the driver has fetched, by schema id (no I/O)."""
+
+    def codec(self, schema_id: int) -> Codec | None:
+        """The codec for ``schema_id``, or ``None`` when the registry has no such id."""
+        ...
+
+
+class _Plain(NamedTuple):
+    """A plain JSON record as read: the document, the identifiers' locations, and how
+    to write it back."""
+
+    document: Any
+    locations: tuple[Location, ...]
+    remove: bool
+    exact: bool
+    """Parsed by the standard library (its integers are beyond 64 bits)."""
+
+
+class _Framed(NamedTuple):
+    codec: Codec
+    native: object
+    locations: tuple[Location, ...]
+
+
+_NO_OBJECT = ParseFailure(DeadLetterReason.NOT_AN_OBJECT, "the value is not a JSON object")
+_REPEATED = ParseFailure(
+    DeadLetterReason.SCHEMA, "a field the enforcer judges appears twice in one object"
+)
+# orjson reads integers beyond 64 bits as floats, which would change their value when a
+# redacted record is written back: a run of 19 digits sends the record to the standard
+# library's parser (as the core does for the identity event).
+# Mapping digits to 1 and all else to 0 and looking for nineteen 1s is a C-speed test; a
+# regular expression costs several times more.
+_DIGIT_MAP = bytes(0x31 if 0x30 <= i <= 0x39 else 0x30 for i in range(256))
+_NINETEEN_DIGITS = b"1" * 19
+
+
+class FormatReader:
+    """A :class:`~enforcer.core.record_format.RecordReader` over the policy's mappings
+    and the codecs of a schema registry."""
+
+    def __init__(
+        self,
+        tags: TagConvention,
+        mappings: Sequence[FieldMapping],
+        codecs: CodecLookup | Callable[[int], Codec | None] | None,
+        origin: str = "the policy",
+    ) -> None:
+        self.origin = origin
+        """The policy file's name, for start-time problems."""
+        self.tags = tags
+        self.mappings = tuple(mappings)
+        self._codec = codecs.codec if isinstance(codecs, CodecLookup) else codecs
+        self._plain_by_topic: dict[str, FieldMapping | None] = {}
+        self._fallbacks: dict[int, tuple[Codec, FieldMapping]] = {}
+
+    def read(
+        self, topic: str, partition: int, offset: int, value: bytes | None
+    ) -> Decoded | ParseFailure | None:
+        """The event in ``value``, why it cannot be judged, or ``None`` (plain JSON no
+        mapping reads: an identity event for the core)."""
+        if not value:
+            return None
+        if value[0] == 0:
+            return self._read_framed(topic, partition, offset, value)
+        mapping = self.plain_mapping(topic)
+        if mapping is None:
+            return None
+        return self._read_plain(mapping, topic, partition, offset, value)
+
+    def plain_mapping(self, topic: str) -> FieldMapping | None:
+        """The mapping that reads plain JSON on ``topic``, if any."""
+        try:
+            return self._plain_by_topic[topic]
+        except KeyError:
+            found = next((m for m in self.mappings if m.matches(topic, None)), None)
+            self._plain_by_topic[topic] = found
+            return found
+
+    def mapping_for(self, topic: str, codec: Codec) -> FieldMapping:
+        """The mapping that reads ``codec``'s records on ``topic``: the first that
+        matches, else the schema's tags (:func:`fallback_mapping`)."""
+        for mapping in self.mappings:
+            if mapping.matches(topic, codec.record_name):
+                return mapping
+        known = self._fallbacks.get(codec.schema_id)
+        if known is None or known[0] is not codec:
+            known = (codec, fallback_mapping(codec.fields))
+            self._fallbacks[codec.schema_id] = known
+        return known[1]
+
+    def check(self, topic: str, codec: Codec) -> list[str]:
+        """Problems of the mapping that reads ``codec``'s records on ``topic`` (the
+        topic's registered schema, checked at start), each one line as a policy error
+        names them: ``file: at formats.mappings[i].place: problem (schema ...)``. A
+        schema no mapping reads is read by its tags; its problems have no place in the
+        file."""
+        mapping = self.mapping_for(topic, codec)
+        schema = f"schema id {codec.schema_id}"
+        if codec.record_name:
+            schema = f"{codec.record_name}, {schema}"
+        if mapping in self.mappings:
+            where = f"at formats.mappings[{self.mappings.index(mapping)}]"
+        else:
+            where = f"topic {topic}, read by its schema's tags (no mapping reads it)"
+        lines = []
+        for problem in mapping.check(codec.fields, self.tags):
+            place, _, text = problem.partition(": ")
+            if place.startswith(("identifiers[", "subject_id", "event_id", "occurred_at")) and (
+                where.startswith("at ")
+            ):
+                lines.append(f"{self.origin}: {where}.{place}: {text} ({schema})")
+            else:
+                lines.append(f"{self.origin}: {where}: {problem} ({schema})")
+        return lines
+
+    def _read_plain(
+        self, mapping: FieldMapping, topic: str, partition: int, offset: int, value: bytes
+    ) -> Decoded | ParseFailure:
+        try:
+            document = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return _invalid_json(value)
+        exact = _NINETEEN_DIGITS in value.translate(_DIGIT_MAP)
+        if exact:
+            document = json.loads(value)
+        if type(document) is not dict:
+            return _NO_OBJECT
+        # A key on a mapped path written more than once (or escaped) may repeat in one
+        # object: the objects the mapping visits are then counted, to tell.
+        suspects = mapping.key_names if 92 in value else _seen_twice(value, mapping)
+        visited: set[tuple[int, str]] | None = set() if suspects else None
+        read = mapping.read(document, topic, partition, offset, visited=visited)
+        if isinstance(read, ParseFailure):
+            return read
+        if (
+            visited is not None
+            and _may_repeat(value, visited, suspects)
+            and _repeats(value, suspects)
+        ):
+            return _REPEATED
+        return _decoded(
+            read, mapping, _Plain(document, read.locations, mapping.remove_empty, exact)
+        )
+
+    def _read_framed(
+        self, topic: str, partition: int, offset: int, value: bytes
+    ) -> Decoded | ParseFailure:
+        schema_id = schema_id_of(value)
+        if schema_id is None or schema_id < 0:
+            return ParseFailure(
+                DeadLetterReason.UNKNOWN_SCHEMA, "a framed value too short to hold a schema id"
+            )
+        if self._codec is None:
+            return ParseFailure(
+                DeadLetterReason.UNKNOWN_SCHEMA,
+                f"schema id {schema_id}: no schema registry is configured",
+            )
+        codec = self._codec(schema_id)
+        if codec is None:
+            return ParseFailure(
+                DeadLetterReason.UNKNOWN_SCHEMA, f"schema id {schema_id}: not in the registry"
+            )
+        try:
+            native, view = codec.decode(value[5:])
+        except DecodeError as exc:
+            return ParseFailure(DeadLetterReason.UNDECODABLE, f"schema id {schema_id}: {exc}")
+        mapping = self.mapping_for(topic, codec)
+        read = mapping.read(view, topic, partition, offset, codec.fields, self.tags)
+        if isinstance(read, ParseFailure):
+            return read
+        return _decoded(read, mapping, _Framed(codec, native, read.locations))
+
+    def redact(self, decoded: Decoded, removed: frozenset[int]) -> bytes | Unredactable:
+        """The record without the identifiers at ``removed``: plain JSON with their
+        fields null or removed (the mapping's ``empty``), a framed record re-encoded by
+        its codec under the same schema id."""
+        native = decoded.native
+        if isinstance(native, _Framed):
+            locations = [native.locations[i] for i in sorted(removed)]
+            body = native.codec.encode_without(native.native, locations)
+            if isinstance(body, Unredactable):
+                return body
+            return frame(native.codec.schema_id, body)
+        assert isinstance(native, _Plain)
+        locations = [native.locations[i] for i in sorted(removed)]
+        document = emptied(native.document, locations, remove=native.remove)
+        if native.exact:
+            return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+        return orjson.dumps(document)
+
+
+def _decoded(read: Read, mapping: FieldMapping, native: _Plain | _Framed) -> Decoded | ParseFailure:
+    event = _event(read.fields)
+    if isinstance(event, ParseFailure):
+        return _in_record_terms(event, read, mapping)
+    return Decoded(event, tuple(_text(location) for location in read.locations), native)
+
+
+def _text(location: Location) -> str:
+    # Most locations are names only: joined without the general renderer.
+    try:
+        return ".".join(location)  # type: ignore[arg-type]
+    except TypeError:
+        return location_text(location)
+
+
+def _event(fields: dict[str, Any]) -> Event | ParseFailure:
+    """The event, vouched for directly when plainly valid (as the core's own parser
+    does), else by the identity event's model. A mapping gives every identifier a
+    non-empty string value and purposes that are null or a list of strings, so only its
+    type is left to vouch for (once per type)."""
+    plain = plain_event_fields(fields)
+    if plain is not None:
+        identifiers = []
+        for item in plain[3]:
+            kind = item["type"]
+            known = _PLAIN_TYPES.get(kind)
+            if known is None:
+                known = _PLAIN_TYPES[kind] = plain_type_and_tags(kind, None)
+            if not known:
+                break
+            identifiers.append(EventIdentifier(kind, item["value"], item["purposes"]))
+        else:
+            return Event(plain[0], plain[1], plain[2], tuple(identifiers))
+    return event_from_fields(fields)
+
+
+_PLAIN_TYPES: dict[str, bool] = {}
+"""Identifier types (from policies and schema tags: a few) and whether they need no
+trimming."""
+
+
+def _in_record_terms(failure: ParseFailure, read: Read, mapping: FieldMapping) -> ParseFailure:
+    """A problem the identity event's rules found, named by the record's own path (an
+    identifier's location, or the path the mapping read an event field from)."""
+    message = failure.message
+    paths = {
+        "subject_id": mapping.subject_id.text,
+        "occurred_at": mapping.occurred_at.text,
+        "event_id": mapping.event_id.text if mapping.event_id is not None else "event_id",
+    }
+    for name, path in paths.items():
+        if message.startswith(f"{name}:"):
+            return ParseFailure(failure.reason, path + message[len(name) :])
+    found = _IDENTIFIER.match(message)
+    if found is not None and int(found.group(1)) < len(read.locations):
+        place = location_text(read.locations[int(found.group(1))])
+        return ParseFailure(failure.reason, place + message[found.end() :])
+    return failure
+
+
+_IDENTIFIER = re.compile(r"identifiers\[(\d+)\]")
+
+
+def _invalid_json(value: bytes) -> ParseFailure:
+    """The dead letter the core gives a value that is not JSON."""
+    failure = parse_event(value)
+    if isinstance(failure, ParseFailure) and failure.reason is DeadLetterReason.INVALID_JSON:
+        return failure
+    return ParseFailure(DeadLetterReason.INVALID_JSON, "not valid UTF-8 JSON")
+
+
+def _seen_twice(value: bytes, mapping: FieldMapping) -> frozenset[str]:
+    """The mapped key names whose quoted form occurs more than once in ``value``."""
+    twice = [name for name, quoted in mapping.quoted_key_names if value.count(quoted) > 1]
+    return frozenset(twice) if twice else _NONE
+
+
+_NONE: frozenset[str] = frozenset()
+
+
+def _may_repeat(value: bytes, visited: set[tuple[int, str]], names: frozenset[str]) -> bool:
+    """A cheap, conservative check that none of ``names`` repeats: without escapes a key
+    is written as its quoted name, so a name seen no more often than the objects found to
+    have it cannot repeat in one of them."""
+    if 92 in value:  # a backslash: a key may be escaped
+        return True
+    counts = dict.fromkeys(names, 0)
+    for _, name in visited:
+        if name in counts:
+            counts[name] += 1
+    return any(value.count(orjson.dumps(name)) > count for name, count in counts.items())
+
+
+class _RepeatedKeyError(Exception):
+    pass
+
+
+def _repeats(value: bytes, names: frozenset[str]) -> bool:
+    """The exact check: does one of ``names`` repeat in an object of the record?"""
+
+    def check(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen and name in names:
+                raise _RepeatedKeyError
+            seen.add(name)
+        return dict(pairs)
+
+    try:
+        json.loads(value, object_pairs_hook=check)
+    except _RepeatedKeyError:
+        return True
+    return False
+
+
+def build_reader(policy: Policy, codecs: CodecLookup | None) -> FormatReader | None:
+    """The reader for ``policy``'s mappings and a registry's codecs, or ``None`` when the
+    policy has no ``formats`` section and no registry is configured (every record is then
+    a plain identity event, on the core's path)."""
+    if policy.formats is None and codecs is None:
+        return None
+    spec = policy.formats
+    mappings = [FieldMapping.of(m) for m in spec.mappings] if spec is not None else []
+    tags = TagConvention.of(spec.tags if spec is not None else None)
+    return FormatReader(tags, mappings, codecs, policy.origin)

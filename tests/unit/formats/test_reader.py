@@ -1,0 +1,289 @@
+"""The record reader (docs/formats.md: "How a record is read"): which records it
+claims, the dead letters of plain JSON and framed records, and redaction in the record's
+own format."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+import pytest
+
+from enforcer.core.models import DeadLetterReason
+from enforcer.core.parse import ParseFailure, parse_event
+from enforcer.core.policy.compiled import Policy
+from enforcer.core.policy.load import default_policy_bytes, load_policy, parse_policy
+from enforcer.core.record_format import Decoded, Unredactable
+from enforcer.formats.framing import frame
+from enforcer.formats.reader import FormatReader, build_reader
+
+from .dict_codec import Codecs, DictCodec, field
+
+MAPPINGS = """
+formats:
+  mappings:
+    - name: accounts
+      topics: [identity.accounts]
+      subject_id: user.id
+      occurred_at: at
+      empty: {empty}
+      identifiers:
+        - {{path: contact.email, type: email, purposes: {{path: contact.tags}}}}
+        - {{path: two_factor_phone, type: phone, purposes: [security.mfa]}}
+    - name: framed-accounts
+      records: [com.acme.Account]
+      subject_id: user.id
+      occurred_at: at
+      identifiers:
+        - {{path: contact.email, type: email, purposes: {{path: contact.tags}}}}
+"""
+
+ACCOUNT: dict[str, Any] = {
+    "user": {"id": "u-1", "name": "Zoë"},
+    "at": "2019-10-08T12:00:00Z",
+    "contact": {"email": "a@b.c", "tags": ["marketing.advertising"]},
+    "two_factor_phone": "+14155550100",
+    "score": 1.25,
+}
+ACCOUNT_SCHEMA = DictCodec(
+    7,
+    "com.acme.Account",
+    field("user", "record"),
+    field("user.id"),
+    field("user.name"),
+    field("at"),
+    field("contact", "record"),
+    field("contact.email", "string", emptiable=False),
+    field("contact.tags", "list"),
+    field("contact.tags[*]"),
+    field("two_factor_phone", "string", "PII_PHONE", "purpose:security.mfa"),
+)
+SIGNUP_SCHEMA = DictCodec(
+    8,
+    "com.acme.Signup",
+    field("subject_id"),
+    field("occurred_at"),
+    field("phone", "string", "PII_PHONE", "purpose:security.mfa"),
+)
+
+
+def policy(empty: str = "null") -> Policy:
+    text = default_policy_bytes() + MAPPINGS.format(empty=empty).encode()
+    return parse_policy(text, origin="test.yaml")
+
+
+def reader(empty: str = "null") -> FormatReader:
+    built = build_reader(policy(empty), Codecs(ACCOUNT_SCHEMA, SIGNUP_SCHEMA))
+    assert built is not None
+    return built
+
+
+def decoded(out: Decoded | ParseFailure | None) -> Decoded:
+    assert isinstance(out, Decoded), out
+    return out
+
+
+def dead(out: Decoded | ParseFailure | None) -> ParseFailure:
+    assert isinstance(out, ParseFailure), out
+    return out
+
+
+def test_no_formats_and_no_registry_is_no_reader() -> None:
+    """The core's own path, untouched."""
+    assert build_reader(load_policy(None), None) is None
+    assert build_reader(load_policy(None), Codecs()) is not None
+    assert build_reader(policy(), None) is not None
+
+
+def test_plain_json_on_an_unmapped_topic_is_left_to_the_core() -> None:
+    """The identity event's own path decides it; so does a record without a value."""
+    r = reader()
+    assert r.read("identity.events", 0, 1, orjson.dumps(ACCOUNT)) is None
+    assert r.read("identity.accounts", 0, 1, None) is None
+
+
+def test_plain_json_on_a_mapped_topic_is_read_by_its_mapping() -> None:
+    """The event, and each identifier's record path."""
+    out = decoded(reader().read("identity.accounts", 0, 1, orjson.dumps(ACCOUNT)))
+    assert out.event.subject_id == "u-1"
+    assert out.event.event_id == "identity.accounts/0/1"
+    assert [(i.type, i.value, i.purposes) for i in out.event.identifiers] == [
+        ("email", "a@b.c", ["marketing.advertising"]),
+        ("phone", "+14155550100", ["security.mfa"]),
+    ]
+    assert out.locations == ("contact.email", "two_factor_phone")
+
+
+@pytest.mark.parametrize("value", [b"{not json", b'{"a": NaN}', b"\xff\xfe", b'{"a": "\\ud800"}'])
+def test_invalid_json_is_the_dead_letter_the_core_gives(value: bytes) -> None:
+    """Reason and message as for a plain identity event."""
+    out = dead(reader().read("identity.accounts", 0, 1, value))
+    core = parse_event(value)
+    assert isinstance(core, ParseFailure)
+    assert out.reason is DeadLetterReason.INVALID_JSON
+    assert out == core or out.message == "not valid UTF-8 JSON"
+
+
+@pytest.mark.parametrize("value", [b"[1, 2]", b'"text"', b"12"])
+def test_json_that_is_not_an_object_is_not_an_object(value: bytes) -> None:
+    """As for the plain event."""
+    assert dead(reader().read("identity.accounts", 0, 1, value)).reason is (
+        DeadLetterReason.NOT_AN_OBJECT
+    )
+
+
+def test_the_events_own_rules_name_the_records_path() -> None:
+    """occurred_at that is not RFC 3339 is a schema dead letter at the mapped path."""
+    value = orjson.dumps(ACCOUNT | {"at": "yesterday"})
+    out = dead(reader().read("identity.accounts", 0, 1, value))
+    assert out.reason is DeadLetterReason.SCHEMA
+    assert out.message == "at: must be an RFC 3339 timestamp with a UTC offset"
+    empty_id = orjson.dumps(ACCOUNT | {"user": {"id": ""}})
+    assert dead(reader().read("identity.accounts", 0, 1, empty_id)).message.startswith("user.id: ")
+
+
+def test_a_repeated_key_on_a_mapped_path_is_a_dead_letter() -> None:
+    """Parsers disagree on which of two equal keys counts: the record cannot be judged."""
+    value = (
+        b'{"user":{"id":"u"},"at":"2019-10-08T12:00:00Z",'
+        b'"two_factor_phone":"+1","two_factor_phone":"+2"}'
+    )
+    out = dead(reader().read("identity.accounts", 0, 1, value))
+    assert out.reason is DeadLetterReason.SCHEMA and "twice" in out.message
+    nested = b'{"user":{"id":"u"},"at":"2019-10-08T12:00:00Z","contact":{"email":"a","email":"b"}}'
+    assert dead(reader().read("identity.accounts", 0, 1, nested)).reason is DeadLetterReason.SCHEMA
+    # A key elsewhere may repeat as it likes (it decides nothing), and a mapped name
+    # seen as a value or in another object is no repetition.
+    fine = (
+        b'{"user":{"id":"u"},"at":"2019-10-08T12:00:00Z","x":1,"x":2,'
+        b'"note":"two_factor_phone","other":{"two_factor_phone":"+3"},"two_factor_phone":"+1"}'
+    )
+    assert isinstance(reader().read("identity.accounts", 0, 1, fine), Decoded)
+
+
+@pytest.mark.parametrize(("empty", "expected"), [("null", None), ("remove", "gone")])
+def test_plain_json_redaction_empties_only_the_stopped_fields(empty: str, expected: Any) -> None:
+    """Null or removed as the mapping says; every other field as it was."""
+    r = reader(empty)
+    out = decoded(r.read("identity.accounts", 0, 1, orjson.dumps(ACCOUNT)))
+    written = r.redact(out, frozenset({1}))
+    assert isinstance(written, bytes)
+    document = orjson.loads(written)
+    want = dict(ACCOUNT)
+    if expected is None:
+        want["two_factor_phone"] = None
+    else:
+        del want["two_factor_phone"]
+    assert document == want
+
+
+def test_integers_beyond_64_bits_keep_their_value() -> None:
+    """orjson would read them as floats: such a record is written by the exact parser."""
+    big = 12345678901234567890123
+    value = json.dumps(ACCOUNT | {"big": big}).encode()
+    r = reader()
+    written = r.redact(decoded(r.read("identity.accounts", 0, 1, value)), frozenset({0}))
+    assert isinstance(written, bytes)
+    assert json.loads(written)["big"] == big
+    assert json.loads(written)["contact"]["email"] is None
+
+
+def framed(codec: DictCodec, record: dict[str, Any]) -> bytes:
+    return frame(codec.schema_id, codec.body(record))
+
+
+def test_a_framed_record_is_read_by_the_mapping_for_its_record_name() -> None:
+    """Any topic: the mapping names the record, not the topic; schema tags join in."""
+    out = decoded(reader().read("anything", 0, 1, framed(ACCOUNT_SCHEMA, ACCOUNT)))
+    assert [(i.type, i.value, i.purposes) for i in out.event.identifiers] == [
+        ("email", "a@b.c", ["marketing.advertising"]),
+        ("phone", "+14155550100", ["security.mfa"]),
+    ]
+    assert out.locations == ("contact.email", "two_factor_phone")
+
+
+def test_a_framed_record_no_mapping_matches_is_read_by_its_schema_tags() -> None:
+    """Top-level subject_id and occurred_at; the tagged fields; missing ids are schema."""
+    signup = {"subject_id": "s", "occurred_at": "2019-10-08T12:00:00Z", "phone": "+1"}
+    out = decoded(reader().read("signups", 3, 4, framed(SIGNUP_SCHEMA, signup)))
+    assert out.event.event_id == "signups/3/4"
+    assert [(i.type, i.value, i.purposes) for i in out.event.identifiers] == [
+        ("phone", "+1", ["security.mfa"])
+    ]
+    missing = dead(reader().read("signups", 3, 4, framed(SIGNUP_SCHEMA, {"phone": "+1"})))
+    assert missing.reason is DeadLetterReason.SCHEMA and missing.message == "subject_id: missing"
+
+
+def test_framed_dead_letters() -> None:
+    """Unknown schema id, too short a frame, a body that does not decode."""
+    r = reader()
+    unknown = dead(r.read("t", 0, 1, frame(99, b"{}")))
+    assert unknown == ParseFailure(
+        DeadLetterReason.UNKNOWN_SCHEMA, "schema id 99: not in the registry"
+    )
+    assert dead(r.read("t", 0, 1, b"\x00\x00\x01")).reason is DeadLetterReason.UNKNOWN_SCHEMA
+    bad = dead(r.read("t", 0, 1, frame(7, b"\x02garbage")))
+    assert bad.reason is DeadLetterReason.UNDECODABLE
+    assert bad.message == "schema id 7: the body ends before its first field"
+    wrong = dead(r.read("t", 0, 1, framed(ACCOUNT_SCHEMA, ACCOUNT | {"two_factor_phone": 5})))
+    assert wrong == ParseFailure(
+        DeadLetterReason.SCHEMA, "two_factor_phone: a number, not a string"
+    )
+    no_registry = build_reader(policy(), None)
+    assert no_registry is not None
+    assert dead(no_registry.read("t", 0, 1, frame(7, b"{}"))).reason is (
+        DeadLetterReason.UNKNOWN_SCHEMA
+    )
+
+
+def test_a_codec_lookup_may_be_a_function() -> None:
+    """Callable[[int], Codec | None] or an object with codec()."""
+    r = FormatReader(reader().tags, [], {7: ACCOUNT_SCHEMA}.get)
+    assert isinstance(
+        r.read("t", 0, 1, framed(ACCOUNT_SCHEMA, ACCOUNT)), ParseFailure
+    )  # no subject_id
+    assert r.read("t", 0, 1, frame(9, b"{}")) == ParseFailure(
+        DeadLetterReason.UNKNOWN_SCHEMA, "schema id 9: not in the registry"
+    )
+
+
+def test_framed_redaction_keeps_the_schema_id_or_says_why_it_cannot() -> None:
+    """Re-encoded by the codec and framed with the same id; an unemptiable field is
+    the codec's Unredactable."""
+    r = reader()
+    out = decoded(r.read("t", 0, 1, framed(ACCOUNT_SCHEMA, ACCOUNT)))
+    written = r.redact(out, frozenset({1}))
+    assert isinstance(written, bytes)
+    assert written[:5] == frame(7, b"")
+    assert orjson.loads(written[5:]) == ACCOUNT | {"two_factor_phone": None}
+    assert r.redact(out, frozenset({0})) == Unredactable(
+        "field 'contact.email' cannot be null under its schema"
+    )
+
+
+def test_check_names_the_file_the_place_and_the_schema() -> None:
+    """Start-time problems read as policy errors; a schema no mapping reads is named by
+    its topic."""
+    broken = DictCodec(7, "com.acme.Account", field("user", "record"), field("at"))
+    schema = "(com.acme.Account, schema id 7)"
+    assert reader().check("t", broken) == [
+        f"test.yaml: at formats.mappings[1].subject_id: 'user.id' is not a field of the schema "
+        f"{schema}",
+        f"test.yaml: at formats.mappings[1].identifiers[0].path: 'contact' is not a field of "
+        f"the schema {schema}",
+        f"test.yaml: at formats.mappings[1].identifiers[0].purposes.path: 'contact' is not a "
+        f"field of the schema {schema}",
+    ]
+    assert reader().check("t", ACCOUNT_SCHEMA) == []
+    assert reader().check("t", SIGNUP_SCHEMA) == []
+    untagged = DictCodec(3, None, field("phone", "record", "PII_PHONE"))
+    assert reader().check("signups", untagged) == [
+        "test.yaml: topic signups, read by its schema's tags (no mapping reads it): "
+        "subject_id: 'subject_id' is not a field of the schema (schema id 3)",
+        "test.yaml: topic signups, read by its schema's tags (no mapping reads it): "
+        "occurred_at: 'occurred_at' is not a field of the schema (schema id 3)",
+        "test.yaml: topic signups, read by its schema's tags (no mapping reads it): "
+        "schema tags: field 'phone' is tagged as phone but is a record, not a string "
+        "(schema id 3)",
+    ]
