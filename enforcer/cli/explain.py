@@ -254,13 +254,14 @@ def command(args: argparse.Namespace) -> int:
 
 def _reader(settings: EnforcerSettings, policy: Policy, value: bytes) -> RecordReader | None:
     """The record reader, with the schema ``value`` names fetched first (``None``
-    without a registry). An unreachable registry is one line, exit 2: explain decides
-    one record now or not at all, and never calls an outage bad input."""
+    without a registry or field mappings). An unreachable registry is one line, exit 2:
+    explain decides one record now or not at all, and never calls an outage bad input."""
+    from enforcer.live.schemas import schema_loader, step_reader
+
     registry = schema_registry_from(settings)
     if registry is None:
-        return None
+        return step_reader(policy, None)
     from enforcer.formats.registry import RegistryUnavailableError
-    from enforcer.live.schemas import schema_loader, step_reader
 
     loader = schema_loader(registry)
     try:

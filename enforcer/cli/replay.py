@@ -201,15 +201,15 @@ def command(args: argparse.Namespace) -> int:
 
 
 def _formats(settings: EnforcerSettings, policy: Policy) -> ReplayFormats | None:
-    """How framed records are read: the registry's schemas and the reader (``None``
-    without a registry)."""
+    """How records other than plain identity events are read: the registry's schemas
+    and the reader (``None`` without a registry or field mappings)."""
     registry = schema_registry_from(settings)
-    if registry is None:
+    if registry is None and policy.formats is None:
         return None
     from enforcer.live.schemas import schema_loader, step_reader
     from enforcer.replay.schemas import ReplayFormats
 
-    loader = schema_loader(registry)
+    loader = schema_loader(registry) if registry is not None else None
     return ReplayFormats(
         loader,
         step_reader(policy, loader),

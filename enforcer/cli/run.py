@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from enforcer.cli.common import (
     PHONE_REGION_HELP,
     Parser,
+    UsageError,
     policy_from,
     schema_registry_from,
     schema_registry_options,
@@ -23,6 +24,8 @@ from enforcer.core.ledger_view import LedgerMode
 from enforcer.core.models import Mode
 
 if TYPE_CHECKING:
+    from enforcer.core.policy.compiled import Policy
+    from enforcer.formats.registry import SchemaRegistry
     from enforcer.live.signals import StopSignal
 
 # flag name -> settings field; every flag defaults to None so variables show through.
@@ -245,6 +248,7 @@ def _run(args: argparse.Namespace, stop: StopSignal) -> int:
     librdkafka_security(settings)  # a bad client-properties file: refused before anything starts
     check_memory_bounds(settings)
     policy = policy_from(settings)
+    unchecked = _check_mappings(policy, registry, settings.source_topic)
     ledger_mode = policy.ledger_mode(settings.ledger_topic is not None)
     check_http_port(settings.http_host, settings.http_port)
     prepare_data_dir(settings.data_dir)
@@ -273,7 +277,28 @@ def _run(args: argparse.Namespace, stop: StopSignal) -> int:
         log.info("purpose ledger %s, ledger: %s", settings.ledger_topic, ledger_mode.value)
     if registry is not None:
         log.info("schema registry %s", registry.settings.url)
+    if unchecked is not None:
+        log.warning("field mappings not checked against the registered schema: %s", unchecked)
     if stop():
         log.info("stopped before starting")
         return 0
     return run_worker(settings, policy, fingerprinter, limits, stop, registry)
+
+
+def _check_mappings(policy: Policy, registry: SchemaRegistry | None, topic: str) -> str | None:
+    """Refuse to start (exit 2) when the policy's field mappings do not fit the source
+    topic's registered schema: each problem one line. Returns why they were not
+    checked when the registry does not answer (the worker then waits for it as it would
+    for any schema)."""
+    if registry is None or policy.formats is None:
+        return None
+    from enforcer.formats.registry import RegistryUnavailableError
+    from enforcer.live.schemas import mapping_problems, schema_loader
+
+    try:
+        problems = mapping_problems(policy, schema_loader(registry), topic)
+    except RegistryUnavailableError as exc:
+        return str(exc)
+    if problems:
+        raise UsageError("\n".join(problems))
+    return None

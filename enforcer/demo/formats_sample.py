@@ -8,7 +8,7 @@ tags"): ``two_factor_phone`` is a phone number given for ``security.mfa``,
 ``recovery_email`` an email given for ``security.account_recovery``, ``device_id`` a
 device id for ``analytics.reporting``; ``contact_email`` is tagged as an email only, its
 purposes are in the record's own ``contact_email_purposes`` list (a mapping in the policy
-points there: ``policies/examples/formats.yaml``). Deterministic for a seed; values are
+points there: ``policies/formats.yaml``). Deterministic for a seed; values are
 synthetic (example.com, 555 numbers).
 """
 

@@ -23,7 +23,9 @@ from typing import Protocol
 from enforcer.core.clock import SystemClock
 from enforcer.core.policy.compiled import Policy
 from enforcer.core.record_format import RecordReader
+from enforcer.formats.reader import build_reader
 from enforcer.formats.registry import RegistryUnavailableError, SchemaRegistry
+from enforcer.formats.schema_error import UnusableSchemaError
 from enforcer.formats.schemas import SchemaCache
 from enforcer.live.failures import WorkerStopError
 
@@ -55,15 +57,31 @@ def schema_loader(registry: SchemaRegistry) -> SchemaCache:
     return SchemaCache(registry, SystemClock())
 
 
-def step_reader(policy: Policy, loader: SchemaLoader | None) -> RecordReader | None:
+def step_reader(policy: Policy, schemas: SchemaCache | None) -> RecordReader | None:
     """The record reader every driver hands to :class:`enforcer.core.step.Step`: the one
-    place the formats are wired in.
+    place the formats are wired in. ``None`` when the policy maps no fields and no
+    registry is configured: every record is then a plain identity event."""
+    return build_reader(policy, schemas)
 
-    TODO(issue 21 merge): return ``enforcer.formats.reader.build_reader(policy, codecs)``
-    with the codecs of ``loader`` (the ``SchemaCache``). Until then ``None``: every
-    record is decided as a plain identity event."""
-    del policy, loader
-    return None
+
+def mapping_problems(policy: Policy, schemas: SchemaCache, topic: str) -> list[str]:
+    """What is wrong with the mapping that reads ``topic``'s records, checked against the
+    latest schema registered for the topic (subject ``<topic>-value``): each problem one
+    line, as a policy error names it. None when the subject is not registered, or its
+    schema cannot be read (then its records are ``unknown-schema``: logged once).
+    Raises :class:`RegistryUnavailableError` when the registry does not answer."""
+    reader = build_reader(policy, schemas)
+    if reader is None:
+        return []
+    subject = f"{topic}-value"
+    try:
+        codec = schemas.latest_for_subject(subject)
+    except UnusableSchemaError as exc:
+        log.warning("latest schema of %s unreadable, mappings not checked: %s", subject, exc)
+        return []
+    if codec is None:
+        return []
+    return reader.check(topic, codec)
 
 
 class RegistryWait:

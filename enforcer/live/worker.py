@@ -26,6 +26,7 @@ from enforcer.core.models import Mode
 from enforcer.core.policy.compiled import Policy
 from enforcer.core.step import Step
 from enforcer.formats.registry import SchemaRegistry
+from enforcer.formats.schemas import SchemaCache
 from enforcer.ledger.retract import passes_under
 from enforcer.ledger.state import LedgerState, LedgerStore
 from enforcer.live.admin import admin_client
@@ -59,7 +60,7 @@ from enforcer.live.output import (
     TransactionalOutput,
 )
 from enforcer.live.publisher import LagMeter, SnapshotPublisher
-from enforcer.live.schemas import RegistryWait, SchemaLoader, schema_loader, step_reader
+from enforcer.live.schemas import RegistryWait, schema_loader, step_reader
 from enforcer.live.signals import StopSignal
 from enforcer.live.watch import TopicWatch
 from enforcer.outputs.metrics import GcStats, MetricsRecorder, metric_identifier_types
@@ -227,7 +228,7 @@ def run_worker(
 
 def _schemas(
     settings: EnforcerSettings, registry: SchemaRegistry | None
-) -> tuple[SchemaLoader | None, RegistryWait | None]:
+) -> tuple[SchemaCache | None, RegistryWait | None]:
     """The schema cache the reader decodes with, and the wait for the registry the
     engine asks before each batch; neither without a registry."""
     if registry is None:

@@ -31,6 +31,7 @@ from enforcer.core.parse import format_location
 from enforcer.core.policy.compiled import DEFAULT_DESTINATION
 from enforcer.core.policy.load import PolicyLoadError, load_policy
 from enforcer.core.step import InputRecord, Source, Step
+from enforcer.formats.reader import build_reader
 
 _FILE = ConfigDict(extra="forbid", frozen=True)
 
@@ -51,7 +52,15 @@ class Case(BaseModel):
     model_config = _FILE
 
     name: str = Field(min_length=1)
-    record: object = Field(description="The identity event; a string is taken as raw bytes.")
+    record: object = Field(
+        description="The identity event, or a record the policy's field mappings read; "
+        "a string is taken as raw bytes."
+    )
+    topic: str | None = Field(
+        default=None,
+        description="The source topic the record comes from, for mappings that name "
+        "topics (default: the test file's name).",
+    )
     expect: Expectation
 
 
@@ -92,12 +101,17 @@ def run_test_file(path: Path) -> list[CaseResult]:
     # Cases judge the rules on the events' tags: a policy's ledger setting is for runs
     # with a ledger (replay --ledger-file tests it).
     rules_only = dataclasses.replace(policy, ledger=None)
-    step = Step(rules_only, Fingerprinter(generate_key().encode()), FixedClock(datetime.now(UTC)))
+    step = Step(
+        rules_only,
+        Fingerprinter(generate_key().encode()),
+        FixedClock(datetime.now(UTC)),
+        reader=build_reader(rules_only, None),
+    )
     results = []
     for number, case in enumerate(tests.cases):
         raw = case.record
         value = raw.encode() if isinstance(raw, str) else orjson.dumps(raw)
-        record = InputRecord(None, value, (), Source(path.name, 0, number))
+        record = InputRecord(None, value, (), Source(case.topic or path.name, 0, number))
         outcome, decision = step.explain(record)
         problems = []
         if outcome.kind.value != case.expect.outcome:

@@ -46,7 +46,8 @@ class ReplayFormats:
     """How replay reads framed records: the schema cache, the reader the step is
     handed, and how long to wait for an unreachable registry."""
 
-    loader: Loader
+    loader: Loader | None
+    """The schema cache; ``None`` without a registry (plain JSON mapped by the policy)."""
     reader: RecordReader | None
     deadline_s: float
     say: Callable[[str], None] = field(default=print)
@@ -60,6 +61,9 @@ def prefetched(records: Iterable[InputRecord], formats: ReplayFormats) -> Iterat
 
     Raises :class:`RegistryDownError` when the registry stays down past the deadline."""
     loader = formats.loader
+    if loader is None:
+        yield from records
+        return
     it = iter(records)
     while chunk := list(islice(it, CHUNK)):
         missing = loader.missing(record.value for record in chunk)
@@ -73,6 +77,7 @@ def _load(ids: set[int], formats: ReplayFormats) -> None:
     pause = FIRST_RETRY_S
     while True:
         try:
+            assert formats.loader is not None
             formats.loader.load(ids)
         except RegistryUnavailableError as exc:
             now = formats.monotonic()

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -560,11 +560,14 @@ async def check_outcomes(
     timeout_s: float = 60.0,
     step: Step | None = None,
     retractions: int = 0,
+    event_id_of: Callable[[bytes | None], object] | None = None,
 ) -> OutcomeCheck:
     """Read the outputs as a ``read_committed`` consumer and check every input's
     outcome against :class:`enforcer.core.step.Step` (default: the default policy, no
     ledger). ``retractions``: how many retraction records the sink also holds (they
-    are collected in :attr:`OutcomeCheck.retractions`, not matched to inputs)."""
+    are collected in :attr:`OutcomeCheck.retractions`, not matched to inputs).
+    ``event_id_of`` reads a value's event id, by which sink records are matched to their
+    inputs (default: the JSON object's ``event_id``; framed records need their reader)."""
     if step is None:
         fingerprinter = Fingerprinter(key_from_text(fingerprint_key))
         step = Step(load_policy(None), fingerprinter, SystemClock())
@@ -590,7 +593,7 @@ async def check_outcomes(
     )
     check.sink_records, check.violation_records = len(sink), len(violations)
     check.deadletter_records = len(dead)
-    found = _match(check, wanted, sink, violations, dead)
+    found = _match(check, wanted, sink, violations, dead, event_id_of or _json_event_id)
     check.duplicate_examples = _duplicate_examples(found)
     for source, outcome in wanted.items():
         _compare(check, source, outcome, found.get(source, _Found()))
@@ -629,18 +632,19 @@ def _match(
     sink: Sequence[ReadRecord],
     violations: Sequence[ReadRecord],
     dead: Sequence[ReadRecord],
+    event_id_of: Callable[[bytes | None], object],
 ) -> dict[Source, _Found]:
     """Map every output record back to the input it came from."""
     by_event_id = {}
     for source, outcome in wanted.items():
-        event_id = _json(outcome.record.value).get("event_id")
+        event_id = event_id_of(outcome.record.value)
         if isinstance(event_id, str) and outcome.kind is not OutcomeKind.DEADLETTERED:
             by_event_id[event_id] = source
     found: defaultdict[Source, _Found] = defaultdict(_Found)
     event_ids: Counter[str] = Counter()
     check.retractions = [r for r in sink if is_retraction(r.headers)]
     for record in (r for r in sink if not is_retraction(r.headers)):
-        event_id = _json(record.value).get("event_id")
+        event_id = event_id_of(record.value)
         event_ids[str(event_id)] += 1
         if event_id in by_event_id:
             found[by_event_id[event_id]].sink.append(record)
@@ -679,6 +683,10 @@ def _match(
     check.duplicate_violation_ids = sum(n - 1 for n in violation_ids.values())
     check.duplicate_deadletters = sum(n - 1 for n in coordinates.values())
     return dict(found)
+
+
+def _json_event_id(value: bytes | None) -> object:
+    return _json(value).get("event_id")
 
 
 def _duplicate_examples(found: Mapping[Source, _Found]) -> list[str]:

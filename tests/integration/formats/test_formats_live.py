@@ -1,0 +1,248 @@
+"""`enforcer run` on framed topics, real broker and real registry (docs/formats.md).
+
+Each format's sample account events (Avro, Protobuf, JSON Schema; their schema
+registered as ``<topic>-value``, identifier fields tagged), with a record naming a
+schema id nobody registered, a body that does not decode, and plain identity events on
+the same topic, go through one worker under ``policies/formats.yaml``. Every input has
+exactly one outcome, byte for byte what the step with the same reader says (replay
+equals live); forwarded records keep their schema id and are read by our codec (and, for
+Avro, by confluent-kafka's deserializer), with no identifier given only for security
+left in them. A schema registered mid-stream (a second version) is fetched and used.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from enforcer.core.clock import FixedClock, SystemClock
+from enforcer.core.fingerprint import Fingerprinter, generate_key, key_from_text
+from enforcer.core.models import DeadLetterReason
+from enforcer.core.policy.load import load_policy
+from enforcer.core.record_format import Decoded
+from enforcer.core.step import Step
+from enforcer.demo.formats_sample import (
+    FORMATS,
+    FramedSample,
+    SampleFormat,
+    avro_schema,
+    sample_contacts,
+)
+from enforcer.demo.sample import sample_values
+from enforcer.formats.framing import frame, schema_id_of
+from enforcer.formats.reader import FormatReader, build_reader
+from enforcer.formats.registry import RegistrySettings, SchemaRegistry
+from enforcer.formats.schemas import SchemaCache
+from enforcer.testing.consume import read_committed
+from enforcer.testing.worker import (
+    Deployment,
+    EnforcerTopics,
+    check_outcomes,
+    end_offsets_of,
+    produce,
+    wait_for_commits,
+)
+
+pytestmark = pytest.mark.timeout(240)
+
+POLICY = Path(__file__).resolve().parents[3] / "policies" / "formats.yaml"
+RECORDS = 300
+UNREGISTERED_ID = 987_654
+SECURITY_ONLY_FIELDS = ("two_factor_phone", "recovery_email")
+
+
+@pytest.fixture
+async def deployment(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Deployment]:
+    topics = EnforcerTopics.unique("formats")
+    with Deployment(
+        kafka_bootstrap, topics, f"group-{topics.source}", generate_key(), tmp_path
+    ) as created:
+        await created.create_topics(partitions=2)
+        try:
+            yield created
+        finally:
+            created.close()
+            await created.delete_topics()
+
+
+def _registry(url: str) -> SchemaRegistry:
+    return SchemaRegistry(RegistrySettings(url))
+
+
+def _reader(url: str, values: list[bytes | None]) -> tuple[FormatReader, SchemaCache]:
+    """The reader the worker builds, with every schema the values name loaded."""
+    cache = SchemaCache(_registry(url), FixedClock(datetime(2026, 12, 6, tzinfo=UTC)))
+    cache.load(cache.missing(values))
+    reader = build_reader(load_policy(POLICY), cache)
+    assert reader is not None
+    return reader, cache
+
+
+def _event_id_of(reader: FormatReader, topic: str) -> Callable[[bytes | None], object]:
+    def event_id(value: bytes | None) -> object:
+        read = reader.read(topic, 0, 0, value)
+        if isinstance(read, Decoded):
+            return read.event.event_id
+        return json.loads(value or b"null").get("event_id") if read is None else None
+
+    return event_id
+
+
+async def _run(deployment: Deployment, url: str, values: list[bytes]) -> Any:
+    worker = deployment.worker(
+        "one",
+        {"ENFORCER_POLICY_FILE": str(POLICY), "ENFORCER_SCHEMA_REGISTRY_URL": url},
+    )
+    worker.start()
+    inputs = await produce(deployment.bootstrap, deployment.topics.source, values)
+    await wait_for_commits(
+        deployment.bootstrap,
+        deployment.group_id,
+        deployment.topics.source,
+        until=end_offsets_of(inputs),
+        timeout_s=120,
+        alive=[worker],
+    )
+    assert worker.stop() == 0, worker.log_tail()
+    return inputs
+
+
+@pytest.mark.parametrize("sample_format", FORMATS)
+async def test_framed_records_decided_like_the_step_says_schema_id_kept(
+    deployment: Deployment, schema_registry_url: str, sample_format: SampleFormat
+) -> None:
+    source = deployment.topics.source
+    sample = FramedSample(sample_format, _registry(schema_registry_url), f"{source}-value")
+    framed = [sample.encode(contact) for contact in sample_contacts(RECORDS, seed=11)]
+    values = [
+        *framed[: RECORDS // 2],
+        frame(UNREGISTERED_ID, framed[0][5:]),  # an id nobody registered
+        frame(sample.schema_id, b"\x07\xff\xfe not a body"),  # does not decode
+        *sample_values(20, seed=3, invalid_share=0.0),  # identity events
+        *framed[RECORDS // 2 :],
+    ]
+    inputs = await _run(deployment, schema_registry_url, values)
+
+    reader, cache = _reader(schema_registry_url, list(values))
+    fingerprinter = Fingerprinter(key_from_text(deployment.fingerprint_key))
+    step = Step(load_policy(POLICY), fingerprinter, SystemClock(), reader=reader)
+    check = await check_outcomes(
+        deployment.bootstrap,
+        deployment.topics,
+        inputs,
+        fingerprint_key=deployment.fingerprint_key,
+        step=step,
+        event_id_of=_event_id_of(reader, source),
+    )
+    print(check.summary())
+    assert check.problems() == []
+    assert all(check.observed[kind] > 0 for kind in ("passed", "redacted", "dropped"))
+
+    dead = await read_committed(
+        deployment.bootstrap, deployment.topics.deadletter, expected=2, timeout_s=30
+    )
+    reasons = sorted(dict(r.headers)["enforcer.error.reason"].decode() for r in dead)
+    assert reasons == sorted([DeadLetterReason.UNKNOWN_SCHEMA, DeadLetterReason.UNDECODABLE])
+
+    codec = cache.codec(sample.schema_id)
+    assert codec is not None
+    forwarded = await read_committed(
+        deployment.bootstrap,
+        deployment.topics.sink,
+        expected=check.sink_records,
+        timeout_s=30,
+    )
+    framed_out = [r.value for r in forwarded if schema_id_of(r.value) is not None]
+    assert framed_out and all(schema_id_of(v) == sample.schema_id for v in framed_out)
+    for value in framed_out:
+        assert value is not None
+        _, view = codec.decode(value[5:])
+        assert all(view.get(field) is None for field in SECURITY_ONLY_FIELDS)
+        assert view["account_id"].startswith("acct-")
+
+
+async def test_avro_output_read_by_confluent_and_a_schema_registered_mid_stream_is_used(
+    deployment: Deployment, schema_registry_url: str
+) -> None:
+    """Records under a second version of the schema, registered after the worker
+    started, are decided like the first; confluent-kafka's Avro deserializer reads every
+    forwarded record by its id."""
+    source = deployment.topics.source
+    registry = _registry(schema_registry_url)
+    first = FramedSample("avro", registry, f"{source}-value")
+    worker = deployment.worker(
+        "one",
+        {
+            "ENFORCER_POLICY_FILE": str(POLICY),
+            "ENFORCER_SCHEMA_REGISTRY_URL": schema_registry_url,
+        },
+    )
+    worker.start()
+    contacts = list(sample_contacts(60, seed=5))
+    inputs = await produce(deployment.bootstrap, source, [first.encode(c) for c in contacts[:30]])
+    await wait_for_commits(
+        deployment.bootstrap,
+        deployment.group_id,
+        source,
+        until=end_offsets_of(inputs),
+        timeout_s=120,
+        alive=[worker],
+    )
+    # Version 2: a new optional field. Registered now, while the worker runs.
+    evolved = avro_schema()
+    evolved["fields"].append({"name": "locale", "type": ["null", "string"], "default": None})
+    second_id = registry.register(f"{source}-value", "AVRO", json.dumps(evolved))
+    assert second_id != first.schema_id
+    parsed = fastavro.parse_schema(evolved)
+
+    def encode_v2(contact: dict[str, Any]) -> bytes:
+        out = io.BytesIO()
+        at = datetime.fromtimestamp(contact["occurred_at"] / 1000, tz=UTC)
+        fastavro.schemaless_writer(out, parsed, {**contact, "occurred_at": at, "locale": "en"})
+        return frame(second_id, out.getvalue())
+
+    inputs += await produce(deployment.bootstrap, source, [encode_v2(c) for c in contacts[30:]])
+    await wait_for_commits(
+        deployment.bootstrap,
+        deployment.group_id,
+        source,
+        until=end_offsets_of(inputs),
+        timeout_s=120,
+        alive=[worker],
+    )
+    assert worker.stop() == 0, worker.log_tail()
+
+    reader, _ = _reader(schema_registry_url, [r.value for r in inputs])
+    fingerprinter = Fingerprinter(key_from_text(deployment.fingerprint_key))
+    step = Step(load_policy(POLICY), fingerprinter, SystemClock(), reader=reader)
+    check = await check_outcomes(
+        deployment.bootstrap,
+        deployment.topics,
+        inputs,
+        fingerprint_key=deployment.fingerprint_key,
+        step=step,
+        event_id_of=_event_id_of(reader, source),
+    )
+    assert check.problems() == []
+    assert check.observed["deadlettered"] == 0
+    forwarded = await read_committed(
+        deployment.bootstrap, deployment.topics.sink, expected=check.sink_records, timeout_s=30
+    )
+    ids = {schema_id_of(r.value) for r in forwarded}
+    assert ids == {first.schema_id, second_id}
+    context = SerializationContext(source, MessageField.VALUE)
+    with SchemaRegistryClient({"url": schema_registry_url, "timeout": 10}) as client:
+        deserialize = AvroDeserializer(client)
+        read = [deserialize(r.value, context) for r in forwarded]
+    assert all(r is not None and r["two_factor_phone"] is None for r in read)
+    assert {r.get("locale") for r in read if r is not None} >= {"en"}
