@@ -230,26 +230,34 @@ def has_non_json_constant(value: bytes) -> bool:
     return False
 
 
-class _RepeatedFieldError(Exception):
+class _RepeatedKeyError(Exception):
     pass
 
 
 def _repeats_judged_field(value: bytes, types_judged: bool) -> bool:
     """The exact check: does a judged field repeat in the event or an identifier?"""
-    judged = _JUDGED_FIELDS if types_judged else _JUDGED_FIELDS - {"type"}
+    return repeats_a_key(value, _JUDGED_FIELDS if types_judged else _JUDGED_FIELDS - {"type"})
+
+
+def repeats_a_key(value: bytes, names: frozenset[str]) -> bool:
+    """Whether one of ``names`` is a key twice in one object of the JSON text ``value``
+    (escapes decoded). Parsers disagree on which of two such keys counts, so a decision
+    on one and a consumer reading the other must never meet: such records are refused."""
 
     def check(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: set[str] = set()
         for name, _ in pairs:
-            if name in seen and name in judged:
-                raise _RepeatedFieldError
+            if name in seen and name in names:
+                raise _RepeatedKeyError
             seen.add(name)
         return dict(pairs)
 
     try:
         json.loads(value, object_pairs_hook=check)
-    except _RepeatedFieldError:
+    except _RepeatedKeyError:
         return True
+    except ValueError:
+        return False  # not JSON: the parser that reads it says so
     return False
 
 

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import jsonschema_rs
 import orjson
 
+from enforcer.core.parse import repeats_a_key
 from enforcer.core.record_format import Unredactable
 from enforcer.formats.codec import DecodeError, FieldInfo, FieldKind, Location
 from enforcer.formats.emptied import emptied_copy, schema_path
@@ -74,6 +75,12 @@ class JsonSchemaCodec:
         self.fields = fields
         self._validator = validator
         self._slots = slots
+        # The schema's property names, each as its quoted JSON text: a name written
+        # more than once in a body may be a key twice in one object (checked exactly).
+        self._names = frozenset(
+            str(part) for path in fields for part in path.replace("[*]", "").split(".")
+        )
+        self._quoted = tuple(orjson.dumps(name) for name in self._names)
 
     def decode(self, body: bytes) -> tuple[object, Any]:
         """The parsed document (native: a :class:`JsonRecord`), validated."""
@@ -82,6 +89,14 @@ class JsonSchemaCodec:
             document = json.loads(body) if exact else orjson.loads(body)
         except ValueError:  # orjson's JSONDecodeError and UnicodeDecodeError included
             raise DecodeError(f"body of JSON Schema {self._name()} is not JSON") from None
+        if (92 in body or any(body.count(name) > 1 for name in self._quoted)) and (
+            repeats_a_key(body, self._names)
+        ):
+            # Which of the two a consumer reads is its parser's choice: the enforcer
+            # cannot judge what the record says.
+            raise DecodeError(
+                f"body of JSON Schema {self._name()} has a property twice in one object"
+            )
         if not self._validator.is_valid(document):
             error = next(iter(self._validator.iter_errors(document)))
             # The schema's path names the rule; the instance path could name map keys,

@@ -19,6 +19,7 @@ from enforcer.core.parse import (
     parse_event,
     plain_event_fields,
     plain_type_and_tags,
+    repeats_a_key,
 )
 from enforcer.core.policy.compiled import Policy
 from enforcer.core.record_format import Decoded, Unredactable
@@ -169,7 +170,7 @@ class FormatReader:
         if (
             visited is not None
             and _may_repeat(value, visited, suspects)
-            and _repeats(value, suspects)
+            and repeats_a_key(value, suspects)
         ):
             return _REPEATED
         return _decoded(
@@ -314,28 +315,6 @@ def _may_repeat(value: bytes, visited: set[tuple[int, str]], names: frozenset[st
         if name in counts:
             counts[name] += 1
     return any(value.count(orjson.dumps(name)) > count for name, count in counts.items())
-
-
-class _RepeatedKeyError(Exception):
-    pass
-
-
-def _repeats(value: bytes, names: frozenset[str]) -> bool:
-    """The exact check: does one of ``names`` repeat in an object of the record?"""
-
-    def check(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        seen: set[str] = set()
-        for name, _ in pairs:
-            if name in seen and name in names:
-                raise _RepeatedKeyError
-            seen.add(name)
-        return dict(pairs)
-
-    try:
-        json.loads(value, object_pairs_hook=check)
-    except _RepeatedKeyError:
-        return True
-    return False
 
 
 def build_reader(policy: Policy, codecs: CodecLookup | None) -> FormatReader | None:

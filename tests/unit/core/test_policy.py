@@ -396,6 +396,7 @@ def test_shipped_example_policies_load() -> None:
     assert [p.name for p in examples] == [
         "advertising-allow-list.yaml",
         "default.yaml",
+        "formats.yaml",
         "security-only.yaml",
     ]
     for path in examples:

@@ -134,6 +134,31 @@ def test_bodies_that_are_not_json_or_do_not_match_are_decode_errors(body: bytes,
     assert "secret" not in str(error.value)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        # orjson keeps the last email, a consumer's parser may keep the first.
+        b'{"subject_id": "acct-1", "email": "a@example.com", "count": 1, "email": null}',
+        # The same, the second key escaped.
+        b'{"subject_id": "acct-1", "email": "a@example.com", "count": 1, "\\u0065mail": null}',
+        # Inside a list item.
+        b'{"subject_id": "a", "email": null, "count": 1, '
+        b'"phones": [{"number": "+15550101", "number": "+15550102"}]}',
+    ],
+)
+def test_a_property_twice_in_one_object_is_a_decode_error(body: bytes) -> None:
+    """Which of two equal keys counts is each parser's choice: the enforcer cannot say
+    what such a record holds, so it is undecodable, never judged on one reading."""
+    with pytest.raises(DecodeError, match="has a property twice in one object"):
+        _codec().decode(body)
+
+
+def test_a_name_written_twice_in_different_objects_is_no_repeat() -> None:
+    """Two phones each with their own ``number`` are two objects, not a repeated key."""
+    _, view = _codec().decode(orjson.dumps(RECORD))
+    assert [phone["number"] for phone in view["phones"]] == ["+15550101", "+15550102"]
+
+
 def test_a_map_key_is_not_named_in_a_decode_error() -> None:
     """The instance path could name a map's key (data): the schema path is named."""
     body = orjson.dumps({**RECORD, "attrs": {"someone@example.com": 1}})
