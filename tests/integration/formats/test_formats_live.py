@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,12 +25,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from enforcer.core.clock import FixedClock, SystemClock
-from enforcer.core.fingerprint import Fingerprinter, generate_key, key_from_text
+from enforcer.core.fingerprint import generate_key
 from enforcer.core.models import DeadLetterReason
-from enforcer.core.policy.load import load_policy
-from enforcer.core.record_format import Decoded
-from enforcer.core.step import Step
 from enforcer.demo.formats_sample import (
     FORMATS,
     FramedSample,
@@ -40,10 +36,9 @@ from enforcer.demo.formats_sample import (
 )
 from enforcer.demo.sample import sample_values
 from enforcer.formats.framing import frame, schema_id_of
-from enforcer.formats.reader import FormatReader, build_reader
 from enforcer.formats.registry import RegistrySettings, SchemaRegistry
-from enforcer.formats.schemas import SchemaCache
 from enforcer.testing.consume import read_committed
+from enforcer.testing.formats import event_id_reader, framed_step
 from enforcer.testing.worker import (
     Deployment,
     EnforcerTopics,
@@ -77,25 +72,6 @@ async def deployment(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Depl
 
 def _registry(url: str) -> SchemaRegistry:
     return SchemaRegistry(RegistrySettings(url))
-
-
-def _reader(url: str, values: list[bytes | None]) -> tuple[FormatReader, SchemaCache]:
-    """The reader the worker builds, with every schema the values name loaded."""
-    cache = SchemaCache(_registry(url), FixedClock(datetime(2026, 12, 6, tzinfo=UTC)))
-    cache.load(cache.missing(values))
-    reader = build_reader(load_policy(POLICY), cache)
-    assert reader is not None
-    return reader, cache
-
-
-def _event_id_of(reader: FormatReader, topic: str) -> Callable[[bytes | None], object]:
-    def event_id(value: bytes | None) -> object:
-        read = reader.read(topic, 0, 0, value)
-        if isinstance(read, Decoded):
-            return read.event.event_id
-        return json.loads(value or b"null").get("event_id") if read is None else None
-
-    return event_id
 
 
 async def _run(deployment: Deployment, url: str, values: list[bytes]) -> Any:
@@ -133,16 +109,16 @@ async def test_framed_records_decided_like_the_step_says_schema_id_kept(
     ]
     inputs = await _run(deployment, schema_registry_url, values)
 
-    reader, cache = _reader(schema_registry_url, list(values))
-    fingerprinter = Fingerprinter(key_from_text(deployment.fingerprint_key))
-    step = Step(load_policy(POLICY), fingerprinter, SystemClock(), reader=reader)
+    step, reader, cache = framed_step(
+        schema_registry_url, POLICY, deployment.fingerprint_key, values
+    )
     check = await check_outcomes(
         deployment.bootstrap,
         deployment.topics,
         inputs,
         fingerprint_key=deployment.fingerprint_key,
         step=step,
-        event_id_of=_event_id_of(reader, source),
+        event_id_of=event_id_reader(reader, source),
     )
     print(check.summary())
     assert check.problems() == []
@@ -222,16 +198,15 @@ async def test_avro_output_read_by_confluent_and_a_schema_registered_mid_stream_
     )
     assert worker.stop() == 0, worker.log_tail()
 
-    reader, _ = _reader(schema_registry_url, [r.value for r in inputs])
-    fingerprinter = Fingerprinter(key_from_text(deployment.fingerprint_key))
-    step = Step(load_policy(POLICY), fingerprinter, SystemClock(), reader=reader)
+    values = [r.value for r in inputs]
+    step, reader, _ = framed_step(schema_registry_url, POLICY, deployment.fingerprint_key, values)
     check = await check_outcomes(
         deployment.bootstrap,
         deployment.topics,
         inputs,
         fingerprint_key=deployment.fingerprint_key,
         step=step,
-        event_id_of=_event_id_of(reader, source),
+        event_id_of=event_id_reader(reader, source),
     )
     assert check.problems() == []
     assert check.observed["deadlettered"] == 0

@@ -8,6 +8,10 @@ the worker decides, so at every kill it is mid-stream, with a transaction open. 
 ``read_committed`` consumer of sink, violations and dead letters must then see each
 input record's outcome exactly once.
 
+The same for a framed topic: Avro sample account events read through the schema
+registry under policies/formats.yaml (docs/formats.md), each forwarded record re-encoded
+under its schema id exactly once.
+
 Also: SIGTERM during start-up ends the worker cleanly (status 0), not by the signal.
 """
 
@@ -16,13 +20,18 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 
 from enforcer.core.fingerprint import generate_key
+from enforcer.core.step import InputRecord
+from enforcer.demo.formats_sample import FramedSample, sample_contacts
+from enforcer.formats.registry import RegistrySettings, SchemaRegistry
 from enforcer.testing.consume import end_offsets
+from enforcer.testing.formats import event_id_reader, framed_step
 from enforcer.testing.topics import unique_topic_name
 from enforcer.testing.worker import (
     ASSIGNED,
@@ -37,15 +46,52 @@ from enforcer.testing.worker import (
     wait_for_commits,
 )
 
+FORMATS_POLICY = Path(__file__).resolve().parents[3] / "policies" / "formats.yaml"
 RECORDS = 20_000
 PARTITIONS = 4
 KILLS = 3
 PER_SECOND = 1_000  # slower than the worker: it is always mid-stream, never idle
 
 
-@pytest.mark.timeout(240)
+class Traffic(NamedTuple):
+    """What the crash test sends, the worker's own settings for it, and how its outputs
+    are checked."""
+
+    values: list[bytes]
+    env: dict[str, str]
+    check: Callable[[Sequence[InputRecord]], dict[str, Any]]
+
+
+def _traffic(kind: str, request: pytest.FixtureRequest, topic: str, seed: int) -> Traffic:
+    if kind == "identity-events":
+        return Traffic(mixed_values(RECORDS, seed=seed), {}, lambda _: {})
+    url = request.getfixturevalue("schema_registry_url")
+    sample = FramedSample("avro", SchemaRegistry(RegistrySettings(url)), f"{topic}-value")
+    values = [sample.encode(contact) for contact in sample_contacts(RECORDS, seed=seed)]
+    env = {"ENFORCER_POLICY_FILE": str(FORMATS_POLICY), "ENFORCER_SCHEMA_REGISTRY_URL": url}
+
+    def check(inputs: Sequence[InputRecord]) -> dict[str, Any]:
+        key = request.getfixturevalue("crash_key")
+        step, reader, _ = framed_step(url, FORMATS_POLICY, key, [r.value for r in inputs])
+        return {"step": step, "event_id_of": event_id_reader(reader, topic)}
+
+    return Traffic(values, env, check)
+
+
+@pytest.fixture
+def crash_key() -> str:
+    return generate_key()
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("traffic_kind", ["identity-events", "avro"])
 async def test_sigkill_mid_stream_keeps_every_outcome_exactly_once(
-    kafka_bootstrap: str, tmp_path: Path, record_property: Callable[[str, object], None]
+    kafka_bootstrap: str,
+    tmp_path: Path,
+    record_property: Callable[[str, object], None],
+    request: pytest.FixtureRequest,
+    traffic_kind: str,
+    crash_key: str,
 ) -> None:
     """Killed with SIGKILL three times while processing and restarted each time, the
     worker still produces exactly one outcome per input record: no duplicate in sink,
@@ -53,7 +99,8 @@ async def test_sigkill_mid_stream_keeps_every_outcome_exactly_once(
     seed = random.randrange(2**32)
     rng = random.Random(seed)
     topics = EnforcerTopics.unique("crash")
-    key = generate_key()
+    key = crash_key
+    traffic = _traffic(traffic_kind, request, topics.source, seed)
     started = time.monotonic()
     # Commits every 2 s: a transaction seen open stays open for the moment it takes to
     # kill the worker.
@@ -62,15 +109,10 @@ async def test_sigkill_mid_stream_keeps_every_outcome_exactly_once(
     ) as deployment:
         await deployment.create_topics(PARTITIONS)
         producing = asyncio.create_task(
-            produce(
-                kafka_bootstrap,
-                topics.source,
-                mixed_values(RECORDS, seed=seed),
-                per_second=PER_SECOND,
-            )
+            produce(kafka_bootstrap, topics.source, traffic.values, per_second=PER_SECOND)
         )
         try:
-            worker = deployment.worker("worker")
+            worker = deployment.worker("worker", traffic.env)
             kill_points: list[int] = []
             hit_open_transaction = False
             for threshold in random_thresholds(rng, RECORDS, KILLS, low=0.1, high=0.75):
@@ -115,7 +157,9 @@ async def test_sigkill_mid_stream_keeps_every_outcome_exactly_once(
                 alive=[worker],
             )
             assert worker.stop() == 0, worker.log_tail()
-            check = await check_outcomes(kafka_bootstrap, topics, inputs, fingerprint_key=key)
+            check = await check_outcomes(
+                kafka_bootstrap, topics, inputs, fingerprint_key=key, **traffic.check(inputs)
+            )
             redone = await aborted_records(kafka_bootstrap, topics.sink, check.sink_records)
         finally:
             producing.cancel()
@@ -123,9 +167,9 @@ async def test_sigkill_mid_stream_keeps_every_outcome_exactly_once(
 
     elapsed = time.monotonic() - started
     figures = (
-        f"crash test (seed {seed}): {KILLS} SIGKILLs with the group's committed offsets at "
-        f"{kill_points}, {worker.runs} runs, {redone} aborted sink records (work in flight "
-        f"at a kill, done again), {elapsed:.0f}s\n  {check.summary()}"
+        f"crash test, {traffic_kind} (seed {seed}): {KILLS} SIGKILLs with the group's "
+        f"committed offsets at {kill_points}, {worker.runs} runs, {redone} aborted sink "
+        f"records (work in flight at a kill, done again), {elapsed:.0f}s\n  {check.summary()}"
     )
     print(figures)
     record_property("figures", figures)
