@@ -6,12 +6,8 @@ test's own (stopped and started again here): while the registry is down the work
 why in one line, dead-letters nothing, decides and commits nothing from the first
 framed record on; once it answers again the held records are decided, each once. Down
 past the deadline, the worker stops with the cause (exit 1, as any worker that cannot
-make progress).
-
-Until the formats' record reader is wired in (enforcer/live/schemas.py: step_reader),
-a framed record that reaches the step is decided as a plain event (a dead letter,
-invalid-json) once the registry answers: the outcome check below uses the same step,
-so it holds either way.
+make progress). The held framed record is then decided by its schema's tags, as the
+step with the same reader says: passed, not dead-lettered.
 """
 
 from __future__ import annotations
@@ -29,7 +25,9 @@ from confluent_kafka import Producer
 
 from enforcer.core.fingerprint import generate_key
 from enforcer.formats.framing import frame
+from enforcer.formats.registry import RegistrySettings, SchemaRegistry
 from enforcer.testing.consume import read_committed, read_topic
+from enforcer.testing.formats import event_id_reader, framed_step
 from enforcer.testing.schema_registry import LocalSchemaRegistry
 from enforcer.testing.topics import unique_topic_name
 from enforcer.testing.worker import (
@@ -45,14 +43,32 @@ from enforcer.testing.worker import (
 
 pytestmark = pytest.mark.timeout(300)
 
-# A JSON Schema: the registry client asks for schemas with ``format=serialized``, which
-# Apicurio 3.3.3 answers with HTTP 400 for an Avro schema (an outage to the client).
+DEFAULT_POLICY = Path(__file__).resolve().parents[3] / "policies" / "default.yaml"
+
+# Read by its tags (no mapping): the event's fields at the top level, one tagged email.
 JSON_SCHEMA = {
     "$schema": "http://json-schema.org/draft-07/schema#",
     "title": "Contact",
     "type": "object",
-    "properties": {"subject_id": {"type": "string"}},
+    "properties": {
+        "event_id": {"type": "string"},
+        "subject_id": {"type": "string"},
+        "occurred_at": {"type": "string"},
+        "email": {
+            "type": ["string", "null"],
+            "confluent:tags": ["PII_EMAIL", "purpose:marketing.advertising"],
+        },
+    },
+    "required": ["event_id", "subject_id", "occurred_at"],
 }
+FRAMED_BODY = orjson.dumps(
+    {
+        "event_id": "evt-3",
+        "subject_id": "acct-3",
+        "occurred_at": "2019-10-08T12:00:00Z",
+        "email": "u3@example.com",
+    }
+)
 WAITING = "waiting for it: no record is dead-lettered for it"
 ANSWERS_AGAIN = "the schema registry answers again"
 
@@ -75,15 +91,9 @@ def _event(n: int) -> bytes:
 
 
 def _register(url: str, subject: str) -> int:
-    """Register the schema under ``subject`` with a plain HTTP POST; its id."""
-    request = urllib.request.Request(  # noqa: S310 - the test's own loopback registry
-        f"{url}/subjects/{subject}/versions",
-        data=json.dumps({"schemaType": "JSON", "schema": json.dumps(JSON_SCHEMA)}).encode(),
-        headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-        return int(json.loads(response.read())["id"])
+    """Register the schema under ``subject``; its id."""
+    registry = SchemaRegistry(RegistrySettings(url))
+    return registry.register(subject, "JSON", json.dumps(JSON_SCHEMA))
 
 
 def _produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
@@ -150,7 +160,7 @@ async def test_the_worker_waits_for_a_stopped_registry_and_resumes_when_it_is_ba
         assert await _committed(deployment, worker, 3) == 3
 
         registry.kill()  # an outage: the port stops answering at once
-        framed = frame(schema_id, b'{"subject_id": "acct-3"}')
+        framed = frame(schema_id, FRAMED_BODY)
         _produce(kafka_bootstrap, topics.source, [framed, _event(4), _event(5)])
         # One line, within 30 s, naming the registry and why.
         await worker.wait_for_log(WAITING, timeout_s=30)
@@ -179,10 +189,20 @@ async def test_the_worker_waits_for_a_stopped_registry_and_resumes_when_it_is_ba
         assert worker.log_count(WAITING) == 1
         assert "enforcer_schema_registry_up 1.0" in _get(worker, "/metrics")[1]
         inputs = await read_inputs(kafka_bootstrap, topics.source)
-        check = await check_outcomes(kafka_bootstrap, topics, inputs, fingerprint_key=key)
+        values = [record.value for record in inputs]
+        step, reader, _ = framed_step(registry.url, DEFAULT_POLICY, key, values)
+        check = await check_outcomes(
+            kafka_bootstrap,
+            topics,
+            inputs,
+            fingerprint_key=key,
+            step=step,
+            event_id_of=event_id_reader(reader, topics.source),
+        )
         assert worker.stop() == 0, worker.log_tail()
     assert check.problems() == [], check.summary()
     assert check.records == 6
+    assert check.observed == {"passed": 6}, check.summary()
 
 
 async def test_a_registry_down_past_the_deadline_stops_the_worker_with_the_cause(
