@@ -279,11 +279,7 @@ class Step:
             parsed = parse_event(record.value, types_judged=self.types_judged)
             if isinstance(parsed, ParseFailure):
                 return self._dead_letter(record, parsed.reason, parsed.message), None
-            if self._ledger is None:
-                decision = decide(self.policy, parsed)
-            else:
-                granted = self._granted(record.source.partition, parsed)
-                decision = decide(self.policy, parsed, self.ledger_mode, granted)
+            decision = self._decide(record.source.partition, parsed)
             if isinstance(decision, Rejection):
                 message = f"{decision.path}: {decision.problem}"
                 return self._dead_letter(record, DeadLetterReason.SCHEMA, message), None
@@ -305,11 +301,7 @@ class Step:
             if isinstance(decoded, ParseFailure):
                 return self._dead_letter(record, decoded.reason, decoded.message), None
             event = decoded.event
-            if self._ledger is None:
-                decision = decide(self.policy, event)
-            else:
-                granted = self._granted(record.source.partition, event)
-                decision = decide(self.policy, event, self.ledger_mode, granted)
+            decision = self._decide(record.source.partition, event)
             if isinstance(decision, Rejection):
                 message = f"{_record_path(decision.path, decoded)}: {decision.problem}"
                 return self._dead_letter(record, DeadLetterReason.SCHEMA, message), None
@@ -317,6 +309,13 @@ class Step:
         except Exception as exc:
             message = f"internal error: {type(exc).__name__}"
             return self._dead_letter(record, DeadLetterReason.INTERNAL, message), None
+
+    def _decide(self, partition: int, event: Event) -> Decision | Rejection:
+        """Judge ``event``'s identifiers, asking the ledger when one is configured."""
+        if self._ledger is None:
+            return decide(self.policy, event)
+        granted = self._granted(partition, event)
+        return decide(self.policy, event, self.ledger_mode, granted)
 
     def _granted(
         self, partition: int, event: Event
