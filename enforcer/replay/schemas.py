@@ -16,7 +16,7 @@ from itertools import islice
 from typing import Protocol
 
 from enforcer.core.record_format import RecordReader
-from enforcer.core.step import InputRecord
+from enforcer.core.step import InputRecord, Outcome
 from enforcer.formats.registry import RegistryUnavailableError
 
 CHUNK = 500
@@ -56,8 +56,11 @@ class ReplayFormats:
     monotonic: Callable[[], float] = field(default=time.monotonic)
 
 
-def prefetched(records: Iterable[InputRecord], formats: ReplayFormats) -> Iterator[InputRecord]:
-    """``records``, each handed on once the schemas its chunk names are loaded.
+def prefetched(
+    records: Iterable[InputRecord | Outcome], formats: ReplayFormats
+) -> Iterator[InputRecord | Outcome]:
+    """``records``, each handed on once the schemas its chunk names are loaded (an
+    outcome its source decided names none).
 
     Raises :class:`RegistryDownError` when the registry stays down past the deadline."""
     loader = formats.loader
@@ -66,7 +69,7 @@ def prefetched(records: Iterable[InputRecord], formats: ReplayFormats) -> Iterat
         return
     it = iter(records)
     while chunk := list(islice(it, CHUNK)):
-        missing = loader.missing(record.value for record in chunk)
+        missing = loader.missing(r.value for r in chunk if not isinstance(r, Outcome))
         if missing:
             _load(missing, formats)
         yield from chunk
