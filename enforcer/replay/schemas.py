@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from enforcer.core.record_format import RecordReader
 from enforcer.core.step import InputRecord, Outcome
@@ -56,9 +56,10 @@ class ReplayFormats:
     monotonic: Callable[[], float] = field(default=time.monotonic)
 
 
-def prefetched(
-    records: Iterable[InputRecord | Outcome], formats: ReplayFormats
-) -> Iterator[InputRecord | Outcome]:
+_Item = TypeVar("_Item", bound=InputRecord | Outcome)
+
+
+def prefetched(records: Iterable[_Item], formats: ReplayFormats) -> Iterator[_Item]:
     """``records``, each handed on once the schemas its chunk names are loaded (an
     outcome its source decided names none).
 
