@@ -90,7 +90,7 @@ def test_replay_reads_base64_lines_and_writes_forwarded_values_the_same_way(
     )  # fmt: skip
     assert code == 0, err
     assert "replayed 3 records" in err and "2 redacted" in err and "1 dead-lettered" in err
-    forwarded = [base64.b64decode(v) for v in (out / "forwarded.jsonl").read_bytes().split()]
+    forwarded = [base64.b64decode(v) for v in (out / "forwarded.jsonl").read_bytes().splitlines()]
     assert [json.loads(v)["two_factor_phone"] for v in forwarded] == [None, None]
     [dead] = [json.loads(v) for v in (out / "deadletter.jsonl").read_bytes().splitlines()]
     assert (dead["source"]["offset"], dead["reason"]) == (2, "undecodable")

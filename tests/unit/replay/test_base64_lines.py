@@ -237,3 +237,28 @@ def test_topic_values_that_are_not_one_line_of_json_are_forwarded_as_base64(
         base64.b64encode(not_json),
         orjson.dumps(orjson.loads(pretty)),
     ]
+
+
+def test_an_outcome_its_source_decided_is_written_counted_and_reported_on_the_slow_path(
+    tmp_path: Path,
+) -> None:
+    """With a per-record callback (the progress bar) the loop takes its general path: a
+    line's dead letter is written and counted there too, and the callback gets its line."""
+    data = b"\n".join([base64.b64encode(orjson.dumps(event(ident("email", "a@x.io")))), b"%%"])
+    step = Step(load_policy(None), Fingerprinter(KEY), FixedClock(NOW))
+    called: list[Source] = []
+    with FileOutputs(tmp_path) as files:
+        report = replay(
+            HashedBase64Records(io.BytesIO(data), "in.b64"),
+            step,
+            files,
+            ReplaySource(kind="file", name="in.b64"),
+            FixedClock(NOW),
+            lambda record: called.append(record.source),
+        )
+    assert called == [Source("in.b64", 0, 0), Source("in.b64", 0, 1)]
+    assert (report.records.in_, report.records.deadlettered, report.records.dropped) == (2, 1, 1)
+    [dead] = [
+        orjson.loads(line) for line in (tmp_path / "deadletter.jsonl").read_bytes().splitlines()
+    ]
+    assert (dead["source"]["offset"], dead["reason"]) == (1, "undecodable")
