@@ -2,7 +2,9 @@
 
 Shows types, normalized purposes and decisions, never identifier values. With a
 purpose ledger (docs/ledger.md) it shows, per identifier, what the ledger grants (or that it
-does not know the identifier) beside what the event claims.
+does not know the identifier) beside what the event claims. A record in a format of its
+own (a framed value, ``--format confluent`` for one in base64, or plain JSON a mapping
+reads) also shows where each identifier sits in it: its path (docs/formats.md).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from enforcer.core.ledger_view import LedgerMode
 from enforcer.core.policy.compiled import Policy
 from enforcer.core.policy.evaluate import Decision, Judgement
 from enforcer.core.purposes import within
+from enforcer.core.record_format import Decoded
 from enforcer.core.step import Outcome, OutcomeKind, Step
 
 if TYPE_CHECKING:
@@ -156,7 +159,8 @@ def render_text(data: dict[str, Any]) -> str:
             else (f"{item['decision']}  by rule {item['rule']}")
         )
         label = "judged by" if "ledger" in item else "purposes"
-        lines.append(f"  [{item['index']}] {item['type']:<10} {label}: {purposes}")
+        at = f"at {item['path']}; " if "path" in item else ""
+        lines.append(f"  [{item['index']}] {item['type']:<10} {at}{label}: {purposes}")
         if "ledger" in item:
             granted = item["ledger_purposes"]
             ledger = (
@@ -186,6 +190,14 @@ def add_flags(explain: Parser) -> None:
     explain.add_argument("file", nargs="?", default="-", help="record file, or - for stdin")
     explain.add_argument(
         "--line", type=int, metavar="N", help="take 0-based line N of a JSONL file"
+    )
+    explain.add_argument(
+        "--format",
+        choices=("json", "confluent"),
+        default="json",
+        help="json: the record's value as it is (JSON, or a framed value's bytes); "
+        "confluent: its base64, one value a line, as `enforcer sample --format avro` "
+        "writes it",
     )
     explain.add_argument("--json", action="store_true", help="machine-readable output")
     explain.add_argument("--ledger-file", type=Path, metavar="FILE", help=LEDGER_FILE_HELP)
@@ -222,8 +234,10 @@ def command(args: argparse.Namespace) -> int:
         if not 0 <= args.line < len(lines):
             raise UsageError(f"{args.file} has no line {args.line} (it has {len(lines)})")
         data, offset = lines[args.line], args.line
+    if args.format == "confluent":
+        data = _from_base64(args.file, data, args.line)
     framed = data[:1] == b"\x00"  # the Confluent wire format's magic byte (docs/formats.md)
-    if not framed:
+    if not framed and args.format == "json":
         _refuse_json_lines(args.file, data)
         data = data.strip()
     # explain shows decisions, not fingerprints, so it needs no secret key: the ledger is
@@ -240,9 +254,14 @@ def command(args: argparse.Namespace) -> int:
     lookup = WholeLedger(ledger.replay.state) if ledger is not None else None
     reader = _reader(settings, policy, data)
     step = Step(policy, fingerprinter, SystemClock(), lookup, reader=reader)
-    outcome, decision = step.explain(InputRecord(None, data, (), Source(name, 0, offset)))
+    source = Source(name, 0, offset)
+    outcome, decision = step.explain(InputRecord(None, data, (), source))
     result = explanation(step, outcome, decision, ledger)
-    if not framed:
+    # The reader does no I/O: reading the record again gives the decided event's paths.
+    decoded = reader.read(*source, data) if reader is not None else None
+    if isinstance(decoded, Decoded):
+        _add_paths(result, decoded, settings.phone_default_region)
+    elif decoded is None and not framed:
         _add_phone_formats(result, data, settings.phone_default_region)
     print(
         orjson.dumps(result, option=orjson.OPT_INDENT_2).decode()
@@ -269,6 +288,41 @@ def _reader(settings: EnforcerSettings, policy: Policy, value: bytes) -> RecordR
     except RegistryUnavailableError as exc:
         raise UsageError(f"{exc}; the record was not decided") from None
     return step_reader(policy, loader)
+
+
+def _from_base64(file: str, data: bytes, line: int | None) -> bytes:
+    """The value of a ``--format confluent`` record: its one base64 line decoded (the
+    rules of ``replay --format confluent``). Anything else is a usage error."""
+    from enforcer.replay.sources.base64_lines import decode_line
+
+    where = file if line is None else f"{file} line {line}"
+    lines = [text for text in data.splitlines() if text.strip()]
+    if not lines:
+        raise UsageError(f"{where} holds no value: --format confluent reads one base64 value")
+    if len(lines) > 1:
+        raise UsageError(
+            f"{file} holds {len(lines)} base64 values: pass --line N to explain its 0-based line N"
+        )
+    value = decode_line(lines[0])
+    if isinstance(value, str):
+        raise UsageError(f"{where}: {value}")
+    return value
+
+
+def _add_paths(result: dict[str, Any], decoded: Decoded, region: str) -> None:
+    """Say where each identifier sits in the record (its path, never its value), and of
+    each phone number whether it fingerprints as E.164."""
+    from enforcer.core.fingerprint import phone_e164
+
+    identifiers = decoded.event.identifiers
+    for number, item in enumerate(result.get("identifiers", ())):
+        index = item["index"]
+        result["identifiers"][number] = {"index": index, "path": decoded.locations[index], **item}
+        if item["type"] == "phone":
+            valid = phone_e164(identifiers[index].value, region) is not None
+            result["identifiers"][number]["phone_format"] = (
+                "e164" if valid else "not a valid number: separators removed"
+            )
 
 
 def _refuse_json_lines(file: str, data: bytes) -> None:

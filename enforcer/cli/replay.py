@@ -37,8 +37,18 @@ def add_flags(replay: Parser) -> None:
     from enforcer.replay.sources.kafka_topic import parse_end, parse_start
 
     source = replay.add_mutually_exclusive_group(required=True)
-    source.add_argument("--from-file", type=Path, metavar="FILE", help="JSON Lines file")
+    source.add_argument(
+        "--from-file", type=Path, metavar="FILE", help="a file of values, one a line (--format)"
+    )
     source.add_argument("--topic", metavar="NAME", help="Kafka topic (read_committed, no group)")
+    replay.add_argument(
+        "--format",
+        choices=("json", "confluent"),
+        default=None,
+        help="with --from-file: json, one JSON value a line (JSON Lines, the default); "
+        "confluent, one base64 value a line (framed records, as `enforcer sample --format "
+        "avro` writes them), forwarded values written the same way",
+    )
     replay.add_argument(
         "--start",
         type=_position(parse_start),
@@ -107,6 +117,10 @@ def command(args: argparse.Namespace) -> int:
     """Replay, print a summary line, and say whether anything was found."""
     if args.topic is None and (args.start or args.end):
         raise UsageError("--start and --end go with --topic")
+    if args.topic is not None and args.format is not None:
+        raise UsageError(
+            "--format goes with --from-file (a topic's values are read as they are, framed or JSON)"
+        )
     if args.ledger_as_of is not None and args.ledger_file is None and args.ledger_topic is None:
         raise UsageError("--ledger-as-of goes with --ledger-file or --ledger-topic")
     if args.out is None and args.output_topic_prefix is None:
@@ -172,7 +186,15 @@ def command(args: argparse.Namespace) -> int:
         )
     else:
         report = replay_file(
-            args.from_file, args.out, policy, fingerprinter, progress, to_topics, ledger, formats
+            args.from_file,
+            args.out,
+            policy,
+            fingerprinter,
+            progress,
+            to_topics,
+            ledger,
+            formats,
+            args.format or "json",
         )
     counts = report.records
     where = [f"{args.out}/"] if args.out else []

@@ -20,20 +20,29 @@ REPORT_HTML = "report.html"
 # Byte values, not one-byte strings: ``b"\n" in value`` first tries the needle as an
 # integer and builds (and drops) a TypeError, which costs more than the search itself.
 _LF, _CR = ord("\n"), ord("\r")
+_FRAMED = 0
+"""The first byte of a value in the Confluent wire format; JSON text never starts so."""
 _OUTCOMES_PER_WRITE = 1024
 """Outcomes whose lines are collected before they are written: about 0.6 MiB of
 forwarded records of the benchmark mix."""
 
 
 class FileOutputs:
-    """Writes forwarded values, violations and dead letters as JSON Lines.
+    """Writes forwarded values, violations and dead letters, one a line.
+
+    Violations and dead letters are JSON. A forwarded value is written as it is when it
+    is one line of JSON text (compacted when spread over lines), and as its base64 when it
+    is not (a framed value of the Confluent wire format, or in audit mode a value that is
+    not JSON); with ``base64_values`` every forwarded value is base64, the form of a
+    ``--format confluent`` file (docs/formats.md: "Replay and explain").
 
     Lines are collected and written in blocks (:data:`_OUTCOMES_PER_WRITE` outcomes at
     a time): a line costs a list append, not a write call and a copy with its newline."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, base64_values: bool = False) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
+        self._base64_values = base64_values
         self._files = tuple(
             (directory / name).open("wb") for name in (FORWARDED, VIOLATIONS, DEADLETTER)
         )
@@ -45,10 +54,10 @@ class FileOutputs:
         """Write what one outcome produces."""
         value = outcome.forward_value
         if value is not None:
-            # A forwarded value is valid JSON; one spread over lines (from a topic) is
-            # written compactly so that the file keeps one value a line.
-            if _LF in value or _CR in value:
-                value = orjson.dumps(orjson.loads(value))
+            if self._base64_values or (value and value[0] == _FRAMED):
+                value = base64.b64encode(value)
+            elif _LF in value or _CR in value:
+                value = _one_line(value)
             self._forwarded.append(value)
         if outcome.violation is not None:
             self._violations.append(orjson.dumps(outcome.violation))
@@ -97,6 +106,15 @@ class FileOutputs:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _one_line(value: bytes) -> bytes:
+    """A value spread over lines (from a topic) in one line: JSON written compactly, and
+    anything else (audit mode forwards records it cannot read) as its base64."""
+    try:
+        return orjson.dumps(orjson.loads(value))
+    except orjson.JSONDecodeError:
+        return base64.b64encode(value)
 
 
 def write_report(directory: Path, report: Report) -> None:

@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from enforcer.core.clock import SystemClock
 from enforcer.core.fingerprint import Fingerprinter
 from enforcer.core.policy.compiled import Policy
-from enforcer.core.step import InputRecord, Step
+from enforcer.core.step import InputRecord, Outcome, Step
 from enforcer.ledger.lookup import WholeLedger
 from enforcer.outputs.files import FileOutputs, write_report
 from enforcer.outputs.records import OutputTopics
@@ -28,6 +28,7 @@ from enforcer.outputs.report.model import LedgerSummary, OffsetRange, ReplaySour
 from enforcer.replay.ledger import LoadedLedger
 from enforcer.replay.loop import OutcomeWriter, replay
 from enforcer.replay.schemas import RegistryDownError, ReplayFormats, prefetched
+from enforcer.replay.sources.base64_lines import HashedBase64Records
 from enforcer.replay.sources.jsonl import HashedRecords, jsonl_source_name
 from enforcer.replay.sources.kafka_topic import Position, TopicReader, TopicReadError
 
@@ -54,6 +55,11 @@ class TopicOutput:
     (:func:`enforcer.config.kafka_security.aiokafka_security`)."""
 
 
+FileFormat = Literal["json", "confluent"]
+"""How a replayed file holds its values: ``json``, one JSON Lines value a line;
+``confluent``, one base64 value a line (framed records, docs/formats.md)."""
+
+
 def replay_file(
     path: Path,
     out: Path | None,
@@ -63,11 +69,14 @@ def replay_file(
     to_topics: TopicOutput | None = None,
     ledger: LoadedLedger | None = None,
     formats: ReplayFormats | None = None,
+    file_format: FileFormat = "json",
 ) -> Report:
-    """Replay a JSON Lines file into ``out`` (or topics); a progress bar shows on a terminal.
+    """Replay a file (``file_format``: JSON Lines, or base64 values) into ``out`` (or
+    topics); a progress bar shows on a terminal.
 
     With ``ledger``, records are judged against it (docs/ledger.md) and the report says how;
-    with ``formats``, framed records are read with the schema registry's schemas."""
+    with ``formats``, framed records are read with the schema registry's schemas. Values
+    read from base64 lines are forwarded as base64 lines."""
     source = ReplaySource(kind="file", name=str(path))
     try:
         stream = path.open("rb")
@@ -75,12 +84,19 @@ def replay_file(
     except OSError as exc:
         raise ReplayInputError(f"{path}: {exc.strerror}") from None
     with stream, asyncio.Runner() as runner, _bar(progress, size, "B") as bar:
+        base64_lines = file_format == "confluent"
 
         def advance(record: InputRecord) -> None:
-            bar.advance(len(record.value or b"") + 1)
+            size = len(record.value or b"")
+            # A base64 line is 4 characters for every 3 bytes (or fewer) of its value.
+            bar.advance((size + 2) // 3 * 4 + 1 if base64_lines else size + 1)
 
-        records = HashedRecords(stream, jsonl_source_name(path))
-        with _outputs(out, to_topics, runner, 1) as outputs:
+        records: HashedRecords | HashedBase64Records
+        if base64_lines:
+            records = HashedBase64Records(stream, jsonl_source_name(path))
+        else:
+            records = HashedRecords(stream, jsonl_source_name(path))
+        with _outputs(out, to_topics, runner, 1, base64_values=base64_lines) as outputs:
             step, summary = _step(policy, fingerprinter, ledger, formats)
             report = replay(
                 _with_schemas(records, formats),
@@ -177,14 +193,14 @@ def _step(
 
 
 def _with_schemas(
-    records: Iterable[InputRecord], formats: ReplayFormats | None
-) -> Iterable[InputRecord]:
+    records: Iterable[InputRecord | Outcome], formats: ReplayFormats | None
+) -> Iterable[InputRecord | Outcome]:
     """``records``, each chunk's schemas fetched before it is decided; a registry that
     stays down past the deadline ends the replay in one line."""
     if formats is None:
         return records
 
-    def checked() -> Iterator[InputRecord]:
+    def checked() -> Iterator[InputRecord | Outcome]:
         try:
             yield from prefetched(records, formats)
         except RegistryDownError as exc:
@@ -195,14 +211,20 @@ def _with_schemas(
 
 @contextmanager
 def _outputs(
-    out: Path | None, to_topics: TopicOutput | None, runner: asyncio.Runner, partitions: int
+    out: Path | None,
+    to_topics: TopicOutput | None,
+    runner: asyncio.Runner,
+    partitions: int,
+    *,
+    base64_values: bool = False,
 ) -> Iterator[OutcomeWriter]:
-    """Files in ``out``, or the prefixed topics."""
+    """Files in ``out`` (forwarded values as base64 lines with ``base64_values``), or
+    the prefixed topics."""
     if to_topics is None:
         if out is None:
             raise ReplayInputError("--out DIR is needed unless --output-topic-prefix is given")
         try:
-            files = FileOutputs(out)
+            files = FileOutputs(out, base64_values=base64_values)
         except OSError as exc:
             raise ReplayInputError(f"{out}: {exc.strerror}") from None
         with files:

@@ -13,10 +13,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from enforcer.core.record_format import RecordReader
-from enforcer.core.step import InputRecord
+from enforcer.core.step import InputRecord, Outcome
 from enforcer.formats.registry import RegistryUnavailableError
 
 CHUNK = 500
@@ -56,8 +56,12 @@ class ReplayFormats:
     monotonic: Callable[[], float] = field(default=time.monotonic)
 
 
-def prefetched(records: Iterable[InputRecord], formats: ReplayFormats) -> Iterator[InputRecord]:
-    """``records``, each handed on once the schemas its chunk names are loaded.
+_Item = TypeVar("_Item", bound=InputRecord | Outcome)
+
+
+def prefetched(records: Iterable[_Item], formats: ReplayFormats) -> Iterator[_Item]:
+    """``records``, each handed on once the schemas its chunk names are loaded (an
+    outcome its source decided names none).
 
     Raises :class:`RegistryDownError` when the registry stays down past the deadline."""
     loader = formats.loader
@@ -66,7 +70,7 @@ def prefetched(records: Iterable[InputRecord], formats: ReplayFormats) -> Iterat
         return
     it = iter(records)
     while chunk := list(islice(it, CHUNK)):
-        missing = loader.missing(record.value for record in chunk)
+        missing = loader.missing(r.value for r in chunk if not isinstance(r, Outcome))
         if missing:
             _load(missing, formats)
         yield from chunk
