@@ -199,6 +199,12 @@ def add_flags(explain: Parser) -> None:
         "confluent: its base64, one value a line, as `enforcer sample --format avro` "
         "writes it",
     )
+    explain.add_argument(
+        "--source-topic",
+        metavar="NAME",
+        help="the topic the record is taken to come from, for field mappings that name "
+        "topics (default: the file's name, or stdin)",
+    )
     explain.add_argument("--json", action="store_true", help="machine-readable output")
     explain.add_argument("--ledger-file", type=Path, metavar="FILE", help=LEDGER_FILE_HELP)
     ledger_as_of_flag(explain)
@@ -223,7 +229,7 @@ def command(args: argparse.Namespace) -> int:
         phone_default_region=args.phone_region,
         **schema_registry_settings(args),
     )
-    name = "stdin" if args.file == "-" else Path(args.file).name
+    name = args.source_topic or ("stdin" if args.file == "-" else Path(args.file).name)
     try:
         data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     except OSError as exc:

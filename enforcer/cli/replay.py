@@ -50,6 +50,12 @@ def add_flags(replay: Parser) -> None:
         "avro` writes them), forwarded values written the same way",
     )
     replay.add_argument(
+        "--source-topic",
+        metavar="NAME",
+        help="with --from-file: the topic the file's records are taken to come from, for "
+        "field mappings that name topics (default: the file's name)",
+    )
+    replay.add_argument(
         "--start",
         type=_position(parse_start),
         metavar="earliest|OFFSET|RFC3339",
@@ -117,6 +123,8 @@ def command(args: argparse.Namespace) -> int:
     """Replay, print a summary line, and say whether anything was found."""
     if args.topic is None and (args.start or args.end):
         raise UsageError("--start and --end go with --topic")
+    if args.topic is not None and args.source_topic is not None:
+        raise UsageError("--source-topic goes with --from-file (a topic's records are its own)")
     if args.topic is not None and args.format is not None:
         raise UsageError(
             "--format goes with --from-file (a topic's values are read as they are, framed or JSON)"
@@ -195,6 +203,7 @@ def command(args: argparse.Namespace) -> int:
             ledger,
             formats,
             args.format or "json",
+            args.source_topic,
         )
     counts = report.records
     where = [f"{args.out}/"] if args.out else []

@@ -70,9 +70,11 @@ def replay_file(
     ledger: LoadedLedger | None = None,
     formats: ReplayFormats | None = None,
     file_format: FileFormat = "json",
+    source_topic: str | None = None,
 ) -> Report:
     """Replay a file (``file_format``: JSON Lines, or base64 values) into ``out`` (or
-    topics); a progress bar shows on a terminal.
+    topics); a progress bar shows on a terminal. Its records come from ``source_topic``
+    (default: a name made of the file's).
 
     With ``ledger``, records are judged against it (docs/ledger.md) and the report says how;
     with ``formats``, framed records are read with the schema registry's schemas. Values
@@ -92,10 +94,11 @@ def replay_file(
             bar.advance((size + 2) // 3 * 4 + 1 if base64_lines else size + 1)
 
         records: HashedRecords | HashedBase64Records
+        topic = source_topic or jsonl_source_name(path)
         if base64_lines:
-            records = HashedBase64Records(stream, jsonl_source_name(path))
+            records = HashedBase64Records(stream, topic)
         else:
-            records = HashedRecords(stream, jsonl_source_name(path))
+            records = HashedRecords(stream, topic)
         with _outputs(out, to_topics, runner, 1, base64_values=base64_lines) as outputs:
             step, summary = _step(policy, fingerprinter, ledger, formats)
             report = replay(

@@ -187,3 +187,44 @@ def test_explain_of_a_line_that_is_not_base64_is_one_line_exit_2(
     assert err.count("\n") == 1 and str(path) in err
     assert "not base64" in err or "holds no value" in err
     assert "{not" not in err
+
+
+@pytest.mark.parametrize("command", ["replay", "explain"])
+def test_source_topic_chooses_a_mapping_that_names_topics(
+    capsys: pytest.CaptureFixture[str], policy: Path, tmp_path: Path, command: str
+) -> None:
+    """A mapping limited to a topic reads a file's records only when they are said to
+    come from it: without --source-topic the record is not read by the mapping (a plain
+    identity event it is not: dead-lettered), with it the mapping reads it."""
+    policy.write_text(
+        POLICY.replace(
+            "    - name: accounts\n", "    - name: accounts\n      topics: [identity.accounts]\n"
+        )
+    )
+    data = tmp_path / "accounts.jsonl"
+    data.write_bytes(_account() + b"\n")
+    out = tmp_path / "out"
+    base = (
+        ["replay", "--from-file", str(data), "--out", str(out), "--no-progress"]
+        if command == "replay"
+        else ["explain", str(data), "--json"]
+    )
+    code, printed, err = run(capsys, *base, "--policy", str(policy))
+    assert code in (0, 1), err
+    text = printed + err
+    assert ("1 dead-lettered" in text) if command == "replay" else ('"deadlettered"' in text)
+    code, printed, err = run(
+        capsys, *base, "--policy", str(policy), "--source-topic", "identity.accounts"
+    )
+    assert code in (0, 1), err
+    text = printed + err
+    assert ("1 redacted" in text) if command == "replay" else ('"redacted"' in text)
+
+
+def test_replay_refuses_source_topic_with_a_topic(
+    capsys: pytest.CaptureFixture[str], policy: Path, tmp_path: Path
+) -> None:
+    code, _, err = run(
+        capsys, "replay", "--topic", "t", "--source-topic", "u", "--out", str(tmp_path)
+    )
+    assert code == 2 and err.count("\n") == 1 and "--source-topic goes with --from-file" in err
