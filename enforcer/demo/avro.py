@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 import fastavro
 import orjson
@@ -246,14 +246,29 @@ class DemoFailedError(Exception):
         self.status = status
 
 
+class RegistryProcess(Protocol):
+    """What the demo asks of the registry it starts (:class:`LocalSchemaRegistry`)."""
+
+    @property
+    def log_path(self) -> Path: ...
+
+    def start(self) -> str: ...
+
+    def stop(self) -> None: ...
+
+
 @contextmanager
-def schema_registry(url: str | None, where: Path) -> Iterator[str]:
-    """The registry's URL: ``url`` when the user gave one, else a local registry's,
-    started in ``where`` and stopped when the block ends, whatever ends it."""
+def schema_registry(
+    url: str | None,
+    where: Path,
+    make: Callable[[Path], RegistryProcess] = LocalSchemaRegistry,
+) -> Iterator[str]:
+    """The registry's URL: ``url`` when the user gave one, else that of a local registry
+    (``make(where)``) started for the block and stopped when it ends, whatever ends it."""
     if url is not None:
         yield url
         return
-    registry = LocalSchemaRegistry(where)
+    registry = make(where)
     print(
         "starting a local schema registry (Apicurio Registry; the first time it is fetched "
         "from Maven Central, about 160 MB) ...",
