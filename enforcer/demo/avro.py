@@ -81,6 +81,7 @@ SECURITY_FIELDS = {
 }
 """The fields the sample's schema tags as given only to secure the account."""
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 @dataclass(frozen=True)
@@ -293,9 +294,17 @@ def schema_registry(
             print("stopped the schema registry", flush=True)
 
 
-def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    # SystemExit unwinds the with-blocks: the worker and the registry are stopped.
-    raise SystemExit(128 + signum)
+def interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM ends the run as Ctrl-C does: the interrupt unwinds the with-blocks, which
+    stop the worker and the registry."""
+    # Inside asyncio.run the SIGINT handler is asyncio's, which cancels its task
+    # cleanly (an exception raised in the middle of the loop would leave its tasks
+    # half-done); elsewhere it is Python's, which raises KeyboardInterrupt.
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+        return
+    raise KeyboardInterrupt
 
 
 def run_avro(args: argparse.Namespace) -> int:
@@ -305,7 +314,7 @@ def run_avro(args: argparse.Namespace) -> int:
             f"{POLICY} not found: the Avro demo runs from the project's checkout", file=sys.stderr
         )
         return EXIT_USAGE
-    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    previous = signal.signal(signal.SIGTERM, interrupt)
     state = state_dir()
     try:
         with schema_registry(args.schema_registry_url, state / "registry") as url:
@@ -313,11 +322,14 @@ def run_avro(args: argparse.Namespace) -> int:
     except DemoFailedError as exc:
         print(exc, file=sys.stderr)
         return exc.status
+    except KeyboardInterrupt:
+        print("the demo was interrupted; what it started is stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGTERM, previous)
     print(
         f"\nreport: {shown(files.report)}\n  enforcer replay over {SOURCE_TOPIC} with the same "
-        "policy and registry: the live run's outcomes, record by record"
+        "policy and registry, which decides every record as the live run did"
     )
     print(
         f"events: {shown(files.events)} (the same events as plain JSON, in a file named "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from enforcer.demo.avro import (
     avro_next_commands,
     avro_records,
     first_security_only_line,
+    interrupt,
     schema_registry,
     story_lines,
     write_events,
@@ -221,3 +223,18 @@ def test_the_flags_the_avro_variant_adds(capsys: pytest.CaptureFixture[str]) -> 
             parse_args(["--bootstrap", "b:9092", *wrong])
         assert exited.value.code == 2
         assert "Traceback" not in capsys.readouterr().err
+
+
+def test_sigterm_ends_the_run_as_ctrl_c_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python's own SIGINT handler raises KeyboardInterrupt (the with-blocks stop the
+    worker and the registry); asyncio's, while it runs, is called instead of raising
+    in the middle of its loop; with SIGINT ignored, the interrupt is raised all the same."""
+    with pytest.raises(KeyboardInterrupt):
+        interrupt(signal.SIGTERM, None)  # the test runs with Python's default handler
+    called: list[int] = []
+    monkeypatch.setattr(signal, "getsignal", lambda _: lambda signum, frame: called.append(signum))
+    interrupt(signal.SIGTERM, None)
+    assert called == [signal.SIGINT]
+    monkeypatch.setattr(signal, "getsignal", lambda _: signal.SIG_IGN)
+    with pytest.raises(KeyboardInterrupt):
+        interrupt(signal.SIGTERM, None)
