@@ -357,7 +357,9 @@ def _add_phone_formats(result: dict[str, Any], data: bytes, region: str) -> None
 
     if "identifiers" not in result:
         return
-    written = orjson.loads(data)["identifiers"]  # judged, so a valid event
+    written = orjson.loads(data).get("identifiers")  # judged, so a valid event ...
+    if not isinstance(written, list):  # ... or a record a field mapping read
+        return
     for item in result["identifiers"]:
         if item["type"] == "phone":
             valid = phone_e164(written[item["index"]]["value"], region) is not None

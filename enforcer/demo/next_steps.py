@@ -44,13 +44,7 @@ class DemoFiles:
 def write_files(out: Path, demo: DemoLedger, key: str | None) -> DemoFiles:
     """Write the events, the ledger at the end and, when given, the key under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    key_file = None
-    if key is not None:
-        key_file = out / "fingerprint.key"
-        key_file.unlink(missing_ok=True)
-        # Readable by its owner only, as a key file must be (docs/security.md).
-        key_file.touch(mode=0o600)
-        key_file.write_text(key + "\n", encoding="utf-8")
+    key_file = write_key(out, key)
     files = DemoFiles(out / "events.jsonl", out / "ledger.jsonl", out / "report", key_file)
     files.events.write_bytes(b"".join(value + b"\n" for value in demo.events))
     final: dict[str, bytes] = {}
@@ -63,29 +57,48 @@ def write_files(out: Path, demo: DemoLedger, key: str | None) -> DemoFiles:
     return files
 
 
-def _key_flag(files: DemoFiles) -> list[str]:
-    return [] if files.key is None else ["--fingerprint-key-file", shown(files.key)]
+def write_key(out: Path, key: str | None) -> Path | None:
+    """Write ``key`` (the fingerprint key the demo made) to ``out/fingerprint.key``,
+    readable by its owner only; ``None`` when there is no key to write."""
+    if key is None:
+        return None
+    key_file = out / "fingerprint.key"
+    key_file.unlink(missing_ok=True)
+    # Readable by its owner only, as a key file must be (docs/security.md).
+    key_file.touch(mode=0o600)
+    key_file.write_text(key + "\n", encoding="utf-8")
+    return key_file
+
+
+def key_flag(key: Path | None) -> list[str]:
+    """The flag that hands ``key`` (the demo's key file) to a command, if there is one."""
+    return [] if key is None else ["--fingerprint-key-file", shown(key)]
 
 
 def write_report(files: DemoFiles, env: Mapping[str, str]) -> str | None:
     """Replay the events against the ledger into ``files.report_dir``; return ``None``
     when done, else the replay's last line of complaint."""
-    done = subprocess.run(
+    return run_replay(
         [
-            sys.executable,
-            "-m",
-            "enforcer.cli",
-            "replay",
             "--from-file",
             str(files.events),
             "--ledger-file",
             str(files.ledger),
             "--out",
             str(files.report_dir),
-            "--no-progress",
-            *_key_flag(files),
         ],
-        env=replay_environment(env, files),
+        env,
+        files.key,
+    )
+
+
+def run_replay(flags: Sequence[str], env: Mapping[str, str], key: Path | None) -> str | None:
+    """Run ``enforcer replay`` with ``flags`` as a user runs it, a process of its own,
+    without a progress bar; return ``None`` when it succeeded, else its last line of
+    complaint."""
+    done = subprocess.run(
+        [sys.executable, "-m", "enforcer.cli", "replay", *flags, "--no-progress", *key_flag(key)],
+        env=replay_environment(env, key),
         capture_output=True,
         text=True,
         check=False,
@@ -107,12 +120,11 @@ def first_not_granted(demo: DemoLedger, sent: Sequence[bytes]) -> int | None:
 
 def next_commands(files: DemoFiles, not_granted_line: int | None) -> list[str]:
     """Three commands that carry on from what the demo did, with paths a user can paste."""
-    enforcer = shown(Path(sys.executable).with_name("enforcer"))
+    enforcer = enforcer_program()
     events, ledger = shown(files.events), shown(files.ledger)
-    strict = shown(Path(__file__).resolve().parents[2] / "policies")
-    policies = strict if Path(strict).is_dir() else "policies"
+    policies = policies_dir()
     line = 0 if not_granted_line is None else not_granted_line
-    key = " ".join(_key_flag(files))
+    key = " ".join(key_flag(files.key))
     return [
         f"{enforcer} explain {events} --line {line} --ledger-file {ledger}",
         f"{enforcer} replay --from-file {events} --ledger-file {ledger} "
@@ -130,10 +142,22 @@ def shown(path: Path) -> str:
         return str(path)
 
 
-def replay_environment(env: Mapping[str, str], files: DemoFiles) -> dict[str, str]:
+def enforcer_program() -> str:
+    """The ``enforcer`` command of the environment the demo runs in, as a user types it."""
+    return shown(Path(sys.executable).with_name("enforcer"))
+
+
+def policies_dir() -> str:
+    """The project's ``policies/`` folder, as a user types it."""
+    found = shown(Path(__file__).resolve().parents[2] / "policies")
+    return found if Path(found).is_dir() else "policies"
+
+
+def replay_environment(env: Mapping[str, str], key: Path | None) -> dict[str, str]:
     """The worker's environment for the replay, without the worker's settings: the key
-    comes from the key file the demo wrote, or else from the user's own variable."""
+    comes from the key file the demo wrote (``key``), or else from the user's own
+    variable."""
     kept = {k: v for k, v in env.items() if not k.startswith("ENFORCER_")}
-    if files.key is None:
+    if key is None:
         kept["ENFORCER_FINGERPRINT_KEY"] = env["ENFORCER_FINGERPRINT_KEY"]
     return kept

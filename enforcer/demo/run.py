@@ -13,6 +13,9 @@ commands to try (:mod:`enforcer.demo.next_steps`). The sample, the ledger and wh
 withdraws come from ``--seed``, fixed by default, so two runs print the same numbers.
 
     python -m enforcer.demo --bootstrap 127.0.0.1:9092 [--records 5000] [--seed 2019]
+
+``--format avro`` runs the same story on account events in Avro behind a schema
+registry (:mod:`enforcer.demo.avro`).
 """
 
 from __future__ import annotations
@@ -30,12 +33,16 @@ from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 
-from enforcer.core.fingerprint import generate_key
 from enforcer.core.ledger_view import PURPOSE_NOT_GRANTED as NOT_GRANTED
 from enforcer.core.ledger_view import PURPOSE_NOT_GRANTED_MEANING as NOT_GRANTED_MEANING
-from enforcer.core.policy.load import load_policy
+from enforcer.demo.deployment import (
+    OUTPUT_TOPICS,
+    fresh_topics,
+    made_key,
+    state_dir,
+    worker_environment,
+)
 from enforcer.demo.ledger import DemoLedger, demo_ledger
 from enforcer.demo.next_steps import (
     first_not_granted,
@@ -45,83 +52,32 @@ from enforcer.demo.next_steps import (
     write_report,
 )
 from enforcer.demo.sample import sample_values, subject_key
+from enforcer.demo.summary import outcome_lines, read_back, rule_meanings
 from enforcer.ledger.retract import is_retraction
-from enforcer.testing.consume import read_committed
 from enforcer.testing.kafka_broker import free_port
 from enforcer.testing.ledger import produce_ledger
-from enforcer.testing.topics import create_topics, delete_topics
 from enforcer.testing.worker import EnforcerWorker, WorkerError, produce, wait_for_commits
 
-TOPICS = {
-    "source": "identity.events",
-    "sink": "audience.building",
-    "violations": "enforcer.violations",
-    "deadletter": "enforcer.deadletter",
-    "metrics": "enforcer.metrics",
-}
+TOPICS = {"source": "identity.events", **OUTPUT_TOPICS}
 LEDGER_TOPIC = "identity.purposes"
-
-
-async def fresh_topics(bootstrap: str, partitions: int) -> None:
-    """Delete the demo's topics if a previous run left them, and create them anew."""
-    names = [*TOPICS.values(), LEDGER_TOPIC]
-    await delete_topics(bootstrap, names)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:  # deletion finishes in the background; a topic cannot be made again before
-        for _ in range(100):
-            if not set(names) & set(await admin.list_topics()):
-                break
-            await asyncio.sleep(0.2)
-    finally:
-        await admin.close()
-    await create_topics(bootstrap, list(TOPICS.values()), partitions)
-    await create_topics(
-        bootstrap, [LEDGER_TOPIC], partitions, configs={"cleanup.policy": "compact"}
-    )
 
 
 def summarize(bootstrap: str, produced: int, demo: DemoLedger) -> str:
     """Read every output topic (read_committed) and describe what happened."""
-    sink = asyncio.run(read_committed(bootstrap, TOPICS["sink"], expected=produced, settle_s=0.5))
+    read = read_back(bootstrap, TOPICS, produced)
     retracted = Counter(
         orjson.loads(r.value or b"{}")["retraction"]["reason"]
-        for r in sink
+        for r in read.sink
         if is_retraction(r.headers)
     )
-    violations = asyncio.run(
-        read_committed(bootstrap, TOPICS["violations"], expected=1, settle_s=0.5)
-    )
-    dead = asyncio.run(read_committed(bootstrap, TOPICS["deadletter"], expected=1, settle_s=0.5))
-    actions = Counter(dict(r.headers).get("enforcer.action", b"?").decode() for r in sink)
-    events = [orjson.loads(r.value or b"{}") for r in violations]
-    dropped = sum(1 for v in events if v["action"] == "dropped")
-    by_rule = Counter(f["rule"] for v in events for f in v["findings"])
-    by_type = Counter(f["identifier_type"] for v in events for f in v["findings"])
-    reasons = Counter(dict(r.headers)["enforcer.error.reason"].decode() for r in dead)
-    accounts = {v["subject_id"] for v in events}
-    not_granted = {
-        v["subject_id"] for v in events for f in v["findings"] if f["rule"] == NOT_GRANTED
-    }
-    accounted = actions["passed"] + actions["redacted"] + dropped + len(dead)
-    lines = [
-        f"records in:       {produced:>7,}",
-        f"  passed:         {actions['passed']:>7,}",
-        f"  redacted:       {actions['redacted']:>7,}",
-        f"  dropped:        {dropped:>7,}",
-        f"  dead-lettered:  {len(dead):>7,}   {dict(sorted(reasons.items()))}",
-        f"  accounted for:  {accounted:>7,}   "
-        + ("(every record has exactly one outcome)" if accounted == produced else "(MISMATCH)"),
-        f"violations:       {len(events):>7,}   affecting {len(accounts):,} accounts",
-    ]
-    meaning = {rule.name: rule.description for rule in load_policy(None).rules}
+    meaning = rule_meanings(None)
     meaning[NOT_GRANTED] = NOT_GRANTED_MEANING
-    lines += [
-        f"  rule {rule}: {n:,} identifiers" + (f"  ({meaning[rule]})" if rule in meaning else "")
-        for rule, n in sorted(by_rule.items())
-    ]
-    lines += [f"  type {kind}: {n:,} identifiers" for kind, n in sorted(by_type.items())]
+    by_rule = read.by_rule
+    not_granted = {
+        v["subject_id"] for v in read.violations for f in v["findings"] if f["rule"] == NOT_GRANTED
+    }
     erased = sum(1 for _, value in demo.withdrawals if value is None)
+    lines = outcome_lines(read, produced, meaning)
     lines += [
         f"purpose ledger:   {len(demo.ledger):>7,} accounts recorded before the start; "
         f"{len(demo.withdrawals) - erased} withdrew consent to advertising and {erased} "
@@ -184,7 +140,26 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="PER_SECOND",
         help="only produce sample traffic to identity.events at this rate, until stopped",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--format",
+        choices=["json", "avro"],
+        default="json",
+        help="json: identity events and a purpose ledger (default); avro: account events "
+        "in Avro behind a schema registry, identifiers in their own fields "
+        "(docs/formats.md)",
+    )
+    parser.add_argument(
+        "--schema-registry-url",
+        metavar="URL",
+        help="with --format avro: a running Confluent-compatible registry to use (Apicurio: "
+        "http://HOST:PORT/apis/ccompat/v7); default: start a local one for the run",
+    )
+    args = parser.parse_args(argv)
+    if args.format != "avro" and args.schema_registry_url is not None:
+        parser.error("--schema-registry-url goes with --format avro")
+    if args.format == "avro" and args.produce_only:
+        parser.error("--produce-only produces the JSON sample only")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -193,31 +168,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.produce_only:
         asyncio.run(produce_forever(args.bootstrap, TOPICS["source"], args.produce_only))
         return 0
+    if args.format == "avro":
+        from enforcer.demo.avro import run_avro  # fastavro and the registry: only here
+
+        return run_avro(args)
 
     sent = list(sample_values(args.records, seed=args.seed))
     demo = demo_ledger(sent, args.seed)
     values = demo.events
     group = f"enforcer-demo-{os.getpid()}"
     http_port = free_port()
-    env = {
-        **os.environ,
-        "ENFORCER_BOOTSTRAP_SERVERS": args.bootstrap,
-        "ENFORCER_GROUP_ID": group,
-        "ENFORCER_FINGERPRINT_KEY": os.environ.get("ENFORCER_FINGERPRINT_KEY", generate_key()),
-        "ENFORCER_DATA_DIR": str(Path(".kafka") / "demo-data"),
-        "ENFORCER_LOG_LEVEL": os.environ.get("ENFORCER_LOG_LEVEL", "info"),
-        "ENFORCER_LEDGER_TOPIC": LEDGER_TOPIC,
-        "ENFORCER_HTTP_PORT": str(http_port),
-    }
-    asyncio.run(fresh_topics(args.bootstrap, partitions=3))
+    env = worker_environment(args.bootstrap, group, http_port)
+    env["ENFORCER_LEDGER_TOPIC"] = LEDGER_TOPIC
+    asyncio.run(
+        fresh_topics(args.bootstrap, list(TOPICS.values()), partitions=3, compacted=[LEDGER_TOPIC])
+    )
     print(
         f"writing the purpose ledger ({len(demo.ledger):,} accounts) to {LEDGER_TOPIC} ...",
         flush=True,
     )
     asyncio.run(produce_ledger(args.bootstrap, LEDGER_TOPIC, demo.ledger))
-    state_dir = Path(os.environ.get("KAFKA_STATE_DIR", ".kafka"))
-    state_dir.mkdir(parents=True, exist_ok=True)
-    worker = EnforcerWorker("enforcer-demo", env, state_dir)
+    state = state_dir()
+    worker = EnforcerWorker("enforcer-demo", env, state)
     worker.start()
     print(
         f"started the enforcer (group {group}) on {args.bootstrap}; its log: {worker.log_path}",
@@ -238,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"the enforcer stopped (exit status {worker.returncode}); its log: {worker.log_path}")
     print("\nwhat the enforcer did (read back from the output topics, read_committed):")
     print(summarize(args.bootstrap, len(values), demo), flush=True)
-    return _leave_next_steps(state_dir / "out", demo, sent, env)
+    return _leave_next_steps(state / "out", demo, sent, env)
 
 
 def _feed(
@@ -318,8 +290,7 @@ def _leave_next_steps(
     out: Path, demo: DemoLedger, sent: Sequence[bytes], env: Mapping[str, str]
 ) -> int:
     """Write the files, the report, and print the next three commands."""
-    made_key = None if "ENFORCER_FINGERPRINT_KEY" in os.environ else env["ENFORCER_FINGERPRINT_KEY"]
-    files = write_files(out, demo, made_key)
+    files = write_files(out, demo, made_key(env))
     problem = write_report(files, env)
     if problem is not None:
         print(f"the report could not be written: {problem}", file=sys.stderr)

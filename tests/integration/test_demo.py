@@ -2,10 +2,18 @@
 its purpose ledger prints a summary in which every record is accounted for, claims the
 ledger does not grant are caught, and withdrawals are retracted; it names a log that
 holds the worker's info lines, ends with an HTML report and three commands that work,
-and prints the same numbers every time for the same seed."""
+and prints the same numbers every time for the same seed.
+
+Its Avro variant (``--format avro``, on the session's schema registry) accounts for
+every record too, keeps every number given for two-factor authentication out of audience
+building, and forwards records that confluent-kafka's own Avro deserializer reads under
+the schema id they came with; its report and its plain-JSON next commands count what the
+live run did."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import subprocess
@@ -13,6 +21,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from enforcer.demo.avro import SOURCE_TOPIC, SUBJECT, TOPICS
+from enforcer.testing.consume import read_committed
 
 RECORDS = "800"
 
@@ -43,6 +57,27 @@ def _summary(out: str) -> str:
 
 def _next_commands(out: str) -> list[str]:
     return [line.strip() for line in out.split("\nnext, try:\n", 1)[1].splitlines()]
+
+
+def _run(command: str, where: Path) -> str:
+    """Run a printed next command as a user pastes it; return what it printed."""
+    done = subprocess.run(
+        ["bash", "-c", command],
+        cwd=where,
+        env={k: v for k, v in os.environ.items() if not k.startswith("ENFORCER_")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, (command, done.stdout, done.stderr)
+    return done.stdout + done.stderr
+
+
+def _count(label: str, text: str) -> int:
+    found = re.search(rf"^ *{label}: +([\d,]+)", text, re.M)
+    assert found, (label, text)
+    return int(found.group(1).replace(",", ""))
 
 
 @pytest.mark.timeout(600)
@@ -87,3 +122,69 @@ def test_the_demo_accounts_for_every_record_and_retracts_withdrawals(
     # The same seed (the default, and given explicitly): the same numbers.
     again = _demo(kafka_bootstrap, tmp_path / "second", "--records", RECORDS, "--seed", "2019")
     assert _summary(again) == _summary(out)
+
+
+@pytest.mark.timeout(600)
+def test_the_avro_demo_keeps_2fa_numbers_out_and_forwards_avro_any_consumer_reads(
+    kafka_bootstrap: str, schema_registry_url: str, tmp_path: Path
+) -> None:
+    where = tmp_path / "avro"
+    out = _demo(
+        kafka_bootstrap,
+        where,
+        "--format",
+        "avro",
+        "--records",
+        RECORDS,
+        "--schema-registry-url",
+        schema_registry_url,
+    )
+    # The registry it was given, not one of its own.
+    assert "starting a local schema registry" not in out, out
+    summary = _summary(out)
+    assert "(every record has exactly one outcome)" in summary, out
+    live = {kind: _count(kind, summary) for kind in ("passed", "redacted", "dropped")}
+    assert all(live.values()), out
+    phones = re.search(
+        r"\(two_factor_phone\): ([\d,]+) given for security only, (\d+) reached", out
+    )
+    assert phones and int(phones.group(1).replace(",", "")) > 0 and phones.group(2) == "0", out
+    # A producer's framing mistakes are dead letters of the two new reasons.
+    assert "'undecodable': " in summary and "'unknown-schema': " in summary, out
+
+    # What was forwarded is read by confluent-kafka's Avro deserializer, a client other
+    # than ours, by the schema id the records came with: no security-only value in it.
+    forwarded = asyncio.run(
+        read_committed(kafka_bootstrap, TOPICS["sink"], expected=live["passed"] + live["redacted"])
+    )
+    assert len(forwarded) == live["passed"] + live["redacted"]
+    context = SerializationContext(SOURCE_TOPIC, MessageField.VALUE)
+    with SchemaRegistryClient({"url": schema_registry_url, "timeout": 10}) as client:
+        registered = client.get_latest_version(SUBJECT).schema_id
+        deserialize = AvroDeserializer(client)
+        read = [deserialize(r.value, context) for r in forwarded]
+    assert {int.from_bytes((r.value or b"")[1:5], "big") for r in forwarded} == {registered}
+    assert all(isinstance(r, dict) for r in read)
+    assert all(r["two_factor_phone"] is None and r["recovery_email"] is None for r in read)
+
+    # The report (replay over the topic, same registry) counts what the live run did.
+    report = re.search(r"^report: (\S+)$", out, re.M)
+    assert report, out
+    page = where / report.group(1)
+    assert page.name == "report.html" and "<html" in page.read_text()[:500].lower()
+    counted = json.loads((page.parent / "report.json").read_text())["records"]
+    assert {kind: counted[kind] for kind in live} == live, (counted, out)
+
+    # Three next commands that need neither broker nor registry, each working as
+    # printed: explain names the rule that stopped the 2FA number, and the same events
+    # as plain JSON, read by the policy's mapping, get the live run's outcomes.
+    commands = _next_commands(out)
+    assert len(commands) == 3, out
+    explained = _run(commands[0], where)
+    assert "outcome: redacted" in explained and "security-only-purpose" in explained, explained
+    replayed = _run(commands[1], where)
+    assert (
+        f"{live['passed']:,} passed, {live['redacted']:,} redacted, {live['dropped']:,} dropped"
+        in replayed
+    ), (replayed, out)
+    assert "mapping 'account-contacts'" in _run(commands[2], where)
