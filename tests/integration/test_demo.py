@@ -16,8 +16,10 @@ import asyncio
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from enforcer.demo.avro import SOURCE_TOPIC, SUBJECT, TOPICS
 from enforcer.testing.consume import read_committed
+from enforcer.testing.worker import ASSIGNED
 
 RECORDS = "800"
 
@@ -188,3 +191,42 @@ def test_the_avro_demo_keeps_2fa_numbers_out_and_forwards_avro_any_consumer_read
         in replayed
     ), (replayed, out)
     assert "mapping 'account-contacts'" in _run(commands[2], where)
+
+
+def test_ctrl_c_ends_the_demo_in_one_line_and_stops_its_worker(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Interrupted once its worker runs, the demo stops the worker and says so in one
+    line, status 130, no traceback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENFORCER_")}
+    env["KAFKA_STATE_DIR"] = str(tmp_path)
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "enforcer.demo", "--bootstrap", kafka_bootstrap,
+         "--records", "200000"],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert demo.stdout is not None
+        for line in demo.stdout:
+            if line.startswith("started the enforcer"):
+                log = Path(line.rsplit("its log: ", 1)[1].strip())
+                break
+        else:
+            pytest.fail("the demo never started its worker")
+        # Interrupted once the worker works: it must then be stopped, not left running.
+        deadline = time.monotonic() + 90
+        while ASSIGNED not in (log.read_text() if log.exists() else ""):
+            assert time.monotonic() < deadline, "the demo's worker never joined its group"
+            time.sleep(0.2)
+        demo.send_signal(signal.SIGINT)
+        _, err = demo.communicate(timeout=90)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert demo.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "the demo was interrupted; what it started is stopped", (
+        err
+    )
+    assert "Traceback" not in err
+    # The worker ended on the demo's way out: its log says it stopped.
+    assert log.read_text().rstrip().endswith("stopped"), log.read_text()[-2000:]
