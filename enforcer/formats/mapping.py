@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
 import orjson
@@ -19,6 +19,7 @@ from enforcer.core.parse import ParseFailure
 from enforcer.core.policy.spec import MappingSpec, PurposesPathSpec
 from enforcer.core.purposes import normalize_tag
 from enforcer.formats.codec import FieldInfo, Location
+from enforcer.formats.direct import DirectRead, epoch_millis_text
 from enforcer.formats.paths import (
     EVERY,
     MISSING,
@@ -38,7 +39,6 @@ Fields = Mapping[str, FieldInfo]
 PurposesFrom = RecordPath | tuple[str, ...] | Literal["schema-tags", "ledger"]
 """A tag list's path in the record, a fixed list, the schema's tags, or the ledger."""
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _STRING_KINDS = frozenset({"string", "other"})
 _ID_KINDS = frozenset({"string", "int", "other"})
 
@@ -80,6 +80,9 @@ class FieldMapping:
     remove_empty: bool = False
     schema_tags: bool = True
     _tagged: dict[int, tuple[Fields, tuple[IdentifierField, ...]]] = field(
+        default_factory=dict, repr=False
+    )
+    _direct: dict[int, tuple[Fields | None, DirectRead | None]] = field(
         default_factory=dict, repr=False
     )
     key_names: frozenset[str] = field(init=False, repr=False)
@@ -198,6 +201,24 @@ class FieldMapping:
             return ParseFailure(DeadLetterReason.SCHEMA, str(exc))
         event["identifiers"] = identifiers
         return Read(event, tuple(locations))
+
+    def direct(self, fields: Fields | None, tags: TagConvention | None) -> DirectRead | None:
+        """The direct read of records under ``fields`` (``None``: plain JSON), when the
+        mapping's paths allow one (:mod:`enforcer.formats.direct`): made once per
+        schema. A record it vouches for gives the event :meth:`read` and the identity
+        event's model would give."""
+        known = self._direct.get(id(fields))
+        if known is None or known[0] is not fields:
+            items = self._fields_to_read(fields, tags)
+            direct = DirectRead.of(
+                self.event_id,
+                self.subject_id,
+                self.occurred_at,
+                [(item.path, item.type, item.purposes) for item in items],
+            )
+            known = (fields, direct)
+            self._direct[id(fields)] = known
+        return known[1]
 
     def _fields_to_read(
         self, fields: Fields | None, tags: TagConvention | None
@@ -390,7 +411,7 @@ def _timestamp(view: Any, path: RecordPath, visited: set[tuple[int, str]] | None
         return rfc3339(value)
     if isinstance(value, int) and not isinstance(value, bool):
         try:
-            return rfc3339(_EPOCH + timedelta(milliseconds=value))
+            return epoch_millis_text(value)
         except OverflowError:
             raise _WrongTypeError(f"{path.text}: epoch milliseconds out of range") from None
     if value is None:

@@ -24,6 +24,7 @@ from enforcer.core.parse import (
 from enforcer.core.policy.compiled import Policy
 from enforcer.core.record_format import Decoded, Unredactable
 from enforcer.formats.codec import Codec, DecodeError, Location
+from enforcer.formats.direct import DirectRead
 from enforcer.formats.framing import frame, schema_id_of
 from enforcer.formats.mapping import FieldMapping, Read, fallback_mapping
 from enforcer.formats.paths import emptied, location_text
@@ -87,6 +88,9 @@ class FormatReader:
         self._codec = codecs.codec if isinstance(codecs, CodecLookup) else codecs
         self._plain_by_topic: dict[str, FieldMapping | None] = {}
         self._fallbacks: dict[int, tuple[Codec, FieldMapping]] = {}
+        # (topic, schema id) → the codec it was found for, the mapping that reads its
+        # records, and that mapping's direct read (mapping.direct): per record, one lookup.
+        self._framed: dict[tuple[str, int], tuple[Codec, FieldMapping, DirectRead | None]] = {}
 
     def read(
         self, topic: str, partition: int, offset: int, value: bytes | None
@@ -163,6 +167,12 @@ class FormatReader:
         # A key on a mapped path written more than once (or escaped) may repeat in one
         # object: the objects the mapping visits are then counted, to tell.
         suspects = mapping.key_names if 92 in value else _seen_twice(value, mapping)
+        if not suspects:
+            direct = mapping.direct(None, None)
+            found = direct.read(document, topic, partition, offset) if direct else None
+            if found is not None:
+                plain = _Plain(document, found.locations, mapping.remove_empty, exact)
+                return Decoded(found.event, found.texts, plain)
         visited: set[tuple[int, str]] | None = set() if suspects else None
         read = mapping.read(document, topic, partition, offset, visited=visited)
         if isinstance(read, ParseFailure):
@@ -180,6 +190,31 @@ class FormatReader:
     def _read_framed(
         self, topic: str, partition: int, offset: int, value: bytes
     ) -> Decoded | ParseFailure:
+        codec = self._framed_codec(value)
+        if isinstance(codec, ParseFailure):
+            return codec
+        try:
+            native, view = codec.decode(value[5:])
+        except DecodeError as exc:
+            return ParseFailure(DeadLetterReason.UNDECODABLE, f"schema id {codec.schema_id}: {exc}")
+        known = self._framed.get((topic, codec.schema_id))
+        if known is None or known[0] is not codec:
+            mapping = self.mapping_for(topic, codec)
+            known = (codec, mapping, mapping.direct(codec.fields, self.tags))
+            if len(self._framed) >= _FRAMED_LIMIT:
+                self._framed.clear()
+            self._framed[(topic, codec.schema_id)] = known
+        mapping, direct = known[1], known[2]
+        found = direct.read(view, topic, partition, offset) if direct else None
+        if found is not None:
+            return Decoded(found.event, found.texts, _Framed(codec, native, found.locations))
+        read = mapping.read(view, topic, partition, offset, codec.fields, self.tags)
+        if isinstance(read, ParseFailure):
+            return read
+        return _decoded(read, mapping, _Framed(codec, native, read.locations))
+
+    def _framed_codec(self, value: bytes) -> Codec | ParseFailure:
+        """The codec a framed value's schema id names, or why there is none."""
         schema_id = schema_id_of(value)
         if schema_id is None or schema_id < 0:
             return ParseFailure(
@@ -195,15 +230,7 @@ class FormatReader:
             return ParseFailure(
                 DeadLetterReason.UNKNOWN_SCHEMA, f"schema id {schema_id}: not in the registry"
             )
-        try:
-            native, view = codec.decode(value[5:])
-        except DecodeError as exc:
-            return ParseFailure(DeadLetterReason.UNDECODABLE, f"schema id {schema_id}: {exc}")
-        mapping = self.mapping_for(topic, codec)
-        read = mapping.read(view, topic, partition, offset, codec.fields, self.tags)
-        if isinstance(read, ParseFailure):
-            return read
-        return _decoded(read, mapping, _Framed(codec, native, read.locations))
+        return codec
 
     def redact(self, decoded: Decoded, removed: frozenset[int]) -> bytes | Unredactable:
         """The record without the identifiers at ``removed``: plain JSON with their
@@ -302,6 +329,7 @@ def _seen_twice(value: bytes, mapping: FieldMapping) -> frozenset[str]:
 
 
 _NONE: frozenset[str] = frozenset()
+_FRAMED_LIMIT = 4096
 
 
 def _may_repeat(value: bytes, visited: set[tuple[int, str]], names: frozenset[str]) -> bool:
