@@ -6,7 +6,10 @@ in the same run (the floor). Then the step over the benchmark stream (the realis
 mix below) from cold caches: a new step, no phone number parsed yet, in CPU time, with
 the garbage collector's collections. Then ``replay --from-file`` throughput on one
 core for a realistic mix (20% with a security-only identifier, 1% invalid), and what of
-its cost is not the step (the step alone timed over the same records).
+its cost is not the step (the step alone timed over the same records). Last, the
+formats through the step (``bench/formats_step.py``): the same account events as an
+identity event, as mapped plain JSON and framed in Avro, Protobuf and JSON Schema, side
+by side.
 
     python bench/bench_core.py [--records 200000] [--json results.json]
 """
@@ -17,12 +20,14 @@ import argparse
 import gc
 import json
 import platform
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from random import Random
+from typing import Any
 
 import orjson
 
@@ -99,9 +104,23 @@ def _step_only_us(path: Path) -> float:
     return cpu / len(records) * 1e6
 
 
+def _formats_rows(records: int) -> dict[str, dict[str, Any]]:
+    """The formats through the step (``bench/formats_step.py``), printed and returned."""
+    # Run as a script, the repository's root (the ``bench`` package) is not on the path.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.formats_step import measure, print_table
+
+    found = measure(records)
+    print_table(found)
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument(
+        "--formats-records", type=int, default=20_000, help="account events per formats row"
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
@@ -174,6 +193,8 @@ def main() -> None:
         f"replay minus step          {rest:8.2f} us/record (reading, writing, report; "
         f"step alone {step_only:.2f} us)"
     )
+    print()
+    results["formats"] = _formats_rows(args.formats_records)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 

@@ -21,6 +21,7 @@ redacted, 30% passed) once over, from a new step.
 from __future__ import annotations
 
 import argparse
+import base64
 import gc
 import json
 import time
@@ -96,14 +97,15 @@ class _Registering:
         return 1
 
 
-def codec_of(sample_format: str) -> Codec:
-    """The codec the registry's schema id 1 names for ``sample_format``."""
+def codec_of(sample_format: str, schema_id: int = 1) -> Codec:
+    """The codec the registry's ``schema_id`` names for ``sample_format``'s schema."""
     if sample_format == "avro":
-        return avro_codec(RegisteredSchema(1, "AVRO", json.dumps(avro_schema()), ()))
+        return avro_codec(RegisteredSchema(schema_id, "AVRO", json.dumps(avro_schema()), ()))
     if sample_format == "json-schema":
-        return json_schema_codec(RegisteredSchema(1, "JSON", json.dumps(json_schema()), ()))
-    text = __import__("base64").b64encode(protobuf_file().SerializeToString()).decode()
-    return protobuf_codec(RegisteredSchema(1, "PROTOBUF", text, ()))
+        schema = RegisteredSchema(schema_id, "JSON", json.dumps(json_schema()), ())
+        return json_schema_codec(schema)
+    text = base64.b64encode(protobuf_file().SerializeToString()).decode()
+    return protobuf_codec(RegisteredSchema(schema_id, "PROTOBUF", text, ()))
 
 
 def identity_event(contact: dict[str, Any]) -> bytes:
@@ -158,9 +160,9 @@ def shapes() -> list[Shape]:
 
 
 def new_step(codec: Codec | None) -> Step:
-    """A step with the formats policy's reader, ``codec`` its registry's schema id 1."""
+    """A step with the formats policy's reader, ``codec`` its registry's only schema."""
     policy = load_policy(POLICY)
-    codecs = (lambda schema_id: codec if schema_id == 1 else None) if codec else None
+    codecs = (lambda schema_id: codec if schema_id == codec.schema_id else None) if codec else None
     reader = build_reader(policy, None)
     assert reader is not None
     if codecs is not None:

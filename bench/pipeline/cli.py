@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -21,15 +22,21 @@ from pathlib import Path
 from typing import Any
 
 from enforcer.testing.kafka_broker import DEFAULT_KAFKA_VERSION
+from enforcer.testing.schema_registry import LocalSchemaRegistry
 from enforcer.testing.topics import create_topics, delete_topics, unique_topic_name
 
+from .formats import Variant, registry_dir
+from .formats import variants as formats_variants
 from .kafka_tools import KafkaTools
 from .ledger import forwarded_with_ledger, ledger_identifiers, ledger_records
 from .machine import describe, load_average
 from .memory import measure_memory
 from .processes import (
     DIAGNOSTIC_PIPELINES,
+    ENFORCER_AVRO,
+    ENFORCER_CONTACTS,
     ENFORCER_LEDGER,
+    FORMAT_PIPELINES,
     GUARANTEES,
     PIPELINES,
     REPO_ROOT,
@@ -255,8 +262,34 @@ async def _run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
             "derived_from": "the backlog and latency records: every identifier of a "
             "subject with the purposes it was first given",
         }
+    results["machine"]["load_average_start"] = load_start
     if args.kafka_tools_records > 0:
         results["kafka_tools"] = await _kafka_tools(args, work_dir, backlog)
+    with contextlib.ExitStack() as resources:
+        variants = {}
+        if any(name in FORMAT_PIPELINES for name in args.pipelines):
+            registry = resources.enter_context(LocalSchemaRegistry(registry_dir(work_dir)))
+            print(f"bench: schema registry {registry.url}", flush=True)
+            variants = formats_variants(registry.url, args.records, len(paced))
+            results["workload"]["formats"] = {
+                "records": args.records,
+                "identity_bytes": round(mean_value_bytes(variants[ENFORCER_CONTACTS].backlog), 1),
+                "avro_bytes": round(mean_value_bytes(variants[ENFORCER_AVRO].backlog), 1),
+            }
+        return await _stages(args, work_dir, results, clock, (backlog, paced, ledger), variants)
+
+
+async def _stages(
+    args: argparse.Namespace,
+    work_dir: Path,
+    results: dict[str, Any],
+    clock: float,
+    workloads: tuple[Sequence[Any], Sequence[Any], Sequence[Any]],
+    variants: dict[str, Variant],
+) -> dict[str, Any]:
+    """Every configuration, the memory backlog, the targets (``workloads``: the backlog,
+    the latency phase's records and the ledger)."""
+    backlog, paced, ledger = workloads
     stage = Stage(
         bootstrap=args.bootstrap,
         partitions=args.partitions,
@@ -269,6 +302,7 @@ async def _run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
         profile_dir=args.profile,
         ledger=ledger,
         paced_forwarded_with_ledger=forwarded_with_ledger(paced, ledger) if ledger else 0,
+        variants=variants,
     )
     attempts: dict[PipelineConfig, list[dict[str, Any]]] = {}
     # Pipelines back to back per guarantee and interval, and repetitions in rounds: the
@@ -329,7 +363,6 @@ async def _run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
         results["memory"] = memory
     results["targets"] = targets(runs, results.get("memory"))
     results["versus"] = versus(runs)
-    results["machine"]["load_average_start"] = load_start
     results["machine"]["load_average_end"] = load_average()
     results["duration_s"] = round(time.monotonic() - clock, 1)
     return results

@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
@@ -74,11 +74,21 @@ class ReadBack(NamedTuple):
     headers: Headers
 
 
+EventIdOf = Callable[[bytes | None], object]
+"""A value's event id (framed values need their schema to be read)."""
+
+
 def count_outcomes(
-    bootstrap: str, topics: EnforcerTopics, partitions: int, *, timeout_s: float = 120.0
+    bootstrap: str,
+    topics: EnforcerTopics,
+    partitions: int,
+    *,
+    timeout_s: float = 120.0,
+    event_id_of: EventIdOf | None = None,
 ) -> OutcomeCount:
     """Read the source and the three output topics to their ends and count (blocking:
-    run it in a thread)."""
+    run it in a thread). ``event_id_of`` reads a value's event id (default: the
+    ``event_id`` of a JSON object)."""
     started = time.monotonic()
     read = _read(
         bootstrap,
@@ -86,28 +96,33 @@ def count_outcomes(
         partitions,
         timeout_s,
     )
-    return tally(topics, read, read_s=time.monotonic() - started)
+    return tally(topics, read, read_s=time.monotonic() - started, event_id_of=event_id_of)
 
 
 def tally(
-    topics: EnforcerTopics, read: Mapping[str, Sequence[ReadBack]], *, read_s: float = 0.0
+    topics: EnforcerTopics,
+    read: Mapping[str, Sequence[ReadBack]],
+    *,
+    read_s: float = 0.0,
+    event_id_of: EventIdOf | None = None,
 ) -> OutcomeCount:
     """Trace every output record of ``read`` (records by topic) back to its input."""
+    event_id = event_id_of or json_event_id
     inputs: dict[str, Coordinates] = {}
     positions: set[Coordinates] = set()
     for message in read[topics.source]:
         where = (message.partition, message.offset)
         positions.add(where)
-        event_id = _json(message.value).get("event_id")
-        if isinstance(event_id, str):
-            inputs[event_id] = where
+        found = event_id(message.value)
+        if isinstance(found, str):
+            inputs[found] = where
     outcomes: Counter[Coordinates] = Counter()
     kinds: Counter[str] = Counter()
     unexpected = 0
     sink = 0
     for message in read[topics.sink]:
         sink += 1
-        where_from = inputs.get(str(_json(message.value).get("event_id")))
+        where_from = inputs.get(str(event_id(message.value)))
         if where_from is None:
             unexpected += 1
             continue
@@ -204,6 +219,11 @@ def _read(
     finally:
         consumer.close()
     return found
+
+
+def json_event_id(value: bytes | None) -> object:
+    """The ``event_id`` of a JSON object (``None`` for anything else)."""
+    return _json(value).get("event_id")
 
 
 def _json(value: bytes | None) -> dict[str, Any]:

@@ -35,13 +35,35 @@ ENFORCER = "enforcer"
 ENFORCER_LEDGER = "enforcer-ledger"
 """The enforcer with a purpose ledger topic (``ENFORCER_LEDGER_TOPIC``): the ledger
 decides every identifier (authoritative), each one looked up."""
-PIPELINES = (CONFLUENT, RAW, CONFLUENT_STEP, QUIX_STEP, BYTEWAX_STEP, ENFORCER, ENFORCER_LEDGER)
+ENFORCER_CONTACTS = "enforcer-contacts"
+"""The enforcer with ``policies/formats.yaml`` and a schema registry, on the account
+events of ``enforcer sample --format`` written as identity events (:mod:`.formats`)."""
+ENFORCER_AVRO = "enforcer-avro"
+"""The same, on the same account events framed in Avro (the Confluent wire format)."""
+FORMAT_PIPELINES = (ENFORCER_CONTACTS, ENFORCER_AVRO)
+PIPELINES = (
+    CONFLUENT,
+    RAW,
+    CONFLUENT_STEP,
+    QUIX_STEP,
+    BYTEWAX_STEP,
+    ENFORCER,
+    ENFORCER_LEDGER,
+    *FORMAT_PIPELINES,
+)
 DIAGNOSTIC_PIPELINES: tuple[str, ...] = ()
-DECIDING_PIPELINES = (CONFLUENT_STEP, QUIX_STEP, BYTEWAX_STEP, ENFORCER, ENFORCER_LEDGER)
+DECIDING_PIPELINES = (
+    CONFLUENT_STEP,
+    QUIX_STEP,
+    BYTEWAX_STEP,
+    ENFORCER,
+    ENFORCER_LEDGER,
+    *FORMAT_PIPELINES,
+)
 """These run the decision, so the records it drops never reach the sink."""
 NO_GUARANTEE = (BYTEWAX_STEP,)
 """These run the same way whatever guarantee is asked for."""
-ENFORCERS = (ENFORCER, ENFORCER_LEDGER)
+ENFORCERS = (ENFORCER, ENFORCER_LEDGER, *FORMAT_PIPELINES)
 """``enforcer run`` itself."""
 GUARANTEES = ("at_least_once", "exactly_once")
 
@@ -158,9 +180,11 @@ def start_pipeline(
     work_dir: Path,
     batching: Batching,
     ledger_topic: str | None = None,
+    enforcer_env: Mapping[str, str] | None = None,
 ) -> Pipeline:
     """Start ``config``'s pipeline from ``topics.source`` to ``topics.sink`` (the
-    enforcer reading the purpose ledger ``ledger_topic`` when given)."""
+    enforcer reading the purpose ledger ``ledger_topic`` when given, with the settings
+    ``enforcer_env`` added)."""
     work_dir.mkdir(parents=True, exist_ok=True)
     if config.pipeline in ENFORCERS:
         if (config.pipeline == ENFORCER_LEDGER) != (ledger_topic is not None):
@@ -178,6 +202,7 @@ def start_pipeline(
                 "ENFORCER_BATCH_MAX": str(batching.max_records),
                 "ENFORCER_BATCH_WITHIN": str(batching.within_s),
                 **({"ENFORCER_LEDGER_TOPIC": ledger_topic} if ledger_topic else {}),
+                **(enforcer_env or {}),
             },
         )
         worker = deployment.worker(config.slug)

@@ -27,6 +27,8 @@ from .processes import (
     CONFLUENT_STEP,
     DIAGNOSTIC_PIPELINES,
     ENFORCER,
+    ENFORCER_AVRO,
+    ENFORCER_CONTACTS,
     ENFORCER_LEDGER,
     NO_GUARANTEE,
     PIPELINES,
@@ -45,6 +47,8 @@ _LABELS = {
     BYTEWAX_STEP: "bytewax + Step",
     ENFORCER: "enforcer run",
     ENFORCER_LEDGER: "enforcer run, ledger on",
+    ENFORCER_CONTACTS: "enforcer run, formats policy: account events as identity events",
+    ENFORCER_AVRO: "enforcer run, formats policy: the same account events in Avro",
     "at_least_once": "at-least-once",
     "exactly_once": "exactly-once",
 }
@@ -57,6 +61,8 @@ VERSUS = ((QUIX_STEP, 1.5), (CONFLUENT_STEP, 0.9))
 """``enforcer run`` records/s at least this share of each peer's, same run."""
 LEDGER_RATIO = 0.85
 """``enforcer run`` with a ledger, at least this share of without one."""
+AVRO_RATIO = 0.9
+"""``enforcer run`` on Avro, at least this share of the same events as identity events."""
 PEAK_RSS_MIB = 120.0
 """One worker draining the memory backlog: at most this peak resident set."""
 
@@ -88,6 +94,10 @@ def targets(
     ledger = row.get((ENFORCER_LEDGER, *TARGET_CONFIG))
     if enforcer is not None and ledger is not None:
         found.append(_ratio("enforcer run, ledger on / off", ledger, enforcer, LEDGER_RATIO))
+    avro = row.get((ENFORCER_AVRO, *TARGET_CONFIG))
+    contacts = row.get((ENFORCER_CONTACTS, *TARGET_CONFIG))
+    if avro is not None and contacts is not None:
+        found.append(_ratio("enforcer run, Avro / identity events", avro, contacts, AVRO_RATIO))
     if memory:
         peak = memory["peak_rss_mib"]
         found.append(
@@ -212,6 +222,16 @@ def _machine_lines(results: Mapping[str, Any]) -> Iterator[str]:
         "outputs, read_committed (inputs, missing and duplicates added up over the drains "
         "of a configuration)."
     )
+    formats = workload.get("formats")
+    if formats:
+        yield ""
+        yield (
+            f"The formats rows drain {formats['records']:,} account events of "
+            "`enforcer sample --format` instead, under `policies/formats.yaml` with a "
+            f"schema registry (Apicurio on loopback): as identity events of "
+            f"{formats['identity_bytes']:.0f} bytes on average, and the same events framed "
+            f'in Avro, {formats["avro_bytes"]:.0f} bytes (docs/benchmarks.md, "Formats").'
+        )
 
 
 def _tools_table(tools: Mapping[str, Any]) -> Iterator[str]:

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from enforcer.testing.consume import end_offsets
 from enforcer.testing.topics import create_topics, delete_topics, unique_topic_name
 from enforcer.testing.worker import EnforcerTopics
 
+from .formats import Variant
 from .gc_metrics import metrics_url, scrape_gc
 from .ledger import LEDGER_TOPIC_CONFIG, restored_partitions
 from .machine import load_average
@@ -81,6 +83,13 @@ class Stage:
     ledger: Sequence[Record] = ()
     """The purpose ledger of the enforcer + ledger row (one record per subject)."""
     paced_forwarded_with_ledger: int = 0
+    variants: Mapping[str, Variant] = field(default_factory=dict)
+    """The formats rows' own workloads, by pipeline (:mod:`.formats`)."""
+
+    def backlog_of(self, pipeline: str) -> Sequence[Record]:
+        """What ``pipeline`` drains."""
+        variant = self.variants.get(pipeline)
+        return variant.backlog if variant is not None else self.backlog
 
 
 LATENCY_KEYS = ("latency_p50_ms", "latency_p99_ms", "latency_records", "latency_missing")
@@ -103,7 +112,7 @@ async def run_config(
     try:
         if ledger_topic is not None:
             await produce_backlog(stage.bootstrap, ledger_topic, stage.ledger)
-        await produce_backlog(stage.bootstrap, topics.source, stage.backlog)
+        await produce_backlog(stage.bootstrap, topics.source, stage.backlog_of(config.pipeline))
         return await _measure(config, stage, topics, ledger_topic, latency=latency)
     finally:
         await delete_topics(stage.bootstrap, [*topics.all(), *filter(None, [ledger_topic])])
@@ -119,6 +128,7 @@ async def _measure(
 ) -> dict[str, Any]:
     ends = await end_offsets(stage.bootstrap, topics.source)
     group = unique_topic_name(f"bench-{config.slug}")
+    variant = stage.variants.get(config.pipeline)
     started = time.monotonic()
     pipeline = start_pipeline(
         config,
@@ -128,6 +138,7 @@ async def _measure(
         work_dir=stage.work_dir,
         batching=stage.batching,
         ledger_topic=ledger_topic,
+        enforcer_env=variant.env if variant is not None else None,
     )
     try:
         pid = pipeline.pid
@@ -154,7 +165,8 @@ async def _measure(
             # The clock starts at the first sample taken once every partition is restored.
             samples = [s for s in sampler.samples if s.at >= restored_at]
             ledger = _ledger_facts(stage, pipeline, sampler.samples, samples, restored_at - started)
-        rate = throughput(samples, records=len(stage.backlog), partitions=stage.partitions)
+        records = len(stage.backlog_of(config.pipeline))
+        rate = throughput(samples, records=records, partitions=stage.partitions)
         first_output = first_output_at(sampler.samples) or committed
         latencies = (
             Latencies()
@@ -164,10 +176,15 @@ async def _measure(
                 topics.sink,
                 stage.partitions,
                 lambda: produce_paced(
-                    stage.bootstrap, topics.source, stage.paced, per_second=stage.paced_per_s
+                    stage.bootstrap,
+                    topics.source,
+                    variant.paced if variant is not None else stage.paced,
+                    per_second=stage.paced_per_s,
                 ),
                 expected=(
-                    stage.paced_forwarded_with_ledger
+                    variant.paced_forwarded
+                    if variant is not None
+                    else stage.paced_forwarded_with_ledger
                     if config.pipeline == ENFORCER_LEDGER
                     else stage.paced_forwarded_by_enforcer
                     if config.pipeline in DECIDING_PIPELINES
@@ -185,7 +202,7 @@ async def _measure(
             pipeline,
             stage.drain_timeout_s,
         )
-        outcomes = await _check(config, stage, topics)
+        outcomes = await _check(config, stage, topics, variant)
     finally:
         status = await asyncio.to_thread(stop_pipeline, pipeline)
     row: dict[str, Any] = {
@@ -228,13 +245,23 @@ async def _gc_work(config: PipelineConfig, pipeline: Pipeline) -> dict[str, Any]
         return None
 
 
-async def _check(config: PipelineConfig, stage: Stage, topics: EnforcerTopics) -> OutcomeCount:
+async def _check(
+    config: PipelineConfig, stage: Stage, topics: EnforcerTopics, variant: Variant | None
+) -> OutcomeCount:
     """:func:`.outcomes.count_outcomes` once the pipeline has committed its input. A
     pipeline without a delivery guarantee commits what it has read, maybe before its
     outputs are written: for it, inputs still missing are looked for again a few times."""
     tries = 10 if config.pipeline in NO_GUARANTEE else 1
     for attempt in range(tries):
-        found = await asyncio.to_thread(count_outcomes, stage.bootstrap, topics, stage.partitions)
+        found = await asyncio.to_thread(
+            partial(
+                count_outcomes,
+                stage.bootstrap,
+                topics,
+                stage.partitions,
+                event_id_of=variant.event_id_of if variant is not None else None,
+            )
+        )
         if found.missing == 0 or attempt == tries - 1:
             break
         await asyncio.sleep(1.0)

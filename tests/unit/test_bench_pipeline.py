@@ -81,6 +81,34 @@ def test_the_check_counts_missing_repeated_and_untraced_outputs() -> None:
     assert not count.exactly_once
 
 
+def test_framed_values_are_traced_by_the_event_id_reader_given() -> None:
+    """The formats rows' values are framed: with the reader of their event ids the check
+    traces them; without it, none (every sink record untraced, every input missing)."""
+
+    def framed(number: int) -> bytes:
+        return b"\x00\x00\x00\x00\x07" + f"evt-{number}".encode()
+
+    def event_id(value: bytes | None) -> object:
+        return value[5:].decode() if value and value[0] == 0 else None
+
+    read = {
+        "in": [ReadBack(0, n, framed(n), ()) for n in range(2)],
+        "out": [ReadBack(0, n, framed(n), ()) for n in range(2)],
+        "violations": [],
+        "dead": [],
+    }
+    assert tally(TOPICS, read, event_id_of=event_id).exactly_once
+    untraced = tally(TOPICS, read)
+    assert (untraced.missing, untraced.unexpected) == (2, 2)
+
+
+def test_the_avro_target_compares_the_same_events_in_both_shapes() -> None:
+    found = targets([_run("enforcer-contacts", 30_000, 29), _run("enforcer-avro", 18_000, 56)])
+    assert [(t["target"], t["ratio"], t["met"]) for t in found] == [
+        ("enforcer run, Avro / identity events", 0.6, False)
+    ]
+
+
 _GC_DEFAULT = """\
 # TYPE python_gc_collections_total counter
 python_gc_collections_total{generation="0"} 120.0
