@@ -220,3 +220,50 @@ def test_the_restore_benchmark_reads_log_and_metrics(kafka_bootstrap: str, tmp_p
     assert sized["restored_records"] == sized["metrics_restored_records"] == 100
     assert sized["rss_mib"] > 0
     assert "| 300 | 100 |" in (tmp_path / "ledger_restore.md").read_text()
+
+
+def test_the_formats_rows_run_on_the_same_events_through_a_registry(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """The formats rows alone: the run starts its own schema registry, both rows drain
+    the same account events (as identity events and framed in Avro), each input has
+    exactly one outcome (the framed ones traced by their schema), the paced records all
+    arrive, and the Avro target is in the results."""
+    out = tmp_path / "results"
+    result = _bench(
+        "bench.pipeline",
+        f"--bootstrap={kafka_bootstrap}",
+        "--records=300",
+        "--repeat=1",
+        "--pipelines=enforcer-contacts,enforcer-avro",
+        "--guarantees=exactly_once",
+        "--intervals=1",
+        "--latency-per-s=200",
+        "--latency-seconds=0.5",
+        "--kafka-tools-records=0",
+        "--memory-records=0",
+        f"--out={out}",
+        "--docs=-",
+        f"--work-dir={tmp_path / 'work'}",
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    results = json.loads((out / "pipeline.json").read_text())
+    runs = {run["pipeline"]: run for run in results["runs"]}
+    assert set(runs) == {"enforcer-contacts", "enforcer-avro"}
+    for run in runs.values():
+        assert run["exit_status"] == 0
+        assert run["latency_missing"] == 0
+        check = run["outcomes"]
+        assert (check["missing"], check["duplicates"], check["unexpected"]) == (0, 0, 0)
+        assert check["inputs"] == 300 + 100
+    # The same events, the same decisions: equal counts of each outcome.
+    contacts, avro = runs["enforcer-contacts"]["outcomes"], runs["enforcer-avro"]["outcomes"]
+    for kind in ("forwarded", "dropped", "deadlettered"):
+        assert contacts[kind] == avro[kind]
+    assert contacts["deadlettered"] == 0 < contacts["dropped"]
+    assert (
+        results["workload"]["formats"]["avro_bytes"]
+        < results["workload"]["formats"]["identity_bytes"]
+    )
+    [target] = results["targets"]
+    assert target["target"] == "enforcer run, Avro / identity events"
