@@ -28,6 +28,7 @@ from enforcer.formats.codec import Location
 from enforcer.formats.paths import MISSING, RecordPath
 
 _NAIVE_EPOCH = datetime(1970, 1, 1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DAY = timedelta(days=1)
 _DATES: dict[int, str] = {}
 """Days since the epoch → ``YYYY-MM-DD``: a stream's timestamps fall on few days."""
@@ -45,6 +46,18 @@ def epoch_millis_text(millis: int) -> str:
     instant outside years 1 to 9999, as it does."""
     seconds, rest = divmod(millis, 1000)
     day, second = divmod(seconds, 86400)
+    return _text(day, second, rest)
+
+
+def _utc_text(value: datetime) -> str:
+    """An aware datetime in UTC as :func:`enforcer.core.clock.rfc3339` writes it (its
+    microseconds cut to milliseconds), from its distance to the epoch, as above."""
+    delta = value - _EPOCH
+    return _text(delta.days, delta.seconds, delta.microseconds // 1000)
+
+
+def _text(day: int, second: int, millis: int) -> str:
+    """Day ``day`` since the epoch, ``second`` of that day and ``millis`` after it."""
     date = _DATES.get(day)
     if date is None:
         date = (_NAIVE_EPOCH + day * _DAY).date().isoformat()
@@ -52,7 +65,7 @@ def epoch_millis_text(millis: int) -> str:
             _DATES.clear()
         _DATES[day] = date
     minute, second = divmod(second, 60)
-    return f"{date}T{_HOURS_MINUTES[minute]}:{_TWO_DIGITS[second]}.{_THREE_DIGITS[rest]}Z"
+    return f"{date}T{_HOURS_MINUTES[minute]}:{_TWO_DIGITS[second]}.{_THREE_DIGITS[millis]}Z"
 
 
 class DirectItem(NamedTuple):
@@ -211,8 +224,7 @@ def _timestamp(value: Any) -> str | None:
     if type(value) is datetime:
         zone = value.tzinfo
         if zone is UTC:
-            # What rfc3339 writes, without its conversion to the zone it is already in.
-            return value.isoformat(timespec="milliseconds")[:-6] + "Z"
+            return _utc_text(value)
         if zone is not None:
             text = rfc3339(value)
             return text if is_plain_rfc3339(text) else None

@@ -268,3 +268,23 @@ def test_epoch_milliseconds_are_written_as_rfc3339_writes_them(millis: int) -> N
             return
         raise AssertionError("written where rfc3339 overflows") from None
     assert epoch_millis_text(millis) == expected
+
+
+# Years 2 to 9998: an instant a zone's offset moves out of years 1 to 9999 has no text.
+@given(
+    st.datetimes(
+        min_value=datetime(2, 1, 1),
+        max_value=datetime(9998, 12, 31),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=-3))]),
+    )
+)
+@example(datetime(1, 1, 1, tzinfo=UTC))
+@example(datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC))
+def test_schema_timestamps_are_written_as_rfc3339_writes_them(at: datetime) -> None:
+    """An Avro ``timestamp-millis`` (an aware datetime) as ``occurred_at``."""
+    path = parse_path("t")
+    direct = DirectRead.of(None, parse_path("s"), path, [])
+    assert direct is not None
+    found = direct.read({"s": "u-1", "t": at}, "topic", 0, 1)
+    assert found is not None
+    assert found.event.occurred_at == rfc3339(at)
