@@ -180,6 +180,7 @@ class SchemaRegistry:
             ) as response:
                 document = json.loads(response.read())
         except urllib.error.HTTPError as exc:
+            exc.close()  # the error is the response: its connection closes with it
             if exc.code == _NOT_FOUND:
                 return None
             raise RegistryUnavailableError(

@@ -23,6 +23,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -130,11 +131,24 @@ def _gateway(upstream: str, cert: Path, key: Path) -> http.server.ThreadingHTTPS
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    return server
+
+    class TlsServer(http.server.ThreadingHTTPServer):
+        """TLS per connection, in the connection's thread: a handshake the client
+        refuses (an untrusted certificate) closes that connection and nothing else."""
+
+        daemon_threads = True
+
+        def finish_request(self, request: Any, client_address: Any) -> None:
+            try:
+                connection = context.wrap_socket(request, server_side=True)
+            except OSError:  # ssl.SSLError included; the socket is closed by then
+                return
+            with connection:
+                super().finish_request(connection, client_address)
+
+    return TlsServer(("127.0.0.1", 0), Handler)
 
 
 @pytest.fixture
