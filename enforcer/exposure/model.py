@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import NamedTuple
 
 import orjson
@@ -121,6 +122,7 @@ def seconds_of(text: str) -> int:
     return seconds
 
 
+@lru_cache(maxsize=4096)
 def text_of(seconds: int) -> str:
     """Seconds since 1970 as RFC 3339 in UTC, to the second (``...Z``)."""
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

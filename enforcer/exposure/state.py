@@ -48,6 +48,8 @@ _IDENTITY_SIZE = _MAC_BYTES + 4
 _ATTRIBUTES = struct.Struct("<HBII")
 """The part of a slot after the identity and before the times: key id id, flag,
 purpose-set id, policy version id."""
+_HEAD = struct.Struct("<HH")
+"""The sink topic id and type id that end a slot's identity."""
 _TIMES = struct.Struct("<II")
 _TIMES_AT = _IDENTITY_SIZE + _ATTRIBUTES.size
 _DAY = 86_400
@@ -111,7 +113,9 @@ class ExposureState:
 
     __slots__ = (
         "_at",
+        "_attributes",
         "_entries",
+        "_heads",
         "_key_ids",
         "_partitions",
         "_purposes",
@@ -129,6 +133,10 @@ class ExposureState:
         self._versions: _Interned[str] = _Interned()
         self._entries = 0
         self._at = ("", 0)  # the last time text converted: a batch shares one
+        # A slot's packed sink and type ids, and its packed attributes, by what they
+        # pack: a stream repeats few, and a re-forward is on the hot path.
+        self._heads: dict[tuple[str, str], bytes] = {}
+        self._attributes: dict[tuple[str, bool, tuple[str, ...], str], bytes] = {}
 
     # -- sizes and reading -------------------------------------------------------
 
@@ -228,17 +236,27 @@ class ExposureState:
         return seconds
 
     def _merge(self, blob: bytearray, forward: Forward, seconds: int) -> None:
-        identity = _mac(forward.fingerprint) + struct.pack(
-            "<HH",
-            self._sinks.id_of(forward.sink_topic),
-            self._types.id_of(forward.identifier_type),
-        )
-        attributes = _ATTRIBUTES.pack(
-            self._key_ids.id_of(forward.key_id),
-            forward.by_ledger,
-            self._purposes.id_of(tuple(sorted(set(forward.purposes)))),
-            self._versions.id_of(forward.policy_version),
-        )
+        sink, kind, fingerprint, key_id, purposes, by_ledger, version = forward
+        head = self._heads.get((sink, kind))
+        if head is None:
+            head = _remember(
+                self._heads,
+                (sink, kind),
+                _HEAD.pack(self._sinks.id_of(sink), self._types.id_of(kind)),
+            )
+        identity = _mac(fingerprint) + head
+        attributes = self._attributes.get((key_id, by_ledger, purposes, version))
+        if attributes is None:
+            attributes = _remember(
+                self._attributes,
+                (key_id, by_ledger, purposes, version),
+                _ATTRIBUTES.pack(
+                    self._key_ids.id_of(key_id),
+                    by_ledger,
+                    self._purposes.id_of(tuple(sorted(set(purposes)))),
+                    self._versions.id_of(version),
+                ),
+            )
         start = _find(blob, identity)
         if start < 0:
             blob += identity + attributes + _TIMES.pack(seconds, seconds)
@@ -362,6 +380,18 @@ class ExposureState:
             *self._versions.values,
         ]
         return any(text in repr(value) for value in tables)
+
+
+_MEMO_LIMIT = 4096
+_K = TypeVar("_K")
+
+
+def _remember(memo: dict[_K, bytes], key: _K, value: bytes) -> bytes:
+    """Keep ``value`` in ``memo`` (emptied when full); return it."""
+    if len(memo) >= _MEMO_LIMIT:
+        memo.clear()
+    memo[key] = value
+    return value
 
 
 def _find(blob: bytearray, identity: bytes) -> int:
