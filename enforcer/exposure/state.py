@@ -365,7 +365,8 @@ class ExposureState:
         self._entries += (len(blob) - len(old or b"")) // _SLOT_SIZE
 
     def holds_text(self, text: str) -> bool:
-        """Whether ``text`` appears in anything kept (for tests: never a raw value)."""
+        """Whether ``text`` appears in anything kept besides the subject ids (for
+        tests: never a raw value)."""
         needle = text.encode("utf-8", "surrogatepass")
         blobs: Iterator[tuple[bytes, bytes]] = (
             item for table in self._partitions.values() for item in table.items()

@@ -1,10 +1,12 @@
-"""Random histories of forwards, ledger withdrawals and erasures, and policy changes:
-the retractions are exactly the exposed identifiers no longer allowed, nothing is
-written unless the subject's value changed, and the compacted topic of what was
-written restores the same state (docs/exposure.md)."""
+"""Random histories of forwards, ledger withdrawals and erasures, policy changes and
+transactions committed or aborted: the retractions are exactly the exposed identifiers
+no longer allowed, nothing is written unless the subject's value changed, an abort puts
+everything back, and the compacted topic of what was written restores the same state
+(docs/exposure.md)."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -22,8 +24,9 @@ from enforcer.exposure.model import (
     text_of,
 )
 from enforcer.exposure.retract import Allowed, allowed_under, retractions_of
-from enforcer.exposure.state import ExposureState, ExposureWrite
+from enforcer.exposure.state import ExposureState, ExposureWrite, Undo
 from enforcer.ledger.state import Grant, LedgerState, RetractionReason
+from enforcer.ledger.state import Undo as LedgerUndo
 
 from ..conftest import KEY
 
@@ -61,7 +64,14 @@ class PolicyOp(NamedTuple):
     allowed: frozenset[str]
 
 
-Op = ForwardOp | LedgerOp | PolicyOp
+class TransactionOp(NamedTuple):
+    """The end of a transaction: committed, or aborted (everything since the last end
+    is rolled back, in the exposure state and the ledger alike)."""
+
+    commit: bool
+
+
+Op = ForwardOp | LedgerOp | PolicyOp | TransactionOp
 
 ADS, ANALYTICS, MFA = TAGS
 # Purpose sets with and without the one the first policy allows, half and half.
@@ -82,6 +92,7 @@ _op: st.SearchStrategy[Op] = st.one_of(
     ),
     st.builds(LedgerOp, st.sampled_from(SUBJECTS), st.lists(_claimed, max_size=3) | st.none()),
     st.builds(PolicyOp, st.frozensets(st.sampled_from(TAGS))),
+    st.builds(TransactionOp, st.booleans()),
 )
 _step = st.tuples(_op, st.integers(0, 40 * 3600))
 
@@ -179,6 +190,29 @@ class Run:
         self.topic: dict[tuple[int, bytes], bytes | None] = {}
         self.ever_forwarded: set[tuple[str, Identity]] = set()
         self.retracted = 0
+        self.undo: Undo = {}
+        self.ledger_undo: LedgerUndo = {}
+        self.committed = self.snapshot()
+
+    def snapshot(self) -> tuple[object, ...]:
+        world = self.world
+        return copy.deepcopy(
+            (world.allowed_tags, world.version, world.ledger, world.exposed, self.topic)
+        )
+
+    def end(self, commit: bool) -> None:
+        """Commit: what the transaction did stays. Abort: the state and the ledger are
+        rolled back to where it began, and so is everything the reference holds."""
+        if not commit:
+            self.state.rollback(self.undo)
+            self.ledger.rollback(self.ledger_undo)
+            world = self.world
+            (world.allowed_tags, world.version, world.ledger, world.exposed, self.topic) = (
+                copy.deepcopy(self.committed)  # type: ignore[assignment]
+            )
+        self.undo.clear()
+        self.ledger_undo.clear()
+        self.committed = self.snapshot()
 
     def allowed(self) -> Allowed:
         return allowed_under(self.world.passes, self.mode, self.ledger)
@@ -204,7 +238,7 @@ class Run:
         for forward in forwards:
             self.world.forward(subject, forward, at)
             self.ever_forwarded.add((subject, (sink, "email", forward.fingerprint)))
-        write = self.state.forwarded(_partition(subject), subject, forwards, text_of(at))
+        write = self.state.forwarded(_partition(subject), subject, forwards, text_of(at), self.undo)
         self.written(write, subject)
 
     def ledger_update(self, subject: str, grants: list[Claimed] | None, at: int) -> None:
@@ -213,15 +247,16 @@ class Run:
         if grants is not None:
             granted = {FP("email", v): p for v, p in grants}
             self.world.ledger[subject] = granted
-            self.ledger.replace(subject, when, [Grant("email", f, p) for f, p in granted.items()])
+            grants_now = [Grant("email", f, p) for f, p in granted.items()]
+            self.ledger.replace(subject, when, grants_now, None, self.ledger_undo)
             reason = RetractionReason.PURPOSE_WITHDRAWN
         else:
             self.world.ledger[subject] = None
-            self.ledger.erase(subject, when)
+            self.ledger.erase(subject, when, None, self.ledger_undo)
             reason = RetractionReason.SUBJECT_ERASED
         exposed = self.world.exposed.get(subject, {})
         expected = {i for i, e in exposed.items() if not self.world.allowed_now(subject, e)}
-        removed, write = self.state.retract(_partition(subject), subject, self.allowed())
+        removed, write = self.state.retract(_partition(subject), subject, self.allowed(), self.undo)
         assert {e.identity for e in removed} == expected
         assert all((subject, i) in self.ever_forwarded for i in expected)
         for identity in expected:
@@ -245,7 +280,7 @@ class Run:
         }
         got = set()
         for partition in (0, 1):
-            rejudged = self.state.rejudge(partition, self.allowed(), version)
+            rejudged = self.state.rejudge(partition, self.allowed(), version, self.undo)
             for r in rejudged.retractions:
                 assert (r.reason, r.policy_version) == (RetractionReason.POLICY_CHANGED, version)
                 got.add((r.subject_id, (r.sink_topic, r.identifier_type, r.fingerprint)))
@@ -296,8 +331,10 @@ def test_retractions_are_exactly_the_exposed_identifiers_no_longer_allowed(
             run.forward(op.subject, op.sink, op.identifiers, at)
         elif isinstance(op, LedgerOp):
             run.ledger_update(op.subject, op.grants, at)
-        else:
+        elif isinstance(op, PolicyOp):
             run.policy(op.allowed)
+        else:
+            run.end(op.commit)
         run.check()
     run.check_restore()
     event(f"{mode.value}: retractions: {min(run.retracted, 5)}{'+' if run.retracted >= 5 else ''}")
