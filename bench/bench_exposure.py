@@ -9,6 +9,8 @@ CPU (``time.process_time``, so other work on the machine does not count):
 
 - a first forward per subject (a value written),
 - the steady state: the same forwards again on the same day (nothing written),
+- a restore: every subject's value read back into a new state
+  (:meth:`~ExposureState.restore`: the strict parse and the packing),
 - a policy change: :meth:`~ExposureState.rejudge` of every subject under a policy that
   retracts about half, per exposed identifier (the issue's target: 10^6 in 60 s).
 
@@ -92,6 +94,19 @@ def measure(identifiers: int, per_subject: int) -> None:
         f"({writes:,} writes); same again the same day: "
         f"{steady / len(records) * 1e6:.1f} CPU-us per record ({again} writes)"
     )
+
+    values = [(p, key.encode(), state.value(p, key)) for p, key, _ in records]
+    restored = ExposureState()
+    start = time.process_time()
+    for partition, key, value in values:
+        restored.restore(partition, key, value)
+    restore = time.process_time() - start
+    print(
+        f"  restore: {len(restored):,} identifiers from {len(values):,} values, "
+        f"{restore / len(values) * 1e6:.1f} CPU-us per value "
+        f"({len(restored) / restore:,.0f} identifiers per CPU-second)"
+    )
+    del values, restored
 
     def allowed(_subject: str, entry: ExposureEntry) -> bool:
         return MFA not in entry.purposes  # about half are retracted

@@ -112,6 +112,7 @@ class ExposureFailure(NamedTuple):
     message: str
 
 
+@lru_cache(maxsize=65_536)
 def seconds_of(text: str) -> int:
     """An RFC 3339 time as whole seconds since 1970 (fractions dropped).
 
@@ -223,6 +224,28 @@ def _value(subject_id: str, value: bytes) -> SubjectExposure | ExposureFailure: 
     return SubjectExposure(subject_id, tuple(entries))
 
 
+_valid_purposes: dict[tuple[object, ...], None] = {}
+"""Purpose lists found valid (a stream has few): a restore checks each once."""
+
+
+def _purposes_problem(purposes: tuple[object, ...]) -> str | None:
+    """What is wrong with a value's purpose list (after ``purposes``), or ``None``."""
+    try:
+        if purposes in _valid_purposes:
+            return None
+    except TypeError:  # a list or an object among them: not hashable
+        pass
+    for position, tag in enumerate(purposes):
+        if type(tag) is not str or normalize_tag(tag) != tag:
+            return f"[{position}]: not a normalized purpose tag"
+    if list(purposes) != sorted(set(purposes)):  # type: ignore[type-var]
+        return ": not sorted and de-duplicated"
+    if len(_valid_purposes) >= 4096:
+        _valid_purposes.clear()
+    _valid_purposes[purposes] = None
+    return None
+
+
 def _fields_problem(path: str, found: set[str], expected: frozenset[str]) -> str:
     prefix = f"{path}: " if path else ""
     missing = sorted(expected - found)
@@ -250,21 +273,21 @@ def _entry(path: str, item: object) -> ExposureEntry | ExposureFailure:  # noqa:
     purposes = item["purposes"]
     if type(purposes) is not list:
         return ExposureFailure(f"{path}.purposes: not a list")
-    for position, tag in enumerate(purposes):
-        if type(tag) is not str or normalize_tag(tag) != tag:
-            return ExposureFailure(f"{path}.purposes[{position}]: not a normalized purpose tag")
-    if purposes != sorted(set(purposes)):
-        return ExposureFailure(f"{path}.purposes: not sorted and de-duplicated")
+    problem = _purposes_problem(tuple(purposes)) if purposes else None
+    if problem is not None:
+        return ExposureFailure(f"{path}.purposes{problem}")
     if type(item["by_ledger"]) is not bool:
         return ExposureFailure(f"{path}.by_ledger: not true or false")
     times = []
     for name in ("first_forwarded_at", "last_forwarded_at"):
         text = item[name]
-        if type(text) is not str or not is_plain_rfc3339(text):
+        if type(text) is not str or not text.isascii():
             return ExposureFailure(f"{path}.{name}: not an RFC 3339 time")
         try:
             times.append(seconds_of(text))
         except ValueError:
+            if not is_plain_rfc3339(text):
+                return ExposureFailure(f"{path}.{name}: not an RFC 3339 time")
             return ExposureFailure(f"{path}.{name}: outside 1970 to 2106")
     if times[1] < times[0]:
         return ExposureFailure(f"{path}.last_forwarded_at: before first_forwarded_at")

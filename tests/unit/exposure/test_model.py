@@ -163,6 +163,7 @@ def test_a_malformed_record_is_refused(
         ({"purposes": "ads"}, "entries[0].purposes: not a list"),
         ({"purposes": ["Ads"]}, "entries[0].purposes[0]: not a normalized purpose tag"),
         ({"purposes": [1]}, "entries[0].purposes[0]: not a normalized purpose tag"),
+        ({"purposes": ["ads", ["ads"]]}, "entries[0].purposes[1]: not a normalized purpose tag"),
         ({"purposes": ["b", "a"]}, "entries[0].purposes: not sorted and de-duplicated"),
         ({"purposes": ["a", "a"]}, "entries[0].purposes: not sorted and de-duplicated"),
         ({"by_ledger": 1}, "entries[0].by_ledger: not true or false"),
