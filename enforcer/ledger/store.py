@@ -30,6 +30,10 @@ class RetractionReason(StrEnum):
 
     PURPOSE_WITHDRAWN = "purpose-withdrawn"
     SUBJECT_ERASED = "subject-erased"
+    POLICY_CHANGED = "policy-changed"
+    """A new policy would not have forwarded it (exposure: docs/exposure.md)."""
+    REMEDIATED = "remediated"
+    """A remediation plan retracts it (exposure: docs/exposure.md)."""
 
 
 class Retraction(NamedTuple):

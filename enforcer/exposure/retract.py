@@ -1,0 +1,144 @@
+"""Exact retractions: the exposed identifiers that are no longer allowed, and their records.
+
+A retraction is owed for an identifier exactly when it is exposed (it reached the sink
+and was not retracted since) and is no longer allowed: by the purpose ledger after a
+withdrawal or an erasure, or by a new policy. Never for an identifier that was not
+forwarded (docs/exposure.md).
+
+The record is the ledger's retraction (:mod:`enforcer.ledger.retract`, docs/contract.md
+"Retraction"): keyed by subject id, header ``enforcer.action: retracted``, value
+``{"retraction": {"subject_id", "identifier_type", "fingerprint", "reason", ...}}``,
+with the fingerprint's ``key_id`` added and the fields its reason needs: the ledger's
+time for ``purpose-withdrawn`` and ``subject-erased``, the policy version now in force
+for ``policy-changed``, the plan's id (and the version it was judged under) for
+``remediated``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
+
+import orjson
+
+from enforcer.core.ledger_view import LedgerMode
+from enforcer.exposure.model import ExposureEntry, SubjectExposure
+from enforcer.ledger.store import LedgerStore, Passes, RetractionReason
+
+Allowed = Callable[[str, ExposureEntry], bool]
+"""``allowed(subject_id, entry)``: may this exposed identifier stay exposed?"""
+
+_LEDGER_REASONS = frozenset({RetractionReason.PURPOSE_WITHDRAWN, RetractionReason.SUBJECT_ERASED})
+
+
+class ExposureRetraction(NamedTuple):
+    """What a sink topic must be told to forget: never the raw value."""
+
+    sink_topic: str
+    """The topic the retraction goes to: the one the identifier was forwarded to."""
+    subject_id: str
+    identifier_type: str
+    fingerprint: str
+    key_id: str
+    reason: RetractionReason
+    ledger_updated_at: str | None = None
+    """For ``purpose-withdrawn`` (the update's ``updated_at``) and ``subject-erased``
+    (the tombstone's record time)."""
+    policy_version: str | None = None
+    """For ``policy-changed`` and ``remediated``: the version that no longer allows it."""
+    plan_id: str | None = None
+    """For ``remediated``: the plan that retracts it."""
+
+
+def not_allowed(exposure: SubjectExposure, allowed: Allowed) -> tuple[ExposureEntry, ...]:
+    """The exposed entries of ``exposure`` that ``allowed`` no longer allows."""
+    return tuple(e for e in exposure.entries if not allowed(exposure.subject_id, e))
+
+
+def allowed_under(passes: Passes, mode: LedgerMode, ledger: LedgerStore | None) -> Allowed:
+    """Whether an exposed identifier would be forwarded now, decided as the decision
+    decides (docs/ledger.md): by what the ledger grants it when the ledger knows it;
+    unknown to the ledger, not at all under ``authoritative``, and under ``fallback``
+    by the purposes it was judged by, unless those were the ledger's (the ledger knew
+    it then and no longer does: it was left out of its subject's state). With the
+    ledger off (or none), by the purposes it was judged by.
+
+    ``passes(type, purposes)`` is the policy's verdict (:func:`enforcer.ledger.retract.
+    passes_under`)."""
+    if ledger is None or mode is LedgerMode.OFF:
+        return lambda _subject, entry: passes(entry.identifier_type, entry.purposes)
+
+    def allowed(subject_id: str, entry: ExposureEntry) -> bool:
+        kind = entry.identifier_type
+        granted = ledger.purposes(subject_id, kind, entry.fingerprint)
+        if granted is not None:
+            return passes(kind, granted)
+        if mode is LedgerMode.AUTHORITATIVE or entry.by_ledger:
+            return False
+        return passes(kind, entry.purposes)
+
+    return allowed
+
+
+def retractions_of(
+    subject_id: str,
+    entries: Iterable[ExposureEntry],
+    reason: RetractionReason,
+    *,
+    ledger_updated_at: str | None = None,
+    policy_version: str | None = None,
+    plan_id: str | None = None,
+) -> list[ExposureRetraction]:
+    """One retraction per entry, each to the sink the entry was forwarded to.
+
+    Raises ``ValueError`` when ``reason`` lacks the field it needs."""
+    _check(reason, ledger_updated_at, policy_version, plan_id)
+    return [
+        ExposureRetraction(
+            e.sink_topic,
+            subject_id,
+            e.identifier_type,
+            e.fingerprint,
+            e.key_id,
+            reason,
+            ledger_updated_at,
+            policy_version,
+            plan_id,
+        )
+        for e in entries
+    ]
+
+
+def _check(
+    reason: RetractionReason,
+    ledger_updated_at: str | None,
+    policy_version: str | None,
+    plan_id: str | None,
+) -> None:
+    if reason in _LEDGER_REASONS and ledger_updated_at is None:
+        raise ValueError(f"a {reason.value} retraction needs ledger_updated_at")
+    if reason is RetractionReason.POLICY_CHANGED and policy_version is None:
+        raise ValueError("a policy-changed retraction needs policy_version")
+    if reason is RetractionReason.REMEDIATED and (plan_id is None or policy_version is None):
+        raise ValueError("a remediated retraction needs plan_id and policy_version")
+
+
+def retraction_value(retraction: ExposureRetraction) -> bytes:
+    """The record's value, JSON: the ledger's retraction fields plus ``key_id``, and
+    only the reason's own optional fields."""
+    r = retraction
+    _check(r.reason, r.ledger_updated_at, r.policy_version, r.plan_id)
+    body: dict[str, str] = {
+        "subject_id": r.subject_id,
+        "identifier_type": r.identifier_type,
+        "fingerprint": r.fingerprint,
+        "key_id": r.key_id,
+        "reason": r.reason.value,
+    }
+    if r.ledger_updated_at is not None:
+        body["ledger_updated_at"] = r.ledger_updated_at
+    if r.policy_version is not None:
+        body["policy_version"] = r.policy_version
+    if r.plan_id is not None:
+        body["plan_id"] = r.plan_id
+    return orjson.dumps({"retraction": body})

@@ -1,0 +1,406 @@
+"""The exposure of a worker's partitions in memory: per partition, per subject.
+
+It must hold 10^7 exposed identifiers per worker within 2 GiB (docs/exposure.md), so,
+like the ledger's state (:mod:`enforcer.ledger.slots`), it keeps few Python objects:
+
+- per partition one ``dict`` from the subject id's UTF-8 bytes (the exposure record's
+  key, needed again to write the subject's value and its retractions) to one ``bytes``
+  blob of fixed-size slots, one per exposed identifier;
+- a slot is the fingerprint's 32-byte MAC, small numbers for the sink topic, the
+  identifier type, the key id, the purpose set and the policy version (each interned
+  in a table: a stream has few of them), a flag for "judged by the ledger", and the
+  first and last forwarded times as seconds since 1970.
+
+Every change returns the record to write (:class:`ExposureWrite`), and only a change
+does: forwarding an identifier again under the same purposes, policy and key on the
+same UTC day as its last forward changes nothing (docs/exposure.md: "When it is
+written"). Times come in as RFC 3339 text from the caller's clock; none is read here.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator
+from typing import Generic, NamedTuple, TypeVar
+
+from enforcer.core.fingerprint import FINGERPRINT_PREFIX
+from enforcer.exposure.model import (
+    ExposureEntry,
+    ExposureFailure,
+    Forward,
+    SubjectExposure,
+    exposure_key,
+    exposure_value,
+    parse_exposure_record,
+    seconds_of,
+    text_of,
+)
+from enforcer.exposure.retract import Allowed, ExposureRetraction, retractions_of
+from enforcer.ledger.store import RetractionReason
+
+SLOT = struct.Struct("<32sHHHBIIII")
+"""MAC, sink topic id, type id, key id id, by-ledger flag, purpose-set id, policy
+version id, first and last forwarded (seconds since 1970): 55 bytes."""
+_SLOT_SIZE = SLOT.size
+_MAC_BYTES = 32
+_IDENTITY_SIZE = _MAC_BYTES + 4
+"""A slot's identity: MAC, sink topic id and type id (its first 36 bytes)."""
+_ATTRIBUTES = struct.Struct("<HBII")
+"""The part of a slot after the identity and before the times: key id id, flag,
+purpose-set id, policy version id."""
+_HEAD = struct.Struct("<HH")
+"""The sink topic id and type id that end a slot's identity."""
+_TIMES = struct.Struct("<II")
+_TIMES_AT = _IDENTITY_SIZE + _ATTRIBUTES.size
+_DAY = 86_400
+_SMALL_TABLE = 0xFFFF
+
+Undo = dict[tuple[int, bytes], "bytes | None"]
+"""What a transaction changed: each touched (partition, subject key) before its first
+change in the transaction (``None``: nothing exposed). :meth:`ExposureState.rollback`
+puts it back when the transaction is aborted."""
+
+
+class ExposureWrite(NamedTuple):
+    """A record for the exposure topic: the subject's new value (``None``: tombstone)."""
+
+    partition: int
+    key: bytes
+    value: bytes | None
+
+
+class Rejudged(NamedTuple):
+    """What a policy change retracts in one partition, and the values to write."""
+
+    retractions: list[ExposureRetraction]
+    writes: list[ExposureWrite]
+
+
+_T = TypeVar("_T", str, tuple[str, ...])
+
+
+class _Interned(Generic[_T]):
+    """A table of values referred to by small numbers; a value keeps its number."""
+
+    __slots__ = ("ids", "limit", "values")
+
+    def __init__(self, limit: int = 0xFFFFFFFF) -> None:
+        self.ids: dict[_T, int] = {}
+        self.values: list[_T] = []
+        self.limit = limit
+
+    def id_of(self, value: _T) -> int:
+        found = self.ids.get(value)
+        if found is None:
+            if len(self.values) > self.limit:
+                raise ValueError("too many distinct values for the exposure state's table")
+            found = self.ids[value] = len(self.values)
+            self.values.append(value)
+        return found
+
+
+def _mac(fingerprint: str) -> bytes:
+    if not fingerprint.startswith(FINGERPRINT_PREFIX):
+        raise ValueError("not an hmac-sha256 fingerprint")
+    mac = bytes.fromhex(fingerprint[len(FINGERPRINT_PREFIX) :])
+    if len(mac) != _MAC_BYTES:
+        raise ValueError("not an hmac-sha256 fingerprint")
+    return mac
+
+
+class ExposureState:
+    """What each subject of the worker's partitions has had forwarded, in memory."""
+
+    __slots__ = (
+        "_at",
+        "_attributes",
+        "_entries",
+        "_heads",
+        "_key_ids",
+        "_partitions",
+        "_purposes",
+        "_sinks",
+        "_types",
+        "_versions",
+    )
+
+    def __init__(self) -> None:
+        self._partitions: dict[int, dict[bytes, bytes]] = {}
+        self._sinks: _Interned[str] = _Interned(_SMALL_TABLE)
+        self._types: _Interned[str] = _Interned(_SMALL_TABLE)
+        self._key_ids: _Interned[str] = _Interned(_SMALL_TABLE)
+        self._purposes: _Interned[tuple[str, ...]] = _Interned()
+        self._versions: _Interned[str] = _Interned()
+        self._entries = 0
+        self._at = ("", 0)  # the last time text converted: a batch shares one
+        # A slot's packed sink and type ids, and its packed attributes, by what they
+        # pack: a stream repeats few, and a re-forward is on the hot path.
+        self._heads: dict[tuple[str, str], bytes] = {}
+        self._attributes: dict[tuple[str, bool, tuple[str, ...], str], bytes] = {}
+
+    # -- sizes and reading -------------------------------------------------------
+
+    def __len__(self) -> int:
+        """The number of exposed identifiers held (entries)."""
+        return self._entries
+
+    @property
+    def subjects(self) -> int:
+        """The number of subjects with at least one exposed identifier."""
+        return sum(len(p) for p in self._partitions.values())
+
+    @property
+    def partitions(self) -> tuple[int, ...]:
+        """The partitions held, sorted."""
+        return tuple(sorted(self._partitions))
+
+    def subject_ids(self, partition: int) -> list[str]:
+        """The subjects of ``partition`` with something exposed."""
+        return [key.decode("utf-8", "surrogatepass") for key in self._partitions.get(partition, {})]
+
+    def exposure(self, partition: int, subject_id: str) -> SubjectExposure:
+        """The subject's exposure (no entry when nothing is exposed)."""
+        blob = self._partitions.get(partition, {}).get(exposure_key(subject_id), b"")
+        return SubjectExposure(subject_id, self._decode(blob))
+
+    def value(self, partition: int, subject_id: str) -> bytes | None:
+        """The subject's exposure record value as it stands (``None``: a tombstone)."""
+        return exposure_value(self.exposure(partition, subject_id))
+
+    def _decode(self, blob: bytes) -> tuple[ExposureEntry, ...]:
+        return tuple(self._entry(slot) for slot in SLOT.iter_unpack(blob))
+
+    def _entry(self, slot: tuple[bytes, int, int, int, int, int, int, int, int]) -> ExposureEntry:
+        mac, sink, kind, key_id, by_ledger, purposes, version, first, last = slot
+        return ExposureEntry(
+            self._sinks.values[sink],
+            self._types.values[kind],
+            FINGERPRINT_PREFIX + mac.hex(),
+            self._key_ids.values[key_id],
+            self._purposes.values[purposes],
+            bool(by_ledger),
+            self._versions.values[version],
+            text_of(first),
+            text_of(last),
+        )
+
+    def _slot(self, entry: ExposureEntry) -> bytes:
+        return SLOT.pack(
+            _mac(entry.fingerprint),
+            self._sinks.id_of(entry.sink_topic),
+            self._types.id_of(entry.identifier_type),
+            self._key_ids.id_of(entry.key_id),
+            entry.by_ledger,
+            self._purposes.id_of(tuple(sorted(set(entry.purposes)))),
+            self._versions.id_of(entry.policy_version),
+            seconds_of(entry.first_forwarded_at),
+            seconds_of(entry.last_forwarded_at),
+        )
+
+    # -- changes -----------------------------------------------------------------
+
+    def forwarded(
+        self,
+        partition: int,
+        subject_id: str,
+        forwards: Iterable[Forward],
+        at: str,
+        undo: Undo | None = None,
+    ) -> ExposureWrite | None:
+        """Record that ``forwards`` (one record's identifiers) reached the sink at
+        ``at`` (RFC 3339). Returns the subject's new value to write, or ``None`` when
+        its value did not change.
+
+        A new identity (sink, type, fingerprint) is a new entry, first and last
+        forwarded ``at``. An exposed one changes when its key id, purposes, ledger
+        flag or policy version differ (then its last forwarded time becomes ``at`` if
+        later), or when ``at`` falls on a later UTC day than its last forward; else
+        nothing changes. The first forwarded time never changes."""
+        seconds = self._seconds(at)
+        key = exposure_key(subject_id)
+        table = self._partitions.get(partition)
+        old = b"" if table is None else table.get(key, b"")
+        blob = bytearray(old)
+        for forward in forwards:
+            self._merge(blob, forward, seconds)
+        if blob == old:
+            return None
+        self._put(partition, key, bytes(blob), undo)
+        return ExposureWrite(partition, key, exposure_value(self.exposure(partition, subject_id)))
+
+    def _seconds(self, at: str) -> int:
+        text, seconds = self._at
+        if at != text:
+            seconds = seconds_of(at)
+            self._at = (at, seconds)
+        return seconds
+
+    def _merge(self, blob: bytearray, forward: Forward, seconds: int) -> None:
+        sink, kind, fingerprint, key_id, purposes, by_ledger, version = forward
+        head = self._heads.get((sink, kind))
+        if head is None:
+            head = _remember(
+                self._heads,
+                (sink, kind),
+                _HEAD.pack(self._sinks.id_of(sink), self._types.id_of(kind)),
+            )
+        identity = _mac(fingerprint) + head
+        attributes = self._attributes.get((key_id, by_ledger, purposes, version))
+        if attributes is None:
+            attributes = _remember(
+                self._attributes,
+                (key_id, by_ledger, purposes, version),
+                _ATTRIBUTES.pack(
+                    self._key_ids.id_of(key_id),
+                    by_ledger,
+                    self._purposes.id_of(tuple(sorted(set(purposes)))),
+                    self._versions.id_of(version),
+                ),
+            )
+        start = _find(blob, identity)
+        if start < 0:
+            blob += identity + attributes + _TIMES.pack(seconds, seconds)
+            return
+        first, last = _TIMES.unpack_from(blob, start + _TIMES_AT)
+        same = blob[start + _IDENTITY_SIZE : start + _TIMES_AT] == attributes
+        if same and seconds // _DAY <= last // _DAY:
+            return
+        blob[start + _IDENTITY_SIZE : start + _SLOT_SIZE] = attributes + _TIMES.pack(
+            first, max(last, seconds)
+        )
+
+    def retract(
+        self,
+        partition: int,
+        subject_id: str,
+        allowed: Allowed,
+        undo: Undo | None = None,
+    ) -> tuple[tuple[ExposureEntry, ...], ExposureWrite | None]:
+        """Remove the subject's exposed entries that ``allowed`` no longer allows.
+        Returns them, and the subject's new value to write (``None`` when nothing was
+        removed; a tombstone value when nothing stays exposed)."""
+        key = exposure_key(subject_id)
+        table = self._partitions.get(partition)
+        blob = None if table is None else table.get(key)
+        if blob is None:
+            return (), None
+        kept, removed = [], []
+        for slot in SLOT.iter_unpack(blob):
+            entry = self._entry(slot)
+            if allowed(subject_id, entry):
+                kept.append(SLOT.pack(*slot))
+            else:
+                removed.append(entry)
+        if not removed:
+            return (), None
+        self._put(partition, key, b"".join(kept), undo)
+        return tuple(removed), ExposureWrite(
+            partition, key, exposure_value(self.exposure(partition, subject_id))
+        )
+
+    def rejudge(
+        self,
+        partition: int,
+        allowed: Allowed,
+        policy_version: str,
+        undo: Undo | None = None,
+    ) -> Rejudged:
+        """A policy change: re-judge every subject of ``partition`` by ``allowed``
+        (the new policy, and the ledger as it stands) and remove what it no longer
+        allows. Returns a ``policy-changed`` retraction (naming ``policy_version``, the
+        new one) per removed entry, and the changed subjects' new values."""
+        retractions: list[ExposureRetraction] = []
+        writes: list[ExposureWrite] = []
+        for subject_id in self.subject_ids(partition):
+            removed, write = self.retract(partition, subject_id, allowed, undo)
+            if write is None:
+                continue
+            writes.append(write)
+            retractions += retractions_of(
+                subject_id, removed, RetractionReason.POLICY_CHANGED, policy_version=policy_version
+            )
+        return Rejudged(retractions, writes)
+
+    def restore(
+        self, partition: int, key: bytes | None, value: bytes | None
+    ) -> ExposureFailure | None:
+        """Apply one record of the exposure topic (a restore): its value replaces the
+        subject's exposure, a tombstone empties it. A malformed record forgets the
+        subject's exposure and is returned (docs/exposure.md: "A malformed value")."""
+        parsed = parse_exposure_record(key, value)
+        if isinstance(parsed, ExposureFailure):
+            if key:
+                self._put(partition, key, b"", None)
+            return parsed
+        try:
+            blob = b"".join(self._slot(entry) for entry in parsed.entries)
+        except ValueError as exc:  # a table full: refused like a malformed value
+            if key:
+                self._put(partition, key, b"", None)
+            return ExposureFailure(str(exc))
+        self._put(partition, exposure_key(parsed.subject_id), blob, None)
+        return None
+
+    def drop(self, partition: int) -> None:
+        """Forget a partition (it was revoked)."""
+        table = self._partitions.pop(partition, {})
+        self._entries -= sum(len(blob) for blob in table.values()) // _SLOT_SIZE
+
+    def rollback(self, undo: Undo) -> None:
+        """Put back every subject ``undo`` recorded, as it was, and empty ``undo``."""
+        for (partition, key), old in undo.items():
+            self._put(partition, key, old or b"", None)
+        undo.clear()
+
+    def _put(self, partition: int, key: bytes, blob: bytes, undo: Undo | None) -> None:
+        """Make ``blob`` the subject's slots (empty: forget the subject)."""
+        table = self._partitions.setdefault(partition, {})
+        old = table.get(key)
+        if undo is not None:
+            undo.setdefault((partition, key), old)
+        if blob:
+            table[key] = blob
+        elif old is not None:
+            del table[key]
+        self._entries += (len(blob) - len(old or b"")) // _SLOT_SIZE
+
+    def holds_text(self, text: str) -> bool:
+        """Whether ``text`` appears in anything kept besides the subject ids (for
+        tests: never a raw value)."""
+        needle = text.encode("utf-8", "surrogatepass")
+        blobs: Iterator[tuple[bytes, bytes]] = (
+            item for table in self._partitions.values() for item in table.items()
+        )
+        if any(needle in blob for _, blob in blobs):
+            return True
+        tables: list[object] = [
+            *self._sinks.values,
+            *self._types.values,
+            *self._key_ids.values,
+            *self._purposes.values,
+            *self._versions.values,
+        ]
+        return any(text in repr(value) for value in tables)
+
+
+_MEMO_LIMIT = 4096
+_K = TypeVar("_K")
+
+
+def _remember(memo: dict[_K, bytes], key: _K, value: bytes) -> bytes:
+    """Keep ``value`` in ``memo`` (emptied when full); return it."""
+    if len(memo) >= _MEMO_LIMIT:
+        memo.clear()
+    memo[key] = value
+    return value
+
+
+def _find(blob: bytearray, identity: bytes) -> int:
+    """Where the slot with this identity starts in ``blob``, or -1 (slots are aligned:
+    a match inside a slot's other fields is no match)."""
+    start = blob.find(identity)
+    while start >= 0:
+        if start % _SLOT_SIZE == 0:
+            return start
+        start = blob.find(identity, start + 1)
+    return -1
