@@ -65,6 +65,14 @@ class EnforcerSettings(BaseSettings):
     group_id: str = Field(default="purpose-enforcer", min_length=1)
     instance_id: str = Field(default_factory=_default_instance_id, min_length=1)
     policy_file: Path | None = None
+    policy_check_interval: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "Seconds between checks of the policy file's content; a valid change is applied "
+            "at the next transaction boundary, an invalid one refused (docs/rollout.md)."
+        ),
+    )
     destination: str = Field(default=DEFAULT_DESTINATION, min_length=1)
     mode: Mode | None = Field(default=None, description="Overrides the policy file's mode.")
     processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"

@@ -13,6 +13,7 @@
 - :mod:`enforcer.live.ledger`    the ledger's partitions: restore, updates, retractions
 - :mod:`enforcer.live.guard`     stops a bad deploy from dead-lettering the whole stream
 - :mod:`enforcer.live.schemas`   schemas fetched before a batch; held while the registry is down
+- :mod:`enforcer.live.policy_reload` the policy file watched; a change applied between transactions
 - :mod:`enforcer.live.admin`     topics checked (or created) at start, their size limits
 - :mod:`enforcer.live.worker`    builds all of it from settings and runs it (and the watchdog)
 - :mod:`enforcer.live.lag_exporter` the group's lag read from the broker, for Prometheus

@@ -49,6 +49,7 @@ from enforcer.live.health import Health
 from enforcer.live.ledger import LiveLedger
 from enforcer.live.limits import OutputLimits
 from enforcer.live.output import CommitAborted, Output
+from enforcer.live.policy_reload import PolicyReload, on_policy_change
 from enforcer.live.positions import TransactionPositions
 from enforcer.live.schemas import RegistryWait
 from enforcer.outputs.metrics import BatchCounts, BatchObserver
@@ -117,6 +118,9 @@ class Engine:
         """Asked right before every commit: False puts the commit off (the transaction
         stays open; on a revoke it is aborted), an exception stops the worker: the
         worker's :meth:`enforcer.live.watch.TopicWatch.confirm`."""
+        self.policy_reload: PolicyReload | None = None
+        """The watch over the policy file, when there is one: a valid change is switched
+        to at the next transaction boundary (:meth:`_switch_policy`)."""
 
     def run(self) -> None:
         """Subscribe and loop; on a stop request commit what is done and leave the group.
@@ -149,6 +153,9 @@ class Engine:
     def _once(self) -> None:
         config = self._config
         health = self._health
+        reload = self.policy_reload
+        if reload is not None and reload.pending is not None and not self._output.open:
+            self._switch_policy(reload)
         if self._held:
             health.doing = "asking the schema registry again"
             self._release_held()
@@ -165,6 +172,16 @@ class Engine:
         self._output.poll()
         for tick in self.on_tick:
             tick()
+
+    def _switch_policy(self, reload: PolicyReload) -> None:
+        """A transaction boundary (none is open: the last one committed, or aborted and
+        its records are to be read again) with a new policy waiting: every record from
+        here on is decided under it, and no transaction holds records of both."""
+        self._health.doing = "switching to a reloaded policy"
+        pending = reload.pending
+        assert pending is not None
+        on_policy_change(self._step.policy, pending.policy)
+        self._step = reload.switch(self._step)
 
     def _process(self, messages: Sequence[Message]) -> None:
         started = self._monotonic()

@@ -48,6 +48,9 @@ class Health:
         self.security_override: str | None = None
         """The policy's stated reason when it lets security-only identifiers through
         (docs/policy.md: the security guardrail): shown in ``/readyz``, not a failure."""
+        self.policy_version: str | None = None
+        """The version of the policy in force (the SHA-256 of its file's content; it
+        changes with a hot reload): shown in ``/readyz``."""
 
     def on_started(self) -> None:
         """Transactions registered and subscribed: the worker can take partitions."""
@@ -123,6 +126,8 @@ class Health:
             "assigned_partitions": len(self.assigned),
             "security_override": self.security_override is not None,
         }
+        if self.policy_version is not None:
+            detail["policy_version"] = self.policy_version
         if self.security_override is not None:
             detail["security_override_reason"] = self.security_override
         return Status(ok, detail)

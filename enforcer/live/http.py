@@ -58,6 +58,8 @@ from enforcer.outputs.metrics import (
     LEDGER_RESTORED,
     LEDGER_RESTORING,
     LEDGER_SUBJECTS,
+    POLICY_RELOAD_FAILURES,
+    POLICY_RELOADS,
     POLICY_SECURITY_OVERRIDE,
     REBALANCES,
     RECORDS,
@@ -123,6 +125,10 @@ def metric_families(
     info.add_metric([recorder.instance_id, recorder.policy_version, recorder.mode.value], 1)
     override = _gauge(POLICY_SECURITY_OVERRIDE)
     override.add_metric([], 1 if recorder.security_override else 0)
+    reloads = _counter(POLICY_RELOADS)
+    reloads.add_metric([], recorder.policy_reload.reloads)
+    reload_failures = _counter(POLICY_RELOAD_FAILURES)
+    reload_failures.add_metric([], recorder.policy_reload.failures)
     deadletters = _counter(DEADLETTERS)
     for reason in DeadLetterReason:  # every reason, so that rate() sees the first one
         deadletters.add_metric([reason.value], recorder.deadletters[reason.value])
@@ -137,6 +143,8 @@ def metric_families(
         lag_gauge,
         info,
         override,
+        reloads,
+        reload_failures,
         *_loop_families(health, guard),
         *_gc_families(recorder.gc or GcStats()),
         *_ledger_families(recorder.ledger or LedgerStats()),

@@ -117,6 +117,13 @@ class LiveLedger:
         self._pending_retractions: Counter[str] = Counter()
         self.stats = LedgerStats()
 
+    def use_policy(self, passes: Passes, policy_version: str, *, retract: bool) -> None:
+        """A reloaded policy is in force (between transactions): later ledger updates
+        are judged by it, and their retractions carry its version."""
+        self._passes = passes
+        self._headers = (RETRACTION_HEADER, (HEADER_POLICY, policy_version.encode()))
+        self._retract = retract
+
     # -- lookups (the decision step's LedgerLookup) ----------------------------------
 
     def granted(

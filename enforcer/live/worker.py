@@ -24,7 +24,6 @@ from enforcer.core.fingerprint import Fingerprinter
 from enforcer.core.ledger_view import LedgerMode
 from enforcer.core.models import Mode
 from enforcer.core.policy.compiled import Policy
-from enforcer.core.step import Step
 from enforcer.formats.registry import SchemaRegistry
 from enforcer.formats.schemas import SchemaCache
 from enforcer.ledger.retract import passes_under
@@ -59,6 +58,7 @@ from enforcer.live.output import (
     RenewalBudget,
     TransactionalOutput,
 )
+from enforcer.live.policy_reload import PolicyReload, PolicyWatch, StepParts, reload_loader
 from enforcer.live.publisher import LagMeter, SnapshotPublisher
 from enforcer.live.schemas import RegistryWait, schema_loader, step_reader
 from enforcer.live.signals import StopSignal
@@ -161,7 +161,7 @@ def run_worker(
         guard=guard,
     )
     http.start()
-    loader, schemas = _schemas(settings, registry)
+    parts, schemas = _step_parts(settings, fingerprinter, ledger, registry)
     engine = Engine(
         EngineConfig(
             settings.source_topic,
@@ -177,7 +177,7 @@ def run_worker(
         ),
         consumer,
         output,
-        Step(policy, fingerprinter, SystemClock(), ledger, reader=step_reader(policy, loader)),
+        parts.step(policy),
         guard,
         health,
         time.monotonic,
@@ -185,7 +185,7 @@ def run_worker(
         ledger,
         schemas,
     )
-    engine.observers.append(recorder)
+    _follow_policy_file(engine, settings, policy, parts, recorder, health, guard)
     publisher = SnapshotPublisher(
         metrics_producer,
         settings.metrics_topic,
@@ -195,8 +195,8 @@ def run_worker(
         settings.metrics_interval,
         time.monotonic,
     )
-    engine.on_tick.append(publisher.tick)
-    engine.on_tick.append(lambda: _stop_if_denied(errors))
+    engine.observers.append(recorder)
+    engine.on_tick += [publisher.tick, lambda: _stop_if_denied(errors)]
     watch = _watch(settings, errors, engine, health, ledger is not None)
     watchdog = Watchdog(health, stop, STALLED_AFTER_S)
     watchdog.start()
@@ -224,6 +224,20 @@ def run_worker(
     if status == 0:
         log.info("stopped")
     return status
+
+
+def _step_parts(
+    settings: EnforcerSettings,
+    fingerprinter: Fingerprinter,
+    ledger: LiveLedger | None,
+    registry: SchemaRegistry | None,
+) -> tuple[StepParts, RegistryWait | None]:
+    """What every step of this worker is built from (the record reader decodes with the
+    schema cache, when there is a registry), and the wait for the registry the engine
+    asks before each batch (none without a registry)."""
+    loader, wait = _schemas(settings, registry)
+    parts = StepParts(fingerprinter, SystemClock(), ledger, lambda p: step_reader(p, loader))
+    return parts, wait
 
 
 def _schemas(
@@ -266,6 +280,66 @@ def _recorder(settings: EnforcerSettings, policy: Policy, health: Health) -> Met
     )
     _flag_policy(policy, health, recorder)
     return recorder
+
+
+def _follow_policy_file(
+    engine: Engine,
+    settings: EnforcerSettings,
+    policy: Policy,
+    parts: StepParts,
+    recorder: MetricsRecorder,
+    health: Health,
+    guard: DeadLetterGuard,
+) -> None:
+    """Give the engine a watch over the policy file (none for the built-in default), on
+    its ticks, and tell everything that follows the policy in force: the ledger's
+    retractions, the guard, metrics and ``/readyz`` (docs/rollout.md: changing the
+    policy of a running worker)."""
+    health.policy_version = policy.version
+    path = settings.policy_file
+    if path is None:
+        return
+    ledger_configured = settings.ledger_topic is not None
+    load = reload_loader(
+        path,
+        settings.destination,
+        settings.mode,
+        policy.ledger_mode(ledger_configured),
+        ledger_configured,
+        parts,
+    )
+    watch = PolicyWatch(
+        path,
+        policy,
+        load,
+        time.monotonic,
+        settings.policy_check_interval,
+        recorder.policy_reload,
+    )
+    reload = PolicyReload(watch)
+    configured_types = settings.metric_identifier_types.split(",")
+    ledger = parts.ledger if isinstance(parts.ledger, LiveLedger) else None
+
+    def follow(new: Policy) -> None:
+        recorder.use_policy(new, metric_identifier_types(configured_types, new))
+        health.policy_version = new.version
+        health.security_override = new.security_override
+        # Audit is a shadow mode: the guard counts would-be trips, never stops the worker.
+        guard.stops = new.mode is Mode.ENFORCE
+        if ledger is not None:
+            ledger.use_policy(passes_under(new), new.version, retract=new.mode is Mode.ENFORCE)
+        if new.security_override is not None:
+            log.warning(
+                "policy %s: security override: identifiers given only to secure an account "
+                "may reach %s (%s)",
+                new.origin,
+                new.destination,
+                new.security_override,
+            )
+
+    reload.followers.append(follow)
+    engine.policy_reload = reload
+    engine.on_tick.append(watch.tick)
 
 
 def _watch(

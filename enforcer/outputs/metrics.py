@@ -203,7 +203,24 @@ GC_PAUSE = MetricDef(
     "Seconds spent in cyclic garbage collections since the worker started (the process "
     "does nothing else meanwhile).",
 )
+POLICY_RELOADS = MetricDef(
+    "enforcer_policy_reloads_total",
+    "counter",
+    (),
+    "Policy changes applied without a restart: the policy file's content changed, "
+    "loaded and passed the same checks as at start (enforcer_info then names the new "
+    "policy_version).",
+)
+POLICY_RELOAD_FAILURES = MetricDef(
+    "enforcer_policy_reload_failures_total",
+    "counter",
+    (),
+    "Changed policy file contents refused (invalid, refused by the security guardrail, "
+    "unreadable, or a change only a restart can apply), once per distinct content; the "
+    "last good policy stays in force.",
+)
 GC_METRICS = (GC_COLLECTIONS, GC_PAUSE)
+POLICY_RELOAD_METRICS = (POLICY_RELOADS, POLICY_RELOAD_FAILURES)
 LEDGER_METRICS = (
     LEDGER_IDENTIFIERS,
     LEDGER_SUBJECTS,
@@ -230,6 +247,7 @@ METRICS: tuple[MetricDef, ...] = (
     REBALANCES,
     ASSIGNED_PARTITIONS,
     SCHEMA_REGISTRY_UP,
+    *POLICY_RELOAD_METRICS,
     *GC_METRICS,
     *LEDGER_METRICS,
 )
@@ -336,6 +354,15 @@ class LedgerStats:
     """Retractions written (in audit mode: that would have been), by reason."""
     identifiers: int = 0
     subjects: int = 0
+
+
+@dataclass
+class PolicyReloadStats:
+    """Changes of the policy file a running worker applied or refused
+    (:mod:`enforcer.live.policy_reload`)."""
+
+    reloads: int = 0
+    failures: int = 0
 
 
 GC_GENERATIONS = 3
@@ -602,6 +629,17 @@ class MetricsRecorder:
         """The garbage collector's work, when the worker watches it."""
         self.security_override = False
         """The policy runs under a security override (docs/policy.md: the security guardrail)."""
+        self.policy_reload = PolicyReloadStats()
+        """Policy changes applied or refused while running (zero without a policy file)."""
+
+    def use_policy(self, policy: Policy, identifier_types: Iterable[str]) -> None:
+        """A reloaded policy is in force: its version, mode and flags from now on
+        (counts so far stay; they are cumulative over the worker's life)."""
+        with self.lock:
+            self.policy_version = policy.version
+            self.mode = policy.mode
+            self.identifier_types = frozenset(identifier_types)
+            self.security_override = policy.security_override is not None
 
     def __call__(self, batch: BatchCounts) -> None:
         """Count one committed batch (a :data:`BatchObserver`)."""

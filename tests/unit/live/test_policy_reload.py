@@ -1,0 +1,226 @@
+"""The policy file's watch as a state machine (docs/rollout.md: changing the policy of a
+running worker): content, not modification time, decides; a ConfigMap's symlink swap
+is followed; a bad content is refused once; a good one after it is applied; the ledger
+setting in effect is refused to change; the switch happens only between transactions."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from enforcer.core.clock import FixedClock
+from enforcer.core.fingerprint import Fingerprinter
+from enforcer.core.ledger_view import LedgerMode
+from enforcer.core.models import Mode
+from enforcer.core.policy.compiled import Policy
+from enforcer.core.policy.load import load_policy, policy_version
+from enforcer.core.step import Step
+from enforcer.live.policy_reload import (
+    REFUSED_LOG,
+    RELOADED_LOG,
+    PolicyReload,
+    PolicyWatch,
+    StepParts,
+    reload_loader,
+)
+from enforcer.outputs.metrics import PolicyReloadStats
+
+from ..conftest import KEY, NOW
+
+ROOT = Path(__file__).resolve().parents[3]
+SECURITY_ONLY = (ROOT / "policies" / "security-only.yaml").read_bytes()
+DEFAULT = (ROOT / "policies" / "default.yaml").read_bytes()
+INVALID = b"rules: [{name: x, when: no-such-condition}]\n"
+LEAKS = b"rules: [{name: missing-purpose, when: no-purpose}]\n"
+"""Valid YAML and schema, refused by the security guardrail."""
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _parts() -> StepParts:
+    return StepParts(Fingerprinter(KEY), FixedClock(NOW), None, lambda _: None)
+
+
+def _watch(
+    path: Path, clock: Clock, *, mode: Mode | None = None, ledger: LedgerMode = LedgerMode.OFF
+) -> tuple[PolicyWatch, PolicyReload]:
+    in_force = load_policy(path)
+    if mode is not None:
+        in_force = in_force.with_mode(mode)
+    load = reload_loader(path, "audience-building", mode, ledger, False, _parts())
+    watch = PolicyWatch(path, in_force, load, clock, 5.0, PolicyReloadStats())
+    return watch, PolicyReload(watch)
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+
+
+def test_a_changed_content_is_pending_until_the_engine_switches(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    _write(path, SECURITY_ONLY)
+    clock = Clock()
+    watch, reload = _watch(path, clock)
+    _write(path, DEFAULT)
+    watch.tick()
+    assert watch.pending is None  # not due yet: every interval, not every loop
+    clock.now = 5.0
+    watch.tick()
+    assert watch.pending is not None
+    assert watch.pending.policy.version == policy_version(DEFAULT)
+    old = Step(watch.in_force, Fingerprinter(KEY), FixedClock(NOW))
+    followed: list[Policy] = []
+    reload.followers.append(followed.append)
+    new = reload.switch(old)
+    assert new.policy.version == policy_version(DEFAULT)
+    assert watch.in_force is new.policy and watch.pending is None
+    assert followed == [new.policy]
+    assert watch.stats.reloads == 1 and watch.stats.failures == 0
+    clock.now = 10.0
+    watch.tick()
+    assert watch.pending is None  # the same content again: nothing new
+
+
+def test_content_not_mtime_decides(tmp_path: Path) -> None:
+    """A file rewritten with the same bytes (a new mtime) changes nothing."""
+    path = tmp_path / "policy.yaml"
+    _write(path, SECURITY_ONLY)
+    watch, _ = _watch(path, Clock())
+    os.utime(path, (1, 1))
+    _write(path, SECURITY_ONLY)
+    watch.check()
+    assert watch.pending is None and watch.stats.failures == 0
+
+
+def test_a_configmap_symlink_swap_is_followed(tmp_path: Path) -> None:
+    """Kubernetes mounts ``policy.yaml -> ..data/policy.yaml`` and swaps ``..data`` to a
+    new directory: the path is resolved anew at every check."""
+    old_dir, new_dir = tmp_path / "..2026_01", tmp_path / "..2026_02"
+    old_dir.mkdir()
+    new_dir.mkdir()
+    (old_dir / "policy.yaml").write_bytes(SECURITY_ONLY)
+    (new_dir / "policy.yaml").write_bytes(DEFAULT)
+    data = tmp_path / "..data"
+    data.symlink_to(old_dir.name)
+    path = tmp_path / "policy.yaml"
+    path.symlink_to("..data/policy.yaml")
+    watch, _ = _watch(path, Clock())
+    swap = tmp_path / "..data_tmp"
+    swap.symlink_to(new_dir.name)
+    swap.replace(data)  # the atomic rename kubelet does
+    watch.check()
+    assert watch.pending is not None
+    assert watch.pending.policy.version == policy_version(DEFAULT)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [(INVALID, "at rules[0].when"), (LEAKS, "identifiers given only to secure an account")],
+)
+def test_bad_content_is_refused_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, content: bytes, problem: str
+) -> None:
+    path = tmp_path / "policy.yaml"
+    _write(path, SECURITY_ONLY)
+    watch, _ = _watch(path, Clock())
+    _write(path, content)
+    with caplog.at_level(logging.ERROR, logger="enforcer.policy"):
+        for _ in range(3):
+            watch.check()
+    lines = [r.getMessage() for r in caplog.records if REFUSED_LOG in r.getMessage()]
+    assert len(lines) == 1
+    assert str(path) in lines[0] and problem in lines[0]
+    assert policy_version(SECURITY_ONLY) in lines[0]  # what stays in force
+    assert watch.pending is None and watch.stats.failures == 1
+    assert watch.in_force.version == policy_version(SECURITY_ONLY)
+
+
+def test_good_after_bad_is_applied_and_a_new_bad_is_refused_again(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    _write(path, SECURITY_ONLY)
+    watch, _ = _watch(path, Clock())
+    _write(path, INVALID)
+    watch.check()
+    _write(path, DEFAULT)
+    watch.check()
+    assert watch.pending is not None
+    _write(path, LEAKS)  # replaced again before a boundary: the good one is not applied
+    watch.check()
+    assert watch.pending is None
+    assert watch.stats.failures == 2
+
+
+def test_a_bad_edit_undone_leaves_nothing_pending(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    _write(path, SECURITY_ONLY)
+    watch, _ = _watch(path, Clock())
+    _write(path, INVALID)
+    watch.check()
+    _write(path, SECURITY_ONLY)
+    watch.check()
+    assert watch.pending is None and watch.stats.failures == 1
+
+
+def test_an_unreadable_file_is_refused_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "policy.yaml"
+    _write(path, SECURITY_ONLY)
+    watch, _ = _watch(path, Clock())
+    path.unlink()
+    with caplog.at_level(logging.ERROR, logger="enforcer.policy"):
+        watch.check()
+        watch.check()
+    assert [r.getMessage() for r in caplog.records].count(
+        f"{REFUSED_LOG}: {path}: cannot read policy file: No such file or directory; "
+        f"policy {policy_version(SECURITY_ONLY)} stays in force"
+    ) == 1
+    _write(path, DEFAULT)
+    watch.check()
+    assert watch.pending is not None
+
+
+def test_the_mode_override_applies_to_a_reloaded_policy(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    _write(path, SECURITY_ONLY)
+    watch, _ = _watch(path, Clock(), mode=Mode.AUDIT)
+    _write(path, DEFAULT)
+    watch.check()
+    assert watch.pending is not None and watch.pending.policy.mode is Mode.AUDIT
+
+
+def test_a_change_of_the_ledger_setting_needs_a_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "policy.yaml"
+    _write(path, SECURITY_ONLY)
+    watch, _ = _watch(path, Clock())
+    _write(path, SECURITY_ONLY + b"ledger: fallback\n")
+    with caplog.at_level(logging.ERROR, logger="enforcer.policy"):
+        watch.check()
+    assert watch.pending is None and watch.stats.failures == 1
+    assert "ledger" in caplog.text
+
+
+def test_the_switch_logs_old_and_new_versions(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "policy.yaml"
+    _write(path, SECURITY_ONLY)
+    watch, reload = _watch(path, Clock())
+    _write(path, DEFAULT)
+    watch.check()
+    with caplog.at_level(logging.INFO, logger="enforcer.policy"):
+        reload.switch(Step(watch.in_force, Fingerprinter(KEY), FixedClock(NOW)))
+    lines = [r.getMessage() for r in caplog.records if RELOADED_LOG in r.getMessage()]
+    assert len(lines) == 1
+    assert f"{policy_version(SECURITY_ONLY)} -> {policy_version(DEFAULT)}" in lines[0]
