@@ -224,3 +224,55 @@ def test_the_switch_logs_old_and_new_versions(
     lines = [r.getMessage() for r in caplog.records if RELOADED_LOG in r.getMessage()]
     assert len(lines) == 1
     assert f"{policy_version(SECURITY_ONLY)} -> {policy_version(DEFAULT)}" in lines[0]
+
+
+def test_the_worker_follows_a_switch_in_metrics_readyz_guard_and_ledger(tmp_path: Path) -> None:
+    """What follows the policy in force once the engine switches: ``enforcer_info``'s
+    version and mode, the reload counters, ``/readyz``'s ``policy_version``, the
+    dead-letter guard (audit never stops) and the ledger's retractions' version."""
+    from enforcer.config.settings import EnforcerSettings
+    from enforcer.ledger.retract import passes_under
+    from enforcer.live.guard import DeadLetterGuard
+    from enforcer.live.health import Health
+    from enforcer.live.http import prometheus_text
+    from enforcer.live.ledger import LiveLedger
+    from enforcer.live.worker import _follow_policy_file
+    from enforcer.outputs.metrics import MetricsRecorder
+
+    from .test_engine import Clock as EngineClock
+    from .test_engine import FakeConsumer, FakeOutput, _engine
+
+    path = tmp_path / "policy.yaml"
+    _write(path, SECURITY_ONLY)
+    old = load_policy(path)
+    settings = EnforcerSettings(policy_file=path, policy_check_interval=1.0, ledger_topic="l")
+    clock = EngineClock()
+    engine, _ = _engine(FakeConsumer(0, 2, lambda: None), FakeOutput(), clock, 1.0)
+    ledger = LiveLedger(
+        "l", "s", "k", Fingerprinter(KEY), passes_under(old), old.version, clock, retract=True
+    )
+    parts = StepParts(Fingerprinter(KEY), FixedClock(NOW), ledger, lambda _: None)
+    recorder = MetricsRecorder("w1", old.version, old.mode, FixedClock(NOW), clock)
+    health = Health(clock, 30.0)
+    guard = DeadLetterGuard(0.5, 100, stops=True)
+    _follow_policy_file(engine, settings, old, parts, recorder, health, guard)
+    assert health.ready().detail["policy_version"] == old.version
+    reload = engine.policy_reload
+    assert reload is not None
+    audit = DEFAULT.replace(b"mode: enforce", b"mode: audit")
+    assert audit != DEFAULT
+    _write(path, audit)
+    reload.watch.check()
+    assert reload.pending is not None
+    engine._step = reload.switch(engine._step)
+    new = policy_version(audit)
+    assert health.ready().detail["policy_version"] == new
+    assert guard.stops is False
+    assert recorder.policy_version == new and recorder.mode is Mode.AUDIT
+    text = prometheus_text(recorder, []).decode()
+    assert f'policy_version="{new}"' in text
+    assert "enforcer_policy_reloads_total 1.0" in text
+    assert "enforcer_policy_reload_failures_total 0.0" in text
+    assert recorder.snapshot([]).policy_version == new
+    assert dict(ledger._headers)["enforcer.policy"] == new.encode()
+    assert ledger._retract is False  # audit: retractions counted, not written
