@@ -58,6 +58,7 @@ from enforcer.outputs.metrics import (
     LEDGER_RESTORED,
     LEDGER_RESTORING,
     LEDGER_SUBJECTS,
+    POLICY_FILE_REFUSED,
     POLICY_RELOAD_FAILURES,
     POLICY_RELOADS,
     POLICY_SECURITY_OVERRIDE,
@@ -129,6 +130,8 @@ def metric_families(
     reloads.add_metric([], recorder.policy_reload.reloads)
     reload_failures = _counter(POLICY_RELOAD_FAILURES)
     reload_failures.add_metric([], recorder.policy_reload.failures)
+    file_refused = _gauge(POLICY_FILE_REFUSED)
+    file_refused.add_metric([], 1 if recorder.policy_reload.refused_now else 0)
     deadletters = _counter(DEADLETTERS)
     for reason in DeadLetterReason:  # every reason, so that rate() sees the first one
         deadletters.add_metric([reason.value], recorder.deadletters[reason.value])
@@ -145,6 +148,7 @@ def metric_families(
         override,
         reloads,
         reload_failures,
+        file_refused,
         *_loop_families(health, guard),
         *_gc_families(recorder.gc or GcStats()),
         *_ledger_families(recorder.ledger or LedgerStats()),

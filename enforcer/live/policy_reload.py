@@ -97,6 +97,7 @@ class PolicyWatch:
         if version == self.in_force.version:
             # Back to the content in force (a bad edit undone): nothing to apply.
             self.pending = None
+            self.stats.refused_now = False
             return
         try:
             step = self._load(data)
@@ -104,6 +105,7 @@ class PolicyWatch:
             self._refuse(str(exc))
             return
         self.pending = step
+        self.stats.refused_now = False
 
     def applied(self, policy: Policy) -> None:
         """``policy`` is in force now (the engine switched to it)."""
@@ -121,6 +123,7 @@ class PolicyWatch:
         # A file replaced by a bad one must not leave an earlier good change waiting.
         self.pending = None
         self.stats.failures += 1
+        self.stats.refused_now = True
         log.error("%s: %s; policy %s stays in force", REFUSED_LOG, problem, self.in_force.version)
 
 

@@ -219,8 +219,15 @@ POLICY_RELOAD_FAILURES = MetricDef(
     "unreadable, or a change only a restart can apply), once per distinct content; the "
     "last good policy stays in force.",
 )
+POLICY_FILE_REFUSED = MetricDef(
+    "enforcer_policy_file_refused",
+    "gauge",
+    (),
+    "1 while the policy file's current content is refused and an older policy stays in "
+    "force (the file and the running policy differ); 0 once the file is fixed or put back.",
+)
 GC_METRICS = (GC_COLLECTIONS, GC_PAUSE)
-POLICY_RELOAD_METRICS = (POLICY_RELOADS, POLICY_RELOAD_FAILURES)
+POLICY_RELOAD_METRICS = (POLICY_RELOADS, POLICY_RELOAD_FAILURES, POLICY_FILE_REFUSED)
 LEDGER_METRICS = (
     LEDGER_IDENTIFIERS,
     LEDGER_SUBJECTS,
@@ -363,6 +370,8 @@ class PolicyReloadStats:
 
     reloads: int = 0
     failures: int = 0
+    refused_now: bool = False
+    """The file's current content is refused (the last good policy runs instead)."""
 
 
 GC_GENERATIONS = 3

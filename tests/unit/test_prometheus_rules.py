@@ -37,6 +37,7 @@ WANTED_ALERTS = {
     "EnforcerPolicyVersionDrift",
     "EnforcerAuditModeInProduction",
     "EnforcerPolicySecurityOverride",
+    "EnforcerPolicyFileRefused",
 }
 
 

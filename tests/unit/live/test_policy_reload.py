@@ -142,6 +142,7 @@ def test_bad_content_is_refused_once(
     assert policy_version(SECURITY_ONLY) in lines[0]  # what stays in force
     assert watch.pending is None and watch.stats.failures == 1
     assert watch.in_force.version == policy_version(SECURITY_ONLY)
+    assert watch.stats.refused_now  # enforcer_policy_file_refused 1
 
 
 def test_good_after_bad_is_applied_and_a_new_bad_is_refused_again(tmp_path: Path) -> None:
@@ -150,13 +151,14 @@ def test_good_after_bad_is_applied_and_a_new_bad_is_refused_again(tmp_path: Path
     watch, _ = _watch(path, Clock())
     _write(path, INVALID)
     watch.check()
+    assert watch.stats.refused_now
     _write(path, DEFAULT)
     watch.check()
-    assert watch.pending is not None
+    assert watch.pending is not None and not watch.stats.refused_now
     _write(path, LEAKS)  # replaced again before a boundary: the good one is not applied
     watch.check()
     assert watch.pending is None
-    assert watch.stats.failures == 2
+    assert watch.stats.failures == 2 and watch.stats.refused_now
 
 
 def test_a_bad_edit_undone_leaves_nothing_pending(tmp_path: Path) -> None:
@@ -168,6 +170,7 @@ def test_a_bad_edit_undone_leaves_nothing_pending(tmp_path: Path) -> None:
     _write(path, SECURITY_ONLY)
     watch.check()
     assert watch.pending is None and watch.stats.failures == 1
+    assert not watch.stats.refused_now  # the file says what runs again
 
 
 def test_an_unreadable_file_is_refused_once(
@@ -273,6 +276,7 @@ def test_the_worker_follows_a_switch_in_metrics_readyz_guard_and_ledger(tmp_path
     assert f'policy_version="{new}"' in text
     assert "enforcer_policy_reloads_total 1.0" in text
     assert "enforcer_policy_reload_failures_total 0.0" in text
+    assert "enforcer_policy_file_refused 0.0" in text
     assert recorder.snapshot([]).policy_version == new
     assert dict(ledger._headers)["enforcer.policy"] == new.encode()
     assert ledger._retract is False  # audit: retractions counted, not written
