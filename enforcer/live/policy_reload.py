@@ -11,7 +11,8 @@ Two parts:
   seen for the first time is loaded through the same loader as at start (validation,
   the security guardrail, ``--mode``, the destination); a valid one's step waits in
   :attr:`PolicyWatch.pending`, an invalid one is refused in one log line and counted,
-  once per distinct content, and the last good policy stays in force.
+  once each time the content changes (not again at every check), and the last good
+  policy stays in force.
 - :class:`PolicyReload`, what the engine asks at a transaction boundary: the pending
   policy, and a new :class:`enforcer.core.step.Step` built for it with everything else
   the old one had (fingerprinter, ledger lookup, clock; the record reader rebuilt for

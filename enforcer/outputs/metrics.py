@@ -216,8 +216,8 @@ POLICY_RELOAD_FAILURES = MetricDef(
     "counter",
     (),
     "Changed policy file contents refused (invalid, refused by the security guardrail, "
-    "unreadable, or a change only a restart can apply), once per distinct content; the "
-    "last good policy stays in force.",
+    "unreadable, or a change only a restart can apply), once each time the content "
+    "changes; the last good policy stays in force.",
 )
 POLICY_FILE_REFUSED = MetricDef(
     "enforcer_policy_file_refused",
