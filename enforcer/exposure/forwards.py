@@ -16,7 +16,7 @@ from enforcer.core.step import Outcome
 from enforcer.exposure.model import Forward
 
 
-class ExposureNotTracked(ValueError):
+class ExposureNotTrackedError(ValueError):
     """A forwarded outcome of a step built without ``exposure=True``."""
 
 
@@ -25,14 +25,14 @@ def forwards(outcome: Outcome, sink_topic: str, policy_version: str, key_id: str
 
     None for a record that was not forwarded (dropped, dead-lettered), nor for one audit
     mode forwards unread (enforce mode would have dead-lettered it: its identifiers
-    were never judged). Raises :class:`ExposureNotTracked` for a forwarded outcome whose
+    were never judged). Raises :class:`ExposureNotTrackedError` for a forwarded outcome whose
     step did not list its identifiers: recording nothing there would silently lose
     exposure."""
     if not outcome.forwarded:
         return []
     found = outcome.forwarded_identifiers
     if found is None:
-        raise ExposureNotTracked("the step was built without exposure=True")
+        raise ExposureNotTrackedError("the step was built without exposure=True")
     return [
         Forward(
             sink_topic,
