@@ -4,12 +4,13 @@ Per-record cost of the step on a typical ~600-byte event with 3 identifiers, on 
 pass path and the redact path, next to ``orjson.loads`` of the same bytes measured
 in the same run (the floor). Then the step over the benchmark stream (the realistic
 mix below) from cold caches: a new step, no phone number parsed yet, in CPU time, with
-the garbage collector's collections. Then ``replay --from-file`` throughput on one
-core for a realistic mix (20% with a security-only identifier, 1% invalid), and what of
-its cost is not the step (the step alone timed over the same records). Last, the
-formats through the step (``bench/formats_step.py``): the same account events as an
-identity event, as mapped plain JSON and framed in Avro, Protobuf and JSON Schema, side
-by side.
+the garbage collector's collections, and the same with exposure off and on (the step
+listing forwarded identifiers, then also turned into ``Forward``s; and a stream whose
+identifiers recur). Then ``replay --from-file`` throughput on one core for a realistic
+mix (20% with a security-only identifier, 1% invalid), and what of its cost is not the
+step (the step alone timed over the same records). Last, the formats through the step
+(``bench/formats_step.py``): the same account events as an identity event, as mapped
+plain JSON and framed in Avro, Protobuf and JSON Schema, side by side.
 
     python bench/bench_core.py [--records 200000] [--json results.json]
 """
@@ -36,6 +37,7 @@ from enforcer.core.fingerprint import Fingerprinter, phone_e164
 from enforcer.core.policy.load import load_policy
 from enforcer.core.step import InputRecord, OutcomeKind, Source, Step
 from enforcer.demo.sample import sample_event, sample_values
+from enforcer.exposure.forwards import forwards
 from enforcer.replay.run import replay_file
 from enforcer.replay.sources.jsonl import HashedRecords
 
@@ -62,15 +64,26 @@ def _per_call_us(fn: Callable[[], object], seconds: float = 1.0) -> float:
     return best * 1e6
 
 
-def _stream_us(values: list[bytes]) -> tuple[float, dict[int, int]]:
+def _stream_us(
+    values: list[bytes], exposure: bool = False, with_forwards: bool = False
+) -> tuple[float, dict[int, int]]:
     """CPU-µs per record of a new step over ``values`` (cold caches), and the garbage
-    collections by generation it caused."""
+    collections by generation it caused. ``exposure``: the step lists forwarded
+    identifiers; ``with_forwards``: and each outcome is turned into ``Forward``s."""
     records = [
         InputRecord(None, value, (), Source("identity.events", 0, offset))
         for offset, value in enumerate(values)
     ]
     phone_e164.cache_clear()
-    step = Step(load_policy(None), Fingerprinter(b"k" * 32), SystemClock())
+    step = Step(load_policy(None), Fingerprinter(b"k" * 32), SystemClock(), exposure=exposure)
+    decide: Callable[[InputRecord], object] = step
+    if with_forwards:
+        version, key_id = step.policy.version, step.key_id
+
+        def decide_and_forward(record: InputRecord) -> object:
+            return forwards(step(record), "audience.identity", version, key_id)
+
+        decide = decide_and_forward
     collections = dict.fromkeys(range(3), 0)
 
     def count(phase: str, info: dict[str, int]) -> None:
@@ -82,11 +95,54 @@ def _stream_us(values: list[bytes]) -> tuple[float, dict[int, int]]:
     gc.callbacks.append(count)
     start = time.process_time()
     for record in records:
-        step(record)
+        decide(record)
     cpu = time.process_time() - start
     gc.callbacks.remove(count)
     gc.unfreeze()
     return cpu / len(records) * 1e6, collections
+
+
+def _warm_us(values: list[bytes], exposure: bool) -> float:
+    """CPU-µs per record of a step over ``values`` it has decided once already: every
+    identifier is in the fingerprinter's memory (it must fit: 65,536 entries), as in a
+    stream whose accounts recur."""
+    records = [
+        InputRecord(None, value, (), Source("identity.events", 0, offset))
+        for offset, value in enumerate(values)
+    ]
+    step = Step(load_policy(None), Fingerprinter(b"k" * 32), SystemClock(), exposure=exposure)
+    for record in records:
+        step(record)
+    gc.collect()
+    gc.freeze()
+    start = time.process_time()
+    for record in records:
+        step(record)
+    cpu = time.process_time() - start
+    gc.unfreeze()
+    return cpu / len(records) * 1e6
+
+
+RECURRING = 15_000
+"""Records decided twice for the recurring row: about 44,000 distinct identifiers, all
+remembered by the fingerprinter."""
+
+
+def _exposure_rows(values: list[bytes]) -> tuple[float, ...]:
+    """Exposure (docs/exposure.md, "What the decision hands exposure"): the stream with
+    exposure off, on, on with ``Forward``s, then recurring identifiers off and on; each
+    measured twice in turn, the best kept."""
+    rows: dict[str, list[float]] = {
+        name: [] for name in ("off", "on", "forwards", "warm off", "warm on")
+    }
+    recurring = values[:RECURRING]
+    for _ in range(2):
+        rows["off"].append(_stream_us(values)[0])
+        rows["on"].append(_stream_us(values, exposure=True)[0])
+        rows["forwards"].append(_stream_us(values, exposure=True, with_forwards=True)[0])
+        rows["warm off"].append(_warm_us(recurring, exposure=False))
+        rows["warm on"].append(_warm_us(recurring, exposure=True))
+    return tuple(min(found) for found in rows.values())
 
 
 def _step_only_us(path: Path) -> float:
@@ -140,6 +196,10 @@ def main() -> None:
 
     stream_values = list(sample_values(args.records))
     stream_us, collections = _stream_us(stream_values)
+    exposure_off, exposure_on, exposure_forwards, warm_off, warm_on = _exposure_rows(
+        stream_values
+    )
+    recurring = RECURRING
 
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "mix.jsonl"
@@ -166,6 +226,11 @@ def main() -> None:
         "redact_ratio": round(redact_us / floor, 2),
         "stream_cold_us": round(stream_us, 3),
         "stream_gc_collections": collections,
+        "stream_exposure_off_us": round(exposure_off, 3),
+        "stream_exposure_on_us": round(exposure_on, 3),
+        "stream_exposure_on_with_forwards_us": round(exposure_forwards, 3),
+        "recurring_exposure_off_us": round(warm_off, 3),
+        "recurring_exposure_on_us": round(warm_on, 3),
         "replay_records": report.records.in_,
         "replay_records_per_cpu_second": round(rate),
         "replay_minus_step_us": round(rest, 3),
@@ -184,6 +249,15 @@ def main() -> None:
         f"step, benchmark stream     {stream_us:8.2f} us  cold caches, {len(stream_values):,} "
         f"records (target <= {STREAM_TARGET_US:.0f} us); gc collections by generation "
         f"{collections[0]}/{collections[1]}/{collections[2]}"
+    )
+    print(
+        f"stream, exposure off / on  {exposure_off:8.2f} us / {exposure_on:.2f} us "
+        f"(+{exposure_on - exposure_off:.2f} us; with forwards {exposure_forwards:.2f} us), "
+        "cold caches, best of 2"
+    )
+    print(
+        f"  identifiers recurring    {warm_off:8.2f} us / {warm_on:.2f} us "
+        f"(+{warm_on - warm_off:.2f} us), {recurring:,} records decided a second time"
     )
     print(
         f"replay --from-file         {rate:8,.0f} records per CPU-second over "

@@ -44,13 +44,22 @@ _MemoKey = tuple[Any, tuple[Any, ...] | None]
 class OnePass:
     """The fast path of one :class:`~enforcer.core.step.Step` (see the module text)."""
 
-    __slots__ = ("_by_ledger", "_drop_action", "_enforce", "_ledger", "_memo", "_step")
+    __slots__ = (
+        "_by_ledger",
+        "_drop_action",
+        "_enforce",
+        "_exposure",
+        "_ledger",
+        "_memo",
+        "_step",
+    )
 
     def __init__(self, step: Step, ledger: LedgerLookup | None) -> None:
         self._step = step
         self._ledger = ledger
         self._by_ledger = ledger is not None and step.ledger_mode is not LedgerMode.OFF
         self._enforce = step.policy.mode is Mode.ENFORCE
+        self._exposure = step.exposure
         self._drop_action = Action.DROP
         # (raw type, raw purposes) → its judgement, for pairs that passed every check
         # of the reference parser once; a hit therefore vouches for the pair.
@@ -110,6 +119,10 @@ class OnePass:
             judged.append(found)
         step = self._step
         if not stopped:
+            if self._exposure:
+                texts = [item["value"] for item in items]
+                every = step.forwarded_of(judged, texts, everything=True)
+                return step.passed(record, value, subject_id, occurred_at, every)
             return step.passed(record, value, subject_id, occurred_at)
         if not self._enforce:
             return None  # audit mode's findings: the reference path reports them
@@ -120,7 +133,10 @@ class OnePass:
         redacted = step.redacted_json(value, document, kept)
         if redacted is None:
             return None
-        return step.redacted(record, redacted, event_id, subject_id, occurred_at, judged, values)
+        forwarded = step.forwarded_of(judged, values, everything=False) if self._exposure else None
+        return step.redacted(
+            record, redacted, event_id, subject_id, occurred_at, judged, values, forwarded
+        )
 
     def _learn(self, key: _MemoKey, kind: Any, purposes: Any) -> Judgement | None:
         """Judge a pair met for the first time, if the reference parser would take it

@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from enforcer.core.clock import Clock, rfc3339
-from enforcer.core.fingerprint import Fingerprinter
+from enforcer.core.fingerprint import FINGERPRINT_PREFIX, Fingerprinter
 from enforcer.core.ledger_view import LedgerLookup, LedgerMode
 from enforcer.core.models import DeadLetterReason, Event, Mode
 from enforcer.core.one_pass import OnePass
@@ -114,6 +114,30 @@ class FindingSummary(NamedTuple):
     identifier_type: str
 
 
+class ForwardedIdentifier(NamedTuple):
+    """One identifier that reached the sink with its record, as the decision judged it:
+    what exposure records (docs/exposure.md, "What the decision hands exposure")."""
+
+    type: str
+    """Lower-cased, as judged."""
+    mac: bytes
+    """The fingerprint's 32 bytes (:meth:`~enforcer.core.fingerprint.Fingerprinter.mac`,
+    the bytes the ledger lookup compares: remembered, so never hashed twice)."""
+    purposes: tuple[str, ...]
+    """What it was judged by: the ledger's purposes when ``by_ledger``, else the
+    event's tags, normalized."""
+    by_ledger: bool
+    """Whether ``purposes`` are the purpose ledger's (the ledger knew the identifier)."""
+
+    @property
+    def fingerprint(self) -> str:
+        """``hmac-sha256:<64 hex>``, as violations carry it."""
+        return FINGERPRINT_PREFIX + self.mac.hex()
+
+
+_new_forwarded = tuple.__new__
+
+
 class Outcome(NamedTuple):
     """The single outcome of one input record.
 
@@ -121,7 +145,11 @@ class Outcome(NamedTuple):
     (docs/contract.md: violation event) when it had findings, with ``violation_headers`` for its
     record; ``error_reason`` and ``error_message`` when it is dead-lettered, or, in audit mode, when
     enforce mode would have dead-lettered it (it is then ``passed``, forwarded unchanged, and
-    ``violation`` reports the would-be dead letter)."""
+    ``violation`` reports the would-be dead letter).
+
+    ``forwarded_identifiers`` is filled only by a step built with ``exposure=True``, and
+    only for a forwarded record: the identifiers its forwarded value holds, in order
+    (``()`` for a record audit mode forwards but could not read); else ``None``."""
 
     kind: OutcomeKind
     record: InputRecord
@@ -134,6 +162,7 @@ class Outcome(NamedTuple):
     error_reason: DeadLetterReason | None = None
     error_message: str | None = None
     violation_headers: Headers = ()
+    forwarded_identifiers: tuple[ForwardedIdentifier, ...] | None = None
 
     @property
     def forwarded(self) -> bool:
@@ -191,6 +220,9 @@ class Step:
     formats other than the plain identity event when the policy or the topics need one
     (:mod:`enforcer.core.record_format`, docs/formats.md).
 
+    With ``exposure``, every forwarded outcome also lists the identifiers that reached the
+    sink (:attr:`Outcome.forwarded_identifiers`); without it, nothing of that is computed.
+
     Raises :class:`~enforcer.core.policy.compiled.PolicyConfigError` when the policy asks
     for a ledger and none is given.
     """
@@ -202,8 +234,12 @@ class Step:
         clock: Clock,
         ledger: LedgerLookup | None = None,
         reader: RecordReader | None = None,
+        *,
+        exposure: bool = False,
     ) -> None:
         self.policy = policy
+        self.exposure = exposure
+        """Whether forwarded outcomes list their identifiers (for exposure)."""
         self._reader = reader
         self.ledger_mode = policy.ledger_mode(ledger is not None)
         self._ledger = ledger if self.ledger_mode is not LedgerMode.OFF else None
@@ -365,6 +401,8 @@ class Step:
             error_reason=reason,
             error_message=message,
             violation_headers=_trace_headers(trace),
+            # Not read, so exposure cannot know which identifiers it holds.
+            forwarded_identifiers=() if self.exposure else None,
         )
 
     def _act(
@@ -374,31 +412,72 @@ class Step:
         decision: Decision,
         decoded: Decoded | None = None,
     ) -> Outcome:
+        exposure = self.exposure
         if decision.verdict is Verdict.PASSED:
-            return self.passed(record, record.value, parsed.subject_id, parsed.occurred_at)
+            forwarded = None
+            if exposure:
+                texts = [identifier.value for identifier in parsed.identifiers]
+                forwarded = self.forwarded_of(decision.identifiers, texts, everything=True)
+            return self.passed(
+                record, record.value, parsed.subject_id, parsed.occurred_at, forwarded
+            )
         judged = list(decision.identifiers)
         values = [identifier.value for identifier in parsed.identifiers]
         ids = (parsed.event_id, parsed.subject_id, parsed.occurred_at)
         if self.policy.mode is Mode.AUDIT:
             found = self._violation(record, *ids, decision.verdict, judged, values)
-            return self._forward(record, OutcomeKind.PASSED, record.value, ids, found)
+            # Audit mode forwards the record unchanged: every identifier reached the sink.
+            forwarded = self.forwarded_of(judged, values, everything=True) if exposure else None
+            return self._forward(record, OutcomeKind.PASSED, record.value, ids, found, forwarded)
         if decision.verdict is Verdict.DROPPED:
             return self.dropped(record, *ids, judged, values)
         removed = {index for index, j in enumerate(judged) if j.rule is not None}
         if decoded is None:
             redacted = _without_identifiers(record.value or b"", removed, parsed.document)
-            return self.redacted(record, redacted, *ids, judged, values)
-        assert self._reader is not None
-        written = self._reader.redact(decoded, frozenset(removed))
-        if isinstance(written, Unredactable):
-            # Fail closed: a record its format cannot hold without the identifiers.
-            return self.dropped(record, *ids, judged, values, because=written.why)
-        return self.redacted(record, written, *ids, judged, values)
+        else:
+            assert self._reader is not None
+            written = self._reader.redact(decoded, frozenset(removed))
+            if isinstance(written, Unredactable):
+                # Fail closed: a record its format cannot hold without the identifiers.
+                return self.dropped(record, *ids, judged, values, because=written.why)
+            redacted = written
+        forwarded = self.forwarded_of(judged, values, everything=False) if exposure else None
+        return self.redacted(record, redacted, *ids, judged, values, forwarded)
+
+    def forwarded_of(
+        self, judged: Sequence[Judgement], values: Sequence[str], *, everything: bool
+    ) -> tuple[ForwardedIdentifier, ...]:
+        """The identifiers of a forwarded record that reached the sink: every one
+        (``everything``: passed, or audit mode) or those no rule stopped (redacted);
+        ``judged[i]`` judges the identifier whose value is ``values[i]``.
+
+        Fingerprinted through the fingerprinter's memory of recent identifiers: under a
+        ledger setting, the lookup has just computed the same MAC, and a stream's
+        identifiers recur."""
+        # A plain loop: a comprehension, zip(strict=True) and a NamedTuple's own __new__
+        # made this twice as slow (it runs for every forwarded record).
+        mac = self.fingerprinter.mac
+        found = []
+        for j, value in zip(judged, values):  # noqa: B905 - equal lengths by construction
+            if everything or j.rule is None:
+                kind = j.type
+                found.append(
+                    _new_forwarded(
+                        ForwardedIdentifier, (kind, mac(kind, value), j.purposes, j.from_ledger)
+                    )
+                )
+        return tuple(found)
 
     def passed(
-        self, record: InputRecord, value: bytes | None, subject_id: str, occurred_at: str
+        self,
+        record: InputRecord,
+        value: bytes | None,
+        subject_id: str,
+        occurred_at: str,
+        forwarded: tuple[ForwardedIdentifier, ...] | None = None,
     ) -> Outcome:
-        """A record forwarded unchanged, with no findings."""
+        """A record forwarded unchanged, with no findings (``forwarded``: its
+        identifiers, with exposure)."""
         headers = (
             self._own_headers(record, OutcomeKind.PASSED)
             if record.headers
@@ -407,7 +486,7 @@ class Step:
         # Every field given, so tuple.__new__ directly: the NamedTuple's own __new__ is
         # Python code that fills defaults, a third of the cost of building the outcome.
         passed = (OutcomeKind.PASSED, record, value, headers, None, (), subject_id, occurred_at)
-        return _new_outcome(Outcome, (*passed, None, None, ()))
+        return _new_outcome(Outcome, (*passed, None, None, (), forwarded))
 
     def dropped(
         self,
@@ -450,14 +529,16 @@ class Step:
         occurred_at: str,
         judged: list[Judgement],
         values: list[str],
+        forwarded: tuple[ForwardedIdentifier, ...] | None = None,
     ) -> Outcome:
         """A record forwarded as ``value``, the input without the identifiers a rule
-        stopped (as :meth:`dropped` for ``judged`` and ``values``)."""
+        stopped (as :meth:`dropped` for ``judged`` and ``values``; ``forwarded``: the
+        kept identifiers, with exposure)."""
         found = self._violation(
             record, event_id, subject_id, occurred_at, Verdict.REDACTED, judged, values
         )
         ids = (event_id, subject_id, occurred_at)
-        return self._forward(record, OutcomeKind.REDACTED, value, ids, found)
+        return self._forward(record, OutcomeKind.REDACTED, value, ids, found, forwarded)
 
     @staticmethod
     def redacted_json(value: bytes, document: dict[str, Any], kept: list[Any]) -> bytes | None:
@@ -476,11 +557,23 @@ class Step:
         value: bytes | None,
         ids: tuple[str, str, str],
         found: _Found,
+        forwarded: tuple[ForwardedIdentifier, ...] | None = None,
     ) -> Outcome:
         headers = self._own_headers(record, kind) if record.headers else self._bare_headers[kind]
         violation, findings, trace = found
         return Outcome(
-            kind, record, value, headers, violation, findings, ids[1], ids[2], None, None, trace
+            kind,
+            record,
+            value,
+            headers,
+            violation,
+            findings,
+            ids[1],
+            ids[2],
+            None,
+            None,
+            trace,
+            forwarded,
         )
 
     def _own_headers(self, record: InputRecord, kind: OutcomeKind) -> Headers:
