@@ -22,6 +22,21 @@ from typing import Any, NamedTuple
 MIN_KEY_BYTES = 16
 _SHA256_BLOCK = 64
 FINGERPRINT_PREFIX = "hmac-sha256:"
+MAC_BYTES = 32
+"""An HMAC-SHA-256 is 32 bytes."""
+
+
+def mac_of_fingerprint(fingerprint: str) -> bytes:
+    """The 32 bytes a ``hmac-sha256:<hex>`` fingerprint writes out. Raises ``ValueError``
+    for text that is not one."""
+    if not fingerprint.startswith(FINGERPRINT_PREFIX):
+        raise ValueError("not an hmac-sha256 fingerprint")
+    mac = bytes.fromhex(fingerprint[len(FINGERPRINT_PREFIX) :])
+    if len(mac) != MAC_BYTES:
+        raise ValueError("not an hmac-sha256 fingerprint")
+    return mac
+
+
 DEFAULT_PHONE_REGION = "US"
 """Region assumed for phone numbers written without a country code."""
 NO_PHONE_REGION = "ZZ"

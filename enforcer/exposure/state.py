@@ -23,7 +23,7 @@ import struct
 from collections.abc import Iterable, Iterator
 from typing import Generic, NamedTuple, TypeVar
 
-from enforcer.core.fingerprint import FINGERPRINT_PREFIX
+from enforcer.core.fingerprint import FINGERPRINT_PREFIX, MAC_BYTES, mac_of_fingerprint
 from enforcer.exposure.model import (
     ExposureEntry,
     ExposureFailure,
@@ -42,8 +42,8 @@ SLOT = struct.Struct("<32sHHHBIIII")
 """MAC, sink topic id, type id, key id id, by-ledger flag, purpose-set id, policy
 version id, first and last forwarded (seconds since 1970): 55 bytes."""
 _SLOT_SIZE = SLOT.size
-_MAC_BYTES = 32
-_IDENTITY_SIZE = _MAC_BYTES + 4
+
+_IDENTITY_SIZE = MAC_BYTES + 4
 """A slot's identity: MAC, sink topic id and type id (its first 36 bytes)."""
 _ATTRIBUTES = struct.Struct("<HBII")
 """The part of a slot after the identity and before the times: key id id, flag,
@@ -97,15 +97,6 @@ class _Interned(Generic[_T]):
             found = self.ids[value] = len(self.values)
             self.values.append(value)
         return found
-
-
-def _mac(fingerprint: str) -> bytes:
-    if not fingerprint.startswith(FINGERPRINT_PREFIX):
-        raise ValueError("not an hmac-sha256 fingerprint")
-    mac = bytes.fromhex(fingerprint[len(FINGERPRINT_PREFIX) :])
-    if len(mac) != _MAC_BYTES:
-        raise ValueError("not an hmac-sha256 fingerprint")
-    return mac
 
 
 class ExposureState:
@@ -186,7 +177,7 @@ class ExposureState:
 
     def _slot(self, entry: ExposureEntry) -> bytes:
         return SLOT.pack(
-            _mac(entry.fingerprint),
+            mac_of_fingerprint(entry.fingerprint),
             self._sinks.id_of(entry.sink_topic),
             self._types.id_of(entry.identifier_type),
             self._key_ids.id_of(entry.key_id),
@@ -244,7 +235,7 @@ class ExposureState:
                 (sink, kind),
                 _HEAD.pack(self._sinks.id_of(sink), self._types.id_of(kind)),
             )
-        identity = _mac(fingerprint) + head
+        identity = mac_of_fingerprint(fingerprint) + head
         attributes = self._attributes.get((key_id, by_ledger, purposes, version))
         if attributes is None:
             attributes = _remember(

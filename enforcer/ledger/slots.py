@@ -29,14 +29,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Generic, Protocol, TypeVar
 
-from enforcer.core.fingerprint import FINGERPRINT_PREFIX
+from enforcer.core.fingerprint import FINGERPRINT_PREFIX, MAC_BYTES, mac_of_fingerprint
 from enforcer.ledger.store import Grant, MacGrant, Passes, Retraction, RetractionReason, Undo
 
-_MAC_BYTES = 32
-SLOT = struct.Struct(f"<{_MAC_BYTES}sII")
+SLOT = struct.Struct(f"<{MAC_BYTES}sII")
 """One identifier: fingerprint MAC, type id, purpose-set id (40 bytes)."""
 _SLOT_SIZE = SLOT.size
-_KEY_SIZE = _MAC_BYTES + 4
+_KEY_SIZE = MAC_BYTES + 4
 """A slot's identity: its MAC and type id (two slots with one identity are merged)."""
 _IDS = struct.Struct("<II")
 ERASED = b"E"
@@ -47,15 +46,6 @@ purpose (its length is no multiple of a slot, so it is never mistaken for one)."
 def subject_digest(subject_id: str) -> bytes:
     """The 16-byte key of a subject (BLAKE2b; 10^7 subjects never collide in practice)."""
     return hashlib.blake2b(subject_id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-
-
-def _mac(fingerprint: str) -> bytes:
-    if not fingerprint.startswith(FINGERPRINT_PREFIX):
-        raise ValueError("not an hmac-sha256 fingerprint")
-    mac = bytes.fromhex(fingerprint[len(FINGERPRINT_PREFIX) :])
-    if len(mac) != _MAC_BYTES:
-        raise ValueError("not an hmac-sha256 fingerprint")
-    return mac
 
 
 def _slots(blob: bytes | None) -> bytes:
@@ -148,7 +138,7 @@ class SlotLedger(ABC):
         identifier is unknown to the ledger (docs/ledger.md: same subject, type and value).
 
         Raises ``ValueError`` when ``fingerprint`` is not an ``hmac-sha256:`` one."""
-        return self.purposes_of_mac(subject_id, identifier_type, _mac(fingerprint))
+        return self.purposes_of_mac(subject_id, identifier_type, mac_of_fingerprint(fingerprint))
 
     def purposes_of_mac(
         self, subject_id: str, identifier_type: str, mac: bytes
@@ -167,7 +157,7 @@ class SlotLedger(ABC):
         while start >= 0:
             # A match inside a slot's other fields is no match: slots are aligned.
             if start % _SLOT_SIZE == 0:
-                type_id, purposes_id = _IDS.unpack_from(blob, start + _MAC_BYTES)
+                type_id, purposes_id = _IDS.unpack_from(blob, start + MAC_BYTES)
                 if self._types.values[type_id] == identifier_type:
                     granted: tuple[str, ...] = self._purposes.values[purposes_id]
                     return granted
@@ -194,7 +184,7 @@ class SlotLedger(ABC):
         ledger is judged by the event's tags): an identifier listed for the first time
         may have passed before, so it is retracted if it does not pass now.
         """
-        macs = [(g.type, _mac(g.fingerprint), g.purposes) for g in grants]
+        macs = [(g.type, mac_of_fingerprint(g.fingerprint), g.purposes) for g in grants]
         return self.replace_macs(
             subject_id, updated_at, macs, passes, undo, unknown_passed=unknown_passed
         )
