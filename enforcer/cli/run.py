@@ -41,6 +41,12 @@ RUN_FLAGS: dict[str, tuple[str, type, str]] = {
         str,
         "purpose ledger, co-partitioned with the source (default: none)",
     ),
+    "--exposure-topic": (
+        "exposure_topic",
+        str,
+        "what was forwarded, per subject, co-partitioned with the source: makes "
+        "retractions exact and lets a policy change retract (default: none)",
+    ),
     "--group-id": ("group_id", str, "consumer group (and prefix of the transactional id)"),
     "--instance-id": (
         "instance_id",

@@ -54,6 +54,15 @@ class EnforcerSettings(BaseSettings):
             "identity.purposes); unset: no ledger."
         ),
     )
+    exposure_topic: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "Exposure: what was forwarded to the sink, per subject (compacted, "
+            "co-partitioned with the source, e.g. enforcer.exposure); unset: not kept, "
+            "and ledger retractions are not exact (docs/exposure.md)."
+        ),
+    )
     ledger_store: Literal["memory", "disk"] = Field(
         default="memory",
         description=(
@@ -292,6 +301,8 @@ class EnforcerSettings(BaseSettings):
         }
         if self.ledger_topic is not None:
             roles["ledger"] = self.ledger_topic
+        if self.exposure_topic is not None:
+            roles["exposure"] = self.exposure_topic
         return roles
 
     @model_validator(mode="after")

@@ -124,8 +124,9 @@ def prepare_topics(settings: EnforcerSettings) -> tuple[list[str], dict[str, int
 def _new_topic(
     settings: EnforcerSettings, name: str, source_partitions: dict[int, Any] | None
 ) -> NewTopic:
-    """A topic to create: the ledger compacted and with the source's partition count."""
-    if name != settings.ledger_topic:
+    """A topic to create: the ledger and exposure compacted and with the source's
+    partition count."""
+    if name not in (settings.ledger_topic, settings.exposure_topic):
         return NewTopic(name, settings.topic_partitions, settings.topic_replication_factor)
     partitions = len(source_partitions) if source_partitions else settings.topic_partitions
     return NewTopic(
@@ -133,33 +134,42 @@ def _new_topic(
     )
 
 
+_CO_PARTITIONED = (("ledger", "docs/ledger.md"), ("exposure", "docs/exposure.md"))
+"""The topics that must have the source's partition count, and where that is told."""
+
+
 def _check_co_partitioned(
     settings: EnforcerSettings, admin: AdminClient | None, metadata: ClusterMetadata
 ) -> None:
-    """The ledger must have the source's partition count: partition ``i`` of each holds
-    the same subjects, and a worker restores exactly the ledger partitions it needs."""
-    ledger = settings.ledger_topic
-    if ledger is None:
+    """The ledger and exposure must have the source's partition count: partition ``i``
+    of each holds the same subjects, and a worker restores exactly the partitions it
+    needs."""
+    roles = settings.topics_by_role()
+    paired = [(role, roles[role], doc) for role, doc in _CO_PARTITIONED if role in roles]
+    if not paired:
         return
     if admin is not None:  # topics were just created: read their partitions afresh
         metadata = admin.list_topics(timeout=TIMEOUT_S)
     counts = {}
-    for name in (settings.source_topic, ledger):
+    for name in (settings.source_topic, *(name for _, name, _ in paired)):
         topic = metadata.topics.get(name)
         if topic is None or not topic.partitions:
             raise TopicSetupError(f"cannot read the partitions of topic '{name}'")
         counts[name] = len(topic.partitions)
-    if counts[ledger] != counts[settings.source_topic]:
-        raise TopicSetupError(
-            f"the ledger topic '{ledger}' has {counts[ledger]} partition(s) and the source "
-            f"topic '{settings.source_topic}' has {counts[settings.source_topic]}: they must "
-            "be co-partitioned (the same count, both keyed by subject id); see docs/ledger.md"
-        )
+    source = settings.source_topic
+    for role, name, doc in paired:
+        if counts[name] != counts[source]:
+            raise TopicSetupError(
+                f"the {role} topic '{name}' has {counts[name]} partition(s) and the source "
+                f"topic '{source}' has {counts[source]}: they must be co-partitioned (the "
+                f"same count, both keyed by subject id); see {doc}"
+            )
 
 
 GRANTS = {
     "source": "Read and Describe",
     "ledger": "Read and Describe",
+    "exposure": "Read, Write and Describe",
     "sink": "Write, Describe and DescribeConfigs",
     "violations": "Write, Describe and DescribeConfigs",
     "dead-letter": "Write, Describe and DescribeConfigs",

@@ -32,6 +32,7 @@ from typing import cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from enforcer.core.clock import Clock, rfc3339
 from enforcer.core.models import DeadLetterReason
 from enforcer.core.step import (
     Headers,
@@ -43,6 +44,7 @@ from enforcer.core.step import (
     traceparent,
 )
 from enforcer.live.clients import DENIED, denied_cause, kafka_error
+from enforcer.live.exposure import LiveExposure
 from enforcer.live.failures import WorkerStopError
 from enforcer.live.guard import DeadLetterGuard
 from enforcer.live.health import Health
@@ -89,9 +91,14 @@ class Engine:
         should_stop: Callable[[], bool],
         ledger: LiveLedger | None = None,
         schemas: RegistryWait | None = None,
+        exposure: LiveExposure | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._config = config
         self._ledger = ledger
+        self._exposure = exposure
+        # The time exposure records a batch's forwards at: one clock read per batch.
+        self._clock = clock
         self._schemas = schemas
         # Source records read while the schema registry was down: each partition's first
         # such offset, read again (its partition resumed) once the registry answers.
@@ -133,6 +140,8 @@ class Engine:
         topics = [self._config.source_topic]
         if self._ledger is not None:
             topics.append(self._ledger.topic)
+        if self._exposure is not None:
+            topics.append(self._exposure.topic)
         self._consumer.subscribe(
             topics,
             on_assign=self._on_assign,
@@ -159,6 +168,9 @@ class Engine:
         if self._held:
             health.doing = "asking the schema registry again"
             self._release_held()
+        if self._exposure is not None:
+            health.doing = "re-judging exposure"
+            self._rejudge(self._exposure)
         health.doing = "consume (or a rebalance callback)"
         messages = self._consumer.consume(config.batch_max, config.batch_within_s)
         health.on_loop()
@@ -182,6 +194,9 @@ class Engine:
         assert pending is not None
         on_policy_change(self._step.policy, pending.policy)
         self._step = reload.switch(self._step)
+        if self._exposure is not None:
+            # Re-judged under the new policy before the next event is decided (_once).
+            self._exposure.use_policy(self._step.policy)
 
     def _process(self, messages: Sequence[Message]) -> None:
         started = self._monotonic()
@@ -202,9 +217,7 @@ class Engine:
         counted in a :class:`BatchCounts`, and their records are in the outputs."""
         batch = BatchCounts(started)
         outcomes, outputs, ledger_read = self._read_batch(messages, batch)
-        ledger = self._ledger
-        if ledger is not None:
-            self._resume_restored(ledger)
+        self._resume_restored()
         if outcomes or ledger_read:
             # Raises when too many recent records were dead-lettered: nothing of this
             # batch is sent, and the open transaction is aborted on the way out.
@@ -238,6 +251,9 @@ class Engine:
         outputs: list[OutputRecord] = []
         ledger_read: list[Message] = []
         ledger = self._ledger
+        exposure = self._exposure
+        exposure_topic = None if exposure is None else exposure.topic
+        at = "" if exposure is None or self._clock is None else rfc3339(self._clock.now())
         fit = self._config.limits.fit
         count = batch.add
         hold = self._schemas is not None and not self._schemas_ready(self._schemas, messages)
@@ -247,19 +263,28 @@ class Engine:
             if error is not None:
                 self._consumer_error(error, message)
                 continue
-            if ledger is not None and message.topic() == ledger.topic:
+            topic = message.topic()
+            if ledger is not None and topic == ledger.topic:
                 if self._read_ledger(ledger, message, outputs):
                     ledger_read.append(message)
+                continue
+            if exposure is not None and topic == exposure_topic:
+                exposure.read(message)
                 continue
             if hold:
                 held.append(message)
                 continue
-            if ledger is not None and self._defer(ledger, message):
+            if self._defer(message):
                 continue
             outcome, records = fit(self._decide(message))
             count(outcome)
             outcomes.append(outcome)
             outputs += records
+            if exposure is not None and outcome.forwarded_identifiers:
+                # Built from the outcome actually sent (after the size check).
+                write = exposure.forwarded(outcome, at)
+                if write is not None:
+                    outputs.append(write)
         if held:
             self._hold(held)
         return outcomes, outputs, ledger_read
@@ -301,10 +326,10 @@ class Engine:
         if not released:
             return
         held, self._held = self._held, {}
-        source, ledger = self._config.source_topic, self._ledger
+        source = self._config.source_topic
         ready = []
         for partition, offset in held.items():
-            if ledger is not None and ledger.restoring(partition):
+            if self._restoring(partition):
                 self._deferred[partition] = min(offset, self._deferred.get(partition, offset))
                 continue
             self._consumer.seek(TopicPartition(source, partition, offset))
@@ -341,24 +366,61 @@ class Engine:
             outputs += self._config.limits.fit(read.dead_letter)[1]
         return True
 
-    def _defer(self, ledger: LiveLedger, message: Message) -> bool:
-        """True for a source record whose partition's ledger is still restoring."""
+    def _restoring(self, partition: int) -> bool:
+        """Whether the partition's ledger or exposure is still being restored."""
+        ledger, exposure = self._ledger, self._exposure
+        return (ledger is not None and ledger.restoring(partition)) or (
+            exposure is not None and exposure.restoring(partition)
+        )
+
+    def _defer(self, message: Message) -> bool:
+        """True for a source record whose partition's ledger or exposure is still
+        restoring."""
         partition, offset = message.partition(), message.offset()
         assert partition is not None and offset is not None
-        if not ledger.restoring(partition):
+        if not self._restoring(partition):
             return False
         self._deferred[partition] = min(offset, self._deferred.get(partition, offset))
         return True
 
-    def _resume_restored(self, ledger: LiveLedger) -> None:
-        """Let the events of partitions whose ledger is now restored be decided."""
+    def _resume_restored(self) -> None:
+        """Let the events of partitions whose ledger and exposure are now restored be
+        decided (exposure is re-judged first: :meth:`_once`). A restored exposure
+        partition is paused: the worker's own writes need not be read back."""
+        restored: list[int] = []
+        if self._ledger is not None:
+            restored += self._ledger.take_restored()
+        exposure = self._exposure
+        if exposure is not None:
+            done = exposure.take_restored()
+            if done:
+                self._consumer.pause([TopicPartition(exposure.topic, p) for p in done])
+            restored += done
         source = self._config.source_topic
-        for partition in ledger.take_restored():
+        for partition in sorted(set(restored)):
+            if self._restoring(partition):
+                continue  # the other one is still restoring: resumed when it is done
             deferred = self._deferred.pop(partition, None)
             if deferred is not None:
                 self._consumer.seek(TopicPartition(source, partition, deferred))
                 self._lower_held(partition, deferred)
             self._consumer.resume([TopicPartition(source, partition)])
+
+    def _rejudge(self, exposure: LiveExposure) -> None:
+        """Send what re-judging exposure retracts, in the open transaction (opened if
+        need be), before the partitions' next events are decided."""
+        ledger = self._ledger
+        outputs = exposure.rejudge_due(lambda p: ledger is None or not ledger.restoring(p))
+        if not outputs:
+            return
+        try:
+            if not self._output.open:
+                self._opened_at = self._monotonic()
+            send = self._output.send
+            for output in outputs:
+                send(output)
+        except CommitAborted as aborted:
+            self._rewind(aborted.reason)
 
     def _hold_ledger_ends(self, ledger: LiveLedger, started: float) -> None:
         """The group had no ledger offset where a restore read to the end: commit that
@@ -398,11 +460,13 @@ class Engine:
 
     def _consumer_error(self, error: KafkaError, message: Message) -> None:
         if error.code() == KafkaError._PARTITION_EOF:
-            ledger = self._ledger
+            ledger, exposure = self._ledger, self._exposure
+            partition, offset = message.partition(), message.offset()
+            assert partition is not None and offset is not None
             if ledger is not None and message.topic() == ledger.topic:
-                partition, offset = message.partition(), message.offset()
-                assert partition is not None and offset is not None
                 ledger.at_end(partition, offset)
+            elif exposure is not None and message.topic() == exposure.topic:
+                exposure.at_end(partition)
             return
         if error.code() in DENIED:
             raise WorkerStopError(denied_cause(error))
@@ -424,6 +488,8 @@ class Engine:
             return
         if self._ledger is not None:
             self._ledger.committed(offsets)
+        if self._exposure is not None:
+            self._exposure.committed()
         first = self._health.commits == 0
         self._health.on_commit()
         if first:
@@ -442,15 +508,19 @@ class Engine:
                 log.error("could not abort the open transaction (%s); it times out", exc)
             self._health.on_abort(why)
             log.info("open transaction aborted: %s", why)
+        self._rolled_back()
+        self._forget()
+
+    def _rolled_back(self) -> None:
         if self._ledger is not None:
             self._ledger.rolled_back()
-        self._forget()
+        if self._exposure is not None:
+            self._exposure.rolled_back()
 
     def _rewind(self, reason: str) -> None:
         """After an abort: read again from where the transaction began."""
         rewind = self._positions.to_rewind()
-        if self._ledger is not None:
-            self._ledger.rolled_back()
+        self._rolled_back()
         self._forget()
         self._health.on_abort(reason)
         assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
@@ -473,21 +543,30 @@ class Engine:
         self._forget()
         self._deferred = {}
         self._held = {}
-        if self._ledger is not None:
-            assignment, paused = self._ledger.assign(partitions, self._committed)
+        ledger, exposure = self._ledger, self._exposure
+        if ledger is not None or exposure is not None:
+            assignment, paused = partitions, list[TopicPartition]()
+            if ledger is not None:
+                assignment, paused = ledger.assign(assignment, self._committed)
+            if exposure is not None:
+                assignment, waiting = exposure.assign(assignment, self._committed)
+                paused += waiting
             consumer.assign(assignment)
-            waiting = {(tp.topic, tp.partition) for tp in paused}
-            # librdkafka keeps a partition's pause across a revoke: resume the others.
+            stopped = {(tp.topic, tp.partition) for tp in paused}
+            # librdkafka keeps a partition's pause across a revoke: resume the others
+            # (exposure partitions too: a restore reads them).
             ready = [
                 TopicPartition(tp.topic, tp.partition)
                 for tp in assignment
-                if tp.topic != self._ledger.topic and (tp.topic, tp.partition) not in waiting
+                if (ledger is None or tp.topic != ledger.topic)
+                and (tp.topic, tp.partition) not in stopped
             ]
             if ready:
                 consumer.resume(ready)
             if paused:
                 consumer.pause(paused)
-            partitions = [tp for tp in partitions if tp.topic != self._ledger.topic]
+            own = {t.topic for t in (ledger, exposure) if t is not None}
+            partitions = [tp for tp in partitions if tp.topic not in own]
         self._health.on_assigned((tp.topic, tp.partition) for tp in partitions)
         listed = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "none"
         log.info("%s: %s", ASSIGNED_LOG, listed)
@@ -499,8 +578,7 @@ class Engine:
         self._commit()
         self._abort("revoked")
         self._forget_held()
-        if self._ledger is not None:
-            self._ledger.revoked()
+        self._revoked()
         self._health.on_revoked()
         log.info("revoked partitions: %d", len(partitions))
 
@@ -508,13 +586,18 @@ class Engine:
         # Lost, not revoked: another worker may own them already. Nothing may commit.
         self._abort("lost")
         self._forget_held()
-        if self._ledger is not None:
-            self._ledger.revoked()
+        self._revoked()
         self._health.on_revoked()
         log.warning(
             "lost %d partition(s) (session timed out); the open transaction was aborted",
             len(partitions),
         )
+
+    def _revoked(self) -> None:
+        if self._ledger is not None:
+            self._ledger.revoked()
+        if self._exposure is not None:
+            self._exposure.revoked()
 
     def _committed(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
         """The group's committed (stable) offsets of ``partitions``."""

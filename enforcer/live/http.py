@@ -44,6 +44,11 @@ from enforcer.outputs.metrics import (
     ASSIGNED_PARTITIONS,
     CONSUMER_LAG,
     DEADLETTERS,
+    EXPOSURE_IDENTIFIERS,
+    EXPOSURE_MALFORMED,
+    EXPOSURE_RESTORING,
+    EXPOSURE_SUBJECTS,
+    EXPOSURE_WRITES,
     GC_COLLECTIONS,
     GC_PAUSE,
     GUARD_TRIPS,
@@ -70,6 +75,7 @@ from enforcer.outputs.metrics import (
     TRANSACTIONS,
     VIOLATIONS,
     VIOLATIONS_BY_RULE,
+    ExposureStats,
     GcStats,
     LedgerStats,
     MetricDef,
@@ -151,7 +157,8 @@ def metric_families(
         file_refused,
         *_loop_families(health, guard),
         *_gc_families(recorder.gc or GcStats()),
-        *_ledger_families(recorder.ledger or LedgerStats()),
+        *_ledger_families(recorder.ledger or LedgerStats(), recorder.exposure or ExposureStats()),
+        *_exposure_families(recorder.exposure or ExposureStats()),
     ]
 
 
@@ -165,8 +172,27 @@ def _gc_families(stats: GcStats) -> list[Metric]:
     return [collections, pause]
 
 
-def _ledger_families(stats: LedgerStats) -> list[Metric]:
-    """The ledger's metrics (zero for a worker without a ledger)."""
+def _exposure_families(stats: ExposureStats) -> list[Metric]:
+    """Exposure's metrics (zero for a worker without exposure)."""
+    families: list[Metric] = []
+    for metric, value in (
+        (EXPOSURE_IDENTIFIERS, stats.identifiers),
+        (EXPOSURE_SUBJECTS, stats.subjects),
+        (EXPOSURE_RESTORING, stats.restoring),
+    ):
+        gauge = _gauge(metric)
+        gauge.add_metric([], value)
+        families.append(gauge)
+    for metric, value in ((EXPOSURE_WRITES, stats.writes), (EXPOSURE_MALFORMED, stats.malformed)):
+        counter = _counter(metric)
+        counter.add_metric([], value)
+        families.append(counter)
+    return families
+
+
+def _ledger_families(stats: LedgerStats, exposure: ExposureStats) -> list[Metric]:
+    """The ledger's metrics (zero for a worker without a ledger); retractions count
+    those made from exposure too."""
     gauges = (
         (LEDGER_IDENTIFIERS, stats.identifiers),
         (LEDGER_SUBJECTS, stats.subjects),
@@ -191,7 +217,9 @@ def _ledger_families(stats: LedgerStats) -> list[Metric]:
         records.add_metric([outcome], stats.records[outcome])
     retractions = _counter(RETRACTIONS)
     for reason in RetractionReason:  # every reason, so that rate() sees the first one
-        retractions.add_metric([reason.value], stats.retractions[reason.value])
+        retractions.add_metric(
+            [reason.value], stats.retractions[reason.value] + exposure.retractions[reason.value]
+        )
     return [*families, records, retractions]
 
 

@@ -38,9 +38,16 @@ from enforcer.core.clock import rfc3339
 from enforcer.core.fingerprint import Fingerprinter
 from enforcer.core.parse import ParseFailure
 from enforcer.core.step import HEADER_POLICY, InputRecord, Outcome, Source, dead_letter
-from enforcer.ledger.model import parse_ledger_record
+from enforcer.ledger.model import SubjectErasure, parse_ledger_record
 from enforcer.ledger.retract import RETRACTION_HEADER, retraction_value
-from enforcer.ledger.state import LedgerState, LedgerStore, Passes, Retraction, Undo
+from enforcer.ledger.state import (
+    LedgerState,
+    LedgerStore,
+    Passes,
+    Retraction,
+    RetractionReason,
+    Undo,
+)
 from enforcer.ledger.store import apply_record
 from enforcer.outputs.metrics import LedgerStats
 from enforcer.outputs.records import OutputRecord
@@ -52,6 +59,10 @@ RESTORED_LOG = "ledger restored"
 
 KEPT_LOG = "ledger kept"
 """The start of the log line written when a partition comes back with its state intact."""
+
+ExactRetractions = Callable[[int, str, RetractionReason, str], list[OutputRecord]]
+"""``(partition, subject_id, reason, ledger time)`` -> the retractions (and exposure
+record) a ledger update owes."""
 
 Committed = Callable[[list[TopicPartition]], list[TopicPartition]]
 """The group's committed offsets of these partitions (negative: none)."""
@@ -116,6 +127,10 @@ class LiveLedger:
         self._pending_records: Counter[str] = Counter()
         self._pending_retractions: Counter[str] = Counter()
         self.stats = LedgerStats()
+        self.exact: ExactRetractions | None = None
+        """With exposure: what a ledger update retracts, exactly the exposed
+        identifiers it no longer allows (:meth:`enforcer.live.exposure.LiveExposure.
+        ledger_changed`), instead of every identifier that would have passed before."""
 
     def use_policy(self, passes: Passes, policy_version: str, *, retract: bool) -> None:
         """A reloaded policy is in force (between transactions): later ledger updates
@@ -134,6 +149,10 @@ class LiveLedger:
         if state is None:
             return None
         return state.purposes_of_mac(subject_id, identifier_type, mac)
+
+    def store(self, partition: int) -> LedgerStore | None:
+        """The partition's ledger state, when this worker holds it."""
+        return self._states.get(partition)
 
     def restoring(self, partition: int) -> bool:
         """Whether the partition's ledger is still being restored."""
@@ -293,16 +312,24 @@ class LiveLedger:
                 message.key(), message.value(), (), Source(self.topic, number, offset)
             )
             return LedgerRead([], dead_letter(record, parsed.reason, parsed.message))
+        exact = self.exact
+        record_time = _record_time(message)
         retractions = apply_record(
             self._states[number],
             parsed,
             self._fingerprint,
-            _record_time(message),
-            self._passes,
+            record_time,
+            None if exact is not None else self._passes,
             self._undo.setdefault(number, {}),
             unknown_passed=self._unknown_passed,
         )
         self._pending_records["applied"] += 1
+        if exact is not None:
+            if isinstance(parsed, SubjectErasure):
+                reason, at = RetractionReason.SUBJECT_ERASED, record_time
+            else:
+                reason, at = RetractionReason.PURPOSE_WITHDRAWN, parsed.updated_at
+            return LedgerRead(exact(number, parsed.subject_id, reason, at), None)
         for retraction in retractions:
             self._pending_retractions[retraction.reason.value] += 1
         if not self._retract:  # audit mode: counted, nothing written

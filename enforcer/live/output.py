@@ -363,6 +363,7 @@ def _produce(
                 record.topic,
                 value=record.value,
                 key=record.key,
+                partition=record.partition,
                 headers=list(record.headers) or None,
                 on_delivery=on_delivery,
             )

@@ -142,10 +142,19 @@ class StepParts:
     ledger: LedgerLookup | None
     reader: Callable[[Policy], RecordReader | None]
     """The record reader for a policy (its ``formats`` section)."""
+    exposure: bool = False
+    """Whether forwarded outcomes list their identifiers (the worker keeps exposure)."""
 
     def step(self, policy: Policy) -> Step:
         """A step deciding under ``policy``."""
-        return Step(policy, self.fingerprinter, self.clock, self.ledger, reader=self.reader(policy))
+        return Step(
+            policy,
+            self.fingerprinter,
+            self.clock,
+            self.ledger,
+            reader=self.reader(policy),
+            exposure=self.exposure,
+        )
 
 
 def reload_loader(

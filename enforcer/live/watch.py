@@ -59,6 +59,9 @@ class TopicState(NamedTuple):
     partitions: int
 
 
+CO_PARTITIONED = ("source", "ledger", "exposure")
+"""The roles whose partition ``i`` holds the same subjects (keyed by subject id)."""
+
 Answer = TopicState | KafkaError
 """A topic's description, or the error the broker answered instead."""
 
@@ -89,11 +92,12 @@ def change_of(role: str, name: str, before: TopicState, now: Answer, ledger: boo
             f"the {role} topic '{name}' was re-created (topic id {before.topic_id} -> "
             f"{now.topic_id}); restart the worker to follow the new topic"
         )
-    if ledger and role in ("source", "ledger") and now.partitions != before.partitions:
+    if ledger and role in CO_PARTITIONED and now.partitions != before.partitions:
         return (
             f"the {role} topic '{name}' now has {now.partitions} partition(s), had "
-            f"{before.partitions}: the source and the ledger are no longer co-partitioned "
-            "(keys moved between partitions); give both the same count, then restart"
+            f"{before.partitions}: the source and its co-partitioned topics (ledger, "
+            "exposure) no longer are (keys moved between partitions); give them the same "
+            "count, then restart"
         )
     return None
 
@@ -168,11 +172,13 @@ class TopicWatch:
             self._baseline[name] = answer
         self._asked_at = self._monotonic()
         by_role = {self._roles[name]: state for name, state in self._baseline.items()}
-        if self._ledger and by_role["ledger"].partitions != by_role["source"].partitions:
-            raise WorkerStopError(
-                f"the ledger topic has {by_role['ledger'].partitions} partition(s) and the "
-                f"source topic {by_role['source'].partitions}: they must be co-partitioned"
-            )
+        for role in CO_PARTITIONED[1:]:
+            state = by_role.get(role)
+            if self._ledger and state and state.partitions != by_role["source"].partitions:
+                raise WorkerStopError(
+                    f"the {role} topic has {state.partitions} partition(s) and the "
+                    f"source topic {by_role['source'].partitions}: they must be co-partitioned"
+                )
 
     def tick(self) -> None:
         """Called every round of the loop: judge an answer that came, ask again when

@@ -39,6 +39,7 @@ from enforcer.live.clients import (
     producer_config,
 )
 from enforcer.live.engine import Engine, EngineConfig
+from enforcer.live.exposure import LiveExposure
 from enforcer.live.failures import WorkerStopError
 from enforcer.live.garbage import (
     CollectionTimer,
@@ -138,9 +139,8 @@ def run_worker(
     health = Health(time.monotonic, STALLED_AFTER_S)
     recorder = _recorder(settings, policy, health)
     config = consumer_config(settings, errors)
-    ledger = _ledger(settings, policy, fingerprinter)
-    if ledger is not None:
-        recorder.ledger = ledger.stats
+    ledger, exposure = _restored_sides(settings, policy, fingerprinter, recorder)
+    if ledger is not None or exposure is not None:
         config["enable.partition.eof"] = True  # a restore ends at the partition's end
     consumer = Consumer(config)
     output = _output(settings, errors, limits)
@@ -161,7 +161,9 @@ def run_worker(
         guard=guard,
     )
     http.start()
-    parts, schemas = _step_parts(settings, fingerprinter, ledger, registry)
+    parts, schemas = _step_parts(
+        settings, fingerprinter, ledger, registry, exposure=exposure is not None
+    )
     engine = Engine(
         EngineConfig(
             settings.source_topic,
@@ -184,6 +186,8 @@ def run_worker(
         stop,
         ledger,
         schemas,
+        exposure,
+        SystemClock(),
     )
     _follow_policy_file(engine, settings, policy, parts, recorder, health, guard)
     publisher = SnapshotPublisher(
@@ -197,7 +201,7 @@ def run_worker(
     )
     engine.observers.append(recorder)
     engine.on_tick += [publisher.tick, lambda: _stop_if_denied(errors)]
-    watch = _watch(settings, errors, engine, health, ledger is not None)
+    watch = _watch(settings, errors, engine, health, ledger is not None or exposure is not None)
     watchdog = Watchdog(health, stop, STALLED_AFTER_S)
     watchdog.start()
     status = 0
@@ -231,12 +235,16 @@ def _step_parts(
     fingerprinter: Fingerprinter,
     ledger: LiveLedger | None,
     registry: SchemaRegistry | None,
+    *,
+    exposure: bool = False,
 ) -> tuple[StepParts, RegistryWait | None]:
     """What every step of this worker is built from (the record reader decodes with the
     schema cache, when there is a registry), and the wait for the registry the engine
     asks before each batch (none without a registry)."""
     loader, wait = _schemas(settings, registry)
-    parts = StepParts(fingerprinter, SystemClock(), ledger, lambda p: step_reader(p, loader))
+    parts = StepParts(
+        fingerprinter, SystemClock(), ledger, lambda p: step_reader(p, loader), exposure
+    )
     return parts, wait
 
 
@@ -396,6 +404,48 @@ def _ledger(
         unknown_passed=mode is LedgerMode.FALLBACK,
         new_store=_store_maker(settings),
     )
+
+
+def _restored_sides(
+    settings: EnforcerSettings,
+    policy: Policy,
+    fingerprinter: Fingerprinter,
+    recorder: MetricsRecorder,
+) -> tuple[LiveLedger | None, LiveExposure | None]:
+    """The state a worker restores for its partitions: the ledger and exposure, each
+    when configured, their figures in ``recorder``."""
+    ledger = _ledger(settings, policy, fingerprinter)
+    if ledger is not None:
+        recorder.ledger = ledger.stats
+    exposure = _exposure(settings, policy, fingerprinter, ledger)
+    if exposure is not None:
+        recorder.exposure = exposure.stats
+    return ledger, exposure
+
+
+def _exposure(
+    settings: EnforcerSettings,
+    policy: Policy,
+    fingerprinter: Fingerprinter,
+    ledger: LiveLedger | None,
+) -> LiveExposure | None:
+    """The exposure side, when an exposure topic is configured; a ledger's updates then
+    retract exactly what is exposed (docs/exposure.md)."""
+    if settings.exposure_topic is None:
+        return None
+    exposure = LiveExposure(
+        settings.exposure_topic,
+        settings.source_topic,
+        settings.sink_topic,
+        fingerprinter.key_id,
+        policy,
+        policy.ledger_mode(settings.ledger_topic is not None),
+        (lambda _: None) if ledger is None else ledger.store,
+        time.monotonic,
+    )
+    if ledger is not None:
+        ledger.exact = exposure.ledger_changed
+    return exposure
 
 
 def _store_maker(settings: EnforcerSettings) -> Callable[[int], LedgerStore]:

@@ -187,7 +187,38 @@ RETRACTIONS = MetricDef(
     "counter",
     ("reason",),
     "Retractions written to the sink (audit mode: that would have been), by reason: "
-    "purpose-withdrawn or subject-erased.",
+    "purpose-withdrawn, subject-erased, policy-changed or remediated.",
+)
+EXPOSURE_IDENTIFIERS = MetricDef(
+    "enforcer_exposure_identifiers",
+    "gauge",
+    (),
+    "Identifiers exposed (forwarded and not retracted) in this instance's exposure "
+    "partitions.",
+)
+EXPOSURE_SUBJECTS = MetricDef(
+    "enforcer_exposure_subjects",
+    "gauge",
+    (),
+    "Subjects with at least one exposed identifier in this instance's exposure partitions.",
+)
+EXPOSURE_RESTORING = MetricDef(
+    "enforcer_exposure_restoring_partitions",
+    "gauge",
+    (),
+    "Exposure partitions being restored now; their source partitions wait until it is done.",
+)
+EXPOSURE_WRITES = MetricDef(
+    "enforcer_exposure_writes_total",
+    "counter",
+    (),
+    "Exposure records written (a subject's value changed), committed.",
+)
+EXPOSURE_MALFORMED = MetricDef(
+    "enforcer_exposure_malformed_total",
+    "counter",
+    (),
+    "Exposure records refused at a restore (their subjects' exposure forgotten).",
 )
 GC_COLLECTIONS = MetricDef(
     "enforcer_gc_collections_total",
@@ -237,6 +268,11 @@ LEDGER_METRICS = (
     LEDGER_LAST_RESTORE,
     LEDGER_RECORDS,
     RETRACTIONS,
+    EXPOSURE_IDENTIFIERS,
+    EXPOSURE_SUBJECTS,
+    EXPOSURE_RESTORING,
+    EXPOSURE_WRITES,
+    EXPOSURE_MALFORMED,
 )
 METRICS: tuple[MetricDef, ...] = (
     RECORDS_IN,
@@ -361,6 +397,25 @@ class LedgerStats:
     """Retractions written (in audit mode: that would have been), by reason."""
     identifiers: int = 0
     subjects: int = 0
+
+
+@dataclass
+class ExposureStats:
+    """What the exposure side of a worker did (docs/exposure.md). Counts are of
+    committed work."""
+
+    identifiers: int = 0
+    subjects: int = 0
+    restoring: int = 0
+    """Exposure partitions being restored now (their source partitions wait)."""
+    restores: int = 0
+    restored_records: int = 0
+    malformed: int = 0
+    """Exposure records the reader refused at a restore (their subjects forgotten)."""
+    writes: int = 0
+    """Exposure records written."""
+    retractions: Counter[str] = field(default_factory=Counter)
+    """Retractions written from exposure (audit mode: that would have been), by reason."""
 
 
 @dataclass
@@ -634,6 +689,8 @@ class MetricsRecorder:
         self.lock = threading.Lock()
         self.ledger: LedgerStats | None = None
         """The ledger side's figures, when the worker reads a ledger."""
+        self.exposure: ExposureStats | None = None
+        """The exposure side's figures, when the worker keeps exposure."""
         self.gc: GcStats | None = None
         """The garbage collector's work, when the worker watches it."""
         self.security_override = False

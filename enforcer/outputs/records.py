@@ -31,6 +31,10 @@ class OutputRecord(NamedTuple):
     key: bytes | None
     value: bytes | None
     headers: Headers
+    partition: int = -1
+    """The partition to write to; -1: the client's partitioner picks (by key). Set for
+    a topic co-partitioned with the source (exposure), whose partition must be the
+    source record's whatever partitioner its producers used."""
 
 
 def output_records(outcome: Outcome, topics: OutputTopics) -> list[OutputRecord]:

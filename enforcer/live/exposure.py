@@ -1,0 +1,329 @@
+"""Exposure inside the live loop (docs/exposure.md): what this worker forwarded, per
+subject, kept in the compacted exposure topic and in memory.
+
+The worker's consumer reads the exposure topic beside the source, in the same group,
+so the range assignor gives it exposure partition ``i`` with source partition ``i``.
+
+- **Restore.** On assignment a partition's exposure is read from the beginning to its
+  end while its source partition is paused: the end is where the last committed
+  transaction left it, because only the enforcer writes the topic, always in the
+  transaction of the records it describes, and the consumer reads committed records
+  only. (The group's committed source offsets are read first: they are stable only
+  once an earlier owner's last transaction is settled.) Then the partition is paused:
+  the worker does not read its own writes back, its state is ahead of them.
+- **Forwards.** Every forwarded outcome's identifiers are merged into the state; a
+  subject whose value changed is written to exposure partition ``i`` in the same
+  transaction as the forwarded record.
+- **Exact retractions.** A ledger update or erasure retracts the subject's exposed
+  identifiers the ledger no longer allows, and only those; a policy in force that the
+  exposure was not judged under (a new version at start, or a reload) re-judges every
+  subject of the partition before its next event is decided. Both remove what they
+  retract from exposure in the same transaction.
+- **Aborts.** An aborted transaction's changes are rolled back (the undo log), and a
+  re-judgement it held is done again.
+
+No raw value is held here: exposure keeps fingerprints.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
+
+from enforcer.core.ledger_view import LedgerMode
+from enforcer.core.models import Mode
+from enforcer.core.policy.compiled import Policy
+from enforcer.core.step import HEADER_POLICY, Outcome
+from enforcer.exposure.forwards import forwards
+from enforcer.exposure.model import exposure_key
+from enforcer.exposure.retract import (
+    Allowed,
+    ExposureRetraction,
+    allowed_under,
+    not_allowed,
+    retraction_value,
+    retractions_of,
+)
+from enforcer.exposure.state import ExposureState, ExposureWrite, Undo
+from enforcer.ledger.retract import RETRACTION_HEADER, passes_under
+from enforcer.ledger.store import LedgerStore, RetractionReason
+from enforcer.outputs.metrics import ExposureStats
+from enforcer.outputs.records import OutputRecord
+
+log = logging.getLogger("enforcer.exposure")
+
+RESTORED_LOG = "exposure restored"
+"""The start of the log line written when a partition's exposure is restored."""
+REJUDGED_LOG = "exposure re-judged"
+"""The start of the log line written when a policy change re-judged a partition."""
+
+Committed = Callable[[list[TopicPartition]], list[TopicPartition]]
+"""The group's committed offsets of these partitions (blocks until they are stable)."""
+LedgerOf = Callable[[int], "LedgerStore | None"]
+"""The ledger state of a partition (``None``: no ledger)."""
+
+
+@dataclass
+class _Restore:
+    started: float
+    records: int = 0
+
+
+class LiveExposure:
+    """The worker's exposure partitions: restore, forwards, exact retractions."""
+
+    def __init__(
+        self,
+        topic: str,
+        source_topic: str,
+        sink_topic: str,
+        key_id: str,
+        policy: Policy,
+        ledger_mode: LedgerMode,
+        ledger_of: LedgerOf,
+        monotonic: Callable[[], float],
+    ) -> None:
+        self.topic = topic
+        self._source_topic = source_topic
+        self._sink_topic = sink_topic
+        self._key_id = key_id
+        self._ledger_mode = ledger_mode
+        self._ledger_of = ledger_of
+        self._monotonic = monotonic
+        self._state = ExposureState()
+        self._restores: dict[int, _Restore] = {}
+        self._restored: list[int] = []
+        self._due: set[int] = set()
+        """Partitions restored whose exposure must be re-judged before their next event."""
+        self._in_transaction: set[int] = set()
+        """Partitions re-judged in the open transaction (due again if it is aborted)."""
+        self._undo: Undo = {}
+        self._pending_writes = 0
+        self._pending_retractions: Counter[str] = Counter()
+        self.stats = ExposureStats()
+        self.use_policy(policy)
+
+    def use_policy(self, policy: Policy) -> None:
+        """``policy`` is in force from now on (at start, or between transactions after a
+        reload): every restored partition is re-judged under it before its next event."""
+        self._policy = policy
+        self._version = policy.version
+        self._headers = (RETRACTION_HEADER, (HEADER_POLICY, policy.version.encode()))
+        self._writes = policy.mode is Mode.ENFORCE
+        self._due |= set(self._state.partitions) - set(self._restores)
+
+    # -- rebalances -----------------------------------------------------------------
+
+    def assign(
+        self, partitions: list[TopicPartition], committed: Committed
+    ) -> tuple[list[TopicPartition], list[TopicPartition]]:
+        """The assignment to make (exposure partitions start at the beginning) and the
+        source partitions to pause until their exposure is restored."""
+        numbers = {tp.partition for tp in partitions if tp.topic == self.topic}
+        sources = [tp for tp in partitions if tp.topic == self._source_topic]
+        if numbers and sources:
+            # Blocks until no transaction of an earlier owner is pending on them: the
+            # exposure it wrote in that transaction is then readable.
+            committed([TopicPartition(tp.topic, tp.partition) for tp in sources])
+        assignment, paused = [], []
+        started = self._monotonic()
+        for tp in partitions:
+            if tp.topic != self.topic:
+                assignment.append(tp)
+                continue
+            self._restores[tp.partition] = _Restore(started)
+            assignment.append(TopicPartition(self.topic, tp.partition, OFFSET_BEGINNING))
+            paused.append(TopicPartition(self._source_topic, tp.partition))
+        self.stats.restoring = len(self._restores)
+        return assignment, paused
+
+    def revoked(self) -> None:
+        """Partitions are going (the open transaction was committed or aborted): the
+        state goes with them, a partition given back is restored again."""
+        for number in self._state.partitions:
+            self._state.drop(number)
+        self._restores = {}
+        self._restored = []
+        self._due = set()
+        self._in_transaction = set()
+        self._undo = {}
+        self.stats.restoring = 0
+        self._refresh_sizes()
+
+    def restoring(self, partition: int) -> bool:
+        """Whether the partition's exposure is still being restored."""
+        return partition in self._restores
+
+    # -- restore --------------------------------------------------------------------
+
+    def read(self, message: Message) -> None:
+        """Apply one record of the exposure topic while its partition restores (records
+        read after the restore are the worker's own writes: already in the state)."""
+        number = message.partition()
+        assert number is not None
+        restore = self._restores.get(number)
+        if restore is None:
+            return
+        restore.records += 1
+        failure = self._state.restore(number, message.key(), message.value())
+        if failure is not None:
+            self.stats.malformed += 1
+            log.warning(
+                "%s[%d] offset %s: an exposure record was refused (%s); its subject's "
+                "exposure is forgotten",
+                self.topic,
+                number,
+                message.offset(),
+                failure.message,
+            )
+
+    def at_end(self, partition: int) -> None:
+        """The consumer reached the partition's end: its restore is done."""
+        restore = self._restores.pop(partition, None)
+        if restore is None:
+            return
+        seconds = self._monotonic() - restore.started
+        self.stats.restoring = len(self._restores)
+        self.stats.restores += 1
+        self.stats.restored_records += restore.records
+        self._refresh_sizes()
+        self._restored.append(partition)
+        self._due.add(partition)
+        log.info(
+            "%s: %s[%d], %d record(s), %d identifier(s) in %.1fs",
+            RESTORED_LOG,
+            self.topic,
+            partition,
+            restore.records,
+            len(self._state),
+            seconds,
+        )
+
+    def take_restored(self) -> list[int]:
+        """Partitions whose restore finished since the last call."""
+        done, self._restored = self._restored, []
+        return done
+
+    # -- forwards -------------------------------------------------------------------
+
+    def forwarded(self, outcome: Outcome, at: str) -> OutputRecord | None:
+        """Merge a forwarded outcome's identifiers (sent at ``at``, RFC 3339): the
+        subject's exposure record when its value changed."""
+        subject_id = outcome.subject_id
+        if subject_id is None or not outcome.forwarded_identifiers:
+            return None
+        partition = outcome.record.source.partition
+        found = forwards(outcome, self._sink_topic, self._version, self._key_id)
+        write = self._state.forwarded(partition, subject_id, found, at, self._undo)
+        return None if write is None else self._write(write)
+
+    # -- retractions ----------------------------------------------------------------
+
+    def ledger_changed(
+        self, partition: int, subject_id: str, reason: RetractionReason, updated_at: str
+    ) -> list[OutputRecord]:
+        """A ledger update or erasure of ``subject_id`` was applied: retract its exposed
+        identifiers the ledger no longer allows (nothing is written in audit mode,
+        where the retractions are only counted)."""
+        allowed = self._allowed(partition)
+        if not self._writes:
+            gone = not_allowed(self._state.exposure(partition, subject_id), allowed)
+            self._pending_retractions[reason.value] += len(gone)
+            return []
+        removed, write = self._state.retract(partition, subject_id, allowed, self._undo)
+        if write is None:
+            return []
+        retractions = retractions_of(subject_id, removed, reason, ledger_updated_at=updated_at)
+        return [*self._retractions(retractions), self._write(write)]
+
+    def rejudge_due(self, ready: Callable[[int], bool]) -> list[OutputRecord]:
+        """Re-judge the partitions due (restored, or under a new policy) whose source
+        may be decided (``ready``: their ledger is restored too): what the policy in
+        force no longer allows is retracted, reason ``policy-changed``."""
+        outputs: list[OutputRecord] = []
+        for number in sorted(n for n in self._due if ready(n)):
+            self._due.discard(number)
+            if number in self._restores or number not in self._state.partitions:
+                continue  # nothing exposed there
+            self._in_transaction.add(number)
+            outputs += self._rejudge(number)
+        return outputs
+
+    def _rejudge(self, number: int) -> list[OutputRecord]:
+        allowed = self._allowed(number)
+        reason = RetractionReason.POLICY_CHANGED
+        if not self._writes:
+            gone = sum(
+                len(not_allowed(self._state.exposure(number, s), allowed))
+                for s in self._state.subject_ids(number)
+            )
+            self._pending_retractions[reason.value] += gone
+            return []
+        judged = self._state.rejudge(number, allowed, self._version, self._undo)
+        outputs = self._retractions(judged.retractions)
+        outputs += [self._write(w) for w in judged.writes]
+        if judged.retractions:
+            log.info(
+                "%s: %s[%d] under policy %s: %d identifier(s) of %d subject(s) retracted",
+                REJUDGED_LOG,
+                self.topic,
+                number,
+                self._version,
+                len(judged.retractions),
+                len(judged.writes),
+            )
+        return outputs
+
+    def _allowed(self, partition: int) -> Allowed:
+        return allowed_under(
+            passes_under(self._policy), self._ledger_mode, self._ledger_of(partition)
+        )
+
+    def _retractions(self, retractions: list[ExposureRetraction]) -> list[OutputRecord]:
+        pending = self._pending_retractions
+        records = []
+        for retraction in retractions:
+            pending[retraction.reason.value] += 1
+            records.append(
+                OutputRecord(
+                    retraction.sink_topic,
+                    exposure_key(retraction.subject_id),
+                    retraction_value(retraction),
+                    self._headers,
+                )
+            )
+        return records
+
+    def _write(self, write: ExposureWrite) -> OutputRecord:
+        self._pending_writes += 1
+        return OutputRecord(self.topic, write.key, write.value, (), write.partition)
+
+    # -- transactions ---------------------------------------------------------------
+
+    def committed(self) -> None:
+        """The open transaction committed."""
+        self._undo = {}
+        self._in_transaction = set()
+        self.stats.writes += self._pending_writes
+        self.stats.retractions.update(self._pending_retractions)
+        self._pending_writes = 0
+        self._pending_retractions.clear()
+        self._refresh_sizes()
+
+    def rolled_back(self) -> None:
+        """The open transaction was aborted: its changes are undone, and its records
+        (and re-judgements) will be done again."""
+        self._state.rollback(self._undo)
+        self._due |= {n for n in self._in_transaction if n in self._state.partitions}
+        self._in_transaction = set()
+        self._pending_writes = 0
+        self._pending_retractions.clear()
+        self._refresh_sizes()
+
+    def _refresh_sizes(self) -> None:
+        self.stats.identifiers = len(self._state)
+        self.stats.subjects = self._state.subjects

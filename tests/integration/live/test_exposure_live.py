@@ -1,0 +1,330 @@
+"""Exposure in the live agent, on the real broker (docs/exposure.md): forwards are kept
+in the exposure topic in the forwarded record's transaction; a ledger withdrawal or
+erasure retracts exactly what was forwarded, never an identifier that was not; a new
+policy at a restart, or by a reload of the policy file, retracts what it no longer
+allows, once."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from enforcer.core.fingerprint import Fingerprinter, generate_key, key_from_text
+from enforcer.core.policy.load import policy_version
+from enforcer.core.step import HEADER_POLICY, InputRecord
+from enforcer.exposure.model import SubjectExposure, parse_exposure_record
+from enforcer.live.exposure import REJUDGED_LOG, RESTORED_LOG
+from enforcer.live.policy_reload import RELOADED_LOG
+from enforcer.testing.consume import ReadRecord, read_committed
+from enforcer.testing.ledger import ledger_value, produce_ledger, retractions_read
+from enforcer.testing.topics import create_topics, delete_topics, unique_topic_name
+from enforcer.testing.worker import (
+    Deployment,
+    EnforcerTopics,
+    EnforcerWorker,
+    end_offsets_of,
+    produce,
+    wait_for_commits,
+)
+
+pytestmark = pytest.mark.timeout(300)
+
+ROOT = Path(__file__).resolve().parents[3]
+DEFAULT = (ROOT / "policies" / "default.yaml").read_bytes()
+# The default, and phone numbers never for advertising: a stricter policy.
+NO_PHONES = DEFAULT.replace(
+    b"namespace_sets:\n", b"namespace_sets:\n  advertising: [marketing]\n", 1
+).replace(
+    b"rules:\n",
+    b"rules:\n  - name: no-phones-for-ads\n    when: any-within\n    within: advertising\n"
+    b"    types: [phone]\n    action: redact\n\n",
+    1,
+)
+T0 = "2026-11-01T09:00:00Z"
+ADS = ("marketing.advertising",)
+MFA = ("security.mfa",)
+
+Identifier = tuple[str, str, tuple[str, ...]]
+
+
+def event(event_id: str, subject: str, identifiers: list[Identifier]) -> bytes:
+    return orjson.dumps(
+        {
+            "event_id": event_id,
+            "subject_id": subject,
+            "occurred_at": "2026-11-02T10:00:00Z",
+            "identifiers": [
+                {"type": kind, "value": value, "purposes": list(purposes)}
+                for kind, value, purposes in identifiers
+            ],
+        }
+    )
+
+
+@pytest.fixture
+async def ledger(kafka_bootstrap: str) -> AsyncIterator[str]:
+    """A ledger topic of 3 partitions, read only by workers given it."""
+    name = unique_topic_name("exposure-ledger")
+    await create_topics(kafka_bootstrap, [name], 3)
+    try:
+        yield name
+    finally:
+        await delete_topics(kafka_bootstrap, [name])
+
+
+@pytest.fixture
+async def deployment(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Deployment]:
+    """A deployment keeping exposure (3 partitions each)."""
+    topics = EnforcerTopics.unique("exposure")
+    exposure = unique_topic_name("exposure-state")
+    with Deployment(
+        kafka_bootstrap,
+        topics,
+        f"group-{topics.source}",
+        generate_key(),
+        tmp_path,
+        extra_env={"ENFORCER_SESSION_TIMEOUT": "6", "ENFORCER_EXPOSURE_TOPIC": exposure},
+    ) as created:
+        await created.create_topics(partitions=3)
+        await create_topics(kafka_bootstrap, [exposure], 3)
+        try:
+            yield created
+        finally:
+            created.close()
+            await created.delete_topics()
+            await delete_topics(kafka_bootstrap, [exposure])
+
+
+def exposure_topic(deployment: Deployment) -> str:
+    return deployment.extra_env["ENFORCER_EXPOSURE_TOPIC"]
+
+
+async def exposure_now(deployment: Deployment, expected: int) -> dict[str, SubjectExposure]:
+    """The exposure topic's latest value per subject, as a restore reads it."""
+    records = await read_committed(
+        deployment.bootstrap, exposure_topic(deployment), expected=expected, timeout_s=30
+    )
+    latest: dict[str, SubjectExposure] = {}
+    for record in records:
+        parsed = parse_exposure_record(record.key, record.value)
+        assert isinstance(parsed, SubjectExposure), parsed
+        latest[parsed.subject_id] = parsed
+    return latest
+
+
+async def decide(
+    deployment: Deployment, worker: EnforcerWorker, values: list[bytes], before: list[InputRecord]
+) -> list[InputRecord]:
+    """Produce ``values`` and wait until the worker committed them (and ``before``)."""
+    inputs = [*before, *await produce(deployment.bootstrap, deployment.topics.source, values)]
+    await wait_for_commits(
+        deployment.bootstrap,
+        deployment.group_id,
+        deployment.topics.source,
+        until=end_offsets_of(inputs),
+        timeout_s=90,
+        alive=[worker],
+    )
+    return inputs
+
+
+def retraction_bodies(sink: list[ReadRecord]) -> list[dict[str, str]]:
+    return [
+        orjson.loads(r.value or b"{}")["retraction"]
+        for r in sink
+        if dict(r.headers).get("enforcer.action") == b"retracted"
+    ]
+
+
+async def test_ledger_updates_retract_exactly_what_was_forwarded(
+    deployment: Deployment, ledger: str
+) -> None:
+    """Withdrawn consent and an erasure retract the identifiers that reached the sink,
+    each once; identifiers the ledger also withdrew but that never flowed (a subject
+    with no event, a phone number never sent) are not retracted. The exposure topic
+    follows: the forwards, then tombstones once nothing stays exposed."""
+    bootstrap = deployment.bootstrap
+    await produce_ledger(
+        bootstrap,
+        ledger,
+        [
+            ("s-ads", ledger_value("s-ads", T0, [("email", "ads@example.org", ADS)])),
+            ("s-quiet", ledger_value("s-quiet", T0, [("email", "quiet@example.org", ADS)])),
+            (
+                "s-gone",
+                ledger_value(
+                    "s-gone",
+                    T0,
+                    [("email", "gone@example.org", ADS), ("phone", "+14155550109", ADS)],
+                ),
+            ),
+        ],
+    )
+    worker = deployment.worker("one", {"ENFORCER_LEDGER_TOPIC": ledger})
+    worker.start()
+    inputs = await decide(
+        deployment,
+        worker,
+        [
+            event("e1", "s-ads", [("email", "ads@example.org", ADS)]),
+            event("e2", "s-gone", [("email", "gone@example.org", ADS)]),
+        ],
+        [],
+    )
+    forwarded = await exposure_now(deployment, expected=2)
+    assert {s: len(e.entries) for s, e in forwarded.items()} == {"s-ads": 1, "s-gone": 1}
+    await produce_ledger(
+        bootstrap,
+        ledger,
+        [
+            (
+                "s-ads",
+                ledger_value("s-ads", "2026-11-03T00:00:00Z", [("email", "ads@example.org", MFA)]),
+            ),
+            (
+                "s-quiet",
+                ledger_value(
+                    "s-quiet", "2026-11-03T00:00:00Z", [("email", "quiet@example.org", MFA)]
+                ),
+            ),
+            ("s-gone", None),
+        ],
+    )
+    # An event after the ledger updates: committed after them in its partition's order
+    # only if they were read, so wait for the ledger's own commits.
+    await wait_for_commits(
+        bootstrap,
+        deployment.group_id,
+        ledger,
+        until=await _ledger_ends(deployment, ledger),
+        timeout_s=90,
+        alive=[worker],
+    )
+    await decide(deployment, worker, [event("e3", "s-other", [("email", "o@x.io", ADS)])], inputs)
+    assert worker.stop() == 0, worker.log_tail()
+
+    fingerprinter = Fingerprinter(key_from_text(deployment.fingerprint_key))
+    sink = await read_committed(bootstrap, deployment.topics.sink, expected=4, timeout_s=30)
+    assert retractions_read(sink) == {
+        ("s-ads", "email", fingerprinter("email", "ads@example.org"), "purpose-withdrawn"): 1,
+        ("s-gone", "email", fingerprinter("email", "gone@example.org"), "subject-erased"): 1,
+    }
+    for body in retraction_bodies(sink):
+        assert body["key_id"] == fingerprinter.key_id
+    after = await exposure_now(deployment, expected=5)
+    assert after["s-ads"].entries == ()
+    assert after["s-gone"].entries == ()
+    raw = await read_committed(bootstrap, exposure_topic(deployment), expected=5, timeout_s=10)
+    text = b"".join(r.value or b"" for r in raw)
+    for value in (b"ads@example.org", b"gone@example.org", b"+14155550109"):
+        assert value not in text
+    assert worker.log_count(RESTORED_LOG) == 3
+
+
+async def _ledger_ends(deployment: Deployment, ledger: str) -> dict[int, int]:
+    records = await read_committed(deployment.bootstrap, ledger, expected=6, timeout_s=30)
+    ends: dict[int, int] = {}
+    for record in records:
+        ends[record.partition] = max(ends.get(record.partition, 0), record.offset + 1)
+    return ends
+
+
+async def test_a_new_policy_at_restart_retracts_what_it_forbids_once(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """Forwarded under the default, phone numbers and emails are exposed; a worker
+    started with a policy that keeps phones from advertising retracts each exposed
+    phone once (``policy-changed``, naming the new version) and nothing else; a
+    second restart under the same policy retracts nothing more."""
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_bytes(DEFAULT)
+    new.write_bytes(NO_PHONES)
+    subjects = [f"acct-{n}" for n in range(6)]
+    values = [
+        event(
+            f"e{n}",
+            subject,
+            [("email", f"u{n}@x.io", ADS), ("phone", f"+1 415 555 {n:04d}", ADS)],
+        )
+        for n, subject in enumerate(subjects)
+    ]
+    first = deployment.worker("old", {"ENFORCER_POLICY_FILE": str(old)})
+    first.start()
+    inputs = await decide(deployment, first, values, [])
+    assert first.stop() == 0, first.log_tail()
+    exposed = await exposure_now(deployment, expected=6)
+    assert sum(len(e.entries) for e in exposed.values()) == 12
+
+    for run in range(2):
+        worker = deployment.worker(f"new-{run}", {"ENFORCER_POLICY_FILE": str(new)})
+        worker.start()
+        inputs = await decide(
+            deployment,
+            worker,
+            [event(f"later-{run}", "acct-x", [("email", "x@x.io", ADS)])],
+            inputs,
+        )
+        assert worker.stop() == 0, worker.log_tail()
+        retracting = worker.log_count(REJUDGED_LOG)
+        assert retracting >= 1 if run == 0 else retracting == 0, worker.log_tail()
+
+    fingerprinter = Fingerprinter(key_from_text(deployment.fingerprint_key))
+    sink = await read_committed(deployment.bootstrap, deployment.topics.sink, expected=14)
+    assert retractions_read(sink) == Counter(
+        {
+            (s, "phone", fingerprinter("phone", f"+1 415 555 {n:04d}"), "policy-changed"): 1
+            for n, s in enumerate(subjects)
+        }
+    )
+    version = policy_version(NO_PHONES)
+    assert {b["policy_version"] for b in retraction_bodies(sink)} == {version}
+    after = await exposure_now(deployment, expected=6 + 6 + 1)
+    for subject in subjects:
+        assert [e.identifier_type for e in after[subject].entries] == ["email"]
+
+
+async def test_a_reloaded_policy_retracts_what_it_forbids_before_the_next_event(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """A policy file rewritten under a running worker: once the reload is applied,
+    each exposed phone number is retracted once, before events decided under it."""
+    path = tmp_path / "policy.yaml"
+    path.write_bytes(DEFAULT)
+    worker = deployment.worker(
+        "reloading",
+        {"ENFORCER_POLICY_FILE": str(path), "ENFORCER_POLICY_CHECK_INTERVAL": "0.2"},
+    )
+    worker.start()
+    subjects = [f"acct-{n}" for n in range(4)]
+    inputs = await decide(
+        deployment,
+        worker,
+        [
+            event(f"e{n}", s, [("phone", f"+1 415 555 {n:04d}", ADS)])
+            for n, s in enumerate(subjects)
+        ],
+        [],
+    )
+    staged = tmp_path / "policy.yaml.new"
+    staged.write_bytes(NO_PHONES)
+    staged.replace(path)
+    await worker.wait_for_log(RELOADED_LOG, timeout_s=60)
+    await worker.wait_for_log(REJUDGED_LOG, timeout_s=60)
+    await decide(deployment, worker, [event("after", "acct-y", [("email", "y@x.io", ADS)])], inputs)
+    assert worker.stop() == 0, worker.log_tail()
+    fingerprinter = Fingerprinter(key_from_text(deployment.fingerprint_key))
+    sink = await read_committed(deployment.bootstrap, deployment.topics.sink, expected=9)
+    assert retractions_read(sink) == Counter(
+        {
+            (s, "phone", fingerprinter("phone", f"+1 415 555 {n:04d}"), "policy-changed"): 1
+            for n, s in enumerate(subjects)
+        }
+    )
+    version = policy_version(NO_PHONES)
+    assert {b["policy_version"] for b in retraction_bodies(sink)} == {version}
+    last = next(r for r in sink if b'"after"' in (r.value or b""))
+    assert dict(last.headers)[HEADER_POLICY] == version.encode()
