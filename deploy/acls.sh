@@ -3,7 +3,8 @@
 #   PRINCIPAL=User:enforcer GROUP=purpose-enforcer BOOTSTRAP=kafka:9093 \
 #   ADMIN_CONFIG=admin.properties bash deploy/acls.sh
 # Topic names are the enforcer's defaults unless SOURCE_TOPIC, SINK_TOPIC,
-# VIOLATIONS_TOPIC, DEADLETTER_TOPIC, METRICS_TOPIC or LEDGER_TOPIC say otherwise.
+# VIOLATIONS_TOPIC, DEADLETTER_TOPIC, METRICS_TOPIC, LEDGER_TOPIC or EXPOSURE_TOPIC say
+# otherwise.
 #
 #   read      identity.events (the source) and the consumer group
 #   read      the ledger topic, when LEDGER_TOPIC is set (ENFORCER_LEDGER_TOPIC, e.g.
@@ -16,8 +17,8 @@
 #   transactional ids  "<GROUP>-" prefixed: each worker has one transactional
 #             producer with id "<group>-<instance id>"
 #   idempotent writes are covered by the transactional-id grant (Kafka >= 3.0)
-# The exposure topic, when it lands, is granted like the ledger: its own variable
-# (unset: no grant) and exactly the operations the worker uses on it.
+#   read, write  the exposure topic, when EXPOSURE_TOPIC is set (ENFORCER_EXPOSURE_TOPIC,
+#             e.g. enforcer.exposure): restored at assignment, written in transactions
 # Nothing else: no topic creation (create topics ahead, without --create-topics),
 # no access to other groups, topics or cluster operations.
 set -euo pipefail
@@ -32,6 +33,10 @@ ACLS=(kafka-acls.sh --bootstrap-server "$BOOTSTRAP")
 if [[ -n "${LEDGER_TOPIC:-}" ]]; then
   "${ACLS[@]}" --add --allow-principal "$PRINCIPAL" --operation Read --operation Describe \
     --topic "$LEDGER_TOPIC"
+fi
+if [[ -n "${EXPOSURE_TOPIC:-}" ]]; then
+  "${ACLS[@]}" --add --allow-principal "$PRINCIPAL" --operation Read --operation Write \
+    --operation Describe --topic "$EXPOSURE_TOPIC"
 fi
 "${ACLS[@]}" --add --allow-principal "$PRINCIPAL" --operation Read --group "$GROUP"
 for topic in "${SINK_TOPIC:-audience.building}" "${VIOLATIONS_TOPIC:-enforcer.violations}" \

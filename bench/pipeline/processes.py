@@ -35,6 +35,9 @@ ENFORCER = "enforcer"
 ENFORCER_LEDGER = "enforcer-ledger"
 """The enforcer with a purpose ledger topic (``ENFORCER_LEDGER_TOPIC``): the ledger
 decides every identifier (authoritative), each one looked up."""
+ENFORCER_EXPOSURE = "enforcer-exposure"
+"""The enforcer keeping exposure (``ENFORCER_EXPOSURE_TOPIC``): every forwarded
+identifier recorded, a subject's value written when it changes."""
 ENFORCER_CONTACTS = "enforcer-contacts"
 """The enforcer with ``policies/formats.yaml`` and a schema registry, on the account
 events of ``enforcer sample --format`` written as identity events (:mod:`.formats`)."""
@@ -49,6 +52,7 @@ PIPELINES = (
     BYTEWAX_STEP,
     ENFORCER,
     ENFORCER_LEDGER,
+    ENFORCER_EXPOSURE,
     *FORMAT_PIPELINES,
 )
 DIAGNOSTIC_PIPELINES: tuple[str, ...] = ()
@@ -58,12 +62,13 @@ DECIDING_PIPELINES = (
     BYTEWAX_STEP,
     ENFORCER,
     ENFORCER_LEDGER,
+    ENFORCER_EXPOSURE,
     *FORMAT_PIPELINES,
 )
 """These run the decision, so the records it drops never reach the sink."""
 NO_GUARANTEE = (BYTEWAX_STEP,)
 """These run the same way whatever guarantee is asked for."""
-ENFORCERS = (ENFORCER, ENFORCER_LEDGER, *FORMAT_PIPELINES)
+ENFORCERS = (ENFORCER, ENFORCER_LEDGER, ENFORCER_EXPOSURE, *FORMAT_PIPELINES)
 """``enforcer run`` itself."""
 GUARANTEES = ("at_least_once", "exactly_once")
 
@@ -181,6 +186,7 @@ def start_pipeline(
     batching: Batching,
     ledger_topic: str | None = None,
     enforcer_env: Mapping[str, str] | None = None,
+    exposure_topic: str | None = None,
 ) -> Pipeline:
     """Start ``config``'s pipeline from ``topics.source`` to ``topics.sink`` (the
     enforcer reading the purpose ledger ``ledger_topic`` when given, with the settings
@@ -189,6 +195,8 @@ def start_pipeline(
     if config.pipeline in ENFORCERS:
         if (config.pipeline == ENFORCER_LEDGER) != (ledger_topic is not None):
             raise ValueError(f"{config.pipeline} with ledger topic {ledger_topic!r}")
+        if (config.pipeline == ENFORCER_EXPOSURE) != (exposure_topic is not None):
+            raise ValueError(f"{config.pipeline} with exposure topic {exposure_topic!r}")
         deployment = Deployment(
             bootstrap,
             topics,
@@ -202,6 +210,7 @@ def start_pipeline(
                 "ENFORCER_BATCH_MAX": str(batching.max_records),
                 "ENFORCER_BATCH_WITHIN": str(batching.within_s),
                 **({"ENFORCER_LEDGER_TOPIC": ledger_topic} if ledger_topic else {}),
+                **({"ENFORCER_EXPOSURE_TOPIC": exposure_topic} if exposure_topic else {}),
                 **(enforcer_env or {}),
             },
         )

@@ -29,6 +29,7 @@ from .processes import (
     ENFORCER,
     ENFORCER_AVRO,
     ENFORCER_CONTACTS,
+    ENFORCER_EXPOSURE,
     ENFORCER_LEDGER,
     NO_GUARANTEE,
     PIPELINES,
@@ -47,6 +48,7 @@ _LABELS = {
     BYTEWAX_STEP: "bytewax + Step",
     ENFORCER: "enforcer run",
     ENFORCER_LEDGER: "enforcer run, ledger on",
+    ENFORCER_EXPOSURE: "enforcer run, exposure on",
     ENFORCER_CONTACTS: "enforcer run, formats policy: account events as identity events",
     ENFORCER_AVRO: "enforcer run, formats policy: the same account events in Avro",
     "at_least_once": "at-least-once",
@@ -61,6 +63,8 @@ VERSUS = ((QUIX_STEP, 1.5), (CONFLUENT_STEP, 0.9))
 """``enforcer run`` records/s at least this share of each peer's, same run."""
 LEDGER_RATIO = 0.85
 """``enforcer run`` with a ledger, at least this share of without one."""
+EXPOSURE_RATIO = 0.85
+"""``enforcer run`` keeping exposure, at least this share of without it."""
 AVRO_RATIO = 0.9
 """``enforcer run`` on Avro, at least this share of the same events as identity events."""
 PEAK_RSS_MIB = 120.0
@@ -94,6 +98,9 @@ def targets(
     ledger = row.get((ENFORCER_LEDGER, *TARGET_CONFIG))
     if enforcer is not None and ledger is not None:
         found.append(_ratio("enforcer run, ledger on / off", ledger, enforcer, LEDGER_RATIO))
+    exposure = row.get((ENFORCER_EXPOSURE, *TARGET_CONFIG))
+    if enforcer is not None and exposure is not None:
+        found.append(_ratio("enforcer run, exposure on / off", exposure, enforcer, EXPOSURE_RATIO))
     avro = row.get((ENFORCER_AVRO, *TARGET_CONFIG))
     contacts = row.get((ENFORCER_CONTACTS, *TARGET_CONFIG))
     if avro is not None and contacts is not None:
@@ -147,7 +154,7 @@ def versus(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 continue
             rate = _divide(enforcer["records_per_s"], other["records_per_s"])
             cpu = _divide(other["cpu_us_per_record"], enforcer["cpu_us_per_record"])
-            if other["pipeline"] == ENFORCER_LEDGER:  # ledger on against off, as the target
+            if other["pipeline"] in (ENFORCER_LEDGER, ENFORCER_EXPOSURE):  # on against off
                 rate = _divide(other["records_per_s"], enforcer["records_per_s"])
                 cpu = _divide(enforcer["cpu_us_per_record"], other["cpu_us_per_record"])
             found.append(

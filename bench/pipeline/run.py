@@ -50,6 +50,7 @@ from .measure import (
 from .outcomes import OutcomeCount, count_outcomes
 from .processes import (
     DECIDING_PIPELINES,
+    ENFORCER_EXPOSURE,
     ENFORCER_LEDGER,
     ENFORCERS,
     NO_GUARANTEE,
@@ -108,14 +109,24 @@ async def run_config(
         await create_topics(
             stage.bootstrap, [ledger_topic], stage.partitions, configs=LEDGER_TOPIC_CONFIG
         )
+    exposure_topic = None
+    if config.pipeline == ENFORCER_EXPOSURE:
+        # Empty at the start, as for a deployment that turns exposure on.
+        exposure_topic = unique_topic_name(f"bench-{config.slug}-exposure")
+        await create_topics(
+            stage.bootstrap, [exposure_topic], stage.partitions, configs=LEDGER_TOPIC_CONFIG
+        )
     await create_topics(stage.bootstrap, topics.all(), stage.partitions)
+    own = [*filter(None, [ledger_topic, exposure_topic])]
     try:
         if ledger_topic is not None:
             await produce_backlog(stage.bootstrap, ledger_topic, stage.ledger)
         await produce_backlog(stage.bootstrap, topics.source, stage.backlog_of(config.pipeline))
-        return await _measure(config, stage, topics, ledger_topic, latency=latency)
+        return await _measure(
+            config, stage, topics, ledger_topic, latency=latency, exposure_topic=exposure_topic
+        )
     finally:
-        await delete_topics(stage.bootstrap, [*topics.all(), *filter(None, [ledger_topic])])
+        await delete_topics(stage.bootstrap, [*topics.all(), *own])
 
 
 async def _measure(
@@ -125,6 +136,7 @@ async def _measure(
     ledger_topic: str | None,
     *,
     latency: bool,
+    exposure_topic: str | None = None,
 ) -> dict[str, Any]:
     ends = await end_offsets(stage.bootstrap, topics.source)
     group = unique_topic_name(f"bench-{config.slug}")
@@ -139,6 +151,7 @@ async def _measure(
         batching=stage.batching,
         ledger_topic=ledger_topic,
         enforcer_env=variant.env if variant is not None else None,
+        exposure_topic=exposure_topic,
     )
     try:
         pid = pipeline.pid

@@ -281,6 +281,14 @@ def _run(args: argparse.Namespace, stop: StopSignal) -> int:
     )
     if settings.ledger_topic is not None:
         log.info("purpose ledger %s, ledger: %s", settings.ledger_topic, ledger_mode.value)
+    if settings.exposure_topic is not None:
+        log.info("exposure %s: retractions are exact", settings.exposure_topic)
+    elif settings.ledger_topic is not None and ledger_mode is not LedgerMode.OFF:
+        log.warning(
+            "no exposure topic: ledger retractions may name identifiers that never reached "
+            "the sink, and a policy change retracts nothing (--exposure-topic; "
+            "docs/exposure.md)"
+        )
     if registry is not None:
         log.info("schema registry %s", registry.settings.url)
     if unchecked is not None:

@@ -55,7 +55,9 @@ def not_allowed(exposure: SubjectExposure, allowed: Allowed) -> tuple[ExposureEn
     return tuple(e for e in exposure.entries if not allowed(exposure.subject_id, e))
 
 
-def allowed_under(passes: Passes, mode: LedgerMode, ledger: LedgerStore | None) -> Allowed:
+def allowed_under(
+    passes: Passes, mode: LedgerMode, ledger: LedgerStore | None, key_id: str | None = None
+) -> Allowed:
     """Whether an exposed identifier would be forwarded now, decided as the decision
     decides (docs/ledger.md): by what the ledger grants it when the ledger knows it;
     unknown to the ledger, not at all under ``authoritative``, and under ``fallback``
@@ -64,12 +66,17 @@ def allowed_under(passes: Passes, mode: LedgerMode, ledger: LedgerStore | None) 
     ledger off (or none), by the purposes it was judged by.
 
     ``passes(type, purposes)`` is the policy's verdict (:func:`enforcer.ledger.retract.
-    passes_under`)."""
+    passes_under`). With ``key_id`` (the fingerprint key in force), an entry made under
+    another key (before a key rotation) cannot be looked up in the ledger, whose
+    fingerprints are under the key in force: it is judged by the purposes it was
+    forwarded under (docs/exposure.md, "Key rotation")."""
     if ledger is None or mode is LedgerMode.OFF:
         return lambda _subject, entry: passes(entry.identifier_type, entry.purposes)
 
     def allowed(subject_id: str, entry: ExposureEntry) -> bool:
         kind = entry.identifier_type
+        if key_id is not None and entry.key_id != key_id:
+            return passes(kind, entry.purposes)
         granted = ledger.purposes(subject_id, kind, entry.fingerprint)
         if granted is not None:
             return passes(kind, granted)

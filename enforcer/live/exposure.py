@@ -39,7 +39,7 @@ from enforcer.core.models import Mode
 from enforcer.core.policy.compiled import Policy
 from enforcer.core.step import HEADER_POLICY, Outcome
 from enforcer.exposure.forwards import forwards
-from enforcer.exposure.model import exposure_key
+from enforcer.exposure.model import ExposureEntry, exposure_key
 from enforcer.exposure.retract import (
     Allowed,
     ExposureRetraction,
@@ -229,7 +229,8 @@ class LiveExposure:
         """A ledger update or erasure of ``subject_id`` was applied: retract its exposed
         identifiers the ledger no longer allows (nothing is written in audit mode,
         where the retractions are only counted)."""
-        allowed = self._allowed(partition)
+        # An erased subject has nothing allowed, whatever key its entries were made under.
+        allowed = _never if reason is RetractionReason.SUBJECT_ERASED else self._allowed(partition)
         if not self._writes:
             gone = not_allowed(self._state.exposure(partition, subject_id), allowed)
             self._pending_retractions[reason.value] += len(gone)
@@ -280,7 +281,10 @@ class LiveExposure:
 
     def _allowed(self, partition: int) -> Allowed:
         return allowed_under(
-            passes_under(self._policy), self._ledger_mode, self._ledger_of(partition)
+            passes_under(self._policy),
+            self._ledger_mode,
+            self._ledger_of(partition),
+            self._key_id,
         )
 
     def _retractions(self, retractions: list[ExposureRetraction]) -> list[OutputRecord]:
@@ -327,3 +331,7 @@ class LiveExposure:
     def _refresh_sizes(self) -> None:
         self.stats.identifiers = len(self._state)
         self.stats.subjects = self._state.subjects
+
+
+def _never(_subject_id: str, _entry: ExposureEntry) -> bool:
+    return False

@@ -227,14 +227,8 @@ class PolicyReload:
 
 
 def on_policy_change(old: Policy, new: Policy) -> None:
-    """Where a policy change is handled before any event is decided under ``new``.
-
-    Called by the engine at the transaction boundary where it switches policies: no
-    transaction is open, nothing has been decided under ``new`` yet. Does nothing yet.
-    Issue 22's re-judging of exposure goes here (docs/exposure.md): judge what each of
-    the worker's partitions exposed under ``old`` again under ``new`` and retract what
-    ``new`` would not have forwarded (``policy-changed``), in the transaction the first
-    batch under ``new`` then joins (begin it here, send the retractions), so that the
-    retractions and the switch commit together.
-    """
-    del old, new
+    """Log the switch from ``old`` to ``new`` at the transaction boundary where the
+    engine makes it: no transaction is open, nothing has been decided under ``new``.
+    Exposure is re-judged under ``new`` right after (:meth:`enforcer.live.engine.Engine.
+    _switch_policy` makes it due), before the next event is decided."""
+    log.debug("switching policy %s -> %s", old.version, new.version)

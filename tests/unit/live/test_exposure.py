@@ -1,0 +1,302 @@
+"""The live exposure's bookkeeping, without a broker (docs/exposure.md, "In a running
+worker"): a restore from the beginning pauses the source partition until its end;
+forwards are written to the source record's partition only when the subject's value
+changes; a ledger update retracts exactly the exposed identifiers it no longer allows;
+a new policy re-judges each restored partition once; an abort undoes the changes and
+makes a re-judgement due again; audit mode counts and writes nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import cast
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
+
+from enforcer.core.clock import FixedClock
+from enforcer.core.fingerprint import Fingerprinter
+from enforcer.core.ledger_view import LedgerMode
+from enforcer.core.models import Mode
+from enforcer.core.policy.compiled import Policy
+from enforcer.core.policy.load import load_policy, parse_policy
+from enforcer.core.step import InputRecord, Outcome, Source, Step
+from enforcer.ledger.lookup import WholeLedger
+from enforcer.ledger.model import GrantedIdentifier as G
+from enforcer.ledger.model import SubjectUpdate
+from enforcer.ledger.state import LedgerState, LedgerStore, RetractionReason
+from enforcer.ledger.store import apply_record
+from enforcer.live.exposure import LiveExposure
+from enforcer.outputs.records import OutputRecord
+
+from ..conftest import KEY
+from .test_ledger import FakeMessage
+
+EXPOSURE, SOURCE, SINK = "exposure", "events", "audience"
+ADS, MFA = ["marketing.advertising"], ["security.mfa"]
+FP = Fingerprinter(KEY)
+AT = "2026-12-06T10:00:00Z"
+NOW = datetime(2026, 12, 6, 10, tzinfo=UTC)
+DEFAULT = (Path(__file__).resolve().parents[3] / "policies" / "default.yaml").read_bytes()
+
+
+def default() -> Policy:
+    return load_policy(None)
+
+
+def no_phones(mode: Mode = Mode.ENFORCE) -> Policy:
+    """The default, and phone numbers never for advertising."""
+    text = DEFAULT.replace(
+        b"namespace_sets:\n", b"namespace_sets:\n  advertising: [marketing]\n", 1
+    ).replace(
+        b"rules:\n",
+        b"rules:\n  - name: no-phones-for-ads\n    when: any-within\n    within: advertising\n"
+        b"    types: [phone]\n    action: redact\n\n",
+        1,
+    )
+    policy = parse_policy(text, origin="no-phones.yaml", destination="audience-building")
+    return policy.with_mode(mode)
+
+
+def live(
+    policy: Policy | None = None,
+    ledgers: dict[int, LedgerStore] | None = None,
+    mode: LedgerMode = LedgerMode.OFF,
+) -> LiveExposure:
+    clock = iter(range(1000))
+    held = ledgers or {}
+    return LiveExposure(
+        EXPOSURE,
+        SOURCE,
+        SINK,
+        FP.key_id,
+        policy or default(),
+        mode,
+        held.get,
+        lambda: float(next(clock)),
+    )
+
+
+def committed(partitions: list[TopicPartition]) -> list[TopicPartition]:
+    return [TopicPartition(tp.topic, tp.partition, -1001) for tp in partitions]
+
+
+def restored(exposure: LiveExposure, *partitions: int) -> None:
+    """Assign and restore ``partitions`` of an empty topic."""
+    tps = [TopicPartition(t, p) for p in partitions for t in (SOURCE, EXPOSURE)]
+    exposure.assign(tps, committed)
+    for p in partitions:
+        exposure.at_end(p)
+    exposure.take_restored()
+
+
+def decided(
+    step: Step, partition: int, subject: str, identifiers: list[tuple[str, str, list[str]]]
+) -> Outcome:
+    value = orjson.dumps(
+        {
+            "event_id": "e1",
+            "subject_id": subject,
+            "occurred_at": AT,
+            "identifiers": [{"type": k, "value": v, "purposes": p} for k, v, p in identifiers],
+        }
+    )
+    return step(InputRecord(subject.encode(), value, (), Source(SOURCE, partition, 7)))
+
+
+def step_of(policy: Policy, ledger: LedgerState | None = None) -> Step:
+    lookup = None if ledger is None else WholeLedger(ledger)
+    return Step(policy, FP, FixedClock(NOW), lookup, exposure=True)
+
+
+def retractions(outputs: list[OutputRecord]) -> list[dict[str, str]]:
+    return [orjson.loads(o.value or b"")["retraction"] for o in outputs if o.topic == SINK]
+
+
+def writes(outputs: list[OutputRecord]) -> list[OutputRecord]:
+    return [o for o in outputs if o.topic == EXPOSURE]
+
+
+def test_assignment_restores_from_the_beginning_and_pauses_the_source_until_the_end() -> None:
+    exposure = live()
+    asked: list[list[TopicPartition]] = []
+
+    def committed_asked(partitions: list[TopicPartition]) -> list[TopicPartition]:
+        asked.append(partitions)
+        return committed(partitions)
+
+    assignment, paused = exposure.assign(
+        [TopicPartition(SOURCE, 0), TopicPartition(EXPOSURE, 0)], committed_asked
+    )
+    assert [(tp.topic, tp.offset) for tp in assignment if tp.topic == EXPOSURE] == [
+        (EXPOSURE, OFFSET_BEGINNING)
+    ]
+    assert [(tp.topic, tp.partition) for tp in paused] == [(SOURCE, 0)]
+    # The source's committed offsets are asked first: stable once an earlier owner's
+    # transaction settled, so its exposure writes are readable.
+    assert [(tp.topic, tp.partition) for tp in asked[0]] == [(SOURCE, 0)]
+    assert exposure.restoring(0)
+    exposure.read(cast(Message, FakeMessage(0, 0, "s1", _one_entry_value("s1"))))
+    exposure.at_end(0)
+    assert not exposure.restoring(0)
+    assert exposure.take_restored() == [0]
+    assert exposure.stats.identifiers == 1 and exposure.stats.subjects == 1
+
+
+def _one_entry_value(subject: str) -> bytes:
+    return orjson.dumps(
+        {
+            "format": 1,
+            "subject_id": subject,
+            "entries": [
+                {
+                    "sink_topic": SINK,
+                    "identifier_type": "phone",
+                    "fingerprint": FP("phone", "+14155550100"),
+                    "key_id": FP.key_id,
+                    "purposes": ADS,
+                    "by_ledger": False,
+                    "policy_version": "sha256:old",
+                    "first_forwarded_at": AT,
+                    "last_forwarded_at": AT,
+                }
+            ],
+        }
+    )
+
+
+def test_forwards_are_written_to_the_source_partition_once_per_change() -> None:
+    exposure = live()
+    restored(exposure, 2)
+    step = step_of(default())
+    outcome = decided(step, 2, "s1", [("email", "a@x.org", ADS)])
+    first = exposure.forwarded(outcome, AT)
+    assert first is not None and first.topic == EXPOSURE and first.partition == 2
+    assert first.key == b"s1" and b"a@x.org" not in (first.value or b"")
+    assert exposure.forwarded(outcome, AT) is None  # the same forward again: no change
+    exposure.committed()
+    assert exposure.stats.writes == 1 and exposure.stats.identifiers == 1
+
+
+def test_a_ledger_update_retracts_exactly_the_exposed_identifiers_it_withdraws() -> None:
+    ledger = LedgerState()
+    exposure = live(ledgers={0: ledger}, mode=LedgerMode.AUTHORITATIVE)
+    restored(exposure, 0)
+    grant = SubjectUpdate(
+        "s1", AT, (G("email", "a@x.org", tuple(ADS)), G("phone", "+14155550100", tuple(ADS)))
+    )
+    apply_record(ledger, grant, FP, AT)
+    step = step_of(default(), ledger)
+    outcome = decided(step, 0, "s1", [("email", "a@x.org", ADS)])  # the phone never flowed
+    assert exposure.forwarded(outcome, AT) is not None
+    exposure.committed()
+    withdraw = SubjectUpdate(
+        "s1", "2026-12-07T00:00:00Z", (G("email", "a@x.org", ()), G("phone", "+14155550100", ()))
+    )
+    apply_record(ledger, withdraw, FP, AT)
+    outputs = exposure.ledger_changed(
+        0, "s1", RetractionReason.PURPOSE_WITHDRAWN, "2026-12-07T00:00:00Z"
+    )
+    assert [(r["identifier_type"], r["reason"]) for r in retractions(outputs)] == [
+        ("email", "purpose-withdrawn")
+    ]
+    assert [w.value for w in writes(outputs)] == [None]  # nothing stays exposed
+    assert exposure.ledger_changed(0, "s1", RetractionReason.SUBJECT_ERASED, AT) == []
+
+
+def test_a_new_policy_rejudges_each_restored_partition_once_before_its_events() -> None:
+    exposure = live()
+    restored(exposure, 0, 1)
+    step = step_of(default())
+    for partition, subject in ((0, "s0"), (1, "s1")):
+        outcome = decided(
+            step,
+            partition,
+            subject,
+            [("email", f"{subject}@x.org", ADS), ("phone", "+14155550100", ADS)],
+        )
+        assert exposure.forwarded(outcome, AT) is not None
+    assert exposure.rejudge_due(lambda _: True) == []  # under the policy they flowed by
+    exposure.committed()
+    exposure.use_policy(no_phones())
+    assert exposure.rejudge_due(lambda p: p != 1) != []  # partition 1 is not ready yet
+    outputs = exposure.rejudge_due(lambda _: True)
+    assert [(r["subject_id"], r["identifier_type"], r["reason"]) for r in retractions(outputs)] == [
+        ("s1", "phone", "policy-changed")
+    ]
+    assert retractions(outputs)[0]["policy_version"] == no_phones().version
+    assert exposure.rejudge_due(lambda _: True) == []  # once
+    exposure.committed()
+    assert exposure.stats.retractions == {"policy-changed": 2}
+    assert exposure.stats.identifiers == 2
+
+
+def test_an_abort_undoes_a_rejudgement_and_makes_it_due_again() -> None:
+    exposure = live()
+    restored(exposure, 0)
+    outcome = decided(step_of(default()), 0, "s0", [("phone", "+14155550100", ADS)])
+    assert exposure.forwarded(outcome, AT) is not None
+    exposure.committed()
+    exposure.use_policy(no_phones())
+    first = exposure.rejudge_due(lambda _: True)
+    assert len(retractions(first)) == 1
+    exposure.rolled_back()
+    assert exposure.stats.identifiers == 1
+    again = exposure.rejudge_due(lambda _: True)
+    assert retractions(again) == retractions(first)
+    exposure.committed()
+    assert exposure.stats.retractions == {"policy-changed": 1}
+    assert exposure.stats.identifiers == 0
+
+
+def test_an_aborted_forward_is_forgotten() -> None:
+    exposure = live()
+    restored(exposure, 0)
+    outcome = decided(step_of(default()), 0, "s0", [("email", "a@x.org", ADS)])
+    assert exposure.forwarded(outcome, AT) is not None
+    exposure.rolled_back()
+    assert exposure.stats.identifiers == 0
+    assert exposure.forwarded(outcome, AT) is not None  # written again when redone
+
+
+def test_audit_mode_counts_retractions_and_writes_nothing() -> None:
+    exposure = live(no_phones(Mode.AUDIT))
+    restored(exposure, 0)
+    exposure.use_policy(default().with_mode(Mode.AUDIT))
+    outcome = decided(step_of(default()), 0, "s0", [("phone", "+14155550100", ADS)])
+    assert exposure.forwarded(outcome, AT) is not None  # audit forwards: exposed
+    exposure.committed()
+    exposure.use_policy(no_phones(Mode.AUDIT))
+    assert exposure.rejudge_due(lambda _: True) == []
+    exposure.committed()
+    assert exposure.stats.retractions == {"policy-changed": 1}
+    assert exposure.stats.identifiers == 1  # still exposed: nothing was retracted
+
+
+def test_a_revoke_forgets_the_partitions() -> None:
+    exposure = live()
+    restored(exposure, 0)
+    outcome = decided(step_of(default()), 0, "s0", [("email", "a@x.org", ADS)])
+    assert exposure.forwarded(outcome, AT) is not None
+    exposure.committed()
+    exposure.revoked()
+    assert exposure.stats.identifiers == 0
+    assert exposure.rejudge_due(lambda _: True) == []
+
+
+def test_entries_under_a_rotated_key_are_judged_by_their_purposes_until_an_erasure() -> None:
+    """After a key rotation the ledger's fingerprints are under the new key, so an entry
+    made under the old one cannot be found there: a restart under ``authoritative``
+    must not retract it as unknown; an erasure retracts it all the same."""
+    ledger = LedgerState()
+    exposure = live(ledgers={0: ledger}, mode=LedgerMode.AUTHORITATIVE)
+    exposure.assign([TopicPartition(SOURCE, 0), TopicPartition(EXPOSURE, 0)], committed)
+    old_key = orjson.loads(_one_entry_value("s1"))
+    old_key["entries"][0]["key_id"] = "0" * 16
+    exposure.read(cast(Message, FakeMessage(0, 0, "s1", orjson.dumps(old_key))))
+    exposure.at_end(0)
+    assert exposure.rejudge_due(lambda _: True) == []
+    erased = exposure.ledger_changed(0, "s1", RetractionReason.SUBJECT_ERASED, AT)
+    assert [(r["identifier_type"], r["key_id"]) for r in retractions(erased)] == [
+        ("phone", "0" * 16)
+    ]
