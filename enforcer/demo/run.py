@@ -4,7 +4,11 @@ Writes a purpose ledger (what each sample account's identifiers were collected f
 produces sample identity events shaped like the 2019 case (and phone numbers given for
 SMS notifications, device ids for analytics), some of which wrongly claim advertising
 for a number collected for two-factor authentication only, and, halfway through, a
-batch of consent withdrawals and erasures. It runs ``enforcer run`` as a real worker
+batch of consent withdrawals and erasures. The worker keeps exposure (what it forwarded)
+and starts with a mistaken policy that lets phone numbers given for SMS notifications
+reach audience building; halfway the mistake is found and the policy file fixed, the
+worker reloads it and retracts exactly the numbers it had forwarded under the mistake.
+It runs ``enforcer run`` as a real worker
 process until it has committed every input record, stops it with SIGTERM, then reads
 the output topics as a ``read_committed`` consumer would and prints what happened to
 every record, the claims the ledger did not grant, and the retractions. The worker
@@ -34,8 +38,10 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from enforcer.core.fingerprint import Fingerprinter, key_from_text
 from enforcer.core.ledger_view import PURPOSE_NOT_GRANTED as NOT_GRANTED
 from enforcer.core.ledger_view import PURPOSE_NOT_GRANTED_MEANING as NOT_GRANTED_MEANING
+from enforcer.core.policy.load import default_policy_bytes
 from enforcer.demo.deployment import (
     OUTPUT_TOPICS,
     fresh_topics,
@@ -54,17 +60,32 @@ from enforcer.demo.next_steps import (
 from enforcer.demo.sample import sample_values, subject_key
 from enforcer.demo.summary import outcome_lines, read_back, rule_meanings
 from enforcer.ledger.retract import is_retraction
+from enforcer.testing.consume import ReadRecord
 from enforcer.testing.kafka_broker import free_port
 from enforcer.testing.ledger import produce_ledger
 from enforcer.testing.worker import EnforcerWorker, WorkerError, produce, wait_for_commits
 
 TOPICS = {"source": "identity.events", **OUTPUT_TOPICS}
 LEDGER_TOPIC = "identity.purposes"
+EXPOSURE_TOPIC = "enforcer.exposure"
+MISTAKE = b"    allow: [marketing.advertising]\n"
+"""The default policy's allow-list, which the mistaken policy widens."""
+MISTAKEN = b"    allow: [marketing.advertising, essential.service.notifications]\n"
 
 
-def summarize(bootstrap: str, produced: int, demo: DemoLedger) -> str:
+def mistaken_policy() -> bytes:
+    """The default policy with SMS-notification numbers allowed for advertising: the
+    demo's policy mistake, found and fixed halfway."""
+    text = default_policy_bytes()
+    if MISTAKE not in text:
+        raise RuntimeError("the default policy's allow-list moved: update the demo")
+    return text.replace(MISTAKE, MISTAKEN, 1)
+
+
+def summarize(bootstrap: str, produced: int, demo: DemoLedger, key: str) -> str:
     """Read every output topic (read_committed) and describe what happened."""
     read = read_back(bootstrap, TOPICS, produced)
+    exact = retractions_forwarded_before(read.sink, Fingerprinter(key_from_text(key)))
     retracted = Counter(
         orjson.loads(r.value or b"{}")["retraction"]["reason"]
         for r in read.sink
@@ -87,8 +108,30 @@ def summarize(bootstrap: str, produced: int, demo: DemoLedger) -> str:
         "for a number given for 2FA only)",
         f"  retractions sent to audience building: {sum(retracted.values()):,}   "
         f"{dict(sorted(retracted.items()))}",
+        f"  each names an identifier the enforcer had forwarded (exposure): {exact:,} of "
+        f"{sum(retracted.values()):,}; policy-changed: the mistake fixed halfway",
     ]
     return "\n".join(lines)
+
+
+def retractions_forwarded_before(sink: Sequence[ReadRecord], fingerprinter: Fingerprinter) -> int:
+    """How many retractions name an identifier forwarded earlier in their partition (a
+    subject's records share one) and not retracted since: all of them, when exposure
+    makes retractions exact."""
+    exposed: set[tuple[str, str, str]] = set()
+    exact = 0
+    for record in sorted(sink, key=lambda r: (r.partition, r.offset)):
+        value = orjson.loads(record.value or b"{}")
+        if is_retraction(record.headers):
+            body = value["retraction"]
+            identity = (body["subject_id"], body["identifier_type"], body["fingerprint"])
+            exact += identity in exposed
+            exposed.discard(identity)
+            continue
+        for item in value.get("identifiers", []):
+            kind = item["type"]
+            exposed.add((value["subject_id"], kind, fingerprinter(kind, item["value"])))
+    return exact
 
 
 async def produce_forever(bootstrap: str, topic: str, per_second: float) -> None:
@@ -179,16 +222,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     group = f"enforcer-demo-{os.getpid()}"
     http_port = free_port()
     env = worker_environment(args.bootstrap, group, http_port)
-    env["ENFORCER_LEDGER_TOPIC"] = LEDGER_TOPIC
+    state = state_dir()
+    policy = state / "demo-policy.yaml"
+    policy.write_bytes(mistaken_policy())
+    env.update(
+        ENFORCER_LEDGER_TOPIC=LEDGER_TOPIC,
+        ENFORCER_EXPOSURE_TOPIC=EXPOSURE_TOPIC,
+        ENFORCER_POLICY_FILE=str(policy),
+        ENFORCER_POLICY_CHECK_INTERVAL="0.5",
+    )
     asyncio.run(
-        fresh_topics(args.bootstrap, list(TOPICS.values()), partitions=3, compacted=[LEDGER_TOPIC])
+        fresh_topics(
+            args.bootstrap,
+            list(TOPICS.values()),
+            partitions=3,
+            compacted=[LEDGER_TOPIC, EXPOSURE_TOPIC],
+        )
     )
     print(
         f"writing the purpose ledger ({len(demo.ledger):,} accounts) to {LEDGER_TOPIC} ...",
         flush=True,
     )
     asyncio.run(produce_ledger(args.bootstrap, LEDGER_TOPIC, demo.ledger))
-    state = state_dir()
     worker = EnforcerWorker("enforcer-demo", env, state)
     worker.start()
     print(
@@ -196,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
     try:
-        _feed(args, demo, worker, group, http_port)
+        _feed(args, demo, worker, group, http_port, policy)
     except (TimeoutError, WorkerError):
         print(
             f"the enforcer did not commit all {len(values):,} records in {args.timeout:.0f} s; "
@@ -209,15 +264,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             worker.stop()
     print(f"the enforcer stopped (exit status {worker.returncode}); its log: {worker.log_path}")
     print("\nwhat the enforcer did (read back from the output topics, read_committed):")
-    print(summarize(args.bootstrap, len(values), demo), flush=True)
+    print(summarize(args.bootstrap, len(values), demo, env["ENFORCER_FINGERPRINT_KEY"]), flush=True)
     return _leave_next_steps(state / "out", demo, sent, env)
 
 
 def _feed(
-    args: argparse.Namespace, demo: DemoLedger, worker: EnforcerWorker, group: str, port: int
+    args: argparse.Namespace,
+    demo: DemoLedger,
+    worker: EnforcerWorker,
+    group: str,
+    port: int,
+    policy: Path,
 ) -> None:
     """Produce the first half, wait until it is committed, send the withdrawals and wait
-    until the worker has applied them, then the second half; wait for its commit.
+    until the worker has applied them, fix the policy and wait until the worker has
+    reloaded it, then the second half; wait for its commit.
 
     Waiting for the withdrawals to be applied before the second half is sent keeps the
     numbers the same from run to run: otherwise an event of a withdrawn account could
@@ -245,7 +306,17 @@ def _feed(
         flush=True,
     )
     asyncio.run(produce_ledger(args.bootstrap, LEDGER_TOPIC, demo.withdrawals))
-    wait_for_ledger_applied(port, len(demo.withdrawals), args.timeout, worker)
+    wait_for_metric(port, _APPLIED, len(demo.withdrawals), args.timeout, worker)
+    print(
+        "halfway: the policy is found to let phone numbers given for SMS notifications reach "
+        f"audience building; fixing {policy.name} (the worker reloads it and retracts them) ...",
+        flush=True,
+    )
+    staged = policy.with_name(policy.name + ".new")
+    staged.write_bytes(default_policy_bytes())
+    staged.replace(policy)
+    # Re-judged before any event is decided under the fixed policy: the second half can go.
+    wait_for_metric(port, _RELOADED, 1, args.timeout, worker)
     asyncio.run(produce(args.bootstrap, TOPICS["source"], values[half:]))
     asyncio.run(
         wait_for_commits(
@@ -262,13 +333,16 @@ def _feed(
 _APPLIED = re.compile(
     r'^enforcer_ledger_records_total\{[^}]*outcome="applied"[^}]*\} ([0-9.e+]+)$', re.M
 )
+"""Ledger records committed after the restore."""
+_RELOADED = re.compile(r"^enforcer_policy_reloads_total(?:\{[^}]*\})? ([0-9.e+]+)$", re.M)
+"""Policy changes the worker switched to."""
 
 
-def wait_for_ledger_applied(
-    port: int, at_least: int, timeout_s: float, worker: EnforcerWorker
+def wait_for_metric(
+    port: int, metric: re.Pattern[str], at_least: int, timeout_s: float, worker: EnforcerWorker
 ) -> None:
-    """Poll the worker's ``/metrics`` until it has committed ``at_least`` ledger records
-    read after its restore (``enforcer_ledger_records_total{outcome="applied"}``)."""
+    """Poll the worker's ``/metrics`` until ``metric`` (its first group the value) is
+    ``at_least``."""
     deadline = time.monotonic() + timeout_s
     url = f"http://127.0.0.1:{port}/metrics"
     while time.monotonic() < deadline:
@@ -279,11 +353,13 @@ def wait_for_ledger_applied(
                 text = response.read().decode()
         except OSError:
             text = ""
-        found = _APPLIED.search(text)
+        found = metric.search(text)
         if found and float(found.group(1)) >= at_least:
             return
         time.sleep(0.2)
-    raise TimeoutError(f"the worker did not apply {at_least} ledger records in {timeout_s} s")
+    raise TimeoutError(
+        f"the worker's metric {metric.pattern} did not reach {at_least} in {timeout_s:.0f} s"
+    )
 
 
 def _leave_next_steps(

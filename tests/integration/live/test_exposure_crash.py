@@ -33,6 +33,7 @@ from enforcer.testing.consume import ReadRecord, read_committed
 from enforcer.testing.ledger import ledger_value, produce_ledger, retractions_read
 from enforcer.testing.topics import create_topics, delete_topics, unique_topic_name
 from enforcer.testing.worker import (
+    ASSIGNED,
     Deployment,
     EnforcerTopics,
     EnforcerWorker,
@@ -45,10 +46,10 @@ from enforcer.testing.worker import (
 PARTITIONS = 3
 KILLS = 3
 SUBJECTS = 60
-EVENTS = 6_000
-EVENTS_PER_SECOND = 500
-UPDATES = 600
-UPDATES_PER_SECOND = 50
+EVENTS = 9_000
+EVENTS_PER_SECOND = 300
+UPDATES = 900
+UPDATES_PER_SECOND = 30
 ADS = ("marketing.advertising",)
 MFA = ("security.mfa",)
 ROOT = Path(__file__).resolve().parents[3]
@@ -194,6 +195,8 @@ async def test_sigkill_during_ledger_updates_retracts_only_and_all_exposed(
                 kill_points.append(reached)
             inputs, _ = await asyncio.wait_for(producing, timeout=90)
             worker.start()
+            # Up before it is stopped (the last run may find everything committed).
+            await worker.wait_for_log(ASSIGNED)
             await wait_for_commits(
                 kafka_bootstrap,
                 deployment.group_id,
