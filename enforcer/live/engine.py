@@ -281,10 +281,9 @@ class Engine:
             outcomes.append(outcome)
             outputs += records
             if exposure is not None and outcome.forwarded_identifiers:
-                # Built from the outcome actually sent (after the size check).
-                write = exposure.forwarded(outcome, at)
-                if write is not None:
-                    outputs.append(write)
+                # The outcome actually sent (after the size check); the subject's value
+                # is written before the commit (_commit).
+                exposure.forwarded(outcome, at)
         if held:
             self._hold(held)
         return outcomes, outputs, ledger_read
@@ -480,6 +479,8 @@ class Engine:
             return
         if self.commit_gate is not None and not self.commit_gate():
             return
+        if self._exposure is not None and not self._send_exposure(self._exposure):
+            return
         offsets = self._positions.to_commit()
         try:
             self._output.commit(offsets, self._consumer)
@@ -534,6 +535,18 @@ class Engine:
             reason,
             len(rewind),
         )
+
+    def _send_exposure(self, exposure: LiveExposure) -> bool:
+        """Send the exposure records the open transaction owes; False when sending
+        failed and the transaction was rewound."""
+        try:
+            send = self._output.send
+            for record in exposure.pending_writes():
+                send(record)
+        except CommitAborted as aborted:
+            self._rewind(aborted.reason)
+            return False
+        return True
 
     def _forget(self) -> None:
         self._positions.clear()

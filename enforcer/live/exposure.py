@@ -13,7 +13,9 @@ so the range assignor gives it exposure partition ``i`` with source partition ``
   the worker does not read its own writes back, its state is ahead of them.
 - **Forwards.** Every forwarded outcome's identifiers are merged into the state; a
   subject whose value changed is written to exposure partition ``i`` in the same
-  transaction as the forwarded record.
+  transaction as the forwarded record, once per transaction however often it changed
+  in it (:meth:`LiveExposure.pending_writes`, right before the commit): the topic is
+  compacted, only a subject's last value counts.
 - **Exact retractions.** A ledger update or erasure retracts the subject's exposed
   identifiers the ledger no longer allows, and only those; a policy in force that the
   exposure was not judged under (a new version at start, or a reload) re-judges every
@@ -38,7 +40,6 @@ from enforcer.core.ledger_view import LedgerMode
 from enforcer.core.models import Mode
 from enforcer.core.policy.compiled import Policy
 from enforcer.core.step import HEADER_POLICY, Outcome
-from enforcer.exposure.forwards import forwards
 from enforcer.exposure.model import ExposureEntry, exposure_key
 from enforcer.exposure.retract import (
     Allowed,
@@ -102,6 +103,8 @@ class LiveExposure:
         self._in_transaction: set[int] = set()
         """Partitions re-judged in the open transaction (due again if it is aborted)."""
         self._undo: Undo = {}
+        self._dirty: dict[tuple[int, bytes], str] = {}
+        """Subjects whose value changed in the open transaction: (partition, key) -> id."""
         self._pending_writes = 0
         self._pending_retractions: Counter[str] = Counter()
         self.stats = ExposureStats()
@@ -151,6 +154,7 @@ class LiveExposure:
         self._due = set()
         self._in_transaction = set()
         self._undo = {}
+        self._dirty = {}
         self.stats.restoring = 0
         self._refresh_sizes()
 
@@ -210,16 +214,37 @@ class LiveExposure:
 
     # -- forwards -------------------------------------------------------------------
 
-    def forwarded(self, outcome: Outcome, at: str) -> OutputRecord | None:
-        """Merge a forwarded outcome's identifiers (sent at ``at``, RFC 3339): the
-        subject's exposure record when its value changed."""
+    def forwarded(self, outcome: Outcome, at: str) -> None:
+        """Merge a forwarded outcome's identifiers (sent at ``at``, RFC 3339); a changed
+        subject is written before the commit (:meth:`pending_writes`)."""
         subject_id = outcome.subject_id
-        if subject_id is None or not outcome.forwarded_identifiers:
-            return None
+        identifiers = outcome.forwarded_identifiers
+        if subject_id is None or not identifiers:
+            return
         partition = outcome.record.source.partition
-        found = forwards(outcome, self._sink_topic, self._version, self._key_id)
-        write = self._state.forwarded(partition, subject_id, found, at, self._undo)
-        return None if write is None else self._write(write)
+        if self._state.forwarded_macs(
+            partition,
+            subject_id,
+            self._sink_topic,
+            self._key_id,
+            self._version,
+            identifiers,
+            at,
+            self._undo,
+        ):
+            self._dirty[(partition, exposure_key(subject_id))] = subject_id
+
+    def pending_writes(self) -> list[OutputRecord]:
+        """The exposure records the open transaction owes: each subject changed in it,
+        with its value as it stands now (a tombstone when nothing stays exposed). Taken
+        right before the commit."""
+        dirty, self._dirty = self._dirty, {}
+        self._pending_writes += len(dirty)
+        value = self._state.value
+        return [
+            OutputRecord(self.topic, key, value(partition, subject_id), (), partition)
+            for (partition, key), subject_id in dirty.items()
+        ]
 
     # -- retractions ----------------------------------------------------------------
 
@@ -239,7 +264,8 @@ class LiveExposure:
         if write is None:
             return []
         retractions = retractions_of(subject_id, removed, reason, ledger_updated_at=updated_at)
-        return [*self._retractions(retractions), self._write(write)]
+        self._changed(write)
+        return self._retractions(retractions)
 
     def rejudge_due(self, ready: Callable[[int], bool]) -> list[OutputRecord]:
         """Re-judge the partitions due (restored, or under a new policy) whose source
@@ -266,7 +292,8 @@ class LiveExposure:
             return []
         judged = self._state.rejudge(number, allowed, self._version, self._undo)
         outputs = self._retractions(judged.retractions)
-        outputs += [self._write(w) for w in judged.writes]
+        for write in judged.writes:
+            self._changed(write)
         if judged.retractions:
             log.info(
                 "%s: %s[%d] under policy %s: %d identifier(s) of %d subject(s) retracted",
@@ -302,9 +329,9 @@ class LiveExposure:
             )
         return records
 
-    def _write(self, write: ExposureWrite) -> OutputRecord:
-        self._pending_writes += 1
-        return OutputRecord(self.topic, write.key, write.value, (), write.partition)
+    def _changed(self, write: ExposureWrite) -> None:
+        subject_id = write.key.decode("utf-8", "surrogatepass")
+        self._dirty[(write.partition, write.key)] = subject_id
 
     # -- transactions ---------------------------------------------------------------
 
@@ -312,6 +339,7 @@ class LiveExposure:
         """The open transaction committed."""
         self._undo = {}
         self._in_transaction = set()
+        self._dirty = {}
         self.stats.writes += self._pending_writes
         self.stats.retractions.update(self._pending_retractions)
         self._pending_writes = 0
@@ -322,6 +350,7 @@ class LiveExposure:
         """The open transaction was aborted: its changes are undone, and its records
         (and re-judgements) will be done again."""
         self._state.rollback(self._undo)
+        self._dirty = {}
         self._due |= {n for n in self._in_transaction if n in self._state.partitions}
         self._in_transaction = set()
         self._pending_writes = 0

@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple, TypeVar
 
 from enforcer.core.ledger_view import PURPOSE_NOT_GRANTED, LedgerMode, purposes_to_judge
+from enforcer.core.memo import remember
 from enforcer.core.models import Action, Event
 from enforcer.core.policy.compiled import Policy, Rule
 from enforcer.core.purposes import normalize_tag
@@ -74,12 +75,9 @@ _MEMO_LIMIT = 65536
 _V = TypeVar("_V")
 
 
-def _remember(memo: dict[Any, Any], key: object, value: _V) -> _V:
+def _remember(memo: dict[Any, _V], key: object, value: _V) -> _V:
     """Store a computed ``value`` in the policy's memo (emptied when full); return it."""
-    if len(memo) >= _MEMO_LIMIT:
-        memo.clear()
-    memo[key] = value
-    return value
+    return remember(memo, key, value, _MEMO_LIMIT)
 
 
 def judge(policy: Policy, raw_type: str, raw_purposes: list[str] | None) -> Judgement | Rejection:
@@ -169,7 +167,8 @@ def judge_ledger_purposes(policy: Policy, kind: str, purposes: tuple[str, ...]) 
     if key in memo:
         found: Rule | None = memo[key]
         return found
-    return _remember(memo, key, policy.rule_for(kind, purposes))
+    rule: Rule | None = _remember(memo, key, policy.rule_for(kind, purposes))
+    return rule
 
 
 def decide(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from enforcer.core.fingerprint import Fingerprinter
 from enforcer.core.ledger_view import LedgerMode
@@ -306,3 +308,51 @@ def test_the_value_written_is_the_value_format() -> None:
     state = ExposureState()
     state.forwarded(0, "acct-1", [fwd()], DAY1)
     assert state.value(0, "acct-1") == exposure_value(state.exposure(0, "acct-1"))
+
+
+_TEXT = st.text(alphabet=st.characters(exclude_categories=["Cs"]), min_size=1, max_size=12)
+_FORWARDS = st.lists(
+    st.builds(
+        Forward,
+        st.sampled_from([SINK, 'sink "b"', "sink-ü"]),
+        st.sampled_from(["email", "phone", "device_id", 'x"y']),
+        st.sampled_from([ANN, BOB, FP("phone", "+14155550100")]),
+        st.sampled_from([FP.key_id, "0" * 16]),
+        st.lists(st.sampled_from([ADS, MFA, "analytics"]), max_size=3).map(
+            lambda tags: tuple(sorted(set(tags)))
+        ),
+        st.booleans(),
+        _TEXT,
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@given(
+    subject=_TEXT,
+    records=st.lists(
+        st.tuples(_FORWARDS, st.sampled_from([DAY1, DAY1_LATER, DAY2])), min_size=1, max_size=4
+    ),
+)
+def test_the_value_written_from_slots_is_the_value_format_byte_for_byte(
+    subject: str, records: list[tuple[list[Forward], str]]
+) -> None:
+    """value() writes from the slots what exposure_value() writes from the entries,
+    whatever the texts (quotes, non-ASCII), for any history of forwards; the live
+    path by MACs changes the state exactly as the path by fingerprints does."""
+    state, by_macs = ExposureState(), ExposureState()
+    for forwards, at in records:
+        state.forwarded(0, subject, forwards, at)
+        for f in forwards:
+            by_macs.forwarded_macs(
+                0,
+                subject,
+                f.sink_topic,
+                f.key_id,
+                f.policy_version,
+                [(f.identifier_type, bytes.fromhex(f.fingerprint[-64:]), f.purposes, f.by_ledger)],
+                at,
+            )
+        assert state.value(0, subject) == exposure_value(state.exposure(0, subject))
+        assert by_macs.value(0, subject) == state.value(0, subject)

@@ -21,6 +21,7 @@ from enforcer.core.models import Mode
 from enforcer.core.policy.compiled import Policy
 from enforcer.core.policy.load import load_policy, parse_policy
 from enforcer.core.step import InputRecord, Outcome, Source, Step
+from enforcer.exposure.model import SubjectExposure, parse_exposure_record
 from enforcer.ledger.lookup import WholeLedger
 from enforcer.ledger.model import GrantedIdentifier as G
 from enforcer.ledger.model import SubjectUpdate
@@ -165,17 +166,24 @@ def _one_entry_value(subject: str) -> bytes:
     )
 
 
-def test_forwards_are_written_to_the_source_partition_once_per_change() -> None:
+def test_forwards_are_written_to_the_source_partition_once_per_transaction() -> None:
     exposure = live()
     restored(exposure, 2)
     step = step_of(default())
-    outcome = decided(step, 2, "s1", [("email", "a@x.org", ADS)])
-    first = exposure.forwarded(outcome, AT)
-    assert first is not None and first.topic == EXPOSURE and first.partition == 2
-    assert first.key == b"s1" and b"a@x.org" not in (first.value or b"")
-    assert exposure.forwarded(outcome, AT) is None  # the same forward again: no change
+    first = decided(step, 2, "s1", [("email", "a@x.org", ADS)])
+    exposure.forwarded(first, AT)
+    exposure.forwarded(first, AT)  # the same forward again: no change
+    exposure.forwarded(decided(step, 2, "s1", [("phone", "+14155550100", ADS)]), AT)
+    [write] = exposure.pending_writes()  # changed twice, written once, as it ends
+    assert write.topic == EXPOSURE and write.partition == 2 and write.key == b"s1"
+    assert b"a@x.org" not in (write.value or b"")
+    parsed = parse_exposure_record(write.key, write.value)
+    assert isinstance(parsed, SubjectExposure)
+    assert [e.identifier_type for e in parsed.entries] == ["email", "phone"]
     exposure.committed()
-    assert exposure.stats.writes == 1 and exposure.stats.identifiers == 1
+    assert exposure.stats.writes == 1 and exposure.stats.identifiers == 2
+    exposure.forwarded(first, AT)
+    assert exposure.pending_writes() == []  # nothing changed since
 
 
 def test_a_ledger_update_retracts_exactly_the_exposed_identifiers_it_withdraws() -> None:
@@ -188,7 +196,8 @@ def test_a_ledger_update_retracts_exactly_the_exposed_identifiers_it_withdraws()
     apply_record(ledger, grant, FP, AT)
     step = step_of(default(), ledger)
     outcome = decided(step, 0, "s1", [("email", "a@x.org", ADS)])  # the phone never flowed
-    assert exposure.forwarded(outcome, AT) is not None
+    exposure.forwarded(outcome, AT)
+    assert len(exposure.pending_writes()) == 1
     exposure.committed()
     withdraw = SubjectUpdate(
         "s1", "2026-12-07T00:00:00Z", (G("email", "a@x.org", ()), G("phone", "+14155550100", ()))
@@ -200,7 +209,8 @@ def test_a_ledger_update_retracts_exactly_the_exposed_identifiers_it_withdraws()
     assert [(r["identifier_type"], r["reason"]) for r in retractions(outputs)] == [
         ("email", "purpose-withdrawn")
     ]
-    assert [w.value for w in writes(outputs)] == [None]  # nothing stays exposed
+    assert writes(outputs) == []  # exposure's own records come before the commit
+    assert [w.value for w in exposure.pending_writes()] == [None]  # nothing stays exposed
     assert exposure.ledger_changed(0, "s1", RetractionReason.SUBJECT_ERASED, AT) == []
 
 
@@ -215,7 +225,7 @@ def test_a_new_policy_rejudges_each_restored_partition_once_before_its_events() 
             subject,
             [("email", f"{subject}@x.org", ADS), ("phone", "+14155550100", ADS)],
         )
-        assert exposure.forwarded(outcome, AT) is not None
+        exposure.forwarded(outcome, AT)
     assert exposure.rejudge_due(lambda _: True) == []  # under the policy they flowed by
     exposure.committed()
     exposure.use_policy(no_phones())
@@ -235,7 +245,7 @@ def test_an_abort_undoes_a_rejudgement_and_makes_it_due_again() -> None:
     exposure = live()
     restored(exposure, 0)
     outcome = decided(step_of(default()), 0, "s0", [("phone", "+14155550100", ADS)])
-    assert exposure.forwarded(outcome, AT) is not None
+    exposure.forwarded(outcome, AT)
     exposure.committed()
     exposure.use_policy(no_phones())
     first = exposure.rejudge_due(lambda _: True)
@@ -253,10 +263,12 @@ def test_an_aborted_forward_is_forgotten() -> None:
     exposure = live()
     restored(exposure, 0)
     outcome = decided(step_of(default()), 0, "s0", [("email", "a@x.org", ADS)])
-    assert exposure.forwarded(outcome, AT) is not None
+    exposure.forwarded(outcome, AT)
     exposure.rolled_back()
     assert exposure.stats.identifiers == 0
-    assert exposure.forwarded(outcome, AT) is not None  # written again when redone
+    assert exposure.pending_writes() == []
+    exposure.forwarded(outcome, AT)
+    assert len(exposure.pending_writes()) == 1  # written again when redone
 
 
 def test_audit_mode_counts_retractions_and_writes_nothing() -> None:
@@ -264,7 +276,7 @@ def test_audit_mode_counts_retractions_and_writes_nothing() -> None:
     restored(exposure, 0)
     exposure.use_policy(default().with_mode(Mode.AUDIT))
     outcome = decided(step_of(default()), 0, "s0", [("phone", "+14155550100", ADS)])
-    assert exposure.forwarded(outcome, AT) is not None  # audit forwards: exposed
+    exposure.forwarded(outcome, AT)  # audit forwards: exposed
     exposure.committed()
     exposure.use_policy(no_phones(Mode.AUDIT))
     assert exposure.rejudge_due(lambda _: True) == []
@@ -277,7 +289,7 @@ def test_a_revoke_forgets_the_partitions() -> None:
     exposure = live()
     restored(exposure, 0)
     outcome = decided(step_of(default()), 0, "s0", [("email", "a@x.org", ADS)])
-    assert exposure.forwarded(outcome, AT) is not None
+    exposure.forwarded(outcome, AT)
     exposure.committed()
     exposure.revoked()
     assert exposure.stats.identifiers == 0
