@@ -9,9 +9,10 @@
   the ledger's last word; the exposure topic holds exactly what that history says
   is exposed.
 - **A policy change at restart.** Identifiers forwarded under the default policy; a
-  worker under a stricter one is killed three times while it re-judges, or a second
-  worker joins while the first re-judges (a rebalance); every identifier the new
-  policy forbids is retracted exactly once.
+  worker under a stricter one is killed three times while it re-judges, or a worker
+  reloads the stricter policy from its file and is killed right after (then twice
+  more), or a second worker joins while the first re-judges (a rebalance); every
+  identifier the new policy forbids is retracted exactly once.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from enforcer.core.fingerprint import Fingerprinter, generate_key, key_from_text
 from enforcer.core.step import HEADER_ACTION
 from enforcer.exposure.model import SubjectExposure, parse_exposure_record
 from enforcer.live.exposure import RESTORED_LOG
+from enforcer.live.policy_reload import RELOADED_LOG
 from enforcer.testing.consume import ReadRecord, read_committed
 from enforcer.testing.ledger import ledger_value, produce_ledger, retractions_read
 from enforcer.testing.topics import create_topics, delete_topics, unique_topic_name
@@ -274,6 +276,35 @@ async def _killed_while_rejudging(deployment: Deployment, new: Path) -> list[Enf
     return [worker]
 
 
+async def _reloaded_then_killed(deployment: Deployment, new: Path) -> list[EnforcerWorker]:
+    """A worker under the old policy whose file is rewritten with the new one while it
+    runs: killed a moment after it reloads (its re-judgement under way or just
+    committed), then twice more after it restores, then started again."""
+    rng = random.Random()
+    path = new.with_name("policy.yaml")
+    path.write_bytes(DEFAULT)
+    worker = deployment.worker(
+        "reloading",
+        {"ENFORCER_POLICY_FILE": str(path), "ENFORCER_POLICY_CHECK_INTERVAL": "0.2"},
+    )
+    worker.start()
+    await worker.wait_for_log(ASSIGNED, timeout_s=90)
+    await worker.wait_for_log(RESTORED_LOG, at_least=PARTITIONS, timeout_s=90)
+    staged = path.with_name("policy.yaml.new")
+    staged.write_bytes(NO_PHONES)
+    staged.replace(path)
+    await worker.wait_for_log(RELOADED_LOG, timeout_s=60)
+    await asyncio.sleep(rng.uniform(0, 0.3))
+    worker.kill()
+    for _ in range(KILLS - 1):
+        worker.start()
+        await worker.wait_for_log(RESTORED_LOG, timeout_s=90)
+        await asyncio.sleep(rng.uniform(0, 0.5))
+        worker.kill()
+    worker.start()
+    return [worker]
+
+
 async def _rebalanced_while_rejudging(deployment: Deployment, new: Path) -> list[EnforcerWorker]:
     """A worker under the new policy, joined by a second one as soon as it restored a
     partition: the group rebalances while the first re-judges."""
@@ -288,7 +319,9 @@ async def _rebalanced_while_rejudging(deployment: Deployment, new: Path) -> list
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize(
-    "trouble", [_killed_while_rejudging, _rebalanced_while_rejudging], ids=["sigkill", "rebalance"]
+    "trouble",
+    [_killed_while_rejudging, _reloaded_then_killed, _rebalanced_while_rejudging],
+    ids=["sigkill", "reload-sigkill", "rebalance"],
 )
 async def test_a_new_policy_retracts_each_forbidden_identifier_once(
     kafka_bootstrap: str,
