@@ -130,28 +130,31 @@ def prepare_data_dir(path: Path) -> None:
         ) from None
 
 
-def check_ledger_store_dirs(data_dir: Path, ledger_topic: str) -> None:
-    """Refuse to start, in one line naming the path and what to do, when a directory the
-    disk ledger store would open (``data_dir/ledger/{ledger_topic}-{partition}``) exists
-    and is not a disk ledger's working copy, so opening it would have to wipe it."""
+def check_ledger_store_dirs(
+    data_dir: Path, topic: str, room: str = "ledger", store: str = "disk ledger store"
+) -> None:
+    """Refuse to start, in one line naming the path and what to do, when a directory a
+    disk store would open (``data_dir/{room}/{topic}-{partition}``: the ledger's, or
+    exposure's) exists and is not a disk store's working copy, so opening it would have
+    to wipe it."""
     from enforcer.ledger.disk import REMEDY, DiskStoreError, check_store_dir
 
-    root = data_dir / "ledger"
-    stores = re.compile(re.escape(ledger_topic) + r"-[0-9]+")
+    root = data_dir / room
+    stores = re.compile(re.escape(topic) + r"-[0-9]+")
     try:
         if root.exists() and not root.is_dir():
             raise DiskStoreError(
-                f"cannot use {root} for the disk ledger store: it is not a directory; "
+                f"cannot use {root} for the {store}: it is not a directory; "
                 f"move it away, or {REMEDY}"
             )
         for path in sorted(root.iterdir()) if root.is_dir() else []:
             if stores.fullmatch(path.name):
-                check_store_dir(path)
+                check_store_dir(path, store)
     except DiskStoreError as exc:
         raise DataDirError(str(exc)) from None
     except OSError as exc:
         raise DataDirError(
-            f"cannot use {root} for the disk ledger store: "
+            f"cannot use {root} for the {store}: "
             f"{exc.strerror or type(exc).__name__}; {REMEDY}"
         ) from None
 
@@ -199,6 +202,12 @@ def add_flags(run: Parser) -> None:
         help="where the materialized ledger lives (ENFORCER_LEDGER_STORE, default memory)",
     )
     run.add_argument(
+        "--exposure-store",
+        choices=["memory", "disk"],
+        default=None,
+        help="where exposure lives (ENFORCER_EXPOSURE_STORE, default memory)",
+    )
+    run.add_argument(
         "--log-level",
         choices=["debug", "info", "warning", "error"],
         default=None,
@@ -244,6 +253,7 @@ def _run(args: argparse.Namespace, stop: StopSignal) -> int:
         "log_level",
         "log_format",
         "ledger_store",
+        "exposure_store",
         "phone_default_region",
     ]
     settings = settings_from(
@@ -264,6 +274,10 @@ def _run(args: argparse.Namespace, stop: StopSignal) -> int:
         and ledger_mode is not LedgerMode.OFF
     ):
         check_ledger_store_dirs(settings.data_dir, settings.ledger_topic)
+    if settings.exposure_store == "disk" and settings.exposure_topic is not None:
+        check_ledger_store_dirs(
+            settings.data_dir, settings.exposure_topic, "exposure", "disk exposure store"
+        )
     setup_logging(settings.log_level, settings.log_format)
     log = logging.getLogger("enforcer")
     created, limits = prepare_topics(settings)
@@ -282,7 +296,11 @@ def _run(args: argparse.Namespace, stop: StopSignal) -> int:
     if settings.ledger_topic is not None:
         log.info("purpose ledger %s, ledger: %s", settings.ledger_topic, ledger_mode.value)
     if settings.exposure_topic is not None:
-        log.info("exposure %s: retractions are exact", settings.exposure_topic)
+        log.info(
+            "exposure %s (%s store): retractions are exact",
+            settings.exposure_topic,
+            settings.exposure_store,
+        )
     elif settings.ledger_topic is not None and ledger_mode is not LedgerMode.OFF:
         log.warning(
             "no exposure topic: ledger retractions may name identifiers that never reached "

@@ -63,6 +63,14 @@ class EnforcerSettings(BaseSettings):
             "and ledger retractions are not exact (docs/exposure.md)."
         ),
     )
+    exposure_store: Literal["memory", "disk"] = Field(
+        default="memory",
+        description=(
+            "Where exposure lives: memory (the default; about 176 bytes per exposed "
+            "identifier at worst) or disk (RocksDB under the data dir, rebuilt at each "
+            "assignment)."
+        ),
+    )
     ledger_store: Literal["memory", "disk"] = Field(
         default="memory",
         description=(

@@ -20,8 +20,8 @@ written"). Times come in as RFC 3339 text from the caller's clock; none is read 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator
-from typing import Generic, NamedTuple, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 import orjson
 
@@ -102,8 +102,32 @@ class _Interned(Generic[_T]):
         return found
 
 
+class SubjectTable(Protocol):
+    """One partition's subjects: the subject key's bytes -> its blob of slots. A
+    ``dict`` in memory (:class:`MemoryTable`), RocksDB on disk
+    (:class:`enforcer.exposure.disk.DiskTable`)."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+    def __setitem__(self, key: bytes, blob: bytes) -> None: ...
+    def __delitem__(self, key: bytes) -> None: ...
+    def __iter__(self) -> Iterator[bytes]: ...
+    def __len__(self) -> int: ...
+    def items(self) -> Iterable[tuple[bytes, bytes]]: ...
+    def close(self) -> None:
+        """Release the table (a disk table removes its files)."""
+
+
+class MemoryTable(dict[bytes, bytes]):
+    """A partition's subjects in memory."""
+
+    def close(self) -> None:
+        """Forget every subject."""
+        self.clear()
+
+
 class ExposureState:
-    """What each subject of the worker's partitions has had forwarded, in memory."""
+    """What each subject of the worker's partitions has had forwarded, in memory (or,
+    given disk tables, its blobs on disk and its small tables in memory)."""
 
     __slots__ = (
         "_at",
@@ -114,15 +138,20 @@ class ExposureState:
         "_json_heads",
         "_json_times",
         "_key_ids",
+        "_new_table",
         "_partitions",
+        "_per_partition",
         "_purposes",
         "_sinks",
         "_types",
         "_versions",
     )
 
-    def __init__(self) -> None:
-        self._partitions: dict[int, dict[bytes, bytes]] = {}
+    def __init__(self, new_table: Callable[[int], SubjectTable] = lambda _: MemoryTable()) -> None:
+        self._new_table = new_table
+        self._partitions: dict[int, SubjectTable] = {}
+        self._per_partition: dict[int, int] = {}
+        """Entries held per partition (a disk table cannot count them cheaply)."""
         self._sinks: _Interned[str] = _Interned(_SMALL_TABLE)
         self._types: _Interned[str] = _Interned(_SMALL_TABLE)
         self._key_ids: _Interned[str] = _Interned(_SMALL_TABLE)
@@ -157,11 +186,15 @@ class ExposureState:
 
     def subject_ids(self, partition: int) -> list[str]:
         """The subjects of ``partition`` with something exposed."""
-        return [key.decode("utf-8", "surrogatepass") for key in self._partitions.get(partition, {})]
+        table = self._partitions.get(partition)
+        if table is None:
+            return []
+        return [key.decode("utf-8", "surrogatepass") for key in table]
 
     def exposure(self, partition: int, subject_id: str) -> SubjectExposure:
         """The subject's exposure (no entry when nothing is exposed)."""
-        blob = self._partitions.get(partition, {}).get(exposure_key(subject_id), b"")
+        table = self._partitions.get(partition)
+        blob = (None if table is None else table.get(exposure_key(subject_id))) or b""
         return SubjectExposure(subject_id, self._decode(blob))
 
     def value(self, partition: int, subject_id: str) -> bytes | None:
@@ -171,7 +204,8 @@ class ExposureState:
         value and remembered: what :func:`~enforcer.exposure.model.exposure_value`
         writes for :meth:`exposure`, at a fraction of the cost (the forward path writes
         one per changed subject)."""
-        blob = self._partitions.get(partition, {}).get(exposure_key(subject_id))
+        table = self._partitions.get(partition)
+        blob = None if table is None else table.get(exposure_key(subject_id))
         if not blob:
             return None
         heads, attributes, times = self._json_heads, self._json_attributes, self._json_times
@@ -275,7 +309,7 @@ class ExposureState:
         seconds = self._seconds(at)
         key = exposure_key(subject_id)
         table = self._partitions.get(partition)
-        old = b"" if table is None else table.get(key, b"")
+        old = (None if table is None else table.get(key)) or b""
         blob = bytearray(old)
         merge = self._merge
         for sink, kind, fingerprint, key_id, purposes, by_ledger, version in forwards:
@@ -314,7 +348,7 @@ class ExposureState:
         seconds = self._seconds(at)
         key = exposure_key(subject_id)
         table = self._partitions.get(partition)
-        old = b"" if table is None else table.get(key, b"")
+        old = (None if table is None else table.get(key)) or b""
         blob = bytearray(old)
         merge = self._merge
         for kind, mac, purposes, by_ledger in identifiers:
@@ -448,9 +482,16 @@ class ExposureState:
         return None
 
     def drop(self, partition: int) -> None:
-        """Forget a partition (it was revoked)."""
-        table = self._partitions.pop(partition, {})
-        self._entries -= sum(len(blob) for blob in table.values()) // _SLOT_SIZE
+        """Forget a partition (it was revoked); its table is closed."""
+        table = self._partitions.pop(partition, None)
+        if table is not None:
+            table.close()
+        self._entries -= self._per_partition.pop(partition, 0)
+
+    def close(self) -> None:
+        """Forget every partition and close its table."""
+        for partition in self.partitions:
+            self.drop(partition)
 
     def rollback(self, undo: Undo) -> None:
         """Put back every subject ``undo`` recorded, as it was, and empty ``undo``."""
@@ -460,7 +501,9 @@ class ExposureState:
 
     def _put(self, partition: int, key: bytes, blob: bytes, undo: Undo | None) -> None:
         """Make ``blob`` the subject's slots (empty: forget the subject)."""
-        table = self._partitions.setdefault(partition, {})
+        table = self._partitions.get(partition)
+        if table is None:
+            table = self._partitions[partition] = self._new_table(partition)
         old = table.get(key)
         if undo is not None:
             undo.setdefault((partition, key), old)
@@ -468,7 +511,9 @@ class ExposureState:
             table[key] = blob
         elif old is not None:
             del table[key]
-        self._entries += (len(blob) - len(old or b"")) // _SLOT_SIZE
+        change = (len(blob) - len(old or b"")) // _SLOT_SIZE
+        self._entries += change
+        self._per_partition[partition] = self._per_partition.get(partition, 0) + change
 
     def holds_text(self, text: str) -> bool:
         """Whether ``text`` appears in anything kept besides the subject ids (for

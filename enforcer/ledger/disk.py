@@ -69,44 +69,61 @@ class DiskStoreError(RuntimeError):
 REMEDY = "set --data-dir (ENFORCER_DATA_DIR) to another directory"
 
 
-def check_store_dir(path: Path) -> None:
+def check_store_dir(path: Path, store: str = "disk ledger store") -> None:
     """Raise :class:`DiskStoreError` unless opening a store at ``path`` may wipe it: it is
-    missing, empty, or a disk ledger's working copy (it holds :data:`MARKER`)."""
+    missing, empty, or a disk store's working copy (it holds :data:`MARKER`). ``store``
+    names it in the message."""
     try:
         if not path.exists():
             return
         if not path.is_dir():
             raise DiskStoreError(
-                f"cannot use {path} for the disk ledger store: it is not a directory; "
+                f"cannot use {path} for the {store}: it is not a directory; "
                 f"move it away, or {REMEDY}"
             )
         if any(path.iterdir()) and not (path / MARKER).exists():
             raise DiskStoreError(
-                f"cannot use {path} for the disk ledger store: it is not empty and holds no "
-                f"{MARKER} file, so it is not a disk ledger's working copy; move its contents "
+                f"cannot use {path} for the {store}: it is not empty and holds no "
+                f"{MARKER} file, so it is not a disk store's working copy; move its contents "
                 f"away, or {REMEDY}"
             )
     except OSError as exc:
-        raise _os_failure(path, exc) from None
+        raise _os_failure(path, exc, store) from None
 
 
-def _wipe(path: Path) -> None:
+def _wipe(path: Path, store: str) -> None:
     """Empty ``path`` for a new store, refusing a directory that is not one."""
-    check_store_dir(path)
+    check_store_dir(path, store)
     try:
         if path.exists():
             shutil.rmtree(path)
         path.mkdir(parents=True)
         (path / MARKER).write_text("a disk ledger's working copy: removed on open and close\n")
     except OSError as exc:
-        raise _os_failure(path, exc) from None
+        raise _os_failure(path, exc, store) from None
 
 
-def _os_failure(path: Path, exc: OSError) -> DiskStoreError:
+def _os_failure(path: Path, exc: OSError, store: str) -> DiskStoreError:
     return DiskStoreError(
-        f"cannot use {path} for the disk ledger store: "
+        f"cannot use {path} for the {store}: "
         f"{exc.strerror or type(exc).__name__}; {REMEDY}"
     )
+
+
+def open_working_copy(
+    path: Path, store: str, *, cache_bytes: int, write_buffer_bytes: int
+) -> Rdict:
+    """A RocksDB under ``path`` for a state rebuilt by every restore: ``path`` wiped
+    first (refused unless it is a working copy, :func:`check_store_dir`), no
+    write-ahead log. Raises :class:`DiskStoreError` naming ``store``."""
+    _wipe(path, store)
+    db = Rdict(str(path / "rocksdb"), _options(cache_bytes, write_buffer_bytes))
+    write = WriteOptions()
+    # Rebuilt by restore at every start: nothing to recover. (A property at run time;
+    # rocksdict's stub declares it a method.)
+    write.disable_wal = True  # type: ignore[method-assign,assignment]
+    db.set_write_options(write)
+    return db
 
 
 class DiskLedgerState(SlotLedger):
@@ -121,14 +138,13 @@ class DiskLedgerState(SlotLedger):
     def __init__(
         self, path: Path, *, cache_bytes: int = 64 * MiB, write_buffer_bytes: int = 32 * MiB
     ) -> None:
-        _wipe(path)
         self._path = path
-        self._db = Rdict(str(path / "rocksdb"), _options(cache_bytes, write_buffer_bytes))
-        write = WriteOptions()
-        # Rebuilt by restore at every start: nothing to recover. (A property at run
-        # time; rocksdict's stub declares it a method.)
-        write.disable_wal = True  # type: ignore[method-assign,assignment]
-        self._db.set_write_options(write)
+        self._db = open_working_copy(
+            path,
+            "disk ledger store",
+            cache_bytes=cache_bytes,
+            write_buffer_bytes=write_buffer_bytes,
+        )
         super().__init__(self._db)
 
     @property

@@ -49,7 +49,13 @@ from enforcer.exposure.retract import (
     retraction_value,
     retractions_of,
 )
-from enforcer.exposure.state import ExposureState, ExposureWrite, Undo
+from enforcer.exposure.state import (
+    ExposureState,
+    ExposureWrite,
+    MemoryTable,
+    SubjectTable,
+    Undo,
+)
 from enforcer.ledger.retract import RETRACTION_HEADER, passes_under
 from enforcer.ledger.store import LedgerStore, RetractionReason
 from enforcer.outputs.metrics import ExposureStats
@@ -87,6 +93,7 @@ class LiveExposure:
         ledger_mode: LedgerMode,
         ledger_of: LedgerOf,
         monotonic: Callable[[], float],
+        new_table: Callable[[int], SubjectTable] = lambda _: MemoryTable(),
     ) -> None:
         self.topic = topic
         self._source_topic = source_topic
@@ -95,7 +102,7 @@ class LiveExposure:
         self._ledger_mode = ledger_mode
         self._ledger_of = ledger_of
         self._monotonic = monotonic
-        self._state = ExposureState()
+        self._state = ExposureState(new_table)
         self._restores: dict[int, _Restore] = {}
         self._restored: list[int] = []
         self._due: set[int] = set()
@@ -157,6 +164,10 @@ class LiveExposure:
         self._dirty = {}
         self.stats.restoring = 0
         self._refresh_sizes()
+
+    def close(self) -> None:
+        """Release every partition's table (a disk table removes its files)."""
+        self._state.close()
 
     def restoring(self, partition: int) -> bool:
         """Whether the partition's exposure is still being restored."""

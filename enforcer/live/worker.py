@@ -24,6 +24,7 @@ from enforcer.core.fingerprint import Fingerprinter
 from enforcer.core.ledger_view import LedgerMode
 from enforcer.core.models import Mode
 from enforcer.core.policy.compiled import Policy
+from enforcer.exposure.state import MemoryTable, SubjectTable
 from enforcer.formats.registry import SchemaRegistry
 from enforcer.formats.schemas import SchemaCache
 from enforcer.ledger.retract import passes_under
@@ -223,8 +224,9 @@ def run_worker(
         watchdog.stop()
         health.stopping = True
         _close(consumer, output, publisher, http)
-        if ledger is not None:
-            ledger.close()
+        for state in (ledger, exposure):
+            if state is not None:
+                state.close()  # the disk stores remove their files
     if status == 0:
         log.info("stopped")
     return status
@@ -442,10 +444,29 @@ def _exposure(
         policy.ledger_mode(settings.ledger_topic is not None),
         (lambda _: None) if ledger is None else ledger.store,
         time.monotonic,
+        _table_maker(settings),
     )
     if ledger is not None:
         ledger.exact = exposure.ledger_changed
     return exposure
+
+
+def _table_maker(settings: EnforcerSettings) -> Callable[[int], SubjectTable]:
+    """A new, empty table of one exposure partition's subjects, in memory or on disk."""
+    if settings.exposure_store == "memory":
+        return lambda _: MemoryTable()
+    from enforcer.exposure.disk import DiskTable
+    from enforcer.ledger.disk import DiskStoreError
+
+    root = settings.data_dir / "exposure"
+
+    def on_disk(partition: int) -> SubjectTable:
+        try:
+            return DiskTable(root / f"{settings.exposure_topic}-{partition}")
+        except DiskStoreError as exc:  # checked at start; the directory came later
+            raise WorkerStopError(str(exc)) from None
+
+    return on_disk
 
 
 def _store_maker(settings: EnforcerSettings) -> Callable[[int], LedgerStore]:

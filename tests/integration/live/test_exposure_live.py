@@ -140,13 +140,15 @@ def retraction_bodies(sink: list[ReadRecord]) -> list[dict[str, str]]:
     ]
 
 
+@pytest.mark.parametrize("store", ["memory", "disk"])
 async def test_ledger_updates_retract_exactly_what_was_forwarded(
-    deployment: Deployment, ledger: str
+    deployment: Deployment, ledger: str, store: str
 ) -> None:
     """Withdrawn consent and an erasure retract the identifiers that reached the sink,
     each once; identifiers the ledger also withdrew but that never flowed (a subject
     with no event, a phone number never sent) are not retracted. The exposure topic
-    follows: the forwards, then tombstones once nothing stays exposed."""
+    follows: the forwards, then tombstones once nothing stays exposed. With either
+    store (the disk store's files are gone once the worker has stopped)."""
     bootstrap = deployment.bootstrap
     await produce_ledger(
         bootstrap,
@@ -164,7 +166,9 @@ async def test_ledger_updates_retract_exactly_what_was_forwarded(
             ),
         ],
     )
-    worker = deployment.worker("one", {"ENFORCER_LEDGER_TOPIC": ledger})
+    worker = deployment.worker(
+        "one", {"ENFORCER_LEDGER_TOPIC": ledger, "ENFORCER_EXPOSURE_STORE": store}
+    )
     worker.start()
     inputs = await decide(
         deployment,
@@ -206,6 +210,8 @@ async def test_ledger_updates_retract_exactly_what_was_forwarded(
     )
     await decide(deployment, worker, [event("e3", "s-other", [("email", "o@x.io", ADS)])], inputs)
     assert worker.stop() == 0, worker.log_tail()
+    assert worker.log_count(f"({store} store): retractions are exact") == 1
+    assert not list((deployment.work_dir / "one-data").rglob("*rocksdb*"))
 
     fingerprinter = Fingerprinter(key_from_text(deployment.fingerprint_key))
     sink = await read_committed(bootstrap, deployment.topics.sink, expected=4, timeout_s=30)
