@@ -84,7 +84,8 @@ def check_store_dir(path: Path, store: str = "disk ledger store") -> None:
         if any(path.iterdir()) and not (path / MARKER).exists():
             raise DiskStoreError(
                 f"cannot use {path} for the {store}: it is not empty and holds no "
-                f"{MARKER} file, so it is not a disk store's working copy; move its contents "
+                f"{MARKER} file, so it is not a {store.removesuffix(' store')}'s working copy; "
+                "move its contents "
                 f"away, or {REMEDY}"
             )
     except OSError as exc:
@@ -105,8 +106,7 @@ def _wipe(path: Path, store: str) -> None:
 
 def _os_failure(path: Path, exc: OSError, store: str) -> DiskStoreError:
     return DiskStoreError(
-        f"cannot use {path} for the {store}: "
-        f"{exc.strerror or type(exc).__name__}; {REMEDY}"
+        f"cannot use {path} for the {store}: {exc.strerror or type(exc).__name__}; {REMEDY}"
     )
 
 
