@@ -18,7 +18,8 @@
 #             producer with id "<group>-<instance id>"
 #   idempotent writes are covered by the transactional-id grant (Kafka >= 3.0)
 #   read, write  the exposure topic, when EXPOSURE_TOPIC is set (ENFORCER_EXPOSURE_TOPIC,
-#             e.g. enforcer.exposure): restored at assignment, written in transactions
+#             e.g. enforcer.exposure): restored at assignment, written in transactions;
+#             describe-configs too (its max.message.bytes bounds a subject's record)
 # Nothing else: no topic creation (create topics ahead, without --create-topics),
 # no access to other groups, topics or cluster operations.
 set -euo pipefail
@@ -36,7 +37,7 @@ if [[ -n "${LEDGER_TOPIC:-}" ]]; then
 fi
 if [[ -n "${EXPOSURE_TOPIC:-}" ]]; then
   "${ACLS[@]}" --add --allow-principal "$PRINCIPAL" --operation Read --operation Write \
-    --operation Describe --topic "$EXPOSURE_TOPIC"
+    --operation Describe --operation DescribeConfigs --topic "$EXPOSURE_TOPIC"
 fi
 "${ACLS[@]}" --add --allow-principal "$PRINCIPAL" --operation Read --group "$GROUP"
 for topic in "${SINK_TOPIC:-audience.building}" "${VIOLATIONS_TOPIC:-enforcer.violations}" \

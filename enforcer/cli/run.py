@@ -154,8 +154,7 @@ def check_ledger_store_dirs(
         raise DataDirError(str(exc)) from None
     except OSError as exc:
         raise DataDirError(
-            f"cannot use {root} for the {store}: "
-            f"{exc.strerror or type(exc).__name__}; {REMEDY}"
+            f"cannot use {root} for the {store}: {exc.strerror or type(exc).__name__}; {REMEDY}"
         ) from None
 
 

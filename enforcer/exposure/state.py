@@ -197,6 +197,16 @@ class ExposureState:
         blob = (None if table is None else table.get(exposure_key(subject_id))) or b""
         return SubjectExposure(subject_id, self._decode(blob))
 
+    def slots(self, partition: int, subject_id: str) -> bytes:
+        """The subject's blob of slots as it stands (empty: nothing exposed)."""
+        table = self._partitions.get(partition)
+        return (None if table is None else table.get(exposure_key(subject_id))) or b""
+
+    def put_back(self, partition: int, subject_id: str, blob: bytes) -> None:
+        """Make ``blob`` (from :meth:`slots`) the subject's slots again: a change undone
+        within a transaction, whose undo log keeps what the transaction began with."""
+        self._put(partition, exposure_key(subject_id), blob, None)
+
     def value(self, partition: int, subject_id: str) -> bytes | None:
         """The subject's exposure record value as it stands (``None``: a tombstone).
 

@@ -169,7 +169,7 @@ def _check_co_partitioned(
 GRANTS = {
     "source": "Read and Describe",
     "ledger": "Read and Describe",
-    "exposure": "Read, Write and Describe",
+    "exposure": "Read, Write, Describe and DescribeConfigs",
     "sink": "Write, Describe and DescribeConfigs",
     "violations": "Write, Describe and DescribeConfigs",
     "dead-letter": "Write, Describe and DescribeConfigs",
@@ -215,6 +215,8 @@ def _missing(admin: AdminClient, unlisted: dict[str, str]) -> dict[str, str]:
 def _output_limits(settings: EnforcerSettings, admin: AdminClient) -> dict[str, int]:
     """Each output topic's ``max.message.bytes``: the largest record it accepts."""
     names = {settings.sink_topic, settings.violations_topic, settings.deadletter_topic}
+    if settings.exposure_topic is not None:
+        names.add(settings.exposure_topic)
     futures = admin.describe_configs(
         [ConfigResource(ResourceType.TOPIC, name) for name in sorted(names)],
         request_timeout=TIMEOUT_S,

@@ -277,13 +277,15 @@ class Engine:
             if self._defer(message):
                 continue
             outcome, records = fit(self._decide(message))
-            count(outcome)
-            outcomes.append(outcome)
-            outputs += records
             if exposure is not None and outcome.forwarded_identifiers:
                 # The outcome actually sent (after the size check); the subject's value
                 # is written before the commit (_commit).
-                exposure.forwarded(outcome, at)
+                too_large = exposure.forwarded(outcome, at)
+                if too_large is not None:
+                    outcome, records = fit(_unrecordable(outcome, too_large, exposure))
+            count(outcome)
+            outcomes.append(outcome)
+            outputs += records
         if held:
             self._hold(held)
         return outcomes, outputs, ledger_read
@@ -626,6 +628,17 @@ class Engine:
 
 
 COMMITTED_TIMEOUT_S = 20.0
+
+
+def _unrecordable(outcome: Outcome, size: int, exposure: LiveExposure) -> Outcome:
+    """The dead letter of a record exposure cannot record: forwarding it would leave
+    identifiers in the sink that no retraction could ever name."""
+    return dead_letter(
+        outcome.record,
+        DeadLetterReason.OUTPUT_TOO_LARGE,
+        f"the subject's exposure record would be {size} bytes with framing; the exposure "
+        f"topic {exposure.topic} accepts {exposure.largest} (max.message.bytes)",
+    )
 
 
 class UnreadableHeadersError(ValueError):

@@ -15,7 +15,9 @@ so the range assignor gives it exposure partition ``i`` with source partition ``
   subject whose value changed is written to exposure partition ``i`` in the same
   transaction as the forwarded record, once per transaction however often it changed
   in it (:meth:`LiveExposure.pending_writes`, right before the commit): the topic is
-  compacted, only a subject's last value counts.
+  compacted, only a subject's last value counts. A record whose subject's value would
+  be larger than the exposure topic accepts is not forwarded (the engine dead-letters
+  it, ``output-too-large``): what cannot be recorded must not flow.
 - **Exact retractions.** A ledger update or erasure retracts the subject's exposed
   identifiers the ledger no longer allows, and only those; a policy in force that the
   exposure was not judged under (a new version at start, or a reload) re-judges every
@@ -58,6 +60,7 @@ from enforcer.exposure.state import (
 )
 from enforcer.ledger.retract import RETRACTION_HEADER, passes_under
 from enforcer.ledger.store import LedgerStore, RetractionReason
+from enforcer.live.limits import RECORD_OVERHEAD
 from enforcer.outputs.metrics import ExposureStats
 from enforcer.outputs.records import OutputRecord
 
@@ -94,6 +97,7 @@ class LiveExposure:
         ledger_of: LedgerOf,
         monotonic: Callable[[], float],
         new_table: Callable[[int], SubjectTable] = lambda _: MemoryTable(),
+        largest: int | None = None,
     ) -> None:
         self.topic = topic
         self._source_topic = source_topic
@@ -103,6 +107,8 @@ class LiveExposure:
         self._ledger_of = ledger_of
         self._monotonic = monotonic
         self._state = ExposureState(new_table)
+        self._largest = largest
+        """The exposure topic's ``max.message.bytes`` (``None``: no limit known)."""
         self._restores: dict[int, _Restore] = {}
         self._restored: list[int] = []
         self._due: set[int] = set()
@@ -110,8 +116,9 @@ class LiveExposure:
         self._in_transaction: set[int] = set()
         """Partitions re-judged in the open transaction (due again if it is aborted)."""
         self._undo: Undo = {}
-        self._dirty: dict[tuple[int, bytes], str] = {}
-        """Subjects whose value changed in the open transaction: (partition, key) -> id."""
+        self._dirty: dict[tuple[int, bytes], bytes | None] = {}
+        """Subjects whose value changed in the open transaction: (partition, key) -> the
+        value to write (its latest)."""
         self._pending_writes = 0
         self._pending_retractions: Counter[str] = Counter()
         self.stats = ExposureStats()
@@ -225,15 +232,20 @@ class LiveExposure:
 
     # -- forwards -------------------------------------------------------------------
 
-    def forwarded(self, outcome: Outcome, at: str) -> None:
+    def forwarded(self, outcome: Outcome, at: str) -> int | None:
         """Merge a forwarded outcome's identifiers (sent at ``at``, RFC 3339); a changed
-        subject is written before the commit (:meth:`pending_writes`)."""
+        subject is written before the commit (:meth:`pending_writes`). Returns ``None``,
+        or, when the subject's new value would be larger than the exposure topic
+        accepts, its size: nothing is merged then, and the record must not be forwarded
+        (exposure could not record it)."""
         subject_id = outcome.subject_id
         identifiers = outcome.forwarded_identifiers
         if subject_id is None or not identifiers:
-            return
+            return None
         partition = outcome.record.source.partition
-        if self._state.forwarded_macs(
+        state = self._state
+        before = state.slots(partition, subject_id)
+        if not state.forwarded_macs(
             partition,
             subject_id,
             self._sink_topic,
@@ -243,7 +255,20 @@ class LiveExposure:
             at,
             self._undo,
         ):
-            self._dirty[(partition, exposure_key(subject_id))] = subject_id
+            return None
+        key = exposure_key(subject_id)
+        value = state.value(partition, subject_id)
+        size = len(key) + len(value or b"") + RECORD_OVERHEAD
+        if self._largest is not None and size > self._largest:
+            state.put_back(partition, subject_id, before)
+            return size
+        self._dirty[(partition, key)] = value
+        return None
+
+    @property
+    def largest(self) -> int | None:
+        """The exposure topic's ``max.message.bytes``, when known."""
+        return self._largest
 
     def pending_writes(self) -> list[OutputRecord]:
         """The exposure records the open transaction owes: each subject changed in it,
@@ -251,10 +276,9 @@ class LiveExposure:
         right before the commit."""
         dirty, self._dirty = self._dirty, {}
         self._pending_writes += len(dirty)
-        value = self._state.value
         return [
-            OutputRecord(self.topic, key, value(partition, subject_id), (), partition)
-            for (partition, key), subject_id in dirty.items()
+            OutputRecord(self.topic, key, value, (), partition)
+            for (partition, key), value in dirty.items()
         ]
 
     # -- retractions ----------------------------------------------------------------
@@ -341,8 +365,7 @@ class LiveExposure:
         return records
 
     def _changed(self, write: ExposureWrite) -> None:
-        subject_id = write.key.decode("utf-8", "surrogatepass")
-        self._dirty[(write.partition, write.key)] = subject_id
+        self._dirty[(write.partition, write.key)] = write.value
 
     # -- transactions ---------------------------------------------------------------
 

@@ -140,7 +140,7 @@ def run_worker(
     health = Health(time.monotonic, STALLED_AFTER_S)
     recorder = _recorder(settings, policy, health)
     config = consumer_config(settings, errors)
-    ledger, exposure = _restored_sides(settings, policy, fingerprinter, recorder)
+    ledger, exposure = _restored_sides(settings, policy, fingerprinter, recorder, limits)
     if ledger is not None or exposure is not None:
         config["enable.partition.eof"] = True  # a restore ends at the partition's end
     consumer = Consumer(config)
@@ -413,13 +413,14 @@ def _restored_sides(
     policy: Policy,
     fingerprinter: Fingerprinter,
     recorder: MetricsRecorder,
+    limits: Mapping[str, int],
 ) -> tuple[LiveLedger | None, LiveExposure | None]:
     """The state a worker restores for its partitions: the ledger and exposure, each
     when configured, their figures in ``recorder``."""
     ledger = _ledger(settings, policy, fingerprinter)
     if ledger is not None:
         recorder.ledger = ledger.stats
-    exposure = _exposure(settings, policy, fingerprinter, ledger)
+    exposure = _exposure(settings, policy, fingerprinter, ledger, limits)
     if exposure is not None:
         recorder.exposure = exposure.stats
     return ledger, exposure
@@ -430,6 +431,7 @@ def _exposure(
     policy: Policy,
     fingerprinter: Fingerprinter,
     ledger: LiveLedger | None,
+    limits: Mapping[str, int],
 ) -> LiveExposure | None:
     """The exposure side, when an exposure topic is configured; a ledger's updates then
     retract exactly what is exposed (docs/exposure.md)."""
@@ -445,6 +447,7 @@ def _exposure(
         (lambda _: None) if ledger is None else ledger.store,
         time.monotonic,
         _table_maker(settings),
+        limits.get(settings.exposure_topic),
     )
     if ledger is not None:
         ledger.exact = exposure.ledger_changed

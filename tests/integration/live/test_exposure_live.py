@@ -334,3 +334,38 @@ async def test_a_reloaded_policy_retracts_what_it_forbids_before_the_next_event(
     assert {b["policy_version"] for b in retraction_bodies(sink)} == {version}
     last = next(r for r in sink if b'"after"' in (r.value or b""))
     assert dict(last.headers)[HEADER_POLICY] == version.encode()
+
+
+async def test_a_record_whose_exposure_cannot_be_written_is_dead_lettered(
+    deployment: Deployment,
+) -> None:
+    """An exposure topic that accepts small records only: a subject whose exposure would
+    outgrow it gets its record dead-lettered (``output-too-large``), not forwarded
+    unrecorded, and the worker goes on with the next records."""
+    small = unique_topic_name("exposure-small")
+    await create_topics(deployment.bootstrap, [small], 3, configs={"max.message.bytes": "2000"})
+    try:
+        worker = deployment.worker("small", {"ENFORCER_EXPOSURE_TOPIC": small})
+        worker.start()
+        many: list[Identifier] = [("email", f"m{n}@x.io", ADS) for n in range(12)]
+        inputs = await decide(
+            deployment,
+            worker,
+            [
+                event("few", "acct-few", [("email", "few@x.io", ADS)]),
+                event("many", "acct-many", many),
+                event("after", "acct-after", [("email", "after@x.io", ADS)]),
+            ],
+            [],
+        )
+        assert len(inputs) == 3
+        assert worker.stop() == 0, worker.log_tail()
+    finally:
+        await delete_topics(deployment.bootstrap, [small])
+    sink = await read_committed(deployment.bootstrap, deployment.topics.sink, expected=2)
+    assert sorted(orjson.loads(r.value or b"")["event_id"] for r in sink) == ["after", "few"]
+    dead = await read_committed(deployment.bootstrap, deployment.topics.deadletter, expected=1)
+    assert len(dead) == 1
+    headers = dict(dead[0].headers)
+    assert headers["enforcer.error.reason"] == b"output-too-large"
+    assert b"exposure" in headers["enforcer.error.message"]

@@ -312,3 +312,31 @@ def test_entries_under_a_rotated_key_are_judged_by_their_purposes_until_an_erasu
     assert [(r["identifier_type"], r["key_id"]) for r in retractions(erased)] == [
         ("phone", "0" * 16)
     ]
+
+
+def test_a_subject_whose_record_would_be_too_large_is_refused_and_unchanged() -> None:
+    """Exposure that cannot be written must not be recorded (nor the record forwarded:
+    the engine dead-letters it): the subject stays as it was, nothing is owed."""
+    clock = iter(range(1000))
+    exposure = LiveExposure(
+        EXPOSURE,
+        SOURCE,
+        SINK,
+        FP.key_id,
+        default(),
+        LedgerMode.OFF,
+        lambda _: None,
+        lambda: float(next(clock)),
+        largest=1_500,
+    )
+    restored(exposure, 0)
+    step = step_of(default())
+    small = decided(step, 0, "s0", [("email", "a@x.org", ADS)])
+    assert exposure.forwarded(small, AT) is None
+    many = decided(step, 0, "s0", [("email", f"{n}@x.org", ADS) for n in range(8)])
+    size = exposure.forwarded(many, AT)
+    assert size is not None and size > 1_500
+    [write] = exposure.pending_writes()
+    assert len(orjson.loads(write.value or b"")["entries"]) == 1  # as before the refusal
+    exposure.committed()
+    assert exposure.stats.identifiers == 1
