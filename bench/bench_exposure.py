@@ -154,9 +154,10 @@ def measure_live_policy_change(identifiers: int, per_subject: int) -> None:
     from confluent_kafka import Message, TopicPartition
 
     from enforcer.core.ledger_view import LedgerMode
-    from enforcer.core.policy.load import default_policy_bytes, load_policy, parse_policy
+    from enforcer.core.policy.load import load_policy, parse_policy
     from enforcer.ledger.state import LedgerState
     from enforcer.live.exposure import LiveExposure
+    from enforcer.testing.policies import phones_never_for_advertising
 
     records = _records(identifiers, per_subject)
     state = ExposureState()
@@ -170,16 +171,7 @@ def measure_live_policy_change(identifiers: int, per_subject: int) -> None:
         )
     values = [(p, s.encode(), state.value(p, s)) for p, s, _ in records]
     del state, records
-    strict = (
-        default_policy_bytes()
-        .replace(b"namespace_sets:\n", b"namespace_sets:\n  advertising: [marketing]\n", 1)
-        .replace(
-            b"rules:\n",
-            b"rules:\n  - name: no-phones-for-ads\n    when: any-within\n    within: advertising\n"
-            b"    types: [phone]\n    action: redact\n\n",
-            1,
-        )
-    )
+    strict = phones_never_for_advertising()
     live = LiveExposure(
         "exposure",
         "events",

@@ -26,7 +26,8 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -37,7 +38,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from enforcer.core.clock import SystemClock
-from enforcer.core.fingerprint import Fingerprinter, key_from_text
+from enforcer.core.fingerprint import Fingerprinter, generate_key, key_from_text
 from enforcer.core.policy.load import load_policy
 from enforcer.core.step import InputRecord, Outcome, OutcomeKind, Source, Step
 from enforcer.demo.sample import sample_values, subject_key
@@ -313,6 +314,42 @@ class Deployment:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+@asynccontextmanager
+async def co_partitioned_deployment(
+    bootstrap: str,
+    work_dir: Path,
+    prefix: str,
+    partitions: int,
+    topics: Mapping[str, str],
+    *,
+    compacted: bool = False,
+) -> AsyncIterator[Deployment]:
+    """A deployment whose topics are created with ``partitions`` partitions, and beside
+    them one topic per setting of ``topics`` (``{"ENFORCER_LEDGER_TOPIC": "purposes"}``:
+    a unique name starting with ``{prefix}-purposes``, set for every worker), with the
+    same count: a ledger or exposure co-partitioned with the source. Every worker is
+    killed and every topic deleted at the end."""
+    created = EnforcerTopics.unique(prefix)
+    names = {setting: unique_topic_name(f"{prefix}-{kind}") for setting, kind in topics.items()}
+    configs = {"cleanup.policy": "compact"} if compacted else None
+    with Deployment(
+        bootstrap,
+        created,
+        f"group-{created.source}",
+        generate_key(),
+        work_dir,
+        extra_env={"ENFORCER_SESSION_TIMEOUT": "6", **names},
+    ) as deployment:
+        await deployment.create_topics(partitions=partitions)
+        await create_topics(bootstrap, list(names.values()), partitions, configs=configs)
+        try:
+            yield deployment
+        finally:
+            deployment.close()
+            await deployment.delete_topics()
+            await delete_topics(bootstrap, list(names.values()))
 
 
 class Progress:

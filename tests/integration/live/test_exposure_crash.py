@@ -27,12 +27,14 @@ import orjson
 import pytest
 
 from enforcer.core.fingerprint import Fingerprinter, generate_key, key_from_text
+from enforcer.core.policy.load import default_policy_bytes
 from enforcer.core.step import HEADER_ACTION
 from enforcer.exposure.model import SubjectExposure, parse_exposure_record
 from enforcer.live.exposure import RESTORED_LOG
 from enforcer.live.policy_reload import RELOADED_LOG
 from enforcer.testing.consume import ReadRecord, read_committed
 from enforcer.testing.ledger import ledger_value, produce_ledger, retractions_read
+from enforcer.testing.policies import phones_never_for_advertising
 from enforcer.testing.topics import create_topics, delete_topics, unique_topic_name
 from enforcer.testing.worker import (
     ASSIGNED,
@@ -54,16 +56,8 @@ UPDATES = 900
 UPDATES_PER_SECOND = 30
 ADS = ("marketing.advertising",)
 MFA = ("security.mfa",)
-ROOT = Path(__file__).resolve().parents[3]
-DEFAULT = (ROOT / "policies" / "default.yaml").read_bytes()
-NO_PHONES = DEFAULT.replace(
-    b"namespace_sets:\n", b"namespace_sets:\n  advertising: [marketing]\n", 1
-).replace(
-    b"rules:\n",
-    b"rules:\n  - name: no-phones-for-ads\n    when: any-within\n    within: advertising\n"
-    b"    types: [phone]\n    action: redact\n\n",
-    1,
-)
+DEFAULT = default_policy_bytes()
+NO_PHONES = phones_never_for_advertising()
 Identity = tuple[str, str, str]
 """(subject id, identifier type, fingerprint)."""
 

@@ -13,19 +13,20 @@ from pathlib import Path
 import orjson
 import pytest
 
-from enforcer.core.fingerprint import Fingerprinter, generate_key, key_from_text
-from enforcer.core.policy.load import policy_version
+from enforcer.core.fingerprint import Fingerprinter, key_from_text
+from enforcer.core.policy.load import default_policy_bytes, policy_version
 from enforcer.core.step import HEADER_POLICY, InputRecord
 from enforcer.exposure.model import SubjectExposure, parse_exposure_record
 from enforcer.live.exposure import REJUDGED_LOG, RESTORED_LOG
 from enforcer.live.policy_reload import RELOADED_LOG
 from enforcer.testing.consume import ReadRecord, read_committed
 from enforcer.testing.ledger import ledger_value, produce_ledger, retractions_read
+from enforcer.testing.policies import phones_never_for_advertising
 from enforcer.testing.topics import create_topics, delete_topics, unique_topic_name
 from enforcer.testing.worker import (
     Deployment,
-    EnforcerTopics,
     EnforcerWorker,
+    co_partitioned_deployment,
     end_offsets_of,
     produce,
     wait_for_commits,
@@ -33,17 +34,8 @@ from enforcer.testing.worker import (
 
 pytestmark = pytest.mark.timeout(300)
 
-ROOT = Path(__file__).resolve().parents[3]
-DEFAULT = (ROOT / "policies" / "default.yaml").read_bytes()
-# The default, and phone numbers never for advertising: a stricter policy.
-NO_PHONES = DEFAULT.replace(
-    b"namespace_sets:\n", b"namespace_sets:\n  advertising: [marketing]\n", 1
-).replace(
-    b"rules:\n",
-    b"rules:\n  - name: no-phones-for-ads\n    when: any-within\n    within: advertising\n"
-    b"    types: [phone]\n    action: redact\n\n",
-    1,
-)
+DEFAULT = default_policy_bytes()
+NO_PHONES = phones_never_for_advertising()
 T0 = "2026-11-01T09:00:00Z"
 ADS = ("marketing.advertising",)
 MFA = ("security.mfa",)
@@ -79,24 +71,10 @@ async def ledger(kafka_bootstrap: str) -> AsyncIterator[str]:
 @pytest.fixture
 async def deployment(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Deployment]:
     """A deployment keeping exposure (3 partitions each)."""
-    topics = EnforcerTopics.unique("exposure")
-    exposure = unique_topic_name("exposure-state")
-    with Deployment(
-        kafka_bootstrap,
-        topics,
-        f"group-{topics.source}",
-        generate_key(),
-        tmp_path,
-        extra_env={"ENFORCER_SESSION_TIMEOUT": "6", "ENFORCER_EXPOSURE_TOPIC": exposure},
-    ) as created:
-        await created.create_topics(partitions=3)
-        await create_topics(kafka_bootstrap, [exposure], 3)
-        try:
-            yield created
-        finally:
-            created.close()
-            await created.delete_topics()
-            await delete_topics(kafka_bootstrap, [exposure])
+    async with co_partitioned_deployment(
+        kafka_bootstrap, tmp_path, "exposure", 3, {"ENFORCER_EXPOSURE_TOPIC": "state"}
+    ) as deployment:
+        yield deployment
 
 
 def exposure_topic(deployment: Deployment) -> str:

@@ -15,10 +15,9 @@ import pytest
 from enforcer.core.fingerprint import Fingerprinter, generate_key, key_from_text
 from enforcer.testing.consume import read_committed
 from enforcer.testing.ledger import ledger_value, produce_ledger
-from enforcer.testing.topics import create_topics, delete_topics, unique_topic_name
 from enforcer.testing.worker import (
     Deployment,
-    EnforcerTopics,
+    co_partitioned_deployment,
     end_offsets_of,
     produce,
     wait_for_commits,
@@ -46,24 +45,10 @@ def event(event_id: str, subject: str, kind: str, value: str) -> bytes:
 @pytest.fixture
 async def deployment(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Deployment]:
     """A deployment with a ledger topic beside its source (2 partitions each)."""
-    topics = EnforcerTopics.unique("rotate")
-    ledger = unique_topic_name("rotate-purposes")
-    with Deployment(
-        kafka_bootstrap,
-        topics,
-        f"group-{topics.source}",
-        generate_key(),
-        tmp_path,
-        extra_env={"ENFORCER_SESSION_TIMEOUT": "6", "ENFORCER_LEDGER_TOPIC": ledger},
-    ) as created:
-        await created.create_topics(partitions=2)
-        await create_topics(kafka_bootstrap, [ledger], 2)
-        try:
-            yield created
-        finally:
-            created.close()
-            await created.delete_topics()
-            await delete_topics(kafka_bootstrap, [ledger])
+    async with co_partitioned_deployment(
+        kafka_bootstrap, tmp_path, "rotate", 2, {"ENFORCER_LEDGER_TOPIC": "purposes"}
+    ) as deployment:
+        yield deployment
 
 
 @pytest.mark.parametrize("store", ["memory", "disk"])
@@ -126,8 +111,9 @@ async def test_a_restart_with_a_new_key_changes_key_id_and_the_ledger_still_deci
         assert finding["rule"] == "purpose-not-granted"
         assert finding["purposes"] == list(MFA)
         assert finding["fingerprint"] == fingerprinter("phone", PHONE)
-    assert violations["old-phone"]["findings"][0]["fingerprint"] != (
-        violations["new-phone"]["findings"][0]["fingerprint"]
+    assert (
+        violations["old-phone"]["findings"][0]["fingerprint"]
+        != (violations["new-phone"]["findings"][0]["fingerprint"])
     )
     sink = await read_committed(
         bootstrap, deployment.topics.sink, expected=2, timeout_s=30, settle_s=1.0

@@ -11,13 +11,13 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from enforcer.core.fingerprint import Fingerprinter, generate_key, key_from_text
+from enforcer.core.fingerprint import Fingerprinter, key_from_text
 from enforcer.testing.consume import read_committed
 from enforcer.testing.ledger import ledger_value, produce_ledger, retractions_read
 from enforcer.testing.topics import create_topics, delete_topics, unique_topic_name
 from enforcer.testing.worker import (
     Deployment,
-    EnforcerTopics,
+    co_partitioned_deployment,
     end_offsets_of,
     produce,
     wait_for_commits,
@@ -49,24 +49,10 @@ def event(
 @pytest.fixture
 async def deployment(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Deployment]:
     """A deployment with a ledger topic beside its source (3 partitions each)."""
-    topics = EnforcerTopics.unique("ledger")
-    ledger = unique_topic_name("ledger-purposes")
-    with Deployment(
-        kafka_bootstrap,
-        topics,
-        f"group-{topics.source}",
-        generate_key(),
-        tmp_path,
-        extra_env={"ENFORCER_SESSION_TIMEOUT": "6", "ENFORCER_LEDGER_TOPIC": ledger},
-    ) as created:
-        await created.create_topics(partitions=3)
-        await create_topics(kafka_bootstrap, [ledger], 3)
-        try:
-            yield created
-        finally:
-            created.close()
-            await created.delete_topics()
-            await delete_topics(kafka_bootstrap, [ledger])
+    async with co_partitioned_deployment(
+        kafka_bootstrap, tmp_path, "ledger", 3, {"ENFORCER_LEDGER_TOPIC": "purposes"}
+    ) as deployment:
+        yield deployment
 
 
 def ledger_topic(deployment: Deployment) -> str:

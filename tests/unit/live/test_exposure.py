@@ -8,7 +8,6 @@ makes a re-judgement due again; audit mode counts and writes nothing."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import cast
 
 import orjson
@@ -29,6 +28,7 @@ from enforcer.ledger.state import LedgerState, LedgerStore, RetractionReason
 from enforcer.ledger.store import apply_record
 from enforcer.live.exposure import LiveExposure
 from enforcer.outputs.records import OutputRecord
+from enforcer.testing.policies import phones_never_for_advertising
 
 from ..conftest import KEY
 from .test_ledger import FakeMessage
@@ -38,7 +38,6 @@ ADS, MFA = ["marketing.advertising"], ["security.mfa"]
 FP = Fingerprinter(KEY)
 AT = "2026-12-06T10:00:00Z"
 NOW = datetime(2026, 12, 6, 10, tzinfo=UTC)
-DEFAULT = (Path(__file__).resolve().parents[3] / "policies" / "default.yaml").read_bytes()
 
 
 def default() -> Policy:
@@ -47,15 +46,9 @@ def default() -> Policy:
 
 def no_phones(mode: Mode = Mode.ENFORCE) -> Policy:
     """The default, and phone numbers never for advertising."""
-    text = DEFAULT.replace(
-        b"namespace_sets:\n", b"namespace_sets:\n  advertising: [marketing]\n", 1
-    ).replace(
-        b"rules:\n",
-        b"rules:\n  - name: no-phones-for-ads\n    when: any-within\n    within: advertising\n"
-        b"    types: [phone]\n    action: redact\n\n",
-        1,
+    policy = parse_policy(
+        phones_never_for_advertising(), origin="no-phones.yaml", destination="audience-building"
     )
-    policy = parse_policy(text, origin="no-phones.yaml", destination="audience-building")
     return policy.with_mode(mode)
 
 
