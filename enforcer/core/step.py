@@ -22,7 +22,7 @@ from enforcer.core.fingerprint import FINGERPRINT_PREFIX, Fingerprinter
 from enforcer.core.ledger_view import LedgerLookup, LedgerMode
 from enforcer.core.models import DeadLetterReason, Event, Mode
 from enforcer.core.one_pass import OnePass
-from enforcer.core.parse import ParseFailure, parse_event
+from enforcer.core.parse import ParseFailure, has_long_digit_run, parse_event
 from enforcer.core.policy.compiled import Policy
 from enforcer.core.policy.evaluate import Decision, Judgement, Rejection, Verdict, decide
 from enforcer.core.record_format import Decoded, RecordReader, Unredactable
@@ -35,17 +35,6 @@ HEADER_POLICY = "enforcer.policy"
 HEADER_TRACEPARENT = "traceparent"
 """W3C Trace Context: an input record's header, carried onto its violation event."""
 _OWN_HEADERS = frozenset({HEADER_ACTION, HEADER_POLICY})
-# 19 digits in a row can be an integer beyond 64 bits, which needs the exact parser.
-# Mapping digits to 1 and all else to 0 and searching for nineteen 1s is a C-speed
-# test; a regular expression over the record costs ten times more.
-_DIGIT_MAP = bytes(0x31 if chr(i).isdigit() and i < 128 else 0x30 for i in range(256))
-_NINETEEN_DIGITS = b"1" * 19
-
-
-def _has_long_digit_run(value: bytes) -> bool:
-    return _NINETEEN_DIGITS in value.translate(_DIGIT_MAP)
-
-
 # W3C Trace Context level 1: version 00 is exactly this; a later version may append
 # fields after a dash, which are not carried. Anything else is ignored, never copied:
 # a header that is not a trace context could hold anything, identifiers included.
@@ -545,7 +534,7 @@ class Step:
         """``document`` (parsed from ``value`` by orjson, and changed here: the caller
         owns it and needs it no more) with only the ``kept`` identifiers, or ``None``
         when orjson may have changed a number in it."""
-        if _has_long_digit_run(value):
+        if has_long_digit_run(value):
             return None
         document["identifiers"] = kept  # the key keeps its place
         return orjson.dumps(document)
@@ -671,7 +660,7 @@ def _without_identifiers(
 
     ``parsed`` is the object as orjson already read it, if it did.
     """
-    if not _has_long_digit_run(value):
+    if not has_long_digit_run(value):
         try:
             document = parsed if parsed is not None else orjson.loads(value)
         except orjson.JSONDecodeError:

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import jsonschema_rs
 import orjson
 
-from enforcer.core.parse import repeats_a_key
+from enforcer.core.parse import has_long_digit_run, repeats_a_key
 from enforcer.core.record_format import Unredactable
 from enforcer.formats.codec import DecodeError, FieldInfo, FieldKind, Location
 from enforcer.formats.emptied import emptied_copy, schema_path
@@ -34,12 +34,6 @@ _KINDS: dict[str, FieldKind] = {
     "boolean": "bool",
     "array": "list",
 }
-
-# 19 digits in a row can be an integer beyond 64 bits, which orjson reads as a float;
-# such a body is read and written by the standard library's exact parser (as the
-# plain event's redaction does).
-_DIGIT_MAP = bytes(0x31 if chr(i).isdigit() and i < 128 else 0x30 for i in range(256))
-_NINETEEN_DIGITS = b"1" * 19
 
 
 class _Slot(NamedTuple):
@@ -84,7 +78,8 @@ class JsonSchemaCodec:
 
     def decode(self, body: bytes) -> tuple[object, Any]:
         """The parsed document (native: a :class:`JsonRecord`), validated."""
-        exact = _NINETEEN_DIGITS in body.translate(_DIGIT_MAP)
+        # orjson would read an integer beyond 64 bits as a float: the exact parser does.
+        exact = has_long_digit_run(body)
         try:
             document = json.loads(body) if exact else orjson.loads(body)
         except ValueError:  # orjson's JSONDecodeError and UnicodeDecodeError included

@@ -16,6 +16,7 @@ from enforcer.core.models import DeadLetterReason, Event, EventIdentifier
 from enforcer.core.parse import (
     ParseFailure,
     event_from_fields,
+    has_long_digit_run,
     parse_event,
     plain_event_fields,
     plain_type_and_tags,
@@ -64,13 +65,6 @@ _NO_OBJECT = ParseFailure(DeadLetterReason.NOT_AN_OBJECT, "the value is not a JS
 _REPEATED = ParseFailure(
     DeadLetterReason.SCHEMA, "a field the enforcer judges appears twice in one object"
 )
-# orjson reads integers beyond 64 bits as floats, which would change their value when a
-# redacted record is written back: a run of 19 digits sends the record to the standard
-# library's parser (as the core does for the identity event).
-# Mapping digits to 1 and all else to 0 and looking for nineteen 1s is a C-speed test; a
-# regular expression costs several times more.
-_DIGIT_MAP = bytes(0x31 if 0x30 <= i <= 0x39 else 0x30 for i in range(256))
-_NINETEEN_DIGITS = b"1" * 19
 
 
 class FormatReader:
@@ -162,7 +156,9 @@ class FormatReader:
             document = orjson.loads(value)
         except orjson.JSONDecodeError:
             return _invalid_json(value)
-        exact = _NINETEEN_DIGITS in value.translate(_DIGIT_MAP)
+        # orjson reads integers beyond 64 bits as floats, which would change their value
+        # when a redacted record is written back: the exact parser reads such a record.
+        exact = has_long_digit_run(value)
         if exact:
             document = json.loads(value)
         if type(document) is not dict:
