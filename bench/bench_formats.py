@@ -32,22 +32,10 @@ from enforcer.formats.codec import Codec, Location
 from enforcer.formats.framing import HEADER
 from enforcer.formats.json_schema import json_schema_codec
 from enforcer.formats.protobuf import protobuf_codec
-from enforcer.formats.registry import RegisteredSchema, SchemaType
+from enforcer.formats.registry import RegisteredSchema
+from enforcer.testing.formats import OneIdRegistry
 
 EMPTIED: list[Location] = [("two_factor_phone",), ("device_id",)]
-
-
-class _Registering:
-    """Stands in for the registry while the sample frames values: every schema gets
-    id 1."""
-
-    def register(
-        self, subject: str, schema_type: SchemaType, text: str, references: object = ()
-    ) -> int:
-        return 1
-
-    def latest_version_number(self, subject: str) -> int:
-        return 1
 
 
 def _codec(sample_format: str) -> Codec:
@@ -82,7 +70,7 @@ def main() -> None:
     plain_size = sum(map(len, plain)) / len(plain)
     print(f"{'plain JSON':<12} {plain_size:>6.0f} {floor:>8.2f} {'(orjson.loads)':>16}")
     for sample_format in FORMATS:
-        sample = FramedSample(sample_format, _Registering(), "bench-value")  # type: ignore[arg-type]
+        sample = FramedSample(sample_format, OneIdRegistry(), "bench-value")
         bodies = [sample.encode(contact)[HEADER.size :] for contact in contacts]
         codec = _codec(sample_format)
 

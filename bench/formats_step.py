@@ -51,7 +51,8 @@ from enforcer.formats.codec import Codec
 from enforcer.formats.json_schema import json_schema_codec
 from enforcer.formats.protobuf import protobuf_codec
 from enforcer.formats.reader import build_reader
-from enforcer.formats.registry import RegisteredSchema, SchemaType
+from enforcer.formats.registry import RegisteredSchema
+from enforcer.testing.formats import OneIdRegistry
 
 POLICY = Path(__file__).resolve().parents[1] / "policies" / "formats.yaml"
 PLAIN_TOPIC = "identity.events"
@@ -83,18 +84,6 @@ _REDACTING = {
     "two_factor_phone": "+1 (415) 555-2345",
     "device_id": "8d3f0c2a11b94e6f9d0b7b8f3e0c2a11",
 }
-
-
-class _Registering:
-    """Stands in for the registry while the sample frames values: every schema id 1."""
-
-    def register(
-        self, subject: str, schema_type: SchemaType, text: str, references: object = ()
-    ) -> int:
-        return 1
-
-    def latest_version_number(self, subject: str) -> int:
-        return 1
 
 
 def codec_of(sample_format: str, schema_id: int = 1) -> Codec:
@@ -154,7 +143,7 @@ def shapes() -> list[Shape]:
         Shape("mapped JSON", MAPPED_TOPIC, mapped_json),
     ]
     for sample_format in FORMATS:
-        sample = FramedSample(sample_format, _Registering(), "bench-value")  # type: ignore[arg-type]
+        sample = FramedSample(sample_format, OneIdRegistry(), "bench-value")
         found.append(Shape(sample_format, MAPPED_TOPIC, sample.encode))
     return found
 

@@ -20,13 +20,13 @@ import json
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
 
 from enforcer.formats.framing import frame
 from enforcer.formats.protobuf_files import META_EXTENSION_NUMBER, META_FILE, base_pool
-from enforcer.formats.registry import Reference, SchemaRegistry
+from enforcer.formats.registry import Reference, SchemaType
 
 SampleFormat = Literal["avro", "protobuf", "json-schema"]
 FORMATS: tuple[SampleFormat, ...] = ("avro", "protobuf", "json-schema")
@@ -174,10 +174,25 @@ def _varint(number: int) -> bytes:
 _FIELD_META_KEY = _varint(META_EXTENSION_NUMBER << 3 | 2)
 
 
+class Registering(Protocol):
+    """What the sample needs of a schema registry: registering its schemas
+    (:class:`~enforcer.formats.registry.SchemaRegistry`, or a stand-in for benchmarks)."""
+
+    def register(
+        self,
+        subject: str,
+        schema_type: SchemaType,
+        text: str,
+        references: tuple[Reference, ...] = (),
+    ) -> int: ...
+
+    def latest_version_number(self, subject: str) -> int: ...
+
+
 class FramedSample:
     """Registers the sample's schema in a registry and frames sample values with it."""
 
-    def __init__(self, sample_format: SampleFormat, registry: SchemaRegistry, subject: str):
+    def __init__(self, sample_format: SampleFormat, registry: Registering, subject: str):
         self.format = sample_format
         if sample_format == "avro":
             import fastavro
@@ -216,7 +231,7 @@ def _message_class(file: Any) -> Any:
     return message_factory.GetMessageClass(pool.FindMessageTypeByName(RECORD_NAME))
 
 
-def _register_protobuf(registry: SchemaRegistry, subject: str, file: Any) -> int:
+def _register_protobuf(registry: Registering, subject: str, file: Any) -> int:
     """The file and its import ``confluent/meta.proto`` as confluent-kafka's serializer
     registers them: serialized descriptors in base64, the import as a reference."""
     from google.protobuf import descriptor_pb2

@@ -16,7 +16,7 @@ from enforcer.core.policy.load import load_policy
 from enforcer.core.record_format import Decoded
 from enforcer.core.step import Step
 from enforcer.formats.reader import FormatReader, build_reader
-from enforcer.formats.registry import RegistrySettings, SchemaRegistry
+from enforcer.formats.registry import Reference, RegistrySettings, SchemaRegistry, SchemaType
 from enforcer.formats.schemas import SchemaCache
 
 EventIdOf = Callable[[bytes | None], object]
@@ -55,3 +55,23 @@ def event_id_reader(reader: FormatReader, topic: str) -> EventIdOf:
         return None
 
     return event_id
+
+
+class OneIdRegistry:
+    """Stands in for a schema registry where only the ids matter (benchmarks framing
+    sample values): every schema registers as id 1
+    (:class:`enforcer.demo.formats_sample.Registering`)."""
+
+    def register(
+        self,
+        subject: str,
+        schema_type: SchemaType,
+        text: str,
+        references: tuple[Reference, ...] = (),
+    ) -> int:
+        del subject, schema_type, text, references
+        return 1
+
+    def latest_version_number(self, subject: str) -> int:
+        del subject
+        return 1
