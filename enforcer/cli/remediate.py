@@ -1,0 +1,376 @@
+"""``enforcer remediate plan | apply``: undo what a sink's history exposes that a policy
+would not have forwarded (docs/remediate.md).
+
+``plan`` reads the sink topic (read_committed, no consumer group, by the reader
+``replay --topic`` uses), judges what it still exposes with the decision step
+(:mod:`enforcer.remediate.planner`) and writes the plan file. ``apply`` writes the
+plan's retractions to the sink in transactions, after reading back the ones an earlier
+apply of the same plan committed, so a second apply writes nothing and an interrupted
+one finishes the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from enforcer.cli.common import (
+    EXIT_OK,
+    LEDGER_FILE_HELP,
+    Parser,
+    UsageError,
+    ledger_as_of_flag,
+    policy_from,
+    policy_options,
+    settings_from,
+)
+
+if TYPE_CHECKING:
+    from enforcer.config.settings import EnforcerSettings
+    from enforcer.core.fingerprint import Fingerprinter
+    from enforcer.remediate.history import SinkRecord
+    from enforcer.replay.ledger import LoadedLedger
+    from enforcer.replay.sources.kafka_topic import TopicReader
+
+DEFAULT_BATCH = 500
+"""Retractions per transaction in ``apply``."""
+
+
+def add_flags(remediate: Parser) -> None:
+    """The subcommands of ``remediate`` and their flags."""
+    commands = remediate.add_subparsers(
+        dest="remediate_command", required=True, parser_class=Parser
+    )
+    plan = commands.add_parser(
+        "plan", help="judge what the sink's history exposes; write the plan of retractions"
+    )
+    plan.add_argument("--out", type=Path, required=True, metavar="FILE", help="the plan file")
+    plan.add_argument(
+        "--sink-topic",
+        metavar="NAME",
+        help="the sink topic whose history to read (ENFORCER_SINK_TOPIC)",
+    )
+    plan.add_argument(
+        "--source-topic",
+        metavar="NAME",
+        help="the topic the forwarded records came from, for field mappings that name "
+        "topics (ENFORCER_SOURCE_TOPIC)",
+    )
+    plan.add_argument(
+        "--since",
+        type=_time,
+        metavar="RFC3339",
+        help="read from this record time (default: the beginning)",
+    )
+    plan.add_argument(
+        "--until",
+        type=_time,
+        metavar="RFC3339",
+        help="read up to this record time, exclusive (default: the end as the plan starts)",
+    )
+    ledger = plan.add_mutually_exclusive_group()
+    ledger.add_argument("--ledger-file", type=Path, metavar="FILE", help=LEDGER_FILE_HELP)
+    ledger.add_argument(
+        "--ledger-topic",
+        metavar="NAME",
+        help="judge against a purpose ledger topic, read whole (same Kafka connection)",
+    )
+    ledger_as_of_flag(plan)
+    plan.add_argument(
+        "--fingerprint-key-file",
+        type=Path,
+        metavar="FILE",
+        help="file holding the fingerprint key (ENFORCER_FINGERPRINT_KEY_FILE)",
+    )
+    plan.add_argument("--html", type=Path, metavar="FILE", help="also write the plan as a page")
+    _kafka_flags(plan)
+    policy_options(plan)
+
+    apply = commands.add_parser("apply", help="write a plan's retractions to the sink")
+    apply.add_argument("plan", type=Path, metavar="PLAN", help="the plan file")
+    apply.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH,
+        metavar="N",
+        help="retractions per transaction",
+    )
+    _kafka_flags(apply)
+
+
+def _kafka_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--bootstrap-servers", metavar="HOST:PORT", help="Kafka (ENFORCER_BOOTSTRAP_SERVERS)"
+    )
+    parser.add_argument(
+        "--kafka-config",
+        type=Path,
+        metavar="FILE",
+        help="client properties (docs/security.md) (ENFORCER_KAFKA_CONFIG)",
+    )
+
+
+def _time(text: str) -> str:
+    from enforcer.core.models import parse_rfc3339
+
+    try:
+        parse_rfc3339(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an RFC 3339 time (like 2019-10-08T00:00:00Z), not {text!r}"
+        ) from None
+    return text.strip()
+
+
+def command(args: argparse.Namespace) -> int:
+    """Run the chosen subcommand."""
+    if args.remediate_command == "plan":
+        return _plan(args)
+    return _apply(args)
+
+
+# -- plan ---------------------------------------------------------------------------
+
+
+def _plan(args: argparse.Namespace) -> int:
+    if args.ledger_as_of is not None and args.ledger_file is None and args.ledger_topic is None:
+        raise UsageError("--ledger-as-of goes with --ledger-file or --ledger-topic")
+    from enforcer.core.models import parse_rfc3339
+    from enforcer.remediate.plan import PartitionSpan, write_plan
+    from enforcer.remediate.planner import Planner, judging_step
+    from enforcer.remediate.summary import summary_lines
+    from enforcer.replay.run import CLOCK
+    from enforcer.replay.sources.kafka_topic import Position, parse_end, parse_start
+
+    if args.since and args.until and parse_rfc3339(args.since) > parse_rfc3339(args.until):
+        raise UsageError(f"--since {args.since} is after --until {args.until}")
+    settings = settings_from(
+        policy_file=args.policy,
+        destination=args.destination,
+        mode=args.mode,
+        fingerprint_key_file=args.fingerprint_key_file,
+        bootstrap_servers=args.bootstrap_servers,
+        kafka_config=args.kafka_config,
+        phone_default_region=args.phone_region,
+        sink_topic=args.sink_topic,
+        source_topic=args.source_topic,
+    )
+    fingerprinter = settings.fingerprinter()
+    policy = policy_from(settings)
+    with_ledger = args.ledger_file is not None or args.ledger_topic is not None
+    policy.ledger_mode(with_ledger)  # a policy that needs a ledger, without one: refused now
+    ledger = _ledger(args, settings, fingerprinter)
+    reader = None
+    if policy.formats is not None:
+        from enforcer.live.schemas import step_reader
+
+        reader = step_reader(policy, None)
+    lookup = None
+    if ledger is not None:
+        from enforcer.ledger.lookup import WholeLedger
+
+        lookup = WholeLedger(ledger.replay.state)
+    step = judging_step(policy, fingerprinter, CLOCK, lookup, reader)
+    planner = Planner(step, settings.sink_topic, settings.source_topic)
+    start = Position(args.since, at=parse_rfc3339(args.since)) if args.since else None
+    end = Position(args.until, at=parse_rfc3339(args.until)) if args.until else None
+    with _sink_reader(
+        settings, start or parse_start("earliest"), end or parse_end("latest")
+    ) as topic:
+        planner.add_all(_sink_records(topic))
+        spans = [PartitionSpan(r.partition, r.start, r.end) for r in topic.ranges]
+    plan = planner.plan(since=args.since, until=args.until, offsets=spans)
+    try:
+        write_plan(args.out, plan)
+        if args.html is not None:
+            from enforcer.remediate.page import plan_page
+
+            args.html.write_text(plan_page(plan), encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write the plan: {exc.strerror}") from None
+    print("\n".join(summary_lines(plan)))
+    print(f"plan written to {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _ledger(
+    args: argparse.Namespace, settings: EnforcerSettings, fingerprinter: Fingerprinter
+) -> LoadedLedger | None:
+    from enforcer.replay.ledger import load_ledger_file, load_ledger_topic
+
+    if args.ledger_file is not None:
+        ledger = load_ledger_file(args.ledger_file, fingerprinter, args.ledger_as_of)
+    elif args.ledger_topic is not None:
+        from enforcer.config.kafka_security import aiokafka_security
+
+        ledger = load_ledger_topic(
+            settings.bootstrap_servers,
+            args.ledger_topic,
+            fingerprinter,
+            args.ledger_as_of,
+            aiokafka_security(settings),
+        )
+    else:
+        return None
+    print(ledger.describe(), file=sys.stderr)
+    return ledger
+
+
+class _SinkReader:
+    """The sink topic's reader, open for a ``with`` block; a topic that cannot be read
+    is one line, exit 2."""
+
+    def __init__(self, settings: EnforcerSettings, start: Any, end: Any) -> None:
+        import asyncio
+
+        from enforcer.config.kafka_security import aiokafka_security
+        from enforcer.replay.sources.kafka_topic import TopicReader
+
+        self._runner = asyncio.Runner()
+        self.reader = TopicReader(
+            self._runner,
+            settings.bootstrap_servers,
+            settings.sink_topic,
+            start,
+            end,
+            client_options=aiokafka_security(settings),
+        )
+
+    def __enter__(self) -> TopicReader:
+        from enforcer.replay.sources.kafka_topic import TopicReadError
+
+        try:
+            self.reader.open()
+        except TopicReadError as exc:
+            self.__exit__()
+            raise UsageError(str(exc)) from None
+        return self.reader
+
+    def __exit__(self, *_: object) -> None:
+        try:
+            self.reader.close()
+        finally:
+            self._runner.close()
+
+
+def _sink_reader(settings: EnforcerSettings, start: Any, end: Any) -> _SinkReader:
+    return _SinkReader(settings, start, end)
+
+
+def _sink_records(reader: TopicReader) -> Iterator[SinkRecord]:
+    from enforcer.remediate.history import SinkRecord
+    from enforcer.replay.sources.kafka_topic import TopicReadError
+
+    try:
+        for m in reader.messages():
+            headers = tuple((str(k), bytes(v) if v is not None else None) for k, v in m.headers)
+            yield SinkRecord(m.key, m.value, headers, m.partition, m.offset, m.timestamp)
+    except TopicReadError as exc:
+        raise UsageError(str(exc)) from None
+
+
+# -- apply --------------------------------------------------------------------------
+
+
+def _apply(args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    from enforcer.remediate.apply import batches, still_to_write, written_by
+    from enforcer.remediate.plan import read_plan
+    from enforcer.replay.sources.kafka_topic import parse_end, parse_start
+
+    plan = read_plan(args.plan)
+    settings = settings_from(
+        bootstrap_servers=args.bootstrap_servers,
+        kafka_config=args.kafka_config,
+        sink_topic=plan.sink_topic,
+    )
+    producer = _Transactions(settings, plan.plan_id)
+    try:
+        # After the producer's start: it has fenced an earlier apply of this plan and
+        # aborted its open transaction, so what is read now is final.
+        with _sink_reader(settings, parse_start("earliest"), parse_end("latest")) as topic:
+            written = written_by(plan.plan_id, ((r.headers, r.value) for r in _sink_records(topic)))
+        todo = still_to_write(plan, written)
+        total = len(plan.retractions)
+        if not todo:
+            print(
+                f"nothing to write: the {total:,} retractions of plan {plan.plan_id} are "
+                f"all in {plan.sink_topic} already"
+            )
+            return EXIT_OK
+        done = total - len(todo)
+        if done:
+            print(
+                f"{done:,} of {total:,} retractions already in {plan.sink_topic}; "
+                f"writing the other {len(todo):,}",
+                file=sys.stderr,
+            )
+        for batch in batches(todo, args.batch_size):
+            producer.write(plan.policy_version, batch)
+            done += len(batch)
+            print(f"committed {done:,}/{total:,}", file=sys.stderr, flush=True)
+    finally:
+        producer.close()
+    print(
+        f"wrote {len(todo):,} retractions of plan {plan.plan_id} to {plan.sink_topic} "
+        f"({total - len(todo):,} were there already)"
+    )
+    return EXIT_OK
+
+
+class _Transactions:
+    """A transactional producer whose id is the plan's: one apply of a plan at a time,
+    and a new one fences (and aborts the open transaction of) any earlier."""
+
+    def __init__(self, settings: EnforcerSettings, plan_id: str) -> None:
+        from confluent_kafka import KafkaException, Producer
+
+        from enforcer.config.kafka_security import librdkafka_security
+
+        config: dict[str, Any] = {
+            **librdkafka_security(settings),
+            "bootstrap.servers": settings.bootstrap_servers,
+            "transactional.id": "enforcer-remediate-" + plan_id.removeprefix("sha256:")[:32],
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+        }
+        self._topic = settings.sink_topic
+        self._producer = Producer(config)
+        try:
+            self._producer.init_transactions(30)
+        except KafkaException as exc:
+            raise UsageError(
+                f"cannot start a transaction on Kafka at {settings.bootstrap_servers}: "
+                f"{exc.args[0].str() if exc.args else exc}"
+            ) from None
+
+    def write(self, policy_version: str, batch: list[Any]) -> None:
+        """Write one batch of retractions in one transaction, committed before return."""
+        from enforcer.exposure.retract import retraction_value
+        from enforcer.remediate.apply import retraction_headers
+
+        headers: list[tuple[str, str | bytes | None]] = list(retraction_headers(policy_version))
+        producer = self._producer
+        producer.begin_transaction()
+        for retraction in batch:
+            while True:
+                try:
+                    producer.produce(
+                        self._topic,
+                        key=retraction.subject_id.encode("utf-8", "surrogatepass"),
+                        value=retraction_value(retraction),
+                        headers=headers,
+                    )
+                    break
+                except BufferError:
+                    producer.poll(0.1)
+        producer.commit_transaction(60)
+
+    def close(self) -> None:
+        """Deliver what is queued (nothing outside a transaction)."""
+        self._producer.flush(5)

@@ -1,0 +1,173 @@
+"""Judging a sink topic's history: what it still exposes, and what of that the given
+policy would not have forwarded (docs/remediate.md, "How a plan is made").
+
+One decision core: each forwarded record is decided again by the decision step
+(:class:`enforcer.core.step.Step`), built with ``exposure=True`` and in audit mode.
+Audit mode forwards a record unchanged, so the outcome lists *every* identifier the
+forwarded value holds (:attr:`~enforcer.core.step.Outcome.forwarded_identifiers`),
+and the decision beside it (:meth:`~enforcer.core.step.Step.explain`) says, for each,
+which rule the policy would stop it by (``None``: it would flow). The mode changes
+only what is done with a record, never how an identifier is judged.
+
+Exposure is per identifier, as in docs/exposure.md: an identifier is retracted when
+its own judgement names a rule, not because another identifier of its record would
+have the record dropped. The last forward of an identifier is the one judged (it is
+exposed under the purposes it was last forwarded with); a retraction of the same
+(subject, type, fingerprint) later in the history ends its exposure.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from enforcer.core.clock import Clock
+from enforcer.core.fingerprint import Fingerprinter
+from enforcer.core.ledger_view import LedgerLookup
+from enforcer.core.models import Mode
+from enforcer.core.policy.compiled import Policy
+from enforcer.core.record_format import RecordReader
+from enforcer.core.step import InputRecord, Source, Step
+from enforcer.remediate.history import SinkKind, SinkRecord, kind_of, read_retraction
+from enforcer.remediate.plan import HistoryCounts, PartitionSpan, Plan, PlannedRetraction
+
+Identity = tuple[str, str, str]
+"""(subject id, identifier type, fingerprint)."""
+Order = tuple[int, int, int]
+_Last = tuple[Order, bool, str | None, int]
+"""An identity's latest record: its order, whether it left the identifier exposed (a
+forward) or not (a retraction), the rule the policy stops it by, and the time."""
+
+
+def judging_step(
+    policy: Policy,
+    fingerprinter: Fingerprinter,
+    clock: Clock,
+    ledger: LedgerLookup | None = None,
+    reader: RecordReader | None = None,
+) -> Step:
+    """The decision step remediation judges with: ``policy``'s rules and ledger
+    setting, in audit mode (every identifier listed), with exposure."""
+    return Step(policy.with_mode(Mode.AUDIT), fingerprinter, clock, ledger, reader, exposure=True)
+
+
+class Planner:
+    """Reads a sink's history record by record (:meth:`add`), then makes the plan."""
+
+    def __init__(self, step: Step, sink_topic: str, source_topic: str) -> None:
+        self.step = step
+        self.sink_topic = sink_topic
+        self.source_topic = source_topic
+        """The topic forwarded records are judged as coming from (field mappings name
+        source topics)."""
+        self._last: dict[Identity, _Last] = {}
+        self._counts: Counter[str] = Counter()
+
+    def add_all(self, records: Iterable[SinkRecord]) -> None:
+        """:meth:`add` each record."""
+        for record in records:
+            self.add(record)
+
+    def add(self, record: SinkRecord) -> None:
+        """Take one committed sink record into account."""
+        self._counts["records"] += 1
+        kind = kind_of(record.headers)
+        if kind is SinkKind.FORWARDED:
+            self._counts["forwarded"] += 1
+            self._forwarded(record)
+        elif kind is SinkKind.RETRACTION:
+            retraction = read_retraction(record.value)
+            if retraction is None:
+                self._counts["other"] += 1
+                return
+            self._counts["retractions"] += 1
+            self._put(retraction.identity, (record.order, False, None, record.timestamp_ms))
+        else:
+            self._counts["other"] += 1
+
+    def _forwarded(self, record: SinkRecord) -> None:
+        source = Source(self.source_topic, record.partition, record.offset)
+        outcome, decision = self.step.explain(
+            InputRecord(record.key, record.value, record.headers, source)
+        )
+        listed = outcome.forwarded_identifiers
+        if (
+            outcome.error_reason is not None
+            or listed is None
+            or decision is None
+            or len(decision.identifiers) != len(listed)
+            or outcome.subject_id is None
+        ):
+            self._counts["unreadable"] += 1
+            return
+        subject = outcome.subject_id
+        order, at = record.order, record.timestamp_ms
+        for forwarded, judged in zip(listed, decision.identifiers, strict=True):
+            identity = (subject, forwarded.type, forwarded.fingerprint)
+            self._put(identity, (order, True, judged.rule_name, at))
+
+    def _put(self, identity: Identity, last: _Last) -> None:
+        old = self._last.get(identity)
+        # Equal orders: the same record naming an identifier twice; the last one counts.
+        if old is None or last[0] >= old[0]:
+            self._last[identity] = last
+
+    def exposed(self) -> dict[Identity, str | None]:
+        """The identities still exposed at the end of what was read, each with the rule
+        that would stop it now (``None``: allowed)."""
+        return {identity: rule for identity, (_, exposed, rule, _) in self._last.items() if exposed}
+
+    def plan(
+        self,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        offsets: Iterable[PartitionSpan] = (),
+    ) -> Plan:
+        """The plan: every exposed identifier the policy stops, with counts."""
+        key_id = self.step.key_id
+        retractions: list[PlannedRetraction] = []
+        by_rule: Counter[str] = Counter()
+        by_type: Counter[str] = Counter()
+        by_day: Counter[str] = Counter()
+        exposed = 0
+        for identity, (_, is_exposed, rule, at) in self._last.items():
+            if not is_exposed:
+                continue
+            exposed += 1
+            if rule is None:
+                continue
+            subject, kind, fingerprint = identity
+            retractions.append(PlannedRetraction(subject, kind, fingerprint, key_id, rule))
+            by_rule[rule] += 1
+            by_type[kind] += 1
+            by_day[_day(at)] += 1
+        retractions.sort()
+        counts = self._counts
+        return Plan(
+            sink_topic=self.sink_topic,
+            policy_version=self.step.policy.version,
+            key_id=key_id,
+            ledger=self.step.ledger_mode.value,
+            since=since,
+            until=until,
+            offsets=tuple(sorted(offsets)),
+            history=HistoryCounts(
+                records=counts["records"],
+                forwarded=counts["forwarded"],
+                retractions=counts["retractions"],
+                other=counts["other"],
+                unreadable=counts["unreadable"],
+            ),
+            exposed=exposed,
+            by_rule=dict(by_rule),
+            by_type=dict(by_type),
+            by_day=dict(by_day),
+            affected_subjects=len({r.subject_id for r in retractions}),
+            retractions=tuple(retractions),
+        ).with_id()
+
+
+def _day(timestamp_ms: int) -> str:
+    return datetime.fromtimestamp(timestamp_ms / 1000, UTC).date().isoformat()
