@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from enforcer.core.clock import Clock
-from enforcer.core.fingerprint import Fingerprinter
+from enforcer.core.fingerprint import FINGERPRINT_PREFIX, Fingerprinter, mac_of_fingerprint
 from enforcer.core.ledger_view import LedgerLookup
 from enforcer.core.models import Mode
 from enforcer.core.policy.compiled import Policy
@@ -34,6 +34,8 @@ from enforcer.remediate.plan import HistoryCounts, PartitionSpan, Plan, PlannedR
 
 Identity = tuple[str, str, str]
 """(subject id, identifier type, fingerprint)."""
+_Key = tuple[str, str, bytes]
+"""An identity as kept while reading: the fingerprint's 32 bytes, not its text."""
 Order = tuple[int, int, int]
 _Last = tuple[Order, bool, str | None, int]
 """An identity's latest record: its order, whether it left the identifier exposed (a
@@ -61,8 +63,9 @@ class Planner:
         self.source_topic = source_topic
         """The topic forwarded records are judged as coming from (field mappings name
         source topics)."""
-        self._last: dict[Identity, _Last] = {}
+        self._last: dict[_Key, _Last] = {}
         self._counts: Counter[str] = Counter()
+        self._forwards = 0
 
     def add_all(self, records: Iterable[SinkRecord]) -> None:
         """:meth:`add` each record."""
@@ -71,18 +74,12 @@ class Planner:
 
     def add(self, record: SinkRecord) -> None:
         """Take one committed sink record into account."""
-        self._counts["records"] += 1
         kind = kind_of(record.headers)
         if kind is SinkKind.FORWARDED:
-            self._counts["forwarded"] += 1
+            self._forwards += 1  # a plain number: this runs for every record
             self._forwarded(record)
         elif kind is SinkKind.RETRACTION:
-            retraction = read_retraction(record.value)
-            if retraction is None:
-                self._counts["other"] += 1
-                return
-            self._counts["retractions"] += 1
-            self._put(retraction.identity, (record.order, False, None, record.timestamp_ms))
+            self._counts["retractions" if self._retracted(record) else "other"] += 1
         else:
             self._counts["other"] += 1
 
@@ -92,31 +89,51 @@ class Planner:
             InputRecord(record.key, record.value, record.headers, source)
         )
         listed = outcome.forwarded_identifiers
+        subject = outcome.subject_id
         if (
             outcome.error_reason is not None
             or listed is None
             or decision is None
+            or subject is None
             or len(decision.identifiers) != len(listed)
-            or outcome.subject_id is None
         ):
             self._counts["unreadable"] += 1
             return
-        subject = outcome.subject_id
+        # The loop runs for every forwarded identifier of the history: locals, and the
+        # fingerprint's bytes (its text is made only for what the plan lists).
         order, at = record.order, record.timestamp_ms
-        for forwarded, judged in zip(listed, decision.identifiers, strict=True):
-            identity = (subject, forwarded.type, forwarded.fingerprint)
-            self._put(identity, (order, True, judged.rule_name, at))
+        last = self._last
+        get = last.get
+        for forwarded, judged in zip(listed, decision.identifiers):  # noqa: B905 - equal lengths
+            identity = (subject, forwarded.type, forwarded.mac)
+            old = get(identity)
+            # Equal orders: one record naming an identifier twice; the last one counts.
+            if old is None or order >= old[0]:
+                last[identity] = (order, True, judged.rule_name, at)
 
-    def _put(self, identity: Identity, last: _Last) -> None:
+    def _retracted(self, record: SinkRecord) -> bool:
+        retraction = read_retraction(record.value)
+        if retraction is None:
+            return False
+        try:
+            mac = mac_of_fingerprint(retraction.fingerprint)
+        except ValueError:
+            return False
+        identity = (retraction.subject_id, retraction.identifier_type, mac)
+        order = record.order
         old = self._last.get(identity)
-        # Equal orders: the same record naming an identifier twice; the last one counts.
-        if old is None or last[0] >= old[0]:
-            self._last[identity] = last
+        if old is None or order >= old[0]:
+            self._last[identity] = (order, False, None, record.timestamp_ms)
+        return True
 
     def exposed(self) -> dict[Identity, str | None]:
         """The identities still exposed at the end of what was read, each with the rule
         that would stop it now (``None``: allowed)."""
-        return {identity: rule for identity, (_, exposed, rule, _) in self._last.items() if exposed}
+        return {
+            (subject, kind, FINGERPRINT_PREFIX + mac.hex()): rule
+            for (subject, kind, mac), (_, exposed, rule, _) in self._last.items()
+            if exposed
+        }
 
     def plan(
         self,
@@ -138,7 +155,8 @@ class Planner:
             exposed += 1
             if rule is None:
                 continue
-            subject, kind, fingerprint = identity
+            subject, kind, mac = identity
+            fingerprint = FINGERPRINT_PREFIX + mac.hex()
             retractions.append(PlannedRetraction(subject, kind, fingerprint, key_id, rule))
             by_rule[rule] += 1
             by_type[kind] += 1
@@ -154,8 +172,8 @@ class Planner:
             until=until,
             offsets=tuple(sorted(offsets)),
             history=HistoryCounts(
-                records=counts["records"],
-                forwarded=counts["forwarded"],
+                records=self._forwards + counts["retractions"] + counts["other"],
+                forwarded=self._forwards,
                 retractions=counts["retractions"],
                 other=counts["other"],
                 unreadable=counts["unreadable"],
