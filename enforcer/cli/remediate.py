@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from enforcer.cli.common import (
+    EXIT_FINDINGS,
     EXIT_OK,
     LEDGER_FILE_HELP,
     Parser,
@@ -139,8 +140,9 @@ def _plan(args: argparse.Namespace) -> int:
     if args.ledger_as_of is not None and args.ledger_file is None and args.ledger_topic is None:
         raise UsageError("--ledger-as-of goes with --ledger-file or --ledger-topic")
     from enforcer.core.models import parse_rfc3339
+    from enforcer.remediate.judge import Judge
     from enforcer.remediate.plan import PartitionSpan, write_plan
-    from enforcer.remediate.planner import Planner, judging_step
+    from enforcer.remediate.planner import Planner
     from enforcer.remediate.summary import summary_lines
     from enforcer.replay.run import CLOCK
     from enforcer.replay.sources.kafka_topic import Position, parse_end, parse_start
@@ -173,8 +175,8 @@ def _plan(args: argparse.Namespace) -> int:
         from enforcer.ledger.lookup import WholeLedger
 
         lookup = WholeLedger(ledger.replay.state)
-    step = judging_step(policy, fingerprinter, CLOCK, lookup, reader)
-    planner = Planner(step, settings.sink_topic, settings.source_topic)
+    judge = Judge(policy, fingerprinter, CLOCK, lookup, reader)
+    planner = Planner(judge, settings.sink_topic, settings.source_topic)
     start = Position(args.since, at=parse_rfc3339(args.since)) if args.since else None
     end = Position(args.until, at=parse_rfc3339(args.until)) if args.until else None
     with _sink_reader(
@@ -309,8 +311,19 @@ def _apply(args: argparse.Namespace) -> int:
                 f"writing the other {len(todo):,}",
                 file=sys.stderr,
             )
+        from confluent_kafka import KafkaException
+
         for batch in batches(todo, args.batch_size):
-            producer.write(plan.policy_version, batch)
+            try:
+                producer.write(plan.policy_version, batch)
+            except KafkaException as exc:
+                # What was committed stays; the next apply of the plan writes the rest.
+                print(
+                    f"enforcer: apply stopped after {done:,} of {total:,} retractions: "
+                    f"{_kafka_message(exc)}; run it again to write the rest",
+                    file=sys.stderr,
+                )
+                return EXIT_FINDINGS
             done += len(batch)
             print(f"committed {done:,}/{total:,}", file=sys.stderr, flush=True)
     finally:
@@ -320,6 +333,13 @@ def _apply(args: argparse.Namespace) -> int:
         f"({total - len(todo):,} were there already)"
     )
     return EXIT_OK
+
+
+def _kafka_message(exc: Exception) -> str:
+    """A librdkafka error's own one-line text (it names no record data)."""
+    error: Any = exc.args[0] if exc.args else None
+    text = error.str() if hasattr(error, "str") else type(exc).__name__
+    return str(text).replace("\n", " ")
 
 
 class _Transactions:
@@ -346,7 +366,7 @@ class _Transactions:
         except KafkaException as exc:
             raise UsageError(
                 f"cannot start a transaction on Kafka at {settings.bootstrap_servers}: "
-                f"{exc.args[0].str() if exc.args else exc}"
+                f"{_kafka_message(exc)}"
             ) from None
 
     def write(self, policy_version: str, batch: list[Any]) -> None:

@@ -1,13 +1,9 @@
 """Judging a sink topic's history: what it still exposes, and what of that the given
 policy would not have forwarded (docs/remediate.md, "How a plan is made").
 
-One decision core: each forwarded record is decided again by the decision step
-(:class:`enforcer.core.step.Step`), built with ``exposure=True`` and in audit mode.
-Audit mode forwards a record unchanged, so the outcome lists *every* identifier the
-forwarded value holds (:attr:`~enforcer.core.step.Outcome.forwarded_identifiers`),
-and the decision beside it (:meth:`~enforcer.core.step.Step.explain`) says, for each,
-which rule the policy would stop it by (``None``: it would flow). The mode changes
-only what is done with a record, never how an identifier is judged.
+One decision core: each forwarded record is decided again by the decision step, through
+:class:`enforcer.remediate.judge.Judge`, which says for each identifier the value holds
+which rule the policy would stop it by (``None``: it would flow).
 
 Exposure is per identifier, as in docs/exposure.md: an identifier is retracted when
 its own judgement names a rule, not because another identifier of its record would
@@ -22,14 +18,10 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from enforcer.core.clock import Clock
-from enforcer.core.fingerprint import FINGERPRINT_PREFIX, Fingerprinter, mac_of_fingerprint
-from enforcer.core.ledger_view import LedgerLookup
-from enforcer.core.models import Mode
-from enforcer.core.policy.compiled import Policy
-from enforcer.core.record_format import RecordReader
-from enforcer.core.step import InputRecord, Source, Step
+from enforcer.core.fingerprint import FINGERPRINT_PREFIX, mac_of_fingerprint
+from enforcer.core.step import InputRecord, Source
 from enforcer.remediate.history import SinkKind, SinkRecord, kind_of, read_retraction
+from enforcer.remediate.judge import Judge
 from enforcer.remediate.plan import HistoryCounts, PartitionSpan, Plan, PlannedRetraction
 
 Identity = tuple[str, str, str]
@@ -42,23 +34,11 @@ _Last = tuple[Order, bool, str | None, int]
 forward) or not (a retraction), the rule the policy stops it by, and the time."""
 
 
-def judging_step(
-    policy: Policy,
-    fingerprinter: Fingerprinter,
-    clock: Clock,
-    ledger: LedgerLookup | None = None,
-    reader: RecordReader | None = None,
-) -> Step:
-    """The decision step remediation judges with: ``policy``'s rules and ledger
-    setting, in audit mode (every identifier listed), with exposure."""
-    return Step(policy.with_mode(Mode.AUDIT), fingerprinter, clock, ledger, reader, exposure=True)
-
-
 class Planner:
     """Reads a sink's history record by record (:meth:`add`), then makes the plan."""
 
-    def __init__(self, step: Step, sink_topic: str, source_topic: str) -> None:
-        self.step = step
+    def __init__(self, judge: Judge, sink_topic: str, source_topic: str) -> None:
+        self.judge = judge
         self.sink_topic = sink_topic
         self.source_topic = source_topic
         """The topic forwarded records are judged as coming from (field mappings name
@@ -85,31 +65,22 @@ class Planner:
 
     def _forwarded(self, record: SinkRecord) -> None:
         source = Source(self.source_topic, record.partition, record.offset)
-        outcome, decision = self.step.explain(
-            InputRecord(record.key, record.value, record.headers, source)
-        )
-        listed = outcome.forwarded_identifiers
-        subject = outcome.subject_id
-        if (
-            outcome.error_reason is not None
-            or listed is None
-            or decision is None
-            or subject is None
-            or len(decision.identifiers) != len(listed)
-        ):
+        judged = self.judge(InputRecord(record.key, record.value, record.headers, source))
+        if judged is None:
             self._counts["unreadable"] += 1
             return
+        subject, identifiers = judged
         # The loop runs for every forwarded identifier of the history: locals, and the
         # fingerprint's bytes (its text is made only for what the plan lists).
         order, at = record.order, record.timestamp_ms
         last = self._last
         get = last.get
-        for forwarded, judged in zip(listed, decision.identifiers):  # noqa: B905 - equal lengths
-            identity = (subject, forwarded.type, forwarded.mac)
+        for kind, mac, rule in identifiers:
+            identity = (subject, kind, mac)
             old = get(identity)
             # Equal orders: one record naming an identifier twice; the last one counts.
             if old is None or order >= old[0]:
-                last[identity] = (order, True, judged.rule_name, at)
+                last[identity] = (order, True, rule, at)
 
     def _retracted(self, record: SinkRecord) -> bool:
         retraction = read_retraction(record.value)
@@ -143,7 +114,7 @@ class Planner:
         offsets: Iterable[PartitionSpan] = (),
     ) -> Plan:
         """The plan: every exposed identifier the policy stops, with counts."""
-        key_id = self.step.key_id
+        key_id = self.judge.key_id
         retractions: list[PlannedRetraction] = []
         by_rule: Counter[str] = Counter()
         by_type: Counter[str] = Counter()
@@ -165,9 +136,9 @@ class Planner:
         counts = self._counts
         return Plan(
             sink_topic=self.sink_topic,
-            policy_version=self.step.policy.version,
+            policy_version=self.judge.policy_version,
             key_id=key_id,
-            ledger=self.step.ledger_mode.value,
+            ledger=self.judge.ledger_mode.value,
             since=since,
             until=until,
             offsets=tuple(sorted(offsets)),

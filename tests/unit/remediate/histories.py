@@ -29,6 +29,11 @@ POLICY = f"""
 format: 1
 mode: enforce
 rules:
+  - name: device-for-analytics
+    when: any-within
+    within: [analytics]
+    types: [device_id]
+    action: drop
   - name: missing-purpose
     when: no-purpose
     action: redact
@@ -38,12 +43,16 @@ destinations:
     action: redact
     rule: purpose-not-allowed
 """
-"""Only advertising may flow: the reference below says the same without the policy."""
+"""Only advertising may flow, and a device id given for analytics drops its record: the
+reference below says the same without the policy."""
 
 
-def rule_of(purposes: tuple[str, ...]) -> str | None:
-    """The reference judgement of :data:`POLICY`: no purpose, missing; a purpose within
-    advertising, allowed (``None``); else not allowed."""
+def rule_of(kind: str, purposes: tuple[str, ...]) -> str | None:
+    """The reference judgement of :data:`POLICY`: a device id with an analytics purpose
+    (its record is dropped); no purpose, missing; a purpose within advertising, allowed
+    (``None``); else not allowed."""
+    if kind == "device_id" and any(p.split(".")[0] == "analytics" for p in purposes):
+        return "device-for-analytics"
     if not purposes:
         return "missing-purpose"
     if any(p == ADS or p.startswith(ADS + ".") for p in purposes):
@@ -181,7 +190,7 @@ def reference(records: list[SinkRecord], history: History) -> dict[Identity, str
         op = ops_by_place[(record.partition, record.offset)]
         if isinstance(op, Forwarded):
             for i in op.identifiers:
-                exposed[(op.subject, i.kind, FP(i.kind, i.value))] = rule_of(i.purposes)
+                exposed[(op.subject, i.kind, FP(i.kind, i.value))] = rule_of(i.kind, i.purposes)
         elif isinstance(op, Retracted):
             exposed.pop((op.subject, op.kind, FP(op.kind, op.value)), None)
     return exposed

@@ -12,10 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from enforcer.core.clock import FixedClock
+from enforcer.core.models import Mode
 from enforcer.core.policy.load import parse_policy
+from enforcer.core.step import InputRecord, Source, Step
 from enforcer.remediate.history import SinkRecord
+from enforcer.remediate.judge import Judge
 from enforcer.remediate.plan import Plan, parse_plan, plan_bytes
-from enforcer.remediate.planner import Planner, judging_step
+from enforcer.remediate.planner import Planner
 
 from ..conftest import NOW
 from .histories import FP, POLICY, SINK, VALUES, History, histories, records_of, reference
@@ -24,7 +27,7 @@ POLICY_OBJECT = parse_policy(POLICY.encode(), origin="test.yaml")
 
 
 def _plan(records: list[SinkRecord]) -> tuple[Planner, Plan]:
-    planner = Planner(judging_step(POLICY_OBJECT, FP, FixedClock(NOW)), SINK, "identity.events")
+    planner = Planner(Judge(POLICY_OBJECT, FP, FixedClock(NOW)), SINK, "identity.events")
     planner.add_all(records)
     return planner, planner.plan()
 
@@ -102,3 +105,25 @@ def test_counts_of_what_was_read() -> None:
     assert [r.fingerprint for r in plan.retractions] == [FP("email", "a@x.org")]
     assert dict(plan.by_day) == {"2025-11-30": 1}
     assert dict(plan.by_type) == {"email": 1}
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories)
+def test_the_judge_agrees_with_the_step_in_audit_mode(history: History) -> None:
+    """Enforce mode (kept identifiers listed, stopped ones by their findings, a dropped
+    record asked again) gives what audit mode lists for every identifier directly."""
+    judge = Judge(POLICY_OBJECT, FP, FixedClock(NOW))
+    audit = Step(POLICY_OBJECT.with_mode(Mode.AUDIT), FP, FixedClock(NOW), exposure=True)
+    for record in records_of(history):
+        source = InputRecord(record.key, record.value, record.headers, Source("s", 0, 0))
+        outcome, decision = audit.explain(source)
+        if outcome.error_reason is not None:
+            assert judge(source) is None
+            continue
+        assert decision is not None and outcome.forwarded_identifiers is not None
+        assert outcome.subject_id is not None
+        listed = [
+            (f.type, f.mac, j.rule_name)
+            for f, j in zip(outcome.forwarded_identifiers, decision.identifiers, strict=True)
+        ]
+        assert judge(source) == (outcome.subject_id, listed)

@@ -10,7 +10,8 @@ from enforcer.core.policy.load import parse_policy
 from enforcer.ledger.lookup import WholeLedger
 from enforcer.ledger.replay import replay_ledger_lines
 from enforcer.remediate.history import SinkRecord
-from enforcer.remediate.planner import Planner, judging_step
+from enforcer.remediate.judge import Judge
+from enforcer.remediate.planner import Planner
 from enforcer.testing.ledger import ledger_value
 
 from ..conftest import NOW
@@ -45,8 +46,8 @@ def test_the_ledger_decides_for_the_identifiers_it_knows() -> None:
         FP,
     )
     policy = parse_policy((POLICY + "ledger: fallback\n").encode(), origin="test.yaml")
-    step = judging_step(policy, FP, FixedClock(NOW), WholeLedger(ledger.state))
-    planner = Planner(step, SINK, "identity.events")
+    judge = Judge(policy, FP, FixedClock(NOW), WholeLedger(ledger.state))
+    planner = Planner(judge, SINK, "identity.events")
     planner.add(
         _forwarded(
             0,
