@@ -149,6 +149,10 @@ def _plan(args: argparse.Namespace) -> int:
 
     if args.since and args.until and parse_rfc3339(args.since) > parse_rfc3339(args.until):
         raise UsageError(f"--since {args.since} is after --until {args.until}")
+    for path in (args.out, args.html):
+        # Said before the history is read, not after.
+        if path is not None and not path.absolute().parent.is_dir():
+            raise UsageError(f"cannot write {path}: its directory does not exist")
     settings = settings_from(
         policy_file=args.policy,
         destination=args.destination,

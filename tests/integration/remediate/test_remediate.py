@@ -22,6 +22,7 @@ from enforcer.core.fingerprint import Fingerprinter, key_from_text
 from enforcer.demo.sample import sample_values
 from enforcer.remediate.history import SinkKind, kind_of, read_retraction
 from enforcer.remediate.plan import HistoryCounts, Plan, read_plan, write_plan
+from enforcer.testing.ledger import ledger_value
 from enforcer.testing.topics import TopicFactory, unique_topic_name
 from enforcer.testing.worker import (
     Deployment,
@@ -288,3 +289,52 @@ async def test_bad_input_is_one_line_and_exit_2(
     write_plan(tmp_path / "absent.json", plan)
     status, _, err = await cli("remediate", "apply", str(tmp_path / "absent.json"))
     assert status == 2 and err.count("\n") == 1 and "not found" in err, err
+
+
+async def test_a_plan_judges_by_the_ledger_topic(
+    kafka_bootstrap: str, new_topic: TopicFactory, tmp_path: Path, key: str, cli: Cli
+) -> None:
+    """Under ``ledger: fallback``: the phone numbers the ledger no longer grants for
+    advertising, and everything of the subjects it erased, are retracted; identifiers
+    the ledger does not know are judged by their own tags (advertising: kept)."""
+    fp = Fingerprinter(key_from_text(key))
+    sink = await new_topic("remediate-sink", partitions=2)
+    ledger = await new_topic("remediate-ledger", partitions=2)
+    await _produce_forwarded(kafka_bootstrap, sink, 100, datetime.now(UTC), 0)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for i in range(60):
+            subject = f"acct-{i:05d}"
+            event = _event(i)
+            value = None
+            if i < 50:
+                email, phone = (item["value"] for item in event["identifiers"])
+                value = ledger_value(
+                    subject,
+                    "2026-12-02T00:00:00Z",
+                    [("email", email, ["marketing.advertising"]), ("phone", phone, ["analytics"])],
+                )
+            await producer.send_and_wait(ledger, value, key=subject.encode())
+    finally:
+        await producer.stop()
+    policy = tmp_path / "ledger.yaml"
+    policy.write_text(
+        (Path("enforcer/core/policy/default.yaml").read_text()) + "\nledger: fallback\n"
+    )
+    path = tmp_path / "plan.json"
+    status, _, err = await cli(
+        "remediate", "plan", "--policy", str(policy), "--sink-topic", sink,
+        "--ledger-topic", ledger, "--out", str(path),
+    )  # fmt: skip
+    assert status == 0, err
+    plan = read_plan(path)
+    assert plan.ledger == "fallback"
+    erased = {(f"acct-{i:05d}", t) for i in range(50, 60) for t in ("email", "phone")}
+    withdrawn = {(f"acct-{i:05d}", "phone") for i in range(50)}
+    assert {(r.subject_id, r.identifier_type) for r in plan.retractions} == erased | withdrawn
+    assert plan.exposed == 200
+    for r in plan.retractions:
+        index = int(r.subject_id.removeprefix("acct-"))
+        value = _event(index)["identifiers"][0 if r.identifier_type == "email" else 1]["value"]
+        assert r.fingerprint == fp(r.identifier_type, value)

@@ -63,6 +63,7 @@ def test_plan_with_an_unreadable_policy(tmp_path: Path, capsys: pytest.CaptureFi
         (["--since", "2026-12-02T00:00:00Z", "--until", "2026-12-01T00:00:00Z"], "after"),
         (["--ledger-as-of", "2026-12-01T00:00:00Z"], "--ledger-as-of goes with"),
         ([], "--out"),
+        (["--html", "/nonexistent/dir/plan.html"], "directory does not exist"),
     ],
 )
 def test_plan_flags(
