@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from enforcer.core.fingerprint import Fingerprinter
     from enforcer.remediate.history import SinkRecord
     from enforcer.replay.ledger import LoadedLedger
-    from enforcer.replay.sources.kafka_topic import TopicReader
+    from enforcer.replay.sources.kafka_topic import Position, TopicReader
 
 DEFAULT_BATCH = 500
 """Retractions per transaction in ``apply``."""
@@ -183,7 +183,7 @@ def _plan(args: argparse.Namespace) -> int:
     planner = Planner(judge, settings.sink_topic, settings.source_topic)
     start = Position(args.since, at=parse_rfc3339(args.since)) if args.since else None
     end = Position(args.until, at=parse_rfc3339(args.until)) if args.until else None
-    with _sink_reader(
+    with _SinkReader(
         settings, start or parse_start("earliest"), end or parse_end("latest")
     ) as topic:
         planner.add_all(_sink_records(topic))
@@ -229,7 +229,7 @@ class _SinkReader:
     """The sink topic's reader, open for a ``with`` block; a topic that cannot be read
     is one line, exit 2."""
 
-    def __init__(self, settings: EnforcerSettings, start: Any, end: Any) -> None:
+    def __init__(self, settings: EnforcerSettings, start: Position, end: Position) -> None:
         import asyncio
 
         from enforcer.config.kafka_security import aiokafka_security
@@ -260,10 +260,6 @@ class _SinkReader:
             self.reader.close()
         finally:
             self._runner.close()
-
-
-def _sink_reader(settings: EnforcerSettings, start: Any, end: Any) -> _SinkReader:
-    return _SinkReader(settings, start, end)
 
 
 def _sink_records(reader: TopicReader) -> Iterator[SinkRecord]:
@@ -298,7 +294,7 @@ def _apply(args: argparse.Namespace) -> int:
     try:
         # After the producer's start: it has fenced an earlier apply of this plan and
         # aborted its open transaction, so what is read now is final.
-        with _sink_reader(settings, parse_start("earliest"), parse_end("latest")) as topic:
+        with _SinkReader(settings, parse_start("earliest"), parse_end("latest")) as topic:
             written = written_by(plan.plan_id, ((r.headers, r.value) for r in _sink_records(topic)))
         todo = still_to_write(plan, written)
         total = len(plan.retractions)
