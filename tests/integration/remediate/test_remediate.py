@@ -119,6 +119,16 @@ async def test_a_plan_over_a_real_run_equals_replay_and_applies_once(
     assert "nothing to write" in out
     assert await plan_retractions_in(kafka_bootstrap, topics.sink, plan.plan_id) == found
 
+    # What was applied is no longer exposed: a new plan of the same history retracts nothing.
+    status, _, err = await cli(
+        "remediate", "plan", "--policy", str(fixed_policy), "--sink-topic", topics.sink,
+        "--out", str(tmp_path / "again.json"),
+    )  # fmt: skip
+    assert status == 0, err
+    again = read_plan(tmp_path / "again.json")
+    assert again.retractions == () and again.exposed == plan.exposed - len(planned)
+    assert again.history.retractions == len(withdrawn) + len(planned)
+
 
 def _what_replay_says(sink: list[Any], violations: bytes, fp: Fingerprinter) -> set[Identity]:
     """The identities replay finds a rule for in their latest forward, unless retracted
