@@ -26,14 +26,19 @@ from enforcer.cli.common import (
     ledger_as_of_flag,
     policy_from,
     policy_options,
+    schema_registry_from,
+    schema_registry_options,
+    schema_registry_settings,
     settings_from,
 )
 
 if TYPE_CHECKING:
     from enforcer.config.settings import EnforcerSettings
     from enforcer.core.fingerprint import Fingerprinter
+    from enforcer.core.policy.compiled import Policy
     from enforcer.remediate.history import SinkRecord
     from enforcer.replay.ledger import LoadedLedger
+    from enforcer.replay.schemas import ReplayFormats
     from enforcer.replay.sources.kafka_topic import Position, TopicReader
 
 DEFAULT_BATCH = 500
@@ -89,6 +94,7 @@ def add_flags(remediate: Parser) -> None:
     plan.add_argument("--html", type=Path, metavar="FILE", help="also write the plan as a page")
     _kafka_flags(plan)
     policy_options(plan)
+    schema_registry_options(plan)
 
     apply = commands.add_parser("apply", help="write a plan's retractions to the sink")
     apply.add_argument("plan", type=Path, metavar="PLAN", help="the plan file")
@@ -163,17 +169,15 @@ def _plan(args: argparse.Namespace) -> int:
         phone_default_region=args.phone_region,
         sink_topic=args.sink_topic,
         source_topic=args.source_topic,
+        **schema_registry_settings(args),
     )
     fingerprinter = settings.fingerprinter()
     policy = policy_from(settings)
     with_ledger = args.ledger_file is not None or args.ledger_topic is not None
     policy.ledger_mode(with_ledger)  # a policy that needs a ledger, without one: refused now
     ledger = _ledger(args, settings, fingerprinter)
-    reader = None
-    if policy.formats is not None:
-        from enforcer.live.schemas import step_reader
-
-        reader = step_reader(policy, None)
+    formats = _formats(settings, policy)
+    reader = formats.reader if formats is not None else None
     lookup = None
     if ledger is not None:
         from enforcer.ledger.lookup import WholeLedger
@@ -186,7 +190,7 @@ def _plan(args: argparse.Namespace) -> int:
     with _SinkReader(
         settings, start or parse_start("earliest"), end or parse_end("latest")
     ) as topic:
-        planner.add_all(_sink_records(topic))
+        planner.add_all(_with_schemas(_sink_records(topic), formats))
         spans = [PartitionSpan(r.partition, r.start, r.end) for r in topic.ranges]
     plan = planner.plan(since=args.since, until=args.until, offsets=spans)
     try:
@@ -200,6 +204,48 @@ def _plan(args: argparse.Namespace) -> int:
     print("\n".join(summary_lines(plan)))
     print(f"plan written to {args.out}", file=sys.stderr)
     return EXIT_OK
+
+
+def _formats(settings: EnforcerSettings, policy: Policy) -> ReplayFormats | None:
+    """How framed records and mapped JSON are read, as replay reads them: the registry's
+    schemas and the record reader (``None`` without a registry or field mappings)."""
+    registry = schema_registry_from(settings)
+    if registry is None and policy.formats is None:
+        return None
+    from enforcer.live.schemas import schema_loader, step_reader
+    from enforcer.replay.schemas import ReplayFormats
+
+    loader = schema_loader(registry) if registry is not None else None
+    return ReplayFormats(
+        loader,
+        step_reader(policy, loader),
+        settings.schema_registry_deadline,
+        say=lambda line: print(f"enforcer: {line}", file=sys.stderr),
+    )
+
+
+def _with_schemas(
+    records: Iterator[SinkRecord], formats: ReplayFormats | None
+) -> Iterator[SinkRecord]:
+    """``records``, each chunk's schemas fetched before it is judged (replay's
+    :func:`~enforcer.replay.schemas.prefetched`, chunk by chunk); a registry that stays
+    down past its deadline is one line, exit 2."""
+    if formats is None or formats.loader is None:
+        yield from records
+        return
+    from itertools import islice
+
+    from enforcer.core.step import InputRecord, Source
+    from enforcer.replay.schemas import CHUNK, RegistryDownError, prefetched
+
+    while chunk := list(islice(records, CHUNK)):
+        values = [InputRecord(None, r.value, (), Source("", 0, 0)) for r in chunk]
+        try:
+            for _ in prefetched(values, formats):
+                pass
+        except RegistryDownError as exc:
+            raise UsageError(str(exc)) from None
+        yield from chunk
 
 
 def _ledger(
