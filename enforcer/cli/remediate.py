@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from enforcer.core.fingerprint import Fingerprinter
     from enforcer.core.policy.compiled import Policy
     from enforcer.remediate.history import SinkRecord
+    from enforcer.remediate.plan import Plan
     from enforcer.replay.ledger import LoadedLedger
     from enforcer.replay.schemas import ReplayFormats
     from enforcer.replay.sources.kafka_topic import Position, TopicReader
@@ -92,6 +93,12 @@ def add_flags(remediate: Parser) -> None:
         help="file holding the fingerprint key (ENFORCER_FINGERPRINT_KEY_FILE)",
     )
     plan.add_argument("--html", type=Path, metavar="FILE", help="also write the plan as a page")
+    plan.add_argument(
+        "--with-exposure",
+        action="store_true",
+        help="also list every identifier still exposed and allowed, so that `apply "
+        "--exposure-topic` can seed exposure from the plan",
+    )
     _kafka_flags(plan)
     policy_options(plan)
     schema_registry_options(plan)
@@ -104,6 +111,12 @@ def add_flags(remediate: Parser) -> None:
         default=DEFAULT_BATCH,
         metavar="N",
         help="retractions per transaction",
+    )
+    apply.add_argument(
+        "--exposure-topic",
+        metavar="NAME",
+        help="also seed this exposure topic from the plan (made with --with-exposure), for "
+        "a deployment that predates exposure; run it with the workers stopped",
     )
     _kafka_flags(apply)
 
@@ -187,12 +200,14 @@ def _plan(args: argparse.Namespace) -> int:
     planner = Planner(judge, settings.sink_topic, settings.source_topic)
     start = Position(args.since, at=parse_rfc3339(args.since)) if args.since else None
     end = Position(args.until, at=parse_rfc3339(args.until)) if args.until else None
-    with _SinkReader(
+    with _TopicRange(
         settings, start or parse_start("earliest"), end or parse_end("latest")
     ) as topic:
         planner.add_all(_with_schemas(_sink_records(topic), formats))
         spans = [PartitionSpan(r.partition, r.start, r.end) for r in topic.ranges]
-    plan = planner.plan(since=args.since, until=args.until, offsets=spans)
+    plan = planner.plan(
+        since=args.since, until=args.until, offsets=spans, with_exposure=args.with_exposure
+    )
     try:
         write_plan(args.out, plan)
         if args.html is not None:
@@ -271,11 +286,17 @@ def _ledger(
     return ledger
 
 
-class _SinkReader:
-    """The sink topic's reader, open for a ``with`` block; a topic that cannot be read
-    is one line, exit 2."""
+class _TopicRange:
+    """A reader of a topic (the sink's by default), open for a ``with`` block; a topic
+    that cannot be read is one line, exit 2."""
 
-    def __init__(self, settings: EnforcerSettings, start: Position, end: Position) -> None:
+    def __init__(
+        self,
+        settings: EnforcerSettings,
+        start: Position,
+        end: Position,
+        topic: str | None = None,
+    ) -> None:
         import asyncio
 
         from enforcer.config.kafka_security import aiokafka_security
@@ -285,7 +306,7 @@ class _SinkReader:
         self.reader = TopicReader(
             self._runner,
             settings.bootstrap_servers,
-            settings.sink_topic,
+            topic or settings.sink_topic,
             start,
             end,
             client_options=aiokafka_security(settings),
@@ -326,11 +347,14 @@ def _sink_records(reader: TopicReader) -> Iterator[SinkRecord]:
 def _apply(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
-    from enforcer.remediate.apply import batches, still_to_write, written_by
     from enforcer.remediate.plan import read_plan
-    from enforcer.replay.sources.kafka_topic import parse_end, parse_start
 
     plan = read_plan(args.plan)
+    if args.exposure_topic is not None and plan.exposure is None:
+        raise UsageError(
+            f"{args.plan}: the plan holds no exposure to seed; make it with "
+            "`remediate plan --with-exposure`"
+        )
     settings = settings_from(
         bootstrap_servers=args.bootstrap_servers,
         kafka_config=args.kafka_config,
@@ -340,45 +364,109 @@ def _apply(args: argparse.Namespace) -> int:
     try:
         # After the producer's start: it has fenced an earlier apply of this plan and
         # aborted its open transaction, so what is read now is final.
-        with _SinkReader(settings, parse_start("earliest"), parse_end("latest")) as topic:
-            written = written_by(plan.plan_id, ((r.headers, r.value) for r in _sink_records(topic)))
-        todo = still_to_write(plan, written)
-        total = len(plan.retractions)
-        if not todo:
-            print(
-                f"nothing to write: the {total:,} retractions of plan {plan.plan_id} are "
-                f"all in {plan.sink_topic} already"
-            )
-            return EXIT_OK
-        done = total - len(todo)
-        if done:
-            print(
-                f"{done:,} of {total:,} retractions already in {plan.sink_topic}; "
-                f"writing the other {len(todo):,}",
-                file=sys.stderr,
-            )
-        from confluent_kafka import KafkaException
-
-        for batch in batches(todo, args.batch_size):
-            try:
-                producer.write(plan.policy_version, batch)
-            except KafkaException as exc:
-                # What was committed stays; the next apply of the plan writes the rest.
-                print(
-                    f"enforcer: apply stopped after {done:,} of {total:,} retractions: "
-                    f"{_kafka_message(exc)}; run it again to write the rest",
-                    file=sys.stderr,
-                )
-                return EXIT_FINDINGS
-            done += len(batch)
-            print(f"committed {done:,}/{total:,}", file=sys.stderr, flush=True)
+        status = _write_retractions(args, settings, plan, producer)
+        if status == EXIT_OK and args.exposure_topic is not None:
+            status = _seed_exposure(args, settings, plan, producer)
     finally:
         producer.close()
+    return status
+
+
+def _write_retractions(
+    args: argparse.Namespace, settings: EnforcerSettings, plan: Plan, producer: _Transactions
+) -> int:
+    """The plan's retractions the sink does not hold yet, written in batches."""
+    from confluent_kafka import KafkaException
+
+    from enforcer.remediate.apply import batches, still_to_write, written_by
+    from enforcer.replay.sources.kafka_topic import parse_end, parse_start
+
+    with _TopicRange(settings, parse_start("earliest"), parse_end("latest")) as topic:
+        written = written_by(plan.plan_id, ((r.headers, r.value) for r in _sink_records(topic)))
+    todo = still_to_write(plan, written)
+    total = len(plan.retractions)
+    if not todo:
+        print(
+            f"nothing to write: the {total:,} retractions of plan {plan.plan_id} are "
+            f"all in {plan.sink_topic} already"
+        )
+        return EXIT_OK
+    done = total - len(todo)
+    if done:
+        print(
+            f"{done:,} of {total:,} retractions already in {plan.sink_topic}; "
+            f"writing the other {len(todo):,}",
+            file=sys.stderr,
+        )
+    for batch in batches(todo, args.batch_size):
+        try:
+            producer.write(plan.policy_version, batch)
+        except KafkaException as exc:
+            # What was committed stays; the next apply of the plan writes the rest.
+            print(
+                f"enforcer: apply stopped after {done:,} of {total:,} retractions: "
+                f"{_kafka_message(exc)}; run it again to write the rest",
+                file=sys.stderr,
+            )
+            return EXIT_FINDINGS
+        done += len(batch)
+        print(f"committed {done:,}/{total:,}", file=sys.stderr, flush=True)
     print(
         f"wrote {len(todo):,} retractions of plan {plan.plan_id} to {plan.sink_topic} "
         f"({total - len(todo):,} were there already)"
     )
     return EXIT_OK
+
+
+def _seed_exposure(
+    args: argparse.Namespace, settings: EnforcerSettings, plan: Plan, producer: _Transactions
+) -> int:
+    """Exposure for a deployment that predates it: each subject's value, merged with what
+    the exposure topic holds, written where its key falls (docs/remediate.md)."""
+    from aiokafka.partitioner import murmur2
+    from confluent_kafka import KafkaException
+
+    from enforcer.remediate.apply import exposure_held, exposure_writes
+    from enforcer.replay.sources.kafka_topic import parse_end, parse_start
+
+    topic_name = args.exposure_topic
+    start, end = parse_start("earliest"), parse_end("latest")
+    with _TopicRange(settings, start, end, topic_name) as topic:
+        held = exposure_held((m.partition, m.key, m.value) for m in _messages(topic))
+        partitions = len(topic.ranges)
+    writes = exposure_writes(plan, held)
+    records = [
+        (
+            # Co-partitioned with the source: where Kafka's default partitioner puts the
+            # subject id (docs/ledger.md), unless the subject's value is elsewhere already.
+            w.partition
+            if w.partition is not None
+            else (murmur2(w.subject_id.encode("utf-8", "surrogatepass")) & 0x7FFFFFFF) % partitions,
+            w.subject_id.encode("utf-8", "surrogatepass"),
+            w.value,
+        )
+        for w in writes
+    ]
+    for start_at in range(0, len(records), args.batch_size):
+        try:
+            producer.write_records(topic_name, records[start_at : start_at + args.batch_size])
+        except KafkaException as exc:
+            print(
+                f"enforcer: exposure seeding stopped: {_kafka_message(exc)}; run it again",
+                file=sys.stderr,
+            )
+            return EXIT_FINDINGS
+    print(f"exposure: {len(records):,} subjects' values written to {topic_name}")
+    return EXIT_OK
+
+
+def _messages(reader: TopicReader) -> Iterator[Any]:
+    from enforcer.replay.sources.kafka_topic import TopicReadError
+
+    try:
+        yield from reader.messages()
+    except TopicReadError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _kafka_message(exc: Exception) -> str:
@@ -432,6 +520,19 @@ class _Transactions:
                         value=retraction_value(retraction),
                         headers=headers,
                     )
+                    break
+                except BufferError:
+                    producer.poll(0.1)
+        producer.commit_transaction(60)
+
+    def write_records(self, topic: str, records: list[tuple[int, bytes, bytes | None]]) -> None:
+        """Write (partition, key, value) records to ``topic`` in one transaction."""
+        producer = self._producer
+        producer.begin_transaction()
+        for partition, key, value in records:
+            while True:
+                try:
+                    producer.produce(topic, key=key, value=value, partition=partition)
                     break
                 except BufferError:
                     producer.poll(0.1)

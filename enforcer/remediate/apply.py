@@ -10,9 +10,16 @@ midway finds the batches it committed and writes the rest.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from typing import NamedTuple
 
 from enforcer.core.step import HEADER_POLICY, Headers
+from enforcer.exposure.model import (
+    ExposureEntry,
+    SubjectExposure,
+    exposure_value,
+    parse_exposure_record,
+)
 from enforcer.exposure.retract import ExposureRetraction
 from enforcer.ledger.retract import RETRACTION_HEADER
 from enforcer.remediate.history import SinkKind, kind_of, read_retraction
@@ -55,3 +62,66 @@ def retraction_headers(policy_version: str) -> Headers:
     """A retraction record's headers (docs/contract.md, "Retraction"): marked
     ``retracted``, with the policy version the plan judged by."""
     return (RETRACTION_HEADER, (HEADER_POLICY, policy_version.encode()))
+
+
+class ExposureHeld(NamedTuple):
+    """A subject's value in the exposure topic, and the partition it is in."""
+
+    partition: int
+    exposure: SubjectExposure
+
+
+def exposure_held(
+    records: Iterable[tuple[int, bytes | None, bytes | None]],
+) -> dict[str, ExposureHeld]:
+    """Each subject's latest exposure among ``records`` (partition, key, value; in each
+    partition's order). A value the reader refuses forgets the subject, as a worker does
+    (docs/exposure.md, "A malformed value")."""
+    held: dict[str, ExposureHeld] = {}
+    for partition, key, value in records:
+        parsed = parse_exposure_record(key, value)
+        if isinstance(parsed, SubjectExposure):
+            held[parsed.subject_id] = ExposureHeld(partition, parsed)
+        elif key:
+            subject = key.decode("utf-8", "replace")
+            held[subject] = ExposureHeld(partition, SubjectExposure(subject, ()))
+    return held
+
+
+class ExposureWrite(NamedTuple):
+    """A subject's new exposure value (``None``: a tombstone) and where it goes
+    (``None``: the partition its key falls in)."""
+
+    subject_id: str
+    value: bytes | None
+    partition: int | None
+
+
+def exposure_writes(plan: Plan, held: Mapping[str, ExposureHeld]) -> list[ExposureWrite]:
+    """What seeding exposure from ``plan`` writes: for each subject the plan names, the
+    entries held less the plan's retractions, and the plan's exposed identifiers not held
+    yet. Only values that change are written, so a second seeding writes nothing."""
+    if plan.exposure is None:
+        raise ValueError("the plan holds no exposure (plan --with-exposure)")
+    sink = plan.sink_topic
+    retracted = {r.identity for r in plan.retractions}
+    seeds: dict[str, list[ExposureEntry]] = {}
+    for seed in plan.exposure:
+        seeds.setdefault(seed.subject_id, []).append(seed.entry(sink))
+    subjects = sorted(set(seeds) | {r.subject_id for r in plan.retractions if r.subject_id in held})
+    writes = []
+    for subject in subjects:
+        now = held.get(subject)
+        old = now.exposure.entries if now is not None else ()
+        kept = [
+            e
+            for e in old
+            if e.sink_topic != sink or (subject, e.identifier_type, e.fingerprint) not in retracted
+        ]
+        have = {e.identity for e in kept}
+        merged = (*kept, *(e for e in seeds.get(subject, ()) if e.identity not in have))
+        if merged == old:
+            continue
+        value = exposure_value(SubjectExposure(subject, merged))
+        writes.append(ExposureWrite(subject, value, None if now is None else now.partition))
+    return writes

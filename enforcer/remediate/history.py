@@ -33,8 +33,9 @@ class SinkRecord(NamedTuple):
 
     @property
     def order(self) -> tuple[int, int, int]:
-        """Where the record falls in the history: by time, then partition and offset
-        (a partition's own order is its offsets; across partitions only time tells)."""
+        """Where the record falls in the history: (time, partition, offset); compared by
+        offset within a partition and by time across partitions
+        (:func:`enforcer.remediate.planner.later`)."""
         return (self.timestamp_ms, self.partition, self.offset)
 
 

@@ -30,9 +30,11 @@ from enforcer.core.policy.compiled import Policy
 from enforcer.core.record_format import RecordReader
 from enforcer.core.step import InputRecord, OutcomeKind, Step
 
-Judged = tuple[str, list[tuple[str, bytes, str | None]]]
-"""A record's subject id, and (type, fingerprint MAC, rule name or ``None``) for each of
-its identifiers, in record order."""
+JudgedIdentifier = tuple[str, bytes, str | None, tuple[str, ...], bool]
+"""(type, fingerprint MAC, rule name or ``None``, the purposes it was judged by, whether
+they were the ledger's)."""
+Judged = tuple[str, list[JudgedIdentifier]]
+"""A record's subject id, and each of its identifiers as judged, in record order."""
 
 
 class Judge:
@@ -79,7 +81,7 @@ class Judge:
         judged = decision.identifiers
         kind = outcome.kind
         if kind is OutcomeKind.PASSED and listed is not None and len(listed) == len(judged):
-            return subject, [(f.type, f.mac, None) for f in listed]
+            return subject, [(f.type, f.mac, None, f.purposes, f.by_ledger) for f in listed]
         if kind is OutcomeKind.REDACTED and listed is not None and outcome.violation:
             return subject, _redacted(outcome.violation, listed, judged)
         if kind is OutcomeKind.DROPPED:
@@ -99,22 +101,24 @@ class Judge:
         ):
             return None
         return subject, [
-            (f.type, f.mac, j.rule_name) for f, j in zip(listed, decision.identifiers, strict=True)
+            (f.type, f.mac, j.rule_name, f.purposes, f.by_ledger)
+            for f, j in zip(listed, decision.identifiers, strict=True)
         ]
 
 
 def _redacted(
     violation: dict[str, Any], listed: tuple[Any, ...], judged: tuple[Any, ...]
-) -> list[tuple[str, bytes, str | None]]:
+) -> list[JudgedIdentifier]:
     """A redacted record's identifiers: the kept ones as listed, in order; the stopped
     ones by their finding's fingerprint."""
     stopped = {f["identifier_index"]: f["fingerprint"] for f in violation["findings"]}
     kept = iter(listed)
-    out: list[tuple[str, bytes, str | None]] = []
+    out: list[JudgedIdentifier] = []
     for index, j in enumerate(judged):
         if j.rule is None:
-            forwarded = next(kept)
-            out.append((forwarded.type, forwarded.mac, None))
+            f = next(kept)
+            out.append((f.type, f.mac, None, f.purposes, f.by_ledger))
         else:
-            out.append((j.type, mac_of_fingerprint(stopped[index]), j.rule_name))
+            mac = mac_of_fingerprint(stopped[index])
+            out.append((j.type, mac, j.rule_name, j.purposes, j.from_ledger))
     return out

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from enforcer.exposure.model import ExposureEntry
 from enforcer.exposure.retract import ExposureRetraction
 from enforcer.ledger.store import RetractionReason
 
@@ -44,6 +45,28 @@ class PlannedRetraction(NamedTuple):
     def identity(self) -> tuple[str, str, str]:
         """(subject id, identifier type, fingerprint), as a retraction record names it."""
         return (self.subject_id, self.identifier_type, self.fingerprint)
+
+
+class PlannedExposure(NamedTuple):
+    """One identifier the history still exposes and the plan's policy allows: an exposure
+    entry (docs/exposure.md) for a deployment that predates exposure, the sink topic
+    being the plan's."""
+
+    subject_id: str
+    identifier_type: str
+    fingerprint: str
+    key_id: str
+    purposes: tuple[str, ...]
+    """What it is judged by now (the ledger's purposes when the ledger knows it), sorted."""
+    by_ledger: bool
+    policy_version: str
+    """The version its last forward was made under (that record's ``enforcer.policy``)."""
+    first_forwarded_at: str
+    last_forwarded_at: str
+
+    def entry(self, sink_topic: str) -> ExposureEntry:
+        """The exposure entry it seeds."""
+        return ExposureEntry(sink_topic, *self[1:])
 
 
 class PartitionSpan(NamedTuple):
@@ -90,6 +113,9 @@ class Plan:
     """Retractions by the UTC day their identifier was last forwarded."""
     affected_subjects: int
     retractions: tuple[PlannedRetraction, ...]
+    exposure: tuple[PlannedExposure, ...] | None = None
+    """With ``plan --with-exposure``: every identifier still exposed and allowed, to seed
+    exposure from (``apply --exposure-topic``); else ``None``."""
     plan_id: str = field(default="", compare=False)
 
     def with_id(self) -> Plan:
@@ -143,6 +169,9 @@ def content_of(plan: Plan) -> dict[str, Any]:
         },
         "affected_subjects": plan.affected_subjects,
         "retractions": [r._asdict() for r in plan.retractions],
+        "exposure": None
+        if plan.exposure is None
+        else [{**e._asdict(), "purposes": list(e.purposes)} for e in plan.exposure],
     }
 
 
@@ -205,6 +234,7 @@ _TOP = frozenset(
         "counts",
         "affected_subjects",
         "retractions",
+        "exposure",
     }
 )
 
@@ -237,6 +267,9 @@ def _plan(d: dict[str, Any]) -> Plan:
         by_day=_counts(counts, "by_day"),
         affected_subjects=_count(d, "affected_subjects"),
         retractions=tuple(_retraction(r) for r in _list(d, "retractions")),
+        exposure=None
+        if d["exposure"] is None
+        else tuple(_exposure(e) for e in _list(d, "exposure")),
         plan_id=_text(d, "plan_id"),
     )
 
@@ -245,6 +278,24 @@ def _retraction(item: object) -> PlannedRetraction:
     if type(item) is not dict or set(item) != set(PlannedRetraction._fields):
         raise ValueError("retractions: an entry without exactly its fields")
     return PlannedRetraction(*(_text(item, name) for name in PlannedRetraction._fields))
+
+
+def _exposure(item: object) -> PlannedExposure:
+    if type(item) is not dict or set(item) != set(PlannedExposure._fields):
+        raise ValueError("exposure: an entry without exactly its fields")
+    purposes = item["purposes"]
+    if type(purposes) is not list or not all(type(p) is str for p in purposes):
+        raise ValueError("exposure: purposes not a list of strings")
+    if type(item["by_ledger"]) is not bool:
+        raise ValueError("exposure: by_ledger not true or false")
+    texts = [_text(item, name) for name in PlannedExposure._fields if name not in _NOT_TEXT]
+    subject, kind, fingerprint, key_id, version, first, last = texts
+    return PlannedExposure(
+        subject, kind, fingerprint, key_id, tuple(purposes), item["by_ledger"], version, first, last
+    )
+
+
+_NOT_TEXT = frozenset({"purposes", "by_ledger"})
 
 
 def _object(d: dict[str, Any], name: str) -> dict[str, Any]:

@@ -19,19 +19,38 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from enforcer.core.fingerprint import FINGERPRINT_PREFIX, mac_of_fingerprint
-from enforcer.core.step import InputRecord, Source
+from enforcer.core.step import HEADER_POLICY, Headers, InputRecord, Source
+from enforcer.exposure.model import text_of
 from enforcer.remediate.history import SinkKind, SinkRecord, kind_of, read_retraction
 from enforcer.remediate.judge import Judge
-from enforcer.remediate.plan import HistoryCounts, PartitionSpan, Plan, PlannedRetraction
+from enforcer.remediate.plan import (
+    HistoryCounts,
+    PartitionSpan,
+    Plan,
+    PlannedExposure,
+    PlannedRetraction,
+)
 
 Identity = tuple[str, str, str]
 """(subject id, identifier type, fingerprint)."""
 _Key = tuple[str, str, bytes]
 """An identity as kept while reading: the fingerprint's 32 bytes, not its text."""
 Order = tuple[int, int, int]
-_Last = tuple[Order, bool, str | None, int]
+_Last = tuple[Order, bool, str | None, int, int, tuple[str, ...], bool, str]
 """An identity's latest record: its order, whether it left the identifier exposed (a
-forward) or not (a retraction), the rule the policy stops it by, and the time."""
+forward) or not (a retraction), the rule the policy stops it by, its time; and for a
+forward, the time of the first forward since the latest retraction, the purposes it
+was judged by, whether they were the ledger's, and the policy version it was forwarded
+under (its ``enforcer.policy`` header)."""
+
+
+def later(order: Order, than: Order) -> bool:
+    """Whether a record at ``order`` (time, partition, offset) comes at or after one at
+    ``than``: in one partition by offset (what the log says, whatever clocks said),
+    across partitions by time, then partition and offset."""
+    if order[1] == than[1]:
+        return order[2] >= than[2]
+    return order >= than
 
 
 class Planner:
@@ -46,6 +65,7 @@ class Planner:
         self._last: dict[_Key, _Last] = {}
         self._counts: Counter[str] = Counter()
         self._forwards = 0
+        self._versions: dict[str, str] = {}
 
     def add_all(self, records: Iterable[SinkRecord]) -> None:
         """:meth:`add` each record."""
@@ -70,17 +90,33 @@ class Planner:
             self._counts["unreadable"] += 1
             return
         subject, identifiers = judged
+        version = self._version(record.headers)
         # The loop runs for every forwarded identifier of the history: locals, and the
         # fingerprint's bytes (its text is made only for what the plan lists).
         order, at = record.order, record.timestamp_ms
         last = self._last
         get = last.get
-        for kind, mac, rule in identifiers:
+        for kind, mac, rule, purposes, by_ledger in identifiers:
             identity = (subject, kind, mac)
             old = get(identity)
+            first = at
+            if old is not None and old[1]:
+                # Exposed since an earlier (or, read out of order, a later) forward:
+                # its first forward is the earlier of the two.
+                first = min(old[4], at)
             # Equal orders: one record naming an identifier twice; the last one counts.
-            if old is None or order >= old[0]:
-                last[identity] = (order, True, rule, at)
+            if old is None or later(order, old[0]):
+                last[identity] = (order, True, rule, at, first, purposes, by_ledger, version)
+            elif old[1] and first < old[4]:
+                last[identity] = (*old[:4], first, *old[5:])
+
+    def _version(self, headers: Headers) -> str:
+        """The policy version a forwarded record's header names (interned: few)."""
+        for name, value in headers:
+            if name == HEADER_POLICY and value:
+                text = value.decode("utf-8", "replace")
+                return self._versions.setdefault(text, text)
+        return "unknown"
 
     def _retracted(self, record: SinkRecord) -> bool:
         retraction = read_retraction(record.value)
@@ -91,10 +127,10 @@ class Planner:
         except ValueError:
             return False
         identity = (retraction.subject_id, retraction.identifier_type, mac)
-        order = record.order
+        order, at = record.order, record.timestamp_ms
         old = self._last.get(identity)
-        if old is None or order >= old[0]:
-            self._last[identity] = (order, False, None, record.timestamp_ms)
+        if old is None or later(order, old[0]):
+            self._last[identity] = (order, False, None, at, at, (), False, "")
         return True
 
     def exposed(self) -> dict[Identity, str | None]:
@@ -102,7 +138,7 @@ class Planner:
         that would stop it now (``None``: allowed)."""
         return {
             (subject, kind, FINGERPRINT_PREFIX + mac.hex()): rule
-            for (subject, kind, mac), (_, exposed, rule, _) in self._last.items()
+            for (subject, kind, mac), (_, exposed, rule, *_) in self._last.items()
             if exposed
         }
 
@@ -112,19 +148,46 @@ class Planner:
         since: str | None = None,
         until: str | None = None,
         offsets: Iterable[PartitionSpan] = (),
+        with_exposure: bool = False,
     ) -> Plan:
-        """The plan: every exposed identifier the policy stops, with counts."""
+        """The plan: every exposed identifier the policy stops, with counts; with
+        ``with_exposure``, also every one it allows, as exposure entries to seed."""
         key_id = self.judge.key_id
         retractions: list[PlannedRetraction] = []
         by_rule: Counter[str] = Counter()
         by_type: Counter[str] = Counter()
         by_day: Counter[str] = Counter()
+        seeds: list[PlannedExposure] | None = [] if with_exposure else None
         exposed = 0
-        for identity, (_, is_exposed, rule, at) in self._last.items():
+        for identity, (
+            _,
+            is_exposed,
+            rule,
+            at,
+            first,
+            purposes,
+            by_ledger,
+            version,
+        ) in self._last.items():
             if not is_exposed:
                 continue
             exposed += 1
             if rule is None:
+                if seeds is not None:
+                    subject, kind, mac = identity
+                    seeds.append(
+                        PlannedExposure(
+                            subject,
+                            kind,
+                            FINGERPRINT_PREFIX + mac.hex(),
+                            key_id,
+                            tuple(sorted(set(purposes))),
+                            by_ledger,
+                            version,
+                            _time(first),
+                            _time(at),
+                        )
+                    )
                 continue
             subject, kind, mac = identity
             fingerprint = FINGERPRINT_PREFIX + mac.hex()
@@ -155,7 +218,13 @@ class Planner:
             by_day=dict(by_day),
             affected_subjects=len({r.subject_id for r in retractions}),
             retractions=tuple(retractions),
+            exposure=None if seeds is None else tuple(sorted(seeds)),
         ).with_id()
+
+
+def _time(timestamp_ms: int) -> str:
+    """A record time as exposure writes it: RFC 3339, UTC, to the second."""
+    return text_of(timestamp_ms // 1000)
 
 
 def _day(timestamp_ms: int) -> str:

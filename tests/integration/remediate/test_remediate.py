@@ -17,9 +17,16 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import murmur2
 
 from enforcer.core.fingerprint import Fingerprinter, key_from_text
 from enforcer.demo.sample import sample_values
+from enforcer.exposure.model import (
+    ExposureEntry,
+    SubjectExposure,
+    exposure_value,
+    parse_exposure_record,
+)
 from enforcer.remediate.history import SinkKind, kind_of, read_retraction
 from enforcer.remediate.plan import HistoryCounts, Plan, read_plan, write_plan
 from enforcer.testing.ledger import ledger_value
@@ -348,3 +355,70 @@ async def test_a_plan_judges_by_the_ledger_topic(
         index = int(r.subject_id.removeprefix("acct-"))
         value = _event(index)["identifiers"][0 if r.identifier_type == "email" else 1]["value"]
         assert r.fingerprint == fp(r.identifier_type, value)
+
+
+async def test_apply_seeds_exposure_for_a_deployment_that_predates_it(
+    kafka_bootstrap: str, new_topic: TopicFactory, tmp_path: Path, key: str, cli: Cli,
+    fixed_policy: Path,
+) -> None:  # fmt: skip
+    """Every identifier still exposed and allowed becomes an exposure entry, in the
+    partition the subject id falls in; what a subject's value held already is kept, less
+    what the plan retracts; a second apply writes nothing."""
+    fp = Fingerprinter(key_from_text(key))
+    sink = await new_topic("remediate-sink", partitions=3)
+    exposure = await new_topic("remediate-exposure", partitions=3)
+    await _produce_forwarded(kafka_bootstrap, sink, 50, datetime.now(UTC), 0)
+    # acct-00007's value as a worker would have written it: its phone (which the plan
+    # retracts) and an entry for another sink (which it keeps).
+    phone = fp("phone", _event(7)["identifiers"][1]["value"])
+    held = [
+        ExposureEntry(sink, "phone", phone, fp.key_id, ("marketing.advertising",), False, "v1",
+                      "2026-12-01T00:00:00Z", "2026-12-01T00:00:00Z"),
+        ExposureEntry("another-sink", "email", fp("email", "x@example.com"), fp.key_id,
+                      ("marketing.advertising",), False, "v1", "2026-12-01T00:00:00Z",
+                      "2026-12-01T00:00:00Z"),
+    ]  # fmt: skip
+    subject7 = b"acct-00007"
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        value = exposure_value(SubjectExposure("acct-00007", tuple(held)))
+        await producer.send_and_wait(exposure, value, key=subject7, partition=1)
+    finally:
+        await producer.stop()
+
+    path = tmp_path / "plan.json"
+    common = ["--policy", str(fixed_policy), "--sink-topic", sink, "--out", str(path)]
+    status, _, err = await cli("remediate", "plan", *common)
+    assert status == 0, err
+    status, _, err = await cli("remediate", "apply", str(path), "--exposure-topic", exposure)
+    assert status == 2 and "--with-exposure" in err, err
+
+    status, _, err = await cli("remediate", "plan", "--with-exposure", *common)
+    assert status == 0, err
+    plan = read_plan(path)
+    assert plan.exposure is not None and len(plan.exposure) == 50
+    status, out, err = await cli("remediate", "apply", str(path), "--exposure-topic", exposure)
+    assert status == 0, err
+    assert "exposure: 50 subjects' values written" in out
+
+    values: dict[str, tuple[int, SubjectExposure]] = {}
+    for record in await asyncio.to_thread(read_sink, kafka_bootstrap, exposure):
+        parsed = parse_exposure_record(record.key, record.value)
+        assert isinstance(parsed, SubjectExposure)
+        values[parsed.subject_id] = (record.partition, parsed)
+    assert len(values) == 50
+    for index in range(50):
+        subject = f"acct-{index:05d}"
+        partition, seeded = values[subject]
+        email = fp("email", _event(index)["identifiers"][0]["value"])
+        mine = [e for e in seeded.entries if e.sink_topic == sink]
+        assert [(e.identifier_type, e.fingerprint) for e in mine] == [("email", email)]
+        if index == 7:
+            assert partition == 1 and held[1] in seeded.entries
+        else:
+            assert partition == (murmur2(subject.encode()) & 0x7FFFFFFF) % 3
+
+    status, out, err = await cli("remediate", "apply", str(path), "--exposure-topic", exposure)
+    assert status == 0, err
+    assert "nothing to write" in out and "exposure: 0 subjects' values written" in out

@@ -127,14 +127,19 @@ histories: st.SearchStrategy[History] = st.lists(
 
 
 def records_of(history: History) -> list[SinkRecord]:
-    """The sink records of a history, each partition's offsets in the order given."""
+    """The sink records of a history, each partition's offsets in the order given and its
+    times never going back (so time order and each partition's offset order agree)."""
     next_offset = [0, 0, 0]
+    latest = [0, 0, 0]
     records = []
     for index, (op, partition, at) in enumerate(history):
         offset = next_offset[partition]
         next_offset[partition] += 1
+        latest[partition] = max(latest[partition], at)
         key, value, headers = _record(op, index)
-        records.append(SinkRecord(key, value, headers, partition, offset, BASE_MS + at))
+        records.append(
+            SinkRecord(key, value, headers, partition, offset, BASE_MS + latest[partition])
+        )
     return records
 
 

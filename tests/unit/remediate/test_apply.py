@@ -7,9 +7,17 @@ import orjson
 import pytest
 
 from enforcer.core.step import Headers
+from enforcer.exposure.model import SubjectExposure, exposure_value, parse_exposure_record
 from enforcer.exposure.retract import retraction_value
-from enforcer.remediate.apply import batches, retraction_headers, still_to_write, written_by
-from enforcer.remediate.plan import HistoryCounts, Plan, PlannedRetraction
+from enforcer.remediate.apply import (
+    batches,
+    exposure_held,
+    exposure_writes,
+    retraction_headers,
+    still_to_write,
+    written_by,
+)
+from enforcer.remediate.plan import HistoryCounts, Plan, PlannedExposure, PlannedRetraction
 
 KEY_ID = "0123456789abcdef"
 
@@ -74,3 +82,51 @@ def test_the_headers_mark_a_retraction() -> None:
     )
     body = orjson.loads(retraction_value(_plan(1).exposure_retractions()[0]))
     assert body["retraction"]["reason"] == "remediated"
+
+
+def _seeded_plan() -> Plan:
+    """Two subjects: acct-1 keeps e1 and has e2 retracted; acct-2 keeps e3."""
+    fp = "hmac-sha256:" + "{:064x}"
+    exposure = tuple(
+        PlannedExposure(
+            subject, "email", fp.format(n), KEY_ID, ("marketing.advertising",), False, "v1",
+            "2026-11-30T10:00:00Z", "2026-12-01T10:00:00Z",
+        )
+        for subject, n in (("acct-1", 1), ("acct-2", 3))
+    )  # fmt: skip
+    retractions = (PlannedRetraction("acct-1", "email", fp.format(2), KEY_ID, "r"),)
+    return Plan(
+        "sink", "v2", KEY_ID, "off", None, None, (), HistoryCounts(), 3, {}, {}, {}, 1,
+        retractions, exposure,
+    ).with_id()  # fmt: skip
+
+
+def test_seeding_writes_what_changes_and_nothing_the_second_time() -> None:
+    plan = _seeded_plan()
+    assert plan.exposure is not None
+    e1, e3 = (seed.entry("sink") for seed in plan.exposure)
+    e2 = e1._replace(fingerprint=plan.retractions[0].fingerprint)
+    other_sink = e1._replace(sink_topic="another-sink")
+    held = exposure_held(
+        [
+            (2, b"acct-1", exposure_value(SubjectExposure("acct-1", (e2, other_sink)))),
+            (0, b"acct-9", b"not a value"),  # forgotten, as a worker forgets it
+        ]
+    )
+    assert held["acct-9"].exposure.entries == ()
+    writes = exposure_writes(plan, held)
+    # acct-1: the retracted e2 goes, the other sink's entry stays, e1 comes; in its
+    # partition. acct-2: new, where its key falls.
+    assert [(w.subject_id, w.partition) for w in writes] == [("acct-1", 2), ("acct-2", None)]
+    values = {w.subject_id: parse_exposure_record(w.subject_id.encode(), w.value) for w in writes}
+    assert values["acct-1"] == SubjectExposure("acct-1", (other_sink, e1))
+    assert values["acct-2"] == SubjectExposure("acct-2", (e3,))
+    again = exposure_held(
+        (2 if w.partition == 2 else 0, w.subject_id.encode(), w.value) for w in writes
+    )
+    assert exposure_writes(plan, again) == []
+
+
+def test_a_plan_without_exposure_cannot_seed() -> None:
+    with pytest.raises(ValueError, match="with-exposure"):
+        exposure_writes(_plan(1), {})

@@ -15,6 +15,7 @@ from enforcer.core.clock import FixedClock
 from enforcer.core.models import Mode
 from enforcer.core.policy.load import parse_policy
 from enforcer.core.step import InputRecord, Source, Step
+from enforcer.exposure.model import SubjectExposure, exposure_value, parse_exposure_record
 from enforcer.remediate.history import SinkRecord
 from enforcer.remediate.judge import Judge
 from enforcer.remediate.plan import Plan, parse_plan, plan_bytes
@@ -26,10 +27,10 @@ from .histories import FP, POLICY, SINK, VALUES, History, histories, records_of,
 POLICY_OBJECT = parse_policy(POLICY.encode(), origin="test.yaml")
 
 
-def _plan(records: list[SinkRecord]) -> tuple[Planner, Plan]:
+def _plan(records: list[SinkRecord], *, with_exposure: bool = False) -> tuple[Planner, Plan]:
     planner = Planner(Judge(POLICY_OBJECT, FP, FixedClock(NOW)), SINK, "identity.events")
     planner.add_all(records)
-    return planner, planner.plan()
+    return planner, planner.plan(with_exposure=with_exposure)
 
 
 @settings(max_examples=300, deadline=None)
@@ -46,6 +47,26 @@ def test_retractions_are_exactly_the_exposed_identifiers_not_allowed(history: Hi
     assert sum(plan.by_rule.values()) == len(plan.retractions) == sum(plan.by_day.values())
     assert plan.affected_subjects == len({r.subject_id for r in plan.retractions})
     assert all(r.key_id == FP.key_id for r in plan.retractions)
+    assert plan.exposure is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories)
+def test_the_exposure_to_seed_is_exactly_what_stays_exposed(history: History) -> None:
+    records = records_of(history)
+    _, plan = _plan(records, with_exposure=True)
+    want = reference(records, history)
+    assert plan.exposure is not None
+    assert {(e.subject_id, e.identifier_type, e.fingerprint) for e in plan.exposure} == {
+        identity for identity, rule in want.items() if rule is None
+    }
+    for seed in plan.exposure:
+        entry = seed.entry(SINK)
+        value = exposure_value(SubjectExposure(seed.subject_id, (entry,)))
+        assert parse_exposure_record(seed.subject_id.encode(), value) == SubjectExposure(
+            seed.subject_id, (entry,)
+        )
+        assert seed.first_forwarded_at <= seed.last_forwarded_at
 
 
 @settings(max_examples=100, deadline=None)
@@ -71,7 +92,7 @@ def test_the_plan_does_not_depend_on_the_order_partitions_are_read_in(
 @settings(max_examples=100, deadline=None)
 @given(histories)
 def test_no_raw_value_is_ever_in_the_plan(history: History) -> None:
-    _, plan = _plan(records_of(history))
+    _, plan = _plan(records_of(history), with_exposure=True)
     text = plan_bytes(plan)
     for values in VALUES.values():
         for value in values:
@@ -123,7 +144,35 @@ def test_the_judge_agrees_with_the_step_in_audit_mode(history: History) -> None:
         assert decision is not None and outcome.forwarded_identifiers is not None
         assert outcome.subject_id is not None
         listed = [
-            (f.type, f.mac, j.rule_name)
+            (f.type, f.mac, j.rule_name, f.purposes, f.by_ledger)
             for f, j in zip(outcome.forwarded_identifiers, decision.identifiers, strict=True)
         ]
         assert judge(source) == (outcome.subject_id, listed)
+
+
+def test_within_a_partition_the_offsets_decide_whatever_the_clocks_said() -> None:
+    """A retraction written after a forward, in the same partition, by a worker whose
+    clock is behind: still after it. Across partitions only the time tells."""
+    event = {
+        "event_id": "e",
+        "subject_id": "acct-1",
+        "occurred_at": "2025-11-30T00:00:00Z",
+        "identifiers": [{"type": "email", "value": "a@x.org", "purposes": ["analytics.reporting"]}],
+    }
+    retraction = {
+        "retraction": {
+            "subject_id": "acct-1",
+            "identifier_type": "email",
+            "fingerprint": FP("email", "a@x.org"),
+            "reason": "purpose-withdrawn",
+        }
+    }
+    forwarded = SinkRecord(
+        b"acct-1", orjson.dumps(event), (("enforcer.action", b"passed"),), 0, 5, 2_000
+    )
+    retracted = (("enforcer.action", b"retracted"),)
+    behind = SinkRecord(b"acct-1", orjson.dumps(retraction), retracted, 0, 6, 1_000)
+    assert _plan([forwarded, behind])[1].retractions == ()
+    assert _plan([behind, forwarded])[1].retractions == ()
+    elsewhere = behind._replace(partition=1, offset=0)
+    assert len(_plan([forwarded, elsewhere])[1].retractions) == 1
