@@ -71,3 +71,18 @@ def test_plan_flags(
 ) -> None:
     out = [] if not flags else ["--out", str(tmp_path / "p.json")]
     _one_line_exit_2(["remediate", "plan", *out, *flags], capsys, needle)
+
+
+def test_seeding_needs_a_plan_made_with_exposure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from enforcer.remediate.plan import HistoryCounts, Plan, write_plan
+
+    path = tmp_path / "plan.json"
+    plan = Plan(
+        "sink", "v1", "0123456789abcdef", "off", None, None, (), HistoryCounts(), 0, {}, {},
+        {}, 0, (),
+    )  # fmt: skip
+    write_plan(path, plan.with_id())
+    argv = ["remediate", "apply", str(path), "--exposure-topic", "enforcer.exposure"]
+    _one_line_exit_2(argv, capsys, "--with-exposure")
