@@ -197,7 +197,9 @@ def _plan(args: argparse.Namespace) -> int:
 
         lookup = WholeLedger(ledger.replay.state)
     judge = Judge(policy, fingerprinter, CLOCK, lookup, reader)
-    planner = Planner(judge, settings.sink_topic, settings.source_topic)
+    planner = Planner(
+        judge, settings.sink_topic, settings.source_topic, with_exposure=args.with_exposure
+    )
     start = Position(args.since, at=parse_rfc3339(args.since)) if args.since else None
     end = Position(args.until, at=parse_rfc3339(args.until)) if args.until else None
     with _TopicRange(
@@ -205,9 +207,7 @@ def _plan(args: argparse.Namespace) -> int:
     ) as topic:
         planner.add_all(_with_schemas(_sink_records(topic), formats))
         spans = [PartitionSpan(r.partition, r.start, r.end) for r in topic.ranges]
-    plan = planner.plan(
-        since=args.since, until=args.until, offsets=spans, with_exposure=args.with_exposure
-    )
+    plan = planner.plan(since=args.since, until=args.until, offsets=spans)
     try:
         write_plan(args.out, plan)
         if args.html is not None:

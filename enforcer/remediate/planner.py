@@ -56,8 +56,13 @@ def later(order: Order, than: Order) -> bool:
 class Planner:
     """Reads a sink's history record by record (:meth:`add`), then makes the plan."""
 
-    def __init__(self, judge: Judge, sink_topic: str, source_topic: str) -> None:
+    def __init__(
+        self, judge: Judge, sink_topic: str, source_topic: str, *, with_exposure: bool = False
+    ) -> None:
         self.judge = judge
+        self.with_exposure = with_exposure
+        """Whether the plan lists what stays exposed too (the policy version of each
+        forward is read only then)."""
         self.sink_topic = sink_topic
         self.source_topic = source_topic
         """The topic forwarded records are judged as coming from (field mappings name
@@ -90,7 +95,7 @@ class Planner:
             self._counts["unreadable"] += 1
             return
         subject, identifiers = judged
-        version = self._version(record.headers)
+        version = self._version(record.headers) if self.with_exposure else ""
         # The loop runs for every forwarded identifier of the history: locals, and the
         # fingerprint's bytes (its text is made only for what the plan lists).
         order, at = record.order, record.timestamp_ms
@@ -148,16 +153,15 @@ class Planner:
         since: str | None = None,
         until: str | None = None,
         offsets: Iterable[PartitionSpan] = (),
-        with_exposure: bool = False,
     ) -> Plan:
         """The plan: every exposed identifier the policy stops, with counts; with
-        ``with_exposure``, also every one it allows, as exposure entries to seed."""
+        :attr:`with_exposure`, also every one it allows, as exposure entries to seed."""
         key_id = self.judge.key_id
         retractions: list[PlannedRetraction] = []
         by_rule: Counter[str] = Counter()
         by_type: Counter[str] = Counter()
         by_day: Counter[str] = Counter()
-        seeds: list[PlannedExposure] | None = [] if with_exposure else None
+        seeds: list[PlannedExposure] | None = [] if self.with_exposure else None
         exposed = 0
         for identity, (
             _,

@@ -28,9 +28,10 @@ POLICY_OBJECT = parse_policy(POLICY.encode(), origin="test.yaml")
 
 
 def _plan(records: list[SinkRecord], *, with_exposure: bool = False) -> tuple[Planner, Plan]:
-    planner = Planner(Judge(POLICY_OBJECT, FP, FixedClock(NOW)), SINK, "identity.events")
+    judge = Judge(POLICY_OBJECT, FP, FixedClock(NOW))
+    planner = Planner(judge, SINK, "identity.events", with_exposure=with_exposure)
     planner.add_all(records)
-    return planner, planner.plan(with_exposure=with_exposure)
+    return planner, planner.plan()
 
 
 @settings(max_examples=300, deadline=None)
