@@ -15,7 +15,7 @@ import argparse
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from enforcer.cli.common import (
     EXIT_FINDINGS,
@@ -31,6 +31,13 @@ from enforcer.cli.common import (
     schema_registry_settings,
     settings_from,
 )
+from enforcer.cli.remediate_kafka import (
+    TopicRange,
+    Transactions,
+    kafka_message,
+    messages,
+    sink_records,
+)
 
 if TYPE_CHECKING:
     from enforcer.config.settings import EnforcerSettings
@@ -40,7 +47,6 @@ if TYPE_CHECKING:
     from enforcer.remediate.plan import Plan
     from enforcer.replay.ledger import LoadedLedger
     from enforcer.replay.schemas import ReplayFormats
-    from enforcer.replay.sources.kafka_topic import Position, TopicReader
 
 DEFAULT_BATCH = 500
 """Retractions per transaction in ``apply``."""
@@ -202,10 +208,10 @@ def _plan(args: argparse.Namespace) -> int:
     )
     start = Position(args.since, at=parse_rfc3339(args.since)) if args.since else None
     end = Position(args.until, at=parse_rfc3339(args.until)) if args.until else None
-    with _TopicRange(
+    with TopicRange(
         settings, start or parse_start("earliest"), end or parse_end("latest")
     ) as topic:
-        planner.add_all(_with_schemas(_sink_records(topic), formats))
+        planner.add_all(_with_schemas(sink_records(topic), formats))
         spans = [PartitionSpan(r.partition, r.start, r.end) for r in topic.ranges]
     plan = planner.plan(since=args.since, until=args.until, offsets=spans)
     try:
@@ -286,61 +292,6 @@ def _ledger(
     return ledger
 
 
-class _TopicRange:
-    """A reader of a topic (the sink's by default), open for a ``with`` block; a topic
-    that cannot be read is one line, exit 2."""
-
-    def __init__(
-        self,
-        settings: EnforcerSettings,
-        start: Position,
-        end: Position,
-        topic: str | None = None,
-    ) -> None:
-        import asyncio
-
-        from enforcer.config.kafka_security import aiokafka_security
-        from enforcer.replay.sources.kafka_topic import TopicReader
-
-        self._runner = asyncio.Runner()
-        self.reader = TopicReader(
-            self._runner,
-            settings.bootstrap_servers,
-            topic or settings.sink_topic,
-            start,
-            end,
-            client_options=aiokafka_security(settings),
-        )
-
-    def __enter__(self) -> TopicReader:
-        from enforcer.replay.sources.kafka_topic import TopicReadError
-
-        try:
-            self.reader.open()
-        except TopicReadError as exc:
-            self.__exit__()
-            raise UsageError(str(exc)) from None
-        return self.reader
-
-    def __exit__(self, *_: object) -> None:
-        try:
-            self.reader.close()
-        finally:
-            self._runner.close()
-
-
-def _sink_records(reader: TopicReader) -> Iterator[SinkRecord]:
-    from enforcer.remediate.history import SinkRecord
-    from enforcer.replay.sources.kafka_topic import TopicReadError
-
-    try:
-        for m in reader.messages():
-            # aiokafka gives (str, bytes) pairs already: no copy per header.
-            yield SinkRecord(m.key, m.value, tuple(m.headers), m.partition, m.offset, m.timestamp)
-    except TopicReadError as exc:
-        raise UsageError(str(exc)) from None
-
-
 # -- apply --------------------------------------------------------------------------
 
 
@@ -360,7 +311,7 @@ def _apply(args: argparse.Namespace) -> int:
         kafka_config=args.kafka_config,
         sink_topic=plan.sink_topic,
     )
-    producer = _Transactions(settings, plan.plan_id)
+    producer = Transactions(settings, plan.plan_id)
     try:
         # After the producer's start: it has fenced an earlier apply of this plan and
         # aborted its open transaction, so what is read now is final.
@@ -373,7 +324,7 @@ def _apply(args: argparse.Namespace) -> int:
 
 
 def _write_retractions(
-    args: argparse.Namespace, settings: EnforcerSettings, plan: Plan, producer: _Transactions
+    args: argparse.Namespace, settings: EnforcerSettings, plan: Plan, producer: Transactions
 ) -> int:
     """The plan's retractions the sink does not hold yet, written in batches."""
     from confluent_kafka import KafkaException
@@ -381,8 +332,8 @@ def _write_retractions(
     from enforcer.remediate.apply import batches, still_to_write, written_by
     from enforcer.replay.sources.kafka_topic import parse_end, parse_start
 
-    with _TopicRange(settings, parse_start("earliest"), parse_end("latest")) as topic:
-        written = written_by(plan.plan_id, ((r.headers, r.value) for r in _sink_records(topic)))
+    with TopicRange(settings, parse_start("earliest"), parse_end("latest")) as topic:
+        written = written_by(plan.plan_id, ((r.headers, r.value) for r in sink_records(topic)))
     todo = still_to_write(plan, written)
     total = len(plan.retractions)
     if not todo:
@@ -405,7 +356,7 @@ def _write_retractions(
             # What was committed stays; the next apply of the plan writes the rest.
             print(
                 f"enforcer: apply stopped after {done:,} of {total:,} retractions: "
-                f"{_kafka_message(exc)}; run it again to write the rest",
+                f"{kafka_message(exc)}; run it again to write the rest",
                 file=sys.stderr,
             )
             return EXIT_FINDINGS
@@ -419,7 +370,7 @@ def _write_retractions(
 
 
 def _seed_exposure(
-    args: argparse.Namespace, settings: EnforcerSettings, plan: Plan, producer: _Transactions
+    args: argparse.Namespace, settings: EnforcerSettings, plan: Plan, producer: Transactions
 ) -> int:
     """Exposure for a deployment that predates it: each subject's value, merged with what
     the exposure topic holds, written where its key falls (docs/remediate.md)."""
@@ -431,8 +382,8 @@ def _seed_exposure(
 
     topic_name = args.exposure_topic
     start, end = parse_start("earliest"), parse_end("latest")
-    with _TopicRange(settings, start, end, topic_name) as topic:
-        held = exposure_held((m.partition, m.key, m.value) for m in _messages(topic))
+    with TopicRange(settings, start, end, topic_name) as topic:
+        held = exposure_held((m.partition, m.key, m.value) for m in messages(topic))
         partitions = len(topic.ranges)
     writes = exposure_writes(plan, held)
     records = [
@@ -452,92 +403,9 @@ def _seed_exposure(
             producer.write_records(topic_name, records[start_at : start_at + args.batch_size])
         except KafkaException as exc:
             print(
-                f"enforcer: exposure seeding stopped: {_kafka_message(exc)}; run it again",
+                f"enforcer: exposure seeding stopped: {kafka_message(exc)}; run it again",
                 file=sys.stderr,
             )
             return EXIT_FINDINGS
     print(f"exposure: {len(records):,} subjects' values written to {topic_name}")
     return EXIT_OK
-
-
-def _messages(reader: TopicReader) -> Iterator[Any]:
-    from enforcer.replay.sources.kafka_topic import TopicReadError
-
-    try:
-        yield from reader.messages()
-    except TopicReadError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def _kafka_message(exc: Exception) -> str:
-    """A librdkafka error's own one-line text (it names no record data)."""
-    error: Any = exc.args[0] if exc.args else None
-    text = error.str() if hasattr(error, "str") else type(exc).__name__
-    return str(text).replace("\n", " ")
-
-
-class _Transactions:
-    """A transactional producer whose id is the plan's: one apply of a plan at a time,
-    and a new one fences (and aborts the open transaction of) any earlier."""
-
-    def __init__(self, settings: EnforcerSettings, plan_id: str) -> None:
-        from confluent_kafka import KafkaException, Producer
-
-        from enforcer.config.kafka_security import librdkafka_security
-
-        config: dict[str, Any] = {
-            **librdkafka_security(settings),
-            "bootstrap.servers": settings.bootstrap_servers,
-            "transactional.id": "enforcer-remediate-" + plan_id.removeprefix("sha256:")[:32],
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-        }
-        self._topic = settings.sink_topic
-        self._producer = Producer(config)
-        try:
-            self._producer.init_transactions(30)
-        except KafkaException as exc:
-            raise UsageError(
-                f"cannot start a transaction on Kafka at {settings.bootstrap_servers}: "
-                f"{_kafka_message(exc)}"
-            ) from None
-
-    def write(self, policy_version: str, batch: list[Any]) -> None:
-        """Write one batch of retractions in one transaction, committed before return."""
-        from enforcer.exposure.retract import retraction_value
-        from enforcer.remediate.apply import retraction_headers
-
-        headers: list[tuple[str, str | bytes | None]] = list(retraction_headers(policy_version))
-        producer = self._producer
-        producer.begin_transaction()
-        for retraction in batch:
-            while True:
-                try:
-                    producer.produce(
-                        self._topic,
-                        key=retraction.subject_id.encode("utf-8", "surrogatepass"),
-                        value=retraction_value(retraction),
-                        headers=headers,
-                    )
-                    break
-                except BufferError:
-                    producer.poll(0.1)
-        producer.commit_transaction(60)
-
-    def write_records(self, topic: str, records: list[tuple[int, bytes, bytes | None]]) -> None:
-        """Write (partition, key, value) records to ``topic`` in one transaction."""
-        producer = self._producer
-        producer.begin_transaction()
-        for partition, key, value in records:
-            while True:
-                try:
-                    producer.produce(topic, key=key, value=value, partition=partition)
-                    break
-                except BufferError:
-                    producer.poll(0.1)
-        producer.commit_transaction(60)
-
-    def close(self) -> None:
-        """Deliver what is queued (nothing outside a transaction)."""
-        self._producer.flush(5)
