@@ -1,5 +1,5 @@
-"""The ``enforcer`` command: run | lag-exporter | replay | explain | policy | schema | sample |
-keygen.
+"""The ``enforcer`` command: run | lag-exporter | replay | explain | remediate | policy |
+schema | sample | keygen.
 
 One module per command (``enforcer/cli/<command>.py``), each with ``add_flags`` and
 ``command``. Nothing of a command is imported until that command is parsed or run:
@@ -53,6 +53,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("lag-exporter", "serve the group's lag, read from the broker, for Prometheus", "lag"),
     ("replay", "run the decision over history", "replay"),
     ("explain", "show the decision for one record", "explain"),
+    ("remediate", "plan and apply retractions of what a sink's history exposes", "remediate"),
     ("policy", "check, test or describe policies", "policy"),
     ("schema", "print the JSON Schema of an input format", "schema"),
     ("sample", "write sample identity events (JSON Lines) like the 2019 case", "sample"),
@@ -93,6 +94,7 @@ _USAGE_ERRORS = (
     ("enforcer.config.client_properties", "ClientPropertiesError"),
     ("enforcer.replay.run", "ReplayInputError"),
     ("enforcer.replay.ledger", "LedgerInputError"),
+    ("enforcer.remediate.plan", "PlanError"),
     ("enforcer.live.admin", "TopicSetupError"),
     ("enforcer.cli.run", "HttpPortError"),
     ("enforcer.cli.run", "DataDirError"),

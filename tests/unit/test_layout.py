@@ -22,6 +22,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "config": {"core"},
     "live": {"core", "ledger", "exposure", "formats", "outputs", "config"},
     "replay": {"core", "ledger", "exposure", "formats", "outputs"},
+    "remediate": {"core", "ledger", "exposure", "formats", "outputs", "replay"},
     "cli": {
         "core",
         "ledger",
@@ -31,6 +32,7 @@ MAY_IMPORT: dict[str, set[str]] = {
         "config",
         "live",
         "replay",
+        "remediate",
         "demo",
     },
     "demo": {"core", "ledger", "formats", "testing"},

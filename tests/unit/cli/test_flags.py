@@ -11,7 +11,17 @@ import pytest
 from enforcer.cli import build_parser, main
 from enforcer.cli.common import UsageError
 
-COMMANDS = ("run", "lag-exporter", "replay", "explain", "policy", "schema", "sample", "keygen")
+COMMANDS = (
+    "run",
+    "lag-exporter",
+    "replay",
+    "explain",
+    "remediate",
+    "policy",
+    "schema",
+    "sample",
+    "keygen",
+)
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

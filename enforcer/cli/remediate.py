@@ -1,0 +1,411 @@
+"""``enforcer remediate plan | apply``: undo what a sink's history exposes that a policy
+would not have forwarded (docs/remediate.md).
+
+``plan`` reads the sink topic (read_committed, no consumer group, by the reader
+``replay --topic`` uses), judges what it still exposes with the decision step
+(:mod:`enforcer.remediate.planner`) and writes the plan file. ``apply`` writes the
+plan's retractions to the sink in transactions, after reading back the ones an earlier
+apply of the same plan committed, so a second apply writes nothing and an interrupted
+one finishes the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from enforcer.cli.common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    LEDGER_FILE_HELP,
+    Parser,
+    UsageError,
+    ledger_as_of_flag,
+    policy_from,
+    policy_options,
+    schema_registry_from,
+    schema_registry_options,
+    schema_registry_settings,
+    settings_from,
+)
+from enforcer.cli.remediate_kafka import (
+    TopicRange,
+    Transactions,
+    kafka_message,
+    messages,
+    sink_records,
+)
+
+if TYPE_CHECKING:
+    from enforcer.config.settings import EnforcerSettings
+    from enforcer.core.fingerprint import Fingerprinter
+    from enforcer.core.policy.compiled import Policy
+    from enforcer.remediate.history import SinkRecord
+    from enforcer.remediate.plan import Plan
+    from enforcer.replay.ledger import LoadedLedger
+    from enforcer.replay.schemas import ReplayFormats
+
+DEFAULT_BATCH = 500
+"""Retractions per transaction in ``apply``."""
+
+
+def add_flags(remediate: Parser) -> None:
+    """The subcommands of ``remediate`` and their flags."""
+    commands = remediate.add_subparsers(
+        dest="remediate_command", required=True, parser_class=Parser
+    )
+    plan = commands.add_parser(
+        "plan", help="judge what the sink's history exposes; write the plan of retractions"
+    )
+    plan.add_argument("--out", type=Path, required=True, metavar="FILE", help="the plan file")
+    plan.add_argument(
+        "--sink-topic",
+        metavar="NAME",
+        help="the sink topic whose history to read (ENFORCER_SINK_TOPIC)",
+    )
+    plan.add_argument(
+        "--source-topic",
+        metavar="NAME",
+        help="the topic the forwarded records came from, for field mappings that name "
+        "topics (ENFORCER_SOURCE_TOPIC)",
+    )
+    plan.add_argument(
+        "--since",
+        type=_time,
+        metavar="RFC3339",
+        help="read from this record time (default: the beginning)",
+    )
+    plan.add_argument(
+        "--until",
+        type=_time,
+        metavar="RFC3339",
+        help="read up to this record time, exclusive (default: the end as the plan starts)",
+    )
+    ledger = plan.add_mutually_exclusive_group()
+    ledger.add_argument("--ledger-file", type=Path, metavar="FILE", help=LEDGER_FILE_HELP)
+    ledger.add_argument(
+        "--ledger-topic",
+        metavar="NAME",
+        help="judge against a purpose ledger topic, read whole (same Kafka connection)",
+    )
+    ledger_as_of_flag(plan)
+    plan.add_argument(
+        "--fingerprint-key-file",
+        type=Path,
+        metavar="FILE",
+        help="file holding the fingerprint key (ENFORCER_FINGERPRINT_KEY_FILE)",
+    )
+    plan.add_argument("--html", type=Path, metavar="FILE", help="also write the plan as a page")
+    plan.add_argument(
+        "--with-exposure",
+        action="store_true",
+        help="also list every identifier still exposed and allowed, so that `apply "
+        "--exposure-topic` can seed exposure from the plan",
+    )
+    _kafka_flags(plan)
+    policy_options(plan)
+    schema_registry_options(plan)
+
+    apply = commands.add_parser("apply", help="write a plan's retractions to the sink")
+    apply.add_argument("plan", type=Path, metavar="PLAN", help="the plan file")
+    apply.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH,
+        metavar="N",
+        help="retractions per transaction",
+    )
+    apply.add_argument(
+        "--exposure-topic",
+        metavar="NAME",
+        help="also seed this exposure topic from the plan (made with --with-exposure), for "
+        "a deployment that predates exposure; run it with the workers stopped",
+    )
+    _kafka_flags(apply)
+
+
+def _kafka_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--bootstrap-servers", metavar="HOST:PORT", help="Kafka (ENFORCER_BOOTSTRAP_SERVERS)"
+    )
+    parser.add_argument(
+        "--kafka-config",
+        type=Path,
+        metavar="FILE",
+        help="client properties (docs/security.md) (ENFORCER_KAFKA_CONFIG)",
+    )
+
+
+def _time(text: str) -> str:
+    from enforcer.core.models import parse_rfc3339
+
+    try:
+        parse_rfc3339(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an RFC 3339 time (like 2019-10-08T00:00:00Z), not {text!r}"
+        ) from None
+    return text.strip()
+
+
+def command(args: argparse.Namespace) -> int:
+    """Run the chosen subcommand."""
+    if args.remediate_command == "plan":
+        return _plan(args)
+    return _apply(args)
+
+
+# -- plan ---------------------------------------------------------------------------
+
+
+def _plan(args: argparse.Namespace) -> int:
+    if args.ledger_as_of is not None and args.ledger_file is None and args.ledger_topic is None:
+        raise UsageError("--ledger-as-of goes with --ledger-file or --ledger-topic")
+    from enforcer.core.models import parse_rfc3339
+    from enforcer.remediate.judge import Judge
+    from enforcer.remediate.plan import PartitionSpan, write_plan
+    from enforcer.remediate.planner import Planner
+    from enforcer.remediate.summary import summary_lines
+    from enforcer.replay.run import CLOCK
+    from enforcer.replay.sources.kafka_topic import Position, parse_end, parse_start
+
+    if args.since and args.until and parse_rfc3339(args.since) > parse_rfc3339(args.until):
+        raise UsageError(f"--since {args.since} is after --until {args.until}")
+    for path in (args.out, args.html):
+        # Said before the history is read, not after.
+        if path is not None and not path.absolute().parent.is_dir():
+            raise UsageError(f"cannot write {path}: its directory does not exist")
+    settings = settings_from(
+        policy_file=args.policy,
+        destination=args.destination,
+        mode=args.mode,
+        fingerprint_key_file=args.fingerprint_key_file,
+        bootstrap_servers=args.bootstrap_servers,
+        kafka_config=args.kafka_config,
+        phone_default_region=args.phone_region,
+        sink_topic=args.sink_topic,
+        source_topic=args.source_topic,
+        **schema_registry_settings(args),
+    )
+    fingerprinter = settings.fingerprinter()
+    policy = policy_from(settings)
+    with_ledger = args.ledger_file is not None or args.ledger_topic is not None
+    policy.ledger_mode(with_ledger)  # a policy that needs a ledger, without one: refused now
+    ledger = _ledger(args, settings, fingerprinter)
+    formats = _formats(settings, policy)
+    reader = formats.reader if formats is not None else None
+    lookup = None
+    if ledger is not None:
+        from enforcer.ledger.lookup import WholeLedger
+
+        lookup = WholeLedger(ledger.replay.state)
+    judge = Judge(policy, fingerprinter, CLOCK, lookup, reader)
+    planner = Planner(
+        judge, settings.sink_topic, settings.source_topic, with_exposure=args.with_exposure
+    )
+    start = Position(args.since, at=parse_rfc3339(args.since)) if args.since else None
+    end = Position(args.until, at=parse_rfc3339(args.until)) if args.until else None
+    with TopicRange(
+        settings, start or parse_start("earliest"), end or parse_end("latest")
+    ) as topic:
+        planner.add_all(_with_schemas(sink_records(topic), formats))
+        spans = [PartitionSpan(r.partition, r.start, r.end) for r in topic.ranges]
+    plan = planner.plan(since=args.since, until=args.until, offsets=spans)
+    try:
+        write_plan(args.out, plan)
+        if args.html is not None:
+            from enforcer.remediate.page import plan_page
+
+            args.html.write_text(plan_page(plan), encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write the plan: {exc.strerror}") from None
+    print("\n".join(summary_lines(plan)))
+    print(f"plan written to {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _formats(settings: EnforcerSettings, policy: Policy) -> ReplayFormats | None:
+    """How framed records and mapped JSON are read, as replay reads them: the registry's
+    schemas and the record reader (``None`` without a registry or field mappings)."""
+    registry = schema_registry_from(settings)
+    if registry is None and policy.formats is None:
+        return None
+    from enforcer.live.schemas import schema_loader, step_reader
+    from enforcer.replay.schemas import ReplayFormats
+
+    loader = schema_loader(registry) if registry is not None else None
+    return ReplayFormats(
+        loader,
+        step_reader(policy, loader),
+        settings.schema_registry_deadline,
+        say=lambda line: print(f"enforcer: {line}", file=sys.stderr),
+    )
+
+
+def _with_schemas(
+    records: Iterator[SinkRecord], formats: ReplayFormats | None
+) -> Iterator[SinkRecord]:
+    """``records``, each chunk's schemas fetched before it is judged (replay's
+    :func:`~enforcer.replay.schemas.prefetched`, chunk by chunk); a registry that stays
+    down past its deadline is one line, exit 2."""
+    if formats is None or formats.loader is None:
+        yield from records
+        return
+    from itertools import islice
+
+    from enforcer.core.step import InputRecord, Source
+    from enforcer.replay.schemas import CHUNK, RegistryDownError, prefetched
+
+    while chunk := list(islice(records, CHUNK)):
+        values = [InputRecord(None, r.value, (), Source("", 0, 0)) for r in chunk]
+        try:
+            for _ in prefetched(values, formats):
+                pass
+        except RegistryDownError as exc:
+            raise UsageError(str(exc)) from None
+        yield from chunk
+
+
+def _ledger(
+    args: argparse.Namespace, settings: EnforcerSettings, fingerprinter: Fingerprinter
+) -> LoadedLedger | None:
+    from enforcer.replay.ledger import load_ledger_file, load_ledger_topic
+
+    if args.ledger_file is not None:
+        ledger = load_ledger_file(args.ledger_file, fingerprinter, args.ledger_as_of)
+    elif args.ledger_topic is not None:
+        from enforcer.config.kafka_security import aiokafka_security
+
+        ledger = load_ledger_topic(
+            settings.bootstrap_servers,
+            args.ledger_topic,
+            fingerprinter,
+            args.ledger_as_of,
+            aiokafka_security(settings),
+        )
+    else:
+        return None
+    print(ledger.describe(), file=sys.stderr)
+    return ledger
+
+
+# -- apply --------------------------------------------------------------------------
+
+
+def _apply(args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    from enforcer.remediate.plan import read_plan
+
+    plan = read_plan(args.plan)
+    if args.exposure_topic is not None and plan.exposure is None:
+        raise UsageError(
+            f"{args.plan}: the plan holds no exposure to seed; make it with "
+            "`remediate plan --with-exposure`"
+        )
+    settings = settings_from(
+        bootstrap_servers=args.bootstrap_servers,
+        kafka_config=args.kafka_config,
+        sink_topic=plan.sink_topic,
+    )
+    producer = Transactions(settings, plan.plan_id)
+    try:
+        # After the producer's start: it has fenced an earlier apply of this plan and
+        # aborted its open transaction, so what is read now is final.
+        status = _write_retractions(args, settings, plan, producer)
+        if status == EXIT_OK and args.exposure_topic is not None:
+            status = _seed_exposure(args, settings, plan, producer)
+    finally:
+        producer.close()
+    return status
+
+
+def _write_retractions(
+    args: argparse.Namespace, settings: EnforcerSettings, plan: Plan, producer: Transactions
+) -> int:
+    """The plan's retractions the sink does not hold yet, written in batches."""
+    from confluent_kafka import KafkaException
+
+    from enforcer.remediate.apply import batches, still_to_write, written_by
+    from enforcer.replay.sources.kafka_topic import parse_end, parse_start
+
+    with TopicRange(settings, parse_start("earliest"), parse_end("latest")) as topic:
+        written = written_by(plan.plan_id, ((r.headers, r.value) for r in sink_records(topic)))
+    todo = still_to_write(plan, written)
+    total = len(plan.retractions)
+    if not todo:
+        print(
+            f"nothing to write: the {total:,} retractions of plan {plan.plan_id} are "
+            f"all in {plan.sink_topic} already"
+        )
+        return EXIT_OK
+    done = total - len(todo)
+    if done:
+        print(
+            f"{done:,} of {total:,} retractions already in {plan.sink_topic}; "
+            f"writing the other {len(todo):,}",
+            file=sys.stderr,
+        )
+    for batch in batches(todo, args.batch_size):
+        try:
+            producer.write(plan.policy_version, batch)
+        except KafkaException as exc:
+            # What was committed stays; the next apply of the plan writes the rest.
+            print(
+                f"enforcer: apply stopped after {done:,} of {total:,} retractions: "
+                f"{kafka_message(exc)}; run it again to write the rest",
+                file=sys.stderr,
+            )
+            return EXIT_FINDINGS
+        done += len(batch)
+        print(f"committed {done:,}/{total:,}", file=sys.stderr, flush=True)
+    print(
+        f"wrote {len(todo):,} retractions of plan {plan.plan_id} to {plan.sink_topic} "
+        f"({total - len(todo):,} were there already)"
+    )
+    return EXIT_OK
+
+
+def _seed_exposure(
+    args: argparse.Namespace, settings: EnforcerSettings, plan: Plan, producer: Transactions
+) -> int:
+    """Exposure for a deployment that predates it: each subject's value, merged with what
+    the exposure topic holds, written where its key falls (docs/remediate.md)."""
+    from aiokafka.partitioner import murmur2
+    from confluent_kafka import KafkaException
+
+    from enforcer.remediate.apply import exposure_held, exposure_writes
+    from enforcer.replay.sources.kafka_topic import parse_end, parse_start
+
+    topic_name = args.exposure_topic
+    start, end = parse_start("earliest"), parse_end("latest")
+    with TopicRange(settings, start, end, topic_name) as topic:
+        held = exposure_held((m.partition, m.key, m.value) for m in messages(topic))
+        partitions = len(topic.ranges)
+    writes = exposure_writes(plan, held)
+    records = [
+        (
+            # Co-partitioned with the source: where Kafka's default partitioner puts the
+            # subject id (docs/ledger.md), unless the subject's value is elsewhere already.
+            w.partition
+            if w.partition is not None
+            else (murmur2(w.subject_id.encode("utf-8", "surrogatepass")) & 0x7FFFFFFF) % partitions,
+            w.subject_id.encode("utf-8", "surrogatepass"),
+            w.value,
+        )
+        for w in writes
+    ]
+    for start_at in range(0, len(records), args.batch_size):
+        try:
+            producer.write_records(topic_name, records[start_at : start_at + args.batch_size])
+        except KafkaException as exc:
+            print(
+                f"enforcer: exposure seeding stopped: {kafka_message(exc)}; run it again",
+                file=sys.stderr,
+            )
+            return EXIT_FINDINGS
+    print(f"exposure: {len(records):,} subjects' values written to {topic_name}")
+    return EXIT_OK

@@ -1,0 +1,179 @@
+"""Planning over generated sink histories (docs/remediate.md, "How a plan is made"):
+the retractions are exactly the identifiers exposed at the end of the history that the
+policy does not allow, no raw value is ever in the plan, and the plan depends on the
+history, not on the order partitions were read in."""
+
+from __future__ import annotations
+
+import random
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from enforcer.core.clock import FixedClock
+from enforcer.core.models import Mode
+from enforcer.core.policy.load import parse_policy
+from enforcer.core.step import InputRecord, Source, Step
+from enforcer.exposure.model import SubjectExposure, exposure_value, parse_exposure_record
+from enforcer.remediate.history import SinkRecord
+from enforcer.remediate.judge import Judge
+from enforcer.remediate.plan import Plan, parse_plan, plan_bytes
+from enforcer.remediate.planner import Planner
+
+from ..conftest import NOW
+from .histories import FP, POLICY, SINK, VALUES, History, histories, records_of, reference
+
+POLICY_OBJECT = parse_policy(POLICY.encode(), origin="test.yaml")
+
+
+def _plan(records: list[SinkRecord], *, with_exposure: bool = False) -> tuple[Planner, Plan]:
+    judge = Judge(POLICY_OBJECT, FP, FixedClock(NOW))
+    planner = Planner(judge, SINK, "identity.events", with_exposure=with_exposure)
+    planner.add_all(records)
+    return planner, planner.plan()
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories)
+def test_retractions_are_exactly_the_exposed_identifiers_not_allowed(history: History) -> None:
+    records = records_of(history)
+    planner, plan = _plan(records)
+    want = reference(records, history)
+    assert {i: rule for i, rule in want.items() if rule} == {
+        r.identity: r.rule for r in plan.retractions
+    }
+    assert planner.exposed().keys() == want.keys()
+    assert plan.exposed == len(want)
+    assert sum(plan.by_rule.values()) == len(plan.retractions) == sum(plan.by_day.values())
+    assert plan.affected_subjects == len({r.subject_id for r in plan.retractions})
+    assert all(r.key_id == FP.key_id for r in plan.retractions)
+    assert plan.exposure is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories)
+def test_the_exposure_to_seed_is_exactly_what_stays_exposed(history: History) -> None:
+    records = records_of(history)
+    _, plan = _plan(records, with_exposure=True)
+    want = reference(records, history)
+    assert plan.exposure is not None
+    assert {(e.subject_id, e.identifier_type, e.fingerprint) for e in plan.exposure} == {
+        identity for identity, rule in want.items() if rule is None
+    }
+    for seed in plan.exposure:
+        entry = seed.entry(SINK)
+        value = exposure_value(SubjectExposure(seed.subject_id, (entry,)))
+        assert parse_exposure_record(seed.subject_id.encode(), value) == SubjectExposure(
+            seed.subject_id, (entry,)
+        )
+        assert seed.first_forwarded_at <= seed.last_forwarded_at
+
+
+@settings(max_examples=100, deadline=None)
+@given(histories, st.randoms(use_true_random=False))
+def test_the_plan_does_not_depend_on_the_order_partitions_are_read_in(
+    history: History, rnd: random.Random
+) -> None:
+    records = records_of(history)
+    by_partition: dict[int, list[SinkRecord]] = {}
+    for record in records:
+        by_partition.setdefault(record.partition, []).append(record)
+    # Any interleaving that keeps each partition's own order, as a reader may yield.
+    shuffled: list[SinkRecord] = []
+    queues = [list(q) for q in by_partition.values()]
+    while queues:
+        queue = rnd.choice(queues)
+        shuffled.append(queue.pop(0))
+        queues = [q for q in queues if q]
+    assert _plan(shuffled)[1] == _plan(records)[1]
+    assert _plan(shuffled)[1].plan_id == _plan(records)[1].plan_id
+
+
+@settings(max_examples=100, deadline=None)
+@given(histories)
+def test_no_raw_value_is_ever_in_the_plan(history: History) -> None:
+    _, plan = _plan(records_of(history), with_exposure=True)
+    text = plan_bytes(plan)
+    for values in VALUES.values():
+        for value in values:
+            assert value.encode() not in text
+    assert parse_plan(text) == plan
+
+
+def test_counts_of_what_was_read() -> None:
+    """Forwarded, retractions, foreign records and unreadable forwarded ones are counted
+    apart; only the first two move exposure."""
+    event = {
+        "event_id": "e",
+        "subject_id": "acct-1",
+        "occurred_at": "2025-11-30T00:00:00Z",
+        "identifiers": [
+            {"type": "email", "value": "a@x.org", "purposes": ["analytics.reporting"]},
+            {"type": "email", "value": "b@x.org", "purposes": ["marketing.advertising"]},
+        ],
+    }
+    passed = (("enforcer.action", b"passed"),)
+    records = [
+        SinkRecord(b"acct-1", orjson.dumps(event), passed, 0, 0, 1_764_500_000_000),
+        SinkRecord(b"acct-1", orjson.dumps(event), (), 0, 1, 1_764_500_000_001),
+        SinkRecord(None, b"nope", passed, 0, 2, 1_764_500_000_002),
+        SinkRecord(b"x", b"{}", (("enforcer.action", b"retracted"),), 0, 3, 1_764_500_000_003),
+    ]
+    _, plan = _plan(records)
+    h = plan.history
+    assert (h.records, h.forwarded, h.retractions, h.other, h.unreadable) == (4, 2, 0, 2, 1)
+    assert plan.exposed == 2
+    assert [r.fingerprint for r in plan.retractions] == [FP("email", "a@x.org")]
+    assert dict(plan.by_day) == {"2025-11-30": 1}
+    assert dict(plan.by_type) == {"email": 1}
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories)
+def test_the_judge_agrees_with_the_step_in_audit_mode(history: History) -> None:
+    """Enforce mode (kept identifiers listed, stopped ones by their findings, a dropped
+    record asked again) gives what audit mode lists for every identifier directly."""
+    judge = Judge(POLICY_OBJECT, FP, FixedClock(NOW))
+    audit = Step(POLICY_OBJECT.with_mode(Mode.AUDIT), FP, FixedClock(NOW), exposure=True)
+    for record in records_of(history):
+        source = InputRecord(record.key, record.value, record.headers, Source("s", 0, 0))
+        outcome, decision = audit.explain(source)
+        if outcome.error_reason is not None:
+            assert judge(source) is None
+            continue
+        assert decision is not None and outcome.forwarded_identifiers is not None
+        assert outcome.subject_id is not None
+        listed = [
+            (f.type, f.mac, j.rule_name, f.purposes, f.by_ledger)
+            for f, j in zip(outcome.forwarded_identifiers, decision.identifiers, strict=True)
+        ]
+        assert judge(source) == (outcome.subject_id, listed)
+
+
+def test_within_a_partition_the_offsets_decide_whatever_the_clocks_said() -> None:
+    """A retraction written after a forward, in the same partition, by a worker whose
+    clock is behind: still after it. Across partitions only the time tells."""
+    event = {
+        "event_id": "e",
+        "subject_id": "acct-1",
+        "occurred_at": "2025-11-30T00:00:00Z",
+        "identifiers": [{"type": "email", "value": "a@x.org", "purposes": ["analytics.reporting"]}],
+    }
+    retraction = {
+        "retraction": {
+            "subject_id": "acct-1",
+            "identifier_type": "email",
+            "fingerprint": FP("email", "a@x.org"),
+            "reason": "purpose-withdrawn",
+        }
+    }
+    forwarded = SinkRecord(
+        b"acct-1", orjson.dumps(event), (("enforcer.action", b"passed"),), 0, 5, 2_000
+    )
+    retracted = (("enforcer.action", b"retracted"),)
+    behind = SinkRecord(b"acct-1", orjson.dumps(retraction), retracted, 0, 6, 1_000)
+    assert _plan([forwarded, behind])[1].retractions == ()
+    assert _plan([behind, forwarded])[1].retractions == ()
+    elsewhere = behind._replace(partition=1, offset=0)
+    assert len(_plan([forwarded, elsewhere])[1].retractions) == 1
