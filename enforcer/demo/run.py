@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import os
 import re
+import subprocess
 import sys
 import time
 import urllib.request
@@ -63,6 +64,7 @@ from enforcer.ledger.retract import is_retraction
 from enforcer.testing.consume import ReadRecord
 from enforcer.testing.kafka_broker import free_port
 from enforcer.testing.ledger import produce_ledger
+from enforcer.testing.policies import phones_never_for_advertising
 from enforcer.testing.worker import EnforcerWorker, WorkerError, produce, wait_for_commits
 
 TOPICS = {"source": "identity.events", **OUTPUT_TOPICS}
@@ -265,7 +267,67 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"the enforcer stopped (exit status {worker.returncode}); its log: {worker.log_path}")
     print("\nwhat the enforcer did (read back from the output topics, read_committed):")
     print(summarize(args.bootstrap, len(values), demo, env["ENFORCER_FINGERPRINT_KEY"]), flush=True)
+    try:
+        print("\n".join(remediate(args.bootstrap, env, state / "out")), flush=True)
+    except RemediationError as exc:
+        print(f"the remediation did not finish: {exc}", file=sys.stderr)
+        return 1
     return _leave_next_steps(state / "out", demo, sent, env)
+
+
+class RemediationError(RuntimeError):
+    """A remediate command of the demo failed; the message is its last line."""
+
+
+def remediate(bootstrap: str, env: Mapping[str, str], out: Path) -> list[str]:
+    """The demo's last act, with the worker stopped: the privacy team decides phone
+    numbers may not build audiences at all, plans the retractions over the sink's
+    history (``enforcer remediate plan``, judged against the ledger as it stands) and
+    applies them (``enforcer remediate apply``), twice: the second writes nothing.
+    Returns the lines to print (counts only: no plan id, no fingerprint)."""
+    out.mkdir(parents=True, exist_ok=True)
+    policy, plan = out / "phones-never-for-ads.yaml", out / "remediation-plan.json"
+    policy.write_bytes(phones_never_for_advertising())
+    kafka = ["--bootstrap-servers", bootstrap]
+    planned = _enforcer(
+        env,
+        "remediate", "plan", *kafka, "--sink-topic", TOPICS["sink"],
+        "--ledger-topic", LEDGER_TOPIC, "--policy", str(policy), "--out", str(plan),
+    )  # fmt: skip
+    counts = [
+        line.strip()
+        for line in planned.splitlines()
+        if "still exposed" in line or line.strip().startswith(("by rule:", "by type:"))
+    ]
+    first = _enforcer(env, "remediate", "apply", str(plan), *kafka)
+    again = _enforcer(env, "remediate", "apply", str(plan), *kafka)
+    wrote = re.search(r"wrote ([\d,]+) retractions", first)
+    return [
+        "\nremediation: the privacy team then decides phone numbers may not build audiences "
+        "at all (enforcer remediate, the worker stopped)",
+        *(f"  plan: {line}" for line in counts),
+        f"  applied: {wrote.group(1) if wrote else '?'} retractions written to "
+        f"{TOPICS['sink']} (reason remediated); applied again: "
+        f"{'nothing to write' if 'nothing to write' in again else again.strip()}",
+        f"  the plan: {shown(plan)}",
+    ]
+
+
+def _enforcer(env: Mapping[str, str], *command: str) -> str:
+    """Run ``enforcer COMMAND`` as a user would; its stdout. Raises
+    :class:`RemediationError` with its last line when it fails."""
+    done = subprocess.run(
+        [sys.executable, "-m", "enforcer", *command],
+        env={k: v for k, v in env.items() if k != "ENFORCER_POLICY_FILE"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise RemediationError(f"enforcer {' '.join(command[:2])}: {last}")
+    return done.stdout
 
 
 def _feed(

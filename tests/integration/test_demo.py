@@ -1,6 +1,8 @@
 """The README's main job, as a user runs it (minus the broker start-up): the demo with
 its purpose ledger prints a summary in which every record is accounted for, claims the
-ledger does not grant are caught, and withdrawals are retracted; it names a log that
+ledger does not grant are caught, withdrawals and the policy mistake fixed halfway are
+retracted (each retraction naming an identifier that was forwarded), and the remediation
+at the end applies its plan once; it names a log that
 holds the worker's info lines, ends with an HTML report and three commands that work,
 and prints the same numbers every time for the same seed.
 
@@ -93,6 +95,17 @@ def test_the_demo_accounts_for_every_record_and_retracts_withdrawals(
     retracted = re.search(r"retractions sent to audience building: ([\d,]+)", out)
     assert not_granted and int(not_granted.group(1).replace(",", "")) > 0, out
     assert retracted and int(retracted.group(1).replace(",", "")) > 0, out
+    # With exposure, every retraction names an identifier that was forwarded; the
+    # policy mistake fixed halfway retracted what it had let through.
+    exact = re.search(r"had forwarded \(exposure\): ([\d,]+) of ([\d,]+)", out)
+    assert exact and exact.group(1) == exact.group(2) == retracted.group(1), out
+    assert "'policy-changed': " in out, out
+    # The remediation at the end: the plan's retractions applied once, then nothing.
+    planned = re.search(r"plan: [\d,]+ identifiers still exposed; ([\d,]+) to retract", out)
+    applied = re.search(r"applied: ([\d,]+) retractions written .*applied again: (.*)$", out, re.M)
+    assert planned and applied and int(planned.group(1).replace(",", "")) > 0, out
+    assert applied.group(1) == planned.group(1), out
+    assert applied.group(2) == "nothing to write", out
 
     # The log it names holds the worker's info lines (the default level is info).
     logs = set(re.findall(r"its log: (\S+)", out))
