@@ -376,10 +376,12 @@ class Engine:
 
     def _defer(self, message: Message) -> bool:
         """True for a source record whose partition's ledger or exposure is still
-        restoring."""
+        restoring, or whose exposure was restored in this very batch and waits to be
+        re-judged (:meth:`_once` does it before the record is read again)."""
         partition, offset = message.partition(), message.offset()
         assert partition is not None and offset is not None
-        if not self._restoring(partition):
+        exposure = self._exposure
+        if not self._restoring(partition) and (exposure is None or not exposure.due(partition)):
             return False
         self._deferred[partition] = min(offset, self._deferred.get(partition, offset))
         return True

@@ -225,6 +225,10 @@ class LiveExposure:
             seconds,
         )
 
+    def due(self, partition: int) -> bool:
+        """Whether the partition waits to be re-judged (:meth:`rejudge_due`)."""
+        return partition in self._due
+
     def take_restored(self) -> list[int]:
         """Partitions whose restore finished since the last call."""
         done, self._restored = self._restored, []
