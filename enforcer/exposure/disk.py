@@ -24,7 +24,7 @@ STORE = "disk exposure store"
 class DiskTable:
     """One partition's subjects in RocksDB under ``path``; starts empty."""
 
-    __slots__ = ("_count", "_db", "_path")
+    __slots__ = ("_closed", "_count", "_db", "_path")
 
     def __init__(
         self, path: Path, *, cache_bytes: int = 32 * MiB, write_buffer_bytes: int = 16 * MiB
@@ -34,6 +34,7 @@ class DiskTable:
             path, STORE, cache_bytes=cache_bytes, write_buffer_bytes=write_buffer_bytes
         )
         self._count = 0
+        self._closed = False
 
     @property
     def path(self) -> Path:
@@ -65,7 +66,11 @@ class DiskTable:
         return cast(Iterable[tuple[bytes, bytes]], self._db.items())
 
     def close(self) -> None:
-        """Close the database and remove its directory. Safe to call twice."""
-        if self._path.exists():
-            self._db.close()
-            shutil.rmtree(self._path)
+        """Close the database and remove its directory. Safe to call twice; a
+        directory already gone, or one that cannot be removed, is left as it is (the
+        next open of a store there wipes it)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._db.close()
+        shutil.rmtree(self._path, ignore_errors=True)

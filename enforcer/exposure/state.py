@@ -454,14 +454,16 @@ class ExposureState:
         allowed: Allowed,
         policy_version: str,
         undo: Undo | None = None,
+        subjects: Iterable[str] | None = None,
     ) -> Rejudged:
-        """A policy change: re-judge every subject of ``partition`` by ``allowed``
-        (the new policy, and the ledger as it stands) and remove what it no longer
-        allows. Returns a ``policy-changed`` retraction (naming ``policy_version``, the
-        new one) per removed entry, and the changed subjects' new values."""
+        """A policy change: re-judge every subject of ``partition`` (or those of
+        ``subjects``: a part of them, when the work is split) by ``allowed`` (the new
+        policy, and the ledger as it stands) and remove what it no longer allows.
+        Returns a ``policy-changed`` retraction (naming ``policy_version``, the new one)
+        per removed entry, and the changed subjects' new values."""
         retractions: list[ExposureRetraction] = []
         writes: list[ExposureWrite] = []
-        for subject_id in self.subject_ids(partition):
+        for subject_id in self.subject_ids(partition) if subjects is None else subjects:
             removed, write = self.retract(partition, subject_id, allowed, undo)
             if write is None:
                 continue

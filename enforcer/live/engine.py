@@ -33,7 +33,7 @@ from typing import cast
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from enforcer.core.clock import Clock, rfc3339
-from enforcer.core.models import DeadLetterReason
+from enforcer.core.models import DeadLetterReason, Mode
 from enforcer.core.step import (
     Headers,
     InputRecord,
@@ -106,6 +106,10 @@ class Engine:
         # Source records read while their partition's ledger was restoring (a fetch
         # already under way when it was paused): read again once it is restored.
         self._deferred: dict[int, int] = {}
+        # Ledger records read live while their partition's exposure was not ready
+        # (restoring, or waiting to be re-judged): each partition's first offset, read
+        # again once it is.
+        self._ledger_deferred: dict[int, int] = {}
         self._consumer = consumer
         self._output = output
         self._step = step
@@ -170,7 +174,8 @@ class Engine:
             self._release_held()
         if self._exposure is not None:
             health.doing = "re-judging exposure"
-            self._rejudge(self._exposure)
+            if not self._rejudge(self._exposure):
+                return  # rewound: the next pass starts over
         health.doing = "consume (or a rebalance callback)"
         messages = self._consumer.consume(config.batch_max, config.batch_within_s)
         health.on_loop()
@@ -265,6 +270,8 @@ class Engine:
                 continue
             topic = message.topic()
             if ledger is not None and topic == ledger.topic:
+                if exposure is not None and self._defer_ledger(ledger, exposure, message):
+                    continue
                 if self._read_ledger(ledger, message, outputs):
                     ledger_read.append(message)
                 continue
@@ -281,7 +288,7 @@ class Engine:
                 # The outcome actually sent (after the size check); the subject's value
                 # is written before the commit (_commit).
                 too_large = exposure.forwarded(outcome, at)
-                if too_large is not None:
+                if too_large is not None and self._step.policy.mode is Mode.ENFORCE:
                     outcome, records = fit(_unrecordable(outcome, too_large, exposure))
             count(outcome)
             outcomes.append(outcome)
@@ -330,7 +337,7 @@ class Engine:
         source = self._config.source_topic
         ready = []
         for partition, offset in held.items():
-            if self._restoring(partition):
+            if not self._ready(partition):
                 self._deferred[partition] = min(offset, self._deferred.get(partition, offset))
                 continue
             self._consumer.seek(TopicPartition(source, partition, offset))
@@ -367,29 +374,43 @@ class Engine:
             outputs += self._config.limits.fit(read.dead_letter)[1]
         return True
 
-    def _restoring(self, partition: int) -> bool:
-        """Whether the partition's ledger or exposure is still being restored."""
+    def _ready(self, partition: int) -> bool:
+        """Whether the partition's events may be decided: its ledger and its exposure,
+        each when configured, are held by this worker, restored, and (exposure)
+        re-judged under the policy in force."""
         ledger, exposure = self._ledger, self._exposure
-        return (ledger is not None and ledger.restoring(partition)) or (
-            exposure is not None and exposure.restoring(partition)
-        )
+        if ledger is not None and (ledger.store(partition) is None or ledger.restoring(partition)):
+            return False
+        return exposure is None or exposure.ready(partition)
 
     def _defer(self, message: Message) -> bool:
-        """True for a source record whose partition's ledger or exposure is still
-        restoring, or whose exposure was restored in this very batch and waits to be
-        re-judged (:meth:`_once` does it before the record is read again)."""
+        """True for a source record whose partition is not ready (:meth:`_ready`): its
+        first such offset is read again once it is."""
         partition, offset = message.partition(), message.offset()
         assert partition is not None and offset is not None
-        exposure = self._exposure
-        if not self._restoring(partition) and (exposure is None or not exposure.due(partition)):
+        if self._ready(partition):
             return False
         self._deferred[partition] = min(offset, self._deferred.get(partition, offset))
         return True
 
+    def _defer_ledger(self, ledger: LiveLedger, exposure: LiveExposure, message: Message) -> bool:
+        """True for a ledger record that would be applied live while its partition's
+        exposure is not ready: its retractions must be judged against the whole,
+        re-judged exposure. Read again once it is (nothing of it joined the
+        transaction)."""
+        partition, offset = message.partition(), message.offset()
+        assert partition is not None and offset is not None
+        if exposure.ready(partition) or not ledger.live(partition, offset):
+            return False
+        deferred = self._ledger_deferred
+        deferred[partition] = min(offset, deferred.get(partition, offset))
+        return True
+
     def _resume_restored(self) -> None:
         """Let the events of partitions whose ledger and exposure are now restored be
-        decided (exposure is re-judged first: :meth:`_once`). A restored exposure
-        partition is paused: the worker's own writes need not be read back."""
+        decided; with exposure, once re-judged too (:meth:`_rejudge` resumes those). A
+        restored exposure partition is paused: the worker's own writes need not be read
+        back."""
         restored: list[int] = []
         if self._ledger is not None:
             restored += self._ledger.take_restored()
@@ -399,31 +420,45 @@ class Engine:
             if done:
                 self._consumer.pause([TopicPartition(exposure.topic, p) for p in done])
             restored += done
-        source = self._config.source_topic
-        for partition in sorted(set(restored)):
-            if self._restoring(partition):
-                continue  # the other one is still restoring: resumed when it is done
+        self._resume(sorted(set(restored)))
+
+    def _resume(self, partitions: Sequence[int]) -> None:
+        """Read the ready ones of ``partitions`` again from their first deferred record
+        (source and ledger), and resume their source."""
+        source, ledger = self._config.source_topic, self._ledger
+        for partition in partitions:
+            if not self._ready(partition):
+                continue  # resumed when the rest is done
             deferred = self._deferred.pop(partition, None)
             if deferred is not None:
                 self._consumer.seek(TopicPartition(source, partition, deferred))
                 self._lower_held(partition, deferred)
+            held_back = self._ledger_deferred.pop(partition, None)
+            if held_back is not None and ledger is not None:
+                self._consumer.seek(TopicPartition(ledger.topic, partition, held_back))
             self._consumer.resume([TopicPartition(source, partition)])
 
-    def _rejudge(self, exposure: LiveExposure) -> None:
-        """Send what re-judging exposure retracts, in the open transaction (opened if
-        need be), before the partitions' next events are decided."""
+    def _rejudge(self, exposure: LiveExposure) -> bool:
+        """Send what re-judging exposure retracts (a part of it each pass), in the open
+        transaction (opened if need be), before the partitions' next events are decided;
+        resume the partitions whose re-judgement is complete. False when sending failed
+        and the transaction was rewound."""
         ledger = self._ledger
-        outputs = exposure.rejudge_due(lambda p: ledger is None or not ledger.restoring(p))
-        if not outputs:
-            return
-        try:
-            if not self._output.open:
-                self._opened_at = self._monotonic()
-            send = self._output.send
-            for output in outputs:
-                send(output)
-        except CommitAborted as aborted:
-            self._rewind(aborted.reason)
+        outputs, finished = exposure.rejudge_due(
+            lambda p: ledger is None or not ledger.restoring(p)
+        )
+        if outputs:
+            try:
+                if not self._output.open:
+                    self._opened_at = self._monotonic()
+                send = self._output.send
+                for output in outputs:
+                    send(output)
+            except CommitAborted as aborted:
+                self._rewind(aborted.reason)
+                return False
+        self._resume(finished)
+        return True
 
     def _hold_ledger_ends(self, ledger: LiveLedger, started: float) -> None:
         """The group had no ledger offset where a restore read to the end: commit that
@@ -529,11 +564,16 @@ class Engine:
         self._forget()
         self._health.on_abort(reason)
         assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+        ledger = self._ledger
         for (topic, partition), offset in rewind.items():
             if (topic, partition) in assigned:
                 self._consumer.seek(TopicPartition(topic, partition, offset))
+                # Records deferred at or after it are read again from there anyway.
                 if topic == self._config.source_topic:
                     self._lower_held(partition, offset)
+                    _forget_from(self._deferred, partition, offset)
+                elif ledger is not None and topic == ledger.topic:
+                    _forget_from(self._ledger_deferred, partition, offset)
         log.warning(
             "transaction aborted (%s); %d partition(s) are read again from the last commit",
             reason,
@@ -559,6 +599,7 @@ class Engine:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._forget()
         self._deferred = {}
+        self._ledger_deferred = {}
         self._held = {}
         ledger, exposure = self._ledger, self._exposure
         if ledger is not None or exposure is not None:
@@ -630,6 +671,13 @@ class Engine:
 
 
 COMMITTED_TIMEOUT_S = 20.0
+
+
+def _forget_from(deferred: dict[int, int], partition: int, offset: int) -> None:
+    """Forget the partition's deferred record when a rewind to ``offset`` reads it again."""
+    at = deferred.get(partition)
+    if at is not None and at >= offset:
+        del deferred[partition]
 
 
 def _unrecordable(outcome: Outcome, size: int, exposure: LiveExposure) -> Outcome:

@@ -69,6 +69,9 @@ log = logging.getLogger("enforcer.exposure")
 RESTORED_LOG = "exposure restored"
 """The start of the log line written when a partition's exposure is restored."""
 REJUDGED_LOG = "exposure re-judged"
+REJUDGE_SUBJECTS = 20_000
+"""Subjects re-judged per pass of the loop: about a quarter of a second at 10 CPU-µs per
+identifier, so that polling, commits and the watchdog go on during a long one."""
 """The start of the log line written when a policy change re-judged a partition."""
 
 Committed = Callable[[list[TopicPartition]], list[TopicPartition]]
@@ -112,6 +115,12 @@ class LiveExposure:
         self._restores: dict[int, _Restore] = {}
         self._restored: list[int] = []
         self._due: set[int] = set()
+        self._held: set[int] = set()
+        """Exposure partitions assigned to this worker (restored or restoring)."""
+        self._cursors: dict[int, list[str]] = {}
+        """Per partition being re-judged: the subjects still to judge."""
+        self._judged: dict[int, list[int]] = {}
+        """Per partition being re-judged: identifiers retracted and subjects changed."""
         """Partitions restored whose exposure must be re-judged before their next event."""
         self._in_transaction: set[int] = set()
         """Partitions re-judged in the open transaction (due again if it is aborted)."""
@@ -131,7 +140,9 @@ class LiveExposure:
         self._version = policy.version
         self._headers = (RETRACTION_HEADER, (HEADER_POLICY, policy.version.encode()))
         self._writes = policy.mode is Mode.ENFORCE
-        self._due |= set(self._state.partitions) - set(self._restores)
+        self._due |= set(self._held) - set(self._restores)
+        self._cursors = {}  # a re-judgement under way starts over under this policy
+        self._judged = {}
 
     # -- rebalances -----------------------------------------------------------------
 
@@ -148,9 +159,23 @@ class LiveExposure:
             committed([TopicPartition(tp.topic, tp.partition) for tp in sources])
         assignment, paused = [], []
         started = self._monotonic()
+        self._held = set(numbers)
         for tp in partitions:
             if tp.topic != self.topic:
                 assignment.append(tp)
+                if tp.topic == self._source_topic and tp.partition not in numbers:
+                    # Its exposure partition went to a worker that reads another set of
+                    # topics (a rollout under way): its events wait, rather than be
+                    # forwarded without exposure knowing.
+                    paused.append(TopicPartition(tp.topic, tp.partition))
+                    log.warning(
+                        "%s[%d] waits: its exposure partition %s[%d] is assigned to another "
+                        "worker (do all workers keep the same exposure topic?)",
+                        tp.topic,
+                        tp.partition,
+                        self.topic,
+                        tp.partition,
+                    )
                 continue
             self._restores[tp.partition] = _Restore(started)
             assignment.append(TopicPartition(self.topic, tp.partition, OFFSET_BEGINNING))
@@ -166,6 +191,9 @@ class LiveExposure:
         self._restores = {}
         self._restored = []
         self._due = set()
+        self._held = set()
+        self._cursors = {}
+        self._judged = {}
         self._in_transaction = set()
         self._undo = {}
         self._dirty = {}
@@ -229,6 +257,15 @@ class LiveExposure:
         """Whether the partition waits to be re-judged (:meth:`rejudge_due`)."""
         return partition in self._due
 
+    def ready(self, partition: int) -> bool:
+        """Whether the partition's events may be decided: this worker holds its exposure
+        partition, restored and re-judged."""
+        return (
+            partition in self._held
+            and partition not in self._restores
+            and (partition not in self._due)
+        )
+
     def take_restored(self) -> list[int]:
         """Partitions whose restore finished since the last call."""
         done, self._restored = self._restored, []
@@ -264,7 +301,10 @@ class LiveExposure:
         value = state.value(partition, subject_id)
         size = len(key) + len(value or b"") + RECORD_OVERHEAD
         if self._largest is not None and size > self._largest:
+            # Not recorded. Enforce mode dead-letters the record; audit mode forwards
+            # it (it changes nothing that flows), counted here.
             state.put_back(partition, subject_id, before)
+            self.stats.unrecorded += 1
             return size
         self._dirty[(partition, key)] = value
         return None
@@ -293,6 +333,8 @@ class LiveExposure:
         """A ledger update or erasure of ``subject_id`` was applied: retract its exposed
         identifiers the ledger no longer allows (nothing is written in audit mode,
         where the retractions are only counted)."""
+        if partition not in self._held:
+            return []  # not this worker's: the engine holds such records back
         # An erased subject has nothing allowed, whatever key its entries were made under.
         allowed = _never if reason is RetractionReason.SUBJECT_ERASED else self._allowed(partition)
         if not self._writes:
@@ -306,44 +348,65 @@ class LiveExposure:
         self._changed(write)
         return self._retractions(retractions)
 
-    def rejudge_due(self, ready: Callable[[int], bool]) -> list[OutputRecord]:
+    def rejudge_due(
+        self, ready: Callable[[int], bool], budget: int = REJUDGE_SUBJECTS
+    ) -> tuple[list[OutputRecord], list[int]]:
         """Re-judge the partitions due (restored, or under a new policy) whose source
-        may be decided (``ready``: their ledger is restored too): what the policy in
-        force no longer allows is retracted, reason ``policy-changed``."""
+        may be decided (``ready``: their ledger is restored too), at most ``budget``
+        subjects a call, so that the loop goes on polling and committing: what the
+        policy in force no longer allows is retracted, reason ``policy-changed``.
+        Returns the retractions and the partitions whose re-judgement is complete (their
+        events may be decided; a partition stays due until then)."""
         outputs: list[OutputRecord] = []
+        finished: list[int] = []
         for number in sorted(n for n in self._due if ready(n)):
-            self._due.discard(number)
-            if number in self._restores or number not in self._state.partitions:
-                continue  # nothing exposed there
+            if budget <= 0:
+                break
+            if number in self._restores:
+                continue
+            left = self._cursors.get(number)
+            if left is None:
+                left = self._cursors[number] = self._state.subject_ids(number)
+                self._judged[number] = [0, 0]
             self._in_transaction.add(number)
-            outputs += self._rejudge(number)
-        return outputs
+            chunk = left[-budget:]
+            del left[-budget:]
+            budget -= len(chunk)
+            outputs += self._rejudge(number, chunk)
+            if not left:
+                del self._cursors[number]
+                self._due.discard(number)
+                finished.append(number)
+                self._done_rejudging(number)
+        return outputs, finished
 
-    def _rejudge(self, number: int) -> list[OutputRecord]:
+    def _rejudge(self, number: int, subjects: list[str]) -> list[OutputRecord]:
         allowed = self._allowed(number)
         reason = RetractionReason.POLICY_CHANGED
+        counts = self._judged[number]
         if not self._writes:
-            gone = sum(
-                len(not_allowed(self._state.exposure(number, s), allowed))
-                for s in self._state.subject_ids(number)
-            )
+            gone = sum(len(not_allowed(self._state.exposure(number, s), allowed)) for s in subjects)
             self._pending_retractions[reason.value] += gone
             return []
-        judged = self._state.rejudge(number, allowed, self._version, self._undo)
-        outputs = self._retractions(judged.retractions)
+        judged = self._state.rejudge(number, allowed, self._version, self._undo, subjects)
         for write in judged.writes:
             self._changed(write)
-        if judged.retractions:
+        counts[0] += len(judged.retractions)
+        counts[1] += len(judged.writes)
+        return self._retractions(judged.retractions)
+
+    def _done_rejudging(self, number: int) -> None:
+        retracted, subjects = self._judged.pop(number, [0, 0])
+        if retracted:
             log.info(
                 "%s: %s[%d] under policy %s: %d identifier(s) of %d subject(s) retracted",
                 REJUDGED_LOG,
                 self.topic,
                 number,
                 self._version,
-                len(judged.retractions),
-                len(judged.writes),
+                retracted,
+                subjects,
             )
-        return outputs
 
     def _allowed(self, partition: int) -> Allowed:
         return allowed_under(
@@ -389,6 +452,11 @@ class LiveExposure:
         (and re-judgements) will be done again."""
         self._state.rollback(self._undo)
         self._dirty = {}
+        # A re-judgement the transaction held starts over (what an earlier transaction
+        # committed of it retracts nothing the second time).
+        for number in self._in_transaction:
+            self._cursors.pop(number, None)
+            self._judged.pop(number, None)
         self._due |= {n for n in self._in_transaction if n in self._state.partitions}
         self._in_transaction = set()
         self._pending_writes = 0

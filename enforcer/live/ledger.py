@@ -154,6 +154,14 @@ class LiveLedger:
         """The partition's ledger state, when this worker holds it."""
         return self._states.get(partition)
 
+    def live(self, partition: int, offset: int) -> bool:
+        """Whether the record at ``offset`` would be applied live (in the transaction,
+        with its retractions), not silently by a restore nor skipped."""
+        if partition not in self._states:
+            return False
+        restore = self._restores.get(partition)
+        return restore is None or (restore.target is not None and offset >= restore.target)
+
     def restoring(self, partition: int) -> bool:
         """Whether the partition's ledger is still being restored."""
         return partition in self._restores

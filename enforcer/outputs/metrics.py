@@ -414,6 +414,9 @@ class ExposureStats:
     """Exposure records the reader refused at a restore (their subjects forgotten)."""
     writes: int = 0
     """Exposure records written."""
+    unrecorded: int = 0
+    """Forwarded records whose subject's exposure would not fit the exposure topic
+    (enforce mode dead-letters them; audit mode forwards them unrecorded)."""
     retractions: Counter[str] = field(default_factory=Counter)
     """Retractions written from exposure (audit mode: that would have been), by reason."""
 

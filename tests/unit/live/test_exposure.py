@@ -7,6 +7,7 @@ makes a re-judgement due again; audit mode counts and writes nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import cast
 
@@ -82,6 +83,7 @@ def restored(exposure: LiveExposure, *partitions: int) -> None:
     for p in partitions:
         exposure.at_end(p)
     exposure.take_restored()
+    assert exposure.rejudge_due(lambda _: True)[1] == sorted(partitions)  # nothing exposed
 
 
 def decided(
@@ -105,6 +107,12 @@ def step_of(policy: Policy, ledger: LedgerState | None = None) -> Step:
 
 def retractions(outputs: list[OutputRecord]) -> list[dict[str, str]]:
     return [orjson.loads(o.value or b"")["retraction"] for o in outputs if o.topic == SINK]
+
+
+def rejudged(exposure: LiveExposure, ready: Callable[[int], bool]) -> list[OutputRecord]:
+    """What re-judging every due partition that is ``ready`` retracts, whole."""
+    outputs, _ = exposure.rejudge_due(ready, budget=1_000_000)
+    return outputs
 
 
 def writes(outputs: list[OutputRecord]) -> list[OutputRecord]:
@@ -219,16 +227,16 @@ def test_a_new_policy_rejudges_each_restored_partition_once_before_its_events() 
             [("email", f"{subject}@x.org", ADS), ("phone", "+14155550100", ADS)],
         )
         exposure.forwarded(outcome, AT)
-    assert exposure.rejudge_due(lambda _: True) == []  # under the policy they flowed by
+    assert rejudged(exposure, lambda _: True) == []  # under the policy they flowed by
     exposure.committed()
     exposure.use_policy(no_phones())
-    assert exposure.rejudge_due(lambda p: p != 1) != []  # partition 1 is not ready yet
-    outputs = exposure.rejudge_due(lambda _: True)
+    assert rejudged(exposure, lambda p: p != 1) != []  # partition 1 is not ready yet
+    outputs = rejudged(exposure, lambda _: True)
     assert [(r["subject_id"], r["identifier_type"], r["reason"]) for r in retractions(outputs)] == [
         ("s1", "phone", "policy-changed")
     ]
     assert retractions(outputs)[0]["policy_version"] == no_phones().version
-    assert exposure.rejudge_due(lambda _: True) == []  # once
+    assert rejudged(exposure, lambda _: True) == []  # once
     exposure.committed()
     assert exposure.stats.retractions == {"policy-changed": 2}
     assert exposure.stats.identifiers == 2
@@ -241,11 +249,11 @@ def test_an_abort_undoes_a_rejudgement_and_makes_it_due_again() -> None:
     exposure.forwarded(outcome, AT)
     exposure.committed()
     exposure.use_policy(no_phones())
-    first = exposure.rejudge_due(lambda _: True)
+    first = rejudged(exposure, lambda _: True)
     assert len(retractions(first)) == 1
     exposure.rolled_back()
     assert exposure.stats.identifiers == 1
-    again = exposure.rejudge_due(lambda _: True)
+    again = rejudged(exposure, lambda _: True)
     assert retractions(again) == retractions(first)
     exposure.committed()
     assert exposure.stats.retractions == {"policy-changed": 1}
@@ -272,7 +280,7 @@ def test_audit_mode_counts_retractions_and_writes_nothing() -> None:
     exposure.forwarded(outcome, AT)  # audit forwards: exposed
     exposure.committed()
     exposure.use_policy(no_phones(Mode.AUDIT))
-    assert exposure.rejudge_due(lambda _: True) == []
+    assert rejudged(exposure, lambda _: True) == []
     exposure.committed()
     assert exposure.stats.retractions == {"policy-changed": 1}
     assert exposure.stats.identifiers == 1  # still exposed: nothing was retracted
@@ -286,7 +294,7 @@ def test_a_revoke_forgets_the_partitions() -> None:
     exposure.committed()
     exposure.revoked()
     assert exposure.stats.identifiers == 0
-    assert exposure.rejudge_due(lambda _: True) == []
+    assert rejudged(exposure, lambda _: True) == []
 
 
 def test_entries_under_a_rotated_key_are_judged_by_their_purposes_until_an_erasure() -> None:
@@ -300,7 +308,7 @@ def test_entries_under_a_rotated_key_are_judged_by_their_purposes_until_an_erasu
     old_key["entries"][0]["key_id"] = "0" * 16
     exposure.read(cast(Message, FakeMessage(0, 0, "s1", orjson.dumps(old_key))))
     exposure.at_end(0)
-    assert exposure.rejudge_due(lambda _: True) == []
+    assert rejudged(exposure, lambda _: True) == []
     erased = exposure.ledger_changed(0, "s1", RetractionReason.SUBJECT_ERASED, AT)
     assert [(r["identifier_type"], r["key_id"]) for r in retractions(erased)] == [
         ("phone", "0" * 16)
@@ -333,3 +341,39 @@ def test_a_subject_whose_record_would_be_too_large_is_refused_and_unchanged() ->
     assert len(orjson.loads(write.value or b"")["entries"]) == 1  # as before the refusal
     exposure.committed()
     assert exposure.stats.identifiers == 1
+
+
+def test_a_large_re_judgement_is_done_a_part_at_a_time_and_the_partition_waits() -> None:
+    """At most ``budget`` subjects a pass, so the loop goes on; the partition's events
+    wait (not ready) until the last part, and an abort starts it over."""
+    exposure = live()
+    restored(exposure, 0)
+    step = step_of(default())
+    for n in range(3):
+        exposure.forwarded(decided(step, 0, f"s{n}", [("phone", f"+1415555010{n}", ADS)]), AT)
+    exposure.pending_writes()
+    exposure.committed()
+    assert exposure.ready(0)
+    exposure.use_policy(no_phones())
+    assert not exposure.ready(0)
+    first, finished = exposure.rejudge_due(lambda _: True, budget=2)
+    assert len(retractions(first)) == 2 and finished == [] and not exposure.ready(0)
+    exposure.rolled_back()  # the part done in the aborted transaction is undone
+    parts = [exposure.rejudge_due(lambda _: True, budget=2) for _ in range(2)]
+    assert [len(retractions(o)) for o, _ in parts] == [2, 1]
+    assert [f for _, f in parts] == [[], [0]] and exposure.ready(0)
+    exposure.committed()
+    assert exposure.stats.retractions == {"policy-changed": 3}
+
+
+def test_a_source_partition_without_its_exposure_partition_waits() -> None:
+    exposure = live()
+    _, paused = exposure.assign(
+        [TopicPartition(SOURCE, 0), TopicPartition(SOURCE, 1), TopicPartition(EXPOSURE, 0)],
+        committed,
+    )
+    assert {(tp.topic, tp.partition) for tp in paused} == {(SOURCE, 0), (SOURCE, 1)}
+    exposure.at_end(0)
+    assert exposure.rejudge_due(lambda _: True)[1] == [0]
+    assert exposure.ready(0) and not exposure.ready(1)
+    assert exposure.ledger_changed(1, "s1", RetractionReason.SUBJECT_ERASED, AT) == []
