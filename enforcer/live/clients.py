@@ -66,6 +66,9 @@ class Cause:
 
     error: KafkaError
     topic: str | None = None
+    abortable: bool = False
+    """The transaction failed (librdkafka's ``TXNERR``), not a delivery: aborting it
+    clears the error, and its records can be decided again in a new one."""
 
     @property
     def denied(self) -> bool:
@@ -141,11 +144,12 @@ class TransactionReports:
         found = _ERROR_NAME.search(self._failed)
         code = getattr(KafkaError, found["name"], None) if found else None
         if not isinstance(code, int):
-            return Cause(KafkaError(KafkaError._FAIL, self._failed))
+            return Cause(KafkaError(KafkaError._FAIL, self._failed), abortable=True)
         if self._partition is not None:
             topic, why = self._partition
-            return Cause(KafkaError(code, why), topic)
-        return Cause(KafkaError(code, self._failed[: found.start()] if found else self._failed))
+            return Cause(KafkaError(code, why), topic, abortable=True)
+        text = self._failed[: found.start()] if found else self._failed
+        return Cause(KafkaError(code, text), abortable=True)
 
 
 class ClientErrors:

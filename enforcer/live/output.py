@@ -174,7 +174,10 @@ class TransactionalOutput:
 
         A refused send stops the worker, naming the best cause known
         (:meth:`_cause`): after a transaction error librdkafka refuses every send with
-        ``_STATE``, which names none."""
+        ``_STATE``, which names none. Unless the cause is a transaction error that an
+        abort clears (a producer frozen long enough for its sequence numbers to be
+        skipped, say): then the transaction is aborted and :class:`CommitAborted`
+        raised, so its records are decided again."""
         try:
             self.begin()
             _produce(self._producer, record)
@@ -187,6 +190,9 @@ class TransactionalOutput:
                 cause = self._cause(error, topic)
                 if cause.denied:
                     raise WorkerStopError(denied_cause(cause.error, cause.topic)) from None
+                if cause.abortable:
+                    self.abort()  # raises WorkerStopError when even that fails
+                    raise CommitAborted(f"send to '{record.topic}' refused: {cause}") from None
                 raise WorkerStopError(f"send to '{record.topic}' failed: {cause}") from None
             self._renew(f"send failed: {error.name()} ({error.str()})")
             raise CommitAborted(f"producer replaced after {error.name()}") from None

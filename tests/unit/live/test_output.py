@@ -174,6 +174,29 @@ def test_a_failed_delivery_is_the_best_cause() -> None:
     )
 
 
+def test_a_send_refused_after_an_abortable_transaction_error_aborts_and_goes_on() -> None:
+    """A worker frozen (SIGSTOP) long enough for the broker to fence its sequence
+    numbers: librdkafka fails the transaction with an error an abort clears, then
+    refuses every send with _STATE. The transaction is aborted and its records decided
+    again (CommitAborted), rather than the worker stopping: an ordinary operation."""
+    producer = _Producer(TransactionReports())
+    output = _output(producer)
+    output.send(_record("sink"))
+    producer.logs.append(
+        (
+            "TXNERR",
+            CLIENT,
+            "[thrd:127.0.0.1:9092/1]: Current transaction failed in state InTransaction: "
+            "skipped sequence numbers (OUT_OF_ORDER_SEQUENCE_NUMBER, requires epoch bump)",
+        )
+    )
+    producer.produce_raises = KafkaException(STATE)
+    with pytest.raises(CommitAborted) as caught:
+        output.send(_record("violations"))
+    assert "OUT_OF_ORDER_SEQUENCE_NUMBER" in caught.value.reason
+    assert producer.calls[-1] == "abort" and not output.open
+
+
 def test_with_nothing_better_the_send_error_is_named() -> None:
     producer = _Producer(TransactionReports())
     producer.produce_raises = KafkaException(STATE)
