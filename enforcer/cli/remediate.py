@@ -38,14 +38,13 @@ from enforcer.cli.remediate_kafka import (
     messages,
     sink_records,
 )
+from enforcer.cli.replay import ledger_from_flags
 
 if TYPE_CHECKING:
     from enforcer.config.settings import EnforcerSettings
-    from enforcer.core.fingerprint import Fingerprinter
     from enforcer.core.policy.compiled import Policy
     from enforcer.remediate.history import SinkRecord
     from enforcer.remediate.plan import Plan
-    from enforcer.replay.ledger import LoadedLedger
     from enforcer.replay.schemas import ReplayFormats
 
 DEFAULT_BATCH = 500
@@ -194,7 +193,7 @@ def _plan(args: argparse.Namespace) -> int:
     policy = policy_from(settings)
     with_ledger = args.ledger_file is not None or args.ledger_topic is not None
     policy.ledger_mode(with_ledger)  # a policy that needs a ledger, without one: refused now
-    ledger = _ledger(args, settings, fingerprinter)
+    ledger = ledger_from_flags(args, settings, fingerprinter)
     formats = _formats(settings, policy)
     reader = formats.reader if formats is not None else None
     lookup = None
@@ -267,29 +266,6 @@ def _with_schemas(
         except RegistryDownError as exc:
             raise UsageError(str(exc)) from None
         yield from chunk
-
-
-def _ledger(
-    args: argparse.Namespace, settings: EnforcerSettings, fingerprinter: Fingerprinter
-) -> LoadedLedger | None:
-    from enforcer.replay.ledger import load_ledger_file, load_ledger_topic
-
-    if args.ledger_file is not None:
-        ledger = load_ledger_file(args.ledger_file, fingerprinter, args.ledger_as_of)
-    elif args.ledger_topic is not None:
-        from enforcer.config.kafka_security import aiokafka_security
-
-        ledger = load_ledger_topic(
-            settings.bootstrap_servers,
-            args.ledger_topic,
-            fingerprinter,
-            args.ledger_as_of,
-            aiokafka_security(settings),
-        )
-    else:
-        return None
-    print(ledger.describe(), file=sys.stderr)
-    return ledger
 
 
 # -- apply --------------------------------------------------------------------------

@@ -150,7 +150,7 @@ def command(args: argparse.Namespace) -> int:
     formats = _formats(settings, policy)
     # A policy that asks for a ledger when none is given: refused before reading anything.
     policy.ledger_mode(args.ledger_file is not None or args.ledger_topic is not None)
-    ledger = _replay_ledger(args, settings, fingerprinter)
+    ledger = ledger_from_flags(args, settings, fingerprinter)
     progress = not args.no_progress
     to_topics = None
     if args.output_topic_prefix is not None:
@@ -249,7 +249,7 @@ def _formats(settings: EnforcerSettings, policy: Policy) -> ReplayFormats | None
     )
 
 
-def _replay_ledger(
+def ledger_from_flags(
     args: argparse.Namespace, settings: EnforcerSettings, fingerprinter: Fingerprinter
 ) -> LoadedLedger | None:
     """The ledger ``--ledger-file`` or ``--ledger-topic`` names, read whole; or ``None``."""
