@@ -164,6 +164,7 @@ def _plan(args: argparse.Namespace) -> int:
     if args.ledger_as_of is not None and args.ledger_file is None and args.ledger_topic is None:
         raise UsageError("--ledger-as-of goes with --ledger-file or --ledger-topic")
     from enforcer.core.models import parse_rfc3339
+    from enforcer.live.garbage import kept_small
     from enforcer.remediate.judge import Judge
     from enforcer.remediate.plan import PartitionSpan, write_plan
     from enforcer.remediate.planner import Planner
@@ -207,12 +208,13 @@ def _plan(args: argparse.Namespace) -> int:
     )
     start = Position(args.since, at=parse_rfc3339(args.since)) if args.since else None
     end = Position(args.until, at=parse_rfc3339(args.until)) if args.until else None
-    with TopicRange(
-        settings, start or parse_start("earliest"), end or parse_end("latest")
-    ) as topic:
+    with (
+        TopicRange(settings, start or parse_start("earliest"), end or parse_end("latest")) as topic,
+        kept_small(),
+    ):
         planner.add_all(_with_schemas(sink_records(topic), formats))
         spans = [PartitionSpan(r.partition, r.start, r.end) for r in topic.ranges]
-    plan = planner.plan(since=args.since, until=args.until, offsets=spans)
+        plan = planner.plan(since=args.since, until=args.until, offsets=spans)
     try:
         write_plan(args.out, plan)
         if args.html is not None:

@@ -65,11 +65,56 @@ class OnePass:
         # of the reference parser once; a hit therefore vouches for the pair.
         self._memo: dict[_MemoKey, Judgement] = {}
 
-    def __call__(  # noqa: PLR0911, PLR0912
+    def __call__(  # noqa: PLR0911
         self, record: InputRecord, judged: list[Judgement] | None = None
     ) -> Outcome | None:
         """The record's outcome, or ``None`` for the reference path to decide; each
         identifier's judgement is added to ``judged`` when one is given."""
+        if judged is None:
+            judged = []
+        read = self._judge(record, judged)
+        if read is None:
+            return None
+        value, document, event_id, subject_id, occurred_at, items, stopped, drop = read
+        step = self._step
+        if not stopped:
+            if self._exposure:
+                texts = [item["value"] for item in items]
+                every = step.forwarded_of(judged, texts, everything=True)
+                return step.passed(record, value, subject_id, occurred_at, every)
+            return step.passed(record, value, subject_id, occurred_at)
+        if not self._enforce:
+            return None  # audit mode's findings: the reference path reports them
+        values = [item["value"] for item in items]
+        if drop or stopped == len(items):
+            return step.dropped(record, event_id, subject_id, occurred_at, judged, values)
+        kept = [item for item, j in zip(items, judged, strict=True) if j.rule is None]
+        redacted = step.redacted_json(value, document, kept)
+        if redacted is None:
+            return None
+        forwarded = step.forwarded_of(judged, values, everything=False) if self._exposure else None
+        return step.redacted(
+            record, redacted, event_id, subject_id, occurred_at, judged, values, forwarded
+        )
+
+    def judgements(self, record: InputRecord) -> tuple[str, list[Judgement], list[str]] | None:
+        """The record's subject id, each identifier's judgement and each identifier's
+        value, in record order, without deciding what is output; ``None`` for the
+        reference path to judge."""
+        judged: list[Judgement] = []
+        read = self._judge(record, judged)
+        if read is None:
+            return None
+        return read[3], judged, [item["value"] for item in read[5]]
+
+    def _judge(  # noqa: PLR0911, PLR0912
+        self, record: InputRecord, judged: list[Judgement]
+    ) -> tuple[bytes, Any, Any, str, str, list[Any], int, bool] | None:
+        """Parse and check the record and judge each identifier into ``judged``:
+        ``(value, document, event_id, subject_id, occurred_at, items, stopped,
+        drop)``, where ``stopped`` counts the identifiers a rule stops and ``drop``
+        says whether one of those rules drops the record; ``None`` for the reference
+        path."""
         value = record.value
         if value is None:
             return None
@@ -81,14 +126,11 @@ class OnePass:
         if fields is None:
             return None
         event_id, subject_id, occurred_at, items = fields
-        count = len(items)
         # A judged field that may be written twice, or with escapes: the exact check
         # (on the reference path) decides.
-        if may_repeat_a_judged_field(value, count, self._step.types_judged):
+        if may_repeat_a_judged_field(value, len(items), self._step.types_judged):
             return None
         memo = self._memo
-        if judged is None:
-            judged = []
         stopped = 0
         drop = False
         granted = self._granted(record, subject_id) if self._by_ledger else None
@@ -117,26 +159,7 @@ class OnePass:
                 if rule.action is self._drop_action:
                     drop = True
             judged.append(found)
-        step = self._step
-        if not stopped:
-            if self._exposure:
-                texts = [item["value"] for item in items]
-                every = step.forwarded_of(judged, texts, everything=True)
-                return step.passed(record, value, subject_id, occurred_at, every)
-            return step.passed(record, value, subject_id, occurred_at)
-        if not self._enforce:
-            return None  # audit mode's findings: the reference path reports them
-        values = [item["value"] for item in items]
-        if drop or stopped == count:
-            return step.dropped(record, event_id, subject_id, occurred_at, judged, values)
-        kept = [item for item, j in zip(items, judged, strict=True) if j.rule is None]
-        redacted = step.redacted_json(value, document, kept)
-        if redacted is None:
-            return None
-        forwarded = step.forwarded_of(judged, values, everything=False) if self._exposure else None
-        return step.redacted(
-            record, redacted, event_id, subject_id, occurred_at, judged, values, forwarded
-        )
+        return value, document, event_id, subject_id, occurred_at, items, stopped, drop
 
     def _learn(self, key: _MemoKey, kind: Any, purposes: Any) -> Judgement | None:
         """Judge a pair met for the first time, if the reference parser would take it

@@ -295,6 +295,46 @@ class Step:
             return self.explain_by_reference(record)
         return outcome, Decision(tuple(judged), _VERDICT_OF[outcome.kind])
 
+    def judgements(
+        self, record: InputRecord
+    ) -> tuple[str, Sequence[Judgement], Sequence[str]] | None:
+        """Each identifier of the record judged as :meth:`explain` judges it, without
+        building what would be output (for ``enforcer remediate``, which asks of every
+        forwarded record only how its identifiers are judged now): the subject id, the
+        judgements and the identifiers' values, in record order; ``None`` for a record
+        the step would dead-letter."""
+        try:
+            if self._reader is not None:
+                decoded = self._reader.read(*record.source, record.value)
+                if isinstance(decoded, ParseFailure):
+                    return None
+                if decoded is not None:
+                    return self._judged(record.source.partition, decoded.event)
+            try:
+                found = self._one_pass.judgements(record)
+            except Exception:
+                found = None
+            if found is not None:
+                return found
+            parsed = parse_event(record.value, types_judged=self.types_judged)
+            if isinstance(parsed, ParseFailure):
+                return None
+            return self._judged(record.source.partition, parsed)
+        except Exception:
+            return None  # what the step would dead-letter as an internal error
+
+    def _judged(
+        self, partition: int, event: Event
+    ) -> tuple[str, Sequence[Judgement], Sequence[str]] | None:
+        decision = self._decide(partition, event)
+        if isinstance(decision, Rejection):
+            return None
+        return (
+            event.subject_id,
+            decision.identifiers,
+            [identifier.value for identifier in event.identifiers],
+        )
+
     def explain_by_reference(self, record: InputRecord) -> tuple[Outcome, Decision | None]:
         """:meth:`explain` in two stages: parse and validate the whole event
         (:func:`~enforcer.core.parse.parse_event`), then decide it

@@ -13,6 +13,10 @@ Three things keep its work small and visible:
   a batch makes has been freed by reference counting before a collection sees it: a
   worker measured spending a tenth of the time in collections as before, at the same
   memory (docs/benchmarks.md). Cycles are still collected, a little later.
+- :func:`kept_small`, the first two for the length of a command that reads a whole
+  history in one process (``enforcer remediate plan``): the same reasons hold there,
+  and full collections walking the imported modules again and again cost
+  ``remediate plan`` about a tenth of its time (docs/remediate.md, "What it costs").
 - :class:`CollectionTimer`, a ``gc.callbacks`` hook counting collections per generation
   and the time spent in them, for ``enforcer_gc_collections_total`` and
   ``enforcer_gc_pause_seconds_total`` (docs/operations.md: metrics).
@@ -25,7 +29,8 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from enforcer.outputs.metrics import GcStats
@@ -93,3 +98,16 @@ def unfreeze() -> None:
     """Hand the frozen objects back to the collector (the worker has stopped; a caller
     that runs another one in the same process starts from scratch)."""
     gc.unfreeze()
+
+
+@contextmanager
+def kept_small() -> Iterator[None]:
+    """For the ``with`` block: what is alive now frozen, the youngest generation
+    collected less often; then both as they were."""
+    thresholds = collect_young_less_often()
+    freeze_startup_objects()
+    try:
+        yield
+    finally:
+        unfreeze()
+        restore_thresholds(thresholds)

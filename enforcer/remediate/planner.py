@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from functools import cache
 
 from enforcer.core.fingerprint import FINGERPRINT_PREFIX, mac_of_fingerprint
 from enforcer.core.step import HEADER_POLICY, Headers, InputRecord, Source
@@ -231,5 +232,14 @@ def _time(timestamp_ms: int) -> str:
     return text_of(timestamp_ms // 1000)
 
 
+_DAY_MS = 86_400_000
+
+
+@cache
+def _day_of(day: int) -> str:
+    return datetime.fromtimestamp(day * (_DAY_MS // 1000), UTC).date().isoformat()
+
+
 def _day(timestamp_ms: int) -> str:
-    return datetime.fromtimestamp(timestamp_ms / 1000, UTC).date().isoformat()
+    """The UTC day of a record time (one date made per day, not per retraction)."""
+    return _day_of(timestamp_ms // _DAY_MS)

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from enforcer.core.clock import FixedClock, SystemClock
 from enforcer.core.fingerprint import Fingerprinter
 from enforcer.core.models import is_plain_rfc3339, parse_rfc3339
+from enforcer.core.parse import ParseFailure, parse_event
 from enforcer.core.policy.compiled import Policy
 from enforcer.core.policy.load import default_policy_bytes, load_policy, parse_policy
 from enforcer.core.step import InputRecord, OutcomeKind, Source, Step
@@ -180,6 +181,36 @@ def test_with_exposure_both_paths_list_the_same_forwarded_identifiers(
     assert step.explain(record) == reference
     assert (outcome.forwarded_identifiers is not None) == outcome.forwarded
     assert outcome._replace(forwarded_identifiers=None) == STEPS[name](record)
+
+
+@settings(max_examples=600)
+@example("default", {**_ONE_PHONE, "identifiers": [_SPACED_PHONE]}, "stdlib")
+@example("audit", {**_ONE_PHONE, "identifiers": [{"type": "email", "value": ""}]}, "stdlib")
+@given(
+    st.sampled_from(sorted(STEPS)),
+    simple_event | valid_event | near_event,
+    st.sampled_from(["stdlib", "escaped", "spaced"]),
+)
+def test_judgements_alone_are_the_decisions_judgements(
+    name: str, data: dict[str, Any], how: str
+) -> None:
+    """What ``Step.judgements`` gives (for remediate) is what the reference path judges:
+    the subject, each identifier's judgement and value in order; nothing for a record
+    the step dead-letters (reported, in audit mode)."""
+    step = STEPS[name]
+    record = InputRecord(b"k", _encode(data, how), (), Source("t", 2, 7))
+    found = step.judgements(record)
+    _, decision = step.explain_by_reference(record)
+    if decision is None:
+        assert found is None
+        return
+    parsed = parse_event(record.value, types_judged=step.types_judged)
+    assert not isinstance(parsed, ParseFailure)
+    assert found is not None
+    subject, judged, values = found
+    assert subject == parsed.subject_id
+    assert tuple(judged) == decision.identifiers
+    assert list(values) == [identifier.value for identifier in parsed.identifiers]
 
 
 @settings(max_examples=100)

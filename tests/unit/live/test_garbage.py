@@ -14,6 +14,7 @@ from enforcer.live.garbage import (
     CollectionTimer,
     collect_young_less_often,
     freeze_startup_objects,
+    kept_small,
     restore_thresholds,
     unfreeze,
 )
@@ -98,4 +99,21 @@ def test_the_youngest_generation_is_collected_less_often_until_the_worker_stops(
         assert YOUNG_COLLECTION_EVERY == 10_000
     finally:
         restore_thresholds(replaced)
+    assert gc.get_threshold() == before
+
+
+def test_a_long_read_keeps_the_collector_small_for_its_block_only() -> None:
+    """``kept_small`` (remediate plan's read of a history): start-up frozen and the
+    youngest generation collected less often inside the block, both as before after
+    it, an exception included."""
+    before = gc.get_threshold()
+    kept = [{"startup": n} for n in range(100)]
+    try:
+        with kept_small():
+            assert gc.get_freeze_count() >= len(kept)
+            assert gc.get_threshold() == (YOUNG_COLLECTION_EVERY, before[1], before[2])
+            raise LookupError
+    except LookupError:
+        pass
+    assert gc.get_freeze_count() == 0
     assert gc.get_threshold() == before
