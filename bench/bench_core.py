@@ -175,7 +175,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument(
-        "--formats-records", type=int, default=20_000, help="account events per formats row"
+        "--formats-records",
+        type=int,
+        default=20_000,
+        help="account events per formats row (0: no formats rows)",
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -196,9 +199,7 @@ def main() -> None:
 
     stream_values = list(sample_values(args.records))
     stream_us, collections = _stream_us(stream_values)
-    exposure_off, exposure_on, exposure_forwards, warm_off, warm_on = _exposure_rows(
-        stream_values
-    )
+    exposure_off, exposure_on, exposure_forwards, warm_off, warm_on = _exposure_rows(stream_values)
     recurring = RECURRING
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -268,7 +269,8 @@ def main() -> None:
         f"step alone {step_only:.2f} us)"
     )
     print()
-    results["formats"] = _formats_rows(args.formats_records)
+    if args.formats_records > 0:
+        results["formats"] = _formats_rows(args.formats_records)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 
