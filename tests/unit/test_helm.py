@@ -89,6 +89,7 @@ VARIATIONS: dict[str, tuple[str, ...]] = {
         ),
     ),
     "existing-configmap": _set("policy.existingConfigMap=my-policy"),
+    "roll-on-policy-change": _set("policy.rollOnChange=true"),
 }
 OPERATOR_API = "monitoring.coreos.com/"
 
@@ -275,26 +276,35 @@ def test_probes_hit_routes_the_processes_serve(variation: str) -> None:
 
 
 @ALL
-def test_the_policy_is_mounted_valid_and_rolls_the_pods(variation: str) -> None:
-    """The ConfigMap's policy loads, is the file the worker reads, and its SHA-256 is on
-    the pod template so a policy change rolls the workers. By default it is the project's
-    default policy, byte for byte."""
+def test_the_policy_is_mounted_valid_and_reloaded_or_rolled(variation: str) -> None:
+    """The ConfigMap's policy loads and is the file the worker reads, mounted as a
+    directory (a ``subPath`` mount never sees a ConfigMap change, so the worker could not
+    reload it). By default nothing rolls the pods when it changes (the workers reload
+    it); with ``policy.rollOnChange`` its SHA-256 is on the pod template so a change rolls
+    them. By default it is the project's default policy, byte for byte."""
     docs = _render(variation)
     statefulset, container = _worker(docs)
     template = statefulset["spec"]["template"]
     volumes = {v["name"]: v for v in template["spec"]["volumes"]}
-    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
     env = {e["name"]: e.get("value") for e in container["env"]}
     source = volumes["policy"]["configMap"]
-    assert env["ENFORCER_POLICY_FILE"] == f"{mounts['policy']}/{source['items'][0]['path']}"
+    assert "subPath" not in mounts["policy"]
+    path = f"{mounts['policy']['mountPath']}/{source['items'][0]['path']}"
+    assert env["ENFORCER_POLICY_FILE"] == path
+    annotations = template["metadata"].get("annotations") or {}
     configmaps = {c["metadata"]["name"]: c for c in _of_kind(docs, "ConfigMap")}
     if variation == "existing-configmap":
         assert source["name"] == "my-policy" and not configmaps
+        assert "checksum/policy" not in annotations
         return
     text = configmaps[source["name"]]["data"][source["items"][0]["key"]]
     assert parse_policy(text.encode(), origin="policy.yaml").rules
     digest = hashlib.sha256(text.encode()).hexdigest()
-    assert template["metadata"]["annotations"]["checksum/policy"] == digest
+    if variation == "roll-on-policy-change":
+        assert annotations["checksum/policy"] == digest
+    else:
+        assert "checksum/policy" not in annotations
     shipped = {"own-policy-no-lag-exporter": ROOT / "policies" / "advertising-allow-list.yaml"}.get(
         variation, ROOT / "policies" / "default.yaml"
     )
