@@ -496,6 +496,37 @@ class LedgerSnapshot(BaseModel):
         )
 
 
+class ExposureSnapshot(BaseModel):
+    """The exposure part of a metrics snapshot (docs/exposure.md)."""
+
+    model_config = _OUT
+
+    identifiers: int
+    subjects: int
+    restoring_partitions: int
+    restores: int
+    restored_records: int
+    malformed_records: int
+    writes: int
+    unrecorded: int
+    retractions_by_reason: dict[str, int]
+
+    @classmethod
+    def of(cls, stats: ExposureStats) -> ExposureSnapshot:
+        """The snapshot of ``stats`` now."""
+        return cls(
+            identifiers=stats.identifiers,
+            subjects=stats.subjects,
+            restoring_partitions=stats.restoring,
+            restores=stats.restores,
+            restored_records=stats.restored_records,
+            malformed_records=stats.malformed,
+            writes=stats.writes,
+            unrecorded=stats.unrecorded,
+            retractions_by_reason=dict(sorted(stats.retractions.items())),
+        )
+
+
 class MetricsSnapshot(BaseModel):
     """One message on the metrics topic (docs/contract.md: metrics), keyed by ``instance_id``.
 
@@ -520,6 +551,8 @@ class MetricsSnapshot(BaseModel):
     """Dead letters by reason; in audit mode, the would-be ones (forwarded instead)."""
     ledger: LedgerSnapshot | None = None
     """The purpose ledger's figures, when the worker reads one."""
+    exposure: ExposureSnapshot | None = None
+    """Exposure's figures, when the worker keeps exposure."""
     gc: GcSnapshot | None = None
     """The garbage collector's work, when the worker watches it (``enforcer run`` does)."""
 
@@ -774,6 +807,7 @@ class MetricsRecorder:
             consumer_lag=list(lag),
             deadletters_by_reason=dict(sorted(self.deadletters.items())),
             ledger=LedgerSnapshot.of(self.ledger) if self.ledger is not None else None,
+            exposure=ExposureSnapshot.of(self.exposure) if self.exposure is not None else None,
             gc=GcSnapshot.of(self.gc) if self.gc is not None else None,
         )
 

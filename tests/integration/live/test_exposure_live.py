@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -19,7 +20,7 @@ from enforcer.core.step import HEADER_POLICY, InputRecord
 from enforcer.exposure.model import SubjectExposure, parse_exposure_record
 from enforcer.live.exposure import REJUDGED_LOG, RESTORED_LOG
 from enforcer.live.policy_reload import RELOADED_LOG
-from enforcer.testing.consume import ReadRecord, read_committed
+from enforcer.testing.consume import ReadRecord, end_offsets, read_committed, read_topic
 from enforcer.testing.ledger import ledger_value, produce_ledger, retractions_read
 from enforcer.testing.policies import phones_never_for_advertising
 from enforcer.testing.topics import create_topics, delete_topics, unique_topic_name
@@ -269,6 +270,31 @@ async def test_a_new_policy_at_restart_retracts_what_it_forbids_once(
     after = await exposure_now(deployment, expected=6 + 6 + 1)
     for subject in subjects:
         assert [e.identifier_type for e in after[subject].entries] == ["email"]
+    # Each worker's last snapshot on the metrics topic (written at its stop) counts what
+    # it did: the first restart retracted six phones and wrote seven values (the six
+    # subjects without their phones, acct-x's first); the second, nothing new.
+    last = await last_snapshots(deployment)
+    group = deployment.group_id
+    first_restart = last[f"{group}-new-0"]["exposure"]
+    second_restart = last[f"{group}-new-1"]["exposure"]
+    assert first_restart["retractions_by_reason"] == {"policy-changed": 6}
+    assert first_restart["writes"] == 7
+    assert second_restart["retractions_by_reason"] == {}
+    assert second_restart["writes"] == 0
+
+
+async def last_snapshots(deployment: Deployment) -> dict[str, dict[str, Any]]:
+    """Each instance's latest snapshot on the metrics topic, read to its end (the
+    workers have stopped: every snapshot is written)."""
+    topic = deployment.topics.metrics
+    count = sum((await end_offsets(deployment.bootstrap, topic)).values())
+    records = await read_topic(deployment.bootstrap, topic, expected=count, settle_s=0)
+    assert len(records) == count
+    latest: dict[str, dict[str, Any]] = {}
+    for record in records:
+        snapshot = orjson.loads(record.value or b"{}")
+        latest[snapshot["instance_id"]] = snapshot
+    return latest
 
 
 async def test_a_reloaded_policy_retracts_what_it_forbids_before_the_next_event(

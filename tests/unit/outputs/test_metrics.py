@@ -26,6 +26,7 @@ from enforcer.outputs.metrics import (
     GROUP_LAG,
     METRICS,
     BatchCounts,
+    ExposureStats,
     LatencyWindow,
     MetricsRecorder,
     MetricsSnapshot,
@@ -129,6 +130,34 @@ def test_snapshot_carries_identity_and_no_identifier_values() -> None:
     assert MetricsSnapshot.model_validate_json(data).records.in_ == 5
     for secret in (*SECRETS, "s1", "s2"):
         assert secret not in data
+
+
+def test_a_worker_keeping_exposure_has_its_figures_in_the_snapshot() -> None:
+    """The snapshot's ``exposure`` part reads the exposure side's figures as they stand
+    (none without exposure), retractions by reason in name order."""
+    step = make_step()
+    recorder = _recorder(step)
+    assert recorder.snapshot([]).exposure is None
+    stats = ExposureStats(identifiers=7, subjects=3, restoring=1, restores=2)
+    stats.restored_records, stats.malformed, stats.writes, stats.unrecorded = 40, 1, 12, 2
+    stats.retractions.update({"policy-changed": 4, "ledger-withdrawn": 1})
+    recorder.exposure = stats
+    parsed = orjson.loads(recorder.snapshot([]).model_dump_json(by_alias=True))
+    assert parsed["exposure"] == {
+        "identifiers": 7,
+        "subjects": 3,
+        "restoring_partitions": 1,
+        "restores": 2,
+        "restored_records": 40,
+        "malformed_records": 1,
+        "writes": 12,
+        "unrecorded": 2,
+        "retractions_by_reason": {"ledger-withdrawn": 1, "policy-changed": 4},
+    }
+    stats.writes += 1
+    assert parsed["exposure"]["writes"] + 1 == orjson.loads(
+        recorder.snapshot([]).model_dump_json()
+    )["exposure"]["writes"]
 
 
 def test_latency_quantiles_are_per_record_and_reset_each_interval() -> None:
