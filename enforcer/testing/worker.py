@@ -827,3 +827,68 @@ def random_thresholds(
 ) -> list[int]:
     """``count`` increasing offsets between ``low`` and ``high`` shares of ``total``."""
     return sorted(rng.randint(int(total * low), int(total * high)) for _ in range(count))
+
+
+async def kill_at_random_commits(
+    deployment: Deployment,
+    worker: EnforcerWorker,
+    rng: random.Random,
+    *,
+    records: int,
+    kills: int,
+    gap: tuple[int, int],
+) -> list[int]:
+    """Start ``worker`` (again) and kill it with SIGKILL ``kills`` times, each once the
+    group has committed past a random share (10% to 70%) of ``records`` source records
+    and at least ``gap`` (a random count in that range) past the last kill, a random
+    moment (under 0.6 s) later; returns the committed offsets reached before each kill."""
+    kill_points: list[int] = []
+    for threshold in random_thresholds(rng, records, kills, low=0.1, high=0.7):
+        if not worker.running:
+            worker.start()
+        since_restart = (kill_points or [0])[-1] + rng.randint(*gap)
+        reached = await wait_for_commits(
+            deployment.bootstrap,
+            deployment.group_id,
+            deployment.topics.source,
+            at_least=max(threshold, since_restart),
+            timeout_s=90,
+            alive=[worker],
+        )
+        await asyncio.sleep(rng.uniform(0, 0.6))
+        assert worker.running, worker.log_tail()
+        worker.kill()
+        kill_points.append(reached)
+    return kill_points
+
+
+async def finish_after_kills(
+    deployment: Deployment,
+    worker: EnforcerWorker,
+    inputs: Sequence[InputRecord],
+    *,
+    ledger: str,
+    ledger_records: int,
+) -> None:
+    """Start ``worker`` once more and stop it cleanly once the group has committed every
+    one of ``inputs`` and at least ``ledger_records`` of the ledger topic."""
+    worker.start()
+    # Up before it is stopped (the last run may find everything committed).
+    await worker.wait_for_log(ASSIGNED)
+    await wait_for_commits(
+        deployment.bootstrap,
+        deployment.group_id,
+        deployment.topics.source,
+        until=end_offsets_of(inputs),
+        timeout_s=120,
+        alive=[worker],
+    )
+    await wait_for_commits(
+        deployment.bootstrap,
+        deployment.group_id,
+        ledger,
+        at_least=ledger_records,
+        timeout_s=60,
+        alive=[worker],
+    )
+    assert worker.stop() == 0, worker.log_tail()

@@ -42,8 +42,9 @@ from enforcer.testing.worker import (
     EnforcerTopics,
     EnforcerWorker,
     end_offsets_of,
+    finish_after_kills,
+    kill_at_random_commits,
     produce,
-    random_thresholds,
     wait_for_commits,
 )
 
@@ -172,44 +173,13 @@ async def test_sigkill_during_ledger_updates_retracts_only_and_all_exposed(
                 produce(kafka_bootstrap, topics.source, values, per_second=EVENTS_PER_SECOND),
                 produce_ledger(kafka_bootstrap, ledger, updates, per_second=UPDATES_PER_SECOND),
             )
-            kill_points: list[int] = []
-            for threshold in random_thresholds(rng, EVENTS, KILLS, low=0.1, high=0.7):
-                if not worker.running:
-                    worker.start()
-                since_restart = (kill_points or [0])[-1] + rng.randint(300, 900)
-                reached = await wait_for_commits(
-                    kafka_bootstrap,
-                    deployment.group_id,
-                    topics.source,
-                    at_least=max(threshold, since_restart),
-                    timeout_s=90,
-                    alive=[worker],
-                )
-                await asyncio.sleep(rng.uniform(0, 0.6))
-                assert worker.running, worker.log_tail()
-                worker.kill()
-                kill_points.append(reached)
+            kill_points = await kill_at_random_commits(
+                deployment, worker, rng, records=EVENTS, kills=KILLS, gap=(300, 900)
+            )
             inputs, _ = await asyncio.wait_for(producing, timeout=90)
-            worker.start()
-            # Up before it is stopped (the last run may find everything committed).
-            await worker.wait_for_log(ASSIGNED)
-            await wait_for_commits(
-                kafka_bootstrap,
-                deployment.group_id,
-                topics.source,
-                until=end_offsets_of(inputs),
-                timeout_s=120,
-                alive=[worker],
+            await finish_after_kills(
+                deployment, worker, inputs, ledger=ledger, ledger_records=len(start) + len(updates)
             )
-            await wait_for_commits(
-                kafka_bootstrap,
-                deployment.group_id,
-                ledger,
-                at_least=len(start) + len(updates),
-                timeout_s=60,
-                alive=[worker],
-            )
-            assert worker.stop() == 0, worker.log_tail()
             sink = await read_committed(
                 kafka_bootstrap, topics.sink, expected=1, timeout_s=30, settle_s=2.0
             )

@@ -37,14 +37,13 @@ from enforcer.testing.ledger import (
 )
 from enforcer.testing.topics import create_topics, delete_topics, unique_topic_name
 from enforcer.testing.worker import (
-    ASSIGNED,
     Deployment,
     EnforcerTopics,
     aborted_records,
     check_outcomes,
-    end_offsets_of,
+    finish_after_kills,
+    kill_at_random_commits,
     produce,
-    random_thresholds,
     wait_for_commits,
 )
 
@@ -157,43 +156,13 @@ async def test_sigkill_during_a_ledger_burst_keeps_retractions_and_outcomes_exac
                 ),
                 produce_ledger(kafka_bootstrap, ledger, updates, per_second=UPDATES_PER_SECOND),
             )
-            kill_points: list[int] = []
-            for threshold in random_thresholds(rng, EVENTS, KILLS, low=0.1, high=0.7):
-                if not worker.running:
-                    worker.start()
-                since_restart = (kill_points or [0])[-1] + rng.randint(300, 1200)
-                reached = await wait_for_commits(
-                    kafka_bootstrap,
-                    deployment.group_id,
-                    topics.source,
-                    at_least=max(threshold, since_restart),
-                    timeout_s=90,
-                    alive=[worker],
-                )
-                await asyncio.sleep(rng.uniform(0, 0.6))
-                assert worker.running, worker.log_tail()
-                worker.kill()
-                kill_points.append(reached)
+            kill_points = await kill_at_random_commits(
+                deployment, worker, rng, records=EVENTS, kills=KILLS, gap=(300, 1200)
+            )
             inputs, _ = await asyncio.wait_for(producing, timeout=90)
-            worker.start()
-            await worker.wait_for_log(ASSIGNED)
-            await wait_for_commits(
-                kafka_bootstrap,
-                deployment.group_id,
-                topics.source,
-                until=end_offsets_of(inputs),
-                timeout_s=120,
-                alive=[worker],
+            await finish_after_kills(
+                deployment, worker, inputs, ledger=ledger, ledger_records=len(stable) + len(updates)
             )
-            await wait_for_commits(
-                kafka_bootstrap,
-                deployment.group_id,
-                ledger,
-                at_least=len(stable) + len(updates),
-                timeout_s=60,
-                alive=[worker],
-            )
-            assert worker.stop() == 0, worker.log_tail()
             lines = (value or b"" for _, value in stable)
             known = replay_ledger_lines(lines, fingerprinter).state
             wanted = expected_retractions(updates, fingerprinter, passes_under(policy))
