@@ -133,7 +133,7 @@ class Rekeyable(tuple[ForwardedIdentifier, ...]):
     :meth:`previous_macs` is asked, which exposure does only for a subject that still holds
     an entry made under the previous key (docs/exposure.md, "Key rotation")."""
 
-    _values: tuple[tuple[str, str], ...]
+    _values: list[tuple[str, str]]
     _previous: Fingerprinter
 
     def previous_macs(self) -> tuple[bytes, ...]:
@@ -146,7 +146,7 @@ def _rekeyable(
     found: list[ForwardedIdentifier], values: list[tuple[str, str]], previous: Fingerprinter
 ) -> Rekeyable:
     listed = Rekeyable(found)
-    listed._values = tuple(values)  # the outcome holds the record's raw bytes anyway
+    listed._values = values  # the outcome holds the record's raw bytes anyway
     listed._previous = previous
     return listed
 
@@ -473,6 +473,9 @@ class Step:
         identifiers recur."""
         # A plain loop: a comprehension, zip(strict=True) and a NamedTuple's own __new__
         # made this twice as slow (it runs for every forwarded record).
+        previous = self.previous_fingerprinter
+        if previous is not None:
+            return self._forwarded_rekeyable(judged, values, previous, everything=everything)
         mac = self.fingerprinter.mac
         found = []
         for j, value in zip(judged, values):  # noqa: B905 - equal lengths by construction
@@ -483,14 +486,30 @@ class Step:
                         ForwardedIdentifier, (kind, mac(kind, value), j.purposes, j.from_ledger)
                     )
                 )
-        previous = self.previous_fingerprinter
-        if previous is None:
-            return tuple(found)
-        kept = [
-            (j.type, value)
-            for j, value in zip(judged, values)  # noqa: B905 - as above
-            if everything or j.rule is None
-        ]
+        return tuple(found)
+
+    def _forwarded_rekeyable(
+        self,
+        judged: Sequence[Judgement],
+        values: Sequence[str],
+        previous: Fingerprinter,
+        *,
+        everything: bool,
+    ) -> Rekeyable:
+        """:meth:`forwarded_of` during a key rotation: the same list, able to give each
+        identifier's MAC under the previous key when exposure asks."""
+        mac = self.fingerprinter.mac
+        found = []
+        kept = []
+        for j, value in zip(judged, values):  # noqa: B905 - equal lengths by construction
+            if everything or j.rule is None:
+                kind = j.type
+                found.append(
+                    _new_forwarded(
+                        ForwardedIdentifier, (kind, mac(kind, value), j.purposes, j.from_ledger)
+                    )
+                )
+                kept.append((kind, value))
         return _rekeyable(found, kept, previous)
 
     def passed(

@@ -374,7 +374,7 @@ class ExposureState:
         table = self._partitions.get(partition)
         old = (None if table is None else table.get(key)) or b""
         blob = bytearray(old)
-        if previous is not None and self._holds_key(old, previous.key_id):
+        if previous is not None and self.holds_key(old, previous.key_id):
             self._rekey(blob, sink_topic, key_id, policy_version, identifiers, seconds, previous)
         else:
             merge = self._merge
@@ -395,9 +395,10 @@ class ExposureState:
         self._put(partition, key, bytes(blob), undo)
         return True
 
-    def _holds_key(self, blob: bytes, key_id: str) -> bool:
-        """Whether a slot of ``blob`` was made under ``key_id``: two strided slices and a
-        search, at C speed (no Python loop over the slots)."""
+    def holds_key(self, blob: bytes, key_id: str) -> bool:
+        """Whether a slot of ``blob`` (a subject's :meth:`slots`) was made under
+        ``key_id``: two strided slices and a search, at C speed (no Python loop over the
+        slots)."""
         number = self._key_ids.ids.get(key_id)
         if number is None or not blob:
             return False
@@ -429,7 +430,9 @@ class ExposureState:
         old_number = self._key_ids.ids[previous.key_id]
         macs: Sequence[bytes] | None = None
         for index, (kind, mac, purposes, by_ledger) in enumerate(identifiers):
-            head = _HEAD.pack(self._sinks.id_of(sink), self._types.id_of(kind))
+            head = self._heads.get((sink, kind)) or _HEAD.pack(
+                self._sinks.id_of(sink), self._types.id_of(kind)
+            )
             if not _holds_head_under(blob, head, old_number):
                 self._merge(blob, mac, sink, kind, key_id, purposes, by_ledger, version, seconds)
                 continue
@@ -660,11 +663,13 @@ def _find(blob: bytearray, identity: bytes) -> int:
 
 def _holds_head_under(blob: bytearray, head: bytes, key_number: int) -> bool:
     """Whether a slot of ``blob`` has this sink and type and was made under the key
-    interned as ``key_number``."""
-    key = struct.pack("<H", key_number)
-    for start in range(MAC_BYTES, len(blob), _SLOT_SIZE):
-        if blob[start : start + 4] == head and blob[start + 4 : start + 6] == key:
+    interned as ``key_number`` (the sink, type and key ids lie side by side in a slot)."""
+    needle = head + struct.pack("<H", key_number)
+    start = blob.find(needle)
+    while start >= 0:
+        if start % _SLOT_SIZE == MAC_BYTES:
             return True
+        start = blob.find(needle, start + 1)
     return False
 
 

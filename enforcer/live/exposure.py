@@ -297,8 +297,13 @@ class LiveExposure:
         state = self._state
         before = state.slots(partition, subject_id)
         previous = None
-        if self._previous_key_id is not None and isinstance(identifiers, Rekeyable):
-            previous = PreviousKey(self._previous_key_id, identifiers.previous_macs)
+        rotated = self._previous_key_id
+        if (
+            rotated is not None
+            and isinstance(identifiers, Rekeyable)
+            and state.holds_key(before, rotated)
+        ):
+            previous = PreviousKey(rotated, identifiers.previous_macs)
         if not state.forwarded_macs(
             partition,
             subject_id,
