@@ -108,8 +108,9 @@ async def ledger_ends(deployment: Deployment, ledger: str, expected: int) -> dic
     return ends
 
 
+@pytest.mark.parametrize("store", ["memory", "disk"])
 async def test_a_rotation_with_the_previous_key_re_keys_exposure_and_retracts_once(
-    deployment: Deployment, ledger: str
+    deployment: Deployment, ledger: str, store: str
 ) -> None:
     bootstrap = deployment.bootstrap
     await produce_ledger(
@@ -122,7 +123,7 @@ async def test_a_rotation_with_the_previous_key_re_keys_exposure_and_retracts_on
     )
     key_a, key_b = deployment.fingerprint_key, generate_key()
     a, b = Fingerprinter(key_from_text(key_a)), Fingerprinter(key_from_text(key_b))
-    env = {"ENFORCER_LEDGER_TOPIC": ledger}
+    env = {"ENFORCER_LEDGER_TOPIC": ledger, "ENFORCER_EXPOSURE_STORE": store}
 
     first = deployment.worker("key-a", env)
     first.start()

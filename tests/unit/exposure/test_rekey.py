@@ -151,6 +151,21 @@ def test_a_re_keyed_value_reads_back_the_same() -> None:
     assert entries(copy) == entries(state)
 
 
+def test_an_entry_under_the_previous_key_is_found_whatever_its_key_number() -> None:
+    """Key ids are interned as 2-byte numbers: a previous key numbered above 255 (many
+    rotations in one worker's life) is found by both of its bytes."""
+    state = ExposureState()
+    for n in range(300):
+        other = f"{n:016x}"
+        state.forwarded_macs(0, f"s{n}", SINK, other, "v1", listed(OLD, [EMAIL]), DAY1)
+    state.forwarded_macs(0, "acct-1", SINK, OLD.key_id, "v1", listed(OLD, [EMAIL]), DAY1)
+    assert state.holds_key(state.slots(0, "acct-1"), OLD.key_id)
+    assert not state.holds_key(state.slots(0, "s1"), OLD.key_id)
+    assert not state.holds_key(state.slots(0, "s299"), f"{1:016x}")
+    forward(state, NEW, [EMAIL], DAY2, previous=True)
+    assert [e.key_id for e in entries(state)] == [NEW.key_id]
+
+
 VALUES = st.lists(
     st.tuples(st.sampled_from(["email", "phone", "device_id"]), st.text("abcdef0123", min_size=1)),
     min_size=1,
