@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from enforcer.cli import main
+from enforcer.cli import build_parser, main
 from enforcer.config.settings import EnforcerSettings
 from enforcer.core.fingerprint import Fingerprinter, FingerprintKeyError, key_from_text
 
@@ -102,7 +102,9 @@ def test_run_refuses_an_unusable_previous_key_with_exit_2(
 
 
 def test_run_lists_the_flag_with_its_variable(capsys: pytest.CaptureFixture[str]) -> None:
+    # The parser alone: main(["run", ...]) takes over SIGTERM first, and --help exits
+    # before the command would give it back.
     with pytest.raises(SystemExit):
-        main(["run", "--help"])
+        build_parser().parse_args(["run", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert FLAG in out and "ENFORCER_PREVIOUS_FINGERPRINT_KEY_FILE" in out
