@@ -57,6 +57,13 @@ RUN_FLAGS: dict[str, tuple[str, type, str]] = {
     "--policy": ("policy_file", Path, "policy file (default: built-in)"),
     "--destination": ("destination", str, "destination for allow-lists"),
     "--fingerprint-key-file": ("fingerprint_key_file", Path, "file holding the key"),
+    "--previous-fingerprint-key-file": (
+        "previous_fingerprint_key_file",
+        Path,
+        "during a key rotation, the file holding the key used before it: exposure "
+        "re-keys an identifier forwarded again instead of keeping a second entry "
+        "(default: none; docs/security.md)",
+    ),
     "--kafka-config": (
         "kafka_config",
         Path,
@@ -259,6 +266,7 @@ def _run(args: argparse.Namespace, stop: StopSignal) -> int:
         **{field: getattr(args, field) for field in fields}, **schema_registry_settings(args)
     )
     fingerprinter = settings.fingerprinter()
+    previous = settings.previous_fingerprinter(fingerprinter)
     registry = schema_registry_from(settings)  # its password and TLS files, read now
     librdkafka_security(settings)  # a bad client-properties file: refused before anything starts
     check_memory_bounds(settings)
@@ -306,6 +314,21 @@ def _run(args: argparse.Namespace, stop: StopSignal) -> int:
             "the sink, and a policy change retracts nothing (--exposure-topic; "
             "docs/exposure.md)"
         )
+    if previous is not None:
+        if settings.exposure_topic is None:
+            log.warning(
+                "the previous fingerprint key (key id %s) is not used without an exposure "
+                "topic (--exposure-topic)",
+                previous.key_id,
+            )
+            previous = None
+        else:
+            log.info(
+                "key rotation: exposure entries of key id %s are re-keyed to key id %s "
+                "when their identifier is seen again",
+                previous.key_id,
+                fingerprinter.key_id,
+            )
     if registry is not None:
         log.info("schema registry %s", registry.settings.url)
     if unchecked is not None:
@@ -313,7 +336,7 @@ def _run(args: argparse.Namespace, stop: StopSignal) -> int:
     if stop():
         log.info("stopped before starting")
         return 0
-    return run_worker(settings, policy, fingerprinter, limits, stop, registry)
+    return run_worker(settings, policy, fingerprinter, limits, stop, registry, previous)
 
 
 def _check_mappings(policy: Policy, registry: SchemaRegistry | None, topic: str) -> str | None:

@@ -95,6 +95,15 @@ class EnforcerSettings(BaseSettings):
     processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
     fingerprint_key: SecretStr | None = None
     fingerprint_key_file: Path | None = None
+    previous_fingerprint_key_file: Path | None = Field(
+        default=None,
+        description=(
+            "During a fingerprint key rotation: the file holding the key in force before "
+            "it. With exposure, an identifier forwarded again takes over its entry made "
+            'under that key instead of becoming a second one (docs/exposure.md, "Key '
+            'rotation"); unset once the rotation is over.'
+        ),
+    )
     phone_default_region: str = Field(
         default=DEFAULT_PHONE_REGION,
         description=(
@@ -384,6 +393,30 @@ class EnforcerSettings(BaseSettings):
                 read_key_file(self.fingerprint_key_file), self.phone_default_region
             )
         raise FingerprintKeyError(f"no fingerprint key is configured; {HOW_TO_MAKE_A_KEY}")
+
+    def previous_fingerprinter(self, current: Fingerprinter) -> Fingerprinter | None:
+        """The fingerprinter of the key in force before a rotation (``None`` when no
+        previous key file is configured). Refused, one line naming the setting, when the
+        file cannot be read or used as a key, and when it holds the key in force
+        (``current``): re-keying from a key to itself would be a mistake in the
+        rotation, not a rotation."""
+        path = self.previous_fingerprint_key_file
+        if path is None:
+            return None
+        try:
+            previous = Fingerprinter(read_key_file(path), self.phone_default_region)
+        except FingerprintKeyError as exc:
+            raise FingerprintKeyError(f"previous fingerprint key: {exc} ({_PREVIOUS})") from None
+        if previous.key_id == current.key_id:
+            raise FingerprintKeyError(
+                f"the previous fingerprint key file {path} holds the key in force (key id "
+                f"{current.key_id}): give it the key used before the rotation, or unset "
+                f"it ({_PREVIOUS})"
+            )
+        return previous
+
+
+_PREVIOUS = "--previous-fingerprint-key-file, ENFORCER_PREVIOUS_FINGERPRINT_KEY_FILE"
 
 
 def check_registry_url(url: str) -> str:

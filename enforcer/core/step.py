@@ -127,6 +127,30 @@ class ForwardedIdentifier(NamedTuple):
 _new_forwarded = tuple.__new__
 
 
+class Rekeyable(tuple[ForwardedIdentifier, ...]):
+    """A forwarded record's identifiers, from a step that knows the previous fingerprint
+    key (a key rotation under way): each one's MAC under that key is computed only when
+    :meth:`previous_macs` is asked, which exposure does only for a subject that still holds
+    an entry made under the previous key (docs/exposure.md, "Key rotation")."""
+
+    _values: list[tuple[str, str]]
+    _previous: Fingerprinter
+
+    def previous_macs(self) -> tuple[bytes, ...]:
+        """The previous key's MAC of each identifier, in the same order."""
+        mac = self._previous.mac
+        return tuple(mac(kind, value) for kind, value in self._values)
+
+
+def _rekeyable(
+    found: list[ForwardedIdentifier], values: list[tuple[str, str]], previous: Fingerprinter
+) -> Rekeyable:
+    listed = Rekeyable(found)
+    listed._values = values  # the outcome holds the record's raw bytes anyway
+    listed._previous = previous
+    return listed
+
+
 class Outcome(NamedTuple):
     """The single outcome of one input record.
 
@@ -225,10 +249,14 @@ class Step:
         reader: RecordReader | None = None,
         *,
         exposure: bool = False,
+        previous_fingerprinter: Fingerprinter | None = None,
     ) -> None:
         self.policy = policy
         self.exposure = exposure
         """Whether forwarded outcomes list their identifiers (for exposure)."""
+        self.previous_fingerprinter = previous_fingerprinter
+        """The fingerprint key in force before a rotation, when one is under way: the
+        forwarded identifiers are then :class:`Rekeyable` (exposure re-keys its entries)."""
         self._reader = reader
         self.ledger_mode = policy.ledger_mode(ledger is not None)
         self._ledger = ledger if self.ledger_mode is not LedgerMode.OFF else None
@@ -485,6 +513,9 @@ class Step:
         identifiers recur."""
         # A plain loop: a comprehension, zip(strict=True) and a NamedTuple's own __new__
         # made this twice as slow (it runs for every forwarded record).
+        previous = self.previous_fingerprinter
+        if previous is not None:
+            return self._forwarded_rekeyable(judged, values, previous, everything=everything)
         mac = self.fingerprinter.mac
         found = []
         for j, value in zip(judged, values):  # noqa: B905 - equal lengths by construction
@@ -496,6 +527,30 @@ class Step:
                     )
                 )
         return tuple(found)
+
+    def _forwarded_rekeyable(
+        self,
+        judged: Sequence[Judgement],
+        values: Sequence[str],
+        previous: Fingerprinter,
+        *,
+        everything: bool,
+    ) -> Rekeyable:
+        """:meth:`forwarded_of` during a key rotation: the same list, able to give each
+        identifier's MAC under the previous key when exposure asks."""
+        mac = self.fingerprinter.mac
+        found = []
+        kept = []
+        for j, value in zip(judged, values):  # noqa: B905 - equal lengths by construction
+            if everything or j.rule is None:
+                kind = j.type
+                found.append(
+                    _new_forwarded(
+                        ForwardedIdentifier, (kind, mac(kind, value), j.purposes, j.from_ledger)
+                    )
+                )
+                kept.append((kind, value))
+        return _rekeyable(found, kept, previous)
 
     def passed(
         self,

@@ -16,17 +16,32 @@ for ``policy-changed``, the plan's id (and the version it was judged under) for
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import NamedTuple
 
 import orjson
 
+from enforcer.core.fingerprint import FINGERPRINT_PREFIX, mac_of_fingerprint
 from enforcer.core.ledger_view import LedgerMode
 from enforcer.exposure.model import ExposureEntry, SubjectExposure
 from enforcer.ledger.store import LedgerStore, Passes, RetractionReason
 
 Allowed = Callable[[str, ExposureEntry], bool]
 """``allowed(subject_id, entry)``: may this exposed identifier stay exposed?"""
+
+
+class Rekeyed(NamedTuple):
+    """During a key rotation, how an entry made under the previous key is found in the
+    ledger when its subject's ledger record is applied: the update lists the subject's
+    identifiers with their raw values, so each one's MAC under both keys is known."""
+
+    key_id: str
+    """The previous key's id."""
+    macs: Callable[[], Mapping[tuple[str, bytes], bytes]]
+    """``(type, the previous key's MAC) -> the MAC under the key in force`` of every
+    identifier the update lists; computed when first asked (only for a subject holding an
+    entry made under ``key_id``)."""
+
 
 _LEDGER_REASONS = frozenset({RetractionReason.PURPOSE_WITHDRAWN, RetractionReason.SUBJECT_ERASED})
 
@@ -56,7 +71,11 @@ def not_allowed(exposure: SubjectExposure, allowed: Allowed) -> tuple[ExposureEn
 
 
 def allowed_under(
-    passes: Passes, mode: LedgerMode, ledger: LedgerStore | None, key_id: str | None = None
+    passes: Passes,
+    mode: LedgerMode,
+    ledger: LedgerStore | None,
+    key_id: str | None = None,
+    rekeyed: Rekeyed | None = None,
 ) -> Allowed:
     """Whether an exposed identifier would be forwarded now, decided as the decision
     decides (docs/ledger.md): by what the ledger grants it when the ledger knows it;
@@ -69,15 +88,31 @@ def allowed_under(
     passes_under`). With ``key_id`` (the fingerprint key in force), an entry made under
     another key (before a key rotation) cannot be looked up in the ledger, whose
     fingerprints are under the key in force: it is judged by the purposes it was
-    forwarded under (docs/exposure.md, "Key rotation")."""
+    forwarded under (docs/exposure.md, "Key rotation"), unless ``rekeyed`` (a ledger
+    update of its subject, during a rotation) tells what that key's fingerprints are
+    under the key in force: an entry made under the previous key is then judged as if
+    made under the key in force, and one the update does not list is unknown to the
+    ledger."""
     if ledger is None or mode is LedgerMode.OFF:
         return lambda _subject, entry: passes(entry.identifier_type, entry.purposes)
+    known: list[Mapping[tuple[str, bytes], bytes]] = []
+
+    def in_force(entry: ExposureEntry) -> str | None:
+        """The entry's fingerprint under the key in force, if the update lists it."""
+        assert rekeyed is not None
+        if not known:
+            known.append(rekeyed.macs())
+        mac = known[0].get((entry.identifier_type, mac_of_fingerprint(entry.fingerprint)))
+        return None if mac is None else FINGERPRINT_PREFIX + mac.hex()
 
     def allowed(subject_id: str, entry: ExposureEntry) -> bool:
         kind = entry.identifier_type
+        fingerprint: str | None = entry.fingerprint
         if key_id is not None and entry.key_id != key_id:
-            return passes(kind, entry.purposes)
-        granted = ledger.purposes(subject_id, kind, entry.fingerprint)
+            if rekeyed is None or entry.key_id != rekeyed.key_id:
+                return passes(kind, entry.purposes)
+            fingerprint = in_force(entry)
+        granted = None if fingerprint is None else ledger.purposes(subject_id, kind, fingerprint)
         if granted is not None:
             return passes(kind, granted)
         if mode is LedgerMode.AUTHORITATIVE or entry.by_ledger:

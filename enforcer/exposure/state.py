@@ -20,7 +20,7 @@ written"). Times come in as RFC 3339 text from the caller's clock; none is read 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Generic, NamedTuple, Protocol, TypeVar
 
 import orjson
@@ -70,6 +70,15 @@ class ExposureWrite(NamedTuple):
     partition: int
     key: bytes
     value: bytes | None
+
+
+class PreviousKey(NamedTuple):
+    """The fingerprint key in force before a rotation, as a forward knows it."""
+
+    key_id: str
+    macs: Callable[[], Sequence[bytes]]
+    """The previous key's MAC of each forwarded identifier, in order: asked at most once
+    per record, and only for a subject holding an entry made under ``key_id``."""
 
 
 class Rejudged(NamedTuple):
@@ -346,27 +355,119 @@ class ExposureState:
         sink_topic: str,
         key_id: str,
         policy_version: str,
-        identifiers: Iterable[tuple[str, bytes, tuple[str, ...], bool]],
+        identifiers: Sequence[tuple[str, bytes, tuple[str, ...], bool]],
         at: str,
         undo: Undo | None = None,
+        previous: PreviousKey | None = None,
     ) -> bool:
         """:meth:`forwarded` for one record's identifiers as the decision lists them
         (``(type, MAC, purposes, by_ledger)``: :class:`enforcer.core.step.
         ForwardedIdentifier`), all to ``sink_topic`` under ``key_id`` and
         ``policy_version``; True when the subject's value changed (its new value is
-        :meth:`value`). The live worker's path: no fingerprint text is made."""
+        :meth:`value`). The live worker's path: no fingerprint text is made.
+
+        With ``previous`` (a key rotation under way), an identifier whose entry the
+        subject holds under the previous key takes that entry over instead of becoming a
+        second one (:meth:`_rekey`)."""
         seconds = self._seconds(at)
         key = exposure_key(subject_id)
         table = self._partitions.get(partition)
         old = (None if table is None else table.get(key)) or b""
         blob = bytearray(old)
-        merge = self._merge
-        for kind, mac, purposes, by_ledger in identifiers:
-            merge(blob, mac, sink_topic, kind, key_id, purposes, by_ledger, policy_version, seconds)
+        if previous is not None and self.holds_key(old, previous.key_id):
+            self._rekey(blob, sink_topic, key_id, policy_version, identifiers, seconds, previous)
+        else:
+            merge = self._merge
+            for kind, mac, purposes, by_ledger in identifiers:
+                merge(
+                    blob,
+                    mac,
+                    sink_topic,
+                    kind,
+                    key_id,
+                    purposes,
+                    by_ledger,
+                    policy_version,
+                    seconds,
+                )
         if blob == old:
             return False
         self._put(partition, key, bytes(blob), undo)
         return True
+
+    def holds_key(self, blob: bytes, key_id: str) -> bool:
+        """Whether a slot of ``blob`` (a subject's :meth:`slots`) was made under
+        ``key_id``: two strided slices and a search, at C speed (no Python loop over the
+        slots)."""
+        number = self._key_ids.ids.get(key_id)
+        if number is None or not blob:
+            return False
+        low, high = number & 0xFF, number >> 8
+        lows = blob[_IDENTITY_SIZE::_SLOT_SIZE]
+        highs = blob[_IDENTITY_SIZE + 1 :: _SLOT_SIZE]
+        at = lows.find(low)
+        while at >= 0:
+            if highs[at] == high:
+                return True
+            at = lows.find(low, at + 1)
+        return False
+
+    def _rekey(
+        self,
+        blob: bytearray,
+        sink: str,
+        key_id: str,
+        version: str,
+        identifiers: Sequence[tuple[str, bytes, tuple[str, ...], bool]],
+        seconds: int,
+        previous: PreviousKey,
+    ) -> None:
+        """:meth:`_merge` for a subject that holds entries made under the previous key: an
+        identifier whose previous-key entry (same sink and type, the previous key's MAC
+        of the same value) is there takes that entry over, so the subject keeps one entry
+        per identifier, with the earlier first forwarded time (docs/exposure.md, "Key
+        rotation")."""
+        old_number = self._key_ids.ids[previous.key_id]
+        macs: Sequence[bytes] | None = None
+        for index, (kind, mac, purposes, by_ledger) in enumerate(identifiers):
+            head = self._heads.get((sink, kind)) or _HEAD.pack(
+                self._sinks.id_of(sink), self._types.id_of(kind)
+            )
+            if not _holds_head_under(blob, head, old_number):
+                self._merge(blob, mac, sink, kind, key_id, purposes, by_ledger, version, seconds)
+                continue
+            if macs is None:
+                macs = previous.macs()  # once per record, and only here
+            old_at = _find_under(blob, macs[index] + head, old_number)
+            if old_at < 0:
+                self._merge(blob, mac, sink, kind, key_id, purposes, by_ledger, version, seconds)
+                continue
+            first, last = _TIMES.unpack_from(blob, old_at + _TIMES_AT)
+            new_at = _find(blob, mac + head)
+            if new_at >= 0:
+                # Already forwarded under the key in force too (a rotation that began
+                # without the previous key): the two entries become the new-key one.
+                new_first, new_last = _TIMES.unpack_from(blob, new_at + _TIMES_AT)
+                first, last = min(first, new_first), max(last, new_last)
+                del blob[new_at : new_at + _SLOT_SIZE]
+                old_at = _find_under(blob, macs[index] + head, old_number)
+            blob[old_at : old_at + _SLOT_SIZE] = (
+                mac
+                + head
+                + self._attribute_bytes(key_id, by_ledger, purposes, version)
+                + _TIMES.pack(min(first, seconds), max(last, seconds))
+            )
+
+    def _attribute_bytes(
+        self, key_id: str, by_ledger: bool, purposes: tuple[str, ...], version: str
+    ) -> bytes:
+        """A slot's packed attributes (as :meth:`_merge` packs them)."""
+        return _ATTRIBUTES.pack(
+            self._key_ids.id_of(key_id),
+            by_ledger,
+            self._purposes.id_of(tuple(sorted(set(purposes)))),
+            self._versions.id_of(version),
+        )
 
     def _seconds(self, at: str) -> int:
         text, seconds = self._at
@@ -555,6 +656,32 @@ def _find(blob: bytearray, identity: bytes) -> int:
     start = blob.find(identity)
     while start >= 0:
         if start % _SLOT_SIZE == 0:
+            return start
+        start = blob.find(identity, start + 1)
+    return -1
+
+
+def _holds_head_under(blob: bytearray, head: bytes, key_number: int) -> bool:
+    """Whether a slot of ``blob`` has this sink and type and was made under the key
+    interned as ``key_number`` (the sink, type and key ids lie side by side in a slot)."""
+    needle = head + struct.pack("<H", key_number)
+    start = blob.find(needle)
+    while start >= 0:
+        if start % _SLOT_SIZE == MAC_BYTES:
+            return True
+        start = blob.find(needle, start + 1)
+    return False
+
+
+def _find_under(blob: bytearray, identity: bytes, key_number: int) -> int:
+    """:func:`_find`, for a slot made under the key interned as ``key_number``."""
+    key = struct.pack("<H", key_number)
+    start = blob.find(identity)
+    while start >= 0:
+        if (
+            start % _SLOT_SIZE == 0
+            and blob[start + _IDENTITY_SIZE : start + _IDENTITY_SIZE + 2] == key
+        ):
             return start
         start = blob.find(identity, start + 1)
     return -1

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
@@ -41,11 +41,12 @@ from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 from enforcer.core.ledger_view import LedgerMode
 from enforcer.core.models import Mode
 from enforcer.core.policy.compiled import Policy
-from enforcer.core.step import HEADER_POLICY, Outcome
+from enforcer.core.step import HEADER_POLICY, Outcome, Rekeyable
 from enforcer.exposure.model import ExposureEntry, exposure_key
 from enforcer.exposure.retract import (
     Allowed,
     ExposureRetraction,
+    Rekeyed,
     allowed_under,
     not_allowed,
     retraction_value,
@@ -55,6 +56,7 @@ from enforcer.exposure.state import (
     ExposureState,
     ExposureWrite,
     MemoryTable,
+    PreviousKey,
     SubjectTable,
     Undo,
 )
@@ -77,6 +79,9 @@ identifier, so that polling, commits and the watchdog go on during a long one.""
 Committed = Callable[[list[TopicPartition]], list[TopicPartition]]
 """The group's committed offsets of these partitions (blocks until they are stable)."""
 LedgerOf = Callable[[int], "LedgerStore | None"]
+RekeyedMacs = Callable[[], Mapping[tuple[str, bytes], bytes]]
+"""A ledger update's identifiers: ``(type, the previous key's MAC) -> the MAC under the
+key in force`` (:attr:`enforcer.exposure.retract.Rekeyed.macs`)."""
 """The ledger state of a partition (``None``: no ledger)."""
 
 
@@ -101,8 +106,13 @@ class LiveExposure:
         monotonic: Callable[[], float],
         new_table: Callable[[int], SubjectTable] = lambda _: MemoryTable(),
         largest: int | None = None,
+        previous_key_id: str | None = None,
     ) -> None:
         self.topic = topic
+        self._previous_key_id = previous_key_id
+        """During a key rotation, the id of the key in force before it: entries made under
+        it are re-keyed when their identifier is forwarded again (docs/exposure.md, "Key
+        rotation")."""
         self._source_topic = source_topic
         self._sink_topic = sink_topic
         self._key_id = key_id
@@ -286,6 +296,14 @@ class LiveExposure:
         partition = outcome.record.source.partition
         state = self._state
         before = state.slots(partition, subject_id)
+        previous = None
+        rotated = self._previous_key_id
+        if (
+            rotated is not None
+            and isinstance(identifiers, Rekeyable)
+            and state.holds_key(before, rotated)
+        ):
+            previous = PreviousKey(rotated, identifiers.previous_macs)
         if not state.forwarded_macs(
             partition,
             subject_id,
@@ -295,6 +313,7 @@ class LiveExposure:
             identifiers,
             at,
             self._undo,
+            previous,
         ):
             return None
         key = exposure_key(subject_id)
@@ -328,15 +347,26 @@ class LiveExposure:
     # -- retractions ----------------------------------------------------------------
 
     def ledger_changed(
-        self, partition: int, subject_id: str, reason: RetractionReason, updated_at: str
+        self,
+        partition: int,
+        subject_id: str,
+        reason: RetractionReason,
+        updated_at: str,
+        rekeyed: RekeyedMacs | None = None,
     ) -> list[OutputRecord]:
         """A ledger update or erasure of ``subject_id`` was applied: retract its exposed
         identifiers the ledger no longer allows (nothing is written in audit mode,
-        where the retractions are only counted)."""
+        where the retractions are only counted). During a key rotation, ``rekeyed`` (the
+        update's identifiers under both keys, computed when asked) lets an entry made
+        under the previous key be judged by the ledger too."""
         if partition not in self._held:
             return []  # not this worker's: the engine holds such records back
         # An erased subject has nothing allowed, whatever key its entries were made under.
-        allowed = _never if reason is RetractionReason.SUBJECT_ERASED else self._allowed(partition)
+        allowed = (
+            _never
+            if reason is RetractionReason.SUBJECT_ERASED
+            else self._allowed(partition, rekeyed)
+        )
         if not self._writes:
             gone = not_allowed(self._state.exposure(partition, subject_id), allowed)
             self._pending_retractions[reason.value] += len(gone)
@@ -408,12 +438,14 @@ class LiveExposure:
                 subjects,
             )
 
-    def _allowed(self, partition: int) -> Allowed:
+    def _allowed(self, partition: int, rekeyed: RekeyedMacs | None = None) -> Allowed:
+        previous = self._previous_key_id
         return allowed_under(
             passes_under(self._policy),
             self._ledger_mode,
             self._ledger_of(partition),
             self._key_id,
+            None if previous is None or rekeyed is None else Rekeyed(previous, rekeyed),
         )
 
     def _retractions(self, retractions: list[ExposureRetraction]) -> list[OutputRecord]:

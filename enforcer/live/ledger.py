@@ -30,7 +30,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
@@ -38,7 +38,7 @@ from enforcer.core.clock import rfc3339
 from enforcer.core.fingerprint import Fingerprinter
 from enforcer.core.parse import ParseFailure
 from enforcer.core.step import HEADER_POLICY, InputRecord, Outcome, Source, dead_letter
-from enforcer.ledger.model import SubjectErasure, parse_ledger_record
+from enforcer.ledger.model import SubjectErasure, SubjectUpdate, parse_ledger_record
 from enforcer.ledger.retract import RETRACTION_HEADER, retraction_value
 from enforcer.ledger.state import (
     LedgerState,
@@ -60,9 +60,25 @@ RESTORED_LOG = "ledger restored"
 KEPT_LOG = "ledger kept"
 """The start of the log line written when a partition comes back with its state intact."""
 
-ExactRetractions = Callable[[int, str, RetractionReason, str], list[OutputRecord]]
-"""``(partition, subject_id, reason, ledger time)`` -> the retractions (and exposure
-record) a ledger update owes."""
+RekeyedMacs = Callable[[], Mapping[tuple[str, bytes], bytes]]
+"""During a key rotation: a ledger update's identifiers, ``(type, the previous key's MAC)
+-> the MAC under the key in force``, computed when asked."""
+
+
+class ExactRetractions(Protocol):
+    """``(partition, subject_id, reason, ledger time[, rekeyed])`` -> the retractions
+    (and exposure record) a ledger update owes (:meth:`enforcer.live.exposure.
+    LiveExposure.ledger_changed`)."""
+
+    def __call__(
+        self,
+        partition: int,
+        subject_id: str,
+        reason: RetractionReason,
+        updated_at: str,
+        rekeyed: RekeyedMacs | None = None,
+    ) -> list[OutputRecord]: ...
+
 
 Committed = Callable[[list[TopicPartition]], list[TopicPartition]]
 """The group's committed offsets of these partitions (negative: none)."""
@@ -131,6 +147,9 @@ class LiveLedger:
         """With exposure: what a ledger update retracts, exactly the exposed
         identifiers it no longer allows (:meth:`enforcer.live.exposure.LiveExposure.
         ledger_changed`), instead of every identifier that would have passed before."""
+        self.previous: Fingerprinter | None = None
+        """During a key rotation (with exposure): the key in force before it, so that a
+        ledger update can name its identifiers' fingerprints under that key too."""
 
     def use_policy(self, passes: Passes, policy_version: str, *, retract: bool) -> None:
         """A reloaded policy is in force (between transactions): later ledger updates
@@ -335,9 +354,13 @@ class LiveLedger:
         if exact is not None:
             if isinstance(parsed, SubjectErasure):
                 reason, at = RetractionReason.SUBJECT_ERASED, record_time
-            else:
-                reason, at = RetractionReason.PURPOSE_WITHDRAWN, parsed.updated_at
-            return LedgerRead(exact(number, parsed.subject_id, reason, at), None)
+                return LedgerRead(exact(number, parsed.subject_id, reason, at), None)
+            reason, at = RetractionReason.PURPOSE_WITHDRAWN, parsed.updated_at
+            previous = self.previous
+            if previous is None:
+                return LedgerRead(exact(number, parsed.subject_id, reason, at), None)
+            rekeyed = _rekeyed(parsed, previous, self._fingerprint)
+            return LedgerRead(exact(number, parsed.subject_id, reason, at, rekeyed), None)
         for retraction in retractions:
             self._pending_retractions[retraction.reason.value] += 1
         if not self._retract:  # audit mode: counted, nothing written
@@ -387,3 +410,17 @@ def _record_time(message: Message) -> str:
     """The record's timestamp (RFC 3339): a tombstone has no ``updated_at``."""
     _, millis = message.timestamp()
     return rfc3339(datetime.fromtimestamp(max(0, millis) / 1000, tz=UTC))
+
+
+def _rekeyed(update: SubjectUpdate, previous: Fingerprinter, current: Fingerprinter) -> RekeyedMacs:
+    """The update's identifiers under both keys, computed only if exposure asks (it does
+    for a subject holding an entry made under the previous key): not remembered, as a
+    restore's fingerprints are not."""
+
+    def macs() -> dict[tuple[str, bytes], bytes]:
+        return {
+            (kind, previous.mac_once(kind, value)): current.mac_once(kind, value)
+            for kind, value, _ in update.identifiers
+        }
+
+    return macs

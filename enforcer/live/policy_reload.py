@@ -144,6 +144,8 @@ class StepParts:
     """The record reader for a policy (its ``formats`` section)."""
     exposure: bool = False
     """Whether forwarded outcomes list their identifiers (the worker keeps exposure)."""
+    previous_fingerprinter: Fingerprinter | None = None
+    """During a key rotation (with exposure): the key in force before it."""
 
     def step(self, policy: Policy) -> Step:
         """A step deciding under ``policy``."""
@@ -154,6 +156,7 @@ class StepParts:
             self.ledger,
             reader=self.reader(policy),
             exposure=self.exposure,
+            previous_fingerprinter=self.previous_fingerprinter,
         )
 
 

@@ -132,15 +132,19 @@ def run_worker(
     limits: Mapping[str, int],
     stop: StopSignal,
     registry: SchemaRegistry | None = None,
+    previous: Fingerprinter | None = None,
 ) -> int:
     """Run until stopped; return the exit status. ``limits``: each output topic's
-    ``max.message.bytes``; ``registry``: the schema registry of framed records, if any."""
+    ``max.message.bytes``; ``registry``: the schema registry of framed records, if any;
+    ``previous``: during a key rotation, the key in force before it (with exposure:
+    docs/exposure.md, "Key rotation")."""
     stop.deadline_s = settings.shutdown_timeout
     errors = ClientErrors()
     health = Health(time.monotonic, STALLED_AFTER_S)
     recorder = _recorder(settings, policy, health)
     config = consumer_config(settings, errors)
-    ledger, exposure = _restored_sides(settings, policy, fingerprinter, recorder, limits)
+    previous = None if settings.exposure_topic is None else previous  # re-keying is exposure's
+    ledger, exposure = _restored_sides(settings, policy, fingerprinter, recorder, limits, previous)
     if ledger is not None or exposure is not None:
         config["enable.partition.eof"] = True  # a restore ends at the partition's end
     consumer = Consumer(config)
@@ -163,7 +167,7 @@ def run_worker(
     )
     http.start()
     parts, schemas = _step_parts(
-        settings, fingerprinter, ledger, registry, exposure=exposure is not None
+        settings, fingerprinter, ledger, registry, exposure=exposure is not None, previous=previous
     )
     engine = Engine(
         EngineConfig(
@@ -239,13 +243,14 @@ def _step_parts(
     registry: SchemaRegistry | None,
     *,
     exposure: bool = False,
+    previous: Fingerprinter | None = None,
 ) -> tuple[StepParts, RegistryWait | None]:
     """What every step of this worker is built from (the record reader decodes with the
     schema cache, when there is a registry), and the wait for the registry the engine
     asks before each batch (none without a registry)."""
     loader, wait = _schemas(settings, registry)
     parts = StepParts(
-        fingerprinter, SystemClock(), ledger, lambda p: step_reader(p, loader), exposure
+        fingerprinter, SystemClock(), ledger, lambda p: step_reader(p, loader), exposure, previous
     )
     return parts, wait
 
@@ -414,13 +419,14 @@ def _restored_sides(
     fingerprinter: Fingerprinter,
     recorder: MetricsRecorder,
     limits: Mapping[str, int],
+    previous: Fingerprinter | None = None,
 ) -> tuple[LiveLedger | None, LiveExposure | None]:
     """The state a worker restores for its partitions: the ledger and exposure, each
     when configured, their figures in ``recorder``."""
     ledger = _ledger(settings, policy, fingerprinter)
     if ledger is not None:
         recorder.ledger = ledger.stats
-    exposure = _exposure(settings, policy, fingerprinter, ledger, limits)
+    exposure = _exposure(settings, policy, fingerprinter, ledger, limits, previous)
     if exposure is not None:
         recorder.exposure = exposure.stats
     return ledger, exposure
@@ -432,6 +438,7 @@ def _exposure(
     fingerprinter: Fingerprinter,
     ledger: LiveLedger | None,
     limits: Mapping[str, int],
+    previous: Fingerprinter | None = None,
 ) -> LiveExposure | None:
     """The exposure side, when an exposure topic is configured; a ledger's updates then
     retract exactly what is exposed (docs/exposure.md)."""
@@ -448,9 +455,11 @@ def _exposure(
         time.monotonic,
         _table_maker(settings),
         limits.get(settings.exposure_topic),
+        None if previous is None else previous.key_id,
     )
     if ledger is not None:
         ledger.exact = exposure.ledger_changed
+        ledger.previous = previous
     return exposure
 
 

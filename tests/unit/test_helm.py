@@ -334,7 +334,39 @@ def test_the_fingerprint_key_comes_from_an_existing_secret(variation: str) -> No
     assert values["fingerprintKey"] == {
         "existingSecret": "enforcer-fingerprint-key",
         "secretKey": "fingerprint.key",
+        "previousSecretKey": "",
     }
+    assert "ENFORCER_PREVIOUS_FINGERPRINT_KEY_FILE" not in env
+
+
+def test_a_rotation_mounts_the_previous_key_from_the_same_secret() -> None:
+    """fingerprintKey.previousSecretKey: the old key beside the new one in the Secret,
+    mounted as its own file and named by ENFORCER_PREVIOUS_FINGERPRINT_KEY_FILE."""
+    result = _helm(
+        "template",
+        "prod",
+        str(CHART),
+        *_set("fingerprintKey.previousSecretKey=old.key", "worker.env.ENFORCER_EXPOSURE_TOPIC=x"),
+    )
+    assert result.returncode == 0, result.stderr
+    docs = tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
+    statefulset, container = _worker(docs)
+    volumes = {v["name"]: v for v in statefulset["spec"]["template"]["spec"]["volumes"]}
+    mount = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}["fingerprint-key"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    paths = {item["key"]: item["path"] for item in volumes["fingerprint-key"]["secret"]["items"]}
+    assert paths == {"fingerprint.key": "fingerprint.key", "old.key": "previous-fingerprint.key"}
+    assert env["ENFORCER_PREVIOUS_FINGERPRINT_KEY_FILE"] == f"{mount}/previous-fingerprint.key"
+    assert env["ENFORCER_FINGERPRINT_KEY_FILE"] == f"{mount}/fingerprint.key"
+    refused = _helm(
+        "template",
+        "prod",
+        str(CHART),
+        "--set",
+        "worker.env.ENFORCER_PREVIOUS_FINGERPRINT_KEY_FILE=x",
+    )
+    assert refused.returncode != 0
+    assert "set by the chart" in refused.stderr
 
 
 def test_no_fingerprint_secret_named_is_refused() -> None:
