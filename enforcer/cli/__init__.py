@@ -116,9 +116,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     if words[:1] == ["run"]:
         # First of all: a SIGTERM from here on ends the worker cleanly, start-up included.
-        from enforcer.live.signals import install_stop_signal
+        from enforcer.live.signals import install_stop_signal, uninstall_stop_signal
 
         install_stop_signal()
+        try:
+            return _main(argv)
+        finally:
+            # Given back however the command ends (`run --help` and bad arguments exit
+            # in the parser): a process that runs main again keeps its own handlers.
+            uninstall_stop_signal()
+    return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         module = next(module for name, _, module in COMMANDS if name == args.command)

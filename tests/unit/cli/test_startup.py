@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 
@@ -106,3 +107,21 @@ def test_run_flags_are_added_when_run_is_parsed() -> None:
     """The deferred `run` parser gets its flags from cli_run on first use."""
     args = build_parser().parse_args(["run", "--bootstrap-servers", "k:9092", "--mode", "audit"])
     assert (args.command, args.bootstrap_servers, args.mode) == ("run", "k:9092", "audit")
+
+
+@pytest.mark.parametrize(
+    ("words", "status"), [(["run", "--help"], 0), (["run", "--no-such-flag"], 2)]
+)
+def test_run_gives_the_signal_handlers_back_when_its_arguments_end_it(
+    words: list[str], status: int
+) -> None:
+    """`run` takes SIGTERM and SIGINT over first thing; when the parser ends it (help, a
+    bad flag) the process's own handlers are back, so a test process running main again
+    is not ended by a later signal meant for something else."""
+    before = (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT))
+    try:
+        ended: int | str | None = main(words)
+    except SystemExit as exc:
+        ended = exc.code
+    assert ended == status
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
