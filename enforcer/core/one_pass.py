@@ -126,12 +126,9 @@ class OnePass:
         if fields is None:
             return None
         event_id, subject_id, occurred_at, items = fields
-        # A judged field that may be written twice, or with escapes: the exact check
-        # (on the reference path) decides.
-        if may_repeat_a_judged_field(value, len(items), self._step.types_judged):
-            return None
         memo = self._memo
         stopped = 0
+        with_purposes = 0
         drop = False
         granted = self._granted(record, subject_id) if self._by_ledger else None
         for item in items:
@@ -144,6 +141,7 @@ class OnePass:
                 key: _MemoKey = (kind, None)
             elif type(purposes) is list:
                 key = (kind, tuple(purposes))  # a non-hashable tag raises: reference path
+                with_purposes += 1
             else:
                 return None
             found = memo.get(key)
@@ -159,6 +157,10 @@ class OnePass:
                 if rule.action is self._drop_action:
                     drop = True
             judged.append(found)
+        # A judged field that may be written twice, or with escapes: the exact check
+        # (on the reference path) decides.
+        if may_repeat_a_judged_field(value, len(items), with_purposes, self._step.types_judged):
+            return None
         return value, document, event_id, subject_id, occurred_at, items, stopped, drop
 
     def _learn(self, key: _MemoKey, kind: Any, purposes: Any) -> Judgement | None:

@@ -30,8 +30,11 @@ from enforcer.core.models import (
 # Fields the decision depends on. If one of them appears twice in one JSON object,
 # parsers disagree on which counts (the enforcer's takes the last, others the
 # first), so forwarding the original bytes could smuggle an identifier past the
-# decision: such records are dead-lettered.
-_JUDGED_FIELDS = frozenset({"identifiers", "type", "purposes"})
+# decision: such records are dead-lettered. An identifier's ``value`` is one (the
+# enforcer would judge and fingerprint one number and forward bytes in which a
+# consumer reads another), and so is ``subject_id`` (the ledger is asked, and exposure
+# kept, for the subject the enforcer reads).
+_JUDGED_FIELDS = frozenset({"identifiers", "type", "value", "purposes", "subject_id"})
 
 
 # Clearer words for pydantic's messages where its own would show a regex.
@@ -65,7 +68,9 @@ def parse_event(value: bytes | None, *, types_judged: bool = True) -> Event | Pa
         if isinstance(checked, ParseFailure):
             return checked
         event = checked
-    if may_repeat_a_judged_field(value, len(event.identifiers), types_judged) and (
+    identifiers = event.identifiers
+    with_purposes = sum(1 for identifier in identifiers if identifier.purposes is not None)
+    if may_repeat_a_judged_field(value, len(identifiers), with_purposes, types_judged) and (
         _repeats_judged_field(value, types_judged)
     ):
         return _REPEATED
@@ -195,11 +200,18 @@ def validation_failure(exc: ValidationError) -> ParseFailure:
     return ParseFailure(DeadLetterReason.SCHEMA, f"{path}: {message}{more}")
 
 
-def may_repeat_a_judged_field(value: bytes, identifiers: int, types_judged: bool) -> bool:
-    """A cheap, conservative pre-check: False only when no judged field can repeat.
+def may_repeat_a_judged_field(
+    value: bytes, identifiers: int, with_purposes: int, types_judged: bool
+) -> bool:
+    """A cheap, conservative pre-check: False only when no judged field can repeat in
+    an event of ``identifiers`` valid identifiers (each has one ``type`` and one
+    ``value``), ``with_purposes`` of them with purposes that are not null.
 
     Without escapes, a key can only be written literally, so counting its quoted
-    name bounds how often it occurs. With any escape, the exact check runs.
+    name bounds how often it occurs. ``purposes`` may be absent, so its count is held
+    to the identifiers that have them: one repeated where another identifier has none
+    would otherwise keep the count at the number of identifiers. With any escape, the
+    exact check runs.
     """
     # A backslash, looked for as an int: bytes.__contains__ tries a byte string as an
     # int first, raising and discarding a TypeError on every call.
@@ -207,7 +219,9 @@ def may_repeat_a_judged_field(value: bytes, identifiers: int, types_judged: bool
         return True
     return (
         value.count(b'"identifiers"') > 1
-        or value.count(b'"purposes"') > identifiers
+        or value.count(b'"subject_id"') > 1
+        or value.count(b'"value"') > identifiers
+        or value.count(b'"purposes"') > with_purposes
         or (types_judged and value.count(b'"type"') > identifiers)
     )
 

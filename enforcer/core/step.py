@@ -264,8 +264,14 @@ class Step:
         self.key_id = fingerprinter.key_id
         self._clock = clock
         self._policy_header = policy.version.encode()
-        self.types_judged = any(rule.types is not None for rule in policy.rules)
-        """Whether a rule looks at identifier types (a repeated ``type`` then matters)."""
+        self.types_judged = (
+            any(rule.types is not None for rule in policy.rules)
+            or self._ledger is not None
+            or exposure
+        )
+        """Whether an identifier's type matters beyond its purposes (a repeated ``type``
+        is then refused): a rule looks at types, the ledger is asked by type, or exposure
+        records it."""
         self._audit = policy.mode is Mode.AUDIT
         # The own headers of a forwarded record that came without headers: the same
         # two tuples every time.

@@ -250,6 +250,63 @@ def test_a_repeated_judged_field_is_left_to_the_reference_path() -> None:
     assert step(record).kind is OutcomeKind.DEADLETTERED
 
 
+def _identifier_text(kind: str, value: str, purposes: list[str] | None, twice: str | None) -> str:
+    """One identifier as JSON text; ``twice`` names a key written a second time, first
+    (so a parser keeping the first reads it, one keeping the last does not)."""
+    parts = []
+    if twice == "type":
+        parts.append('"type":"device_id"')
+    if twice == "value":
+        parts.append('"value":"+1 415 555 0000"')
+    if twice == "purposes":
+        parts.append('"purposes":["security.mfa"]')
+    parts += [f'"type":{json.dumps(kind)}', f'"value":{json.dumps(value)}']
+    if purposes is not None or twice == "purposes":
+        parts.append(f'"purposes":{json.dumps(purposes or [])}')
+    return "{" + ",".join(parts) + "}"
+
+
+@settings(max_examples=300)
+@given(
+    st.sampled_from(sorted(set(STEPS) - {"audit", "audit, fallback ledger"})),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["email", "phone", "device_id"]),
+            st.sampled_from(["a@x.io", "+1 415 555 0101", "dev-1"]),
+            st.none() | st.lists(st.sampled_from([ADS, "security.mfa", "analytics"]), max_size=2),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    st.data(),
+)
+def test_a_judged_key_written_twice_is_never_forwarded(
+    name: str, identifiers: list[tuple[str, str, list[str] | None]], data: st.DataObject
+) -> None:
+    """A record whose ``subject_id``, or one identifier's ``value``, ``purposes`` (even
+    where another identifier has none) or, when types matter, ``type``, is written twice
+    is dead-lettered as a schema problem on both paths: the enforcer and a consumer
+    could read different identifiers, purposes or subjects from the same bytes."""
+    step = STEPS[name]
+    keys = ["value", "purposes", "subject_id", *(["type"] if step.types_judged else [])]
+    twice = data.draw(st.sampled_from(keys))
+    where = data.draw(st.integers(0, len(identifiers) - 1))
+    items = ",".join(
+        _identifier_text(kind, value, purposes, twice if index == where else None)
+        for index, (kind, value, purposes) in enumerate(identifiers)
+    )
+    subject = '"subject_id":"other",' if twice == "subject_id" else ""
+    text = (
+        f'{{"event_id":"e",{subject}"subject_id":"acct-1",'
+        f'"occurred_at":"2019-10-08T12:00:00Z","identifiers":[{items}]}}'
+    )
+    record = InputRecord(None, text.encode(), (), Source("t", 0, 0))
+    for outcome in (step(record), step.explain_by_reference(record)[0]):
+        assert outcome.kind is OutcomeKind.DEADLETTERED
+        assert outcome.error_message == "a field the enforcer judges appears twice in one object"
+    assert step.judgements(record) is None
+
+
 @pytest.mark.parametrize("name", sorted(set(STEPS) - {"audit", "audit, fallback ledger"}))
 def test_the_one_pass_decides_nearly_every_record_of_a_realistic_stream(name: str) -> None:
     """It is the fast path only if it is taken: all but the malformed records (1%)."""

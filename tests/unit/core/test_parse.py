@@ -125,6 +125,15 @@ def test_unknown_fields_are_accepted() -> None:
         b'"identifiers":[{"type":"phone","value":"1","purposes":["security"],"purposes":["ads"]}]}',
         b'{"event_id":"e","subject_id":"s","occurred_at":"2019-10-08T12:00:00Z",'
         b'"identifiers":[{"type":"phone","value":"1","purposes":["security"],"purpos\\u0065s":["ads"]}]}',
+        # The value judged is the last; a consumer keeping the first reads another number.
+        b'{"event_id":"e","subject_id":"s","occurred_at":"2019-10-08T12:00:00Z",'
+        b'"identifiers":[{"type":"phone","value":"2","value":"1","purposes":["ads"]}]}',
+        b'{"event_id":"e","subject_id":"s","subject_id":"t","occurred_at":"2019-10-08T12:00:00Z",'
+        b'"identifiers":[{"type":"phone","value":"1","purposes":["ads"]}]}',
+        # Repeated in one identifier while another has none: as many keys as identifiers.
+        b'{"event_id":"e","subject_id":"s","occurred_at":"2019-10-08T12:00:00Z",'
+        b'"identifiers":[{"type":"phone","value":"1","purposes":["security"],"purposes":["ads"]},'
+        b'{"type":"email","value":"a@b.c"}]}',
     ],
 )
 def test_a_repeated_judged_field_is_refused(value: bytes) -> None:
