@@ -183,6 +183,10 @@ class ExposureState:
         """The number of exposed identifiers held (entries)."""
         return self._entries
 
+    def entries_in(self, partition: int) -> int:
+        """The number of exposed identifiers held for one partition."""
+        return self._per_partition.get(partition, 0)
+
     @property
     def subjects(self) -> int:
         """The number of subjects with at least one exposed identifier."""

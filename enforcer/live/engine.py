@@ -457,6 +457,8 @@ class Engine:
             except CommitAborted as aborted:
                 self._rewind(aborted.reason)
                 return False
+        elif not self._output.open:
+            exposure.settle_unwritten()
         self._resume(finished)
         return True
 

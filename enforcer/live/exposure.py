@@ -259,7 +259,7 @@ class LiveExposure:
             self.topic,
             partition,
             restore.records,
-            len(self._state),
+            self._state.entries_in(partition),
             seconds,
         )
 
@@ -415,8 +415,13 @@ class LiveExposure:
         reason = RetractionReason.POLICY_CHANGED
         counts = self._judged[number]
         if not self._writes:
-            gone = sum(len(not_allowed(self._state.exposure(number, s), allowed)) for s in subjects)
-            self._pending_retractions[reason.value] += gone
+            # Audit mode: what would be retracted is counted and logged, nothing written.
+            for subject in subjects:
+                gone = len(not_allowed(self._state.exposure(number, subject), allowed))
+                if gone:
+                    self._pending_retractions[reason.value] += gone
+                    counts[0] += gone
+                    counts[1] += 1
             return []
         judged = self._state.rejudge(number, allowed, self._version, self._undo, subjects)
         for write in judged.writes:
@@ -429,13 +434,14 @@ class LiveExposure:
         retracted, subjects = self._judged.pop(number, [0, 0])
         if retracted:
             log.info(
-                "%s: %s[%d] under policy %s: %d identifier(s) of %d subject(s) retracted",
+                "%s: %s[%d] under policy %s: %d identifier(s) of %d subject(s) %s",
                 REJUDGED_LOG,
                 self.topic,
                 number,
                 self._version,
                 retracted,
                 subjects,
+                "retracted" if self._writes else "would be retracted (audit mode)",
             )
 
     def _allowed(self, partition: int, rekeyed: RekeyedMacs | None = None) -> Allowed:
@@ -478,6 +484,16 @@ class LiveExposure:
         self._pending_writes = 0
         self._pending_retractions.clear()
         self._refresh_sizes()
+
+    def settle_unwritten(self) -> None:
+        """No transaction is open, so nothing a re-judgement wrote is pending: in audit
+        mode its would-be retractions (nothing written, nothing to undo) count now
+        rather than at some later commit."""
+        if self._writes or self._undo:
+            return
+        self.stats.retractions.update(self._pending_retractions)
+        self._pending_retractions.clear()
+        self._in_transaction = set()
 
     def rolled_back(self) -> None:
         """The open transaction was aborted: its changes are undone, and its records

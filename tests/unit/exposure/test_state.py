@@ -214,8 +214,10 @@ def test_dropping_a_partition_forgets_it() -> None:
     state = ExposureState()
     state.forwarded(0, "acct-1", [fwd()], DAY1)
     state.forwarded(1, "acct-2", [fwd(), fwd(BOB)], DAY1)
+    assert (state.entries_in(0), state.entries_in(1), len(state)) == (1, 2, 3)
     state.drop(1)
     assert (len(state), state.partitions) == (1, (0,))
+    assert (state.entries_in(0), state.entries_in(1)) == (1, 0)
 
 
 def test_the_state_holds_no_raw_value() -> None:

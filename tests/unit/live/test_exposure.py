@@ -7,11 +7,13 @@ makes a re-judgement due again; audit mode counts and writes nothing."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import cast
 
 import orjson
+import pytest
 from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
 from enforcer.core.clock import FixedClock
@@ -284,6 +286,30 @@ def test_audit_mode_counts_retractions_and_writes_nothing() -> None:
     exposure.committed()
     assert exposure.stats.retractions == {"policy-changed": 1}
     assert exposure.stats.identifiers == 1  # still exposed: nothing was retracted
+
+
+def test_audit_mode_counts_a_reload_s_would_be_retractions_without_waiting_for_a_commit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A reload in audit mode with no transaction open (no events coming): what would be
+    retracted is counted and logged at once (nothing is written, nothing can be undone),
+    not at the next commit."""
+    exposure = live(no_phones(Mode.AUDIT))
+    restored(exposure, 0)
+    exposure.use_policy(default().with_mode(Mode.AUDIT))
+    for n, subject in enumerate(("s0", "s1")):
+        phone = f"+1415555010{n}"
+        exposure.forwarded(decided(step_of(default()), 0, subject, [("phone", phone, ADS)]), AT)
+    exposure.committed()
+    exposure.use_policy(no_phones(Mode.AUDIT))
+    with caplog.at_level(logging.INFO, logger="enforcer"):
+        assert rejudged(exposure, lambda _: True) == []
+    exposure.settle_unwritten()
+    assert exposure.stats.retractions == {"policy-changed": 2}
+    assert exposure.stats.identifiers == 2
+    assert "2 identifier(s) of 2 subject(s) would be retracted (audit mode)" in caplog.text
+    exposure.committed()  # a later commit counts nothing twice
+    assert exposure.stats.retractions == {"policy-changed": 2}
 
 
 def test_a_revoke_forgets_the_partitions() -> None:
