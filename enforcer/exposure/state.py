@@ -20,6 +20,7 @@ written"). Times come in as RFC 3339 text from the caller's clock; none is read 
 from __future__ import annotations
 
 import struct
+from binascii import hexlify
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Generic, NamedTuple, Protocol, TypeVar
 
@@ -232,26 +233,21 @@ class ExposureState:
         if not blob:
             return None
         heads, attributes, times = self._json_heads, self._json_attributes, self._json_times
-        entries = []
+        # One list of parts joined once: no bytes made per entry but the MAC's hex.
+        parts = [b'{"format":%d,"subject_id":' % FORMAT, orjson.dumps(subject_id), b',"entries":[']
+        add = parts.append
         for start in range(0, len(blob), _SLOT_SIZE):
             head = blob[start + MAC_BYTES : start + _IDENTITY_SIZE]
             attribute = blob[start + _IDENTITY_SIZE : start + _TIMES_AT]
             time = blob[start + _TIMES_AT : start + _SLOT_SIZE]
-            entries.append(
-                (heads.get(head) or self._head_json(head))
-                + blob[start : start + MAC_BYTES].hex().encode()
-                + (attributes.get(attribute) or self._attributes_json(attribute))
-                + (times.get(time) or self._times_json(time))
-            )
-        return b"".join(
-            (
-                b'{"format":%d,"subject_id":' % FORMAT,
-                orjson.dumps(subject_id),
-                b',"entries":[',
-                b",".join(entries),
-                b"]}",
-            )
-        )
+            if start:
+                add(b",")
+            add(heads.get(head) or self._head_json(head))
+            add(hexlify(blob[start : start + MAC_BYTES]))
+            add(attributes.get(attribute) or self._attributes_json(attribute))
+            add(times.get(time) or self._times_json(time))
+        add(b"]}")
+        return b"".join(parts)
 
     def _head_json(self, head: bytes) -> bytes:
         sink, kind = _HEAD.unpack(head)
