@@ -19,7 +19,11 @@ if TYPE_CHECKING:
     from enforcer.replay.sources.kafka_topic import Position, TopicReader
 
 
-_KAFKA_LOG = logging.getLogger("enforcer.kafka")
+_KAFKA_LOG = logging.getLogger("enforcer.remediate.kafka")
+# The producer's librdkafka lines (a broker's retries, a coordinator loading) are not
+# printed: what stops an apply is said in one line, from the exception it raises.
+_KAFKA_LOG.addHandler(logging.NullHandler())
+_KAFKA_LOG.propagate = False
 # aiokafka logs connection failures itself; the command says it once, in one line (as
 # replay does, enforcer/replay/run.py).
 logging.getLogger("aiokafka").addHandler(logging.NullHandler())
@@ -132,23 +136,23 @@ class Transactions:
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 5,
-            # librdkafka's own lines go through logging, not straight to stderr, and are
-            # silent while the transaction starts: its failure is said in one line below.
+            # librdkafka's own lines go to logging (silenced above), not straight to stderr.
             "logger": _KAFKA_LOG,
         }
         self._topic = settings.sink_topic
-        quiet = _KAFKA_LOG.level
-        _KAFKA_LOG.setLevel(logging.CRITICAL)
         try:
             self._producer = Producer(config)
+        except KafkaException as exc:
+            from enforcer.live.admin import refused_configuration
+
+            raise UsageError(refused_configuration(exc)) from None
+        try:
             self._producer.init_transactions(30)
         except KafkaException as exc:
             raise UsageError(
                 f"cannot start a transaction on Kafka at {settings.bootstrap_servers}: "
                 f"{kafka_message(exc)}"
             ) from None
-        finally:
-            _KAFKA_LOG.setLevel(quiet)
 
     def commit(
         self,
