@@ -125,7 +125,7 @@ def add_flags(remediate: Parser) -> None:
         metavar="NAME",
         help="also remove each retracted identifier from this exposure topic, in the same "
         "transactions, and with a plan made with --with-exposure seed it; only while the "
-        "workers are stopped",
+        "workers are stopped (ENFORCER_EXPOSURE_TOPIC; default: none)",
     )
     apply.add_argument(
         "--group-id",
