@@ -15,7 +15,7 @@ import argparse
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from enforcer.cli.common import (
     EXIT_FINDINGS,
@@ -34,6 +34,8 @@ from enforcer.cli.common import (
 from enforcer.cli.remediate_kafka import (
     TopicRange,
     Transactions,
+    check_exposure,
+    check_readable,
     kafka_message,
     messages,
     sink_records,
@@ -43,6 +45,7 @@ from enforcer.cli.replay import ledger_from_flags
 if TYPE_CHECKING:
     from enforcer.config.settings import EnforcerSettings
     from enforcer.core.policy.compiled import Policy
+    from enforcer.remediate.apply import ExposureHeld, ExposureWrite
     from enforcer.remediate.history import SinkRecord
     from enforcer.remediate.plan import Plan
     from enforcer.replay.schemas import ReplayFormats
@@ -120,8 +123,21 @@ def add_flags(remediate: Parser) -> None:
     apply.add_argument(
         "--exposure-topic",
         metavar="NAME",
-        help="also seed this exposure topic from the plan (made with --with-exposure), for "
-        "a deployment that predates exposure; run it with the workers stopped",
+        help="also remove each retracted identifier from this exposure topic, in the same "
+        "transactions, and with a plan made with --with-exposure seed it; only while the "
+        "workers are stopped (ENFORCER_EXPOSURE_TOPIC; default: none)",
+    )
+    apply.add_argument(
+        "--group-id",
+        metavar="NAME",
+        help="with --exposure-topic: the workers' consumer group, which must have no "
+        "active member (ENFORCER_GROUP_ID, default: purpose-enforcer)",
+    )
+    apply.add_argument(
+        "--source-topic",
+        metavar="NAME",
+        help="with --exposure-topic: the source topic, whose partition count the exposure "
+        "topic must have (ENFORCER_SOURCE_TOPIC, default: identity.events)",
     )
     _kafka_flags(apply)
 
@@ -279,57 +295,95 @@ def _apply(args: argparse.Namespace) -> int:
     from enforcer.remediate.plan import read_plan
 
     plan = read_plan(args.plan)
-    if args.exposure_topic is not None and plan.exposure is None:
-        raise UsageError(
-            f"{args.plan}: the plan holds no exposure to seed; make it with "
-            "`remediate plan --with-exposure`"
-        )
     settings = settings_from(
         bootstrap_servers=args.bootstrap_servers,
         kafka_config=args.kafka_config,
         sink_topic=plan.sink_topic,
+        source_topic=args.source_topic,
+        exposure_topic=args.exposure_topic,
+        group_id=args.group_id,
     )
+    # Everything is checked before anything is written: the broker and the sink topic
+    # (the quick check `plan` makes), then the exposure topic and the workers' group.
+    check_readable(settings)
+    if settings.exposure_topic is not None:
+        check_exposure(settings)
     producer = Transactions(settings, plan.plan_id)
     try:
         # After the producer's start: it has fenced an earlier apply of this plan and
         # aborted its open transaction, so what is read now is final.
-        status = _write_retractions(args, settings, plan, producer)
-        if status == EXIT_OK and args.exposure_topic is not None:
-            status = _seed_exposure(args, settings, plan, producer)
+        exposure = _exposure_held(settings) if settings.exposure_topic is not None else None
+        status = _write(args, settings, plan, producer, exposure)
+        if status == EXIT_OK and exposure is not None and plan.exposure is not None:
+            status = _seed_exposure(args, plan, producer, exposure)
     finally:
         producer.close()
     return status
 
 
-def _write_retractions(
-    args: argparse.Namespace, settings: EnforcerSettings, plan: Plan, producer: Transactions
+class _Exposure(NamedTuple):
+    """The exposure topic as an apply found it: its name, its partition count and each
+    subject's value (kept up to date as the apply writes)."""
+
+    topic: str
+    partitions: int
+    held: dict[str, ExposureHeld]
+
+
+def _exposure_held(settings: EnforcerSettings) -> _Exposure:
+    from enforcer.remediate.apply import exposure_held
+    from enforcer.replay.sources.kafka_topic import parse_end, parse_start
+
+    name = settings.exposure_topic
+    assert name is not None
+    with TopicRange(settings, parse_start("earliest"), parse_end("latest"), name) as topic:
+        held = exposure_held((m.partition, m.key, m.value) for m in messages(topic))
+        return _Exposure(name, len(topic.ranges), held)
+
+
+def _write(
+    args: argparse.Namespace,
+    settings: EnforcerSettings,
+    plan: Plan,
+    producer: Transactions,
+    exposure: _Exposure | None,
 ) -> int:
-    """The plan's retractions the sink does not hold yet, written in batches."""
+    """The plan's retractions the sink does not hold yet, in transactions of
+    ``--batch-size``; with an exposure topic, each also takes the identifiers it retracts
+    out of exposure, and the ones retracted before but still there are taken out after."""
     from confluent_kafka import KafkaException
 
-    from enforcer.remediate.apply import batches, still_to_write, written_by
+    from enforcer.remediate.apply import apply_transactions, written_by
     from enforcer.replay.sources.kafka_topic import parse_end, parse_start
 
     with TopicRange(settings, parse_start("earliest"), parse_end("latest")) as topic:
         written = written_by(plan.plan_id, ((r.headers, r.value) for r in sink_records(topic)))
-    todo = still_to_write(plan, written)
+    held = exposure.held if exposure is not None else None
+    transactions = apply_transactions(plan, written, held, args.batch_size)
     total = len(plan.retractions)
+    todo = sum(len(t.retractions) for t in transactions)
+    done = total - todo
     if not todo:
         print(
             f"nothing to write: the {total:,} retractions of plan {plan.plan_id} are "
             f"all in {plan.sink_topic} already"
         )
-        return EXIT_OK
-    done = total - len(todo)
-    if done:
+    elif done:
         print(
             f"{done:,} of {total:,} retractions already in {plan.sink_topic}; "
-            f"writing the other {len(todo):,}",
+            f"writing the other {todo:,}",
             file=sys.stderr,
         )
-    for batch in batches(todo, args.batch_size):
+    values = tombstones = 0
+    for transaction in transactions:
+        records = _records(transaction.exposure, exposure.partitions if exposure else 0)
         try:
-            producer.write(plan.policy_version, batch)
+            producer.commit(
+                plan.policy_version,
+                transaction.retractions,
+                exposure.topic if exposure is not None else "",
+                records,
+            )
         except KafkaException as exc:
             # What was committed stays; the next apply of the plan writes the rest.
             print(
@@ -338,52 +392,69 @@ def _write_retractions(
                 file=sys.stderr,
             )
             return EXIT_FINDINGS
-        done += len(batch)
-        print(f"committed {done:,}/{total:,}", file=sys.stderr, flush=True)
-    print(
-        f"wrote {len(todo):,} retractions of plan {plan.plan_id} to {plan.sink_topic} "
-        f"({total - len(todo):,} were there already)"
-    )
+        values += len(records)
+        tombstones += sum(value is None for _, _, value in records)
+        if transaction.retractions:
+            done += len(transaction.retractions)
+            print(f"committed {done:,}/{total:,}", file=sys.stderr, flush=True)
+    if todo:
+        print(
+            f"wrote {todo:,} retractions of plan {plan.plan_id} to {plan.sink_topic} "
+            f"({total - todo:,} were there already)"
+        )
+    if exposure is not None:
+        print(
+            f"exposure: retracted identifiers taken out of {values:,} subjects' values in "
+            f"{exposure.topic} ({tombstones:,} left empty: tombstones)"
+        )
     return EXIT_OK
 
 
-def _seed_exposure(
-    args: argparse.Namespace, settings: EnforcerSettings, plan: Plan, producer: Transactions
-) -> int:
-    """Exposure for a deployment that predates it: each subject's value, merged with what
-    the exposure topic holds, written where its key falls (docs/remediate.md)."""
+def _key(subject_id: str) -> bytes:
+    return subject_id.encode("utf-8", "surrogatepass")
+
+
+def _records(writes: list[ExposureWrite], partitions: int) -> list[tuple[int, bytes, bytes | None]]:
+    """Exposure values as (partition, key, value) records: a subject already in the topic
+    where it is; a new one co-partitioned with the source, where Kafka's default
+    partitioner puts its subject id (docs/ledger.md)."""
     from aiokafka.partitioner import murmur2
-    from confluent_kafka import KafkaException
 
-    from enforcer.remediate.apply import exposure_held, exposure_writes
-    from enforcer.replay.sources.kafka_topic import parse_end, parse_start
-
-    topic_name = args.exposure_topic
-    start, end = parse_start("earliest"), parse_end("latest")
-    with TopicRange(settings, start, end, topic_name) as topic:
-        held = exposure_held((m.partition, m.key, m.value) for m in messages(topic))
-        partitions = len(topic.ranges)
-    writes = exposure_writes(plan, held)
-    records = [
+    return [
         (
-            # Co-partitioned with the source: where Kafka's default partitioner puts the
-            # subject id (docs/ledger.md), unless the subject's value is elsewhere already.
             w.partition
             if w.partition is not None
-            else (murmur2(w.subject_id.encode("utf-8", "surrogatepass")) & 0x7FFFFFFF) % partitions,
-            w.subject_id.encode("utf-8", "surrogatepass"),
+            else (murmur2(_key(w.subject_id)) & 0x7FFFFFFF) % partitions,
+            _key(w.subject_id),
             w.value,
         )
         for w in writes
     ]
+
+
+def _seed_exposure(
+    args: argparse.Namespace, plan: Plan, producer: Transactions, exposure: _Exposure
+) -> int:
+    """Exposure for a deployment that predates it: each subject's value, merged with what
+    the exposure topic holds, written where its key falls (docs/remediate.md)."""
+    from confluent_kafka import KafkaException
+
+    from enforcer.remediate.apply import exposure_writes
+
+    records = _records(exposure_writes(plan, exposure.held), exposure.partitions)
     for start_at in range(0, len(records), args.batch_size):
         try:
-            producer.write_records(topic_name, records[start_at : start_at + args.batch_size])
+            producer.commit(
+                plan.policy_version,
+                [],
+                exposure.topic,
+                records[start_at : start_at + args.batch_size],
+            )
         except KafkaException as exc:
             print(
                 f"enforcer: exposure seeding stopped: {kafka_message(exc)}; run it again",
                 file=sys.stderr,
             )
             return EXIT_FINDINGS
-    print(f"exposure: {len(records):,} subjects' values written to {topic_name}")
+    print(f"exposure: {len(records):,} subjects' values seeded in {exposure.topic}")
     return EXIT_OK

@@ -7,6 +7,7 @@ start a transaction, is one line and exit 2 (:class:`~enforcer.cli.common.UsageE
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,16 @@ if TYPE_CHECKING:
     from enforcer.config.settings import EnforcerSettings
     from enforcer.remediate.history import SinkRecord
     from enforcer.replay.sources.kafka_topic import Position, TopicReader
+
+
+_KAFKA_LOG = logging.getLogger("enforcer.remediate.kafka")
+# The producer's librdkafka lines (a broker's retries, a coordinator loading) are not
+# printed: what stops an apply is said in one line, from the exception it raises.
+_KAFKA_LOG.addHandler(logging.NullHandler())
+_KAFKA_LOG.propagate = False
+# aiokafka logs connection failures itself; the command says it once, in one line (as
+# replay does, enforcer/replay/run.py).
+logging.getLogger("aiokafka").addHandler(logging.NullHandler())
 
 
 class TopicRange:
@@ -57,6 +68,28 @@ class TopicRange:
             self.reader.close()
         finally:
             self._runner.close()
+
+
+def check_readable(settings: EnforcerSettings) -> None:
+    """The broker answers and the sink topic can be read: one line and exit 2 within a
+    second or so otherwise (the check `remediate plan` makes by opening its reader),
+    before a transactional producer would wait half a minute for a broker."""
+    from enforcer.replay.sources.kafka_topic import parse_end, parse_start
+
+    with TopicRange(settings, parse_start("earliest"), parse_end("latest")):
+        pass
+
+
+def check_exposure(settings: EnforcerSettings) -> None:
+    """The worker's own checks of the exposure topic (it exists, is compacted and has the
+    source's partition count), and no worker running (:func:`~enforcer.live.admin.
+    check_exposure_offline`); each failure one line, exit 2."""
+    from enforcer.live.admin import TopicSetupError, check_exposure_offline
+
+    try:
+        check_exposure_offline(settings)
+    except TopicSetupError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def sink_records(reader: TopicReader) -> Iterator[SinkRecord]:
@@ -103,9 +136,16 @@ class Transactions:
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 5,
+            # librdkafka's own lines go to logging (silenced above), not straight to stderr.
+            "logger": _KAFKA_LOG,
         }
         self._topic = settings.sink_topic
-        self._producer = Producer(config)
+        try:
+            self._producer = Producer(config)
+        except KafkaException as exc:
+            from enforcer.live.admin import refused_configuration
+
+            raise UsageError(refused_configuration(exc)) from None
         try:
             self._producer.init_transactions(30)
         except KafkaException as exc:
@@ -114,40 +154,39 @@ class Transactions:
                 f"{kafka_message(exc)}"
             ) from None
 
-    def write(self, policy_version: str, batch: list[Any]) -> None:
-        """Write one batch of retractions in one transaction, committed before return."""
+    def commit(
+        self,
+        policy_version: str,
+        retractions: list[Any],
+        topic: str,
+        records: list[tuple[int, bytes, bytes | None]],
+    ) -> None:
+        """Write ``retractions`` to the sink and the (partition, key, value) ``records``
+        to ``topic`` in one transaction, committed before return."""
         from enforcer.exposure.retract import retraction_value
         from enforcer.remediate.apply import retraction_headers
 
         headers: list[tuple[str, str | bytes | None]] = list(retraction_headers(policy_version))
         producer = self._producer
         producer.begin_transaction()
-        for retraction in batch:
-            while True:
-                try:
-                    producer.produce(
-                        self._topic,
-                        key=retraction.subject_id.encode("utf-8", "surrogatepass"),
-                        value=retraction_value(retraction),
-                        headers=headers,
-                    )
-                    break
-                except BufferError:
-                    producer.poll(0.1)
+        for retraction in retractions:
+            self._produce(
+                self._topic,
+                retraction.subject_id.encode("utf-8", "surrogatepass"),
+                retraction_value(retraction),
+                headers=headers,
+            )
+        for partition, key, value in records:
+            self._produce(topic, key, value, partition=partition)
         producer.commit_transaction(60)
 
-    def write_records(self, topic: str, records: list[tuple[int, bytes, bytes | None]]) -> None:
-        """Write (partition, key, value) records to ``topic`` in one transaction."""
-        producer = self._producer
-        producer.begin_transaction()
-        for partition, key, value in records:
-            while True:
-                try:
-                    producer.produce(topic, key=key, value=value, partition=partition)
-                    break
-                except BufferError:
-                    producer.poll(0.1)
-        producer.commit_transaction(60)
+    def _produce(self, topic: str, key: bytes, value: bytes | None, **more: Any) -> None:
+        while True:
+            try:
+                self._producer.produce(topic, key=key, value=value, **more)
+                return
+            except BufferError:
+                self._producer.poll(0.1)
 
     def close(self) -> None:
         """Deliver what is queued (nothing outside a transaction)."""

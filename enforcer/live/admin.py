@@ -139,13 +139,18 @@ _CO_PARTITIONED = (("ledger", "docs/ledger.md"), ("exposure", "docs/exposure.md"
 
 
 def _check_co_partitioned(
-    settings: EnforcerSettings, admin: AdminClient | None, metadata: ClusterMetadata
+    settings: EnforcerSettings,
+    admin: AdminClient | None,
+    metadata: ClusterMetadata,
+    only: tuple[str, ...] = ("ledger", "exposure"),
 ) -> None:
-    """The ledger and exposure must have the source's partition count: partition ``i``
-    of each holds the same subjects, and a worker restores exactly the partitions it
-    needs."""
+    """The ledger and exposure (of them, the roles in ``only``) must have the source's
+    partition count: partition ``i`` of each holds the same subjects, and a worker
+    restores exactly the partitions it needs."""
     roles = settings.topics_by_role()
-    paired = [(role, roles[role], doc) for role, doc in _CO_PARTITIONED if role in roles]
+    paired = [
+        (role, roles[role], doc) for role, doc in _CO_PARTITIONED if role in roles and role in only
+    ]
     if not paired:
         return
     if admin is not None:  # topics were just created: read their partitions afresh
@@ -164,6 +169,71 @@ def _check_co_partitioned(
                 f"topic '{source}' has {counts[source]}: they must be co-partitioned (the "
                 f"same count, both keyed by subject id); see {doc}"
             )
+
+
+def _check_compacted(admin: AdminClient, role: str, name: str, doc: str) -> None:
+    """A topic that keeps one value per key must be compacted: otherwise retention
+    deletes the values, and a restore forgets what they held."""
+    futures = admin.describe_configs(
+        [ConfigResource(ResourceType.TOPIC, name)], request_timeout=TIMEOUT_S
+    )
+    try:
+        [entries] = [future.result() for future in futures.values()]
+    except KafkaException as exc:
+        raise TopicSetupError(
+            f"cannot read the configuration of topic '{name}': {kafka_error(exc).str()}"
+        ) from None
+    policy = entries["cleanup.policy"].value or ""
+    if "compact" not in policy.split(","):
+        raise TopicSetupError(
+            f"the {role} topic '{name}' is not compacted (cleanup.policy={policy}): it must "
+            f"keep each subject's latest value; see {doc}"
+        )
+
+
+def _active_members(admin: AdminClient, group: str) -> int:
+    """How many members the consumer group has now (none for a group that is empty or
+    does not exist)."""
+    [future] = admin.describe_consumer_groups([group], request_timeout=TIMEOUT_S).values()
+    try:
+        return len(future.result().members)
+    except KafkaException as exc:
+        error = kafka_error(exc)
+        if error.code() == KafkaError.GROUP_AUTHORIZATION_FAILED:
+            raise TopicSetupError(
+                f"not authorized to describe the consumer group '{group}' ({error.name()}): "
+                "grant Describe on it (docs/security.md)"
+            ) from None
+        raise TopicSetupError(
+            f"cannot describe the consumer group '{group}': {error.str()}"
+        ) from None
+
+
+def check_exposure_offline(settings: EnforcerSettings) -> None:
+    """What a command that writes the exposure topic from outside the workers
+    (``enforcer remediate apply --exposure-topic``, docs/remediate.md) checks first, over
+    one connection: the topic exists, is compacted, has the source's partition count (the
+    worker's own checks), and no worker of the group is running, since a running worker
+    holds exposure in memory and would write its own values back over these.
+
+    Raises :class:`TopicSetupError`."""
+    name = settings.exposure_topic
+    if name is None:
+        raise ValueError("no exposure topic to check")
+    admin, metadata = _connect(settings)
+    if name not in metadata.topics and _missing(admin, {"exposure": name}):
+        raise TopicSetupError(
+            f"the exposure topic '{name}' does not exist on {settings.bootstrap_servers}"
+        )
+    _check_compacted(admin, "exposure", name, "docs/exposure.md")
+    _check_co_partitioned(settings, None, metadata, only=("exposure",))
+    members = _active_members(admin, settings.group_id)
+    if members:
+        raise TopicSetupError(
+            f"the enforcer's consumer group '{settings.group_id}' has {members} active "
+            "member(s): stop the workers first (they hold exposure in memory and would "
+            "write it back)"
+        )
 
 
 GRANTS = {

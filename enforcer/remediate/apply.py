@@ -1,5 +1,6 @@
 """Applying a plan, the pure part: which of its retractions the sink already holds,
-what is left to write, and in which batches (docs/remediate.md, "Applying a plan").
+what is left to write, in which transactions, and what each does to the exposure topic
+(docs/remediate.md, "Applying a plan").
 
 Idempotence and resumption rest on one fact: every retraction a plan writes carries
 the plan's id, and a batch is committed whole or not at all. Before writing, the
@@ -124,4 +125,65 @@ def exposure_writes(plan: Plan, held: Mapping[str, ExposureHeld]) -> list[Exposu
             continue
         value = exposure_value(SubjectExposure(subject, merged))
         writes.append(ExposureWrite(subject, value, None if now is None else now.partition))
+    return writes
+
+
+class Transaction(NamedTuple):
+    """What one transaction of an apply writes: retractions to the plan's sink and, with
+    an exposure topic, the new values of the subjects they leave changed."""
+
+    retractions: list[ExposureRetraction]
+    exposure: list[ExposureWrite]
+
+
+def apply_transactions(
+    plan: Plan,
+    written: set[Identity],
+    held: dict[str, ExposureHeld] | None,
+    size: int,
+) -> list[Transaction]:
+    """The transactions an apply writes, in order.
+
+    Without an exposure topic (``held`` is ``None``): the retractions still to write, in
+    batches of ``size``. With one, each batch also removes the identifiers it retracts
+    from their subjects' exposure values (a value left empty is a tombstone), so that
+    the sink and exposure change together; then the plan's identifiers retracted
+    earlier (by an apply without the exposure topic) but still in exposure are removed,
+    ``size`` subjects a transaction. Only values that change are written, so an apply
+    run again writes nothing. ``held`` is updated to what the topic holds after them.
+    """
+    transactions = [
+        Transaction(batch, [] if held is None else _removed(plan.sink_topic, batch, held))
+        for batch in batches(still_to_write(plan, written), size)
+    ]
+    if held is not None:
+        rest = _removed(plan.sink_topic, plan.exposure_retractions(), held)
+        transactions.extend(
+            Transaction([], rest[start : start + size]) for start in range(0, len(rest), size)
+        )
+    return transactions
+
+
+def _removed(
+    sink: str, retractions: list[ExposureRetraction], held: dict[str, ExposureHeld]
+) -> list[ExposureWrite]:
+    """The exposure values of ``retractions``' subjects without what they retract (on
+    ``sink``), for the subjects whose value changes; ``held`` updated to match."""
+    by_subject: dict[str, set[tuple[str, str]]] = {}
+    for r in retractions:
+        if r.subject_id in held:
+            by_subject.setdefault(r.subject_id, set()).add((r.identifier_type, r.fingerprint))
+    writes = []
+    for subject, gone in by_subject.items():
+        now = held[subject]
+        kept = tuple(
+            e
+            for e in now.exposure.entries
+            if e.sink_topic != sink or (e.identifier_type, e.fingerprint) not in gone
+        )
+        if len(kept) == len(now.exposure.entries):
+            continue
+        exposure = SubjectExposure(subject, kept)
+        held[subject] = ExposureHeld(now.partition, exposure)
+        writes.append(ExposureWrite(subject, exposure_value(exposure), now.partition))
     return writes

@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from enforcer.core.fingerprint import generate_key
 from enforcer.remediate.history import SinkKind, SinkRecord, kind_of, read_retraction
 from enforcer.replay.sources.kafka_topic import TopicReader, parse_end, parse_start
+from enforcer.testing.topics import TopicFactory, create_topics, delete_topics, unique_topic_name
 
 FIXED_POLICY = """
 format: 1
@@ -77,6 +79,23 @@ def cli(kafka_bootstrap: str, key: str) -> Cli:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ENFORCER_")}
     env.update(ENFORCER_BOOTSTRAP_SERVERS=kafka_bootstrap, ENFORCER_FINGERPRINT_KEY=key)
     return Cli(env)
+
+
+@pytest.fixture
+async def compacted_topic(kafka_bootstrap: str) -> AsyncIterator[TopicFactory]:
+    """Like ``new_topic``, compacted (``cleanup.policy=compact``): an exposure topic."""
+    created: list[str] = []
+
+    async def make(prefix: str = "test", partitions: int = 1) -> str:
+        name = unique_topic_name(prefix)
+        await create_topics(
+            kafka_bootstrap, [name], partitions, configs={"cleanup.policy": "compact"}
+        )
+        created.append(name)
+        return name
+
+    yield make
+    await delete_topics(kafka_bootstrap, created)
 
 
 @pytest.fixture

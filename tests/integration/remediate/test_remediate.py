@@ -358,15 +358,16 @@ async def test_a_plan_judges_by_the_ledger_topic(
 
 
 async def test_apply_seeds_exposure_for_a_deployment_that_predates_it(
-    kafka_bootstrap: str, new_topic: TopicFactory, tmp_path: Path, key: str, cli: Cli,
-    fixed_policy: Path,
+    kafka_bootstrap: str, new_topic: TopicFactory, compacted_topic: TopicFactory,
+    tmp_path: Path, key: str, cli: Cli, fixed_policy: Path,
 ) -> None:  # fmt: skip
     """Every identifier still exposed and allowed becomes an exposure entry, in the
     partition the subject id falls in; what a subject's value held already is kept, less
     what the plan retracts; a second apply writes nothing."""
     fp = Fingerprinter(key_from_text(key))
     sink = await new_topic("remediate-sink", partitions=3)
-    exposure = await new_topic("remediate-exposure", partitions=3)
+    source = await new_topic("remediate-source", partitions=3)
+    exposure = await compacted_topic("remediate-exposure", partitions=3)
     await _produce_forwarded(kafka_bootstrap, sink, 50, datetime.now(UTC), 0)
     # acct-00007's value as a worker would have written it: its phone (which the plan
     # retracts) and an entry for another sink (which it keeps).
@@ -389,18 +390,17 @@ async def test_apply_seeds_exposure_for_a_deployment_that_predates_it(
 
     path = tmp_path / "plan.json"
     common = ["--policy", str(fixed_policy), "--sink-topic", sink, "--out", str(path)]
-    status, _, err = await cli("remediate", "plan", *common)
-    assert status == 0, err
-    status, _, err = await cli("remediate", "apply", str(path), "--exposure-topic", exposure)
-    assert status == 2 and "--with-exposure" in err, err
-
+    apply = ["remediate", "apply", str(path), "--exposure-topic", exposure, "--source-topic"]
+    apply += [source, "--group-id", unique_topic_name("remediate-group")]
     status, _, err = await cli("remediate", "plan", "--with-exposure", *common)
     assert status == 0, err
     plan = read_plan(path)
     assert plan.exposure is not None and len(plan.exposure) == 50
-    status, out, err = await cli("remediate", "apply", str(path), "--exposure-topic", exposure)
+    status, out, err = await cli(*apply)
     assert status == 0, err
-    assert "exposure: 50 subjects' values written" in out
+    # acct-00007's phone leaves its value with its retraction; then every subject is seeded.
+    assert "exposure: retracted identifiers taken out of 1 subjects' values" in out, out
+    assert "exposure: 50 subjects' values seeded" in out, out
 
     values: dict[str, tuple[int, SubjectExposure]] = {}
     for record in await asyncio.to_thread(read_sink, kafka_bootstrap, exposure):
@@ -419,6 +419,7 @@ async def test_apply_seeds_exposure_for_a_deployment_that_predates_it(
         else:
             assert partition == (murmur2(subject.encode()) & 0x7FFFFFFF) % 3
 
-    status, out, err = await cli("remediate", "apply", str(path), "--exposure-topic", exposure)
+    status, out, err = await cli(*apply)
     assert status == 0, err
-    assert "nothing to write" in out and "exposure: 0 subjects' values written" in out
+    assert "nothing to write" in out and "taken out of 0 subjects' values" in out, out
+    assert "exposure: 0 subjects' values seeded" in out, out

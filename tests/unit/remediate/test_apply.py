@@ -1,5 +1,6 @@
 """What an apply still has to write (docs/remediate.md, "Applying a plan"): the plan's
-retractions less those the sink holds with this plan's id, in batches."""
+retractions less those the sink holds with this plan's id, in batches, each taking what
+it retracts out of exposure when there is an exposure topic."""
 
 from __future__ import annotations
 
@@ -7,9 +8,16 @@ import orjson
 import pytest
 
 from enforcer.core.step import Headers
-from enforcer.exposure.model import SubjectExposure, exposure_value, parse_exposure_record
+from enforcer.exposure.model import (
+    ExposureEntry,
+    SubjectExposure,
+    exposure_value,
+    parse_exposure_record,
+)
 from enforcer.exposure.retract import retraction_value
 from enforcer.remediate.apply import (
+    ExposureHeld,
+    apply_transactions,
     batches,
     exposure_held,
     exposure_writes,
@@ -130,3 +138,81 @@ def test_seeding_writes_what_changes_and_nothing_the_second_time() -> None:
 def test_a_plan_without_exposure_cannot_seed() -> None:
     with pytest.raises(ValueError, match="with-exposure"):
         exposure_writes(_plan(1), {})
+
+
+def _entry(n: int, sink: str = "sink") -> ExposureEntry:
+    return ExposureEntry(
+        sink, "email", "hmac-sha256:" + f"{n:064x}", KEY_ID, ("marketing.advertising",), False,
+        "v1", "2026-11-30T10:00:00Z", "2026-12-01T10:00:00Z",
+    )  # fmt: skip
+
+
+def _held(values: dict[str, tuple[ExposureEntry, ...]]) -> dict[str, ExposureHeld]:
+    return exposure_held(
+        (i, s.encode(), exposure_value(SubjectExposure(s, e)))
+        for i, (s, e) in enumerate(values.items())
+    )
+
+
+def test_without_an_exposure_topic_only_retractions_are_written() -> None:
+    plan = _plan(5)
+    transactions = apply_transactions(plan, set(), None, 2)
+    assert [len(t.retractions) for t in transactions] == [2, 2, 1]
+    assert all(t.exposure == [] for t in transactions)
+
+
+def test_each_transaction_takes_what_it_retracts_out_of_exposure() -> None:
+    """acct-0 holds its retracted email and another sink's entry: the entry for the plan's
+    sink goes, the other stays. acct-1 holds only its retracted email: a tombstone.
+    acct-2 holds an email the plan does not retract: unchanged, not written. acct-3..4
+    are not in the topic: nothing to write for them."""
+    plan = _plan(5)
+    other = _entry(0, "another-sink")
+    held = _held({"acct-0": (_entry(0), other), "acct-1": (_entry(1),), "acct-2": (_entry(99),)})
+    transactions = apply_transactions(plan, set(), held, 2)
+    assert [[r.subject_id for r in t.retractions] for t in transactions] == [
+        ["acct-0", "acct-1"],
+        ["acct-2", "acct-3"],
+        ["acct-4"],
+    ]
+    first = transactions[0].exposure
+    assert [(w.subject_id, w.partition) for w in first] == [("acct-0", 0), ("acct-1", 1)]
+    assert parse_exposure_record(b"acct-0", first[0].value) == SubjectExposure("acct-0", (other,))
+    assert first[1].value is None
+    assert transactions[1].exposure == [] and transactions[2].exposure == []
+    # What the topic now holds, as the apply found it after its writes.
+    assert held["acct-0"].exposure.entries == (other,) and held["acct-1"].exposure.entries == ()
+    assert held["acct-2"].exposure.entries == (_entry(99),)
+
+
+def test_retractions_written_earlier_are_still_taken_out_of_exposure_and_twice_is_once() -> None:
+    """An apply without the exposure topic wrote acct-0..2's retractions; run again with
+    it, the apply writes the other retractions and takes every retracted identifier out
+    of exposure; a third run writes nothing."""
+    plan = _plan(4)
+    written = {(r.subject_id, r.identifier_type, r.fingerprint) for r in plan.retractions[:3]}
+    held = _held({f"acct-{i}": (_entry(i), _entry(50 + i)) for i in range(4)})
+    transactions = apply_transactions(plan, written, held, 2)
+    assert [[r.subject_id for r in t.retractions] for t in transactions] == [["acct-3"], [], []]
+    assert [[w.subject_id for w in t.exposure] for t in transactions] == [
+        ["acct-3"],
+        ["acct-0", "acct-1"],
+        ["acct-2"],
+    ]
+    for i in range(4):
+        assert held[f"acct-{i}"].exposure.entries == (_entry(50 + i),)
+    everything = {(r.subject_id, r.identifier_type, r.fingerprint) for r in plan.retractions}
+    assert apply_transactions(plan, everything, held, 2) == []
+
+
+def test_seeding_after_the_retractions_only_adds() -> None:
+    plan = _seeded_plan()
+    assert plan.exposure is not None
+    e1 = plan.exposure[0].entry("sink")
+    e2 = e1._replace(fingerprint=plan.retractions[0].fingerprint)
+    held = _held({"acct-1": (e2,)})
+    [transaction] = apply_transactions(plan, set(), held, 10)
+    assert [(w.subject_id, w.value) for w in transaction.exposure] == [("acct-1", None)]
+    writes = exposure_writes(plan, held)
+    assert [(w.subject_id, w.partition) for w in writes] == [("acct-1", 0), ("acct-2", None)]
+    assert parse_exposure_record(b"acct-1", writes[0].value) == SubjectExposure("acct-1", (e1,))

@@ -73,9 +73,14 @@ def test_plan_flags(
     _one_line_exit_2(["remediate", "plan", *out, *flags], capsys, needle)
 
 
-def test_seeding_needs_a_plan_made_with_exposure(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("exposure", [[], ["--exposure-topic", "enforcer.exposure"]])
+def test_apply_with_an_unreachable_broker(
+    exposure: list[str], tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
+    """One line and exit 2, said by the quick check `plan` makes, before a transactional
+    producer would wait half a minute and librdkafka print its own lines (on file
+    descriptor 2: hence capfd). Any plan may name an exposure topic, not only one made
+    with --with-exposure."""
     from enforcer.remediate.plan import HistoryCounts, Plan, write_plan
 
     path = tmp_path / "plan.json"
@@ -84,5 +89,9 @@ def test_seeding_needs_a_plan_made_with_exposure(
         {}, 0, (),
     )  # fmt: skip
     write_plan(path, plan.with_id())
-    argv = ["remediate", "apply", str(path), "--exposure-topic", "enforcer.exposure"]
-    _one_line_exit_2(argv, capsys, "--with-exposure")
+    assert main(["remediate", "apply", str(path), *exposure]) == 2
+    err = capfd.readouterr().err
+    assert err == (
+        "enforcer: error: cannot reach Kafka at 127.0.0.1:9 (--bootstrap-servers, "
+        "ENFORCER_BOOTSTRAP_SERVERS)\n"
+    )
