@@ -51,6 +51,10 @@ RECORDS = 20_000
 PARTITIONS = 4
 KILLS = 3
 PER_SECOND = 1_000  # slower than the worker: it is always mid-stream, never idle
+AHEAD = 1_000
+"""Records the producer may run ahead of the group's commits: what a restarted worker
+finds waiting, at most, so one commit never jumps past the kills' thresholds (at most
+70% of the records, plus up to 1,500 after each kill: below 19,000 of 20,000)."""
 
 
 class Traffic(NamedTuple):
@@ -108,14 +112,23 @@ async def test_sigkill_mid_stream_keeps_every_outcome_exactly_once(
         kafka_bootstrap, topics, unique_topic_name("crash-group"), key, tmp_path, 2.0
     ) as deployment:
         await deployment.create_topics(PARTITIONS)
+        # Paced, and never far ahead of the group's commits: however slowly a killed
+        # worker's successor joins, the kills below meet a stream still flowing.
         producing = asyncio.create_task(
-            produce(kafka_bootstrap, topics.source, traffic.values, per_second=PER_SECOND)
+            produce(
+                kafka_bootstrap,
+                topics.source,
+                traffic.values,
+                per_second=PER_SECOND,
+                ahead_of=deployment.group_id,
+                window=AHEAD,
+            )
         )
         try:
             worker = deployment.worker("worker", traffic.env)
             kill_points: list[int] = []
             hit_open_transaction = False
-            for threshold in random_thresholds(rng, RECORDS, KILLS, low=0.1, high=0.75):
+            for threshold in random_thresholds(rng, RECORDS, KILLS, low=0.1, high=0.7):
                 worker.start()
                 # Each run commits some work of its own before it is killed.
                 since_restart = (kill_points or [0])[-1] + rng.randint(300, 1500)
@@ -143,8 +156,8 @@ async def test_sigkill_mid_stream_keeps_every_outcome_exactly_once(
                 hit_open_transaction = hit_open_transaction or await _holds_outputs(
                     kafka_bootstrap, topics.sink
                 )
-            inputs = await asyncio.wait_for(producing, timeout=60)
-            worker.start()
+            worker.start()  # before the producer is awaited: it waits for the commits
+            inputs = await asyncio.wait_for(producing, timeout=120)
             # The last kill may have come after everything was committed: wait until
             # this run has joined, so that the SIGTERM below meets a running worker.
             await worker.wait_for_log(ASSIGNED)

@@ -153,13 +153,16 @@ async def test_sigkill_during_a_ledger_burst_keeps_retractions_and_outcomes_exac
                     topics.source,
                     events(EVENTS, len(stable), rng),
                     per_second=EVENTS_PER_SECOND,
+                    ahead_of=deployment.group_id,
+                    window=EVENTS_PER_SECOND,
                 ),
                 produce_ledger(kafka_bootstrap, ledger, updates, per_second=UPDATES_PER_SECOND),
             )
             kill_points = await kill_at_random_commits(
                 deployment, worker, rng, records=EVENTS, kills=KILLS, gap=(300, 1200)
             )
-            inputs, _ = await asyncio.wait_for(producing, timeout=90)
+            worker.start()  # before the producers are awaited: events wait for commits
+            inputs, _ = await asyncio.wait_for(producing, timeout=120)
             await finish_after_kills(
                 deployment, worker, inputs, ledger=ledger, ledger_records=len(stable) + len(updates)
             )
