@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
@@ -183,6 +184,10 @@ def _check_compacted(admin: AdminClient, role: str, name: str, doc: str) -> None
         raise TopicSetupError(
             f"cannot read the configuration of topic '{name}': {kafka_error(exc).str()}"
         ) from None
+    _refuse_uncompacted(role, name, entries, doc)
+
+
+def _refuse_uncompacted(role: str, name: str, entries: Mapping[str, Any], doc: str) -> None:
     policy = entries["cleanup.policy"].value or ""
     if "compact" not in policy.split(","):
         raise TopicSetupError(
@@ -301,6 +306,8 @@ def _output_limits(settings: EnforcerSettings, admin: AdminClient) -> dict[str, 
                 f"{kafka_error(exc).str()}"
             ) from None
         limits[resource.name] = int(entries["max.message.bytes"].value)
+        if resource.name == settings.exposure_topic:
+            _refuse_uncompacted("exposure", resource.name, entries, "docs/exposure.md")
     return limits
 
 

@@ -324,13 +324,14 @@ async def co_partitioned_deployment(
     partitions: int,
     topics: Mapping[str, str],
     *,
-    compacted: bool = False,
+    compacted: bool = True,
 ) -> AsyncIterator[Deployment]:
     """A deployment whose topics are created with ``partitions`` partitions, and beside
     them one topic per setting of ``topics`` (``{"ENFORCER_LEDGER_TOPIC": "purposes"}``:
     a unique name starting with ``{prefix}-purposes``, set for every worker), with the
-    same count: a ledger or exposure co-partitioned with the source. Every worker is
-    killed and every topic deleted at the end."""
+    same count and compacted (as a worker requires of exposure): a ledger or exposure
+    co-partitioned with the source. Every worker is killed and every topic deleted at
+    the end."""
     created = EnforcerTopics.unique(prefix)
     names = {setting: unique_topic_name(f"{prefix}-{kind}") for setting, kind in topics.items()}
     configs = {"cleanup.policy": "compact"} if compacted else None

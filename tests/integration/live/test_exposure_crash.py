@@ -51,6 +51,7 @@ from enforcer.testing.worker import (
 PARTITIONS = 3
 KILLS = 3
 SUBJECTS = 60
+COMPACTED = {"cleanup.policy": "compact"}
 EVENTS = 9_000
 EVENTS_PER_SECOND = 300
 UPDATES = 900
@@ -156,7 +157,7 @@ async def test_sigkill_during_ledger_updates_retracts_only_and_all_exposed(
         },
     ) as deployment:
         await deployment.create_topics(PARTITIONS)
-        await create_topics(kafka_bootstrap, [ledger, exposure], PARTITIONS)
+        await create_topics(kafka_bootstrap, [ledger, exposure], PARTITIONS, configs=COMPACTED)
         try:
             await produce_ledger(kafka_bootstrap, ledger, start)
             worker = deployment.worker("worker")
@@ -321,7 +322,7 @@ async def test_a_new_policy_retracts_each_forbidden_identifier_once(
         extra_env={"ENFORCER_SESSION_TIMEOUT": "6", "ENFORCER_EXPOSURE_TOPIC": exposure},
     ) as deployment:
         await deployment.create_topics(PARTITIONS)
-        await create_topics(kafka_bootstrap, [exposure], PARTITIONS)
+        await create_topics(kafka_bootstrap, [exposure], PARTITIONS, configs=COMPACTED)
         try:
             inputs = await produce(kafka_bootstrap, topics.source, values)
             first = deployment.worker("old", {"ENFORCER_POLICY_FILE": str(old)})

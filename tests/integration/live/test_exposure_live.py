@@ -347,7 +347,8 @@ async def test_a_record_whose_exposure_cannot_be_written_is_dead_lettered(
     outgrow it gets its record dead-lettered (``output-too-large``), not forwarded
     unrecorded, and the worker goes on with the next records."""
     small = unique_topic_name("exposure-small")
-    await create_topics(deployment.bootstrap, [small], 3, configs={"max.message.bytes": "2000"})
+    configs = {"max.message.bytes": "2000", "cleanup.policy": "compact"}
+    await create_topics(deployment.bootstrap, [small], 3, configs=configs)
     try:
         worker = deployment.worker("small", {"ENFORCER_EXPOSURE_TOPIC": small})
         worker.start()
@@ -373,3 +374,21 @@ async def test_a_record_whose_exposure_cannot_be_written_is_dead_lettered(
     headers = dict(dead[0].headers)
     assert headers["enforcer.error.reason"] == b"output-too-large"
     assert b"exposure" in headers["enforcer.error.message"]
+
+
+async def test_an_exposure_topic_that_is_not_compacted_is_refused(
+    deployment: Deployment,
+) -> None:
+    """Exit 2 and one line: retention would delete subjects' values, and a restore would
+    forget what was forwarded (never retracted after)."""
+    deleting = unique_topic_name("exposure-deleting")
+    await create_topics(deployment.bootstrap, [deleting], 3, configs={"cleanup.policy": "delete"})
+    try:
+        worker = deployment.worker("deleting", {"ENFORCER_EXPOSURE_TOPIC": deleting})
+        worker.start()
+        assert worker.wait_exit(60) == 2, worker.log_tail()
+        tail = worker.log_tail()
+        assert f"the exposure topic '{deleting}' is not compacted" in tail, tail
+        assert "Traceback" not in tail
+    finally:
+        await delete_topics(deployment.bootstrap, [deleting])
