@@ -62,6 +62,8 @@ SECURITY_NAMESPACES = (
 FAST_GROUP_ENV = {"ENFORCER_SESSION_TIMEOUT": "6"}
 
 ASSIGNED = ASSIGNED_LOG
+COMPACT = {"cleanup.policy": "compact"}
+"""The configuration of a compacted topic (a ledger, exposure)."""
 """A worker writes a line with this at every assignment (eager: after each rebalance)."""
 ABORTED = "transaction aborted"
 """A worker writes a line with this when Kafka refused a commit and it reads again."""
@@ -324,17 +326,17 @@ async def co_partitioned_deployment(
     partitions: int,
     topics: Mapping[str, str],
     *,
-    compacted: bool = True,
+    compacted: bool = False,
 ) -> AsyncIterator[Deployment]:
     """A deployment whose topics are created with ``partitions`` partitions, and beside
     them one topic per setting of ``topics`` (``{"ENFORCER_LEDGER_TOPIC": "purposes"}``:
     a unique name starting with ``{prefix}-purposes``, set for every worker), with the
-    same count and compacted (as a worker requires of exposure): a ledger or exposure
-    co-partitioned with the source. Every worker is killed and every topic deleted at
-    the end."""
+    same count: a ledger or exposure co-partitioned with the source. An exposure topic
+    is compacted (a worker requires it), the others with ``compacted`` only (a ledger
+    test may write an unkeyed value, which a compacted topic refuses). Every worker is
+    killed and every topic deleted at the end."""
     created = EnforcerTopics.unique(prefix)
     names = {setting: unique_topic_name(f"{prefix}-{kind}") for setting, kind in topics.items()}
-    configs = {"cleanup.policy": "compact"} if compacted else None
     with Deployment(
         bootstrap,
         created,
@@ -344,7 +346,9 @@ async def co_partitioned_deployment(
         extra_env={"ENFORCER_SESSION_TIMEOUT": "6", **names},
     ) as deployment:
         await deployment.create_topics(partitions=partitions)
-        await create_topics(bootstrap, list(names.values()), partitions, configs=configs)
+        for setting, name in names.items():
+            compact = compacted or setting == "ENFORCER_EXPOSURE_TOPIC"
+            await create_topics(bootstrap, [name], partitions, configs=COMPACT if compact else None)
         try:
             yield deployment
         finally:
