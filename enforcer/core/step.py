@@ -519,44 +519,27 @@ class Step:
         identifiers recur."""
         # A plain loop: a comprehension, zip(strict=True) and a NamedTuple's own __new__
         # made this twice as slow (it runs for every forwarded record).
+        mac = self.fingerprinter.mac
+        found = []
+        for j, value in zip(judged, values):  # noqa: B905 - equal lengths by construction
+            if everything or j.rule is None:
+                kind = j.type
+                found.append(
+                    _new_forwarded(
+                        ForwardedIdentifier, (kind, mac(kind, value), j.purposes, j.from_ledger)
+                    )
+                )
         previous = self.previous_fingerprinter
         if previous is not None:
-            return self._forwarded_rekeyable(judged, values, previous, everything=everything)
-        mac = self.fingerprinter.mac
-        found = []
-        for j, value in zip(judged, values):  # noqa: B905 - equal lengths by construction
-            if everything or j.rule is None:
-                kind = j.type
-                found.append(
-                    _new_forwarded(
-                        ForwardedIdentifier, (kind, mac(kind, value), j.purposes, j.from_ledger)
-                    )
-                )
+            # During a key rotation: the same list, able to give each identifier's MAC
+            # under the previous key when exposure asks (its raw values kept for that).
+            kept = [
+                (j.type, value)
+                for j, value in zip(judged, values)  # noqa: B905 - equal lengths
+                if everything or j.rule is None
+            ]
+            return _rekeyable(found, kept, previous)
         return tuple(found)
-
-    def _forwarded_rekeyable(
-        self,
-        judged: Sequence[Judgement],
-        values: Sequence[str],
-        previous: Fingerprinter,
-        *,
-        everything: bool,
-    ) -> Rekeyable:
-        """:meth:`forwarded_of` during a key rotation: the same list, able to give each
-        identifier's MAC under the previous key when exposure asks."""
-        mac = self.fingerprinter.mac
-        found = []
-        kept = []
-        for j, value in zip(judged, values):  # noqa: B905 - equal lengths by construction
-            if everything or j.rule is None:
-                kind = j.type
-                found.append(
-                    _new_forwarded(
-                        ForwardedIdentifier, (kind, mac(kind, value), j.purposes, j.from_ledger)
-                    )
-                )
-                kept.append((kind, value))
-        return _rekeyable(found, kept, previous)
 
     def passed(
         self,
