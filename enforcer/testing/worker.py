@@ -917,3 +917,23 @@ async def finish_after_kills(
         alive=[worker],
     )
     assert worker.stop() == 0, worker.log_tail()
+
+
+async def decided(
+    deployment: Deployment,
+    worker: EnforcerWorker,
+    values: Sequence[bytes],
+    before: Sequence[InputRecord] = (),
+) -> list[InputRecord]:
+    """Produce ``values`` to the deployment's source and wait until the group (``worker``
+    running) has committed them and ``before``; returns ``before`` and the new inputs."""
+    inputs = [*before, *await produce(deployment.bootstrap, deployment.topics.source, values)]
+    await wait_for_commits(
+        deployment.bootstrap,
+        deployment.group_id,
+        deployment.topics.source,
+        until=end_offsets_of(inputs),
+        timeout_s=90,
+        alive=[worker],
+    )
+    return inputs

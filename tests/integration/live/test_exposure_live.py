@@ -16,7 +16,7 @@ import pytest
 
 from enforcer.core.fingerprint import Fingerprinter, key_from_text
 from enforcer.core.policy.load import default_policy_bytes, policy_version
-from enforcer.core.step import HEADER_POLICY, InputRecord
+from enforcer.core.step import HEADER_POLICY
 from enforcer.exposure.model import SubjectExposure, parse_exposure_record
 from enforcer.live.exposure import REJUDGED_LOG, RESTORED_LOG
 from enforcer.live.policy_reload import RELOADED_LOG
@@ -26,10 +26,8 @@ from enforcer.testing.policies import phones_never_for_advertising
 from enforcer.testing.topics import create_topics, delete_topics, unique_topic_name
 from enforcer.testing.worker import (
     Deployment,
-    EnforcerWorker,
     co_partitioned_deployment,
-    end_offsets_of,
-    produce,
+    decided,
     wait_for_commits,
 )
 
@@ -95,22 +93,6 @@ async def exposure_now(deployment: Deployment, expected: int) -> dict[str, Subje
     return latest
 
 
-async def decide(
-    deployment: Deployment, worker: EnforcerWorker, values: list[bytes], before: list[InputRecord]
-) -> list[InputRecord]:
-    """Produce ``values`` and wait until the worker committed them (and ``before``)."""
-    inputs = [*before, *await produce(deployment.bootstrap, deployment.topics.source, values)]
-    await wait_for_commits(
-        deployment.bootstrap,
-        deployment.group_id,
-        deployment.topics.source,
-        until=end_offsets_of(inputs),
-        timeout_s=90,
-        alive=[worker],
-    )
-    return inputs
-
-
 def retraction_bodies(sink: list[ReadRecord]) -> list[dict[str, str]]:
     return [
         orjson.loads(r.value or b"{}")["retraction"]
@@ -149,7 +131,7 @@ async def test_ledger_updates_retract_exactly_what_was_forwarded(
         "one", {"ENFORCER_LEDGER_TOPIC": ledger, "ENFORCER_EXPOSURE_STORE": store}
     )
     worker.start()
-    inputs = await decide(
+    inputs = await decided(
         deployment,
         worker,
         [
@@ -187,7 +169,7 @@ async def test_ledger_updates_retract_exactly_what_was_forwarded(
         timeout_s=90,
         alive=[worker],
     )
-    await decide(deployment, worker, [event("e3", "s-other", [("email", "o@x.io", ADS)])], inputs)
+    await decided(deployment, worker, [event("e3", "s-other", [("email", "o@x.io", ADS)])], inputs)
     assert worker.stop() == 0, worker.log_tail()
     assert worker.log_count(f"({store} store): retractions are exact") == 1
     assert not list((deployment.work_dir / "one-data").rglob("*rocksdb*"))
@@ -239,7 +221,7 @@ async def test_a_new_policy_at_restart_retracts_what_it_forbids_once(
     ]
     first = deployment.worker("old", {"ENFORCER_POLICY_FILE": str(old)})
     first.start()
-    inputs = await decide(deployment, first, values, [])
+    inputs = await decided(deployment, first, values, [])
     assert first.stop() == 0, first.log_tail()
     exposed = await exposure_now(deployment, expected=6)
     assert sum(len(e.entries) for e in exposed.values()) == 12
@@ -247,7 +229,7 @@ async def test_a_new_policy_at_restart_retracts_what_it_forbids_once(
     for run in range(2):
         worker = deployment.worker(f"new-{run}", {"ENFORCER_POLICY_FILE": str(new)})
         worker.start()
-        inputs = await decide(
+        inputs = await decided(
             deployment,
             worker,
             [event(f"later-{run}", "acct-x", [("email", "x@x.io", ADS)])],
@@ -310,7 +292,7 @@ async def test_a_reloaded_policy_retracts_what_it_forbids_before_the_next_event(
     )
     worker.start()
     subjects = [f"acct-{n}" for n in range(4)]
-    inputs = await decide(
+    inputs = await decided(
         deployment,
         worker,
         [
@@ -324,7 +306,9 @@ async def test_a_reloaded_policy_retracts_what_it_forbids_before_the_next_event(
     staged.replace(path)
     await worker.wait_for_log(RELOADED_LOG, timeout_s=60)
     await worker.wait_for_log(REJUDGED_LOG, timeout_s=60)
-    await decide(deployment, worker, [event("after", "acct-y", [("email", "y@x.io", ADS)])], inputs)
+    await decided(
+        deployment, worker, [event("after", "acct-y", [("email", "y@x.io", ADS)])], inputs
+    )
     assert worker.stop() == 0, worker.log_tail()
     fingerprinter = Fingerprinter(key_from_text(deployment.fingerprint_key))
     sink = await read_committed(deployment.bootstrap, deployment.topics.sink, expected=9)
@@ -353,7 +337,7 @@ async def test_a_record_whose_exposure_cannot_be_written_is_dead_lettered(
         worker = deployment.worker("small", {"ENFORCER_EXPOSURE_TOPIC": small})
         worker.start()
         many: list[Identifier] = [("email", f"m{n}@x.io", ADS) for n in range(12)]
-        inputs = await decide(
+        inputs = await decided(
             deployment,
             worker,
             [

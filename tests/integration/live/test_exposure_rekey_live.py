@@ -14,17 +14,14 @@ import orjson
 import pytest
 
 from enforcer.core.fingerprint import Fingerprinter, generate_key, key_from_text
-from enforcer.core.step import InputRecord
 from enforcer.exposure.model import SubjectExposure, parse_exposure_record
 from enforcer.testing.consume import read_committed
 from enforcer.testing.ledger import ledger_value, produce_ledger, retractions_read
 from enforcer.testing.topics import create_topics, delete_topics, unique_topic_name
 from enforcer.testing.worker import (
     Deployment,
-    EnforcerWorker,
     co_partitioned_deployment,
-    end_offsets_of,
-    produce,
+    decided,
     wait_for_commits,
 )
 
@@ -84,22 +81,6 @@ async def exposure_now(deployment: Deployment, expected: int) -> dict[str, Subje
     return latest
 
 
-async def decide(
-    deployment: Deployment, worker: EnforcerWorker, values: list[bytes], before: list[InputRecord]
-) -> list[InputRecord]:
-    """Produce ``values`` and wait until the worker committed them (and ``before``)."""
-    inputs = [*before, *await produce(deployment.bootstrap, deployment.topics.source, values)]
-    await wait_for_commits(
-        deployment.bootstrap,
-        deployment.group_id,
-        deployment.topics.source,
-        until=end_offsets_of(inputs),
-        timeout_s=90,
-        alive=[worker],
-    )
-    return inputs
-
-
 async def ledger_ends(deployment: Deployment, ledger: str, expected: int) -> dict[int, int]:
     records = await read_committed(deployment.bootstrap, ledger, expected=expected, timeout_s=30)
     ends: dict[int, int] = {}
@@ -127,7 +108,7 @@ async def test_a_rotation_with_the_previous_key_re_keys_exposure_and_retracts_on
 
     first = deployment.worker("key-a", env)
     first.start()
-    inputs = await decide(
+    inputs = await decided(
         deployment, first, [event("e1", "s-again", AGAIN), event("e2", "s-once", ONCE)], []
     )
     assert first.stop() == 0, first.log_tail()
@@ -147,7 +128,7 @@ async def test_a_rotation_with_the_previous_key_re_keys_exposure_and_retracts_on
         },
     )
     second.start()
-    inputs = await decide(deployment, second, [event("e3", "s-again", AGAIN)], inputs)
+    inputs = await decided(deployment, second, [event("e3", "s-again", AGAIN)], inputs)
     after = await exposure_now(deployment, expected=3)
     (rekeyed,) = after["s-again"].entries
     assert (rekeyed.key_id, rekeyed.fingerprint) == (b.key_id, b("email", AGAIN))

@@ -18,7 +18,6 @@ from aiokafka import AIOKafkaProducer
 
 from enforcer.core.fingerprint import Fingerprinter, generate_key, key_from_text
 from enforcer.core.policy.load import default_policy_bytes
-from enforcer.core.step import InputRecord
 from enforcer.exposure.model import (
     ExposureEntry,
     SubjectExposure,
@@ -32,12 +31,8 @@ from enforcer.testing.ledger import retractions_read
 from enforcer.testing.policies import phones_never_for_advertising
 from enforcer.testing.topics import create_topics, delete_topics, unique_topic_name
 from enforcer.testing.worker import (
-    Deployment,
-    EnforcerWorker,
     co_partitioned_deployment,
-    end_offsets_of,
-    produce,
-    wait_for_commits,
+    decided,
 )
 
 from .conftest import Cli, plan_retractions_in, read_sink
@@ -79,21 +74,6 @@ def _exposure_now(bootstrap: str, topic: str) -> tuple[int, dict[str, SubjectExp
     return len(records), latest
 
 
-async def _decide(
-    deployment: Deployment, worker: EnforcerWorker, values: list[bytes], before: list[InputRecord]
-) -> list[InputRecord]:
-    inputs = [*before, *await produce(deployment.bootstrap, deployment.topics.source, values)]
-    await wait_for_commits(
-        deployment.bootstrap,
-        deployment.group_id,
-        deployment.topics.source,
-        until=end_offsets_of(inputs),
-        timeout_s=90,
-        alive=[worker],
-    )
-    return inputs
-
-
 async def test_apply_takes_its_retractions_out_of_exposure_once_the_workers_stop(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
@@ -114,7 +94,7 @@ async def test_apply_takes_its_retractions_out_of_exposure_once_the_workers_stop
         fp = Fingerprinter(key_from_text(deployment.fingerprint_key))
         worker = deployment.worker("old", {"ENFORCER_POLICY_FILE": str(old)})
         worker.start()
-        inputs = await _decide(deployment, worker, [_event(n) for n in range(6)], [])
+        inputs = await decided(deployment, worker, [_event(n) for n in range(6)], [])
 
         path = tmp_path / "plan.json"
         status, _, err = await cli(
@@ -158,7 +138,7 @@ async def test_apply_takes_its_retractions_out_of_exposure_once_the_workers_stop
         # no longer exposed, so its re-judgement retracts nothing a second time.
         worker = deployment.worker("new", {"ENFORCER_POLICY_FILE": str(new)})
         worker.start()
-        await _decide(deployment, worker, [_event(100)], inputs)
+        await decided(deployment, worker, [_event(100)], inputs)
         assert worker.stop() == 0, worker.log_tail()
         assert worker.log_count(REJUDGED_LOG) == 0, worker.log_tail()
         records = await read_committed(kafka_bootstrap, sink, expected=6 + 6 + 1)
