@@ -430,9 +430,7 @@ class ExposureState:
         old_number = self._key_ids.ids[previous.key_id]
         macs: Sequence[bytes] | None = None
         for index, (kind, mac, purposes, by_ledger) in enumerate(identifiers):
-            head = self._heads.get((sink, kind)) or _HEAD.pack(
-                self._sinks.id_of(sink), self._types.id_of(kind)
-            )
+            head = self._heads.get((sink, kind)) or self._head_bytes(sink, kind)
             if not _holds_head_under(blob, head, old_number):
                 self._merge(blob, mac, sink, kind, key_id, purposes, by_ledger, version, seconds)
                 continue
@@ -458,15 +456,29 @@ class ExposureState:
                 + _TIMES.pack(min(first, seconds), max(last, seconds))
             )
 
+    def _head_bytes(self, sink: str, kind: str) -> bytes:
+        """A slot's packed sink and type ids, remembered."""
+        return remember(
+            self._heads,
+            (sink, kind),
+            _HEAD.pack(self._sinks.id_of(sink), self._types.id_of(kind)),
+            _MEMO_LIMIT,
+        )
+
     def _attribute_bytes(
         self, key_id: str, by_ledger: bool, purposes: tuple[str, ...], version: str
     ) -> bytes:
-        """A slot's packed attributes (as :meth:`_merge` packs them)."""
-        return _ATTRIBUTES.pack(
-            self._key_ids.id_of(key_id),
-            by_ledger,
-            self._purposes.id_of(tuple(sorted(set(purposes)))),
-            self._versions.id_of(version),
+        """A slot's packed attributes, remembered."""
+        return remember(
+            self._attributes,
+            (key_id, by_ledger, purposes, version),
+            _ATTRIBUTES.pack(
+                self._key_ids.id_of(key_id),
+                by_ledger,
+                self._purposes.id_of(tuple(sorted(set(purposes)))),
+                self._versions.id_of(version),
+            ),
+            _MEMO_LIMIT,
         )
 
     def _seconds(self, at: str) -> int:
@@ -488,28 +500,13 @@ class ExposureState:
         version: str,
         seconds: int,
     ) -> None:
-        head = self._heads.get((sink, kind))
-        if head is None:
-            head = remember(
-                self._heads,
-                (sink, kind),
-                _HEAD.pack(self._sinks.id_of(sink), self._types.id_of(kind)),
-                _MEMO_LIMIT,
-            )
+        # The packed parts are remembered, and looked up inline: a re-forward is on the
+        # hot path.
+        head = self._heads.get((sink, kind)) or self._head_bytes(sink, kind)
         identity = mac + head
-        attributes = self._attributes.get((key_id, by_ledger, purposes, version))
-        if attributes is None:
-            attributes = remember(
-                self._attributes,
-                (key_id, by_ledger, purposes, version),
-                _ATTRIBUTES.pack(
-                    self._key_ids.id_of(key_id),
-                    by_ledger,
-                    self._purposes.id_of(tuple(sorted(set(purposes)))),
-                    self._versions.id_of(version),
-                ),
-                _MEMO_LIMIT,
-            )
+        attributes = self._attributes.get(
+            (key_id, by_ledger, purposes, version)
+        ) or self._attribute_bytes(key_id, by_ledger, purposes, version)
         start = _find(blob, identity)
         if start < 0:
             blob += identity + attributes + _TIMES.pack(seconds, seconds)
