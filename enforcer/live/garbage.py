@@ -13,10 +13,11 @@ Three things keep its work small and visible:
   a batch makes has been freed by reference counting before a collection sees it: a
   worker measured spending a tenth of the time in collections as before, at the same
   memory (docs/benchmarks.md). Cycles are still collected, a little later.
-- :func:`kept_small`, the first two for the length of a command that reads a whole
-  history in one process (``enforcer remediate plan``): the same reasons hold there,
-  and full collections walking the imported modules again and again cost
-  ``remediate plan`` about a tenth of its time (docs/remediate.md, "What it costs").
+- :func:`kept_small`, the first two for the length of a ``with`` block: the worker's
+  loop, and a command that reads a whole history in one process (``enforcer remediate
+  plan``), where the same reasons hold: full collections walking the imported modules
+  again and again cost ``remediate plan`` about a tenth of its time (docs/remediate.md,
+  "What it costs").
 - :class:`CollectionTimer`, a ``gc.callbacks`` hook counting collections per generation
   and the time spent in them, for ``enforcer_gc_collections_total`` and
   ``enforcer_gc_pause_seconds_total`` (docs/operations.md: metrics).
@@ -101,13 +102,14 @@ def unfreeze() -> None:
 
 
 @contextmanager
-def kept_small() -> Iterator[None]:
-    """For the ``with`` block: what is alive now frozen, the youngest generation
-    collected less often; then both as they were."""
+def kept_small() -> Iterator[int]:
+    """For the ``with`` block: what is alive now frozen (how many objects: the value
+    of the block), the youngest generation collected less often; then both as they
+    were."""
     thresholds = collect_young_less_often()
-    freeze_startup_objects()
+    frozen = freeze_startup_objects()
     try:
-        yield
+        yield frozen
     finally:
         unfreeze()
         restore_thresholds(thresholds)

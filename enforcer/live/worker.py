@@ -44,10 +44,7 @@ from enforcer.live.exposure import LiveExposure
 from enforcer.live.failures import WorkerStopError
 from enforcer.live.garbage import (
     CollectionTimer,
-    collect_young_less_often,
-    freeze_startup_objects,
-    restore_thresholds,
-    unfreeze,
+    kept_small,
 )
 from enforcer.live.guard import DeadLetterGuard, DeadLetterRateExceededError
 from enforcer.live.health import Health
@@ -272,15 +269,13 @@ def _run_engine(engine: Engine, recorder: MetricsRecorder) -> None:
     generation collected less often (enforcer/live/garbage.py says why)."""
     collections = CollectionTimer(GcStats())
     recorder.gc = collections.stats
-    log.debug("%d start-up objects frozen for the garbage collector", freeze_startup_objects())
-    thresholds = collect_young_less_often()
-    collections.install()
-    try:
-        engine.run()
-    finally:
-        collections.remove()
-        restore_thresholds(thresholds)
-        unfreeze()
+    with kept_small() as frozen:
+        log.debug("%d start-up objects frozen for the garbage collector", frozen)
+        collections.install()
+        try:
+            engine.run()
+        finally:
+            collections.remove()
 
 
 def _recorder(settings: EnforcerSettings, policy: Policy, health: Health) -> MetricsRecorder:
