@@ -15,7 +15,7 @@
 #
 # Other options of `python -m bench.pipeline --help` pass through. Writes
 # bench/results/pipeline.json, bench/results/pipeline.md and the results section of
-# docs/benchmarks.md. The broker lives in $BENCH_KAFKA_STATE_DIR (/tmp/bench-kafka).
+# docs/benchmarks.md. The broker lives in $BENCH_KAFKA_STATE_DIR (.bench-kafka in the checkout).
 set -euo pipefail
 
 exec bash "$(dirname "${BASH_SOURCE[0]}")/with-broker.sh" bench bench.pipeline "$@"

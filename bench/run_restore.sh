@@ -9,7 +9,7 @@
 #                                                       # `python -m bench.pipeline.restore --help`
 #
 # Writes bench/results/ledger_restore.{json,md}. The broker lives in
-# $BENCH_KAFKA_STATE_DIR (/tmp/bench-kafka).
+# $BENCH_KAFKA_STATE_DIR (.bench-kafka in the checkout).
 set -euo pipefail
 
 exec bash "$(dirname "${BASH_SOURCE[0]}")/with-broker.sh" restore bench.pipeline.restore "$@"

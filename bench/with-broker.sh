@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run a benchmark module against a fresh local broker: installs what is missing
 # (scripts/setup.sh), resets and starts the broker in $BENCH_KAFKA_STATE_DIR
-# (/tmp/bench-kafka), runs `python -m MODULE --bootstrap ADDR --kafka-version V ARGS...`,
+# (.bench-kafka in the checkout, so two checkouts never reset each other's broker),
+# runs `python -m MODULE --bootstrap ADDR --kafka-version V ARGS...`,
 # and always stops the broker again. Used by run_pipeline.sh and run_restore.sh.
 #
 #   bash bench/with-broker.sh LABEL MODULE [ARGS...]
@@ -14,7 +15,7 @@ shift 2
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$PWD"
 export KAFKA_VERSION="${KAFKA_VERSION:-3.9.1}"
-export KAFKA_STATE_DIR="${BENCH_KAFKA_STATE_DIR:-/tmp/bench-kafka}"
+export KAFKA_STATE_DIR="${BENCH_KAFKA_STATE_DIR:-$ROOT/.bench-kafka}"
 KAFKA_SH="$ROOT/deploy/kafka/kafka.sh"
 
 bash scripts/setup.sh
