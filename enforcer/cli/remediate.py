@@ -37,8 +37,6 @@ from enforcer.cli.remediate_kafka import (
     check_exposure,
     check_readable,
     kafka_message,
-    messages,
-    sink_records,
 )
 from enforcer.cli.replay import ledger_from_flags
 
@@ -179,13 +177,13 @@ def command(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace) -> int:
     if args.ledger_as_of is not None and args.ledger_file is None and args.ledger_topic is None:
         raise UsageError("--ledger-as-of goes with --ledger-file or --ledger-topic")
+    from enforcer.core.clock import SystemClock
     from enforcer.core.models import parse_rfc3339
     from enforcer.live.garbage import kept_small
     from enforcer.remediate.judge import Judge
     from enforcer.remediate.plan import PartitionSpan, write_plan
     from enforcer.remediate.planner import Planner
     from enforcer.remediate.summary import summary_lines
-    from enforcer.replay.run import CLOCK
     from enforcer.replay.sources.kafka_topic import Position, parse_end, parse_start
 
     if args.since and args.until and parse_rfc3339(args.since) > parse_rfc3339(args.until):
@@ -218,7 +216,7 @@ def _plan(args: argparse.Namespace) -> int:
         from enforcer.ledger.lookup import WholeLedger
 
         lookup = WholeLedger(ledger.replay.state)
-    judge = Judge(policy, fingerprinter, CLOCK, lookup, reader)
+    judge = Judge(policy, fingerprinter, SystemClock(), lookup, reader)
     planner = Planner(
         judge, settings.sink_topic, settings.source_topic, with_exposure=args.with_exposure
     )
@@ -228,7 +226,7 @@ def _plan(args: argparse.Namespace) -> int:
         TopicRange(settings, start or parse_start("earliest"), end or parse_end("latest")) as topic,
         kept_small(),
     ):
-        planner.add_all(_with_schemas(sink_records(topic), formats))
+        planner.add_all(_with_schemas(topic.records(), formats))
         spans = [PartitionSpan(r.partition, r.start, r.end) for r in topic.ranges]
         plan = planner.plan(since=args.since, until=args.until, offsets=spans)
     try:
@@ -337,7 +335,7 @@ def _exposure_held(settings: EnforcerSettings) -> _Exposure:
     name = settings.exposure_topic
     assert name is not None
     with TopicRange(settings, parse_start("earliest"), parse_end("latest"), name) as topic:
-        held = exposure_held((m.partition, m.key, m.value) for m in messages(topic))
+        held = exposure_held((r.partition, r.key, r.value) for r in topic.records())
         return _Exposure(name, len(topic.ranges), held)
 
 
@@ -357,7 +355,7 @@ def _write(
     from enforcer.replay.sources.kafka_topic import parse_end, parse_start
 
     with TopicRange(settings, parse_start("earliest"), parse_end("latest")) as topic:
-        written = written_by(plan.plan_id, ((r.headers, r.value) for r in sink_records(topic)))
+        written = written_by(plan.plan_id, ((r.headers, r.value) for r in topic.records()))
     held = exposure.held if exposure is not None else None
     transactions = apply_transactions(plan, written, held, args.batch_size)
     total = len(plan.retractions)

@@ -1,37 +1,68 @@
 """Kafka for ``enforcer remediate`` (docs/remediate.md): a topic read whole or over a
-time range (replay's reader: read_committed, no consumer group), and the transactional
-producer an apply writes with. A topic that cannot be read, or a broker that cannot
-start a transaction, is one line and exit 2 (:class:`~enforcer.cli.common.UsageError`).
+time range, and the transactional producer an apply writes with, both on librdkafka
+like the worker. A topic that cannot be read, or a broker that cannot start a
+transaction, is one line and exit 2 (:class:`~enforcer.cli.common.UsageError`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from enforcer.cli.common import UsageError
 
 if TYPE_CHECKING:
+    from confluent_kafka import Consumer, KafkaError
+
     from enforcer.config.settings import EnforcerSettings
     from enforcer.remediate.history import SinkRecord
-    from enforcer.replay.sources.kafka_topic import Position, TopicReader
+    from enforcer.replay.sources.kafka_topic import PartitionRange, Position
 
 
 _KAFKA_LOG = logging.getLogger("enforcer.remediate.kafka")
-# The producer's librdkafka lines (a broker's retries, a coordinator loading) are not
-# printed: what stops an apply is said in one line, from the exception it raises.
+# librdkafka's own lines (a broker's retries, a coordinator loading) are not printed:
+# what stops a command is said in one line, from the error it meets.
 _KAFKA_LOG.addHandler(logging.NullHandler())
 _KAFKA_LOG.propagate = False
-# aiokafka logs connection failures itself; the command says it once, in one line (as
-# replay does, enforcer/replay/run.py).
-logging.getLogger("aiokafka").addHandler(logging.NullHandler())
+
+_CONNECT_S = 15.0
+"""How long a reader waits for the cluster's metadata before it says it cannot reach it."""
+_STALL_S = 60.0
+"""How long a read may go without a record or a partition's end before it gives up."""
+_BATCH = 10_000
+"""Records asked of the client at a time."""
+
+
+class _ReadErrors:
+    """The reader's ``error_cb``: the last error, and whether it is one waiting will not
+    cure (no broker answers at all, a name that does not resolve, refused credentials,
+    failed TLS): a command run by hand says so at once rather than after a timeout."""
+
+    def __init__(self) -> None:
+        self.last: KafkaError | None = None
+        self.final = False
+
+    def __call__(self, error: KafkaError) -> None:
+        from confluent_kafka import KafkaError
+
+        self.last = error
+        self.final = self.final or error.code() in {
+            KafkaError._ALL_BROKERS_DOWN,
+            KafkaError._RESOLVE,
+            KafkaError._AUTHENTICATION,
+            KafkaError.SASL_AUTHENTICATION_FAILED,
+            KafkaError._SSL,
+        }
 
 
 class TopicRange:
-    """A reader of a topic (the sink's by default), open for a ``with`` block; a topic
-    that cannot be read is one line, exit 2."""
+    """A topic (the sink's by default) read over ``[start, end)`` on every partition,
+    open for a ``with`` block: read_committed and without a consumer group (nothing is
+    ever committed, so no group's offsets move), with replay's meaning of the range's
+    ends (:mod:`enforcer.replay.sources.kafka_topic`). A topic that cannot be read is one
+    line, exit 2."""
 
     def __init__(
         self,
@@ -40,40 +71,193 @@ class TopicRange:
         end: Position,
         topic: str | None = None,
     ) -> None:
-        from enforcer.config.kafka_security import aiokafka_security
-        from enforcer.replay.sources.kafka_topic import TopicReader
+        self.topic = topic or settings.sink_topic
+        self._settings = settings
+        self._start = start
+        self._end = end
+        self._errors = _ReadErrors()
+        self._consumer: Consumer | None = None
+        self.ranges: list[PartitionRange] = []
+        """The offsets read from each partition (known once open)."""
 
-        self._runner = asyncio.Runner()
-        self.reader = TopicReader(
-            self._runner,
-            settings.bootstrap_servers,
-            topic or settings.sink_topic,
-            start,
-            end,
-            client_options=aiokafka_security(settings),
+    def __enter__(self) -> TopicRange:
+        from confluent_kafka import Consumer, KafkaException
+
+        from enforcer.config.kafka_security import librdkafka_security
+
+        config: dict[str, Any] = {
+            **librdkafka_security(self._settings),
+            "bootstrap.servers": self._settings.bootstrap_servers,
+            # Required by the client; never joined (the partitions are assigned) and
+            # never committed to.
+            "group.id": "enforcer-remediate",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "isolation.level": "read_committed",
+            # Records deleted by retention while they are read: go on from the first
+            # one left, as a reader starting now would.
+            "auto.offset.reset": "earliest",
+            # A partition's end (its last stable offset) is said as an event: the end
+            # of a range whose last records are transaction markers or aborted.
+            "enable.partition.eof": True,
+            "logger": _KAFKA_LOG,
+            "error_cb": self._errors,
+        }
+        try:
+            self._consumer = Consumer(config)
+        except KafkaException as exc:
+            from enforcer.live.admin import refused_configuration
+
+            raise UsageError(refused_configuration(exc)) from None
+        try:
+            self.ranges = self._resolve(self._consumer, self._partitions(self._consumer))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _partitions(self, consumer: Consumer) -> list[int]:
+        from confluent_kafka import KafkaException
+
+        where = self._settings.bootstrap_servers
+        deadline = time.monotonic() + _CONNECT_S
+        while True:
+            try:
+                metadata = consumer.list_topics(self.topic, timeout=0.5)
+                break
+            except KafkaException:
+                consumer.poll(0)  # serves error_cb: why no broker answered
+                if self._errors.final or time.monotonic() > deadline:
+                    raise UsageError(self._unreachable()) from None
+        found = metadata.topics.get(self.topic)
+        if found is None or not found.partitions:
+            raise UsageError(f"topic {self.topic!r} not found on {where}")
+        if found.error is not None:
+            from confluent_kafka import KafkaError
+
+            if found.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise UsageError(f"topic {self.topic!r} not found on {where}")
+            raise UsageError(f"Kafka refused to read {self.topic!r}: {found.error.str()}")
+        return sorted(found.partitions)
+
+    def _unreachable(self) -> str:
+        from enforcer.live.admin import why_unreachable
+
+        return why_unreachable(
+            self._settings,
+            self._errors.last,
+            flags="--bootstrap-servers, ENFORCER_BOOTSTRAP_SERVERS",
         )
 
-    def __enter__(self) -> TopicReader:
-        from enforcer.replay.sources.kafka_topic import TopicReadError
+    def _resolve(self, consumer: Consumer, partitions: list[int]) -> list[PartitionRange]:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        from enforcer.replay.sources.kafka_topic import clamped_range
 
         try:
-            self.reader.open()
-        except TopicReadError as exc:
-            self.__exit__()
-            raise UsageError(str(exc)) from None
-        return self.reader
+            # Under read_committed the high end is the last stable offset: records of
+            # open transactions wait (librdkafka honours the isolation level here).
+            marks = {
+                p: consumer.get_watermark_offsets(
+                    TopicPartition(self.topic, p), timeout=_CONNECT_S, cached=False
+                )
+                for p in partitions
+            }
+            firsts = {p: low for p, (low, _) in marks.items()}
+            lasts = {p: high for p, (_, high) in marks.items()}
+            starts = self._offsets(consumer, self._start, partitions, firsts, lasts)
+            ends = self._offsets(consumer, self._end, partitions, lasts, lasts)
+        except KafkaException as exc:
+            why = kafka_message(exc)
+            raise UsageError(f"Kafka refused to read {self.topic!r}: {why}") from None
+        return [clamped_range(p, firsts[p], lasts[p], starts[p], ends[p]) for p in partitions]
+
+    def _offsets(
+        self,
+        consumer: Consumer,
+        position: Position,
+        partitions: list[int],
+        default: dict[int, int],
+        last: dict[int, int],
+    ) -> dict[int, int]:
+        from confluent_kafka import TopicPartition
+
+        if position.offset is not None:
+            return dict.fromkeys(partitions, position.offset)
+        if position.at is None:
+            return dict(default)
+        millis = int(position.at.timestamp() * 1000)
+        found = consumer.offsets_for_times(
+            [TopicPartition(self.topic, p, millis) for p in partitions], timeout=_CONNECT_S
+        )
+        # No record at or after the time (offset -1): the range ends (or starts) at the end.
+        return {tp.partition: tp.offset if tp.offset >= 0 else last[tp.partition] for tp in found}
+
+    def records(self) -> Iterator[SinkRecord]:
+        """The range's committed records, each partition's in offset order."""
+        from confluent_kafka import KafkaError, TopicPartition
+
+        from enforcer.remediate.history import SinkRecord
+
+        consumer = self._consumer
+        if consumer is None:
+            raise RuntimeError("TopicRange: use it in a with block")
+        ends = {r.partition: r.end for r in self.ranges if r.size}
+        if not ends:
+            return
+        consumer.assign(
+            [TopicPartition(self.topic, r.partition, r.start) for r in self.ranges if r.size]
+        )
+        eof = KafkaError._PARTITION_EOF
+        new = tuple.__new__  # SinkRecord's fields in order, without its Python constructor
+        progress_at = time.monotonic()
+        while ends:
+            batch = consumer.consume(_BATCH, 1.0)
+            if batch:
+                progress_at = time.monotonic()
+            elif time.monotonic() - progress_at > _STALL_S:
+                stuck = ", ".join(str(p) for p in sorted(ends))
+                raise UsageError(
+                    f"no progress reading {self.topic!r} partitions {stuck} for {_STALL_S:.0f}s"
+                )
+            for message in batch:
+                partition = message.partition()
+                end = ends.get(partition) if partition is not None else None
+                if end is None or partition is None:
+                    continue  # past its range: what was fetched with it is left
+                error = message.error()
+                if error is not None:
+                    if error.code() != eof:
+                        raise UsageError(f"Kafka refused to read {self.topic!r}: {error.str()}")
+                    del ends[partition]
+                    continue
+                offset = message.offset()
+                if offset is None or offset >= end:
+                    del ends[partition]
+                    continue
+                headers = message.headers()
+                yield new(
+                    SinkRecord,
+                    (
+                        message.key(),
+                        message.value(),
+                        tuple(headers) if headers else (),
+                        partition,
+                        offset,
+                        message.timestamp()[1],
+                    ),
+                )
 
     def __exit__(self, *_: object) -> None:
-        try:
-            self.reader.close()
-        finally:
-            self._runner.close()
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
 
 
 def check_readable(settings: EnforcerSettings) -> None:
-    """The broker answers and the sink topic can be read: one line and exit 2 within a
-    second or so otherwise (the check `remediate plan` makes by opening its reader),
-    before a transactional producer would wait half a minute for a broker."""
+    """The broker answers and the sink topic can be read: one line and exit 2 at once
+    otherwise (the check `remediate plan` makes by opening its reader), before a
+    transactional producer would wait half a minute for a broker."""
     from enforcer.replay.sources.kafka_topic import parse_end, parse_start
 
     with TopicRange(settings, parse_start("earliest"), parse_end("latest")):
@@ -89,27 +273,6 @@ def check_exposure(settings: EnforcerSettings) -> None:
     try:
         check_exposure_offline(settings)
     except TopicSetupError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def sink_records(reader: TopicReader) -> Iterator[SinkRecord]:
-    from enforcer.remediate.history import SinkRecord
-    from enforcer.replay.sources.kafka_topic import TopicReadError
-
-    try:
-        for m in reader.messages():
-            # aiokafka gives (str, bytes) pairs already: no copy per header.
-            yield SinkRecord(m.key, m.value, tuple(m.headers), m.partition, m.offset, m.timestamp)
-    except TopicReadError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def messages(reader: TopicReader) -> Iterator[Any]:
-    from enforcer.replay.sources.kafka_topic import TopicReadError
-
-    try:
-        yield from reader.messages()
-    except TopicReadError as exc:
         raise UsageError(str(exc)) from None
 
 

@@ -36,7 +36,13 @@ _AUTH_ERRORS = {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILE
 _FINAL_ERRORS = {*_AUTH_ERRORS, KafkaError._SSL}
 
 
-def _why_unreachable(settings: EnforcerSettings, error: KafkaError | None) -> str:
+def why_unreachable(
+    settings: EnforcerSettings,
+    error: KafkaError | None,
+    flags: str = "ENFORCER_BOOTSTRAP_SERVERS",
+) -> str:
+    """One line for a cluster that could not be reached, from the client's last error:
+    refused credentials, failed TLS, or no answer (``flags``: where the address is set)."""
     where = settings.bootstrap_servers
     code = error.code() if error is not None else None
     if code in _AUTH_ERRORS and settings.kafka_config is not None:
@@ -51,7 +57,7 @@ def _why_unreachable(settings: EnforcerSettings, error: KafkaError | None) -> st
         )
     if code == KafkaError._SSL:
         return f"TLS to {where} failed; check ENFORCER_SSL_CAFILE and ENFORCER_SECURITY_PROTOCOL"
-    return f"cannot reach Kafka at {where} (ENFORCER_BOOTSTRAP_SERVERS)"
+    return f"cannot reach Kafka at {where} ({flags})"
 
 
 _QUOTED_VALUE = re.compile(r'value "[^"]*"')
@@ -103,7 +109,7 @@ def _connect(settings: EnforcerSettings) -> tuple[AdminClient, ClusterMetadata]:
             raise TopicSetupError(refused_configuration(exc)) from None
         metadata = _metadata(admin, errors)
         if metadata is None:
-            raise TopicSetupError(_why_unreachable(settings, errors.last_error))
+            raise TopicSetupError(why_unreachable(settings, errors.last_error))
     finally:
         errors_log.setLevel(quiet)
     return admin, metadata

@@ -32,9 +32,10 @@ import gc
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from enforcer.outputs.metrics import GcStats
+if TYPE_CHECKING:  # a type only: a command using kept_small need not load the metrics
+    from enforcer.outputs.metrics import GcStats
 
 
 class CollectionTimer:

@@ -87,6 +87,15 @@ class PartitionRange:
         return self.end - self.start
 
 
+def clamped_range(partition: int, first: int, last: int, start: int, end: int) -> PartitionRange:
+    """The range ``[start, end)`` asked of a partition holding ``[first, last)``, kept
+    inside it: a start before the first offset reads from the first, an end past the
+    last (the last stable offset, read_committed) stops there, and an end before the
+    start reads nothing."""
+    start = min(max(start, first), last)
+    return PartitionRange(partition, start, min(max(end, start), last))
+
+
 class TopicReader:
     """Reads a range of one topic: :meth:`open`, then :meth:`records`, then :meth:`close`."""
 
@@ -172,12 +181,9 @@ class TopicReader:
         last = await consumer.end_offsets(tps)
         starts = await self._offsets(consumer, self._start, tps, first, last)
         ends = await self._offsets(consumer, self._end, tps, last, last)
-        ranges = []
-        for tp in tps:
-            start = min(max(starts[tp], first[tp]), last[tp])
-            end = min(max(ends[tp], start), last[tp])
-            ranges.append(PartitionRange(tp.partition, start, end))
-        return ranges
+        return [
+            clamped_range(tp.partition, first[tp], last[tp], starts[tp], ends[tp]) for tp in tps
+        ]
 
     @staticmethod
     async def _offsets(

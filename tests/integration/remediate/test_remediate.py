@@ -290,6 +290,57 @@ async def _apply_until_killed(cli: Cli, plan_path: Path, *, batches: int) -> Non
     assert await process.wait() == -signal.SIGKILL
 
 
+async def _produce_in_transaction(
+    bootstrap: str, topic: str, indexes: range, *, commit: bool | None
+) -> AIOKafkaProducer | None:
+    """Forwarded records of ``indexes`` in one transaction: committed, aborted, or left
+    open (``commit=None``; the producer is returned so the caller can end it)."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, transactional_id=unique_topic_name("remediate-tx")
+    )
+    await producer.start()
+    await producer.begin_transaction()
+    for i in indexes:
+        await producer.send_and_wait(
+            topic, orjson.dumps(_event(i)), key=f"acct-{i:05d}".encode(), headers=list(PASSED)
+        )
+    if commit is None:
+        return producer
+    await (producer.commit_transaction() if commit else producer.abort_transaction())
+    await producer.stop()
+    return None
+
+
+async def test_a_plan_reads_committed_records_only_and_never_waits_for_an_open_transaction(
+    kafka_bootstrap: str, new_topic: TopicFactory, tmp_path: Path, cli: Cli, fixed_policy: Path
+) -> None:
+    """The sink as a read_committed consumer sees it: a plan ends at the last stable
+    offset (an open transaction's records wait, the plan does not), skips aborted
+    records, and ends a range whose last offsets are transaction markers."""
+    sink = await new_topic("remediate-committed", partitions=1)
+    await _produce_in_transaction(kafka_bootstrap, sink, range(0, 20), commit=True)
+    await _produce_in_transaction(kafka_bootstrap, sink, range(20, 30), commit=False)
+    open_one = await _produce_in_transaction(kafka_bootstrap, sink, range(30, 35), commit=None)
+    assert open_one is not None
+    common = ["remediate", "plan", "--policy", str(fixed_policy), "--sink-topic", sink]
+    try:
+        status, _, err = await cli(*common, "--out", str(tmp_path / "open.json"))
+        assert status == 0, err
+        plan = read_plan(tmp_path / "open.json")
+        assert plan.history.forwarded == 20
+        assert {r.subject_id for r in plan.retractions} == {f"acct-{i:05d}" for i in range(20)}
+        await open_one.commit_transaction()
+    finally:
+        await open_one.stop()
+    status, _, err = await cli(*common, "--out", str(tmp_path / "committed.json"))
+    assert status == 0, err
+    plan = read_plan(tmp_path / "committed.json")
+    assert plan.history.forwarded == 25
+    assert {r.subject_id for r in plan.retractions} == {
+        f"acct-{i:05d}" for i in (*range(20), *range(30, 35))
+    }
+
+
 async def test_bad_input_is_one_line_and_exit_2(
     kafka_bootstrap: str, tmp_path: Path, cli: Cli
 ) -> None:
