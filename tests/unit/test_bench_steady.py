@@ -6,6 +6,7 @@ tests/integration/test_bench_smoke.py."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -13,7 +14,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from bench.pipeline.report import markdown, targets
 from bench.pipeline.steady import exposure_seed, exposure_writes, steady_variant
-from bench.pipeline.workload import generate, with_stable_identifiers
+from bench.pipeline.workload import Record, generate, with_stable_identifiers
 from enforcer.core.clock import SystemClock, rfc3339
 from enforcer.core.fingerprint import Fingerprinter, generate_key, key_from_text
 from enforcer.core.policy.load import load_policy
@@ -24,7 +25,7 @@ from enforcer.live.exposure import LiveExposure
 PARTITIONS = 4
 
 
-def _events(records: list[Any]) -> list[dict[str, Any]]:
+def _events(records: Sequence[Record]) -> list[dict[str, Any]]:
     return [orjson.loads(record.value) for record in records]
 
 
