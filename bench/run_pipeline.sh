@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The end-to-end pipeline benchmark (docs/benchmarks.md): the raw confluent-kafka and
 # aiokafka loops, a bare confluent-kafka loop, quixstreams and bytewax each running the
-# enforcer's Step, the enforcer with the ledger off and on, and the enforcer under
+# enforcer's Step, the enforcer with the ledger off and on, with exposure (from an empty
+# topic, and in the steady state on a stream of stable identifiers), and the enforcer under
 # policies/formats.yaml on the same account events as identity events and framed in Avro
 # (a local schema registry, deploy/registry/registry.sh, on loopback with its state in the
 # run's work directory, started for the run and stopped after); each run checked (every

@@ -9,7 +9,8 @@ One run on one broker, on one generated stream of identity events, measures:
   and writing its outputs (:mod:`.confluent_passthrough`, :mod:`.quix_step`,
   :mod:`.bytewax_step`, all through :mod:`.peer_step`);
 - the enforcer itself (``enforcer run``, driven by :mod:`enforcer.testing.worker`), with
-  and without a purpose ledger, and under the formats policy with a schema registry on
+  and without a purpose ledger, keeping exposure (from an empty topic, and in the steady
+  state: :mod:`.steady`), and under the formats policy with a schema registry on
   the same account events as identity events and framed in Avro (:mod:`.formats`);
 
 at the guarantees and commit intervals asked for: records/s while draining a
@@ -24,6 +25,7 @@ Layout, in the order a run uses it:
 - :mod:`.machine`: what the numbers were measured on;
 - :mod:`.workload`: the generated stream, the backlog producer, the paced producer;
 - :mod:`.formats`: the formats rows' account events and their registry;
+- :mod:`.steady`: the steady-state exposure rows' stream and exposure seed;
 - :mod:`.kafka_tools`: ProducerPerformance, ConsumerPerformance, EndToEndLatency;
 - :mod:`.processes`: the pipelines as processes (commands, environment, stop);
 - :mod:`.measure`: throughput and CPU from progress samples, latency percentiles;

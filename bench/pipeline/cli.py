@@ -40,11 +40,13 @@ from .processes import (
     GUARANTEES,
     PIPELINES,
     REPO_ROOT,
+    STEADY_PIPELINES,
     Batching,
     PipelineConfig,
 )
 from .report import markdown, targets, update_docs, versus
 from .run import Stage, best_of, run_config
+from .steady import steady_variant
 from .workload import (
     MEMORY_SEED,
     PACED_SEED,
@@ -266,11 +268,22 @@ async def _run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
     if args.kafka_tools_records > 0:
         results["kafka_tools"] = await _kafka_tools(args, work_dir, backlog)
     with contextlib.ExitStack() as resources:
-        variants = {}
+        variants: dict[str, Variant] = {}
+        if any(name in STEADY_PIPELINES for name in args.pipelines):
+            steady = steady_variant(backlog, paced)
+            variants.update(dict.fromkeys(STEADY_PIPELINES, steady))
+            results["workload"]["steady"] = {
+                "records": len(steady.backlog),
+                "mean_value_bytes": round(mean_value_bytes(steady.backlog), 1),
+                "subjects": len({record.key for record in [*steady.backlog, *steady.paced]}),
+                "identifiers": "each account's events carry the identifiers of its first "
+                "event (values and purposes); exposure seeded with the backlog and latency "
+                "records forwarded once, under the worker's key, sink and policy",
+            }
         if any(name in FORMAT_PIPELINES for name in args.pipelines):
             registry = resources.enter_context(LocalSchemaRegistry(registry_dir(work_dir)))
             print(f"bench: schema registry {registry.url}", flush=True)
-            variants = formats_variants(registry.url, args.records, len(paced))
+            variants.update(formats_variants(registry.url, args.records, len(paced)))
             results["workload"]["formats"] = {
                 "records": args.records,
                 "identity_bytes": round(mean_value_bytes(variants[ENFORCER_CONTACTS].backlog), 1),
@@ -333,6 +346,19 @@ async def _stages(
                     print(
                         f"bench:   GC: {gc['collections']} collections, pause "
                         f"{gc['pause_s']} s ({gc['metric']})",
+                        flush=True,
+                    )
+                if "exposure" in run:
+                    facts = run["exposure"]
+                    seeded = (
+                        f"seeded with {facts['seeded_records']:,} records, restored "
+                        f"{facts['restored_records']:,} in {facts['restore_s']} s; "
+                        if "seeded_records" in facts
+                        else ""
+                    )
+                    print(
+                        f"bench:   exposure: {seeded}{facts['writes_drain']} records written "
+                        f"by the drain, {facts['writes']} in all",
                         flush=True,
                     )
                 if "ledger" in run:

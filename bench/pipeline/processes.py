@@ -38,6 +38,16 @@ decides every identifier (authoritative), each one looked up."""
 ENFORCER_EXPOSURE = "enforcer-exposure"
 """The enforcer keeping exposure (``ENFORCER_EXPOSURE_TOPIC``): every forwarded
 identifier recorded, a subject's value written when it changes."""
+ENFORCER_STEADY = "enforcer-steady"
+"""The enforcer without exposure on the steady-state stream: each account's identifiers
+stable (:mod:`.steady`), the baseline of the next row."""
+ENFORCER_EXPOSURE_STEADY = "enforcer-exposure-steady"
+"""The enforcer keeping exposure on the steady-state stream, its exposure topic already
+holding what the stream's subjects were forwarded before (:mod:`.steady`)."""
+EXPOSURE_PIPELINES = (ENFORCER_EXPOSURE, ENFORCER_EXPOSURE_STEADY)
+"""The rows with an exposure topic."""
+STEADY_PIPELINES = (ENFORCER_STEADY, ENFORCER_EXPOSURE_STEADY)
+"""The rows that drain the steady-state stream."""
 ENFORCER_CONTACTS = "enforcer-contacts"
 """The enforcer with ``policies/formats.yaml`` and a schema registry, on the account
 events of ``enforcer sample --format`` written as identity events (:mod:`.formats`)."""
@@ -53,6 +63,7 @@ PIPELINES = (
     ENFORCER,
     ENFORCER_LEDGER,
     ENFORCER_EXPOSURE,
+    *STEADY_PIPELINES,
     *FORMAT_PIPELINES,
 )
 DIAGNOSTIC_PIPELINES: tuple[str, ...] = ()
@@ -63,12 +74,19 @@ DECIDING_PIPELINES = (
     ENFORCER,
     ENFORCER_LEDGER,
     ENFORCER_EXPOSURE,
+    *STEADY_PIPELINES,
     *FORMAT_PIPELINES,
 )
 """These run the decision, so the records it drops never reach the sink."""
 NO_GUARANTEE = (BYTEWAX_STEP,)
 """These run the same way whatever guarantee is asked for."""
-ENFORCERS = (ENFORCER, ENFORCER_LEDGER, ENFORCER_EXPOSURE, *FORMAT_PIPELINES)
+ENFORCERS = (
+    ENFORCER,
+    ENFORCER_LEDGER,
+    ENFORCER_EXPOSURE,
+    *STEADY_PIPELINES,
+    *FORMAT_PIPELINES,
+)
 """``enforcer run`` itself."""
 GUARANTEES = ("at_least_once", "exactly_once")
 
@@ -187,21 +205,23 @@ def start_pipeline(
     ledger_topic: str | None = None,
     enforcer_env: Mapping[str, str] | None = None,
     exposure_topic: str | None = None,
+    fingerprint_key: str | None = None,
 ) -> Pipeline:
     """Start ``config``'s pipeline from ``topics.source`` to ``topics.sink`` (the
-    enforcer reading the purpose ledger ``ledger_topic`` when given, with the settings
-    ``enforcer_env`` added)."""
+    enforcer reading the purpose ledger ``ledger_topic`` when given, keeping exposure in
+    ``exposure_topic`` when given, with ``fingerprint_key`` (default: a new one), with
+    the settings ``enforcer_env`` added)."""
     work_dir.mkdir(parents=True, exist_ok=True)
     if config.pipeline in ENFORCERS:
         if (config.pipeline == ENFORCER_LEDGER) != (ledger_topic is not None):
             raise ValueError(f"{config.pipeline} with ledger topic {ledger_topic!r}")
-        if (config.pipeline == ENFORCER_EXPOSURE) != (exposure_topic is not None):
+        if (config.pipeline in EXPOSURE_PIPELINES) != (exposure_topic is not None):
             raise ValueError(f"{config.pipeline} with exposure topic {exposure_topic!r}")
         deployment = Deployment(
             bootstrap,
             topics,
             group,
-            fingerprint_key=generate_key(),
+            fingerprint_key=fingerprint_key or generate_key(),
             work_dir=work_dir,
             commit_interval=config.commit_interval,
             extra_env={

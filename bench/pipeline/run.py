@@ -7,6 +7,9 @@
    With a ledger, the window starts only once the worker has logged the restore of
    every ledger partition: the row measures decisions with lookups, not the restore.
    For ``enforcer run``, its garbage collector's counters are read then (:mod:`.gc_metrics`).
+   The steady-state exposure row (:mod:`.steady`) has its exposure topic seeded before
+   the worker starts, and its window starts once every exposure partition is restored;
+   the exposure rows report what the worker wrote to exposure.
 3. With the pipeline idle and caught up, write stamped records at a fixed rate and
    read the sink as ``read_committed``: end-to-end latency p50/p99.
 4. Once the group has committed those too, the independent check: every input has
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -31,6 +34,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError
 
+from enforcer.core.fingerprint import generate_key
 from enforcer.testing.consume import end_offsets
 from enforcer.testing.topics import create_topics, delete_topics, unique_topic_name
 from enforcer.testing.worker import EnforcerTopics
@@ -50,9 +54,10 @@ from .measure import (
 from .outcomes import OutcomeCount, count_outcomes
 from .processes import (
     DECIDING_PIPELINES,
-    ENFORCER_EXPOSURE,
+    ENFORCER_EXPOSURE_STEADY,
     ENFORCER_LEDGER,
     ENFORCERS,
+    EXPOSURE_PIPELINES,
     NO_GUARANTEE,
     Batching,
     Pipeline,
@@ -60,6 +65,7 @@ from .processes import (
     start_pipeline,
 )
 from .profile import Profiler
+from .steady import Seeded, restored_exposure, scrape_exposure_writes, seed_exposure
 from .workload import Record, produce_backlog, produce_paced
 
 
@@ -110,8 +116,9 @@ async def run_config(
             stage.bootstrap, [ledger_topic], stage.partitions, configs=LEDGER_TOPIC_CONFIG
         )
     exposure_topic = None
-    if config.pipeline == ENFORCER_EXPOSURE:
-        # Empty at the start, as for a deployment that turns exposure on.
+    if config.pipeline in EXPOSURE_PIPELINES:
+        # Empty at the start (as for a deployment that turns exposure on), or seeded
+        # below (the steady state).
         exposure_topic = unique_topic_name(f"bench-{config.slug}-exposure")
         await create_topics(
             stage.bootstrap, [exposure_topic], stage.partitions, configs=LEDGER_TOPIC_CONFIG
@@ -122,11 +129,43 @@ async def run_config(
         if ledger_topic is not None:
             await produce_backlog(stage.bootstrap, ledger_topic, stage.ledger)
         await produce_backlog(stage.bootstrap, topics.source, stage.backlog_of(config.pipeline))
-        return await _measure(
-            config, stage, topics, ledger_topic, latency=latency, exposure_topic=exposure_topic
+        key, seeded = generate_key(), None
+        if config.pipeline == ENFORCER_EXPOSURE_STEADY:
+            assert exposure_topic is not None
+            seeded = await _seed(stage, config, topics, exposure_topic, key)
+        row = await _measure(
+            config,
+            stage,
+            topics,
+            ledger_topic,
+            latency=latency,
+            exposure_topic=exposure_topic,
+            fingerprint_key=key,
         )
+        if seeded is not None:
+            row["exposure"].update(
+                seeded_records=seeded.records, seeded_identifiers=seeded.identifiers
+            )
+        return row
     finally:
         await delete_topics(stage.bootstrap, [*topics.all(), *own])
+
+
+async def _seed(
+    stage: Stage, config: PipelineConfig, topics: EnforcerTopics, exposure_topic: str, key: str
+) -> Seeded:
+    """Exposure as the row's stream (backlog and latency records) leaves it once
+    forwarded, under the worker's key, sink and policy (:func:`.steady.seed_exposure`)."""
+    variant = stage.variants[config.pipeline]
+    return await seed_exposure(
+        stage.bootstrap,
+        [*variant.backlog, *variant.paced],
+        exposure_topic=exposure_topic,
+        source_topic=topics.source,
+        sink_topic=topics.sink,
+        fingerprint_key=key,
+        partitions=stage.partitions,
+    )
 
 
 async def _measure(
@@ -137,6 +176,7 @@ async def _measure(
     *,
     latency: bool,
     exposure_topic: str | None = None,
+    fingerprint_key: str | None = None,
 ) -> dict[str, Any]:
     ends = await end_offsets(stage.bootstrap, topics.source)
     group = unique_topic_name(f"bench-{config.slug}")
@@ -152,15 +192,12 @@ async def _measure(
         ledger_topic=ledger_topic,
         enforcer_env=variant.env if variant is not None else None,
         exposure_topic=exposure_topic,
+        fingerprint_key=fingerprint_key,
     )
     try:
         pid = pipeline.pid
         assert pid is not None
-        restored = (
-            asyncio.create_task(_wait_until_restored(stage, pipeline))
-            if ledger_topic is not None
-            else None
-        )
+        restored = _restore_watch(stage, config, pipeline)
         async with ProgressSampler(stage.bootstrap, topics.sink, stage.partitions, pid) as sampler:
             profiling = _profile_when_output(stage, config, sampler, pid)
             try:
@@ -171,13 +208,18 @@ async def _measure(
             finally:
                 await _stop_profiling(profiling)
         gc = await _gc_work(config, pipeline)
+        exposure = None if exposure_topic is None else {"writes_drain": await _writes(pipeline)}
         samples: Sequence[Sample] = sampler.samples
         ledger: dict[str, Any] | None = None
         if restored is not None:
             restored_at = await restored
             # The clock starts at the first sample taken once every partition is restored.
             samples = [s for s in sampler.samples if s.at >= restored_at]
-            ledger = _ledger_facts(stage, pipeline, sampler.samples, samples, restored_at - started)
+            facts = _restore_facts(sampler.samples, samples, restored_at - started)
+            if ledger_topic is not None:
+                ledger = {**_ledger_facts(stage, pipeline), **facts}
+            elif exposure is not None:
+                exposure.update(_exposure_facts(stage, pipeline), **facts)
         records = len(stage.backlog_of(config.pipeline))
         rate = throughput(samples, records=records, partitions=stage.partitions)
         first_output = first_output_at(sampler.samples) or committed
@@ -216,6 +258,8 @@ async def _measure(
             stage.drain_timeout_s,
         )
         outcomes = await _check(config, stage, topics, variant)
+        if exposure is not None:
+            exposure["writes"] = await _writes(pipeline)
     finally:
         status = await asyncio.to_thread(stop_pipeline, pipeline)
     row: dict[str, Any] = {
@@ -240,7 +284,22 @@ async def _measure(
         row["gc"] = gc
     if ledger is not None:
         row["ledger"] = ledger
+    if exposure is not None:
+        row["exposure"] = exposure
     return row
+
+
+async def _writes(pipeline: Pipeline) -> int | None:
+    """The exposure records the worker has written (committed) so far, from its
+    ``/metrics``; ``None`` if they cannot be read."""
+    url = metrics_url(pipeline.log_path)
+    if url is None:
+        return None
+    try:
+        return await asyncio.to_thread(scrape_exposure_writes, url)
+    except OSError as exc:
+        print(f"bench:   no exposure metrics from {url}: {exc}", flush=True)
+        return None
 
 
 async def _gc_work(config: PipelineConfig, pipeline: Pipeline) -> dict[str, Any] | None:
@@ -281,39 +340,80 @@ async def _check(
     return found
 
 
-async def _wait_until_restored(stage: Stage, pipeline: Pipeline) -> float:
-    """When (monotonic s) the worker's log first shows every ledger partition restored."""
+def _restore_watch(
+    stage: Stage, config: PipelineConfig, pipeline: Pipeline
+) -> asyncio.Task[float] | None:
+    """For the rows whose clock starts once their state is restored (the ledger's, the
+    steady state's exposure), the wait for it."""
+    if config.pipeline == ENFORCER_LEDGER:
+        return asyncio.create_task(_wait_until_restored(stage, pipeline))
+    if config.pipeline == ENFORCER_EXPOSURE_STEADY:
+        return asyncio.create_task(
+            _wait_until_restored(stage, pipeline, _exposure_restored, "exposure")
+        )
+    return None
+
+
+def _ledger_restored(log_path: Path | None) -> int:
+    return len(restored_partitions(log_path))
+
+
+def _exposure_restored(log_path: Path | None) -> int:
+    return len(restored_exposure(log_path))
+
+
+async def _wait_until_restored(
+    stage: Stage,
+    pipeline: Pipeline,
+    restored: Callable[[Path | None], int] = _ledger_restored,
+    what: str = "ledger",
+) -> float:
+    """When (monotonic s) the worker's log first shows every partition of its ``what``
+    (``restored``: how many partitions its log shows restored) restored."""
     deadline = time.monotonic() + stage.drain_timeout_s
-    while len(restored_partitions(pipeline.log_path)) < stage.partitions:
+    while restored(pipeline.log_path) < stage.partitions:
         if not pipeline.running:
             raise PipelineFailedError(
-                f"the pipeline exited before its ledger was restored\n{pipeline.log_tail()}"
+                f"the pipeline exited before its {what} was restored\n{pipeline.log_tail()}"
             )
         if time.monotonic() > deadline:
             raise PipelineFailedError(
-                f"ledger not restored in {stage.drain_timeout_s:.0f}s\n{pipeline.log_tail()}"
+                f"{what} not restored in {stage.drain_timeout_s:.0f}s\n{pipeline.log_tail()}"
             )
         await asyncio.sleep(0.02)
     return time.monotonic()
 
 
-def _ledger_facts(
-    stage: Stage,
-    pipeline: Pipeline,
-    samples: Sequence[Sample],
-    timed: Sequence[Sample],
-    restored_after_s: float,
-) -> dict[str, Any]:
-    """What the worker restored (its first restore of each partition), how long that
-    took, and the share of the output written before the clock started (partitions
-    restored first start deciding while others are still restoring)."""
+def _ledger_facts(stage: Stage, pipeline: Pipeline) -> dict[str, Any]:
+    """What the worker restored of the ledger (its first restore of each partition) and
+    how long that took."""
     parts = restored_partitions(pipeline.log_path)[: stage.partitions]
-    final = max((s.written for s in samples), default=0)
-    before = next((s.written for s in timed if s.written > 0), final)
     return {
         "records": sum(p.records for p in parts),
         "identifiers": sum(p.identifiers for p in parts),
         "restore_s": max((p.seconds for p in parts), default=0.0),
+    }
+
+
+def _exposure_facts(stage: Stage, pipeline: Pipeline) -> dict[str, Any]:
+    """What the worker restored of exposure (its first restore of each partition) and
+    how long that took."""
+    parts = restored_exposure(pipeline.log_path)[: stage.partitions]
+    return {
+        "restored_records": sum(p.records for p in parts),
+        "restored_identifiers": sum(p.identifiers for p in parts),
+        "restore_s": max((p.seconds for p in parts), default=0.0),
+    }
+
+
+def _restore_facts(
+    samples: Sequence[Sample], timed: Sequence[Sample], restored_after_s: float
+) -> dict[str, Any]:
+    """When the clock started, and the share of the output written before it
+    (partitions restored first start deciding while others are still restoring)."""
+    final = max((s.written for s in samples), default=0)
+    before = next((s.written for s in timed if s.written > 0), final)
+    return {
         "restored_after_start_s": round(restored_after_s, 2),
         "output_before_clock": round(before / final, 3) if final else None,
     }

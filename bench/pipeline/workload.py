@@ -19,7 +19,9 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaProducer
 
 from enforcer.core.clock import SystemClock
@@ -52,6 +54,23 @@ def generate(count: int, *, seed: int = BACKLOG_SEED) -> list[Record]:
         count, seed=seed, security_only_share=SECURITY_ONLY_SHARE, invalid_share=0.0
     )
     return [Record(subject_key(value), value) for value in values]
+
+
+def with_stable_identifiers(records: Sequence[Record]) -> list[Record]:
+    """``records`` with each account's identifiers (values, purposes and flags) those of
+    its first event in ``records``; everything else of each event (its id, time,
+    context) as it was. Events without a subject are kept as they are."""
+    first: dict[str, Any] = {}
+    steady = []
+    for record in records:
+        event = orjson.loads(record.value)
+        subject = event.get("subject_id") if isinstance(event, dict) else None
+        if not isinstance(subject, str):
+            steady.append(record)
+            continue
+        event["identifiers"] = first.setdefault(subject, event["identifiers"])
+        steady.append(Record(record.key, orjson.dumps(event)))
+    return steady
 
 
 def forwarded_by_enforcer(records: Sequence[Record]) -> int:

@@ -56,6 +56,9 @@ _HEAD = struct.Struct("<HH")
 """The sink topic id and type id that end a slot's identity."""
 _TIMES = struct.Struct("<II")
 _TIMES_AT = _IDENTITY_SIZE + _ATTRIBUTES.size
+_LAST = struct.Struct("<I")
+_LAST_AT = _TIMES_AT + 4
+"""Where a slot's last forwarded time starts."""
 _DAY = 86_400
 _SMALL_TABLE = 0xFFFF
 
@@ -393,6 +396,40 @@ class ExposureState:
         if blob == old:
             return False
         self._put(partition, key, bytes(blob), undo)
+        return True
+
+    def unchanged(
+        self,
+        blob: bytes,
+        sink_topic: str,
+        key_id: str,
+        policy_version: str,
+        identifiers: Sequence[tuple[str, bytes, tuple[str, ...], bool]],
+        at: str,
+    ) -> bool:
+        """Whether :meth:`forwarded_macs` of ``identifiers`` (without a previous key)
+        would leave ``blob``, a subject's :meth:`slots`, as it is: each identifier's
+        slot is there with the same attributes, last forwarded on ``at``'s UTC day or
+        later. The steady state's check, an identifier forwarded again: one search per
+        identifier and no copy of the blob. False whenever in doubt (the merge then
+        decides, as without this check)."""
+        heads, attributes = self._heads, self._attributes
+        seconds = self._seconds(at)
+        today = seconds - seconds % _DAY
+        for kind, mac, purposes, by_ledger in identifiers:
+            head = heads.get((sink_topic, kind)) or self._head_bytes(sink_topic, kind)
+            attribute = attributes.get(
+                (key_id, by_ledger, purposes, policy_version)
+            ) or self._attribute_bytes(key_id, by_ledger, purposes, policy_version)
+            # The first match is the slot the merge would find only when it is aligned.
+            start = blob.find(mac + head)
+            if (
+                start < 0
+                or start % _SLOT_SIZE
+                or blob[start + _IDENTITY_SIZE : start + _TIMES_AT] != attribute
+                or _LAST.unpack_from(blob, start + _LAST_AT)[0] < today
+            ):
+                return False
         return True
 
     def holds_key(self, blob: bytes, key_id: str) -> bool:

@@ -304,6 +304,14 @@ class LiveExposure:
             and state.holds_key(before, rotated)
         ):
             previous = PreviousKey(rotated, identifiers.previous_macs)
+        if (
+            previous is None
+            and before
+            and state.unchanged(
+                before, self._sink_topic, self._key_id, self._version, identifiers, at
+            )
+        ):
+            return None  # forwarded again, nothing new: the steady state's path
         if not state.forwarded_macs(
             partition,
             subject_id,

@@ -267,3 +267,48 @@ def test_the_formats_rows_run_on_the_same_events_through_a_registry(
     )
     [target] = results["targets"]
     assert target["target"] == "enforcer run, Avro / identity events"
+
+
+def test_the_steady_exposure_rows_start_from_a_seeded_exposure(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """The steady-state rows alone: both drain the stream with stable identifiers; the
+    exposure row's worker restores the seed whole before its clock starts and, deciding
+    the same accounts with the same identifiers, writes no exposure record; every input
+    has exactly one outcome; the steady target is in the results."""
+    out = tmp_path / "results"
+    result = _bench(
+        "bench.pipeline",
+        f"--bootstrap={kafka_bootstrap}",
+        "--records=300",
+        "--repeat=1",
+        "--pipelines=enforcer-steady,enforcer-exposure-steady",
+        "--guarantees=exactly_once",
+        "--intervals=1",
+        "--latency-per-s=200",
+        "--latency-seconds=0.5",
+        "--kafka-tools-records=0",
+        "--memory-records=0",
+        f"--out={out}",
+        "--docs=-",
+        f"--work-dir={tmp_path / 'work'}",
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    results = json.loads((out / "pipeline.json").read_text())
+    runs = {run["pipeline"]: run for run in results["runs"]}
+    assert set(runs) == {"enforcer-steady", "enforcer-exposure-steady"}
+    for run in runs.values():
+        assert run["exit_status"] == 0
+        assert run["latency_missing"] == 0
+        check = run["outcomes"]
+        assert (check["missing"], check["duplicates"], check["unexpected"]) == (0, 0, 0)
+        assert check["inputs"] == 300 + 100
+    off, on = runs["enforcer-steady"]["outcomes"], runs["enforcer-exposure-steady"]["outcomes"]
+    for kind in ("forwarded", "dropped", "deadlettered"):
+        assert off[kind] == on[kind]
+    exposure = runs["enforcer-exposure-steady"]["exposure"]
+    assert exposure["restored_records"] == exposure["seeded_records"] > 0
+    assert exposure["restored_identifiers"] == exposure["seeded_identifiers"]
+    assert exposure["writes_drain"] == exposure["writes"] == 0
+    [target] = results["targets"]
+    assert target["target"] == "enforcer run, exposure on / off, steady state"
