@@ -332,7 +332,12 @@ def _run(args: argparse.Namespace, stop: StopSignal) -> int:
     if registry is not None:
         log.info("schema registry %s", registry.settings.url)
     if unchecked is not None:
-        log.warning("field mappings not checked against the registered schema: %s", unchecked)
+        log.warning(
+            "field mappings not checked against the registered schema at start (%s): each "
+            "schema is checked when its first record comes, and records under one the "
+            "mappings do not fit are dead-lettered (schema)",
+            unchecked,
+        )
     if stop():
         log.info("stopped before starting")
         return 0

@@ -58,6 +58,9 @@ class _Framed(NamedTuple):
     locations: tuple[Location, ...]
 
 
+_FramedRead = tuple[Codec, FieldMapping, DirectRead | None, ParseFailure | None]
+"""How one schema's records on one topic are read (:meth:`FormatReader._framed_read`)."""
+
 # Every field given: tuple.__new__ directly, without a NamedTuple's own __new__ (Python
 # code that fills defaults; a few percent of a framed record's cost in the pipeline).
 _new = tuple.__new__
@@ -86,8 +89,9 @@ class FormatReader:
         self._plain_by_topic: dict[str, FieldMapping | None] = {}
         self._fallbacks: dict[int, tuple[Codec, FieldMapping]] = {}
         # (topic, schema id) → the codec it was found for, the mapping that reads its
-        # records, and that mapping's direct read (mapping.direct): per record, one lookup.
-        self._framed: dict[tuple[str, int], tuple[Codec, FieldMapping, DirectRead | None]] = {}
+        # records, that mapping's direct read (mapping.direct), and why the mapping does
+        # not fit the schema (None: it does): per record, one lookup.
+        self._framed: dict[tuple[str, int], _FramedRead] = {}
 
     def read(
         self, topic: str, partition: int, offset: int, value: bytes | None
@@ -192,17 +196,15 @@ class FormatReader:
         codec = self._framed_codec(value)
         if isinstance(codec, ParseFailure):
             return codec
+        known = self._framed.get((topic, codec.schema_id))
+        if known is None or known[0] is not codec:
+            known = self._framed_read(topic, codec)
+        if known[3] is not None:
+            return known[3]
         try:
             native, view = codec.decode(value[5:])
         except DecodeError as exc:
             return ParseFailure(DeadLetterReason.UNDECODABLE, f"schema id {codec.schema_id}: {exc}")
-        known = self._framed.get((topic, codec.schema_id))
-        if known is None or known[0] is not codec:
-            mapping = self.mapping_for(topic, codec)
-            known = (codec, mapping, mapping.direct(codec.fields, self.tags))
-            if len(self._framed) >= _FRAMED_LIMIT:
-                self._framed.clear()
-            self._framed[(topic, codec.schema_id)] = known
         mapping, direct = known[1], known[2]
         found = direct.read(view, topic, partition, offset) if direct else None
         if found is not None:
@@ -212,6 +214,31 @@ class FormatReader:
         if isinstance(read, ParseFailure):
             return read
         return _decoded(read, mapping, _Framed(codec, native, read.locations))
+
+    def _framed_read(self, topic: str, codec: Codec) -> _FramedRead:
+        """How ``codec``'s records on ``topic`` are read, found once per schema: the
+        mapping, its direct read, and why none can be read when the mapping does not fit
+        the schema (a mapped path the schema does not have, or of the wrong type).
+
+        The check at start covers the subject's latest schema only, and only when the
+        registry answers then; a schema met later (a new version that renamed a mapped
+        field, or any schema after a start without the registry) is checked here, so a
+        field the mapping no longer finds is never forwarded unjudged: its records are
+        dead-lettered (``schema``), named by the problem, never by a value."""
+        mapping = self.mapping_for(topic, codec)
+        problems = mapping.check(codec.fields, self.tags)
+        unfit = None
+        if problems:
+            unfit = ParseFailure(
+                DeadLetterReason.SCHEMA,
+                f"schema id {codec.schema_id}: the field mapping does not fit the schema: "
+                + "; ".join(problems),
+            )
+        known = (codec, mapping, mapping.direct(codec.fields, self.tags), unfit)
+        if len(self._framed) >= _FRAMED_LIMIT:
+            self._framed.clear()
+        self._framed[(topic, codec.schema_id)] = known
+        return known
 
     def _framed_codec(self, value: bytes) -> Codec | ParseFailure:
         """The codec a framed value's schema id names, or why there is none."""

@@ -152,7 +152,8 @@ async def test_avro_output_read_by_confluent_and_a_schema_registered_mid_stream_
 ) -> None:
     """Records under a second version of the schema, registered after the worker
     started, are decided like the first; confluent-kafka's Avro deserializer reads every
-    forwarded record by its id."""
+    forwarded record by its id. A third version that renames a mapped field is checked
+    when its first record comes: its records are dead-lettered (schema), none forwarded."""
     source = deployment.topics.source
     registry = _registry(schema_registry_url)
     first = FramedSample("avro", registry, f"{source}-value")
@@ -188,6 +189,25 @@ async def test_avro_output_read_by_confluent_and_a_schema_registered_mid_stream_
         return frame(second_id, out.getvalue())
 
     inputs += await produce(deployment.bootstrap, source, [encode_v2(c) for c in contacts[30:]])
+    # Version 3 renames the mapped contact_email (untagged now): the mapping no longer
+    # finds it, so its records are dead-lettered, never forwarded with the field unjudged.
+    renamed = avro_schema()
+    for spec in renamed["fields"]:
+        if spec["name"] == "contact_email":
+            spec["name"] = "email_address"
+            del spec["confluent:tags"]
+    third_id = registry.register(f"{source}-value", "AVRO", json.dumps(renamed))
+    parsed_v3 = fastavro.parse_schema(renamed)
+
+    def encode_v3(contact: dict[str, Any]) -> bytes:
+        out = io.BytesIO()
+        at = datetime.fromtimestamp(contact["occurred_at"] / 1000, tz=UTC)
+        fields = {**contact, "occurred_at": at, "email_address": contact["contact_email"]}
+        fastavro.schemaless_writer(out, parsed_v3, fields)
+        return frame(third_id, out.getvalue())
+
+    renamed_contacts = contacts[50:]
+    inputs += await produce(deployment.bootstrap, source, [encode_v3(c) for c in renamed_contacts])
     await wait_for_commits(
         deployment.bootstrap,
         deployment.group_id,
@@ -209,12 +229,25 @@ async def test_avro_output_read_by_confluent_and_a_schema_registered_mid_stream_
         event_id_of=event_id_reader(reader, source),
     )
     assert check.problems() == []
-    assert check.observed["deadlettered"] == 0
+    assert check.observed["deadlettered"] == len(renamed_contacts)
     forwarded = await read_committed(
         deployment.bootstrap, deployment.topics.sink, expected=check.sink_records, timeout_s=30
     )
     ids = {schema_id_of(r.value) for r in forwarded}
     assert ids == {first.schema_id, second_id}
+    dead_letters = await read_committed(
+        deployment.bootstrap,
+        deployment.topics.deadletter,
+        expected=len(renamed_contacts),
+        timeout_s=30,
+    )
+    reasons = {dict(r.headers)["enforcer.error.reason"] for r in dead_letters}
+    assert reasons == {DeadLetterReason.SCHEMA.value.encode()}
+    for record in dead_letters:
+        why = dict(record.headers)["enforcer.error.message"].decode()
+        assert f"schema id {third_id}: the field mapping does not fit the schema" in why
+        assert "'contact_email' is not a field of the schema" in why
+        assert not any(c["contact_email"] in why for c in renamed_contacts)
     context = SerializationContext(source, MessageField.VALUE)
     with SchemaRegistryClient({"url": schema_registry_url, "timeout": 10}) as client:
         deserialize = AvroDeserializer(client)

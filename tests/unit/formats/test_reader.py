@@ -287,3 +287,39 @@ def test_check_names_the_file_the_place_and_the_schema() -> None:
         "schema tags: field 'phone' is tagged as phone but is a record, not a string "
         "(schema id 3)",
     ]
+
+
+def test_records_of_a_schema_the_mapping_does_not_fit_are_dead_lettered_unread() -> None:
+    """A later version of the schema that renamed a mapped field (the check at start saw
+    only the version before, or none): its records are dead-lettered (schema) with the
+    check's problems, never read with the renamed field left unjudged; nothing of the
+    record's values is in the message. The version the mapping fits still reads."""
+    renamed = DictCodec(
+        9,
+        "com.acme.Account",
+        field("user", "record"),
+        field("user.id"),
+        field("at"),
+        field("contact", "record"),
+        field("contact.email_address"),
+        field("contact.tags", "list"),
+        field("contact.tags[*]"),
+    )
+    r = FormatReader(reader().tags, reader().mappings, Codecs(ACCOUNT_SCHEMA, renamed))
+    record = {
+        "user": {"id": "u-1"},
+        "at": "2019-10-08T12:00:00Z",
+        "contact": {"email_address": "a@b.c", "tags": ["marketing.advertising"]},
+    }
+    out = dead(r.read("t", 0, 1, framed(renamed, record)))
+    assert out == ParseFailure(
+        DeadLetterReason.SCHEMA,
+        "schema id 9: the field mapping does not fit the schema: identifiers[0].path: "
+        "'contact.email' is not a field of the schema",
+    )
+    assert "a@b.c" not in out.message
+    assert dead(r.read("t", 0, 2, framed(renamed, record))) == out
+    assert decoded(r.read("t", 0, 3, framed(ACCOUNT_SCHEMA, ACCOUNT))).locations == (
+        "contact.email",
+        "two_factor_phone",
+    )
