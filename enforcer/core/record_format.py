@@ -49,6 +49,11 @@ class RecordReader(Protocol):
         its own."""
         ...
 
+    def record_path(self, decoded: Decoded, path: str) -> str:
+        """A problem's path in ``decoded.event`` (``identifiers[1].purposes[0]``) as the
+        record's own path, for a dead letter's message."""
+        ...
+
     def redact(self, decoded: Decoded, removed: frozenset[int]) -> bytes | Unredactable:
         """``decoded``'s value re-encoded in its own format (the same schema id) without
         the identifiers at ``removed`` (indexes into ``decoded.event.identifiers``)."""

@@ -402,7 +402,7 @@ class Step:
             event = decoded.event
             decision = self._decide(record.source.partition, event)
             if isinstance(decision, Rejection):
-                message = f"{_record_path(decision.path, decoded)}: {decision.problem}"
+                message = f"{reader.record_path(decoded, decision.path)}: {decision.problem}"
                 return self._dead_letter(record, DeadLetterReason.SCHEMA, message), None
             return self._act(record, event, decision, decoded), decision
         except Exception as exc:
@@ -716,20 +716,6 @@ class Step:
 def dead_letter(record: InputRecord, reason: DeadLetterReason, message: str) -> Outcome:
     """The dead-letter outcome of ``record`` (``message`` names no record data)."""
     return Outcome(OutcomeKind.DEADLETTERED, record, error_reason=reason, error_message=message)
-
-
-_IDENTIFIER_PATH = re.compile(r"identifiers\[(\d+)\]")
-
-
-def _record_path(path: str, decoded: Decoded) -> str:
-    """A rejection's ``identifiers[i].purposes…`` as the record's own path."""
-    match = _IDENTIFIER_PATH.match(path)
-    if match is None:
-        return path
-    index = int(match.group(1))
-    if index >= len(decoded.locations):
-        return path
-    return decoded.locations[index] + path[match.end() :]
 
 
 def _trace_headers(trace: str | None) -> Headers:

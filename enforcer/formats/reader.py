@@ -28,7 +28,7 @@ from enforcer.formats.codec import Codec, DecodeError, Location
 from enforcer.formats.direct import DirectRead
 from enforcer.formats.framing import frame, schema_id_of
 from enforcer.formats.mapping import FieldMapping, Read, fallback_mapping
-from enforcer.formats.paths import emptied, location_text
+from enforcer.formats.paths import EVERY, RecordPath, emptied, location_text
 from enforcer.formats.tags import TagConvention
 
 
@@ -50,12 +50,15 @@ class _Plain(NamedTuple):
     remove: bool
     exact: bool
     """Parsed by the standard library (its integers are beyond 64 bits)."""
+    mapping: FieldMapping
+    """The mapping that read it (a rejection's path is named by it)."""
 
 
 class _Framed(NamedTuple):
     codec: Codec
     native: object
     locations: tuple[Location, ...]
+    mapping: FieldMapping
 
 
 _FramedRead = tuple[Codec, FieldMapping, DirectRead | None, ParseFailure | None]
@@ -174,7 +177,9 @@ class FormatReader:
             direct = mapping.direct(None, None)
             found = direct.read(document, topic, partition, offset) if direct else None
             if found is not None:
-                plain = _new(_Plain, (document, found.locations, mapping.remove_empty, exact))
+                plain = _new(
+                    _Plain, (document, found.locations, mapping.remove_empty, exact, mapping)
+                )
                 return _new(Decoded, (found.event, found.texts, plain))
         visited: set[tuple[int, str]] | None = set() if suspects else None
         read = mapping.read(document, topic, partition, offset, visited=visited)
@@ -187,7 +192,7 @@ class FormatReader:
         ):
             return _REPEATED
         return _decoded(
-            read, mapping, _Plain(document, read.locations, mapping.remove_empty, exact)
+            read, mapping, _Plain(document, read.locations, mapping.remove_empty, exact, mapping)
         )
 
     def _read_framed(
@@ -208,12 +213,12 @@ class FormatReader:
         mapping, direct = known[1], known[2]
         found = direct.read(view, topic, partition, offset) if direct else None
         if found is not None:
-            framed = _new(_Framed, (codec, native, found.locations))
+            framed = _new(_Framed, (codec, native, found.locations, mapping))
             return _new(Decoded, (found.event, found.texts, framed))
         read = mapping.read(view, topic, partition, offset, codec.fields, self.tags)
         if isinstance(read, ParseFailure):
             return read
-        return _decoded(read, mapping, _Framed(codec, native, read.locations))
+        return _decoded(read, mapping, _Framed(codec, native, read.locations, mapping))
 
     def _framed_read(self, topic: str, codec: Codec) -> _FramedRead:
         """How ``codec``'s records on ``topic`` are read, found once per schema: the
@@ -258,6 +263,21 @@ class FormatReader:
                 DeadLetterReason.UNKNOWN_SCHEMA, f"schema id {schema_id}: not in the registry"
             )
         return codec
+
+    def record_path(self, decoded: Decoded, path: str) -> str:
+        """A problem's path in the event (``identifiers[i]…``) as the record's own: the
+        identifier's location, and for its purposes the tag list the mapping read them
+        from (``contact.tags[1]``, not ``contact.email.purposes[1]``)."""
+        found = _IDENTIFIER.match(path)
+        if found is None or int(found.group(1)) >= len(decoded.locations):
+            return path
+        index, rest = int(found.group(1)), path[found.end() :]
+        native = decoded.native
+        if rest.startswith(".purposes") and isinstance(native, _Plain | _Framed):
+            source = _purposes_path(native.mapping, native.locations[index])
+            if source is not None:
+                return source + rest[len(".purposes") :]
+        return decoded.locations[index] + rest
 
     def redact(self, decoded: Decoded, removed: frozenset[int]) -> bytes | Unredactable:
         """The record without the identifiers at ``removed``: plain JSON with their
@@ -339,6 +359,21 @@ def _in_record_terms(failure: ParseFailure, read: Read, mapping: FieldMapping) -
 
 
 _IDENTIFIER = re.compile(r"identifiers\[(\d+)\]")
+
+
+def _purposes_path(mapping: FieldMapping, location: Location) -> str | None:
+    """Where the mapping read the purposes of the identifier at ``location``: its
+    purposes path with the identifier's list positions, or ``None`` when they came from
+    no path of the record (a fixed list, the schema's tags, the ledger)."""
+    for item in mapping.identifiers:
+        steps = item.path.steps
+        if not isinstance(item.purposes, RecordPath) or len(steps) != len(location):
+            continue
+        pairs = list(zip(steps, location, strict=True))
+        if all(step == at or (step is EVERY and isinstance(at, int)) for step, at in pairs):
+            positions = [at for step, at in pairs if step is EVERY and isinstance(at, int)]
+            return item.purposes.bind(positions).text
+    return None
 
 
 def _invalid_json(value: bytes) -> ParseFailure:

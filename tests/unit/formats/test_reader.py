@@ -323,3 +323,34 @@ def test_records_of_a_schema_the_mapping_does_not_fit_are_dead_lettered_unread()
         "contact.email",
         "two_factor_phone",
     )
+
+
+def test_a_purposes_path_through_a_list_takes_the_identifiers_position() -> None:
+    """``phones[*].number`` judged by ``phones[*].purposes``: the second phone's bad tag
+    is ``phones[1].purposes[0]``; a fixed list names the identifier's own field."""
+    text = default_policy_bytes() + b"""
+formats:
+  mappings:
+    - name: phones
+      topics: [t]
+      subject_id: id
+      occurred_at: at
+      identifiers:
+        - {path: "phones[*].number", type: phone, purposes: {path: "phones[*].purposes"}}
+        - {path: mfa, type: phone, purposes: [security.mfa]}
+"""
+    r = build_reader(parse_policy(text, origin="p.yaml"), None)
+    assert r is not None
+    record = {
+        "id": "s",
+        "at": "2019-10-08T12:00:00Z",
+        "phones": [
+            {"number": "+14155550100", "purposes": ["marketing.advertising"]},
+            {"number": "+14155550101", "purposes": ["Not A Tag!"]},
+        ],
+    }
+    out = decoded(r.read("t", 0, 1, orjson.dumps(record)))
+    assert r.record_path(out, "identifiers[1].purposes[0]") == "phones[1].purposes[0]"
+    assert r.record_path(out, "subject_id") == "subject_id"
+    with_mfa = decoded(r.read("t", 0, 1, orjson.dumps(record | {"mfa": "+14155550102"})))
+    assert r.record_path(with_mfa, "identifiers[2].purposes[0]") == "mfa.purposes[0]"

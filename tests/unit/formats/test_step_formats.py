@@ -125,7 +125,8 @@ def test_dead_lettered_with_the_records_path() -> None:
     bad_tag = decide(step, orjson.dumps(account(contact={"email": "a@b.c", "tags": ["NOT A TAG"]})))
     assert bad_tag.error_reason is DeadLetterReason.SCHEMA
     assert bad_tag.error_message is not None
-    assert bad_tag.error_message.startswith("contact.email.purposes[0]: ")
+    # Named by the tag list the mapping read the purposes from, not the email's field.
+    assert bad_tag.error_message.startswith("contact.tags[0]: ")
     assert "NOT A TAG" not in bad_tag.error_message
 
 
