@@ -85,8 +85,8 @@ def test_apply_with_an_unreachable_broker(
 
     path = tmp_path / "plan.json"
     plan = Plan(
-        "sink", "v1", "0123456789abcdef", "off", None, None, (), HistoryCounts(), 0, {}, {},
-        {}, 0, (),
+        "sink", "sha256:" + "1" * 64, "0123456789abcdef", "off", None, None, (),
+        HistoryCounts(), 0, {}, {}, {}, 0, (),
     )  # fmt: skip
     write_plan(path, plan.with_id())
     assert main(["remediate", "apply", str(path), *exposure]) == 2
