@@ -11,9 +11,11 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
+
     from enforcer.config.settings import EnforcerSettings
     from enforcer.core.policy.compiled import Policy
     from enforcer.formats.registry import SchemaRegistry
@@ -78,7 +80,7 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
 
-    def _print_message(self, message: str, file: IO[str] | None = None) -> None:
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
         # argparse drops an OSError writing help or the version: on standard output,
         # a reader that stopped reading is seen instead, and said by its exit status
         # (enforcer/cli/__init__.py).
