@@ -7,7 +7,9 @@ One module per command (``enforcer/cli/<command>.py``), each with ``add_flags`` 
 load Kafka clients.
 
 Every failure a user can cause ends as one line on stderr and exit status 2
-(usage or configuration) or 1 (violations found, tests failed); never a traceback.
+(usage or configuration) or 1 (violations found, tests failed); never a traceback. A
+reader that stops reading standard output (``| head``) ends the command quietly, with
+exit status 141, as SIGPIPE ends a shell tool.
 """
 
 from __future__ import annotations
@@ -111,8 +113,52 @@ def _is_usage_error(exc: Exception) -> bool:
     return False
 
 
+EXIT_READER_GONE = 128 + 13
+"""The status of a command whose reader stopped reading (``| head``): what a shell tool
+killed by SIGPIPE (13) ends with."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``enforcer`` console script."""
+    try:
+        try:
+            return _main_of(argv)
+        finally:
+            # What is still buffered is written here, where a reader that stopped is
+            # seen, not by the interpreter at exit ("Exception ignored ...").
+            sys.stdout.flush()
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _reader_gone() -> int:
+    """Nothing more is written to stdout: its reader stopped reading (``| head``), which
+    is not an error. Standard output is pointed at ``os.devnull`` so that the
+    interpreter's own flush at exit finds nowhere to fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # not a file descriptor (a test's captured stdout)
+        pass
+    return EXIT_READER_GONE
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether standard output is a pipe nobody reads any more (poll says POLLERR on
+    the write end of a pipe whose read end is closed). Any other broken pipe (a socket,
+    a child process) is not this."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), 0)  # errors are always reported
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _main_of(argv: Sequence[str] | None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     if words[:1] == ["run"]:
         # First of all: a SIGTERM from here on ends the worker cleanly, start-up included.
@@ -138,6 +184,8 @@ def _main(argv: Sequence[str] | None) -> int:
         print("enforcer: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
+        if isinstance(exc, BrokenPipeError) and _stdout_reader_gone():
+            return _reader_gone()
         if _is_usage_error(exc):
             print(f"enforcer: error: {exc}", file=sys.stderr)
             return EXIT_USAGE

@@ -8,11 +8,14 @@ it runs.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
+
     from enforcer.config.settings import EnforcerSettings
     from enforcer.core.policy.compiled import Policy
     from enforcer.formats.registry import SchemaRegistry
@@ -76,6 +79,15 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        # argparse drops an OSError writing help or the version: on standard output,
+        # a reader that stopped reading is seen instead, and said by its exit status
+        # (enforcer/cli/__init__.py).
+        if message and file is sys.stdout:
+            file.write(message)
+            return
+        super()._print_message(message, file)
 
 
 def policy_options(parser: argparse.ArgumentParser) -> None:

@@ -154,6 +154,7 @@ def _kafka_flags(parser: argparse.ArgumentParser) -> None:
 
 def _time(text: str) -> str:
     from enforcer.core.models import parse_rfc3339
+    from enforcer.replay.sources.kafka_topic import record_time
 
     try:
         parse_rfc3339(text.strip())
@@ -161,6 +162,11 @@ def _time(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"expected an RFC 3339 time (like 2019-10-08T00:00:00Z), not {text!r}"
         ) from None
+    try:
+        record_time(text.strip())
+    except ValueError as exc:
+        # Else the broker is asked for the offset of a negative time, and refuses.
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return text.strip()
 
 
@@ -181,17 +187,19 @@ def _plan(args: argparse.Namespace) -> int:
     from enforcer.core.models import parse_rfc3339
     from enforcer.live.garbage import kept_small
     from enforcer.remediate.judge import Judge
-    from enforcer.remediate.plan import PartitionSpan, write_plan
+    from enforcer.remediate.plan import PartitionSpan, plan_bytes
     from enforcer.remediate.planner import Planner
     from enforcer.remediate.summary import summary_lines
     from enforcer.replay.sources.kafka_topic import Position, parse_end, parse_start
 
     if args.since and args.until and parse_rfc3339(args.since) > parse_rfc3339(args.until):
         raise UsageError(f"--since {args.since} is after --until {args.until}")
-    for path in (args.out, args.html):
+    outputs = [path for path in (args.out, args.html) if path is not None]
+    for path in outputs:
         # Said before the history is read, not after.
-        if path is not None and not path.absolute().parent.is_dir():
-            raise UsageError(f"cannot write {path}: its directory does not exist")
+        _check_writable(path)
+    if len(outputs) == 2 and outputs[0].absolute() == outputs[1].absolute():
+        raise UsageError(f"--out and --html name the same file, {args.out}")
     settings = settings_from(
         policy_file=args.policy,
         destination=args.destination,
@@ -204,6 +212,7 @@ def _plan(args: argparse.Namespace) -> int:
         source_topic=args.source_topic,
         **schema_registry_settings(args),
     )
+    _check_client_properties(settings)
     fingerprinter = settings.fingerprinter()
     policy = policy_from(settings)
     with_ledger = args.ledger_file is not None or args.ledger_topic is not None
@@ -229,17 +238,48 @@ def _plan(args: argparse.Namespace) -> int:
         planner.add_all(_with_schemas(topic.records(), formats))
         spans = [PartitionSpan(r.partition, r.start, r.end) for r in topic.ranges]
         plan = planner.plan(since=args.since, until=args.until, offsets=spans)
-    try:
-        write_plan(args.out, plan)
-        if args.html is not None:
-            from enforcer.remediate.page import plan_page
+    files = [(args.out, plan_bytes(plan))]
+    if args.html is not None:
+        from enforcer.remediate.page import plan_page
 
-            args.html.write_text(plan_page(plan), encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write the plan: {exc.strerror}") from None
+        files.append((args.html, plan_page(plan).encode("utf-8")))
+    _write_all(files)
     print("\n".join(summary_lines(plan)))
     print(f"plan written to {args.out}", file=sys.stderr)
     return EXIT_OK
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse an output path that cannot be a file: a directory, or in a directory that
+    does not exist."""
+    if path.is_dir():
+        raise UsageError(f"cannot write {path}: it is a directory")
+    if not path.absolute().parent.is_dir():
+        raise UsageError(f"cannot write {path}: its directory does not exist")
+
+
+def _write_all(files: list[tuple[Path, bytes]]) -> None:
+    """Write every file or none: each to a temporary file beside it first, then all
+    renamed into place; a failure names the file and leaves nothing behind."""
+    import os
+
+    written: list[tuple[Path, Path]] = []
+    try:
+        for path, data in files:
+            temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            try:
+                temporary.write_bytes(data)
+            except OSError as exc:
+                raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+            written.append((temporary, path))
+        for temporary, path in written:
+            try:
+                temporary.replace(path)
+            except OSError as exc:
+                raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    finally:
+        for temporary, _ in written:
+            temporary.unlink(missing_ok=True)
 
 
 def _formats(settings: EnforcerSettings, policy: Policy) -> ReplayFormats | None:
@@ -257,6 +297,7 @@ def _formats(settings: EnforcerSettings, policy: Policy) -> ReplayFormats | None
         step_reader(policy, loader),
         settings.schema_registry_deadline,
         say=lambda line: print(f"enforcer: {line}", file=sys.stderr),
+        command="remediate plan",
     )
 
 
@@ -301,8 +342,10 @@ def _apply(args: argparse.Namespace) -> int:
         exposure_topic=args.exposure_topic,
         group_id=args.group_id,
     )
-    # Everything is checked before anything is written: the broker and the sink topic
-    # (the quick check `plan` makes), then the exposure topic and the workers' group.
+    # Everything is checked before anything is written: the client properties, the
+    # broker and the sink topic (the quick check `plan` makes), then the exposure topic
+    # and the workers' group.
+    _check_client_properties(settings)
     check_readable(settings)
     if settings.exposure_topic is not None:
         check_exposure(settings)
@@ -317,6 +360,16 @@ def _apply(args: argparse.Namespace) -> int:
     finally:
         producer.close()
     return status
+
+
+def _check_client_properties(settings: EnforcerSettings) -> None:
+    """The ``--kafka-config`` file checked with remediate's own refusals first: one it
+    refuses says what is true of remediate (its transactional id is the plan's), not of
+    the workers (the clients made later read the same file, and find it checked)."""
+    if settings.kafka_config is not None:
+        from enforcer.config.client_properties import REMEDIATE_GUARANTEES, read_properties
+
+        read_properties(settings.kafka_config, REMEDIATE_GUARANTEES)
 
 
 class _Exposure(NamedTuple):

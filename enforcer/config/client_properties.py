@@ -15,6 +15,7 @@ line and the property only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 
@@ -104,6 +105,16 @@ GUARANTEES: dict[str, str] = {
 }
 """Properties the enforcer sets for its guarantees or its own working, and why."""
 
+REMEDIATE_GUARANTEES: dict[str, str] = {
+    **GUARANTEES,
+    "transactional.id": (
+        "remediate apply derives its own from the plan's id (enforcer-remediate-<the "
+        "first 32 hex digits of the id>, docs/remediate.md), so that running an apply "
+        "again fences an earlier one of the same plan; remove it from the file"
+    ),
+}
+"""The same for ``enforcer remediate``, whose transactional ids are not the workers'."""
+
 OWN_SETTINGS: dict[str, str] = {
     "group.id": "ENFORCER_GROUP_ID (--group-id)",
     "session.timeout.ms": "ENFORCER_SESSION_TIMEOUT",
@@ -186,8 +197,7 @@ def parse_properties(text: str, origin: str) -> dict[str, str]:
             # "name value" with a space (Java's other separator) would carry the value
             # into the name, and librdkafka's refusal would quote it: never a secret.
             raise ClientPropertiesError(
-                f"{origin} line {number}: a property name with a space in it; "
-                "write name=value"
+                f"{origin} line {number}: a property name with a space in it; write name=value"
             )
         key = canonical(name)
         if key in found:
@@ -198,9 +208,10 @@ def parse_properties(text: str, origin: str) -> dict[str, str]:
     return {name: value for name, value, _ in found.values()}
 
 
-def read_properties(path: Path) -> dict[str, str]:
-    """The file's properties, checked against :data:`GUARANTEES` and :data:`OWN_SETTINGS`
-    (the one-line refusal says why, and what to set instead)."""
+def read_properties(path: Path, refusals: Mapping[str, str] = GUARANTEES) -> dict[str, str]:
+    """The file's properties, checked against ``refusals`` (:data:`GUARANTEES`, or a
+    command's own such as :data:`REMEDIATE_GUARANTEES`) and :data:`OWN_SETTINGS` (the
+    one-line refusal says why, and what to set instead)."""
     origin = f"Kafka client properties {path} (--kafka-config, ENFORCER_KAFKA_CONFIG)"
     try:
         text = path.read_text(encoding="utf-8")
@@ -211,8 +222,8 @@ def read_properties(path: Path) -> dict[str, str]:
     properties = parse_properties(text, origin)
     for name in properties:
         key = canonical(name)
-        if key in GUARANTEES:
-            raise ClientPropertiesError(f"{origin}: {name} is refused: {GUARANTEES[key]}")
+        if key in refusals:
+            raise ClientPropertiesError(f"{origin}: {name} is refused: {refusals[key]}")
         if key in OWN_SETTINGS:
             raise ClientPropertiesError(
                 f"{origin}: {name} has a setting of its own; set {OWN_SETTINGS[key]} instead"

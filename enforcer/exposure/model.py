@@ -254,6 +254,12 @@ def _fields_problem(path: str, found: set[str], expected: frozenset[str]) -> str
     return f"{prefix}unknown field"  # never its name: it could be anything
 
 
+def parse_entry(path: str, item: object) -> ExposureEntry | ExposureFailure:
+    """One entry of a value as JSON data, read as strictly as a record's (the plan file's
+    exposure entries are checked by it); a failure names ``path`` and the field."""
+    return _entry(path, item)
+
+
 def _entry(path: str, item: object) -> ExposureEntry | ExposureFailure:  # noqa: PLR0911, PLR0912
     if type(item) is not dict:
         return ExposureFailure(f"{path}: not a JSON object")

@@ -4,7 +4,9 @@ forwarded, as a file (docs/remediate.md, "The plan file").
 A plan holds fingerprints only, never a raw value. Its ``plan_id`` is the SHA-256 of
 its own content (every field but the id, as canonical JSON: keys sorted, no spaces), so
 the same history judged by the same policy, ledger and key gives the same id, and a
-plan edited by hand no longer matches its id and is refused.
+plan changed by accident no longer matches its id and is refused. The id has no key:
+a plan edited on purpose, its id computed again, matches; so a plan read back is also
+held to what ``remediate plan`` can write (:mod:`enforcer.remediate.plan_checks`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import orjson
 from enforcer.exposure.model import ExposureEntry
 from enforcer.exposure.retract import ExposureRetraction
 from enforcer.ledger.store import RetractionReason
+from enforcer.remediate.plan_checks import check_plan
 
 FORMAT = 1
 """The version of the plan file this code writes and reads."""
@@ -202,7 +205,8 @@ def read_plan(path: Path) -> Plan:
 
 
 def parse_plan(data: bytes, origin: str = "plan") -> Plan:
-    """The plan ``data`` holds, checked field by field and against its id."""
+    """The plan ``data`` holds, checked field by field, against its id, then against
+    what a plan can hold (:func:`~enforcer.remediate.plan_checks.check_plan`)."""
     try:
         document = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -215,6 +219,10 @@ def parse_plan(data: bytes, origin: str = "plan") -> Plan:
         raise PlanError(f"{origin}: {exc}") from None
     if plan.plan_id != plan_id_of(content_of(plan)):
         raise PlanError(f"{origin}: plan_id does not match the plan's content (edited?)")
+    try:
+        check_plan(plan)
+    except ValueError as exc:
+        raise PlanError(f"{origin}: {exc}") from None
     return plan
 
 

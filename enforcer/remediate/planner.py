@@ -31,6 +31,7 @@ from enforcer.remediate.plan import (
     PlannedExposure,
     PlannedRetraction,
 )
+from enforcer.remediate.plan_checks import UNKNOWN_VERSION, is_policy_version
 
 Identity = tuple[str, str, str]
 """(subject id, identifier type, fingerprint)."""
@@ -71,7 +72,7 @@ class Planner:
         self._last: dict[_Key, _Last] = {}
         self._counts: Counter[str] = Counter()
         self._forwards = 0
-        self._versions: dict[str, str] = {}
+        self._versions: dict[bytes, str] = {}
 
     def add_all(self, records: Iterable[SinkRecord]) -> None:
         """:meth:`add` each record."""
@@ -117,12 +118,18 @@ class Planner:
                 last[identity] = (*old[:4], first, *old[5:])
 
     def _version(self, headers: Headers) -> str:
-        """The policy version a forwarded record's header names (interned: few)."""
+        """The policy version a forwarded record's header names (interned: few);
+        ``unknown`` without one, or with a header that is not a policy version (it is
+        written to exposure: only what the enforcer itself writes is taken)."""
         for name, value in headers:
             if name == HEADER_POLICY and value:
-                text = value.decode("utf-8", "replace")
-                return self._versions.setdefault(text, text)
-        return "unknown"
+                text = self._versions.get(value)
+                if text is None:
+                    text = value.decode("utf-8", "replace")
+                    text = text if is_policy_version(text) else UNKNOWN_VERSION
+                    self._versions[value] = text
+                return text
+        return UNKNOWN_VERSION
 
     def _retracted(self, record: SinkRecord) -> bool:
         retraction = read_retraction(record.value)

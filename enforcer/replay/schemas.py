@@ -54,6 +54,8 @@ class ReplayFormats:
     """Where the one line about an outage goes (the command line's stderr)."""
     sleep: Callable[[float], None] = field(default=time.sleep)
     monotonic: Callable[[], float] = field(default=time.monotonic)
+    command: str = "replay"
+    """The command that reads, as the lines about an outage name it."""
 
 
 _Item = TypeVar("_Item", bound=InputRecord | Outcome)
@@ -88,13 +90,13 @@ def _load(ids: set[int], formats: ReplayFormats) -> None:
             if since is None:
                 since = now
                 formats.say(
-                    f"{exc}; waiting for it (no record is dead-lettered for it; replay "
-                    f"stops if it stays down for {formats.deadline_s:.0f} s)"
+                    f"{exc}; waiting for it (no record is dead-lettered for it; "
+                    f"{formats.command} stops if it stays down for {formats.deadline_s:.0f} s)"
                 )
             elif now - since >= formats.deadline_s:
                 raise RegistryDownError(
                     f"{exc} (no answer for {now - since:.0f} s, "
-                    "--schema-registry-deadline); replay stopped"
+                    f"--schema-registry-deadline); {formats.command} stopped"
                 ) from None
             formats.sleep(pause)
             pause = min(pause * 2, LONGEST_RETRY_S)

@@ -28,7 +28,9 @@ from enforcer.core.policy.vocabulary import VocabularyName
 from enforcer.core.purposes import normalize_namespace
 
 Namespace = Annotated[str, AfterValidator(normalize_namespace)]
-RuleName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)]
+RULE_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
+RULE_NAME_MAX = 64
+RuleName = Annotated[str, Field(pattern=RULE_NAME_PATTERN, max_length=RULE_NAME_MAX)]
 IdentifierTypeName = Annotated[
     str, AfterValidator(lambda t: t.strip().lower()), Field(min_length=1)
 ]

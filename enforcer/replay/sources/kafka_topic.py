@@ -18,7 +18,7 @@ import asyncio
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from enforcer.core.models import parse_rfc3339
@@ -48,6 +48,21 @@ class Position:
         return self.offset is None and self.at is None
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+"""Kafka record times are milliseconds since then: no record is earlier, and a broker
+asked for the offset of an earlier time refuses the request."""
+BEFORE_EPOCH = "a time before 1970-01-01T00:00:00Z, where Kafka record times start"
+
+
+def record_time(text: str) -> datetime:
+    """An RFC 3339 time a topic can be read from or up to; ``ValueError`` for text that
+    is not one, or a time before 1970-01-01T00:00:00Z."""
+    at = parse_rfc3339(text)
+    if at < EPOCH:
+        raise ValueError(BEFORE_EPOCH)
+    return at
+
+
 def _position(text: str, open_word: str) -> Position:
     value = text.strip()
     if value.lower() == open_word:
@@ -55,12 +70,15 @@ def _position(text: str, open_word: str) -> Position:
     if value.isdigit():
         return Position(value, offset=int(value))
     try:
-        return Position(value, at=parse_rfc3339(value))
+        at = parse_rfc3339(value)
     except ValueError:
         raise ValueError(
             f"expected {open_word}, an offset or an RFC 3339 time "
             f"(like 2019-10-08T00:00:00Z), not {value!r}"
         ) from None
+    if at < EPOCH:
+        raise ValueError(BEFORE_EPOCH)
+    return Position(value, at=at)
 
 
 def parse_start(text: str) -> Position:

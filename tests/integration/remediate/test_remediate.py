@@ -351,8 +351,8 @@ async def test_bad_input_is_one_line_and_exit_2(
     assert status == 2 and err.count("\n") == 1 and "not found" in err, err
     assert not (tmp_path / "p.json").exists()
     plan = Plan(
-        absent, "v1", "0123456789abcdef", "off", None, None, (), HistoryCounts(), 0, {}, {}, {},
-        0, (),
+        absent, "sha256:" + "1" * 64, "0123456789abcdef", "off", None, None, (),
+        HistoryCounts(), 0, {}, {}, {}, 0, (),
     ).with_id()  # fmt: skip
     write_plan(tmp_path / "absent.json", plan)
     status, _, err = await cli("remediate", "apply", str(tmp_path / "absent.json"))

@@ -13,6 +13,7 @@ from enforcer.cli import main
 from enforcer.config.client_properties import (
     GUARANTEES,
     OWN_SETTINGS,
+    REMEDIATE_GUARANTEES,
     ClientPropertiesError,
     parse_properties,
     read_properties,
@@ -94,6 +95,19 @@ def test_what_the_enforcer_sets_for_its_guarantees_is_refused(tmp_path: Path, na
     message = str(caught.value)
     assert f"{name} is refused: " in message and str(path) in message
     assert SECRET not in message and "\n" not in message
+
+
+def test_a_transactional_id_is_refused_with_the_advice_of_the_command(tmp_path: Path) -> None:
+    """The workers' transactional id is named by ENFORCER_INSTANCE_ID; remediate's is
+    derived from the plan's id, where that variable does nothing."""
+    path = properties_file(tmp_path, "transactional.id=mine\n")
+    with pytest.raises(ClientPropertiesError, match=r"set ENFORCER_INSTANCE_ID$"):
+        read_properties(path)
+    with pytest.raises(ClientPropertiesError) as caught:
+        read_properties(path, REMEDIATE_GUARANTEES)
+    assert "derives its own from the plan's id" in str(caught.value)
+    assert "ENFORCER_INSTANCE_ID" not in str(caught.value)
+    assert REMEDIATE_GUARANTEES.keys() == GUARANTEES.keys()
 
 
 @pytest.mark.parametrize(

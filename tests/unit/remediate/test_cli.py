@@ -61,6 +61,10 @@ def test_plan_with_an_unreadable_policy(tmp_path: Path, capsys: pytest.CaptureFi
     [
         (["--since", "yesterday"], "RFC 3339"),
         (["--since", "2026-12-02T00:00:00Z", "--until", "2026-12-01T00:00:00Z"], "after"),
+        # Before Kafka's times start: refused here, not by the broker once asked.
+        (["--since", "1969-12-31T23:59:59Z"], "argument --since: a time before 1970-01-01"),
+        (["--until", "0001-01-01T00:00:00Z"], "argument --until: a time before 1970-01-01"),
+        (["--since", "1970-01-01T00:59:59+01:00"], "argument --since: a time before"),
         (["--ledger-as-of", "2026-12-01T00:00:00Z"], "--ledger-as-of goes with"),
         ([], "--out"),
         (["--html", "/nonexistent/dir/plan.html"], "directory does not exist"),
@@ -85,8 +89,8 @@ def test_apply_with_an_unreachable_broker(
 
     path = tmp_path / "plan.json"
     plan = Plan(
-        "sink", "v1", "0123456789abcdef", "off", None, None, (), HistoryCounts(), 0, {}, {},
-        {}, 0, (),
+        "sink", "sha256:" + "1" * 64, "0123456789abcdef", "off", None, None, (),
+        HistoryCounts(), 0, {}, {}, {}, 0, (),
     )  # fmt: skip
     write_plan(path, plan.with_id())
     assert main(["remediate", "apply", str(path), *exposure]) == 2
@@ -95,3 +99,75 @@ def test_apply_with_an_unreachable_broker(
         "enforcer: error: cannot reach Kafka at 127.0.0.1:9 (--bootstrap-servers, "
         "ENFORCER_BOOTSTRAP_SERVERS)\n"
     )
+
+
+def test_plan_with_a_page_that_cannot_be_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A directory given for the page is named as the page, before the history is read
+    (nothing listens on the bootstrap servers) and before the plan file is written."""
+    page = tmp_path / "adir"
+    page.mkdir()
+    out = tmp_path / "y.json"
+    argv = ["remediate", "plan", "--out", str(out), "--html", str(page)]
+    _one_line_exit_2(argv, capsys, f"cannot write {page}: it is a directory")
+    _one_line_exit_2([*argv[:3], str(page), "--html", str(out)], capsys, f"{page}: it is a")
+    _one_line_exit_2([*argv[:5], str(out)], capsys, "--out and --html name the same file")
+    assert list(tmp_path.iterdir()) == [page]
+
+
+def test_the_plan_and_its_page_are_written_both_or_neither(tmp_path: Path) -> None:
+    """A page that cannot be written (its directory is a file) leaves no plan file
+    behind, nor any temporary file."""
+    from enforcer.cli.common import UsageError
+    from enforcer.cli.remediate import _write_all
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    out, page = tmp_path / "y.json", blocker / "page.html"
+    with pytest.raises(UsageError, match=f"cannot write {page}: "):
+        _write_all([(out, b"{}"), (page, b"<html>")])
+    assert list(tmp_path.iterdir()) == [blocker]
+    _write_all([(out, b"{}"), (tmp_path / "page.html", b"<html>")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "page.html", "y.json"]
+    assert out.read_bytes() == b"{}"
+
+
+@pytest.mark.parametrize("command", ["plan", "apply"])
+def test_a_transactional_id_in_the_client_properties_is_remediate_s_own(
+    command: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Refused in one line, before any Kafka client, saying what is true of remediate:
+    its transactional id is derived from the plan's id (ENFORCER_INSTANCE_ID, the
+    workers' advice, does nothing here)."""
+    from enforcer.remediate.plan import HistoryCounts, Plan, write_plan
+
+    config = tmp_path / "client.properties"
+    config.write_text("transactional.id=mine\n")
+    path = tmp_path / "plan.json"
+    plan = Plan(
+        "sink", "sha256:" + "1" * 64, "0123456789abcdef", "off", None, None, (),
+        HistoryCounts(), 0, {}, {}, {}, 0, (),
+    )  # fmt: skip
+    write_plan(path, plan.with_id())
+    argv = (
+        ["remediate", "apply", str(path)]
+        if command == "apply"
+        else ["remediate", "plan", "--out", str(tmp_path / "out.json")]
+    )
+    assert main([*argv, "--kafka-config", str(config)]) == 2
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and "transactional.id is refused" in err, err
+    assert "derives its own from the plan's id" in err and "ENFORCER_INSTANCE_ID" not in err
+
+
+def test_a_registry_outage_during_a_plan_names_remediate_plan() -> None:
+    """The lines about an unreachable schema registry are replay's own, with the name of
+    the command that reads (tests/unit/replay/test_replay_schemas.py)."""
+    from enforcer.cli.remediate import _formats
+    from enforcer.config.settings import EnforcerSettings
+    from enforcer.core.policy.load import load_policy
+
+    settings = EnforcerSettings(schema_registry_url="http://127.0.0.1:9")
+    formats = _formats(settings, load_policy(None))
+    assert formats is not None and formats.command == "remediate plan"

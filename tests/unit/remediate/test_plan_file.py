@@ -23,12 +23,13 @@ from enforcer.remediate.plan import (
 )
 
 FINGERPRINT = "hmac-sha256:" + "ab" * 32
+VERSION = "sha256:" + "2" * 64
 
 
 def _plan(**changes: object) -> Plan:
     fields: dict[str, object] = {
         "sink_topic": "audience.building",
-        "policy_version": "v2",
+        "policy_version": VERSION,
         "key_id": "0123456789abcdef",
         "ledger": "off",
         "since": "2026-11-01T00:00:00Z",
@@ -54,7 +55,7 @@ def test_the_id_is_the_hash_of_the_content() -> None:
     plan = _plan()
     assert plan.plan_id.startswith("sha256:") and len(plan.plan_id) == 7 + 64
     assert _plan().plan_id == plan.plan_id
-    assert _plan(policy_version="v3").plan_id != plan.plan_id
+    assert _plan(policy_version="sha256:" + "3" * 64).plan_id != plan.plan_id
     assert _plan(retractions=()).plan_id != plan.plan_id
     assert parse_plan(plan_bytes(plan)) == plan
 
@@ -71,7 +72,7 @@ def test_the_retraction_records_are_remediated_with_the_plan_id() -> None:
         "fingerprint": FINGERPRINT,
         "key_id": "0123456789abcdef",
         "reason": "remediated",
-        "policy_version": "v2",
+        "policy_version": VERSION,
         "plan_id": plan.plan_id,
     }
 

@@ -28,6 +28,13 @@ def test_start_and_end_forms() -> None:
             parse_start(bad)
     with pytest.raises(ValueError, match="expected latest"):
         parse_end("earliest")
+    assert parse_start("1970-01-01T00:00:00Z").at == datetime(1970, 1, 1, tzinfo=UTC)
+    assert parse_end("1970-01-01T01:00:00+01:00").at == datetime(1970, 1, 1, tzinfo=UTC)
+    for early in ("1969-12-31T23:59:59Z", "1970-01-01T00:00:00+00:01", "0001-01-01T00:00:00Z"):
+        with pytest.raises(ValueError, match="before 1970-01-01T00:00:00Z"):
+            parse_start(early)
+        with pytest.raises(ValueError, match="before 1970-01-01T00:00:00Z"):
+            parse_end(early)
 
 
 def test_output_prefix_never_names_a_live_topic() -> None:
@@ -47,6 +54,9 @@ def test_output_prefix_never_names_a_live_topic() -> None:
     [
         (["--topic", "t", "--start", "soon", "--out", "o"], "argument --start: expected"),
         (["--topic", "t", "--end", "earliest", "--out", "o"], "argument --end: expected"),
+        # Before Kafka's times start: refused here, not by the broker once asked.
+        (["--topic", "t", "--start", "1969-12-31T23:59:59Z", "--out", "o"], "--start: a time"),
+        (["--topic", "t", "--end", "0001-01-01T00:00:00Z", "--out", "o"], "argument --end: a"),
         (["--from-file", "f", "--start", "0", "--out", "o"], "--start and --end go with --topic"),
         (["--topic", "t"], "needs --out DIR, or --output-topic-prefix"),
         (["--topic", "t", "--from-file", "f", "--out", "o"], "not allowed with argument"),

@@ -75,3 +75,17 @@ def test_a_registry_down_past_the_deadline_stops_the_replay_in_one_line() -> Non
     assert message.startswith(CAUSE) and "--schema-registry-deadline" in message
     assert "\n" not in message and len(said) == 1
     assert clock.now >= 20.0
+
+
+@pytest.mark.parametrize("command", ["replay", "remediate plan"])
+def test_the_lines_about_an_outage_name_the_command_that_reads(command: str) -> None:
+    loader, clock, said = Loader(down_for=1000), Time(), list[str]()
+    formats = _formats(loader, clock, said, 20.0)
+    if command != "replay":  # replay's is the default
+        formats = ReplayFormats(**{**formats.__dict__, "command": command})
+    with pytest.raises(RegistryDownError) as stopped:
+        list(prefetched(_records(3), formats))
+    assert f"; {command} stops if it stays down for 20 s)" in said[0]
+    assert str(stopped.value).endswith(f"--schema-registry-deadline); {command} stopped")
+    if command != "replay":
+        assert "replay" not in said[0] and "replay" not in str(stopped.value)
