@@ -245,6 +245,14 @@ def _plan(args: argparse.Namespace) -> int:
         files.append((args.html, plan_page(plan).encode("utf-8")))
     _write_all(files)
     print("\n".join(summary_lines(plan)))
+    if plan.history.unreadable and (formats is None or formats.loader is None):
+        # The common cause: a sink of framed records planned without the registry.
+        print(
+            f"enforcer: {plan.history.unreadable:,} forwarded records could not be read: "
+            "framed records (Avro, Protobuf, JSON Schema) need --schema-registry-url, "
+            "records in a topic's own shape the policy's field mappings (docs/formats.md)",
+            file=sys.stderr,
+        )
     print(f"plan written to {args.out}", file=sys.stderr)
     return EXIT_OK
 

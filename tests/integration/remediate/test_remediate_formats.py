@@ -106,3 +106,5 @@ async def test_a_plan_reads_framed_records_with_the_registry(
     assert status == 0, err
     blind = read_plan(path)
     assert blind.history.unreadable == forwarded and blind.retractions == ()
+    assert f"{forwarded:,} forwarded records could not be read: framed records" in err
+    assert "need --schema-registry-url" in err
