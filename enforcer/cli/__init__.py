@@ -7,7 +7,8 @@ One module per command (``enforcer/cli/<command>.py``), each with ``add_flags`` 
 load Kafka clients.
 
 Every failure a user can cause ends as one line on stderr and exit status 2
-(usage or configuration) or 1 (violations found, tests failed); never a traceback. A
+(usage or configuration) or 1 (violations with --fail-on-violation, tests failed, an
+apply stopped, an internal error); never a traceback. A
 reader that stops reading standard output (``| head``) ends the command quietly, with
 exit status 141, as SIGPIPE ends a shell tool.
 """
@@ -45,8 +46,11 @@ DESCRIPTION = (
     "tests."
 )
 EPILOG = (
-    "'enforcer COMMAND --help' shows a command's flags. Exit status: 0 done, 1 violations "
-    "found or tests failed, 2 a usage or configuration error (one line on stderr)."
+    "'enforcer COMMAND --help' shows a command's flags. Exit status: 0 done (violations "
+    "found by a replay included, unless --fail-on-violation), 1 a failure the command "
+    "names (violations with --fail-on-violation, a policy test failing, an apply "
+    "stopped, an internal error), 2 a usage or configuration error (one line on "
+    "stderr), 141 its output closed by its reader."
 )
 
 # name, help, module under enforcer.cli: in the order `enforcer --help` lists them.
