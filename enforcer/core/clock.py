@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -35,6 +35,21 @@ class FixedClock:
     def advance_to(self, at: datetime) -> None:
         """Move the clock."""
         self._at = at
+
+
+_LAST_MS = 253_402_300_799_999
+"""9999-12-31T23:59:59.999Z: the last instant a datetime holds."""
+
+
+def kafka_time(millis: int) -> datetime:
+    """A Kafka record timestamp (epoch milliseconds) as an aware datetime in UTC. Kafka
+    takes any 64-bit value from a producer: one before 1970 (or none, -1) is the epoch,
+    one past the year 9999 (a producer writing microseconds) the last instant a datetime
+    holds, so that no record's time can stop its reader."""
+    return _EPOCH + timedelta(milliseconds=min(max(0, millis), _LAST_MS))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def rfc3339(at: datetime) -> str:

@@ -29,12 +29,11 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import NamedTuple, Protocol
 
 from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
-from enforcer.core.clock import rfc3339
+from enforcer.core.clock import kafka_time, rfc3339
 from enforcer.core.fingerprint import Fingerprinter
 from enforcer.core.parse import ParseFailure
 from enforcer.core.step import HEADER_POLICY, InputRecord, Outcome, Source, dead_letter
@@ -409,7 +408,7 @@ class LiveLedger:
 def _record_time(message: Message) -> str:
     """The record's timestamp (RFC 3339): a tombstone has no ``updated_at``."""
     _, millis = message.timestamp()
-    return rfc3339(datetime.fromtimestamp(max(0, millis) / 1000, tz=UTC))
+    return rfc3339(kafka_time(millis))
 
 
 def _rekeyed(update: SubjectUpdate, previous: Fingerprinter, current: Fingerprinter) -> RekeyedMacs:

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from enforcer.core.clock import kafka_time
 from enforcer.core.fingerprint import Fingerprinter
 from enforcer.core.ledger_view import LedgerMode
 from enforcer.core.models import parse_rfc3339
@@ -173,5 +174,5 @@ def load_ledger_topic(
 def _ledger_records(reader: TopicReader) -> Iterator[LedgerRecord]:
     """A topic reader's messages as ledger records, with their Kafka record times."""
     for message in reader.messages():
-        at = datetime.fromtimestamp(message.timestamp / 1000, UTC)
+        at = kafka_time(message.timestamp)
         yield LedgerRecord(message.key, message.value, at, message.partition, message.offset)

@@ -26,8 +26,16 @@ FP = Fingerprinter(KEY)
 class FakeMessage:
     """What LiveLedger reads of a consumed record."""
 
-    def __init__(self, partition: int, offset: int, key: str | None, value: bytes | None) -> None:
+    def __init__(
+        self,
+        partition: int,
+        offset: int,
+        key: str | None,
+        value: bytes | None,
+        timestamp_ms: int = 1_700_000_000_000,
+    ) -> None:
         self._partition, self._offset, self._key, self._value = partition, offset, key, value
+        self._timestamp_ms = timestamp_ms
 
     def partition(self) -> int:
         return self._partition
@@ -42,11 +50,17 @@ class FakeMessage:
         return self._value
 
     def timestamp(self) -> tuple[int, int]:
-        return (1, 1_700_000_000_000)
+        return (1, self._timestamp_ms)
 
 
-def message(partition: int, offset: int, key: str | None, value: bytes | None) -> Message:
-    return cast(Message, FakeMessage(partition, offset, key, value))
+def message(
+    partition: int,
+    offset: int,
+    key: str | None,
+    value: bytes | None,
+    timestamp_ms: int = 1_700_000_000_000,
+) -> Message:
+    return cast(Message, FakeMessage(partition, offset, key, value, timestamp_ms))
 
 
 def consent(subject: str, purposes: tuple[str, ...], at: str = "2026-01-01T00:00:00Z") -> bytes:
@@ -205,3 +219,19 @@ def test_an_unkeyed_value_is_a_dead_letter_live_and_skipped_in_a_restore() -> No
     assert (dead.record.source.topic, dead.record.source.partition) == (LEDGER, 0)
     assert dead.record.source.offset == 1 and dead.error_reason is DeadLetterReason.SCHEMA
     assert granted(ledger, 0, "a") is None and granted(ledger, 0, "b") is None
+
+
+def test_a_record_time_past_the_year_9999_stops_nothing() -> None:
+    """Kafka takes any timestamp a producer sets (10**15 ms is the year 33658: a producer
+    writing microseconds). An erasure with one is applied like any other, and its
+    retraction written; it neither raises nor is skipped."""
+    ledger = live()
+    ledger.assign(both(0), committed_at({0: 1}))
+    assert ledger.read(message(0, 0, "a", consent("a", ADS), timestamp_ms=10**15)) is None
+    read = ledger.read(message(0, 1, "b", consent("b", ADS)))
+    assert read is not None and not ledger.restoring(0)
+    assert granted(ledger, 0, "a") == ADS
+    erased = ledger.read(message(0, 2, "a", None, timestamp_ms=10**15))
+    assert erased is not None and len(erased.outputs) == 1
+    assert b'"9999-12-31T23:59:59.999Z"' in (erased.outputs[0].value or b"")
+    assert not granted(ledger, 0, "a")  # nothing granted any more
