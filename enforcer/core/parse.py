@@ -52,6 +52,11 @@ class ParseFailure:
 _REPEATED = ParseFailure(
     DeadLetterReason.SCHEMA, "a field the enforcer judges appears twice in one object"
 )
+_OTHER_CASE = ParseFailure(
+    DeadLetterReason.SCHEMA,
+    "a field the enforcer judges is also written in other letter cases (a consumer that "
+    "matches names without case could read it instead)",
+)
 
 
 def parse_event(value: bytes | None, *, types_judged: bool = True) -> Event | ParseFailure:
@@ -70,10 +75,8 @@ def parse_event(value: bytes | None, *, types_judged: bool = True) -> Event | Pa
         event = checked
     identifiers = event.identifiers
     with_purposes = sum(1 for identifier in identifiers if identifier.purposes is not None)
-    if may_repeat_a_judged_field(value, len(identifiers), with_purposes, types_judged) and (
-        _repeats_judged_field(value, types_judged)
-    ):
-        return _REPEATED
+    if may_repeat_a_judged_field(value, len(identifiers), with_purposes, types_judged):
+        return _judged_field_conflict(value, types_judged) or event
     return event
 
 
@@ -215,15 +218,26 @@ def may_repeat_a_judged_field(
     """
     # A backslash, looked for as an int: bytes.__contains__ tries a byte string as an
     # int first, raising and discarding a TypeError on every call.
-    if 92 in value:
+    if 92 in value or 0xC4 in value or 0xC5 in value:
         return True
+    # Counted case-blind: a key written in other letter cases ("VALUE") is the same key
+    # to a consumer that matches names without case (Go's encoding/json, Jackson's
+    # case-insensitive properties, .NET's OrdinalIgnoreCase).
+    lowered = value.lower()
     return (
-        value.count(b'"identifiers"') > 1
-        or value.count(b'"subject_id"') > 1
-        or value.count(b'"value"') > identifiers
-        or value.count(b'"purposes"') > with_purposes
-        or (types_judged and value.count(b'"type"') > identifiers)
+        lowered.count(b'"identifiers"') > 1
+        or lowered.count(b'"subject_id"') > 1
+        or lowered.count(b'"value"') > identifiers
+        or lowered.count(b'"purposes"') > with_purposes
+        or (types_judged and lowered.count(b'"type"') > identifiers)
     )
+
+
+# 0xC4 and 0xC5 lead the UTF-8 of U+0100 to U+017F, among them the letters a case-blind
+# match takes for ASCII ones of the judged names: long s (U+017F) for "s" (Go, Java,
+# .NET), dotted and dotless i (U+0130, U+0131) for "i" (Java, .NET). Looked for as single
+# bytes (a scan at memchr's speed; a two-byte search costs twenty times as much): a
+# record with another letter of that block takes the exact check.
 
 
 _NON_JSON_CONSTANT = ParseFailure(DeadLetterReason.INVALID_JSON, "not valid JSON: NaN or Infinity")
@@ -248,9 +262,64 @@ class _RepeatedKeyError(Exception):
     pass
 
 
-def _repeats_judged_field(value: bytes, types_judged: bool) -> bool:
-    """The exact check: does a judged field repeat in the event or an identifier?"""
-    return repeats_a_key(value, _JUDGED_FIELDS if types_judged else _JUDGED_FIELDS - {"type"})
+def _judged_field_conflict(value: bytes, types_judged: bool) -> ParseFailure | None:
+    """The exact check: does a judged field repeat in one object, or is one written in
+    other letter cases where the enforcer reads it (the event's ``identifiers`` and
+    ``subject_id``, an identifier's ``type``, ``value`` and ``purposes``)? Either way a
+    consumer may read another value than the one judged: the dead letter saying which."""
+    names = _JUDGED_FIELDS if types_judged else _JUDGED_FIELDS - {"type"}
+
+    def check(pairs: list[tuple[str, Any]]) -> _Object:
+        seen: set[str] = set()
+        variants: list[str] = []
+        for name, _ in pairs:
+            if name in seen and name in names:
+                raise _RepeatedKeyError
+            seen.add(name)
+            if len(name) in _JUDGED_LENGTHS and name not in names:
+                folded = case_blind(name)
+                if folded in names:
+                    variants.append(folded)
+        found = _Object(pairs)
+        found.variants = variants
+        return found
+
+    try:
+        document = json.loads(value, object_pairs_hook=check)
+    except _RepeatedKeyError:
+        return _REPEATED
+    except ValueError:
+        return None  # not JSON: the parser that reads it says so
+    if not isinstance(document, _Object):
+        return None
+    if any(name in _EVENT_FIELDS for name in document.variants):
+        return _OTHER_CASE
+    items = document.get("identifiers")
+    if isinstance(items, list) and any(
+        isinstance(item, _Object) and any(name in _IDENTIFIER_FIELDS for name in item.variants)
+        for item in items
+    ):
+        return _OTHER_CASE
+    return None
+
+
+class _Object(dict[str, Any]):
+    """A parsed JSON object, with the judged names its keys spell in other letter cases."""
+
+    variants: list[str]
+
+
+_EVENT_FIELDS = frozenset({"identifiers", "subject_id"})
+_IDENTIFIER_FIELDS = frozenset({"type", "value", "purposes"})
+_JUDGED_LENGTHS = frozenset(len(name) for name in _JUDGED_FIELDS)
+_CASE_BLIND = {"\u017f": "s", "\u0130": "i", "\u0131": "i", "\u212a": "k"}
+
+
+def case_blind(name: str) -> str:
+    """``name`` as a case-blind match of names sees it: each letter in small case, and
+    the non-ASCII letters such matches take for ASCII ones (long s, dotted and dotless
+    i, the Kelvin sign) as those."""
+    return "".join(_CASE_BLIND.get(letter) or letter.lower() for letter in name)
 
 
 def repeats_a_key(value: bytes, names: frozenset[str]) -> bool:

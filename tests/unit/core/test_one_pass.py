@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from enforcer.core.clock import FixedClock, SystemClock
@@ -304,6 +304,63 @@ def test_a_judged_key_written_twice_is_never_forwarded(
     for outcome in (step(record), step.explain_by_reference(record)[0]):
         assert outcome.kind is OutcomeKind.DEADLETTERED
         assert outcome.error_message == "a field the enforcer judges appears twice in one object"
+    assert step.judgements(record) is None
+
+
+_LOOK_ALIKES = {"s": "\u017f", "i": "\u0131"}
+"""Letters a case-blind match takes for ASCII ones: long s (Go, Java, .NET), dotless i
+(Java, .NET)."""
+
+
+@st.composite
+def other_case(draw: st.DrawFn, name: str) -> str:
+    """``name`` spelled otherwise, as a case-blind consumer would still read it."""
+    spelled = "".join(
+        draw(st.sampled_from([letter, letter.upper(), _LOOK_ALIKES.get(letter, letter)]))
+        for letter in name
+    )
+    return spelled if spelled != name else name.upper()
+
+
+@settings(max_examples=300)
+@given(
+    st.sampled_from(sorted(set(STEPS) - {"audit", "audit, fallback ledger"})),
+    st.sampled_from(["identifiers", "subject_id", "type", "value", "purposes"]),
+    st.booleans(),
+    st.data(),
+)
+@example("default", "identifiers", True, None)  # the review's "IDENTIFIERS" beside it
+def test_a_judged_key_in_other_letter_cases_is_never_forwarded(
+    name: str, key: str, before: bool, data: st.DataObject | None
+) -> None:
+    """A judged key written again in other letter cases ("VALUE", "identifier\u017f")
+    where the enforcer reads it: a consumer matching names without case (Go's
+    encoding/json takes the last match) could read a phone number nobody judged, so the
+    record is dead-lettered on both paths, never forwarded. (``type`` only where a rule
+    looks at types, as for a repeated ``type``.)"""
+    step = STEPS[name]
+    assume(key != "type" or step.types_judged)
+    spelled = key.upper() if data is None else data.draw(other_case(key))
+    smuggled = {
+        "identifiers": [{"type": "phone", "value": "+1 415 555 0142", "purposes": [ADS]}],
+        "subject_id": "acct-2",
+        "type": "phone",
+        "value": "+1 415 555 0142",
+        "purposes": [ADS],
+    }[key]
+    extra = f"{json.dumps(spelled)}:{json.dumps(smuggled)}"
+    identifier = '"type":"email","value":"a@x.io","purposes":["security.mfa"]'
+    if key in ("type", "value", "purposes"):
+        identifier = f"{extra},{identifier}" if before else f"{identifier},{extra}"
+    event = '"event_id":"e","subject_id":"acct-1","occurred_at":"2019-10-08T12:00:00Z",'
+    event += f'"identifiers":[{{{identifier}}}]'
+    if key in ("identifiers", "subject_id"):
+        event = f"{extra},{event}" if before else f"{event},{extra}"
+    record = InputRecord(None, ("{" + event + "}").encode(), (), Source("t", 0, 0))
+    for outcome in (step(record), step.explain_by_reference(record)[0]):
+        assert outcome.kind is OutcomeKind.DEADLETTERED, outcome
+        assert outcome.error_message is not None
+        assert "other letter cases" in outcome.error_message
     assert step.judgements(record) is None
 
 
