@@ -27,7 +27,7 @@ from enforcer.demo.formats_sample import (
     protobuf_file,
     sample_contacts,
 )
-from enforcer.formats.avro import avro_codec
+from enforcer.formats.avro import AvroCodec, avro_codec
 from enforcer.formats.codec import Codec, Location
 from enforcer.formats.framing import HEADER
 from enforcer.formats.json_schema import json_schema_codec
@@ -76,6 +76,8 @@ def main() -> None:
 
         def both(body: bytes, codec: Codec = codec) -> object:
             native, _ = codec.decode(body)
+            if isinstance(codec, AvroCodec):  # as the record reader calls it
+                return codec.encode_body_without(body, native, EMPTIED)
             return codec.encode_without(native, EMPTIED)
 
         decode_us = _cpu_us(bodies, codec.decode)
