@@ -20,6 +20,7 @@ from fastavro import _read as fastavro_read
 
 from enforcer.core.record_format import Unredactable
 from enforcer.formats.avro_patch import AvroPatcher, PatchError
+from enforcer.formats.avro_read import Reader, record_reader
 from enforcer.formats.codec import DecodeError, FieldInfo, FieldKind, Location
 from enforcer.formats.emptied import emptied_copy, schema_path
 from enforcer.formats.registry import RegisteredSchema, SchemaType
@@ -72,6 +73,7 @@ class AvroCodec:
         fields: Mapping[str, FieldInfo],
         type_names: Mapping[str, str],
         patcher: AvroPatcher | None = None,
+        reader: Reader | None = None,
     ) -> None:
         self.schema_id = schema_id
         self.schema_type: SchemaType = "AVRO"
@@ -80,6 +82,7 @@ class AvroCodec:
         self._parsed = parsed
         self._type_names = type_names
         self._patcher = patcher
+        self._reader = reader
         # What fastavro's schemaless_reader hands its reader on every call (the named
         # types of the parsed schema and the default options), made once: the reader
         # itself is called straight away (tests/unit/formats/test_codec_avro.py holds the
@@ -91,7 +94,15 @@ class AvroCodec:
         self._checked: dict[Location, object] = {}
 
     def decode(self, body: bytes) -> tuple[object, Any]:
-        """fastavro's record, as both the native form and the view."""
+        """fastavro's record, as both the native form and the view: read by the reader
+        generated for the schema (``avro_read``) when it reads the bytes, else by
+        fastavro, which gives what it always gave, the error included."""
+        end = len(body)
+        read = self._read_common(body, end) if self._reader is not None else None
+        if read is not None:
+            if read[1] != end:
+                raise DecodeError(f"body has {end - read[1]} bytes after the Avro {self._name()}")
+            return read[0], read[0]
         stream = io.BytesIO(body)
         try:
             record = _read_data(stream, self._parsed, self._named_schemas, None, self._options)
@@ -99,12 +110,19 @@ class AvroCodec:
             raise DecodeError(
                 f"body does not decode as Avro {self._name()}: {type(exc).__name__}"
             ) from None
-        if stream.tell() != len(body):
+        if stream.tell() != end:
             # A decoder that stops early would forward bytes nobody judged.
-            raise DecodeError(
-                f"body has {len(body) - stream.tell()} bytes after the Avro {self._name()}"
-            )
+            raise DecodeError(f"body has {end - stream.tell()} bytes after the Avro {self._name()}")
         return record, record
+
+    def _read_common(self, body: bytes, end: int) -> tuple[Any, int] | None:
+        """The generated reader's record and where it ended, or None for bytes it
+        leaves to fastavro (whatever it raised)."""
+        assert self._reader is not None
+        try:
+            return self._reader(body, 0, end)
+        except Exception:  # fastavro reads it again and judges it
+            return None
 
     def encode_without(self, native: object, locations: Sequence[Location]) -> bytes | Unredactable:
         """The record with each location's field set to null (a list item removed)."""
@@ -188,13 +206,17 @@ def avro_codec(registered: RegisteredSchema, referenced: Sequence[str] = ()) -> 
     if isinstance(root, dict) and root.get("type") in ("record", "error"):
         record_name = str(root["name"])
         _walk_record(root, "", named, 1, fields, type_names)
-    patcher = None
+    patcher = reader = None
     if record_name is not None:
         try:
             patcher = AvroPatcher(parsed, named)
         except Exception:  # a shape the skip functions do not know: written again instead
             patcher = None
-    return AvroCodec(registered.schema_id, parsed, record_name, fields, type_names, patcher)
+        try:
+            reader = record_reader(parsed, named)
+        except Exception:  # a shape the generator does not know: read by fastavro alone
+            reader = None
+    return AvroCodec(registered.schema_id, parsed, record_name, fields, type_names, patcher, reader)
 
 
 def _walk_record(
