@@ -33,6 +33,30 @@ _LOGICAL: Mapping[str, Callable[..., Any]] = fastavro_read.LOGICAL_READERS  # ty
 _PRIMITIVES = frozenset(("null", "boolean", "int", "long", "float", "double", "bytes", "string"))
 
 
+_LONG = """\
+x = b[p]
+if x < 0x80:
+    {out} = (x >> 1) ^ -(x & 1)
+    p += 1
+else:
+    n = x & 0x7F
+    s = 7
+    p += 1
+    while True:
+        x = b[p]
+        p += 1
+        n |= (x & 0x7F) << s
+        if x < 0x80:
+            break
+        s += 7
+    if s > 63 or n >> 64:
+        raise NotCommon
+    {out} = (n >> 1) ^ -(n & 1)
+"""
+"""An int or a long: one byte inline, and a longer varint (a timestamp's six bytes)
+inline too, with read_long's 64-bit bounds, without its call."""
+
+
 class NotCommon(Exception):  # noqa: N818 - a signal to read with fastavro, not an error
     """Bytes the generated reader leaves to fastavro."""
 
@@ -140,9 +164,7 @@ class _Generator:
         elif kind == "boolean":
             lines += [f"{pad}{out} = b[p] != 0", f"{pad}p += 1"]
         elif kind in ("int", "long"):
-            lines += [f"{pad}x = b[p]", f"{pad}if x < 0x80:"]
-            lines += [f"{pad}    {out} = (x >> 1) ^ -(x & 1)", f"{pad}    p += 1"]
-            lines += [f"{pad}else:", f"{pad}    {out}, p = _long(b, p)"]
+            lines += [pad + line for line in _LONG.format(out=out).splitlines()]
         elif kind in ("float", "double"):
             width = 4 if kind == "float" else 8
             lines += [f"{pad}{out} = _{kind}(b, p)[0]", f"{pad}p += {width}"]

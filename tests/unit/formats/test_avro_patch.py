@@ -250,3 +250,41 @@ def test_a_body_the_walk_does_not_follow_is_written_again() -> None:
     written = codec.encode_without(native, [("phone",)])
     assert codec.encode_body_without(body, native, [("phone",)]) == written
     assert written == b"\x00\x00\x02\x00"
+
+
+_ODD_SCHEMA: dict[str, Any] = {
+    "type": "record",
+    "name": "Odd",
+    "fields": [
+        {"name": "n", "type": "long"},
+        {"name": "u", "type": ["null", "string"]},
+        {"name": "e", "type": {"type": "enum", "name": "K", "symbols": ["A", "B", "C"]}},
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\xff" * 9 + b"\x01" + b"\x00\x00",  # a ten-byte varint: the largest long
+        b"\xff" * 9 + b"\x7f" + b"\x00\x00",  # ten bytes, wider than 64 bits
+        b"\xff" * 10 + b"\x01" + b"\x00\x00",  # eleven bytes
+        b"\x02" + b"\x01\x02x" + b"\x00",  # a union index of -1
+        b"\x02" + b"\x80\x00" + b"\x00",  # a union index of 0 in two bytes
+        b"\x02\x00" + b"\x03",  # an enum index of -2
+        b"\x02\x00" + b"\x84\x00",  # an enum index of 2 in two bytes
+        b"\x02\x00" + b"\x06",  # an enum index out of range
+    ],
+)
+def test_bytes_the_generated_reader_leaves_are_read_by_fastavro(body: bytes) -> None:
+    """The same record or the same failure as schemaless_reader, whichever read it."""
+    codec = _codec(_ODD_SCHEMA)
+    stream = io.BytesIO(body)
+    try:
+        expected = fastavro.schemaless_reader(stream, fastavro.parse_schema(_ODD_SCHEMA), None)
+    except Exception as exc:  # what the bytes make fastavro raise
+        with pytest.raises(DecodeError, match=type(exc).__name__):
+            codec.decode(body)
+        return
+    assert stream.tell() == len(body)
+    assert codec.decode(body)[1] == expected
