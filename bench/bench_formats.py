@@ -1,7 +1,8 @@
 """Benchmark of the schema-format codecs (prints numbers; not a test).
 
 CPU microseconds per record for ``decode`` and for ``decode`` + ``encode_without`` (the
-two-factor phone and the device id emptied) of each codec, on the sample account events
+two-factor phone and the device id emptied; Avro's ``encode_body_without``, the patch of
+the body the record reader uses) of each codec, on the sample account events
 of ``enforcer sample --format`` (docs/formats.md), built straight from the schemas (no
 registry involved). ``orjson.loads`` of the same event as plain JSON is the floor the
 plain identity event's parse starts from.
