@@ -6,8 +6,10 @@ whose type is a union with ``"null"`` to null therefore changes that field's byt
 they become the null branch's index. The other fields' bytes stay as they came, so the
 body can be cut at the emptied fields' spans instead of being written again.
 
-A span is found by walking the body with a skip function per type, built once per
-schema, over the fields up to the last one emptied. The walk reads a body the way
+A span is found by walking the body, over the fields up to the last one emptied, with
+a walk generated once per record type (Python source: the common types' bytes skipped
+inline, closures for the rest). The source holds numbers and names bound to objects
+only, never text from the schema (which comes from a registry). The walk reads a body the way
 fastavro's reader does (a negative block count of an array or map is followed by its
 size in bytes, which is read and ignored; the items are walked). It handles record
 fields reached through records and unions of records only: a location through a list,
@@ -210,6 +212,7 @@ class _Compiler:
             skip += lines
         starts.append("    return s")
         skip.append("    return p")
+        # Numbers and our own names only: nothing of the schema's text is in the source.
         exec("\n".join(starts) + "\n" + "\n".join(skip), env)  # noqa: S102 - our own text
         record.starts = env["starts"]
         record.skip_fields = env["skip_fields"]

@@ -96,6 +96,8 @@ class _Generator:
 
     def reader(self, root: Any) -> Reader:
         name = self._record(root)
+        # The schema's text enters the source only as field names written with repr()
+        # (string literals); symbols, sizes' ints and functions are bound objects.
         exec("\n\n".join(self._sources), self._env)  # noqa: S102 - our own text
         reader: Reader = self._env[name]
         return reader

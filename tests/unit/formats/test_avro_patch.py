@@ -288,3 +288,23 @@ def test_bytes_the_generated_reader_leaves_are_read_by_fastavro(body: bytes) -> 
         return
     assert stream.tell() == len(body)
     assert codec.decode(body)[1] == expected
+
+
+def test_field_names_are_data_in_the_generated_code() -> None:
+    """fastavro takes any field name; a name that looks like Python is a dict key like
+    any other, in the reader and in the patch."""
+    name = "a'}\n__import__('os')  # \"\\"
+    schema = {
+        "type": "record",
+        "name": "Names",
+        "fields": [
+            {"name": name, "type": "string"},
+            {"name": "phone", "type": ["null", "string"]},
+        ],
+    }
+    codec = _codec(schema)
+    body = _body(schema, {name: "x", "phone": "+15"})
+    assert codec._read_common(body, len(body)) == ({name: "x", "phone": "+15"}, len(body))
+    native, _ = codec.decode(body)
+    patched = codec.encode_body_without(body, native, [("phone",)])
+    assert patched == codec.encode_without(native, [("phone",)]) == b"\x02x\x00"
