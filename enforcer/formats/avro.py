@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import fastavro
+from fastavro import _read as fastavro_read
 
 from enforcer.core.record_format import Unredactable
+from enforcer.formats.avro_patch import AvroPatcher, PatchError
+from enforcer.formats.avro_read import Reader, record_reader
 from enforcer.formats.codec import DecodeError, FieldInfo, FieldKind, Location
 from enforcer.formats.emptied import emptied_copy, schema_path
 from enforcer.formats.registry import RegisteredSchema, SchemaType
@@ -26,6 +29,21 @@ from enforcer.formats.schema_error import UnusableSchemaError
 TAGS_PROPERTY = "confluent:tags"
 MAX_DEPTH = 16
 """Fields nested deeper than this (a recursive record) are not listed."""
+
+# schemaless_reader's own reader, called without the wrapper (which builds the named
+# types and the options again on every call); not in fastavro's type stubs.
+_read_data: Callable[..., Any] = fastavro_read._read_data  # type: ignore[attr-defined]
+_READ_OPTIONS: dict[str, Any] = {
+    "return_record_name": False,
+    "return_record_name_override": False,
+    "handle_unicode_errors": "strict",
+    "return_named_type": False,
+    "return_named_type_override": False,
+}
+"""schemaless_reader's options when none are given (fastavro 1.13)."""
+
+_UNCHECKED = object()
+_CHECKED_KEPT = 1024
 
 _KINDS: dict[str, FieldKind] = {
     "string": "string",
@@ -54,6 +72,8 @@ class AvroCodec:
         record_name: str | None,
         fields: Mapping[str, FieldInfo],
         type_names: Mapping[str, str],
+        patcher: AvroPatcher | None = None,
+        reader: Reader | None = None,
     ) -> None:
         self.schema_id = schema_id
         self.schema_type: SchemaType = "AVRO"
@@ -61,37 +81,80 @@ class AvroCodec:
         self.fields = fields
         self._parsed = parsed
         self._type_names = type_names
+        self._patcher = patcher
+        self._reader = reader
+        # What fastavro's schemaless_reader hands its reader on every call (the named
+        # types of the parsed schema and the default options), made once: the reader
+        # itself is called straight away (tests/unit/formats/test_codec_avro.py holds the
+        # two equal).
+        self._named_schemas: dict[str, dict[str, Any]] = {"writer": {}, "reader": {}}
+        fastavro.parse_schema(parsed, self._named_schemas["writer"])
+        self._options: dict[str, Any] = dict(_READ_OPTIONS)
+        # The schema's answer for each location, which depends on the path alone.
+        self._checked: dict[Location, object] = {}
 
     def decode(self, body: bytes) -> tuple[object, Any]:
-        """fastavro's record, as both the native form and the view."""
+        """fastavro's record, as both the native form and the view: read by the reader
+        generated for the schema (``avro_read``) when it reads the bytes, else by
+        fastavro, which gives what it always gave, the error included."""
+        end = len(body)
+        read = self._read_common(body, end) if self._reader is not None else None
+        if read is not None:
+            if read[1] != end:
+                raise DecodeError(f"body has {end - read[1]} bytes after the Avro {self._name()}")
+            return read[0], read[0]
         stream = io.BytesIO(body)
         try:
-            record = fastavro.schemaless_reader(stream, self._parsed, None)
+            record = _read_data(stream, self._parsed, self._named_schemas, None, self._options)
         except Exception as exc:  # fastavro raises what the bytes make it raise
             raise DecodeError(
                 f"body does not decode as Avro {self._name()}: {type(exc).__name__}"
             ) from None
-        if stream.tell() != len(body):
+        if stream.tell() != end:
             # A decoder that stops early would forward bytes nobody judged.
-            raise DecodeError(
-                f"body has {len(body) - stream.tell()} bytes after the Avro {self._name()}"
-            )
+            raise DecodeError(f"body has {end - stream.tell()} bytes after the Avro {self._name()}")
         return record, record
+
+    def _read_common(self, body: bytes, end: int) -> tuple[Any, int] | None:
+        """The generated reader's record and where it ended, or None for bytes it
+        leaves to fastavro (whatever it raised)."""
+        assert self._reader is not None
+        try:
+            return self._reader(body, 0, end)
+        except Exception:  # fastavro reads it again and judges it
+            return None
 
     def encode_without(self, native: object, locations: Sequence[Location]) -> bytes | Unredactable:
         """The record with each location's field set to null (a list item removed)."""
+        return self._without(native, locations, None)
+
+    def encode_body_without(
+        self, body: bytes, native: object, locations: Sequence[Location]
+    ) -> bytes | Unredactable:
+        """As :meth:`encode_without`, given the ``body`` ``native`` was decoded from:
+        record fields are emptied by patching its bytes (``avro_patch``); list items,
+        and bodies the patch does not walk, by writing the record again."""
+        return self._without(native, locations, body)
+
+    def _without(
+        self, native: object, locations: Sequence[Location], body: bytes | None
+    ) -> bytes | Unredactable:
+        checked = self._checked
         for location in locations:
-            if location and isinstance(location[-1], int):
-                continue  # a list item: removed from its list
-            path = schema_path(location)
-            field = self.fields.get(path)
-            if field is None:
-                return Unredactable(f"Avro schema {self._name()} has no field {path}")
-            if not field.emptiable:
-                return Unredactable(
-                    f"Avro field {path} of {self._name()} is {self._type_names[path]}, "
-                    "which cannot be null"
-                )
+            why = checked.get(location, _UNCHECKED)
+            if why is _UNCHECKED:
+                why = self._why_not_emptiable(location)
+                if len(checked) >= _CHECKED_KEPT:
+                    checked.clear()
+                checked[location] = why
+            if why is not None:
+                assert isinstance(why, Unredactable)
+                return why
+        if body is not None and self._patcher is not None:
+            try:
+                return self._patcher.emptied(body, locations)
+            except PatchError:
+                pass  # written again below, which gives the answer it always gave
         try:
             record = emptied_copy(native, [(location, False) for location in locations])
         except LookupError:
@@ -102,6 +165,21 @@ class AvroCodec:
         except Exception as exc:  # the record came from this schema; fail closed anyway
             return Unredactable(f"Avro {self._name()} not written again: {type(exc).__name__}")
         return stream.getvalue()
+
+    def _why_not_emptiable(self, location: Location) -> Unredactable | None:
+        """Why the schema cannot hold ``location`` emptied, or None when it can."""
+        if location and isinstance(location[-1], int):
+            return None  # a list item: removed from its list
+        path = schema_path(location)
+        field = self.fields.get(path)
+        if field is None:
+            return Unredactable(f"Avro schema {self._name()} has no field {path}")
+        if not field.emptiable:
+            return Unredactable(
+                f"Avro field {path} of {self._name()} is {self._type_names[path]}, "
+                "which cannot be null"
+            )
+        return None
 
     def _name(self) -> str:
         return self.record_name or f"schema {self.schema_id}"
@@ -128,7 +206,17 @@ def avro_codec(registered: RegisteredSchema, referenced: Sequence[str] = ()) -> 
     if isinstance(root, dict) and root.get("type") in ("record", "error"):
         record_name = str(root["name"])
         _walk_record(root, "", named, 1, fields, type_names)
-    return AvroCodec(registered.schema_id, parsed, record_name, fields, type_names)
+    patcher = reader = None
+    if record_name is not None:
+        try:
+            patcher = AvroPatcher(parsed, named)
+        except Exception:  # a shape the skip functions do not know: written again instead
+            patcher = None
+        try:
+            reader = record_reader(parsed, named)
+        except Exception:  # a shape the generator does not know: read by fastavro alone
+            reader = None
+    return AvroCodec(registered.schema_id, parsed, record_name, fields, type_names, patcher, reader)
 
 
 def _walk_record(

@@ -24,6 +24,7 @@ from enforcer.core.parse import (
 )
 from enforcer.core.policy.compiled import Policy
 from enforcer.core.record_format import Decoded, Unredactable
+from enforcer.formats.avro import AvroCodec
 from enforcer.formats.codec import Codec, DecodeError, Location
 from enforcer.formats.direct import DirectRead
 from enforcer.formats.framing import frame, schema_id_of
@@ -58,6 +59,8 @@ class _Framed(NamedTuple):
     codec: Codec
     native: object
     locations: tuple[Location, ...]
+    body: bytes
+    """The bytes ``native`` was decoded from (an Avro body is patched, not written again)."""
     mapping: FieldMapping
 
 
@@ -206,19 +209,20 @@ class FormatReader:
             known = self._framed_read(topic, codec)
         if known[3] is not None:
             return known[3]
+        body = value[5:]
         try:
-            native, view = codec.decode(value[5:])
+            native, view = codec.decode(body)
         except DecodeError as exc:
             return ParseFailure(DeadLetterReason.UNDECODABLE, f"schema id {codec.schema_id}: {exc}")
         mapping, direct = known[1], known[2]
         found = direct.read(view, topic, partition, offset) if direct else None
         if found is not None:
-            framed = _new(_Framed, (codec, native, found.locations, mapping))
+            framed = _new(_Framed, (codec, native, found.locations, body, mapping))
             return _new(Decoded, (found.event, found.texts, framed))
         read = mapping.read(view, topic, partition, offset, codec.fields, self.tags)
         if isinstance(read, ParseFailure):
             return read
-        return _decoded(read, mapping, _Framed(codec, native, read.locations, mapping))
+        return _decoded(read, mapping, _Framed(codec, native, read.locations, body, mapping))
 
     def _framed_read(self, topic: str, codec: Codec) -> _FramedRead:
         """How ``codec``'s records on ``topic`` are read, found once per schema: the
@@ -286,7 +290,11 @@ class FormatReader:
         native = decoded.native
         if isinstance(native, _Framed):
             locations = [native.locations[i] for i in sorted(removed)]
-            body = native.codec.encode_without(native.native, locations)
+            codec = native.codec
+            if isinstance(codec, AvroCodec):
+                body = codec.encode_body_without(native.body, native.native, locations)
+            else:
+                body = codec.encode_without(native.native, locations)
             if isinstance(body, Unredactable):
                 return body
             return frame(native.codec.schema_id, body)
