@@ -34,7 +34,19 @@ HEADER_ACTION = "enforcer.action"
 HEADER_POLICY = "enforcer.policy"
 HEADER_TRACEPARENT = "traceparent"
 """W3C Trace Context: an input record's header, carried onto its violation event."""
-_OWN_HEADERS = frozenset({HEADER_ACTION, HEADER_POLICY})
+_OWN_PREFIX = "enforcer."
+"""The enforcer's own header names (``enforcer.action``, ``enforcer.error.reason``…)."""
+
+
+def foreign_headers(headers: Headers) -> Headers:
+    """An input record's headers without any in the enforcer's own namespace, in any
+    letter case and with any white space around (``ENFORCER.ACTION``, ``enforcer.action
+    ``): only the enforcer sets those on what it writes, so a consumer reading the first
+    header of a name, or matching names without case, never meets a forged one (a forged
+    ``enforcer.error.message`` could carry anything, a phone number included)."""
+    if not any(_OWN_PREFIX in name.lower() for name, _ in headers):
+        return headers  # the common case: nothing to take out, nothing copied
+    return tuple(h for h in headers if not h[0].strip().lower().startswith(_OWN_PREFIX))
 # W3C Trace Context level 1: version 00 is exactly this; a later version may append
 # fields after a dash, which are not carried. Anything else is ignored, never copied:
 # a header that is not a trace context could hold anything, identifiers included.
@@ -191,7 +203,7 @@ class Outcome(NamedTuple):
         """Input headers plus the error headers of docs/contract.md: dead letter."""
         source = self.record.source
         return (
-            *self.record.headers,
+            *foreign_headers(self.record.headers),
             ("enforcer.error.reason", str(self.error_reason).encode()),
             ("enforcer.error.message", (self.error_message or "").encode()),
             ("enforcer.source.topic", source.topic.encode()),
@@ -653,7 +665,7 @@ class Step:
         own: Headers = ((HEADER_ACTION, _ACTION_BYTES[kind]), (HEADER_POLICY, self._policy_header))
         if record.headers:
             # Headers claiming to be the enforcer's are replaced, never trusted.
-            own = tuple(h for h in record.headers if h[0] not in _OWN_HEADERS) + own
+            own = foreign_headers(record.headers) + own
         return own
 
     def _violation(

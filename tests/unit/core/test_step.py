@@ -210,6 +210,42 @@ def test_spoofed_enforcer_headers_are_replaced(step: Step) -> None:
     )
 
 
+FORGED = (
+    ("ENFORCER.ACTION", b"passed"),
+    ("enforcer.action ", b"passed"),
+    ("enforcer.error.reason", b"fake-reason"),
+    ("enforcer.error.message", b"+14155550142"),
+    ("Enforcer.Source.Offset", b"999"),
+    ("x-trace", b"1"),
+)
+
+
+def test_headers_in_the_enforcers_namespace_are_never_passed_on(step: Step) -> None:
+    """Any input header named like the enforcer's own (any letter case, white space
+    around) is dropped from what the enforcer writes, forwarded records and dead letters
+    alike: a consumer reading the first header of a name, or matching names without
+    case, could otherwise take a forged one for the enforcer's (and a forged message
+    could carry a phone number). Other headers are kept, in order."""
+    forwarded = step(record(event(), headers=FORGED))
+    assert forwarded.forward_headers == (
+        ("x-trace", b"1"),
+        (HEADER_ACTION, b"passed"),
+        (HEADER_POLICY, step.policy.version.encode()),
+    )
+    dead = step(record(b"not json", headers=FORGED))
+    assert dead.kind is OutcomeKind.DEADLETTERED
+    headers = dead.dead_letter_headers()
+    assert headers[0] == ("x-trace", b"1")
+    assert [name for name, _ in headers[1:]] == [
+        "enforcer.error.reason",
+        "enforcer.error.message",
+        "enforcer.source.topic",
+        "enforcer.source.partition",
+        "enforcer.source.offset",
+    ]
+    assert b"+14155550142" not in b"".join(value or b"" for _, value in headers)
+
+
 def test_a_record_without_value_is_dead_lettered(step: Step) -> None:
     """A tombstone (null value) cannot be judged."""
     out = step(InputRecord(b"k", None, (), Source("t", 0, 0)))
