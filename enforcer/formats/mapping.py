@@ -87,8 +87,11 @@ class FieldMapping:
     )
     key_names: frozenset[str] = field(init=False, repr=False)
     """Every field name on the mapping's paths."""
-    quoted_key_names: tuple[tuple[str, bytes], ...] = field(init=False, repr=False)
-    """Each of :attr:`key_names` with its JSON text (``"name"``)."""
+    quoted_key_names: tuple[tuple[str, bytes, bytes], ...] = field(init=False, repr=False)
+    """Each of :attr:`key_names` with its JSON text (``"name"``), and that text with its
+    ASCII letters in small case (as ``bytes.lower`` makes a record's)."""
+    paths: tuple[RecordPath, ...] = field(init=False, repr=False)
+    """Every path the mapping reads: the event's fields, identifiers, purposes."""
 
     def __post_init__(self) -> None:
         paths = [self.subject_id, self.occurred_at, self.event_id]
@@ -96,14 +99,14 @@ class FieldMapping:
             paths.append(item.path)
             if isinstance(item.purposes, RecordPath):
                 paths.append(item.purposes)
+        self.paths = tuple(path for path in paths if path is not None)
         self.key_names = frozenset(
-            step
-            for path in paths
-            if path is not None
-            for step in path.steps
-            if isinstance(step, str)
+            step for path in self.paths for step in path.steps if isinstance(step, str)
         )
-        self.quoted_key_names = tuple((name, orjson.dumps(name)) for name in sorted(self.key_names))
+        self.quoted_key_names = tuple(
+            (name, orjson.dumps(name), orjson.dumps(name).lower())
+            for name in sorted(self.key_names)
+        )
 
     @classmethod
     def of(cls, spec: MappingSpec) -> FieldMapping:

@@ -15,6 +15,7 @@ import orjson
 from enforcer.core.models import DeadLetterReason, Event, EventIdentifier
 from enforcer.core.parse import (
     ParseFailure,
+    case_blind,
     event_from_fields,
     has_long_digit_run,
     parse_event,
@@ -73,6 +74,11 @@ _new = tuple.__new__
 _NO_OBJECT = ParseFailure(DeadLetterReason.NOT_AN_OBJECT, "the value is not a JSON object")
 _REPEATED = ParseFailure(
     DeadLetterReason.SCHEMA, "a field the enforcer judges appears twice in one object"
+)
+_OTHER_CASE = ParseFailure(
+    DeadLetterReason.SCHEMA,
+    "a field the enforcer judges is also written in other letter cases (a consumer that "
+    "matches names without case could read it instead)",
 )
 
 
@@ -173,9 +179,15 @@ class FormatReader:
             document = json.loads(value)
         if type(document) is not dict:
             return _NO_OBJECT
-        # A key on a mapped path written more than once (or escaped) may repeat in one
-        # object: the objects the mapping visits are then counted, to tell.
-        suspects = mapping.key_names if 92 in value else _seen_twice(value, mapping)
+        # A key on a mapped path written more than once, in other letter cases, or
+        # escaped (or with a letter of U+0100 to U+017F, where the look-alikes a
+        # case-blind match takes for ASCII letters are) may repeat in one object: the
+        # objects the mapping visits are then counted, to tell.
+        suspects = (
+            mapping.key_names
+            if 92 in value or 0xC4 in value or 0xC5 in value
+            else _seen_twice(value, mapping)
+        )
         if not suspects:
             direct = mapping.direct(None, None)
             found = direct.read(document, topic, partition, offset) if direct else None
@@ -188,12 +200,9 @@ class FormatReader:
         read = mapping.read(document, topic, partition, offset, visited=visited)
         if isinstance(read, ParseFailure):
             return read
-        if (
-            visited is not None
-            and _may_repeat(value, visited, suspects)
-            and repeats_a_key(value, suspects)
-        ):
-            return _REPEATED
+        conflict = None if visited is None else _conflict(value, document, mapping, visited)
+        if conflict is not None:
+            return conflict
         return _decoded(
             read, mapping, _Plain(document, read.locations, mapping.remove_empty, exact, mapping)
         )
@@ -393,9 +402,52 @@ def _invalid_json(value: bytes) -> ParseFailure:
 
 
 def _seen_twice(value: bytes, mapping: FieldMapping) -> frozenset[str]:
-    """The mapped key names whose quoted form occurs more than once in ``value``."""
-    twice = [name for name, quoted in mapping.quoted_key_names if value.count(quoted) > 1]
+    """The mapped key names whose quoted form occurs, counted case-blind, more than once
+    in ``value``, or more often than written exactly (written in other letter cases)."""
+    lowered = value.lower()
+    twice = []
+    for name, quoted, small in mapping.quoted_key_names:
+        seen = lowered.count(small)
+        if seen > 1 or (seen and value.count(quoted) != seen):
+            twice.append(name)
     return frozenset(twice) if twice else _NONE
+
+
+def _conflict(
+    value: bytes, document: Any, mapping: FieldMapping, visited: set[tuple[int, str]]
+) -> ParseFailure | None:
+    """Why a record whose mapped keys looked suspect cannot be judged: a key on a mapped
+    path twice in one object, or in other letter cases where the mapping reads it."""
+    suspects = mapping.key_names
+    if _may_repeat(value, visited, suspects) and repeats_a_key(value, suspects):
+        return _REPEATED
+    if _other_case_on_paths(document, mapping):
+        return _OTHER_CASE
+    return None
+
+
+def _other_case_on_paths(document: Any, mapping: FieldMapping) -> bool:
+    """Whether an object the mapping reads holds a key a case-blind match takes for the
+    name the mapping reads there (``EMAIL`` or ``Email`` where it reads ``email``), with
+    or without the name itself: a consumer matching names without case could read it
+    instead of the judged one. Objects off the mapping's paths are not looked at."""
+    for path in mapping.paths:
+        nodes = [document]
+        for step in path.steps:
+            following: list[Any] = []
+            for node in nodes:
+                if isinstance(step, str):
+                    if type(node) is not dict:
+                        continue
+                    blind = case_blind(step)
+                    if any(key != step and case_blind(key) == blind for key in node):
+                        return True
+                    if step in node:
+                        following.append(node[step])
+                elif type(node) is list:
+                    following.extend(node if step is EVERY else node[step : step + 1])
+            nodes = following
+    return False
 
 
 _NONE: frozenset[str] = frozenset()

@@ -162,6 +162,38 @@ def test_a_repeated_key_on_a_mapped_path_is_a_dead_letter() -> None:
     assert isinstance(reader().read("identity.accounts", 0, 1, fine), Decoded)
 
 
+@pytest.mark.parametrize(
+    "contact",
+    [
+        b'{"email":"a@b.c","EMAIL":"+14155550142","tags":["marketing.advertising"]}',
+        b'{"EMAIL":"+14155550142","email":"a@b.c","tags":["marketing.advertising"]}',
+        b'{"Email":"+14155550142","tags":["marketing.advertising"]}',
+        b'{"email":"a@b.c","tags":["security.mfa"],"TAGS":["marketing.advertising"]}',
+        "{\"email\":\"a@b.c\",\"tag\u017f\":[\"marketing.advertising\"]}".encode(),
+    ],
+)
+def test_a_mapped_key_in_other_letter_cases_on_its_path_is_a_dead_letter(
+    contact: bytes,
+) -> None:
+    """A key the mapping reads, written again (or only) in other letter cases in the
+    object where it reads it: a consumer matching names without case (Go's encoding/json
+    takes the last match) could read it instead of the judged one."""
+    value = b'{"user":{"id":"u"},"at":"2019-10-08T12:00:00Z","contact":' + contact + b"}"
+    out = dead(reader().read("identity.accounts", 0, 1, value))
+    assert out.reason is DeadLetterReason.SCHEMA
+    assert "other letter cases" in out.message and "+1415" not in out.message
+
+
+def test_a_mapped_name_in_other_letter_cases_off_its_paths_is_left_alone() -> None:
+    """``Email`` in an object the mapping does not read decides nothing."""
+    value = (
+        b'{"user":{"id":"u","Email":"x"},"at":"2019-10-08T12:00:00Z","meta":{"EMAIL":"y"},'
+        b'"contact":{"email":"a@b.c","tags":["marketing.advertising"]}}'
+    )
+    out = decoded(reader().read("identity.accounts", 0, 1, value))
+    assert out.locations == ("contact.email",)
+
+
 @pytest.mark.parametrize(("empty", "expected"), [("null", None), ("remove", "gone")])
 def test_plain_json_redaction_empties_only_the_stopped_fields(empty: str, expected: Any) -> None:
     """Null or removed as the mapping says; every other field as it was."""
