@@ -217,7 +217,12 @@ def may_repeat_a_judged_field(
     exact check runs.
     """
     # A backslash, looked for as an int: bytes.__contains__ tries a byte string as an
-    # int first, raising and discarding a TypeError on every call.
+    # int first, raising and discarding a TypeError on every call. 0xC4 and 0xC5 lead
+    # the UTF-8 of U+0100 to U+017F, among them the letters a case-blind match takes for
+    # ASCII ones of the judged names: long s (U+017F) for "s" (Go, Java, .NET), dotted
+    # and dotless i (U+0130, U+0131) for "i" (Java, .NET). Looked for as single bytes (at
+    # memchr's speed; a two-byte search costs twenty times as much): a record with
+    # another letter of that block takes the exact check.
     if 92 in value or 0xC4 in value or 0xC5 in value:
         return True
     # Counted case-blind: a key written in other letter cases ("VALUE") is the same key
@@ -231,13 +236,6 @@ def may_repeat_a_judged_field(
         or lowered.count(b'"purposes"') > with_purposes
         or (types_judged and lowered.count(b'"type"') > identifiers)
     )
-
-
-# 0xC4 and 0xC5 lead the UTF-8 of U+0100 to U+017F, among them the letters a case-blind
-# match takes for ASCII ones of the judged names: long s (U+017F) for "s" (Go, Java,
-# .NET), dotted and dotless i (U+0130, U+0131) for "i" (Java, .NET). Looked for as single
-# bytes (a scan at memchr's speed; a two-byte search costs twenty times as much): a
-# record with another letter of that block takes the exact check.
 
 
 _NON_JSON_CONSTANT = ParseFailure(DeadLetterReason.INVALID_JSON, "not valid JSON: NaN or Infinity")
@@ -309,10 +307,13 @@ class _Object(dict[str, Any]):
     variants: list[str]
 
 
+KELVIN_SIGN = "\u212a"
+"""Taken for a "k" by Go's case-blind match (no judged name of the event has one; a
+mapped name may)."""
 _EVENT_FIELDS = frozenset({"identifiers", "subject_id"})
 _IDENTIFIER_FIELDS = frozenset({"type", "value", "purposes"})
 _JUDGED_LENGTHS = frozenset(len(name) for name in _JUDGED_FIELDS)
-_CASE_BLIND = {"\u017f": "s", "\u0130": "i", "\u0131": "i", "\u212a": "k"}
+_CASE_BLIND = {"\u017f": "s", "\u0130": "i", "\u0131": "i", KELVIN_SIGN: "k"}
 
 
 def case_blind(name: str) -> str:

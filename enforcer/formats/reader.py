@@ -14,6 +14,7 @@ import orjson
 
 from enforcer.core.models import DeadLetterReason, Event, EventIdentifier
 from enforcer.core.parse import (
+    KELVIN_SIGN,
     ParseFailure,
     case_blind,
     event_from_fields,
@@ -185,7 +186,10 @@ class FormatReader:
         # objects the mapping visits are then counted, to tell.
         suspects = (
             mapping.key_names
-            if 92 in value or 0xC4 in value or 0xC5 in value
+            if 92 in value
+            or 0xC4 in value
+            or 0xC5 in value
+            or (0xE2 in value and _KELVIN in value)
             else _seen_twice(value, mapping)
         )
         if not suspects:
@@ -451,6 +455,7 @@ def _other_case_on_paths(document: Any, mapping: FieldMapping) -> bool:
 
 
 _NONE: frozenset[str] = frozenset()
+_KELVIN = KELVIN_SIGN.encode()
 _FRAMED_LIMIT = 4096
 
 

@@ -184,6 +184,28 @@ def test_a_mapped_key_in_other_letter_cases_on_its_path_is_a_dead_letter(
     assert "other letter cases" in out.message and "+1415" not in out.message
 
 
+def test_a_kelvin_sign_is_a_k_to_a_case_blind_match() -> None:
+    """Go's case-blind match takes the Kelvin sign (U+212A) for a "k": a mapped name with
+    a k is looked for written with it too."""
+    text = default_policy_bytes() + b"""
+formats:
+  mappings:
+    - name: backups
+      topics: [t]
+      subject_id: id
+      occurred_at: at
+      identifiers:
+        - {path: backup_email, type: email, purposes: [marketing.advertising]}
+"""
+    r = build_reader(parse_policy(text, origin="p.yaml"), None)
+    assert r is not None
+    value = (
+        '{"id":"s","at":"2019-10-08T12:00:00Z","backup_email":"a@b.c","bac\u212aup_email":"x@y.z"}'
+    ).encode()
+    out = dead(r.read("t", 0, 1, value))
+    assert "other letter cases" in out.message
+
+
 def test_a_mapped_name_in_other_letter_cases_off_its_paths_is_left_alone() -> None:
     """``Email`` in an object the mapping does not read decides nothing."""
     value = (
