@@ -199,6 +199,14 @@ def avro_codec(registered: RegisteredSchema, referenced: Sequence[str] = ()) -> 
         raise UnusableSchemaError(
             f"Avro schema {registered.schema_id} does not parse: {_first_line(exc)}"
         ) from None
+    empty_items = _list_of_no_bytes(parsed, named, "", set())
+    if empty_items is not None:
+        # A few bytes could announce 2^63 such items, each read in no bytes: one record
+        # would hold a worker for ever. Records framed with it become dead letters.
+        raise UnusableSchemaError(
+            f"Avro schema {registered.schema_id} has a list whose items encode in no "
+            f"bytes ({empty_items or 'the record itself'}): its item count is unbounded"
+        )
     fields: dict[str, FieldInfo] = {}
     type_names: dict[str, str] = {}
     root = _resolved(parsed, named)
@@ -262,6 +270,69 @@ def _walk_type(
         if depth < MAX_DEPTH:
             _walk_type(items, item_path, (), named, depth + 1, fields, type_names)
             fields[item_path] = fields[item_path]._replace(emptiable=True)
+
+
+def _list_of_no_bytes(
+    avro_type: Any, named: Mapping[str, Any], path: str, seen: set[str]
+) -> str | None:
+    """The path of the first array in ``avro_type`` whose items encode in no bytes
+    (``null``, a ``fixed`` of size 0, a record of only such fields), or None. A map's
+    entry always has a key, so at least one byte; a union its branch index."""
+    avro_type = _resolved(avro_type, named)
+    if (
+        isinstance(avro_type, dict)
+        and avro_type.get("type") == "array"
+        and _encodes_in_no_bytes(avro_type.get("items"), named, set())
+    ):
+        return f"{path}[*]"
+    for inner_path, inner in _inner_types(avro_type, path, seen):
+        found = _list_of_no_bytes(inner, named, inner_path, seen)
+        if found is not None:
+            return found
+    return None
+
+
+def _inner_types(avro_type: Any, path: str, seen: set[str]) -> list[tuple[str, Any]]:
+    """The types directly inside ``avro_type``, each with its path; a named record only
+    the first time it is met (``seen``)."""
+    if isinstance(avro_type, list):
+        return [(path, branch) for branch in avro_type]
+    if not isinstance(avro_type, dict):
+        return []
+    kind = avro_type.get("type")
+    if kind in ("array", "map"):
+        inner = ("[*]", "items") if kind == "array" else ("{*}", "values")
+        return [(f"{path}{inner[0]}", avro_type.get(inner[1]))]
+    if kind in ("record", "error"):
+        name = str(avro_type.get("name"))
+        if name in seen:
+            return []  # a recursive or reused record: walked where it was first met
+        seen.add(name)
+        return [
+            (f"{path}.{field['name']}" if path else str(field["name"]), field["type"])
+            for field in avro_type.get("fields", ())
+        ]
+    return [(path, kind)] if isinstance(kind, (dict, list)) else []
+
+
+def _encodes_in_no_bytes(avro_type: Any, named: Mapping[str, Any], open_names: set[str]) -> bool:
+    avro_type = _resolved(avro_type, named)
+    if not isinstance(avro_type, dict):
+        return bool(avro_type == "null")  # any other primitive, or a union (its index is a byte)
+    kind = avro_type.get("type")
+    if kind in ("record", "error"):
+        name = str(avro_type.get("name"))
+        if name in open_names:
+            return False  # a record holding itself can hold no value at all
+        open_names.add(name)
+        fields = avro_type.get("fields", ())
+        empty = all(_encodes_in_no_bytes(field["type"], named, open_names) for field in fields)
+        open_names.discard(name)
+        return empty
+    if kind == "fixed":
+        return avro_type.get("size") == 0
+    # {"type": "null"}, or a logical type's base type
+    return kind not in ("array", "map", "enum") and _encodes_in_no_bytes(kind, named, open_names)
 
 
 def _resolved(avro_type: Any, named: Mapping[str, Any]) -> Any:

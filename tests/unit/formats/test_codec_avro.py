@@ -265,6 +265,76 @@ def test_a_schema_that_does_not_parse_is_unusable(text: str) -> None:
         avro_codec(RegisteredSchema(5, "AVRO", text, ()))
 
 
+_EMPTY = {"type": "record", "name": "Empty", "fields": []}
+_NOTHING = {"type": "fixed", "name": "Nothing", "size": 0}
+
+
+def _holder(field_type: Any) -> dict[str, Any]:
+    return {"type": "record", "name": "Holder", "fields": [{"name": "f", "type": field_type}]}
+
+
+@pytest.mark.parametrize(
+    ("field_type", "where"),
+    [
+        ({"type": "array", "items": "null"}, "f[*]"),
+        ({"type": "array", "items": _NOTHING}, "f[*]"),
+        ({"type": "array", "items": _EMPTY}, "f[*]"),
+        # A record of two fields of the same empty record is empty too.
+        (
+            {
+                "type": "array",
+                "items": {
+                    "type": "record",
+                    "name": "Pair",
+                    "fields": [{"name": "a", "type": _EMPTY}, {"name": "b", "type": "Empty"}],
+                },
+            },
+            "f[*]",
+        ),
+        (["null", {"type": "map", "values": {"type": "array", "items": "null"}}], "f{*}[*]"),
+        (
+            {"type": "array", "items": {"type": "array", "items": {"type": "null"}}},
+            "f[*][*]",
+        ),
+    ],
+)
+def test_a_list_of_items_of_no_bytes_is_unusable(field_type: Any, where: str) -> None:
+    """A few bytes could announce 2^63 items that each take no bytes, and fastavro
+    would read them for ever: such a schema is refused when it is built (its records
+    become unknown-schema dead letters)."""
+    with pytest.raises(UnusableSchemaError, match="encode in no bytes") as raised:
+        _codec(_holder(field_type), schema_id=6)
+    assert f"({where})" in str(raised.value)
+    assert "Avro schema 6" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "field_type",
+    [
+        {"type": "array", "items": ["null", "string"]},  # a union's index is a byte
+        {"type": "map", "values": "null"},  # each entry has a key
+        {"type": "array", "items": {"type": "enum", "name": "One", "symbols": ["A"]}},
+        {"type": "array", "items": {"type": "fixed", "name": "Byte", "size": 1}},
+        {"type": "array", "items": {"type": "array", "items": "long"}},
+        {
+            "type": "array",
+            "items": {
+                "type": "record",
+                "name": "Node",
+                "fields": [
+                    {"name": "nothing", "type": "null"},
+                    {"name": "children", "type": {"type": "array", "items": "Node"}},
+                ],
+            },
+        },
+        _EMPTY,  # a field of no bytes outside a list: one per record, bounded
+    ],
+)
+def test_lists_whose_items_take_bytes_are_usable(field_type: Any) -> None:
+    codec = _codec(_holder(field_type))
+    assert "f" in codec.fields
+
+
 _maybe_text = st.none() | st.text(max_size=12)
 _records = st.fixed_dictionaries(
     {
