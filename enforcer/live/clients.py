@@ -40,6 +40,26 @@ DENIED = frozenset(
 )
 """Errors that waiting will not cure: the worker stops, naming the permission."""
 
+TRANSIENT_DELIVERY = frozenset(
+    {
+        KafkaError._MSG_TIMED_OUT,
+        KafkaError._TIMED_OUT,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError.NETWORK_EXCEPTION,
+        KafkaError.NOT_ENOUGH_REPLICAS,
+        KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.KAFKA_STORAGE_ERROR,
+    }
+)
+"""Failed deliveries of a broker that stalled or moved a leader: the transaction they
+fail is aborted and its records decided again in a new one (a stall longer than the
+watchdog's limit still ends the worker). Any other failed delivery (a record too large,
+a topic gone) would fail again the same way: the worker stops, naming it."""
+
 
 def kafka_error(exc: KafkaException) -> KafkaError:
     """The error a client exception carries (one standing in for it if it has none)."""
@@ -67,8 +87,9 @@ class Cause:
     error: KafkaError
     topic: str | None = None
     abortable: bool = False
-    """The transaction failed (librdkafka's ``TXNERR``), not a delivery: aborting it
-    clears the error, and its records can be decided again in a new one."""
+    """Aborting the transaction clears the error, and its records can be decided again
+    in a new one: the transaction itself failed (librdkafka's ``TXNERR``), or a delivery
+    failed for a broker that stalled (:data:`TRANSIENT_DELIVERY`)."""
 
     @property
     def denied(self) -> bool:
@@ -133,7 +154,7 @@ class TransactionReports:
         """A delivery report (failed ones only, with ``delivery.report.only.error``)."""
         if error is None or error.code() == KafkaError._PURGE_QUEUE or self._delivery:
             return
-        self._delivery = Cause(error, message.topic())
+        self._delivery = Cause(error, message.topic(), error.code() in TRANSIENT_DELIVERY)
 
     def cause(self) -> Cause | None:
         """The best cause known: a failed delivery, else the transaction's error."""

@@ -197,6 +197,32 @@ def test_a_send_refused_after_an_abortable_transaction_error_aborts_and_goes_on(
     assert producer.calls[-1] == "abort" and not output.open
 
 
+@pytest.mark.parametrize(
+    "code",
+    [KafkaError._MSG_TIMED_OUT, KafkaError.REQUEST_TIMED_OUT, KafkaError.NOT_ENOUGH_REPLICAS],
+)
+def test_a_send_refused_after_a_delivery_timed_out_aborts_and_goes_on(code: int) -> None:
+    """The broker stalls past the transaction's time-out: the records in flight time
+    out (_MSG_TIMED_OUT), librdkafka fails the transaction, and refuses every send with
+    _STATE. A broker that comes back is an ordinary operation: the transaction is
+    aborted and its records decided again (CommitAborted) rather than the worker
+    stopping; the reason names the delivery and its topic."""
+    producer = _Producer(TransactionReports())
+    output = _output(producer)
+    output.send(_record("sink"))
+    producer.deliveries.append((KafkaError(code, "Local: Message timed out"), "sink"))
+    producer.produce_raises = KafkaException(STATE)
+    with pytest.raises(CommitAborted) as caught:
+        output.send(_record("violations"))
+    assert f"{KafkaError(code).name()} (Local: Message timed out) on topic 'sink'" in (
+        caught.value.reason
+    )
+    assert producer.calls[-1] == "abort" and not output.open
+    producer.produce_raises = None
+    output.send(_record("sink"))  # a new transaction: the old delivery is forgotten
+    assert producer.calls[-2:] == ["begin", "produce sink"]
+
+
 def test_with_nothing_better_the_send_error_is_named() -> None:
     producer = _Producer(TransactionReports())
     producer.produce_raises = KafkaException(STATE)
