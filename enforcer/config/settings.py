@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 import socket
 import urllib.parse
 from collections.abc import Mapping
@@ -27,6 +26,7 @@ from enforcer.core.fingerprint import (
     phone_regions,
     read_key_file,
 )
+from enforcer.core.identifier_types import TYPE_NAME_RULE, is_type_name
 from enforcer.core.models import Mode
 from enforcer.core.policy.compiled import DEFAULT_DESTINATION
 
@@ -281,10 +281,9 @@ class EnforcerSettings(BaseSettings):
         # They become Prometheus label values: plain names only, compared in lower case.
         kinds = [kind.strip().lower() for kind in value.split(",") if kind.strip()]
         for kind in kinds:
-            if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,63}", kind):
+            if not is_type_name(kind):
                 raise ValueError(
-                    f"identifier type {kind[:70]!r} is not a plain name (letters, digits, "
-                    "'_', '.', '-'; at most 64)"
+                    f"identifier type {kind[:70]!r} is not a plain name: {TYPE_NAME_RULE}"
                 )
         return ",".join(kinds)
 

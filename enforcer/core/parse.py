@@ -19,6 +19,7 @@ from typing import Any, TypeGuard
 import orjson
 from pydantic import ValidationError
 
+from enforcer.core.identifier_types import is_plain_type_name
 from enforcer.core.models import (
     DeadLetterReason,
     Event,
@@ -144,13 +145,11 @@ def _vouch(value: bytes) -> Event | None:
 
 def plain_type_and_tags(kind: object, purposes: Any) -> TypeGuard[str]:
     """Whether an identifier's ``type`` (then a string) and ``purposes`` as orjson parsed
-    them are what the model would take as they are: a non-empty ASCII type that needs
-    no trimming, and no purposes or a list of strings."""
+    them are what the model would take as they are: a type name that needs no
+    trimming (ASCII), and no purposes or a list of strings."""
     return (
         type(kind) is str
-        and bool(kind)
-        and kind.isascii()
-        and kind == kind.strip()
+        and is_plain_type_name(kind)
         and (purposes is None or (type(purposes) is list and all_strings(purposes)))
     )
 

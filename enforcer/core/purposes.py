@@ -15,10 +15,11 @@ _TAG = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*")
 
 # What str.strip() removes (every character whose isspace() is true) and the one
 # non-ASCII character that lower() turns into [a-z0-9_-] (KELVIN SIGN -> "k").
-_SPACE = (
+SPACE_PATTERN = (
     r"[\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680"
     r"\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 )
+_SPACE = SPACE_PATTERN
 _SEGMENT = r"[A-Za-z0-9_\u212a-]+"
 PURPOSE_TAG_PATTERN = rf"^{_SPACE}*{_SEGMENT}(\.{_SEGMENT})*{_SPACE}*$"
 """A regular expression (ECMA-262 and Python alike) matching exactly the raw tags

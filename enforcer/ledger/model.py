@@ -23,6 +23,7 @@ from typing import NamedTuple
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from enforcer.core.identifier_types import is_plain_type_name
 from enforcer.core.models import (
     DeadLetterReason,
     Identifier,
@@ -175,9 +176,9 @@ _plain_types: dict[str, str] = {}
 
 
 def _plain_type(kind: str) -> str | None:
-    """``kind`` lower-cased when the model would only lower-case it: not empty, ASCII,
+    """``kind`` lower-cased when the model would only lower-case it: a type name with
     nothing to trim (the model trims by other rules than ``str.strip``). Remembered."""
-    if not kind or not kind.isascii() or kind != kind.strip():
+    if not is_plain_type_name(kind):
         return None
     if len(_plain_types) >= _TAGS_MEMO_LIMIT:
         _plain_types.clear()

@@ -307,7 +307,7 @@ async def test_the_snapshot_at_stop_measures_lag_after_the_final_commit(
             "subject_id": "acct-invented",
             "occurred_at": "2019-10-08T12:00:00Z",
             "identifiers": [
-                {"type": "<script>x</script>", "value": "+1 555 0199", "purposes": ["security"]},
+                {"type": "Script:invented-1", "value": "+1 555 0199", "purposes": ["security"]},
                 {"type": "email", "value": "v@x.io", "purposes": ["marketing.advertising"]},
             ],
         }

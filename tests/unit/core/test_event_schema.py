@@ -148,3 +148,64 @@ def test_the_schema_pattern_accepts_exactly_what_the_parser_accepts(tag: str) ->
     assert _published_validator().is_valid(_event_with_tag(tag)) is (
         normalize_tag(tag) is not None
     )
+
+
+def _event_with_type(kind: str) -> dict[str, Any]:
+    return {
+        "event_id": "e-1",
+        "subject_id": "acct-1",
+        "occurred_at": "2019-10-08T12:00:00Z",
+        "identifiers": [
+            {"type": kind, "value": "+1 415 555 0100", "purposes": ["marketing.advertising"]}
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("kind", "valid"),
+    [
+        ("phone", True),
+        ("  Phone ", True),
+        ("hashed:email", True),
+        ("device_id", True),
+        ("ip.v4-address", True),
+        ("\u212aey", True),  # KELVIN SIGN lower-cases to "k"
+        ("x" * 64, True),
+        ("x" * 65, False),
+        ("+1 415 555 0100", False),  # a value where the type belongs
+        ("14155550100", False),
+        ("1-415-555-0100", False),
+        ("ann@example.com", False),
+        ("ph\u03bfne", False),  # a Greek omicron: a look-alike no rule names
+        ("<script>x</script>", False),
+        ("email address", False),
+        ("", False),
+        ("   ", False),
+    ],
+)
+def test_a_type_valid_under_the_published_schema_is_one_the_decision_accepts(
+    kind: str, valid: bool
+) -> None:
+    """An identifier type is a name; anything else (a phone number or email address
+    written where the type belongs, a look-alike letter) is dead-lettered as
+    ``schema``, and the published schema says the same. The dead letter's message
+    names the rule, never the value."""
+    assert _published_validator().is_valid(_event_with_type(kind)) is valid
+    outcome = make_step()(record(_event_with_type(kind)))
+    assert (outcome.kind is not OutcomeKind.DEADLETTERED) is valid
+    if not valid:
+        assert outcome.error_reason == "schema"
+        message = outcome.error_message or ""
+        assert message.startswith("identifiers[0].type: ")
+        if kind.strip():  # an empty one is too short, as before
+            assert "must be an identifier type" in message
+            assert kind.strip() not in message
+
+
+@given(st.text(_TAG_ALPHABET | st.sampled_from(":+@\u03bf"), max_size=70))
+def test_the_type_pattern_accepts_exactly_what_the_decision_accepts(kind: str) -> None:
+    """Property: for any raw type, the published pattern and the decision agree, on the
+    fast path (plain JSON) and the model's alike."""
+    published = _published_validator().is_valid(_event_with_type(kind))
+    outcome = make_step()(record(_event_with_type(kind)))
+    assert (outcome.kind is not OutcomeKind.DEADLETTERED) is published

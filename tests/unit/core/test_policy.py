@@ -356,6 +356,10 @@ def test_audit_mode_from_the_file(policy_from: PolicyFrom) -> None:
         ),
         ("rules: [{name: r, when: no-purpose}]\nmode: loud\n", "test.yaml:2: at mode"),
         (
+            "rules:\n  - {name: r, when: no-purpose, types: [email, 'e-mail address']}\n",
+            "test.yaml:2: at rules[0].types[1]: Value error, must be an identifier type",
+        ),
+        (
             "rules: [{name: r, when: no-purpose}]\nsurprise: 1\n",
             "test.yaml:2: at surprise: Extra inputs are not permitted",
         ),

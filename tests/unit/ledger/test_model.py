@@ -76,6 +76,18 @@ def test_a_null_value_with_a_key_is_an_erasure() -> None:
         ),
         (
             None,
+            value(identifiers=[{"type": PHONE, "value": "phone"}]),
+            DeadLetterReason.SCHEMA,
+            "identifiers[0].type: must be an identifier type",
+        ),
+        (
+            None,
+            value(identifiers=[{"type": "ph\u03bfne", "value": PHONE}]),
+            DeadLetterReason.SCHEMA,
+            "identifiers[0].type: must be an identifier type",
+        ),
+        (
+            None,
             value().replace(b'"acct-1"', b'"acct-1","n":NaN'),
             DeadLetterReason.INVALID_JSON,
             "NaN",

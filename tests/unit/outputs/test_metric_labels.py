@@ -28,6 +28,8 @@ from enforcer.outputs.metrics import (
 from ..conftest import NOW, event, ident, make_step
 
 SCRIPT = "<script>alert(1)</script>"
+INVENTED = "Script:alert-1"
+"""A type nothing names (types are names: markup is dead-lettered, never a label)."""
 # Every security namespace is stopped (the guardrail refuses a policy that lets one
 # through), and one rule is limited to a type.
 _SECURITY = (
@@ -92,7 +94,7 @@ def test_a_flood_of_invented_types_makes_at_most_n_plus_one_label_values() -> No
     step = make_step()
     types = metric_identifier_types(DEFAULT_METRIC_IDENTIFIER_TYPES, step.policy)
     invented = [f"type-{i}" for i in range(2000)]
-    kinds = [*invented, SCRIPT, f"{SCRIPT}-2", "PHONE", "email", "device_id"]
+    kinds = [*invented, INVENTED, f"{INVENTED}-2", "PHONE", "email", "device_id"]
     outcomes = _flood(step, kinds)
     assert all(o.findings for o in outcomes)
     recorder = _recorder(step, types)
@@ -115,11 +117,12 @@ def test_a_flood_of_invented_types_makes_at_most_n_plus_one_label_values() -> No
 
 
 def test_violations_keep_the_real_type() -> None:
-    """Only metrics are bounded: the violation names the type the event gave."""
+    """Only metrics are bounded: the violation names the type the event gave (in lower
+    case, as the decision compares it)."""
     step = make_step()
-    (outcome,) = _flood(step, [SCRIPT])
+    (outcome,) = _flood(step, [INVENTED])
     assert outcome.violation is not None
-    assert outcome.violation["findings"][0]["identifier_type"] == SCRIPT
+    assert outcome.violation["findings"][0]["identifier_type"] == INVENTED.lower()
     recorder = _recorder(step, frozenset(DEFAULT_METRIC_IDENTIFIER_TYPES))
     recorder(BatchCounts.of([outcome], 0.0))
     assert dict(recorder.by_type) == {OTHER_IDENTIFIER_TYPE: 1}
