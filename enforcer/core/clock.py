@@ -46,7 +46,13 @@ def kafka_time(millis: int) -> datetime:
     takes any 64-bit value from a producer: one before 1970 (or none, -1) is the epoch,
     one past the year 9999 (a producer writing microseconds) the last instant a datetime
     holds, so that no record's time can stop its reader."""
-    return _EPOCH + timedelta(milliseconds=min(max(0, millis), _LAST_MS))
+    return _EPOCH + timedelta(milliseconds=kafka_millis(millis))
+
+
+def kafka_millis(millis: int) -> int:
+    """A Kafka record timestamp held within the instants a datetime holds, as
+    :func:`kafka_time` holds it."""
+    return min(max(0, millis), _LAST_MS)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -19,9 +19,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import cache
 
+from enforcer.core.clock import kafka_millis
 from enforcer.core.fingerprint import FINGERPRINT_PREFIX, mac_of_fingerprint
 from enforcer.core.step import HEADER_POLICY, Headers, InputRecord, Source
-from enforcer.exposure.model import text_of
+from enforcer.exposure.model import MAX_SECONDS, text_of
 from enforcer.remediate.history import SinkKind, SinkRecord, kind_of, read_retraction
 from enforcer.remediate.judge import Judge
 from enforcer.remediate.plan import (
@@ -235,8 +236,9 @@ class Planner:
 
 
 def _time(timestamp_ms: int) -> str:
-    """A record time as exposure writes it: RFC 3339, UTC, to the second."""
-    return text_of(timestamp_ms // 1000)
+    """A record time as exposure writes it: RFC 3339, UTC, to the second (a producer's
+    time outside the years exposure holds, 1970 to 2106, held at the nearer end)."""
+    return text_of(min(kafka_millis(timestamp_ms) // 1000, MAX_SECONDS))
 
 
 _DAY_MS = 86_400_000
@@ -249,4 +251,4 @@ def _day_of(day: int) -> str:
 
 def _day(timestamp_ms: int) -> str:
     """The UTC day of a record time (one date made per day, not per retraction)."""
-    return _day_of(timestamp_ms // _DAY_MS)
+    return _day_of(kafka_millis(timestamp_ms) // _DAY_MS)

@@ -177,3 +177,33 @@ def test_within_a_partition_the_offsets_decide_whatever_the_clocks_said() -> Non
     assert _plan([behind, forwarded])[1].retractions == ()
     elsewhere = behind._replace(partition=1, offset=0)
     assert len(_plan([forwarded, elsewhere])[1].retractions) == 1
+
+
+def test_record_times_a_datetime_cannot_hold_are_held_at_its_ends() -> None:
+    """A producer may give a sink record any 64-bit time (microseconds by mistake, -1):
+    the plan's days hold it at 1970 or at the end of year 9999 (as the live worker
+    holds record times), the exposure it seeds within the years exposure keeps (1970
+    to 2106), rather than stopping the planner."""
+    event = {
+        "event_id": "e",
+        "subject_id": "acct-1",
+        "occurred_at": "2025-11-30T00:00:00Z",
+        "identifiers": [
+            {"type": "email", "value": "a@x.org", "purposes": ["analytics.reporting"]},
+            {"type": "email", "value": "b@x.org", "purposes": ["marketing.advertising"]},
+        ],
+    }
+    passed = (("enforcer.action", b"passed"),)
+    records = [
+        SinkRecord(b"acct-1", orjson.dumps(event), passed, 0, 0, 2**62),
+        SinkRecord(b"acct-1", orjson.dumps(event), passed, 1, 0, -5),
+    ]
+    _, plan = _plan(records, with_exposure=True)
+    assert dict(plan.by_day) == {"9999-12-31": 1}
+    assert plan.exposure is not None
+    (seed,) = plan.exposure
+    assert (seed.first_forwarded_at, seed.last_forwarded_at) == (
+        "1970-01-01T00:00:00Z",
+        "2106-02-07T06:28:15Z",
+    )
+    assert parse_plan(plan_bytes(plan)) == plan
