@@ -42,3 +42,21 @@ def is_plain_type_name(raw: str) -> bool:
     """Whether ``raw`` is a type name as it stands: nothing to trim, ASCII (a fast
     path's test; a type it refuses may still be valid, see :func:`is_type_name`)."""
     return _PLAIN_TYPE_NAME.fullmatch(raw) is not None
+
+
+_STORED: set[str] = set()
+_STORED_KEPT = 1024
+
+
+def is_stored_type_name(kind: str) -> bool:
+    """Whether ``kind`` is a type as the decision stores it: a type name already
+    trimmed and lower-cased (what exposure, plans and retractions hold). Remembered:
+    a stream has a handful of types, read again for every entry."""
+    if kind in _STORED:
+        return True
+    if _TYPE_NAME.fullmatch(kind) is None:
+        return False
+    if len(_STORED) >= _STORED_KEPT:
+        _STORED.clear()
+    _STORED.add(kind)
+    return True

@@ -33,6 +33,7 @@ from typing import NamedTuple
 import orjson
 
 from enforcer.core.fingerprint import FINGERPRINT_PREFIX, KEY_ID_HEX_DIGITS
+from enforcer.core.identifier_types import is_stored_type_name
 from enforcer.core.models import is_plain_rfc3339, parse_rfc3339
 from enforcer.core.purposes import normalize_tag
 
@@ -269,8 +270,8 @@ def _entry(path: str, item: object) -> ExposureEntry | ExposureFailure:  # noqa:
         text = item[name]
         if type(text) is not str or not text:
             return ExposureFailure(f"{path}.{name}: not a non-empty string")
-    if item["identifier_type"] != item["identifier_type"].strip().lower():
-        return ExposureFailure(f"{path}.identifier_type: not lower-cased and trimmed")
+    if not is_stored_type_name(item["identifier_type"]):
+        return ExposureFailure(f"{path}.identifier_type: not a lower-cased identifier type name")
     fingerprint, key_id = item["fingerprint"], item["key_id"]
     if type(fingerprint) is not str or _FINGERPRINT.fullmatch(fingerprint) is None:
         return ExposureFailure(f"{path}.fingerprint: not an hmac-sha256 fingerprint")

@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 from enforcer.core.fingerprint import FINGERPRINT_PREFIX, KEY_ID_HEX_DIGITS, MAC_BYTES
+from enforcer.core.identifier_types import is_stored_type_name
 from enforcer.core.ledger_view import LedgerMode
 from enforcer.core.models import parse_rfc3339
 from enforcer.core.policy.spec import RULE_NAME_MAX, RULE_NAME_PATTERN
@@ -99,10 +100,10 @@ def _check_range(plan: Plan) -> None:
 
 
 def _check_type(path: str, kind: str) -> None:
-    # Identifier types are open (docs/contract.md: any non-empty type); the decision
-    # trims and lower-cases each, and only such a type can be in a plan.
-    if kind != kind.strip().lower():
-        raise ValueError(f"{path}.identifier_type: not lower-cased and trimmed")
+    # The decision trims and lower-cases each type name, and only such a name can be in
+    # a plan: never a value written where the type belongs.
+    if not is_stored_type_name(kind):
+        raise ValueError(f"{path}.identifier_type: not a lower-cased identifier type name")
 
 
 def _check_retractions(key_id: str, retractions: tuple[PlannedRetraction, ...]) -> None:

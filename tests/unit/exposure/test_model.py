@@ -149,7 +149,18 @@ def test_a_malformed_record_is_refused(
         ({"entries": {}}, "entries: not a list"),
         ({"entries": [1]}, "entries[0]: not a JSON object"),
         ({"sink_topic": ""}, "entries[0].sink_topic: not a non-empty string"),
-        ({"identifier_type": "Email"}, "entries[0].identifier_type: not lower-cased and trimmed"),
+        (
+            {"identifier_type": "Email"},
+            "entries[0].identifier_type: not a lower-cased identifier type name",
+        ),
+        (
+            {"identifier_type": "+14155550100"},
+            "entries[0].identifier_type: not a lower-cased identifier type name",
+        ),
+        (
+            {"identifier_type": "ph\u03bfne"},
+            "entries[0].identifier_type: not a lower-cased identifier type name",
+        ),
         ({"policy_version": 3}, "entries[0].policy_version: not a non-empty string"),
         (
             {"fingerprint": "ann@example.com"},

@@ -150,6 +150,14 @@ def test_an_open_identifier_type_is_a_plan_s_own() -> None:
         (_duplicate_the_first_retraction, "retractions[1]: the same identifier as retractions[0]"),
         (_set("retractions", 1, "identifier_type", to="ssn"), "counts.by_type: not the"),
         (_set("retractions", 0, "identifier_type", to="Email"), "retractions[0].identifier_type"),
+        (
+            _set("retractions", 0, "identifier_type", to="+14155550100"),
+            "retractions[0].identifier_type: not a lower-cased identifier type name",
+        ),
+        (
+            _set("exposure", 0, "identifier_type", to="victim@example.com"),
+            "exposure[0].identifier_type: not a lower-cased identifier type name",
+        ),
         (_set("retractions", 0, "rule", to=PHONE), "retractions[0].rule: not a rule name"),
         (_set("counts", "by_rule", "purpose-not-allowed", to=3), "counts.by_rule: not the"),
         (_set("counts", "by_day", "2026-11-30", to=3), "counts.by_day: does not add up"),
