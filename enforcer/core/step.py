@@ -38,6 +38,26 @@ _OWN_PREFIX = "enforcer."
 """The enforcer's own header names (``enforcer.action``, ``enforcer.error.reason``…)."""
 
 
+SCHEMA_ID_HEADER = "__value_schema_id"
+"""Where Confluent's serializers can put a value's schema id instead of its frame; their
+deserializers look there first, before the frame."""
+_FRAMED_WITH_A_SCHEMA_HEADER = (
+    f"the value is framed with a schema id and also carries a {SCHEMA_ID_HEADER} header: "
+    "a consumer reading the header would decode it under another schema than the one "
+    "it was judged by"
+)
+
+
+def names_a_schema_in_its_headers(value: bytes | None, headers: Headers) -> bool:
+    """Whether a framed ``value`` (byte 0 a zero) comes with a schema id header too
+    (names compared without case or surrounding white space)."""
+    return (
+        value is not None
+        and value[:1] == b"\x00"
+        and any(name.strip().lower() == SCHEMA_ID_HEADER for name, _ in headers)
+    )
+
+
 def foreign_headers(headers: Headers) -> Headers:
     """An input record's headers without any in the enforcer's own namespace, in any
     letter case and with any white space around (``ENFORCER.ACTION``, ``enforcer.action
@@ -406,6 +426,9 @@ class Step:
         path decides an event, redacted by it; ``None`` when the reader leaves the
         record to the plain identity event's path."""
         try:
+            if record.headers and names_a_schema_in_its_headers(record.value, record.headers):
+                message = _FRAMED_WITH_A_SCHEMA_HEADER
+                return self._dead_letter(record, DeadLetterReason.SCHEMA, message), None
             decoded = reader.read(*record.source, record.value)
             if decoded is None:
                 return None

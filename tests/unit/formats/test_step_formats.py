@@ -211,3 +211,32 @@ def test_generated_phone_lists(phones: list[tuple[str | None, list[str] | None]]
         ],
     )
     assert orjson.loads(out.forward_value) == expected
+
+
+@given(
+    st.sampled_from(["__value_schema_id", "__VALUE_SCHEMA_ID", " __value_schema_id "]),
+    st.lists(st.sampled_from(["traceparent", "x-team", "__key_schema_id"]), max_size=3),
+)
+def test_a_framed_value_with_a_schema_id_header_is_a_dead_letter(
+    header: str, others: list[str]
+) -> None:
+    """Confluent's deserializers read a schema id from the ``__value_schema_id`` header
+    before the frame: a framed value carrying one too would be decoded downstream under
+    another schema than the one the enforcer judged it by (a field it never saw could
+    hold a phone number). Such a record is a dead letter; without the header, or with
+    the header on a value that is not framed (plain JSON, judged as it is), nothing
+    changes."""
+    step = make_step()
+    signup = {"subject_id": "s", "occurred_at": "2019-10-08T12:00:00Z", "email": "a@b.c"}
+    value = frame(5, CODEC.body(signup))
+    headers = tuple((name, b"\x01" + bytes(16)) for name in [*others, header])
+    record = InputRecord(b"k", value, headers, Source("signups", 0, 3))
+    outcome = step(record)
+    assert step.explain(record)[0] == outcome
+    assert outcome.error_reason is DeadLetterReason.SCHEMA
+    assert "__value_schema_id header" in (outcome.error_message or "")
+    plain = InputRecord(b"k", value, headers[:-1], Source("signups", 0, 3))
+    assert step(plain).kind is OutcomeKind.PASSED
+    event = orjson.dumps(account())
+    unframed = InputRecord(b"k", event, headers, Source("identity.accounts", 0, 4))
+    assert step(unframed).kind is not OutcomeKind.DEADLETTERED
