@@ -48,6 +48,7 @@ from enforcer.demo.deployment import (
     worker_environment,
 )
 from enforcer.demo.formats_sample import FramedSample, sample_contacts
+from enforcer.demo.loop import run as run_loop
 from enforcer.demo.next_steps import (
     enforcer_program,
     key_flag,
@@ -359,7 +360,7 @@ def _run_with_registry(args: argparse.Namespace, url: str, state: Path) -> AvroF
     env["ENFORCER_POLICY_FILE"] = str(POLICY)
     env["ENFORCER_SCHEMA_REGISTRY_URL"] = url
     env["ENFORCER_SOURCE_TOPIC"] = SOURCE_TOPIC
-    asyncio.run(fresh_topics(args.bootstrap, list(TOPICS.values()), partitions=3))
+    run_loop(fresh_topics(args.bootstrap, list(TOPICS.values()), partitions=3))
     worker = EnforcerWorker("enforcer-demo-avro", env, state)
     worker.start()
     print(
@@ -372,8 +373,8 @@ def _run_with_registry(args: argparse.Namespace, url: str, state: Path) -> AvroF
             f"producing {len(records.values):,} Avro account events to {SOURCE_TOPIC} ...",
             flush=True,
         )
-        asyncio.run(produce_keyed(args.bootstrap, SOURCE_TOPIC, records.values))
-        asyncio.run(
+        run_loop(produce_keyed(args.bootstrap, SOURCE_TOPIC, records.values))
+        run_loop(
             wait_for_commits(
                 args.bootstrap,
                 group,

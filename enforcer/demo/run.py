@@ -51,6 +51,7 @@ from enforcer.demo.deployment import (
     worker_environment,
 )
 from enforcer.demo.ledger import DemoLedger, demo_ledger
+from enforcer.demo.loop import run as run_loop
 from enforcer.demo.next_steps import (
     first_not_granted,
     next_commands,
@@ -211,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; return its exit status (1 when the worker did not finish)."""
     args = parse_args(argv)
     if args.produce_only:
-        asyncio.run(produce_forever(args.bootstrap, TOPICS["source"], args.produce_only))
+        run_loop(produce_forever(args.bootstrap, TOPICS["source"], args.produce_only))
         return 0
     if args.format == "avro":
         from enforcer.demo.avro import run_avro  # fastavro and the registry: only here
@@ -233,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ENFORCER_POLICY_FILE=str(policy),
         ENFORCER_POLICY_CHECK_INTERVAL="0.5",
     )
-    asyncio.run(
+    run_loop(
         fresh_topics(
             args.bootstrap,
             list(TOPICS.values()),
@@ -245,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"writing the purpose ledger ({len(demo.ledger):,} accounts) to {LEDGER_TOPIC} ...",
         flush=True,
     )
-    asyncio.run(produce_ledger(args.bootstrap, LEDGER_TOPIC, demo.ledger))
+    run_loop(produce_ledger(args.bootstrap, LEDGER_TOPIC, demo.ledger))
     worker = EnforcerWorker("enforcer-demo", env, state)
     worker.start()
     print(
@@ -349,10 +350,10 @@ def _feed(
     values = demo.events
     print(f"producing {len(values):,} sample identity events to {TOPICS['source']} ...", flush=True)
     half = len(values) // 2
-    asyncio.run(produce(args.bootstrap, TOPICS["source"], values[:half]))
+    run_loop(produce(args.bootstrap, TOPICS["source"], values[:half]))
     # The withdrawals come once the first half is decided (and some of it
     # forwarded under the consent then given): that is what must be retracted.
-    asyncio.run(
+    run_loop(
         wait_for_commits(
             args.bootstrap,
             group,
@@ -367,7 +368,7 @@ def _feed(
         f"{LEDGER_TOPIC} ...",
         flush=True,
     )
-    asyncio.run(produce_ledger(args.bootstrap, LEDGER_TOPIC, demo.withdrawals))
+    run_loop(produce_ledger(args.bootstrap, LEDGER_TOPIC, demo.withdrawals))
     wait_for_metric(port, _APPLIED, len(demo.withdrawals), args.timeout, worker)
     print(
         "halfway: the policy is found to let phone numbers given for SMS notifications reach "
@@ -379,8 +380,8 @@ def _feed(
     staged.replace(policy)
     # Re-judged before any event is decided under the fixed policy: the second half can go.
     wait_for_metric(port, _RELOADED, 1, args.timeout, worker)
-    asyncio.run(produce(args.bootstrap, TOPICS["source"], values[half:]))
-    asyncio.run(
+    run_loop(produce(args.bootstrap, TOPICS["source"], values[half:]))
+    run_loop(
         wait_for_commits(
             args.bootstrap,
             group,

@@ -4,7 +4,6 @@ outcome, violations by rule and identifier type."""
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from typing import Any
 import orjson
 
 from enforcer.core.policy.load import load_policy
+from enforcer.demo.loop import run as run_loop
 from enforcer.testing.consume import ReadRecord, read_committed
 
 
@@ -53,11 +53,9 @@ class ReadBack:
 def read_back(bootstrap: str, topics: Mapping[str, str], produced: int) -> ReadBack:
     """Read every committed record of ``topics``' sink, violations and dead-letter
     topics; ``produced`` records went in."""
-    sink = asyncio.run(read_committed(bootstrap, topics["sink"], expected=produced, settle_s=0.5))
-    violations = asyncio.run(
-        read_committed(bootstrap, topics["violations"], expected=1, settle_s=0.5)
-    )
-    dead = asyncio.run(read_committed(bootstrap, topics["deadletter"], expected=1, settle_s=0.5))
+    sink = run_loop(read_committed(bootstrap, topics["sink"], expected=produced, settle_s=0.5))
+    violations = run_loop(read_committed(bootstrap, topics["violations"], expected=1, settle_s=0.5))
+    dead = run_loop(read_committed(bootstrap, topics["deadletter"], expected=1, settle_s=0.5))
     return ReadBack(sink, [orjson.loads(r.value or b"{}") for r in violations], dead)
 
 
