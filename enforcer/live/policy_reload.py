@@ -50,7 +50,10 @@ REFUSED_LOG = "policy change refused"
 
 
 class PolicyWatch:
-    """Watches the policy file's content; judges each new content once."""
+    """Watches the policy file's content; judges each new content once, when it has read
+    the same at two checks in a row: a file written in place, not swapped, passes
+    through every prefix of its new content, and a prefix can be a valid policy that
+    lets more through (the rules before a destination's allow-list, say)."""
 
     def __init__(
         self,
@@ -72,6 +75,8 @@ class PolicyWatch:
         """The policy the engine decides under now."""
         self._seen = in_force.version
         """The last content judged: its version, or the read error it gave."""
+        self._settling: str | None = None
+        """A new content read once, not judged yet: its version."""
         self.pending: Step | None = None
         """The step for a valid new policy, waiting for the next transaction boundary."""
         self.stats = stats
@@ -85,7 +90,8 @@ class PolicyWatch:
         self.check()
 
     def check(self) -> None:
-        """Read the file now; judge its content if it is new."""
+        """Read the file now; judge its content if it is new and the previous check
+        read the same."""
         try:
             data = self._read(self._path)
         except OSError as exc:
@@ -93,7 +99,12 @@ class PolicyWatch:
             return
         version = policy_version(data)
         if version == self._seen:
+            self._settling = None
             return
+        if version != self._settling:
+            self._settling = version  # judged if the next check reads it again
+            return
+        self._settling = None
         self._seen = version
         if version == self.in_force.version:
             # Back to the content in force (a bad edit undone): nothing to apply.

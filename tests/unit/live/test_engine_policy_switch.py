@@ -65,6 +65,7 @@ def test_a_reloaded_policy_applies_from_the_next_transaction(monkeypatch: Any) -
         if batches[0] == 3:
             file[0] = NEW  # edited while a transaction is open
             watch.check()
+            watch.check()  # read the same twice: judged
 
     consumer = FakeConsumer(per_partition=40, batch=8, before_consume=before_consume)
     engine, _ = _engine(consumer, output, clock, commit_interval_s=1.5)

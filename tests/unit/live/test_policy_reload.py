@@ -16,7 +16,7 @@ from enforcer.core.fingerprint import Fingerprinter
 from enforcer.core.ledger_view import LedgerMode
 from enforcer.core.models import Mode
 from enforcer.core.policy.compiled import Policy
-from enforcer.core.policy.load import load_policy, policy_version
+from enforcer.core.policy.load import load_policy, parse_policy, policy_version
 from enforcer.core.step import Step
 from enforcer.live.policy_reload import (
     REFUSED_LOG,
@@ -65,6 +65,12 @@ def _write(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
+def _settle(watch: PolicyWatch) -> None:
+    """Two checks: a new content is judged when the same was read at the check before."""
+    watch.check()
+    watch.check()
+
+
 def test_a_changed_content_is_pending_until_the_engine_switches(tmp_path: Path) -> None:
     path = tmp_path / "policy.yaml"
     _write(path, SECURITY_ONLY)
@@ -74,6 +80,9 @@ def test_a_changed_content_is_pending_until_the_engine_switches(tmp_path: Path) 
     watch.tick()
     assert watch.pending is None  # not due yet: every interval, not every loop
     clock.now = 5.0
+    watch.tick()
+    assert watch.pending is None  # read once: judged if the next check reads the same
+    clock.now = 10.0
     watch.tick()
     assert watch.pending is not None
     assert watch.pending.policy.version == policy_version(DEFAULT)
@@ -85,7 +94,7 @@ def test_a_changed_content_is_pending_until_the_engine_switches(tmp_path: Path) 
     assert watch.in_force is new.policy and watch.pending is None
     assert followed == [new.policy]
     assert watch.stats.reloads == 1 and watch.stats.failures == 0
-    clock.now = 10.0
+    clock.now = 15.0
     watch.tick()
     assert watch.pending is None  # the same content again: nothing new
 
@@ -97,7 +106,7 @@ def test_content_not_mtime_decides(tmp_path: Path) -> None:
     watch, _ = _watch(path, Clock())
     os.utime(path, (1, 1))
     _write(path, SECURITY_ONLY)
-    watch.check()
+    _settle(watch)
     assert watch.pending is None and watch.stats.failures == 0
 
 
@@ -117,7 +126,7 @@ def test_a_configmap_symlink_swap_is_followed(tmp_path: Path) -> None:
     swap = tmp_path / "..data_tmp"
     swap.symlink_to(new_dir.name)
     swap.replace(data)  # the atomic rename kubelet does
-    watch.check()
+    _settle(watch)
     assert watch.pending is not None
     assert watch.pending.policy.version == policy_version(DEFAULT)
 
@@ -135,7 +144,7 @@ def test_bad_content_is_refused_once(
     _write(path, content)
     with caplog.at_level(logging.ERROR, logger="enforcer.policy"):
         for _ in range(3):
-            watch.check()
+            _settle(watch)
     lines = [r.getMessage() for r in caplog.records if REFUSED_LOG in r.getMessage()]
     assert len(lines) == 1
     assert str(path) in lines[0] and problem in lines[0]
@@ -150,13 +159,13 @@ def test_good_after_bad_is_applied_and_a_new_bad_is_refused_again(tmp_path: Path
     _write(path, SECURITY_ONLY)
     watch, _ = _watch(path, Clock())
     _write(path, INVALID)
-    watch.check()
+    _settle(watch)
     assert watch.stats.refused_now
     _write(path, DEFAULT)
-    watch.check()
+    _settle(watch)
     assert watch.pending is not None and not watch.stats.refused_now
     _write(path, LEAKS)  # replaced again before a boundary: the good one is not applied
-    watch.check()
+    _settle(watch)
     assert watch.pending is None
     assert watch.stats.failures == 2 and watch.stats.refused_now
 
@@ -166,9 +175,9 @@ def test_a_bad_edit_undone_leaves_nothing_pending(tmp_path: Path) -> None:
     _write(path, SECURITY_ONLY)
     watch, _ = _watch(path, Clock())
     _write(path, INVALID)
-    watch.check()
+    _settle(watch)
     _write(path, SECURITY_ONLY)
-    watch.check()
+    _settle(watch)
     assert watch.pending is None and watch.stats.failures == 1
     assert not watch.stats.refused_now  # the file says what runs again
 
@@ -181,14 +190,14 @@ def test_an_unreadable_file_is_refused_once(
     watch, _ = _watch(path, Clock())
     path.unlink()
     with caplog.at_level(logging.ERROR, logger="enforcer.policy"):
-        watch.check()
-        watch.check()
+        _settle(watch)
+        _settle(watch)
     assert [r.getMessage() for r in caplog.records].count(
         f"{REFUSED_LOG}: {path}: cannot read policy file: No such file or directory; "
         f"policy {policy_version(SECURITY_ONLY)} stays in force"
     ) == 1
     _write(path, DEFAULT)
-    watch.check()
+    _settle(watch)
     assert watch.pending is not None
 
 
@@ -197,7 +206,7 @@ def test_the_mode_override_applies_to_a_reloaded_policy(tmp_path: Path) -> None:
     _write(path, SECURITY_ONLY)
     watch, _ = _watch(path, Clock(), mode=Mode.AUDIT)
     _write(path, DEFAULT)
-    watch.check()
+    _settle(watch)
     assert watch.pending is not None and watch.pending.policy.mode is Mode.AUDIT
 
 
@@ -209,7 +218,7 @@ def test_a_change_of_the_ledger_setting_needs_a_restart(
     watch, _ = _watch(path, Clock())
     _write(path, SECURITY_ONLY + b"ledger: fallback\n")
     with caplog.at_level(logging.ERROR, logger="enforcer.policy"):
-        watch.check()
+        _settle(watch)
     assert watch.pending is None and watch.stats.failures == 1
     assert "ledger" in caplog.text
 
@@ -221,7 +230,7 @@ def test_the_switch_logs_old_and_new_versions(
     _write(path, SECURITY_ONLY)
     watch, reload = _watch(path, Clock())
     _write(path, DEFAULT)
-    watch.check()
+    _settle(watch)
     with caplog.at_level(logging.INFO, logger="enforcer.policy"):
         reload.switch(Step(watch.in_force, Fingerprinter(KEY), FixedClock(NOW)))
     lines = [r.getMessage() for r in caplog.records if RELOADED_LOG in r.getMessage()]
@@ -265,7 +274,7 @@ def test_the_worker_follows_a_switch_in_metrics_readyz_guard_and_ledger(tmp_path
     audit = DEFAULT.replace(b"mode: enforce", b"mode: audit")
     assert audit != DEFAULT
     _write(path, audit)
-    reload.watch.check()
+    _settle(reload.watch)
     assert reload.pending is not None
     engine._step = reload.switch(engine._step)
     new = policy_version(audit)
@@ -280,3 +289,24 @@ def test_the_worker_follows_a_switch_in_metrics_readyz_guard_and_ledger(tmp_path
     assert recorder.snapshot([]).policy_version == new
     assert dict(ledger._headers)["enforcer.policy"] == new.encode()
     assert ledger._retract is False  # audit: retractions counted, not written
+
+
+def test_a_file_caught_half_written_is_never_judged(tmp_path: Path) -> None:
+    """A policy written in place passes through every prefix of its new content, and a
+    prefix can be a valid policy that lets more through (here, the default policy cut
+    before its destinations' allow-list). A content is judged only when two checks in
+    a row read it: a prefix seen once and then completed is never applied, nor refused."""
+    path = tmp_path / "policy.yaml"
+    _write(path, SECURITY_ONLY)
+    watch, _ = _watch(path, Clock())
+    cut = DEFAULT[: DEFAULT.index(b"destinations:")]
+    parse_policy(cut, origin="prefix.yaml")  # a valid policy on its own
+    _write(path, cut)
+    watch.check()
+    assert watch.pending is None
+    _write(path, DEFAULT)
+    watch.check()
+    assert watch.pending is None and watch.stats.failures == 0
+    watch.check()
+    assert watch.pending is not None
+    assert watch.pending.policy.version == policy_version(DEFAULT)
