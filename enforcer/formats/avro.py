@@ -209,11 +209,15 @@ def avro_codec(registered: RegisteredSchema, referenced: Sequence[str] = ()) -> 
         )
     fields: dict[str, FieldInfo] = {}
     type_names: dict[str, str] = {}
+    reached: set[int] = set()
     root = _resolved(parsed, named)
     record_name = None
     if isinstance(root, dict) and root.get("type") in ("record", "error"):
         record_name = str(root["name"])
-        _walk_record(root, "", named, 1, fields, type_names)
+        _walk_record(root, "", named, 1, fields, type_names, reached)
+    unread = _tagged_but_unread(parsed, named, reached)
+    if unread is not None:
+        raise UnusableSchemaError(f"Avro schema {registered.schema_id} tags {unread}")
     patcher = reader = None
     if record_name is not None:
         try:
@@ -234,14 +238,16 @@ def _walk_record(
     depth: int,
     fields: dict[str, FieldInfo],
     type_names: dict[str, str],
+    reached: set[int],
 ) -> None:
     if depth > MAX_DEPTH:
         return
     for field in record.get("fields", ()):
+        reached.add(id(field))
         path = f"{prefix}{field['name']}"
         tags = field.get(TAGS_PROPERTY)
         tag_tuple = tuple(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else ()
-        _walk_type(field["type"], path, tag_tuple, named, depth, fields, type_names)
+        _walk_type(field["type"], path, tag_tuple, named, depth, fields, type_names, reached)
 
 
 def _walk_type(
@@ -252,6 +258,7 @@ def _walk_type(
     depth: int,
     fields: dict[str, FieldInfo],
     type_names: dict[str, str],
+    reached: set[int],
 ) -> None:
     branches = avro_type if isinstance(avro_type, list) else [avro_type]
     nullable = any(branch == "null" for branch in branches)
@@ -262,14 +269,99 @@ def _walk_type(
     if not isinstance(inner, dict):
         return
     if inner.get("type") in ("record", "error"):
-        _walk_record(inner, path + ".", named, depth + 1, fields, type_names)
+        _walk_record(inner, path + ".", named, depth + 1, fields, type_names, reached)
     elif inner.get("type") == "array":
         # A list item can always be removed from its list.
         item_path = path + "[*]"
         items = inner["items"]
         if depth < MAX_DEPTH:
-            _walk_type(items, item_path, (), named, depth + 1, fields, type_names)
+            _walk_type(items, item_path, (), named, depth + 1, fields, type_names, reached)
             fields[item_path] = fields[item_path]._replace(emptiable=True)
+
+
+def _tagged_but_unread(parsed: Any, named: Mapping[str, Any], reached: set[int]) -> str | None:
+    """A field the schema tags where the enforcer does not read it, said in words, or
+    None. The tags say the field matters (an identifier, its purposes), and a record
+    whose tagged field nobody reads would pass with it unjudged: in a union of several
+    records, in a map's values, or under a recursive record (at any depth, where the
+    listed paths end)."""
+    records = _records_in(parsed, named)
+    inside = {name: _records_inside(record, named) for name, record in records.items()}
+    deep: set[str] = set()
+    for name in records:
+        below = _reachable(name, inside)
+        if name in below:  # recursive: everything below it can nest without end
+            deep |= below
+    for name, record in records.items():
+        for field in record.get("fields", ()):
+            tags = field.get(TAGS_PROPERTY)
+            if not (isinstance(tags, list) and tags):
+                continue
+            where = f"field {field['name']} of record {name}"
+            if name in deep:
+                return f"{where} under a recursive record, which data can nest past any depth"
+            if id(field) not in reached:
+                return (
+                    f"{where} where the enforcer does not read fields (a union of several "
+                    "records, or a map's values)"
+                )
+    return None
+
+
+def _records_in(avro_type: Any, named: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every record type in ``avro_type``, by its full name."""
+    found: dict[str, dict[str, Any]] = {}
+    pending = [avro_type]
+    while pending:
+        current = _resolved(pending.pop(), named)
+        if not _is_record(current):
+            pending.extend(_nested(current))
+        elif str(current.get("name")) not in found:
+            found[str(current.get("name"))] = current
+            pending.extend(field["type"] for field in current.get("fields", ()))
+    return found
+
+
+def _records_inside(record: dict[str, Any], named: Mapping[str, Any]) -> set[str]:
+    """The names of the records ``record``'s fields hold directly (through unions,
+    lists and maps, not through other records)."""
+    names: set[str] = set()
+    pending = [field["type"] for field in record.get("fields", ())]
+    while pending:
+        current = _resolved(pending.pop(), named)
+        if _is_record(current):
+            names.add(str(current.get("name")))
+        else:
+            pending.extend(_nested(current))
+    return names
+
+
+def _is_record(avro_type: Any) -> bool:
+    return isinstance(avro_type, dict) and avro_type.get("type") in ("record", "error")
+
+
+def _nested(avro_type: Any) -> list[Any]:
+    """The types directly inside a union, a list, a map or a wrapped type."""
+    if isinstance(avro_type, list):
+        return avro_type
+    if not isinstance(avro_type, dict):
+        return []
+    kind = avro_type.get("type")
+    if kind in ("array", "map"):
+        return [avro_type.get("items" if kind == "array" else "values")]
+    return [kind] if isinstance(kind, (dict, list)) else []
+
+
+def _reachable(start: str, inside: Mapping[str, set[str]]) -> set[str]:
+    """The records reachable from ``start`` through one or more fields."""
+    seen: set[str] = set()
+    pending = list(inside.get(start, ()))
+    while pending:
+        name = pending.pop()
+        if name not in seen:
+            seen.add(name)
+            pending.extend(inside.get(name, ()))
+    return seen
 
 
 def _list_of_no_bytes(

@@ -335,6 +335,84 @@ def test_lists_whose_items_take_bytes_are_usable(field_type: Any) -> None:
     assert "f" in codec.fields
 
 
+_PHONE_RECORD = {
+    "type": "record",
+    "name": "Phone",
+    "fields": [{"name": "number", "type": "string", "confluent:tags": PHONE_TAGS}],
+}
+_MAIL_RECORD = {
+    "type": "record",
+    "name": "Mail",
+    "fields": [{"name": "address", "type": "string", "confluent:tags": ["PII_EMAIL"]}],
+}
+
+
+@pytest.mark.parametrize(
+    ("field_type", "why"),
+    [
+        (["null", _PHONE_RECORD, _MAIL_RECORD], "a union of several records"),
+        ({"type": "map", "values": _PHONE_RECORD}, "a map's values"),
+        (
+            {
+                "type": "record",
+                "name": "Node",
+                "fields": [
+                    {"name": "phone", "type": ["null", "string"], "confluent:tags": PHONE_TAGS},
+                    {"name": "next", "type": ["null", "Node"]},
+                ],
+            },
+            "recursive record",
+        ),
+        (
+            {
+                "type": "record",
+                "name": "Tree",
+                "fields": [
+                    {"name": "children", "type": {"type": "array", "items": "Tree"}},
+                    {"name": "contact", "type": ["null", _MAIL_RECORD]},
+                ],
+            },
+            "recursive record",
+        ),
+    ],
+)
+def test_a_field_tagged_where_it_is_not_read_makes_the_schema_unusable(
+    field_type: Any, why: str
+) -> None:
+    """A tagged field the enforcer would not read (a record in a union of several, a
+    map's values, any depth under a recursive record, where the listed paths end)
+    would pass unjudged: the schema is refused when it is built, its records become
+    unknown-schema dead letters."""
+    with pytest.raises(UnusableSchemaError, match=why) as raised:
+        _codec(_holder(field_type), schema_id=8)
+    assert str(raised.value).startswith("Avro schema 8 tags field ")
+
+
+def test_untagged_fields_anywhere_and_tagged_fields_the_enforcer_reads_are_usable() -> None:
+    """The same shapes without tags are usable, and so are tagged fields where the
+    paths reach (a nullable record, a list of records)."""
+    plain_union = [
+        "null",
+        {"type": "record", "name": "A", "fields": [{"name": "x", "type": "int"}]},
+    ]
+    untagged = {
+        "type": "record",
+        "name": "Holder",
+        "fields": [
+            {
+                "name": "either",
+                "type": [*plain_union, {"type": "record", "name": "B", "fields": []}],
+            },
+            {"name": "by_key", "type": {"type": "map", "values": "A"}},
+            {"name": "phone", "type": ["null", _PHONE_RECORD]},
+            {"name": "mails", "type": {"type": "array", "items": _MAIL_RECORD}},
+        ],
+    }
+    codec = _codec(untagged)
+    assert codec.fields["phone.number"].tags == tuple(PHONE_TAGS)
+    assert codec.fields["mails[*].address"].tags == ("PII_EMAIL",)
+
+
 _maybe_text = st.none() | st.text(max_size=12)
 _records = st.fixed_dictionaries(
     {
