@@ -303,7 +303,7 @@ def _tagged_but_unread(parsed: Any, named: Mapping[str, Any], reached: set[int])
             if id(field) not in reached:
                 return (
                     f"{where} where the enforcer does not read fields (a union of several "
-                    "records, or a map's values)"
+                    f"records, a map's values, or deeper than {MAX_DEPTH} records)"
                 )
     return None
 
