@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from enforcer.core.record_format import Unredactable
 from enforcer.formats.codec import Codec, DecodeError, FieldInfo, Location
 from enforcer.formats.json_schema import JsonRecord, JsonSchemaCodec, json_schema_codec
+from enforcer.formats.paths import parse_path
 from enforcer.formats.registry import RegisteredSchema
 from enforcer.formats.schema_error import UnusableSchemaError
 
@@ -295,3 +296,50 @@ def test_decode_of_encode_without_is_the_view_with_those_locations_emptied(
     body = codec.encode_without(native, locations)
     assert isinstance(body, bytes)
     assert codec.decode(body)[1] == _expected(view, locations)
+
+
+_ODD_NAMES = ["contact.email", "mfa phone", "phones[0]", "a]b", "phone\u00a0x", "", "x\ty"]
+_PHONE_TAGS = ["PII_PHONE", "purpose:security.mfa"]
+
+
+def _with(properties: dict[str, Any], **more: Any) -> dict[str, Any]:
+    base = {"subject_id": {"type": "string"}, "occurred_at": {"type": "string"}}
+    return {"title": "t.Account", "type": "object", "properties": base | properties, **more}
+
+
+@pytest.mark.parametrize("name", _ODD_NAMES)
+def test_a_tagged_property_no_path_can_name_makes_the_schema_unusable(name: str) -> None:
+    """``contact.email`` or ``phones[0]`` as one property's name would be looked up at
+    another place, a space or ``]`` breaks every path: its records could not be judged
+    (they become ``unknown-schema``), decided once when the codec is built."""
+    tagged = {"type": ["string", "null"], "confluent:tags": _PHONE_TAGS}
+    with pytest.raises(UnusableSchemaError, match="a name no path can write"):
+        _codec(_with({name: tagged}))
+    holder = {"type": "object", "properties": {"phone": tagged}}
+    with pytest.raises(UnusableSchemaError, match="a name no path can write"):
+        _codec(_with({name: holder}))
+
+
+@pytest.mark.parametrize("name", _ODD_NAMES)
+def test_an_untagged_property_no_path_can_name_is_not_listed(name: str) -> None:
+    """Nothing to judge there, and a mapped path can never name it: the schema stays
+    usable, without the property among its fields (a mapping naming ``contact.email``
+    is told the schema has no ``contact``, never read at the wrong place)."""
+    codec = _codec(_with({name: {"type": "string"}, "phone": {"type": "string"}}))
+    assert set(codec.fields) == {"subject_id", "occurred_at", "phone"}
+    record = {"subject_id": "s", "occurred_at": "t", name: "x"}
+    assert codec.decode(orjson.dumps(record))[1] == record
+
+
+@given(name=st.text(max_size=6))
+def test_every_listed_path_is_a_path(name: str) -> None:
+    """Whatever a tagged property is called, the codec lists a path that reads it where
+    it is, or refuses the schema."""
+    tagged = {"type": "string", "confluent:tags": _PHONE_TAGS}
+    try:
+        codec = _codec(_with({name: {"type": "object", "properties": {name: tagged}}}))
+    except UnusableSchemaError:
+        return
+    for path in codec.fields:
+        assert parse_path(path).field_path == path
+    assert codec.fields[f"{name}.{name}"].tags == tuple(_PHONE_TAGS)
