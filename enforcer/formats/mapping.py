@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
@@ -244,6 +244,19 @@ class FieldMapping:
             known = (fields, mapped + tagged)
             self._tagged[id(fields)] = known
         return known[1]
+
+    def judged(self, fields: Fields, tags: TagConvention) -> FieldMapping:
+        """This mapping with the schema's tagged fields among its identifiers: its
+        :attr:`paths` and :attr:`key_names` are every place and name a record under
+        ``fields`` is read at (for the checks of keys written twice or in other letter
+        cases, which a JSON body can hold). Not for reading records."""
+        return replace(
+            self,
+            identifiers=self._fields_to_read(fields, tags),
+            schema_tags=False,
+            _tagged={},
+            _direct={},
+        )
 
     def tagged_fields(self, fields: Fields, tags: TagConvention) -> tuple[IdentifierField, ...]:
         """The fields ``fields`` tag with an identifier type that the mapping does not
