@@ -27,6 +27,9 @@ from enforcer.formats.schema_error import UnusableSchemaError
 TAGS_KEYWORD = "confluent:tags"
 MAX_DEPTH = 16
 """Properties nested deeper than this (a recursive ``$ref``) are not listed."""
+MAX_FIELDS = 200_000
+"""More property paths than this make a schema unusable: a ``$ref`` that recurs in two
+or three properties would list millions (3^16) and hold the worker that builds it."""
 
 _KINDS: dict[str, FieldKind] = {
     "string": "string",
@@ -155,15 +158,16 @@ def json_schema_codec(registered: RegisteredSchema) -> JsonSchemaCodec:
         record_name = title if isinstance(title, str) else None
         try:
             _Walker(schema, fields, slots).root()
-        except _UnlistedTagError as exc:
+        except _UnusableError as exc:
             raise UnusableSchemaError(
                 f"JSON Schema {registered.schema_id} cannot be used: {exc}"
             ) from None
     return JsonSchemaCodec(registered.schema_id, validator, record_name, fields, slots)
 
 
-class _UnlistedTagError(Exception):
-    """A tagged property whose values no listed path reaches (they would go unjudged)."""
+class _UnusableError(Exception):
+    """Why the walker cannot list a schema soundly: a tagged property whose values no
+    listed path reaches (they would go unjudged), or too many paths to list."""
 
 
 _REFS = frozenset({"$ref", "$dynamicRef", "$recursiveRef"})
@@ -182,7 +186,7 @@ class _Walker:
     write, a recursion deeper than the listing goes); the values under a tag the
     listing does not reach would be forwarded unjudged. So every keyword the walker does
     not follow is searched, through local ``$ref``s too, and a tagged schema found there
-    raises :class:`_UnlistedTagError`: the schema is unusable."""
+    raises :class:`_UnusableError`: the schema is unusable."""
 
     def __init__(
         self, document: dict[str, Any], fields: dict[str, FieldInfo], slots: dict[str, _Slot]
@@ -253,6 +257,11 @@ class _Walker:
             self.field(declared, path, required=name in required_names, depth=depth)
 
     def field(self, declared: Any, path: str, *, required: bool, depth: int) -> None:
+        if len(self.fields) >= MAX_FIELDS:
+            raise _UnusableError(
+                f"it has more than {MAX_FIELDS} property paths (listed {MAX_DEPTH} levels "
+                "deep, a $ref that recurs in more than one property grows without bound)"
+            )
         chain = self.chain(declared)
         node = chain[-1]
         self.links(chain, f"property {path}")
@@ -309,7 +318,7 @@ class _Walker:
         count is not clear)."""
         found = [tags for tags in map(_tags, chain) if tags]
         if any(not set(tags) <= set(found[0]) for tags in found[1:]):
-            raise _UnlistedTagError(
+            raise _UnusableError(
                 f"property {path} has confluent:tags on its own schema and other tags on "
                 "the schema its $ref, oneOf or anyOf names"
             )
@@ -338,12 +347,12 @@ class _Walker:
         if keyword in _REFS and isinstance(value, str):
             target = self.target(node) if keyword == "$ref" else None
             if target is None:
-                raise _UnlistedTagError(f"{where} is a {keyword} the enforcer does not follow")
+                raise _UnusableError(f"{where} is a {keyword} the enforcer does not follow")
             return [target]
         return [value]
 
     def search(self, value: Any, where: str) -> None:
-        """Raise :class:`_UnlistedTagError` when ``value`` (what a keyword holds) is or
+        """Raise :class:`_UnusableError` when ``value`` (what a keyword holds) is or
         holds a tagged schema, through local ``$ref``s too."""
         if not self.tagged:
             return
@@ -357,7 +366,7 @@ class _Walker:
                 continue
             self.searched.add(id(node))
             if _tags(node):
-                raise _UnlistedTagError(
+                raise _UnusableError(
                     f"{where}: a schema tagged with confluent:tags is there, where the "
                     "enforcer lists no field path, so its values would not be judged"
                 )
