@@ -407,19 +407,17 @@ def test_a_field_name_no_path_can_write(name: str) -> None:
     """fastavro takes any name: tagged (or holding a tagged field, through a named type)
     the schema is unusable; untagged the field is not listed, so no mapping reads it at
     another place."""
-    phone = {"name": "p", "type": "string", "confluent:tags": ["PII_PHONE"]}
-    holder = {"type": "record", "name": "Holder", "fields": [phone]}
+    phone: dict[str, Any] = {"name": "p", "type": "string", "confluent:tags": ["PII_PHONE"]}
+    holder: dict[str, Any] = {"type": "record", "name": "Holder", "fields": [phone]}
+    field: dict[str, Any]
     for field in (
         {"name": name, "type": "string", "confluent:tags": ["PII_PHONE"]},
         {"name": name, "type": holder},
     ):
-        schema = {"type": "record", "name": "A", "fields": [field]}
+        schema: dict[str, Any] = {"type": "record", "name": "A", "fields": [field]}
         with pytest.raises(UnusableSchemaError, match="no path can write it"):
             avro_codec(RegisteredSchema(5, "AVRO", json.dumps(schema), ()))
-    schema = {
-        "type": "record",
-        "name": "A",
-        "fields": [{"name": name, "type": "string"}, {"name": "ok", "type": "string"}],
-    }
+    schema = {"type": "record", "name": "A", "fields": [{"name": name, "type": "string"}]}
+    schema["fields"].append({"name": "ok", "type": "string"})
     codec = avro_codec(RegisteredSchema(5, "AVRO", json.dumps(schema), ()))
     assert list(codec.fields) == ["ok"]
