@@ -23,6 +23,7 @@ from enforcer.formats.avro_patch import AvroPatcher, PatchError
 from enforcer.formats.avro_read import Reader, record_reader
 from enforcer.formats.codec import DecodeError, FieldInfo, FieldKind, Location
 from enforcer.formats.emptied import emptied_copy, schema_path
+from enforcer.formats.paths import is_path_name
 from enforcer.formats.registry import RegisteredSchema, SchemaType
 from enforcer.formats.schema_error import UnusableSchemaError
 
@@ -214,7 +215,10 @@ def avro_codec(registered: RegisteredSchema, referenced: Sequence[str] = ()) -> 
     record_name = None
     if isinstance(root, dict) and root.get("type") in ("record", "error"):
         record_name = str(root["name"])
-        _walk_record(root, "", named, 1, fields, type_names, reached)
+        try:
+            _walk_record(root, "", named, 1, fields, type_names, reached)
+        except UnusableSchemaError as exc:
+            raise UnusableSchemaError(f"Avro schema {registered.schema_id}: {exc}") from None
     unread = _tagged_but_unread(parsed, named, reached)
     if unread is not None:
         raise UnusableSchemaError(f"Avro schema {registered.schema_id} tags {unread}")
@@ -243,11 +247,40 @@ def _walk_record(
     if depth > MAX_DEPTH:
         return
     for field in record.get("fields", ()):
+        if not isinstance(field["name"], str) or not is_path_name(field["name"]):
+            # Avro names are [A-Za-z_][A-Za-z0-9_]*, which fastavro does not check: a
+            # name with a space, "." or "[0]" in it would be read at another place, so
+            # it is not listed, and a tag in it makes the schema unusable.
+            if _holds_tags(field, named):
+                raise UnusableSchemaError(
+                    f"Avro field {json.dumps(field['name'])[:80]} (under "
+                    f"{prefix.rstrip('.') or 'the top'}) is or holds a tagged field, and its "
+                    "name is not an Avro name: no path can write it"
+                )
+            continue
         reached.add(id(field))
         path = f"{prefix}{field['name']}"
         tags = field.get(TAGS_PROPERTY)
         tag_tuple = tuple(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else ()
         _walk_type(field["type"], path, tag_tuple, named, depth, fields, type_names, reached)
+
+
+def _holds_tags(avro_field: dict[str, Any], named: Mapping[str, Any]) -> bool:
+    """Whether ``avro_field`` or any field of its type (named types followed) has tags."""
+    stack: list[Any] = [avro_field]
+    seen: set[str] = set()
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str) and node in named and node not in seen:
+            seen.add(node)
+            stack.append(named[node])
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            if node.get(TAGS_PROPERTY):
+                return True
+            stack.extend(node.values())
+    return False
 
 
 def _walk_type(

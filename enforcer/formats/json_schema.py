@@ -20,12 +20,16 @@ from enforcer.core.parse import has_long_digit_run, repeats_a_key
 from enforcer.core.record_format import Unredactable
 from enforcer.formats.codec import DecodeError, FieldInfo, FieldKind, Location
 from enforcer.formats.emptied import emptied_copy, schema_path
+from enforcer.formats.paths import is_path_name
 from enforcer.formats.registry import RegisteredSchema, SchemaType
 from enforcer.formats.schema_error import UnusableSchemaError
 
 TAGS_KEYWORD = "confluent:tags"
 MAX_DEPTH = 16
 """Properties nested deeper than this (a recursive ``$ref``) are not listed."""
+MAX_FIELDS = 200_000
+"""More property paths than this make a schema unusable: a ``$ref`` that recurs in two
+or three properties would list millions (3^16) and hold the worker that builds it."""
 
 _KINDS: dict[str, FieldKind] = {
     "string": "string",
@@ -152,13 +156,37 @@ def json_schema_codec(registered: RegisteredSchema) -> JsonSchemaCodec:
     if isinstance(schema, dict):
         title = schema.get("title")
         record_name = title if isinstance(title, str) else None
-        root = _Walker(schema, fields, slots)
-        root.properties(root.resolved(schema), "", 1)
+        try:
+            _Walker(schema, fields, slots).root()
+        except _UnusableError as exc:
+            raise UnusableSchemaError(
+                f"JSON Schema {registered.schema_id} cannot be used: {exc}"
+            ) from None
     return JsonSchemaCodec(registered.schema_id, validator, record_name, fields, slots)
 
 
+class _UnusableError(Exception):
+    """Why the walker cannot list a schema soundly: a tagged property whose values no
+    listed path reaches (they would go unjudged), or too many paths to list."""
+
+
+_REFS = frozenset({"$ref", "$dynamicRef", "$recursiveRef"})
+_NAME_MAPS = frozenset({"properties", "patternProperties", "dependentSchemas", "dependencies"})
+"""Keywords whose value maps names (or patterns) to schemas."""
+_NO_SCHEMAS_HERE = frozenset({"definitions", "$defs", "enum", "const", "default", "examples"})
+"""Keywords whose values apply to no value where they are: definitions (applied through
+a ``$ref``, followed from there) and data."""
+
+
 class _Walker:
-    """Lists a schema's property paths, following ``$ref`` within the document."""
+    """Lists a schema's property paths, following ``$ref`` within the document.
+
+    A schema tags a property wherever it likes (``allOf``, ``if``/``then``, a second
+    ``oneOf`` branch, ``additionalProperties``, ``prefixItems``, a name no path can
+    write, a recursion deeper than the listing goes); the values under a tag the
+    listing does not reach would be forwarded unjudged. So every keyword the walker does
+    not follow is searched, through local ``$ref``s too, and a tagged schema found there
+    raises :class:`_UnusableError`: the schema is unusable."""
 
     def __init__(
         self, document: dict[str, Any], fields: dict[str, FieldInfo], slots: dict[str, _Slot]
@@ -166,13 +194,24 @@ class _Walker:
         self.document = document
         self.fields = fields
         self.slots = slots
+        # A schema without any tag has nothing to leave unjudged: nothing is searched.
+        self.tagged = _has_tags(document)
+        self.searched: set[int] = set()
 
-    def resolved(self, node: Any, hops: int = 0) -> Any:
-        """``node`` with a local ``$ref`` followed (``#/definitions/x``); a ref that goes
-        elsewhere leaves the node as it is."""
+    def root(self) -> None:
+        chain = self.chain(self.document)
+        self.links(chain, "the top")
+        node = chain[-1]
+        if isinstance(node, dict):
+            self.properties(node, "", 1)
+            self.rest(node, "the top", ("properties",), 1)
+
+    def target(self, node: Any) -> Any:
+        """The schema ``node``'s local ``$ref`` names (``#/definitions/x``), or ``None``
+        (no ``$ref``, one that goes elsewhere, or names nothing)."""
         ref = node.get("$ref") if isinstance(node, dict) else None
-        if not isinstance(ref, str) or not ref.startswith("#") or hops > MAX_DEPTH:
-            return node
+        if not isinstance(ref, str) or not ref.startswith("#"):
+            return None
         target: Any = self.document
         for part in filter(None, ref[1:].split("/")):
             key = part.replace("~1", "/").replace("~0", "~")
@@ -181,54 +220,172 @@ class _Walker:
             elif isinstance(target, list) and key.isdigit() and int(key) < len(target):
                 target = target[int(key)]
             else:
-                return node
-        return self.resolved(target, hops + 1)
+                return None
+        return target
 
-    def properties(self, node: Any, prefix: str, depth: int) -> None:
-        if depth > MAX_DEPTH or not isinstance(node, dict):
-            return
+    def chain(self, node: Any) -> list[Any]:
+        """``node``, then each schema its ``$ref`` names in turn (a bounded number)."""
+        chain = [node]
+        while len(chain) <= MAX_DEPTH + 1:
+            target = self.target(chain[-1])
+            if target is None:
+                break
+            chain.append(target)
+        return chain
+
+    def links(self, chain: list[Any], owner: str) -> None:
+        """Search what the ``$ref`` schemas of ``chain`` (all but its last) hold beside
+        their ``$ref``."""
+        for link in chain[:-1]:
+            self.rest(link, owner, ("$ref",), 1)
+
+    def properties(self, node: dict[str, Any], prefix: str, depth: int) -> None:
         properties = node.get("properties")
         if not isinstance(properties, dict):
             return
         required = node.get("required")
         required_names = set(required) if isinstance(required, list) else set()
         for name, declared in properties.items():
+            if not is_path_name(name):
+                # "contact.email" or "phones[0]" as one property's name: a path would
+                # read another place. Not listed; tagged, the schema is unusable.
+                self.search(
+                    declared, f"property {json.dumps(name)[:80]} (a name no path can write)"
+                )
+                continue
             path = f"{prefix}{name}"
             self.field(declared, path, required=name in required_names, depth=depth)
 
     def field(self, declared: Any, path: str, *, required: bool, depth: int) -> None:
-        node = self.resolved(declared)
-        tags = _tags(declared) or _tags(node)
-        nullable, inner = self.nullable_and_inner(node)
+        if len(self.fields) >= MAX_FIELDS:
+            raise _UnusableError(
+                f"it has more than {MAX_FIELDS} property paths (listed {MAX_DEPTH} levels "
+                "deep, a $ref that recurs in more than one property grows without bound)"
+            )
+        chain = self.chain(declared)
+        node = chain[-1]
+        self.links(chain, f"property {path}")
+        nullable, inner_chain = self.nullable_and_inner(node, path)
+        inner = inner_chain[-1] if inner_chain else None
         kind = _kind(inner)
+        tags = self.tags(path, chain + inner_chain)
         self.fields[path] = FieldInfo(path, kind, nullable or not required, tags)
         self.slots[path] = _Slot(nullable, required)
-        if kind == "record":
+        followed: tuple[str, ...] = ()
+        if kind == "record" and isinstance(inner, dict) and depth < MAX_DEPTH:
+            followed = ("properties",)
             self.properties(inner, path + ".", depth + 1)
         elif kind == "list" and isinstance(inner, dict) and depth < MAX_DEPTH:
             items = inner.get("items")
             if isinstance(items, dict):
+                followed = ("items",)
                 item_path = path + "[*]"
                 self.field(items, item_path, required=False, depth=depth + 1)
                 # A list item is removed from its list, never set to null.
                 self.fields[item_path] = self.fields[item_path]._replace(emptiable=True)
+        if isinstance(inner, dict):
+            self.rest(inner, f"property {path}", followed, depth)
 
-    def nullable_and_inner(self, node: Any) -> tuple[bool, Any]:
-        """Whether ``node`` allows null, and the one non-null schema it allows (or
-        ``None`` when it allows several)."""
+    def nullable_and_inner(self, node: Any, path: str) -> tuple[bool, list[Any]]:
+        """Whether ``node`` allows null, and the ``$ref`` chain of the one non-null
+        schema it allows (empty when it allows several); what it holds beside is
+        searched."""
         if not isinstance(node, dict):
-            return node is True, None
+            return node is True, []
         types = node.get("type")
         type_list = types if isinstance(types, list) else [types] if types else []
         nullable = "null" in type_list
         for keyword in ("oneOf", "anyOf"):
             choices = node.get(keyword)
             if isinstance(choices, list):
-                resolved = [self.resolved(choice) for choice in choices]
-                others = [c for c in resolved if not _is_null(c)]
-                nullable = nullable or len(others) < len(resolved)
-                return nullable, others[0] if len(others) == 1 else None
-        return nullable, node
+                self.rest(node, f"property {path}", (keyword,), 1)
+                chains = [self.chain(choice) for choice in choices]
+                others = [chain for chain in chains if not _is_null(chain[-1])]
+                nullable = nullable or len(others) < len(chains)
+                for chain in chains:
+                    if len(others) != 1 or _is_null(chain[-1]):
+                        self.search(chain[0], f"{keyword} of property {path}")
+                if len(others) != 1:
+                    return nullable, []
+                self.links(others[0], f"property {path}")
+                return nullable, others[0]
+        return nullable, [node]
+
+    def tags(self, path: str, chain: list[Any]) -> tuple[str, ...]:
+        """The tags of the first schema of ``chain`` (the property, then what its
+        ``$ref`` or its one non-null ``oneOf``/``anyOf`` branch names) that has any;
+        another schema of the chain with other tags makes the schema unusable (which
+        count is not clear)."""
+        found = [tags for tags in map(_tags, chain) if tags]
+        if any(not set(tags) <= set(found[0]) for tags in found[1:]):
+            raise _UnusableError(
+                f"property {path} has confluent:tags on its own schema and other tags on "
+                "the schema its $ref, oneOf or anyOf names"
+            )
+        return found[0] if found else ()
+
+    def rest(self, node: dict[str, Any], owner: str, followed: tuple[str, ...], depth: int) -> None:
+        """Search what ``node`` holds under the keywords the listing did not follow."""
+        if not self.tagged:
+            return
+        for keyword, value in node.items():
+            if keyword in followed or keyword == TAGS_KEYWORD:
+                continue
+            if keyword in ("properties", "items") and depth >= MAX_DEPTH:
+                where = f"{owner}, nested deeper than {MAX_DEPTH} levels (a recursive $ref)"
+            else:
+                where = f"{keyword} of {owner}"
+            for found in self.below(node, keyword, value, where):
+                self.search(found, where)
+
+    def below(self, node: dict[str, Any], keyword: str, value: Any, where: str) -> list[Any]:
+        """The schemas (or values that may hold schemas) ``node``'s ``keyword`` applies."""
+        if keyword in _NO_SCHEMAS_HERE:
+            return []
+        if keyword in _NAME_MAPS and isinstance(value, dict):
+            return list(value.values())
+        if keyword in _REFS and isinstance(value, str):
+            target = self.target(node) if keyword == "$ref" else None
+            if target is None:
+                raise _UnusableError(f"{where} is a {keyword} the enforcer does not follow")
+            return [target]
+        return [value]
+
+    def search(self, value: Any, where: str) -> None:
+        """Raise :class:`_UnusableError` when ``value`` (what a keyword holds) is or
+        holds a tagged schema, through local ``$ref``s too."""
+        if not self.tagged:
+            return
+        stack = [value]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, list):
+                stack.extend(node)
+                continue
+            if not isinstance(node, dict) or id(node) in self.searched:
+                continue
+            self.searched.add(id(node))
+            if _tags(node):
+                raise _UnusableError(
+                    f"{where}: a schema tagged with confluent:tags is there, where the "
+                    "enforcer lists no field path, so its values would not be judged"
+                )
+            for keyword, held in node.items():
+                stack.extend(self.below(node, keyword, held, where))
+
+
+def _has_tags(document: Any) -> bool:
+    """Whether any object in ``document`` has a non-empty ``confluent:tags``."""
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if _tags(node):
+                return True
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
 
 
 def _is_null(node: Any) -> bool:

@@ -5,9 +5,10 @@ each identifier sits, to be emptied by redaction."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
@@ -24,6 +25,7 @@ from enforcer.formats.paths import (
     EVERY,
     MISSING,
     UNSURE,
+    PathSyntaxError,
     PathTypeError,
     RecordPath,
     field_of,
@@ -243,6 +245,19 @@ class FieldMapping:
             self._tagged[id(fields)] = known
         return known[1]
 
+    def judged(self, fields: Fields, tags: TagConvention) -> FieldMapping:
+        """This mapping with the schema's tagged fields among its identifiers: its
+        :attr:`paths` and :attr:`key_names` are every place and name a record under
+        ``fields`` is read at (for the checks of keys written twice or in other letter
+        cases, which a JSON body can hold). Not for reading records."""
+        return replace(
+            self,
+            identifiers=self._fields_to_read(fields, tags),
+            schema_tags=False,
+            _tagged={},
+            _direct={},
+        )
+
     def tagged_fields(self, fields: Fields, tags: TagConvention) -> tuple[IdentifierField, ...]:
         """The fields ``fields`` tag with an identifier type that the mapping does not
         map, each with its purpose tags (a tagged list: its items)."""
@@ -252,7 +267,9 @@ class FieldMapping:
             kind = tags.identifier_type(info.tags)
             if kind is None:
                 continue
-            target = parse_path(f"{path}[*]" if info.kind == "list" else path)
+            target = _tagged_path(path, info)
+            if target is None:
+                continue  # a name no path writes: check reports it, no record is read
             if target.field_path not in mapped and target.field_path not in found:
                 purposes = field_purposes(fields, target, tags)
                 found[target.field_path] = IdentifierField(target, kind, purposes, path)
@@ -288,6 +305,13 @@ class FieldMapping:
                 )
         if tags is None or not self.schema_tags:
             return problems
+        problems += [
+            f"schema tags: field {json.dumps(path)[:80]} is tagged as {kind} but its name is "
+            "not one a record path can write"
+            for path, info in fields.items()
+            if (kind := tags.identifier_type(info.tags)) is not None
+            and _tagged_path(path, info) is None
+        ]
         for item in self.tagged_fields(fields, tags):
             info = fields.get(item.path.field_path)
             if info is not None and info.kind not in _STRING_KINDS:
@@ -299,6 +323,18 @@ class FieldMapping:
             assert isinstance(item.purposes, tuple)
             problems += _check_tags("schema tags", item.path, item.purposes)
         return problems
+
+
+def _tagged_path(path: str, info: FieldInfo) -> RecordPath | None:
+    """Where a tagged field's values are (a list's items for a list), or ``None`` when
+    its path is not one (a name with a space, ``]``, ``.`` or ``[0]`` in it). Codecs
+    refuse such schemas (JSON Schema and Avro: a tagged name no path writes; Protobuf's
+    runtime refuses any name that is not an identifier), so this is a last guard: never
+    an error while records are read or the mappings checked at start."""
+    try:
+        return parse_path(f"{path}[*]" if info.kind == "list" else path)
+    except PathSyntaxError:
+        return None
 
 
 def field_purposes(fields: Fields, path: RecordPath, tags: TagConvention) -> tuple[str, ...]:

@@ -95,6 +95,13 @@ def parse_path(text: str) -> RecordPath:
         position += 1
 
 
+def is_path_name(name: str) -> bool:
+    """Whether a path can name a field called ``name``: one name of the grammar, so
+    that ``contact.email`` or ``phones[0]`` as a field's own name is not one (a path
+    would read them as two steps, or a step and an index)."""
+    return _NAME.fullmatch(name) is not None
+
+
 def _expected(text: str, position: int, what: str) -> str:
     found = "the end" if position >= len(text) else repr(text[position])
     return f"not a record path: {what} expected at character {position + 1}, found {found}"

@@ -66,7 +66,9 @@ class _Framed(NamedTuple):
     mapping: FieldMapping
 
 
-_FramedRead = tuple[Codec, FieldMapping, DirectRead | None, ParseFailure | None]
+_FramedRead = tuple[
+    Codec, FieldMapping, DirectRead | None, ParseFailure | None, FieldMapping | None
+]
 """How one schema's records on one topic are read (:meth:`FormatReader._framed_read`)."""
 
 # Every field given: tuple.__new__ directly, without a NamedTuple's own __new__ (Python
@@ -211,7 +213,7 @@ class FormatReader:
             read, mapping, _Plain(document, read.locations, mapping.remove_empty, exact, mapping)
         )
 
-    def _read_framed(
+    def _read_framed(  # noqa: PLR0911 - each check hands the record back as a dead letter
         self, topic: str, partition: int, offset: int, value: bytes
     ) -> Decoded | ParseFailure:
         codec = self._framed_codec(value)
@@ -227,6 +229,10 @@ class FormatReader:
             native, view = codec.decode(body)
         except DecodeError as exc:
             return ParseFailure(DeadLetterReason.UNDECODABLE, f"schema id {codec.schema_id}: {exc}")
+        if known[4] is not None:
+            conflict = _json_body_conflict(body, view, known[4])
+            if conflict is not None:
+                return conflict
         mapping, direct = known[1], known[2]
         found = direct.read(view, topic, partition, offset) if direct else None
         if found is not None:
@@ -256,7 +262,9 @@ class FormatReader:
                 f"schema id {codec.schema_id}: the field mapping does not fit the schema: "
                 + "; ".join(problems),
             )
-        known = (codec, mapping, mapping.direct(codec.fields, self.tags), unfit)
+        # A JSON body, like plain JSON, may write a key twice or in other letter cases.
+        judged = mapping.judged(codec.fields, self.tags) if codec.schema_type == "JSON" else None
+        known = (codec, mapping, mapping.direct(codec.fields, self.tags), unfit, judged)
         if len(self._framed) >= _FRAMED_LIMIT:
             self._framed.clear()
         self._framed[(topic, codec.schema_id)] = known
@@ -426,6 +434,23 @@ def _conflict(
     if _may_repeat(value, visited, suspects) and repeats_a_key(value, suspects):
         return _REPEATED
     if _other_case_on_paths(document, mapping):
+        return _OTHER_CASE
+    return None
+
+
+def _json_body_conflict(body: bytes, document: Any, judged: FieldMapping) -> ParseFailure | None:
+    """Why a JSON Schema body cannot be judged, as for plain JSON (:meth:`_read_plain`):
+    a name ``judged`` reads (a mapped one, also a key of a map the schema does not name,
+    or a tagged property's) written twice in one object, or in other letter cases
+    where it is read. A consumer matching names without case (Go's ``encoding/json``,
+    which takes the last match) would read the copy nobody judged."""
+    if not (
+        92 in body or 0xC4 in body or 0xC5 in body or (0xE2 in body and _KELVIN in body)
+    ) and not _seen_twice(body, judged):
+        return None
+    if repeats_a_key(body, judged.key_names):
+        return _REPEATED
+    if _other_case_on_paths(document, judged):
         return _OTHER_CASE
     return None
 

@@ -478,3 +478,24 @@ def test_decode_of_encode_without_is_the_view_with_those_locations_emptied(
     body = codec.encode_without(native, locations)
     assert isinstance(body, bytes)
     assert codec.decode(body)[1] == _expected(view, locations)
+
+
+@pytest.mark.parametrize("name", ["contact.email", "mfa phone", "phones[0]", "a]b", "x\u00a0y"])
+def test_a_field_name_no_path_can_write(name: str) -> None:
+    """fastavro takes any name: tagged (or holding a tagged field, through a named type)
+    the schema is unusable; untagged the field is not listed, so no mapping reads it at
+    another place."""
+    phone: dict[str, Any] = {"name": "p", "type": "string", "confluent:tags": ["PII_PHONE"]}
+    holder: dict[str, Any] = {"type": "record", "name": "Holder", "fields": [phone]}
+    field: dict[str, Any]
+    for field in (
+        {"name": name, "type": "string", "confluent:tags": ["PII_PHONE"]},
+        {"name": name, "type": holder},
+    ):
+        schema: dict[str, Any] = {"type": "record", "name": "A", "fields": [field]}
+        with pytest.raises(UnusableSchemaError, match="no path can write it"):
+            avro_codec(RegisteredSchema(5, "AVRO", json.dumps(schema), ()))
+    schema = {"type": "record", "name": "A", "fields": [{"name": name, "type": "string"}]}
+    schema["fields"].append({"name": "ok", "type": "string"})
+    codec = avro_codec(RegisteredSchema(5, "AVRO", json.dumps(schema), ()))
+    assert list(codec.fields) == ["ok"]

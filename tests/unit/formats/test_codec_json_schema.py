@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from enforcer.core.record_format import Unredactable
 from enforcer.formats.codec import Codec, DecodeError, FieldInfo, Location
 from enforcer.formats.json_schema import JsonRecord, JsonSchemaCodec, json_schema_codec
+from enforcer.formats.paths import parse_path
 from enforcer.formats.registry import RegisteredSchema
 from enforcer.formats.schema_error import UnusableSchemaError
 
@@ -295,3 +296,202 @@ def test_decode_of_encode_without_is_the_view_with_those_locations_emptied(
     body = codec.encode_without(native, locations)
     assert isinstance(body, bytes)
     assert codec.decode(body)[1] == _expected(view, locations)
+
+
+_ODD_NAMES = ["contact.email", "mfa phone", "phones[0]", "a]b", "phone\u00a0x", "", "x\ty"]
+_PHONE_TAGS = ["PII_PHONE", "purpose:security.mfa"]
+
+
+def _with(properties: dict[str, Any], **more: Any) -> dict[str, Any]:
+    base = {"subject_id": {"type": "string"}, "occurred_at": {"type": "string"}}
+    return {"title": "t.Account", "type": "object", "properties": base | properties, **more}
+
+
+@pytest.mark.parametrize("name", _ODD_NAMES)
+def test_a_tagged_property_no_path_can_name_makes_the_schema_unusable(name: str) -> None:
+    """``contact.email`` or ``phones[0]`` as one property's name would be looked up at
+    another place, a space or ``]`` breaks every path: its records could not be judged
+    (they become ``unknown-schema``), decided once when the codec is built."""
+    tagged = {"type": ["string", "null"], "confluent:tags": _PHONE_TAGS}
+    with pytest.raises(UnusableSchemaError, match="a name no path can write"):
+        _codec(_with({name: tagged}))
+    holder = {"type": "object", "properties": {"phone": tagged}}
+    with pytest.raises(UnusableSchemaError, match="a name no path can write"):
+        _codec(_with({name: holder}))
+
+
+@pytest.mark.parametrize("name", _ODD_NAMES)
+def test_an_untagged_property_no_path_can_name_is_not_listed(name: str) -> None:
+    """Nothing to judge there, and a mapped path can never name it: the schema stays
+    usable, without the property among its fields (a mapping naming ``contact.email``
+    is told the schema has no ``contact``, never read at the wrong place)."""
+    codec = _codec(_with({name: {"type": "string"}, "phone": {"type": "string"}}))
+    assert set(codec.fields) == {"subject_id", "occurred_at", "phone"}
+    record = {"subject_id": "s", "occurred_at": "t", name: "x"}
+    assert codec.decode(orjson.dumps(record))[1] == record
+
+
+@given(name=st.text(max_size=6))
+def test_every_listed_path_is_a_path(name: str) -> None:
+    """Whatever a tagged property is called, the codec lists a path that reads it where
+    it is, or refuses the schema."""
+    tagged = {"type": "string", "confluent:tags": _PHONE_TAGS}
+    try:
+        codec = _codec(_with({name: {"type": "object", "properties": {name: tagged}}}))
+    except UnusableSchemaError:
+        return
+    for path in codec.fields:
+        assert parse_path(path).field_path == path
+    assert codec.fields[f"{name}.{name}"].tags == tuple(_PHONE_TAGS)
+
+
+_TAGGED: dict[str, Any] = {"type": "string", "confluent:tags": _PHONE_TAGS}
+_HOLDS_TAGGED: dict[str, Any] = {"type": "object", "properties": {"phone": _TAGGED}}
+
+
+@pytest.mark.parametrize(
+    ("properties", "more", "keyword"),
+    [
+        ({"contact": {"oneOf": [_HOLDS_TAGGED, {"type": "object"}]}}, {}, "oneOf"),
+        ({"contact": {"anyOf": [_HOLDS_TAGGED, {"type": "string"}]}}, {}, "anyOf"),
+        ({"contact": {"allOf": [_HOLDS_TAGGED]}}, {}, "allOf"),
+        ({}, {"allOf": [_HOLDS_TAGGED]}, "allOf of the top"),
+        ({"contact": {"type": "object", "if": {}, "then": _HOLDS_TAGGED}}, {}, "then"),
+        ({"contact": {"type": "object", "if": {}, "else": _HOLDS_TAGGED}}, {}, "else"),
+        ({"contact": {"type": "object", "not": _HOLDS_TAGGED}}, {}, "not"),
+        ({"phones": {"type": "object", "additionalProperties": _TAGGED}}, {}, "additionalProp"),
+        ({"phones": {"type": "object", "patternProperties": {"^m": _TAGGED}}}, {}, "patternProp"),
+        ({"phones": {"type": "array", "prefixItems": [_TAGGED]}}, {}, "prefixItems"),
+        ({"phones": {"type": "array", "contains": _TAGGED}}, {}, "contains"),
+        (
+            {
+                "contact": {
+                    "type": "object",
+                    "properties": {},
+                    "dependentSchemas": {"a": _HOLDS_TAGGED},
+                }
+            },
+            {},
+            "dependentSchemas",
+        ),
+        ({"contact": {"$ref": "#/$defs/C", "properties": {"phone": _TAGGED}}}, {}, "properties"),
+        (
+            # Listed through "phone", but also applied under allOf, where nothing is listed.
+            {"phone": {"$ref": "#/$defs/P"}, "contact": {"allOf": [{"$ref": "#/$defs/H"}]}},
+            {},
+            "allOf of property contact",
+        ),
+        ({"contact": {"$ref": "#anchor"}}, {}, "a .ref the enforcer does not follow"),
+    ],
+)
+def test_a_tagged_property_where_no_path_is_listed_makes_the_schema_unusable(
+    properties: dict[str, Any], more: dict[str, Any], keyword: str
+) -> None:
+    """Values under a tag the walker does not reach would be forwarded unjudged: the
+    schema is unusable (its records ``unknown-schema``), the reason naming the keyword."""
+    defs = {
+        "$defs": {
+            "C": {"type": "object"},
+            "P": _TAGGED,
+            "H": {"type": "object", "properties": {"p": {"$ref": "#/$defs/P"}}},
+            "A": {"$anchor": "anchor", **_HOLDS_TAGGED},
+        }
+    }
+    with pytest.raises(UnusableSchemaError, match=keyword) as error:
+        _codec(_with(properties, **more, **defs))
+    assert "cannot be used" in str(error.value)
+
+
+def test_a_tag_in_a_recursion_deeper_than_the_listing_makes_the_schema_unusable() -> None:
+    """A linked list of tagged emails: data may nest past the 16 listed levels."""
+    node = {
+        "type": ["object", "null"],
+        "properties": {"email": _TAGGED, "next": {"$ref": "#/definitions/Node"}},
+    }
+    schema = _with({"node": {"$ref": "#/definitions/Node"}}, definitions={"Node": node})
+    with pytest.raises(UnusableSchemaError, match="deeper than 16 levels"):
+        _codec(schema)
+
+
+def test_a_ref_that_recurs_in_several_properties_is_unusable_not_a_hang() -> None:
+    """Three recursive properties would list 3^16 paths: refused once past the bound."""
+    node = {"type": "object", "properties": {n: {"$ref": "#/$defs/N"} for n in "abc"}}
+    with pytest.raises(UnusableSchemaError, match="property paths"):
+        _codec(_with({"n": {"$ref": "#/$defs/N"}}, **{"$defs": {"N": node}}))
+
+
+def test_tags_the_walker_reads_keep_the_schema_usable() -> None:
+    """Definitions used only through listed ``$ref``s, tags on the one non-null branch
+    of a ``oneOf`` (read now), the same tags on a property and its definition, and tags
+    in a definition nothing uses."""
+    schema = _with(
+        {
+            "phone": {"oneOf": [{"type": "null"}, _TAGGED]},
+            "home": {"$ref": "#/$defs/P", "confluent:tags": _PHONE_TAGS},
+            "phones": {"type": "array", "items": {"$ref": "#/$defs/H"}},
+        },
+        **{
+            "$defs": {
+                "P": _TAGGED,
+                "H": {"type": "object", "properties": {"p": {"$ref": "#/$defs/P"}}},
+                "unused": {"allOf": [_HOLDS_TAGGED]},
+            }
+        },
+    )
+    fields = _codec(schema).fields
+    assert fields["phone"].tags == fields["home"].tags == fields["phones[*].p"].tags
+    assert fields["phone"].tags == tuple(_PHONE_TAGS)
+
+
+def test_other_tags_on_a_property_and_on_its_definition_make_the_schema_unusable() -> None:
+    """``purpose:`` on the property and ``PII_EMAIL`` on its definition: which count?"""
+    schema = _with(
+        {"email": {"$ref": "#/$defs/E", "confluent:tags": ["purpose:marketing.advertising"]}},
+        **{"$defs": {"E": {"type": "string", "confluent:tags": ["PII_EMAIL"]}}},
+    )
+    with pytest.raises(UnusableSchemaError, match="other tags"):
+        _codec(schema)
+
+
+_LISTED = ("properties", "items", "ref")
+_UNLISTED = ("allOf", "anyOf", "if", "not", "additionalProperties", "patternProperties")
+
+
+def _wrapped(leaf: dict[str, Any], wrappers: list[str], defs: dict[str, Any]) -> dict[str, Any]:
+    node = leaf
+    for index, wrapper in enumerate(wrappers):
+        if wrapper == "properties":
+            node = {"type": "object", "properties": {"x": node}}
+        elif wrapper == "items":
+            node = {"type": "array", "items": node}
+        elif wrapper == "ref":
+            defs[f"d{index}"] = node
+            node = {"$ref": f"#/$defs/d{index}"}
+        elif wrapper == "allOf":
+            node = {"allOf": [node]}
+        elif wrapper == "anyOf":
+            node = {"anyOf": [node, {"type": "integer"}]}
+        elif wrapper == "if":
+            node = {"if": {"type": "object"}, "then": node}
+        elif wrapper == "not":
+            node = {"not": node}
+        else:
+            node = {"type": "object", wrapper: {"^x" if wrapper[0] == "p" else "": node}}
+            if wrapper == "additionalProperties":
+                node[wrapper] = node[wrapper][""]
+    return node
+
+
+@given(wrappers=st.lists(st.sampled_from(_LISTED + _UNLISTED), max_size=6))
+def test_every_tag_is_listed_or_the_schema_is_unusable(wrappers: list[str]) -> None:
+    """A tagged string under any nesting of keywords: a path carries its tags, or the
+    schema is refused; through properties, items and $refs alone it is listed."""
+    defs: dict[str, Any] = {}
+    schema = _with({"root": _wrapped(_TAGGED, wrappers, defs)}, **{"$defs": defs})
+    try:
+        fields = _codec(schema).fields
+    except UnusableSchemaError:
+        assert any(wrapper in _UNLISTED for wrapper in wrappers)
+        return
+    assert all(wrapper in _LISTED for wrapper in wrappers)
+    assert [info.tags for info in fields.values() if info.tags] == [tuple(_PHONE_TAGS)]

@@ -274,3 +274,48 @@ def test_json_schema_references_are_not_read_yet(registry: FakeRegistry, clock: 
         cache.unknown_reason(31)
         == "JSON Schema 31 has references, which the enforcer does not read yet"
     )
+
+
+@pytest.mark.parametrize(
+    ("schema_type", "text"),
+    [
+        (
+            "JSON",
+            json.dumps(
+                {
+                    "title": "J",
+                    "type": "object",
+                    "properties": {
+                        "mfa phone": {"type": "string", "confluent:tags": ["PII_PHONE"]}
+                    },
+                }
+            ),
+        ),
+        (
+            "AVRO",
+            json.dumps(
+                {
+                    "type": "record",
+                    "name": "A",
+                    "fields": [
+                        {"name": "contact.email", "type": "string", "confluent:tags": ["x"]}
+                    ],
+                }
+            ),
+        ),
+    ],
+)
+def test_a_tagged_field_no_path_can_name_is_an_unusable_schema(
+    registry: FakeRegistry, clock: FixedClock, schema_type: str, text: str
+) -> None:
+    """Its records are ``unknown-schema`` with the reason logged once, and the check at
+    start is told it cannot be read (the worker starts), never a PathSyntaxError on every
+    record and at start (a worker that crash-loops)."""
+    registry.by_id[9] = RegisteredSchema(9, schema_type, text, ())  # type: ignore[arg-type]
+    registry.versions[("accounts-value", "latest")] = registry.by_id[9]
+    cache = SchemaCache(registry, clock)
+    cache.load([9])
+    assert cache.codec(9) is None
+    assert "no path can write" in (cache.unknown_reason(9) or "")
+    with pytest.raises(UnusableSchemaError, match="no path can write"):
+        cache.latest_for_subject("accounts-value")

@@ -3,6 +3,7 @@ record, the dead letters it names by path, and its checks against a schema."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -371,3 +372,20 @@ def test_generated_documents_and_paths(data: st.DataObject) -> None:
     assert [i["value"] for i in out.fields["identifiers"]] == [v for _, v in values]
     for location, item in zip(out.locations, out.fields["identifiers"], strict=True):
         assert value_at(view, location) == item["value"]
+
+
+@pytest.mark.parametrize("name", ["mfa phone", "a]b", "phone\u00a0x", "", "x[y"])
+def test_a_tagged_field_no_path_can_name_is_a_problem_not_an_error(name: str) -> None:
+    """A codec should refuse such a schema; if one ever lists it, the mapping reports it
+    (start: exit 2; a record: dead letter ``schema``) and reads no record by it, instead
+    of raising on every record and at start."""
+    fields = {**FIELDS, name: field(name, "string", "PII_PHONE")}
+    m = mapping()
+    assert name not in [item.place for item in m.tagged_fields(fields, TAGS)]
+    assert m.check(fields, TAGS) == [
+        f"schema tags: field {json.dumps(name)} is tagged as phone but its name is not one "
+        "a record path can write"
+    ]
+    view = {"user": {"id": 1}, "at": 0, name: "+1"}
+    assert read(m, view, fields).fields["identifiers"] == []
+    m.direct(fields, TAGS)  # building the direct read raises nothing

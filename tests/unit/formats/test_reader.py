@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from enforcer.core.models import DeadLetterReason
 from enforcer.core.parse import ParseFailure, parse_event
@@ -16,7 +18,9 @@ from enforcer.core.policy.compiled import Policy
 from enforcer.core.policy.load import default_policy_bytes, load_policy, parse_policy
 from enforcer.core.record_format import Decoded, Unredactable
 from enforcer.formats.framing import frame
+from enforcer.formats.mapping import FieldMapping
 from enforcer.formats.reader import FormatReader, build_reader
+from enforcer.formats.tags import TagConvention
 
 from .dict_codec import Codecs, DictCodec, field
 
@@ -408,3 +412,94 @@ formats:
     assert r.record_path(out, "subject_id") == "subject_id"
     with_mfa = decoded(r.read("t", 0, 1, orjson.dumps(record | {"mfa": "+14155550102"})))
     assert r.record_path(with_mfa, "identifiers[2].purposes[0]") == "mfa.purposes[0]"
+
+
+JSON_ACCOUNT = {
+    "title": "t.Account",
+    "type": "object",
+    "properties": {
+        "subject_id": {"type": "string"},
+        "occurred_at": {"type": "string"},
+        "phone": {"type": ["string", "null"], "confluent:tags": ["PII_PHONE", "purpose:x.y"]},
+        "contacts": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
+    },
+    "required": ["subject_id", "occurred_at"],
+}
+INTO_A_MAP = """
+formats:
+  mappings:
+    - name: m
+      records: [t.Account]
+      subject_id: subject_id
+      occurred_at: occurred_at
+      identifiers:
+        - {path: contacts.mfa_phone, type: phone, purposes: [security.mfa]}
+"""
+HEAD = b'{"subject_id":"u1","occurred_at":"2019-10-08T12:00:00Z",'
+
+
+def json_schema_reader(mappings: str = "") -> FormatReader:
+    from enforcer.formats.json_schema import json_schema_codec
+    from enforcer.formats.registry import RegisteredSchema
+
+    codec = json_schema_codec(RegisteredSchema(9, "JSON", json.dumps(JSON_ACCOUNT), ()))
+    text = default_policy_bytes() + mappings.encode()
+    policy = parse_policy(text, origin="p.yaml")
+    assert policy.formats is not None or not mappings
+    return FormatReader(
+        TagConvention.of(None),
+        [FieldMapping.of(m) for m in policy.formats.mappings] if policy.formats else [],
+        lambda i: codec if i == 9 else None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("mappings", "rest", "why"),
+    [
+        ("", b'"PHONE":"+1-555-2fa"}', "other letter cases"),
+        ("", b'"phone":null,"Phone":"+1-555-2fa"}', "other letter cases"),
+        ("", '"phone":null,"\u017fubject_\u0131d":"u2"}'.encode(), "other letter cases"),
+        ("", b'"phone":null,"Subject_ID":"u2"}', "other letter cases"),
+        (INTO_A_MAP, b'"contacts":{"mfa_phone":"+1-555-2fa","mfa_phone":null}}', "twice"),
+        (INTO_A_MAP, b'"contacts":{"mfa_phone":"+1-555-2fa","mfa_ph\\u006fne":null}}', "twice"),
+        (INTO_A_MAP, b'"contacts":{"MFA_PHONE":"+1-555-2fa"}}', "other letter cases"),
+        (INTO_A_MAP, b'"contacts":{"mfa_phone":null,"Mfa_Phone":"+1-555-2fa"}}', "other letter"),
+    ],
+)
+def test_a_json_schema_body_gets_the_key_checks_of_plain_json(
+    mappings: str, rest: bytes, why: str
+) -> None:
+    """A key the enforcer reads (a tagged property, a mapped key in a map) written twice
+    in one object or in other letter cases: a consumer that matches names without case
+    (Go's encoding/json takes the last match) reads the copy nobody judged. Dead letter
+    ``schema``, as for plain JSON, the value never named."""
+    out = dead(json_schema_reader(mappings).read("t", 0, 1, frame(9, HEAD + rest)))
+    assert out.reason is DeadLetterReason.SCHEMA
+    assert why in out.message and "2fa" not in out.message
+
+
+def test_a_json_schema_body_with_other_cases_off_the_judged_paths_is_read() -> None:
+    """``PHONE`` inside the map, ``Mfa_Phone`` at the top: no name is read there."""
+    rest = b'"phone":"+1","contacts":{"PHONE":"x","mfa_phone":"+2"},"MFA_PHONE":"y"}'
+    out = decoded(json_schema_reader(INTO_A_MAP).read("t", 0, 1, frame(9, HEAD + rest)))
+    assert [i.value for i in out.event.identifiers] == ["+2", "+1"]
+
+
+@given(
+    name=st.sampled_from(["phone", "subject_id", "occurred_at"]),
+    flips=st.lists(st.booleans(), min_size=11, max_size=11),
+    first=st.booleans(),
+)
+def test_any_other_case_of_a_judged_key_is_refused(
+    name: str, flips: list[bool], first: bool
+) -> None:
+    """Whatever letters are flipped, and before or after the judged key: refused."""
+    other = "".join(c.upper() if flip else c for c, flip in zip(name, flips, strict=False))
+    if other == name:
+        other = name.upper()
+    pair = [f'"{name}":null' if name == "phone" else f'"{name}":"v"', f'"{other}":"2fa"']
+    body = {"phone": None, "subject_id": "u1", "occurred_at": "2019-10-08T12:00:00Z"}
+    body.pop(name)
+    text = json.dumps(body)[:-1] + "," + ",".join(pair if first else pair[::-1]) + "}"
+    out = dead(json_schema_reader().read("t", 0, 1, frame(9, text.encode())))
+    assert out.reason is DeadLetterReason.SCHEMA

@@ -385,3 +385,35 @@ def test_a_refused_commit_while_records_are_held_reads_again_from_the_transactio
     assert _committed(output) == {0: 8, 1: 8}
     assert sum(batch.records for batch in observed) == 16
     assert consumer.consumed[(0, 0)] == 2 and consumer.consumed[(1, 1)] == 2
+
+
+def test_mapping_problems_at_start_never_raise_for_a_tagged_name_no_path_writes() -> None:
+    """The latest schema tags a property ``mfa phone``: unusable (logged), so the check at
+    start says nothing and the worker starts; its records are ``unknown-schema``."""
+    import json
+
+    from enforcer.core.policy.load import default_policy_bytes, parse_policy
+    from enforcer.formats.schemas import SchemaCache
+    from enforcer.live.schemas import mapping_problems
+
+    schema = {
+        "title": "t.Account",
+        "type": "object",
+        "properties": {"mfa phone": {"type": "string", "confluent:tags": ["PII_PHONE"]}},
+    }
+    registered = RegisteredSchema(31, "JSON", json.dumps(schema), ())
+
+    class Registry:
+        def schema_by_id(self, schema_id: int) -> RegisteredSchema | None:
+            return registered if schema_id == 31 else None
+
+        def subject_version(self, subject: str, version: int | str = "latest") -> Any:
+            return registered if subject == "accounts-value" else None
+
+    policy = parse_policy(
+        default_policy_bytes() + b"\nformats:\n  mappings: []\n", origin="formats.yaml"
+    )
+    cache = SchemaCache(Registry(), FixedClock(NOW))
+    assert mapping_problems(policy, cache, "accounts") == []
+    cache.load([31])
+    assert cache.codec(31) is None
