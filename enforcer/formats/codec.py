@@ -38,6 +38,12 @@ class DecodeError(Exception):
     """A body that does not decode under its schema; ``str()`` names no value."""
 
 
+class UnjudgedMessageError(DecodeError):
+    """A body framed as a message of its schema that the codec does not judge (a
+    Protobuf message other than the file's first): its record is an ``unknown-schema``
+    dead letter, as for a schema the enforcer cannot read."""
+
+
 class Codec(Protocol):
     """One registered schema, ready to read and write bodies (the bytes after the
     frame's five; a Protobuf body starts with its message-index list)."""

@@ -24,7 +24,13 @@ from google.protobuf.message import DecodeError as ProtobufDecodeError
 from google.protobuf.message import Message
 
 from enforcer.core.record_format import Unredactable
-from enforcer.formats.codec import DecodeError, FieldInfo, FieldKind, Location
+from enforcer.formats.codec import (
+    DecodeError,
+    FieldInfo,
+    FieldKind,
+    Location,
+    UnjudgedMessageError,
+)
 from enforcer.formats.protobuf_files import OPTIONS_VIEW, base_pool
 from enforcer.formats.registry import RegisteredSchema, SchemaType
 from enforcer.formats.schema_error import UnusableSchemaError
@@ -130,6 +136,14 @@ class ProtobufCodec:
             found = candidates[index]
             candidates = list(found.nested_types)
         assert found is not None  # indexes are never empty
+        if found.full_name != self.record_name:
+            # Its fields and tags are not the ones this codec lists: read as if they
+            # were, its identifiers would pass unjudged.
+            raise UnjudgedMessageError(
+                f"message indexes {list(indexes)} name Protobuf message {found.full_name}: "
+                f"the enforcer judges only the schema's first message ({self.record_name}, "
+                "indexes [0])"
+            )
         return message_factory.GetMessageClass(found)
 
 

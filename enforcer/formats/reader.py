@@ -27,7 +27,7 @@ from enforcer.core.parse import (
 from enforcer.core.policy.compiled import Policy
 from enforcer.core.record_format import Decoded, Unredactable
 from enforcer.formats.avro import AvroCodec
-from enforcer.formats.codec import Codec, DecodeError, Location
+from enforcer.formats.codec import Codec, DecodeError, Location, UnjudgedMessageError
 from enforcer.formats.direct import DirectRead
 from enforcer.formats.framing import frame, schema_id_of
 from enforcer.formats.mapping import FieldMapping, Read, fallback_mapping
@@ -226,7 +226,9 @@ class FormatReader:
         try:
             native, view = codec.decode(body)
         except DecodeError as exc:
-            return ParseFailure(DeadLetterReason.UNDECODABLE, f"schema id {codec.schema_id}: {exc}")
+            unjudged = isinstance(exc, UnjudgedMessageError)
+            reason = DeadLetterReason.UNKNOWN_SCHEMA if unjudged else DeadLetterReason.UNDECODABLE
+            return ParseFailure(reason, f"schema id {codec.schema_id}: {exc}")
         mapping, direct = known[1], known[2]
         found = direct.read(view, topic, partition, offset) if direct else None
         if found is not None:

@@ -15,9 +15,15 @@ from google.protobuf.message import Message
 from hypothesis import given
 from hypothesis import strategies as st
 
-from enforcer.formats.codec import Codec, DecodeError, FieldInfo, Location
+from enforcer.core.models import DeadLetterReason
+from enforcer.core.parse import ParseFailure
+from enforcer.core.policy.load import default_policy_bytes, parse_policy
+from enforcer.core.record_format import Decoded
+from enforcer.formats.codec import Codec, DecodeError, FieldInfo, Location, UnjudgedMessageError
+from enforcer.formats.framing import frame
 from enforcer.formats.protobuf import ProtobufCodec, ProtoRecord, protobuf_codec
 from enforcer.formats.protobuf_files import is_builtin
+from enforcer.formats.reader import build_reader
 from enforcer.formats.registry import RegisteredSchema
 from enforcer.formats.schema_error import UnusableSchemaError
 
@@ -227,8 +233,6 @@ def test_unset_fields_in_the_view() -> None:
     ("prefix", "message", "field", "value"),
     [
         (b"\x02\x00", ACCOUNT(subject_id="x"), "subject_id", "x"),  # [0] written out in full
-        (b"\x02\x02", OTHER(note="n"), "note", "n"),  # [1]: the second message
-        (b"\x04\x02\x00", INNER(secret="s"), "secret", "s"),  # noqa: S106  # [1, 0]: nested
     ],
 )
 def test_message_indexes_choose_the_message(
@@ -243,6 +247,85 @@ def test_message_indexes_choose_the_message(
     assert decoded[field] == value
     assert codec.encode_without(native, [(field,)]) == prefix
     assert codec.encode_without(native, []) == prefix + message.SerializeToString()
+
+
+@pytest.mark.parametrize(
+    ("prefix", "message", "name"),
+    [
+        (b"\x02\x02", OTHER(note="n"), "test.formats.Other"),  # [1]: the second message
+        (b"\x04\x02\x00", INNER(secret="s"), "test.formats.Other.Inner"),  # noqa: S106  # [1, 0]
+        (b"\x04\x00\x00", ACCOUNT.Contact(email="e"), "test.formats.Account.Contact"),  # [0, 0]
+    ],
+)
+def test_a_message_other_than_the_first_is_not_judged(
+    prefix: bytes, message: Message, name: str
+) -> None:
+    """The codec's fields and tags are the first message's: a record of another message
+    (framed under the same schema id, as a producer of that message does) would be
+    judged by fields it does not have, its own tagged ones never read."""
+    with pytest.raises(UnjudgedMessageError) as raised:
+        _codec().decode(prefix + message.SerializeToString())
+    assert str(raised.value).startswith(f"message indexes [{prefix[1] // 2}")
+    assert f"name Protobuf message {name}: " in str(raised.value)
+    assert "only the schema's first message (test.formats.Account, indexes [0])" in str(
+        raised.value
+    )
+
+
+def _event_file() -> descriptor_pb2.FileDescriptorProto:
+    """Two event messages in one file, each with a tagged phone: ``x.Account`` and
+    ``x.MfaEnrolled``."""
+    file = descriptor_pb2.FileDescriptorProto(
+        name="x/events.proto", package="x", syntax="proto3", dependency=["confluent/meta.proto"]
+    )
+    for name, phone in (("Account", "phone"), ("MfaEnrolled", "mfa_phone")):
+        message = file.message_type.add(name=name)
+        for number, field in enumerate(("subject_id", "occurred_at", phone), start=1):
+            message.field.add(name=field, number=number, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+        message.field[2].options.Extensions[FIELD_META].tags.extend(PHONE_TAGS)
+    return file
+
+
+def _event_classes() -> tuple[Any, Any]:
+    pool = descriptor_pool.DescriptorPool()
+    for dependency in (descriptor_pb2.DESCRIPTOR, meta_pb2.DESCRIPTOR):
+        proto = descriptor_pb2.FileDescriptorProto()
+        dependency.CopyToProto(proto)
+        pool.Add(proto)
+    pool.Add(_event_file())
+    return (
+        message_factory.GetMessageClass(pool.FindMessageTypeByName("x.Account")),
+        message_factory.GetMessageClass(pool.FindMessageTypeByName("x.MfaEnrolled")),
+    )
+
+
+EVENT, MFA_ENROLLED = _event_classes()
+
+
+def _event_reader() -> Any:
+    codec = protobuf_codec(RegisteredSchema(7, "PROTOBUF", _b64(_event_file()), ()))
+    reader = build_reader(parse_policy(default_policy_bytes(), origin="t.yaml"), {7: codec}.get)
+    assert reader is not None
+    return reader
+
+
+def test_a_record_of_another_message_is_an_unknown_schema_dead_letter() -> None:
+    """Through the reader: ``unknown-schema``, as for a schema the enforcer cannot read,
+    and no value in the message; the first message's records are read as before."""
+    reader = _event_reader()
+    fields = {"subject_id": "u1", "occurred_at": "2019-10-08T12:00:00Z"}
+    first = reader.read("t", 0, 1, frame(7, b"\x00" + EVENT(**fields).SerializeToString()))
+    assert isinstance(first, Decoded)
+    value = frame(
+        7, b"\x02\x02" + MFA_ENROLLED(mfa_phone="+15550100", **fields).SerializeToString()
+    )
+    out = reader.read("t", 0, 1, value)
+    assert isinstance(out, ParseFailure)
+    assert out.reason is DeadLetterReason.UNKNOWN_SCHEMA
+    assert out.message == (
+        "schema id 7: message indexes [1] name Protobuf message x.MfaEnrolled: the enforcer "
+        "judges only the schema's first message (x.Account, indexes [0])"
+    )
 
 
 @pytest.mark.parametrize(
