@@ -32,6 +32,7 @@ from enforcer.formats.codec import (
     UnjudgedMessageError,
 )
 from enforcer.formats.protobuf_files import OPTIONS_VIEW, base_pool
+from enforcer.formats.protobuf_wire import WireCheck
 from enforcer.formats.registry import RegisteredSchema, SchemaType
 from enforcer.formats.schema_error import UnusableSchemaError
 
@@ -87,6 +88,13 @@ class ProtobufCodec:
         self._file = file
         self._classes: dict[bytes, type[Message]] = {}
         self._views = _Views()
+        self._wire = WireCheck()
+        # A message type with extension ranges may carry extensions, which the parsed
+        # message holds and writes back but the view does not show: such bodies are
+        # always checked on the wire.
+        self._extendable = any(
+            message.is_extendable for message in reachable_messages(self._first())
+        )
 
     def decode(self, body: bytes) -> tuple[object, Any]:
         """The message the body's indexes name (native: a :class:`ProtoRecord`) and its
@@ -97,13 +105,37 @@ class ProtobufCodec:
         if message_class is None:
             message_class = self._message_class(indexes)
             self._classes[prefix] = message_class
+        payload = body[offset:]
         try:
-            message = message_class.FromString(body[offset:])
+            message = message_class.FromString(payload)
         except (ProtobufDecodeError, RuntimeError, ValueError):
             raise DecodeError(
                 f"body does not decode as Protobuf {message_class.DESCRIPTOR.full_name}"
             ) from None
+        self._check_all_judged(message, body, offset)
         return ProtoRecord(prefix, message), self._views.of(message)
+
+    def _check_all_judged(self, message: Message, body: bytes, offset: int) -> None:
+        """Raises :class:`DecodeError` when the body holds bytes the parsed message
+        does not show (so its view does not judge), which a consumer with another
+        schema would read: unknown fields, copies of a field written twice
+        (:mod:`enforcer.formats.protobuf_wire`)."""
+        size = message.ByteSize()
+        message.DiscardUnknownFields()
+        if message.ByteSize() != size:
+            # Unknown field numbers, wire types the schema does not give the field, a
+            # closed enum's values the schema does not name: kept aside by the runtime.
+            raise DecodeError(
+                f"body holds a field Protobuf {message.DESCRIPTOR.full_name} does not have "
+                "(a field number or wire type the schema does not name, or an enum value "
+                "it does not name): a consumer with another schema would read it unjudged"
+            )
+        # The message written again is the body: nothing in it was left unread. Any
+        # other encoding (another field order, unpacked repeated scalars, map entries
+        # in another order, copies of a field) is walked on the wire.
+        if self._extendable or message.SerializeToString() != body[offset:]:
+            descriptor: Any = message.DESCRIPTOR  # the stubs know two Descriptor classes
+            self._wire.check_body(body, offset, descriptor)
 
     def encode_without(self, native: object, locations: Sequence[Location]) -> bytes | Unredactable:
         """The message with each location's field cleared (a list item removed, a map
@@ -122,6 +154,10 @@ class ProtobufCodec:
             for key in keys if _is_map(container) else sorted(keys, reverse=True):
                 del container[key]
         return native.prefix + message.SerializeToString()
+
+    def _first(self) -> Descriptor:
+        first: Descriptor = next(iter(self._file.message_types_by_name.values()))
+        return first
 
     def _message_class(self, indexes: tuple[int, ...]) -> type[Message]:
         types = self._file.message_types_by_name
@@ -170,6 +206,20 @@ def protobuf_codec(
     fields: dict[str, FieldInfo] = {}
     _walk(messages[0], "", 1, fields, options_view)
     return ProtobufCodec(registered.schema_id, file, fields, messages[0].full_name)
+
+
+def reachable_messages(root: Descriptor) -> list[Descriptor]:
+    """``root`` and every message type its fields lead to (nested messages, map
+    entries and their values, groups, ``oneof`` members), each once."""
+    found: dict[str, Descriptor] = {root.full_name: root}
+    pending = [root]
+    while pending:
+        for field in pending.pop().fields:
+            message = field.message_type
+            if message is not None and message.full_name not in found:
+                found[message.full_name] = message
+                pending.append(message)
+    return list(found.values())
 
 
 def _file_proto(

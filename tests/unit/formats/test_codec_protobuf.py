@@ -302,9 +302,17 @@ def _event_classes() -> tuple[Any, Any]:
 EVENT, MFA_ENROLLED = _event_classes()
 
 
+class _Lookup:
+    def __init__(self, codec: Codec) -> None:
+        self._codec = codec
+
+    def codec(self, schema_id: int) -> Codec | None:
+        return self._codec if schema_id == self._codec.schema_id else None
+
+
 def _event_reader() -> Any:
     codec = protobuf_codec(RegisteredSchema(7, "PROTOBUF", _b64(_event_file()), ()))
-    reader = build_reader(parse_policy(default_policy_bytes(), origin="t.yaml"), {7: codec}.get)
+    reader = build_reader(parse_policy(default_policy_bytes(), origin="t.yaml"), _Lookup(codec))
     assert reader is not None
     return reader
 
