@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -205,7 +205,112 @@ def protobuf_codec(
     options_view = message_factory.GetMessageClass(pool.FindMessageTypeByName(OPTIONS_VIEW))
     fields: dict[str, FieldInfo] = {}
     _walk(messages[0], "", 1, fields, options_view)
+    _TagReach(registered.schema_id, options_view).check(messages[0], file)
     return ProtobufCodec(registered.schema_id, file, fields, messages[0].full_name)
+
+
+class _TagReach:
+    """Whether every tagged field a judged message can hold is one the codec lists
+    (:func:`_walk`): not inside a map's values, not inside a recursive message type
+    (its records may nest it deeper than any listing), not deeper than
+    :data:`MAX_DEPTH`, not an extension. Else its identifiers would be read by nobody
+    and pass, so the schema is unusable."""
+
+    def __init__(self, schema_id: int, options_view: type[Message]) -> None:
+        self._schema_id = schema_id
+        self._options_view = options_view
+        self._heights: dict[str, int] = {}
+        self._tagged: set[str] = set()
+        """Messages with a tagged field of their own."""
+        self._reaching: set[str] = set()
+        """Messages that are, or lead to, one of those."""
+
+    def check(self, root: Descriptor, file: Any) -> None:
+        """Raises :class:`UnusableSchemaError` naming the first such field."""
+        self._extensions(file)
+        types = reachable_messages(root)
+        self._tagged = {t.full_name for t in types if self._has_tags(t)}
+        self._reaching = _reaching(types, self._tagged)
+        for message in types:
+            for field in message.fields:
+                target = field.message_type
+                if (
+                    _is_map_field(field)
+                    and target is not None
+                    and target.full_name in self._reaching
+                ):
+                    self._unusable(
+                        f"map {message.full_name}.{field.name} holds tagged fields in its "
+                        "values, and the enforcer reads no field inside a map"
+                    )
+        if root.full_name in self._reaching:
+            self._height(root, [])
+
+    def _height(self, message: Descriptor, path: list[str]) -> int:
+        """How many levels of messages, from ``message`` (on ``path``, a message that
+        reaches a tagged field) down, hold tagged fields: 1 when only its own do."""
+        name = message.full_name
+        if name in path:
+            self._unusable(
+                f"{name} is recursive and holds tagged fields, which a record may nest "
+                f"deeper than the {MAX_DEPTH} levels the enforcer reads"
+            )
+        height = self._heights.get(name)
+        if height is None:
+            if len(path) >= MAX_DEPTH:
+                height = 1  # deeper than listed already: said below
+            else:
+                path.append(name)
+                height = 1 if name in self._tagged else 0
+                for field in message.fields:
+                    target = field.message_type
+                    if target is not None and target.full_name in self._reaching:
+                        height = max(height, 1 + self._height(target, path))
+                path.pop()
+                self._heights[name] = height
+        if len(path) + height > MAX_DEPTH:
+            self._unusable(
+                f"tagged fields below {name} sit deeper than the {MAX_DEPTH} levels of "
+                "nested messages the enforcer reads"
+            )
+        return height
+
+    def _has_tags(self, message: Descriptor) -> bool:
+        return any(_tags(field, self._options_view) for field in message.fields)
+
+    def _extensions(self, file: Any) -> None:
+        pending = list(file.message_types_by_name.values())
+        extensions = list(file.extensions_by_name.values())
+        while pending:
+            message = pending.pop()
+            extensions += message.extensions
+            pending += message.nested_types
+        for extension in extensions:
+            if _tags(extension, self._options_view):
+                self._unusable(
+                    f"extension {extension.full_name} has tags, and the enforcer reads no extension"
+                )
+
+    def _unusable(self, why: str) -> NoReturn:
+        raise UnusableSchemaError(f"Protobuf schema {self._schema_id}: {why}")
+
+
+def _reaching(types: Sequence[Descriptor], tagged: set[str]) -> set[str]:
+    """The names of ``types`` that are, or lead through their fields to, a message
+    with tagged fields (map values and recursion included)."""
+    parents: dict[str, list[str]] = {}
+    for message in types:
+        for field in message.fields:
+            if field.message_type is not None:
+                parents.setdefault(field.message_type.full_name, []).append(message.full_name)
+    found = set(tagged)
+    pending = list(tagged)
+    while pending:
+        for parent in parents.get(pending.pop(), ()):
+            if parent not in found:
+                found.add(parent)
+                pending.append(parent)
+    return found
 
 
 def reachable_messages(root: Descriptor) -> list[Descriptor]:

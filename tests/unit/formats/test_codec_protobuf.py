@@ -21,7 +21,7 @@ from enforcer.core.policy.load import default_policy_bytes, parse_policy
 from enforcer.core.record_format import Decoded
 from enforcer.formats.codec import Codec, DecodeError, FieldInfo, Location, UnjudgedMessageError
 from enforcer.formats.framing import frame
-from enforcer.formats.protobuf import ProtobufCodec, ProtoRecord, protobuf_codec
+from enforcer.formats.protobuf import MAX_DEPTH, ProtobufCodec, ProtoRecord, protobuf_codec
 from enforcer.formats.protobuf_files import is_builtin
 from enforcer.formats.reader import build_reader
 from enforcer.formats.registry import RegisteredSchema
@@ -514,3 +514,128 @@ def test_decode_of_encode_without_is_the_view_with_those_locations_emptied(
     body = codec.encode_without(native, locations)
     assert isinstance(body, bytes)
     assert codec.decode(body)[1] == _expected(view, locations)
+
+
+def _tagged(field: Any) -> Any:
+    field.options.Extensions[FIELD_META].tags.extend(PHONE_TAGS)
+    return field
+
+
+def _holder(name: str = "h.proto") -> descriptor_pb2.FileDescriptorProto:
+    """``h.Holder`` with a subject id; tests add what it holds."""
+    file = descriptor_pb2.FileDescriptorProto(
+        name=name, package="h", syntax="proto3", dependency=["confluent/meta.proto"]
+    )
+    holder = file.message_type.add(name="Holder")
+    holder.field.add(name="subject_id", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    return file
+
+
+def _message_field(
+    message: Any, name: str, number: int, type_name: str, repeated: bool = False
+) -> Any:
+    label = F.LABEL_REPEATED if repeated else F.LABEL_OPTIONAL
+    return message.field.add(
+        name=name, number=number, type=F.TYPE_MESSAGE, label=label, type_name=type_name
+    )
+
+
+def _map_of_phones(tag_the_value: bool) -> descriptor_pb2.FileDescriptorProto:
+    file = _holder()
+    _message_field(file.message_type[0], "contacts", 2, ".h.Holder.ContactsEntry", repeated=True)
+    entry = file.message_type[0].nested_type.add(name="ContactsEntry")
+    entry.options.map_entry = True
+    entry.field.add(name="key", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    _message_field(entry, "value", 2, ".h.Phone")
+    number = file.message_type.add(name="Phone").field.add(
+        name="number", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL
+    )
+    if tag_the_value:
+        _tagged(number)
+    else:
+        _tagged(file.message_type[0].field[1])  # the map's own tags: listed as the map's
+    return file
+
+
+def test_a_tagged_field_in_a_maps_values_makes_the_schema_unusable() -> None:
+    """The codec lists no field inside a map: a tagged phone in a map's values would
+    never be read, and pass."""
+    with pytest.raises(
+        UnusableSchemaError,
+        match=r"^Protobuf schema 3: map h\.Holder\.contacts holds tagged fields in its values",
+    ):
+        protobuf_codec(RegisteredSchema(3, "PROTOBUF", _b64(_map_of_phones(True)), ()))
+    codec = protobuf_codec(RegisteredSchema(3, "PROTOBUF", _b64(_map_of_phones(False)), ()))
+    assert codec.fields["contacts"].tags == tuple(PHONE_TAGS)
+
+
+def _recursive(tagged: bool) -> descriptor_pb2.FileDescriptorProto:
+    """``Holder.node``, a ``Node`` whose ``next`` is a ``Node``, with an email."""
+    file = _holder()
+    _message_field(file.message_type[0], "node", 2, ".h.Node")
+    node = file.message_type.add(name="Node")
+    email = node.field.add(name="email", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    if tagged:
+        _tagged(email)
+    _message_field(node, "next", 2, ".h.Node")
+    return file
+
+
+def test_a_recursive_message_with_tagged_fields_makes_the_schema_unusable() -> None:
+    """A record can nest the tagged field deeper than the fields listed; a recursive
+    message without tags is read as before."""
+    with pytest.raises(
+        UnusableSchemaError, match=r"^Protobuf schema 4: h\.Node is recursive and holds tagged"
+    ):
+        protobuf_codec(RegisteredSchema(4, "PROTOBUF", _b64(_recursive(True)), ()))
+    codec = protobuf_codec(RegisteredSchema(4, "PROTOBUF", _b64(_recursive(False)), ()))
+    assert "node.next.email" in codec.fields
+
+
+def _chain(length: int, tag_at: int) -> descriptor_pb2.FileDescriptorProto:
+    """``Holder`` holds ``L1``, which holds ``L2``, … ``L<length - 1>``: ``length``
+    levels of messages, a tagged phone in the one at level ``tag_at``."""
+    file = _holder()
+    for level in range(1, length + 1):
+        message = file.message_type[0] if level == 1 else file.message_type.add(name=f"L{level}")
+        if level < length:
+            _message_field(message, "inner", 9, f".h.L{level + 1}")
+        if level == tag_at:
+            _tagged(
+                message.field.add(
+                    name="phone", number=8, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL
+                )
+            )
+    return file
+
+
+@given(length=st.integers(1, 24), data=st.data())
+def test_tagged_fields_deeper_than_the_listed_levels_make_the_schema_unusable(
+    length: int, data: st.DataObject
+) -> None:
+    tag_at = data.draw(st.integers(1, length))
+    registered = RegisteredSchema(5, "PROTOBUF", _b64(_chain(length, tag_at)), ())
+    if tag_at > MAX_DEPTH:
+        with pytest.raises(UnusableSchemaError, match="deeper than the 16 levels"):
+            protobuf_codec(registered)
+    else:
+        path = "inner." * (tag_at - 1) + "phone"
+        assert protobuf_codec(registered).fields[path].tags == tuple(PHONE_TAGS)
+
+
+def test_a_tagged_extension_makes_the_schema_unusable() -> None:
+    file = _holder()
+    file.syntax = "proto2"
+    file.message_type[0].field[0].label = F.LABEL_OPTIONAL
+    file.message_type[0].extension_range.add(start=100, end=200)
+    _tagged(
+        file.extension.add(
+            name="phone",
+            number=100,
+            type=F.TYPE_STRING,
+            label=F.LABEL_OPTIONAL,
+            extendee=".h.Holder",
+        )
+    )
+    with pytest.raises(UnusableSchemaError, match=r"extension h\.phone has tags"):
+        protobuf_codec(RegisteredSchema(6, "PROTOBUF", _b64(file), ()))

@@ -250,3 +250,20 @@ def test_a_closed_enum_value_the_schema_does_not_name_is_a_dead_letter() -> None
     assert _decodes(_wire_codec(), _tag(6, 0) + _varint(1))["kind"] == "ONE"
     with pytest.raises(DecodeError, match="enum value it does not name"):
         _decodes(_wire_codec(), _tag(6, 0) + _varint(5))
+
+
+def test_an_extension_in_a_body_is_a_dead_letter() -> None:
+    """The parsed message holds a declared extension and writes it back, but the view
+    does not show it."""
+    file = descriptor_pb2.FileDescriptorProto(name="e.proto", package="e", syntax="proto2")
+    holder = file.message_type.add(name="Holder")
+    holder.field.add(name="subject_id", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    holder.extension_range.add(start=100, end=200)
+    file.extension.add(
+        name="phone", number=100, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL, extendee=".e.Holder"
+    )
+    text = base64.b64encode(file.SerializeToString()).decode()
+    codec = protobuf_codec(RegisteredSchema(6, "PROTOBUF", text, ()))
+    assert _decodes(codec, _length(1, b"x")) == {"subject_id": "x"}
+    with pytest.raises(DecodeError, match=r"holds a field Protobuf e\.Holder does not have"):
+        _decodes(codec, _length(1, b"x") + _length(100, b"+15550100"))
