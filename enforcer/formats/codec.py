@@ -27,8 +27,8 @@ class FieldInfo(NamedTuple):
     kind: FieldKind
     emptiable: bool
     """Whether the schema lets the field be emptied: an Avro union with ``null``, any
-    Protobuf field (cleared), a JSON Schema property that allows ``null`` or is not
-    required. A list item can always be removed from its list."""
+    Protobuf field (cleared) but a proto2 ``required`` one, a JSON Schema property that
+    allows ``null`` or is not required. A list item can always be removed from its list."""
     tags: tuple[str, ...]
     """The field's schema tags (Avro and JSON Schema ``confluent:tags``, Protobuf
     ``(confluent.field_meta).tags``)."""

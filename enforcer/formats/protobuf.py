@@ -8,7 +8,8 @@ view is a dict of the message's fields by their ``.proto`` names: nested message
 dicts, repeated fields as lists, maps as dicts, enums by value name, scalars as Python
 values. A field with presence (a message, a proto3 ``optional``, a ``oneof`` member, a
 proto2 field) that is not set is ``None``; a proto3 scalar without presence has its
-default. Every field can be emptied: it is cleared (a list item removed).
+default. Every field but a proto2 ``required`` one can be emptied: it is cleared (a
+list item removed).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, NamedTuple, NoReturn
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError as ProtobufDecodeError
-from google.protobuf.message import Message
+from google.protobuf.message import EncodeError, Message
 
 from enforcer.core.record_format import Unredactable
 from enforcer.formats.codec import (
@@ -112,6 +113,13 @@ class ProtobufCodec:
             raise DecodeError(
                 f"body does not decode as Protobuf {message_class.DESCRIPTOR.full_name}"
             ) from None
+        if not message.IsInitialized():
+            # A proto2 required field is missing: other runtimes refuse such a body, and
+            # this one cannot measure or write it again.
+            raise DecodeError(
+                f"body does not decode as Protobuf {message_class.DESCRIPTOR.full_name}: "
+                "a required field is missing"
+            )
         self._check_all_judged(message, body, offset)
         return ProtoRecord(prefix, message), self._views.of(message)
 
@@ -153,7 +161,14 @@ class ProtobufCodec:
         for container, keys in removals.values():
             for key in keys if _is_map(container) else sorted(keys, reverse=True):
                 del container[key]
-        return native.prefix + message.SerializeToString()
+        try:
+            return native.prefix + message.SerializeToString()
+        except EncodeError:
+            # A proto2 body that came without a required field (the runtime parses it).
+            return Unredactable(
+                f"Protobuf {message.DESCRIPTOR.full_name} lacks a required field: it cannot "
+                "be written again"
+            )
 
     def _first(self) -> Descriptor:
         first: Descriptor = next(iter(self._file.message_types_by_name.values()))
@@ -392,7 +407,8 @@ def _walk(
         if field.is_repeated:
             fields[path] = FieldInfo(path, "list", True, tags)
             path += "[*]"
-        fields[path] = FieldInfo(path, kind, True, () if field.is_repeated else tags)
+        emptiable = not field.is_required  # a list item can always be removed
+        fields[path] = FieldInfo(path, kind, emptiable, () if field.is_repeated else tags)
         if field.message_type is not None:
             _walk(field.message_type, path + ".", depth + 1, fields, options_view)
 
@@ -462,7 +478,11 @@ def _clear(
                 return None
         last = location[-1]
         if isinstance(current, Message):
-            current.ClearField(_field(current, last).name)
+            field = _field(current, last)
+            if field.is_required:
+                # Cleared, the message cannot be written (proto2): the record is dropped.
+                return f"Protobuf field {field.full_name} is required: it cannot be cleared"
+            current.ClearField(field.name)
         else:
             _child(current, last)
             removals.setdefault(id(current), (current, set()))[1].add(last)

@@ -639,3 +639,71 @@ def test_a_tagged_extension_makes_the_schema_unusable() -> None:
     )
     with pytest.raises(UnusableSchemaError, match=r"extension h\.phone has tags"):
         protobuf_codec(RegisteredSchema(6, "PROTOBUF", _b64(file), ()))
+
+
+def _proto2_file() -> descriptor_pb2.FileDescriptorProto:
+    """``p2.Account``: a required subject id and phone (tagged), an optional email."""
+    file = descriptor_pb2.FileDescriptorProto(
+        name="p2.proto", package="p2", syntax="proto2", dependency=["confluent/meta.proto"]
+    )
+    account = file.message_type.add(name="Account")
+    for number, name in enumerate(("subject_id", "phone"), start=1):
+        account.field.add(name=name, number=number, type=F.TYPE_STRING, label=F.LABEL_REQUIRED)
+    _tagged(account.field[1])
+    account.field.add(name="email", number=3, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    return file
+
+
+def _proto2_codec() -> ProtobufCodec:
+    return protobuf_codec(RegisteredSchema(8, "PROTOBUF", _b64(_proto2_file()), ()))
+
+
+def _proto2_body(**fields: str) -> bytes:
+    return b"".join(
+        bytes([number << 3 | 2, len(fields[name].encode())]) + fields[name].encode()
+        for number, name in enumerate(("subject_id", "phone", "email"), start=1)
+        if name in fields
+    )
+
+
+@given(locations=st.lists(st.sampled_from([("phone",), ("subject_id",), ("email",)]), min_size=1))
+def test_a_required_field_cannot_be_cleared(locations: list[Location]) -> None:
+    """Proto2 cannot write a message without it: the record is dropped with the reason
+    (docs/contract.md, ``action_reason``), not an internal error."""
+    codec = _proto2_codec()
+    native, _ = codec.decode(b"\x00" + _proto2_body(subject_id="u1", phone="+15550100", email="e"))
+    result = codec.encode_without(native, locations)
+    required = next((loc[0] for loc in locations if loc != ("email",)), None)
+    if required is None:
+        assert isinstance(result, bytes)
+        assert codec.decode(result)[1]["email"] is None
+    else:
+        assert not isinstance(result, bytes)
+        assert (
+            result.why == f"Protobuf field p2.Account.{required} is required: it cannot be cleared"
+        )
+
+
+def test_a_required_field_is_listed_as_not_emptiable() -> None:
+    fields = _proto2_codec().fields
+    assert [fields[name].emptiable for name in ("subject_id", "phone", "email")] == [
+        False,
+        False,
+        True,
+    ]
+
+
+def test_a_body_without_a_required_field_is_undecodable() -> None:
+    """As other runtimes refuse it; a message without it is never written again."""
+    codec = _proto2_codec()
+    with pytest.raises(
+        DecodeError,
+        match=r"^body does not decode as Protobuf p2\.Account: a required field is missing$",
+    ):
+        codec.decode(b"\x00" + _proto2_body(subject_id="u1", email="e"))
+    native, _ = codec.decode(b"\x00" + _proto2_body(subject_id="u1", phone="p", email="e"))
+    assert isinstance(native, ProtoRecord)
+    native.message.ClearField("phone")
+    result = codec.encode_without(native, [("email",)])
+    assert not isinstance(result, bytes)
+    assert result.why == "Protobuf p2.Account lacks a required field: it cannot be written again"
