@@ -40,6 +40,8 @@ from enforcer.formats.schema_error import UnusableSchemaError
 MAX_DEPTH = 16
 """Fields nested deeper than this (a recursive message) are not listed."""
 _MAX_INDEXES = 100
+_MAX_PREFIXES = 64
+"""Index lists cached per codec: one message's can be written in many ways."""
 
 _KINDS: dict[int, FieldKind] = {
     FieldDescriptor.TYPE_STRING: "string",
@@ -80,22 +82,30 @@ class ProtobufCodec:
     """One registered Protobuf schema (a file and the files it imports)."""
 
     def __init__(
-        self, schema_id: int, file: Any, fields: Mapping[str, FieldInfo], record_name: str | None
+        self,
+        schema_id: int,
+        file: Any,
+        fields: Mapping[str, FieldInfo],
+        record_name: str | None,
+        options_view: type[Message] | None = None,
     ) -> None:
         self.schema_id = schema_id
         self.schema_type: SchemaType = "PROTOBUF"
         self.record_name = record_name
         self.fields = fields
         self._file = file
+        self._options_view = options_view
         self._classes: dict[bytes, type[Message]] = {}
+        # The codecs of the file's other messages (by full name), made when a record
+        # names one; or why that message cannot be judged (its tagged fields unlisted).
+        self._others: dict[str, ProtobufCodec | str] = {}
         self._views = _Views()
         self._wire = WireCheck()
         # A message type with extension ranges may carry extensions, which the parsed
         # message holds and writes back but the view does not show: such bodies are
         # always checked on the wire.
-        self._extendable = any(
-            message.is_extendable for message in reachable_messages(self._first())
-        )
+        judged = file.pool.FindMessageTypeByName(record_name)
+        self._extendable = any(message.is_extendable for message in reachable_messages(judged))
 
     def decode(self, body: bytes) -> tuple[object, Any]:
         """The message the body's indexes name (native: a :class:`ProtoRecord`) and its
@@ -105,7 +115,8 @@ class ProtobufCodec:
         message_class = self._classes.get(prefix)
         if message_class is None:
             message_class = self._message_class(indexes)
-            self._classes[prefix] = message_class
+            if len(self._classes) < _MAX_PREFIXES:  # overlong varints make more
+                self._classes[prefix] = message_class
         payload = body[offset:]
         try:
             message = message_class.FromString(payload)
@@ -170,11 +181,53 @@ class ProtobufCodec:
                 "be written again"
             )
 
-    def _first(self) -> Descriptor:
-        first: Descriptor = next(iter(self._file.message_types_by_name.values()))
-        return first
+    def message_codec(self, body: bytes) -> ProtobufCodec:
+        """The codec of the message the body's indexes name: this one for its own
+        message (or for a body whose indexes name none: its decode says why), else the
+        codec of that message of the same file, with that message's fields, tags and
+        record name. A message whose tagged fields the codec could not list has none:
+        this codec is returned and its decode says why."""
+        if body[:1] == b"\x00" or self._options_view is None:
+            return self
+        try:
+            indexes, _ = _message_indexes(body)
+            found = self._descriptor(indexes)
+        except DecodeError:
+            return self
+        if found.full_name == self.record_name:
+            return self
+        other = self._others.get(found.full_name)
+        if other is None:
+            other = self._others[found.full_name] = self._codec_of(found)
+        return self if isinstance(other, str) else other
+
+    def _codec_of(self, message: Descriptor) -> ProtobufCodec | str:
+        assert self._options_view is not None  # the codec of a file's first message
+        fields: dict[str, FieldInfo] = {}
+        _walk(message, "", 1, fields, self._options_view)
+        try:
+            _TagReach(self.schema_id, self._options_view).check(message, self._file)
+        except UnusableSchemaError as exc:
+            return str(exc)
+        return ProtobufCodec(self.schema_id, self._file, fields, message.full_name)
 
     def _message_class(self, indexes: tuple[int, ...]) -> type[Message]:
+        found = self._descriptor(indexes)
+        if found.full_name != self.record_name:
+            # Its fields and tags are not the ones this codec lists: read as if they
+            # were, its identifiers would pass unjudged.
+            other = self._others.get(found.full_name)
+            why = (
+                f"the enforcer cannot judge it: {other}"
+                if isinstance(other, str)
+                else f"this codec judges only {self.record_name}"
+            )
+            raise UnjudgedMessageError(
+                f"message indexes {list(indexes)} name Protobuf message {found.full_name}: " + why
+            )
+        return message_factory.GetMessageClass(found)
+
+    def _descriptor(self, indexes: tuple[int, ...]) -> Descriptor:
         types = self._file.message_types_by_name
         found: Descriptor | None = None
         candidates = list(types.values())
@@ -187,15 +240,7 @@ class ProtobufCodec:
             found = candidates[index]
             candidates = list(found.nested_types)
         assert found is not None  # indexes are never empty
-        if found.full_name != self.record_name:
-            # Its fields and tags are not the ones this codec lists: read as if they
-            # were, its identifiers would pass unjudged.
-            raise UnjudgedMessageError(
-                f"message indexes {list(indexes)} name Protobuf message {found.full_name}: "
-                f"the enforcer judges only the schema's first message ({self.record_name}, "
-                "indexes [0])"
-            )
-        return message_factory.GetMessageClass(found)
+        return found
 
 
 def protobuf_codec(
@@ -221,7 +266,7 @@ def protobuf_codec(
     fields: dict[str, FieldInfo] = {}
     _walk(messages[0], "", 1, fields, options_view)
     _TagReach(registered.schema_id, options_view).check(messages[0], file)
-    return ProtobufCodec(registered.schema_id, file, fields, messages[0].full_name)
+    return ProtobufCodec(registered.schema_id, file, fields, messages[0].full_name, options_view)
 
 
 class _TagReach:

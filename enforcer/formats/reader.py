@@ -32,6 +32,7 @@ from enforcer.formats.direct import DirectRead
 from enforcer.formats.framing import frame, schema_id_of
 from enforcer.formats.mapping import FieldMapping, Read, fallback_mapping
 from enforcer.formats.paths import EVERY, RecordPath, emptied, location_text
+from enforcer.formats.protobuf import ProtobufCodec
 from enforcer.formats.tags import TagConvention
 
 
@@ -217,6 +218,8 @@ class FormatReader:
         codec = self._framed_codec(value)
         if isinstance(codec, ParseFailure):
             return codec
+        if isinstance(codec, ProtobufCodec):  # another message of the file: its own fields
+            codec = codec.message_codec(value[5:])
         known = self._framed.get((topic, codec.schema_id))
         if known is None or known[0] is not codec:
             known = self._framed_read(topic, codec)

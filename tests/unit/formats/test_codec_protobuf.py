@@ -250,31 +250,43 @@ def test_message_indexes_choose_the_message(
 
 
 @pytest.mark.parametrize(
-    ("prefix", "message", "name"),
+    ("prefix", "message", "name", "field"),
     [
-        (b"\x02\x02", OTHER(note="n"), "test.formats.Other"),  # [1]: the second message
-        (b"\x04\x02\x00", INNER(secret="s"), "test.formats.Other.Inner"),  # noqa: S106  # [1, 0]
-        (b"\x04\x00\x00", ACCOUNT.Contact(email="e"), "test.formats.Account.Contact"),  # [0, 0]
+        (b"\x02\x02", OTHER(note="n"), "test.formats.Other", "note"),  # [1]: the second
+        (b"\x04\x02\x00", INNER(secret="s"), "test.formats.Other.Inner", "secret"),  # noqa: S106
+        (b"\x04\x00\x00", ACCOUNT.Contact(email="e"), "test.formats.Account.Contact", "email"),
     ],
 )
-def test_a_message_other_than_the_first_is_not_judged(
-    prefix: bytes, message: Message, name: str
+def test_another_message_of_the_file_has_a_codec_of_its_own(
+    prefix: bytes, message: Message, name: str, field: str
 ) -> None:
-    """The codec's fields and tags are the first message's: a record of another message
-    (framed under the same schema id, as a producer of that message does) would be
-    judged by fields it does not have, its own tagged ones never read."""
+    """The first message's codec judges only it: its fields and tags are not another
+    message's (framed under the same schema id, as a producer of that message does).
+    The codec the body's indexes name has that message's fields, tags and record
+    name; the prefix is kept and written back."""
+    codec = _codec()
+    body = prefix + message.SerializeToString()
     with pytest.raises(UnjudgedMessageError) as raised:
-        _codec().decode(prefix + message.SerializeToString())
-    assert str(raised.value).startswith(f"message indexes [{prefix[1] // 2}")
-    assert f"name Protobuf message {name}: " in str(raised.value)
-    assert "only the schema's first message (test.formats.Account, indexes [0])" in str(
-        raised.value
+        codec.decode(body)
+    assert str(raised.value) == (
+        f"message indexes [{prefix[1] // 2}{', 0' if len(prefix) == 3 else ''}] name Protobuf "
+        f"message {name}: this codec judges only test.formats.Account"
     )
+    other = codec.message_codec(body)
+    assert (other.schema_id, other.record_name) == (61, name)
+    assert codec.message_codec(body) is other
+    assert set(other.fields) == {f.name for f in message.DESCRIPTOR.fields}
+    native, view = other.decode(body)
+    assert view[field] == getattr(message, field)
+    assert other.encode_without(native, [(field,)]) == prefix
+    assert other.encode_without(native, []) == body
+    assert codec.message_codec(b"\x00") is codec
+    assert codec.message_codec(b"\x02\x06") is codec  # names no message: its decode says so
 
 
 def _event_file() -> descriptor_pb2.FileDescriptorProto:
     """Two event messages in one file, each with a tagged phone: ``x.Account`` and
-    ``x.MfaEnrolled``."""
+    ``x.MfaEnrolled``; and ``x.Contacts``, whose tagged phones are in a map's values."""
     file = descriptor_pb2.FileDescriptorProto(
         name="x/events.proto", package="x", syntax="proto3", dependency=["confluent/meta.proto"]
     )
@@ -283,6 +295,26 @@ def _event_file() -> descriptor_pb2.FileDescriptorProto:
         for number, field in enumerate(("subject_id", "occurred_at", phone), start=1):
             message.field.add(name=field, number=number, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
         message.field[2].options.Extensions[FIELD_META].tags.extend(PHONE_TAGS)
+    contacts = file.message_type.add(name="Contacts")
+    for number, field in enumerate(("subject_id", "occurred_at"), start=1):
+        contacts.field.add(name=field, number=number, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    contacts.field.add(
+        name="phones",
+        number=3,
+        type=F.TYPE_MESSAGE,
+        label=F.LABEL_REPEATED,
+        type_name=".x.Contacts.PhonesEntry",
+    )
+    entry = contacts.nested_type.add(name="PhonesEntry")
+    entry.options.map_entry = True
+    entry.field.add(name="key", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    entry.field.add(
+        name="value",
+        number=2,
+        type=F.TYPE_MESSAGE,
+        label=F.LABEL_OPTIONAL,
+        type_name=".x.MfaEnrolled",
+    )
     return file
 
 
@@ -317,23 +349,37 @@ def _event_reader() -> Any:
     return reader
 
 
-def test_a_record_of_another_message_is_an_unknown_schema_dead_letter() -> None:
-    """Through the reader: ``unknown-schema``, as for a schema the enforcer cannot read,
-    and no value in the message; the first message's records are read as before."""
+def test_records_of_each_message_are_judged_by_its_own_fields() -> None:
+    """Through the reader, on one topic, in turns: each record by its message's tagged
+    fields (and a mapping naming that message in ``records`` would match it); a
+    message whose tagged fields cannot be listed is an ``unknown-schema`` dead letter,
+    the reason named, no value."""
     reader = _event_reader()
     fields = {"subject_id": "u1", "occurred_at": "2019-10-08T12:00:00Z"}
-    first = reader.read("t", 0, 1, frame(7, b"\x00" + EVENT(**fields).SerializeToString()))
-    assert isinstance(first, Decoded)
-    value = frame(
-        7, b"\x02\x02" + MFA_ENROLLED(mfa_phone="+15550100", **fields).SerializeToString()
+    account = frame(7, b"\x00" + EVENT(phone="+15550100", **fields).SerializeToString())
+    enrolled = frame(
+        7, b"\x02\x02" + MFA_ENROLLED(mfa_phone="+15550199", **fields).SerializeToString()
     )
-    out = reader.read("t", 0, 1, value)
-    assert isinstance(out, ParseFailure)
-    assert out.reason is DeadLetterReason.UNKNOWN_SCHEMA
-    assert out.message == (
-        "schema id 7: message indexes [1] name Protobuf message x.MfaEnrolled: the enforcer "
-        "judges only the schema's first message (x.Account, indexes [0])"
-    )
+    contacts = frame(7, b"\x02\x04" + b"\x0a\x02u1")
+    for _ in range(2):
+        first = reader.read("t", 0, 1, account)
+        assert isinstance(first, Decoded)
+        assert [(i.type, i.value) for i in first.event.identifiers] == [("phone", "+15550100")]
+        second = reader.read("t", 0, 2, enrolled)
+        assert isinstance(second, Decoded)
+        assert [(i.type, i.value, i.purposes) for i in second.event.identifiers] == [
+            ("phone", "+15550199", ["security.mfa"])
+        ]
+        assert second.locations == ("mfa_phone",)
+        third = reader.read("t", 0, 3, contacts)
+        assert third == ParseFailure(
+            DeadLetterReason.UNKNOWN_SCHEMA,
+            "schema id 7: message indexes [2] name Protobuf message x.Contacts: the enforcer "
+            "cannot judge it: Protobuf schema 7: map x.Contacts.phones holds tagged fields in "
+            "its values, and the enforcer reads no field inside a map",
+        )
+    redacted = reader.redact(second, frozenset({0}))
+    assert redacted == frame(7, b"\x02\x02" + MFA_ENROLLED(**fields).SerializeToString())
 
 
 @pytest.mark.parametrize(
@@ -707,3 +753,31 @@ def test_a_body_without_a_required_field_is_undecodable() -> None:
     result = codec.encode_without(native, [("email",)])
     assert not isinstance(result, bytes)
     assert result.why == "Protobuf p2.Account lacks a required field: it cannot be written again"
+
+
+def test_a_mapping_naming_another_message_reads_its_records() -> None:
+    """``records: [x.MfaEnrolled]`` matches the records of the file's second message."""
+    text = (
+        default_policy_bytes()
+        + b"""
+formats:
+  mappings:
+    - name: enrolled
+      records: [x.MfaEnrolled]
+      subject_id: subject_id
+      occurred_at: occurred_at
+      schema_tags: false
+      identifiers:
+        - {path: mfa_phone, type: email, purposes: [marketing.advertising]}
+"""
+    )
+    codec = protobuf_codec(RegisteredSchema(7, "PROTOBUF", _b64(_event_file()), ()))
+    reader = build_reader(parse_policy(text, origin="t.yaml"), _Lookup(codec))
+    assert reader is not None
+    fields = {"subject_id": "u1", "occurred_at": "2019-10-08T12:00:00Z"}
+    body = MFA_ENROLLED(mfa_phone="a@b.c", **fields).SerializeToString()
+    out = reader.read("t", 0, 1, frame(7, b"\x02\x02" + body))
+    assert isinstance(out, Decoded)
+    assert [(i.type, i.purposes) for i in out.event.identifiers] == [
+        ("email", ["marketing.advertising"])
+    ]
