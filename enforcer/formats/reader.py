@@ -101,11 +101,12 @@ class FormatReader:
         self.mappings = tuple(mappings)
         self._codec = codecs.codec if isinstance(codecs, CodecLookup) else codecs
         self._plain_by_topic: dict[str, FieldMapping | None] = {}
-        self._fallbacks: dict[int, tuple[Codec, FieldMapping]] = {}
-        # (topic, schema id) → the codec it was found for, the mapping that reads its
-        # records, that mapping's direct read (mapping.direct), and why the mapping does
-        # not fit the schema (None: it does): per record, one lookup.
-        self._framed: dict[tuple[str, int], _FramedRead] = {}
+        self._fallbacks: dict[tuple[int, str | None], tuple[Codec, FieldMapping]] = {}
+        # (topic, schema id, record name) → the codec it was found for, the mapping that
+        # reads its records, that mapping's direct read (mapping.direct), and why the
+        # mapping does not fit the schema (None: it does): per record, one lookup. The
+        # record name tells a Protobuf file's messages apart (one schema id).
+        self._framed: dict[tuple[str, int, str | None], _FramedRead] = {}
 
     def read(
         self, topic: str, partition: int, offset: int, value: bytes | None
@@ -136,10 +137,10 @@ class FormatReader:
         for mapping in self.mappings:
             if mapping.matches(topic, codec.record_name):
                 return mapping
-        known = self._fallbacks.get(codec.schema_id)
+        known = self._fallbacks.get((codec.schema_id, codec.record_name))
         if known is None or known[0] is not codec:
             known = (codec, fallback_mapping(codec.fields))
-            self._fallbacks[codec.schema_id] = known
+            self._fallbacks[(codec.schema_id, codec.record_name)] = known
         return known[1]
 
     def check(self, topic: str, codec: Codec) -> list[str]:
@@ -220,7 +221,7 @@ class FormatReader:
             return codec
         if isinstance(codec, ProtobufCodec):  # another message of the file: its own fields
             codec = codec.message_codec(value[5:])
-        known = self._framed.get((topic, codec.schema_id))
+        known = self._framed.get((topic, codec.schema_id, codec.record_name))
         if known is None or known[0] is not codec:
             known = self._framed_read(topic, codec)
         if known[3] is not None:
@@ -264,7 +265,7 @@ class FormatReader:
         known = (codec, mapping, mapping.direct(codec.fields, self.tags), unfit)
         if len(self._framed) >= _FRAMED_LIMIT:
             self._framed.clear()
-        self._framed[(topic, codec.schema_id)] = known
+        self._framed[(topic, codec.schema_id, codec.record_name)] = known
         return known
 
     def _framed_codec(self, value: bytes) -> Codec | ParseFailure:
