@@ -40,8 +40,8 @@ class DecodeError(Exception):
 
 class UnjudgedMessageError(DecodeError):
     """A body framed as a message of its schema that the codec does not judge (a
-    Protobuf message other than the file's first): its record is an ``unknown-schema``
-    dead letter, as for a schema the enforcer cannot read."""
+    Protobuf message whose tagged fields cannot be listed): its record is an
+    ``unknown-schema`` dead letter, as for a schema the enforcer cannot read."""
 
 
 class Codec(Protocol):

@@ -79,7 +79,8 @@ class ProtoRecord(NamedTuple):
 
 
 class ProtobufCodec:
-    """One registered Protobuf schema (a file and the files it imports)."""
+    """One registered Protobuf schema (a file and the files it imports), judging one
+    message of it: the file's first, or the one :meth:`message_codec` names."""
 
     def __init__(
         self,
