@@ -39,6 +39,10 @@ from enforcer.formats.schema_error import UnusableSchemaError
 
 MAX_DEPTH = 16
 """Fields nested deeper than this (a recursive message) are not listed."""
+MAX_FIELDS = 250_000
+"""More field paths than this make a schema unusable: listing them takes too long (a
+message with three fields of its own type has 3^16 paths 16 levels down; one with two,
+a binary tree, has some 200 000, listed in a third of a second)."""
 _MAX_INDEXES = 100
 _MAX_PREFIXES = 64
 """Index lists cached per codec: one message's can be written in many ways."""
@@ -204,9 +208,8 @@ class ProtobufCodec:
 
     def _codec_of(self, message: Descriptor) -> ProtobufCodec | str:
         assert self._options_view is not None  # the codec of a file's first message
-        fields: dict[str, FieldInfo] = {}
-        _walk(message, "", 1, fields, self._options_view)
         try:
+            fields = _listed_fields(message, self.schema_id, self._options_view)
             _TagReach(self.schema_id, self._options_view).check(message, self._file)
         except UnusableSchemaError as exc:
             return str(exc)
@@ -264,8 +267,7 @@ def protobuf_codec(
     if not messages:
         raise UnusableSchemaError(f"Protobuf schema {registered.schema_id} has no message")
     options_view = message_factory.GetMessageClass(pool.FindMessageTypeByName(OPTIONS_VIEW))
-    fields: dict[str, FieldInfo] = {}
-    _walk(messages[0], "", 1, fields, options_view)
+    fields = _listed_fields(messages[0], registered.schema_id, options_view)
     _TagReach(registered.schema_id, options_view).check(messages[0], file)
     return ProtobufCodec(registered.schema_id, file, fields, messages[0].full_name, options_view)
 
@@ -434,6 +436,27 @@ def _has_file(pool: descriptor_pool.DescriptorPool, name: str) -> bool:
     return True
 
 
+class _TooManyFieldsError(Exception):
+    """More than :data:`MAX_FIELDS` paths listed."""
+
+
+def _listed_fields(
+    message: Descriptor, schema_id: int, options_view: type[Message]
+) -> dict[str, FieldInfo]:
+    """The field paths of ``message`` (:func:`_walk`). Raises
+    :class:`UnusableSchemaError` when there are more than :data:`MAX_FIELDS`."""
+    fields: dict[str, FieldInfo] = {}
+    try:
+        _walk(message, "", 1, fields, options_view)
+    except _TooManyFieldsError:
+        raise UnusableSchemaError(
+            f"Protobuf schema {schema_id}: {message.full_name} has more than {MAX_FIELDS} "
+            f"field paths in its {MAX_DEPTH} levels of nested messages (a message that "
+            "holds itself more than once grows them by that factor at each level)"
+        ) from None
+    return fields
+
+
 def _walk(
     message: Descriptor,
     prefix: str,
@@ -444,6 +467,8 @@ def _walk(
     if depth > MAX_DEPTH:
         return
     for field in message.fields:
+        if len(fields) >= MAX_FIELDS:
+            raise _TooManyFieldsError
         path = prefix + field.name
         tags = _tags(field, options_view)
         if _is_map_field(field):

@@ -802,3 +802,23 @@ def test_how_each_message_is_read_is_found_once() -> None:
         assert isinstance(reader.read("t", 0, offset, account), Decoded)
         assert isinstance(reader.read("t", 0, offset, enrolled), Decoded)
     assert found == ["x.Account", "x.MfaEnrolled"]
+
+
+def _tree(children: int) -> descriptor_pb2.FileDescriptorProto:
+    """``h.Holder`` holds a ``Node`` that holds ``children`` nodes and a name."""
+    file = _holder()
+    _message_field(file.message_type[0], "root", 2, ".h.Node")
+    node = file.message_type.add(name="Node")
+    for number in range(1, children + 1):
+        _message_field(node, f"c{number}", number, ".h.Node")
+    node.field.add(name="name", number=9, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    return file
+
+
+def test_a_schema_with_too_many_field_paths_is_unusable() -> None:
+    """Three nodes in a node: 3^15 paths, listed for minutes (a worker held); a binary
+    tree's 2^15 nodes are listed as before."""
+    with pytest.raises(UnusableSchemaError, match=r"h\.Holder has more than 250000 field paths"):
+        protobuf_codec(RegisteredSchema(3, "PROTOBUF", _b64(_tree(3)), ()))
+    fields = protobuf_codec(RegisteredSchema(3, "PROTOBUF", _b64(_tree(2)), ())).fields
+    assert "root" + ".c2" * 14 + ".name" in fields
