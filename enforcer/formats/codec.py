@@ -27,8 +27,8 @@ class FieldInfo(NamedTuple):
     kind: FieldKind
     emptiable: bool
     """Whether the schema lets the field be emptied: an Avro union with ``null``, any
-    Protobuf field (cleared), a JSON Schema property that allows ``null`` or is not
-    required. A list item can always be removed from its list."""
+    Protobuf field (cleared) but a proto2 ``required`` one, a JSON Schema property that
+    allows ``null`` or is not required. A list item can always be removed from its list."""
     tags: tuple[str, ...]
     """The field's schema tags (Avro and JSON Schema ``confluent:tags``, Protobuf
     ``(confluent.field_meta).tags``)."""
@@ -36,6 +36,12 @@ class FieldInfo(NamedTuple):
 
 class DecodeError(Exception):
     """A body that does not decode under its schema; ``str()`` names no value."""
+
+
+class UnjudgedMessageError(DecodeError):
+    """A body framed as a message of its schema that the codec does not judge (a
+    Protobuf message whose tagged fields cannot be listed): its record is an
+    ``unknown-schema`` dead letter, as for a schema the enforcer cannot read."""
 
 
 class Codec(Protocol):

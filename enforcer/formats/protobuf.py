@@ -8,7 +8,8 @@ view is a dict of the message's fields by their ``.proto`` names: nested message
 dicts, repeated fields as lists, maps as dicts, enums by value name, scalars as Python
 values. A field with presence (a message, a proto3 ``optional``, a ``oneof`` member, a
 proto2 field) that is not set is ``None``; a proto3 scalar without presence has its
-default. Every field can be emptied: it is cleared (a list item removed).
+default. Every field but a proto2 ``required`` one can be emptied: it is cleared (a
+list item removed).
 """
 
 from __future__ import annotations
@@ -16,22 +17,35 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError as ProtobufDecodeError
-from google.protobuf.message import Message
+from google.protobuf.message import EncodeError, Message
 
 from enforcer.core.record_format import Unredactable
-from enforcer.formats.codec import DecodeError, FieldInfo, FieldKind, Location
+from enforcer.formats.codec import (
+    DecodeError,
+    FieldInfo,
+    FieldKind,
+    Location,
+    UnjudgedMessageError,
+)
 from enforcer.formats.protobuf_files import OPTIONS_VIEW, base_pool
+from enforcer.formats.protobuf_wire import WireCheck
 from enforcer.formats.registry import RegisteredSchema, SchemaType
 from enforcer.formats.schema_error import UnusableSchemaError
 
 MAX_DEPTH = 16
 """Fields nested deeper than this (a recursive message) are not listed."""
+MAX_FIELDS = 250_000
+"""More field paths than this make a schema unusable: listing them takes too long (a
+message with three fields of its own type has 3^16 paths 16 levels down; one with two,
+a binary tree, has some 200 000, listed in a third of a second)."""
 _MAX_INDEXES = 100
+_MAX_PREFIXES = 64
+"""Index lists cached per codec: one message's can be written in many ways."""
 
 _KINDS: dict[int, FieldKind] = {
     FieldDescriptor.TYPE_STRING: "string",
@@ -69,18 +83,34 @@ class ProtoRecord(NamedTuple):
 
 
 class ProtobufCodec:
-    """One registered Protobuf schema (a file and the files it imports)."""
+    """One registered Protobuf schema (a file and the files it imports), judging one
+    message of it: the file's first, or the one :meth:`message_codec` names."""
 
     def __init__(
-        self, schema_id: int, file: Any, fields: Mapping[str, FieldInfo], record_name: str | None
+        self,
+        schema_id: int,
+        file: Any,
+        fields: Mapping[str, FieldInfo],
+        record_name: str | None,
+        options_view: type[Message] | None = None,
     ) -> None:
         self.schema_id = schema_id
         self.schema_type: SchemaType = "PROTOBUF"
         self.record_name = record_name
         self.fields = fields
         self._file = file
+        self._options_view = options_view
         self._classes: dict[bytes, type[Message]] = {}
+        # The codecs of the file's other messages (by full name), made when a record
+        # names one; or why that message cannot be judged (its tagged fields unlisted).
+        self._others: dict[str, ProtobufCodec | str] = {}
         self._views = _Views()
+        self._wire = WireCheck()
+        # A message type with extension ranges may carry extensions, which the parsed
+        # message holds and writes back but the view does not show: such bodies are
+        # always checked on the wire.
+        judged = file.pool.FindMessageTypeByName(record_name)
+        self._extendable = any(message.is_extendable for message in reachable_messages(judged))
 
     def decode(self, body: bytes) -> tuple[object, Any]:
         """The message the body's indexes name (native: a :class:`ProtoRecord`) and its
@@ -90,14 +120,46 @@ class ProtobufCodec:
         message_class = self._classes.get(prefix)
         if message_class is None:
             message_class = self._message_class(indexes)
-            self._classes[prefix] = message_class
+            if len(self._classes) < _MAX_PREFIXES:  # overlong varints make more
+                self._classes[prefix] = message_class
+        payload = body[offset:]
         try:
-            message = message_class.FromString(body[offset:])
+            message = message_class.FromString(payload)
         except (ProtobufDecodeError, RuntimeError, ValueError):
             raise DecodeError(
                 f"body does not decode as Protobuf {message_class.DESCRIPTOR.full_name}"
             ) from None
+        if not message.IsInitialized():
+            # A proto2 required field is missing: other runtimes refuse such a body, and
+            # this one cannot measure or write it again.
+            raise DecodeError(
+                f"body does not decode as Protobuf {message_class.DESCRIPTOR.full_name}: "
+                "a required field is missing"
+            )
+        self._check_all_judged(message, body, offset)
         return ProtoRecord(prefix, message), self._views.of(message)
+
+    def _check_all_judged(self, message: Message, body: bytes, offset: int) -> None:
+        """Raises :class:`DecodeError` when the body holds bytes the parsed message
+        does not show (so its view does not judge), which a consumer with another
+        schema would read: unknown fields, copies of a field written twice
+        (:mod:`enforcer.formats.protobuf_wire`)."""
+        size = message.ByteSize()
+        message.DiscardUnknownFields()
+        if message.ByteSize() != size:
+            # Unknown field numbers, wire types the schema does not give the field, a
+            # closed enum's values the schema does not name: kept aside by the runtime.
+            raise DecodeError(
+                f"body holds a field Protobuf {message.DESCRIPTOR.full_name} does not have "
+                "(a field number or wire type the schema does not name, or an enum value "
+                "it does not name): a consumer with another schema would read it unjudged"
+            )
+        # The message written again is the body: nothing in it was left unread. Any
+        # other encoding (another field order, unpacked repeated scalars, map entries
+        # in another order, copies of a field) is walked on the wire.
+        if self._extendable or message.SerializeToString() != body[offset:]:
+            descriptor: Any = message.DESCRIPTOR  # the stubs know two Descriptor classes
+            self._wire.check_body(body, offset, descriptor)
 
     def encode_without(self, native: object, locations: Sequence[Location]) -> bytes | Unredactable:
         """The message with each location's field cleared (a list item removed, a map
@@ -115,9 +177,61 @@ class ProtobufCodec:
         for container, keys in removals.values():
             for key in keys if _is_map(container) else sorted(keys, reverse=True):
                 del container[key]
-        return native.prefix + message.SerializeToString()
+        try:
+            return native.prefix + message.SerializeToString()
+        except EncodeError:
+            # A proto2 body that came without a required field (the runtime parses it).
+            return Unredactable(
+                f"Protobuf {message.DESCRIPTOR.full_name} lacks a required field: it cannot "
+                "be written again"
+            )
+
+    def message_codec(self, body: bytes) -> ProtobufCodec:
+        """The codec of the message the body's indexes name: this one for its own
+        message (or for a body whose indexes name none: its decode says why), else the
+        codec of that message of the same file, with that message's fields, tags and
+        record name. A message whose tagged fields the codec could not list has none:
+        this codec is returned and its decode says why."""
+        if body[:1] == b"\x00" or self._options_view is None:
+            return self
+        try:
+            indexes, _ = _message_indexes(body)
+            found = self._descriptor(indexes)
+        except DecodeError:
+            return self
+        if found.full_name == self.record_name:
+            return self
+        other = self._others.get(found.full_name)
+        if other is None:
+            other = self._others[found.full_name] = self._codec_of(found)
+        return self if isinstance(other, str) else other
+
+    def _codec_of(self, message: Descriptor) -> ProtobufCodec | str:
+        assert self._options_view is not None  # the codec of a file's first message
+        try:
+            fields = _listed_fields(message, self.schema_id, self._options_view)
+            _TagReach(self.schema_id, self._options_view).check(message, self._file)
+        except UnusableSchemaError as exc:
+            return str(exc)
+        return ProtobufCodec(self.schema_id, self._file, fields, message.full_name)
 
     def _message_class(self, indexes: tuple[int, ...]) -> type[Message]:
+        found = self._descriptor(indexes)
+        if found.full_name != self.record_name:
+            # Its fields and tags are not the ones this codec lists: read as if they
+            # were, its identifiers would pass unjudged.
+            other = self._others.get(found.full_name)
+            why = (
+                f"the enforcer cannot judge it: {other}"
+                if isinstance(other, str)
+                else f"this codec judges only {self.record_name}"
+            )
+            raise UnjudgedMessageError(
+                f"message indexes {list(indexes)} name Protobuf message {found.full_name}: " + why
+            )
+        return message_factory.GetMessageClass(found)
+
+    def _descriptor(self, indexes: tuple[int, ...]) -> Descriptor:
         types = self._file.message_types_by_name
         found: Descriptor | None = None
         candidates = list(types.values())
@@ -130,7 +244,7 @@ class ProtobufCodec:
             found = candidates[index]
             candidates = list(found.nested_types)
         assert found is not None  # indexes are never empty
-        return message_factory.GetMessageClass(found)
+        return found
 
 
 def protobuf_codec(
@@ -153,9 +267,127 @@ def protobuf_codec(
     if not messages:
         raise UnusableSchemaError(f"Protobuf schema {registered.schema_id} has no message")
     options_view = message_factory.GetMessageClass(pool.FindMessageTypeByName(OPTIONS_VIEW))
-    fields: dict[str, FieldInfo] = {}
-    _walk(messages[0], "", 1, fields, options_view)
-    return ProtobufCodec(registered.schema_id, file, fields, messages[0].full_name)
+    fields = _listed_fields(messages[0], registered.schema_id, options_view)
+    _TagReach(registered.schema_id, options_view).check(messages[0], file)
+    return ProtobufCodec(registered.schema_id, file, fields, messages[0].full_name, options_view)
+
+
+class _TagReach:
+    """Whether every tagged field a judged message can hold is one the codec lists
+    (:func:`_walk`): not inside a map's values, not inside a recursive message type
+    (its records may nest it deeper than any listing), not deeper than
+    :data:`MAX_DEPTH`, not an extension. Else its identifiers would be read by nobody
+    and pass, so the schema is unusable."""
+
+    def __init__(self, schema_id: int, options_view: type[Message]) -> None:
+        self._schema_id = schema_id
+        self._options_view = options_view
+        self._heights: dict[str, int] = {}
+        self._tagged: set[str] = set()
+        """Messages with a tagged field of their own."""
+        self._reaching: set[str] = set()
+        """Messages that are, or lead to, one of those."""
+
+    def check(self, root: Descriptor, file: Any) -> None:
+        """Raises :class:`UnusableSchemaError` naming the first such field."""
+        self._extensions(file)
+        types = reachable_messages(root)
+        self._tagged = {t.full_name for t in types if self._has_tags(t)}
+        self._reaching = _reaching(types, self._tagged)
+        for message in types:
+            for field in message.fields:
+                target = field.message_type
+                if (
+                    _is_map_field(field)
+                    and target is not None
+                    and target.full_name in self._reaching
+                ):
+                    self._unusable(
+                        f"map {message.full_name}.{field.name} holds tagged fields in its "
+                        "values, and the enforcer reads no field inside a map"
+                    )
+        if root.full_name in self._reaching:
+            self._height(root, [])
+
+    def _height(self, message: Descriptor, path: list[str]) -> int:
+        """How many levels of messages, from ``message`` (on ``path``, a message that
+        reaches a tagged field) down, hold tagged fields: 1 when only its own do."""
+        name = message.full_name
+        if name in path:
+            self._unusable(
+                f"{name} is recursive and holds tagged fields, which a record may nest "
+                f"deeper than the {MAX_DEPTH} levels the enforcer reads"
+            )
+        height = self._heights.get(name)
+        if height is None:
+            if len(path) >= MAX_DEPTH:
+                height = 1  # deeper than listed already: said below
+            else:
+                path.append(name)
+                height = 1 if name in self._tagged else 0
+                for field in message.fields:
+                    target = field.message_type
+                    if target is not None and target.full_name in self._reaching:
+                        height = max(height, 1 + self._height(target, path))
+                path.pop()
+                self._heights[name] = height
+        if len(path) + height > MAX_DEPTH:
+            self._unusable(
+                f"tagged fields below {name} sit deeper than the {MAX_DEPTH} levels of "
+                "nested messages the enforcer reads"
+            )
+        return height
+
+    def _has_tags(self, message: Descriptor) -> bool:
+        return any(_tags(field, self._options_view) for field in message.fields)
+
+    def _extensions(self, file: Any) -> None:
+        pending = list(file.message_types_by_name.values())
+        extensions = list(file.extensions_by_name.values())
+        while pending:
+            message = pending.pop()
+            extensions += message.extensions
+            pending += message.nested_types
+        for extension in extensions:
+            if _tags(extension, self._options_view):
+                self._unusable(
+                    f"extension {extension.full_name} has tags, and the enforcer reads no extension"
+                )
+
+    def _unusable(self, why: str) -> NoReturn:
+        raise UnusableSchemaError(f"Protobuf schema {self._schema_id}: {why}")
+
+
+def _reaching(types: Sequence[Descriptor], tagged: set[str]) -> set[str]:
+    """The names of ``types`` that are, or lead through their fields to, a message
+    with tagged fields (map values and recursion included)."""
+    parents: dict[str, list[str]] = {}
+    for message in types:
+        for field in message.fields:
+            if field.message_type is not None:
+                parents.setdefault(field.message_type.full_name, []).append(message.full_name)
+    found = set(tagged)
+    pending = list(tagged)
+    while pending:
+        for parent in parents.get(pending.pop(), ()):
+            if parent not in found:
+                found.add(parent)
+                pending.append(parent)
+    return found
+
+
+def reachable_messages(root: Descriptor) -> list[Descriptor]:
+    """``root`` and every message type its fields lead to (nested messages, map
+    entries and their values, groups, ``oneof`` members), each once."""
+    found: dict[str, Descriptor] = {root.full_name: root}
+    pending = [root]
+    while pending:
+        for field in pending.pop().fields:
+            message = field.message_type
+            if message is not None and message.full_name not in found:
+                found[message.full_name] = message
+                pending.append(message)
+    return list(found.values())
 
 
 def _file_proto(
@@ -204,6 +436,27 @@ def _has_file(pool: descriptor_pool.DescriptorPool, name: str) -> bool:
     return True
 
 
+class _TooManyFieldsError(Exception):
+    """More than :data:`MAX_FIELDS` paths listed."""
+
+
+def _listed_fields(
+    message: Descriptor, schema_id: int, options_view: type[Message]
+) -> dict[str, FieldInfo]:
+    """The field paths of ``message`` (:func:`_walk`). Raises
+    :class:`UnusableSchemaError` when there are more than :data:`MAX_FIELDS`."""
+    fields: dict[str, FieldInfo] = {}
+    try:
+        _walk(message, "", 1, fields, options_view)
+    except _TooManyFieldsError:
+        raise UnusableSchemaError(
+            f"Protobuf schema {schema_id}: {message.full_name} has more than {MAX_FIELDS} "
+            f"field paths in its {MAX_DEPTH} levels of nested messages (a message that "
+            "holds itself more than once grows them by that factor at each level)"
+        ) from None
+    return fields
+
+
 def _walk(
     message: Descriptor,
     prefix: str,
@@ -214,6 +467,8 @@ def _walk(
     if depth > MAX_DEPTH:
         return
     for field in message.fields:
+        if len(fields) >= MAX_FIELDS:
+            raise _TooManyFieldsError
         path = prefix + field.name
         tags = _tags(field, options_view)
         if _is_map_field(field):
@@ -223,7 +478,8 @@ def _walk(
         if field.is_repeated:
             fields[path] = FieldInfo(path, "list", True, tags)
             path += "[*]"
-        fields[path] = FieldInfo(path, kind, True, () if field.is_repeated else tags)
+        emptiable = not field.is_required  # a list item can always be removed
+        fields[path] = FieldInfo(path, kind, emptiable, () if field.is_repeated else tags)
         if field.message_type is not None:
             _walk(field.message_type, path + ".", depth + 1, fields, options_view)
 
@@ -293,7 +549,11 @@ def _clear(
                 return None
         last = location[-1]
         if isinstance(current, Message):
-            current.ClearField(_field(current, last).name)
+            field = _field(current, last)
+            if field.is_required:
+                # Cleared, the message cannot be written (proto2): the record is dropped.
+                return f"Protobuf field {field.full_name} is required: it cannot be cleared"
+            current.ClearField(field.name)
         else:
             _child(current, last)
             removals.setdefault(id(current), (current, set()))[1].add(last)

@@ -27,11 +27,12 @@ from enforcer.core.parse import (
 from enforcer.core.policy.compiled import Policy
 from enforcer.core.record_format import Decoded, Unredactable
 from enforcer.formats.avro import AvroCodec
-from enforcer.formats.codec import Codec, DecodeError, Location
+from enforcer.formats.codec import Codec, DecodeError, Location, UnjudgedMessageError
 from enforcer.formats.direct import DirectRead
 from enforcer.formats.framing import frame, schema_id_of
 from enforcer.formats.mapping import FieldMapping, Read, fallback_mapping
 from enforcer.formats.paths import EVERY, RecordPath, emptied, location_text
+from enforcer.formats.protobuf import ProtobufCodec
 from enforcer.formats.tags import TagConvention
 
 
@@ -102,11 +103,12 @@ class FormatReader:
         self.mappings = tuple(mappings)
         self._codec = codecs.codec if isinstance(codecs, CodecLookup) else codecs
         self._plain_by_topic: dict[str, FieldMapping | None] = {}
-        self._fallbacks: dict[int, tuple[Codec, FieldMapping]] = {}
-        # (topic, schema id) → the codec it was found for, the mapping that reads its
-        # records, that mapping's direct read (mapping.direct), and why the mapping does
-        # not fit the schema (None: it does): per record, one lookup.
-        self._framed: dict[tuple[str, int], _FramedRead] = {}
+        self._fallbacks: dict[tuple[int, str | None], tuple[Codec, FieldMapping]] = {}
+        # (topic, schema id, record name) → the codec it was found for, the mapping that
+        # reads its records, that mapping's direct read (mapping.direct), and why the
+        # mapping does not fit the schema (None: it does): per record, one lookup. The
+        # record name tells a Protobuf file's messages apart (one schema id).
+        self._framed: dict[tuple[str, int, str | None], _FramedRead] = {}
 
     def read(
         self, topic: str, partition: int, offset: int, value: bytes | None
@@ -137,10 +139,10 @@ class FormatReader:
         for mapping in self.mappings:
             if mapping.matches(topic, codec.record_name):
                 return mapping
-        known = self._fallbacks.get(codec.schema_id)
+        known = self._fallbacks.get((codec.schema_id, codec.record_name))
         if known is None or known[0] is not codec:
             known = (codec, fallback_mapping(codec.fields))
-            self._fallbacks[codec.schema_id] = known
+            self._fallbacks[(codec.schema_id, codec.record_name)] = known
         return known[1]
 
     def check(self, topic: str, codec: Codec) -> list[str]:
@@ -219,7 +221,9 @@ class FormatReader:
         codec = self._framed_codec(value)
         if isinstance(codec, ParseFailure):
             return codec
-        known = self._framed.get((topic, codec.schema_id))
+        if isinstance(codec, ProtobufCodec):  # another message of the file: its own fields
+            codec = codec.message_codec(value[5:])
+        known = self._framed.get((topic, codec.schema_id, codec.record_name))
         if known is None or known[0] is not codec:
             known = self._framed_read(topic, codec)
         if known[3] is not None:
@@ -228,7 +232,9 @@ class FormatReader:
         try:
             native, view = codec.decode(body)
         except DecodeError as exc:
-            return ParseFailure(DeadLetterReason.UNDECODABLE, f"schema id {codec.schema_id}: {exc}")
+            unjudged = isinstance(exc, UnjudgedMessageError)
+            reason = DeadLetterReason.UNKNOWN_SCHEMA if unjudged else DeadLetterReason.UNDECODABLE
+            return ParseFailure(reason, f"schema id {codec.schema_id}: {exc}")
         if known[4] is not None:
             conflict = _json_body_conflict(body, view, known[4])
             if conflict is not None:
@@ -267,7 +273,7 @@ class FormatReader:
         known = (codec, mapping, mapping.direct(codec.fields, self.tags), unfit, judged)
         if len(self._framed) >= _FRAMED_LIMIT:
             self._framed.clear()
-        self._framed[(topic, codec.schema_id)] = known
+        self._framed[(topic, codec.schema_id, codec.record_name)] = known
         return known
 
     def _framed_codec(self, value: bytes) -> Codec | ParseFailure:
