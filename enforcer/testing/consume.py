@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Literal
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,16 @@ async def read_topic(
         deadline = time.monotonic() + timeout_s
         while len(records) < expected and time.monotonic() < deadline:
             records.extend(await _poll(consumer, timeout_ms=500))
+        if len(records) < expected:
+            # Shown with a failing test's logs: a short count is either the failure or a
+            # caller that waits out its whole time-out for records that never come.
+            log.warning(
+                "read %s: %d of %d expected records after %.0f s",
+                topic,
+                len(records),
+                expected,
+                timeout_s,
+            )
         settle_until = time.monotonic() + settle_s
         while time.monotonic() < settle_until:
             records.extend(await _poll(consumer, timeout_ms=int(settle_s * 1000)))
