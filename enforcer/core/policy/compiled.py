@@ -7,7 +7,13 @@ from typing import Any
 
 from enforcer.core.ledger_view import LedgerMode
 from enforcer.core.models import Action, Mode
-from enforcer.core.policy.spec import UNKNOWN_PURPOSE_RULE, Condition, FormatsSpec, PolicyFile
+from enforcer.core.policy.spec import (
+    DEFAULT_TYPE_TAGS,
+    UNKNOWN_PURPOSE_RULE,
+    Condition,
+    FormatsSpec,
+    PolicyFile,
+)
 from enforcer.core.policy.vocabulary import FIDES, builtin_vocabulary
 from enforcer.core.purposes import within, within_any
 
@@ -164,10 +170,34 @@ class Policy:
             if not taxonomy.names(namespace)
         ]
 
+    def formats_warnings(self) -> list[str]:
+        """Where the ``formats`` section stops reading fields that the default tag
+        convention marks as identifiers (the security guardrail judges rules, not which
+        fields are read): a convention without a default type tag, a mapping that reads
+        no schema tags."""
+        if self.formats is None:
+            return []
+        found = []
+        kept = {tag.upper() for tag in self.formats.tags.types}
+        dropped = [tag for tag in DEFAULT_TYPE_TAGS if tag not in kept]
+        if dropped:
+            found.append(
+                "formats.tags.types leaves out the default type tag(s) "
+                + ", ".join(dropped)
+                + ": fields tagged so are not read as identifiers"
+            )
+        found.extend(
+            f"formats mapping '{mapping.name}' reads no schema tags (schema_tags: false): "
+            "a field the schema tags as an identifier is judged only if the mapping names it"
+            for mapping in self.formats.mappings
+            if not mapping.schema_tags
+        )
+        return found
+
     def warnings(self) -> list[str]:
         """Every warning about this policy: the taxonomy's, and a security override
         that the policy does not need (it would flag a policy for nothing)."""
-        found = self.taxonomy_warnings()
+        found = self.taxonomy_warnings() + self.formats_warnings()
         if self.stated_override is not None and self.security_override is None:
             found.append(
                 "'security_override' has no effect: no identifier whose purposes all lie "

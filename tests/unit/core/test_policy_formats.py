@@ -151,3 +151,23 @@ def test_policy_check_prints_each_mapping_it_compiled(
     assert "at formats.mappings[0].subject_id: Value error, not a record path" in (
         capsys.readouterr().err
     )
+
+
+def test_a_section_that_stops_reading_tagged_fields_is_warned_about() -> None:
+    """The security guardrail judges the rules, not which fields are read: a tag
+    convention without a default type tag, or a mapping reading no schema tags, lets a
+    field tagged ``PII_PHONE`` pass unjudged. Both load, with a warning naming it."""
+    assert load(GOOD.replace("      schema_tags: false\n", "")).formats_warnings() == []
+    warned = load(GOOD).warnings()
+    assert (
+        "formats mapping 'accounts' reads no schema tags (schema_tags: false): a field the "
+        "schema tags as an identifier is judged only if the mapping names it"
+    ) in warned
+    own = load(
+        "formats:\n  tags:\n    types: {SENSITIVE_PHONE: phone, pii_email: email}\n"
+    ).formats_warnings()
+    assert own == [
+        "formats.tags.types leaves out the default type tag(s) PII_PHONE, PII_DEVICE_ID: "
+        "fields tagged so are not read as identifiers"
+    ]
+    assert load("").formats_warnings() == []
