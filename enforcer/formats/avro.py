@@ -30,6 +30,10 @@ from enforcer.formats.schema_error import UnusableSchemaError
 TAGS_PROPERTY = "confluent:tags"
 MAX_DEPTH = 16
 """Fields nested deeper than this (a recursive record) are not listed."""
+MAX_FIELDS = 200_000
+"""A schema listing more field paths than this is unusable: a record held again in
+several of its own fields multiplies them at every level, and listing them would hold
+the worker."""
 
 # schemaless_reader's own reader, called without the wrapper (which builds the named
 # types and the options again on every call); not in fastavro's type stubs.
@@ -210,18 +214,16 @@ def avro_codec(registered: RegisteredSchema, referenced: Sequence[str] = ()) -> 
         )
     fields: dict[str, FieldInfo] = {}
     type_names: dict[str, str] = {}
-    reached: set[int] = set()
     root = _resolved(parsed, named)
     record_name = None
-    if isinstance(root, dict) and root.get("type") in ("record", "error"):
-        record_name = str(root["name"])
-        try:
-            _walk_record(root, "", named, 1, fields, type_names, reached)
-        except UnusableSchemaError as exc:
-            raise UnusableSchemaError(f"Avro schema {registered.schema_id}: {exc}") from None
-    unread = _tagged_but_unread(parsed, named, reached)
-    if unread is not None:
-        raise UnusableSchemaError(f"Avro schema {registered.schema_id} tags {unread}")
+    try:
+        if isinstance(root, dict) and root.get("type") in ("record", "error"):
+            record_name = str(root["name"])
+            _walk_record(root, "", named, 1, fields, type_names)
+        elif _holds_tags(parsed, named):
+            raise UnusableSchemaError("tagged fields under a top-level type that is not a record")
+    except UnusableSchemaError as exc:
+        raise UnusableSchemaError(f"Avro schema {registered.schema_id}: {exc}") from None
     patcher = reader = None
     if record_name is not None:
         try:
@@ -242,9 +244,11 @@ def _walk_record(
     depth: int,
     fields: dict[str, FieldInfo],
     type_names: dict[str, str],
-    reached: set[int],
 ) -> None:
     if depth > MAX_DEPTH:
+        # Not listed: data can nest this deep only under a recursive record (or a very
+        # deep schema), and a tagged field down here would pass unjudged.
+        _refuse_tags_here(record, named, f"{prefix.rstrip('.')}: deeper than {MAX_DEPTH} records")
         return
     for field in record.get("fields", ()):
         if not isinstance(field["name"], str) or not is_path_name(field["name"]):
@@ -258,14 +262,13 @@ def _walk_record(
                     "name is not an Avro name: no path can write it"
                 )
             continue
-        reached.add(id(field))
         path = f"{prefix}{field['name']}"
         tags = field.get(TAGS_PROPERTY)
         tag_tuple = tuple(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else ()
-        _walk_type(field["type"], path, tag_tuple, named, depth, fields, type_names, reached)
+        _walk_type(field["type"], path, tag_tuple, named, depth, fields, type_names)
 
 
-def _holds_tags(avro_field: dict[str, Any], named: Mapping[str, Any]) -> bool:
+def _holds_tags(avro_field: Any, named: Mapping[str, Any]) -> bool:
     """Whether ``avro_field`` or any field of its type (named types followed) has tags."""
     stack: list[Any] = [avro_field]
     seen: set[str] = set()
@@ -291,110 +294,46 @@ def _walk_type(
     depth: int,
     fields: dict[str, FieldInfo],
     type_names: dict[str, str],
-    reached: set[int],
 ) -> None:
+    if len(fields) >= MAX_FIELDS:
+        raise UnusableSchemaError(
+            f"more than {MAX_FIELDS:,} field paths (a record held again in several of its "
+            "own fields lists paths without end)"
+        )
     branches = avro_type if isinstance(avro_type, list) else [avro_type]
     nullable = any(branch == "null" for branch in branches)
     others = [_resolved(branch, named) for branch in branches if branch != "null"]
     inner = others[0] if len(others) == 1 else None
     fields[path] = FieldInfo(path, _kind(inner), nullable, tags)
     type_names[path] = _type_name(avro_type)
+    if len(others) > 1:
+        # Several branches are not walked: none of them may hold a tagged field.
+        _refuse_tags_here(others, named, f"{path}: a union of several types")
     if not isinstance(inner, dict):
         return
     if inner.get("type") in ("record", "error"):
-        _walk_record(inner, path + ".", named, depth + 1, fields, type_names, reached)
+        _walk_record(inner, path + ".", named, depth + 1, fields, type_names)
+    elif inner.get("type") == "map":
+        _refuse_tags_here(inner.get("values"), named, f"{path}: a map's values")
     elif inner.get("type") == "array":
         # A list item can always be removed from its list.
         item_path = path + "[*]"
         items = inner["items"]
         if depth < MAX_DEPTH:
-            _walk_type(items, item_path, (), named, depth + 1, fields, type_names, reached)
+            _walk_type(items, item_path, (), named, depth + 1, fields, type_names)
             fields[item_path] = fields[item_path]._replace(emptiable=True)
-
-
-def _tagged_but_unread(parsed: Any, named: Mapping[str, Any], reached: set[int]) -> str | None:
-    """A field the schema tags where the enforcer does not read it, said in words, or
-    None. The tags say the field matters (an identifier, its purposes), and a record
-    whose tagged field nobody reads would pass with it unjudged: in a union of several
-    records, in a map's values, or under a recursive record (at any depth, where the
-    listed paths end)."""
-    records = _records_in(parsed, named)
-    inside = {name: _records_inside(record, named) for name, record in records.items()}
-    deep: set[str] = set()
-    for name in records:
-        below = _reachable(name, inside)
-        if name in below:  # recursive: everything below it can nest without end
-            deep |= below
-    for name, record in records.items():
-        for field in record.get("fields", ()):
-            tags = field.get(TAGS_PROPERTY)
-            if not (isinstance(tags, list) and tags):
-                continue
-            where = f"field {field['name']} of record {name}"
-            if name in deep:
-                return f"{where} under a recursive record, which data can nest past any depth"
-            if id(field) not in reached:
-                return (
-                    f"{where} where the enforcer does not read fields (a union of several "
-                    f"records, a map's values, or deeper than {MAX_DEPTH} records)"
-                )
-    return None
-
-
-def _records_in(avro_type: Any, named: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every record type in ``avro_type``, by its full name."""
-    found: dict[str, dict[str, Any]] = {}
-    pending = [avro_type]
-    while pending:
-        current = _resolved(pending.pop(), named)
-        if not _is_record(current):
-            pending.extend(_nested(current))
-        elif str(current.get("name")) not in found:
-            found[str(current.get("name"))] = current
-            pending.extend(field["type"] for field in current.get("fields", ()))
-    return found
-
-
-def _records_inside(record: dict[str, Any], named: Mapping[str, Any]) -> set[str]:
-    """The names of the records ``record``'s fields hold directly (through unions,
-    lists and maps, not through other records)."""
-    names: set[str] = set()
-    pending = [field["type"] for field in record.get("fields", ())]
-    while pending:
-        current = _resolved(pending.pop(), named)
-        if _is_record(current):
-            names.add(str(current.get("name")))
         else:
-            pending.extend(_nested(current))
-    return names
+            _refuse_tags_here(items, named, f"{item_path}: deeper than {MAX_DEPTH} records")
 
 
-def _is_record(avro_type: Any) -> bool:
-    return isinstance(avro_type, dict) and avro_type.get("type") in ("record", "error")
-
-
-def _nested(avro_type: Any) -> list[Any]:
-    """The types directly inside a union, a list, a map or a wrapped type."""
-    if isinstance(avro_type, list):
-        return avro_type
-    if not isinstance(avro_type, dict):
-        return []
-    kind = avro_type.get("type")
-    if kind in ("array", "map"):
-        return [avro_type.get("items" if kind == "array" else "values")]
-    return [kind] if isinstance(kind, (dict, list)) else []
-
-
-def _reachable(start: str, inside: Mapping[str, set[str]]) -> set[str]:
-    """The records reachable from ``start`` through one or more fields."""
-    seen: set[str] = set()
-    pending = list(inside.get(start, ()))
-    while pending:
-        name = pending.pop()
-        if name not in seen:
-            seen.add(name)
-            pending.extend(inside.get(name, ()))
-    return seen
+def _refuse_tags_here(avro_type: Any, named: Mapping[str, Any], where: str) -> None:
+    """Raise :class:`UnusableSchemaError` when ``avro_type``, which the listing does not
+    walk, holds a tagged field: the tags say it is an identifier or its purposes, and
+    read by nobody it would pass unjudged."""
+    if _holds_tags(avro_type, named):
+        raise UnusableSchemaError(
+            f"a tagged field where the enforcer does not read fields ({where})"
+        )
 
 
 def _list_of_no_bytes(

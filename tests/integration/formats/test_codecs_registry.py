@@ -28,6 +28,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from enforcer.core.clock import FixedClock
 from enforcer.formats.codec import Codec
 from enforcer.formats.framing import HEADER, frame, schema_id_of
+from enforcer.formats.protobuf import ProtobufCodec
 from enforcer.formats.registry import RegistrySettings, RegistryUnavailableError, SchemaRegistry
 from enforcer.formats.schemas import SchemaCache
 from enforcer.testing.schema_registry import LocalSchemaRegistry
@@ -196,14 +197,18 @@ def test_protobuf_second_message_by_its_indexes(
     client: SchemaRegistryClient, cache: SchemaCache
 ) -> None:
     """A record of the file's second message is framed with indexes ``[1]``; it is
-    decoded as that message and written back with the same indexes."""
+    decoded as that message, by that message's own codec, and written back with the
+    same indexes."""
     _, device_type = _proto_classes()
     ctx = _context()
     conf = {"use.deprecated.format": False, **SERIALIZER_CONF}
     framed = ProtobufSerializer(device_type, client, conf)(device_type(device_id="dev-1"), ctx)
     assert framed is not None
     assert framed[HEADER.size : HEADER.size + 2] == b"\x02\x02"  # one index: 1
-    codec = _loaded(cache, framed)
+    loaded = _loaded(cache, framed)
+    assert isinstance(loaded, ProtobufCodec)
+    codec = loaded.message_codec(framed[HEADER.size :])
+    assert codec.record_name is not None and codec.record_name.endswith("Device")
     native, view = codec.decode(framed[HEADER.size :])
     assert view == {"device_id": "dev-1"}
     body = codec.encode_without(native, [("device_id",)])

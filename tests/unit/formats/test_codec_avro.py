@@ -350,8 +350,8 @@ _MAIL_RECORD = {
 @pytest.mark.parametrize(
     ("field_type", "why"),
     [
-        (["null", _PHONE_RECORD, _MAIL_RECORD], "a union of several records"),
-        ({"type": "map", "values": _PHONE_RECORD}, "a map's values"),
+        (["null", _PHONE_RECORD, _MAIL_RECORD], "f: a union of several types"),
+        ({"type": "map", "values": _PHONE_RECORD}, "f: a map's values"),
         (
             {
                 "type": "record",
@@ -361,7 +361,7 @@ _MAIL_RECORD = {
                     {"name": "next", "type": ["null", "Node"]},
                 ],
             },
-            "recursive record",
+            "deeper than 16 records",
         ),
         (
             {
@@ -372,7 +372,7 @@ _MAIL_RECORD = {
                     {"name": "contact", "type": ["null", _MAIL_RECORD]},
                 ],
             },
-            "recursive record",
+            "deeper than 16 records",
         ),
     ],
 )
@@ -380,12 +380,48 @@ def test_a_field_tagged_where_it_is_not_read_makes_the_schema_unusable(
     field_type: Any, why: str
 ) -> None:
     """A tagged field the enforcer would not read (a record in a union of several, a
-    map's values, any depth under a recursive record, where the listed paths end)
-    would pass unjudged: the schema is refused when it is built, its records become
-    unknown-schema dead letters."""
+    map's values, past the listed depth under a recursive record) would pass unjudged:
+    the schema is refused when it is built, its records become unknown-schema dead
+    letters."""
     with pytest.raises(UnusableSchemaError, match=why) as raised:
         _codec(_holder(field_type), schema_id=8)
-    assert str(raised.value).startswith("Avro schema 8 tags field ")
+    assert str(raised.value).startswith(
+        "Avro schema 8: a tagged field where the enforcer does not read fields ("
+    )
+
+
+@pytest.mark.parametrize(
+    "elsewhere",
+    [
+        {"type": "map", "values": "Phone"},
+        ["null", "Phone", {"type": "record", "name": "Other", "fields": []}],
+    ],
+)
+def test_a_record_read_at_one_place_is_checked_at_every_other(elsewhere: Any) -> None:
+    """A named record is one definition used at several places: read where a path
+    reaches it does not make it read in a map's values or a union of several types."""
+    schema = {
+        "type": "record",
+        "name": "Holder",
+        "fields": [
+            {"name": "listed", "type": ["null", _PHONE_RECORD]},
+            {"name": "elsewhere", "type": elsewhere},
+        ],
+    }
+    with pytest.raises(UnusableSchemaError, match="elsewhere: a"):
+        _codec(schema)
+
+
+def test_a_record_held_again_in_several_of_its_own_fields_is_unusable_not_a_hang() -> None:
+    """Three nullable fields of its own type list 3^16 paths: the listing stops at its
+    limit and the schema is unusable, tags or none, rather than holding the worker."""
+    node = {
+        "type": "record",
+        "name": "Node",
+        "fields": [{"name": name, "type": ["null", "Node"]} for name in ("a", "b", "c")],
+    }
+    with pytest.raises(UnusableSchemaError, match="more than 200,000 field paths"):
+        _codec(node)
 
 
 def test_untagged_fields_anywhere_and_tagged_fields_the_enforcer_reads_are_usable() -> None:
