@@ -157,7 +157,13 @@ def json_schema_codec(registered: RegisteredSchema) -> JsonSchemaCodec:
         title = schema.get("title")
         record_name = title if isinstance(title, str) else None
         try:
-            _Walker(schema, fields, slots).root()
+            walker = _Walker(schema, fields, slots)
+            if walker.tagged and _sets_a_base_below_the_top(schema):
+                raise _UnusableError(
+                    "a schema below the top sets its own base ($id, or id): a local $ref "
+                    "under it names its own definitions, not the ones the enforcer reads"
+                )
+            walker.root()
         except _UnusableError as exc:
             raise UnusableSchemaError(
                 f"JSON Schema {registered.schema_id} cannot be used: {exc}"
@@ -372,6 +378,34 @@ class _Walker:
                 )
             for keyword, held in node.items():
                 stack.extend(self.below(node, keyword, held, where))
+
+
+def _sets_a_base_below_the_top(document: dict[str, Any]) -> bool:
+    """Whether a schema below the top has ``$id`` (or draft-4's ``id``): validators
+    resolve a ``$ref`` against the nearest such base, the walker against the top."""
+    stack: list[Any] = []
+    for keyword, value in document.items():
+        stack.extend(_schemas_under(keyword, value))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            if isinstance(node.get("$id"), str) or isinstance(node.get("id"), str):
+                return True
+            for keyword, value in node.items():
+                stack.extend(_schemas_under(keyword, value))
+    return False
+
+
+def _schemas_under(keyword: str, value: Any) -> list[Any]:
+    """What a schema's ``keyword`` holds that may be or hold schemas (not data, and
+    not the names of a name map)."""
+    if keyword in ("enum", "const", "default", "examples"):
+        return []
+    if keyword in _NAME_MAPS or keyword in ("definitions", "$defs"):
+        return list(value.values()) if isinstance(value, dict) else []
+    return [value] if isinstance(value, dict | list) else []
 
 
 def _has_tags(document: Any) -> bool:

@@ -495,3 +495,43 @@ def test_every_tag_is_listed_or_the_schema_is_unusable(wrappers: list[str]) -> N
         return
     assert all(wrapper in _LISTED for wrapper in wrappers)
     assert [info.tags for info in fields.values() if info.tags] == [tuple(_PHONE_TAGS)]
+
+
+_NESTED_PHONE = {
+    "type": "object",
+    "properties": {"phone": {"type": "string", "confluent:tags": ["PII_PHONE"]}},
+}
+
+
+@pytest.mark.parametrize("base", ["$id", "id"])
+def test_a_schema_below_the_top_with_its_own_base_is_unusable_when_tagged(base: str) -> None:
+    """A validator resolves ``#/$defs/A`` against the nearest ``$id`` (draft 4: ``id``),
+    the walker against the top: under a nested base the walker read the top's ``A``
+    (a note) while records were validated, and read downstream, by the nested ``A``
+    (a tagged phone), which went unjudged."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "contact": {
+                base: "https://example.com/contact",
+                "$defs": {"A": _NESTED_PHONE},
+                "$ref": "#/$defs/A",
+            }
+        },
+        "$defs": {"A": {"type": "object", "properties": {"note": {"type": "string"}}}},
+    }
+    with pytest.raises(UnusableSchemaError, match=r"sets its own base \(\$id, or id\)"):
+        _codec(schema)
+    untagged = json.loads(json.dumps(schema).replace('"confluent:tags": ["PII_PHONE"]', '"x": 1'))
+    assert "contact.note" in _codec(untagged).fields
+
+
+def test_a_property_named_id_and_data_holding_id_are_no_base() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "confluent:tags": ["PII_PHONE"]},
+            "meta": {"type": "object", "default": {"$id": "x", "id": "y"}},
+        },
+    }
+    assert _codec(schema).fields["id"].tags == ("PII_PHONE",)
