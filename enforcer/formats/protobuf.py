@@ -238,8 +238,8 @@ class ProtobufCodec:
         for index in indexes:
             if not 0 <= index < len(candidates):
                 raise DecodeError(
-                    f"message indexes {list(indexes)} name no message of Protobuf schema "
-                    f"{self.schema_id}"
+                    f"message indexes {_shown_indexes(indexes)} name no message of Protobuf "
+                    f"schema {self.schema_id}"
                 )
             found = candidates[index]
             candidates = list(found.nested_types)
@@ -676,3 +676,16 @@ def _enum_name(enum: Any, number: int) -> str | int:
     newer writer's)."""
     named = enum.values_by_number.get(number)
     return named.name if named is not None else number
+
+
+def _shown_indexes(indexes: Sequence[int]) -> str:
+    """Indexes that name no message, as a dead letter may show them: the list when it is
+    short and its numbers small, else only how many there are. They are the record's own
+    bytes, and a long number among them could be anything, a phone number included."""
+    if len(indexes) <= _INDEXES_SHOWN and all(0 <= index < _INDEX_SHOWN_BELOW for index in indexes):
+        return str(list(indexes))
+    return f"(a list of {len(indexes)}, not shown)"
+
+
+_INDEXES_SHOWN = 8
+_INDEX_SHOWN_BELOW = 10_000

@@ -382,6 +382,14 @@ def test_records_of_each_message_are_judged_by_its_own_fields() -> None:
     assert redacted == frame(7, b"\x02\x02" + MFA_ENROLLED(**fields).SerializeToString())
 
 
+def _zigzag_varint(value: int) -> bytes:
+    zigzag, out = value << 1, bytearray()
+    while zigzag >= 0x80:
+        out.append(zigzag & 0x7F | 0x80)
+        zigzag >>= 7
+    return bytes([*out, zigzag])
+
+
 @pytest.mark.parametrize(
     ("body", "why"),
     [
@@ -390,6 +398,11 @@ def test_records_of_each_message_are_judged_by_its_own_fields() -> None:
         (b"\x01", "no valid Protobuf message-index list"),  # a count of -1
         (b"\x02\x06", r"message indexes \[3\] name no message"),
         (b"\x04\x00\x0a", r"message indexes \[0, 5\] name no message"),
+        # An index as long as a phone number (15551234567, zig-zag encoded) is not shown.
+        (
+            b"\x02" + _zigzag_varint(15551234567),
+            r"message indexes \(a list of 1, not shown\) name no message",
+        ),
         (b"\x00\x0a\x05ab", "does not decode as Protobuf test.formats.Account"),
     ],
 )
