@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from enforcer.formats.codec import DecodeError
 from enforcer.formats.protobuf import ProtobufCodec, protobuf_codec
+from enforcer.formats.protobuf_wire import MAX_CHECKED_FIELDS
 from enforcer.formats.registry import RegisteredSchema
 
 from .test_codec_protobuf import ACCOUNT, _codec, _messages
@@ -267,3 +268,18 @@ def test_an_extension_in_a_body_is_a_dead_letter() -> None:
     assert _decodes(codec, _length(1, b"x")) == {"subject_id": "x"}
     with pytest.raises(DecodeError, match=r"holds a field Protobuf e\.Holder does not have"):
         _decodes(codec, _length(1, b"x") + _length(100, b"+15550100"))
+
+
+def test_a_body_of_too_many_fields_to_check_one_by_one_is_a_dead_letter() -> None:
+    """Written in another order than the runtime writes (so checked field by field,
+    about 2 µs each), a crafted body of many small fields would hold a worker: past
+    MAX_CHECKED_FIELDS it is undecodable. In the runtime's own order it is compared
+    byte for byte and passes, however many fields it has."""
+    many = MAX_CHECKED_FIELDS + 1
+    unpacked = b"".join(_tag(1, 0) + _varint(7) for _ in range(many))
+    with pytest.raises(DecodeError, match="too many to check one by one"):
+        _decodes(_wire_codec(), _length(2, b"x") + unpacked)
+    canonical = W(nums=[7] * many, a="x").SerializeToString()
+    assert len(_decodes(_wire_codec(), canonical)["nums"]) == many
+    fewer = b"".join(_tag(1, 0) + _varint(7) for _ in range(MAX_CHECKED_FIELDS - 1))
+    assert len(_decodes(_wire_codec(), _length(2, b"x") + fewer)["nums"]) == MAX_CHECKED_FIELDS - 1
