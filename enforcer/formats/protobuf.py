@@ -33,7 +33,7 @@ from enforcer.formats.codec import (
     UnjudgedMessageError,
 )
 from enforcer.formats.protobuf_files import OPTIONS_VIEW, base_pool
-from enforcer.formats.protobuf_wire import WireCheck
+from enforcer.formats.protobuf_wire import WireCheck, varint
 from enforcer.formats.registry import RegisteredSchema, SchemaType
 from enforcer.formats.schema_error import UnusableSchemaError
 
@@ -518,16 +518,11 @@ def _message_indexes(body: bytes) -> tuple[tuple[int, ...], int]:
 
 
 def _zigzag(body: bytes, offset: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if offset >= len(body) or shift > 63:
-            raise DecodeError("body has no valid Protobuf message-index list")
-        byte = body[offset]
-        offset += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return (value >> 1) ^ -(value & 1), offset
+    try:
+        value, offset = varint(body, offset, len(body))
+    except DecodeError:
+        raise DecodeError("body has no valid Protobuf message-index list") from None
+    return (value >> 1) ^ -(value & 1), offset
 
 
 _UNSET = object()

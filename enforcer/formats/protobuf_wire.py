@@ -105,7 +105,7 @@ class WireCheck:
                     f"body holds more than {MAX_CHECKED_FIELDS:,} fields written in another "
                     "order than the runtime writes them: too many to check one by one"
                 )
-            tag, pos = _varint(data, pos, end)
+            tag, pos = varint(data, pos, end)
             number, wire_type = tag >> 3, tag & 7
             if wire_type == _END_GROUP and group is not None and number == group:
                 return pos, key
@@ -147,7 +147,7 @@ class WireCheck:
         """Where the field's value ends, and the value itself where a map key needs it
         (a map entry's key field, a map field's entry key)."""
         if wire_type == _VARINT:
-            value, pos = _varint(data, pos, end)
+            value, pos = varint(data, pos, end)
             return pos, value
         if wire_type in (_FIXED64, _FIXED32):
             size = 8 if wire_type == _FIXED64 else 4
@@ -157,7 +157,7 @@ class WireCheck:
         if wire_type == _START_GROUP:
             assert field.message is not None  # groups only are allowed this wire type
             return self._message(data, pos, end, field.message, depth + 1, number)
-        size, pos = _varint(data, pos, end)
+        size, pos = varint(data, pos, end)
         if pos + size > end:
             raise DecodeError("body ends inside a Protobuf field")
         if field.message is not None:
@@ -242,7 +242,8 @@ def _runtime_key(key: object, key_type: int) -> object:
     return key & 0xFFFFFFFFFFFFFFFF
 
 
-def _varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
+def varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    """The base-128 varint at ``pos`` (64 bits at most) and the position after it."""
     value = shift = 0
     while True:
         if pos >= end or shift > 63:

@@ -101,19 +101,24 @@ def test_no_raw_value_is_ever_in_the_plan(history: History) -> None:
     assert parse_plan(text) == plan
 
 
+TWO_EMAILS = {
+    "event_id": "e",
+    "subject_id": "acct-1",
+    "occurred_at": "2025-11-30T00:00:00Z",
+    "identifiers": [
+        {"type": "email", "value": "a@x.org", "purposes": ["analytics.reporting"]},
+        {"type": "email", "value": "b@x.org", "purposes": ["marketing.advertising"]},
+    ],
+}
+"""A forwarded event: one email the test policy stops (analytics), one it allows."""
+PASSED = (("enforcer.action", b"passed"),)
+
+
 def test_counts_of_what_was_read() -> None:
     """Forwarded, retractions, foreign records and unreadable forwarded ones are counted
     apart; only the first two move exposure."""
-    event = {
-        "event_id": "e",
-        "subject_id": "acct-1",
-        "occurred_at": "2025-11-30T00:00:00Z",
-        "identifiers": [
-            {"type": "email", "value": "a@x.org", "purposes": ["analytics.reporting"]},
-            {"type": "email", "value": "b@x.org", "purposes": ["marketing.advertising"]},
-        ],
-    }
-    passed = (("enforcer.action", b"passed"),)
+    event = TWO_EMAILS
+    passed = PASSED
     records = [
         SinkRecord(b"acct-1", orjson.dumps(event), passed, 0, 0, 1_764_500_000_000),
         SinkRecord(b"acct-1", orjson.dumps(event), (), 0, 1, 1_764_500_000_001),
@@ -184,16 +189,8 @@ def test_record_times_a_datetime_cannot_hold_are_held_at_its_ends() -> None:
     the plan's days hold it at 1970 or at the end of year 9999 (as the live worker
     holds record times), the exposure it seeds within the years exposure keeps (1970
     to 2106), rather than stopping the planner."""
-    event = {
-        "event_id": "e",
-        "subject_id": "acct-1",
-        "occurred_at": "2025-11-30T00:00:00Z",
-        "identifiers": [
-            {"type": "email", "value": "a@x.org", "purposes": ["analytics.reporting"]},
-            {"type": "email", "value": "b@x.org", "purposes": ["marketing.advertising"]},
-        ],
-    }
-    passed = (("enforcer.action", b"passed"),)
+    event = TWO_EMAILS
+    passed = PASSED
     records = [
         SinkRecord(b"acct-1", orjson.dumps(event), passed, 0, 0, 2**62),
         SinkRecord(b"acct-1", orjson.dumps(event), passed, 1, 0, -5),
