@@ -185,17 +185,9 @@ class FormatReader:
         if type(document) is not dict:
             return _NO_OBJECT
         # A key on a mapped path written more than once, in other letter cases, or
-        # escaped (or with a letter of U+0100 to U+017F, where the look-alikes a
-        # case-blind match takes for ASCII letters are) may repeat in one object: the
-        # objects the mapping visits are then counted, to tell.
-        suspects = (
-            mapping.key_names
-            if 92 in value
-            or 0xC4 in value
-            or 0xC5 in value
-            or (0xE2 in value and _KELVIN in value)
-            else _seen_twice(value, mapping)
-        )
+        # escaped (or in look-alike letters) may repeat in one object: the objects the
+        # mapping visits are then counted, to tell.
+        suspects = mapping.key_names if _may_disguise_a_key(value) else _seen_twice(value, mapping)
         if not suspects:
             direct = mapping.direct(None, None)
             found = direct.read(document, topic, partition, offset) if direct else None
@@ -444,15 +436,20 @@ def _conflict(
     return None
 
 
+def _may_disguise_a_key(text: bytes) -> bool:
+    """Whether JSON ``text`` may write a key so that counting names misses it: escaped
+    (a backslash), or with a letter of U+0100 to U+017F (UTF-8 lead bytes 0xC4, 0xC5)
+    or the Kelvin sign, the look-alikes a case-blind match takes for ASCII letters."""
+    return 92 in text or 0xC4 in text or 0xC5 in text or (0xE2 in text and _KELVIN in text)
+
+
 def _json_body_conflict(body: bytes, document: Any, judged: FieldMapping) -> ParseFailure | None:
     """Why a JSON Schema body cannot be judged, as for plain JSON (:meth:`_read_plain`):
     a name ``judged`` reads (a mapped one, also a key of a map the schema does not name,
     or a tagged property's) written twice in one object, or in other letter cases
     where it is read. A consumer matching names without case (Go's ``encoding/json``,
     which takes the last match) would read the copy nobody judged."""
-    if not (
-        92 in body or 0xC4 in body or 0xC5 in body or (0xE2 in body and _KELVIN in body)
-    ) and not _seen_twice(body, judged):
+    if not _may_disguise_a_key(body) and not _seen_twice(body, judged):
         return None
     if repeats_a_key(body, judged.key_names):
         return _REPEATED
