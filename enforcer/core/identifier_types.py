@@ -38,6 +38,14 @@ def is_type_name(raw: str) -> bool:
     return _TYPE_NAME.fullmatch(raw.strip().lower()) is not None
 
 
+def checked_type_name(raw: str) -> str:
+    """``raw`` trimmed; raises ValueError (:data:`TYPE_NAME_RULE`) when it is not a type
+    name. A validator for the models that take a type."""
+    if not is_type_name(raw):
+        raise ValueError(TYPE_NAME_RULE)
+    return raw.strip()
+
+
 def is_plain_type_name(raw: str) -> bool:
     """Whether ``raw`` is a type name as it stands: nothing to trim, ASCII (a fast
     path's test; a type it refuses may still be valid, see :func:`is_type_name`)."""

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
-from enforcer.core.identifier_types import IDENTIFIER_TYPE_PATTERN, TYPE_NAME_RULE, is_type_name
+from enforcer.core.identifier_types import IDENTIFIER_TYPE_PATTERN, checked_type_name
 from enforcer.core.purposes import PURPOSE_TAG_PATTERN
 
 RFC3339_PATTERN = (
@@ -89,18 +89,10 @@ def utc_day(text: str) -> str:
 
 
 NonEmpty = Annotated[str, Field(min_length=1)]
-
-
-def _check_type_name(text: str) -> str:
-    if not is_type_name(text):
-        raise ValueError(TYPE_NAME_RULE)
-    return text.strip()
-
-
 IdentifierType = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1),
-    AfterValidator(_check_type_name),
+    AfterValidator(checked_type_name),
     WithJsonSchema({"type": "string", "pattern": IDENTIFIER_TYPE_PATTERN}),
 ]
 Rfc3339 = Annotated[

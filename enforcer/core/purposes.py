@@ -19,9 +19,8 @@ SPACE_PATTERN = (
     r"[\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680"
     r"\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 )
-_SPACE = SPACE_PATTERN
 _SEGMENT = r"[A-Za-z0-9_\u212a-]+"
-PURPOSE_TAG_PATTERN = rf"^{_SPACE}*{_SEGMENT}(\.{_SEGMENT})*{_SPACE}*$"
+PURPOSE_TAG_PATTERN = rf"^{SPACE_PATTERN}*{_SEGMENT}(\.{_SEGMENT})*{SPACE_PATTERN}*$"
 """A regular expression (ECMA-262 and Python alike) matching exactly the raw tags
 :func:`normalize_tag` accepts: the pattern the published event schema gives purpose
 tags, so a record valid against it is never dead-lettered for a tag's characters."""

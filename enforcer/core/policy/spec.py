@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from enforcer.core.identifier_types import TYPE_NAME_RULE, is_type_name
+from enforcer.core.identifier_types import checked_type_name
 from enforcer.core.ledger_view import LedgerMode
 from enforcer.core.models import Action, Mode
 from enforcer.core.policy.vocabulary import VocabularyName
@@ -32,15 +32,9 @@ Namespace = Annotated[str, AfterValidator(normalize_namespace)]
 RULE_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
 RULE_NAME_MAX = 64
 RuleName = Annotated[str, Field(pattern=RULE_NAME_PATTERN, max_length=RULE_NAME_MAX)]
-
-
-def _type_name(text: str) -> str:
-    if not is_type_name(text):
-        raise ValueError(TYPE_NAME_RULE)
-    return text.strip().lower()
-
-
-IdentifierTypeName = Annotated[str, AfterValidator(_type_name), Field(min_length=1)]
+IdentifierTypeName = Annotated[
+    str, AfterValidator(lambda t: checked_type_name(t).lower()), Field(min_length=1)
+]
 
 UNKNOWN_PURPOSE_RULE = "unknown-purpose"
 
