@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError
@@ -67,6 +67,8 @@ from .processes import (
 from .profile import Profiler
 from .steady import Seeded, restored_exposure, scrape_exposure_writes, seed_exposure
 from .workload import Record, produce_backlog, produce_paced
+
+_T = TypeVar("_T")
 
 
 class PipelineFailedError(RuntimeError):
@@ -292,14 +294,7 @@ async def _measure(
 async def _writes(pipeline: Pipeline) -> int | None:
     """The exposure records the worker has written (committed) so far, from its
     ``/metrics``; ``None`` if they cannot be read."""
-    url = metrics_url(pipeline.log_path)
-    if url is None:
-        return None
-    try:
-        return await asyncio.to_thread(scrape_exposure_writes, url)
-    except OSError as exc:
-        print(f"bench:   no exposure metrics from {url}: {exc}", flush=True)
-        return None
+    return await _scrape(pipeline, "exposure", scrape_exposure_writes)
 
 
 async def _gc_work(config: PipelineConfig, pipeline: Pipeline) -> dict[str, Any] | None:
@@ -307,13 +302,19 @@ async def _gc_work(config: PipelineConfig, pipeline: Pipeline) -> dict[str, Any]
     the other pipelines, or if the worker's ``/metrics`` cannot be read."""
     if config.pipeline not in ENFORCERS:
         return None
+    return await _scrape(pipeline, "GC", scrape_gc)
+
+
+async def _scrape(pipeline: Pipeline, what: str, scrape: Callable[[str], _T]) -> _T | None:
+    """``scrape`` of the worker's ``/metrics`` (found in its log), in a thread; ``None``
+    when the log names no URL or the scrape fails (said in one line)."""
     url = metrics_url(pipeline.log_path)
     if url is None:
         return None
     try:
-        return await asyncio.to_thread(scrape_gc, url)
+        return await asyncio.to_thread(scrape, url)
     except OSError as exc:
-        print(f"bench:   no GC metrics from {url}: {exc}", flush=True)
+        print(f"bench:   no {what} metrics from {url}: {exc}", flush=True)
         return None
 
 

@@ -173,20 +173,7 @@ def test_the_ledger_row_restores_before_its_clock(kafka_bootstrap: str, tmp_path
     restored whole, its paced records all arrive, and its facts are in the JSON."""
     out = tmp_path / "results"
     result = _bench(
-        "bench.pipeline",
-        f"--bootstrap={kafka_bootstrap}",
-        "--records=300",
-        "--repeat=1",
-        "--pipelines=enforcer-ledger",
-        "--guarantees=at_least_once",
-        "--intervals=0.1",
-        "--latency-per-s=200",
-        "--latency-seconds=0.5",
-        "--kafka-tools-records=0",
-        "--memory-records=0",
-        f"--out={out}",
-        "--docs=-",
-        f"--work-dir={tmp_path / 'work'}",
+        *_small_run(kafka_bootstrap, tmp_path, "enforcer-ledger", "at_least_once", "0.1")
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = json.loads((out / "pipeline.json").read_text())
@@ -232,20 +219,9 @@ def test_the_formats_rows_run_on_the_same_events_through_a_registry(
     arrive, and the Avro target is in the results."""
     out = tmp_path / "results"
     result = _bench(
-        "bench.pipeline",
-        f"--bootstrap={kafka_bootstrap}",
-        "--records=300",
-        "--repeat=1",
-        "--pipelines=enforcer-contacts,enforcer-avro",
-        "--guarantees=exactly_once",
-        "--intervals=1",
-        "--latency-per-s=200",
-        "--latency-seconds=0.5",
-        "--kafka-tools-records=0",
-        "--memory-records=0",
-        f"--out={out}",
-        "--docs=-",
-        f"--work-dir={tmp_path / 'work'}",
+        *_small_run(
+            kafka_bootstrap, tmp_path, "enforcer-contacts,enforcer-avro", "exactly_once", "1"
+        )
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = json.loads((out / "pipeline.json").read_text())
@@ -280,20 +256,13 @@ def test_the_steady_exposure_rows_start_from_a_seeded_exposure(
     out = tmp_path / "results"
     seeded_on = datetime.now(UTC).date()
     result = _bench(
-        "bench.pipeline",
-        f"--bootstrap={kafka_bootstrap}",
-        "--records=300",
-        "--repeat=1",
-        "--pipelines=enforcer-steady,enforcer-exposure-steady",
-        "--guarantees=exactly_once",
-        "--intervals=1",
-        "--latency-per-s=200",
-        "--latency-seconds=0.5",
-        "--kafka-tools-records=0",
-        "--memory-records=0",
-        f"--out={out}",
-        "--docs=-",
-        f"--work-dir={tmp_path / 'work'}",
+        *_small_run(
+            kafka_bootstrap,
+            tmp_path,
+            "enforcer-steady,enforcer-exposure-steady",
+            "exactly_once",
+            "1",
+        )
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = json.loads((out / "pipeline.json").read_text())
@@ -317,3 +286,27 @@ def test_the_steady_exposure_rows_start_from_a_seeded_exposure(
         assert exposure["writes_drain"] == exposure["writes"] == 0
     [target] = results["targets"]
     assert target["target"] == "enforcer run, exposure on / off, steady state"
+
+
+def _small_run(
+    bootstrap: str, tmp_path: Path, pipelines: str, guarantee: str, interval: str
+) -> list[str]:
+    """``bench.pipeline``'s arguments for a run of 300 records and 100 paced ones through
+    ``pipelines`` alone, without the Kafka tools or the memory run, its results in
+    ``tmp_path/results`` and docs/benchmarks.md left alone."""
+    return [
+        "bench.pipeline",
+        f"--bootstrap={bootstrap}",
+        "--records=300",
+        "--repeat=1",
+        f"--pipelines={pipelines}",
+        f"--guarantees={guarantee}",
+        f"--intervals={interval}",
+        "--latency-per-s=200",
+        "--latency-seconds=0.5",
+        "--kafka-tools-records=0",
+        "--memory-records=0",
+        f"--out={tmp_path / 'results'}",
+        "--docs=-",
+        f"--work-dir={tmp_path / 'work'}",
+    ]
