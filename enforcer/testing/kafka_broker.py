@@ -8,14 +8,11 @@ Kafka version is used, ``mvn`` to fetch the jars.
 
 from __future__ import annotations
 
-import os
 import random
 import socket
-import subprocess
-import sys
 from pathlib import Path
-from types import TracebackType
-from typing import Self
+
+from enforcer.testing.scripted import ScriptedServer
 
 DEFAULT_KAFKA_VERSION = "3.9.1"
 
@@ -54,7 +51,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-class LocalKafka:
+class LocalKafka(ScriptedServer):
     """One single-node KRaft broker (broker and controller roles) whose files live in
     ``state_dir``.
 
@@ -68,6 +65,8 @@ class LocalKafka:
             use(kafka.bootstrap_servers)
     """
 
+    error = KafkaBrokerError
+
     def __init__(
         self,
         state_dir: Path,
@@ -80,19 +79,17 @@ class LocalKafka:
         script: Path | None = None,
         extra_env: dict[str, str] | None = None,
     ) -> None:
-        self.state_dir = Path(state_dir).resolve()
+        super().__init__(
+            state_dir,
+            script or default_script(),
+            start_timeout_s=start_timeout_s,
+            stop_timeout_s=stop_timeout_s,
+            extra_env=extra_env,
+        )
         self.version = version
         self._port = port
         self._controller_port = controller_port
-        self._start_timeout_s = start_timeout_s
-        self._stop_timeout_s = stop_timeout_s
-        self._script = script or default_script()
-        self._extra_env = dict(extra_env or {})
         self._bootstrap: str | None = None
-        if not self._script.is_file():
-            raise KafkaBrokerError(
-                f"{self._script} not found: LocalKafka needs the project's source checkout"
-            )
 
     @property
     def bootstrap_servers(self) -> str:
@@ -124,10 +121,6 @@ class LocalKafka:
         """
         self._run("stop", timeout_s=self._stop_timeout_s + 30.0)
 
-    def kill(self) -> None:
-        """Kill the broker with SIGKILL, as a crash would. Idempotent."""
-        self._run("kill", timeout_s=30.0)
-
     def restart(self, *, crash: bool = False) -> None:
         """Stop the broker (or kill it, with ``crash=True``) and start it again.
 
@@ -144,69 +137,19 @@ class LocalKafka:
         if before is not None and after != before:
             raise KafkaBrokerError(f"broker came back on {after}, not {before}")
 
-    def is_running(self) -> bool:
-        """Whether the broker process of this state dir is alive."""
-        return self._completed("status", timeout_s=30.0).returncode == 0
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def __repr__(self) -> str:
         return f"LocalKafka(version={self.version!r}, state_dir={str(self.state_dir)!r})"
 
-    def _env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(
-            KAFKA_VERSION=self.version,
-            KAFKA_STATE_DIR=str(self.state_dir),
-            KAFKA_START_TIMEOUT=str(round(self._start_timeout_s)),
-            KAFKA_STOP_TIMEOUT=str(round(self._stop_timeout_s)),
-            # The script's helpers need a python3; the running one certainly exists.
-            PYTHON=sys.executable,
-        )
-        env.update(self._extra_env)
-        for name, value in (
-            ("KAFKA_PORT", self._port),
-            ("KAFKA_CONTROLLER_PORT", self._controller_port),
-        ):
-            if value is None:
-                env.pop(name, None)
-            else:
-                env[name] = str(value)
-        return env
+    def _settings(self) -> dict[str, str]:
+        return {
+            "KAFKA_VERSION": self.version,
+            "KAFKA_STATE_DIR": str(self.state_dir),
+            "KAFKA_START_TIMEOUT": str(round(self._start_timeout_s)),
+            "KAFKA_STOP_TIMEOUT": str(round(self._stop_timeout_s)),
+        }
 
-    def _completed(self, command: str, *, timeout_s: float) -> subprocess.CompletedProcess[str]:
-        try:
-            return subprocess.run(
-                ["bash", str(self._script), command],
-                env=self._env(),
-                capture_output=True,
-                text=True,
-                timeout=timeout_s,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise KafkaBrokerError(
-                f"kafka.sh {command} did not finish within {timeout_s:.0f}s ({self!r})"
-            ) from exc
-
-    def _run(self, command: str, *, timeout_s: float) -> str:
-        result = self._completed(command, timeout_s=timeout_s)
-        if result.returncode != 0:
-            raise KafkaBrokerError(
-                f"kafka.sh {command} failed with status {result.returncode} ({self!r})\n"
-                f"{result.stderr}{result.stdout}"
-            )
-        return result.stdout
+    def _ports(self) -> dict[str, int | None]:
+        return {"KAFKA_PORT": self._port, "KAFKA_CONTROLLER_PORT": self._controller_port}
 
 
 OAUTHBEARER_LISTENER = "SASL_PLAINTEXT"

