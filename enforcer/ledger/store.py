@@ -143,6 +143,17 @@ class LedgerStore(Protocol):
         """Forget the subject (a tombstone); with ``passes``, the retractions."""
         ...
 
+    def withhold(
+        self,
+        subject_id: str,
+        refused_at: str,
+        passes: Passes | None = None,
+        undo: Undo | None = None,
+    ) -> list[Retraction]:
+        """Keep no purpose for the subject (its latest value was refused as ambiguous);
+        with ``passes``, the retractions."""
+        ...
+
     def rollback(self, undo: Undo) -> None:
         """Put back every subject ``undo`` recorded and empty ``undo``."""
         ...
