@@ -281,6 +281,12 @@ class SlotLedger(ABC):
             subject_id, refused_at, _slots(stored), b"", passes, RetractionReason.PURPOSE_WITHDRAWN
         )
 
+    def grants_nothing(self, subject_id: str) -> bool:
+        """Whether the subject is known with no purpose for any identifier (erased, or
+        its latest value refused as ambiguous), whatever key its identifiers were
+        fingerprinted under."""
+        return self._blobs.get(subject_digest(subject_id)) == ERASED
+
     def rollback(self, undo: Undo) -> None:
         """Put back every subject ``undo`` recorded, as it was before its first change,
         and empty ``undo``."""

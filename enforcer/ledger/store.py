@@ -154,6 +154,10 @@ class LedgerStore(Protocol):
         with ``passes``, the retractions."""
         ...
 
+    def grants_nothing(self, subject_id: str) -> bool:
+        """Whether the subject is known with no purpose at all (erased, or withheld)."""
+        ...
+
     def rollback(self, undo: Undo) -> None:
         """Put back every subject ``undo`` recorded and empty ``undo``."""
         ...
