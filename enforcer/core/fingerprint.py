@@ -127,11 +127,15 @@ _PLUS_SIGNS = ("+", "\uff0b")
 
 def _digits_only(value: str) -> str | None:
     """The digits of ``value``, after a plus when one comes before the first digit;
-    ``None`` when it has no digit."""
+    ``None`` when it has no digit, or a plus after one (``1.+1 415 ...``: not one
+    number written with noise)."""
     first = _A_DIGIT.search(value)
     if first is None:
         return None
-    digits = _NOT_A_DIGIT.sub("", value[first.start() :])
+    rest = value[first.start() :]
+    if any(sign in rest for sign in _PLUS_SIGNS):
+        return None
+    digits = _NOT_A_DIGIT.sub("", rest)
     before = value[: first.start()]
     return "+" + digits if any(sign in before for sign in _PLUS_SIGNS) else digits
 
