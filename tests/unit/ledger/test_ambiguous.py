@@ -22,6 +22,7 @@ from enforcer.ledger.model import (
 )
 from enforcer.ledger.replay import LedgerRecord, replay_ledger_records
 from enforcer.ledger.state import Grant, LedgerState, Retraction, RetractionReason
+from enforcer.testing.ledger import expected_retractions
 
 from ..conftest import KEY
 
@@ -173,3 +174,18 @@ def test_withhold_retracts_what_passed_as_withdrawn() -> None:
 
 def _time(hour: int) -> datetime:
     return datetime(2019, 9, 2, hour, tzinfo=UTC)
+
+
+def test_the_integration_oracle_expects_the_withdrawal_an_ambiguous_value_makes() -> None:
+    """:func:`enforcer.testing.ledger.expected_retractions` counts what a worker retracts."""
+
+    def passes(_kind: str, purposes: tuple[str, ...]) -> bool:
+        return ADS in purposes
+
+    item = written([*item_pairs([MFA]), ("purposes", json.dumps([ADS]))])
+    entries = [
+        ("acct-1", ledger_text([written(item_pairs([ADS]))])),
+        ("acct-1", ledger_text([item])),
+    ]
+    found = expected_retractions(entries, FP, passes)
+    assert found == {("acct-1", "phone", FP("phone", PHONE), "purpose-withdrawn"): 1}
