@@ -98,12 +98,51 @@ def phone_e164(value: str, region: str = DEFAULT_PHONE_REGION) -> str | None:
 
 
 def parsed_e164(value: str, region: str = DEFAULT_PHONE_REGION) -> str | None:
-    """:func:`phone_e164` by phonenumbers' parse: any way of writing a number."""
-    phonenumbers = _phonenumbers()
+    """:func:`phone_e164` by phonenumbers' parse: any way of writing a number.
+
+    When phonenumbers reads no valid number in the text as written, its digits alone
+    are tried (a plus before the first digit kept): a consumer that keeps only the
+    digits of a phone number (as audience tools ask) reads ``+1_415_555_0142`` or
+    ``+14155550142#`` as that number, so the ledger must find it as that number too
+    (docs/ledger.md)."""
     candidates = [value]
     digits = _PHONE_NOISE.sub("", value)
     if digits.startswith("00"):
         candidates.append("+" + digits[2:])
+    found = _first_valid(candidates, region)
+    if found is not None:
+        return found
+    bare = _digits_only(value)
+    if bare is None or bare in candidates:
+        return None
+    return _first_valid([bare, "+" + bare[2:]] if bare.startswith("00") else [bare], region)
+
+
+_A_DIGIT = re.compile(r"\d")
+"""A (Unicode) decimal digit: phonenumbers reads the digits of many scripts."""
+_NOT_A_DIGIT = re.compile(r"\D+")
+_PLUS_SIGNS = ("+", "\uff0b")
+"""The plus signs phonenumbers reads (ASCII and full width)."""
+
+
+def _digits_only(value: str) -> str | None:
+    """The digits of ``value``, after a plus when one comes before the first digit;
+    ``None`` when it has no digit, or a plus after one (``1.+1 415 ...``: not one
+    number written with noise)."""
+    first = _A_DIGIT.search(value)
+    if first is None:
+        return None
+    rest = value[first.start() :]
+    if any(sign in rest for sign in _PLUS_SIGNS):
+        return None
+    digits = _NOT_A_DIGIT.sub("", rest)
+    before = value[: first.start()]
+    return "+" + digits if any(sign in before for sign in _PLUS_SIGNS) else digits
+
+
+def _first_valid(candidates: list[str], region: str) -> str | None:
+    """E.164 of the first candidate phonenumbers reads as a valid number."""
+    phonenumbers = _phonenumbers()
     for candidate in candidates:
         try:
             number = phonenumbers.parse(candidate, region)

@@ -76,9 +76,20 @@ def parse_event(value: bytes | None, *, types_judged: bool = True) -> Event | Pa
         event = checked
     identifiers = event.identifiers
     with_purposes = sum(1 for identifier in identifiers if identifier.purposes is not None)
-    if may_repeat_a_judged_field(value, len(identifiers), with_purposes, types_judged):
-        return _judged_field_conflict(value, types_judged) or event
-    return event
+    return judged_field_conflict(value, len(identifiers), with_purposes, types_judged) or event
+
+
+def judged_field_conflict(
+    value: bytes, identifiers: int, with_purposes: int, types_judged: bool = True
+) -> ParseFailure | None:
+    """Why a value read as holding ``identifiers`` valid identifiers (``with_purposes``
+    of them with purposes that are not null) may be read otherwise by another parser:
+    a judged field repeated in one object, or written in other letter cases where it is
+    judged. ``None`` when it cannot be. The identity event's check, which a ledger value
+    (the same field names) takes too."""
+    if not may_repeat_a_judged_field(value, identifiers, with_purposes, types_judged):
+        return None
+    return _judged_field_conflict(value, types_judged)
 
 
 def _validate(value: bytes) -> Event | ParseFailure:

@@ -18,6 +18,7 @@ model would (a property test holds it to that).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import orjson
@@ -31,7 +32,12 @@ from enforcer.core.models import (
     Rfc3339,
     is_plain_rfc3339,
 )
-from enforcer.core.parse import ParseFailure, has_non_json_constant, validation_failure
+from enforcer.core.parse import (
+    ParseFailure,
+    has_non_json_constant,
+    judged_field_conflict,
+    validation_failure,
+)
 from enforcer.core.purposes import normalize_tag
 
 LedgerEntry = tuple[str, bytes | None]
@@ -76,6 +82,19 @@ class SubjectErasure(NamedTuple):
     subject_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class AmbiguousValue(ParseFailure):
+    """A ledger value another reader may read otherwise than the enforcer: a judged
+    field repeated in one object, or written in other letter cases (the identity
+    event's rule, docs/decisions.md). It is refused like any invalid value, and more:
+    the subject of its key keeps no purpose until a value that reads one way comes.
+    The value may have withdrawn consent for whoever reads it first, so the grants the
+    subject had must not outlive it (docs/ledger.md)."""
+
+    subject_id: str
+    """The record key's subject: the one compaction and tombstones go by."""
+
+
 def parse_ledger_record(
     key: bytes | None, value: bytes | None
 ) -> SubjectUpdate | SubjectErasure | ParseFailure:
@@ -85,6 +104,9 @@ def parse_ledger_record(
     subject id. A value without a key, or whose ``subject_id`` differs from its key, is
     refused: compaction and tombstones work per key, so such a value could never be
     erased (docs/ledger.md). The rule is the same live and in replay.
+
+    A value another reader may read otherwise (:class:`AmbiguousValue`) under a UTF-8
+    key is that failure, naming the key's subject, whatever its ``subject_id`` says.
     """
     try:
         if value is None:
@@ -116,18 +138,41 @@ def _erasure(key: bytes | None) -> SubjectErasure | ParseFailure:
 
 
 def _update(value: bytes, key: bytes | None, *, keyed: bool) -> SubjectUpdate | ParseFailure:
-    update = _vouch(value)
-    if update is None:
+    vouched = _vouch(value)
+    if vouched is None:
         return model_update(value, key, keyed=keyed)
-    # The value's own problems first (it has none), then whether it fits its key.
-    if keyed and (mismatch := _key_failure(key, update.subject_id)) is not None:
-        return mismatch
-    return update
+    update, with_purposes = vouched
+    return _read_one_way(value, key, keyed, update, with_purposes) or update
 
 
-def _vouch(value: bytes) -> SubjectUpdate | None:  # noqa: PLR0911 - each return is a bail-out
-    """The fast path: the update when the value is plainly valid, else ``None`` (ask
-    the model).
+def _read_one_way(
+    value: bytes, key: bytes | None, keyed: bool, update: SubjectUpdate, with_purposes: int
+) -> ParseFailure | None:
+    """Why a value that is valid on its own is still refused: another reader may read
+    it otherwise (first), or it does not fit its record's key."""
+    conflict = judged_field_conflict(value, len(update.identifiers), with_purposes)
+    if conflict is not None:
+        return _ambiguous(conflict, key if keyed else None)
+    if keyed:
+        return _key_failure(key, update.subject_id)
+    return None
+
+
+def _ambiguous(conflict: ParseFailure, key: bytes | None) -> ParseFailure:
+    """The refusal of a value another reader may read otherwise: naming its key's
+    subject when there is one (a file's line has none, nor has an unkeyed value)."""
+    if not key:
+        return conflict
+    try:
+        subject_id = key.decode("utf-8")
+    except UnicodeDecodeError:
+        return conflict  # no event's subject id is such a key
+    return AmbiguousValue(conflict.reason, conflict.message, subject_id)
+
+
+def _vouch(value: bytes) -> tuple[SubjectUpdate, int] | None:  # noqa: PLR0911 - each return is a bail-out
+    """The fast path: the update when the value is plainly valid, and how many of its
+    identifiers have purposes that are not null; else ``None`` (ask the model).
 
     orjson refuses NaN, Infinity and lone surrogates, as JSON does. Every check is at
     least as strict as the model's: exact types (no coercion), non-empty strings, an
@@ -151,6 +196,7 @@ def _vouch(value: bytes) -> SubjectUpdate | None:  # noqa: PLR0911 - each return
     ):
         return None
     granted = []
+    with_purposes = 0
     for item in items:
         if type(item) is not dict:
             return None
@@ -164,11 +210,12 @@ def _vouch(value: bytes) -> SubjectUpdate | None:  # noqa: PLR0911 - each return
                 return None
         tags: tuple[str, ...] | None = ()
         if purposes is not None:
+            with_purposes += 1
             tags = _granted_tags(purposes) if type(purposes) is list else None
         if tags is None:
             return None
         granted.append(GrantedIdentifier(lowered, text, tags))
-    return SubjectUpdate(subject_id, updated_at, tuple(granted))
+    return SubjectUpdate(subject_id, updated_at, tuple(granted)), with_purposes
 
 
 _plain_types: dict[str, str] = {}
@@ -239,10 +286,10 @@ def model_update(value: bytes, key: bytes | None, *, keyed: bool) -> SubjectUpda
         granted.append(
             GrantedIdentifier(identifier.type.lower(), identifier.value, tuple(sorted(purposes)))
         )
-    # The value's own problems first, then whether it fits its record's key.
-    if keyed and (mismatch := _key_failure(key, model.subject_id)) is not None:
-        return mismatch
-    return SubjectUpdate(model.subject_id, model.updated_at, tuple(granted))
+    # The value's own problems first, then whether it reads one way and fits its key.
+    update = SubjectUpdate(model.subject_id, model.updated_at, tuple(granted))
+    with_purposes = sum(1 for identifier in model.identifiers if identifier.purposes is not None)
+    return _read_one_way(value, key, keyed, update, with_purposes) or update
 
 
 def _key_failure(key: bytes | None, subject_id: str) -> ParseFailure | None:

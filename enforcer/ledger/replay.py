@@ -5,7 +5,8 @@ topic's tombstone (null value keyed by the subject id) erases the subject. With
 ``as_of``, values whose ``updated_at`` is after it are skipped (for a tombstone, which
 has none, its record's time): the ledger as it stood then. Invalid lines and records
 change nothing and are collected with where they were, like dead letters; reading
-never raises on content.
+never raises on content. A topic's value another reader may read otherwise is
+invalid too, and its key's subject keeps no purpose from then on (as live).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from enforcer.core.fingerprint import Fingerprinter
 from enforcer.core.models import DeadLetterReason, parse_rfc3339
 from enforcer.core.parse import ParseFailure
 from enforcer.ledger.model import (
+    AmbiguousValue,
     SubjectErasure,
     SubjectUpdate,
     parse_ledger_line,
@@ -78,7 +80,8 @@ class LedgerReplay:
 
     @property
     def invalid(self) -> int:
-        """Invalid lines or records: they changed nothing."""
+        """Invalid lines or records: they changed nothing (but for an ambiguous topic
+        value, whose subject keeps no purpose)."""
         return len(self.failures) + len(self.record_failures)
 
 
@@ -136,6 +139,8 @@ def replay_ledger_records(
             result.record_failures.append(
                 RecordFailure(record.partition, record.offset, parsed.reason, parsed.message)
             )
+            if isinstance(parsed, AmbiguousValue) and (as_of is None or record.timestamp <= as_of):
+                result.state.withhold(parsed.subject_id, rfc3339(record.timestamp))
             continue
         if isinstance(parsed, SubjectErasure):
             if as_of is not None and record.timestamp > as_of:

@@ -262,6 +262,31 @@ class SlotLedger(ABC):
             subject_id, erased_at, _slots(stored), b"", passes, RetractionReason.SUBJECT_ERASED
         )
 
+    def withhold(
+        self,
+        subject_id: str,
+        refused_at: str,
+        passes: Passes | None = None,
+        undo: Undo | None = None,
+    ) -> list[Retraction]:
+        """The subject's latest value was refused as ambiguous: until a value that
+        reads one way comes, it is known with no purpose, as an erased subject is (it
+        may have withdrawn what the subject had). ``refused_at`` (RFC 3339, the record's
+        time) goes into the ``purpose-withdrawn`` retractions of the identifiers that
+        passed; none without ``passes``."""
+        stored = self._put(subject_digest(subject_id), ERASED, undo)
+        if passes is None:
+            return []
+        return self._retractions(
+            subject_id, refused_at, _slots(stored), b"", passes, RetractionReason.PURPOSE_WITHDRAWN
+        )
+
+    def grants_nothing(self, subject_id: str) -> bool:
+        """Whether the subject is known with no purpose for any identifier (erased, or
+        its latest value refused as ambiguous), whatever key its identifiers were
+        fingerprinted under."""
+        return self._blobs.get(subject_digest(subject_id)) == ERASED
+
     def rollback(self, undo: Undo) -> None:
         """Put back every subject ``undo`` recorded, as it was before its first change,
         and empty ``undo``."""

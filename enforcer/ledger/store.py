@@ -143,6 +143,21 @@ class LedgerStore(Protocol):
         """Forget the subject (a tombstone); with ``passes``, the retractions."""
         ...
 
+    def withhold(
+        self,
+        subject_id: str,
+        refused_at: str,
+        passes: Passes | None = None,
+        undo: Undo | None = None,
+    ) -> list[Retraction]:
+        """Keep no purpose for the subject (its latest value was refused as ambiguous);
+        with ``passes``, the retractions."""
+        ...
+
+    def grants_nothing(self, subject_id: str) -> bool:
+        """Whether the subject is known with no purpose at all (erased, or withheld)."""
+        ...
+
     def rollback(self, undo: Undo) -> None:
         """Put back every subject ``undo`` recorded and empty ``undo``."""
         ...

@@ -369,10 +369,13 @@ class LiveExposure:
         under the previous key be judged by the ledger too."""
         if partition not in self._held:
             return []  # not this worker's: the engine holds such records back
-        # An erased subject has nothing allowed, whatever key its entries were made under.
+        # An erased subject has nothing allowed, whatever key its entries were made under;
+        # nor has one whose latest ledger value was refused as ambiguous (withheld).
+        ledger = self._ledger_of(partition)
         allowed = (
             _never
             if reason is RetractionReason.SUBJECT_ERASED
+            or (ledger is not None and ledger.grants_nothing(subject_id))
             else self._allowed(partition, rekeyed)
         )
         if not self._writes:

@@ -37,7 +37,12 @@ from enforcer.core.clock import kafka_time, rfc3339
 from enforcer.core.fingerprint import Fingerprinter
 from enforcer.core.parse import ParseFailure
 from enforcer.core.step import HEADER_POLICY, InputRecord, Outcome, Source, dead_letter
-from enforcer.ledger.model import SubjectErasure, SubjectUpdate, parse_ledger_record
+from enforcer.ledger.model import (
+    AmbiguousValue,
+    SubjectErasure,
+    SubjectUpdate,
+    parse_ledger_record,
+)
 from enforcer.ledger.retract import RETRACTION_HEADER, retraction_value
 from enforcer.ledger.state import (
     LedgerState,
@@ -326,6 +331,9 @@ class LiveLedger:
 
     def _apply_silently(self, number: int, message: Message) -> None:
         parsed = parse_ledger_record(message.key(), message.value())
+        if isinstance(parsed, AmbiguousValue):
+            self._states[number].withhold(parsed.subject_id, "")
+            return
         if isinstance(parsed, ParseFailure):
             return  # dead-lettered when it was first read (or before the enforcer ran)
         apply_record(self._states[number], parsed, self._fingerprint, "")
@@ -333,11 +341,7 @@ class LiveLedger:
     def _apply(self, number: int, offset: int, message: Message) -> LedgerRead:
         parsed = parse_ledger_record(message.key(), message.value())
         if isinstance(parsed, ParseFailure):
-            self._pending_records["deadlettered"] += 1
-            record = InputRecord(
-                message.key(), message.value(), (), Source(self.topic, number, offset)
-            )
-            return LedgerRead([], dead_letter(record, parsed.reason, parsed.message))
+            return self._refused(number, offset, message, parsed)
         exact = self.exact
         record_time = _record_time(message)
         retractions = apply_record(
@@ -365,6 +369,36 @@ class LiveLedger:
         if not self._retract:  # audit mode: counted, nothing written
             return LedgerRead([], None)
         return LedgerRead([self._record(r) for r in retractions], None)
+
+    def _refused(
+        self, number: int, offset: int, message: Message, failure: ParseFailure
+    ) -> LedgerRead:
+        """An invalid record is a dead letter; an ambiguous one also leaves its subject
+        no purpose."""
+        self._pending_records["deadlettered"] += 1
+        record = InputRecord(message.key(), message.value(), (), Source(self.topic, number, offset))
+        dead = dead_letter(record, failure.reason, failure.message)
+        if isinstance(failure, AmbiguousValue):
+            return LedgerRead(self._withhold(number, failure.subject_id, message), dead)
+        return LedgerRead([], dead)
+
+    def _withhold(self, number: int, subject_id: str, message: Message) -> list[OutputRecord]:
+        """A value refused as ambiguous leaves its subject no purpose: what passed is
+        retracted (``purpose-withdrawn``, at the record's time), as an update that
+        withdrew everything would be."""
+        exact = self.exact
+        record_time = _record_time(message)
+        undo = self._undo.setdefault(number, {})
+        state = self._states[number]
+        if exact is not None:
+            state.withhold(subject_id, record_time, None, undo)
+            return exact(number, subject_id, RetractionReason.PURPOSE_WITHDRAWN, record_time)
+        retractions = state.withhold(subject_id, record_time, self._passes, undo)
+        for retraction in retractions:
+            self._pending_retractions[retraction.reason.value] += 1
+        if not self._retract:  # audit mode: counted, nothing written
+            return []
+        return [self._record(r) for r in retractions]
 
     def _record(self, retraction: Retraction) -> OutputRecord:
         return OutputRecord(

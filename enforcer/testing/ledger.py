@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 
 from enforcer.core.fingerprint import Fingerprinter
 from enforcer.core.parse import ParseFailure
-from enforcer.ledger.model import LedgerEntry, parse_ledger_record
+from enforcer.ledger.model import AmbiguousValue, LedgerEntry, parse_ledger_record
 from enforcer.ledger.retract import is_retraction
 from enforcer.ledger.state import LedgerState, Passes
 from enforcer.ledger.store import apply_record
@@ -78,9 +78,13 @@ def expected_retractions(
     found: Counter[tuple[str, str, str, str]] = Counter()
     for subject, value in entries:
         parsed = parse_ledger_record(subject.encode(), value)
-        if isinstance(parsed, ParseFailure):
+        if isinstance(parsed, AmbiguousValue):  # refused, and its subject keeps nothing
+            applied = state.withhold(parsed.subject_id, "", passes)
+        elif isinstance(parsed, ParseFailure):
             continue
-        for r in apply_record(state, parsed, fingerprinter, "", passes):
+        else:
+            applied = apply_record(state, parsed, fingerprinter, "", passes)
+        for r in applied:
             found[(r.subject_id, r.identifier_type, r.fingerprint, r.reason.value)] += 1
     return found
 

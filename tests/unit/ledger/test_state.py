@@ -293,3 +293,23 @@ def test_a_record_applied_from_its_raw_values_fingerprints_each_once(
     assert state.purposes("acct-1", "phone", FP("phone", "+14155550100")) == (ADS, MFA)
     assert state.purposes("acct-1", "email", FP("email", "a@x.io")) == (ADS, MFA)
     assert (len(state), state.subjects) == (2, 1)
+
+
+def test_a_withheld_subject_grants_nothing_until_its_next_value(state: LedgerStore) -> None:
+    """A subject whose latest value was refused as ambiguous (docs/ledger.md): known with
+    no purpose, what passed retracted as withdrawn, undone by a rollback, and replaced by
+    the next value that reads one way."""
+    email = grant("email", "a@x.io", ADS)
+    state.replace("acct-1", T0, [email])
+    assert not state.grants_nothing("acct-1") and not state.grants_nothing("acct-2")
+    undo: Undo = {}
+    withheld = state.withhold("acct-1", T1, passes, undo)
+    assert withheld == [Retraction("acct-1", "email", email.fingerprint, WITHDRAWN, T1)]
+    assert state.purposes("acct-1", "email", email.fingerprint) == ()
+    assert state.grants_nothing("acct-1")
+    state.rollback(undo)
+    assert state.purposes("acct-1", "email", email.fingerprint) == (ADS,)
+    assert state.withhold("acct-1", T1) == []  # silent, as in a restore
+    state.replace("acct-1", T1, [email])
+    assert state.purposes("acct-1", "email", email.fingerprint) == (ADS,)
+    assert not state.grants_nothing("acct-1")

@@ -217,3 +217,19 @@ def test_without_the_previous_key_an_old_key_entry_is_judged_by_its_purposes() -
     ledger, exposure = rotated_worker(previous=None)
     assert withdraw(ledger, [("email", EMAIL, MFA)]) == []
     assert exposure.pending_writes() == []
+
+
+def test_an_ambiguous_value_retracts_an_old_key_entry_too() -> None:
+    """A ledger value refused as ambiguous leaves the subject no purpose: its entry made
+    under the previous key is retracted, as after an erasure (no update lists it)."""
+    for previous in (OLD, None):
+        ledger, exposure = rotated_worker(previous=previous)
+        grant = ledger_value("s1", AT_AFTER, [("email", EMAIL, ADS)])
+        twice = grant.replace(b'"purposes":', b'"purposes":["security.mfa"],"purposes":', 1)
+        read = ledger.read(cast(Message, FakeMessage(0, 1, "s1", twice)))
+        assert read is not None and read.dead_letter is not None
+        assert [(r["key_id"], r["reason"]) for r in retractions(read.outputs)] == [
+            (OLD.key_id, "purpose-withdrawn")
+        ]
+        [write] = exposure.pending_writes()
+        assert write.value is None

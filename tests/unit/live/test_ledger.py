@@ -235,3 +235,51 @@ def test_a_record_time_past_the_year_9999_stops_nothing() -> None:
     assert erased is not None and len(erased.outputs) == 1
     assert b'"9999-12-31T23:59:59.999Z"' in (erased.outputs[0].value or b"")
     assert not granted(ledger, 0, "a")  # nothing granted any more
+
+
+def ambiguous(subject: str) -> bytes:
+    """A value whose identifier has two purposes keys: a reader taking the first sees
+    MFA only (a withdrawal), the enforcer's parser the last (advertising)."""
+    grant_ads = consent(subject, ADS)
+    return grant_ads.replace(b'"purposes":', b'"purposes":["security.mfa"],"purposes":', 1)
+
+
+def test_an_ambiguous_record_is_a_dead_letter_and_withdraws_what_passed() -> None:
+    """Live: dead-lettered, the subject keeps no purpose, its passing identifier is
+    retracted; in a restore the subject keeps none either; an abort puts it back."""
+    ledger = live()
+    ledger.assign(both(0), committed_at({0: 2}))
+    assert ledger.read(message(0, 0, "a", consent("a", ADS))) is None
+    assert ledger.read(message(0, 1, "a", ambiguous("a"))) is None  # restored silently
+    assert granted(ledger, 0, "a") == ()
+    assert ledger.read(message(0, 2, "b", consent("b", ADS))) is not None
+    ledger.committed({(LEDGER, 0): 3})
+    read = ledger.read(message(0, 3, "b", ambiguous("b")))
+    assert read is not None and read.dead_letter is not None
+    assert read.dead_letter.error_reason is DeadLetterReason.SCHEMA
+    assert granted(ledger, 0, "b") == ()
+    assert len(read.outputs) == 1 and b"b@example.org" not in (read.outputs[0].value or b"")
+    assert b"purpose-withdrawn" in (read.outputs[0].value or b"")
+    ledger.rolled_back()
+    assert granted(ledger, 0, "b") == ADS
+
+
+def test_an_ambiguous_record_asks_exposure_for_exact_retractions() -> None:
+    ledger = live()
+    ledger.assign(both(0), committed_at({0: 0}))
+    ledger.at_end(0, 0)
+    asked: list[tuple[int, str, str, tuple[str, ...] | None]] = []
+
+    def exact(
+        partition: int, subject_id: str, reason: Any, updated_at: str, rekeyed: Any = None
+    ) -> list[Any]:
+        # What exposure's judgement will see: the state after the record.
+        now = ledger.granted(0, subject_id, "email", FP.mac("email", "a@example.org"))
+        asked.append((partition, subject_id, str(reason), now))
+        return []
+
+    ledger.exact = exact
+    ledger.read(message(0, 0, "a", consent("a", ADS)))
+    read = ledger.read(message(0, 1, "a", ambiguous("a")))
+    assert read is not None and read.dead_letter is not None
+    assert asked == [(0, "a", "purpose-withdrawn", ADS), (0, "a", "purpose-withdrawn", ())]
