@@ -83,13 +83,16 @@ class SubjectErasure(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class AmbiguousValue(ParseFailure):
-    """A ledger value another reader may read otherwise than the enforcer: a judged
-    field repeated in one object, or written in other letter cases (the identity
-    event's rule, docs/decisions.md). It is refused like any invalid value, and more:
-    the subject of its key keeps no purpose until a value that reads one way comes.
-    The value may have withdrawn consent for whoever reads it first, so the grants the
-    subject had must not outlive it (docs/ledger.md)."""
+class SubjectWithheld(ParseFailure):
+    """A ledger topic value refused under a key that names a subject (a UTF-8 key):
+    invalid, or valid but another reader may read it otherwise (a judged field repeated
+    in one object, or written in other letter cases: the identity event's rule,
+    docs/decisions.md), or not fitting its key. It is a dead letter like any refused
+    record, and more: the key's subject keeps no purpose until a valid value (or a
+    tombstone) comes. The value was meant to be the subject's whole state, perhaps a
+    withdrawal written with a mistake, so the grants the subject had must not outlive
+    it; and a restore that finds only this value after compaction must reach the same
+    state as the live read did (docs/ledger.md)."""
 
     subject_id: str
     """The record key's subject: the one compaction and tombstones go by."""
@@ -105,15 +108,18 @@ def parse_ledger_record(
     refused: compaction and tombstones work per key, so such a value could never be
     erased (docs/ledger.md). The rule is the same live and in replay.
 
-    A value another reader may read otherwise (:class:`AmbiguousValue`) under a UTF-8
-    key is that failure, naming the key's subject, whatever its ``subject_id`` says.
+    A value refused under a UTF-8 key, whatever the reason, is a :class:`SubjectWithheld`
+    naming the key's subject (whatever its ``subject_id`` says): that subject keeps no
+    purpose until its next valid value. A key that is missing, empty or not UTF-8 names
+    no subject, so its refusal is a plain :class:`ParseFailure`.
     """
     try:
         if value is None:
             return _erasure(key)
         return _update(value, key, keyed=True)
     except Exception as exc:  # a ledger record must never stop the worker
-        return ParseFailure(DeadLetterReason.INTERNAL, f"internal error: {type(exc).__name__}")
+        failure = ParseFailure(DeadLetterReason.INTERNAL, f"internal error: {type(exc).__name__}")
+        return failure if value is None else _withheld(failure, key)
 
 
 def parse_ledger_line(value: bytes) -> SubjectUpdate | ParseFailure:
@@ -149,25 +155,27 @@ def _read_one_way(
     value: bytes, key: bytes | None, keyed: bool, update: SubjectUpdate, with_purposes: int
 ) -> ParseFailure | None:
     """Why a value that is valid on its own is still refused: another reader may read
-    it otherwise (first), or it does not fit its record's key."""
+    it otherwise (first), or it does not fit its record's key. Only a refusal costs
+    more than these checks (the fast path stays as cheap for valid values)."""
     conflict = judged_field_conflict(value, len(update.identifiers), with_purposes)
     if conflict is not None:
-        return _ambiguous(conflict, key if keyed else None)
-    if keyed:
-        return _key_failure(key, update.subject_id)
+        return _withheld(conflict, key) if keyed else conflict
+    if keyed and (mismatch := _key_failure(key, update.subject_id)) is not None:
+        return _withheld(mismatch, key)
     return None
 
 
-def _ambiguous(conflict: ParseFailure, key: bytes | None) -> ParseFailure:
-    """The refusal of a value another reader may read otherwise: naming its key's
-    subject when there is one (a file's line has none, nor has an unkeyed value)."""
+def _withheld(failure: ParseFailure, key: bytes | None) -> ParseFailure:
+    """The refusal of a topic's value, naming its key's subject when the key is one (a
+    missing, empty or non-UTF-8 key names none: no event's subject id is such a key).
+    Fail closed: whatever the value meant for that subject, it keeps no purpose."""
     if not key:
-        return conflict
+        return failure
     try:
         subject_id = key.decode("utf-8")
     except UnicodeDecodeError:
-        return conflict  # no event's subject id is such a key
-    return AmbiguousValue(conflict.reason, conflict.message, subject_id)
+        return failure
+    return SubjectWithheld(failure.reason, failure.message, subject_id)
 
 
 def _vouch(value: bytes) -> tuple[SubjectUpdate, int] | None:  # noqa: PLR0911 - each return is a bail-out
@@ -261,7 +269,19 @@ def _granted_tags(raw: list[str]) -> tuple[str, ...] | None:
 
 def model_update(value: bytes, key: bytes | None, *, keyed: bool) -> SubjectUpdate | ParseFailure:
     """The authoritative check of a ledger value: the pydantic model (what the fast
-    path vouches for, it vouches for with the same result)."""
+    path vouches for, it vouches for with the same result). A topic's value refused
+    under a subject's key withholds that subject (:class:`SubjectWithheld`)."""
+    read = _model_read(value)
+    if isinstance(read, ParseFailure):
+        return _withheld(read, key) if keyed else read
+    update, with_purposes = read
+    # The value's own problems first, then whether it reads one way and fits its key.
+    return _read_one_way(value, key, keyed, update, with_purposes) or update
+
+
+def _model_read(value: bytes) -> tuple[SubjectUpdate, int] | ParseFailure:
+    """The value read by the model, and how many of its identifiers have purposes that
+    are not null; or why it is invalid on its own (whatever its key)."""
     try:
         model = LedgerValue.model_validate_json(value)
     except ValidationError as exc:
@@ -286,10 +306,9 @@ def model_update(value: bytes, key: bytes | None, *, keyed: bool) -> SubjectUpda
         granted.append(
             GrantedIdentifier(identifier.type.lower(), identifier.value, tuple(sorted(purposes)))
         )
-    # The value's own problems first, then whether it reads one way and fits its key.
     update = SubjectUpdate(model.subject_id, model.updated_at, tuple(granted))
     with_purposes = sum(1 for identifier in model.identifiers if identifier.purposes is not None)
-    return _read_one_way(value, key, keyed, update, with_purposes) or update
+    return update, with_purposes
 
 
 def _key_failure(key: bytes | None, subject_id: str) -> ParseFailure | None:

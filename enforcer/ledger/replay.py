@@ -4,9 +4,10 @@ Each valid value replaces its subject's state, so the latest per subject wins; a
 topic's tombstone (null value keyed by the subject id) erases the subject. With
 ``as_of``, values whose ``updated_at`` is after it are skipped (for a tombstone, which
 has none, its record's time): the ledger as it stood then. Invalid lines and records
-change nothing and are collected with where they were, like dead letters; reading
-never raises on content. A topic's value another reader may read otherwise is
-invalid too, and its key's subject keeps no purpose from then on (as live).
+are collected with where they were, like dead letters; reading never raises on
+content. An invalid line, or a record whose key names no subject, changes nothing; a
+topic's value refused under a subject's key leaves that subject no purpose from its
+record's time on, until its next valid value (as live: fail closed).
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from enforcer.core.fingerprint import Fingerprinter
 from enforcer.core.models import DeadLetterReason, parse_rfc3339
 from enforcer.core.parse import ParseFailure
 from enforcer.ledger.model import (
-    AmbiguousValue,
     SubjectErasure,
     SubjectUpdate,
+    SubjectWithheld,
     parse_ledger_line,
     parse_ledger_record,
 )
@@ -80,8 +81,8 @@ class LedgerReplay:
 
     @property
     def invalid(self) -> int:
-        """Invalid lines or records: they changed nothing (but for an ambiguous topic
-        value, whose subject keeps no purpose)."""
+        """Invalid lines or records: they granted nothing (and a topic value refused under
+        a subject's key left that subject no purpose)."""
         return len(self.failures) + len(self.record_failures)
 
 
@@ -139,7 +140,7 @@ def replay_ledger_records(
             result.record_failures.append(
                 RecordFailure(record.partition, record.offset, parsed.reason, parsed.message)
             )
-            if isinstance(parsed, AmbiguousValue) and (as_of is None or record.timestamp <= as_of):
+            if isinstance(parsed, SubjectWithheld) and (as_of is None or record.timestamp <= as_of):
                 result.state.withhold(parsed.subject_id, rfc3339(record.timestamp))
             continue
         if isinstance(parsed, SubjectErasure):

@@ -269,11 +269,11 @@ class SlotLedger(ABC):
         passes: Passes | None = None,
         undo: Undo | None = None,
     ) -> list[Retraction]:
-        """The subject's latest value was refused as ambiguous: until a value that
-        reads one way comes, it is known with no purpose, as an erased subject is (it
-        may have withdrawn what the subject had). ``refused_at`` (RFC 3339, the record's
-        time) goes into the ``purpose-withdrawn`` retractions of the identifiers that
-        passed; none without ``passes``."""
+        """The subject's latest value was refused (invalid, ambiguous, or not fitting
+        its key): until a valid value comes, it is known with no purpose, as an erased
+        subject is (it may have withdrawn what the subject had). ``refused_at`` (RFC
+        3339, the record's time) goes into the ``purpose-withdrawn`` retractions of the
+        identifiers that passed; none without ``passes``."""
         stored = self._put(subject_digest(subject_id), ERASED, undo)
         if passes is None:
             return []
@@ -283,7 +283,7 @@ class SlotLedger(ABC):
 
     def grants_nothing(self, subject_id: str) -> bool:
         """Whether the subject is known with no purpose for any identifier (erased, or
-        its latest value refused as ambiguous), whatever key its identifiers were
+        its latest value refused), whatever key its identifiers were
         fingerprinted under."""
         return self._blobs.get(subject_digest(subject_id)) == ERASED
 

@@ -150,7 +150,7 @@ class LedgerStore(Protocol):
         passes: Passes | None = None,
         undo: Undo | None = None,
     ) -> list[Retraction]:
-        """Keep no purpose for the subject (its latest value was refused as ambiguous);
+        """Keep no purpose for the subject (its latest value was refused);
         with ``passes``, the retractions."""
         ...
 

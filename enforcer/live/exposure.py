@@ -370,7 +370,7 @@ class LiveExposure:
         if partition not in self._held:
             return []  # not this worker's: the engine holds such records back
         # An erased subject has nothing allowed, whatever key its entries were made under;
-        # nor has one whose latest ledger value was refused as ambiguous (withheld).
+        # nor has one whose latest ledger value was refused (withheld).
         ledger = self._ledger_of(partition)
         allowed = (
             _never

@@ -15,7 +15,9 @@ For each ledger partition it holds a materialized state:
   it); otherwise it is restored again.
 - **Updates.** Beyond the committed offset, every ledger record is applied inside
   the open transaction: an update or tombstone that turns an identifier from passing
-  to not passing writes a retraction to the sink; an invalid record is dead-lettered.
+  to not passing writes a retraction to the sink; an invalid record is dead-lettered,
+  and when its key names a subject, that subject keeps no purpose (retracted as a
+  withdrawal would be) until its next valid value: fail closed, as a restore does.
   The ledger offsets go into the same transaction as the retractions (exactly once).
 - **Aborts.** An aborted transaction's ledger records are read again, so the state
   is rolled back to where the transaction began (the undo log).
@@ -38,9 +40,9 @@ from enforcer.core.fingerprint import Fingerprinter
 from enforcer.core.parse import ParseFailure
 from enforcer.core.step import HEADER_POLICY, InputRecord, Outcome, Source, dead_letter
 from enforcer.ledger.model import (
-    AmbiguousValue,
     SubjectErasure,
     SubjectUpdate,
+    SubjectWithheld,
     parse_ledger_record,
 )
 from enforcer.ledger.retract import RETRACTION_HEADER, retraction_value
@@ -331,7 +333,7 @@ class LiveLedger:
 
     def _apply_silently(self, number: int, message: Message) -> None:
         parsed = parse_ledger_record(message.key(), message.value())
-        if isinstance(parsed, AmbiguousValue):
+        if isinstance(parsed, SubjectWithheld):
             self._states[number].withhold(parsed.subject_id, "")
             return
         if isinstance(parsed, ParseFailure):
@@ -373,17 +375,17 @@ class LiveLedger:
     def _refused(
         self, number: int, offset: int, message: Message, failure: ParseFailure
     ) -> LedgerRead:
-        """An invalid record is a dead letter; an ambiguous one also leaves its subject
-        no purpose."""
+        """An invalid record is a dead letter; refused under a key that names a subject
+        (:class:`SubjectWithheld`), it also leaves that subject no purpose."""
         self._pending_records["deadlettered"] += 1
         record = InputRecord(message.key(), message.value(), (), Source(self.topic, number, offset))
         dead = dead_letter(record, failure.reason, failure.message)
-        if isinstance(failure, AmbiguousValue):
+        if isinstance(failure, SubjectWithheld):
             return LedgerRead(self._withhold(number, failure.subject_id, message), dead)
         return LedgerRead([], dead)
 
     def _withhold(self, number: int, subject_id: str, message: Message) -> list[OutputRecord]:
-        """A value refused as ambiguous leaves its subject no purpose: what passed is
+        """A refused value leaves its key's subject no purpose: what passed is
         retracted (``purpose-withdrawn``, at the record's time), as an update that
         withdrew everything would be."""
         exact = self.exact

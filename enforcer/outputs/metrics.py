@@ -180,7 +180,7 @@ LEDGER_RECORDS = MetricDef(
     "counter",
     ("outcome",),
     "Ledger records read beyond the restore and committed: applied, or deadlettered "
-    "(invalid: they change nothing).",
+    "(invalid: they grant nothing, and one whose key names a subject leaves it no purpose).",
 )
 RETRACTIONS = MetricDef(
     "enforcer_retractions_total",

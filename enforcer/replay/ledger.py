@@ -4,8 +4,9 @@ The whole ledger is read before any record is judged (docs/ledger.md). A file is
 of ledger values in order; a topic is read on every partition from its beginning to
 its end as the read starts, by the reader ``replay --topic`` uses (read_committed, no
 consumer group, nothing committed). The latest value per subject wins; a topic's
-tombstone erases its subject. Invalid lines and records change nothing and are
-counted. A mistake the user can make is a :class:`LedgerInputError`: one line that
+tombstone erases its subject. Invalid lines and records are counted; a topic's value
+refused under a subject's key leaves that subject no purpose (as live), the others
+change nothing. A mistake the user can make is a :class:`LedgerInputError`: one line that
 names no identifier value.
 """
 

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 
 from enforcer.core.fingerprint import Fingerprinter
 from enforcer.core.parse import ParseFailure
-from enforcer.ledger.model import AmbiguousValue, LedgerEntry, parse_ledger_record
+from enforcer.ledger.model import LedgerEntry, SubjectWithheld, parse_ledger_record
 from enforcer.ledger.retract import is_retraction
 from enforcer.ledger.state import LedgerState, Passes
 from enforcer.ledger.store import apply_record
@@ -78,7 +78,7 @@ def expected_retractions(
     found: Counter[tuple[str, str, str, str]] = Counter()
     for subject, value in entries:
         parsed = parse_ledger_record(subject.encode(), value)
-        if isinstance(parsed, AmbiguousValue):  # refused, and its subject keeps nothing
+        if isinstance(parsed, SubjectWithheld):  # refused, and its key's subject keeps nothing
             applied = state.withhold(parsed.subject_id, "", passes)
         elif isinstance(parsed, ParseFailure):
             continue

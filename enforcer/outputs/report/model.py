@@ -112,7 +112,8 @@ class LedgerRecords(BaseModel):
     erased: int
     """Of ``applied``, the tombstones (a topic only)."""
     invalid: int
-    """Invalid lines or records: they changed nothing."""
+    """Invalid lines or records: they granted nothing (a topic's record under a
+    subject's key left that subject no purpose)."""
     after_as_of: int
     """Valid ones skipped because they are later than ``as_of``."""
 

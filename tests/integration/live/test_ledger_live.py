@@ -111,7 +111,8 @@ async def test_restore_before_first_decision_then_withdrawal_and_erasure_retract
             ledger_value("s-ads", "2026-11-03T00:00:00Z", [("email", "ads@example.org", MFA)]),
         ),
         ("s-gone", None),
-        # Invalid: a value under another subject's key. Dead-lettered, changes nothing.
+        # Invalid: a value under another subject's key. Dead-lettered; s-2fa keeps no
+        # purpose from then on (its MFA-only phone never passed: nothing to retract).
         ("s-2fa", ledger_value("s-other", T0, [("phone", "+14155550101", ADS)])),
     ]
     await produce_ledger(bootstrap, ledger, withdrawal)

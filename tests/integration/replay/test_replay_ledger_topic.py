@@ -1,7 +1,7 @@
 """Replay a file of events against a compacted ledger topic (docs/contract.md: command line;
 docs/ledger.md): every partition read from the beginning, a tombstone erases its subject, a value
-under another subject's key changes nothing, and ``--ledger-as-of`` skips what came later (for a
-tombstone, by its record time)."""
+under another subject's key grants nothing (its key's subject keeps no purpose), and
+``--ledger-as-of`` skips what came later (for a tombstone, by its record time)."""
 
 from __future__ import annotations
 

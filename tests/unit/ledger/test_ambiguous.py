@@ -15,8 +15,8 @@ from enforcer.core.fingerprint import Fingerprinter
 from enforcer.core.models import DeadLetterReason
 from enforcer.core.parse import ParseFailure
 from enforcer.ledger.model import (
-    AmbiguousValue,
     SubjectUpdate,
+    SubjectWithheld,
     parse_ledger_line,
     parse_ledger_record,
 )
@@ -102,13 +102,13 @@ def ambiguous_values(draw: st.DrawFn) -> bytes:
 @given(value=ambiguous_values())
 def test_an_ambiguous_value_is_refused_naming_its_keys_subject(value: bytes) -> None:
     parsed = parse_ledger_record(b"acct-1", value)
-    assert isinstance(parsed, AmbiguousValue), parsed
+    assert isinstance(parsed, SubjectWithheld), parsed
     assert parsed.reason is DeadLetterReason.SCHEMA and parsed.subject_id == "acct-1"
     assert PHONE not in parsed.message and "acct" not in parsed.message
     line = parse_ledger_line(value)
-    assert isinstance(line, ParseFailure) and not isinstance(line, AmbiguousValue)
+    assert isinstance(line, ParseFailure) and not isinstance(line, SubjectWithheld)
     unkeyed = parse_ledger_record(None, value)
-    assert isinstance(unkeyed, ParseFailure) and not isinstance(unkeyed, AmbiguousValue)
+    assert isinstance(unkeyed, ParseFailure) and not isinstance(unkeyed, SubjectWithheld)
 
 
 @settings(max_examples=100, deadline=None)

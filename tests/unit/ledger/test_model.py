@@ -6,6 +6,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from enforcer.core.models import DeadLetterReason
 from enforcer.core.parse import ParseFailure
@@ -13,6 +15,7 @@ from enforcer.ledger.model import (
     GrantedIdentifier,
     SubjectErasure,
     SubjectUpdate,
+    SubjectWithheld,
     parse_ledger_line,
     parse_ledger_record,
 )
@@ -103,6 +106,57 @@ def test_an_invalid_record_is_a_failure_naming_path_and_problem(
     assert parsed.reason is reason
     assert message in parsed.message
     assert PHONE not in parsed.message and "4155550100" not in parsed.message
+
+
+INVALID_VALUES = [
+    b"{",
+    b"",
+    b"null",
+    b"[]",
+    value(updated_at="yesterday"),
+    value(subject_id=""),
+    value(subject_id="acct-2"),
+    value(identifiers=[{"type": "phone", "value": PHONE, "purposes": ["Security MFA"]}]),
+    value(identifiers=[{"type": "phone", "value": 4155550100}]),
+    value().replace(b'"acct-1"', b'"acct-1","n":NaN'),
+    value().replace(b'"purposes":', b'"purposes":[],"purposes":'),
+]
+
+
+@pytest.mark.parametrize("raw", INVALID_VALUES)
+def test_a_refused_topic_value_withholds_the_subject_its_key_names(raw: bytes) -> None:
+    """Whatever makes a topic's value invalid, under a UTF-8 key it is refused naming
+    that key's subject (who keeps no purpose until its next valid value); under a key
+    that names no subject, and as a file's line, it is a plain failure."""
+    parsed = parse_ledger_record(b"acct-1", raw)
+    assert isinstance(parsed, SubjectWithheld) and parsed.subject_id == "acct-1"
+    assert PHONE not in parsed.message and "acct" not in parsed.message
+    for key in (None, b"", b"acct-1\xff"):
+        plain = parse_ledger_record(key, raw)
+        assert isinstance(plain, ParseFailure) and not isinstance(plain, SubjectWithheld)
+        assert (plain.reason, plain.message) == (parsed.reason, parsed.message) or key is None
+    line = parse_ledger_line(raw)  # no key: valid when the value alone is
+    assert not isinstance(line, SubjectWithheld)
+    assert isinstance(line, ParseFailure) or raw == value(subject_id="acct-2")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    key=st.text(st.characters(codec="utf-8"), min_size=1, max_size=8),
+    raw=st.binary(max_size=40) | st.sampled_from(INVALID_VALUES),
+)
+def test_every_topic_value_under_a_subject_key_is_an_update_or_withholds(
+    key: str, raw: bytes
+) -> None:
+    """No third outcome: a value under a subject's key replaces its state or withholds
+    it; and a tombstone erases it."""
+    encoded = key.encode()
+    parsed = parse_ledger_record(encoded, raw)
+    if isinstance(parsed, ParseFailure):
+        assert isinstance(parsed, SubjectWithheld)
+        assert parsed.subject_id == key
+    else:
+        assert isinstance(parsed, SubjectUpdate)
 
 
 def test_a_topic_value_without_a_key_is_a_schema_failure() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+import pytest
 from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
 from enforcer.core.fingerprint import Fingerprinter
@@ -30,7 +31,7 @@ class FakeMessage:
         self,
         partition: int,
         offset: int,
-        key: str | None,
+        key: str | bytes | None,
         value: bytes | None,
         timestamp_ms: int = 1_700_000_000_000,
     ) -> None:
@@ -44,7 +45,7 @@ class FakeMessage:
         return self._offset
 
     def key(self) -> bytes | None:
-        return None if self._key is None else self._key.encode()
+        return self._key.encode() if isinstance(self._key, str) else self._key
 
     def value(self) -> bytes | None:
         return self._value
@@ -56,7 +57,7 @@ class FakeMessage:
 def message(
     partition: int,
     offset: int,
-    key: str | None,
+    key: str | bytes | None,
     value: bytes | None,
     timestamp_ms: int = 1_700_000_000_000,
 ) -> Message:
@@ -194,16 +195,74 @@ def test_a_source_partition_without_its_ledger_partition_waits() -> None:
     assert granted(ledger, 1, "x") is None
 
 
-def test_an_invalid_record_is_a_dead_letter_that_changes_nothing() -> None:
+def mistaken_withdrawals(subject: str) -> list[bytes]:
+    """A withdrawal (``subject`` keeps MFA only) written with one mistake each: a purpose
+    tag that is no tag, an updated_at that is no time, not JSON, another subject_id, a
+    NaN, not an object, nothing."""
+    meant = consent(subject, MFA, "2026-02-01T00:00:00Z")
+    return [
+        meant.replace(b'"security.mfa"', b'"Security MFA"'),
+        meant.replace(b"2026-02-01T00:00:00Z", b"yesterday"),
+        meant[:-1],
+        consent("someone-else", MFA, "2026-02-01T00:00:00Z"),
+        meant.replace(b'"identifiers":', b'"x":NaN,"identifiers":'),
+        b"[" + meant + b"]",
+        b"",
+    ]
+
+
+def test_an_invalid_record_is_a_dead_letter_that_withholds_its_keys_subject() -> None:
+    """Fail closed: a withdrawal written with a mistake must not leave the old grant in
+    force. The record is dead-lettered, its key's subject keeps no purpose (known, so no
+    fallback to an event's claim) and what passed is retracted as withdrawn; an abort
+    puts the grant back; a restore that finds only that record (compaction) reaches the
+    same state; the subject's next valid value is its state again."""
+    for offset, value in enumerate(mistaken_withdrawals("a")):
+        ledger = live()
+        ledger.assign(both(0), committed_at({0: 0}))
+        ledger.at_end(0, 0)
+        assert ledger.read(message(0, 0, "a", consent("a", ADS))) is not None
+        ledger.committed({(LEDGER, 0): 1})
+        read = ledger.read(message(0, 1, "a", value, timestamp_ms=1_800_000_000_000))
+        assert read is not None and read.dead_letter is not None, offset
+        assert read.dead_letter.record.source.topic == LEDGER
+        assert granted(ledger, 0, "a") == ()
+        assert len(read.outputs) == 1, offset
+        out = read.outputs[0].value or b""
+        assert b"a@example.org" not in out and b"purpose-withdrawn" in out
+        assert b'"2027-01-15T08:00:00.000Z"' in out  # dated by the record's time
+        ledger.rolled_back()
+        assert granted(ledger, 0, "a") == ADS
+        ledger.read(message(0, 1, "a", value))
+        ledger.committed({(LEDGER, 0): 2})
+        assert ledger.stats.retractions == {"purpose-withdrawn": 1}
+        again = ledger.read(message(0, 2, "a", consent("a", ADS, "2026-03-01T00:00:00Z")))
+        assert again is not None and again.dead_letter is None and again.outputs == []
+        assert granted(ledger, 0, "a") == ADS
+        # Compacted to the invalid value alone, a restore finds the subject withheld.
+        restored = live()
+        restored.assign(both(0), committed_at({0: 2}))
+        assert restored.read(message(0, 1, "a", value)) is None
+        restored.at_end(0, 2)
+        assert not restored.restoring(0) and granted(restored, 0, "a") == ()
+    # A record of a partition this worker no longer holds is ignored.
+    assert ledger.read(message(7, 0, "a", consent("a", ADS))) is None
+
+
+def test_a_key_that_names_no_subject_withholds_nothing() -> None:
+    """A key that is not UTF-8 (or empty) is no event's subject id: its invalid record
+    is a dead letter that changes nothing."""
     ledger = live()
     ledger.assign(both(0), committed_at({0: 0}))
     ledger.at_end(0, 0)
-    read = ledger.read(message(0, 0, "a", consent("someone-else", ADS)))
-    assert read is not None and read.outputs == []
-    assert read.dead_letter is not None and read.dead_letter.record.source.topic == LEDGER
-    assert granted(ledger, 0, "a") is None
-    # A record of a partition this worker no longer holds is ignored.
-    assert ledger.read(message(7, 0, "a", consent("a", ADS))) is None
+    ledger.read(message(0, 0, "a", consent("a", ADS)))
+    for offset, key in enumerate([b"a\xff", b""], start=1):
+        read = ledger.read(message(0, offset, key, consent("a", MFA)))
+        assert read is not None and read.dead_letter is not None and read.outputs == []
+        bad_tag = consent("a", MFA).replace(b'"security.mfa"', b'"Security MFA"')
+        read = ledger.read(message(0, offset, key, bad_tag))
+        assert read is not None and read.dead_letter is not None and read.outputs == []
+    assert granted(ledger, 0, "a") == ADS
 
 
 def test_an_unkeyed_value_is_a_dead_letter_live_and_skipped_in_a_restore() -> None:
@@ -264,7 +323,10 @@ def test_an_ambiguous_record_is_a_dead_letter_and_withdraws_what_passed() -> Non
     assert granted(ledger, 0, "b") == ADS
 
 
-def test_an_ambiguous_record_asks_exposure_for_exact_retractions() -> None:
+@pytest.mark.parametrize("kind", ["ambiguous", "bad tag"])
+def test_a_withheld_subject_asks_exposure_for_exact_retractions(kind: str) -> None:
+    """With exposure, a refused value asks for what was forwarded and no longer allowed,
+    as a withdrawal does: the state it sees already keeps no purpose."""
     ledger = live()
     ledger.assign(both(0), committed_at({0: 0}))
     ledger.at_end(0, 0)
@@ -280,6 +342,7 @@ def test_an_ambiguous_record_asks_exposure_for_exact_retractions() -> None:
 
     ledger.exact = exact
     ledger.read(message(0, 0, "a", consent("a", ADS)))
-    read = ledger.read(message(0, 1, "a", ambiguous("a")))
+    refused = ambiguous("a") if kind == "ambiguous" else mistaken_withdrawals("a")[0]
+    read = ledger.read(message(0, 1, "a", refused))
     assert read is not None and read.dead_letter is not None
     assert asked == [(0, "a", "purpose-withdrawn", ADS), (0, "a", "purpose-withdrawn", ())]

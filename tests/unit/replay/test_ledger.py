@@ -14,7 +14,7 @@ import pytest
 from enforcer.cli import main
 from enforcer.core.fingerprint import Fingerprinter
 from enforcer.core.models import DeadLetterReason, parse_rfc3339
-from enforcer.ledger.replay import LedgerRecord, replay_ledger_records
+from enforcer.ledger.replay import LedgerRecord, replay_ledger_lines, replay_ledger_records
 
 from ..conftest import KEY, event, ident
 
@@ -296,7 +296,7 @@ def _at(text: str) -> datetime:
 
 def test_topic_records_tombstones_key_checks_and_as_of() -> None:
     """A tombstone erases its subject (as of its record time); a value whose subject is
-    not its key is invalid and changes nothing."""
+    not its key is invalid, and withholds its key's subject (known, no purpose)."""
     fingerprinter = Fingerprinter(KEY)
     value = ledger_line("acct-1", "2019-01-01T00:00:00Z", ("phone", PHONE_1, [MFA])).strip()
     records = [
@@ -308,6 +308,7 @@ def test_topic_records_tombstones_key_checks_and_as_of() -> None:
     mark = fingerprinter("phone", PHONE_1)
     result = replay_ledger_records(records, fingerprinter)
     assert result.state.purposes("acct-1", "phone", mark) == ()  # erased: no purpose
+    assert result.state.grants_nothing("acct-9")  # withheld by its refused value
     assert (result.applied, result.erased, result.after_as_of, result.invalid) == (2, 1, 0, 2)
     assert [(f.partition, f.offset, f.reason) for f in result.record_failures] == [
         (0, 1, DeadLetterReason.SCHEMA),
@@ -330,3 +331,29 @@ def test_a_topic_value_without_a_key_is_invalid_and_changes_nothing() -> None:
     (failure,) = result.record_failures
     assert (failure.partition, failure.offset, failure.reason) == (2, 5, DeadLetterReason.SCHEMA)
     assert "no key" in failure.message
+
+
+def test_a_mistaken_withdrawal_withholds_its_subject_as_of_its_record_time() -> None:
+    """A topic's invalid value (here a purpose tag that is no tag) leaves its key's
+    subject no purpose from its record's time on, as live: --ledger-as-of before it
+    still sees the grant; a later valid value is the subject's state again. A file's
+    invalid line (no key) changes nothing."""
+    fingerprinter = Fingerprinter(KEY)
+    granted = ledger_line("acct-1", "2019-01-01T00:00:00Z", ("phone", PHONE_1, [ADS])).strip()
+    mistaken = granted.replace(ADS.encode(), b"Security MFA")
+    records = [
+        LedgerRecord(b"acct-1", granted, _at("2019-01-01T00:00:01Z"), 0, 0),
+        LedgerRecord(b"acct-1", mistaken, _at("2019-02-01T00:00:00Z"), 0, 1),
+    ]
+    mark = fingerprinter("phone", PHONE_1)
+    result = replay_ledger_records(records, fingerprinter)
+    assert result.state.purposes("acct-1", "phone", mark) == ()
+    assert (result.applied, result.invalid) == (1, 1)
+    assert result.record_failures[0].reason is DeadLetterReason.SCHEMA
+    before = replay_ledger_records(records, fingerprinter, as_of=_at("2019-01-15T00:00:00Z"))
+    assert before.state.purposes("acct-1", "phone", mark) == (ADS,)
+    later = LedgerRecord(b"acct-1", granted, _at("2019-03-01T00:00:00Z"), 0, 2)
+    again = replay_ledger_records([*records, later], fingerprinter)
+    assert again.state.purposes("acct-1", "phone", mark) == (ADS,)
+    lines = replay_ledger_lines([granted + b"\n", mistaken + b"\n"], fingerprinter)
+    assert lines.state.purposes("acct-1", "phone", mark) == (ADS,) and lines.invalid == 1
