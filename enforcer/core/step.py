@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -67,6 +68,8 @@ def foreign_headers(headers: Headers) -> Headers:
     if not any(_OWN_PREFIX in name.lower() for name, _ in headers):
         return headers  # the common case: nothing to take out, nothing copied
     return tuple(h for h in headers if not h[0].strip().lower().startswith(_OWN_PREFIX))
+
+
 # W3C Trace Context level 1: version 00 is exactly this; a later version may append
 # fields after a dash, which are not carried. Anything else is ignored, never copied:
 # a header that is not a trace context could hold anything, identifiers included.
@@ -768,17 +771,37 @@ def _without_identifiers(
     if not has_long_digit_run(value):
         try:
             document = parsed if parsed is not None else orjson.loads(value)
-        except orjson.JSONDecodeError:
-            pass  # the exact parser below decides
-        else:
             # A new dict: the key keeps its place, the parsed object is not changed.
             return orjson.dumps(
                 {**document, "identifiers": _kept(document["identifiers"], removed)}
             )
-    # orjson reads integers beyond 64 bits as floats, which would change their value.
-    document = json.loads(value)
+        except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+            pass  # a number orjson refuses, or nesting deeper than it writes: see below
+    # orjson reads integers beyond 64 bits as floats, which would change their value,
+    # and refuses a number beyond a float's range: the exact parser keeps every number.
+    return _exactly_without_identifiers(value, removed)
+
+
+# A number's text, held in a string while the standard library's parser and writer
+# carry the document: the parser would read it as a float, and the writer would give a
+# number beyond a float's range (1e400) as ``Infinity``, which is no JSON, and another
+# as its nearest float (1.0000000000000000000001 as 1.0). The marker is random per
+# process, so no string a record holds can pass for one.
+_NUMBER_MARK = f"\x00{secrets.token_hex(16)}:"
+_NUMBER_WRITTEN = re.compile(re.escape(json.dumps(_NUMBER_MARK)[:-1]) + r'([-+.0-9eE]+)\\u0000"')
+
+
+def _number_text(text: str) -> str:
+    return f"{_NUMBER_MARK}{text}\x00"
+
+
+def _exactly_without_identifiers(value: bytes, removed: set[int]) -> bytes:
+    """:func:`_without_identifiers` by the standard library, every number written as
+    the record wrote it."""
+    document = json.loads(value, parse_float=_number_text)
     document["identifiers"] = _kept(document["identifiers"], removed)
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    return _NUMBER_WRITTEN.sub(r"\1", text).encode()
 
 
 def _kept(identifiers: list[Any], removed: set[int]) -> list[Any]:
