@@ -277,3 +277,42 @@ def test_explain_reads_one_pretty_printed_record(
     path.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))
     code, out, _ = run(capsys, "explain", str(path))
     assert code == 0 and "outcome: dropped" in out
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("cases: [\n", "t.test.yaml:2:1: invalid YAML: expected the node content"),
+        (b"cases: \xff\n", "t.test.yaml: invalid YAML: unacceptable character #x00ff"),
+        (
+            'cases:\n  - {name: x, record: "\\ud800", expect: {outcome: passed}}\n',
+            "t.test.yaml: at cases[0].record: a string with no UTF-8 form",
+        ),
+        (
+            "cases:\n  - {name: x, record: {a: !!binary aGk=}, expect: {outcome: passed}}\n",
+            "t.test.yaml: at cases[0].record: cannot be written as JSON",
+        ),
+        (
+            "cases:\n  - {name: x, record: {1: 2}, expect: {outcome: passed}}\n",
+            "t.test.yaml: at cases[0].record: cannot be written as JSON",
+        ),
+        (
+            "cases:\n  - {name: x, record: {a: 123456789012345678901234567890},"
+            " expect: {outcome: passed}}\n",
+            "t.test.yaml: at cases[0].record: cannot be written as JSON",
+        ),
+    ],
+)
+def test_a_bad_policy_test_file_is_a_one_line_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str | bytes, said: str
+) -> None:
+    """Exit 2 and one line naming the file and the place (docs/contract.md: exit
+    status), never an internal error or YAML's own text over several lines."""
+    cases = tmp_path / "t.test.yaml"
+    if isinstance(text, bytes):
+        cases.write_bytes(text)
+    else:
+        cases.write_text(text)
+    code, _, err = run(capsys, "policy", "test", str(cases))
+    assert code == 2
+    assert err.count("\n") == 1 and said in err, err
