@@ -236,7 +236,7 @@ def command(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.file}: {exc.strerror}") from None
     offset = 0
     if args.line is not None:
-        lines = data.splitlines()
+        lines = numbered_lines(data)
         if not 0 <= args.line < len(lines):
             raise UsageError(f"{args.file} has no line {args.line} (it has {len(lines)})")
         data, offset = lines[args.line], args.line
@@ -296,6 +296,17 @@ def _reader(settings: EnforcerSettings, policy: Policy, value: bytes) -> RecordR
     return step_reader(policy, loader)
 
 
+def numbered_lines(data: bytes) -> list[bytes]:
+    """The lines of a file as replay numbers them (docs/contract.md: command line): ended
+    by a line feed only, a carriage return before it dropped. ``bytes.splitlines`` also
+    ends a line at a lone carriage return, which JSON allows between tokens: line N was
+    then another record than replay's offset N."""
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()  # the last line's own line feed ends no further line
+    return [line.rstrip(b"\r") for line in lines]
+
+
 def _from_base64(file: str, data: bytes, line: int | None) -> bytes:
     """The value of a ``--format confluent`` record: its one base64 line decoded (the
     rules of ``replay --format confluent``). Anything else is a usage error."""
@@ -337,7 +348,7 @@ def _refuse_json_lines(file: str, data: bytes) -> None:
     record spread over several lines (pretty-printed JSON) is still explained."""
     import orjson
 
-    lines = [line for line in data.splitlines() if line.strip()]
+    lines = [line for line in numbered_lines(data) if line.strip()]
     if len(lines) < 2:
         return
     try:

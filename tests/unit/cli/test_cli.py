@@ -316,3 +316,27 @@ def test_a_bad_policy_test_file_is_a_one_line_usage_error(
     code, _, err = run(capsys, "policy", "test", str(cases))
     assert code == 2
     assert err.count("\n") == 1 and said in err, err
+
+
+def test_explain_line_n_is_the_record_replay_numbers_n(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A carriage return between a record's tokens does not end its line: ``explain
+    --line N`` explains the record replay reports at offset N (docs/contract.md:
+    command line), not a piece of another one."""
+    path = tmp_path / "events.jsonl"
+    passed = orjson.dumps(event(ident("email", "a@b.c", ["marketing.advertising"])))
+    stopped = orjson.dumps(event(ident("phone", "+1 555 0100", ["security.mfa"])))
+    path.write_bytes(passed.replace(b",", b",\r", 1) + b"\r\n" + stopped + b"\n")
+    out_dir = tmp_path / "out"
+    monkeypatch.setenv("ENFORCER_FINGERPRINT_KEY", KEY_TEXT)
+    code, _, _ = run(capsys, "replay", "--from-file", str(path), "--out", str(out_dir))
+    assert code == 0
+    violation = json.loads((out_dir / "violations.jsonl").read_text())
+    assert violation["source"]["offset"] == 1
+    code, out, _ = run(capsys, "explain", str(path), "--line", "1", "--json")
+    assert code == 0 and json.loads(out)["outcome"] == "dropped"
+    code, out, _ = run(capsys, "explain", str(path), "--line", "0", "--json")
+    assert code == 0 and json.loads(out)["outcome"] == "passed"
+    code, _, err = run(capsys, "explain", str(path), "--line", "2")
+    assert code == 2 and "(it has 2)" in err
