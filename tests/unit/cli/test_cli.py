@@ -340,3 +340,22 @@ def test_explain_line_n_is_the_record_replay_numbers_n(
     assert code == 0 and json.loads(out)["outcome"] == "passed"
     code, _, err = run(capsys, "explain", str(path), "--line", "2")
     assert code == 2 and "(it has 2)" in err
+
+
+def test_explain_of_a_record_orjson_cannot_read_says_each_phones_format(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A valid event holding a number beyond a float's range (``1e400``, which orjson
+    refuses) is explained like any other, not an internal error."""
+    path = tmp_path / "e.json"
+    record = event(
+        ident("phone", "+1 415 555 0101"), ident("email", "a@b.c", ["marketing.advertising"])
+    )
+    for text in (orjson.dumps(record), orjson.dumps(record, option=orjson.OPT_INDENT_2)):
+        path.write_bytes(text[:-1] + b',"x":1e400}')
+        code, out, err = run(capsys, "explain", str(path), "--json")
+        assert code == 0, err
+        explained = json.loads(out)
+        assert explained["outcome"] == "redacted"
+        assert explained["identifiers"][0]["phone_format"] == "e164"
+        assert "415" not in out
