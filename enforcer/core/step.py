@@ -7,9 +7,7 @@ results equal live behaviour by construction.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-import secrets
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -23,7 +21,13 @@ from enforcer.core.fingerprint import FINGERPRINT_PREFIX, Fingerprinter
 from enforcer.core.ledger_view import LedgerLookup, LedgerMode
 from enforcer.core.models import DeadLetterReason, Event, Mode
 from enforcer.core.one_pass import OnePass
-from enforcer.core.parse import ParseFailure, has_long_digit_run, parse_event
+from enforcer.core.parse import (
+    ParseFailure,
+    dumps_keeping_numbers,
+    has_long_digit_run,
+    loads_keeping_numbers,
+    parse_event,
+)
 from enforcer.core.policy.compiled import Policy
 from enforcer.core.policy.evaluate import Decision, Judgement, Rejection, Verdict, decide
 from enforcer.core.record_format import Decoded, RecordReader, Unredactable
@@ -782,26 +786,12 @@ def _without_identifiers(
     return _exactly_without_identifiers(value, removed)
 
 
-# A number's text, held in a string while the standard library's parser and writer
-# carry the document: the parser would read it as a float, and the writer would give a
-# number beyond a float's range (1e400) as ``Infinity``, which is no JSON, and another
-# as its nearest float (1.0000000000000000000001 as 1.0). The marker is random per
-# process, so no string a record holds can pass for one.
-_NUMBER_MARK = f"\x00{secrets.token_hex(16)}:"
-_NUMBER_WRITTEN = re.compile(re.escape(json.dumps(_NUMBER_MARK)[:-1]) + r'([-+.0-9eE]+)\\u0000"')
-
-
-def _number_text(text: str) -> str:
-    return f"{_NUMBER_MARK}{text}\x00"
-
-
 def _exactly_without_identifiers(value: bytes, removed: set[int]) -> bytes:
     """:func:`_without_identifiers` by the standard library, every number written as
     the record wrote it."""
-    document = json.loads(value, parse_float=_number_text)
+    document = loads_keeping_numbers(value)
     document["identifiers"] = _kept(document["identifiers"], removed)
-    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
-    return _NUMBER_WRITTEN.sub(r"\1", text).encode()
+    return dumps_keeping_numbers(document)
 
 
 def _kept(identifiers: list[Any], removed: set[int]) -> list[Any]:
