@@ -359,3 +359,26 @@ def test_explain_of_a_record_orjson_cannot_read_says_each_phones_format(
         assert explained["outcome"] == "redacted"
         assert explained["identifiers"][0]["phone_format"] == "e164"
         assert "415" not in out
+
+
+def test_an_unreachable_ledger_topic_is_one_line_for_remediate_too(tmp_path: Path) -> None:
+    """``remediate plan --ledger-topic`` with no broker: one line, exit 2; aiokafka's own
+    log line about the refused connection is not printed besides (a fresh process, whose
+    logging nothing else has set up)."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[3]
+    argv = ["remediate", "plan", "--out", str(tmp_path / "p.json"), "--ledger-topic", "led"]
+    done = subprocess.run(
+        [sys.executable, "-m", "enforcer", *argv, "--bootstrap-servers", "127.0.0.1:1"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env={**os.environ, "ENFORCER_FINGERPRINT_KEY": KEY_TEXT, "PYTHONPATH": str(root)},
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "cannot reach Kafka" in done.stderr, done.stderr
