@@ -236,7 +236,7 @@ def command(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.file}: {exc.strerror}") from None
     offset = 0
     if args.line is not None:
-        lines = data.splitlines()
+        lines = numbered_lines(data)
         if not 0 <= args.line < len(lines):
             raise UsageError(f"{args.file} has no line {args.line} (it has {len(lines)})")
         data, offset = lines[args.line], args.line
@@ -296,6 +296,17 @@ def _reader(settings: EnforcerSettings, policy: Policy, value: bytes) -> RecordR
     return step_reader(policy, loader)
 
 
+def numbered_lines(data: bytes) -> list[bytes]:
+    """The lines of a file as replay numbers them (docs/contract.md: command line): ended
+    by a line feed only, a carriage return before it dropped. ``bytes.splitlines`` also
+    ends a line at a lone carriage return, which JSON allows between tokens: line N was
+    then another record than replay's offset N."""
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()  # the last line's own line feed ends no further line
+    return [line.rstrip(b"\r") for line in lines]
+
+
 def _from_base64(file: str, data: bytes, line: int | None) -> bytes:
     """The value of a ``--format confluent`` record: its one base64 line decoded (the
     rules of ``replay --format confluent``). Anything else is a usage error."""
@@ -335,29 +346,49 @@ def _refuse_json_lines(file: str, data: bytes) -> None:
     """Refuse several records at once: explained whole, a JSON Lines file is one invalid
     record, and its dead letter would say nothing about the records in it. A single
     record spread over several lines (pretty-printed JSON) is still explained."""
-    import orjson
 
-    lines = [line for line in data.splitlines() if line.strip()]
+    lines = [line for line in numbered_lines(data) if line.strip()]
     if len(lines) < 2:
         return
     try:
-        orjson.loads(data)
-    except orjson.JSONDecodeError:
+        _json_of(data)
+    except ValueError:
         raise UsageError(
             f"{file} holds {len(lines)} non-blank lines and is not one JSON record: "
             "pass --line N to explain its 0-based line N"
         ) from None
 
 
+def _json_of(data: bytes) -> Any:
+    """``data`` parsed as JSON, also when it holds a number beyond a float's range
+    (``1e400``: valid JSON, and a valid event, that orjson refuses). Raises
+    ``ValueError`` for what is no JSON (NaN and Infinity included)."""
+    import json
+
+    import orjson
+
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
+
+    def refuse(name: str) -> None:
+        raise ValueError(f"{name} is not JSON")
+
+    try:
+        return json.loads(data, parse_constant=refuse)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def _add_phone_formats(result: dict[str, Any], data: bytes, region: str) -> None:
     """Say of each phone number whether it fingerprints as E.164 (never its value)."""
-    import orjson
 
     from enforcer.core.fingerprint import phone_e164
 
     if "identifiers" not in result:
         return
-    written = orjson.loads(data).get("identifiers")  # judged, so a valid event ...
+    written = _json_of(data).get("identifiers")  # judged, so a valid event ...
     if not isinstance(written, list):  # ... or a record a field mapping read
         return
     for item in result["identifiers"]:

@@ -119,8 +119,20 @@ def _position(parse: Callable[[str], Position]) -> Callable[[str], Position]:
     return checked
 
 
+def _refuse_empty_topic_names(args: argparse.Namespace) -> None:
+    """An empty name would be asked of Kafka, or written into every output."""
+    for flag, topic in (
+        ("--topic", args.topic),
+        ("--source-topic", args.source_topic),
+        ("--ledger-topic", args.ledger_topic),
+    ):
+        if topic is not None and not topic.strip():
+            raise UsageError(f"{flag} needs a topic name")
+
+
 def command(args: argparse.Namespace) -> int:
     """Replay, print a summary line, and say whether anything was found."""
+    _refuse_empty_topic_names(args)
     if args.topic is None and (args.start or args.end):
         raise UsageError("--start and --end go with --topic")
     if args.topic is not None and args.source_topic is not None:

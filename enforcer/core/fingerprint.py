@@ -341,8 +341,24 @@ def normalize_value(identifier_type: str, value: str, region: str = DEFAULT_PHON
     if identifier_type == "email":
         return value.strip().lower()
     if identifier_type == "phone":
-        return phone_e164(value, region) or _PHONE_NOISE.sub("", value)
+        return _e164(value, region) or _PHONE_NOISE.sub("", value)
     return value.strip()
+
+
+CACHED_VALUE_CHARS = 256
+"""The longest identifier value the caches of fingerprints and phone numbers keep. They
+bound their entries' number, not their size: a stream of records each holding a new
+value of a megabyte would be kept whole, up to 65,536 of them, and the worker would run
+out of memory. Real identifiers are far shorter (an email address has at most 254
+characters); a longer value is fingerprinted every time."""
+
+
+def _e164(value: str, region: str) -> str | None:
+    """:func:`phone_e164`, through its cache only for a value it may keep."""
+    if len(value) <= CACHED_VALUE_CHARS:
+        return phone_e164(value, region)
+    fast = international_e164(value)
+    return fast if fast != UNSURE else parsed_e164(value, region)
 
 
 MAC_CACHE_SIZE = 65_536
@@ -388,6 +404,8 @@ class Fingerprinter:
         Remembered for the last :data:`MAC_CACHE_SIZE` identifiers: with a purpose
         ledger every identifier of every event is fingerprinted, and an account's
         identifiers recur in many events. In process memory only, like the record."""
+        if len(value) > CACHED_VALUE_CHARS:
+            return self.mac_once(identifier_type, value)
         key = (identifier_type, value)
         found = self._macs.get(key)
         if found is None:
@@ -405,7 +423,7 @@ class Fingerprinter:
             # Nor through the cache of phone numbers, when the fast path answers.
             e164 = international_e164(value)
             if e164 == UNSURE:
-                e164 = phone_e164(value, self.phone_region)
+                e164 = _e164(value, self.phone_region)
             normalized = e164 or _PHONE_NOISE.sub("", value)
         else:
             normalized = normalize_value(identifier_type, value, self.phone_region)

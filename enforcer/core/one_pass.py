@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from enforcer.core.ledger_view import LedgerLookup, LedgerMode
+from enforcer.core.memo import small_enough
 from enforcer.core.models import Action, Mode
 from enforcer.core.parse import (
     may_repeat_a_judged_field,
@@ -171,10 +172,11 @@ class OnePass:
         found = judge(self._step.policy, kind, purposes)
         if not isinstance(found, Judgement):
             return None  # a rejected tag: the reference path writes the dead letter
-        memo = self._memo
-        if len(memo) >= _MEMO_LIMIT:
-            memo.clear()
-        memo[key] = found
+        if purposes is None or small_enough(purposes):
+            memo = self._memo
+            if len(memo) >= _MEMO_LIMIT:
+                memo.clear()
+            memo[key] = found
         return found
 
     def _granted(

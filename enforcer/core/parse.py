@@ -13,6 +13,8 @@ holds it to that.
 from __future__ import annotations
 
 import json
+import re
+import secrets
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
@@ -378,3 +380,35 @@ def has_long_digit_run(value: bytes) -> bool:
     """Whether ``value`` holds 19 ASCII digits in a row: a JSON integer there may need
     more than 64 bits, which only the exact parser keeps."""
     return _NINETEEN_DIGITS in value.translate(_DIGIT_MAP)
+
+
+# A number's text, held in a string while the standard library's parser and writer
+# carry the document: the parser would read it as a float, and the writer would give a
+# number beyond a float's range (1e400) as ``Infinity``, which is no JSON, and another
+# as its nearest float (1.0000000000000000000001 as 1.0). The marker is random per
+# process, so no string a record holds can pass for one.
+_NUMBER_MARK = f"\x00{secrets.token_hex(16)}:"
+_NUMBER_WRITTEN = re.compile(re.escape(json.dumps(_NUMBER_MARK)[:-1]) + r'([-+.0-9eE]+)\\u0000"')
+
+
+def _number_text(text: str) -> str:
+    return f"{_NUMBER_MARK}{text}\x00"
+
+
+def _not_json(name: str) -> None:
+    raise ValueError(f"not valid JSON: {name}")
+
+
+def loads_keeping_numbers(value: bytes) -> Any:
+    """``value`` parsed by the standard library, each number that is not an integer
+    kept as its text for :func:`dumps_keeping_numbers` to write as it was (integers are
+    exact already). Raises ``ValueError`` for what is no JSON, NaN and Infinity
+    included, and ``RecursionError`` for nesting deeper than the interpreter's stack."""
+    return json.loads(value, parse_float=_number_text, parse_constant=_not_json)
+
+
+def dumps_keeping_numbers(document: Any) -> bytes:
+    """``document`` from :func:`loads_keeping_numbers`, written compactly in UTF-8 with
+    every number as the parsed text wrote it."""
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    return _NUMBER_WRITTEN.sub(r"\1", text).encode()

@@ -7,7 +7,6 @@ results equal live behaviour by construction.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import uuid
 from collections.abc import Callable, Sequence
@@ -22,7 +21,13 @@ from enforcer.core.fingerprint import FINGERPRINT_PREFIX, Fingerprinter
 from enforcer.core.ledger_view import LedgerLookup, LedgerMode
 from enforcer.core.models import DeadLetterReason, Event, Mode
 from enforcer.core.one_pass import OnePass
-from enforcer.core.parse import ParseFailure, has_long_digit_run, parse_event
+from enforcer.core.parse import (
+    ParseFailure,
+    dumps_keeping_numbers,
+    has_long_digit_run,
+    loads_keeping_numbers,
+    parse_event,
+)
 from enforcer.core.policy.compiled import Policy
 from enforcer.core.policy.evaluate import Decision, Judgement, Rejection, Verdict, decide
 from enforcer.core.record_format import Decoded, RecordReader, Unredactable
@@ -67,6 +72,8 @@ def foreign_headers(headers: Headers) -> Headers:
     if not any(_OWN_PREFIX in name.lower() for name, _ in headers):
         return headers  # the common case: nothing to take out, nothing copied
     return tuple(h for h in headers if not h[0].strip().lower().startswith(_OWN_PREFIX))
+
+
 # W3C Trace Context level 1: version 00 is exactly this; a later version may append
 # fields after a dash, which are not carried. Anything else is ignored, never copied:
 # a header that is not a trace context could hold anything, identifiers included.
@@ -768,17 +775,23 @@ def _without_identifiers(
     if not has_long_digit_run(value):
         try:
             document = parsed if parsed is not None else orjson.loads(value)
-        except orjson.JSONDecodeError:
-            pass  # the exact parser below decides
-        else:
             # A new dict: the key keeps its place, the parsed object is not changed.
             return orjson.dumps(
                 {**document, "identifiers": _kept(document["identifiers"], removed)}
             )
-    # orjson reads integers beyond 64 bits as floats, which would change their value.
-    document = json.loads(value)
+        except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+            pass  # a number orjson refuses, or nesting deeper than it writes: see below
+    # orjson reads integers beyond 64 bits as floats, which would change their value,
+    # and refuses a number beyond a float's range: the exact parser keeps every number.
+    return _exactly_without_identifiers(value, removed)
+
+
+def _exactly_without_identifiers(value: bytes, removed: set[int]) -> bytes:
+    """:func:`_without_identifiers` by the standard library, every number written as
+    the record wrote it."""
+    document = loads_keeping_numbers(value)
     document["identifiers"] = _kept(document["identifiers"], removed)
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+    return dumps_keeping_numbers(document)
 
 
 def _kept(identifiers: list[Any], removed: set[int]) -> list[Any]:

@@ -8,6 +8,7 @@ from types import TracebackType
 
 import orjson
 
+from enforcer.core.parse import dumps_keeping_numbers, has_long_digit_run, loads_keeping_numbers
 from enforcer.core.step import Outcome, OutcomeKind
 from enforcer.outputs.report.html import render_html
 from enforcer.outputs.report.model import Report
@@ -110,10 +111,20 @@ class FileOutputs:
 
 def _one_line(value: bytes) -> bytes:
     """A value spread over lines (from a topic) in one line: JSON written compactly, and
-    anything else (audit mode forwards records it cannot read) as its base64."""
+    anything else (audit mode forwards records it cannot read) as its base64.
+
+    orjson reads an integer beyond 64 bits as a float and refuses a number beyond a
+    float's range: a value holding either is written by the exact writer, every number
+    as it was (an integer changed, or a valid value written as base64, would say
+    something else was forwarded)."""
+    if not has_long_digit_run(value):
+        try:
+            return orjson.dumps(orjson.loads(value))
+        except orjson.JSONDecodeError:
+            pass  # no JSON, or a number orjson refuses
     try:
-        return orjson.dumps(orjson.loads(value))
-    except orjson.JSONDecodeError:
+        return dumps_keeping_numbers(loads_keeping_numbers(value))
+    except (ValueError, RecursionError):
         return base64.b64encode(value)
 
 

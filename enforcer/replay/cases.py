@@ -90,7 +90,11 @@ def run_test_file(path: Path) -> list[CaseResult]:
     except OSError as exc:
         raise PolicyLoadError(f"{path}: cannot read test file: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise PolicyLoadError(f"{path}: invalid YAML: {exc}") from None
+        # One line, as for a policy file: the error's own text runs over several.
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or (str(exc).splitlines() or ["?"])[0]
+        raise PolicyLoadError(f"{path}{where}: invalid YAML: {problem}") from None
     except ValidationError as exc:
         error = exc.errors(include_url=False, include_input=False)[0]
         place = format_location(tuple(error["loc"])) or "(top level)"
@@ -109,8 +113,7 @@ def run_test_file(path: Path) -> list[CaseResult]:
     )
     results = []
     for number, case in enumerate(tests.cases):
-        raw = case.record
-        value = raw.encode() if isinstance(raw, str) else orjson.dumps(raw)
+        value = _record_bytes(path, number, case.record)
         record = InputRecord(None, value, (), Source(case.topic or path.name, 0, number))
         outcome, decision = step.explain(record)
         problems = []
@@ -127,3 +130,21 @@ def run_test_file(path: Path) -> list[CaseResult]:
             problems.append(f"reason {outcome.error_reason}, expected {case.expect.reason}")
         results.append(CaseResult(case.name, "; ".join(problems)))
     return results
+
+
+def _record_bytes(path: Path, number: int, raw: object) -> bytes:
+    """A case's record as the bytes of a record value: a string as UTF-8, anything else
+    as JSON. Raises ``PolicyLoadError`` for one that is neither (a lone surrogate, a
+    key that is no string, binary data, an integer beyond 64 bits)."""
+    where = f"{path}: at cases[{number}].record"
+    if isinstance(raw, str):
+        try:
+            return raw.encode()
+        except UnicodeEncodeError:
+            raise PolicyLoadError(f"{where}: a string with no UTF-8 form") from None
+    try:
+        return orjson.dumps(raw)
+    except orjson.JSONEncodeError as exc:
+        raise PolicyLoadError(
+            f"{where}: cannot be written as JSON ({exc}); write the record as a string"
+        ) from None

@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple, TypeVar
 
 from enforcer.core.ledger_view import PURPOSE_NOT_GRANTED, LedgerMode, purposes_to_judge
-from enforcer.core.memo import remember
+from enforcer.core.memo import remember, small_enough
 from enforcer.core.models import Action, Event
 from enforcer.core.policy.compiled import Policy, Rule
 from enforcer.core.purposes import normalize_tag
@@ -86,7 +86,9 @@ def judge(policy: Policy, raw_type: str, raw_purposes: list[str] | None) -> Judg
     key = (raw_type, tuple(raw_purposes) if raw_purposes is not None else None)
     found: Judgement | Rejection | None = memo.get(key)
     if found is None:
-        found = _remember(memo, key, _judge(policy, raw_type, raw_purposes or ()))
+        found = _judge(policy, raw_type, raw_purposes or ())
+        if small_enough(raw_purposes or ()):
+            _remember(memo, key, found)
     return found
 
 
@@ -129,7 +131,9 @@ def judge_by_ledger(
     key = ("by-ledger", mode, claimed.type, claimed.purposes, granted)
     found: Judgement | None = memo.get(key)
     if found is None:
-        found = _remember(memo, key, _judge_by_ledger(policy, mode, claimed, granted))
+        found = _judge_by_ledger(policy, mode, claimed, granted)
+        if small_enough(claimed.purposes) and small_enough(granted or ()):
+            _remember(memo, key, found)
     return found
 
 
@@ -167,7 +171,9 @@ def judge_ledger_purposes(policy: Policy, kind: str, purposes: tuple[str, ...]) 
     if key in memo:
         found: Rule | None = memo[key]
         return found
-    rule: Rule | None = _remember(memo, key, policy.rule_for(kind, purposes))
+    rule: Rule | None = policy.rule_for(kind, purposes)
+    if small_enough(purposes):
+        _remember(memo, key, rule)
     return rule
 
 

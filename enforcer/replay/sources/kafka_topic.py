@@ -15,6 +15,7 @@ The reader is synchronous (replay is): it drives aiokafka through an
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 _FETCH_TIMEOUT_MS = 1000
+
+# aiokafka logs connection failures itself; the command line says it once, in one line
+# (every command reading a topic with it: replay, a ledger topic for remediate too).
+logging.getLogger("aiokafka").addHandler(logging.NullHandler())
 
 
 class TopicReadError(RuntimeError):

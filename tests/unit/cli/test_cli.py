@@ -277,3 +277,108 @@ def test_explain_reads_one_pretty_printed_record(
     path.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))
     code, out, _ = run(capsys, "explain", str(path))
     assert code == 0 and "outcome: dropped" in out
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("cases: [\n", "t.test.yaml:2:1: invalid YAML: expected the node content"),
+        (b"cases: \xff\n", "t.test.yaml: invalid YAML: unacceptable character #x00ff"),
+        (
+            'cases:\n  - {name: x, record: "\\ud800", expect: {outcome: passed}}\n',
+            "t.test.yaml: at cases[0].record: a string with no UTF-8 form",
+        ),
+        (
+            "cases:\n  - {name: x, record: {a: !!binary aGk=}, expect: {outcome: passed}}\n",
+            "t.test.yaml: at cases[0].record: cannot be written as JSON",
+        ),
+        (
+            "cases:\n  - {name: x, record: {1: 2}, expect: {outcome: passed}}\n",
+            "t.test.yaml: at cases[0].record: cannot be written as JSON",
+        ),
+        (
+            "cases:\n  - {name: x, record: {a: 123456789012345678901234567890},"
+            " expect: {outcome: passed}}\n",
+            "t.test.yaml: at cases[0].record: cannot be written as JSON",
+        ),
+    ],
+)
+def test_a_bad_policy_test_file_is_a_one_line_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str | bytes, said: str
+) -> None:
+    """Exit 2 and one line naming the file and the place (docs/contract.md: exit
+    status), never an internal error or YAML's own text over several lines."""
+    cases = tmp_path / "t.test.yaml"
+    if isinstance(text, bytes):
+        cases.write_bytes(text)
+    else:
+        cases.write_text(text)
+    code, _, err = run(capsys, "policy", "test", str(cases))
+    assert code == 2
+    assert err.count("\n") == 1 and said in err, err
+
+
+def test_explain_line_n_is_the_record_replay_numbers_n(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A carriage return between a record's tokens does not end its line: ``explain
+    --line N`` explains the record replay reports at offset N (docs/contract.md:
+    command line), not a piece of another one."""
+    path = tmp_path / "events.jsonl"
+    passed = orjson.dumps(event(ident("email", "a@b.c", ["marketing.advertising"])))
+    stopped = orjson.dumps(event(ident("phone", "+1 555 0100", ["security.mfa"])))
+    path.write_bytes(passed.replace(b",", b",\r", 1) + b"\r\n" + stopped + b"\n")
+    out_dir = tmp_path / "out"
+    monkeypatch.setenv("ENFORCER_FINGERPRINT_KEY", KEY_TEXT)
+    code, _, _ = run(capsys, "replay", "--from-file", str(path), "--out", str(out_dir))
+    assert code == 0
+    violation = json.loads((out_dir / "violations.jsonl").read_text())
+    assert violation["source"]["offset"] == 1
+    code, out, _ = run(capsys, "explain", str(path), "--line", "1", "--json")
+    assert code == 0 and json.loads(out)["outcome"] == "dropped"
+    code, out, _ = run(capsys, "explain", str(path), "--line", "0", "--json")
+    assert code == 0 and json.loads(out)["outcome"] == "passed"
+    code, _, err = run(capsys, "explain", str(path), "--line", "2")
+    assert code == 2 and "(it has 2)" in err
+
+
+def test_explain_of_a_record_orjson_cannot_read_says_each_phones_format(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A valid event holding a number beyond a float's range (``1e400``, which orjson
+    refuses) is explained like any other, not an internal error."""
+    path = tmp_path / "e.json"
+    record = event(
+        ident("phone", "+1 415 555 0101"), ident("email", "a@b.c", ["marketing.advertising"])
+    )
+    for text in (orjson.dumps(record), orjson.dumps(record, option=orjson.OPT_INDENT_2)):
+        path.write_bytes(text[:-1] + b',"x":1e400}')
+        code, out, err = run(capsys, "explain", str(path), "--json")
+        assert code == 0, err
+        explained = json.loads(out)
+        assert explained["outcome"] == "redacted"
+        assert explained["identifiers"][0]["phone_format"] == "e164"
+        assert "415" not in out
+
+
+def test_an_unreachable_ledger_topic_is_one_line_for_remediate_too(tmp_path: Path) -> None:
+    """``remediate plan --ledger-topic`` with no broker: one line, exit 2; aiokafka's own
+    log line about the refused connection is not printed besides (a fresh process, whose
+    logging nothing else has set up)."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[3]
+    argv = ["remediate", "plan", "--out", str(tmp_path / "p.json"), "--ledger-topic", "led"]
+    done = subprocess.run(
+        [sys.executable, "-m", "enforcer", *argv, "--bootstrap-servers", "127.0.0.1:1"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env={**os.environ, "ENFORCER_FINGERPRINT_KEY": KEY_TEXT, "PYTHONPATH": str(root)},
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "cannot reach Kafka" in done.stderr, done.stderr

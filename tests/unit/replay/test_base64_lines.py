@@ -262,3 +262,27 @@ def test_an_outcome_its_source_decided_is_written_counted_and_reported_on_the_sl
         orjson.loads(line) for line in (tmp_path / "deadletter.jsonl").read_bytes().splitlines()
     ]
     assert (dead["source"]["offset"], dead["reason"]) == (1, "undecodable")
+
+
+def test_json_spread_over_lines_keeps_its_numbers_on_one_line(tmp_path: Path) -> None:
+    """Written on one line, a forwarded value keeps every number as it was: an integer
+    beyond 64 bits (which orjson reads as a float) and a number beyond a float's range
+    (which orjson refuses) included; only what is no JSON (NaN) is written as base64."""
+    policy = load_policy(None).with_mode(Mode.AUDIT)
+    head = b'{\n "event_id": "e", "subject_id": "s", "occurred_at": "2019-10-08T12:00:00Z",'
+    values = [
+        head + b'\n "identifiers": [], "n": 123456789012345678901234567890}',
+        head + b'\n "identifiers": [], "n": 1e400, "m": 1.0000000000000000000001}',
+        head + b'\n "identifiers": [], "n": NaN}',
+    ]
+    records = [
+        InputRecord(None, value, (), Source("identity.events", 0, n))
+        for n, value in enumerate(values)
+    ]
+    step = Step(policy, Fingerprinter(KEY), FixedClock(NOW))
+    with FileOutputs(tmp_path) as files:
+        replay(records, step, files, ReplaySource(kind="topic", name="t"), FixedClock(NOW))
+    lines = (tmp_path / "forwarded.jsonl").read_bytes().splitlines()
+    assert lines[0].endswith(b'"identifiers":[],"n":123456789012345678901234567890}')
+    assert lines[1].endswith(b'"identifiers":[],"n":1e400,"m":1.0000000000000000000001}')
+    assert lines[2] == base64.b64encode(values[2])

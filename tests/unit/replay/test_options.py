@@ -60,6 +60,9 @@ def test_output_prefix_never_names_a_live_topic() -> None:
         (["--from-file", "f", "--start", "0", "--out", "o"], "--start and --end go with --topic"),
         (["--topic", "t"], "needs --out DIR, or --output-topic-prefix"),
         (["--topic", "t", "--from-file", "f", "--out", "o"], "not allowed with argument"),
+        (["--topic", "", "--out", "o"], "--topic needs a topic name"),
+        (["--from-file", "f", "--source-topic", " ", "--out", "o"], "--source-topic needs a"),
+        (["--from-file", "f", "--ledger-topic", "", "--out", "o"], "--ledger-topic needs a"),
     ],
 )
 def test_bad_replay_options_are_one_line_errors(
