@@ -61,6 +61,12 @@ _LAST_AT = _TIMES_AT + 4
 """Where a slot's last forwarded time starts."""
 _DAY = 86_400
 _SMALL_TABLE = 0xFFFF
+_PURPOSES_AT = _IDENTITY_SIZE + 3
+"""Where a slot's purpose-set id starts (after the key id's id and the flag)."""
+_PURPOSE_ID = struct.Struct("<I")
+PURPOSE_SETS_KEPT = 1 << 16
+"""Distinct purpose sets the state holds before it forgets those no slot uses any more
+(:meth:`ExposureState.forget_unused_purposes`)."""
 
 Undo = dict[tuple[int, bytes], "bytes | None"]
 """What a transaction changed: each touched (partition, subject key) before its first
@@ -155,12 +161,18 @@ class ExposureState:
         "_partitions",
         "_per_partition",
         "_purposes",
+        "_purposes_kept",
+        "_purposes_least",
         "_sinks",
         "_types",
         "_versions",
     )
 
-    def __init__(self, new_table: Callable[[int], SubjectTable] = lambda _: MemoryTable()) -> None:
+    def __init__(
+        self,
+        new_table: Callable[[int], SubjectTable] = lambda _: MemoryTable(),
+        purpose_sets_kept: int = PURPOSE_SETS_KEPT,
+    ) -> None:
         self._new_table = new_table
         self._partitions: dict[int, SubjectTable] = {}
         self._per_partition: dict[int, int] = {}
@@ -169,6 +181,9 @@ class ExposureState:
         self._types: _Interned[str] = _Interned(_SMALL_TABLE)
         self._key_ids: _Interned[str] = _Interned(_SMALL_TABLE)
         self._purposes: _Interned[tuple[str, ...]] = _Interned()
+        self._purposes_least = purpose_sets_kept
+        self._purposes_kept = purpose_sets_kept
+        """How many purpose sets may be held before the unused ones are forgotten."""
         self._versions: _Interned[str] = _Interned()
         self._entries = 0
         self._at = ("", 0)  # the last time text converted: a batch shares one
@@ -195,6 +210,11 @@ class ExposureState:
     def subjects(self) -> int:
         """The number of subjects with at least one exposed identifier."""
         return sum(len(p) for p in self._partitions.values())
+
+    @property
+    def purpose_sets(self) -> int:
+        """The distinct purpose sets held (some perhaps used by no slot any more)."""
+        return len(self._purposes.values)
 
     @property
     def partitions(self) -> tuple[int, ...]:
@@ -607,6 +627,43 @@ class ExposureState:
                 subject_id, removed, RetractionReason.POLICY_CHANGED, policy_version=policy_version
             )
         return Rejudged(retractions, writes)
+
+    def forget_unused_purposes(self) -> int | None:
+        """Once more distinct purpose sets are held than ``purpose_sets_kept`` (or
+        twice the number last kept, or a sixteenth of the entries, whichever is more),
+        keep only those some slot still uses and number them anew, in every slot;
+        returns how many were kept, or ``None`` when it was not yet time.
+
+        Every purpose set ever forwarded stays in the table otherwise, used or not: a
+        stream whose tags vary (a campaign or request id among them) would grow it
+        without end. Call it only between transactions: an undo log or a caller holding
+        a slot's bytes would still name the old numbers."""
+        held = len(self._purposes.values)
+        if held <= max(self._purposes_kept, self._entries // 16):
+            return None
+        old = self._purposes.values
+        renumbered: dict[int, int] = {}
+        kept = _Interned[tuple[str, ...]]()
+        for table in self._partitions.values():
+            for key in list(table):
+                blob = table.get(key)
+                if not blob:
+                    continue
+                slots = bytearray(blob)
+                for at in range(_PURPOSES_AT, len(slots), _SLOT_SIZE):
+                    (number,) = _PURPOSE_ID.unpack_from(slots, at)
+                    new = renumbered.get(number)
+                    if new is None:
+                        new = renumbered[number] = kept.id_of(old[number])
+                    _PURPOSE_ID.pack_into(slots, at, new)
+                if slots != blob:
+                    table[key] = bytes(slots)
+        self._purposes = kept
+        # Their bytes and their JSON name sets by the old numbers.
+        self._attributes.clear()
+        self._json_attributes.clear()
+        self._purposes_kept = max(self._purposes_least, 2 * len(kept.values))
+        return len(kept.values)
 
     def restore(
         self, partition: int, key: bytes | None, value: bytes | None

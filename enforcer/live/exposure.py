@@ -53,6 +53,7 @@ from enforcer.exposure.retract import (
     retractions_of,
 )
 from enforcer.exposure.state import (
+    PURPOSE_SETS_KEPT,
     ExposureState,
     ExposureWrite,
     MemoryTable,
@@ -107,6 +108,7 @@ class LiveExposure:
         new_table: Callable[[int], SubjectTable] = lambda _: MemoryTable(),
         largest: int | None = None,
         previous_key_id: str | None = None,
+        purpose_sets_kept: int = PURPOSE_SETS_KEPT,
     ) -> None:
         self.topic = topic
         self._previous_key_id = previous_key_id
@@ -119,7 +121,7 @@ class LiveExposure:
         self._ledger_mode = ledger_mode
         self._ledger_of = ledger_of
         self._monotonic = monotonic
-        self._state = ExposureState(new_table)
+        self._state = ExposureState(new_table, purpose_sets_kept)
         self._largest = largest
         """The exposure topic's ``max.message.bytes`` (``None``: no limit known)."""
         self._restores: dict[int, _Restore] = {}
@@ -494,7 +496,22 @@ class LiveExposure:
         self.stats.retractions.update(self._pending_retractions)
         self._pending_writes = 0
         self._pending_retractions.clear()
+        self._forget_unused_purposes()
         self._refresh_sizes()
+
+    def _forget_unused_purposes(self) -> None:
+        """Between transactions (nothing holds a slot's old numbers), the purpose sets
+        no exposed identifier uses any more are forgotten, once there are many."""
+        started = self._monotonic()
+        held = self._state.purpose_sets
+        kept = self._state.forget_unused_purposes()
+        if kept is not None:
+            log.info(
+                "exposure: %d purpose set(s) held, %d still in use, kept (%.1fs)",
+                held,
+                kept,
+                self._monotonic() - started,
+            )
 
     def settle_unwritten(self) -> None:
         """No transaction is open, so nothing a re-judgement wrote is pending: in audit

@@ -403,3 +403,38 @@ def test_a_source_partition_without_its_exposure_partition_waits() -> None:
     assert exposure.rejudge_due(lambda _: True)[1] == [0]
     assert exposure.ready(0) and not exposure.ready(1)
     assert exposure.ledger_changed(1, "s1", RetractionReason.SUBJECT_ERASED, AT) == []
+
+
+def test_a_commit_forgets_the_purpose_sets_no_entry_uses_once_there_are_many(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An identifier forwarded under a new set of tags each time (a campaign id among
+    them) leaves the sets it had before unused: at a commit, once more are held than the
+    bound, only the sets in use are kept, and what exposure writes does not change."""
+    clock = iter(range(1000))
+    exposure = LiveExposure(
+        EXPOSURE,
+        SOURCE,
+        SINK,
+        FP.key_id,
+        default(),
+        LedgerMode.OFF,
+        lambda _: None,
+        lambda: float(next(clock)),
+        purpose_sets_kept=2,
+    )
+    restored(exposure, 0)
+    step = step_of(default())
+    for n in range(3):
+        tags = [*ADS, f"campaign.c{n}"]
+        exposure.forwarded(decided(step, 0, "s1", [("email", "a@x.org", tags)]), AT)
+    [write] = exposure.pending_writes()
+    with caplog.at_level(logging.INFO, logger="enforcer.exposure"):
+        exposure.committed()
+    assert "exposure: 3 purpose set(s) held, 1 still in use, kept" in caplog.text
+    parsed = parse_exposure_record(write.key, write.value)
+    assert isinstance(parsed, SubjectExposure)
+    assert [e.purposes for e in parsed.entries] == [("campaign.c2", "marketing.advertising")]
+    # The same forward again: the set kept is found, nothing to write.
+    exposure.forwarded(decided(step, 0, "s1", [("email", "a@x.org", [*ADS, "campaign.c2"])]), AT)
+    assert exposure.pending_writes() == []
