@@ -127,9 +127,24 @@ class JsonSchemaCodec:
             document = emptied_copy(native.document, edits)
         except LookupError:
             return Unredactable(f"a redacted field is not in the JSON {self._name()} record")
+        if not self._validator.is_valid(document):
+            return self._no_longer_valid(document, locations)
         if native.exact:
             return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
         return orjson.dumps(document)
+
+    def _no_longer_valid(self, document: Any, locations: Sequence[Location]) -> Unredactable:
+        """Why the emptied document cannot be forwarded: it breaks a rule of the schema
+        beside the type (a ``minItems`` the removed item leaves short, a ``const``, an
+        ``enum`` or a ``type`` beside a ``oneOf`` that null does not meet, a
+        ``minProperties``), so a validating consumer would refuse it."""
+        error = next(iter(self._validator.iter_errors(document)))
+        where = "/".join(str(part) for part in error.schema_path)
+        emptied = ", ".join(sorted({schema_path(location) for location in locations}))
+        return Unredactable(
+            f"JSON Schema {self._name()} with {emptied} emptied does not match the schema "
+            f"at {where}"
+        )
 
     def _name(self) -> str:
         return self.record_name or f"schema {self.schema_id}"

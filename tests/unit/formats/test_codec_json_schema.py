@@ -221,6 +221,59 @@ def test_a_required_property_that_cannot_be_null_is_unredactable(
     assert result.why.startswith(why)
 
 
+_EMAIL = {"type": "string", "confluent:tags": ["PII_EMAIL"]}
+
+
+@pytest.mark.parametrize(
+    ("schema", "record", "location", "rule"),
+    [
+        # null meets the oneOf, not the type beside it
+        (
+            {"properties": {"email": {**_EMAIL, "oneOf": [{"type": "null"}, {"type": "string"}]}}},
+            {"email": "a@example.com"},
+            ("email",),
+            "properties/email/type",
+        ),
+        (
+            {"properties": {"email": {**_EMAIL, "type": ["string", "null"], "const": "x@y.z"}}},
+            {"email": "x@y.z"},
+            ("email",),
+            "properties/email/const",
+        ),
+        (
+            {"properties": {"emails": {"type": "array", "minItems": 1, "items": _EMAIL}}},
+            {"emails": ["a@example.com"]},
+            ("emails", 0),
+            "properties/emails/minItems",
+        ),
+        (
+            {"minProperties": 2, "properties": {"email": _EMAIL}},
+            {"subject_id": "acct-1", "email": "a@example.com"},
+            ("email",),
+            "minProperties",
+        ),
+        (
+            {"dependentRequired": {"x": ["email"]}, "properties": {"email": _EMAIL}},
+            {"email": "a@example.com", "x": 1},
+            ("email",),
+            "dependentRequired",
+        ),
+    ],
+)
+def test_a_record_its_schema_refuses_once_emptied_is_unredactable(
+    schema: dict[str, Any], record: dict[str, Any], location: Location, rule: str
+) -> None:
+    """Emptied, the record would break a rule of its schema beside the type: forwarded,
+    a validating consumer (confluent-kafka's JSONDeserializer) would refuse it. It is
+    dropped instead, the violation naming the field and the rule, never a value."""
+    codec = _codec({"type": "object", **schema})
+    native, _ = codec.decode(orjson.dumps(record))
+    result = codec.encode_without(native, [location])
+    assert isinstance(result, Unredactable)
+    assert result.why.endswith(f"emptied does not match the schema at {rule}")
+    assert "a@example.com" not in result.why
+
+
 @pytest.mark.parametrize(
     ("text", "why"),
     [
