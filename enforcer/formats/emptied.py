@@ -1,10 +1,14 @@
 """A decoded record (dicts and lists) copied with some of its values emptied: the part
-the Avro and JSON Schema codecs share in ``encode_without`` (docs/formats.md)."""
+the Avro and JSON Schema codecs share in ``encode_without``; and a JSON body read again
+to be written back with its numbers as they were written (docs/formats.md)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
+
+import orjson
 
 from enforcer.formats.codec import Location
 
@@ -77,3 +81,15 @@ def _list_index(node: list[Any], key: str | int) -> int:
     if not isinstance(key, int) or not 0 <= key < len(node):
         raise LookupError("no such list item")
     return key
+
+
+def json_as_written(body: bytes) -> Any:
+    """The JSON ``body`` (one that decoded) as dicts and lists with each number kept as
+    its text, which ``orjson.dumps`` writes back as it came: parsed as a float, a number
+    beyond a double's 17 digits (``0.30000000000000000001``, ``12345678901234567.5``)
+    would be forwarded with another value than the one written and judged."""
+    return json.loads(body, parse_int=_as_written, parse_float=_as_written)
+
+
+def _as_written(text: str) -> orjson.Fragment:
+    return orjson.Fragment(text)

@@ -19,7 +19,7 @@ import orjson
 from enforcer.core.parse import has_long_digit_run, repeats_a_key
 from enforcer.core.record_format import Unredactable
 from enforcer.formats.codec import DecodeError, FieldInfo, FieldKind, Location
-from enforcer.formats.emptied import emptied_copy, schema_path
+from enforcer.formats.emptied import emptied_copy, json_as_written, schema_path
 from enforcer.formats.paths import is_path_name
 from enforcer.formats.registry import RegisteredSchema, SchemaType
 from enforcer.formats.schema_error import UnusableSchemaError
@@ -49,11 +49,12 @@ class _Slot(NamedTuple):
 
 
 class JsonRecord(NamedTuple):
-    """A decoded body: the document, and whether it must be written by the exact
-    (standard library) encoder."""
+    """A decoded body: the document, whether it was read by the exact (standard
+    library) parser, and the body itself (written back with its numbers as they were)."""
 
     document: Any
     exact: bool
+    body: bytes
 
 
 class JsonSchemaCodec:
@@ -85,7 +86,11 @@ class JsonSchemaCodec:
         # orjson would read an integer beyond 64 bits as a float: the exact parser does.
         exact = has_long_digit_run(body)
         try:
-            document = json.loads(body) if exact else orjson.loads(body)
+            # orjson first, as for plain JSON: the standard library also reads what is
+            # no JSON (NaN, Infinity, 1e400 as infinity, a lone surrogate escape).
+            document = orjson.loads(body)
+            if exact:
+                document = json.loads(body)
         except ValueError:  # orjson's JSONDecodeError and UnicodeDecodeError included
             raise DecodeError(f"body of JSON Schema {self._name()} is not JSON") from None
         if (92 in body or any(body.count(name) > 1 for name in self._quoted)) and (
@@ -102,7 +107,7 @@ class JsonSchemaCodec:
             # which are data.
             where = "/".join(str(part) for part in error.schema_path)
             raise DecodeError(f"body does not match JSON Schema {self._name()} at {where}")
-        return JsonRecord(document, exact), document
+        return JsonRecord(document, exact, body), document
 
     def encode_without(self, native: object, locations: Sequence[Location]) -> bytes | Unredactable:
         """The document with each location's property set to null where its type allows
@@ -125,13 +130,12 @@ class JsonSchemaCodec:
             edits.append((location, not slot.nullable))
         try:
             document = emptied_copy(native.document, edits)
+            written = emptied_copy(json_as_written(native.body), edits)
         except LookupError:
             return Unredactable(f"a redacted field is not in the JSON {self._name()} record")
         if not self._validator.is_valid(document):
             return self._no_longer_valid(document, locations)
-        if native.exact:
-            return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
-        return orjson.dumps(document)
+        return orjson.dumps(written)
 
     def _no_longer_valid(self, document: Any, locations: Sequence[Location]) -> Unredactable:
         """Why the emptied document cannot be forwarded: it breaks a rule of the schema

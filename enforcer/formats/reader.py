@@ -29,6 +29,7 @@ from enforcer.core.record_format import Decoded, Unredactable
 from enforcer.formats.avro import AvroCodec
 from enforcer.formats.codec import Codec, DecodeError, Location, UnjudgedMessageError
 from enforcer.formats.direct import DirectRead
+from enforcer.formats.emptied import json_as_written
 from enforcer.formats.framing import frame, schema_id_of
 from enforcer.formats.mapping import FieldMapping, Read, fallback_mapping
 from enforcer.formats.paths import EVERY, RecordPath, emptied, location_text
@@ -56,6 +57,8 @@ class _Plain(NamedTuple):
     """Parsed by the standard library (its integers are beyond 64 bits)."""
     mapping: FieldMapping
     """The mapping that read it (a rejection's path is named by it)."""
+    value: bytes
+    """The record's value (written back with its numbers as they were)."""
 
 
 class _Framed(NamedTuple):
@@ -193,7 +196,7 @@ class FormatReader:
             found = direct.read(document, topic, partition, offset) if direct else None
             if found is not None:
                 plain = _new(
-                    _Plain, (document, found.locations, mapping.remove_empty, exact, mapping)
+                    _Plain, (document, found.locations, mapping.remove_empty, exact, mapping, value)
                 )
                 return _new(Decoded, (found.event, found.texts, plain))
         visited: set[tuple[int, str]] | None = set() if suspects else None
@@ -204,7 +207,9 @@ class FormatReader:
         if conflict is not None:
             return conflict
         return _decoded(
-            read, mapping, _Plain(document, read.locations, mapping.remove_empty, exact, mapping)
+            read,
+            mapping,
+            _Plain(document, read.locations, mapping.remove_empty, exact, mapping, value),
         )
 
     def _read_framed(  # noqa: PLR0911 - each check hands the record back as a dead letter
@@ -319,9 +324,7 @@ class FormatReader:
             return frame(native.codec.schema_id, body)
         assert isinstance(native, _Plain)
         locations = [native.locations[i] for i in sorted(removed)]
-        document = emptied(native.document, locations, remove=native.remove)
-        if native.exact:
-            return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+        document = emptied(json_as_written(native.value), locations, remove=native.remove)
         return orjson.dumps(document)
 
 

@@ -114,9 +114,10 @@ def test_a_recursive_ref_is_listed_to_a_bounded_depth() -> None:
 
 
 def test_decode_gives_the_document_validated() -> None:
-    native, view = _codec().decode(orjson.dumps(RECORD))
+    body = orjson.dumps(RECORD)
+    native, view = _codec().decode(body)
     assert view == RECORD
-    assert native == JsonRecord(RECORD, exact=False)
+    assert native == JsonRecord(RECORD, exact=False, body=body)
 
 
 @pytest.mark.parametrize(
@@ -219,6 +220,29 @@ def test_a_required_property_that_cannot_be_null_is_unredactable(
     result = codec.encode_without(native, [("email",), location])
     assert isinstance(result, Unredactable)
     assert result.why.startswith(why)
+
+
+@pytest.mark.parametrize("odd", [b"NaN", b"-Infinity", b"1e400", b'"\\ud800"'])
+def test_what_is_no_json_is_a_decode_error_beside_a_long_integer(odd: bytes) -> None:
+    """A long integer sends the body to the exact parser, which also reads NaN,
+    Infinity, 1e400 (as infinity) and a lone surrogate: no JSON a consumer parses,
+    written back as ``NaN`` (or, for the surrogate, not written at all)."""
+    body = orjson.dumps(RECORD)[:-1] + b',"big":12345678901234567890123,"extra":' + odd + b"}"
+    with pytest.raises(DecodeError, match="is not JSON"):
+        _codec().decode(body)
+
+
+@pytest.mark.parametrize(
+    "number", [b"0.30000000000000000001", b"12345678901234567.5", b"1e2", b"-0", b"2" * 30]
+)
+def test_a_redacted_record_keeps_every_number_as_written(number: bytes) -> None:
+    body = orjson.dumps(RECORD)[:-1] + b',"amount":' + number + b"}"
+    codec = _codec()
+    native, _ = codec.decode(body)
+    written = codec.encode_without(native, [("email",)])
+    assert isinstance(written, bytes)
+    assert written.endswith(b',"amount":' + number + b"}")
+    assert orjson.loads(written)["email"] is None
 
 
 _EMAIL = {"type": "string", "confluent:tags": ["PII_EMAIL"]}
