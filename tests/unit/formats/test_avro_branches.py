@@ -149,3 +149,41 @@ def test_a_work_address_stays_a_work_address() -> None:
     assert again["e"] == (FULL + "E2", "X")
     assert again["f"] == (FULL + "F2", b"ab")
     assert written.endswith(b"0F8FAD5B-D9CB-469F-A165-70867728950E")
+
+
+def test_unions_in_a_referenced_schema_keep_their_branch_too() -> None:
+    """A named type another registered schema defines is written again under the
+    branches its producer wrote, as the schema's own types are."""
+    contact = {
+        "type": "record",
+        "name": "Contact",
+        "namespace": "shared",
+        "fields": [
+            {"name": "email", "type": ["null", "string"], "confluent:tags": ["PII_EMAIL"]},
+            {"name": "n", "type": ["int", "long"]},
+        ],
+    }
+    schema = {
+        "type": "record",
+        "name": "Holder",
+        "fields": [{"name": "contacts", "type": {"type": "array", "items": "shared.Contact"}}],
+    }
+    full = {**schema, "fields": [{"name": "contacts", "type": {"type": "array", "items": contact}}]}
+    codec = avro_codec(RegisteredSchema(72, "AVRO", json.dumps(schema), ()), (json.dumps(contact),))
+    record = {
+        "contacts": [
+            {"email": "a@example.com", "n": ("long", 1)},
+            {"email": "b@example.com", "n": ("long", 2)},
+        ]
+    }
+    stream = io.BytesIO()
+    fastavro.schemaless_writer(stream, fastavro.parse_schema(full), record)
+    body = stream.getvalue()
+    native, _ = codec.decode(body)
+    written = codec.encode_body_without(body, native, [("contacts", 0), ("contacts", 1, "email")])
+    expected = io.BytesIO()
+    fastavro.schemaless_writer(
+        expected, fastavro.parse_schema(full), {"contacts": [{"email": None, "n": ("long", 2)}]}
+    )
+    assert written == expected.getvalue()
+    assert isinstance(written, bytes) and b"@example.com" not in written
