@@ -19,7 +19,7 @@ import orjson
 from enforcer.core.parse import has_long_digit_run, repeats_a_key
 from enforcer.core.record_format import Unredactable
 from enforcer.formats.codec import DecodeError, FieldInfo, FieldKind, Location
-from enforcer.formats.emptied import emptied_copy, json_as_written, schema_path
+from enforcer.formats.emptied import emptied_copy, json_document_to_write, schema_path
 from enforcer.formats.paths import is_path_name
 from enforcer.formats.registry import RegisteredSchema, SchemaType
 from enforcer.formats.schema_error import UnusableSchemaError
@@ -130,7 +130,8 @@ class JsonSchemaCodec:
             edits.append((location, not slot.nullable))
         try:
             document = emptied_copy(native.document, edits)
-            written = emptied_copy(json_as_written(native.body), edits)
+            to_write = json_document_to_write(native.body, native.document)
+            written = document if to_write is native.document else emptied_copy(to_write, edits)
         except LookupError:
             return Unredactable(f"a redacted field is not in the JSON {self._name()} record")
         if not self._validator.is_valid(document):

@@ -29,7 +29,7 @@ from enforcer.core.record_format import Decoded, Unredactable
 from enforcer.formats.avro import AvroCodec
 from enforcer.formats.codec import Codec, DecodeError, Location, UnjudgedMessageError
 from enforcer.formats.direct import DirectRead
-from enforcer.formats.emptied import json_as_written
+from enforcer.formats.emptied import json_document_to_write
 from enforcer.formats.framing import frame, schema_id_of
 from enforcer.formats.mapping import FieldMapping, Read, fallback_mapping
 from enforcer.formats.paths import EVERY, RecordPath, emptied, location_text
@@ -324,7 +324,9 @@ class FormatReader:
             return frame(native.codec.schema_id, body)
         assert isinstance(native, _Plain)
         locations = [native.locations[i] for i in sorted(removed)]
-        document = emptied(json_as_written(native.value), locations, remove=native.remove)
+        document = emptied(
+            json_document_to_write(native.value, native.document), locations, remove=native.remove
+        )
         return orjson.dumps(document)
 
 
