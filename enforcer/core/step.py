@@ -7,7 +7,6 @@ results equal live behaviour by construction.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import uuid
 from collections.abc import Callable, Sequence
@@ -19,10 +18,11 @@ import orjson
 
 from enforcer.core.clock import Clock, rfc3339
 from enforcer.core.fingerprint import FINGERPRINT_PREFIX, Fingerprinter
+from enforcer.core.json_numbers import json_as_written, numbers_may_change
 from enforcer.core.ledger_view import LedgerLookup, LedgerMode
 from enforcer.core.models import DeadLetterReason, Event, Mode
 from enforcer.core.one_pass import OnePass
-from enforcer.core.parse import ParseFailure, has_long_digit_run, parse_event
+from enforcer.core.parse import ParseFailure, parse_event
 from enforcer.core.policy.compiled import Policy
 from enforcer.core.policy.evaluate import Decision, Judgement, Rejection, Verdict, decide
 from enforcer.core.record_format import Decoded, RecordReader, Unredactable
@@ -651,10 +651,17 @@ class Step:
     @staticmethod
     def redacted_json(value: bytes, document: dict[str, Any], kept: list[Any]) -> bytes | None:
         """``document`` (parsed from ``value`` by orjson, and changed here: the caller
-        owns it and needs it no more) with only the ``kept`` identifiers, or ``None``
-        when orjson may have changed a number in it."""
-        if has_long_digit_run(value):
-            return None
+        owns it and needs it no more) with only the ``kept`` identifiers (items of its
+        ``identifiers``), or ``None`` when its ``identifiers`` is no list."""
+        if numbers_may_change(value, document):
+            # orjson read a number as a double that may not read back as written: the
+            # value is read again with each number kept as its text came.
+            items = document.get("identifiers")
+            if type(items) is not list:
+                return None
+            keep = {id(item) for item in kept}
+            removed = {index for index, item in enumerate(items) if id(item) not in keep}
+            return _without_identifiers(value, removed)
         document["identifiers"] = kept  # the key keeps its place
         return orjson.dumps(document)
 
@@ -765,20 +772,21 @@ def _without_identifiers(
 
     ``parsed`` is the object as orjson already read it, if it did.
     """
-    if not has_long_digit_run(value):
-        try:
-            document = parsed if parsed is not None else orjson.loads(value)
-        except orjson.JSONDecodeError:
-            pass  # the exact parser below decides
-        else:
+    try:
+        document = parsed if parsed is not None else orjson.loads(value)
+    except orjson.JSONDecodeError:
+        pass  # the exact parser below decides
+    else:
+        if not numbers_may_change(value, document):
             # A new dict: the key keeps its place, the parsed object is not changed.
             return orjson.dumps(
                 {**document, "identifiers": _kept(document["identifiers"], removed)}
             )
-    # orjson reads integers beyond 64 bits as floats, which would change their value.
-    document = json.loads(value)
+    # orjson reads integers beyond 64 bits as floats, and any parser reads a number past
+    # 17 digits as another double: each number is written back as its text came.
+    document = json_as_written(value)
     document["identifiers"] = _kept(document["identifiers"], removed)
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+    return orjson.dumps(document)
 
 
 def _kept(identifiers: list[Any], removed: set[int]) -> list[Any]:

@@ -1,14 +1,10 @@
 """A decoded record (dicts and lists) copied with some of its values emptied: the part
-the Avro and JSON Schema codecs share in ``encode_without``; and a JSON body read again
-to be written back with its numbers as they were written (docs/formats.md)."""
+the Avro and JSON Schema codecs share in ``encode_without`` (docs/formats.md)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
-
-import orjson
 
 from enforcer.formats.codec import Location
 
@@ -81,37 +77,3 @@ def _list_index(node: list[Any], key: str | int) -> int:
     if not isinstance(key, int) or not 0 <= key < len(node):
         raise LookupError("no such list item")
     return key
-
-
-def json_document_to_write(body: bytes, document: Any) -> Any:
-    """What to write a JSON ``body`` back from: its parsed ``document``, or, when a
-    number in it may not read back as written through a double, :func:`json_as_written`
-    (which costs a few microseconds more)."""
-    marked = body.translate(_NUMBER_MARKS)
-    if _SIXTEEN_DIGITS in marked or _EXPONENT in marked:
-        return json_as_written(body)
-    return document
-
-
-# Digits and the point become "0", "e" and "E" become "e": 16 digits or more (with the
-# point) are past a double's precision, or an integer past 64 bits; an exponent may
-# make one too small or too large (``1e-400`` reads as 0.0). A string holding such
-# text only takes the slower way.
-_NUMBER_MARKS = bytes(
-    ord("0") if chr(code) in "0123456789." else ord("e") if chr(code) in "eE" else ord(" ")
-    for code in range(256)
-)
-_SIXTEEN_DIGITS = b"0" * 16
-_EXPONENT = b"0e"
-
-
-def json_as_written(body: bytes) -> Any:
-    """The JSON ``body`` (one that decoded) as dicts and lists with each number kept as
-    its text, which ``orjson.dumps`` writes back as it came: parsed as a float, a number
-    beyond a double's 17 digits (``0.30000000000000000001``, ``12345678901234567.5``)
-    would be forwarded with another value than the one written and judged."""
-    return json.loads(body, parse_int=_as_written, parse_float=_as_written)
-
-
-def _as_written(text: str) -> orjson.Fragment:
-    return orjson.Fragment(text)

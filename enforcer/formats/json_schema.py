@@ -16,10 +16,11 @@ from typing import Any, NamedTuple
 import jsonschema_rs
 import orjson
 
+from enforcer.core.json_numbers import json_document_to_write
 from enforcer.core.parse import has_long_digit_run, repeats_a_key
 from enforcer.core.record_format import Unredactable
 from enforcer.formats.codec import DecodeError, FieldInfo, FieldKind, Location
-from enforcer.formats.emptied import emptied_copy, json_document_to_write, schema_path
+from enforcer.formats.emptied import emptied_copy, schema_path
 from enforcer.formats.paths import is_path_name
 from enforcer.formats.registry import RegisteredSchema, SchemaType
 from enforcer.formats.schema_error import UnusableSchemaError

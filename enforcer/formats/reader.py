@@ -12,6 +12,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import orjson
 
+from enforcer.core.json_numbers import json_document_to_write
 from enforcer.core.models import DeadLetterReason, Event, EventIdentifier
 from enforcer.core.parse import (
     KELVIN_SIGN,
@@ -29,7 +30,6 @@ from enforcer.core.record_format import Decoded, Unredactable
 from enforcer.formats.avro import AvroCodec
 from enforcer.formats.codec import Codec, DecodeError, Location, UnjudgedMessageError
 from enforcer.formats.direct import DirectRead
-from enforcer.formats.emptied import json_document_to_write
 from enforcer.formats.framing import frame, schema_id_of
 from enforcer.formats.mapping import FieldMapping, Read, fallback_mapping
 from enforcer.formats.paths import EVERY, RecordPath, emptied, location_text
