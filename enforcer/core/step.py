@@ -18,13 +18,13 @@ import orjson
 
 from enforcer.core.clock import Clock, rfc3339
 from enforcer.core.fingerprint import FINGERPRINT_PREFIX, Fingerprinter
+from enforcer.core.json_numbers import numbers_may_change
 from enforcer.core.ledger_view import LedgerLookup, LedgerMode
 from enforcer.core.models import DeadLetterReason, Event, Mode
 from enforcer.core.one_pass import OnePass
 from enforcer.core.parse import (
     ParseFailure,
     dumps_keeping_numbers,
-    has_long_digit_run,
     loads_keeping_numbers,
     parse_event,
 )
@@ -658,10 +658,17 @@ class Step:
     @staticmethod
     def redacted_json(value: bytes, document: dict[str, Any], kept: list[Any]) -> bytes | None:
         """``document`` (parsed from ``value`` by orjson, and changed here: the caller
-        owns it and needs it no more) with only the ``kept`` identifiers, or ``None``
-        when orjson may have changed a number in it."""
-        if has_long_digit_run(value):
-            return None
+        owns it and needs it no more) with only the ``kept`` identifiers (items of its
+        ``identifiers``), or ``None`` when its ``identifiers`` is no list."""
+        if numbers_may_change(value, document):
+            # orjson read a number as a double that may not read back as written: the
+            # value is read again with each number kept as its text came.
+            items = document.get("identifiers")
+            if type(items) is not list:
+                return None
+            keep = {id(item) for item in kept}
+            removed = {index for index, item in enumerate(items) if id(item) not in keep}
+            return _without_identifiers(value, removed)
         document["identifiers"] = kept  # the key keeps its place
         return orjson.dumps(document)
 
@@ -772,17 +779,22 @@ def _without_identifiers(
 
     ``parsed`` is the object as orjson already read it, if it did.
     """
-    if not has_long_digit_run(value):
-        try:
-            document = parsed if parsed is not None else orjson.loads(value)
-            # A new dict: the key keeps its place, the parsed object is not changed.
-            return orjson.dumps(
-                {**document, "identifiers": _kept(document["identifiers"], removed)}
-            )
-        except (orjson.JSONDecodeError, orjson.JSONEncodeError):
-            pass  # a number orjson refuses, or nesting deeper than it writes: see below
-    # orjson reads integers beyond 64 bits as floats, which would change their value,
-    # and refuses a number beyond a float's range: the exact parser keeps every number.
+    try:
+        document = parsed if parsed is not None else orjson.loads(value)
+    except orjson.JSONDecodeError:
+        pass  # a number orjson refuses (1e400): the exact parser below keeps it
+    else:
+        if not numbers_may_change(value, document):
+            try:
+                # A new dict: the key keeps its place, the parsed object is not changed.
+                return orjson.dumps(
+                    {**document, "identifiers": _kept(document["identifiers"], removed)}
+                )
+            except orjson.JSONEncodeError:
+                pass  # nesting deeper than orjson writes: see below
+    # orjson reads integers beyond 64 bits as floats, any parser reads a number past 17
+    # digits as another double, and orjson refuses a number beyond a float's range: the
+    # exact parser keeps every number as its text came.
     return _exactly_without_identifiers(value, removed)
 
 

@@ -19,6 +19,7 @@ import fastavro
 from fastavro import _read as fastavro_read
 
 from enforcer.core.record_format import Unredactable
+from enforcer.formats.avro_branches import BranchKeepingWriter
 from enforcer.formats.avro_patch import AvroPatcher, PatchError
 from enforcer.formats.avro_read import Reader, record_reader
 from enforcer.formats.codec import DecodeError, FieldInfo, FieldKind, Location
@@ -79,6 +80,7 @@ class AvroCodec:
         type_names: Mapping[str, str],
         patcher: AvroPatcher | None = None,
         reader: Reader | None = None,
+        texts: tuple[str, Sequence[str]] | None = None,
     ) -> None:
         self.schema_id = schema_id
         self.schema_type: SchemaType = "AVRO"
@@ -88,6 +90,10 @@ class AvroCodec:
         self._type_names = type_names
         self._patcher = patcher
         self._reader = reader
+        # The schema's text and its references', for the writer that keeps union
+        # branches, made when a body is first written again.
+        self._texts = texts
+        self._rewriter: BranchKeepingWriter | None = None
         # What fastavro's schemaless_reader hands its reader on every call (the named
         # types of the parsed schema and the default options), made once: the reader
         # itself is called straight away (tests/unit/formats/test_codec_avro.py holds the
@@ -160,6 +166,8 @@ class AvroCodec:
                 return self._patcher.emptied(body, locations)
             except PatchError:
                 pass  # written again below, which gives the answer it always gave
+        if body is not None and self._texts is not None:
+            return self._written_again(body, locations)
         try:
             record = emptied_copy(native, [(location, False) for location in locations])
         except LookupError:
@@ -170,6 +178,20 @@ class AvroCodec:
         except Exception as exc:  # the record came from this schema; fail closed anyway
             return Unredactable(f"Avro {self._name()} not written again: {type(exc).__name__}")
         return stream.getvalue()
+
+    def _written_again(self, body: bytes, locations: Sequence[Location]) -> bytes | Unredactable:
+        """``body`` written again by fastavro with ``locations`` emptied, every union
+        under the branch its producer wrote (``avro_branches``): fastavro's choice of
+        branch for a plain value could make another field read as another type."""
+        try:
+            if self._rewriter is None:
+                assert self._texts is not None
+                self._rewriter = BranchKeepingWriter(*self._texts)
+            return self._rewriter.emptied(body, locations)
+        except LookupError:
+            return Unredactable(f"a redacted field is not in the Avro {self._name()} record")
+        except Exception as exc:  # the body decoded under this schema; fail closed anyway
+            return Unredactable(f"Avro {self._name()} not written again: {type(exc).__name__}")
 
     def _why_not_emptiable(self, location: Location) -> Unredactable | None:
         """Why the schema cannot hold ``location`` emptied, or None when it can."""
@@ -234,7 +256,10 @@ def avro_codec(registered: RegisteredSchema, referenced: Sequence[str] = ()) -> 
             reader = record_reader(parsed, named)
         except Exception:  # a shape the generator does not know: read by fastavro alone
             reader = None
-    return AvroCodec(registered.schema_id, parsed, record_name, fields, type_names, patcher, reader)
+    texts = (registered.text, tuple(referenced))
+    return AvroCodec(
+        registered.schema_id, parsed, record_name, fields, type_names, patcher, reader, texts
+    )
 
 
 def _walk_record(

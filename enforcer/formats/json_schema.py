@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import jsonschema_rs
 import orjson
 
+from enforcer.core.json_numbers import json_document_to_write
 from enforcer.core.parse import has_long_digit_run, repeats_a_key
 from enforcer.core.record_format import Unredactable
 from enforcer.formats.codec import DecodeError, FieldInfo, FieldKind, Location
@@ -49,11 +50,12 @@ class _Slot(NamedTuple):
 
 
 class JsonRecord(NamedTuple):
-    """A decoded body: the document, and whether it must be written by the exact
-    (standard library) encoder."""
+    """A decoded body: the document, whether it was read by the exact (standard
+    library) parser, and the body itself (written back with its numbers as they were)."""
 
     document: Any
     exact: bool
+    body: bytes
 
 
 class JsonSchemaCodec:
@@ -85,7 +87,11 @@ class JsonSchemaCodec:
         # orjson would read an integer beyond 64 bits as a float: the exact parser does.
         exact = has_long_digit_run(body)
         try:
-            document = json.loads(body) if exact else orjson.loads(body)
+            # orjson first, as for plain JSON: the standard library also reads what is
+            # no JSON (NaN, Infinity, 1e400 as infinity, a lone surrogate escape).
+            document = orjson.loads(body)
+            if exact:
+                document = json.loads(body)
         except ValueError:  # orjson's JSONDecodeError and UnicodeDecodeError included
             raise DecodeError(f"body of JSON Schema {self._name()} is not JSON") from None
         if (92 in body or any(body.count(name) > 1 for name in self._quoted)) and (
@@ -102,7 +108,7 @@ class JsonSchemaCodec:
             # which are data.
             where = "/".join(str(part) for part in error.schema_path)
             raise DecodeError(f"body does not match JSON Schema {self._name()} at {where}")
-        return JsonRecord(document, exact), document
+        return JsonRecord(document, exact, body), document
 
     def encode_without(self, native: object, locations: Sequence[Location]) -> bytes | Unredactable:
         """The document with each location's property set to null where its type allows
@@ -125,11 +131,26 @@ class JsonSchemaCodec:
             edits.append((location, not slot.nullable))
         try:
             document = emptied_copy(native.document, edits)
+            to_write = json_document_to_write(native.body, native.document)
+            written = document if to_write is native.document else emptied_copy(to_write, edits)
         except LookupError:
             return Unredactable(f"a redacted field is not in the JSON {self._name()} record")
-        if native.exact:
-            return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
-        return orjson.dumps(document)
+        if not self._validator.is_valid(document):
+            return self._no_longer_valid(document, locations)
+        return orjson.dumps(written)
+
+    def _no_longer_valid(self, document: Any, locations: Sequence[Location]) -> Unredactable:
+        """Why the emptied document cannot be forwarded: it breaks a rule of the schema
+        beside the type (a ``minItems`` the removed item leaves short, a ``const``, an
+        ``enum`` or a ``type`` beside a ``oneOf`` that null does not meet, a
+        ``minProperties``), so a validating consumer would refuse it."""
+        error = next(iter(self._validator.iter_errors(document)))
+        where = "/".join(str(part) for part in error.schema_path)
+        emptied = ", ".join(sorted({schema_path(location) for location in locations}))
+        return Unredactable(
+            f"JSON Schema {self._name()} with {emptied} emptied does not match the schema "
+            f"at {where}"
+        )
 
     def _name(self) -> str:
         return self.record_name or f"schema {self.schema_id}"

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import orjson
 
+from enforcer.core.json_numbers import json_document_to_write
 from enforcer.core.models import DeadLetterReason, Event, EventIdentifier
 from enforcer.core.parse import (
     KELVIN_SIGN,
@@ -56,6 +57,8 @@ class _Plain(NamedTuple):
     """Parsed by the standard library (its integers are beyond 64 bits)."""
     mapping: FieldMapping
     """The mapping that read it (a rejection's path is named by it)."""
+    value: bytes
+    """The record's value (written back with its numbers as they were)."""
 
 
 class _Framed(NamedTuple):
@@ -193,7 +196,7 @@ class FormatReader:
             found = direct.read(document, topic, partition, offset) if direct else None
             if found is not None:
                 plain = _new(
-                    _Plain, (document, found.locations, mapping.remove_empty, exact, mapping)
+                    _Plain, (document, found.locations, mapping.remove_empty, exact, mapping, value)
                 )
                 return _new(Decoded, (found.event, found.texts, plain))
         visited: set[tuple[int, str]] | None = set() if suspects else None
@@ -204,7 +207,9 @@ class FormatReader:
         if conflict is not None:
             return conflict
         return _decoded(
-            read, mapping, _Plain(document, read.locations, mapping.remove_empty, exact, mapping)
+            read,
+            mapping,
+            _Plain(document, read.locations, mapping.remove_empty, exact, mapping, value),
         )
 
     def _read_framed(  # noqa: PLR0911 - each check hands the record back as a dead letter
@@ -319,9 +324,9 @@ class FormatReader:
             return frame(native.codec.schema_id, body)
         assert isinstance(native, _Plain)
         locations = [native.locations[i] for i in sorted(removed)]
-        document = emptied(native.document, locations, remove=native.remove)
-        if native.exact:
-            return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+        document = emptied(
+            json_document_to_write(native.value, native.document), locations, remove=native.remove
+        )
         return orjson.dumps(document)
 
 

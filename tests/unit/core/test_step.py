@@ -3,7 +3,9 @@ record in, exactly one outcome out."""
 
 from __future__ import annotations
 
+import json
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -61,6 +63,29 @@ def test_redaction_removes_only_the_offending_entries(step: Step) -> None:
     assert forwarded == expected
     assert "Zürich".encode() in out.forward_value  # kept as UTF-8, not escaped
     assert dict(out.forward_headers or ())[HEADER_ACTION] == b"redacted"
+
+
+@pytest.mark.parametrize(
+    "number", ["0.30000000000000000001", "12345678901234567.5", "1e-400", "1.5", "2" * 25]
+)
+def test_a_redacted_event_keeps_every_number_at_its_exact_value(step: Step, number: str) -> None:
+    """Any other field is forwarded as it is (docs/contract.md): read as a double, a
+    number past 17 digits was written back as another value."""
+    raw = (
+        b'{"event_id":"e","subject_id":"s","occurred_at":"2019-10-08T12:00:00Z",'
+        b'"amount":' + number.encode() + b',"identifiers":['
+        b'{"type":"email","value":"a@b.c","purposes":["marketing.advertising"],"score":'
+        + number.encode()
+        + b'},{"type":"phone","value":"+14155550100","purposes":["security.mfa"]}]}'
+    )
+    for out in (step(record(raw)), step.explain(record(raw))[0]):
+        assert out.kind is OutcomeKind.REDACTED
+        assert out.forward_value is not None
+        forwarded = json.loads(out.forward_value, parse_float=Decimal, parse_int=Decimal)
+        assert forwarded["amount"] == Decimal(number)
+        assert forwarded["identifiers"][0]["score"] == Decimal(number)
+        assert len(forwarded["identifiers"]) == 1
+        assert b"+14155550100" not in out.forward_value
 
 
 def _dumps(data: dict[str, Any]) -> bytes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -114,9 +115,10 @@ def test_a_recursive_ref_is_listed_to_a_bounded_depth() -> None:
 
 
 def test_decode_gives_the_document_validated() -> None:
-    native, view = _codec().decode(orjson.dumps(RECORD))
+    body = orjson.dumps(RECORD)
+    native, view = _codec().decode(body)
     assert view == RECORD
-    assert native == JsonRecord(RECORD, exact=False)
+    assert native == JsonRecord(RECORD, exact=False, body=body)
 
 
 @pytest.mark.parametrize(
@@ -219,6 +221,83 @@ def test_a_required_property_that_cannot_be_null_is_unredactable(
     result = codec.encode_without(native, [("email",), location])
     assert isinstance(result, Unredactable)
     assert result.why.startswith(why)
+
+
+@pytest.mark.parametrize("odd", [b"NaN", b"-Infinity", b"1e400", b'"\\ud800"'])
+def test_what_is_no_json_is_a_decode_error_beside_a_long_integer(odd: bytes) -> None:
+    """A long integer sends the body to the exact parser, which also reads NaN,
+    Infinity, 1e400 (as infinity) and a lone surrogate: no JSON a consumer parses,
+    written back as ``NaN`` (or, for the surrogate, not written at all)."""
+    body = orjson.dumps(RECORD)[:-1] + b',"big":12345678901234567890123,"extra":' + odd + b"}"
+    with pytest.raises(DecodeError, match="is not JSON"):
+        _codec().decode(body)
+
+
+@pytest.mark.parametrize(
+    "number", [b"0.30000000000000000001", b"12345678901234567.5", b"1e-400", b"2" * 30, b"1.10"]
+)
+def test_a_redacted_record_keeps_every_number_as_written(number: bytes) -> None:
+    body = orjson.dumps(RECORD)[:-1] + b',"amount":' + number + b"}"
+    codec = _codec()
+    native, _ = codec.decode(body)
+    written = codec.encode_without(native, [("email",)])
+    assert isinstance(written, bytes)
+    again = json.loads(written, parse_float=Decimal, parse_int=Decimal)
+    assert again["amount"] == Decimal(number.decode())
+    assert again["email"] is None
+
+
+_EMAIL = {"type": "string", "confluent:tags": ["PII_EMAIL"]}
+
+
+@pytest.mark.parametrize(
+    ("schema", "record", "location", "rule"),
+    [
+        # null meets the oneOf, not the type beside it
+        (
+            {"properties": {"email": {**_EMAIL, "oneOf": [{"type": "null"}, {"type": "string"}]}}},
+            {"email": "a@example.com"},
+            ("email",),
+            "properties/email/type",
+        ),
+        (
+            {"properties": {"email": {**_EMAIL, "type": ["string", "null"], "const": "x@y.z"}}},
+            {"email": "x@y.z"},
+            ("email",),
+            "properties/email/const",
+        ),
+        (
+            {"properties": {"emails": {"type": "array", "minItems": 1, "items": _EMAIL}}},
+            {"emails": ["a@example.com"]},
+            ("emails", 0),
+            "properties/emails/minItems",
+        ),
+        (
+            {"minProperties": 2, "properties": {"email": _EMAIL}},
+            {"subject_id": "acct-1", "email": "a@example.com"},
+            ("email",),
+            "minProperties",
+        ),
+        (
+            {"dependentRequired": {"x": ["email"]}, "properties": {"email": _EMAIL}},
+            {"email": "a@example.com", "x": 1},
+            ("email",),
+            "dependentRequired",
+        ),
+    ],
+)
+def test_a_record_its_schema_refuses_once_emptied_is_unredactable(
+    schema: dict[str, Any], record: dict[str, Any], location: Location, rule: str
+) -> None:
+    """Emptied, the record would break a rule of its schema beside the type: forwarded,
+    a validating consumer (confluent-kafka's JSONDeserializer) would refuse it. It is
+    dropped instead, the violation naming the field and the rule, never a value."""
+    codec = _codec({"type": "object", **schema})
+    native, _ = codec.decode(orjson.dumps(record))
+    result = codec.encode_without(native, [location])
+    assert isinstance(result, Unredactable)
+    assert result.why.endswith(f"emptied does not match the schema at {rule}")
+    assert "a@example.com" not in result.why
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ own format."""
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -245,6 +246,30 @@ def test_integers_beyond_64_bits_keep_their_value() -> None:
     assert isinstance(written, bytes)
     assert json.loads(written)["big"] == big
     assert json.loads(written)["contact"]["email"] is None
+
+
+_NUMBER_TEXTS = st.one_of(
+    st.sampled_from(["0.30000000000000000001", "12345678901234567.5", "1e2", "1.10", "-0"]),
+    st.integers(-(2**70), 2**70).map(str),
+    st.decimals(allow_nan=False, allow_infinity=False, places=25).map(str),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+)
+
+
+@given(st.lists(_NUMBER_TEXTS, min_size=1, max_size=4), st.sampled_from(["null", "remove"]))
+def test_a_redacted_plain_record_keeps_every_number_as_written(
+    texts: list[str], empty: str
+) -> None:
+    """Read as a double, a number past its 17 digits (``0.30000000000000000001``) was
+    written back as another value: now each reads back exactly as written."""
+    numbers = "[" + ",".join(texts) + "]"
+    value = orjson.dumps(ACCOUNT)[:-1] + b',"amounts":' + numbers.encode() + b"}"
+    r = reader(empty)
+    written = r.redact(decoded(r.read("identity.accounts", 0, 1, value)), frozenset({1}))
+    assert isinstance(written, bytes)
+    again = json.loads(written, parse_float=Decimal, parse_int=Decimal)
+    assert again["amounts"] == [Decimal(text) for text in texts]
+    assert b"+14155550100" not in written
 
 
 def framed(codec: DictCodec, record: dict[str, Any]) -> bytes:
