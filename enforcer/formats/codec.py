@@ -32,6 +32,9 @@ class FieldInfo(NamedTuple):
     tags: tuple[str, ...]
     """The field's schema tags (Avro and JSON Schema ``confluent:tags``, Protobuf
     ``(confluent.field_meta).tags``)."""
+    keyed_by_name: bool = True
+    """For a map: whether a path can name its entries (string keys). A Protobuf map
+    keyed by numbers or booleans is read with those keys, which no path's name is."""
 
 
 class DecodeError(Exception):

@@ -317,6 +317,13 @@ def field_of(fields: Mapping[str, FieldInfo], path: RecordPath) -> FieldInfo | s
                 return f"'{prefix}' is not a field of the schema"
             continue  # an index on a name: the list's field is checked with its [*]
         if info.kind == "map" and end < len(path.steps):
+            if not info.keyed_by_name:
+                # Its keys are numbers or booleans: a name below it would find nothing,
+                # and the identifier there would pass unjudged.
+                return (
+                    f"'{prefix}' is a map whose keys are not strings: a path cannot name "
+                    "its entries"
+                )
             return info
     found = fields.get(path.field_path)
     return found if found is not None else f"'{path.field_path}' is not a field of the schema"

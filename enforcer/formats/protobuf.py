@@ -472,7 +472,9 @@ def _walk(
         path = prefix + field.name
         tags = _tags(field, options_view)
         if _is_map_field(field):
-            fields[path] = FieldInfo(path, "map", True, tags)
+            key: Any = field.message_type.fields_by_name["key"]  # type: ignore[union-attr]
+            named = key.type == key.TYPE_STRING
+            fields[path] = FieldInfo(path, "map", True, tags, keyed_by_name=named)
             continue
         kind = _KINDS.get(field.type, "other")
         if field.is_repeated:

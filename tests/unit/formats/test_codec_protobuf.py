@@ -21,6 +21,7 @@ from enforcer.core.policy.load import default_policy_bytes, parse_policy
 from enforcer.core.record_format import Decoded
 from enforcer.formats.codec import Codec, DecodeError, FieldInfo, Location, UnjudgedMessageError
 from enforcer.formats.framing import frame
+from enforcer.formats.paths import field_of, parse_path
 from enforcer.formats.protobuf import MAX_DEPTH, ProtobufCodec, ProtoRecord, protobuf_codec
 from enforcer.formats.protobuf_files import is_builtin
 from enforcer.formats.reader import build_reader
@@ -835,3 +836,30 @@ def test_a_schema_with_too_many_field_paths_is_unusable() -> None:
         protobuf_codec(RegisteredSchema(3, "PROTOBUF", _b64(_tree(3)), ()))
     fields = protobuf_codec(RegisteredSchema(3, "PROTOBUF", _b64(_tree(2)), ())).fields
     assert "root" + ".c2" * 14 + ".name" in fields
+
+
+def test_a_path_cannot_name_an_entry_of_a_map_keyed_by_numbers() -> None:
+    """A map keyed by numbers is read with number keys, which no path's name is: a path
+    below it (``codes.1``) would find nothing and the identifier there would pass
+    unjudged, so it is a problem of the mapping, not a field. A map keyed by strings is
+    named as before."""
+    file = _file()
+    account = file.message_type[0]
+    account.field.add(
+        name="codes",
+        number=11,
+        type=F.TYPE_MESSAGE,
+        label=F.LABEL_REPEATED,
+        type_name=".test.formats.Account.CodesEntry",
+    )
+    entry = account.nested_type.add(name="CodesEntry")
+    entry.field.add(name="key", number=1, type=F.TYPE_INT32, label=F.LABEL_OPTIONAL)
+    entry.field.add(name="value", number=2, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    entry.options.map_entry = True
+    fields = protobuf_codec(RegisteredSchema(62, "PROTOBUF", _b64(file), ())).fields
+    assert fields["codes"].keyed_by_name is False
+    assert fields["attrs"].keyed_by_name is True
+    assert field_of(fields, parse_path("codes.1")) == (
+        "'codes' is a map whose keys are not strings: a path cannot name its entries"
+    )
+    assert field_of(fields, parse_path("attrs.mfa")) == fields["attrs"]
