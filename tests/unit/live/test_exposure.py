@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -59,7 +59,9 @@ def live(
     policy: Policy | None = None,
     ledgers: dict[int, LedgerStore] | None = None,
     mode: LedgerMode = LedgerMode.OFF,
+    **settings: Any,
 ) -> LiveExposure:
+    """A live exposure over the test's topics (``settings``: LiveExposure's own)."""
     clock = iter(range(1000))
     held = ledgers or {}
     return LiveExposure(
@@ -71,6 +73,7 @@ def live(
         mode,
         held.get,
         lambda: float(next(clock)),
+        **settings,
     )
 
 
@@ -344,18 +347,7 @@ def test_entries_under_a_rotated_key_are_judged_by_their_purposes_until_an_erasu
 def test_a_subject_whose_record_would_be_too_large_is_refused_and_unchanged() -> None:
     """Exposure that cannot be written must not be recorded (nor the record forwarded:
     the engine dead-letters it): the subject stays as it was, nothing is owed."""
-    clock = iter(range(1000))
-    exposure = LiveExposure(
-        EXPOSURE,
-        SOURCE,
-        SINK,
-        FP.key_id,
-        default(),
-        LedgerMode.OFF,
-        lambda _: None,
-        lambda: float(next(clock)),
-        largest=1_500,
-    )
+    exposure = live(largest=1_500)
     restored(exposure, 0)
     step = step_of(default())
     small = decided(step, 0, "s0", [("email", "a@x.org", ADS)])
@@ -411,18 +403,7 @@ def test_a_commit_forgets_the_purpose_sets_no_entry_uses_once_there_are_many(
     """An identifier forwarded under a new set of tags each time (a campaign id among
     them) leaves the sets it had before unused: at a commit, once more are held than the
     bound, only the sets in use are kept, and what exposure writes does not change."""
-    clock = iter(range(1000))
-    exposure = LiveExposure(
-        EXPOSURE,
-        SOURCE,
-        SINK,
-        FP.key_id,
-        default(),
-        LedgerMode.OFF,
-        lambda _: None,
-        lambda: float(next(clock)),
-        purpose_sets_kept=2,
-    )
+    exposure = live(purpose_sets_kept=2)
     restored(exposure, 0)
     step = step_of(default())
     for n in range(3):

@@ -68,7 +68,9 @@ def consent(subject: str, purposes: tuple[str, ...], at: str = "2026-01-01T00:00
     return ledger_value(subject, at, [("email", f"{subject}@example.org", purposes)])
 
 
-def live() -> LiveLedger:
+def live(**settings: Any) -> LiveLedger:
+    """A live ledger over the test's topics under the default policy (``settings``:
+    LiveLedger's own)."""
     clock = iter(range(1000))
     return LiveLedger(
         LEDGER,
@@ -78,6 +80,7 @@ def live() -> LiveLedger:
         passes_under(load_policy(None)),
         "sha256:test",
         lambda: float(next(clock)),
+        **settings,
     )
 
 

@@ -28,12 +28,10 @@ from enforcer.testing.ledger import expected_retractions, ledger_value
 from .test_ledger import (
     ADS,
     FP,
-    LEDGER,
     MFA,
-    SINK,
-    SOURCE,
     both,
     committed_at,
+    live,
     message,
     mistaken_withdrawals,
 )
@@ -111,17 +109,7 @@ def new_store(
 
 
 def live_ledger(new_store: Callable[[int], LedgerStore]) -> LiveLedger:
-    clock = iter(range(1000))
-    return LiveLedger(
-        LEDGER,
-        SOURCE,
-        SINK,
-        FP,
-        passes_under(load_policy(None)),
-        "sha256:test",
-        lambda: float(next(clock)),
-        new_store=new_store,
-    )
+    return live(new_store=new_store)
 
 
 def compacted(history: list[Record]) -> Iterator[tuple[int, Record]]:
