@@ -19,45 +19,36 @@ def json_document_to_write(body: bytes, document: Any) -> Any:
 
 
 def numbers_may_change(body: bytes, document: Any) -> bool:
-    """Whether a number of JSON ``body``, parsed as ``document``, may not be written
-    back at its value from ``document``: an integer beyond 64 bits (orjson reads it as a
-    double, and cannot write it), or a double read from 16 digits or more or with an
-    exponent (``0.30000000000000000001`` reads as 0.3, ``1e-400`` as 0.0). Integers
-    within 64 bits are exact, and other doubles read back as written."""
+    """Whether a number of JSON ``body`` (parsed as ``document``, which orjson read) may
+    not be written back at its value from ``document``: one of 16 digits or more (a
+    double holds 15 for certain: ``0.30000000000000000001`` reads as 0.3, and an integer
+    beyond 64 bits has 20), or one with a negative exponent of three digits (``1e-400``
+    reads as 0.0; below 1e-307 a double holds fewer digits). Numbers of 15 digits or
+    fewer in a double's normal range read back at their value (a positive exponent that
+    large, ``1e400``, is one orjson refuses: its body never gets here).
+
+    The text is looked at whole, strings included: a string holding such text only
+    sends the body the slower way. One translation and two searches, whatever the
+    record holds (hex ids such as ``3f2e0e4a`` included)."""
+    del document  # the text alone decides
     marked = body.translate(_NUMBER_MARKS)
-    if _SIXTEEN_DIGITS not in marked and _EXPONENT not in marked:
-        return False
-    if 92 in body:  # a backslash: an escaped quote would mislead the split below
-        return _holds_an_inexact_number(document)
-    # Outside strings (a uuid's "0e4a" is no exponent) only numbers have digits.
-    outside = b"".join(body.split(b'"')[::2]).translate(_NUMBER_MARKS)
-    return _SIXTEEN_DIGITS in outside or _EXPONENT in outside
+    return marked.find(_SIXTEEN_DIGITS) >= 0 or marked.find(_TINY_EXPONENT) >= 0
 
 
-def _holds_an_inexact_number(document: Any) -> bool:
-    pending = [document]
-    while pending:
-        node = pending.pop()
-        if type(node) is float or (type(node) is int and not _INT64_MIN <= node <= _UINT64_MAX):
-            return True
-        if type(node) is dict:
-            pending.extend(node.values())
-        elif type(node) is list:
-            pending.extend(node)
-    return False
-
-
-_INT64_MIN = -(2**63)
-_UINT64_MAX = 2**64 - 1
-
-# Digits and the point become "0", "e" and "E" become "e" (a string holding such text
-# only takes the slower way).
+# Digits and the point become "0", "e" and "E" become "e", a minus stays, all else is a
+# space.
 _NUMBER_MARKS = bytes(
-    ord("0") if chr(code) in "0123456789." else ord("e") if chr(code) in "eE" else ord(" ")
+    ord("0")
+    if chr(code) in "0123456789."
+    else ord("e")
+    if chr(code) in "eE"
+    else ord("-")
+    if chr(code) == "-"
+    else ord(" ")
     for code in range(256)
 )
 _SIXTEEN_DIGITS = b"0" * 16
-_EXPONENT = b"0e"
+_TINY_EXPONENT = b"e-000"
 
 
 def json_as_written(body: bytes) -> Any:
