@@ -209,6 +209,10 @@ class Engine:
         try:
             if self._ledger is not None:
                 self._hold_ledger_ends(self._ledger, started)
+            if self._pending and not self._output.open:
+                # A batch joined with nothing to send (ledger records that retract
+                # nothing): its offsets still need a transaction to commit in.
+                self._output.begin()
             send = self._output.send
             for output in outputs:
                 send(output)
