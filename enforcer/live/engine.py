@@ -209,6 +209,10 @@ class Engine:
         try:
             if self._ledger is not None:
                 self._hold_ledger_ends(self._ledger, started)
+            if self._pending and not self._output.open:
+                # A batch joined with nothing to send (ledger records that retract
+                # nothing): its offsets still need a transaction to commit in.
+                self._output.begin()
             send = self._output.send
             for output in outputs:
                 send(output)
@@ -388,7 +392,11 @@ class Engine:
         first such offset is read again once it is."""
         partition, offset = message.partition(), message.offset()
         assert partition is not None and offset is not None
-        if self._ready(partition):
+        # A partition with a deferred record stays deferred until it is read again from
+        # there (_resume): its restore can finish in the middle of a batch, and a later
+        # record decided at once would overtake the deferred one (decided twice after
+        # the seek back, and an abort would rewind past the deferred one).
+        if self._ready(partition) and partition not in self._deferred:
             return False
         self._deferred[partition] = min(offset, self._deferred.get(partition, offset))
         return True

@@ -302,11 +302,12 @@ class HttpEndpoints:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                route = routes.get(self.path.split("?", 1)[0])
+                path = self.path.split("?", 1)[0]
+                route = routes.get(path)
                 if route is None:
                     code, kind, body = 404, "text/plain", b"not found\n"
                 else:
-                    code, kind, body = route()
+                    code, kind, body = _answer(path, route)
                 self.send_response(code)
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))
@@ -332,6 +333,17 @@ class HttpEndpoints:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+def _answer(path: str, route: Route) -> tuple[int, str, bytes]:
+    """The route's answer; a 500 and one log line when it fails. Left to the server, the
+    error would drop the connection and print a traceback on stderr."""
+    try:
+        return route()
+    except Exception as exc:
+        # The type only, as everywhere: a message might quote what was being read.
+        log.warning("answering %s failed (%s)", path, type(exc).__name__)
+        return 500, "text/plain", b"internal error\n"
 
 
 def metrics_route(registry: CollectorRegistry) -> Route:

@@ -166,7 +166,13 @@ class TransactionalOutput:
         """Open a transaction if none is open (offsets alone may be committed in it)."""
         if not self._open:
             self._reports.clear()
-            _call("begin transaction", self._producer.begin_transaction, self._deadline_s)
+            try:
+                _call("begin transaction", self._producer.begin_transaction, self._deadline_s)
+            except ClientFailedError as failure:
+                # Failed for good (fenced after a broker outage): replaced, as at a
+                # send; the engine also begins without a send (offsets alone).
+                self._renew(str(failure))
+                raise CommitAborted("producer replaced") from None
             self._open = True
 
     def send(self, record: OutputRecord) -> None:

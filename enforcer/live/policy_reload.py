@@ -116,6 +116,12 @@ class PolicyWatch:
         except (PolicyLoadError, PolicyConfigError) as exc:
             self._refuse(str(exc))
             return
+        except Exception as exc:  # a policy file must never end the worker
+            # Raised from the loop's tick, an error the loader did not foresee would
+            # stop a worker that runs a good policy: the content is refused instead,
+            # the last good policy stays in force (the type only: the text may quote it).
+            self._refuse(f"{self._path}: cannot load the policy ({type(exc).__name__})")
+            return
         self.pending = step
         self.stats.refused_now = False
 

@@ -87,23 +87,53 @@ class Watchdog:
     nothing said. A new process starts with new clients, and exactly once
     holds: the open transaction is aborted when the worker's id is registered again."""
 
-    def __init__(self, health: Health, stop: StopSignal, limit_s: float) -> None:
+    def __init__(
+        self,
+        health: Health,
+        stop: Callable[[], bool],
+        limit_s: float,
+        exit_process: Callable[[int], object] | None = None,
+        every_s: float = 1.0,
+    ) -> None:
         self._health = health
         self._stop = stop
         self._limit_s = limit_s
+        self._exit = exit_process or _exit_now
+        self._every_s = every_s
         self._done = threading.Event()
+        self._closing_until: float | None = None
+        self._closing_s = 0.0
 
     def start(self) -> None:
         """Check every second from a daemon thread."""
         threading.Thread(target=self._watch, daemon=True, name="watchdog").start()
 
     def stop(self) -> None:
-        """No more checks (the loop has ended)."""
+        """No more checks (the loop has ended, the clients are closed)."""
         self._done.set()
+
+    def closing(self, deadline_s: float) -> None:
+        """The loop has ended and the clients are being closed: no more stall checks,
+        but the process ends if closing takes longer than ``deadline_s``. A worker that
+        stopped on an error has no signal's deadline, and a client's close can block (a
+        consumer leaving its group with the brokers gone): it must still exit."""
+        self._closing_s = deadline_s
+        self._closing_until = time.monotonic() + deadline_s
 
     def _watch(self) -> None:
         health = self._health
-        while not self._done.wait(1.0):
+        while not self._done.wait(self._every_s):
+            closing_until = self._closing_until
+            if closing_until is not None:
+                if time.monotonic() > closing_until and not self._done.is_set():
+                    log.error(
+                        "closing the clients took longer than %.0fs "
+                        "(ENFORCER_SHUTDOWN_TIMEOUT): exiting now",
+                        self._closing_s,
+                    )
+                    self._exit(1)
+                    return
+                continue
             if not health.started or self._stop():
                 continue  # start-up and shutdown have deadlines of their own
             stalled = health.stalled_for()
@@ -118,8 +148,14 @@ class Watchdog:
             else:
                 continue
             _stopped(health, f"{cause}; exiting to be restarted")
-            logging.shutdown()
-            os._exit(1)
+            self._exit(1)
+            return
+
+
+def _exit_now(status: int) -> None:
+    """End the process at once (from a thread beside a loop that may be stuck)."""
+    logging.shutdown()
+    os._exit(status)
 
 
 def run_worker(
@@ -222,12 +258,10 @@ def run_worker(
         if os.environ.get("ENFORCER_DEBUG"):
             log.exception("internal error")
     finally:
-        watchdog.stop()
+        watchdog.closing(settings.shutdown_timeout)
         health.stopping = True
-        _close(consumer, output, publisher, http)
-        for state in (ledger, exposure):
-            if state is not None:
-                state.close()  # the disk stores remove their files
+        _close(consumer, output, publisher, http, (ledger, exposure))
+        watchdog.stop()
     if status == 0:
         log.info("stopped")
     return status
@@ -540,10 +574,15 @@ def _stopped(health: Health, cause: str, extra: Mapping[str, str] | None = None)
 
 
 def _close(
-    consumer: Consumer, output: Output, publisher: SnapshotPublisher, http: MetricsHttpServer
+    consumer: Consumer,
+    output: Output,
+    publisher: SnapshotPublisher,
+    http: MetricsHttpServer,
+    states: tuple[LiveLedger | None, LiveExposure | None],
 ) -> None:
     """Measure lag after the final commit, leave the group, abort anything uncommitted,
-    send the last snapshot, stop HTTP."""
+    send the last snapshot, stop HTTP; close the ledger and exposure states (the disk
+    stores remove their files)."""
     for what, close in (
         ("lag", publisher.measure_at_stop),  # needs the consumer's assignment
         ("consumer", consumer.close),
@@ -555,3 +594,6 @@ def _close(
             close()
         except Exception as exc:
             log.warning("closing the %s: %s", what, type(exc).__name__)
+    for state in states:
+        if state is not None:
+            state.close()

@@ -103,6 +103,11 @@ def parse_policy_file(data: bytes, *, origin: str) -> PolicyFile:
         where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "cannot be parsed"
         raise PolicyLoadError(f"{origin}{where}: invalid YAML: {problem}") from None
+    except RecursionError:
+        # PyYAML builds nested collections recursively: a file nested deeper than the
+        # interpreter's stack is refused like any other invalid file (a running worker
+        # keeps its policy; a starting one exits 2), not raised as an internal error.
+        raise PolicyLoadError(f"{origin}: invalid YAML: nested too deeply") from None
     if not isinstance(document, dict):
         raise PolicyLoadError(f"{origin}: a policy must be a YAML mapping at the top level")
     try:

@@ -332,6 +332,8 @@ def test_audit_mode_from_the_file(policy_from: PolicyFrom) -> None:
     ("text", "message"),
     [
         ("rules: [", "test.yaml:1:9: invalid YAML"),
+        ("rules: " + "[" * 5000, "test.yaml: invalid YAML: nested too deeply"),
+        ("rules: " + "[" * 5000 + "]" * 5000, "test.yaml: invalid YAML: nested too deeply"),
         ("- a\n- b\n", "test.yaml: a policy must be a YAML mapping"),
         ("rules: []\n", "test.yaml:1: at rules: List should have at least 1 item"),
         (

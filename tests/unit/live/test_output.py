@@ -348,3 +348,25 @@ def test_at_least_once_a_denied_delivery_stops_and_another_failure_is_named() ->
     assert caught.value.reason == (
         "delivery: _MSG_TIMED_OUT (Local: Message timed out) on topic 'sink'"
     )
+
+
+def test_a_producer_failed_for_good_at_begin_is_replaced_as_at_a_send() -> None:
+    """A transaction begun without a send (ledger ends held, ledger records that retract
+    nothing) meets a fenced producer at begin: it is replaced and the records decided
+    again, as at a send, instead of stopping the worker."""
+    producer = _Producer(TransactionReports())
+    fenced = KafkaError(KafkaError._FENCED, "Producer fenced", fatal=True)
+
+    def begin_fenced() -> None:
+        producer.calls.append("begin")
+        if producer.calls.count("begin") == 1:
+            raise KafkaException(fenced)
+
+    producer.begin_transaction = begin_fenced  # type: ignore[method-assign]
+    output = _output(producer)
+    with pytest.raises(CommitAborted, match="producer replaced"):
+        output.begin()
+    assert not output.open
+    assert producer.calls == ["begin", "purge", "init"]  # the new producer registered
+    output.begin()
+    assert output.open

@@ -36,6 +36,8 @@ DEFAULT = (ROOT / "policies" / "default.yaml").read_bytes()
 INVALID = b"rules: [{name: x, when: no-such-condition}]\n"
 LEAKS = b"rules: [{name: missing-purpose, when: no-purpose}]\n"
 """Valid YAML and schema, refused by the security guardrail."""
+NESTED = b"rules: " + b"[" * 5000
+"""Nested deeper than the YAML parser's recursion goes (a bad edit, or a file cut off)."""
 
 
 class Clock:
@@ -133,7 +135,11 @@ def test_a_configmap_symlink_swap_is_followed(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "problem"),
-    [(INVALID, "at rules[0].when"), (LEAKS, "identifiers given only to secure an account")],
+    [
+        (INVALID, "at rules[0].when"),
+        (LEAKS, "identifiers given only to secure an account"),
+        (NESTED, "nested too deeply"),
+    ],
 )
 def test_bad_content_is_refused_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, content: bytes, problem: str
@@ -310,3 +316,27 @@ def test_a_file_caught_half_written_is_never_judged(tmp_path: Path) -> None:
     watch.check()
     assert watch.pending is not None
     assert watch.pending.policy.version == policy_version(DEFAULT)
+
+
+def test_a_loader_failing_unexpectedly_refuses_the_content_and_keeps_the_worker(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An error the loader did not foresee must not end a running worker (it raised out
+    of the loop's tick): the content is refused like an invalid one, naming only the
+    error's type, and the last good policy stays in force."""
+    path = tmp_path / "policy.yaml"
+    _write(path, SECURITY_ONLY)
+    in_force = load_policy(path)
+
+    def load(_: bytes) -> Step:
+        raise KeyError("not a policy problem")
+
+    watch = PolicyWatch(path, in_force, load, Clock(), 5.0, PolicyReloadStats())
+    _write(path, DEFAULT)
+    with caplog.at_level(logging.ERROR, logger="enforcer.policy"):
+        _settle(watch)
+        _settle(watch)
+    lines = [r.getMessage() for r in caplog.records if REFUSED_LOG in r.getMessage()]
+    assert len(lines) == 1 and "KeyError" in lines[0] and "not a policy problem" not in lines[0]
+    assert watch.pending is None and watch.stats.failures == 1 and watch.stats.refused_now
+    assert watch.in_force is in_force

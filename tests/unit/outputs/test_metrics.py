@@ -4,6 +4,7 @@ endpoints."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import socket
 import urllib.error
@@ -21,7 +22,7 @@ from enforcer.core.policy.load import load_policy
 from enforcer.core.step import InputRecord, Outcome, Source, Step
 from enforcer.live.guard import DeadLetterGuard
 from enforcer.live.health import Health, Status
-from enforcer.live.http import MetricsHttpServer, prometheus_text
+from enforcer.live.http import HttpEndpoints, MetricsHttpServer, prometheus_text
 from enforcer.outputs.metrics import (
     GROUP_LAG,
     METRICS,
@@ -388,3 +389,27 @@ def test_run_refuses_a_metrics_port_in_use(
     err = capsys.readouterr().err
     assert err.startswith(f"enforcer: error: cannot serve /metrics on 127.0.0.1:{port}")
     assert err.count("\n") == 1
+
+
+def test_a_route_that_fails_answers_500_in_one_line(
+    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A scrape whose collection raises (a collector's bug, an answer the lag exporter
+    did not foresee) gets a 500 and one log line naming the error's type: no dropped
+    connection, no traceback on stderr (docs/operations.md: one line per event)."""
+
+    def failing() -> tuple[int, str, bytes]:
+        raise RuntimeError("dictionary changed size during iteration")
+
+    server = HttpEndpoints("127.0.0.1", 0, {"/metrics": failing})
+    server.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="enforcer.http"):
+            status, _, body = _get(f"http://127.0.0.1:{server.port}/metrics")
+        assert status == 500 and body == b"internal error\n"
+        assert _get(f"http://127.0.0.1:{server.port}/nope")[0] == 404  # still serving
+    finally:
+        server.stop()
+    assert "Traceback" not in capfd.readouterr().err
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["answering /metrics failed (RuntimeError)"]
