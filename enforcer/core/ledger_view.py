@@ -94,18 +94,27 @@ def claims_ungranted(claimed: list[str] | None, granted: tuple[str, ...]) -> boo
     return False
 
 
+SubjectGrants = Callable[[str, bytes], tuple[str, ...] | None]
+"""What the ledger grants one subject's identifiers: ``(lower-cased type, fingerprint
+MAC)`` → the purposes, or ``None`` when the ledger does not know the identifier. The MAC
+is :meth:`~enforcer.core.fingerprint.Fingerprinter.mac`'s 32 bytes."""
+
+
 class LedgerLookup(Protocol):
-    """What the ledger grants an identifier of an event read from ``partition``.
+    """What the ledger grants the identifiers of an event read from ``partition``.
 
     A worker holds one materialized state per ledger partition (the partitions matching
     its source partitions), so a lookup names the event's partition; replay and
     ``explain`` hold one state for the whole ledger
     (:class:`enforcer.ledger.lookup.WholeLedger`).
+
+    The lookup is by subject, once per event: a subject the ledger does not know has no
+    identifier it knows, so none of them needs a fingerprint to say so, and the ones of
+    a known subject are found in what was read once.
     """
 
-    def granted(
-        self, partition: int, subject_id: str, identifier_type: str, mac: bytes
-    ) -> tuple[str, ...] | None:
-        """The ledger's purposes for the identifier (``mac``: its fingerprint's bytes,
-        :meth:`~enforcer.core.fingerprint.Fingerprinter.mac`), or ``None`` when unknown."""
+    def subject(self, partition: int, subject_id: str) -> SubjectGrants | None:
+        """What the ledger grants the subject's identifiers, or ``None`` when it knows
+        nothing of the subject (then it knows none of its identifiers). Valid until the
+        ledger next changes: asked again for each event."""
         ...

@@ -186,12 +186,19 @@ class OnePass:
         ledger = self._ledger
         assert ledger is not None
         step = self._step
-        policy, mode, mac_of = step.policy, step.ledger_mode, step.fingerprinter.mac
-        partition = record.source.partition
+        policy, mode = step.policy, step.ledger_mode
+        grants = ledger.subject(record.source.partition, subject_id)
+        if grants is None:
+            # The ledger knows nothing of the subject, so none of its identifiers: no
+            # fingerprint is needed to say so.
+            def unknown(claimed: Judgement, _value: str) -> Judgement:
+                return judge_by_ledger(policy, mode, claimed, None)
+
+            return unknown
+        mac_of = step.fingerprinter.mac
 
         def by_ledger(claimed: Judgement, value: str) -> Judgement:
             kind = claimed.type
-            grant = ledger.granted(partition, subject_id, kind, mac_of(kind, value))
-            return judge_by_ledger(policy, mode, claimed, grant)
+            return judge_by_ledger(policy, mode, claimed, grants(kind, mac_of(kind, value)))
 
         return by_ledger

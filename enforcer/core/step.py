@@ -465,12 +465,14 @@ class Step:
         are remembered by the fingerprinter, for the violation's findings)."""
         ledger = self._ledger
         assert ledger is not None
+        grants = ledger.subject(partition, event.subject_id)
+        if grants is None:
+            return _unknown_to_the_ledger  # so are all its identifiers
         mac_of = self.fingerprinter.mac
-        subject = event.subject_id
         identifiers = event.identifiers
 
         def granted(index: int, kind: str) -> tuple[str, ...] | None:
-            return ledger.granted(partition, subject, kind, mac_of(kind, identifiers[index].value))
+            return grants(kind, mac_of(kind, identifiers[index].value))
 
         return granted
 
@@ -760,6 +762,11 @@ class Step:
             # that keeps security-only identifiers out (docs/policy.md).
             violation["security_override"] = True
         return violation, tuple(summaries), _trace_headers(trace)
+
+
+def _unknown_to_the_ledger(_index: int, _kind: str) -> tuple[str, ...] | None:
+    """The ledger's answer for every identifier of a subject it does not know."""
+    return None
 
 
 def dead_letter(record: InputRecord, reason: DeadLetterReason, message: str) -> Outcome:

@@ -7,6 +7,7 @@ The live worker keeps one state per ledger partition instead
 
 from __future__ import annotations
 
+from enforcer.core.ledger_view import SubjectGrants
 from enforcer.ledger.state import LedgerState
 
 
@@ -18,8 +19,6 @@ class WholeLedger:
     def __init__(self, state: LedgerState) -> None:
         self.state = state
 
-    def granted(
-        self, partition: int, subject_id: str, identifier_type: str, mac: bytes
-    ) -> tuple[str, ...] | None:
-        """The ledger's purposes for the identifier, whatever the partition."""
-        return self.state.purposes_of_mac(subject_id, identifier_type, mac)
+    def subject(self, partition: int, subject_id: str) -> SubjectGrants | None:
+        """What the ledger grants the subject's identifiers, whatever the partition."""
+        return self.state.subject(subject_id)

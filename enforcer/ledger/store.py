@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import NamedTuple, Protocol
 
 from enforcer.core.fingerprint import Fingerprinter
+from enforcer.core.ledger_view import SubjectGrants
 from enforcer.ledger.model import SubjectErasure, SubjectUpdate
 
 Passes = Callable[[str, tuple[str, ...]], bool]
@@ -105,6 +106,11 @@ class LedgerStore(Protocol):
         self, subject_id: str, identifier_type: str, mac: bytes
     ) -> tuple[str, ...] | None:
         """:meth:`purposes` by the fingerprint's 32 bytes."""
+        ...
+
+    def subject(self, subject_id: str) -> SubjectGrants | None:
+        """What the ledger grants the subject's identifiers, read once for an event's
+        identifiers; ``None`` when it does not know the subject."""
         ...
 
     def replace(

@@ -37,6 +37,7 @@ from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
 from enforcer.core.clock import kafka_time, rfc3339
 from enforcer.core.fingerprint import Fingerprinter
+from enforcer.core.ledger_view import SubjectGrants
 from enforcer.core.parse import ParseFailure
 from enforcer.core.step import HEADER_POLICY, InputRecord, Outcome, Source, dead_letter
 from enforcer.ledger.model import (
@@ -166,14 +167,20 @@ class LiveLedger:
 
     # -- lookups (the decision step's LedgerLookup) ----------------------------------
 
+    def subject(self, partition: int, subject_id: str) -> SubjectGrants | None:
+        """What the partition's ledger grants the subject's identifiers, or ``None`` when
+        it does not know the subject (or this worker holds no such partition)."""
+        state = self._states.get(partition)
+        if state is None:
+            return None
+        return state.subject(subject_id)
+
     def granted(
         self, partition: int, subject_id: str, identifier_type: str, mac: bytes
     ) -> tuple[str, ...] | None:
         """The purposes the ledger grants, or ``None`` when it does not know the identifier."""
-        state = self._states.get(partition)
-        if state is None:
-            return None
-        return state.purposes_of_mac(subject_id, identifier_type, mac)
+        grants = self.subject(partition, subject_id)
+        return None if grants is None else grants(identifier_type, mac)
 
     def store(self, partition: int) -> LedgerStore | None:
         """The partition's ledger state, when this worker holds it."""

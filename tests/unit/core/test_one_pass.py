@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from enforcer.core.clock import FixedClock, SystemClock
 from enforcer.core.fingerprint import Fingerprinter
+from enforcer.core.ledger_view import SubjectGrants
 from enforcer.core.models import is_plain_rfc3339, parse_rfc3339
 from enforcer.core.parse import ParseFailure, parse_event
 from enforcer.core.policy.compiled import Policy
@@ -47,15 +48,20 @@ def _default_with(*pairs: tuple[str, str], ledger: str | None = None) -> Policy:
 
 
 class DictLedger:
-    """A ledger that grants advertising to some fingerprints, nothing to others."""
+    """A ledger that grants advertising to some fingerprints, nothing to others, and
+    knows nothing of the subject ``UNKNOWN_SUBJECT``."""
 
     def __init__(self, granted: dict[bytes, tuple[str, ...]]) -> None:
         self._granted = granted
 
-    def granted(
-        self, partition: int, subject_id: str, identifier_type: str, mac: bytes
-    ) -> tuple[str, ...] | None:
+    def subject(self, partition: int, subject_id: str) -> SubjectGrants | None:
+        return None if subject_id == UNKNOWN_SUBJECT else self.granted
+
+    def granted(self, identifier_type: str, mac: bytes) -> tuple[str, ...] | None:
         return self._granted.get(mac)
+
+
+UNKNOWN_SUBJECT = "acct-unknown"
 
 
 FP = Fingerprinter(KEY)
@@ -110,7 +116,7 @@ simple_identifier = st.fixed_dictionaries(
 simple_event = st.fixed_dictionaries(
     {
         "event_id": st.sampled_from(["e1", ""]),
-        "subject_id": st.just("acct-1"),
+        "subject_id": st.sampled_from(["acct-1", UNKNOWN_SUBJECT]),
         "occurred_at": st.sampled_from(
             ["2019-10-08T12:00:00Z", "2019-10-08T12:00:00.123+02:00", "2019-02-29T00:00:00Z"]
         ),

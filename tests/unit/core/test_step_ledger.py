@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from enforcer.core.clock import FixedClock
 from enforcer.core.fingerprint import Fingerprinter, normalize_value
-from enforcer.core.ledger_view import LedgerMode
+from enforcer.core.ledger_view import LedgerMode, SubjectGrants
 from enforcer.core.models import DeadLetterReason
 from enforcer.core.policy.compiled import Policy, PolicyConfigError
 from enforcer.core.policy.load import (
@@ -689,11 +689,12 @@ class SpyLedger:
     def __init__(self) -> None:
         self.calls: list[tuple[int, str, str, str]] = []
 
-    def granted(
-        self, partition: int, subject_id: str, identifier_type: str, mac: bytes
-    ) -> tuple[str, ...] | None:
-        self.calls.append((partition, subject_id, identifier_type, "hmac-sha256:" + mac.hex()))
-        return (MFA,)
+    def subject(self, partition: int, subject_id: str) -> SubjectGrants:
+        def granted(identifier_type: str, mac: bytes) -> tuple[str, ...]:
+            self.calls.append((partition, subject_id, identifier_type, "hmac-sha256:" + mac.hex()))
+            return (MFA,)
+
+        return granted
 
 
 def test_ledger_off_ignores_a_given_ledger() -> None:

@@ -30,13 +30,16 @@ def _forwards_of(name: str, value: bytes) -> tuple[OutcomeKind, bool, list[Forwa
     return outcome.kind, outcome.would_dead_letter, found
 
 
-def _expected(name: str, item: dict[str, Any]) -> tuple[str, str, tuple[str, ...], bool]:
+def _expected(
+    name: str, subject_id: str, item: dict[str, Any]
+) -> tuple[str, str, tuple[str, ...], bool]:
     """An identifier of the forwarded value as exposure should record it."""
     kind = item["type"].strip().lower()
     mac = FP.mac(kind, item["value"])
     claimed = tuple(normalize_tag(tag) or "?" for tag in item.get("purposes") or ())
     ledger = SETTINGS[name][1]
-    granted = None if ledger is None else LEDGER.granted(1, "", kind, mac)
+    grants = None if ledger is None else LEDGER.subject(1, subject_id)
+    granted = None if grants is None else grants(kind, mac)
     if granted is not None:
         return kind, FINGERPRINT_PREFIX + mac.hex(), granted, True
     if "authoritative" in name:
@@ -66,8 +69,8 @@ def test_forwards_are_the_identifiers_of_the_forwarded_value(
         return
     outcome = step(InputRecord(b"k", _encode(data, how), (), Source("identity.events", 1, 3)))
     assert outcome.forward_value is not None
-    held = json.loads(outcome.forward_value)["identifiers"]  # exact: long integers too
-    expected = [_expected(name, item) for item in held]
+    forwarded = json.loads(outcome.forward_value)  # exact: long integers too
+    expected = [_expected(name, forwarded["subject_id"], item) for item in forwarded["identifiers"]]
     assert [(f.identifier_type, f.fingerprint, f.purposes, f.by_ledger) for f in found] == expected
 
 

@@ -5,6 +5,7 @@ Every test runs against both stores, in memory and on disk: they must behave ali
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import closing
 
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from enforcer.core.fingerprint import Fingerprinter
 from enforcer.ledger.disk import DiskLedgerState, MiB
 from enforcer.ledger.model import GrantedIdentifier, SubjectUpdate
+from enforcer.ledger.slots import subject_digest
 from enforcer.ledger.state import (
     Grant,
     LedgerState,
@@ -76,6 +78,38 @@ def test_a_known_identifier_has_its_purposes_and_others_are_unknown(state: Ledge
     assert state.purposes("acct-1", "device_id", FP("phone", "+14155550100")) is None
     assert state.purposes("acct-1", "phone", FP("phone", "+14155550199")) is None
     assert (len(state), state.subjects) == (2, 1)
+
+
+def test_a_subject_read_once_answers_for_each_of_its_identifiers(state: LedgerStore) -> None:
+    """The lookup an event makes (one read of its subject) answers as the lookup of
+    each identifier does; a subject the ledger does not know has no grants at all, and
+    an erased one grants every identifier nothing."""
+    state.replace("acct-1", T0, [grant("phone", "+14155550100", MFA), grant("email", "a@x.io")])
+    state.erase("acct-3", T0)
+    assert state.subject("acct-2") is None
+    grants = state.subject("acct-1")
+    assert grants is not None
+    erased = state.subject("acct-3")
+    assert erased is not None
+    for kind, value in [
+        ("phone", "+14155550100"),
+        ("email", "a@x.io"),
+        ("device_id", "+14155550100"),
+        ("phone", "+14155550199"),
+    ]:
+        mac = FP.mac(kind, value)
+        assert grants(kind, mac) == state.purposes_of_mac("acct-1", kind, mac)
+        assert erased(kind, mac) == () == state.purposes_of_mac("acct-3", kind, mac)
+    assert grants("phone", FP.mac("phone", "+14155550100")) == (MFA,)
+    assert grants("device_id", FP.mac("phone", "+14155550100")) is None
+
+
+@given(st.text())
+def test_a_subject_is_kept_by_the_blake2b_digest_of_its_id(subject_id: str) -> None:
+    """The digest made from a copied hash state is BLAKE2b-128 of the id's UTF-8, lone
+    surrogates kept (the key both stores are laid out by)."""
+    expected = hashlib.blake2b(subject_id.encode("utf-8", "surrogatepass"), digest_size=16)
+    assert subject_digest(subject_id) == expected.digest()
 
 
 def test_an_update_replaces_the_whole_previous_state(state: LedgerStore) -> None:
