@@ -15,22 +15,22 @@ def json_document_to_write(body: bytes, document: Any) -> Any:
     """What to write a JSON ``body`` back from: its parsed ``document``, or, when a
     number in it may not read back as written, :func:`json_as_written` (which costs a
     few microseconds more)."""
-    return json_as_written(body) if numbers_may_change(body, document) else document
+    return json_as_written(body) if numbers_may_change(body) else document
 
 
-def numbers_may_change(body: bytes, document: Any) -> bool:
-    """Whether a number of JSON ``body`` (parsed as ``document``, which orjson read) may
-    not be written back at its value from ``document``: one of 16 digits or more (a
-    double holds 15 for certain: ``0.30000000000000000001`` reads as 0.3, and an integer
-    beyond 64 bits has 20), or one with a negative exponent of three digits (``1e-400``
-    reads as 0.0; below 1e-307 a double holds fewer digits). Numbers of 15 digits or
-    fewer in a double's normal range read back at their value (a positive exponent that
-    large, ``1e400``, is one orjson refuses: its body never gets here).
+def numbers_may_change(body: bytes) -> bool:
+    """Whether a number of JSON ``body``, as orjson reads it, may not be written back at
+    its value: one of 16 digits or more (a double holds 15 for certain:
+    ``0.30000000000000000001`` reads as 0.3, and an integer beyond 64 bits has 20), or
+    one with a negative exponent of three digits (``1e-400`` reads as 0.0; below 1e-307
+    a double holds fewer digits). Numbers of 15 digits or fewer in a double's normal
+    range read back at their value (a positive exponent that large, ``1e400``, is one
+    orjson refuses: its body never gets here). The text alone decides: the parsed
+    document is not needed.
 
     The text is looked at whole, strings included: a string holding such text only
     sends the body the slower way. One translation and two searches, whatever the
     record holds (hex ids such as ``3f2e0e4a`` included)."""
-    del document  # the text alone decides
     marked = body.translate(_NUMBER_MARKS)
     return marked.find(_SIXTEEN_DIGITS) >= 0 or marked.find(_TINY_EXPONENT) >= 0
 

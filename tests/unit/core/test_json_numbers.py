@@ -42,4 +42,4 @@ def test_written_back_every_number_reads_at_its_exact_value(items: list[tuple[st
 
 def test_strings_that_look_like_numbers_keep_the_fast_way() -> None:
     body = b'{"event_id":"3f2e0e4a-9b1c","at":"2019-10-08T12:00:00.123456789012Z","n":1.5}'
-    assert not numbers_may_change(body, orjson.loads(body))
+    assert not numbers_may_change(body)
