@@ -368,20 +368,6 @@ def format_location(location: tuple[Any, ...]) -> str:
     return out
 
 
-# 19 digits in a row can be an integer beyond 64 bits, which orjson reads as a float: a
-# record holding one is read (and written back) by the standard library's exact parser.
-# Mapping ASCII digits to 1 and all else to 0 and searching for nineteen 1s is a C-speed
-# test; a regular expression over the record costs ten times more.
-_DIGIT_MAP = bytes(0x31 if 0x30 <= i <= 0x39 else 0x30 for i in range(256))
-_NINETEEN_DIGITS = b"1" * 19
-
-
-def has_long_digit_run(value: bytes) -> bool:
-    """Whether ``value`` holds 19 ASCII digits in a row: a JSON integer there may need
-    more than 64 bits, which only the exact parser keeps."""
-    return _NINETEEN_DIGITS in value.translate(_DIGIT_MAP)
-
-
 # A number's text, held in a string while the standard library's parser and writer
 # carry the document: the parser would read it as a float, and the writer would give a
 # number beyond a float's range (1e400) as ``Infinity``, which is no JSON, and another

@@ -662,7 +662,7 @@ class Step:
         """``document`` (parsed from ``value`` by orjson, and changed here: the caller
         owns it and needs it no more) with only the ``kept`` identifiers (items of its
         ``identifiers``), or ``None`` when its ``identifiers`` is no list."""
-        if numbers_may_change(value, document):
+        if numbers_may_change(value):
             # orjson read a number as a double that may not read back as written: the
             # value is read again with each number kept as its text came.
             items = document.get("identifiers")
@@ -791,7 +791,7 @@ def _without_identifiers(
     except orjson.JSONDecodeError:
         pass  # a number orjson refuses (1e400): the exact parser below keeps it
     else:
-        if not numbers_may_change(value, document):
+        if not numbers_may_change(value):
             try:
                 # A new dict: the key keeps its place, the parsed object is not changed.
                 return orjson.dumps(

@@ -16,8 +16,8 @@ from typing import Any, NamedTuple
 import jsonschema_rs
 import orjson
 
-from enforcer.core.json_numbers import json_document_to_write
-from enforcer.core.parse import has_long_digit_run, repeats_a_key
+from enforcer.core.json_numbers import json_document_to_write, number_checks
+from enforcer.core.parse import repeats_a_key
 from enforcer.core.record_format import Unredactable
 from enforcer.formats.codec import DecodeError, FieldInfo, FieldKind, Location
 from enforcer.formats.emptied import emptied_copy, schema_path
@@ -51,11 +51,13 @@ class _Slot(NamedTuple):
 
 class JsonRecord(NamedTuple):
     """A decoded body: the document, whether it was read by the exact (standard
-    library) parser, and the body itself (written back with its numbers as they were)."""
+    library) parser, the body itself (written back with its numbers as they were), and
+    whether a number of it may not be written back from ``document`` at its value."""
 
     document: Any
     exact: bool
     body: bytes
+    numbers_may_change: bool
 
 
 class JsonSchemaCodec:
@@ -85,7 +87,8 @@ class JsonSchemaCodec:
     def decode(self, body: bytes) -> tuple[object, Any]:
         """The parsed document (native: a :class:`JsonRecord`), validated."""
         # orjson would read an integer beyond 64 bits as a float: the exact parser does.
-        exact = has_long_digit_run(body)
+        # Whether another number would change when written back: the same look tells.
+        exact, may_change = number_checks(body)
         try:
             # orjson first, as for plain JSON: the standard library also reads what is
             # no JSON (NaN, Infinity, 1e400 as infinity, a lone surrogate escape).
@@ -108,7 +111,7 @@ class JsonSchemaCodec:
             # which are data.
             where = "/".join(str(part) for part in error.schema_path)
             raise DecodeError(f"body does not match JSON Schema {self._name()} at {where}")
-        return JsonRecord(document, exact, body), document
+        return JsonRecord(document, exact, body, may_change), document
 
     def encode_without(self, native: object, locations: Sequence[Location]) -> bytes | Unredactable:
         """The document with each location's property set to null where its type allows
@@ -131,7 +134,9 @@ class JsonSchemaCodec:
             edits.append((location, not slot.nullable))
         try:
             document = emptied_copy(native.document, edits)
-            to_write = json_document_to_write(native.body, native.document)
+            to_write = json_document_to_write(
+                native.body, native.document, native.numbers_may_change
+            )
             written = document if to_write is native.document else emptied_copy(to_write, edits)
         except LookupError:
             return Unredactable(f"a redacted field is not in the JSON {self._name()} record")

@@ -12,14 +12,13 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import orjson
 
-from enforcer.core.json_numbers import json_document_to_write
+from enforcer.core.json_numbers import json_document_to_write, number_checks
 from enforcer.core.models import DeadLetterReason, Event, EventIdentifier
 from enforcer.core.parse import (
     KELVIN_SIGN,
     ParseFailure,
     case_blind,
     event_from_fields,
-    has_long_digit_run,
     parse_event,
     plain_event_fields,
     plain_type_and_tags,
@@ -55,6 +54,8 @@ class _Plain(NamedTuple):
     remove: bool
     exact: bool
     """Parsed by the standard library (its integers are beyond 64 bits)."""
+    numbers_may_change: bool
+    """Whether a number of it may not be written back from ``document`` at its value."""
     mapping: FieldMapping
     """The mapping that read it (a rejection's path is named by it)."""
     value: bytes
@@ -182,7 +183,8 @@ class FormatReader:
             return _invalid_json(value)
         # orjson reads integers beyond 64 bits as floats, which would change their value
         # when a redacted record is written back: the exact parser reads such a record.
-        exact = has_long_digit_run(value)
+        # Whether another number would change is found in the same look at the value.
+        exact, may_change = number_checks(value)
         if exact:
             document = json.loads(value)
         if type(document) is not dict:
@@ -196,7 +198,16 @@ class FormatReader:
             found = direct.read(document, topic, partition, offset) if direct else None
             if found is not None:
                 plain = _new(
-                    _Plain, (document, found.locations, mapping.remove_empty, exact, mapping, value)
+                    _Plain,
+                    (
+                        document,
+                        found.locations,
+                        mapping.remove_empty,
+                        exact,
+                        may_change,
+                        mapping,
+                        value,
+                    ),
                 )
                 return _new(Decoded, (found.event, found.texts, plain))
         visited: set[tuple[int, str]] | None = set() if suspects else None
@@ -209,7 +220,9 @@ class FormatReader:
         return _decoded(
             read,
             mapping,
-            _Plain(document, read.locations, mapping.remove_empty, exact, mapping, value),
+            _Plain(
+                document, read.locations, mapping.remove_empty, exact, may_change, mapping, value
+            ),
         )
 
     def _read_framed(  # noqa: PLR0911 - each check hands the record back as a dead letter
@@ -325,7 +338,9 @@ class FormatReader:
         assert isinstance(native, _Plain)
         locations = [native.locations[i] for i in sorted(removed)]
         document = emptied(
-            json_document_to_write(native.value, native.document), locations, remove=native.remove
+            json_document_to_write(native.value, native.document, native.numbers_may_change),
+            locations,
+            remove=native.remove,
         )
         return orjson.dumps(document)
 

@@ -8,7 +8,8 @@ from types import TracebackType
 
 import orjson
 
-from enforcer.core.parse import dumps_keeping_numbers, has_long_digit_run, loads_keeping_numbers
+from enforcer.core.json_numbers import has_long_digit_run
+from enforcer.core.parse import dumps_keeping_numbers, loads_keeping_numbers
 from enforcer.core.step import Outcome, OutcomeKind
 from enforcer.outputs.report.html import render_html
 from enforcer.outputs.report.model import Report

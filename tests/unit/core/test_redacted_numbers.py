@@ -11,7 +11,7 @@ import orjson
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from enforcer.core.parse import has_long_digit_run
+from enforcer.core.json_numbers import has_long_digit_run
 from enforcer.core.step import OutcomeKind
 
 from ..conftest import event, ident, make_step, record

@@ -7,10 +7,8 @@ deferred records' outputs were lost with the abort)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
-from confluent_kafka import Message, TopicPartition
+from confluent_kafka import Message
 
 from enforcer.core.policy.load import load_policy
 from enforcer.ledger.retract import passes_under
@@ -22,6 +20,7 @@ from enforcer.live.limits import OutputLimits
 from enforcer.testing.ledger import ledger_value
 
 from ..conftest import event, ident, make_step
+from .source_and_ledger import SourceAndLedgerConsumer
 from .test_engine import TOPICS, Clock, FakeOutput
 from .test_ledger import FP
 
@@ -40,52 +39,22 @@ def _ledger(offset: int) -> Message:
     return Message(topic=LEDGER, partition=0, offset=offset, key=b"s", value=value)
 
 
-class RestoringConsumer:
+def _restoring_consumer() -> SourceAndLedgerConsumer:
     """Partition 0 of the source (two records) and of the ledger (committed at 1): the
     first batch has a source record fetched while the ledger restores, the ledger
     records that finish the restore, and the next source record; then the source is
     read from where it was sought."""
-
-    def __init__(self) -> None:
-        self.source = [_source(0), _source(1)]
-        self.position = len(self.source)  # the first batch read them all
-        self.first: list[Message] | None = [_source(0), _ledger(0), _ledger(1), _source(1)]
-        self.rounds = 0
-
-    def subscribe(self, topics: list[str], on_assign: Any, **_: Any) -> None:
-        on_assign(self, [TopicPartition(t, 0) for t in topics])
-
-    def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
-        return [TopicPartition(tp.topic, tp.partition, 1) for tp in partitions]
-
-    def assign(self, _: list[TopicPartition]) -> None:
-        pass
-
-    def assignment(self) -> list[TopicPartition]:
-        return [TopicPartition(SOURCE, 0), TopicPartition(LEDGER, 0)]
-
-    def pause(self, _: list[TopicPartition]) -> None:
-        pass
-
-    def resume(self, _: list[TopicPartition]) -> None:
-        pass
-
-    def seek(self, tp: TopicPartition) -> None:
-        if tp.topic == SOURCE:
-            self.position = tp.offset
-
-    def consume(self, num_messages: int, timeout: float) -> list[Message]:
-        self.rounds += 1
-        if self.first is not None:
-            batch, self.first = self.first, None
-            return batch
-        batch = self.source[self.position :]
-        self.position = len(self.source)
-        return batch
+    return SourceAndLedgerConsumer(
+        SOURCE,
+        LEDGER,
+        committed=1,
+        batches=[[_source(0), _ledger(0), _ledger(1), _source(1)]],
+        source=[_source(0), _source(1)],
+    )
 
 
 def _run(output: FakeOutput, commit_interval_s: float = 1000.0) -> None:
-    consumer = RestoringConsumer()
+    consumer = _restoring_consumer()
     clock = Clock()
     policy = load_policy(None)
     ledger = LiveLedger(
