@@ -30,9 +30,9 @@ log = logging.getLogger("enforcer.output")
 # SIGTERM is seen promptly, long enough for a broker under load.
 CALL_TIMEOUT_S = 5.0
 NO_RETRY = 0.0
-"""A commit that times out is aborted, not retried: retrying a commit that timed out
-during a broker outage was seen to block in librdkafka past its timeout; an abort
-costs only deciding the transaction's records again."""
+"""Sending the offsets into the transaction is not retried: a send that timed out is
+aborted, which costs only deciding the transaction's records again (nothing of it
+can have been committed before the commit itself)."""
 
 
 class CommitAborted(Exception):  # noqa: N818 - an outcome, not a failure of the worker
@@ -225,7 +225,7 @@ class TransactionalOutput:
                     ),
                     NO_RETRY,
                 )
-            _call("commit", lambda: self._producer.commit_transaction(CALL_TIMEOUT_S), NO_RETRY)
+            self._commit_transaction()
         except CommitAborted as aborted:
             reason = self._refused(aborted)
             self.abort()
@@ -234,6 +234,48 @@ class TransactionalOutput:
             self._renew(str(failure))
             raise CommitAborted("producer replaced") from None
         self._open = False
+
+    def _commit_transaction(self) -> None:
+        """Commit the open transaction, or learn that it cannot commit.
+
+        A commit that timed out may still complete: its request may have reached the
+        transaction coordinator, and librdkafka goes on with it, saying how it ended
+        when asked again. Aborted then and its records decided again, the transaction
+        would put its outputs in the sink twice. So a commit that timed out is asked
+        again until it ends (committed, or refused with an error that needs an abort)
+        within the deadline. A transaction whose end is still unknown then is neither
+        aborted nor decided again: the worker stops (:class:`WorkerStopError`), and the
+        one started after it reads what was committed.
+
+        Raises :class:`CommitAborted` (without aborting) when the transaction needs an
+        abort, and :class:`ClientFailedError` when the producer failed for good before
+        the commit could have been sent (fenced, say).
+        """
+        deadline = time.monotonic() + self._deadline_s
+        timed_out: KafkaError | None = None
+        while True:
+            try:
+                self._producer.commit_transaction(CALL_TIMEOUT_S)
+                return
+            except KafkaException as exc:
+                error = kafka_error(exc)
+            remedy = remedy_for(error)
+            if remedy is Remedy.ABORT:
+                # librdkafka knows the transaction did not commit: aborting is safe.
+                raise CommitAborted(f"commit: {error.name()} ({error.str()})", error)
+            if remedy is Remedy.RETRY and time.monotonic() < deadline:
+                timed_out = error
+                log.info("commit: %s, asking again how the commit ended", error.name())
+                time.sleep(0.1)  # some retriable errors come back at once
+                continue
+            if timed_out is None and remedy is Remedy.STOP:
+                raise ClientFailedError("commit", error)
+            raise WorkerStopError(
+                f"commit: the transaction's end is unknown after {self._deadline_s:g}s "
+                f"({error.name()}: {error.str()}); stopping so that the restarted worker "
+                "reads what was committed (aborting and deciding its records again could "
+                "write them twice)"
+            )
 
     def abort(self) -> None:
         """Abort the open transaction, if any: nothing of it is ever read committed."""

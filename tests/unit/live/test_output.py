@@ -69,6 +69,8 @@ class _Producer:
     reports: TransactionReports
     produce_raises: KafkaException | None = None
     commit_raises: KafkaException | None = None
+    commit_answers: list[KafkaException | None] = field(default_factory=list)
+    """What the next commits answer, in turn (``None``: committed); then ``commit_raises``."""
     logs: list[tuple[str, str, str]] = field(default_factory=list)
     deliveries: list[tuple[KafkaError, str]] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
@@ -95,6 +97,11 @@ class _Producer:
 
     def commit_transaction(self, _: float) -> None:
         self.calls.append("commit")
+        if self.commit_answers:
+            answer = self.commit_answers.pop(0)
+            if answer is not None:
+                raise answer
+            return
         if self.commit_raises is not None:
             raise self.commit_raises
 
@@ -109,9 +116,11 @@ class _Producer:
         self.calls.append("purge")
 
 
-def _output(producer: _Producer) -> TransactionalOutput:
+def _output(producer: _Producer, deadline_s: float = 20.0) -> TransactionalOutput:
     budget = RenewalBudget(3, 300.0, lambda: 0.0)
-    return TransactionalOutput(lambda: cast(Producer, producer), 20.0, budget, producer.reports)
+    return TransactionalOutput(
+        lambda: cast(Producer, producer), deadline_s, budget, producer.reports
+    )
 
 
 def _record(topic: str) -> OutputRecord:
@@ -370,3 +379,76 @@ def test_a_producer_failed_for_good_at_begin_is_replaced_as_at_a_send() -> None:
     assert producer.calls == ["begin", "purge", "init"]  # the new producer registered
     output.begin()
     assert output.open
+
+
+TIMED_OUT = KafkaError(
+    KafkaError._TIMED_OUT, "Transactional API operation timed out", retriable=True
+)
+
+
+def test_a_commit_that_timed_out_is_asked_again_and_never_aborted() -> None:
+    """The commit request may have reached the coordinator when the call timed out:
+    aborting and deciding the records again would then write them twice. Asked again,
+    librdkafka says it committed."""
+    producer = _Producer(TransactionReports())
+    output = _output(producer)
+    output.send(_record("sink"))
+    producer.commit_answers = [KafkaException(TIMED_OUT), KafkaException(TIMED_OUT), None]
+    output.commit({}, NO_CONSUMER)
+    assert producer.calls == ["begin", "produce sink", "commit", "commit", "commit"]
+    assert not output.open
+
+
+def test_a_commit_whose_end_stays_unknown_stops_the_worker_without_an_abort() -> None:
+    """Still timing out at the deadline: neither aborted nor decided again (either could
+    write the outputs twice); the worker stops, and its successor reads what was
+    committed."""
+    producer = _Producer(TransactionReports())
+    output = _output(producer, deadline_s=0.3)
+    output.send(_record("sink"))
+    producer.commit_raises = KafkaException(TIMED_OUT)
+    with pytest.raises(WorkerStopError, match=r"^commit: the transaction's end is unknown"):
+        output.commit({}, NO_CONSUMER)
+    assert producer.calls.count("commit") >= 2
+    assert "abort" not in producer.calls and "init" not in producer.calls
+
+
+def test_a_commit_that_timed_out_then_failed_for_good_stops_instead_of_replacing() -> None:
+    """A fatal error after a timeout leaves the transaction's end unknown too: replacing
+    the producer and deciding the records again could write them twice."""
+    producer = _Producer(TransactionReports())
+    output = _output(producer)
+    output.send(_record("sink"))
+    fenced = KafkaError(KafkaError._FENCED, "Producer fenced", fatal=True)
+    producer.commit_answers = [KafkaException(TIMED_OUT), KafkaException(fenced)]
+    with pytest.raises(WorkerStopError, match=r"^commit: the transaction's end is unknown"):
+        output.commit({}, NO_CONSUMER)
+    assert "abort" not in producer.calls and "purge" not in producer.calls
+
+
+def test_a_commit_that_timed_out_then_needs_an_abort_is_aborted() -> None:
+    """librdkafka says the transaction cannot commit: aborting it and deciding its
+    records again is safe."""
+    producer = _Producer(TransactionReports())
+    output = _output(producer)
+    output.send(_record("sink"))
+    producer.commit_answers = [
+        KafkaException(TIMED_OUT),
+        _error(KafkaError._INCONSISTENT, "1 message(s) failed delivery", abort=True),
+    ]
+    with pytest.raises(CommitAborted, match="_INCONSISTENT"):
+        output.commit({}, NO_CONSUMER)
+    assert producer.calls[-1] == "abort" and not output.open
+
+
+def test_a_producer_fenced_at_its_first_commit_is_replaced() -> None:
+    """Fenced before any commit request went out: the transaction cannot have
+    committed, so the producer is replaced and the records decided again."""
+    producer = _Producer(TransactionReports())
+    output = _output(producer)
+    output.send(_record("sink"))
+    fenced = KafkaError(KafkaError._FENCED, "Producer fenced", fatal=True)
+    producer.commit_answers = [KafkaException(fenced)]
+    with pytest.raises(CommitAborted, match="producer replaced"):
+        output.commit({}, NO_CONSUMER)
+    assert producer.calls[-2:] == ["purge", "init"]
