@@ -10,8 +10,10 @@ within 2 GiB (docs/ledger.md), so the layout is chosen for memory:
   each, so a slot refers to them by a 4-byte number instead of holding objects.
 
 A subject has few identifiers, so finding one is a scan of a short blob (in C, by
-``bytes.find``). Interned types and purpose sets are never forgotten: there are few,
-and they stay in memory in both stores.
+``bytes.find``). The tables stay in memory in both stores. Types are few and never
+forgotten; a purpose set no identifier refers to any more is forgotten after the next
+commit (:meth:`SlotLedger.forget_unused_purposes`), so that grants that keep changing do
+not grow the table for ever.
 
 Where the subjects' blobs live is the subclass's choice (:class:`SlotLedger` takes any
 :class:`Blobs`: a ``dict``, a RocksDB database). Applying a subject's update replaces
@@ -87,6 +89,69 @@ class _Interned(Generic[_T]):
         return found
 
 
+class _PurposeSets:
+    """The interned purpose sets, each with the number of slots that refer to it.
+
+    A set no slot refers to any more is forgotten at :meth:`forget_unused` (after a
+    commit, when no rollback can bring back a slot that refers to it), and its number
+    is given to the next new set: the table holds the sets in use, not every set ever
+    granted (a ledger whose grants keep changing would otherwise grow it for ever)."""
+
+    __slots__ = ("counts", "free", "ids", "unused", "values")
+
+    def __init__(self) -> None:
+        self.ids: dict[tuple[str, ...], int] = {}
+        self.values: list[tuple[str, ...]] = []
+        self.counts: list[int] = []
+        self.unused: set[int] = set()
+        """Numbers of sets no slot refers to: forgotten at the next :meth:`forget_unused`."""
+        self.free: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.values) - len(self.free)
+
+    def id_of(self, value: tuple[str, ...]) -> int:
+        found = self.ids.get(value)
+        if found is None:
+            if self.free:
+                found = self.free.pop()
+                self.values[found] = value
+            else:
+                found = len(self.values)
+                self.values.append(value)
+                self.counts.append(0)
+            self.ids[value] = found
+            self.unused.add(found)  # until a stored slot refers to it
+        return found
+
+    def referred(self, blob: bytes, by: int) -> None:
+        """Count the slots of ``blob`` in (``by`` 1) or out (``by`` -1)."""
+        counts, unused = self.counts, self.unused
+        for (purposes_id,) in _PURPOSES_ID.iter_unpack(blob):
+            count = counts[purposes_id] = counts[purposes_id] + by
+            if count == 0:
+                unused.add(purposes_id)
+            elif count == by == 1:
+                unused.discard(purposes_id)
+
+    def forget_unused(self) -> int:
+        """Forget the sets no slot refers to; their numbers go to new sets. Only when no
+        rollback is pending: one could bring back a slot referring to a forgotten set."""
+        forgotten = 0
+        for purposes_id in self.unused:
+            if self.counts[purposes_id] == 0:
+                del self.ids[self.values[purposes_id]]
+                self.values[purposes_id] = ()  # no purpose: never read while unused
+                self.free.append(purposes_id)
+                forgotten += 1
+        self.unused.clear()
+        return forgotten
+
+
+_PURPOSES_ID = struct.Struct(f"<{MAC_BYTES + 4}xI")
+"""A slot's purpose-set id alone."""
+
+
 class Blobs(Protocol):
     """Where subjects' blobs are kept, by subject digest. A ``dict[bytes, bytes]`` is
     one; a key is only deleted when present."""
@@ -113,7 +178,7 @@ class SlotLedger(ABC):
     def __init__(self, blobs: Blobs) -> None:
         self._blobs = blobs
         self._types: _Interned[str] = _Interned()
-        self._purposes: _Interned[tuple[str, ...]] = _Interned()
+        self._purposes = _PurposeSets()
         self._identifiers = 0
         self._subjects = 0
         self._erased = 0
@@ -138,8 +203,14 @@ class SlotLedger(ABC):
 
     @property
     def purpose_sets(self) -> int:
-        """The number of distinct purpose sets ever interned."""
-        return len(self._purposes.values)
+        """The number of distinct purpose sets held (those no identifier refers to any
+        more are forgotten at :meth:`forget_unused_purposes`)."""
+        return len(self._purposes)
+
+    def forget_unused_purposes(self) -> int:
+        """Forget the purpose sets no identifier refers to any more (after a commit:
+        never while a rollback is pending); returns how many."""
+        return self._purposes.forget_unused()
 
     def purposes(
         self, subject_id: str, identifier_type: str, fingerprint: str
@@ -322,6 +393,10 @@ class SlotLedger(ABC):
             self._blobs[key] = blob
         elif old is not None:
             del self._blobs[key]
+        if old and old != ERASED:
+            self._purposes.referred(old, -1)
+        if blob and blob != ERASED:
+            self._purposes.referred(blob, 1)
         self._identifiers += (len(_slots(blob)) - len(_slots(old))) // _SLOT_SIZE
         self._subjects += _listed(blob) - _listed(old)
         self._erased += (blob == ERASED) - (old == ERASED)

@@ -93,7 +93,12 @@ class LedgerStore(Protocol):
 
     @property
     def purpose_sets(self) -> int:
-        """The number of distinct purpose sets ever interned."""
+        """The number of distinct purpose sets held."""
+        ...
+
+    def forget_unused_purposes(self) -> int:
+        """Forget the purpose sets no identifier refers to any more (only when no
+        rollback is pending); returns how many."""
         ...
 
     def purposes(

@@ -426,6 +426,10 @@ class LiveLedger:
                 self._at[number] = offset
                 self._holds.pop(number, None)
         self._undo = {}
+        for state in self._states.values():
+            # Nothing can be rolled back now: the purpose sets no identifier refers to
+            # any more go (grants that keep changing would grow the table for ever).
+            state.forget_unused_purposes()
         self.stats.records.update(self._pending_records)
         self.stats.retractions.update(self._pending_retractions)
         self._pending_records.clear()

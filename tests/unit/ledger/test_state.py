@@ -347,3 +347,95 @@ def test_a_withheld_subject_grants_nothing_until_its_next_value(state: LedgerSto
     state.replace("acct-1", T1, [email])
     assert state.purposes("acct-1", "email", email.fingerprint) == (ADS,)
     assert not state.grants_nothing("acct-1")
+
+
+def test_purpose_sets_no_identifier_refers_to_are_forgotten_and_their_numbers_reused(
+    state: LedgerStore,
+) -> None:
+    """Grants that keep changing must not grow the table of purpose sets for ever: a set
+    no identifier refers to any more goes at the next forget (after a commit), and a
+    new set takes its number; the identifiers still granted keep their purposes."""
+    state.replace("s1", T0, [grant("email", "a@x.io", ADS)])
+    for day in range(5):
+        state.replace("s2", T1, [grant("email", "b@x.io", f"consent.day{day}")])
+        state.forget_unused_purposes()
+        assert state.purpose_sets == 2  # s1's and s2's latest
+    state.erase("s2", T1)
+    assert state.forget_unused_purposes() == 1
+    assert state.purpose_sets == 1
+    assert state.purposes("s1", "email", FP("email", "a@x.io")) == (ADS,)
+    assert state.purposes("s2", "email", FP("email", "b@x.io")) == ()
+
+
+def test_a_rollback_pending_keeps_the_purpose_sets_it_may_bring_back(state: LedgerStore) -> None:
+    """A set that only an undo log refers to is not forgotten before the rollback: the
+    subject it brings back is granted what it was."""
+    state.replace("s1", T0, [grant("email", "a@x.io", ADS)])
+    undo: Undo = {}
+    state.replace("s1", T1, [grant("email", "a@x.io", MFA)], undo=undo)
+    state.rollback(undo)
+    state.forget_unused_purposes()
+    assert state.purposes("s1", "email", FP("email", "a@x.io")) == (ADS,)
+    assert state.purpose_sets == 1
+    state.replace("s2", T1, [grant("email", "c@x.io", "analytics")])
+    assert state.purposes("s1", "email", FP("email", "a@x.io")) == (ADS,)
+
+
+_SUBJECTS = ["s1", "s2", "s3"]
+_TAGS = [ADS, MFA, "analytics", "consent.a", "consent.b"]
+_change = st.tuples(
+    st.sampled_from(["replace", "erase"]),
+    st.sampled_from(_SUBJECTS),
+    st.lists(
+        st.tuples(st.sampled_from(["a@x.io", "b@x.io"]), st.sets(st.sampled_from(_TAGS))),
+        max_size=3,
+    ),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.lists(_change, max_size=4), st.booleans()), max_size=8))
+def test_forgetting_unused_purpose_sets_never_changes_a_grant(
+    new_store: Callable[[], LedgerStore],
+    transactions: list[tuple[list[tuple[str, str, list[tuple[str, set[str]]]]], bool]],
+) -> None:
+    """Over random transactions, committed (then forgotten) or rolled back: every
+    lookup answers as a model of the grants does, and the table holds exactly the
+    purpose sets some identifier is granted."""
+    model: dict[str, dict[str, tuple[str, ...]] | None] = {}
+    with closing(new_store()) as state:
+        for changes, commit in transactions:
+            undo: Undo = {}
+            staged = dict(model)
+            for kind, subject, grants in changes:
+                if kind == "erase":
+                    state.erase(subject, T1, undo=undo)
+                    staged[subject] = None
+                    continue
+                granted: dict[str, set[str]] = {}
+                for value, tags in grants:
+                    granted.setdefault(value, set()).update(tags)
+                state.replace(
+                    subject, T1, [grant("email", v, *tags) for v, tags in grants], undo=undo
+                )
+                staged[subject] = {v: tuple(sorted(t)) for v, t in granted.items()}
+            if commit:
+                model = staged
+            else:
+                state.rollback(undo)
+            state.forget_unused_purposes()
+            held: set[tuple[str, ...]] = set()
+            for subject in _SUBJECTS:
+                known = model.get(subject, "absent")
+                for value in ["a@x.io", "b@x.io"]:
+                    found = state.purposes(subject, "email", FP("email", value))
+                    if known == "absent":
+                        assert found is None
+                    elif known is None:
+                        assert found == ()
+                    else:
+                        assert isinstance(known, dict)
+                        assert found == known.get(value)
+                if isinstance(known, dict):
+                    held.update(known.values())
+            assert state.purpose_sets == len(held)

@@ -160,6 +160,26 @@ def test_an_aborted_transaction_is_rolled_back_so_its_retraction_comes_again() -
     assert ledger.stats.retractions == {"purpose-withdrawn": 1}
 
 
+def test_a_commit_forgets_the_purpose_sets_no_identifier_refers_to() -> None:
+    """A subject whose grants keep changing leaves no trail of old purpose sets once
+    committed; a rolled-back transaction's are kept until then, and its subject is
+    granted what it was."""
+    ledger = live()
+    ledger.assign(both(0), committed_at({0: 0}))
+    ledger.at_end(0, 0)
+    for offset in range(4):
+        value = consent("a", (f"consent.day{offset}",), f"2026-01-0{offset + 1}T00:00:00Z")
+        ledger.read(message(0, offset, "a", value))
+        ledger.committed({(LEDGER, 0): offset + 1})
+    state = ledger.store(0)
+    assert state is not None and state.purpose_sets == 1
+    ledger.read(message(0, 4, "a", consent("a", ADS, "2026-02-01T00:00:00Z")))
+    ledger.rolled_back()
+    assert granted(ledger, 0, "a") == ("consent.day3",)
+    ledger.committed({(SOURCE, 0): 1})
+    assert state.purpose_sets == 1 and granted(ledger, 0, "a") == ("consent.day3",)
+
+
 def test_a_partition_given_back_unchanged_is_kept_and_a_moved_one_restored() -> None:
     ledger = live()
     ledger.assign(both(0, 1), committed_at({0: 0, 1: 0}))
