@@ -198,7 +198,8 @@ def _plan(args: argparse.Namespace) -> int:
     for path in outputs:
         # Said before the history is read, not after.
         _check_writable(path)
-    if len(outputs) == 2 and outputs[0].absolute() == outputs[1].absolute():
+    # Resolved: a path through ``..`` or a symbolic link may name the same file.
+    if len(outputs) == 2 and outputs[0].resolve() == outputs[1].resolve():
         raise UsageError(f"--out and --html name the same file, {args.out}")
     settings = settings_from(
         policy_file=args.policy,

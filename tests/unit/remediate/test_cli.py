@@ -116,6 +116,20 @@ def test_plan_with_a_page_that_cannot_be_a_file(
     assert list(tmp_path.iterdir()) == [page]
 
 
+def test_plan_with_a_page_that_is_the_plan_file_by_another_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A path through ``..`` or a symbolic link to the plan file is the same file: the
+    page written over the plan would leave an HTML file where the plan should be."""
+    (tmp_path / "d").mkdir()
+    out = tmp_path / "p.json"
+    (tmp_path / "link.json").symlink_to(out)
+    for page in (tmp_path / "d" / ".." / "p.json", tmp_path / "link.json"):
+        argv = ["remediate", "plan", "--out", str(out), "--html", str(page)]
+        _one_line_exit_2(argv, capsys, "--out and --html name the same file")
+    assert not out.exists()
+
+
 def test_the_plan_and_its_page_are_written_both_or_neither(tmp_path: Path) -> None:
     """A page that cannot be written (its directory is a file) leaves no plan file
     behind, nor any temporary file."""
