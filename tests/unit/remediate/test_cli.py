@@ -101,6 +101,26 @@ def test_apply_with_an_unreachable_broker(
     )
 
 
+@pytest.mark.parametrize("flag", ["--group-id", "--source-topic"])
+def test_apply_refuses_an_exposure_flag_without_an_exposure_topic(
+    flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--group-id`` and ``--source-topic`` are for ``--exposure-topic`` alone: given
+    without one (flag or ENFORCER_EXPOSURE_TOPIC), they would be ignored, and the apply
+    would leave exposure stale while its user meant to keep it right."""
+    from enforcer.remediate.plan import HistoryCounts, Plan, write_plan
+
+    path = tmp_path / "plan.json"
+    plan = Plan(
+        "sink", "sha256:" + "1" * 64, "0123456789abcdef", "off", None, None, (),
+        HistoryCounts(), 0, {}, {}, {}, 0, (),
+    )  # fmt: skip
+    write_plan(path, plan.with_id())
+    _one_line_exit_2(
+        ["remediate", "apply", str(path), flag, "x"], capsys, f"{flag} goes with --exposure-topic"
+    )
+
+
 def test_plan_with_a_page_that_cannot_be_a_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
