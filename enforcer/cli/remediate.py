@@ -198,7 +198,8 @@ def _plan(args: argparse.Namespace) -> int:
     for path in outputs:
         # Said before the history is read, not after.
         _check_writable(path)
-    if len(outputs) == 2 and outputs[0].absolute() == outputs[1].absolute():
+    # Resolved: a path through ``..`` or a symbolic link may name the same file.
+    if len(outputs) == 2 and outputs[0].resolve() == outputs[1].resolve():
         raise UsageError(f"--out and --html name the same file, {args.out}")
     settings = settings_from(
         policy_file=args.policy,
@@ -350,6 +351,11 @@ def _apply(args: argparse.Namespace) -> int:
         exposure_topic=args.exposure_topic,
         group_id=args.group_id,
     )
+    if settings.exposure_topic is None:
+        # Else ignored: an apply meant to keep exposure right would leave it stale.
+        for flag, value in (("--group-id", args.group_id), ("--source-topic", args.source_topic)):
+            if value is not None:
+                raise UsageError(f"{flag} goes with --exposure-topic (or ENFORCER_EXPOSURE_TOPIC)")
     # Everything is checked before anything is written: the client properties, the
     # broker and the sink topic (the quick check `plan` makes), then the exposure topic
     # and the workers' group.

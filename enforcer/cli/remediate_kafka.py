@@ -182,11 +182,13 @@ class TopicRange:
     ) -> dict[int, int]:
         from confluent_kafka import TopicPartition
 
+        from enforcer.replay.sources.kafka_topic import record_millis
+
         if position.offset is not None:
             return dict.fromkeys(partitions, position.offset)
         if position.at is None:
             return dict(default)
-        millis = int(position.at.timestamp() * 1000)
+        millis = record_millis(position.at)
         found = consumer.offsets_for_times(
             [TopicPartition(self.topic, p, millis) for p in partitions], timeout=_CONNECT_S
         )

@@ -215,7 +215,11 @@ def parse_plan(data: bytes, origin: str = "plan") -> Plan:
         raise PlanError(f"{origin}: not a JSON object")
     try:
         plan = _plan(document)
-    except (KeyError, TypeError, ValueError) as exc:
+    except KeyError as exc:
+        # Raised for the reader's own field names only (an entry's keys are checked
+        # against them first), never for a key taken from the file.
+        raise PlanError(f"{origin}: missing field {exc.args[0]}") from None
+    except (TypeError, ValueError) as exc:
         raise PlanError(f"{origin}: {exc}") from None
     if plan.plan_id != plan_id_of(content_of(plan)):
         raise PlanError(f"{origin}: plan_id does not match the plan's content (edited?)")
@@ -341,5 +345,9 @@ def _count(d: object, name: str) -> int:
 
 
 def _counts(d: dict[str, Any], name: str) -> dict[str, int]:
+    # Named by the table, never by the key: an edited plan's key may be a raw value.
     table = _object(d, name)
-    return {str(key): _count(table, key) for key in table}
+    for value in table.values():
+        if type(value) is not int or value < 0:
+            raise ValueError(f"counts.{name}: a value that is not a count")
+    return dict(table)

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from enforcer.core.models import parse_rfc3339
@@ -57,6 +57,15 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 """Kafka record times are milliseconds since then: no record is earlier, and a broker
 asked for the offset of an earlier time refuses the request."""
 BEFORE_EPOCH = "a time before 1970-01-01T00:00:00Z, where Kafka record times start"
+
+
+def record_millis(at: datetime) -> int:
+    """The Kafka record time (milliseconds since 1970) of the first record at or after
+    ``at``: a time between two milliseconds is asked as the later one, so that a record
+    before the time is never taken as at or after it. In whole numbers: the float of
+    ``timestamp()`` times 1000 falls a millisecond short for some times."""
+    micros = (at - EPOCH) // timedelta(microseconds=1)
+    return -(-micros // 1000)
 
 
 def record_time(text: str) -> datetime:
@@ -220,7 +229,7 @@ class TopicReader:
             return dict.fromkeys(tps, position.offset)
         if position.at is None:
             return dict(default)
-        millis = int(position.at.timestamp() * 1000)
+        millis = record_millis(position.at)
         found = await consumer.offsets_for_times(dict.fromkeys(tps, millis))
         # No record at or after the time: the range ends (or starts) at the end.
         return {tp: found[tp].offset if found.get(tp) else last[tp] for tp in tps}

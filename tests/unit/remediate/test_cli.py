@@ -101,6 +101,26 @@ def test_apply_with_an_unreachable_broker(
     )
 
 
+@pytest.mark.parametrize("flag", ["--group-id", "--source-topic"])
+def test_apply_refuses_an_exposure_flag_without_an_exposure_topic(
+    flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--group-id`` and ``--source-topic`` are for ``--exposure-topic`` alone: given
+    without one (flag or ENFORCER_EXPOSURE_TOPIC), they would be ignored, and the apply
+    would leave exposure stale while its user meant to keep it right."""
+    from enforcer.remediate.plan import HistoryCounts, Plan, write_plan
+
+    path = tmp_path / "plan.json"
+    plan = Plan(
+        "sink", "sha256:" + "1" * 64, "0123456789abcdef", "off", None, None, (),
+        HistoryCounts(), 0, {}, {}, {}, 0, (),
+    )  # fmt: skip
+    write_plan(path, plan.with_id())
+    _one_line_exit_2(
+        ["remediate", "apply", str(path), flag, "x"], capsys, f"{flag} goes with --exposure-topic"
+    )
+
+
 def test_plan_with_a_page_that_cannot_be_a_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -114,6 +134,20 @@ def test_plan_with_a_page_that_cannot_be_a_file(
     _one_line_exit_2([*argv[:3], str(page), "--html", str(out)], capsys, f"{page}: it is a")
     _one_line_exit_2([*argv[:5], str(out)], capsys, "--out and --html name the same file")
     assert list(tmp_path.iterdir()) == [page]
+
+
+def test_plan_with_a_page_that_is_the_plan_file_by_another_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A path through ``..`` or a symbolic link to the plan file is the same file: the
+    page written over the plan would leave an HTML file where the plan should be."""
+    (tmp_path / "d").mkdir()
+    out = tmp_path / "p.json"
+    (tmp_path / "link.json").symlink_to(out)
+    for page in (tmp_path / "d" / ".." / "p.json", tmp_path / "link.json"):
+        argv = ["remediate", "plan", "--out", str(out), "--html", str(page)]
+        _one_line_exit_2(argv, capsys, "--out and --html name the same file")
+    assert not out.exists()
 
 
 def test_the_plan_and_its_page_are_written_both_or_neither(tmp_path: Path) -> None:

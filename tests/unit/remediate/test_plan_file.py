@@ -95,6 +95,12 @@ def _edited(change: dict[str, object]) -> bytes:
         (_edited({"retractions": [{"subject_id": "a"}]}), "retractions: an entry"),
         (_edited({"exposed": -1}), "exposed: not a count"),
         (_edited({"sink_topic": ""}), "sink_topic: not a non-empty string"),
+        # A table's key may be anything an editor put there: named by its table only.
+        (
+            _edited({"counts": {"by_rule": {"secret@x.org": -1}, "by_type": {}, "by_day": {}}}),
+            "counts.by_rule: a value that is not a count",
+        ),
+        (_edited({"offsets": [{"partition": 0}]}), "missing field start"),
     ],
 )
 def test_a_file_that_is_not_a_usable_plan_is_refused(data: bytes, message: str) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from enforcer.cli import main
 from enforcer.outputs.records import OutputTopics
 from enforcer.outputs.topics import TopicOutputError, prefixed_topics
-from enforcer.replay.sources.kafka_topic import parse_end, parse_start
+from enforcer.replay.sources.kafka_topic import parse_end, parse_start, record_millis
 
 LIVE = OutputTopics("audience.building", "enforcer.violations", "enforcer.deadletter")
 
@@ -106,3 +107,52 @@ def test_file_replay_to_topics_refuses_a_live_name_before_reading(
     code = main(["replay", "--from-file", str(data), "--output-topic-prefix", "old."])
     err = capsys.readouterr().err
     assert code == 2 and "live topic 'old.audience.building'" in err and err.count("\n") == 1
+
+
+# 2039-03-08T19:46:13.411Z: a time whose float seconds times 1000 fall just short of it.
+_MILLIS = 2_183_226_373_411
+
+
+@pytest.mark.parametrize(
+    ("text", "millis"),
+    [
+        ("2039-03-08T19:46:13.411Z", _MILLIS),
+        ("2039-03-08T21:46:13.411+02:00", _MILLIS),
+        # Between two milliseconds: a record at the earlier one is before the time.
+        ("2039-03-08T19:46:13.4105Z", _MILLIS),
+        ("2039-03-08T19:46:13.410001Z", _MILLIS),
+        ("1970-01-01T00:00:00Z", 0),
+    ],
+)
+def test_a_time_is_asked_of_kafka_as_its_first_millisecond_at_or_after_it(
+    text: str, millis: int
+) -> None:
+    """The offset for a time is that of the first record at or after it: a record one
+    millisecond earlier is outside ``[start, end)``, one at the millisecond inside."""
+    at = parse_start(text).at
+    assert at is not None
+    assert record_millis(at) == millis
+
+
+def test_the_topic_reader_asks_kafka_for_a_time_s_own_millisecond() -> None:
+    """The offset ``replay --topic`` asks for is that of the time given, not of the
+    millisecond before it (a float's rounding)."""
+    import asyncio
+
+    from aiokafka import TopicPartition
+
+    from enforcer.replay.sources.kafka_topic import TopicReader
+
+    asked: list[int] = []
+
+    class Consumer:
+        async def offsets_for_times(self, times: dict[TopicPartition, int]) -> dict[Any, Any]:
+            asked.extend(times.values())
+            return {}
+
+    tp = TopicPartition("t", 0)
+    position = parse_start("2039-03-08T19:46:13.411Z")
+    found = asyncio.run(
+        TopicReader._offsets(Consumer(), position, [tp], {tp: 0}, {tp: 9})  # type: ignore[arg-type]
+    )
+    assert asked == [_MILLIS] and found == {tp: 9}
