@@ -66,3 +66,49 @@ def test_the_integration_guide_covers_both_teams() -> None:
         assert needle in text, needle
     for reason in ("invalid-json", "not-an-object", "schema"):
         assert reason in text
+
+
+HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*$")
+FENCE = re.compile(r"^(```|~~~)")
+# An upstream project's public tracker may be cited by name ("Apicurio issue 7373").
+OUTSIDE_REFERENCE = re.compile(r"§\s*\d|(?<!Apicurio )\b[Ii]ssue \d+")
+
+
+def _anchors(page: Path) -> set[str]:
+    """The anchors GitHub gives a page's headings (lower case, punctuation gone, dashes)."""
+    anchors: set[str] = set()
+    seen: dict[str, int] = {}
+    fenced = False
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if FENCE.match(line):
+            fenced = not fenced
+        heading = None if fenced else HEADING.match(line)
+        if heading is None:
+            continue
+        slug = re.sub(r"[^\w\- ]", "", heading.group(1).lower()).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        anchors.add(slug if count == 0 else f"{slug}-{count}")
+    return anchors
+
+
+def test_every_anchor_names_a_heading() -> None:
+    """A link to `page.md#section` lands on a heading that exists, not the top of the page."""
+    checked = 0
+    for page in _markdown():
+        for target in LINK.findall(page.read_text(encoding="utf-8")):
+            if target.startswith(("http://", "https://", "mailto:")) or "#" not in target:
+                continue
+            path, anchor = target.split("#", 1)
+            linked = (page.parent / path).resolve() if path else page
+            assert anchor in _anchors(linked), (page.name, target)
+            checked += 1
+    assert checked > 5
+
+
+def test_no_page_cites_sections_or_issues_kept_elsewhere() -> None:
+    """`§7` or `issue 20` points at a text the reader of the repository does not have."""
+    for page in _markdown():
+        for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+            found = OUTSIDE_REFERENCE.search(line)
+            assert found is None, f"{page.relative_to(ROOT)}:{number}: {found and found[0]}"
