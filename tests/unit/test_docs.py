@@ -112,3 +112,48 @@ def test_no_page_cites_sections_or_issues_kept_elsewhere() -> None:
         for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
             found = OUTSIDE_REFERENCE.search(line)
             assert found is None, f"{page.relative_to(ROOT)}:{number}: {found and found[0]}"
+
+
+VARIABLE = re.compile(r"ENFORCER_[A-Z0-9_]*[A-Z0-9](?:_\*)?")
+# Groups the settings table names by prefix (security.md and formats.md list each).
+GROUPED = ("ENFORCER_SSL_", "ENFORCER_SASL_", "ENFORCER_SCHEMA_REGISTRY_")
+
+
+def _settings_section() -> str:
+    text = (DOCS / "operations.md").read_text(encoding="utf-8")
+    return text.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_settings_table_lists_every_setting_with_its_default() -> None:
+    """docs/operations.md "Settings" names every variable the settings read, so that one
+    with no flag (ENFORCER_TOPIC_REPLICATION_FACTOR, ENFORCER_BATCH_MAX) is findable."""
+    from enforcer.config.settings import EnforcerSettings
+
+    section = _settings_section()
+    for name, field in EnforcerSettings.model_fields.items():
+        variable = f"ENFORCER_{name.upper()}"
+        grouped = next((prefix for prefix in GROUPED if variable.startswith(prefix)), None)
+        if grouped is not None:
+            assert f"`{grouped}*`" in section, variable
+            continue
+        row = next((line for line in section.splitlines() if f"`{variable}`" in line), None)
+        assert row is not None, variable
+        default = field.get_default(call_default_factory=False)
+        if isinstance(default, (int, float, str)) and not isinstance(default, bool):
+            shown = f"{default:g}" if isinstance(default, float) else str(default)
+            assert shown in row, (variable, shown)
+
+
+def test_every_variable_the_docs_name_is_read() -> None:
+    """A variable in the docs is a setting, ENFORCER_DEBUG, or one the test script reads."""
+    from enforcer.config.settings import OTHER_VARIABLES, EnforcerSettings
+
+    settings = {f"ENFORCER_{name.upper()}" for name in EnforcerSettings.model_fields}
+    scripts = set(VARIABLE.findall((ROOT / "scripts" / "test.sh").read_text(encoding="utf-8")))
+    known = settings | OTHER_VARIABLES | scripts | {"ENFORCER_MODEE"}  # a misspelling shown
+    for page in _markdown():
+        for variable in VARIABLE.findall(page.read_text(encoding="utf-8")):
+            if variable.endswith("_*"):
+                assert any(s.startswith(variable[:-1]) for s in settings | scripts), variable
+            else:
+                assert variable in known, (page.name, variable)
