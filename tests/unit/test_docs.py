@@ -157,3 +157,13 @@ def test_every_variable_the_docs_name_is_read() -> None:
                 assert any(s.startswith(variable[:-1]) for s in settings | scripts), variable
             else:
                 assert variable in known, (page.name, variable)
+
+
+def test_the_metrics_table_names_every_dead_letter_reason() -> None:
+    """`/metrics` shows enforcer_deadletters_total for every reason; the table lists them."""
+    text = (DOCS / "operations.md").read_text(encoding="utf-8")
+    row = next(
+        line for line in text.splitlines() if line.startswith("| `enforcer_deadletters_total`")
+    )
+    for reason in DeadLetterReason:
+        assert f"`{reason.value}`" in row, reason
