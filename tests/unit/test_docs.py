@@ -167,3 +167,22 @@ def test_the_metrics_table_names_every_dead_letter_reason() -> None:
     )
     for reason in DeadLetterReason:
         assert f"`{reason.value}`" in row, reason
+
+
+def test_the_snapshot_section_names_every_field_of_a_snapshot() -> None:
+    """docs/operations.md "Snapshots on the metrics topic" covers `MetricsSnapshot`."""
+    from pydantic import BaseModel
+
+    from enforcer.outputs.metrics import MetricsSnapshot
+
+    text = (DOCS / "operations.md").read_text(encoding="utf-8")
+    section = text.split("\n## Snapshots on the metrics topic\n", 1)[1].split("\n## ", 1)[0]
+    models: list[type[BaseModel]] = [MetricsSnapshot]
+    while models:
+        model = models.pop()
+        for name, field in model.model_fields.items():
+            shown = field.alias or name
+            assert f'"{shown}"' in section or f"`{shown}`" in section, (model.__name__, shown)
+            for candidate in getattr(field.annotation, "__args__", (field.annotation,)):
+                if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                    models.append(candidate)
