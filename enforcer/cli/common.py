@@ -95,15 +95,20 @@ def policy_options(parser: argparse.ArgumentParser) -> None:
     from enforcer.core.models import Mode
     from enforcer.core.policy.compiled import DEFAULT_DESTINATION
 
-    parser.add_argument("--policy", type=Path, help="policy file (default: the built-in default)")
     parser.add_argument(
-        "--destination", help=f"destination for allow-lists (default: {DEFAULT_DESTINATION})"
+        "--policy",
+        type=Path,
+        help="policy file (ENFORCER_POLICY_FILE, default: the built-in default)",
     )
     parser.add_argument(
-        "--mode", choices=[m.value for m in Mode], help="override the policy's mode"
+        "--destination",
+        help=f"destination for allow-lists (ENFORCER_DESTINATION, default: {DEFAULT_DESTINATION})",
     )
+    parser.add_argument("--mode", choices=[m.value for m in Mode], help=MODE_HELP)
     parser.add_argument("--phone-region", metavar="CC", help=PHONE_REGION_HELP)
 
+
+MODE_HELP = "override the policy's mode (ENFORCER_MODE, default: the policy's own)"
 
 PHONE_REGION_HELP = (
     "region of phone numbers written without a country code, e.g. US or GB; "

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from enforcer.cli.common import (
+    MODE_HELP,
     PHONE_REGION_HELP,
     Parser,
     UsageError,
@@ -52,7 +53,8 @@ RUN_FLAGS: dict[str, tuple[str, type, str]] = {
         "instance_id",
         str,
         "this worker's name in metrics and its transactional id; keep it stable across "
-        "restarts of the same worker (a StatefulSet pod name) for the fastest recovery",
+        "restarts of the same worker (a StatefulSet pod name) for the fastest recovery; "
+        "default: <hostname>-<pid>",
     ),
     "--policy": ("policy_file", Path, "policy file (default: built-in)"),
     "--destination": ("destination", str, "destination for allow-lists"),
@@ -188,12 +190,15 @@ def add_flags(run: Parser) -> None:
     """The flags of ``run``: one per setting, each naming its ``ENFORCER_*`` variable."""
     for flag, (field, kind, help_text) in RUN_FLAGS.items():
         run.add_argument(flag, dest=field, type=kind, help=setting_help(field, help_text))
-    run.add_argument("--mode", choices=[m.value for m in Mode], help="override the policy's mode")
+    run.add_argument("--mode", choices=[m.value for m in Mode], help=MODE_HELP)
     run.add_argument(
         "--processing-guarantee",
         choices=["exactly_once", "at_least_once"],
         default=None,
-        help="exactly_once (default): outputs and offsets in one Kafka transaction",
+        help=(
+            "exactly_once: outputs and offsets in one Kafka transaction "
+            "(ENFORCER_PROCESSING_GUARANTEE, default: exactly_once)"
+        ),
     )
     run.add_argument(
         "--create-topics",

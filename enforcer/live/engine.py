@@ -637,7 +637,9 @@ class Engine:
             partitions = [tp for tp in partitions if tp.topic not in own]
         self._health.on_assigned((tp.topic, tp.partition) for tp in partitions)
         listed = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "none"
-        log.info("%s: %s", ASSIGNED_LOG, listed)
+        # The count as a field of its own (``enforcer.partitions`` in JSON logs), so that a
+        # log pipeline need not parse the list (docs/operations.md, logs).
+        log.info("%s: %s", ASSIGNED_LOG, listed, extra={"partitions": len(partitions)})
 
     def _on_revoke(self, _: Consumer, partitions: list[TopicPartition]) -> None:
         # Commit before the partitions go: their new owner starts from these offsets.

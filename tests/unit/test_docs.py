@@ -66,3 +66,123 @@ def test_the_integration_guide_covers_both_teams() -> None:
         assert needle in text, needle
     for reason in ("invalid-json", "not-an-object", "schema"):
         assert reason in text
+
+
+HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*$")
+FENCE = re.compile(r"^(```|~~~)")
+# An upstream project's public tracker may be cited by name ("Apicurio issue 7373").
+OUTSIDE_REFERENCE = re.compile(r"§\s*\d|(?<!Apicurio )\b[Ii]ssue \d+")
+
+
+def _anchors(page: Path) -> set[str]:
+    """The anchors GitHub gives a page's headings (lower case, punctuation gone, dashes)."""
+    anchors: set[str] = set()
+    seen: dict[str, int] = {}
+    fenced = False
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if FENCE.match(line):
+            fenced = not fenced
+        heading = None if fenced else HEADING.match(line)
+        if heading is None:
+            continue
+        slug = re.sub(r"[^\w\- ]", "", heading.group(1).lower()).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        anchors.add(slug if count == 0 else f"{slug}-{count}")
+    return anchors
+
+
+def test_every_anchor_names_a_heading() -> None:
+    """A link to `page.md#section` lands on a heading that exists, not the top of the page."""
+    checked = 0
+    for page in _markdown():
+        for target in LINK.findall(page.read_text(encoding="utf-8")):
+            if target.startswith(("http://", "https://", "mailto:")) or "#" not in target:
+                continue
+            path, anchor = target.split("#", 1)
+            linked = (page.parent / path).resolve() if path else page
+            assert anchor in _anchors(linked), (page.name, target)
+            checked += 1
+    assert checked > 5
+
+
+def test_no_page_cites_sections_or_issues_kept_elsewhere() -> None:
+    """`§7` or `issue 20` points at a text the reader of the repository does not have."""
+    for page in _markdown():
+        for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+            found = OUTSIDE_REFERENCE.search(line)
+            assert found is None, f"{page.relative_to(ROOT)}:{number}: {found and found[0]}"
+
+
+VARIABLE = re.compile(r"ENFORCER_[A-Z0-9_]*[A-Z0-9](?:_\*)?")
+# Groups the settings table names by prefix (security.md and formats.md list each).
+GROUPED = ("ENFORCER_SSL_", "ENFORCER_SASL_", "ENFORCER_SCHEMA_REGISTRY_")
+
+
+def _settings_section() -> str:
+    text = (DOCS / "operations.md").read_text(encoding="utf-8")
+    return text.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_settings_table_lists_every_setting_with_its_default() -> None:
+    """docs/operations.md "Settings" names every variable the settings read, so that one
+    with no flag (ENFORCER_TOPIC_REPLICATION_FACTOR, ENFORCER_BATCH_MAX) is findable."""
+    from enforcer.config.settings import EnforcerSettings
+
+    section = _settings_section()
+    for name, field in EnforcerSettings.model_fields.items():
+        variable = f"ENFORCER_{name.upper()}"
+        grouped = next((prefix for prefix in GROUPED if variable.startswith(prefix)), None)
+        if grouped is not None:
+            assert f"`{grouped}*`" in section, variable
+            continue
+        row = next((line for line in section.splitlines() if f"`{variable}`" in line), None)
+        assert row is not None, variable
+        default = field.get_default(call_default_factory=False)
+        if isinstance(default, (int, float, str)) and not isinstance(default, bool):
+            shown = f"{default:g}" if isinstance(default, float) else str(default)
+            assert shown in row, (variable, shown)
+
+
+def test_every_variable_the_docs_name_is_read() -> None:
+    """A variable in the docs is a setting, ENFORCER_DEBUG, or one the test script reads."""
+    from enforcer.config.settings import OTHER_VARIABLES, EnforcerSettings
+
+    settings = {f"ENFORCER_{name.upper()}" for name in EnforcerSettings.model_fields}
+    scripts = set(VARIABLE.findall((ROOT / "scripts" / "test.sh").read_text(encoding="utf-8")))
+    known = settings | OTHER_VARIABLES | scripts | {"ENFORCER_MODEE"}  # a misspelling shown
+    for page in _markdown():
+        for variable in VARIABLE.findall(page.read_text(encoding="utf-8")):
+            if variable.endswith("_*"):
+                assert any(s.startswith(variable[:-1]) for s in settings | scripts), variable
+            else:
+                assert variable in known, (page.name, variable)
+
+
+def test_the_metrics_table_names_every_dead_letter_reason() -> None:
+    """`/metrics` shows enforcer_deadletters_total for every reason; the table lists them."""
+    text = (DOCS / "operations.md").read_text(encoding="utf-8")
+    row = next(
+        line for line in text.splitlines() if line.startswith("| `enforcer_deadletters_total`")
+    )
+    for reason in DeadLetterReason:
+        assert f"`{reason.value}`" in row, reason
+
+
+def test_the_snapshot_section_names_every_field_of_a_snapshot() -> None:
+    """docs/operations.md "Snapshots on the metrics topic" covers `MetricsSnapshot`."""
+    from pydantic import BaseModel
+
+    from enforcer.outputs.metrics import MetricsSnapshot
+
+    text = (DOCS / "operations.md").read_text(encoding="utf-8")
+    section = text.split("\n## Snapshots on the metrics topic\n", 1)[1].split("\n## ", 1)[0]
+    models: list[type[BaseModel]] = [MetricsSnapshot]
+    while models:
+        model = models.pop()
+        for name, field in model.model_fields.items():
+            shown = field.alias or name
+            assert f'"{shown}"' in section or f"`{shown}`" in section, (model.__name__, shown)
+            for candidate in getattr(field.annotation, "__args__", (field.annotation,)):
+                if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                    models.append(candidate)

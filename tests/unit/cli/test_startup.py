@@ -125,3 +125,55 @@ def test_run_gives_the_signal_handlers_back_when_its_arguments_end_it(
         ended = exc.code
     assert ended == status
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+# Flags whose destination is spelled differently from the setting they override.
+SETTING_OF_FLAG = {"--policy": "policy_file", "--phone-region": "phone_default_region"}
+# Flags named like a setting that take no ENFORCER_* variable: their default is their own.
+NOT_FROM_THE_ENVIRONMENT = {
+    ("sample", "--schema-registry-url"),
+    ("policy check", "--destination"),
+    ("explain", "--source-topic"),
+    ("replay", "--source-topic"),
+    ("replay", "--ledger-topic"),
+    ("remediate plan", "--ledger-topic"),
+}
+
+
+def _flags_backed_by_settings() -> list[tuple[str, str, str]]:
+    """(command, flag, help) of every flag that overrides an ``ENFORCER_*`` setting."""
+    from enforcer.config.settings import EnforcerSettings
+
+    flags = []
+    parsers = [("", build_parser())]
+    while parsers:
+        name, parser = parsers.pop()
+        if hasattr(parser, "populated"):
+            parser.populated()
+        parsers += [(f"{name} {sub}".strip(), p) for sub, p in _subparsers(parser).items()]
+        for action in parser._actions:
+            for flag in action.option_strings:
+                field = SETTING_OF_FLAG.get(flag, action.dest)
+                if (name, flag) in NOT_FROM_THE_ENVIRONMENT:
+                    continue
+                if field in EnforcerSettings.model_fields:
+                    flags.append((name, flag, str(action.help)))
+    return flags
+
+
+def test_every_flag_of_a_setting_names_its_variable_in_help() -> None:
+    """README and contract: each flag's --help names its ENFORCER_* variable, so an
+    operator who sets ENFORCER_MODE or ENFORCER_POLICY_FILE knows every command obeys it."""
+    flags = _flags_backed_by_settings()
+    assert {("run", "--mode"), ("replay", "--policy"), ("explain", "--destination")} <= {
+        (command, flag) for command, flag, _ in flags
+    }
+    from enforcer.config.settings import EnforcerSettings
+
+    missing = []
+    for command, flag, help_text in flags:
+        variable = "ENFORCER_" + SETTING_OF_FLAG.get(flag, flag[2:].replace("-", "_")).upper()
+        assert variable[len("ENFORCER_") :].lower() in EnforcerSettings.model_fields, variable
+        if variable not in help_text:
+            missing.append(f"{command} {flag}: {variable}")
+    assert not missing, missing

@@ -45,7 +45,7 @@ def test_a_valid_event_parses() -> None:
     ],
 )
 def test_reasons(value: bytes, reason: DeadLetterReason) -> None:
-    """Bytes that are not JSON, JSON that is not an object, and objects that break §3."""
+    """Bytes that are not JSON, JSON that is not an object, and objects the event schema refuses."""
     assert failure(value).reason is reason
 
 
@@ -75,7 +75,7 @@ def test_reasons(value: bytes, reason: DeadLetterReason) -> None:
     ],
 )
 def test_schema_errors_name_the_field(change: dict[str, Any], path: str) -> None:
-    """A §3 violation is a schema dead letter whose message starts with the field path."""
+    """A broken event schema is a schema dead letter whose message starts with the field path."""
     data = event()
     data.update(change)
     result = failure(orjson.dumps(data))

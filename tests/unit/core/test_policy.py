@@ -1,4 +1,4 @@
-"""The policy language: loading, the default, versions, and every feature of §4."""
+"""The policy language: loading, the default, versions, and every feature of docs/policy.md."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_version_of_a_file_is_the_sha256_of_its_bytes(tmp_path: Path) -> None:
 
 
 def test_default_policy_rules() -> None:
-    """§4: security namespaces, missing purpose, then the advertising allow-list."""
+    """The default: security namespaces, missing purpose, then the advertising allow-list."""
     policy = load_policy(None)
     assert [r.name for r in policy.rules] == [
         "security-only-purpose",

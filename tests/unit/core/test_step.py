@@ -101,7 +101,7 @@ def _loads(value: bytes) -> Any:
 
 
 def test_violation_event_matches_the_spec(step: Step) -> None:
-    """§6: fields, action, findings with fingerprints and no raw values."""
+    """A violation event: fields, action, findings with fingerprints and no raw values."""
     out = step(
         record(
             event(
@@ -171,7 +171,7 @@ def test_audit_mode_forwards_unchanged_and_reports() -> None:
 
 
 def test_dead_letters_keep_bytes_and_carry_reason_headers(step: Step) -> None:
-    """§7: original key, value and headers plus the error and source headers."""
+    """A dead letter: original key, value and headers plus the error and source headers."""
     rec = InputRecord(b"key", b"\xff not json", (("h", b"v"),), Source("identity.events", 2, 5))
     out = step(rec)
     assert out.kind is OutcomeKind.DEADLETTERED

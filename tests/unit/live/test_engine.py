@@ -5,11 +5,13 @@ and that no outcome outlives the sending of its records."""
 from __future__ import annotations
 
 import gc
+import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
+import pytest
 from confluent_kafka import Message, TopicPartition
 
 from enforcer.core.step import Outcome, OutcomeKind, Step
@@ -233,3 +235,19 @@ def test_an_aborted_transaction_is_not_counted_and_its_records_count_once_again(
     # make five outputs (a redacted record has a violation besides).
     assert output.refused_sends > 0
     assert len(output.sent) == output.refused_sends + 50
+
+
+def test_the_assignment_line_carries_the_partition_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """docs/operations.md: `assigned partitions: …` carries `partitions` (in JSON logs
+    `enforcer.partitions`), so a log pipeline counts a worker's partitions without
+    parsing the message."""
+    consumer = FakeConsumer(per_partition=4, batch=4, before_consume=lambda: None)
+    engine, _ = _engine(consumer, FakeOutput(), Clock(), commit_interval_s=1000.0)
+    with caplog.at_level(logging.INFO, logger="enforcer"):
+        engine.run()
+
+    (line,) = [r for r in caplog.records if r.getMessage().startswith("assigned partitions:")]
+    assert line.getMessage() == f"assigned partitions: {SOURCE}[0], {SOURCE}[1]"
+    assert line.__dict__.get("partitions") == 2
