@@ -196,10 +196,14 @@ class TopicRange:
         return {tp.partition: tp.offset if tp.offset >= 0 else last[tp.partition] for tp in found}
 
     def records(self) -> Iterator[SinkRecord]:
-        """The range's committed records, each partition's in offset order."""
+        """The range's committed records, every partition's merged into one order by
+        (time, partition, offset) (:class:`enforcer.remediate.merge.PartitionMerge`): the
+        same order whatever the client's fetches return first, so that what is folded
+        from them (a plan, its id) depends on the topic only."""
         from confluent_kafka import KafkaError, TopicPartition
 
         from enforcer.remediate.history import SinkRecord
+        from enforcer.remediate.merge import PartitionMerge
 
         consumer = self._consumer
         if consumer is None:
@@ -210,6 +214,8 @@ class TopicRange:
         consumer.assign(
             [TopicPartition(self.topic, r.partition, r.start) for r in self.ranges if r.size]
         )
+        merge = PartitionMerge(ends)
+        paused: set[int] = set()
         eof = KafkaError._PARTITION_EOF
         new = tuple.__new__  # SinkRecord's fields in order, without its Python constructor
         progress_at = time.monotonic()
@@ -232,23 +238,39 @@ class TopicRange:
                     if error.code() != eof:
                         raise UsageError(f"Kafka refused to read {self.topic!r}: {error.str()}")
                     del ends[partition]
+                    merge.end(partition)
                     continue
                 offset = message.offset()
                 if offset is None or offset >= end:
                     del ends[partition]
+                    merge.end(partition)
                     continue
                 headers = message.headers()
-                yield new(
-                    SinkRecord,
-                    (
-                        message.key(),
-                        message.value(),
-                        tuple(headers) if headers else (),
-                        partition,
-                        offset,
-                        message.timestamp()[1],
-                    ),
+                merge.add(
+                    new(
+                        SinkRecord,
+                        (
+                            message.key(),
+                            message.value(),
+                            tuple(headers) if headers else (),
+                            partition,
+                            offset,
+                            message.timestamp()[1],
+                        ),
+                    )
                 )
+            yield from merge.ready()
+            # A partition far ahead of another waits for it (its records cannot be
+            # given before the other's earlier ones): paused, its buffer stays bounded.
+            full = [p for p in merge.full() if p not in paused]
+            if full:
+                consumer.pause([TopicPartition(self.topic, p) for p in full])
+                paused.update(full)
+            back = [p for p in paused if merge.drained(p)]
+            if back:
+                consumer.resume([TopicPartition(self.topic, p) for p in back])
+                paused.difference_update(back)
+        yield from merge.ready()
 
     def __exit__(self, *_: object) -> None:
         if self._consumer is not None:

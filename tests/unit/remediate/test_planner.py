@@ -18,6 +18,7 @@ from enforcer.core.step import InputRecord, Source, Step
 from enforcer.exposure.model import SubjectExposure, exposure_value, parse_exposure_record
 from enforcer.remediate.history import SinkRecord
 from enforcer.remediate.judge import Judge
+from enforcer.remediate.merge import PartitionMerge
 from enforcer.remediate.plan import Plan, parse_plan, plan_bytes
 from enforcer.remediate.planner import Planner
 
@@ -204,3 +205,79 @@ def test_record_times_a_datetime_cannot_hold_are_held_at_its_ends() -> None:
         "2106-02-07T06:28:15Z",
     )
     assert parse_plan(plan_bytes(plan)) == plan
+
+
+def _merged(records: list[SinkRecord]) -> list[SinkRecord]:
+    """``records`` as the reader gives them: merged by the partition merge."""
+    merge = PartitionMerge({r.partition for r in records})
+    for record in records:
+        merge.add(record)
+    for partition in {r.partition for r in records}:
+        merge.end(partition)
+    return list(merge.ready())
+
+
+@settings(max_examples=100, deadline=None)
+@given(histories, st.randoms(use_true_random=False))
+def test_a_plan_with_exposure_does_not_depend_on_the_order_partitions_are_read_in(
+    history: History, rnd: random.Random
+) -> None:
+    """Read through the partition merge (as ``remediate plan`` reads), any interleaving
+    gives the same plan, its exposure to seed (first forwards included) and its id."""
+    records = records_of(history)
+    by_partition: dict[int, list[SinkRecord]] = {}
+    for record in records:
+        by_partition.setdefault(record.partition, []).append(record)
+    shuffled: list[SinkRecord] = []
+    queues = [list(q) for q in by_partition.values()]
+    while queues:
+        queue = rnd.choice(queues)
+        shuffled.append(queue.pop(0))
+        queues = [q for q in queues if q]
+    one = _plan(_merged(shuffled), with_exposure=True)[1]
+    other = _plan(_merged(records), with_exposure=True)[1]
+    assert one == other and one.plan_id == other.plan_id
+
+
+def test_a_retraction_in_another_partition_between_two_forwards_restarts_the_first() -> None:
+    """Forwarded at 10 s and 30 s in one partition, retracted at 20 s in another: the
+    identifier is exposed since its forward at 30 s, whichever partition is read first."""
+    event = {
+        "event_id": "e",
+        "subject_id": "acct-1",
+        "occurred_at": "2025-11-30T00:00:00Z",
+        "identifiers": [
+            {"type": "email", "value": "a@x.org", "purposes": ["marketing.advertising"]}
+        ],
+    }
+    retraction = {
+        "retraction": {
+            "subject_id": "acct-1",
+            "identifier_type": "email",
+            "fingerprint": FP("email", "a@x.org"),
+            "reason": "purpose-withdrawn",
+        }
+    }
+    base = 1_764_500_000_000
+    first = SinkRecord(b"acct-1", orjson.dumps(event), PASSED, 0, 0, base + 10_000)
+    again = SinkRecord(b"acct-1", orjson.dumps(event), PASSED, 0, 1, base + 30_000)
+    retracted = SinkRecord(
+        b"acct-1",
+        orjson.dumps(retraction),
+        (("enforcer.action", b"retracted"),),
+        1,
+        0,
+        base + 20_000,
+    )
+    plans = [
+        _plan(_merged(order), with_exposure=True)[1]
+        for order in (
+            [first, again, retracted],
+            [retracted, first, again],
+            [first, retracted, again],
+        )
+    ]
+    assert plans[0] == plans[1] == plans[2]
+    seeds = plans[0].exposure
+    assert seeds is not None and len(seeds) == 1
+    assert seeds[0].first_forwarded_at == seeds[0].last_forwarded_at
