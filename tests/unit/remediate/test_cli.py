@@ -77,14 +77,8 @@ def test_plan_flags(
     _one_line_exit_2(["remediate", "plan", *out, *flags], capsys, needle)
 
 
-@pytest.mark.parametrize("exposure", [[], ["--exposure-topic", "enforcer.exposure"]])
-def test_apply_with_an_unreachable_broker(
-    exposure: list[str], tmp_path: Path, capfd: pytest.CaptureFixture[str]
-) -> None:
-    """One line and exit 2, said by the quick check `plan` makes, before a transactional
-    producer would wait half a minute and librdkafka print its own lines (on file
-    descriptor 2: hence capfd). Any plan may name an exposure topic, not only one made
-    with --with-exposure."""
+def _empty_plan(tmp_path: Path) -> Path:
+    """A plan file with nothing to retract, for refusals that come before any read."""
     from enforcer.remediate.plan import HistoryCounts, Plan, write_plan
 
     path = tmp_path / "plan.json"
@@ -93,6 +87,18 @@ def test_apply_with_an_unreachable_broker(
         HistoryCounts(), 0, {}, {}, {}, 0, (),
     )  # fmt: skip
     write_plan(path, plan.with_id())
+    return path
+
+
+@pytest.mark.parametrize("exposure", [[], ["--exposure-topic", "enforcer.exposure"]])
+def test_apply_with_an_unreachable_broker(
+    exposure: list[str], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """One line and exit 2, said by the quick check `plan` makes, before a transactional
+    producer would wait half a minute and librdkafka print its own lines (on file
+    descriptor 2: hence capfd). Any plan may name an exposure topic, not only one made
+    with --with-exposure."""
+    path = _empty_plan(tmp_path)
     assert main(["remediate", "apply", str(path), *exposure]) == 2
     err = capfd.readouterr().err
     assert err == (
@@ -108,14 +114,7 @@ def test_apply_refuses_an_exposure_flag_without_an_exposure_topic(
     """``--group-id`` and ``--source-topic`` are for ``--exposure-topic`` alone: given
     without one (flag or ENFORCER_EXPOSURE_TOPIC), they would be ignored, and the apply
     would leave exposure stale while its user meant to keep it right."""
-    from enforcer.remediate.plan import HistoryCounts, Plan, write_plan
-
-    path = tmp_path / "plan.json"
-    plan = Plan(
-        "sink", "sha256:" + "1" * 64, "0123456789abcdef", "off", None, None, (),
-        HistoryCounts(), 0, {}, {}, {}, 0, (),
-    )  # fmt: skip
-    write_plan(path, plan.with_id())
+    path = _empty_plan(tmp_path)
     _one_line_exit_2(
         ["remediate", "apply", str(path), flag, "x"], capsys, f"{flag} goes with --exposure-topic"
     )
@@ -174,16 +173,9 @@ def test_a_transactional_id_in_the_client_properties_is_remediate_s_own(
     """Refused in one line, before any Kafka client, saying what is true of remediate:
     its transactional id is derived from the plan's id (ENFORCER_INSTANCE_ID, the
     workers' advice, does nothing here)."""
-    from enforcer.remediate.plan import HistoryCounts, Plan, write_plan
-
     config = tmp_path / "client.properties"
     config.write_text("transactional.id=mine\n")
-    path = tmp_path / "plan.json"
-    plan = Plan(
-        "sink", "sha256:" + "1" * 64, "0123456789abcdef", "off", None, None, (),
-        HistoryCounts(), 0, {}, {}, {}, 0, (),
-    )  # fmt: skip
-    write_plan(path, plan.with_id())
+    path = _empty_plan(tmp_path)
     argv = (
         ["remediate", "apply", str(path)]
         if command == "apply"

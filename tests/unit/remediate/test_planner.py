@@ -71,22 +71,28 @@ def test_the_exposure_to_seed_is_exactly_what_stays_exposed(history: History) ->
         assert seed.first_forwarded_at <= seed.last_forwarded_at
 
 
+def _interleaved(records: list[SinkRecord], rnd: random.Random) -> list[SinkRecord]:
+    """Any interleaving of ``records`` that keeps each partition's own order, as a
+    reader may yield them."""
+    by_partition: dict[int, list[SinkRecord]] = {}
+    for record in records:
+        by_partition.setdefault(record.partition, []).append(record)
+    shuffled: list[SinkRecord] = []
+    queues = list(by_partition.values())
+    while queues:
+        queue = rnd.choice(queues)
+        shuffled.append(queue.pop(0))
+        queues = [q for q in queues if q]
+    return shuffled
+
+
 @settings(max_examples=100, deadline=None)
 @given(histories, st.randoms(use_true_random=False))
 def test_the_plan_does_not_depend_on_the_order_partitions_are_read_in(
     history: History, rnd: random.Random
 ) -> None:
     records = records_of(history)
-    by_partition: dict[int, list[SinkRecord]] = {}
-    for record in records:
-        by_partition.setdefault(record.partition, []).append(record)
-    # Any interleaving that keeps each partition's own order, as a reader may yield.
-    shuffled: list[SinkRecord] = []
-    queues = [list(q) for q in by_partition.values()]
-    while queues:
-        queue = rnd.choice(queues)
-        shuffled.append(queue.pop(0))
-        queues = [q for q in queues if q]
+    shuffled = _interleaved(records, rnd)
     assert _plan(shuffled)[1] == _plan(records)[1]
     assert _plan(shuffled)[1].plan_id == _plan(records)[1].plan_id
 
@@ -225,16 +231,7 @@ def test_a_plan_with_exposure_does_not_depend_on_the_order_partitions_are_read_i
     """Read through the partition merge (as ``remediate plan`` reads), any interleaving
     gives the same plan, its exposure to seed (first forwards included) and its id."""
     records = records_of(history)
-    by_partition: dict[int, list[SinkRecord]] = {}
-    for record in records:
-        by_partition.setdefault(record.partition, []).append(record)
-    shuffled: list[SinkRecord] = []
-    queues = [list(q) for q in by_partition.values()]
-    while queues:
-        queue = rnd.choice(queues)
-        shuffled.append(queue.pop(0))
-        queues = [q for q in queues if q]
-    one = _plan(_merged(shuffled), with_exposure=True)[1]
+    one = _plan(_merged(_interleaved(records, rnd)), with_exposure=True)[1]
     other = _plan(_merged(records), with_exposure=True)[1]
     assert one == other and one.plan_id == other.plan_id
 
