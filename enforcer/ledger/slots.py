@@ -393,10 +393,8 @@ class SlotLedger(ABC):
             self._blobs[key] = blob
         elif old is not None:
             del self._blobs[key]
-        if old and old != ERASED:
-            self._purposes.referred(old, -1)
-        if blob and blob != ERASED:
-            self._purposes.referred(blob, 1)
+        self._purposes.referred(_slots(old), -1)
+        self._purposes.referred(_slots(blob), 1)
         self._identifiers += (len(_slots(blob)) - len(_slots(old))) // _SLOT_SIZE
         self._subjects += _listed(blob) - _listed(old)
         self._erased += (blob == ERASED) - (old == ERASED)

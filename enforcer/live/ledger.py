@@ -175,13 +175,6 @@ class LiveLedger:
             return None
         return state.subject(subject_id)
 
-    def granted(
-        self, partition: int, subject_id: str, identifier_type: str, mac: bytes
-    ) -> tuple[str, ...] | None:
-        """The purposes the ledger grants, or ``None`` when it does not know the identifier."""
-        grants = self.subject(partition, subject_id)
-        return None if grants is None else grants(identifier_type, mac)
-
     def store(self, partition: int) -> LedgerStore | None:
         """The partition's ledger state, when this worker holds it."""
         return self._states.get(partition)

@@ -252,7 +252,7 @@ class TransactionalOutput:
         the commit could have been sent (fenced, say).
         """
         deadline = time.monotonic() + self._deadline_s
-        timed_out: KafkaError | None = None
+        timed_out = False
         while True:
             try:
                 self._producer.commit_transaction(CALL_TIMEOUT_S)
@@ -264,11 +264,11 @@ class TransactionalOutput:
                 # librdkafka knows the transaction did not commit: aborting is safe.
                 raise CommitAborted(f"commit: {error.name()} ({error.str()})", error)
             if remedy is Remedy.RETRY and time.monotonic() < deadline:
-                timed_out = error
+                timed_out = True
                 log.info("commit: %s, asking again how the commit ended", error.name())
                 time.sleep(0.1)  # some retriable errors come back at once
                 continue
-            if timed_out is None and remedy is Remedy.STOP:
+            if not timed_out and remedy is Remedy.STOP:
                 raise ClientFailedError("commit", error)
             raise WorkerStopError(
                 f"commit: the transaction's end is unknown after {self._deadline_s:g}s "

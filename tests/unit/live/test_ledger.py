@@ -98,8 +98,14 @@ def both(*partitions: int) -> list[TopicPartition]:
     return [TopicPartition(t, p) for p in partitions for t in (SOURCE, LEDGER)]
 
 
-def granted(ledger: LiveLedger, partition: int, subject: str) -> tuple[str, ...] | None:
-    return ledger.granted(partition, subject, "email", FP.mac("email", f"{subject}@example.org"))
+def granted(
+    ledger: LiveLedger, partition: int, subject: str, value: str | None = None
+) -> tuple[str, ...] | None:
+    """What the partition's ledger grants the subject's email (``subject@example.org``
+    unless ``value`` is given)."""
+    grants = ledger.subject(partition, subject)
+    email = value if value is not None else f"{subject}@example.org"
+    return None if grants is None else grants("email", FP.mac("email", email))
 
 
 def test_restore_is_silent_up_to_the_committed_offset_then_retracts() -> None:
@@ -359,7 +365,7 @@ def test_a_withheld_subject_asks_exposure_for_exact_retractions(kind: str) -> No
         partition: int, subject_id: str, reason: Any, updated_at: str, rekeyed: Any = None
     ) -> list[Any]:
         # What exposure's judgement will see: the state after the record.
-        now = ledger.granted(0, subject_id, "email", FP.mac("email", "a@example.org"))
+        now = granted(ledger, 0, subject_id, "a@example.org")
         asked.append((partition, subject_id, str(reason), now))
         return []
 
