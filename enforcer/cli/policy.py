@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from enforcer.cli.common import EXIT_FINDINGS, EXIT_OK, Parser
+from enforcer.cli.common import EXIT_FINDINGS, EXIT_OK, Parser, settings_from
 
 
 def add_flags(policy: Parser) -> None:
@@ -20,8 +20,10 @@ def add_flags(policy: Parser) -> None:
     check.add_argument("file", type=Path, help="the policy file (YAML)")
     check.add_argument(
         "--destination",
-        default=DEFAULT_DESTINATION,
-        help=f"the destination whose allow-list to check (default: {DEFAULT_DESTINATION})",
+        help=(
+            "the destination whose allow-list to check "
+            f"(ENFORCER_DESTINATION, default: {DEFAULT_DESTINATION})"
+        ),
     )
     test = policy_commands.add_parser("test", help="run policy test files")
     test.add_argument("files", type=Path, nargs="+", help="test files (*.test.yaml)")
@@ -33,7 +35,9 @@ def command(args: argparse.Namespace) -> int:
     from enforcer.core.policy.load import load_policy
 
     if args.policy_command == "check":
-        policy = load_policy(args.file, destination=args.destination)
+        # The destination the worker would check it for: the flag, else the environment.
+        destination = settings_from(destination=args.destination).destination
+        policy = load_policy(args.file, destination=destination)
         rules = ", ".join(rule.name for rule in policy.rules)
         print(f"{args.file}: ok ({policy.version}; mode {policy.mode.value}; rules: {rules})")
         if policy.formats is not None:

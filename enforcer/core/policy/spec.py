@@ -382,11 +382,15 @@ class PolicyFile(BaseModel):
 
     @model_validator(mode="after")
     def _references_resolve(self) -> PolicyFile:
+        # A worker serves one destination: its rule joins the others, so names must be
+        # unique among the rules and each destination's own; two destinations may
+        # share one (both keep the default name).
         names = [rule.name for rule in self.rules]
-        names += [dest.rule for dest in self.destinations.values()]
         if self.taxonomy is not None and self.taxonomy.unknown in ("redact", "drop"):
             names.append(UNKNOWN_PURPOSE_RULE)
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        repeated = {n for n in names if names.count(n) > 1}
+        repeated |= {dest.rule for dest in self.destinations.values() if dest.rule in names}
+        duplicates = sorted(repeated)
         if duplicates:
             raise ValueError(f"rule names must be unique; repeated: {', '.join(duplicates)}")
         for rule in self.rules:

@@ -164,3 +164,34 @@ def test_replay_under_the_override_marks_every_violation(
     ] == 0
     defaults = [json.loads(line) for line in (plain / "violations.jsonl").read_text().splitlines()]
     assert defaults and all("security_override" not in v for v in defaults)
+
+
+PARTNER_ALLOWS_SECURITY = """\
+format: 1
+rules:
+  - name: missing-purpose
+    when: no-purpose
+destinations:
+  audience-building:
+    allow: [marketing.advertising]
+  partner-audiences:
+    allow: [marketing.advertising, security]
+"""
+
+
+def test_policy_check_checks_the_destination_the_environment_names(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`policy check` judges the allow-list of ENFORCER_DESTINATION, as the worker would:
+    a policy letting security-only identifiers reach that destination is refused, and
+    `--destination` still wins over the variable."""
+    path = tmp_path / "partner.yaml"
+    path.write_text(PARTNER_ALLOWS_SECURITY)
+    code, out, _ = run(capsys, "policy", "check", str(path))
+    assert code == 0 and ": ok (" in out  # the default destination allows no security
+    monkeypatch.setenv("ENFORCER_DESTINATION", "partner-audiences")
+    code, out, err = run(capsys, "policy", "check", str(path))
+    assert code == 2 and out == ""
+    assert err.startswith(f"enforcer: error: {path}:9: at destinations.partner-audiences.allow: ")
+    code, out, _ = run(capsys, "policy", "check", str(path), "--destination", "audience-building")
+    assert code == 0 and ": ok (" in out

@@ -132,7 +132,6 @@ SETTING_OF_FLAG = {"--policy": "policy_file", "--phone-region": "phone_default_r
 # Flags named like a setting that take no ENFORCER_* variable: their default is their own.
 NOT_FROM_THE_ENVIRONMENT = {
     ("sample", "--schema-registry-url"),
-    ("policy check", "--destination"),
     ("explain", "--source-topic"),
     ("replay", "--source-topic"),
     ("replay", "--ledger-topic"),

@@ -167,6 +167,31 @@ destinations:
     assert rules == ["pass", "purpose-not-allowed", "missing-purpose"]
 
 
+def test_destinations_may_share_their_rule_name(policy_from: PolicyFrom) -> None:
+    """A worker serves one destination, so two destinations keeping the default rule
+    name load, each judged by its own allow-list; a destination's rule named like one
+    of `rules`, or two rules of one name, are refused."""
+    text = """
+rules:
+  - {name: missing-purpose, when: no-purpose}
+destinations:
+  audience-building: {allow: [marketing.advertising]}
+  crm: {allow: [sales]}
+"""
+    crm = policy_from(text, destination="crm")
+    _, rules = verdicts(crm, ident("email", "a", ["sales"]), ident("email", "b", ["marketing"]))
+    assert rules == ["pass", "purpose-not-allowed"]
+    _, rules = verdicts(policy_from(text), ident("email", "a", ["sales"]))
+    assert rules == ["purpose-not-allowed"]
+    repeated = "rule names must be unique; repeated: missing-purpose"
+    clash = text.replace("crm: {allow: [sales]}", "crm: {allow: [sales], rule: missing-purpose}")
+    with pytest.raises(PolicyLoadError, match=repeated):
+        policy_from(clash, destination="audience-building")
+    again = "  - {name: missing-purpose, when: no-purpose}\ndestinations:"
+    with pytest.raises(PolicyLoadError, match=repeated):
+        policy_from(text.replace("destinations:", again))
+
+
 def test_an_undeclared_destination_is_refused(policy_from: PolicyFrom) -> None:
     """A policy with destinations must name the one the enforcer serves."""
     text = "rules: [{name: r, when: no-purpose}]\ndestinations: {crm: {allow: [sales]}}\n"
