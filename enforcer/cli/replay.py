@@ -221,11 +221,13 @@ def command(args: argparse.Namespace) -> int:
     where = [f"{args.out}/"] if args.out else []
     if to_topics is not None:
         where.insert(0, f"topics {args.output_topic_prefix}*")
+    from enforcer.outputs.wording import counted
+
     print(
-        f"replayed {counts.in_:,} records; they would have been: {counts.passed:,} passed, "
-        f"{counts.redacted:,} redacted, {counts.dropped:,} dropped, "
-        f"{counts.deadlettered:,} dead-lettered; "
-        f"{report.violations:,} violations affecting {report.affected_subjects:,} accounts. "
+        f"replayed {counted(counts.in_, 'record')}; they would have been: "
+        f"{counts.passed:,} passed, {counts.redacted:,} redacted, {counts.dropped:,} dropped, "
+        f"{counts.deadlettered:,} dead-lettered; {counted(report.violations, 'violation')} "
+        f"affecting {counted(report.affected_subjects, 'account')}. "
         f"Outputs in {' and '.join(where)}",
         file=sys.stderr,
     )
@@ -235,8 +237,8 @@ def command(args: argparse.Namespace) -> int:
         print(outcome_line(report.ledger), file=sys.stderr)
     if args.fail_on_violation and report.violations:
         print(
-            f"enforcer: failing (--fail-on-violation): {report.violations:,} records would have "
-            f"violated policy {report.policy_version}",
+            f"enforcer: failing (--fail-on-violation): {counted(report.violations, 'record')} "
+            f"would have violated policy {report.policy_version}",
             file=sys.stderr,
         )
         return EXIT_FINDINGS

@@ -14,6 +14,7 @@ from html import escape
 from enforcer.core.models import Mode, as_utc, parse_rfc3339
 from enforcer.outputs.report.charts import BAR, day_chart, hbar_chart, outcome_bar
 from enforcer.outputs.report.model import Report
+from enforcer.outputs.wording import counted
 
 _CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2433;
@@ -151,7 +152,7 @@ def _summary(r: Report, found: int) -> str:
 
 
 def _records(n: int) -> str:
-    return f"{n:,} record" + ("" if n == 1 else "s")
+    return counted(n, "record")
 
 
 def _source_line(r: Report) -> str:

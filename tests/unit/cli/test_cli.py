@@ -77,9 +77,11 @@ def test_replay_with_key_file_and_fail_on_violation(
     assert run(capsys, *args)[0] == 0
     code, _, err = run(capsys, *args, "--fail-on-violation")
     assert code == 1
-    assert "1 violations" in err
+    summary = err.splitlines()[0]
+    assert summary.startswith("replayed 2 records; they would have been: 1 passed, 1 redacted")
+    assert "; 1 violation affecting 1 account. " in summary  # one of each: no plural
     reason = err.splitlines()[-1]
-    assert reason.startswith("enforcer: failing (--fail-on-violation): 1 records would have")
+    assert reason.startswith("enforcer: failing (--fail-on-violation): 1 record would have")
     assert err.count("--fail-on-violation") == 1
     assert {p.name for p in out.iterdir()} == {
         "forwarded.jsonl",
