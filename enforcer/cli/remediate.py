@@ -39,6 +39,7 @@ from enforcer.cli.remediate_kafka import (
     kafka_message,
 )
 from enforcer.cli.replay import ledger_from_flags
+from enforcer.outputs.wording import counted
 
 if TYPE_CHECKING:
     from enforcer.config.settings import EnforcerSettings
@@ -356,6 +357,13 @@ def _apply(args: argparse.Namespace) -> int:
         for flag, value in (("--group-id", args.group_id), ("--source-topic", args.source_topic)):
             if value is not None:
                 raise UsageError(f"{flag} goes with --exposure-topic (or ENFORCER_EXPOSURE_TOPIC)")
+        if plan.exposure is not None:
+            # Made to seed exposure: applied without a topic, it would seed nothing.
+            raise UsageError(
+                f"{args.plan}: the plan carries exposure to seed (plan --with-exposure); "
+                "give the exposure topic (--exposure-topic or ENFORCER_EXPOSURE_TOPIC), or "
+                "make the plan again without --with-exposure to write its retractions alone"
+            )
     # Everything is checked before anything is written: the client properties, the
     # broker and the sink topic (the quick check `plan` makes), then the exposure topic
     # and the workers' group.
@@ -468,8 +476,9 @@ def _write(
             f"({total - todo:,} were there already)"
         )
     if exposure is not None:
+        changed = counted(values, "subject's value", "subjects' values")
         print(
-            f"exposure: retracted identifiers taken out of {values:,} subjects' values in "
+            f"exposure: retracted identifiers taken out of {changed} in "
             f"{exposure.topic} ({tombstones:,} left empty: tombstones)"
         )
     return EXIT_OK
@@ -521,5 +530,6 @@ def _seed_exposure(
                 file=sys.stderr,
             )
             return EXIT_FINDINGS
-    print(f"exposure: {len(records):,} subjects' values seeded in {exposure.topic}")
+    seeded = counted(len(records), "subject's value", "subjects' values")
+    print(f"exposure: {seeded} seeded in {exposure.topic}")
     return EXIT_OK

@@ -450,7 +450,7 @@ async def test_apply_seeds_exposure_for_a_deployment_that_predates_it(
     status, out, err = await cli(*apply)
     assert status == 0, err
     # acct-00007's phone leaves its value with its retraction; then every subject is seeded.
-    assert "exposure: retracted identifiers taken out of 1 subjects' values" in out, out
+    assert "exposure: retracted identifiers taken out of 1 subject's value" in out, out
     assert "exposure: 50 subjects' values seeded" in out, out
 
     values: dict[str, tuple[int, SubjectExposure]] = {}

@@ -77,14 +77,15 @@ def test_plan_flags(
     _one_line_exit_2(["remediate", "plan", *out, *flags], capsys, needle)
 
 
-def _empty_plan(tmp_path: Path) -> Path:
-    """A plan file with nothing to retract, for refusals that come before any read."""
+def _empty_plan(tmp_path: Path, *, with_exposure: bool = False) -> Path:
+    """A plan file with nothing to retract, for refusals that come before any read
+    (``with_exposure``: as `plan --with-exposure` writes it, with nothing to seed)."""
     from enforcer.remediate.plan import HistoryCounts, Plan, write_plan
 
     path = tmp_path / "plan.json"
     plan = Plan(
         "sink", "sha256:" + "1" * 64, "0123456789abcdef", "off", None, None, (),
-        HistoryCounts(), 0, {}, {}, {}, 0, (),
+        HistoryCounts(), 0, {}, {}, {}, 0, (), () if with_exposure else None,
     )  # fmt: skip
     write_plan(path, plan.with_id())
     return path
@@ -197,3 +198,18 @@ def test_a_registry_outage_during_a_plan_names_remediate_plan() -> None:
     settings = EnforcerSettings(schema_registry_url="http://127.0.0.1:9")
     formats = _formats(settings, load_policy(None))
     assert formats is not None and formats.command == "remediate plan"
+
+
+def test_apply_refuses_a_plan_made_to_seed_exposure_without_an_exposure_topic(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A plan made with --with-exposure is made to seed exposure: applied without an
+    exposure topic it would write its retractions and seed nothing, silently. Refused
+    before anything is read or written, saying what to give instead."""
+    path = _empty_plan(tmp_path, with_exposure=True)
+    _one_line_exit_2(
+        ["remediate", "apply", str(path)],
+        capsys,
+        f"{path}: the plan carries exposure to seed (plan --with-exposure); give the "
+        "exposure topic (--exposure-topic or ENFORCER_EXPOSURE_TOPIC)",
+    )
