@@ -434,11 +434,16 @@ def _invalid_json(value: bytes) -> ParseFailure:
 def _seen_twice(value: bytes, mapping: FieldMapping) -> frozenset[str]:
     """The mapped key names whose quoted form occurs, counted case-blind, more than once
     in ``value``, or more often than written exactly (written in other letter cases)."""
-    lowered = value.lower()
+    # A record without a capital ASCII letter (bytes.islower) is its own small case:
+    # no copy, and a name written in small letters occurs exactly as often as counted.
+    own = value.islower()
+    lowered = value if own else value.lower()
     twice = []
     for name, quoted, small in mapping.quoted_key_names:
         seen = lowered.count(small)
-        if seen > 1 or (seen and value.count(quoted) != seen):
+        if seen > 1 or (
+            seen and not (own and quoted == small) and value.count(quoted) != seen
+        ):
             twice.append(name)
     return frozenset(twice) if twice else _NONE
 

@@ -17,6 +17,7 @@ from enforcer.core.models import DeadLetterReason
 from enforcer.core.parse import ParseFailure, parse_event
 from enforcer.core.policy.compiled import Policy
 from enforcer.core.policy.load import default_policy_bytes, load_policy, parse_policy
+from enforcer.core.policy.spec import MappingSpec
 from enforcer.core.record_format import Decoded, Unredactable
 from enforcer.formats.framing import frame
 from enforcer.formats.mapping import FieldMapping
@@ -528,3 +529,44 @@ def test_any_other_case_of_a_judged_key_is_refused(
     text = json.dumps(body)[:-1] + "," + ",".join(pair if first else pair[::-1]) + "}"
     out = dead(json_schema_reader().read("t", 0, 1, frame(9, text.encode())))
     assert out.reason is DeadLetterReason.SCHEMA
+
+
+def _seen_twice_by_definition(value: bytes, mapping: FieldMapping) -> frozenset[str]:
+    """The mapped names counted case-blind more than once, or more often than written
+    exactly: every count made, on a small-case copy."""
+    lowered = value.lower()
+    return frozenset(
+        name
+        for name, quoted, small in mapping.quoted_key_names
+        if lowered.count(small) > 1
+        or (lowered.count(small) and value.count(quoted) != lowered.count(small))
+    )
+
+
+_CASE_MAPPING = FieldMapping.of(
+    MappingSpec.model_validate(
+        {
+            "name": "cases",
+            "subject_id": "accountId",
+            "occurred_at": "at",
+            "identifiers": [{"path": "contact.email", "type": "email", "purposes": "ledger"}],
+        }
+    )
+)
+
+
+_CASE_PARTS = [
+    *('"accountId"', '"accountid"', '"ACCOUNTID"', '"email"', '"Email"', '"at"', '"AT"'),
+    *('"contact"', "x", "Y", ":", ",", "{", "}", "1"),
+]
+
+
+@given(st.lists(st.sampled_from(_CASE_PARTS), max_size=12))
+def test_mapped_names_seen_twice_as_counted_on_a_small_case_copy(parts: list[str]) -> None:
+    """The count skips the copy (and the exact count) for a record without a capital
+    letter; it names exactly what every count on a small-case copy names, for names
+    written in small letters or not (``accountId``)."""
+    from enforcer.formats.reader import _seen_twice
+
+    value = "".join(parts).encode()
+    assert _seen_twice(value, _CASE_MAPPING) == _seen_twice_by_definition(value, _CASE_MAPPING)
