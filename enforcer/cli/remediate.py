@@ -432,6 +432,8 @@ def _write(
     with TopicRange(settings, parse_start("earliest"), parse_end("latest")) as topic:
         written = written_by(plan.plan_id, ((r.headers, r.value) for r in topic.records()))
     held = exposure.held if exposure is not None else None
+    if held is not None:
+        _warn_of_other_keys(plan, held)
     transactions = apply_transactions(plan, written, held, args.batch_size)
     total = len(plan.retractions)
     todo = sum(len(t.retractions) for t in transactions)
@@ -482,6 +484,20 @@ def _write(
             f"{exposure.topic} ({tombstones:,} left empty: tombstones)"
         )
     return EXIT_OK
+
+
+def _warn_of_other_keys(plan: Plan, held: dict[str, ExposureHeld]) -> None:
+    """One line per key id other than the plan's that exposure entries of the plan's
+    subjects were made under: apply leaves those entries where they are."""
+    from enforcer.remediate.apply import under_other_keys
+
+    for key_id, subjects in sorted(under_other_keys(plan, held).items()):
+        print(
+            f"enforcer: warning: exposure entries on {plan.sink_topic} under key id "
+            f"{key_id}, not the plan's {plan.key_id}, in {counted(subjects, 'subject')} of "
+            "the plan: they stay in exposure (docs/remediate.md, key rotation)",
+            file=sys.stderr,
+        )
 
 
 def _key(subject_id: str) -> bytes:

@@ -187,3 +187,21 @@ def _removed(
         held[subject] = ExposureHeld(now.partition, exposure)
         writes.append(ExposureWrite(subject, exposure_value(exposure), now.partition))
     return writes
+
+
+def under_other_keys(plan: Plan, held: Mapping[str, ExposureHeld]) -> dict[str, int]:
+    """Per key id other than the plan's: how many subjects the plan retracts from hold
+    exposure entries on the plan's sink made under it. A retraction names its
+    fingerprint under the plan's key, so those entries are not taken out of exposure
+    (docs/remediate.md, key rotation); the caller says so."""
+    subjects = {r.subject_id for r in plan.retractions}
+    found: dict[str, int] = {}
+    for subject in sorted(subjects & held.keys()):
+        keys = {
+            e.key_id
+            for e in held[subject].exposure.entries
+            if e.sink_topic == plan.sink_topic and e.key_id != plan.key_id
+        }
+        for key_id in keys:
+            found[key_id] = found.get(key_id, 0) + 1
+    return found

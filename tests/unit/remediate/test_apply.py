@@ -23,6 +23,7 @@ from enforcer.remediate.apply import (
     exposure_writes,
     retraction_headers,
     still_to_write,
+    under_other_keys,
     written_by,
 )
 from enforcer.remediate.plan import HistoryCounts, Plan, PlannedExposure, PlannedRetraction
@@ -216,3 +217,35 @@ def test_seeding_after_the_retractions_only_adds() -> None:
     writes = exposure_writes(plan, held)
     assert [(w.subject_id, w.partition) for w in writes] == [("acct-1", 0), ("acct-2", None)]
     assert parse_exposure_record(b"acct-1", writes[0].value) == SubjectExposure("acct-1", (e1,))
+
+
+def test_entries_under_another_key_are_counted_per_key_and_subject() -> None:
+    """acct-0 holds its retracted email under the plan's key and another under an old
+    key; acct-1 two entries under the old key (counted once); acct-2 an old-key entry on
+    another sink (not the plan's: not counted); acct-9 is not in the plan."""
+    old = "fedcba9876543210"
+    held = _held(
+        {
+            "acct-0": (_entry(0), _entry(40)._replace(key_id=old)),
+            "acct-1": (_entry(41)._replace(key_id=old), _entry(42)._replace(key_id=old)),
+            "acct-2": (_entry(43, "another-sink")._replace(key_id=old),),
+            "acct-9": (_entry(44)._replace(key_id="0000000000000000"),),
+        }
+    )
+    assert under_other_keys(_plan(3), held) == {old: 2}
+    assert under_other_keys(_plan(3), _held({"acct-0": (_entry(0),)})) == {}
+
+
+def test_apply_warns_once_per_other_key(capsys: pytest.CaptureFixture[str]) -> None:
+    """The line an apply with an exposure topic writes: never a value, only counts, the
+    sink and the key ids."""
+    from enforcer.cli.remediate import _warn_of_other_keys
+
+    old = "fedcba9876543210"
+    held = _held({"acct-1": (_entry(41)._replace(key_id=old),)})
+    _warn_of_other_keys(_plan(3), held)
+    assert capsys.readouterr().err == (
+        f"enforcer: warning: exposure entries on sink under key id {old}, not the plan's "
+        f"{KEY_ID}, in 1 subject of the plan: they stay in exposure (docs/remediate.md, key "
+        "rotation)\n"
+    )
