@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import os
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 import orjson
 
@@ -46,7 +48,7 @@ class FileOutputs:
         self.directory = directory
         self._base64_values = base64_values
         self._files = tuple(
-            (directory / name).open("wb") for name in (FORWARDED, VIOLATIONS, DEADLETTER)
+            _owner_only(directory / name) for name in (FORWARDED, VIOLATIONS, DEADLETTER)
         )
         self._lines: tuple[list[bytes], list[bytes], list[bytes]] = ([], [], [])
         self._forwarded, self._violations, self._deadletter = self._lines
@@ -108,6 +110,22 @@ class FileOutputs:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _owner_only(path: Path) -> BinaryIO:
+    """``path`` opened for writing, emptied, readable and writable by its owner only.
+
+    Forwarded values and dead letters hold records as they came, identifiers included
+    (dead letters those the policy would have stopped), and violations name subjects:
+    like the fingerprint key, they are not for every user of the machine, whatever the
+    umask. A file left by an earlier replay is narrowed too."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(descriptor, 0o600)
+        return os.fdopen(descriptor, "wb")
+    except BaseException:
+        os.close(descriptor)
+        raise
 
 
 def _one_line(value: bytes) -> bytes:
