@@ -6,6 +6,7 @@ Plain JSON no mapping reads is left to the core's own path for the identity even
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol, runtime_checkable
@@ -34,6 +35,8 @@ from enforcer.formats.mapping import FieldMapping, Read, fallback_mapping
 from enforcer.formats.paths import EVERY, RecordPath, emptied, location_text
 from enforcer.formats.protobuf import ProtobufCodec
 from enforcer.formats.tags import TagConvention
+
+log = logging.getLogger("enforcer.formats")
 
 
 @runtime_checkable
@@ -113,6 +116,7 @@ class FormatReader:
         # mapping does not fit the schema (None: it does): per record, one lookup. The
         # record name tells a Protobuf file's messages apart (one schema id).
         self._framed: dict[tuple[str, int, str | None], _FramedRead] = {}
+        self._unfit_logged: set[tuple[str, int]] = set()
 
     def read(
         self, topic: str, partition: int, offset: int, value: bytes | None
@@ -139,10 +143,17 @@ class FormatReader:
 
     def mapping_for(self, topic: str, codec: Codec) -> FieldMapping:
         """The mapping that reads ``codec``'s records on ``topic``: the first that
-        matches, else the schema's tags (:func:`fallback_mapping`)."""
-        for mapping in self.mappings:
-            if mapping.matches(topic, codec.record_name):
+        matches and fits the schema, else the first that matches (its problems are the
+        schema's: its records are dead letters), else the schema's tags
+        (:func:`fallback_mapping`). Several mappings of one topic and record thus serve
+        the versions of a schema that renamed a mapped field, one mapping each
+        (docs/formats.md)."""
+        matching = [m for m in self.mappings if m.matches(topic, codec.record_name)]
+        for mapping in matching:
+            if not mapping.check(codec.fields, self.tags):
                 return mapping
+        if matching:
+            return matching[0]
         known = self._fallbacks.get((codec.schema_id, codec.record_name))
         if known is None or known[0] is not codec:
             known = (codec, fallback_mapping(codec.fields))
@@ -278,6 +289,18 @@ class FormatReader:
                 f"schema id {codec.schema_id}: the field mapping does not fit the schema: "
                 + "; ".join(problems),
             )
+            if (topic, codec.schema_id) not in self._unfit_logged:
+                # Said once per topic and schema: without it, a version no mapping fits
+                # shows only as dead letters and their metric.
+                self._unfit_logged.add((topic, codec.schema_id))
+                log.warning(
+                    "%s: records of schema id %d on %s are dead letters (schema): no "
+                    "mapping fits the schema: %s",
+                    self.origin,
+                    codec.schema_id,
+                    topic,
+                    "; ".join(problems),
+                )
         # A JSON body, like plain JSON, may write a key twice or in other letter cases.
         judged = mapping.judged(codec.fields, self.tags) if codec.schema_type == "JSON" else None
         known = (codec, mapping, mapping.direct(codec.fields, self.tags), unfit, judged)
@@ -441,9 +464,7 @@ def _seen_twice(value: bytes, mapping: FieldMapping) -> frozenset[str]:
     twice = []
     for name, quoted, small in mapping.quoted_key_names:
         seen = lowered.count(small)
-        if seen > 1 or (
-            seen and not (own and quoted == small) and value.count(quoted) != seen
-        ):
+        if seen > 1 or (seen and not (own and quoted == small) and value.count(quoted) != seen):
             twice.append(name)
     return frozenset(twice) if twice else _NONE
 

@@ -409,6 +409,70 @@ def test_records_of_a_schema_the_mapping_does_not_fit_are_dead_lettered_unread()
     )
 
 
+RENAMED_VERSION = """
+formats:
+  mappings:
+    - name: accounts-v1
+      records: [com.acme.Account]
+      subject_id: user.id
+      occurred_at: at
+      identifiers:
+        - {path: contact.email, type: email, purposes: {path: contact.tags}}
+    - name: accounts-v2
+      records: [com.acme.Account]
+      subject_id: user.id
+      occurred_at: at
+      identifiers:
+        - {path: contact.email_address, type: email, purposes: {path: contact.tags}}
+"""
+
+
+def test_each_version_of_a_renamed_field_is_read_by_the_mapping_that_fits_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Two mappings of one record, one per version's field name: each version's records
+    are read by the first mapping that fits its schema, and the check at start finds
+    nothing wrong with either version. A version neither fits is dead-lettered with the
+    first mapping's problems, said once in the log for its topic and schema id."""
+    renamed = DictCodec(
+        9,
+        "com.acme.Account",
+        *(f for f in ACCOUNT_SCHEMA.fields.values() if f.path != "contact.email"),
+        field("contact.email_address"),
+    )
+    neither = DictCodec(
+        10,
+        "com.acme.Account",
+        *(f for f in ACCOUNT_SCHEMA.fields.values() if f.path != "contact.email"),
+    )
+    text = default_policy_bytes() + RENAMED_VERSION.encode()
+    codecs = Codecs(ACCOUNT_SCHEMA, renamed, neither)
+    r = build_reader(parse_policy(text, origin="p.yaml"), codecs)
+    assert r is not None
+    v2 = {**ACCOUNT, "contact": {"email_address": "x@y.z", "tags": ["marketing.advertising"]}}
+    out = decoded(r.read("t", 0, 1, framed(renamed, v2)))
+    # The tagged phone is read by its schema tags under either mapping.
+    assert out.locations == ("contact.email_address", "two_factor_phone")
+    assert [i.value for i in out.event.identifiers] == ["x@y.z", "+14155550100"]
+    assert decoded(r.read("t", 0, 2, framed(ACCOUNT_SCHEMA, ACCOUNT))).locations == (
+        "contact.email",
+        "two_factor_phone",
+    )
+    assert r.check("t", renamed) == [] and r.check("t", ACCOUNT_SCHEMA) == []
+    assert r.check("t", neither) == [
+        "p.yaml: at formats.mappings[0].identifiers[0].path: 'contact.email' is not a field "
+        "of the schema (com.acme.Account, schema id 10)"
+    ]
+    with caplog.at_level("WARNING", logger="enforcer.formats"):
+        for offset in (3, 4):
+            failure = dead(r.read("t", 0, offset, framed(neither, ACCOUNT)))
+            assert failure.reason is DeadLetterReason.SCHEMA
+    assert [m.getMessage() for m in caplog.records] == [
+        "p.yaml: records of schema id 10 on t are dead letters (schema): no mapping fits the "
+        "schema: identifiers[0].path: 'contact.email' is not a field of the schema"
+    ]
+
+
 def test_a_purposes_path_through_a_list_takes_the_identifiers_position() -> None:
     """``phones[*].number`` judged by ``phones[*].purposes``: the second phone's bad tag
     is ``phones[1].purposes[0]``; a fixed list names the identifier's own field."""
