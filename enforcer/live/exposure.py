@@ -61,7 +61,7 @@ from enforcer.exposure.state import (
     SubjectTable,
     Undo,
 )
-from enforcer.ledger.retract import RETRACTION_HEADER, passes_under
+from enforcer.ledger.retract import RETRACTION_HEADER, claimed_passes_under, passes_under
 from enforcer.ledger.store import LedgerStore, RetractionReason
 from enforcer.live.limits import RECORD_OVERHEAD
 from enforcer.outputs.metrics import ExposureStats
@@ -465,6 +465,7 @@ class LiveExposure:
             self._ledger_of(partition),
             self._key_id,
             None if previous is None or rekeyed is None else Rekeyed(previous, rekeyed),
+            claimed_passes_under(self._policy),
         )
 
     def _retractions(self, retractions: list[ExposureRetraction]) -> list[OutputRecord]:

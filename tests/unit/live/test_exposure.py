@@ -21,7 +21,7 @@ from enforcer.core.fingerprint import Fingerprinter
 from enforcer.core.ledger_view import LedgerMode
 from enforcer.core.models import Mode
 from enforcer.core.policy.compiled import Policy
-from enforcer.core.policy.load import load_policy, parse_policy
+from enforcer.core.policy.load import default_policy_bytes, load_policy, parse_policy
 from enforcer.core.step import InputRecord, Outcome, Source, Step
 from enforcer.exposure.model import SubjectExposure, parse_exposure_record
 from enforcer.ledger.lookup import WholeLedger
@@ -419,3 +419,28 @@ def test_a_commit_forgets_the_purpose_sets_no_entry_uses_once_there_are_many(
     # The same forward again: the set kept is found, nothing to write.
     exposure.forwarded(decided(step, 0, "s1", [("email", "a@x.org", [*ADS, "campaign.c2"])]), AT)
     assert exposure.pending_writes() == []
+
+
+def test_a_new_taxonomy_that_rejects_a_claimed_tag_retracts_what_the_event_claimed_it_for() -> None:
+    """A new policy dead-letters a record whose identifier claims a tag outside its
+    taxonomy (``unknown: reject``): an identifier exposed by such tags would not have
+    reached the sink under it, so the re-judgement retracts it."""
+    exposure = live()
+    restored(exposure, 0)
+    tags = [*ADS, "campaign.c1"]
+    exposure.forwarded(decided(step_of(default()), 0, "s0", [("email", "a@x.org", tags)]), AT)
+    exposure.forwarded(decided(step_of(default()), 0, "s1", [("email", "b@x.org", ADS)]), AT)
+    exposure.committed()
+    text = (
+        default_policy_bytes()
+        + b"\ntaxonomy:\n  purposes: [marketing, security]\n  unknown: reject\n"
+    )
+    rejecting = parse_policy(text, origin="rejecting.yaml", destination="audience-building")
+    assert decided(step_of(rejecting), 0, "s0", [("email", "a@x.org", tags)]).kind.value == (
+        "deadlettered"
+    )
+    exposure.use_policy(rejecting)
+    assert [
+        (r["subject_id"], r["identifier_type"], r["reason"])
+        for r in retractions(rejudged(exposure, lambda _: True))
+    ] == [("s0", "email", "policy-changed")]
