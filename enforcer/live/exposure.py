@@ -411,7 +411,9 @@ class LiveExposure:
             if left is None:
                 left = self._cursors[number] = self._state.subject_ids(number)
                 self._judged[number] = [0, 0]
-            self._in_transaction.add(number)
+            if self._writes:
+                # Undone by an abort: done again then. Audit mode changes nothing.
+                self._in_transaction.add(number)
             chunk = left[-budget:]
             del left[-budget:]
             budget -= len(chunk)
@@ -428,11 +430,12 @@ class LiveExposure:
         reason = RetractionReason.POLICY_CHANGED
         counts = self._judged[number]
         if not self._writes:
-            # Audit mode: what would be retracted is counted and logged, nothing written.
+            # Audit mode: what would be retracted is counted and logged, nothing written;
+            # counted at once: no abort undoes it, and it is not judged again after one.
             for subject in subjects:
                 gone = len(not_allowed(self._state.exposure(number, subject), allowed))
                 if gone:
-                    self._pending_retractions[reason.value] += gone
+                    self.stats.retractions[reason.value] += gone
                     counts[0] += gone
                     counts[1] += 1
             return []

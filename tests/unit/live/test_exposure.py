@@ -444,3 +444,28 @@ def test_a_new_taxonomy_that_rejects_a_claimed_tag_retracts_what_the_event_claim
         (r["subject_id"], r["identifier_type"], r["reason"])
         for r in retractions(rejudged(exposure, lambda _: True))
     ] == [("s0", "email", "policy-changed")]
+
+
+def test_audit_mode_counts_each_would_be_retraction_once_across_an_abort() -> None:
+    """Audit mode, a re-judgement in parts: the first part with no transaction open
+    (counted at once), the last in a transaction opened by other partitions' events,
+    which is aborted. Nothing was written, so nothing is judged again: each would-be
+    retraction is counted once (the count of the part in the aborted transaction was
+    lost with it and the whole re-judgement was counted again)."""
+    exposure = live(default().with_mode(Mode.AUDIT))
+    restored(exposure, 0)
+    step = step_of(default())
+    for n in range(3):
+        exposure.forwarded(decided(step, 0, f"s{n}", [("phone", f"+1415555010{n}", ADS)]), AT)
+    exposure.committed()
+    exposure.use_policy(no_phones(Mode.AUDIT))
+    assert exposure.rejudge_due(lambda _: True, budget=2)[1] == []
+    exposure.settle_unwritten()  # the engine, with no transaction open
+    assert exposure.rejudge_due(lambda _: True, budget=2)[1] == [0]
+    exposure.rolled_back()  # the transaction of the partition's first events
+    while not exposure.ready(0):
+        exposure.rejudge_due(lambda _: True, budget=2)
+        exposure.settle_unwritten()
+    exposure.committed()
+    assert exposure.stats.retractions == {"policy-changed": 3}
+    assert exposure.stats.identifiers == 3  # audit mode: still exposed
