@@ -518,9 +518,9 @@ class LiveExposure:
             )
 
     def settle_unwritten(self) -> None:
-        """No transaction is open, so nothing a re-judgement wrote is pending: in audit
-        mode its would-be retractions (nothing written, nothing to undo) count now
-        rather than at some later commit."""
+        """No transaction is open, so nothing written is pending: in audit mode any
+        would-be retraction still pending (nothing written, nothing to undo) counts now
+        rather than at some later commit. A re-judgement's count at once already."""
         if self._writes or self._undo:
             return
         self.stats.retractions.update(self._pending_retractions)
