@@ -76,6 +76,7 @@ def allowed_under(
     ledger: LedgerStore | None,
     key_id: str | None = None,
     rekeyed: Rekeyed | None = None,
+    claimed: Passes | None = None,
 ) -> Allowed:
     """Whether an exposed identifier would be forwarded now, decided as the decision
     decides (docs/ledger.md): by what the ledger grants it when the ledger knows it;
@@ -92,9 +93,21 @@ def allowed_under(
     update of its subject, during a rotation) tells what that key's fingerprints are
     under the key in force: an entry made under the previous key is then judged as if
     made under the key in force, and one the update does not list is unknown to the
-    ledger."""
+    ledger.
+
+    ``claimed`` judges the purposes an entry was forwarded by when they were its
+    event's own tags, not the ledger's (:func:`enforcer.ledger.retract.
+    claimed_passes_under`: a tag outside a ``reject`` taxonomy dead-letters the record
+    that claims it); ``passes`` when not given."""
+    by_tags = passes if claimed is None else claimed
+
+    def as_forwarded(entry: ExposureEntry) -> bool:
+        """Judged by the purposes it was forwarded by: the ledger's, or its event's."""
+        judge = passes if entry.by_ledger else by_tags
+        return judge(entry.identifier_type, entry.purposes)
+
     if ledger is None or mode is LedgerMode.OFF:
-        return lambda _subject, entry: passes(entry.identifier_type, entry.purposes)
+        return lambda _subject, entry: as_forwarded(entry)
     known: list[Mapping[tuple[str, bytes], bytes]] = []
 
     def in_force(entry: ExposureEntry) -> str | None:
@@ -110,14 +123,14 @@ def allowed_under(
         fingerprint: str | None = entry.fingerprint
         if key_id is not None and entry.key_id != key_id:
             if rekeyed is None or entry.key_id != rekeyed.key_id:
-                return passes(kind, entry.purposes)
+                return as_forwarded(entry)
             fingerprint = in_force(entry)
         granted = None if fingerprint is None else ledger.purposes(subject_id, kind, fingerprint)
         if granted is not None:
             return passes(kind, granted)
         if mode is LedgerMode.AUTHORITATIVE or entry.by_ledger:
             return False
-        return passes(kind, entry.purposes)
+        return by_tags(kind, entry.purposes)
 
     return allowed
 

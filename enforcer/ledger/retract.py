@@ -43,3 +43,17 @@ def passes_under(policy: Policy) -> Passes:
     """``passes(type, purposes)``: would an identifier the ledger grants these purposes
     flow to the destination under ``policy``? (The judge of retractions.)"""
     return lambda kind, purposes: judge_ledger_purposes(policy, kind, purposes) is None
+
+
+def claimed_passes_under(policy: Policy) -> Passes:
+    """``passes(type, purposes)`` for purposes an identifier's own event claimed (not
+    the ledger's): :func:`passes_under`, except that a tag outside a ``reject``
+    taxonomy never passes (the decision dead-letters its record: nothing of it would
+    reach the destination)."""
+    passes = passes_under(policy)
+    taxonomy = policy.taxonomy
+    if taxonomy is None or taxonomy.unknown != "reject":
+        return passes
+    return lambda kind, purposes: (
+        taxonomy.first_unknown(purposes) is None and passes(kind, purposes)
+    )

@@ -61,7 +61,7 @@ from enforcer.exposure.state import (
     SubjectTable,
     Undo,
 )
-from enforcer.ledger.retract import RETRACTION_HEADER, passes_under
+from enforcer.ledger.retract import RETRACTION_HEADER, claimed_passes_under, passes_under
 from enforcer.ledger.store import LedgerStore, RetractionReason
 from enforcer.live.limits import RECORD_OVERHEAD
 from enforcer.outputs.metrics import ExposureStats
@@ -411,7 +411,9 @@ class LiveExposure:
             if left is None:
                 left = self._cursors[number] = self._state.subject_ids(number)
                 self._judged[number] = [0, 0]
-            self._in_transaction.add(number)
+            if self._writes:
+                # Undone by an abort: done again then. Audit mode changes nothing.
+                self._in_transaction.add(number)
             chunk = left[-budget:]
             del left[-budget:]
             budget -= len(chunk)
@@ -428,11 +430,12 @@ class LiveExposure:
         reason = RetractionReason.POLICY_CHANGED
         counts = self._judged[number]
         if not self._writes:
-            # Audit mode: what would be retracted is counted and logged, nothing written.
+            # Audit mode: what would be retracted is counted and logged, nothing written;
+            # counted at once: no abort undoes it, and it is not judged again after one.
             for subject in subjects:
                 gone = len(not_allowed(self._state.exposure(number, subject), allowed))
                 if gone:
-                    self._pending_retractions[reason.value] += gone
+                    self.stats.retractions[reason.value] += gone
                     counts[0] += gone
                     counts[1] += 1
             return []
@@ -465,6 +468,7 @@ class LiveExposure:
             self._ledger_of(partition),
             self._key_id,
             None if previous is None or rekeyed is None else Rekeyed(previous, rekeyed),
+            claimed_passes_under(self._policy),
         )
 
     def _retractions(self, retractions: list[ExposureRetraction]) -> list[OutputRecord]:
@@ -514,9 +518,9 @@ class LiveExposure:
             )
 
     def settle_unwritten(self) -> None:
-        """No transaction is open, so nothing a re-judgement wrote is pending: in audit
-        mode its would-be retractions (nothing written, nothing to undo) count now
-        rather than at some later commit."""
+        """No transaction is open, so nothing written is pending: in audit mode any
+        would-be retraction still pending (nothing written, nothing to undo) counts now
+        rather than at some later commit. A re-judgement's count at once already."""
         if self._writes or self._undo:
             return
         self.stats.retractions.update(self._pending_retractions)

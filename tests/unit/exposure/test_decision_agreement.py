@@ -20,7 +20,7 @@ from enforcer.exposure.model import Forward
 from enforcer.exposure.retract import allowed_under
 from enforcer.exposure.state import ExposureState
 from enforcer.ledger.lookup import WholeLedger
-from enforcer.ledger.retract import passes_under
+from enforcer.ledger.retract import claimed_passes_under, passes_under
 from enforcer.ledger.state import Grant, LedgerState
 
 from ..conftest import KEY, event, ident, make_step, record
@@ -116,3 +116,48 @@ def test_exposure_is_judged_as_the_step_judges(
         assert allowed("acct-1", entry) == (new_decision.identifiers[index].rule is None)
         retracted += not allowed("acct-1", entry)
     event_(f"{mode.value}: {len(forwarded)} forwarded, {retracted} retracted by the change")
+
+
+# The default with a taxonomy that rejects (dead-letters) a record claiming a tag outside
+# it: analytics is not in it.
+REJECTING = DEFAULT + "\ntaxonomy:\n  purposes: [marketing, security]\n  unknown: reject\n"
+
+
+def test_a_tag_outside_a_rejecting_taxonomy_is_not_allowed_when_the_event_claimed_it() -> None:
+    """The new policy dead-letters a record whose identifier claims a tag outside its
+    taxonomy: exposed by its event's own tags, the identifier is no longer allowed.
+    Exposed by the ledger's purposes, the same tag is judged like any other (a ledger's
+    tag never dead-letters a record)."""
+    tags = ["marketing.advertising", "analytics.reporting"]
+    the_event = event(ident("email", "ann@example.com", tags))
+    old = _policy(DEFAULT, LedgerMode.OFF, "v1")
+    new = _policy(REJECTING, LedgerMode.OFF, "v2")
+    assert make_step(old).explain(record(the_event))[0].kind is OutcomeKind.PASSED
+    assert make_step(new).explain(record(the_event))[0].kind is OutcomeKind.DEADLETTERED
+    state = ExposureState()
+    for by_ledger in (False, True):
+        forward = Forward(
+            "sink",
+            "email",
+            FP("email", "ann@example.com"),
+            FP.key_id,
+            tuple(sorted(tags)),
+            by_ledger,
+            old.version,
+        )
+        state.forwarded(0, f"acct-{by_ledger}", [forward], "2026-11-30T12:00:00Z")
+    allowed = allowed_under(
+        passes_under(new), LedgerMode.OFF, None, claimed=claimed_passes_under(new)
+    )
+    assert [
+        allowed(subject, entry)
+        for subject in ("acct-False", "acct-True")
+        for entry in state.exposure(0, subject).entries
+    ] == [False, True]
+    # Under the default, which has no taxonomy, both stay allowed.
+    before = allowed_under(
+        passes_under(old), LedgerMode.OFF, None, claimed=claimed_passes_under(old)
+    )
+    assert all(
+        before(s, e) for s in ("acct-False", "acct-True") for e in state.exposure(0, s).entries
+    )

@@ -21,7 +21,7 @@ from enforcer.core.fingerprint import Fingerprinter
 from enforcer.core.ledger_view import LedgerMode
 from enforcer.core.models import Mode
 from enforcer.core.policy.compiled import Policy
-from enforcer.core.policy.load import load_policy, parse_policy
+from enforcer.core.policy.load import default_policy_bytes, load_policy, parse_policy
 from enforcer.core.step import InputRecord, Outcome, Source, Step
 from enforcer.exposure.model import SubjectExposure, parse_exposure_record
 from enforcer.ledger.lookup import WholeLedger
@@ -419,3 +419,53 @@ def test_a_commit_forgets_the_purpose_sets_no_entry_uses_once_there_are_many(
     # The same forward again: the set kept is found, nothing to write.
     exposure.forwarded(decided(step, 0, "s1", [("email", "a@x.org", [*ADS, "campaign.c2"])]), AT)
     assert exposure.pending_writes() == []
+
+
+def test_a_new_taxonomy_that_rejects_a_claimed_tag_retracts_what_the_event_claimed_it_for() -> None:
+    """A new policy dead-letters a record whose identifier claims a tag outside its
+    taxonomy (``unknown: reject``): an identifier exposed by such tags would not have
+    reached the sink under it, so the re-judgement retracts it."""
+    exposure = live()
+    restored(exposure, 0)
+    tags = [*ADS, "campaign.c1"]
+    exposure.forwarded(decided(step_of(default()), 0, "s0", [("email", "a@x.org", tags)]), AT)
+    exposure.forwarded(decided(step_of(default()), 0, "s1", [("email", "b@x.org", ADS)]), AT)
+    exposure.committed()
+    text = (
+        default_policy_bytes()
+        + b"\ntaxonomy:\n  purposes: [marketing, security]\n  unknown: reject\n"
+    )
+    rejecting = parse_policy(text, origin="rejecting.yaml", destination="audience-building")
+    assert decided(step_of(rejecting), 0, "s0", [("email", "a@x.org", tags)]).kind.value == (
+        "deadlettered"
+    )
+    exposure.use_policy(rejecting)
+    assert [
+        (r["subject_id"], r["identifier_type"], r["reason"])
+        for r in retractions(rejudged(exposure, lambda _: True))
+    ] == [("s0", "email", "policy-changed")]
+
+
+def test_audit_mode_counts_each_would_be_retraction_once_across_an_abort() -> None:
+    """Audit mode, a re-judgement in parts: the first part with no transaction open
+    (counted at once), the last in a transaction opened by other partitions' events,
+    which is aborted. Nothing was written, so nothing is judged again: each would-be
+    retraction is counted once (the count of the part in the aborted transaction was
+    lost with it and the whole re-judgement was counted again)."""
+    exposure = live(default().with_mode(Mode.AUDIT))
+    restored(exposure, 0)
+    step = step_of(default())
+    for n in range(3):
+        exposure.forwarded(decided(step, 0, f"s{n}", [("phone", f"+1415555010{n}", ADS)]), AT)
+    exposure.committed()
+    exposure.use_policy(no_phones(Mode.AUDIT))
+    assert exposure.rejudge_due(lambda _: True, budget=2)[1] == []
+    exposure.settle_unwritten()  # the engine, with no transaction open
+    assert exposure.rejudge_due(lambda _: True, budget=2)[1] == [0]
+    exposure.rolled_back()  # the transaction of the partition's first events
+    while not exposure.ready(0):
+        exposure.rejudge_due(lambda _: True, budget=2)
+        exposure.settle_unwritten()
+    exposure.committed()
+    assert exposure.stats.retractions == {"policy-changed": 3}
+    assert exposure.stats.identifiers == 3  # audit mode: still exposed
