@@ -172,6 +172,12 @@ def _sunk(topics: Topics) -> list[tuple[int, OutputRecord]]:
     ]
 
 
+def _subject(record: OutputRecord) -> str:
+    """The subject id a sink record is keyed by (every one is)."""
+    assert record.key is not None
+    return record.key.decode()
+
+
 def _version(record: OutputRecord) -> bytes:
     return next(value for key, value in record.headers if key == HEADER_POLICY) or b""
 
@@ -182,7 +188,7 @@ def _check_once_and_in_order(topics: Topics, *, some: bool = True) -> None:
     committed before its partition's last retraction; once a record of the new policy
     is committed, no record of the old one follows it."""
     new = policy_version(NO_PHONES).encode()
-    exposed = {r.key.decode() for _, r in _sunk(topics) if _version(r) != new}
+    exposed = {_subject(r) for _, r in _sunk(topics) if _version(r) != new}
     retracted = _retracted(topics)
     assert sorted(s for s, _ in retracted) == sorted(exposed)
     assert exposed or not some
@@ -193,14 +199,14 @@ def _check_once_and_in_order(topics: Topics, *, some: bool = True) -> None:
         for record in transaction
         if record.topic == SINK
         and b'"retraction"' in (record.value or b"")
-        and (subject := record.key.decode())
+        and (subject := _subject(record))
     }
     seen_new = False
     for index, record in _sunk(topics):
         if _version(record) == new:
             seen_new = True
             assert b"+1415555" not in (record.value or b"")
-            assert index >= last_retraction.get(int(record.key.decode().split("-")[1]), 0)
+            assert index >= last_retraction.get(int(_subject(record).split("-")[1]), 0)
         else:
             assert not seen_new, "a record of the old policy after one of the new"
 
