@@ -80,8 +80,20 @@ def mapping_problems(policy: Policy, schemas: SchemaCache, topic: str) -> list[s
         log.warning("latest schema of %s unreadable, mappings not checked: %s", subject, exc)
         return []
     if codec is None:
+        log.info(
+            "no schema registered as %s: the field mappings are checked against each "
+            "schema as its records arrive",
+            subject,
+        )
         return []
-    return reader.check(topic, codec)
+    problems = reader.check(topic, codec)
+    if not problems:
+        log.info(
+            "field mappings checked against the latest schema of %s (schema id %d): they fit",
+            subject,
+            codec.schema_id,
+        )
+    return problems
 
 
 class RegistryWait:

@@ -417,3 +417,47 @@ def test_mapping_problems_at_start_never_raise_for_a_tagged_name_no_path_writes(
     assert mapping_problems(policy, cache, "accounts") == []
     cache.load([31])
     assert cache.codec(31) is None
+
+
+def test_the_check_at_start_says_what_it_checked(caplog: pytest.LogCaptureFixture) -> None:
+    """One line: the mappings fit the subject's latest schema (named with its id), or no
+    schema is registered for the topic (each schema is then checked as it is met)."""
+    import json
+
+    from enforcer.core.policy.load import default_policy_bytes, parse_policy
+    from enforcer.formats.schemas import SchemaCache
+    from enforcer.live.schemas import mapping_problems
+
+    schema = {
+        "title": "t.Account",
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "at": {"type": "string"},
+            "email": {"type": "string"},
+        },
+    }
+    registered = RegisteredSchema(32, "JSON", json.dumps(schema), ())
+
+    class Registry:
+        def schema_by_id(self, schema_id: int) -> RegisteredSchema | None:
+            return registered if schema_id == 32 else None
+
+        def subject_version(self, subject: str, version: int | str = "latest") -> Any:
+            return registered if subject == "accounts-value" else None
+
+    mapping = (
+        b"\nformats:\n  mappings:\n    - {name: m, subject_id: id, occurred_at: at, "
+        b"identifiers: [{path: email, type: email, purposes: ledger}]}\n"
+    )
+    policy = parse_policy(default_policy_bytes() + mapping, origin="formats.yaml")
+    cache = SchemaCache(Registry(), FixedClock(NOW))
+    with caplog.at_level("INFO", logger="enforcer"):
+        assert mapping_problems(policy, cache, "accounts") == []
+        assert mapping_problems(policy, cache, "other") == []
+    assert [r.getMessage() for r in caplog.records] == [
+        "field mappings checked against the latest schema of accounts-value (schema id 32): "
+        "they fit",
+        "no schema registered as other-value: the field mappings are checked against each "
+        "schema as its records arrive",
+    ]
