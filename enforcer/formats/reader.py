@@ -117,6 +117,7 @@ class FormatReader:
         # record name tells a Protobuf file's messages apart (one schema id).
         self._framed: dict[tuple[str, int, str | None], _FramedRead] = {}
         self._unfit_logged: set[tuple[str, int]] = set()
+        self._passed_logged: set[tuple[str, int]] = set()
 
     def read(
         self, topic: str, partition: int, offset: int, value: bytes | None
@@ -282,6 +283,7 @@ class FormatReader:
         dead-lettered (``schema``), named by the problem, never by a value."""
         mapping = self.mapping_for(topic, codec)
         problems = mapping.check(codec.fields, self.tags)
+        self._say_passed_over(topic, codec, mapping)
         unfit = None
         if problems:
             unfit = ParseFailure(
@@ -308,6 +310,26 @@ class FormatReader:
             self._framed.clear()
         self._framed[(topic, codec.schema_id, codec.record_name)] = known
         return known
+
+    def _say_passed_over(self, topic: str, codec: Codec, mapping: FieldMapping) -> None:
+        """Log once per topic and schema id when the mapping that reads the schema's
+        records is not the first that matches them: a field only an earlier mapping
+        names (renamed in this version, say) is then judged only if the schema tags it,
+        so the operator is told which mapping reads the schema and why not the first."""
+        first = next((m for m in self.mappings if m.matches(topic, codec.record_name)), None)
+        if first is None or first is mapping or (topic, codec.schema_id) in self._passed_logged:
+            return
+        self._passed_logged.add((topic, codec.schema_id))
+        log.warning(
+            "%s: records of schema id %d on %s are read by mapping %r: the mapping %r "
+            "before it does not fit the schema (%s)",
+            self.origin,
+            codec.schema_id,
+            topic,
+            mapping.name,
+            first.name,
+            "; ".join(first.check(codec.fields, self.tags)),
+        )
 
     def _framed_codec(self, value: bytes) -> Codec | ParseFailure:
         """The codec a framed value's schema id names, or why there is none."""
