@@ -387,6 +387,19 @@ def test_a_refused_commit_while_records_are_held_reads_again_from_the_transactio
     assert consumer.consumed[(0, 0)] == 2 and consumer.consumed[(1, 1)] == 2
 
 
+class _AccountsRegistry:
+    """A registry holding one schema, the latest version of subject ``accounts-value``."""
+
+    def __init__(self, registered: RegisteredSchema) -> None:
+        self._registered = registered
+
+    def schema_by_id(self, schema_id: int) -> RegisteredSchema | None:
+        return self._registered if schema_id == self._registered.schema_id else None
+
+    def subject_version(self, subject: str, version: int | str = "latest") -> Any:
+        return self._registered if subject == "accounts-value" else None
+
+
 def test_mapping_problems_at_start_never_raise_for_a_tagged_name_no_path_writes() -> None:
     """The latest schema tags a property ``mfa phone``: unusable (logged), so the check at
     start says nothing and the worker starts; its records are ``unknown-schema``."""
@@ -402,18 +415,10 @@ def test_mapping_problems_at_start_never_raise_for_a_tagged_name_no_path_writes(
         "properties": {"mfa phone": {"type": "string", "confluent:tags": ["PII_PHONE"]}},
     }
     registered = RegisteredSchema(31, "JSON", json.dumps(schema), ())
-
-    class Registry:
-        def schema_by_id(self, schema_id: int) -> RegisteredSchema | None:
-            return registered if schema_id == 31 else None
-
-        def subject_version(self, subject: str, version: int | str = "latest") -> Any:
-            return registered if subject == "accounts-value" else None
-
     policy = parse_policy(
         default_policy_bytes() + b"\nformats:\n  mappings: []\n", origin="formats.yaml"
     )
-    cache = SchemaCache(Registry(), FixedClock(NOW))
+    cache = SchemaCache(_AccountsRegistry(registered), FixedClock(NOW))
     assert mapping_problems(policy, cache, "accounts") == []
     cache.load([31])
     assert cache.codec(31) is None
@@ -438,20 +443,12 @@ def test_the_check_at_start_says_what_it_checked(caplog: pytest.LogCaptureFixtur
         },
     }
     registered = RegisteredSchema(32, "JSON", json.dumps(schema), ())
-
-    class Registry:
-        def schema_by_id(self, schema_id: int) -> RegisteredSchema | None:
-            return registered if schema_id == 32 else None
-
-        def subject_version(self, subject: str, version: int | str = "latest") -> Any:
-            return registered if subject == "accounts-value" else None
-
     mapping = (
         b"\nformats:\n  mappings:\n    - {name: m, subject_id: id, occurred_at: at, "
         b"identifiers: [{path: email, type: email, purposes: ledger}]}\n"
     )
     policy = parse_policy(default_policy_bytes() + mapping, origin="formats.yaml")
-    cache = SchemaCache(Registry(), FixedClock(NOW))
+    cache = SchemaCache(_AccountsRegistry(registered), FixedClock(NOW))
     with caplog.at_level("INFO", logger="enforcer"):
         assert mapping_problems(policy, cache, "accounts") == []
         assert mapping_problems(policy, cache, "other") == []
