@@ -116,8 +116,9 @@ class FormatReader:
         # mapping does not fit the schema (None: it does): per record, one lookup. The
         # record name tells a Protobuf file's messages apart (one schema id).
         self._framed: dict[tuple[str, int, str | None], _FramedRead] = {}
-        self._unfit_logged: set[tuple[str, int]] = set()
-        self._passed_logged: set[tuple[str, int]] = set()
+        # (topic, schema id) of the schemas the log has a line about: one none of the
+        # matching mappings fits, or one read by another than the first that matches.
+        self._said: set[tuple[str, int]] = set()
 
     def read(
         self, topic: str, partition: int, offset: int, value: bytes | None
@@ -149,7 +150,7 @@ class FormatReader:
         (:func:`fallback_mapping`). Several mappings of one topic and record thus serve
         the versions of a schema that renamed a mapped field, one mapping each
         (docs/formats.md)."""
-        matching = [m for m in self.mappings if m.matches(topic, codec.record_name)]
+        matching = self._matching(topic, codec)
         for mapping in matching:
             if not mapping.check(codec.fields, self.tags):
                 return mapping
@@ -291,10 +292,10 @@ class FormatReader:
                 f"schema id {codec.schema_id}: the field mapping does not fit the schema: "
                 + "; ".join(problems),
             )
-            if (topic, codec.schema_id) not in self._unfit_logged:
+            if (topic, codec.schema_id) not in self._said:
                 # Said once per topic and schema: without it, a version no mapping fits
                 # shows only as dead letters and their metric.
-                self._unfit_logged.add((topic, codec.schema_id))
+                self._said.add((topic, codec.schema_id))
                 log.warning(
                     "%s: records of schema id %d on %s are dead letters (schema): no "
                     "mapping fits the schema: %s",
@@ -311,15 +312,21 @@ class FormatReader:
         self._framed[(topic, codec.schema_id, codec.record_name)] = known
         return known
 
+    def _matching(self, topic: str, codec: Codec) -> list[FieldMapping]:
+        """The mappings whose ``topics`` and ``records`` match ``codec``'s records on
+        ``topic``, in the policy's order."""
+        return [m for m in self.mappings if m.matches(topic, codec.record_name)]
+
     def _say_passed_over(self, topic: str, codec: Codec, mapping: FieldMapping) -> None:
         """Log once per topic and schema id when the mapping that reads the schema's
         records is not the first that matches them: a field only an earlier mapping
         names (renamed in this version, say) is then judged only if the schema tags it,
         so the operator is told which mapping reads the schema and why not the first."""
-        first = next((m for m in self.mappings if m.matches(topic, codec.record_name)), None)
-        if first is None or first is mapping or (topic, codec.schema_id) in self._passed_logged:
+        matching = self._matching(topic, codec)
+        if not matching or matching[0] is mapping or (topic, codec.schema_id) in self._said:
             return
-        self._passed_logged.add((topic, codec.schema_id))
+        self._said.add((topic, codec.schema_id))
+        first = matching[0]
         log.warning(
             "%s: records of schema id %d on %s are read by mapping %r: the mapping %r "
             "before it does not fit the schema (%s)",
