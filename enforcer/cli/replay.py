@@ -22,6 +22,7 @@ from enforcer.cli.common import (
     schema_registry_settings,
     settings_from,
 )
+from enforcer.outputs.wording import counted
 
 if TYPE_CHECKING:
     from enforcer.config.settings import EnforcerSettings
@@ -221,8 +222,6 @@ def command(args: argparse.Namespace) -> int:
     where = [f"{args.out}/"] if args.out else []
     if to_topics is not None:
         where.insert(0, f"topics {args.output_topic_prefix}*")
-    from enforcer.outputs.wording import counted
-
     print(
         f"replayed {counted(counts.in_, 'record')}; they would have been: "
         f"{counts.passed:,} passed, {counts.redacted:,} redacted, {counts.dropped:,} dropped, "
