@@ -98,7 +98,7 @@ class DirectRead:
     function's text holds no name the policy gives: every one is a constant of its
     namespace (``_N3``), never source text."""
 
-    __slots__ = ("_event_id", "_items", "_occurred_at", "_subject_id", "read")
+    __slots__ = ("read",)
 
     read: Callable[[Any, str, int, int], DirectEvent | None]
     """``read(view, topic, partition, offset)``: the event in ``view``, or ``None`` for
@@ -111,11 +111,7 @@ class DirectRead:
         occurred_at: Location,
         items: Sequence[DirectItem],
     ) -> None:
-        self._event_id = event_id
-        self._subject_id = subject_id
-        self._occurred_at = occurred_at
-        self._items = tuple(items)
-        self.read = _compiled(event_id, subject_id, occurred_at, self._items)
+        self.read = _compiled(event_id, subject_id, occurred_at, items)
 
     @classmethod
     def of(
