@@ -171,7 +171,17 @@ def content_of(plan: Plan) -> dict[str, Any]:
             "by_day": dict(sorted(plan.by_day.items())),
         },
         "affected_subjects": plan.affected_subjects,
-        "retractions": [r._asdict() for r in plan.retractions],
+        # Written out rather than ``_asdict()``: a plan may list a million retractions.
+        "retractions": [
+            {
+                "subject_id": subject_id,
+                "identifier_type": identifier_type,
+                "fingerprint": fingerprint,
+                "key_id": key_id,
+                "rule": rule,
+            }
+            for subject_id, identifier_type, fingerprint, key_id, rule in plan.retractions
+        ],
         "exposure": None
         if plan.exposure is None
         else [{**e._asdict(), "purposes": list(e.purposes)} for e in plan.exposure],

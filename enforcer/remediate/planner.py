@@ -47,6 +47,11 @@ was judged by, whether they were the ledger's, and the policy version it was for
 under (its ``enforcer.policy`` header)."""
 
 
+# Every field given: tuple.__new__ builds the named tuples of each forwarded record
+# without their own Python __new__.
+_new = tuple.__new__
+
+
 def later(order: Order, than: Order) -> bool:
     """Whether a record at ``order`` (time, partition, offset) comes at or after one at
     ``than``: in one partition by offset (what the log says, whatever clocks said),
@@ -92,16 +97,17 @@ class Planner:
             self._counts["other"] += 1
 
     def _forwarded(self, record: SinkRecord) -> None:
-        source = Source(self.source_topic, record.partition, record.offset)
-        judged = self.judge(InputRecord(record.key, record.value, record.headers, source))
+        key, value, headers, partition, offset, at = record
+        source = _new(Source, (self.source_topic, partition, offset))
+        judged = self.judge(_new(InputRecord, (key, value, headers, source)))
         if judged is None:
             self._counts["unreadable"] += 1
             return
         subject, identifiers = judged
-        version = self._version(record.headers) if self.with_exposure else ""
+        version = self._version(headers) if self.with_exposure else ""
         # The loop runs for every forwarded identifier of the history: locals, and the
         # fingerprint's bytes (its text is made only for what the plan lists).
-        order, at = record.order, record.timestamp_ms
+        order = (at, partition, offset)  # record.order
         last = self._last
         get = last.get
         for kind, mac, rule, purposes, by_ledger in identifiers:

@@ -60,6 +60,13 @@ def test_the_id_is_the_hash_of_the_content() -> None:
     assert parse_plan(plan_bytes(plan)) == plan
 
 
+def test_each_retraction_is_written_with_every_field_it_has() -> None:
+    plan = _plan()
+    written = orjson.loads(plan_bytes(plan))["retractions"]
+    assert written == [r._asdict() for r in plan.retractions]
+    assert list(written[0]) == list(PlannedRetraction._fields)
+
+
 def test_the_retraction_records_are_remediated_with_the_plan_id() -> None:
     plan = _plan()
     [retraction] = plan.exposure_retractions()
