@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from enforcer.core.clock import SystemClock
 from enforcer.core.policy.compiled import Policy
@@ -64,36 +64,68 @@ def step_reader(policy: Policy, schemas: SchemaCache | None) -> RecordReader | N
     return build_reader(policy, schemas)
 
 
-def mapping_problems(policy: Policy, schemas: SchemaCache, topic: str) -> list[str]:
-    """What is wrong with the mapping that reads ``topic``'s records, checked against the
-    latest schema registered for the topic (subject ``<topic>-value``): each problem one
-    line, as a policy error names it. None when the subject is not registered, or its
-    schema cannot be read (then its records are ``unknown-schema``: logged once).
-    Raises :class:`RegistryUnavailableError` when the registry does not answer."""
+class LatestSchemaCheck(NamedTuple):
+    """The field mappings checked against the latest schema registered for a topic."""
+
+    subject: str
+    """The subject looked up: ``<topic>-value``."""
+    schema_id: int | None
+    """The schema checked; ``None`` when the subject has none, or it cannot be read."""
+    problems: list[str]
+    """Each problem one line, as a policy error names it; empty when they fit."""
+    unreadable: str | None = None
+    """Why the latest schema cannot be read, when it cannot (nothing was checked)."""
+
+
+def check_latest_schema(
+    policy: Policy, schemas: SchemaCache, topic: str
+) -> LatestSchemaCheck | None:
+    """The mapping that reads ``topic``'s records, checked against the latest schema
+    registered for the topic (subject ``<topic>-value``); ``None`` when the policy maps
+    no fields and no registry is configured. Raises :class:`RegistryUnavailableError`
+    when the registry does not answer."""
     reader = build_reader(policy, schemas)
     if reader is None:
-        return []
+        return None
     subject = f"{topic}-value"
     try:
         codec = schemas.latest_for_subject(subject)
     except UnusableSchemaError as exc:
-        log.warning("latest schema of %s unreadable, mappings not checked: %s", subject, exc)
-        return []
+        return LatestSchemaCheck(subject, None, [], str(exc))
     if codec is None:
+        return LatestSchemaCheck(subject, None, [])
+    return LatestSchemaCheck(subject, codec.schema_id, reader.check(topic, codec))
+
+
+def mapping_problems(policy: Policy, schemas: SchemaCache, topic: str) -> list[str]:
+    """What is wrong with the mapping that reads ``topic``'s records, checked against the
+    latest schema registered for the topic (:func:`check_latest_schema`), what was
+    checked logged in one line. None when the subject is not registered, or its schema
+    cannot be read (then its records are ``unknown-schema``: logged once). Raises
+    :class:`RegistryUnavailableError` when the registry does not answer."""
+    checked = check_latest_schema(policy, schemas, topic)
+    if checked is None:
+        return []
+    subject = checked.subject
+    if checked.unreadable is not None:
+        log.warning(
+            "latest schema of %s unreadable, mappings not checked: %s",
+            subject,
+            checked.unreadable,
+        )
+    elif checked.schema_id is None:
         log.info(
             "no schema registered as %s: the field mappings are checked against each "
             "schema as its records arrive",
             subject,
         )
-        return []
-    problems = reader.check(topic, codec)
-    if not problems:
+    elif not checked.problems:
         log.info(
             "field mappings checked against the latest schema of %s (schema id %d): they fit",
             subject,
-            codec.schema_id,
+            checked.schema_id,
         )
-    return problems
+    return checked.problems
 
 
 class RegistryWait:

@@ -1,5 +1,5 @@
-"""The schema registry's flags on run, replay and explain: the same everywhere, no
-password flag, a bad value one line and exit 2 (docs/operations.md)."""
+"""The schema registry's flags on run, replay, explain and policy check: the same
+everywhere, no password flag, a bad value one line and exit 2 (docs/operations.md)."""
 
 from __future__ import annotations
 
@@ -17,18 +17,20 @@ from enforcer.formats.framing import frame
 
 
 def _flags(command: str) -> set[str]:
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    populated = sub.choices[command].populated()
-    return {flag for action in populated._actions for flag in action.option_strings}
+    parser: Any = build_parser()
+    for name in command.split():
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[name].populated()
+    return {flag for action in parser._actions for flag in action.option_strings}
 
 
-@pytest.mark.parametrize("command", ["run", "replay", "explain"])
+@pytest.mark.parametrize("command", ["run", "replay", "explain", "policy check"])
 def test_every_driver_takes_the_same_registry_flags_and_no_password(command: str) -> None:
-    """explain decides one record now or not at all: it has no deadline to wait for."""
+    """explain decides one record now or not at all, and policy check checks now: they
+    have no deadline to wait for."""
     flags = _flags(command)
     assert set(SCHEMA_REGISTRY_FLAGS) <= flags
-    assert ("--schema-registry-deadline" in flags) == (command != "explain")
+    assert ("--schema-registry-deadline" in flags) == (command in {"run", "replay"})
     assert not {flag for flag in flags if "password" in flag} - {"--schema-registry-password-file"}
 
 
@@ -138,3 +140,42 @@ def test_replay_waits_for_the_registry_then_stops_in_one_line(
     assert "waiting for it (no record is dead-lettered for it" in lines[0]
     assert lines[1].startswith("enforcer: error: schema registry") and "replay stopped" in lines[1]
     assert not (out / "deadletter.jsonl").exists() or (out / "deadletter.jsonl").read_bytes() == b""
+
+
+MAPPED = b"""
+formats:
+  mappings:
+    - name: accounts
+      subject_id: id
+      occurred_at: at
+      identifiers:
+        - {path: email, type: email, purposes: [marketing.advertising]}
+"""
+
+
+def test_policy_check_with_the_registry_down_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Asked to check the mappings against the registry, it cannot: it says so, and the
+    policy is not called good."""
+    from enforcer.core.policy.load import default_policy_bytes
+
+    policy = tmp_path / "mapped.yaml"
+    policy.write_bytes(default_policy_bytes() + MAPPED)
+    url = f"http://127.0.0.1:{_free_port()}/apis/ccompat/v7"
+    assert main(["policy", "check", str(policy), "--schema-registry-url", url]) == 2
+    err = _one_line(capsys)
+    assert f"{policy}: field mappings not checked:" in err and "127.0.0.1" in err
+
+
+def test_policy_check_asks_no_registry_of_a_policy_without_mappings(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Nothing to check against a schema: the registry, down here, is never asked."""
+    from enforcer.core.policy.load import default_policy_bytes
+
+    policy = tmp_path / "plain.yaml"
+    policy.write_bytes(default_policy_bytes())
+    url = f"http://127.0.0.1:{_free_port()}/apis/ccompat/v7"
+    assert main(["policy", "check", str(policy), "--schema-registry-url", url]) == 0
+    assert capsys.readouterr().out.count("\n") == 1
