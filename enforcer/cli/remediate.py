@@ -99,6 +99,14 @@ def add_flags(remediate: Parser) -> None:
         metavar="FILE",
         help="file holding the fingerprint key (ENFORCER_FINGERPRINT_KEY_FILE)",
     )
+    plan.add_argument(
+        "--previous-fingerprint-key-file",
+        type=Path,
+        metavar="FILE",
+        help="after a key rotation, the file holding the key used before it: the "
+        "history's retractions made under it are matched too "
+        "(ENFORCER_PREVIOUS_FINGERPRINT_KEY_FILE; default: none)",
+    )
     plan.add_argument("--html", type=Path, metavar="FILE", help="also write the plan as a page")
     plan.add_argument(
         "--with-exposure",
@@ -207,6 +215,7 @@ def _plan(args: argparse.Namespace) -> int:
         destination=args.destination,
         mode=args.mode,
         fingerprint_key_file=args.fingerprint_key_file,
+        previous_fingerprint_key_file=args.previous_fingerprint_key_file,
         bootstrap_servers=args.bootstrap_servers,
         kafka_config=args.kafka_config,
         phone_default_region=args.phone_region,
@@ -216,6 +225,7 @@ def _plan(args: argparse.Namespace) -> int:
     )
     _check_client_properties(settings)
     fingerprinter = settings.fingerprinter()
+    previous = settings.previous_fingerprinter(fingerprinter)
     policy = policy_from(settings)
     with_ledger = args.ledger_file is not None or args.ledger_topic is not None
     policy.ledger_mode(with_ledger)  # a policy that needs a ledger, without one: refused now
@@ -227,7 +237,7 @@ def _plan(args: argparse.Namespace) -> int:
         from enforcer.ledger.lookup import WholeLedger
 
         lookup = WholeLedger(ledger.replay.state)
-    judge = Judge(policy, fingerprinter, SystemClock(), lookup, reader)
+    judge = Judge(policy, fingerprinter, SystemClock(), lookup, reader, previous)
     planner = Planner(
         judge, settings.sink_topic, settings.source_topic, with_exposure=args.with_exposure
     )
@@ -253,6 +263,13 @@ def _plan(args: argparse.Namespace) -> int:
             f"enforcer: {plan.history.unreadable:,} forwarded records could not be read: "
             "framed records (Avro, Protobuf, JSON Schema) need --schema-registry-url, "
             "records in a topic's own shape the policy's field mappings (docs/formats.md)",
+            file=sys.stderr,
+        )
+    if previous is not None:
+        print(
+            f"enforcer: previous key (key id {previous.key_id}): "
+            f"{counted(planner.previous_key_retractions, 'retraction')} in the history "
+            "made under it named an identifier it forwarded",
             file=sys.stderr,
         )
     print(f"plan written to {args.out}", file=sys.stderr)

@@ -65,6 +65,8 @@ class RetractionRead(NamedTuple):
     fingerprint: str
     plan_id: str | None
     """The remediation plan that wrote it (reason ``remediated``), else ``None``."""
+    key_id: str | None = None
+    """The id of the fingerprint key its fingerprint was made under, when it says."""
 
     @property
     def identity(self) -> tuple[str, str, str]:
@@ -87,11 +89,12 @@ def read_retraction(value: bytes | None) -> RetractionRead | None:
     fields = [body.get(name) for name in ("subject_id", "identifier_type", "fingerprint")]
     if not all(type(field) is str and field for field in fields):
         return None
-    plan_id = body.get("plan_id")
+    plan_id, key_id = body.get("plan_id"), body.get("key_id")
     subject_id, kind, fingerprint = fields
     return RetractionRead(
         subject_id,  # type: ignore[arg-type]
         kind.lower(),  # type: ignore[union-attr]
         fingerprint,  # type: ignore[arg-type]
         plan_id if type(plan_id) is str else None,
+        key_id if type(key_id) is str and key_id else None,
     )

@@ -25,9 +25,10 @@ from enforcer.core.policy.compiled import Policy
 from enforcer.core.record_format import RecordReader
 from enforcer.core.step import InputRecord, Step
 
-JudgedIdentifier = tuple[str, bytes, str | None, tuple[str, ...], bool]
+JudgedIdentifier = tuple[str, bytes, str | None, tuple[str, ...], bool, bytes | None]
 """(type, fingerprint MAC, rule name or ``None``, the purposes it was judged by, whether
-they were the ledger's)."""
+they were the ledger's, the fingerprint MAC under the previous key or ``None`` without
+one)."""
 Judged = tuple[str, list[JudgedIdentifier]]
 """A record's subject id, and each of its identifiers as judged, in record order."""
 
@@ -42,9 +43,15 @@ class Judge:
         clock: Clock,
         ledger: LedgerLookup | None = None,
         reader: RecordReader | None = None,
+        previous: Fingerprinter | None = None,
     ) -> None:
         self.step = Step(policy.with_mode(Mode.ENFORCE), fingerprinter, clock, ledger, reader)
         self._mac = fingerprinter.mac
+        self._previous_mac = previous.mac if previous is not None else None
+        self.previous_key_id = previous.key_id if previous is not None else None
+        """The id of the key used before the one in force, during a key rotation: each
+        identifier is fingerprinted under it too, so that what was retracted under it
+        can be told (docs/remediate.md, "After a key rotation")."""
 
     @property
     def policy_version(self) -> str:
@@ -68,10 +75,19 @@ class Judge:
         if found is None:
             return None
         subject, judged, values = found
-        mac = self._mac
+        mac, previous = self._mac, self._previous_mac
         # A plain loop: it runs for every identifier of the history.
         out: list[JudgedIdentifier] = []
         for j, value in zip(judged, values):  # noqa: B905 - equal lengths by construction
             kind = j.type
-            out.append((kind, mac(kind, value), j.rule_name, j.purposes, j.from_ledger))
+            out.append(
+                (
+                    kind,
+                    mac(kind, value),
+                    j.rule_name,
+                    j.purposes,
+                    j.from_ledger,
+                    None if previous is None else previous(kind, value),
+                )
+            )
         return subject, out

@@ -10,6 +10,12 @@ its own judgement names a rule, not because another identifier of its record wou
 have the record dropped. The last forward of an identifier is the one judged (it is
 exposed under the purposes it was last forwarded with); a retraction of the same
 (subject, type, fingerprint) later in the history ends its exposure.
+
+After a key rotation, the history's retractions made under the previous key name
+fingerprints of that key. Given the previous key (the judge's), each forwarded
+identifier is fingerprinted under both, and a retraction under the previous key ends
+the exposure of the identifier whose previous-key fingerprint it names: at once when
+that identifier was forwarded before it was read, else when the plan is made.
 """
 
 from __future__ import annotations
@@ -76,6 +82,14 @@ class Planner:
         """The topic forwarded records are judged as coming from (field mappings name
         source topics)."""
         self._last: dict[_Key, _Last] = {}
+        self._current_of: dict[_Key, bytes] = {}
+        """Under the previous key: an identity's fingerprint bytes under the key in force."""
+        self._previous_retracted: dict[_Key, tuple[Order, int]] = {}
+        """Under the previous key: the latest retraction of an identity not forwarded
+        before it was read (its order and time)."""
+        self.previous_key_retractions = 0
+        """The history's retractions made under the previous key that name an identifier
+        it forwarded."""
         self._counts: Counter[str] = Counter()
         self._forwards = 0
         self._versions: dict[bytes, str] = {}
@@ -110,8 +124,11 @@ class Planner:
         order = (at, partition, offset)  # record.order
         last = self._last
         get = last.get
-        for kind, mac, rule, purposes, by_ledger in identifiers:
+        current_of = self._current_of
+        for kind, mac, rule, purposes, by_ledger, previous_mac in identifiers:
             identity = (subject, kind, mac)
+            if previous_mac is not None:
+                current_of[(subject, kind, previous_mac)] = mac
             old = get(identity)
             first = at
             if old is not None and old[1]:
@@ -148,10 +165,40 @@ class Planner:
             return False
         identity = (retraction.subject_id, retraction.identifier_type, mac)
         order, at = record.order, record.timestamp_ms
+        previous_key = self.judge.previous_key_id
+        # A retraction without a key id (a ledger retraction without exposure) may be
+        # under either key: fingerprints under two keys never coincide, so one that is
+        # the previous key's fingerprint of a forwarded identifier is that key's.
+        if previous_key is not None and retraction.key_id in (previous_key, None):
+            current = self._current_of.get(identity)
+            if current is not None:
+                self.previous_key_retractions += 1
+                identity = (identity[0], identity[1], current)
+            else:
+                # Its identifier is not known yet (forwarded in another partition at a
+                # later time): settled when the plan is made.
+                held = self._previous_retracted.get(identity)
+                if held is None or later(order, held[0]):
+                    self._previous_retracted[identity] = (order, at)
+                if retraction.key_id is not None:
+                    return True
+        self._retract(identity, order, at)
+        return True
+
+    def _retract(self, identity: _Key, order: Order, at: int) -> None:
         old = self._last.get(identity)
         if old is None or later(order, old[0]):
             self._last[identity] = (order, False, None, at, at, (), False, "")
-        return True
+
+    def _settle_previous_key(self) -> None:
+        """The retractions under the previous key read before their identifier's
+        forward: each ends the identifier's exposure if it is the later of the two."""
+        held, self._previous_retracted = self._previous_retracted, {}
+        for (subject, kind, previous_mac), (order, at) in held.items():
+            current = self._current_of.get((subject, kind, previous_mac))
+            if current is not None:
+                self.previous_key_retractions += 1
+                self._retract((subject, kind, current), order, at)
 
     def exposed(self) -> dict[Identity, str | None]:
         """The identities still exposed at the end of what was read, each with the rule
@@ -171,6 +218,7 @@ class Planner:
     ) -> Plan:
         """The plan: every exposed identifier the policy stops, with counts; with
         :attr:`with_exposure`, also every one it allows, as exposure entries to seed."""
+        self._settle_previous_key()
         key_id = self.judge.key_id
         retractions: list[PlannedRetraction] = []
         by_rule: Counter[str] = Counter()

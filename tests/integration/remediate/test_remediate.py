@@ -19,7 +19,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
-from enforcer.core.fingerprint import Fingerprinter, key_from_text
+from enforcer.core.fingerprint import Fingerprinter, generate_key, key_from_text
 from enforcer.demo.sample import sample_values
 from enforcer.exposure.model import (
     ExposureEntry,
@@ -474,3 +474,52 @@ async def test_apply_seeds_exposure_for_a_deployment_that_predates_it(
     assert status == 0, err
     assert "nothing to write" in out and "taken out of 0 subjects' values" in out, out
     assert "exposure: 0 subjects' values seeded" in out, out
+
+
+async def test_after_a_key_rotation_a_plan_matches_the_retractions_of_the_previous_key(
+    kafka_bootstrap: str,
+    new_topic: TopicFactory,
+    tmp_path: Path,
+    key: str,
+    cli: Cli,
+    fixed_policy: Path,
+) -> None:
+    """A plan applied under the old key, then the key rotated: a plan under the new key
+    alone sees the phone numbers as still exposed and would retract them again; given
+    the previous key, it matches the old retractions and retracts nothing."""
+    sink = await new_topic("remediate-sink", partitions=2)
+    await _produce_forwarded(kafka_bootstrap, sink, 40, datetime.now(UTC), 0)
+    first = tmp_path / "before-rotation.json"
+    status, _, err = await cli(
+        "remediate", "plan", "--policy", str(fixed_policy), "--sink-topic", sink,
+        "--out", str(first),
+    )  # fmt: skip
+    assert status == 0, err
+    assert len(read_plan(first).retractions) == 40  # every phone number
+    status, _, err = await cli("remediate", "apply", str(first))
+    assert status == 0, err
+
+    previous = tmp_path / "previous.key"
+    previous.write_text(key)
+    previous.chmod(0o600)
+    rotated = Cli({**cli.env, "ENFORCER_FINGERPRINT_KEY": generate_key()})
+    plan = [
+        "remediate", "plan", "--policy", str(fixed_policy), "--sink-topic", sink,
+    ]  # fmt: skip
+    alone = tmp_path / "new-key-alone.json"
+    status, _, err = await rotated(*plan, "--out", str(alone))
+    assert status == 0, err
+    assert len(read_plan(alone).retractions) == 40
+
+    matched = tmp_path / "new-key-with-previous.json"
+    status, _, err = await rotated(
+        *plan, "--out", str(matched), "--previous-fingerprint-key-file", str(previous)
+    )
+    assert status == 0, err
+    assert read_plan(matched).retractions == ()
+    assert read_plan(matched).exposed == 40  # the e-mail addresses
+    previous_id = Fingerprinter(key_from_text(key)).key_id
+    assert (
+        f"previous key (key id {previous_id}): 40 retractions in the history made under it "
+        "named an identifier it forwarded"
+    ) in err

@@ -126,9 +126,11 @@ histories: st.SearchStrategy[History] = st.lists(
 """Each op with its partition and its time (ms after :data:`BASE_MS`), in any order."""
 
 
-def records_of(history: History) -> list[SinkRecord]:
+def records_of(history: History, retracted_under: Fingerprinter = FP) -> list[SinkRecord]:
     """The sink records of a history, each partition's offsets in the order given and its
-    times never going back (so time order and each partition's offset order agree)."""
+    times never going back (so time order and each partition's offset order agree); its
+    retractions made under ``retracted_under`` (the key in force, unless a key rotation
+    is being tested)."""
     next_offset = [0, 0, 0]
     latest = [0, 0, 0]
     records = []
@@ -136,7 +138,7 @@ def records_of(history: History) -> list[SinkRecord]:
         offset = next_offset[partition]
         next_offset[partition] += 1
         latest[partition] = max(latest[partition], at)
-        key, value, headers = _record(op, index)
+        key, value, headers = _record(op, index, retracted_under)
         records.append(
             SinkRecord(key, value, headers, partition, offset, BASE_MS + latest[partition])
         )
@@ -144,7 +146,7 @@ def records_of(history: History) -> list[SinkRecord]:
 
 
 def _record(
-    op: Op, index: int
+    op: Op, index: int, retracted_under: Fingerprinter
 ) -> tuple[bytes | None, bytes | None, tuple[tuple[str, bytes | None], ...]]:
     if isinstance(op, Forwarded):
         event = {
@@ -162,7 +164,8 @@ def _record(
         body: dict[str, str] = {
             "subject_id": op.subject,
             "identifier_type": op.kind,
-            "fingerprint": FP(op.kind, op.value),
+            "fingerprint": retracted_under(op.kind, op.value),
+            "key_id": retracted_under.key_id,
             "reason": "purpose-withdrawn",
         }
         if op.plan_id is not None:

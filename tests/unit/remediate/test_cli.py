@@ -213,3 +213,21 @@ def test_apply_refuses_a_plan_made_to_seed_exposure_without_an_exposure_topic(
         f"{path}: the plan carries exposure to seed (plan --with-exposure); give the "
         "exposure topic (--exposure-topic or ENFORCER_EXPOSURE_TOPIC)",
     )
+
+
+def test_plan_with_a_previous_key_that_is_not_one_it_can_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The previous key file is checked as the worker checks it: the key in force, or a
+    missing file, is one line naming the setting, before any Kafka client starts."""
+    key = generate_key()
+    monkeypatch.setenv("ENFORCER_FINGERPRINT_KEY", key)
+    same = tmp_path / "same.key"
+    same.write_text(key)
+    same.chmod(0o600)
+    argv = ["remediate", "plan", "--out", str(tmp_path / "p.json")]
+    flag = "--previous-fingerprint-key-file"
+    _one_line_exit_2([*argv, flag, str(same)], capsys, "holds the key in force")
+    _one_line_exit_2(
+        [*argv, flag, str(tmp_path / "absent.key")], capsys, "ENFORCER_PREVIOUS_FINGERPRINT_KEY"
+    )

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from enforcer.core.clock import FixedClock
+from enforcer.core.fingerprint import Fingerprinter
 from enforcer.core.models import Mode
 from enforcer.core.policy.load import parse_policy
 from enforcer.core.step import InputRecord, Source, Step
@@ -23,13 +24,34 @@ from enforcer.remediate.plan import Plan, parse_plan, plan_bytes
 from enforcer.remediate.planner import Planner
 
 from ..conftest import NOW
-from .histories import FP, POLICY, SINK, VALUES, History, histories, records_of, reference
+from .histories import (
+    FP,
+    POLICY,
+    SINK,
+    VALUES,
+    Forwarded,
+    History,
+    Identifier,
+    Retracted,
+    histories,
+    records_of,
+    reference,
+)
 
 POLICY_OBJECT = parse_policy(POLICY.encode(), origin="test.yaml")
 
 
-def _plan(records: list[SinkRecord], *, with_exposure: bool = False) -> tuple[Planner, Plan]:
-    judge = Judge(POLICY_OBJECT, FP, FixedClock(NOW))
+PREVIOUS = Fingerprinter(b"the-key-before-the-rotation-0123")
+"""The key used before the one in force (:data:`FP`'s), for the key rotation tests."""
+
+
+def _plan(
+    records: list[SinkRecord],
+    *,
+    with_exposure: bool = False,
+    previous: Fingerprinter | None = None,
+) -> tuple[Planner, Plan]:
+    judge = Judge(POLICY_OBJECT, FP, FixedClock(NOW), previous=previous)
     planner = Planner(judge, SINK, "identity.events", with_exposure=with_exposure)
     planner.add_all(records)
     return planner, planner.plan()
@@ -69,6 +91,55 @@ def test_the_exposure_to_seed_is_exactly_what_stays_exposed(history: History) ->
             seed.subject_id, (entry,)
         )
         assert seed.first_forwarded_at <= seed.last_forwarded_at
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories, st.booleans())
+def test_after_a_key_rotation_retractions_under_the_previous_key_are_matched(
+    history: History, with_exposure: bool
+) -> None:
+    """The history's retractions were made under the previous key: given it, the plan
+    is the one of the same history retracted under the key in force, seeds included."""
+    rotated = records_of(history, retracted_under=PREVIOUS)
+    planner, plan = _plan(rotated, with_exposure=with_exposure, previous=PREVIOUS)
+    _, unrotated = _plan(records_of(history), with_exposure=with_exposure)
+    assert plan.retractions == unrotated.retractions
+    assert plan.exposed == unrotated.exposed
+    assert plan.exposure == unrotated.exposure
+    want = reference(records_of(history), history)
+    assert planner.exposed().keys() == want.keys()
+    assert planner.previous_key_retractions <= sum(
+        isinstance(op, Retracted) for op, _, _ in history
+    )
+
+
+@settings(max_examples=100, deadline=None)
+@given(histories)
+def test_without_the_previous_key_its_retractions_match_nothing(history: History) -> None:
+    """What the plan said before the previous key could be given: an identifier
+    retracted under it still looks exposed (docs/remediate.md, "After a key rotation")."""
+    _, plan = _plan(records_of(history, retracted_under=PREVIOUS))
+    _, unrotated = _plan(records_of(history))
+    assert set(unrotated.retractions) <= set(plan.retractions)
+    assert plan.exposed >= unrotated.exposed
+
+
+def test_a_retraction_under_the_previous_key_read_first_is_settled_at_the_plan() -> None:
+    """A forward in one partition and its retraction under the previous key in another,
+    the retraction read first (the records' times disagree with the order they were
+    written in): the plan still takes the identifier out of exposure when the
+    retraction is the later record."""
+    forward = Forwarded("acct-1", [Identifier("email", "a@x.org", ("analytics.reporting",))])
+    retraction = Retracted("acct-1", "email", "a@x.org", None)
+    history: History = [(forward, 0, 1_000), (retraction, 1, 2_000)]
+    records = records_of(history, retracted_under=PREVIOUS)
+    planner, plan = _plan(list(reversed(records)), previous=PREVIOUS)
+    assert plan.retractions == () and plan.exposed == 0
+    assert planner.previous_key_retractions == 1
+    # Given before the forward in time too, it retracts nothing: the forward is later.
+    early: History = [(forward, 0, 2_000), (retraction, 1, 1_000)]
+    _, plan = _plan(records_of(early, retracted_under=PREVIOUS), previous=PREVIOUS)
+    assert [r.rule for r in plan.retractions] == ["purpose-not-allowed"]
 
 
 def _interleaved(records: list[SinkRecord], rnd: random.Random) -> list[SinkRecord]:
@@ -157,7 +228,7 @@ def test_the_judge_agrees_with_the_step_in_audit_mode(history: History) -> None:
         assert decision is not None and outcome.forwarded_identifiers is not None
         assert outcome.subject_id is not None
         listed = [
-            (f.type, f.mac, j.rule_name, f.purposes, f.by_ledger)
+            (f.type, f.mac, j.rule_name, f.purposes, f.by_ledger, None)
             for f, j in zip(outcome.forwarded_identifiers, decision.identifiers, strict=True)
         ]
         assert judge(source) == (outcome.subject_id, listed)
@@ -278,3 +349,30 @@ def test_a_retraction_in_another_partition_between_two_forwards_restarts_the_fir
     seeds = plans[0].exposure
     assert seeds is not None and len(seeds) == 1
     assert seeds[0].first_forwarded_at == seeds[0].last_forwarded_at
+
+
+def test_a_retraction_that_names_no_key_is_matched_under_either_key() -> None:
+    """A ledger retraction written without exposure names no key id: made before the
+    rotation, its fingerprint is the previous key's, and matches the identifier it
+    names; made after it, the key in force's, as ever."""
+    forward = Forwarded("acct-1", [Identifier("email", "a@x.org", ("analytics.reporting",))])
+    retraction = Retracted("acct-1", "email", "a@x.org", None)
+    history: History = [(forward, 0, 1_000), (retraction, 1, 2_000)]
+
+    def without_key_id(records: list[SinkRecord]) -> list[SinkRecord]:
+        out = []
+        for record in records:
+            document = orjson.loads(record.value or b"null")
+            if isinstance(document, dict) and "retraction" in document:
+                del document["retraction"]["key_id"]
+                out.append(record._replace(value=orjson.dumps(document)))
+            else:
+                out.append(record)
+        return out
+
+    for retracted_under in (PREVIOUS, FP):
+        records = without_key_id(records_of(history, retracted_under=retracted_under))
+        for ordered in (records, list(reversed(records))):
+            planner, plan = _plan(ordered, previous=PREVIOUS)
+            assert plan.retractions == () and plan.exposed == 0
+            assert planner.previous_key_retractions == (retracted_under is PREVIOUS)
