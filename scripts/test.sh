@@ -58,6 +58,7 @@ TEST_STATE_DIR="${ENFORCER_TEST_KAFKA_STATE_DIR:-$ROOT/.kafka/test-$KAFKA_VERSIO
 
 echo "== ruff check"
 "${BIN}ruff" check .
+"${BIN}ruff" format --check .
 
 echo "== mypy"
 "${BIN}mypy"

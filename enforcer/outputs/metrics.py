@@ -193,8 +193,7 @@ EXPOSURE_IDENTIFIERS = MetricDef(
     "enforcer_exposure_identifiers",
     "gauge",
     (),
-    "Identifiers exposed (forwarded and not retracted) in this instance's exposure "
-    "partitions.",
+    "Identifiers exposed (forwarded and not retracted) in this instance's exposure partitions.",
 )
 EXPOSURE_SUBJECTS = MetricDef(
     "enforcer_exposure_subjects",

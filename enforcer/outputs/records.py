@@ -61,9 +61,7 @@ def output_records(outcome: Outcome, topics: OutputTopics) -> list[OutputRecord]
         )
     if outcome.kind is OutcomeKind.DEADLETTERED:
         outputs.append(
-            OutputRecord(
-                topics.deadletter, record.key, record.value, outcome.dead_letter_headers()
-            )
+            OutputRecord(topics.deadletter, record.key, record.value, outcome.dead_letter_headers())
         )
     return outputs
 

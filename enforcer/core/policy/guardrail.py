@@ -111,11 +111,7 @@ def _leak_for(policy: Policy, kind: str, probes: tuple[str, ...]) -> Leak | None
         if policy.rule_for(kind, (tag,)) is None:
             return _leak(policy, kind, (tag,))
     # Tags that no "any" rule stops alone; the largest such list passes if any list does.
-    pool = [
-        tag
-        for tag in probes
-        if not any(_stops_any(rule, kind, tag) for rule in policy.rules)
-    ]
+    pool = [tag for tag in probes if not any(_stops_any(rule, kind, tag) for rule in policy.rules)]
     if not pool or policy.rule_for(kind, tuple(pool)) is not None:
         return None
     for tag in list(pool):  # shrink the example while it still passes

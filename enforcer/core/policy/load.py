@@ -34,8 +34,8 @@ def default_policy_bytes() -> bytes:
 
 
 def policy_version(data: bytes) -> str:
-    """``sha256:`` + the hex SHA-256 of the policy file's bytes (docs/contract.md: default policy).
-    """
+    """``sha256:`` and the hex SHA-256 of the policy file's bytes (docs/contract.md:
+    default policy)."""
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 

@@ -72,8 +72,7 @@ def test_policy_check_makes_the_same_check_against_the_registry(
     ) in out
     # The plain JSON mapping's own topic has no schema registered: said, not refused.
     assert any(
-        line.startswith(f"{POLICY}: topic identity.accounts: no schema registered")
-        for line in out
+        line.startswith(f"{POLICY}: topic identity.accounts: no schema registered") for line in out
     ), out
 
     assert main(["policy", "check", str(wrong), *flags]) == 2

@@ -287,6 +287,7 @@ async def test_the_snapshot_at_stop_measures_lag_after_the_final_commit(
         "DEADLETTER": await new_topic("stoplag-deadletter"),
         "METRICS": await new_topic("stoplag-metrics"),
     }
+
     def passing(i: int) -> bytes:
         return orjson.dumps(
             {

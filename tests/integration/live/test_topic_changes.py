@@ -170,8 +170,7 @@ async def test_partitions_added_to_the_ledger_stop_the_worker(deployment: Deploy
         await add_partitions(bootstrap, ledger, 5)
         changed = time.monotonic()
         withdrawals = [
-            (s, ledger_value(s, WITHDRAWN_AT, [("email", f"{s}@example.org", MFA)]))
-            for s in moved
+            (s, ledger_value(s, WITHDRAWN_AT, [("email", f"{s}@example.org", MFA)])) for s in moved
         ]
         await produce_ledger(bootstrap, ledger, withdrawals)
         await _after_change_events(deployment, moved)

@@ -159,9 +159,10 @@ def test_replay_under_the_override_marks_every_violation(
     assert all(v["security_override"] is True for v in violations)
 
     plain = tmp_path / "plain"
-    assert _replay(capsys, sample, Path(__file__).parents[3] / "policies" / "default.yaml", plain)[
-        0
-    ] == 0
+    assert (
+        _replay(capsys, sample, Path(__file__).parents[3] / "policies" / "default.yaml", plain)[0]
+        == 0
+    )
     defaults = [json.loads(line) for line in (plain / "violations.jsonl").read_text().splitlines()]
     assert defaults and all("security_override" not in v for v in defaults)
 

@@ -145,9 +145,7 @@ _TAG_ALPHABET = st.sampled_from(
 @given(st.text(_TAG_ALPHABET, max_size=12))
 def test_the_schema_pattern_accepts_exactly_what_the_parser_accepts(tag: str) -> None:
     """Property: for any raw tag, the published pattern and normalize_tag agree."""
-    assert _published_validator().is_valid(_event_with_tag(tag)) is (
-        normalize_tag(tag) is not None
-    )
+    assert _published_validator().is_valid(_event_with_tag(tag)) is (normalize_tag(tag) is not None)
 
 
 def _event_with_type(kind: str) -> dict[str, Any]:

@@ -250,12 +250,7 @@ POOL = [
 CONDITIONS = ["all-within", "any-within", "none-within", "any-outside"]
 TYPES = [None, ["phone"], ["email"], ["phone", "email"]]
 # Every kind of security-only tag the pool can tell apart.
-UNIVERSE = [
-    t
-    for ns in POOL
-    for t in (ns, ns + ".x")
-    if within_any(t, BUILTIN_SECURITY_NAMESPACES)
-]
+UNIVERSE = [t for ns in POOL for t in (ns, ns + ".x") if within_any(t, BUILTIN_SECURITY_NAMESPACES)]
 
 rule_strategy = st.fixed_dictionaries(
     {

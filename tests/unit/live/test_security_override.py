@@ -55,8 +55,7 @@ def test_a_policy_with_an_override_is_flagged_and_logged(caplog: pytest.LogCaptu
     messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("'marketing.advertisment' is not in the Fides taxonomy" in m for m in messages)
     assert any(
-        m.startswith("policy stated.yaml: security override:") and "PRIV-123" in m
-        for m in messages
+        m.startswith("policy stated.yaml: security override:") and "PRIV-123" in m for m in messages
     )
 
 

@@ -156,9 +156,10 @@ def test_a_worker_keeping_exposure_has_its_figures_in_the_snapshot() -> None:
         "retractions_by_reason": {"ledger-withdrawn": 1, "policy-changed": 4},
     }
     stats.writes += 1
-    assert parsed["exposure"]["writes"] + 1 == orjson.loads(
-        recorder.snapshot([]).model_dump_json()
-    )["exposure"]["writes"]
+    assert (
+        parsed["exposure"]["writes"] + 1
+        == orjson.loads(recorder.snapshot([]).model_dump_json())["exposure"]["writes"]
+    )
 
 
 def test_latency_quantiles_are_per_record_and_reset_each_interval() -> None:

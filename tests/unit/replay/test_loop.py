@@ -1,5 +1,5 @@
-"""File replay (docs/contract.md: command line): the four outputs, the report, and what it counts.
-"""
+"""File replay (docs/contract.md: command line): the four outputs, the report, and
+what it counts."""
 
 from __future__ import annotations
 

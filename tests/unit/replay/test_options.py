@@ -152,7 +152,5 @@ def test_the_topic_reader_asks_kafka_for_a_time_s_own_millisecond() -> None:
 
     tp = TopicPartition("t", 0)
     position = parse_start("2039-03-08T19:46:13.411Z")
-    found = asyncio.run(
-        TopicReader._offsets(Consumer(), position, [tp], {tp: 0}, {tp: 9})
-    )
+    found = asyncio.run(TopicReader._offsets(Consumer(), position, [tp], {tp: 0}, {tp: 9}))
     assert asked == [_MILLIS] and found == {tp: 9}
