@@ -203,6 +203,7 @@ class Planner:
     def exposed(self) -> dict[Identity, str | None]:
         """The identities still exposed at the end of what was read, each with the rule
         that would stop it now (``None``: allowed)."""
+        self._settle_previous_key()
         return {
             (subject, kind, FINGERPRINT_PREFIX + mac.hex()): rule
             for (subject, kind, mac), (_, exposed, rule, *_) in self._last.items()
