@@ -12,7 +12,7 @@ CPU (``time.process_time``, so other work on the machine does not count):
 - a restore: every subject's value read back into a new state
   (:meth:`~ExposureState.restore`: the strict parse and the packing),
 - a policy change: :meth:`~ExposureState.rejudge` of every subject under a policy that
-  retracts about half, per exposed identifier (the issue's target: 10^6 in 60 s);
+  retracts about half, per exposed identifier (the target: 10^6 in 60 s);
 - the same in a running worker (:class:`enforcer.live.exposure.LiveExposure`): the
   partitions restored from their values, then re-judged under a real policy (the default,
   then one that keeps phone numbers from advertising: a third retracted) against an

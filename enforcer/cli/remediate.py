@@ -44,9 +44,11 @@ from enforcer.outputs.wording import counted
 if TYPE_CHECKING:
     from enforcer.config.settings import EnforcerSettings
     from enforcer.core.policy.compiled import Policy
+    from enforcer.outputs.progress import ProgressBar
     from enforcer.remediate.apply import ExposureHeld, ExposureWrite
     from enforcer.remediate.history import SinkRecord
     from enforcer.remediate.plan import Plan
+    from enforcer.remediate.planner import Planner
     from enforcer.replay.schemas import ReplayFormats
 
 DEFAULT_BATCH = 500
@@ -108,6 +110,7 @@ def add_flags(remediate: Parser) -> None:
         "(ENFORCER_PREVIOUS_FINGERPRINT_KEY_FILE; default: none)",
     )
     plan.add_argument("--html", type=Path, metavar="FILE", help="also write the plan as a page")
+    plan.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     plan.add_argument(
         "--with-exposure",
         action="store_true",
@@ -247,7 +250,7 @@ def _plan(args: argparse.Namespace) -> int:
         TopicRange(settings, start or parse_start("earliest"), end or parse_end("latest")) as topic,
         kept_small(),
     ):
-        planner.add_all(_with_schemas(topic.records(), formats))
+        _read_history(planner, topic, formats, progress=not args.no_progress)
         spans = [PartitionSpan(r.partition, r.start, r.end) for r in topic.ranges]
         plan = planner.plan(since=args.since, until=args.until, offsets=spans)
     files = [(args.out, plan_bytes(plan))]
@@ -326,6 +329,34 @@ def _formats(settings: EnforcerSettings, policy: Policy) -> ReplayFormats | None
         say=lambda line: print(f"enforcer: {line}", file=sys.stderr),
         command="remediate plan",
     )
+
+
+def _read_history(
+    planner: Planner, topic: TopicRange, formats: ReplayFormats | None, *, progress: bool
+) -> None:
+    """Every record of the range into the planner, with a progress bar on a terminal
+    (counted in offsets)."""
+    from enforcer.outputs.progress import progress_bar
+
+    total = sum(r.size for r in topic.ranges)
+    with progress_bar(progress, total, "rec", "plan") as bar:
+        records = _with_schemas(topic.records(), formats)
+        if bar.enabled:
+            records = advancing(records, bar, {r.partition: r.start for r in topic.ranges})
+        planner.add_all(records)
+
+
+def advancing(
+    records: Iterator[SinkRecord], bar: ProgressBar, done: dict[int, int]
+) -> Iterator[SinkRecord]:
+    """``records``, the bar moved on by each one's offsets: from where its partition was
+    ``done`` (the range's start at first) to just past it, so that transaction markers
+    and aborted records, never given, still count."""
+    for record in records:
+        partition, offset = record.partition, record.offset
+        bar.advance(offset + 1 - done[partition])
+        done[partition] = offset + 1
+        yield record
 
 
 def _with_schemas(

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +21,7 @@ from enforcer.core.policy.compiled import Policy
 from enforcer.core.step import InputRecord, Outcome, Step
 from enforcer.ledger.lookup import WholeLedger
 from enforcer.outputs.files import FileOutputs, write_report
+from enforcer.outputs.progress import progress_bar
 from enforcer.outputs.records import OutputTopics
 from enforcer.outputs.report.model import LedgerSummary, OffsetRange, ReplaySource, Report
 from enforcer.replay.ledger import LoadedLedger
@@ -85,7 +84,7 @@ def replay_file(
         size = path.stat().st_size
     except OSError as exc:
         raise ReplayInputError(f"{path}: {exc.strerror}") from None
-    with stream, asyncio.Runner() as runner, _bar(progress, size, "B") as bar:
+    with stream, asyncio.Runner() as runner, progress_bar(progress, size, "B", "replay") as bar:
         base64_lines = file_format == "confluent"
 
         def advance(record: InputRecord) -> None:
@@ -147,7 +146,7 @@ def replay_topic(
                 ],
             )
             done = {r.partition: r.start for r in ranges}
-            with _bar(progress, reader.total, "rec") as bar:
+            with progress_bar(progress, reader.total, "rec", "replay") as bar:
 
                 def advance(record: InputRecord) -> None:
                     # Count offsets: transaction markers and aborted records fill the gaps.
@@ -253,53 +252,3 @@ def _with_report_files(out: Path | None, report: Report) -> Report:
         except OSError as exc:
             raise ReplayInputError(f"{out}: {exc.strerror}") from None
     return report
-
-
-class _Bar:
-    """A tqdm bar on a terminal, nothing otherwise; shows records per second either way."""
-
-    def __init__(self, enabled: bool, total: int, unit: str) -> None:
-        self.enabled = enabled
-        self._records = 0
-        self._started = time.monotonic()
-        self._tqdm: Any = None
-        # A bar in records shows records/s itself; a bar in bytes gets it as a postfix.
-        self._show_rate = unit != "rec"
-        if enabled:
-            from tqdm import tqdm
-
-            self._tqdm = tqdm(
-                total=total,
-                unit=unit,
-                unit_scale=True,
-                desc="replay",
-                file=sys.stderr,
-                dynamic_ncols=True,
-            )
-
-    def callback(
-        self, advance: Callable[[InputRecord], None]
-    ) -> Callable[[InputRecord], None] | None:
-        """``advance`` when the bar shows, else nothing to call for each record."""
-        return advance if self.enabled else None
-
-    def advance(self, amount: int) -> None:
-        """One record done; ``amount`` units (bytes or offsets) further."""
-        if self._tqdm is None:
-            return
-        self._records += 1
-        self._tqdm.update(amount)
-        if self._show_rate and self._records % 2000 == 0:
-            rate = self._records / max(time.monotonic() - self._started, 1e-6)
-            self._tqdm.set_postfix_str(f"{rate:,.0f} rec/s", refresh=False)
-
-    def __enter__(self) -> _Bar:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        if self._tqdm is not None:
-            self._tqdm.close()
-
-
-def _bar(progress: bool, total: int, unit: str) -> _Bar:
-    return _Bar(progress and sys.stderr.isatty(), total, unit)

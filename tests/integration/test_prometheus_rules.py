@@ -9,7 +9,7 @@ One run checks, end to end:
   byte-identical, would-be dead letters on its violations topic, no dead letters) and
   its strict dead-letter guard trips without stopping it;
 - with every worker stopped and more records produced, the workers' own lag metric is
-  empty, while the broker-side lag is exact and the lag alert fires (the issue's case);
+  empty, while the broker-side lag is exact and the lag alert fires (the case it was made for);
 - the workers log JSON, one object a line, no ERROR on a normal start, no identifier
   value; a traceparent header reaches the violation record.
 """

@@ -153,7 +153,7 @@ def _run(pipeline: str, records_per_s: float, cpu: float) -> dict[str, Any]:
 
 
 def test_the_targets_and_their_thresholds() -> None:
-    """The five targets of the issue, each met or missed at its own threshold."""
+    """The five pipeline targets, each met or missed at its own threshold."""
     runs = [
         _run("quix-step", 20_000, 45),
         _run("confluent-step", 40_000, 25),

@@ -108,10 +108,22 @@ def test_every_anchor_names_a_heading() -> None:
     assert checked > 5
 
 
+def _kept_text() -> list[Path]:
+    """The pages, and every source, test, script and deployment file."""
+    found = list(_markdown())
+    for folder in ("enforcer", "tests", "bench", "scripts", "deploy", ".ci"):
+        for path in sorted((ROOT / folder).rglob("*")):
+            text = path.suffix in {".py", ".sh", ".yaml", ".yml", ".md", ".tpl", ".toml"}
+            script = path.is_file() and path.parent.name == ".ci"
+            if (text or script) and path != Path(__file__) and "__pycache__" not in path.parts:
+                found.append(path)
+    return found
+
+
 def test_no_page_cites_sections_or_issues_kept_elsewhere() -> None:
     """`§7`, `issue 20` or `the issue's target` points at a text the reader of the
-    repository does not have."""
-    for page in _markdown():
+    repository does not have: not in the docs, nor in the code, tests or scripts."""
+    for page in _kept_text():
         for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
             found = OUTSIDE_REFERENCE.search(line)
             assert found is None, f"{page.relative_to(ROOT)}:{number}: {found and found[0]}"

@@ -64,7 +64,7 @@ def test_policy_check_accepts_it_with_a_reason_and_warns(
 def test_policy_check_warns_about_a_misspelt_allow_list_without_a_taxonomy(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    """The issue's case: `marketing.advertisment` and no taxonomy declared."""
+    """The case the warning is for: `marketing.advertisment` and no taxonomy declared."""
     path = tmp_path / "typo.yaml"
     path.write_text(
         "rules: [{name: security-only, when: all-within, within: [security, essential]}]\n"
@@ -127,7 +127,7 @@ def test_replay_refuses_the_policy_and_writes_nothing(
     sample: Path,
     tmp_path: Path,
 ) -> None:
-    """The issue's replay forwarded security-only identifiers; now it does not start."""
+    """Such a policy's replay forwarded security-only identifiers; now it does not start."""
     monkeypatch.setenv("ENFORCER_FINGERPRINT_KEY", KEY_TEXT)
     policy = tmp_path / "allows-security.yaml"
     policy.write_text(ALLOWS_SECURITY)

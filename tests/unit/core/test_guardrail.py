@@ -25,8 +25,8 @@ from ..conftest import event, ident, make_step, record
 ROOT = Path(__file__).resolve().parents[3]
 SHIPPED = sorted(p for p in (ROOT / "policies").glob("*.yaml") if not p.name.endswith(".test.yaml"))
 
-# The issue's policy: the default's allow-list widened to `security`, and without the
-# rule that keeps security-only identifiers out.
+# The policy the guardrail was made for: the default's allow-list widened to `security`,
+# and without the rule that keeps security-only identifiers out.
 ALLOWS_SECURITY = """\
 format: 1
 rules:

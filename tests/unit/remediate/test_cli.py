@@ -231,3 +231,29 @@ def test_plan_with_a_previous_key_that_is_not_one_it_can_use(
     _one_line_exit_2(
         [*argv, flag, str(tmp_path / "absent.key")], capsys, "ENFORCER_PREVIOUS_FINGERPRINT_KEY"
     )
+
+
+def test_the_bar_of_a_plan_counts_offsets_markers_and_aborted_records_included() -> None:
+    """Records come merged across partitions, with gaps where a transaction's marker or
+    an aborted record was: the bar moves by offsets, and reaches each partition's last
+    record read."""
+    from enforcer.cli.remediate import advancing
+    from enforcer.outputs.progress import ProgressBar
+    from enforcer.remediate.history import SinkRecord
+
+    class Bar(ProgressBar):
+        def __init__(self) -> None:
+            super().__init__(False, 0, "rec", "plan")
+            self.moved: list[int] = []
+
+        def advance(self, amount: int) -> None:
+            self.moved.append(amount)
+
+    def record(partition: int, offset: int) -> SinkRecord:
+        return SinkRecord(None, b"{}", (), partition, offset, 0)
+
+    read = [record(0, 5), record(1, 0), record(0, 7), record(1, 1), record(0, 8)]
+    bar = Bar()
+    assert list(advancing(iter(read), bar, {0: 5, 1: 0})) == read
+    assert bar.moved == [1, 1, 2, 1, 1]
+    assert sum(bar.moved) == (8 + 1 - 5) + (1 + 1 - 0)
