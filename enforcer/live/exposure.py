@@ -432,8 +432,16 @@ class LiveExposure:
         if not self._writes:
             # Audit mode: what would be retracted is counted and logged, nothing written;
             # counted at once: no abort undoes it, and it is not judged again after one.
+            # Only entries last forwarded under another policy: what audit mode let
+            # through under this one was counted as a finding when it flowed, and
+            # exposure keeps it, so every restore would count it again.
+            version = self._version
             for subject in subjects:
-                gone = len(not_allowed(self._state.exposure(number, subject), allowed))
+                gone = sum(
+                    1
+                    for entry in not_allowed(self._state.exposure(number, subject), allowed)
+                    if entry.policy_version != version
+                )
                 if gone:
                     self.stats.retractions[reason.value] += gone
                     counts[0] += gone

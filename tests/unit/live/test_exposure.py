@@ -469,3 +469,42 @@ def test_audit_mode_counts_each_would_be_retraction_once_across_an_abort() -> No
     exposure.committed()
     assert exposure.stats.retractions == {"policy-changed": 3}
     assert exposure.stats.identifiers == 3  # audit mode: still exposed
+
+
+def test_audit_mode_does_not_count_again_at_a_restore_what_it_let_through_itself() -> None:
+    """Audit mode forwards a phone number its policy stops; exposure keeps it. A
+    restart under the same policy re-judges the partition and counts nothing: the
+    phone number flowed under this very policy (its finding was counted then). Under
+    another policy, it would be retracted: counted."""
+    policy = no_phones(Mode.AUDIT)
+    first = live(policy)
+    restored(first, 0)
+    first.use_policy(policy)
+    outcome = decided(step_of(policy), 0, "s0", [("phone", "+14155550100", ADS)])
+    assert outcome.kind.value == "passed"  # audit mode: forwarded unchanged
+    first.forwarded(outcome, AT)
+    written = first.pending_writes()
+    first.committed()
+    assert rejudged(first, lambda _: True) == [] and first.stats.retractions == {}
+
+    def restart(under: Policy) -> LiveExposure:
+        again = live(under)
+        again.use_policy(under)
+        again.assign([TopicPartition(SOURCE, 0), TopicPartition(EXPOSURE, 0)], committed)
+        for offset, record in enumerate(written):
+            again.read(cast(Message, FakeMessage(0, offset, record.key, record.value)))
+        again.at_end(0)
+        again.take_restored()
+        assert rejudged(again, lambda _: True) == []  # audit mode writes nothing
+        again.committed()
+        return again
+
+    assert restart(policy).stats.retractions == {}
+    assert restart(policy).stats.identifiers == 1  # kept: enforce would retract it
+    other = parse_policy(
+        phones_never_for_advertising() + b"\n# the same rules, another version\n",
+        origin="other.yaml",
+        destination="audience-building",
+    ).with_mode(Mode.AUDIT)
+    assert other.version != policy.version
+    assert restart(other).stats.retractions == {"policy-changed": 1}
