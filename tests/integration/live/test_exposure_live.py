@@ -2,7 +2,7 @@
 in the exposure topic in the forwarded record's transaction; a ledger withdrawal or
 erasure retracts exactly what was forwarded, never an identifier that was not; a new
 policy at a restart, or by a reload of the policy file, retracts what it no longer
-allows, once."""
+allows, once; audit mode counts what it let through once, and enforce retracts it."""
 
 from __future__ import annotations
 
@@ -266,6 +266,44 @@ async def test_a_new_policy_at_restart_retracts_what_it_forbids_once(
     assert first_restart["writes"] == 7
     assert second_restart["retractions_by_reason"] == {}
     assert second_restart["writes"] == 0
+
+
+async def test_audit_mode_counts_nothing_again_at_a_restart_and_enforce_retracts_it(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """Audit mode forwards phone numbers its policy stops, and exposure keeps them. A
+    restart in audit mode under the same policy counts no would-be retraction (they
+    flowed under it); the same policy switched to enforce retracts each once."""
+    path = tmp_path / "no-phones.yaml"
+    path.write_bytes(NO_PHONES)
+    subjects = [f"acct-{n}" for n in range(4)]
+    values = [
+        event(f"e{n}", s, [("phone", f"+1 415 555 {n:04d}", ADS)]) for n, s in enumerate(subjects)
+    ]
+    inputs: list[Any] = []
+    for run, mode in enumerate(("audit", "audit", "enforce")):
+        worker = deployment.worker(
+            f"{mode}-{run}", {"ENFORCER_POLICY_FILE": str(path), "ENFORCER_MODE": mode}
+        )
+        worker.start()
+        batch = (
+            values if run == 0 else [event(f"later-{run}", "acct-x", [("email", "x@x.io", ADS)])]
+        )
+        inputs = await decided(deployment, worker, batch, inputs)
+        assert worker.stop() == 0, worker.log_tail()
+    last = await last_snapshots(deployment)
+    group = deployment.group_id
+    assert last[f"{group}-audit-1"]["exposure"]["retractions_by_reason"] == {}
+    assert last[f"{group}-enforce-2"]["exposure"]["retractions_by_reason"] == {"policy-changed": 4}
+    fingerprinter = Fingerprinter(key_from_text(deployment.fingerprint_key))
+    # 4 phones forwarded unchanged by audit mode, 2 emails, 4 retractions.
+    sink = await read_committed(deployment.bootstrap, deployment.topics.sink, expected=10)
+    assert retractions_read(sink) == Counter(
+        {
+            (s, "phone", fingerprinter("phone", f"+1 415 555 {n:04d}"), "policy-changed"): 1
+            for n, s in enumerate(subjects)
+        }
+    )
 
 
 async def last_snapshots(deployment: Deployment) -> dict[str, dict[str, Any]]:
