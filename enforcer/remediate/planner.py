@@ -15,7 +15,9 @@ After a key rotation, the history's retractions made under the previous key name
 fingerprints of that key. Given the previous key (the judge's), each forwarded
 identifier is fingerprinted under both, and a retraction under the previous key ends
 the exposure of the identifier whose previous-key fingerprint it names: at once when
-that identifier was forwarded before it was read, else when the plan is made.
+that identifier was forwarded before it was read, else as the identifier's first
+forward is read, before that forward is taken into account (where a retraction under
+the key in force would have been by then).
 """
 
 from __future__ import annotations
@@ -84,9 +86,9 @@ class Planner:
         self._last: dict[_Key, _Last] = {}
         self._current_of: dict[_Key, bytes] = {}
         """Under the previous key: an identity's fingerprint bytes under the key in force."""
-        self._previous_retracted: dict[_Key, tuple[Order, int]] = {}
+        self._previous_retracted: dict[_Key, tuple[Order, int, int]] = {}
         """Under the previous key: the latest retraction of an identity not forwarded
-        before it was read (its order and time)."""
+        before it was read (its order and time), and how many such were read."""
         self.previous_key_retractions = 0
         """The history's retractions made under the previous key that name an identifier
         it forwarded."""
@@ -128,7 +130,10 @@ class Planner:
         for kind, mac, rule, purposes, by_ledger, previous_mac in identifiers:
             identity = (subject, kind, mac)
             if previous_mac is not None:
-                current_of[(subject, kind, previous_mac)] = mac
+                previous_identity = (subject, kind, previous_mac)
+                if previous_identity not in current_of:
+                    current_of[previous_identity] = mac
+                    self._settle_previous_key(previous_identity, identity)
             old = get(identity)
             first = at
             if old is not None and old[1]:
@@ -175,11 +180,15 @@ class Planner:
                 self.previous_key_retractions += 1
                 identity = (identity[0], identity[1], current)
             else:
-                # Its identifier is not known yet (forwarded in another partition at a
-                # later time): settled when the plan is made.
+                # Its identifier is not known yet (forwarded later): settled as its
+                # first forward is read.
                 held = self._previous_retracted.get(identity)
-                if held is None or later(order, held[0]):
-                    self._previous_retracted[identity] = (order, at)
+                if held is None:
+                    self._previous_retracted[identity] = (order, at, 1)
+                elif later(order, held[0]):
+                    self._previous_retracted[identity] = (order, at, held[2] + 1)
+                else:
+                    self._previous_retracted[identity] = (*held[:2], held[2] + 1)
                 if retraction.key_id is not None:
                     return True
         self._retract(identity, order, at)
@@ -190,20 +199,21 @@ class Planner:
         if old is None or later(order, old[0]):
             self._last[identity] = (order, False, None, at, at, (), False, "")
 
-    def _settle_previous_key(self) -> None:
-        """The retractions under the previous key read before their identifier's
-        forward: each ends the identifier's exposure if it is the later of the two."""
-        held, self._previous_retracted = self._previous_retracted, {}
-        for (subject, kind, previous_mac), (order, at) in held.items():
-            current = self._current_of.get((subject, kind, previous_mac))
-            if current is not None:
-                self.previous_key_retractions += 1
-                self._retract((subject, kind, current), order, at)
+    def _settle_previous_key(self, previous_identity: _Key, identity: _Key) -> None:
+        """As the first forward of ``identity`` (``previous_identity`` under the previous
+        key) is read: the retractions under the previous key read before it take effect
+        now, as a retraction under the key in force would have when it was read, so
+        that the forward is weighed against them in the same way (whether it is later,
+        and when its exposure started)."""
+        held = self._previous_retracted.pop(previous_identity, None)
+        if held is not None:
+            order, at, count = held
+            self.previous_key_retractions += count
+            self._retract(identity, order, at)
 
     def exposed(self) -> dict[Identity, str | None]:
         """The identities still exposed at the end of what was read, each with the rule
         that would stop it now (``None``: allowed)."""
-        self._settle_previous_key()
         return {
             (subject, kind, FINGERPRINT_PREFIX + mac.hex()): rule
             for (subject, kind, mac), (_, exposed, rule, *_) in self._last.items()
@@ -219,7 +229,6 @@ class Planner:
     ) -> Plan:
         """The plan: every exposed identifier the policy stops, with counts; with
         :attr:`with_exposure`, also every one it allows, as exposure entries to seed."""
-        self._settle_previous_key()
         key_id = self.judge.key_id
         retractions: list[PlannedRetraction] = []
         by_rule: Counter[str] = Counter()

@@ -25,6 +25,7 @@ from enforcer.remediate.planner import Planner
 
 from ..conftest import NOW
 from .histories import (
+    ADS,
     FP,
     POLICY,
     SINK,
@@ -376,3 +377,104 @@ def test_a_retraction_that_names_no_key_is_matched_under_either_key() -> None:
             planner, plan = _plan(ordered, previous=PREVIOUS)
             assert plan.retractions == () and plan.exposed == 0
             assert planner.previous_key_retractions == (retracted_under is PREVIOUS)
+
+
+def _rotation_pair(
+    records: list[SinkRecord], *, with_exposure: bool = False
+) -> tuple[tuple[Planner, Plan], Plan]:
+    """The plan of ``records`` (their retractions under :data:`PREVIOUS`) given the
+    previous key, and the plan of the same records with their retractions made under
+    the key in force instead, both read in the order given."""
+    unrotated = []
+    for record in records:
+        if ("enforcer.action", b"retracted") in record.headers:
+            document = orjson.loads(record.value or b"null")
+            body = document["retraction"]
+            kind = body["identifier_type"]
+            (raw,) = [v for v in VALUES[kind] if PREVIOUS(kind, v) == body["fingerprint"]]
+            body["fingerprint"], body["key_id"] = FP(kind, raw), FP.key_id
+            unrotated.append(record._replace(value=orjson.dumps(document)))
+        else:
+            unrotated.append(record)
+    rotated = _plan(records, with_exposure=with_exposure, previous=PREVIOUS)
+    return rotated, _plan(unrotated, with_exposure=with_exposure)[1]
+
+
+ALLOWED_EMAIL = Forwarded("acct-1", [Identifier("email", "a@x.org", (ADS,))])
+"""A forward of one email the test policy allows (a seed, with exposure)."""
+STOPPED_EMAIL = Forwarded("acct-1", [Identifier("email", "a@x.org", ("analytics.reporting",))])
+"""A forward of one email the test policy stops."""
+EMAIL_RETRACTED = Retracted("acct-1", "email", "a@x.org", None)
+
+
+def test_a_retraction_under_the_previous_key_read_first_restarts_the_first_forward() -> None:
+    """Retracted at 2 s in one partition, read first; forwarded at 1 s and 3 s in another:
+    exposed since 3 s, as a retraction under the key in force read first says."""
+    history: History = [
+        (EMAIL_RETRACTED, 1, 2_000),
+        (ALLOWED_EMAIL, 0, 1_000),
+        (ALLOWED_EMAIL, 0, 3_000),
+    ]
+    (_, plan), unrotated = _rotation_pair(
+        records_of(history, retracted_under=PREVIOUS), with_exposure=True
+    )
+    assert unrotated.exposure is not None and plan.exposure is not None
+    assert [s.first_forwarded_at for s in unrotated.exposure] == ["2025-11-30T10:53:23Z"]
+    assert plan.exposure == unrotated.exposure
+    assert plan.plan_id == unrotated.plan_id
+
+
+def test_a_retraction_under_the_previous_key_read_first_against_a_clock_that_went_back() -> None:
+    """Read through the partition merge: forwarded at 10 s, then (the producer's clock
+    gone back) at 1 s in one partition; retracted under the previous key at 5 s in
+    another, so read first. The later forward by the log ends the retraction's effect,
+    as under the key in force: the identifier is still exposed and retracted by the plan."""
+    forward, retraction = STOPPED_EMAIL, EMAIL_RETRACTED
+    history: History = [(forward, 0, 10_000), (forward, 0, 10_000), (retraction, 1, 5_000)]
+    records = records_of(history, retracted_under=PREVIOUS)
+    records[1] = records[1]._replace(timestamp_ms=records[1].timestamp_ms - 9_000)
+    merged = _merged(records)
+    assert merged[0].partition == 1  # the retraction is read first
+    (_, plan), unrotated = _rotation_pair(merged)
+    assert [r.rule for r in unrotated.retractions] == ["purpose-not-allowed"]
+    assert plan.retractions == unrotated.retractions
+    assert plan.exposed == unrotated.exposed == 1
+
+
+def test_each_retraction_under_the_previous_key_is_counted_whenever_it_is_read() -> None:
+    """Two retractions under the previous key of one identifier forwarded later: both
+    named an identifier the history forwarded, read before or after its forward."""
+    history: History = [
+        (EMAIL_RETRACTED, 1, 1_000),
+        (EMAIL_RETRACTED, 1, 2_000),
+        (STOPPED_EMAIL, 0, 3_000),
+    ]
+    records = records_of(history, retracted_under=PREVIOUS)
+    for ordered in (records, [records[2], records[0], records[1]]):
+        planner, plan = _plan(ordered, previous=PREVIOUS)
+        assert [r.rule for r in plan.retractions] == ["purpose-not-allowed"]
+        assert planner.previous_key_retractions == 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(histories, st.randoms(use_true_random=False), st.booleans())
+def test_after_a_key_rotation_any_read_order_gives_the_plan_under_the_key_in_force(
+    history: History, rnd: random.Random, with_exposure: bool
+) -> None:
+    """Read in any interleaving of the partitions (not only through the merge): the
+    plan given the previous key is the one the same records would give with their
+    retractions under the key in force, seeds' first forwards and plan id included; and
+    every retraction of an identifier the history forwards is counted, once."""
+    records = _interleaved(records_of(history, retracted_under=PREVIOUS), rnd)
+    (planner, plan), unrotated = _rotation_pair(records, with_exposure=with_exposure)
+    assert plan == unrotated and plan.plan_id == unrotated.plan_id
+    forwarded = {
+        (op.subject, i.kind, i.value)
+        for op, _, _ in history
+        if isinstance(op, Forwarded)
+        for i in op.identifiers
+    }
+    assert planner.previous_key_retractions == sum(
+        isinstance(op, Retracted) and (op.subject, op.kind, op.value) in forwarded
+        for op, _, _ in history
+    )
