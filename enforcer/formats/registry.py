@@ -100,7 +100,9 @@ class SchemaRegistry:
         body = self._get(f"schemas/ids/{schema_id}")
         if body is None:
             return None
-        return _registered(schema_id, self._serialized(f"schemas/ids/{schema_id}", body))
+        return _registered(
+            schema_id, self._serialized(f"schemas/ids/{schema_id}", body), self.settings.url
+        )
 
     def subject_version(
         self, subject: str, version: int | str = "latest"
@@ -111,7 +113,12 @@ class SchemaRegistry:
         body = self._get(path)
         if body is None:
             return None
-        return _registered(int(body["id"]), self._serialized(path, body))
+        schema_id = body.get("id")
+        if type(schema_id) is not int:
+            raise RegistryUnavailableError(
+                f"schema registry {self.settings.url} gave no schema id for {path}"
+            )
+        return _registered(schema_id, self._serialized(path, body), self.settings.url)
 
     def _serialized(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """A Protobuf schema as its serialized descriptor when the registry gave the
@@ -202,17 +209,34 @@ class SchemaRegistry:
 _SCHEMA_TYPES: dict[Any, SchemaType] = {"AVRO": "AVRO", "PROTOBUF": "PROTOBUF", "JSON": "JSON"}
 
 
-def _registered(schema_id: int, body: dict[str, Any]) -> RegisteredSchema:
+def _registered(schema_id: int, body: dict[str, Any], url: str) -> RegisteredSchema:
+    """The schema a registry's answer ``body`` describes. Raises
+    :class:`RegistryUnavailableError` for an answer no registry gives (references that
+    name no subject and version, as a body that is not JSON)."""
     kind = _SCHEMA_TYPES.get(body.get("schemaType") or "AVRO")
     if kind is None:
         raise RegistryUnavailableError(
             f"schema {schema_id} has a type the enforcer cannot read: {body.get('schemaType')}"
         )
-    references = tuple(
-        Reference(str(ref["name"]), str(ref["subject"]), int(ref["version"]))
-        for ref in body.get("references") or ()
-    )
+    listed = body.get("references") or []
+    if not isinstance(listed, list) or not all(_is_reference(ref) for ref in listed):
+        raise RegistryUnavailableError(
+            f"schema registry {url} gave references that name no subject and version "
+            f"for schema {schema_id}"
+        )
+    references = tuple(Reference(ref["name"], ref["subject"], ref["version"]) for ref in listed)
     return RegisteredSchema(schema_id, kind, body["schema"], references)
+
+
+def _is_reference(ref: Any) -> bool:
+    """Whether ``ref`` is a reference as a registry lists it: a name, a subject and a
+    whole version number."""
+    return (
+        isinstance(ref, dict)
+        and isinstance(ref.get("name"), str)
+        and isinstance(ref.get("subject"), str)
+        and type(ref.get("version")) is int
+    )
 
 
 def _is_base64(text: str) -> bool:
