@@ -26,6 +26,7 @@ from enforcer.remediate.planner import Planner
 from ..conftest import NOW
 from .histories import (
     ADS,
+    BASE_MS,
     FP,
     POLICY,
     SINK,
@@ -456,16 +457,23 @@ def test_each_retraction_under_the_previous_key_is_counted_whenever_it_is_read()
         assert planner.previous_key_retractions == 2
 
 
-@settings(max_examples=200, deadline=None)
-@given(histories, st.randoms(use_true_random=False), st.booleans())
+@settings(max_examples=300, deadline=None)
+@given(histories, st.randoms(use_true_random=False), st.booleans(), st.booleans())
 def test_after_a_key_rotation_any_read_order_gives_the_plan_under_the_key_in_force(
-    history: History, rnd: random.Random, with_exposure: bool
+    history: History, rnd: random.Random, with_exposure: bool, clocks_go_back: bool
 ) -> None:
-    """Read in any interleaving of the partitions (not only through the merge): the
-    plan given the previous key is the one the same records would give with their
-    retractions under the key in force, seeds' first forwards and plan id included; and
-    every retraction of an identifier the history forwards is counted, once."""
-    records = _interleaved(records_of(history, retracted_under=PREVIOUS), rnd)
+    """Read in any interleaving of the partitions (not only through the merge), the
+    producers' clocks going back or not: the plan given the previous key is the one the
+    same records would give with their retractions under the key in force, seeds' first
+    forwards and plan id included; and every retraction of an identifier the history
+    forwards is counted, once."""
+    records = records_of(history, retracted_under=PREVIOUS)
+    if clocks_go_back:  # each record at its own time, whatever its partition said before
+        records = [
+            r._replace(timestamp_ms=BASE_MS + at)
+            for r, (_, _, at) in zip(records, history, strict=True)
+        ]
+    records = _interleaved(records, rnd)
     (planner, plan), unrotated = _rotation_pair(records, with_exposure=with_exposure)
     assert plan == unrotated and plan.plan_id == unrotated.plan_id
     forwarded = {
