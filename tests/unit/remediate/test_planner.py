@@ -486,3 +486,30 @@ def test_after_a_key_rotation_any_read_order_gives_the_plan_under_the_key_in_for
         isinstance(op, Retracted) and (op.subject, op.kind, op.value) in forwarded
         for op, _, _ in history
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories, st.randoms(use_true_random=False), st.booleans(), st.booleans())
+def test_retractions_under_both_keys_give_the_plan_under_the_key_in_force(
+    history: History, rnd: random.Random, with_exposure: bool, clocks_go_back: bool
+) -> None:
+    """A history written during a rotation: some retractions under the previous key,
+    some under the key in force, read in any order. Given the previous key, the plan is
+    the one of the same history with every retraction under the key in force."""
+    under_both = [
+        rnd.choice([old, new])
+        for old, new in zip(
+            records_of(history, retracted_under=PREVIOUS), records_of(history), strict=True
+        )
+    ]
+    if clocks_go_back:
+        under_both = [
+            r._replace(timestamp_ms=BASE_MS + at)
+            for r, (_, _, at) in zip(under_both, history, strict=True)
+        ]
+    ordered = _interleaved(under_both, rnd)
+    _, plan = _plan(ordered, with_exposure=with_exposure, previous=PREVIOUS)
+    current = {(r.partition, r.offset): r for r in records_of(history)}
+    unrotated = [r._replace(value=current[(r.partition, r.offset)].value) for r in ordered]
+    _, want = _plan(unrotated, with_exposure=with_exposure)
+    assert plan == want and plan.plan_id == want.plan_id
