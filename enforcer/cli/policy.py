@@ -159,7 +159,11 @@ def _checked_against_registry(
                     False,
                 )
             )
-        problems.extend(checked.problems)
+        # Each line as `run` says it, and which topic's schema it is about.
+        problems.extend(
+            f"{line[:-1]}, topic {topic})" if line.endswith(")") else f"{line} (topic {topic})"
+            for line in checked.problems
+        )
     if problems:
         raise UsageError("\n".join(dict.fromkeys(problems)))
     return lines

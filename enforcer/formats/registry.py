@@ -23,6 +23,8 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
+from enforcer.formats.schema_error import UnusableSchemaError
+
 SchemaType = Literal["AVRO", "PROTOBUF", "JSON"]
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -96,7 +98,8 @@ class SchemaRegistry:
                 self._context.load_cert_chain(settings.cert_file, settings.key_file)
 
     def schema_by_id(self, schema_id: int) -> RegisteredSchema | None:
-        """The schema registered under ``schema_id``, or ``None`` when there is none."""
+        """The schema registered under ``schema_id``, or ``None`` when there is none;
+        :class:`UnusableSchemaError` for one of a type the enforcer does not read."""
         body = self._get(f"schemas/ids/{schema_id}")
         if body is None:
             return None
@@ -108,7 +111,8 @@ class SchemaRegistry:
         self, subject: str, version: int | str = "latest"
     ) -> RegisteredSchema | None:
         """A subject's version (``"latest"`` by default), or ``None`` when the subject or
-        the version does not exist."""
+        the version does not exist; :class:`UnusableSchemaError` for a schema of a type
+        the enforcer does not read."""
         path = f"subjects/{urllib.parse.quote(subject, safe='')}/versions/{version}"
         body = self._get(path)
         if body is None:
@@ -212,11 +216,14 @@ _SCHEMA_TYPES: dict[Any, SchemaType] = {"AVRO": "AVRO", "PROTOBUF": "PROTOBUF", 
 def _registered(schema_id: int, body: dict[str, Any], url: str) -> RegisteredSchema:
     """The schema a registry's answer ``body`` describes. Raises
     :class:`RegistryUnavailableError` for an answer no registry gives (references that
-    name no subject and version, as a body that is not JSON)."""
+    name no subject and version, as a body that is not JSON), and
+    :class:`UnusableSchemaError` for a schema of a type the enforcer does not read (a
+    registry may hold others: its records are bad input, not an outage)."""
     kind = _SCHEMA_TYPES.get(body.get("schemaType") or "AVRO")
     if kind is None:
-        raise RegistryUnavailableError(
-            f"schema {schema_id} has a type the enforcer cannot read: {body.get('schemaType')}"
+        raise UnusableSchemaError(
+            f"schema {schema_id} has a type the enforcer cannot read: "
+            f"{str(body.get('schemaType'))[:40]!r}"
         )
     listed = body.get("references") or []
     if not isinstance(listed, list) or not all(_is_reference(ref) for ref in listed):

@@ -104,11 +104,11 @@ class SchemaCache:
         unknown: dict[int, str] = {}
         referenced = dict(self._referenced)
         for schema_id in sorted(set(ids) - self._codecs.keys()):
-            registered = self._registry.schema_by_id(schema_id)
-            if registered is None:
-                unknown[schema_id] = f"the schema registry has no schema {schema_id}"
-                continue
             try:
+                registered = self._registry.schema_by_id(schema_id)
+                if registered is None:
+                    unknown[schema_id] = f"the schema registry has no schema {schema_id}"
+                    continue
                 built[schema_id] = self._built(registered, referenced)
             except UnusableSchemaError as exc:
                 unknown[schema_id] = str(exc)

@@ -110,7 +110,7 @@ def test_a_misfit_in_one_topic_is_exit_2_with_its_problem(
     assert code == 2 and captured.out == ""
     assert captured.err.splitlines() == [
         f"enforcer: error: {policy}: at formats.mappings[1].identifiers[0].path: 'ip' is not "
-        "a field of the schema (Login, schema id 5)"
+        "a field of the schema (Login, schema id 5, topic logins.events)"
     ]
 
 

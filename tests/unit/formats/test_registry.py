@@ -53,3 +53,29 @@ def test_an_answer_no_registry_would_give_is_an_outage_not_a_crash(body: Any) ->
         with pytest.raises(RegistryUnavailableError) as raised:
             client.subject_version("users-value")
         assert registry.url in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_schema_of_a_type_the_enforcer_does_not_read_is_unusable_not_an_outage() -> None:
+    """A registry may hold other types (Apicurio: XML, GraphQL, ...). A record framed
+    with such a schema is bad input: its schema is unknown (the record a dead letter,
+    ``unknown-schema``), and the worker never waits for the registry over it (an outage
+    would stop it once the registry's deadline passed)."""
+    from enforcer.core.clock import FixedClock
+    from enforcer.formats.schema_error import UnusableSchemaError
+    from enforcer.formats.schemas import SchemaCache
+
+    from ..conftest import NOW
+
+    with fake_registry() as registry:
+        xml = {"schema": "<account/>", "schemaType": "XML"}
+        registry.answers["/schemas/ids/5"] = (200, xml)
+        registry.latest("users-value", 200, {"id": 5, "version": 1, **xml})
+        client = SchemaRegistry(RegistrySettings(registry.url))
+        with pytest.raises(UnusableSchemaError, match="a type the enforcer cannot read: 'XML'"):
+            client.schema_by_id(5)
+        with pytest.raises(UnusableSchemaError):
+            client.subject_version("users-value")
+        cache = SchemaCache(client, FixedClock(NOW))
+        cache.load([5])  # no outage raised
+        assert cache.codec(5) is None
+        assert cache.missing([b"\x00\x00\x00\x00\x05{}"]) == set()  # known: not asked again
