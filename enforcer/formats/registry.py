@@ -215,15 +215,19 @@ _SCHEMA_TYPES: dict[Any, SchemaType] = {"AVRO": "AVRO", "PROTOBUF": "PROTOBUF", 
 
 def _registered(schema_id: int, body: dict[str, Any], url: str) -> RegisteredSchema:
     """The schema a registry's answer ``body`` describes. Raises
-    :class:`RegistryUnavailableError` for an answer no registry gives (references that
-    name no subject and version, as a body that is not JSON), and
-    :class:`UnusableSchemaError` for a schema of a type the enforcer does not read (a
-    registry may hold others: its records are bad input, not an outage)."""
-    kind = _SCHEMA_TYPES.get(body.get("schemaType") or "AVRO")
+    :class:`RegistryUnavailableError` for an answer no registry gives (a type that is
+    not a name, references that name no subject and version, as a body that is not
+    JSON), and :class:`UnusableSchemaError` for a schema of a type the enforcer does not
+    read (a registry may hold others: its records are bad input, not an outage)."""
+    named = body.get("schemaType") or "AVRO"
+    if not isinstance(named, str):
+        raise RegistryUnavailableError(
+            f"schema registry {url} gave a schema type that is not a name for schema {schema_id}"
+        )
+    kind = _SCHEMA_TYPES.get(named)
     if kind is None:
         raise UnusableSchemaError(
-            f"schema {schema_id} has a type the enforcer cannot read: "
-            f"{str(body.get('schemaType'))[:40]!r}"
+            f"schema {schema_id} has a type the enforcer cannot read: {named[:40]!r}"
         )
     listed = body.get("references") or []
     if not isinstance(listed, list) or not all(_is_reference(ref) for ref in listed):

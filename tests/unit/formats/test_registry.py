@@ -41,12 +41,16 @@ def test_the_latest_version_of_a_subject() -> None:
         },
         {"id": 3, "version": 1, "schema": SCHEMA, "references": "x"},
         {"id": 3, "version": 1, "schema": SCHEMA, "references": [7]},
+        {"id": 3, "version": 1, "schema": SCHEMA, "schemaType": ["AVRO"]},
+        {"id": 3, "version": 1, "schema": SCHEMA, "schemaType": {"name": "AVRO"}},
+        {"id": 3, "version": 1, "schema": SCHEMA, "schemaType": 7},
     ],
 )
 def test_an_answer_no_registry_would_give_is_an_outage_not_a_crash(body: Any) -> None:
-    """A schema without a whole-number id, or with references that name no subject
-    and version: a registry (or a proxy) not working as one, as a body that is not JSON
-    is; before, a KeyError, ValueError or TypeError escaped (``internal error``)."""
+    """A schema without a whole-number id, with references that name no subject and
+    version, or with a type that is not a name: a registry (or a proxy) not working as
+    one, as a body that is not JSON is; before, a KeyError, ValueError or TypeError
+    escaped (``internal error``), for a type given as a list or an object too."""
     with fake_registry() as registry:
         registry.latest("users-value", 200, body)
         client = SchemaRegistry(RegistrySettings(registry.url))
