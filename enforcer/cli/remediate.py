@@ -487,10 +487,7 @@ def _write(
     todo = sum(len(t.retractions) for t in transactions)
     done = total - todo
     if not todo:
-        print(
-            f"nothing to write: the {total:,} retractions of plan {plan.plan_id} are "
-            f"all in {plan.sink_topic} already"
-        )
+        print(_nothing_to_write(plan))
     elif done:
         print(
             f"{done:,} of {total:,} retractions already in {plan.sink_topic}; "
@@ -532,6 +529,20 @@ def _write(
             f"{exposure.topic} ({tombstones:,} left empty: tombstones)"
         )
     return EXIT_OK
+
+
+def _nothing_to_write(plan: Plan) -> str:
+    """The line an apply prints when the sink already holds every retraction of the plan,
+    or the plan has none (a plan that only seeds exposure, or one that found nothing to
+    take back): it names the sink, so that exposure written afterwards does not read as
+    a contradiction."""
+    total = len(plan.retractions)
+    if not total:
+        return f"nothing to write to {plan.sink_topic}: plan {plan.plan_id} has no retractions"
+    return (
+        f"nothing to write: the {total:,} retractions of plan {plan.plan_id} are "
+        f"all in {plan.sink_topic} already"
+    )
 
 
 def _warn_of_other_keys(plan: Plan, held: dict[str, ExposureHeld]) -> None:
