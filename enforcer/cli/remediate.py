@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -275,8 +275,24 @@ def _plan(args: argparse.Namespace) -> int:
             "made under it named an identifier it forwarded",
             file=sys.stderr,
         )
+    _warn_of_other_key_retractions(planner.other_key_retractions, plan.key_id)
     print(f"plan written to {args.out}", file=sys.stderr)
     return EXIT_OK
+
+
+def _warn_of_other_key_retractions(by_key: Mapping[str, int], key_id: str) -> None:
+    """One line per key id of the history's retractions that neither the plan's key nor
+    the previous key is: what they retracted looks still exposed to the plan, which
+    retracts it again (after a key rotation, the previous key was not given)."""
+    for other, count in sorted(by_key.items()):
+        print(
+            f"enforcer: warning: {counted(count, 'retraction')} in the history made under "
+            f"key id {other}, neither the plan's key ({key_id}) nor a previous key: what "
+            "they retracted counts as still exposed; if that is the key used before a "
+            "rotation, plan again with it as --previous-fingerprint-key-file "
+            '(docs/remediate.md, "After a key rotation")',
+            file=sys.stderr,
+        )
 
 
 def _check_writable(path: Path) -> None:
