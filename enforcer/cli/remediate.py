@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -275,8 +275,24 @@ def _plan(args: argparse.Namespace) -> int:
             "made under it named an identifier it forwarded",
             file=sys.stderr,
         )
+    _warn_of_other_key_retractions(planner.other_key_retractions, plan.key_id)
     print(f"plan written to {args.out}", file=sys.stderr)
     return EXIT_OK
+
+
+def _warn_of_other_key_retractions(by_key: Mapping[str, int], key_id: str) -> None:
+    """One line per key id of the history's retractions that neither the plan's key nor
+    the previous key is: what they retracted looks still exposed to the plan, which
+    retracts it again (after a key rotation, the previous key was not given)."""
+    for other, count in sorted(by_key.items()):
+        print(
+            f"enforcer: warning: {counted(count, 'retraction')} in the history made under "
+            f"key id {other}, neither the plan's key ({key_id}) nor a previous key: what "
+            "they retracted counts as still exposed; if that is the key used before a "
+            "rotation, plan again with it as --previous-fingerprint-key-file "
+            '(docs/remediate.md, "After a key rotation")',
+            file=sys.stderr,
+        )
 
 
 def _check_writable(path: Path) -> None:
@@ -487,10 +503,7 @@ def _write(
     todo = sum(len(t.retractions) for t in transactions)
     done = total - todo
     if not todo:
-        print(
-            f"nothing to write: the {total:,} retractions of plan {plan.plan_id} are "
-            f"all in {plan.sink_topic} already"
-        )
+        print(_nothing_to_write(plan))
     elif done:
         print(
             f"{done:,} of {total:,} retractions already in {plan.sink_topic}; "
@@ -532,6 +545,20 @@ def _write(
             f"{exposure.topic} ({tombstones:,} left empty: tombstones)"
         )
     return EXIT_OK
+
+
+def _nothing_to_write(plan: Plan) -> str:
+    """The line an apply prints when the sink already holds every retraction of the plan,
+    or the plan has none (a plan that only seeds exposure, or one that found nothing to
+    take back): it names the sink, so that exposure written afterwards does not read as
+    a contradiction."""
+    total = len(plan.retractions)
+    if not total:
+        return f"nothing to write to {plan.sink_topic}: plan {plan.plan_id} has no retractions"
+    return (
+        f"nothing to write: the {total:,} retractions of plan {plan.plan_id} are "
+        f"all in {plan.sink_topic} already"
+    )
 
 
 def _warn_of_other_keys(plan: Plan, held: dict[str, ExposureHeld]) -> None:

@@ -160,10 +160,11 @@ def _check_co_partitioned(
     ]
     if not paired:
         return
+    names = (settings.source_topic, *(name for _, name, _ in paired))
     if admin is not None:  # topics were just created: read their partitions afresh
-        metadata = admin.list_topics(timeout=TIMEOUT_S)
+        metadata = _listing_with_partitions(admin, names)
     counts = {}
-    for name in (settings.source_topic, *(name for _, name, _ in paired)):
+    for name in names:
         topic = metadata.topics.get(name)
         if topic is None or not topic.partitions:
             raise TopicSetupError(f"cannot read the partitions of topic '{name}'")
@@ -176,6 +177,24 @@ def _check_co_partitioned(
                 f"topic '{source}' has {counts[source]}: they must be co-partitioned (the "
                 f"same count, both keyed by subject id); see {doc}"
             )
+
+
+def _listing_with_partitions(
+    admin: AdminClient, names: tuple[str, ...], timeout_s: float = TIMEOUT_S
+) -> ClusterMetadata:
+    """The cluster's listing once every topic of ``names`` shows its partitions, or the
+    last one read when ``timeout_s`` runs out. A topic just created is in the broker's
+    metadata a moment after the creation is acknowledged: listed at once, it may be
+    missing or have no partitions yet."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        metadata = admin.list_topics(timeout=TIMEOUT_S)
+        topics = metadata.topics
+        if all(name in topics and topics[name].partitions for name in names):
+            return metadata
+        if time.monotonic() >= deadline:
+            return metadata
+        time.sleep(0.1)
 
 
 def _check_compacted(admin: AdminClient, role: str, name: str, doc: str) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from html import escape
 
 from enforcer.remediate.plan import Plan
+from enforcer.remediate.summary import seeding_line
 
 _SHOWN = 1000
 """Retractions listed on the page; the plan file holds them all."""
@@ -36,6 +37,9 @@ def plan_page(plan: Plan) -> str:
         ("retractions planned", f"{len(plan.retractions):,}"),
         ("subjects affected", f"{plan.affected_subjects:,}"),
     ]
+    seeding = seeding_line(plan)
+    if seeding is not None:
+        rows.append(("exposure", seeding.removeprefix("exposure ")))
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         f"<title>Remediation plan {escape(plan.plan_id[:19])}</title><style>{_STYLE}</style>",

@@ -92,6 +92,9 @@ class Planner:
         self.previous_key_retractions = 0
         """The history's retractions made under the previous key that name an identifier
         it forwarded."""
+        self.other_key_retractions: Counter[str] = Counter()
+        """The history's retractions made under a key id that is neither the plan's nor
+        the previous key's, by key id: they match no identifier the plan fingerprints."""
         self._counts: Counter[str] = Counter()
         self._forwards = 0
         self._versions: dict[bytes, str] = {}
@@ -171,6 +174,9 @@ class Planner:
         identity = (retraction.subject_id, retraction.identifier_type, mac)
         order, at = record.order, record.timestamp_ms
         previous_key = self.judge.previous_key_id
+        made_under = retraction.key_id
+        if made_under is not None and made_under not in (self.judge.key_id, previous_key):
+            self.other_key_retractions[made_under] += 1
         # A retraction without a key id (a ledger retraction without exposure) may be
         # under either key: fingerprints under two keys never coincide, so one that is
         # the previous key's fingerprint of a forwarded identifier is that key's.

@@ -24,6 +24,9 @@ def summary_lines(plan: Plan) -> list[str]:
         f"  {plan.exposed:,} identifiers still exposed; {len(plan.retractions):,} to retract "
         f"({plan.affected_subjects:,} subjects), {plan.exposed - len(plan.retractions):,} allowed",
     ]
+    seeding = seeding_line(plan)
+    if seeding is not None:
+        lines.append(f"  {seeding}")
     for title, table in (
         ("by rule", plan.by_rule),
         ("by type", plan.by_type),
@@ -32,6 +35,18 @@ def summary_lines(plan: Plan) -> list[str]:
         if table:
             lines.append(f"  {title}: {_table(table, by_count=title != 'by day last forwarded')}")
     return lines
+
+
+def seeding_line(plan: Plan) -> str | None:
+    """What a plan made with ``--with-exposure`` carries besides its retractions, and
+    how it must be applied (``None`` for a plan without exposure)."""
+    if plan.exposure is None:
+        return None
+    subjects = len({e.subject_id for e in plan.exposure})
+    return (
+        f"exposure to seed: {len(plan.exposure):,} identifiers of {subjects:,} subjects "
+        "(apply with --exposure-topic)"
+    )
 
 
 def _table(table: Mapping[str, int], *, by_count: bool) -> str:

@@ -510,6 +510,9 @@ async def test_after_a_key_rotation_a_plan_matches_the_retractions_of_the_previo
     status, _, err = await rotated(*plan, "--out", str(alone))
     assert status == 0, err
     assert len(read_plan(alone).retractions) == 40
+    # Said, with the key id to give as the previous key.
+    before = Fingerprinter(key_from_text(key)).key_id
+    assert f"40 retractions in the history made under key id {before}, neither" in err, err
 
     matched = tmp_path / "new-key-with-previous.json"
     status, _, err = await rotated(

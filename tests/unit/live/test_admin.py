@@ -10,7 +10,7 @@ from typing import Any, cast
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.admin._metadata import ClusterMetadata, TopicMetadata
+from confluent_kafka.admin._metadata import ClusterMetadata, PartitionMetadata, TopicMetadata
 
 from enforcer.config.settings import EnforcerSettings
 from enforcer.live import admin as admin_module
@@ -121,3 +121,41 @@ def test_every_topic_listed_asks_nothing_more(check: Check) -> None:
     admin = _Admin({})
     assert check(admin, (*EVERY_BUT_THE_LEDGER, "t-ledger")) == []
     assert admin.asked == []
+
+
+class _Propagating:
+    """An admin whose listing shows a topic just created without its partitions for the
+    first ``late`` listings, as a broker's metadata does a moment after the creation."""
+
+    def __init__(self, names: tuple[str, ...], late: int) -> None:
+        self.names = names
+        self.late = late
+        self.listings = 0
+
+    def list_topics(self, **_: Any) -> ClusterMetadata:
+        self.listings += 1
+        metadata = _listing(*self.names)
+        if self.listings > self.late:
+            for topic in metadata.topics.values():
+                topic.partitions = {0: PartitionMetadata(), 1: PartitionMetadata()}
+        return metadata
+
+
+def test_topics_just_created_are_listed_again_until_their_partitions_show() -> None:
+    """A worker that created its source and ledger checks that they are co-partitioned:
+    a listing read before the new topics' partitions reached the broker's metadata is
+    read again, not taken for "cannot read the partitions"."""
+    admin = _Propagating(("t-src", "t-ledger"), late=2)
+    settings = EnforcerSettings(**TOPICS)  # type: ignore[arg-type]
+    admin_module._check_co_partitioned(settings, cast(AdminClient, admin), _listing())
+    assert admin.listings == 3
+
+
+def test_a_listing_whose_partitions_never_show_is_given_up_at_the_timeout() -> None:
+    """The wait is bounded: the last listing is returned, and the check that reads it
+    refuses the topic in one line as before."""
+    admin = _Propagating(("t-src", "t-ledger"), late=10**6)
+    listing = admin_module._listing_with_partitions(
+        cast(AdminClient, admin), ("t-src", "t-ledger"), timeout_s=0.25
+    )
+    assert not listing.topics["t-src"].partitions and admin.listings >= 2

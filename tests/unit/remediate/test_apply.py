@@ -249,3 +249,19 @@ def test_apply_warns_once_per_other_key(capsys: pytest.CaptureFixture[str]) -> N
         f"{KEY_ID}, in 1 subject of the plan: they stay in exposure (docs/remediate.md, key "
         "rotation)\n"
     )
+
+
+def test_an_apply_with_nothing_to_write_says_why() -> None:
+    """A plan with no retractions (one that only seeds exposure, or found nothing to take
+    back) is not said to have "0 retractions all in the sink already"; a plan whose
+    retractions are all there says so, with their number."""
+    from enforcer.cli.remediate import _nothing_to_write
+
+    empty = _plan(0)
+    assert _nothing_to_write(empty) == (
+        f"nothing to write to sink: plan {empty.plan_id} has no retractions"
+    )
+    full = _plan(1200)
+    assert _nothing_to_write(full) == (
+        f"nothing to write: the 1,200 retractions of plan {full.plan_id} are all in sink already"
+    )

@@ -257,3 +257,22 @@ def test_the_bar_of_a_plan_counts_offsets_markers_and_aborted_records_included()
     assert list(advancing(iter(read), bar, {0: 5, 1: 0})) == read
     assert bar.moved == [1, 1, 2, 1, 1]
     assert sum(bar.moved) == (8 + 1 - 5) + (1 + 1 - 0)
+
+
+def test_plan_names_each_key_of_retractions_it_could_not_match(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """One warning line per other key id, with the count and the flag to give; no
+    fingerprint and no value in it."""
+    from enforcer.cli.remediate import _warn_of_other_key_retractions
+
+    _warn_of_other_key_retractions({"fedcba9876543210": 1200, "0011223344556677": 1}, "a" * 16)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(
+        "enforcer: warning: 1 retraction in the history made under key id 0011223344556677,"
+    )
+    assert "1,200 retractions in the history made under key id fedcba9876543210" in lines[1]
+    assert all(
+        "--previous-fingerprint-key-file" in line and "hmac-sha256" not in line for line in lines
+    )

@@ -126,6 +126,24 @@ def test_without_the_previous_key_its_retractions_match_nothing(history: History
     assert plan.exposed >= unrotated.exposed
 
 
+def test_retractions_under_a_key_the_plan_was_not_given_are_counted_by_key_id() -> None:
+    """After a rotation planned without the previous key, the history's retractions
+    under it match nothing: the planner counts them by key id so that the command can
+    say which key to give; under the plan's key or the previous key they are not
+    counted."""
+    forward = Forwarded("acct-1", [Identifier("email", "a@x.org", ("analytics.reporting",))])
+    retraction = Retracted("acct-1", "email", "a@x.org", None)
+    history: History = [(forward, 0, 1_000), (retraction, 0, 2_000)]
+    rotated = records_of(history, retracted_under=PREVIOUS)
+    planner, plan = _plan(rotated)
+    assert planner.other_key_retractions == {PREVIOUS.key_id: 1}
+    assert len(plan.retractions) == 1
+    planner, plan = _plan(rotated, previous=PREVIOUS)
+    assert not planner.other_key_retractions and plan.retractions == ()
+    planner, _ = _plan(records_of(history))
+    assert not planner.other_key_retractions
+
+
 def test_a_retraction_under_the_previous_key_read_first_is_settled_at_the_plan() -> None:
     """A forward in one partition and its retraction under the previous key in another,
     the retraction read first (the records' times disagree with the order they were

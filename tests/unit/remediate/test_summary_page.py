@@ -4,7 +4,7 @@ could inject into the page."""
 from __future__ import annotations
 
 from enforcer.remediate.page import plan_page
-from enforcer.remediate.plan import HistoryCounts, Plan, PlannedRetraction
+from enforcer.remediate.plan import HistoryCounts, Plan, PlannedExposure, PlannedRetraction
 from enforcer.remediate.summary import summary_lines
 
 KEY_ID = "0123456789abcdef"
@@ -49,3 +49,24 @@ def test_the_page_escapes_what_it_shows() -> None:
     assert "&lt;script&gt;x&lt;/script&gt;" in page
     assert "hmac-sha256:" + "0" * 64 in page
     assert "<script" not in page.replace("&lt;script", "")
+
+
+def test_a_plan_made_to_seed_exposure_says_so_and_how_to_apply_it() -> None:
+    """A plan made with --with-exposure is applied only with an exposure topic: its
+    summary and page say what it seeds, so the reviewer of the plan knows which it is;
+    a plan without exposure says nothing of it."""
+    plan = _plan()
+    assert not any("exposure" in line for line in summary_lines(plan))
+    assert "exposure" not in plan_page(plan)
+    entries = tuple(
+        PlannedExposure(
+            f"acct-{i // 2}", "email", "hmac-sha256:" + f"{i + 100:064x}", KEY_ID,
+            ("marketing.advertising",), False, "v2", "2026-11-01T00:00:00Z",
+            "2026-11-01T00:00:00Z",
+        )
+        for i in range(5)
+    )  # fmt: skip
+    seeding = Plan(**{**plan.__dict__, "exposed": 9 + 5, "exposure": entries})
+    needle = "exposure to seed: 5 identifiers of 3 subjects (apply with --exposure-topic)"
+    assert f"  {needle}" in summary_lines(seeding)
+    assert "to seed: 5 identifiers of 3 subjects" in plan_page(seeding)
