@@ -129,3 +129,25 @@ def test_the_registry_flags_come_from_the_environment_too(
             "/subjects/users.events-value/versions/latest",
         ]
     assert "topic identity.events" not in capsys.readouterr().out
+
+
+def test_a_latest_schema_it_cannot_read_is_a_warning_and_the_others_are_checked(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """As the worker at start: a latest schema that cannot be read (another type here)
+    is said on stderr and not checked against; the other topics are, and the policy
+    passes (its records will be unknown-schema dead letters, said when they come)."""
+    policy = _policy(tmp_path)
+    with fake_registry() as registry:
+        registry.latest("users.events-value", 200, {"id": 3, "version": 1, "schema": ACCOUNT})
+        xml = {"id": 9, "version": 1, "schema": "<login/>", "schemaType": "XML"}
+        registry.latest("logins.events-value", 200, xml)
+        assert main(["policy", "check", str(policy), "--schema-registry-url", registry.url]) == 0
+    captured = capsys.readouterr()
+    warned = [line for line in captured.err.splitlines() if ": topic " in line]
+    assert warned == [
+        f"{policy}: topic logins.events: warning: the latest schema of logins.events-value "
+        "cannot be read, so the mappings were not checked against it: schema 9 has a type "
+        "the enforcer cannot read: 'XML'"
+    ]
+    assert f"{policy}: topic users.events: the field mappings fit" in captured.out
