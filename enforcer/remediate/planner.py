@@ -180,7 +180,7 @@ class Planner:
         # A retraction without a key id (a ledger retraction without exposure) may be
         # under either key: fingerprints under two keys never coincide, so one that is
         # the previous key's fingerprint of a forwarded identifier is that key's.
-        if previous_key is not None and retraction.key_id in (previous_key, None):
+        if previous_key is not None and made_under in (previous_key, None):
             current = self._current_of.get(identity)
             if current is not None:
                 self.previous_key_retractions += 1
@@ -195,7 +195,7 @@ class Planner:
                     self._previous_retracted[identity] = (order, at, held[2] + 1)
                 else:
                     self._previous_retracted[identity] = (*held[:2], held[2] + 1)
-                if retraction.key_id is not None:
+                if made_under is not None:
                     return True
         self._retract(identity, order, at)
         return True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from enforcer.outputs.wording import counted
 from enforcer.remediate.plan import Plan
 
 _TOP = 8
@@ -44,8 +45,8 @@ def seeding_line(plan: Plan) -> str | None:
         return None
     subjects = len({e.subject_id for e in plan.exposure})
     return (
-        f"exposure to seed: {len(plan.exposure):,} identifiers of {subjects:,} subjects "
-        "(apply with --exposure-topic)"
+        f"exposure to seed: {counted(len(plan.exposure), 'identifier')} of "
+        f"{counted(subjects, 'subject')} (apply with --exposure-topic)"
     )
 
 

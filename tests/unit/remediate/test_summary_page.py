@@ -70,3 +70,7 @@ def test_a_plan_made_to_seed_exposure_says_so_and_how_to_apply_it() -> None:
     needle = "exposure to seed: 5 identifiers of 3 subjects (apply with --exposure-topic)"
     assert f"  {needle}" in summary_lines(seeding)
     assert "to seed: 5 identifiers of 3 subjects" in plan_page(seeding)
+    one = Plan(**{**plan.__dict__, "exposed": 9 + 1, "exposure": entries[:1]})
+    assert "  exposure to seed: 1 identifier of 1 subject (apply with --exposure-topic)" in (
+        summary_lines(one)
+    )
