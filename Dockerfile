@@ -4,16 +4,18 @@
 #   -v ./policies/default.yaml:/etc/enforcer/policy.yaml:ro  (ENFORCER_POLICY_FILE)
 #   -v ./secrets/fingerprint.key:/run/secrets/fingerprint.key:ro  (ENFORCER_FINGERPRINT_KEY_FILE)
 # Dependencies come from requirements.lock only, every file checked against its hash;
-# the package itself is built without build isolation from the locked setuptools, so
-# nothing unpinned is downloaded. Regenerate the lock and sbom.cdx.json with
+# the package itself is built without build isolation from the locked setuptools and
+# mypy (whose mypyc compiles the decision core: setup.py), so nothing unpinned is
+# downloaded. The build stage is the full Python image for its C compiler; the image
+# that runs is the slim one, with the built virtualenv copied in. Regenerate the lock and sbom.cdx.json with
 # scripts/lock.sh (docs/deploy.md, "Container image").
 
-FROM python:3.11-slim-bookworm AS build
+FROM python:3.11-bookworm AS build
 WORKDIR /src
 COPY requirements.lock ./
 RUN python -m venv /opt/enforcer \
  && /opt/enforcer/bin/pip install --no-cache-dir --require-hashes -r requirements.lock
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY enforcer ./enforcer
 RUN /opt/enforcer/bin/pip install --no-cache-dir --no-deps --no-build-isolation .
 

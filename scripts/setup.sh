@@ -38,6 +38,18 @@ if [[ ! -f "$stamp" ]]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+# The compiled decision core (setup.py): built again when one of its sources is newer
+# than its extension (an edit, a checkout), so nothing runs or tests stale code.
+if ! .venv/bin/python scripts/compiled_core.py >/dev/null; then
+  echo "setup: compiling the decision core (mypyc)" >&2
+  if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e . \
+       >.venv/compile.log 2>&1; then
+    tail -n 40 .venv/compile.log >&2
+    echo "setup: compiling the decision core failed (log: .venv/compile.log;" \
+      "ENFORCER_COMPILE=0 builds it as plain Python)" >&2
+    exit 1
+  fi
+fi
 
 bash deploy/kafka/kafka.sh jars >/dev/null
 

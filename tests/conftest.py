@@ -7,6 +7,9 @@ Hypothesis runs without per-example deadlines.
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,34 @@ settings.load_profile("enforcer")
 
 TESTS_DIR = Path(__file__).resolve().parent
 MARKER_BY_FOLDER = {"unit": pytest.mark.unit, "integration": pytest.mark.integration}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to test a compiled decision core older than its sources (setup.py), or
+    plain Python where the build compiles: the tests must run what is shipped."""
+    if os.environ.get("ENFORCER_COMPILE", "1") == "0":
+        return
+    spec = importlib.util.spec_from_file_location(
+        "compiled_core", TESTS_DIR.parent / "scripts" / "compiled_core.py"
+    )
+    assert spec is not None and spec.loader is not None
+    compiled_core = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compiled_core)
+    stale = compiled_core.stale()
+    if stale:
+        pytest.exit(
+            f"the compiled decision core is older than {stale[0]} (or missing): run "
+            "bash scripts/setup.sh, or set ENFORCER_COMPILE=0 to test plain Python",
+            returncode=2,
+        )
+    import enforcer.core.step
+
+    if not str(enforcer.core.step.__file__).endswith(sysconfig.get_config_var("EXT_SUFFIX")):
+        pytest.exit(
+            f"enforcer.core.step was imported from {enforcer.core.step.__file__}, not its "
+            "compiled extension: set ENFORCER_COMPILE=0 to test plain Python",
+            returncode=2,
+        )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

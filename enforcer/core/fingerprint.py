@@ -416,6 +416,11 @@ class Fingerprinter:
             found = self._macs[key] = self.mac_once(identifier_type, value)
         return found
 
+    def remembered(self) -> int:
+        """How many MACs :meth:`mac` remembers: each one it computed for a short value,
+        since the last time its memory was full."""
+        return len(self._macs)
+
     def mac_once(self, identifier_type: str, value: str) -> bytes:
         """:meth:`mac`, not remembered: for the purpose ledger, which fingerprints each
         identifier once as it reads it (remembering a restore's millions would only

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 import orjson
+from mypy_extensions import mypyc_attr
 from pydantic import ValidationError
 
 from enforcer.core.identifier_types import is_plain_type_name
@@ -44,6 +45,7 @@ _JUDGED_FIELDS = frozenset({"identifiers", "type", "value", "purposes", "subject
 _MESSAGES = {"string_pattern_mismatch": "must be an RFC 3339 timestamp with a UTC offset"}
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # the ledger's SubjectWithheld is one
 @dataclass(frozen=True, slots=True)
 class ParseFailure:
     """Why a value cannot be judged (becomes a dead letter)."""

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 import orjson
+from mypy_extensions import mypyc_attr
 
 from enforcer.core.clock import Clock, rfc3339
 from enforcer.core.fingerprint import FINGERPRINT_PREFIX, Fingerprinter
@@ -166,6 +167,7 @@ class ForwardedIdentifier(NamedTuple):
 _new_forwarded = tuple.__new__
 
 
+@mypyc_attr(native_class=False)  # a tuple subclass: compiled code cannot subclass tuple
 class Rekeyable(tuple[ForwardedIdentifier, ...]):
     """A forwarded record's identifiers, from a step that knows the previous fingerprint
     key (a key rotation under way): each one's MAC under that key is computed only when

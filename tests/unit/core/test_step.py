@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -202,21 +203,24 @@ def test_invalid_purpose_tag_is_a_schema_dead_letter(step: Step) -> None:
     )
 
 
-def test_an_internal_error_dead_letters_the_record(
-    monkeypatch: pytest.MonkeyPatch, step: Step
-) -> None:
+def test_an_internal_error_dead_letters_the_record() -> None:
     """Fail closed: an unexpected exception never forwards the record, on either path
     (an error in the one pass hands the record to the reference path, which fails here
-    too)."""
-    import enforcer.core.one_pass as one_pass_module
-    import enforcer.core.step as step_module
+    too). The error comes from the clock, which a redacted record's violation reads."""
 
-    def broken(*_: Any) -> Any:
-        raise RuntimeError("secret@example.com")
+    class BrokenClock:
+        def now(self) -> datetime:
+            raise RuntimeError("secret@example.com")
 
-    monkeypatch.setattr(step_module, "decide", broken)
-    monkeypatch.setattr(one_pass_module, "judge", broken)
-    out = step(record(event(ident("email", "a", ["marketing.advertising"]))))
+    step = Step(load_policy(None), Fingerprinter(KEY), BrokenClock())
+    out = step(
+        record(
+            event(
+                ident("email", "a@example.com", ["marketing.advertising"]),
+                ident("phone", "+14155550100", ["security.mfa"]),
+            )
+        )
+    )
     assert out.kind is OutcomeKind.DEADLETTERED
     assert out.error_reason is DeadLetterReason.INTERNAL
     assert out.error_message == "internal error: RuntimeError"
