@@ -29,10 +29,22 @@ def _extensions() -> list[object]:
 
     project = tomllib.loads((Path(__file__).parent / "pyproject.toml").read_text())
     sources = project["tool"]["enforcer"]["compiled"]
-    # The build's environment holds only the build requirements (pyproject.toml), not
-    # every library the core imports: those are read as untyped there. The strict check
-    # of the same code is scripts/test.sh's, with every library present.
-    flags = ["--ignore-missing-imports", "--no-warn-return-any", "--no-warn-unused-ignores"]
+    # The same extensions whatever the target environment holds: mypy reads no library
+    # installed there (it would look in the virtualenv being installed into, whose
+    # contents vary), so every library the core imports is untyped here, and no cache a
+    # checkout's own mypy runs left is read. The strict check of the same code, with every
+    # library present, is scripts/test.sh's.
+    flags = [
+        "--no-site-packages",
+        "--ignore-missing-imports",
+        "--disable-error-code=import-untyped",
+        "--no-warn-return-any",
+        "--allow-subclassing-any",
+        "--allow-untyped-calls",
+        "--allow-untyped-decorators",
+        "--no-warn-unused-ignores",
+        "--cache-dir=/dev/null",
+    ]
     return list(mypycify([*flags, *sources], opt_level="3", group_name="enforcer_core"))
 
 

@@ -18,7 +18,7 @@ stamp="$VENV/.installed-$(cat pyproject.toml bench/setup-peers.sh | sha256sum | 
 echo "setup: installing $QUIXSTREAMS and $BYTEWAX into $VENV (benchmark peers)" >&2
 if ! { "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
          "$QUIXSTREAMS" "$BYTEWAX" "pydantic>=2.7,<3" "pydantic-settings>=2.3,<3" "PyYAML>=6,<7" \
-         "orjson>=3.10,<4" "phonenumbers>=8.13,<10" &&
+         "orjson>=3.10,<4" "phonenumbers>=8.13,<10" "mypy-extensions>=1.0,<2" &&
        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .; } \
      >"$VENV/pip-install.log" 2>&1; then
   tail -n 30 "$VENV/pip-install.log" >&2

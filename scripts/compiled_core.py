@@ -26,14 +26,17 @@ def compiled_sources(root: Path = ROOT) -> list[Path]:
 
 
 def stale(root: Path = ROOT) -> list[Path]:
-    """Listed sources whose extension for this interpreter is missing or older."""
+    """Listed sources whose extension for this interpreter is missing or older than the
+    source or than setup.py (how it is built)."""
     if os.environ.get("ENFORCER_COMPILE", "1") == "0":
         return []
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    built_by = (root / "setup.py").stat().st_mtime
     found = []
     for source in compiled_sources(root):
         extension = source.with_name(source.stem + suffix)
-        if not extension.exists() or extension.stat().st_mtime < source.stat().st_mtime:
+        newest = max(source.stat().st_mtime, built_by)
+        if not extension.exists() or extension.stat().st_mtime < newest:
             found.append(source)
     return found
 
