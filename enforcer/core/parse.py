@@ -193,7 +193,7 @@ def plain_event_fields(document: Any) -> tuple[str, str, str, list[Any]] | None:
     return event_id, subject_id, occurred_at, identifiers
 
 
-def all_strings(items: list[Any]) -> bool:
+def all_strings(items: list[Any] | tuple[Any, ...]) -> bool:
     """Whether every item is a string."""
     # str.join refuses anything but strings, in C: cheaper than a type test per item.
     try:

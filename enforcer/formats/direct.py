@@ -295,7 +295,7 @@ def _purposes(found: Any) -> list[str] | None:
         return None
     if type(found) is str:
         return [found]
-    if (type(found) is list or type(found) is tuple) and all_strings(found):  # type: ignore[arg-type]
+    if (type(found) is list or type(found) is tuple) and all_strings(found):
         return list(found)
     return _UNSURE
 

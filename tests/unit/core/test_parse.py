@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from enforcer.core.models import DeadLetterReason, Event
-from enforcer.core.parse import ParseFailure, parse_event
+from enforcer.core.parse import ParseFailure, all_strings, parse_event
 
 from ..conftest import event, ident
 
@@ -148,3 +148,10 @@ def test_escapes_without_repeats_are_fine() -> None:
     value = orjson.dumps(event(ident("email", "caf\u00e9@example.com", ["ads"])))
     value = value.replace("é".encode(), b"\\u00e9")
     assert isinstance(parse_event(value), Event)
+
+
+def test_all_strings_reads_lists_and_tuples() -> None:
+    """A format's tag list may come as a tuple (the compiled core checks the types it is
+    handed, so a tuple where only lists were declared was an internal error)."""
+    assert all_strings(["a", "b"]) and all_strings(("a", "b")) and all_strings(())
+    assert not all_strings(["a", 1]) and not all_strings(("a", None))
