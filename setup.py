@@ -3,7 +3,7 @@ decision core.
 
 The modules listed under ``[tool.enforcer] compiled`` in pyproject.toml are compiled to
 C extensions with mypyc (part of mypy, which type-checks them strictly already): the
-same source, the same behaviour, less CPU a record (docs/decisions.md, "Compiled
+same source, the same behaviour, less CPU a record (docs/decisions.md, "The compiled
 decision core"). The ``.py`` files stay in the package, and Python imports an extension
 before its source, so the extension is what runs. ``ENFORCER_COMPILE=0`` builds the
 package as plain Python (no C compiler needed).

@@ -20,6 +20,9 @@ from hypothesis import settings
 # benchmarks.
 settings.register_profile("enforcer", deadline=None)
 settings.load_profile("enforcer")
+# ``pytest --hypothesis-profile=thorough``: many more examples, for a change that may
+# only show on rare inputs (a new build of the compiled core, say).
+settings.register_profile("thorough", deadline=None, max_examples=1000)
 
 TESTS_DIR = Path(__file__).resolve().parent
 MARKER_BY_FOLDER = {"unit": pytest.mark.unit, "integration": pytest.mark.integration}
