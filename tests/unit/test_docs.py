@@ -160,11 +160,17 @@ def test_the_settings_table_lists_every_setting_with_its_default() -> None:
 
 
 def test_every_variable_the_docs_name_is_read() -> None:
-    """A variable in the docs is a setting, ENFORCER_DEBUG, or one the test script reads."""
+    """A variable in the docs is a setting, ENFORCER_DEBUG, or one the test script or the
+    build (setup.py, and the check of its extensions) reads."""
     from enforcer.config.settings import OTHER_VARIABLES, EnforcerSettings
 
     settings = {f"ENFORCER_{name.upper()}" for name in EnforcerSettings.model_fields}
-    scripts = set(VARIABLE.findall((ROOT / "scripts" / "test.sh").read_text(encoding="utf-8")))
+    readers = [
+        ROOT / "scripts" / "test.sh",
+        ROOT / "setup.py",
+        ROOT / "scripts" / "compiled_core.py",
+    ]
+    scripts = {v for path in readers for v in VARIABLE.findall(path.read_text(encoding="utf-8"))}
     known = settings | OTHER_VARIABLES | scripts | {"ENFORCER_MODEE"}  # a misspelling shown
     for page in _markdown():
         for variable in VARIABLE.findall(page.read_text(encoding="utf-8")):
