@@ -1,11 +1,14 @@
-"""Whether the compiled decision core (setup.py) is current in this checkout.
+"""Whether this checkout's compiled decision core (setup.py) matches its build mode.
 
-Prints each module of ``[tool.enforcer] compiled`` (pyproject.toml) whose C extension
-for this interpreter is missing or older than its source, one per line, and exits 1 when
-there is one (0 when all are current, or when ``ENFORCER_COMPILE=0`` asks for none).
-scripts/setup.sh rebuilds on 1; the tests' conftest asks the same question.
+Compiled (the default): prints each module of ``[tool.enforcer] compiled``
+(pyproject.toml) whose C extension for this interpreter is missing or older than its
+source or than setup.py, one per line, and exits 1 when there is one; scripts/setup.sh
+then builds them again. Plain Python (``ENFORCER_COMPILE=0``): an extension left in the
+tree by an earlier build would still be imported before its source, so ``--plain``
+removes this interpreter's (scripts/setup.sh runs it in that mode), and the check prints
+and exits 1 on any that remain. The tests' conftest asks the same question.
 
-    python scripts/compiled_core.py
+    python scripts/compiled_core.py [--plain]
 """
 
 from __future__ import annotations
@@ -25,24 +28,53 @@ def compiled_sources(root: Path = ROOT) -> list[Path]:
     return [root / source for source in project["tool"]["enforcer"]["compiled"]]
 
 
+def plain_requested() -> bool:
+    """Whether the build is asked for plain Python (``ENFORCER_COMPILE=0``)."""
+    return os.environ.get("ENFORCER_COMPILE", "1") == "0"
+
+
+def extension_of(source: Path) -> Path:
+    """Where this interpreter's extension of ``source`` lives in an editable tree."""
+    return source.with_name(source.stem + sysconfig.get_config_var("EXT_SUFFIX"))
+
+
 def stale(root: Path = ROOT) -> list[Path]:
-    """Listed sources whose extension for this interpreter is missing or older than the
-    source or than setup.py (how it is built)."""
-    if os.environ.get("ENFORCER_COMPILE", "1") == "0":
-        return []
-    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    """The listed sources that do not match the build mode: compiled, those whose
+    extension is missing or older than the source or setup.py (how it is built); plain,
+    those whose extension is present."""
+    sources = compiled_sources(root)
+    if plain_requested():
+        return [source for source in sources if extension_of(source).exists()]
     built_by = (root / "setup.py").stat().st_mtime
     found = []
-    for source in compiled_sources(root):
-        extension = source.with_name(source.stem + suffix)
+    for source in sources:
+        extension = extension_of(source)
         newest = max(source.stat().st_mtime, built_by)
         if not extension.exists() or extension.stat().st_mtime < newest:
             found.append(source)
     return found
 
 
+def remove_extensions(root: Path = ROOT) -> list[Path]:
+    """Remove this interpreter's extensions of the listed sources; the ones removed."""
+    removed = []
+    for source in compiled_sources(root):
+        extension = extension_of(source)
+        if extension.exists():
+            extension.unlink()
+            removed.append(extension)
+    return removed
+
+
 def main() -> int:
-    """Print the stale sources; 1 when there is one."""
+    """Print what does not match the build mode; 1 when something does not."""
+    if sys.argv[1:] == ["--plain"]:
+        for path in remove_extensions():
+            print(f"removed {path.relative_to(ROOT)}")
+        return 0
+    if sys.argv[1:]:
+        print("usage: python scripts/compiled_core.py [--plain]", file=sys.stderr)
+        return 2
     paths = stale()
     for path in paths:
         print(path.relative_to(ROOT))

@@ -32,15 +32,20 @@ if [[ ! -f "$stamp" ]]; then
          .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'; } \
        >.venv/pip-install.log 2>&1; then
     tail -n 40 .venv/pip-install.log >&2
-    echo "setup: pip install failed (log: .venv/pip-install.log)" >&2
+    echo "setup: pip install failed (log: .venv/pip-install.log; without a C compiler," \
+      "ENFORCER_COMPILE=0 builds the decision core as plain Python)" >&2
     exit 1
   fi
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
 # The compiled decision core (setup.py): built again when one of its sources is newer
-# than its extension (an edit, a checkout), so nothing runs or tests stale code.
-if ! .venv/bin/python scripts/compiled_core.py >/dev/null; then
+# than its extension (an edit, a checkout), so nothing runs or tests stale code. A plain
+# Python build (ENFORCER_COMPILE=0) removes the extensions an earlier build left, which
+# would otherwise be imported before their sources.
+if [[ "${ENFORCER_COMPILE:-1}" == 0 ]]; then
+  .venv/bin/python scripts/compiled_core.py --plain >&2
+elif ! .venv/bin/python scripts/compiled_core.py >/dev/null; then
   echo "setup: compiling the decision core (mypyc)" >&2
   if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e . \
        >.venv/compile.log 2>&1; then

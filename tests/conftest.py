@@ -8,7 +8,6 @@ Hypothesis runs without per-example deadlines.
 from __future__ import annotations
 
 import importlib.util
-import os
 import sysconfig
 from pathlib import Path
 
@@ -29,29 +28,31 @@ MARKER_BY_FOLDER = {"unit": pytest.mark.unit, "integration": pytest.mark.integra
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Refuse to test a compiled decision core older than its sources (setup.py), or
-    plain Python where the build compiles: the tests must run what is shipped."""
-    if os.environ.get("ENFORCER_COMPILE", "1") == "0":
-        return
+    """Refuse to test a compiled decision core older than its sources (setup.py), plain
+    Python where the build compiles, or leftover extensions where it does not
+    (``ENFORCER_COMPILE=0``): the tests must run what the build makes."""
     spec = importlib.util.spec_from_file_location(
         "compiled_core", TESTS_DIR.parent / "scripts" / "compiled_core.py"
     )
     assert spec is not None and spec.loader is not None
     compiled_core = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(compiled_core)
+    plain = compiled_core.plain_requested()
     stale = compiled_core.stale()
     if stale:
+        problem = "is left from a compiled build" if plain else "is missing or out of date"
         pytest.exit(
-            f"the compiled decision core is older than {stale[0]} (or missing): run "
-            "bash scripts/setup.sh, or set ENFORCER_COMPILE=0 to test plain Python",
+            f"the extension of {stale[0]} {problem}: run bash scripts/setup.sh with the "
+            "same ENFORCER_COMPILE",
             returncode=2,
         )
     import enforcer.core.step
 
-    if not str(enforcer.core.step.__file__).endswith(sysconfig.get_config_var("EXT_SUFFIX")):
+    loaded = str(enforcer.core.step.__file__)
+    if loaded.endswith(sysconfig.get_config_var("EXT_SUFFIX")) == plain:
         pytest.exit(
-            f"enforcer.core.step was imported from {enforcer.core.step.__file__}, not its "
-            "compiled extension: set ENFORCER_COMPILE=0 to test plain Python",
+            f"enforcer.core.step was imported from {loaded}, which is not what this build "
+            f"makes (ENFORCER_COMPILE={'0' if plain else '1'})",
             returncode=2,
         )
 
