@@ -501,8 +501,10 @@ class UnknownVariableError(ValueError):
 
 
 ENV_PREFIX = "ENFORCER_"
-OTHER_VARIABLES = frozenset({"ENFORCER_DEBUG"})
-"""Variables read outside the settings (``ENFORCER_DEBUG`` shows tracebacks)."""
+OTHER_VARIABLES = frozenset({"ENFORCER_DEBUG", "ENFORCER_COMPILE"})
+"""Variables read outside the settings (``ENFORCER_DEBUG`` shows tracebacks;
+``ENFORCER_COMPILE=0`` builds the package without its compiled core, setup.py, and may
+stay exported where the enforcer then runs)."""
 TEST_PREFIX = "ENFORCER_TEST_"
 """Reserved for the test suite's own variables."""
 

@@ -30,9 +30,12 @@ def test_unknown_variables_without_a_close_name_are_refused_too() -> None:
 
 
 def test_known_debug_and_test_variables_are_accepted() -> None:
-    """Every setting's variable, ENFORCER_DEBUG and the test suite's ENFORCER_TEST_*."""
+    """Every setting's variable, ENFORCER_DEBUG, the build's ENFORCER_COMPILE (exported
+    for a plain build, it may stay set where the enforcer runs) and the test suite's
+    ENFORCER_TEST_*."""
     check_variables(dict.fromkeys(known_variables(), "x"))
     check_variables({"ENFORCER_DEBUG": "1", "ENFORCER_TEST_BOOTSTRAP": "x", "OTHER": "y"})
+    check_variables({"ENFORCER_COMPILE": "0"})
     assert "ENFORCER_PHONE_DEFAULT_REGION" in known_variables()
 
 
