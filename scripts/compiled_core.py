@@ -1,18 +1,23 @@
 """Whether this checkout's compiled decision core (setup.py) matches its build mode.
 
 Compiled (the default): prints each module of ``[tool.enforcer] compiled``
-(pyproject.toml) whose C extension for this interpreter is missing or older than its
-source or than setup.py, one per line, and exits 1 when there is one; scripts/setup.sh
-then builds them again. Plain Python (``ENFORCER_COMPILE=0``): an extension left in the
-tree by an earlier build would still be imported before its source, so ``--plain``
-removes this interpreter's (scripts/setup.sh runs it in that mode), and the check prints
-and exits 1 on any that remain. The tests' conftest asks the same question.
+(pyproject.toml) whose C extension for this interpreter is missing or older than what it
+is built from, one per line, and exits 1 when there is one; scripts/setup.sh then builds
+them again. What an extension is built from: the listed sources, every module of the
+package they import, transitively (mypyc compiles their types in: a named tuple's field
+is read by its position, a value is checked against its declared type), and setup.py.
+
+Plain Python (``ENFORCER_COMPILE=0``): an extension left in the tree by an earlier build
+would still be imported before its source, so ``--plain`` removes this interpreter's
+(scripts/setup.sh runs it in that mode), and the check prints and exits 1 on any that
+remain. The tests' conftest asks the same question.
 
     python scripts/compiled_core.py [--plain]
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import sys
 import sysconfig
@@ -38,18 +43,58 @@ def extension_of(source: Path) -> Path:
     return source.with_name(source.stem + sysconfig.get_config_var("EXT_SUFFIX"))
 
 
+def built_from(root: Path = ROOT) -> list[Path]:
+    """Every source the extensions are built from: the listed sources and, transitively,
+    each module (and package ``__init__``) of the ``enforcer`` package they import."""
+    found: set[Path] = set()
+    todo = compiled_sources(root)
+    while todo:
+        source = todo.pop()
+        if source in found:
+            continue
+        found.add(source)
+        for name in _imported(source):
+            parts = name.split(".")
+            for end in range(1, len(parts) + 1):
+                module = _module_file(root, parts[:end])
+                if module is not None and module not in found:
+                    todo.append(module)
+    return sorted(found)
+
+
+def _imported(source: Path) -> list[str]:
+    """The ``enforcer`` modules ``source`` imports (a name imported from a module may be
+    a submodule: both are listed)."""
+    names: list[str] = []
+    for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.append(node.module)
+            names.extend(f"{node.module}.{alias.name}" for alias in node.names)
+    return [name for name in names if name.split(".")[0] == "enforcer"]
+
+
+def _module_file(root: Path, parts: list[str]) -> Path | None:
+    """The file of module ``parts`` in the checkout (a module or a package), if any."""
+    path = root.joinpath(*parts)
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def stale(root: Path = ROOT) -> list[Path]:
     """The listed sources that do not match the build mode: compiled, those whose
-    extension is missing or older than the source or setup.py (how it is built); plain,
-    those whose extension is present."""
+    extension is missing or older than a source it is built from (:func:`built_from`)
+    or than setup.py (how it is built); plain, those whose extension is present."""
     sources = compiled_sources(root)
     if plain_requested():
         return [source for source in sources if extension_of(source).exists()]
-    built_by = (root / "setup.py").stat().st_mtime
+    newest = max(path.stat().st_mtime for path in [root / "setup.py", *built_from(root)])
     found = []
     for source in sources:
         extension = extension_of(source)
-        newest = max(source.stat().st_mtime, built_by)
         if not extension.exists() or extension.stat().st_mtime < newest:
             found.append(source)
     return found
