@@ -20,7 +20,7 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from enforcer.core.models import Mode
+from enforcer.core.models import DeadLetterReason, Mode
 from enforcer.core.step import InputRecord, OutcomeKind, Source, Step
 
 from .test_one_pass import EXPOSING, STEPS
@@ -245,3 +245,30 @@ def test_adversarial_text_gives_one_outcome_and_forwards_no_stopped_identifier(
 @given(st.sampled_from(sorted(EXPOSING)), event_text())
 def test_adversarial_text_with_exposure_gives_one_outcome(name: str, value: bytes) -> None:
     _agree(EXPOSING[name], value)
+
+
+_HEADERS = st.lists(
+    st.tuples(
+        st.sampled_from(["traceparent", "TRACEPARENT", "enforcer.action", "__value_schema_id"]),
+        st.none() | st.binary(max_size=60),
+    ),
+    max_size=3,
+).map(tuple)
+
+
+_EVERY_STEP = dict(STEPS) | {f"{name}, exposing": step for name, step in EXPOSING.items()}
+
+
+@settings(max_examples=300)
+@given(st.sampled_from(sorted(_EVERY_STEP)), event_text(), _HEADERS)
+def test_adversarial_text_is_never_an_internal_error(
+    name: str, value: bytes, headers: tuple[tuple[str, bytes | None], ...]
+) -> None:
+    """Whatever the text and the headers (null values included), the record is judged
+    or dead-lettered for what it holds, never for an error of the enforcer's own: both
+    paths agreeing is not enough, as a value contradicting a type the compiled core
+    declares raises on both."""
+    step = _EVERY_STEP[name]
+    record = InputRecord(b"k", value, headers, Source("t", 1, 5))
+    for outcome in (step(record), step.explain_by_reference(record)[0]):
+        assert outcome.error_reason is not DeadLetterReason.INTERNAL, outcome.error_message

@@ -4,6 +4,7 @@ and ``__call__`` giving the same outcome."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -240,3 +241,34 @@ def test_a_framed_value_with_a_schema_id_header_is_a_dead_letter(
     event = orjson.dumps(account())
     unframed = InputRecord(b"k", event, headers, Source("identity.accounts", 0, 4))
     assert step(unframed).kind is not OutcomeKind.DEADLETTERED
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8)
+    | st.sampled_from(["marketing.advertising", "security.mfa", "a@b.c", "u-1", "NOT A TAG"]),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["id", "email", "tags", "number"]), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@given(
+    st.dictionaries(st.sampled_from(["user", "at", "contact", "phones"]), _JSON_VALUES, max_size=3),
+    st.lists(st.fixed_dictionaries({"number": _JSON_VALUES, "tags": _JSON_VALUES}), max_size=3),
+)
+def test_no_record_of_any_shape_is_an_internal_error(
+    fields: dict[str, Any], phones: list[dict[str, Any]]
+) -> None:
+    """Whatever the mapped fields hold (wrong types, integers beyond 64 bits, tags that
+    are no tags), the record is judged or dead-lettered for what it holds, never for an
+    error of the enforcer's own (the compiled core raises on a value that contradicts a
+    declared type: that would be one)."""
+    value = json.dumps(account(**fields) | ({"phones": phones} if phones else {})).encode()
+    outcome = decide(make_step(), value)
+    assert outcome.error_reason is not DeadLetterReason.INTERNAL, outcome.error_message
