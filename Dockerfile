@@ -7,8 +7,8 @@
 # the package itself is built without build isolation from the locked setuptools and
 # mypy (whose mypyc compiles the decision core: setup.py), so nothing unpinned is
 # downloaded. The build stage is the full Python image for its C compiler; the image
-# that runs is the slim one, with the built virtualenv copied in. Regenerate the lock and sbom.cdx.json with
-# scripts/lock.sh (docs/deploy.md, "Container image").
+# that runs is the slim one, with the built virtualenv copied in. Regenerate the lock
+# and sbom.cdx.json with scripts/lock.sh (docs/deploy.md, "Container image").
 
 FROM python:3.11-bookworm AS build
 WORKDIR /src

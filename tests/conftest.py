@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import sysconfig
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from hypothesis import settings
@@ -27,16 +28,22 @@ TESTS_DIR = Path(__file__).resolve().parent
 MARKER_BY_FOLDER = {"unit": pytest.mark.unit, "integration": pytest.mark.integration}
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """Refuse to test a compiled decision core older than its sources (setup.py), plain
-    Python where the build compiles, or leftover extensions where it does not
-    (``ENFORCER_COMPILE=0``): the tests must run what the build makes."""
+def load_compiled_core() -> ModuleType:
+    """scripts/compiled_core.py (a script, not a module of the package), loaded afresh."""
     spec = importlib.util.spec_from_file_location(
         "compiled_core", TESTS_DIR.parent / "scripts" / "compiled_core.py"
     )
     assert spec is not None and spec.loader is not None
-    compiled_core = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compiled_core)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to test a compiled decision core older than its sources (setup.py), plain
+    Python where the build compiles, or leftover extensions where it does not
+    (``ENFORCER_COMPILE=0``): the tests must run what the build makes."""
+    compiled_core = load_compiled_core()
     plain = compiled_core.plain_requested()
     stale = compiled_core.stale()
     if stale:

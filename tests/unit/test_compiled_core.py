@@ -4,26 +4,15 @@ stand in, with extension files of chosen times, so these run without a compiler.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sysconfig
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..conftest import load_compiled_core
+
 SUFFIX = sysconfig.get_config_var("EXT_SUFFIX")
-
-
-def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "compiled_core", ROOT / "scripts" / "compiled_core.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _tree(root: Path) -> tuple[Path, Path]:
@@ -45,7 +34,7 @@ def test_a_missing_or_older_extension_is_stale(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("ENFORCER_COMPILE", raising=False)
-    script = _script()
+    script = load_compiled_core()
     a, b = _tree(tmp_path)
     assert script.stale(tmp_path) == [b]
     os.utime(a)  # edited after the build
@@ -59,7 +48,7 @@ def test_a_plain_build_wants_no_extension_and_removes_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ENFORCER_COMPILE", "0")
-    script = _script()
+    script = load_compiled_core()
     a, _ = _tree(tmp_path)
     assert script.stale(tmp_path) == [a]  # left by a compiled build: it would be imported
     assert script.remove_extensions(tmp_path) == [tmp_path / "pkg" / f"a{SUFFIX}"]
@@ -67,7 +56,7 @@ def test_a_plain_build_wants_no_extension_and_removes_them(
 
 
 def test_the_project_lists_only_existing_sources() -> None:
-    sources = _script().compiled_sources()
+    sources = load_compiled_core().compiled_sources()
     assert sources and all(source.is_file() and source.suffix == ".py" for source in sources)
 
 
@@ -106,7 +95,7 @@ def test_current_when_the_extension_is_newer_than_everything_it_is_built_from(
     checkout: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("ENFORCER_COMPILE", raising=False)
-    assert _script().stale(checkout) == []
+    assert load_compiled_core().stale(checkout) == []
 
 
 def test_stale_when_a_plain_module_the_core_imports_changed(
@@ -116,14 +105,14 @@ def test_stale_when_a_plain_module_the_core_imports_changed(
     its position): the extension of a core whose models changed is stale."""
     monkeypatch.delenv("ENFORCER_COMPILE", raising=False)
     _at(checkout / "enforcer" / "core" / "models.py", 3000)
-    assert _script().stale(checkout) == [checkout / "enforcer" / "core" / "step.py"]
+    assert load_compiled_core().stale(checkout) == [checkout / "enforcer" / "core" / "step.py"]
 
 
 def test_stale_when_the_source_or_setup_changed_or_the_extension_is_missing(
     checkout: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("ENFORCER_COMPILE", raising=False)
-    script = _script()
+    script = load_compiled_core()
     step = checkout / "enforcer" / "core" / "step.py"
     _at(step, 3000)
     assert script.stale(checkout) == [step]
@@ -140,6 +129,6 @@ def test_a_module_that_does_not_reach_the_core_is_not_what_it_is_built_from(
 ) -> None:
     monkeypatch.delenv("ENFORCER_COMPILE", raising=False)
     _at(checkout / "enforcer" / "cli.py", 3000)
-    script = _script()
+    script = load_compiled_core()
     assert script.stale(checkout) == []
     assert checkout / "enforcer" / "cli.py" not in script.built_from(checkout)
