@@ -364,13 +364,15 @@ def _e164(value: str, region: str) -> str | None:
 
 
 MAC_CACHE_SIZE = 65_536
-"""Fingerprints remembered per :class:`Fingerprinter` (about 15 MB when full)."""
+"""Fingerprints remembered per :class:`Fingerprinter` in each of its two generations:
+between 65,536 and twice as many identifiers, the most recently used (about 20 MB at
+most; a remembered one costs about 150 bytes besides its value)."""
 
 
 class Fingerprinter:
     """Computes fingerprints under one secret key. The key never leaves this object."""
 
-    __slots__ = ("_inner", "_macs", "_outer", "key_id", "phone_region")
+    __slots__ = ("_inner", "_older", "_outer", "_young", "_young_count", "key_id", "phone_region")
 
     def __init__(self, key: bytes, phone_region: str = DEFAULT_PHONE_REGION) -> None:
         if len(key) < MIN_KEY_BYTES:
@@ -384,7 +386,12 @@ class Fingerprinter:
         block = block.ljust(_SHA256_BLOCK, b"\0")
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
-        self._macs: dict[tuple[str, str], bytes] = {}
+        self._young: dict[str, dict[str, bytes]] = {}
+        """The recent generation of remembered fingerprints: by type, then value."""
+        self._older: dict[str, dict[str, bytes]] = {}
+        """The generation before it: a fingerprint found there is remembered again."""
+        self._young_count = 0
+        """How many fingerprints the recent generation holds."""
         self.phone_region = phone_region
         # The first 64 bits of HMAC(key, a fixed label): a MAC of a public label reveals
         # nothing about the key (HMAC is a PRF); it only lets someone holding a candidate
@@ -403,23 +410,41 @@ class Fingerprinter:
     def mac(self, identifier_type: str, value: str) -> bytes:
         """The fingerprint's 32 bytes (the ledger compares these, never hex).
 
-        Remembered for the last :data:`MAC_CACHE_SIZE` identifiers: with a purpose
-        ledger every identifier of every event is fingerprinted, and an account's
-        identifiers recur in many events. In process memory only, like the record."""
+        Remembered in two generations of :data:`MAC_CACHE_SIZE` identifiers each: with
+        a purpose ledger or exposure every identifier of every event is fingerprinted,
+        and an account's identifiers recur in many events. When the recent generation is
+        full it becomes the older one and the one before is forgotten; a fingerprint
+        found in the older generation is remembered again in the recent one, so what
+        recurs stays while what was seen once (a device id) goes. Keyed by type, then
+        value: no tuple is built or kept per identifier. In process memory only, like
+        the record."""
         if len(value) > CACHED_VALUE_CHARS:
             return self.mac_once(identifier_type, value)
-        key = (identifier_type, value)
-        found = self._macs.get(key)
+        young = self._young.get(identifier_type)
+        if young is not None:
+            found = young.get(value)
+            if found is not None:
+                return found
+        older = self._older.get(identifier_type)
+        found = older.get(value) if older is not None else None
         if found is None:
-            if len(self._macs) >= MAC_CACHE_SIZE:
-                self._macs.clear()
-            found = self._macs[key] = self.mac_once(identifier_type, value)
+            found = self.mac_once(identifier_type, value)
+        if self._young_count >= MAC_CACHE_SIZE:
+            self._older = self._young
+            self._young = {}
+            self._young_count = 0
+            young = None
+        if young is None:
+            young = self._young[identifier_type] = {}
+        young[value] = found
+        self._young_count += 1
         return found
 
     def remembered(self) -> int:
-        """How many MACs :meth:`mac` remembers: each one it computed for a short value,
-        since the last time its memory was full."""
-        return len(self._macs)
+        """How many MACs :meth:`mac` remembers in its recent generation: each one it
+        computed, or found in the older generation, for a short value since that
+        generation began."""
+        return self._young_count
 
     def mac_once(self, identifier_type: str, value: str) -> bytes:
         """:meth:`mac`, not remembered: for the purpose ledger, which fingerprints each

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from enforcer.core.fingerprint import (
+    MAC_CACHE_SIZE,
     NO_PHONE_REGION,
     Fingerprinter,
     FingerprintKeyError,
@@ -111,3 +112,37 @@ def test_the_fingerprint_is_hmac_sha256_of_type_nul_and_value(key: bytes, value:
     want = hmac.new(key, b"device_id\x00" + value.strip().encode(), hashlib.sha256).digest()
     assert Fingerprinter(key).mac("device_id", value) == want
     assert Fingerprinter(key)("device_id", value) == "hmac-sha256:" + want.hex()
+
+
+def test_the_memory_keeps_what_recurs_and_stays_bounded() -> None:
+    """Two generations of MAC_CACHE_SIZE: a full recent generation becomes the older one;
+    a fingerprint found there is remembered again; the recent one never holds more."""
+    fingerprinter = Fingerprinter(KEY)
+    first = [f"user{n}@example.com" for n in range(MAC_CACHE_SIZE)]
+    for value in first:
+        fingerprinter.mac("email", value)
+    assert fingerprinter.remembered() == MAC_CACHE_SIZE
+    fingerprinter.mac("device_id", "d-new")  # the recent generation is full: a new one
+    assert fingerprinter.remembered() == 1
+    recurring = fingerprinter.mac("email", first[7])  # from the older generation
+    assert fingerprinter.remembered() == 2
+    assert recurring == fingerprinter.mac_once("email", first[7])
+    assert fingerprinter.mac("email", first[7]) == recurring
+    assert fingerprinter.remembered() == 2  # found in the recent generation now
+    for n in range(2 * MAC_CACHE_SIZE + 5):
+        fingerprinter.mac("device_id", f"d-{n}")
+        assert fingerprinter.remembered() <= MAC_CACHE_SIZE
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["email", "phone", "device_id"]), st.text(max_size=12)),
+        max_size=40,
+    )
+)
+def test_a_remembered_fingerprint_is_the_one_computed(
+    identifiers: list[tuple[str, str]],
+) -> None:
+    fingerprinter = Fingerprinter(KEY)
+    for kind, value in [*identifiers, *identifiers]:
+        assert fingerprinter.mac(kind, value) == fingerprinter.mac_once(kind, value)
