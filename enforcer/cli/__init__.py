@@ -28,15 +28,15 @@ __all__ = ["UsageError", "main"]
 
 
 class _Version(argparse.Action):
-    """``--version``: the installed package's version, looked up only when asked."""
+    """``--version``: the package's version, and whether its decision core is compiled."""
 
     def __init__(self, option_strings: Sequence[str], dest: str, **_: Any) -> None:
         super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
 
     def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> NoReturn:
-        from importlib.metadata import version
+        from enforcer.build_info import version_line
 
-        print(f"enforcer {version('purpose-enforcer')}")
+        print(version_line())
         parser.exit()
 
 

@@ -35,6 +35,7 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
+from enforcer.build_info import build_labels
 from enforcer.core.models import DeadLetterReason
 from enforcer.core.step import OutcomeKind
 from enforcer.ledger.state import RetractionReason
@@ -42,6 +43,7 @@ from enforcer.live.guard import DeadLetterGuard
 from enforcer.live.health import Health, Status
 from enforcer.outputs.metrics import (
     ASSIGNED_PARTITIONS,
+    BUILD_INFO,
     CONSUMER_LAG,
     DEADLETTERS,
     EXPOSURE_IDENTIFIERS,
@@ -130,6 +132,8 @@ def metric_families(
         lag_gauge.add_metric([item.topic, str(item.partition)], item.lag)
     info = GaugeMetricFamily(INFO.name, INFO.description, labels=INFO.labels)
     info.add_metric([recorder.instance_id, recorder.policy_version, recorder.mode.value], 1)
+    build = _gauge(BUILD_INFO)
+    build.add_metric(list(build_labels()), 1)
     override = _gauge(POLICY_SECURITY_OVERRIDE)
     override.add_metric([], 1 if recorder.security_override else 0)
     reloads = _counter(POLICY_RELOADS)
@@ -151,6 +155,7 @@ def metric_families(
         latency,
         lag_gauge,
         info,
+        build,
         override,
         reloads,
         reload_failures,

@@ -92,6 +92,14 @@ INFO = MetricDef(
     ("instance_id", "policy_version", "mode"),
     "Always 1; its labels say which instance runs which policy in which mode.",
 )
+BUILD_INFO = MetricDef(
+    "enforcer_build_info",
+    "gauge",
+    ("version", "python", "core"),
+    "Always 1; its labels say which version of the enforcer runs, on which Python, and "
+    'whether its decision core is compiled (core="compiled") or plain Python '
+    '(core="plain": the same decisions at a third more CPU or more).',
+)
 POLICY_SECURITY_OVERRIDE = MetricDef(
     "enforcer_policy_security_override",
     "gauge",
@@ -283,6 +291,7 @@ METRICS: tuple[MetricDef, ...] = (
     LATENCY,
     CONSUMER_LAG,
     INFO,
+    BUILD_INFO,
     POLICY_SECURITY_OVERRIDE,
     GUARD_TRIPS,
     TRANSACTIONS,

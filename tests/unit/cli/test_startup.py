@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import platform
 import signal
 import subprocess
 import sys
@@ -11,6 +12,8 @@ import pytest
 
 from enforcer import __version__
 from enforcer.cli import build_parser, main
+
+from ...conftest import load_compiled_core
 
 # Heavy or live-only packages that `import enforcer.cli` must not load.
 LIVE_ONLY = ("faust", "aiokafka", "confluent_kafka", "mode")
@@ -67,7 +70,10 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["--version"])
     assert exited.value.code == 0
-    assert capsys.readouterr().out == f"enforcer {__version__}\n"
+    core = "plain" if load_compiled_core().plain_requested() else "compiled"
+    assert capsys.readouterr().out == (
+        f"enforcer {__version__} (decision core: {core}; Python {platform.python_version()})\n"
+    )
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

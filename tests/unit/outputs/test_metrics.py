@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import platform
 import re
 import socket
 import urllib.error
@@ -16,6 +17,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from enforcer import __version__
 from enforcer.core.clock import FixedClock
 from enforcer.core.models import Mode
 from enforcer.core.policy.load import load_policy
@@ -37,6 +39,7 @@ from enforcer.outputs.metrics import (
 from enforcer.outputs.report.aggregate import ReportBuilder
 from enforcer.outputs.report.model import ReplaySource
 
+from ...conftest import load_compiled_core
 from ..conftest import NOW, event, ident, make_step
 
 SECRETS = ("+1 555 0100", "a@x.io", "dev-42", "b@y.io")
@@ -268,6 +271,13 @@ def test_prometheus_text_exposes_the_same_counters() -> None:
     assert samples["enforcer_consumer_lag"][(("partition", "3"), ("topic", "identity.events"))] == 5
     [info] = samples["enforcer_info"]
     assert dict(info)["policy_version"] == step.policy.version
+    [build] = samples["enforcer_build_info"]
+    assert dict(build) == {
+        "version": __version__,
+        "python": platform.python_version(),
+        "core": "plain" if load_compiled_core().plain_requested() else "compiled",
+    }
+    assert samples["enforcer_build_info"][build] == 1
     for secret in SECRETS:
         assert secret.encode() not in text
 
