@@ -40,6 +40,7 @@ from enforcer.cli.remediate_kafka import (
 )
 from enforcer.cli.replay import ledger_from_flags
 from enforcer.outputs.wording import counted
+from enforcer.remediate.partitioners import PARTITIONERS, Partitioner, murmur2_partition
 
 if TYPE_CHECKING:
     from enforcer.config.settings import EnforcerSettings
@@ -52,6 +53,9 @@ if TYPE_CHECKING:
     from enforcer.replay.schemas import ReplayFormats
 
 DEFAULT_BATCH = 500
+SAMPLED_PER_PARTITION = 200
+"""Source records read per partition to find their partitioner: a wrong one fits 200
+keyed records of a partition (with two partitions) once in 2^200."""
 """Retractions per transaction in ``apply``."""
 
 
@@ -148,6 +152,16 @@ def add_flags(remediate: Parser) -> None:
         metavar="NAME",
         help="with --exposure-topic: the source topic, whose partition count the exposure "
         "topic must have (ENFORCER_SOURCE_TOPIC, default: identity.events)",
+    )
+    apply.add_argument(
+        "--source-partitioner",
+        choices=("auto", *PARTITIONERS),
+        default="auto",
+        help="with --exposure-topic, when the plan seeds exposure: the partitioner the "
+        "source's producers place subject ids with, where a subject new to exposure is "
+        "seeded (murmur2: Java clients; crc32: librdkafka's default; fnv1a); 'auto' finds "
+        f"it from the source's last {SAMPLED_PER_PARTITION} records per partition "
+        "(default: auto)",
     )
     _kafka_flags(apply)
 
@@ -418,7 +432,12 @@ def _apply(args: argparse.Namespace) -> int:
     )
     if settings.exposure_topic is None:
         # Else ignored: an apply meant to keep exposure right would leave it stale.
-        for flag, value in (("--group-id", args.group_id), ("--source-topic", args.source_topic)):
+        given = (
+            ("--group-id", args.group_id),
+            ("--source-topic", args.source_topic),
+            ("--source-partitioner", None if args.source_partitioner == "auto" else "given"),
+        )
+        for flag, value in given:
             if value is not None:
                 raise UsageError(f"{flag} goes with --exposure-topic (or ENFORCER_EXPOSURE_TOPIC)")
         if plan.exposure is not None:
@@ -433,19 +452,61 @@ def _apply(args: argparse.Namespace) -> int:
     # and the workers' group.
     _check_client_properties(settings)
     check_readable(settings)
+    place: Partitioner = murmur2_partition
     if settings.exposure_topic is not None:
         check_exposure(settings)
+        if plan.exposure is not None:
+            place = _source_partitioner(settings, args.source_partitioner)
     producer = Transactions(settings, plan.plan_id)
     try:
         # After the producer's start: it has fenced an earlier apply of this plan and
         # aborted its open transaction, so what is read now is final.
         exposure = _exposure_held(settings) if settings.exposure_topic is not None else None
-        status = _write(args, settings, plan, producer, exposure)
+        status = _write(args, settings, plan, producer, exposure, place)
         if status == EXIT_OK and exposure is not None and plan.exposure is not None:
-            status = _seed_exposure(args, plan, producer, exposure)
+            status = _seed_exposure(args, plan, producer, exposure, place)
     finally:
         producer.close()
     return status
+
+
+def _source_partitioner(settings: EnforcerSettings, asked: str) -> Partitioner:
+    """Where seeding puts a subject new to exposure: where the source's producers put
+    its id. ``auto`` reads the source's latest keyed records and takes the partitioner
+    that placed every one (docs/remediate.md, "Seeding exposure"); none placing them all
+    is one line and exit 2, before anything is written."""
+    from enforcer.remediate.partitioners import placing
+    from enforcer.replay.sources.kafka_topic import parse_end, parse_start
+
+    if asked != "auto":
+        return PARTITIONERS[asked]
+    source = settings.source_topic
+    with TopicRange(settings, parse_start("earliest"), parse_end("latest"), source) as topic:
+        keys = topic.latest_keys(SAMPLED_PER_PARTITION)
+        partitions = len(topic.ranges)
+    fitting = placing(keys, partitions)
+    if not keys:
+        print(
+            f"enforcer: warning: {source} holds no keyed record to tell its partitioner by: "
+            "subjects new to exposure are seeded where murmur2 (Kafka's default) puts their "
+            "ids; pass --source-partitioner if its producers use another",
+            file=sys.stderr,
+        )
+        return PARTITIONERS["murmur2"]
+    if not fitting:
+        raise UsageError(
+            f"the {len(keys):,} latest keyed records of {source} are not where murmur2, "
+            "crc32 or fnv1a put their keys: exposure seeded by subject id would not be "
+            "where the workers look for it; key the source by subject id, or pass "
+            '--source-partitioner (docs/remediate.md, "Seeding exposure")'
+        )
+    name = fitting[0]
+    print(
+        f"exposure: seeding where {name} puts subject ids, as it placed the "
+        f"{len(keys):,} latest keyed records of {source}",
+        file=sys.stderr,
+    )
+    return PARTITIONERS[name]
 
 
 def _check_client_properties(settings: EnforcerSettings) -> None:
@@ -484,6 +545,7 @@ def _write(
     plan: Plan,
     producer: Transactions,
     exposure: _Exposure | None,
+    place: Partitioner,
 ) -> int:
     """The plan's retractions the sink does not hold yet, in transactions of
     ``--batch-size``; with an exposure topic, each also takes the identifiers it retracts
@@ -512,7 +574,7 @@ def _write(
         )
     values = tombstones = 0
     for transaction in transactions:
-        records = _records(transaction.exposure, exposure.partitions if exposure else 0)
+        records = _records(transaction.exposure, exposure.partitions if exposure else 0, place)
         try:
             producer.commit(
                 plan.policy_version,
@@ -579,17 +641,15 @@ def _key(subject_id: str) -> bytes:
     return subject_id.encode("utf-8", "surrogatepass")
 
 
-def _records(writes: list[ExposureWrite], partitions: int) -> list[tuple[int, bytes, bytes | None]]:
+def _records(
+    writes: list[ExposureWrite], partitions: int, place: Partitioner
+) -> list[tuple[int, bytes, bytes | None]]:
     """Exposure values as (partition, key, value) records: a subject already in the topic
-    where it is; a new one co-partitioned with the source, where Kafka's default
-    partitioner puts its subject id (docs/ledger.md)."""
-    from aiokafka.partitioner import murmur2
-
+    where it is; a new one co-partitioned with the source, where ``place`` (the source's
+    partitioner) puts its subject id (docs/ledger.md)."""
     return [
         (
-            w.partition
-            if w.partition is not None
-            else (murmur2(_key(w.subject_id)) & 0x7FFFFFFF) % partitions,
+            w.partition if w.partition is not None else place(_key(w.subject_id), partitions),
             _key(w.subject_id),
             w.value,
         )
@@ -598,7 +658,11 @@ def _records(writes: list[ExposureWrite], partitions: int) -> list[tuple[int, by
 
 
 def _seed_exposure(
-    args: argparse.Namespace, plan: Plan, producer: Transactions, exposure: _Exposure
+    args: argparse.Namespace,
+    plan: Plan,
+    producer: Transactions,
+    exposure: _Exposure,
+    place: Partitioner,
 ) -> int:
     """Exposure for a deployment that predates it: each subject's value, merged with what
     the exposure topic holds, written where its key falls (docs/remediate.md)."""
@@ -606,7 +670,7 @@ def _seed_exposure(
 
     from enforcer.remediate.apply import exposure_writes
 
-    records = _records(exposure_writes(plan, exposure.held), exposure.partitions)
+    records = _records(exposure_writes(plan, exposure.held), exposure.partitions, place)
     for start_at in range(0, len(records), args.batch_size):
         try:
             producer.commit(

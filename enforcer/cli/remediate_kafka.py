@@ -274,6 +274,56 @@ class TopicRange:
                 paused.difference_update(back)
         yield from merge.ready()
 
+    def latest_keys(self, per_partition: int) -> list[tuple[bytes, int]]:
+        """The keys of each partition's last ``per_partition`` committed records within
+        the range, with their partition (records without a key left out), for
+        :func:`enforcer.remediate.partitioners.placing`."""
+        from confluent_kafka import KafkaError, TopicPartition
+
+        consumer = self._consumer
+        if consumer is None:
+            raise RuntimeError("TopicRange: use it in a with block")
+        ends = {r.partition: r.end for r in self.ranges if r.size}
+        consumer.assign(
+            [
+                TopicPartition(self.topic, r.partition, max(r.start, r.end - per_partition))
+                for r in self.ranges
+                if r.size
+            ]
+        )
+        keys: list[tuple[bytes, int]] = []
+        progress_at = time.monotonic()
+        while ends:
+            batch = consumer.consume(_BATCH, 1.0)
+            if batch:
+                progress_at = time.monotonic()
+            elif time.monotonic() - progress_at > _STALL_S:
+                stuck = ", ".join(str(p) for p in sorted(ends))
+                raise UsageError(
+                    f"no progress reading {self.topic!r} partitions {stuck} for {_STALL_S:.0f}s"
+                )
+            for message in batch:
+                partition = message.partition()
+                end = ends.get(partition) if partition is not None else None
+                if end is None or partition is None:
+                    continue
+                error = message.error()
+                if error is not None:
+                    if error.code() != KafkaError._PARTITION_EOF:
+                        raise UsageError(f"Kafka refused to read {self.topic!r}: {error.str()}")
+                    del ends[partition]
+                    continue
+                offset = message.offset()
+                if offset is None or offset >= end:
+                    del ends[partition]
+                    continue
+                key = message.key()
+                if key is not None:
+                    keys.append((key, partition))
+                if offset + 1 >= end:
+                    del ends[partition]
+        return keys
+
     def __exit__(self, *_: object) -> None:
         if self._consumer is not None:
             self._consumer.close()
