@@ -34,7 +34,7 @@ class _Version(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
 
     def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> NoReturn:
-        from enforcer.build_info import version_line
+        from enforcer.outputs.build_info import version_line
 
         print(version_line())
         parser.exit()

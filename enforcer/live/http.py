@@ -35,12 +35,12 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
-from enforcer.build_info import build_labels
 from enforcer.core.models import DeadLetterReason
 from enforcer.core.step import OutcomeKind
 from enforcer.ledger.state import RetractionReason
 from enforcer.live.guard import DeadLetterGuard
 from enforcer.live.health import Health, Status
+from enforcer.outputs.build_info import build_labels
 from enforcer.outputs.metrics import (
     ASSIGNED_PARTITIONS,
     BUILD_INFO,
