@@ -53,10 +53,10 @@ if TYPE_CHECKING:
     from enforcer.replay.schemas import ReplayFormats
 
 DEFAULT_BATCH = 500
+"""Retractions per transaction in ``apply``."""
 SAMPLED_PER_PARTITION = 200
 """Source records read per partition to find their partitioner: a wrong one fits 200
 keyed records of a partition (with two partitions) once in 2^200."""
-"""Retractions per transaction in ``apply``."""
 
 
 def add_flags(remediate: Parser) -> None:
