@@ -82,7 +82,9 @@ class _Reader:
 def _latest_keys(messages: list[_Message], ends: dict[int, int]) -> list[tuple[bytes, int]]:
     from enforcer.replay.sources.kafka_topic import PartitionRange
 
-    reader = TopicRange(EnforcerSettings(source_topic="src"), parse_start("earliest"), parse_end("latest"), "src")
+    reader = TopicRange(
+        EnforcerSettings(source_topic="src"), parse_start("earliest"), parse_end("latest"), "src"
+    )
     reader._consumer = _Reader(messages)  # type: ignore[assignment]
     reader.ranges = [PartitionRange(p, 0, end) for p, end in ends.items()]
     return reader.latest_keys(200)
