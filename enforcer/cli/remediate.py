@@ -53,10 +53,10 @@ if TYPE_CHECKING:
     from enforcer.replay.schemas import ReplayFormats
 
 DEFAULT_BATCH = 500
+"""Retractions per transaction in ``apply``."""
 SAMPLED_PER_PARTITION = 200
 """Source records read per partition to find their partitioner: a wrong one fits 200
 keyed records of a partition (with two partitions) once in 2^200."""
-"""Retractions per transaction in ``apply``."""
 
 
 def add_flags(remediate: Parser) -> None:
@@ -473,8 +473,9 @@ def _apply(args: argparse.Namespace) -> int:
 def _source_partitioner(settings: EnforcerSettings, asked: str) -> Partitioner:
     """Where seeding puts a subject new to exposure: where the source's producers put
     its id. ``auto`` reads the source's latest keyed records and takes the partitioner
-    that placed every one (docs/remediate.md, "Seeding exposure"); none placing them all
-    is one line and exit 2, before anything is written."""
+    that placed every one (docs/remediate.md, "Seeding exposure"); none placing them all,
+    or more than one (with more than one partition: too few records to tell), is one
+    line and exit 2, before anything is written."""
     from enforcer.remediate.partitioners import placing
     from enforcer.replay.sources.kafka_topic import parse_end, parse_start
 
@@ -499,6 +500,13 @@ def _source_partitioner(settings: EnforcerSettings, asked: str) -> Partitioner:
             "crc32 or fnv1a put their keys: exposure seeded by subject id would not be "
             "where the workers look for it; key the source by subject id, or pass "
             '--source-partitioner (docs/remediate.md, "Seeding exposure")'
+        )
+    if partitions > 1 and len(fitting) > 1:
+        raise UsageError(
+            f"the {len(keys):,} latest keyed records of {source} are where "
+            f"{' and '.join(fitting)} all put their keys: too few to tell which one placed "
+            "them, and exposure seeded by the other would not be where the workers look for "
+            'it; pass --source-partitioner (docs/remediate.md, "Seeding exposure")'
         )
     name = fitting[0]
     print(

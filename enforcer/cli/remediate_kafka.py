@@ -276,8 +276,10 @@ class TopicRange:
 
     def latest_keys(self, per_partition: int) -> list[tuple[bytes, int]]:
         """The keys of each partition's last ``per_partition`` committed records within
-        the range, with their partition (records without a key left out), for
-        :func:`enforcer.remediate.partitioners.placing`."""
+        the range, with their partition, for :func:`enforcer.remediate.partitioners.placing`.
+        Records without a key are left out, and so are those with an empty one: no subject
+        id is empty, and librdkafka's default partitioner (``consistent_random``) places an
+        empty key at random, so one would rule out the partitioner that placed the rest."""
         from confluent_kafka import KafkaError, TopicPartition
 
         consumer = self._consumer
@@ -318,7 +320,7 @@ class TopicRange:
                     del ends[partition]
                     continue
                 key = message.key()
-                if key is not None:
+                if key:  # no subject id is empty; librdkafka places an empty key at random
                     keys.append((key, partition))
                 if offset + 1 >= end:
                     del ends[partition]

@@ -365,8 +365,10 @@ def _e164(value: str, region: str) -> str | None:
 
 MAC_CACHE_SIZE = 65_536
 """Fingerprints remembered per :class:`Fingerprinter` in each of its two generations:
-between 65,536 and twice as many identifiers, the most recently used (about 20 MB at
-most; a remembered one costs about 150 bytes besides its value)."""
+between 65,536 and twice as many identifiers, the most recently used. About 20 MB for
+short identifiers of a few types (a remembered one costs about 100 bytes besides its
+value); at most about 190 MB, when every one holds a value of :data:`CACHED_VALUE_CHARS`
+characters outside Latin-1 (4 bytes each) and a type of its own."""
 
 
 class Fingerprinter:

@@ -39,3 +39,71 @@ def test_a_time_range_asks_kafka_for_the_times_given_to_the_millisecond() -> Non
         found = reader._offsets(consumer, position, [0, 1], {0: 0, 1: 0}, {0: 9, 1: 9})  # type: ignore[arg-type]
         assert found == {0: 5, 1: 5}
     assert consumer.asked == [_MILLIS] * 4
+
+
+class _Message:
+    """A consumed record (``key``, ``offset``) or a partition's end (``eof``)."""
+
+    def __init__(self, partition: int, offset: int, key: bytes | None, eof: bool = False) -> None:
+        self._partition, self._offset, self._key, self._eof = partition, offset, key, eof
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def error(self) -> Any:
+        if not self._eof:
+            return None
+        from confluent_kafka import KafkaError
+
+        return KafkaError(KafkaError._PARTITION_EOF)
+
+
+class _Reader:
+    """A consumer that gives its messages in one batch, then nothing."""
+
+    def __init__(self, messages: list[_Message]) -> None:
+        self._messages = messages
+        self.assigned: list[TopicPartition] = []
+
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        self.assigned = partitions
+
+    def consume(self, count: int, timeout: float) -> list[_Message]:
+        batch, self._messages = self._messages, []
+        return batch
+
+
+def _latest_keys(messages: list[_Message], ends: dict[int, int]) -> list[tuple[bytes, int]]:
+    from enforcer.replay.sources.kafka_topic import PartitionRange
+
+    reader = TopicRange(
+        EnforcerSettings(source_topic="src"), parse_start("earliest"), parse_end("latest"), "src"
+    )
+    reader._consumer = _Reader(messages)  # type: ignore[assignment]
+    reader.ranges = [PartitionRange(p, 0, end) for p, end in ends.items()]
+    return reader.latest_keys(200)
+
+
+def test_the_latest_keys_leave_out_records_without_a_key_or_with_an_empty_one() -> None:
+    """librdkafka's default partitioner places a record with an empty key at random, and
+    no subject id is empty: such a key would rule out crc32 where it placed the rest."""
+    messages = [
+        _Message(0, 0, b"acct-1"),
+        _Message(0, 1, None),
+        _Message(0, 2, b""),
+        _Message(1, 0, b"acct-2"),
+    ]
+    assert _latest_keys(messages, {0: 3, 1: 1}) == [(b"acct-1", 0), (b"acct-2", 1)]
+
+
+def test_the_latest_keys_end_at_a_partitions_end_after_a_marker_or_a_gap() -> None:
+    """A partition whose last offsets are a transaction's marker (or compacted away)
+    ends where the client says it does, not at a record at its last offset."""
+    messages = [_Message(0, 3, b"acct-1"), _Message(0, 9, b"", eof=True)]
+    assert _latest_keys(messages, {0: 9}) == [(b"acct-1", 0)]

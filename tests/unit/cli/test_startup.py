@@ -7,6 +7,8 @@ import platform
 import signal
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -74,6 +76,13 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == (
         f"enforcer {__version__} (decision core: {core}; Python {platform.python_version()})\n"
     )
+
+
+def test_the_version_said_is_the_packages() -> None:
+    """``--version`` and ``enforcer_build_info`` say ``enforcer.__version__``, no longer the
+    installed package's metadata: the two must not drift apart when the version changes."""
+    pyproject = Path(__file__).parents[3] / "pyproject.toml"
+    assert tomllib.loads(pyproject.read_text())["project"]["version"] == __version__
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

@@ -108,16 +108,20 @@ def test_apply_with_an_unreachable_broker(
     )
 
 
-@pytest.mark.parametrize("flag", ["--group-id", "--source-topic"])
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--group-id", "x"), ("--source-topic", "x"), ("--source-partitioner", "crc32")],
+)
 def test_apply_refuses_an_exposure_flag_without_an_exposure_topic(
-    flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    flag: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``--group-id`` and ``--source-topic`` are for ``--exposure-topic`` alone: given
-    without one (flag or ENFORCER_EXPOSURE_TOPIC), they would be ignored, and the apply
-    would leave exposure stale while its user meant to keep it right."""
+    """``--group-id``, ``--source-topic`` and ``--source-partitioner`` are for
+    ``--exposure-topic`` alone: given without one (flag or ENFORCER_EXPOSURE_TOPIC), they
+    would be ignored, and the apply would leave exposure stale while its user meant to
+    keep it right."""
     path = _empty_plan(tmp_path)
     _one_line_exit_2(
-        ["remediate", "apply", str(path), flag, "x"], capsys, f"{flag} goes with --exposure-topic"
+        ["remediate", "apply", str(path), flag, value], capsys, f"{flag} goes with --exposure-topic"
     )
 
 

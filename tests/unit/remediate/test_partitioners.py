@@ -66,3 +66,22 @@ def test_one_misplaced_record_rules_a_partitioner_out() -> None:
     key, partition = records[17]
     records[17] = (key, (partition + 1) % 5)
     assert "murmur2" not in placing(records, 5)
+
+
+# FNV-1a as Go's hash/fnv computes it, read as a signed number and made positive: the
+# values librdkafka's own unit test holds its fnv1a to (Sarama's default partitioner).
+_SARAMA_FNV1A = {
+    b"kafka": 0x0D33C4E1,
+    b"giberish123456789": 0x77A58295,
+    b"1234": 0x023BDD03,
+    b"234": 0x2DEA3CD2,
+    b"34": 0x740FA83E,
+    b"4": 0x310CA263,
+    b"": 0x7EE3623B,
+}
+
+
+def test_fnv1a_places_as_librdkafka_and_sarama_do() -> None:
+    for key, positive in _SARAMA_FNV1A.items():
+        for partitions in (2, 3, 7, 1 << 31):
+            assert fnv1a_partition(key, partitions) == positive % partitions
