@@ -11,7 +11,7 @@ midway finds the batches it committed and writes the rest.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import NamedTuple
 
 from enforcer.core.step import HEADER_POLICY, Headers
@@ -70,6 +70,14 @@ class ExposureHeld(NamedTuple):
 
     partition: int
     exposure: SubjectExposure
+
+
+def misplaced(held: Mapping[str, ExposureHeld], partition_of: Callable[[str], int]) -> list[str]:
+    """The subjects whose exposure value is in another partition than ``partition_of``
+    gives their id (the source's partitioner): seeded there by an earlier apply that
+    guessed the partitioner, or written under producers that changed it. A worker never
+    finds them where its subject's events are."""
+    return sorted(s for s, h in held.items() if h.partition != partition_of(s))
 
 
 def exposure_held(

@@ -442,13 +442,17 @@ async def test_apply_seeds_exposure_for_a_deployment_that_predates_it(
     path = tmp_path / "plan.json"
     common = ["--policy", str(fixed_policy), "--sink-topic", sink, "--out", str(path)]
     apply = ["remediate", "apply", str(path), "--exposure-topic", exposure, "--source-topic"]
+    # The source is empty: nothing tells its partitioner, so it is named.
     apply += [source, "--group-id", unique_topic_name("remediate-group")]
+    apply += ["--source-partitioner", "murmur2"]
     status, _, err = await cli("remediate", "plan", "--with-exposure", *common)
     assert status == 0, err
     plan = read_plan(path)
     assert plan.exposure is not None and len(plan.exposure) == 50
     status, out, err = await cli(*apply)
     assert status == 0, err
+    # acct-00007's value was put in partition 1 by hand, where murmur2 does not put it.
+    assert f"the exposure values of 1 subject in {exposure} are in another partition" in err
     # acct-00007's phone leaves its value with its retraction; then every subject is seeded.
     assert "exposure: retracted identifiers taken out of 1 subject's value" in out, out
     assert "exposure: 50 subjects' values seeded" in out, out

@@ -78,3 +78,20 @@ def test_a_sample_one_partitioner_fits_names_it(
 def test_one_partition_needs_no_sample(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every partitioner puts every key in partition 0: any of them is right."""
     assert _pick(monkeypatch, [(b"acct-1", 0)], 1)(b"acct-2", 1) == 0
+
+
+def test_a_source_without_keyed_records_stops_the_apply(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Empty or expired: nothing tells the partitioner, and a guess (murmur2) would be
+    wrong for about two subjects in three of a source written with librdkafka's
+    default; the operator names it instead."""
+    with pytest.raises(UsageError) as refused:
+        _pick(monkeypatch, [], 3)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "holds no keyed record" in message and "--source-partitioner" in message
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(remediate, "TopicRange", _Source([], 3))
+    settings = EnforcerSettings(source_topic="src")
+    assert remediate._source_partitioner(settings, "crc32") is crc32_partition

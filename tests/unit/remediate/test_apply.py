@@ -21,11 +21,13 @@ from enforcer.remediate.apply import (
     batches,
     exposure_held,
     exposure_writes,
+    misplaced,
     retraction_headers,
     still_to_write,
     under_other_keys,
     written_by,
 )
+from enforcer.remediate.partitioners import crc32_partition
 from enforcer.remediate.plan import HistoryCounts, Plan, PlannedExposure, PlannedRetraction
 
 KEY_ID = "0123456789abcdef"
@@ -265,3 +267,17 @@ def test_an_apply_with_nothing_to_write_says_why() -> None:
     assert _nothing_to_write(full) == (
         f"nothing to write: the 1,200 retractions of plan {full.plan_id} are all in sink already"
     )
+
+
+def test_misplaced_names_the_subjects_held_where_the_partitioner_does_not_put_them() -> None:
+    """An earlier apply that seeded with murmur2 a source written with crc32: those
+    values are where no worker looks for them."""
+
+    def held(subject: str, partition: int) -> ExposureHeld:
+        return ExposureHeld(partition, SubjectExposure(subject, ()))
+
+    subjects = [f"acct-{n:05d}" for n in range(30)]
+    right = {s: held(s, crc32_partition(s.encode(), 4)) for s in subjects}
+    assert misplaced(right, lambda s: crc32_partition(s.encode(), 4)) == []
+    wrong = {**right, "acct-00003": held("acct-00003", (right["acct-00003"].partition + 1) % 4)}
+    assert misplaced(wrong, lambda s: crc32_partition(s.encode(), 4)) == ["acct-00003"]
