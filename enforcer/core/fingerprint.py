@@ -365,16 +365,31 @@ def _e164(value: str, region: str) -> str | None:
 
 MAC_CACHE_SIZE = 65_536
 """Fingerprints remembered per :class:`Fingerprinter` in each of its two generations:
-between 65,536 and twice as many identifiers, the most recently used. About 20 MB for
-short identifiers of a few types (a remembered one costs about 100 bytes besides its
-value); at most about 190 MB, when every one holds a value of :data:`CACHED_VALUE_CHARS`
-characters outside Latin-1 (4 bytes each) and a type of its own."""
+between 65,536 and twice as many identifiers, the most recently used, unless their
+values are long (:data:`MAC_CACHE_CHARS`). About 20 MB for short identifiers of a few
+types (a remembered one costs about 100 bytes besides its value)."""
+MAC_CACHE_CHARS = 2_097_152
+"""Characters of values remembered per generation: a generation holding this many
+turns over before it holds :data:`MAC_CACHE_SIZE` identifiers. 65,536 ordinary
+identifiers (an email address, a phone number, a device id: 10 to 40 characters) hold
+fewer, so they never reach it; values of :data:`CACHED_VALUE_CHARS` characters outside
+Latin-1 (4 bytes each), each of a type of its own, would otherwise take about 190 MB
+in the two generations, and take about 25 MB with it."""
 
 
 class Fingerprinter:
     """Computes fingerprints under one secret key. The key never leaves this object."""
 
-    __slots__ = ("_inner", "_older", "_outer", "_young", "_young_count", "key_id", "phone_region")
+    __slots__ = (
+        "_inner",
+        "_older",
+        "_outer",
+        "_young",
+        "_young_chars",
+        "_young_count",
+        "key_id",
+        "phone_region",
+    )
 
     def __init__(self, key: bytes, phone_region: str = DEFAULT_PHONE_REGION) -> None:
         if len(key) < MIN_KEY_BYTES:
@@ -393,6 +408,8 @@ class Fingerprinter:
         self._older: dict[str, dict[str, bytes]] = {}
         """The generation before it: a fingerprint found there is remembered again."""
         self._young_count = 0
+        self._young_chars = 0
+        """How many characters the recent generation's values hold."""
         """How many fingerprints the recent generation holds."""
         self.phone_region = phone_region
         # The first 64 bits of HMAC(key, a fixed label): a MAC of a public label reveals
@@ -431,15 +448,17 @@ class Fingerprinter:
         found = older.get(value) if older is not None else None
         if found is None:
             found = self.mac_once(identifier_type, value)
-        if self._young_count >= MAC_CACHE_SIZE:
+        if self._young_count >= MAC_CACHE_SIZE or self._young_chars >= MAC_CACHE_CHARS:
             self._older = self._young
             self._young = {}
             self._young_count = 0
+            self._young_chars = 0
             young = None
         if young is None:
             young = self._young[identifier_type] = {}
         young[value] = found
         self._young_count += 1
+        self._young_chars += len(value)
         return found
 
     def remembered(self) -> int:
@@ -462,7 +481,9 @@ class Fingerprinter:
         else:
             normalized = normalize_value(identifier_type, value, self.phone_region)
         inner = self._inner.copy()
-        inner.update(identifier_type.encode() + b"\x00" + normalized.encode())
+        # One text encoded once: compiled, ``bytes + bytes`` leaked its left operand
+        # (mypyc 1.20's CPyBytes_Concat, fixed upstream), two objects a fingerprint.
+        inner.update((identifier_type + "\x00" + normalized).encode())
         outer = self._outer.copy()
         outer.update(inner.digest())
         return outer.digest()

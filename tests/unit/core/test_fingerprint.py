@@ -10,6 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from enforcer.core.fingerprint import (
+    CACHED_VALUE_CHARS,
+    MAC_CACHE_CHARS,
     MAC_CACHE_SIZE,
     NO_PHONE_REGION,
     Fingerprinter,
@@ -146,3 +148,15 @@ def test_a_remembered_fingerprint_is_the_one_computed(
     fingerprinter = Fingerprinter(KEY)
     for kind, value in [*identifiers, *identifiers]:
         assert fingerprinter.mac(kind, value) == fingerprinter.mac_once(kind, value)
+
+
+def test_long_values_turn_the_memory_over_sooner() -> None:
+    """Values of the longest remembered length fill a generation by their characters
+    before their number: the memory is bounded by both."""
+    fingerprinter = Fingerprinter(KEY)
+    per_generation = -(-MAC_CACHE_CHARS // CACHED_VALUE_CHARS)
+    for n in range(per_generation):
+        fingerprinter.mac("email", f"{n:08d}".ljust(CACHED_VALUE_CHARS, "\u2602"))
+    assert fingerprinter.remembered() == per_generation < MAC_CACHE_SIZE
+    fingerprinter.mac("email", "one-more@example.com")
+    assert fingerprinter.remembered() == 1
