@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from enforcer.cli.common import UsageError
 
 if TYPE_CHECKING:
-    from confluent_kafka import Consumer, KafkaError
+    from confluent_kafka import Consumer, KafkaError, Message
 
     from enforcer.config.settings import EnforcerSettings
     from enforcer.remediate.history import SinkRecord
@@ -202,7 +202,7 @@ class TopicRange:
         (time, partition, offset) (:class:`enforcer.remediate.merge.PartitionMerge`): the
         same order whatever the client's fetches return first, so that what is folded
         from them (a plan, its id) depends on the topic only."""
-        from confluent_kafka import KafkaError, TopicPartition
+        from confluent_kafka import TopicPartition
 
         from enforcer.remediate.history import SinkRecord
         from enforcer.remediate.merge import PartitionMerge
@@ -218,33 +218,10 @@ class TopicRange:
         )
         merge = PartitionMerge(ends)
         paused: set[int] = set()
-        eof = KafkaError._PARTITION_EOF
         new = tuple.__new__  # SinkRecord's fields in order, without its Python constructor
-        progress_at = time.monotonic()
-        while ends:
-            batch = consumer.consume(_BATCH, 1.0)
-            if batch:
-                progress_at = time.monotonic()
-            elif time.monotonic() - progress_at > _STALL_S:
-                stuck = ", ".join(str(p) for p in sorted(ends))
-                raise UsageError(
-                    f"no progress reading {self.topic!r} partitions {stuck} for {_STALL_S:.0f}s"
-                )
-            for message in batch:
-                partition = message.partition()
-                end = ends.get(partition) if partition is not None else None
-                if end is None or partition is None:
-                    continue  # past its range: what was fetched with it is left
-                error = message.error()
-                if error is not None:
-                    if error.code() != eof:
-                        raise UsageError(f"Kafka refused to read {self.topic!r}: {error.str()}")
-                    del ends[partition]
-                    merge.end(partition)
-                    continue
-                offset = message.offset()
-                if offset is None or offset >= end:
-                    del ends[partition]
+        for batch in self._batches(consumer, ends):
+            for partition, message in batch:
+                if message is None:
                     merge.end(partition)
                     continue
                 headers = message.headers()
@@ -256,7 +233,7 @@ class TopicRange:
                             message.value(),
                             tuple(headers) if headers else (),
                             partition,
-                            offset,
+                            message.offset(),
                             message.timestamp()[1],
                         ),
                     )
@@ -280,7 +257,7 @@ class TopicRange:
         Records without a key are left out, and so are those with an empty one: no subject
         id is empty, and librdkafka's default partitioner (``consistent_random``) places an
         empty key at random, so one would rule out the partitioner that placed the rest."""
-        from confluent_kafka import KafkaError, TopicPartition
+        from confluent_kafka import TopicPartition
 
         consumer = self._consumer
         if consumer is None:
@@ -294,37 +271,59 @@ class TopicRange:
             ]
         )
         keys: list[tuple[bytes, int]] = []
+        for batch in self._batches(consumer, ends):
+            for partition, message in batch:
+                key = None if message is None else message.key()
+                if key:  # no subject id is empty; librdkafka places an empty key at random
+                    keys.append((key, partition))
+        return keys
+
+    def _batches(
+        self, consumer: Consumer, ends: dict[int, int]
+    ) -> Iterator[list[tuple[int, Message | None]]]:
+        """The assigned partitions' messages, a batch of the client's at a time: each
+        record within its partition's range as ``(partition, message)``, and
+        ``(partition, None)`` once the range ends (its last offset read, an offset past
+        it, or the client's end of partition after a transaction marker or a gap);
+        ``ends`` (partition to end offset) loses each partition as it ends, and the
+        reading stops when it is empty. An error, or no progress for
+        :data:`_STALL_S`, is one line (:class:`UsageError`)."""
+        from confluent_kafka import KafkaError
+
+        eof = KafkaError._PARTITION_EOF
         progress_at = time.monotonic()
         while ends:
-            batch = consumer.consume(_BATCH, 1.0)
-            if batch:
+            messages = consumer.consume(_BATCH, 1.0)
+            if messages:
                 progress_at = time.monotonic()
             elif time.monotonic() - progress_at > _STALL_S:
                 stuck = ", ".join(str(p) for p in sorted(ends))
                 raise UsageError(
                     f"no progress reading {self.topic!r} partitions {stuck} for {_STALL_S:.0f}s"
                 )
-            for message in batch:
+            batch: list[tuple[int, Message | None]] = []
+            for message in messages:
                 partition = message.partition()
                 end = ends.get(partition) if partition is not None else None
                 if end is None or partition is None:
-                    continue
+                    continue  # past its range: what was fetched with it is left
                 error = message.error()
                 if error is not None:
-                    if error.code() != KafkaError._PARTITION_EOF:
+                    if error.code() != eof:
                         raise UsageError(f"Kafka refused to read {self.topic!r}: {error.str()}")
                     del ends[partition]
+                    batch.append((partition, None))
                     continue
                 offset = message.offset()
                 if offset is None or offset >= end:
                     del ends[partition]
+                    batch.append((partition, None))
                     continue
-                key = message.key()
-                if key:  # no subject id is empty; librdkafka places an empty key at random
-                    keys.append((key, partition))
+                batch.append((partition, message))
                 if offset + 1 >= end:
                     del ends[partition]
-        return keys
+                    batch.append((partition, None))
+            yield batch
 
     def __exit__(self, *_: object) -> None:
         if self._consumer is not None:
