@@ -22,15 +22,15 @@ from .test_one_pass import SETTINGS
 RECORDS = 30
 
 
-def _retained(decide: Callable[[int], None]) -> int:
-    """Bytes still allocated after ``decide`` ran for each of :data:`RECORDS` records
-    (the records themselves and their outcomes freed)."""
+def _retained(decide: Callable[[int], object], count: int = RECORDS) -> int:
+    """Bytes still allocated after ``decide`` ran for each of ``count`` records (the
+    records themselves and what it returned freed)."""
     decide(-1)  # a first record loads what any record needs (modules, metadata)
     gc.collect()
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        for number in range(RECORDS):
+        for number in range(count):
             decide(number)
         gc.collect()
         return tracemalloc.get_traced_memory()[0] - before
@@ -91,29 +91,14 @@ LEAK_CALLS = 20_000
 """Calls a leak test makes: a leak of one small object a call holds 1 MB or more."""
 
 
-def _held_after(call: Callable[[int], object]) -> int:
-    """Bytes still allocated after :data:`LEAK_CALLS` calls of ``call``, whose results
-    are dropped at once."""
-    call(-1)
-    gc.collect()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        for number in range(LEAK_CALLS):
-            call(number)
-        gc.collect()
-        return tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
-
-
 @pytest.mark.parametrize("kind", ["email", "phone", "device_id"])
 def test_a_fingerprint_computed_leaves_nothing_behind(kind: str) -> None:
     """Compiled, ``bytes + bytes`` once leaked two objects a fingerprint (about 90
     bytes: 180 MB over two million identifiers a worker restores or meets)."""
     fingerprinter = Fingerprinter(KEY)
     value = "+1 415 555 {:04d}" if kind == "phone" else "user{}@example.com"
-    assert _held_after(lambda n: fingerprinter.mac_once(kind, value.format(n % 10_000))) < 64_000
+    held = _retained(lambda n: fingerprinter.mac_once(kind, value.format(n % 10_000)), LEAK_CALLS)
+    assert held < 64_000
 
 
 def test_deciding_the_same_record_again_and_again_leaves_nothing_behind(setting: str) -> None:
@@ -128,4 +113,4 @@ def test_deciding_the_same_record_again_and_again_leaves_nothing_behind(setting:
         )
     )
     records = [InputRecord(None, value, (), Source("t", 0, n)) for n in range(LEAK_CALLS)]
-    assert _held_after(lambda n: step(records[n])) < 64_000
+    assert _retained(lambda n: step(records[n]), LEAK_CALLS) < 64_000
