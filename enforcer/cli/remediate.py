@@ -483,10 +483,10 @@ def _source_partitioner(settings: EnforcerSettings, asked: str) -> Partitioner:
         return PARTITIONERS[asked]
     source = settings.source_topic
     with TopicRange(settings, parse_start("earliest"), parse_end("latest"), source) as topic:
-        keys = topic.latest_keys(SAMPLED_PER_PARTITION)
         partitions = len(topic.ranges)
-    if partitions == 1:
-        return PARTITIONERS["murmur2"]  # every partitioner gives the one partition
+        if partitions == 1:
+            return PARTITIONERS["murmur2"]  # every partitioner gives the one partition
+        keys = topic.latest_keys(SAMPLED_PER_PARTITION)
     fitting = placing(keys, partitions)
     if not keys:
         # A guess (Kafka's default) would be wrong for about two subjects in three of a

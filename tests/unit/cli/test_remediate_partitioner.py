@@ -25,6 +25,7 @@ class _Source:
     def __init__(self, keys: list[tuple[bytes, int]], partitions: int) -> None:
         self._keys = keys
         self.ranges = [object()] * partitions
+        self.read = False
 
     def __call__(self, *_: Any) -> _Source:
         return self
@@ -36,6 +37,7 @@ class _Source:
         pass
 
     def latest_keys(self, per_partition: int) -> list[tuple[bytes, int]]:
+        self.read = True
         return self._keys
 
 
@@ -77,7 +79,11 @@ def test_a_sample_one_partitioner_fits_names_it(
 
 def test_one_partition_needs_no_sample(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every partitioner puts every key in partition 0: any of them is right."""
-    assert _pick(monkeypatch, [(b"acct-1", 0)], 1)(b"acct-2", 1) == 0
+    source = _Source([(b"acct-1", 0)], 1)
+    monkeypatch.setattr(remediate, "TopicRange", source)
+    settings = EnforcerSettings(source_topic="src")
+    assert remediate._source_partitioner(settings, "auto")(b"acct-2", 1) == 0
+    assert not source.read
 
 
 def test_a_source_without_keyed_records_stops_the_apply(
