@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
@@ -268,9 +267,7 @@ def may_repeat_a_judged_key(
     Letter cases are read from the parsed keys of the event and of each identifier."""
     if 92 in value or 0xC4 in value or 0xC5 in value:  # as may_repeat_a_judged_field
         return True
-    if value.count(34) != 2 * (
-        len(document) + _strings(document.values())
-    ):  # 34: the quote, as an int (see above)
+    if value.count(34) != 2 * _strings(document):  # 34: the quote, as an int (see above)
         return True
     if _spells_otherwise(document, _EVENT_KEYS, _EVENT_FIELDS, 10, 11):
         return True
@@ -279,18 +276,30 @@ def may_repeat_a_judged_key(
     )
 
 
-def _strings(children: Iterable[Any]) -> int:
-    """How many strings (keys and values) ``children``, values orjson parsed, hold at
-    any depth."""
-    count = 0
-    for child in children:
+def _strings(node: dict[str, Any]) -> int:
+    """How many strings (keys and values) ``node``, parsed by orjson, holds at any depth."""
+    count = len(node)
+    for child in node.values():
         kind = type(child)
         if kind is str:
             count += 1
         elif kind is dict:
-            count += len(child) + _strings(child.values())
-        elif kind is list:
             count += _strings(child)
+        elif kind is list:
+            count += _strings_listed(child)
+    return count
+
+
+def _strings_listed(node: list[Any]) -> int:
+    count = 0
+    for child in node:
+        kind = type(child)
+        if kind is str:
+            count += 1
+        elif kind is dict:
+            count += _strings(child)
+        elif kind is list:
+            count += _strings_listed(child)
     return count
 
 
