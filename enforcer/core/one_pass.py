@@ -28,7 +28,7 @@ from enforcer.core.ledger_view import LedgerLookup, LedgerMode
 from enforcer.core.memo import small_enough
 from enforcer.core.models import Action, Mode
 from enforcer.core.parse import (
-    may_repeat_a_judged_key,
+    may_repeat_a_judged_field,
     plain_event_fields,
     plain_type_and_tags,
 )
@@ -129,6 +129,7 @@ class OnePass:
         event_id, subject_id, occurred_at, items = fields
         memo = self._memo
         stopped = 0
+        with_purposes = 0
         drop = False
         granted = self._granted(record, subject_id) if self._by_ledger else None
         for item in items:
@@ -141,6 +142,7 @@ class OnePass:
                 key: _MemoKey = (kind, None)
             elif type(purposes) is list:
                 key = (kind, tuple(purposes))  # a non-hashable tag raises: reference path
+                with_purposes += 1
             else:
                 return None
             found = memo.get(key)
@@ -158,7 +160,7 @@ class OnePass:
             judged.append(found)
         # A judged field that may be written twice, or with escapes: the exact check
         # (on the reference path) decides.
-        if may_repeat_a_judged_key(value, document, items):
+        if may_repeat_a_judged_field(value, len(items), with_purposes, self._step.types_judged):
             return None
         return value, document, event_id, subject_id, occurred_at, items, stopped, drop
 

@@ -27,7 +27,6 @@ from enforcer.core.models import (
     DeadLetterReason,
     Event,
     EventIdentifier,
-    Identifier,
     IdentityEvent,
     is_plain_rfc3339,
 )
@@ -253,74 +252,6 @@ def may_repeat_a_judged_field(
     )
 
 
-def may_repeat_a_judged_key(
-    value: bytes, document: dict[str, Any], items: list[dict[str, Any]]
-) -> bool:
-    """The pre-check of :func:`may_repeat_a_judged_field` for a value orjson parsed into
-    ``document`` (``items`` its identifiers, each an object), in one scan of the text
-    instead of six: as conservative, and False only when no key repeats in any object
-    and no judged name is written in other letter cases where it is judged.
-
-    Without escapes, every quote in JSON text opens or closes a string, a key or a
-    value. A key written twice in one object is one key, and one value, in the parsed
-    document: its text then holds more quotes than twice the document's strings.
-    Letter cases are read from the parsed keys of the event and of each identifier."""
-    if 92 in value or 0xC4 in value or 0xC5 in value:  # as may_repeat_a_judged_field
-        return True
-    if value.count(34) != 2 * _strings(document):  # 34: the quote, as an int (see above)
-        return True
-    if _spells_otherwise(document, _EVENT_KEYS, _EVENT_FIELDS, 10, 11):
-        return True
-    return any(
-        _spells_otherwise(item, _IDENTIFIER_KEYS, _IDENTIFIER_FIELDS, 4, 8) for item in items
-    )
-
-
-def _strings(node: dict[str, Any]) -> int:
-    """How many strings (keys and values) ``node``, parsed by orjson, holds at any depth."""
-    count = len(node)
-    for child in node.values():
-        kind = type(child)
-        if kind is str:
-            count += 1
-        elif kind is dict:
-            count += _strings(child)
-        elif kind is list:
-            count += _strings_listed(child)
-    return count
-
-
-def _strings_listed(node: list[Any]) -> int:
-    count = 0
-    for child in node:
-        kind = type(child)
-        if kind is str:
-            count += 1
-        elif kind is dict:
-            count += _strings(child)
-        elif kind is list:
-            count += _strings_listed(child)
-    return count
-
-
-def _spells_otherwise(
-    item: dict[str, Any], fields: frozenset[str], names: frozenset[str], short: int, long: int
-) -> bool:
-    """Whether a key of ``item`` (an object of ``fields``) is one of ``names`` (each
-    ``short`` to ``long`` characters) in other letter cases. With no byte 0xC4 or 0xC5
-    in the text, a key that folds to an ASCII name case-blind is ASCII, or holds a
-    Kelvin sign, which ``str.lower`` folds as ``case_blind`` does: either way it is as
-    long as the name. A field's own name, or a key in small letters, is no other
-    spelling."""
-    for key in item:
-        if key in fields:
-            continue
-        size = len(key)
-        if short <= size <= long and not key.islower() and key.lower() in names:
-            return True
-    return False
-
-
 _NON_JSON_CONSTANT = ParseFailure(DeadLetterReason.INVALID_JSON, "not valid JSON: NaN or Infinity")
 
 
@@ -395,8 +326,6 @@ KELVIN_SIGN = "\u212a"
 mapped name may)."""
 _EVENT_FIELDS = frozenset({"identifiers", "subject_id"})
 _IDENTIFIER_FIELDS = frozenset({"type", "value", "purposes"})
-_EVENT_KEYS = frozenset(IdentityEvent.model_fields)
-_IDENTIFIER_KEYS = frozenset(Identifier.model_fields)
 _JUDGED_LENGTHS = frozenset(len(name) for name in _JUDGED_FIELDS)
 _CASE_BLIND = {"\u017f": "s", "\u0130": "i", "\u0131": "i", KELVIN_SIGN: "k"}
 

@@ -17,12 +17,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import orjson
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from enforcer.core.models import DeadLetterReason, Mode
-from enforcer.core.parse import _judged_field_conflict, may_repeat_a_judged_key, repeats_a_key
 from enforcer.core.step import InputRecord, OutcomeKind, Source, Step
 
 from .test_one_pass import EXPOSING, STEPS
@@ -274,72 +272,3 @@ def test_adversarial_text_is_never_an_internal_error(
     record = InputRecord(b"k", value, headers, Source("t", 1, 5))
     for outcome in (step(record), step.explain_by_reference(record)[0]):
         assert outcome.error_reason is not DeadLetterReason.INTERNAL, outcome.error_message
-
-
-def _parsed_event(value: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-    """The document and identifiers the one pass hands its pre-check, or ``None`` where
-    it stops before (not JSON to orjson, no list of objects)."""
-    try:
-        document = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return None
-    items = document.get("identifiers") if type(document) is dict else None
-    if type(items) is not list or any(type(item) is not dict for item in items):
-        return None
-    return document, items
-
-
-@settings(max_examples=1000)
-@given(event_text())
-def test_the_pre_check_lets_through_no_text_the_exact_check_refuses(value: bytes) -> None:
-    """Whatever the text, the one pass's pre-check says a judged field may repeat (or be
-    spelled otherwise) wherever the exact check finds it does; and wherever it says
-    none may, no key at all repeats in one object."""
-    parsed = _parsed_event(value)
-    if parsed is None:
-        return
-    document, items = parsed
-    if _judged_field_conflict(value, types_judged=True) is not None or repeats_a_key(
-        value, frozenset(_keys_of(json.loads(value)))
-    ):
-        assert may_repeat_a_judged_key(value, document, items)
-
-
-def _keys_of(node: Any) -> set[str]:
-    if isinstance(node, dict):
-        return set(node).union(*(_keys_of(child) for child in node.values()))
-    if isinstance(node, list):
-        return set().union(*(_keys_of(child) for child in node))
-    return set()
-
-
-_PLAIN_TEXT = st.text(
-    st.characters(min_codepoint=0x20, max_codepoint=0x7E, exclude_characters='"\\'), max_size=8
-)
-_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | _PLAIN_TEXT,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_PLAIN_TEXT, inner, max_size=3),
-    max_leaves=12,
-)
-
-
-@settings(max_examples=500)
-@given(
-    st.lists(
-        st.fixed_dictionaries(
-            {"type": _PLAIN_TEXT, "value": _PLAIN_TEXT}, optional={"purposes": _JSON}
-        ),
-        max_size=3,
-    ),
-    st.dictionaries(_PLAIN_TEXT.map(str.lower), _JSON, max_size=4),
-)
-def test_the_pre_check_passes_text_where_nothing_can_repeat(
-    items: list[dict[str, Any]], extra: dict[str, Any]
-) -> None:
-    """Text a JSON library wrote, with no escapes and every key once and in small
-    letters where it is judged, needs no exact check: the one pass decides it."""
-    document = {**extra, "subject_id": "acct-1", "identifiers": items}
-    value = orjson.dumps(document)
-    assert 92 not in value
-    parsed = orjson.loads(value)
-    assert not may_repeat_a_judged_key(value, parsed, parsed["identifiers"])
