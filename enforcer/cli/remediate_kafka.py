@@ -298,16 +298,25 @@ class TopicRange:
                 progress_at = time.monotonic()
             elif time.monotonic() - progress_at > _STALL_S:
                 stuck = ", ".join(str(p) for p in sorted(ends))
+                last = self._errors.last
+                said = f" (the client's last error: {last.str()})" if last is not None else ""
                 raise UsageError(
-                    f"no progress reading {self.topic!r} partitions {stuck} for {_STALL_S:.0f}s"
+                    f"no progress reading {self.topic!r} partitions {stuck} for "
+                    f"{_STALL_S:.0f}s{said}"
                 )
             batch: list[tuple[int, Message | None]] = []
             for message in messages:
                 partition = message.partition()
-                end = ends.get(partition) if partition is not None else None
-                if end is None or partition is None:
-                    continue  # past its range: what was fetched with it is left
                 error = message.error()
+                if partition is None:
+                    if error is not None:
+                        # The topic's or the client's, not one partition's: no partition
+                        # would read on, and waiting for one would hide it.
+                        raise UsageError(f"Kafka refused to read {self.topic!r}: {error.str()}")
+                    continue
+                end = ends.get(partition)
+                if end is None:
+                    continue  # past its range: what was fetched with it is left
                 if error is not None:
                     if error.code() != eof:
                         raise UsageError(f"Kafka refused to read {self.topic!r}: {error.str()}")
