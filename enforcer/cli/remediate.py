@@ -503,7 +503,7 @@ def _source_partitioner(settings: EnforcerSettings, asked: str) -> Partitioner:
             "where the workers look for it; key the source by subject id, or pass "
             '--source-partitioner (docs/remediate.md, "Seeding exposure")'
         )
-    if partitions > 1 and len(fitting) > 1:
+    if len(fitting) > 1:
         raise UsageError(
             f"the {len(keys):,} latest keyed records of {source} are where "
             f"{' and '.join(fitting)} all put their keys: too few to tell which one placed "

@@ -307,19 +307,19 @@ class TopicRange:
             batch: list[tuple[int, Message | None]] = []
             for message in messages:
                 partition = message.partition()
+                end = ends.get(partition) if partition is not None else None
                 error = message.error()
-                if partition is None:
-                    if error is not None:
-                        # The topic's or the client's, not one partition's: no partition
-                        # would read on, and waiting for one would hide it.
-                        raise UsageError(f"Kafka refused to read {self.topic!r}: {error.str()}")
-                    continue
-                end = ends.get(partition)
-                if end is None:
+                # An error of no partition is the topic's or the client's: no partition
+                # would read on, and waiting for one would hide it.
+                if (
+                    error is not None
+                    and error.code() != eof
+                    and (partition is None or end is not None)
+                ):
+                    raise UsageError(f"Kafka refused to read {self.topic!r}: {error.str()}")
+                if end is None or partition is None:
                     continue  # past its range: what was fetched with it is left
-                if error is not None:
-                    if error.code() != eof:
-                        raise UsageError(f"Kafka refused to read {self.topic!r}: {error.str()}")
+                if error is not None:  # the partition's end
                     del ends[partition]
                     batch.append((partition, None))
                     continue

@@ -408,9 +408,9 @@ class Fingerprinter:
         self._older: dict[str, dict[str, bytes]] = {}
         """The generation before it: a fingerprint found there is remembered again."""
         self._young_count = 0
+        """How many fingerprints the recent generation holds."""
         self._young_chars = 0
         """How many characters the recent generation's values hold."""
-        """How many fingerprints the recent generation holds."""
         self.phone_region = phone_region
         # The first 64 bits of HMAC(key, a fixed label): a MAC of a public label reveals
         # nothing about the key (HMAC is a PRF); it only lets someone holding a candidate
