@@ -203,6 +203,30 @@ def all_strings(items: list[Any] | tuple[Any, ...]) -> bool:
     return True
 
 
+def json_strings(value: Any) -> int:
+    """How many strings a parsed JSON ``value`` holds, object keys included. In a JSON
+    text without escapes each is written between two quotes, and no other quote is
+    written: a text with more quotes than twice this had a key written twice in one
+    object (the parser kept one of them)."""
+    if type(value) is str:
+        return 1
+    count = 0
+    if type(value) is dict:
+        count = len(value)
+        for item in value.values():
+            if type(item) is str:
+                count += 1
+            elif type(item) is dict or type(item) is list:
+                count += json_strings(item)
+    elif type(value) is list:
+        for item in value:
+            if type(item) is str:
+                count += 1
+            elif type(item) is dict or type(item) is list:
+                count += json_strings(item)
+    return count
+
+
 def validation_failure(exc: ValidationError) -> ParseFailure:
     errors = exc.errors(include_url=False, include_input=False)
     first = errors[0]

@@ -314,6 +314,7 @@ class Step:
         is then refused): a rule looks at types, the ledger is asked by type, or exposure
         records it."""
         self._audit = policy.mode is Mode.AUDIT
+        self._mode = policy.mode.value
         # The own headers of a forwarded record that came without headers: the same
         # two tuples every time.
         self._bare_headers = {
@@ -746,7 +747,7 @@ class Step:
         violation: dict[str, Any] = {
             "violation_id": violation_id(record.source),
             "detected_at": self._detected_at(),
-            "mode": self.policy.mode.value,
+            "mode": self._mode,
             "action": "dropped" if verdict is Verdict.DROPPED else "redacted",
             "policy_version": self.policy.version,
             "key_id": self.key_id,

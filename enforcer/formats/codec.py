@@ -5,7 +5,7 @@ the body written back with some fields emptied (docs/formats.md)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 from enforcer.core.record_format import Unredactable
 from enforcer.formats.registry import SchemaType
@@ -69,4 +69,13 @@ class Codec(Protocol):
         """The body re-encoded under the same schema with the values at ``locations``
         emptied (set to null, cleared, or removed from their list), or why the schema
         cannot hold that."""
+        ...
+
+
+@runtime_checkable
+class CodecLookup(Protocol):
+    """The codecs of the schemas the driver has fetched, by schema id (no I/O)."""
+
+    def codec(self, schema_id: int) -> Codec | None:
+        """The codec for ``schema_id``, or ``None`` when the registry has no such id."""
         ...

@@ -17,7 +17,7 @@ test holds the two equal (tests/unit/formats/test_direct.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -90,19 +90,11 @@ class DirectEvent(NamedTuple):
 
 
 class DirectRead:
-    """The direct read of one mapping under one schema (or of plain JSON).
+    """The direct read of one mapping under one schema (or of plain JSON): each
+    identifier's type, purposes and location fixed when the mapping is compiled, a field
+    of the record's own object one dict lookup."""
 
-    :meth:`read` is a function written for the mapping when it is compiled: its paths
-    unrolled into straight-line code (a field of the record's own object is one dict
-    lookup), each identifier's type, purposes and location bound as constants. The
-    function's text holds no name the policy gives: every one is a constant of its
-    namespace (``_N3``), never source text."""
-
-    __slots__ = ("read",)
-
-    read: Callable[[Any, str, int, int], DirectEvent | None]
-    """``read(view, topic, partition, offset)``: the event in ``view``, or ``None`` for
-    the general read to decide."""
+    __slots__ = ("_event_id", "_items", "_occurred_at", "_subject_id")
 
     def __init__(
         self,
@@ -111,7 +103,10 @@ class DirectRead:
         occurred_at: Location,
         items: Sequence[DirectItem],
     ) -> None:
-        self.read = _compiled(event_id, subject_id, occurred_at, items)
+        self._event_id = event_id
+        self._subject_id = subject_id
+        self._occurred_at = occurred_at
+        self._items = tuple(items)
 
     @classmethod
     def of(
@@ -147,101 +142,64 @@ class DirectRead:
             return None
         return cls(event_ids if event_id is not None else None, subject_ids, times, items)
 
+    def read(self, view: Any, topic: str, partition: int, offset: int) -> DirectEvent | None:
+        """The event in ``view``, or ``None`` for the general read to decide.
 
-class _Source:
-    """The text of a direct read's function and the constants it names."""
+        The object's event fields, each checked as the model would (a non-empty string
+        id; a timestamp :func:`_timestamp` vouches for); then each identifier in order:
+        absent, null or empty gives none; a value that is not a string, or purposes
+        :func:`_purposes` cannot vouch for, hand the record back."""
+        if type(view) is not dict:
+            return None
+        document: dict[Any, Any] = view
+        ids = self._event_fields(document, topic, partition, offset)
+        if ids is None:
+            return None
+        identifiers: list[EventIdentifier] = []
+        locations: list[Location] = []
+        texts: list[str] = []
+        for location, text, kind, fixed, purposes_at in self._items:
+            value = _at(document, location)
+            if value is MISSING or value is None or value == "":
+                continue
+            if type(value) is not str:
+                return None
+            if purposes_at is not None:
+                purposes = _purposes(_at(document, purposes_at))
+                if purposes is _UNSURE:
+                    return None
+            elif fixed is not None:
+                purposes = list(fixed)
+            else:
+                purposes = None
+            identifiers.append(_new(EventIdentifier, (kind, value, purposes)))
+            locations.append(location)
+            texts.append(text)
+        event = _new(Event, (*ids, tuple(identifiers), None))
+        return _new(DirectEvent, (event, tuple(locations), tuple(texts)))  # type: ignore[no-any-return]
 
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.constants: dict[str, Any] = {
-            "MISSING": MISSING,
-            "_at": _at,
-            "_timestamp": _timestamp,
-            "_purposes": _purposes,
-            "_UNSURE": _UNSURE,
-            "_new": _new_tuple,
-            "Event": Event,
-            "EventIdentifier": EventIdentifier,
-            "DirectEvent": DirectEvent,
-        }
-
-    def constant(self, value: Any) -> str:
-        """The name the function knows ``value`` by."""
-        name = f"_N{len(self.constants)}"
-        self.constants[name] = value
-        return name
-
-    def value_at(self, location: Location) -> str:
-        """An expression for the value at ``location`` (names through objects), as
-        :func:`_at` finds it: a field of the record's own object is one lookup."""
-        if len(location) == 1:
-            return f"get({self.constant(location[0])}, MISSING)"
-        return f"_at(view, {self.constant(location)})"
-
-
-def _compiled(
-    event_id: Location | None,
-    subject_id: Location,
-    occurred_at: Location,
-    items: Sequence[DirectItem],
-) -> Callable[[Any, str, int, int], DirectEvent | None]:
-    """The direct read of these locations as one function (see :class:`DirectRead`).
-
-    What it does, line for line: the object's event fields, each checked as the model
-    would (a non-empty string id; a timestamp :func:`_timestamp` vouches for); then each
-    identifier in order: absent, null or empty gives none; a value that is not a string,
-    or purposes :func:`_purposes` cannot vouch for, hand the record back (``None``)."""
-    source = _Source()
-    add = source.lines.append
-    add("def read(view, topic, partition, offset):")
-    add("    if type(view) is not dict:")
-    add("        return None")
-    add("    get = view.get")
-    if event_id is None:
-        add('    event_id = f"{topic}/{partition}/{offset}"')
-    else:
-        add(f"    event_id = {source.value_at(event_id)}")
-        add("    if type(event_id) is not str or not event_id:")
-        add("        return None")
-    add(f"    subject_id = {source.value_at(subject_id)}")
-    add("    if type(subject_id) is not str or not subject_id:")
-    add("        return None")
-    add(f"    occurred_at = _timestamp({source.value_at(occurred_at)})")
-    add("    if occurred_at is None:")
-    add("        return None")
-    add("    identifiers = []")
-    add("    locations = []")
-    add("    texts = []")
-    for location, text, kind, fixed, purposes_at in items:
-        add(f"    value = {source.value_at(location)}")
-        add('    if not (value is MISSING or value is None or value == ""):')
-        add("        if type(value) is not str:")
-        add("            return None")
-        if purposes_at is not None:
-            add(f"        purposes = _purposes({source.value_at(purposes_at)})")
-            add("        if purposes is _UNSURE:")
-            add("            return None")
-        elif fixed is not None:
-            add(f"        purposes = list({source.constant(fixed)})")
+    def _event_fields(
+        self, document: dict[Any, Any], topic: str, partition: int, offset: int
+    ) -> tuple[str, str, str] | None:
+        """The event id, subject id and time, or ``None`` when one is not plainly valid."""
+        if self._event_id is None:
+            event_id: Any = f"{topic}/{partition}/{offset}"
         else:
-            add("        purposes = None")
-        add(
-            f"        identifiers.append(_new(EventIdentifier, ({source.constant(kind)}, "
-            "value, purposes)))"
-        )
-        add(f"        locations.append({source.constant(location)})")
-        add(f"        texts.append({source.constant(text)})")
-    add("    event = _new(Event, (event_id, subject_id, occurred_at, tuple(identifiers), None))")
-    add("    return _new(DirectEvent, (event, tuple(locations), tuple(texts)))")
-    namespace = source.constants
-    exec(compile("\n".join(source.lines), "<direct read>", "exec"), namespace)  # noqa: S102 - the text holds no policy name: they are constants
-    read: Callable[[Any, str, int, int], DirectEvent | None] = namespace["read"]
-    return read
+            event_id = _at(document, self._event_id)
+            if type(event_id) is not str or not event_id:
+                return None
+        subject_id = _at(document, self._subject_id)
+        if type(subject_id) is not str or not subject_id:
+            return None
+        occurred_at = _timestamp(_at(document, self._occurred_at))
+        if occurred_at is None:
+            return None
+        return event_id, subject_id, occurred_at
 
 
-# Every field given: tuple.__new__ directly, without the NamedTuple's own __new__ (Python
+# Every field given: tuple.__new__ directly, without a NamedTuple's own __new__ (Python
 # code that fills defaults).
-_new_tuple = tuple.__new__
+_new: Any = tuple.__new__
 
 
 def _names(path: RecordPath) -> tuple[str, ...] | None:
@@ -250,18 +208,19 @@ def _names(path: RecordPath) -> tuple[str, ...] | None:
     return names if len(names) == len(path.steps) else None
 
 
-def _at(view: Any, location: Location) -> Any:
-    """The value at names through objects; :data:`MISSING` when a name is not there or a
-    null is on the way; anything else on the way (a list, a number) is not a value a
-    direct read vouches for: an object that is not a string, which hands the record to
-    the general read."""
-    value = view
-    for step in location:
-        if type(value) is not dict:
-            return MISSING if value is None else _NOT_DIRECT
-        value = value.get(step, MISSING)
+def _at(view: dict[Any, Any], location: Location) -> Any:
+    """The value at names through objects, from the record's own object ``view``;
+    :data:`MISSING` when a name is not there or a null is on the way; anything else on
+    the way (a list, a number) is not a value a direct read vouches for: an object that
+    is not a string, which hands the record to the general read."""
+    value: Any = view.get(location[0], MISSING)
+    for index in range(1, len(location)):
         if value is MISSING:
             return MISSING
+        if type(value) is not dict:
+            return MISSING if value is None else _NOT_DIRECT
+        found: dict[Any, Any] = value
+        value = found.get(location[index], MISSING)
     return value
 
 

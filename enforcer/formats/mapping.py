@@ -36,6 +36,7 @@ from enforcer.formats.paths import (
     parse_path,
 )
 from enforcer.formats.tags import TagConvention
+from enforcer.formats.unambiguous import UnambiguousKeys
 
 Fields = Mapping[str, FieldInfo]
 PurposesFrom = RecordPath | tuple[str, ...] | Literal["schema-tags", "ledger"]
@@ -94,6 +95,11 @@ class FieldMapping:
     ASCII letters in small case (as ``bytes.lower`` makes a record's)."""
     paths: tuple[RecordPath, ...] = field(init=False, repr=False)
     """Every path the mapping reads: the event's fields, identifiers, purposes."""
+    unambiguous_keys: UnambiguousKeys | None = field(init=False, repr=False)
+    """The cheap check that a plain JSON record's keys are unambiguous to the mapping
+    (``None`` when a path goes through a list)."""
+    plain_direct: DirectRead | None = field(init=False, repr=False)
+    """The direct read of plain JSON records (:meth:`direct` without a schema)."""
 
     def __post_init__(self) -> None:
         paths = [self.subject_id, self.occurred_at, self.event_id]
@@ -109,6 +115,8 @@ class FieldMapping:
             (name, orjson.dumps(name), orjson.dumps(name).lower())
             for name in sorted(self.key_names)
         )
+        self.unambiguous_keys = UnambiguousKeys.of(self.paths)
+        self.plain_direct = self.direct(None, None)
 
     @classmethod
     def of(cls, spec: MappingSpec) -> FieldMapping:

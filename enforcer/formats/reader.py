@@ -9,11 +9,15 @@ import json
 import logging
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple
 
 import orjson
 
-from enforcer.core.json_numbers import json_document_to_write, number_checks
+from enforcer.core.json_numbers import (
+    has_long_digit_run,
+    json_document_to_write,
+    numbers_may_change,
+)
 from enforcer.core.models import DeadLetterReason, Event, EventIdentifier
 from enforcer.core.parse import (
     KELVIN_SIGN,
@@ -28,7 +32,13 @@ from enforcer.core.parse import (
 from enforcer.core.policy.compiled import Policy
 from enforcer.core.record_format import Decoded, Unredactable
 from enforcer.formats.avro import AvroCodec
-from enforcer.formats.codec import Codec, DecodeError, Location, UnjudgedMessageError
+from enforcer.formats.codec import (
+    Codec,
+    CodecLookup,
+    DecodeError,
+    Location,
+    UnjudgedMessageError,
+)
 from enforcer.formats.direct import DirectRead
 from enforcer.formats.framing import frame, schema_id_of
 from enforcer.formats.mapping import FieldMapping, Read, fallback_mapping
@@ -39,15 +49,6 @@ from enforcer.formats.tags import TagConvention
 log = logging.getLogger("enforcer.formats")
 
 
-@runtime_checkable
-class CodecLookup(Protocol):
-    """The codecs of the schemas the driver has fetched, by schema id (no I/O)."""
-
-    def codec(self, schema_id: int) -> Codec | None:
-        """The codec for ``schema_id``, or ``None`` when the registry has no such id."""
-        ...
-
-
 class _Plain(NamedTuple):
     """A plain JSON record as read: the document, the identifiers' locations, and how
     to write it back."""
@@ -55,10 +56,9 @@ class _Plain(NamedTuple):
     document: Any
     locations: tuple[Location, ...]
     remove: bool
-    exact: bool
-    """Parsed by the standard library (its integers are beyond 64 bits)."""
-    numbers_may_change: bool
-    """Whether a number of it may not be written back from ``document`` at its value."""
+    direct: bool
+    """Read by the direct read: its locations are names through objects, each found,
+    and the document is the read's own, changed by nothing else."""
     mapping: FieldMapping
     """The mapping that read it (a rejection's path is named by it)."""
     value: bytes
@@ -67,7 +67,7 @@ class _Plain(NamedTuple):
 
 class _Framed(NamedTuple):
     codec: Codec
-    native: object
+    native: Any
     locations: tuple[Location, ...]
     body: bytes
     """The bytes ``native`` was decoded from (an Avro body is patched, not written again)."""
@@ -187,42 +187,38 @@ class FormatReader:
                 lines.append(f"{self.origin}: {where}: {problem} ({schema})")
         return lines
 
-    def _read_plain(
+    def _read_plain(  # noqa: PLR0911 - each check hands the record back as a dead letter
         self, mapping: FieldMapping, topic: str, partition: int, offset: int, value: bytes
     ) -> Decoded | ParseFailure:
         try:
             document = orjson.loads(value)
         except orjson.JSONDecodeError:
             return _invalid_json(value)
-        # orjson reads integers beyond 64 bits as floats, which would change their value
-        # when a redacted record is written back: the exact parser reads such a record.
-        # Whether another number would change is found in the same look at the value.
-        exact, may_change = number_checks(value)
-        if exact:
-            document = json.loads(value)
         if type(document) is not dict:
             return _NO_OBJECT
+        # Most records: the direct read vouches for the event, on keys plainly
+        # unambiguous. It reads strings and an integer time only, which orjson reads as
+        # written (an integer beyond 64 bits, read as a float, is one it hands back); the
+        # numbers are looked at only if the record is written back (redact).
+        direct = mapping.plain_direct
+        unambiguous = mapping.unambiguous_keys
+        if direct is not None and unambiguous is not None and unambiguous.plainly(value, document):
+            decoded = _read_directly(direct, mapping, document, topic, partition, offset, value)
+            if decoded is not None:
+                return decoded
+            direct = None  # it handed the record back: the general read decides
+        # orjson reads integers beyond 64 bits as floats: the exact parser reads such a
+        # record, so that the general read judges (and a redaction writes) their values.
+        if has_long_digit_run(value):
+            document = json.loads(value)
         # A key on a mapped path written more than once, in other letter cases, or
         # escaped (or in look-alike letters) may repeat in one object: the objects the
         # mapping visits are then counted, to tell.
         suspects = mapping.key_names if _may_disguise_a_key(value) else _seen_twice(value, mapping)
-        if not suspects:
-            direct = mapping.direct(None, None)
-            found = direct.read(document, topic, partition, offset) if direct else None
-            if found is not None:
-                plain = _new(
-                    _Plain,
-                    (
-                        document,
-                        found.locations,
-                        mapping.remove_empty,
-                        exact,
-                        may_change,
-                        mapping,
-                        value,
-                    ),
-                )
-                return _new(Decoded, (found.event, found.texts, plain))
+        if not suspects and direct is not None:
+            decoded = _read_directly(direct, mapping, document, topic, partition, offset, value)
+            if decoded is not None:
+                return decoded
         visited: set[tuple[int, str]] | None = set() if suspects else None
         read = mapping.read(document, topic, partition, offset, visited=visited)
         if isinstance(read, ParseFailure):
@@ -233,9 +229,7 @@ class FormatReader:
         return _decoded(
             read,
             mapping,
-            _Plain(
-                document, read.locations, mapping.remove_empty, exact, may_change, mapping, value
-            ),
+            _Plain(document, read.locations, mapping.remove_empty, False, mapping, value),
         )
 
     def _read_framed(  # noqa: PLR0911 - each check hands the record back as a dead letter
@@ -389,12 +383,12 @@ class FormatReader:
             return frame(native.codec.schema_id, body)
         assert isinstance(native, _Plain)
         locations = [native.locations[i] for i in sorted(removed)]
-        document = emptied(
-            json_document_to_write(native.value, native.document, native.numbers_may_change),
-            locations,
-            remove=native.remove,
+        document = json_document_to_write(
+            native.value, native.document, numbers_may_change(native.value)
         )
-        return orjson.dumps(document)
+        if native.direct:
+            return orjson.dumps(_emptied_in_place(document, locations, native.remove))
+        return orjson.dumps(emptied(document, locations, remove=native.remove))
 
 
 def _decoded(read: Read, mapping: FieldMapping, native: _Plain | _Framed) -> Decoded | ParseFailure:
@@ -402,6 +396,42 @@ def _decoded(read: Read, mapping: FieldMapping, native: _Plain | _Framed) -> Dec
     if isinstance(event, ParseFailure):
         return _in_record_terms(event, read, mapping)
     return Decoded(event, tuple(_text(location) for location in read.locations), native)
+
+
+def _read_directly(
+    direct: DirectRead,
+    mapping: FieldMapping,
+    document: dict[str, Any],
+    topic: str,
+    partition: int,
+    offset: int,
+    value: bytes,
+) -> Decoded | None:
+    """The plain record as ``direct`` reads ``document`` (parsed from ``value``);
+    ``None`` when it hands the record back."""
+    found = direct.read(document, topic, partition, offset)
+    if found is None:
+        return None
+    plain = _new(_Plain, (document, found.locations, mapping.remove_empty, True, mapping, value))
+    return _new(Decoded, (found.event, found.texts, plain))
+
+
+def _emptied_in_place(
+    document: dict[str, Any], locations: list[Location], remove: bool
+) -> dict[str, Any]:
+    """``document`` with the values at ``locations`` (names through objects, each found
+    there by the direct read) set to null, or removed: changed in place, as
+    :func:`~enforcer.formats.paths.emptied` would copy it (the same keys in the same
+    order)."""
+    for location in locations:
+        node: Any = document
+        for name in location[:-1]:
+            node = node[name]
+        if remove:
+            del node[location[-1]]
+        else:
+            node[location[-1]] = None
+    return document
 
 
 def _text(location: Location) -> str:
