@@ -21,7 +21,7 @@ from fastavro import _read as fastavro_read
 from enforcer.core.record_format import Unredactable
 from enforcer.formats.avro_branches import BranchKeepingWriter
 from enforcer.formats.avro_patch import AvroPatcher, PatchError
-from enforcer.formats.avro_read import Reader, record_reader
+from enforcer.formats.avro_read import RecordReader, record_reader
 from enforcer.formats.codec import DecodeError, FieldInfo, FieldKind, Location
 from enforcer.formats.emptied import emptied_copy, schema_path
 from enforcer.formats.paths import is_path_name
@@ -79,7 +79,7 @@ class AvroCodec:
         fields: Mapping[str, FieldInfo],
         type_names: Mapping[str, str],
         patcher: AvroPatcher | None = None,
-        reader: Reader | None = None,
+        reader: RecordReader | None = None,
         texts: tuple[str, Sequence[str]] | None = None,
     ) -> None:
         self.schema_id = schema_id
@@ -94,6 +94,10 @@ class AvroCodec:
         # branches, made when a body is first written again.
         self._texts = texts
         self._rewriter: BranchKeepingWriter | None = None
+        # The body last read by the compiled reader, and where its fields start: the
+        # step writes a redacted record right after reading it, and the patch then
+        # needs no walk of its own (one body kept, nothing per record).
+        self._last_read: tuple[bytes | None, list[int]] = (None, [])
         # What fastavro's schemaless_reader hands its reader on every call (the named
         # types of the parsed schema and the default options), made once: the reader
         # itself is called straight away (tests/unit/formats/test_codec_avro.py holds the
@@ -111,9 +115,12 @@ class AvroCodec:
         end = len(body)
         read = self._read_common(body, end) if self._reader is not None else None
         if read is not None:
-            if read[1] != end:
-                raise DecodeError(f"body has {end - read[1]} bytes after the Avro {self._name()}")
-            return read[0], read[0]
+            record, stop, starts = read
+            if stop != end:
+                raise DecodeError(f"body has {end - stop} bytes after the Avro {self._name()}")
+            # Where its fields start, for a redaction of this body that follows.
+            self._last_read = (body, starts)
+            return record, record
         stream = io.BytesIO(body)
         try:
             record = _read_data(stream, self._parsed, self._named_schemas, None, self._options)
@@ -126,12 +133,12 @@ class AvroCodec:
             raise DecodeError(f"body has {end - stream.tell()} bytes after the Avro {self._name()}")
         return record, record
 
-    def _read_common(self, body: bytes, end: int) -> tuple[Any, int] | None:
-        """The generated reader's record and where it ended, or None for bytes it
-        leaves to fastavro (whatever it raised)."""
+    def _read_common(self, body: bytes, end: int) -> tuple[Any, int, list[int]] | None:
+        """The compiled reader's record, where it ended and where each top-level field
+        starts, or None for bytes it leaves to fastavro (whatever it raised)."""
         assert self._reader is not None
         try:
-            return self._reader(body, 0, end)
+            return self._reader.noting_starts(body, 0, end)
         except Exception:  # fastavro reads it again and judges it
             return None
 
@@ -162,8 +169,9 @@ class AvroCodec:
                 assert isinstance(why, Unredactable)
                 return why
         if body is not None and self._patcher is not None:
+            read, starts = self._last_read
             try:
-                return self._patcher.emptied(body, locations)
+                return self._patcher.emptied(body, locations, starts if read is body else None)
             except PatchError:
                 pass  # written again below, which gives the answer it always gave
         if body is not None and self._texts is not None:

@@ -318,10 +318,17 @@ class AvroPatcher:
         self._root = root
         self._plans: dict[tuple[Sequence[str | int], ...], _FlatPlan | None] = {}
 
-    def emptied(self, body: bytes, locations: Sequence[Sequence[str | int]]) -> bytes:
+    def emptied(
+        self,
+        body: bytes,
+        locations: Sequence[Sequence[str | int]],
+        starts: list[int] | None = None,
+    ) -> bytes:
         """``body`` with the field at each location set to null. Raises
         :class:`PatchError` for a location through a list or a body the walk does not
-        understand (the caller writes the record again instead)."""
+        understand (the caller writes the record again instead). ``starts``, where each
+        top-level field of ``body`` starts and where the last ends (as the reader found
+        them), spares the walk of top-level fields."""
         key = tuple(locations)
         try:
             plan = self._plans[key]
@@ -334,7 +341,8 @@ class AvroPatcher:
             if plan is None:
                 end = _walk(self._root, body, 0, _targets(locations), edits, whole=False)
             else:
-                starts = self._root.starts(body, 0, plan[0])
+                if starts is None:
+                    starts = self._root.starts(body, 0, plan[0])
                 edits = [(starts[number], starts[number + 1], null) for number, null in plan[1]]
                 end = starts[-1]
         except IndexError:
