@@ -24,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Union
 
+from enforcer.formats import avro_read
+
 Skip = Callable[[bytes, int], int]
 """The position after the value that starts at the position given."""
 
@@ -38,24 +40,10 @@ class PatchError(Exception):
 
 def read_long(body: bytes, pos: int) -> tuple[int, int]:
     """A zig-zag varint as fastavro reads it (64 bits at most) and the position after it."""
-    byte = body[pos]
-    pos += 1
-    if byte < 0x80:
-        return (byte >> 1) ^ -(byte & 1), pos
-    value = byte & 0x7F
-    shift = 7
-    while True:
-        if shift > 63:
-            raise PatchError("varint longer than ten bytes")
-        byte = body[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            break
-        shift += 7
-    if value >> 64:
-        raise PatchError("varint wider than 64 bits")
-    return (value >> 1) ^ -(value & 1), pos
+    try:
+        return avro_read.read_long(body, pos)
+    except avro_read.NotCommon:
+        raise PatchError("varint wider than 64 bits") from None
 
 
 def _skip_varint(body: bytes, pos: int) -> int:

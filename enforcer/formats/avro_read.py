@@ -29,8 +29,6 @@ from typing import Any, Final
 
 from fastavro import _read as fastavro_read
 
-from enforcer.formats.avro_patch import read_long
-
 MAX_NESTING: Final = 64
 """Records, unions, lists and maps inside one another that this reader walks: deeper
 values are left to fastavro."""
@@ -211,7 +209,7 @@ def _plain_value(  # noqa: PLR0911, PLR0912 - one branch a kind
             raw = body[pos:stop]
         return (raw.decode() if kind == _STRING else raw), stop
     if kind == _LONG:
-        return _long(body, pos)
+        return read_long(body, pos)
     if kind == _UNION:
         index = body[pos]
         if index & 1 or index >= 2 * len(node.children):
@@ -240,8 +238,9 @@ def _plain_value(  # noqa: PLR0911, PLR0912 - one branch a kind
     return _blocks(node, body, pos, end, depth + 1)
 
 
-def _long(body: bytes, pos: int) -> tuple[int, int]:
-    """An int or a long, with read_long's 64-bit bounds."""
+def read_long(body: bytes, pos: int) -> tuple[int, int]:
+    """A zig-zag varint as fastavro reads it (an int or a long: 64 bits at most) and the
+    position after it; :class:`NotCommon` for a wider one."""
     byte = body[pos]
     if byte < 0x80:
         return (byte >> 1) ^ -(byte & 1), pos + 1
