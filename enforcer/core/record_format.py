@@ -56,5 +56,7 @@ class RecordReader(Protocol):
 
     def redact(self, decoded: Decoded, removed: frozenset[int]) -> bytes | Unredactable:
         """``decoded``'s value re-encoded in its own format (the same schema id) without
-        the identifiers at ``removed`` (indexes into ``decoded.event.identifiers``)."""
+        the identifiers at ``removed`` (indexes into ``decoded.event.identifiers``).
+        Once per read: it may change what ``decoded`` holds (a plain JSON record read
+        directly is emptied in place)."""
         ...

@@ -246,6 +246,20 @@ def test_a_recursive_record_nested_deep_is_read_as_fastavro_reads_it(levels: int
     assert (walked is not None) is (2 * (levels - 1) <= MAX_NESTING)
 
 
+def test_the_starts_of_another_body_are_not_used() -> None:
+    """The codec keeps where the fields of the body it read last start: a redaction of
+    a body read before that one walks the body itself."""
+    codec = _codec(_LIST_SCHEMA)
+    first = _body(_LIST_SCHEMA, {"names": ["a"], "phone": "+15", "n": 1, "email": "e"})
+    second = _body(_LIST_SCHEMA, {"names": ["bb", "cc"], "phone": None, "n": 300, "email": None})
+    native, _ = codec.decode(first)
+    codec.decode(second)
+    patched = codec.encode_body_without(first, native, [("email",)])
+    assert patched == codec.encode_without(native, [("email",)])
+    assert isinstance(patched, bytes)
+    assert codec.decode(patched)[1] == {"names": ["a"], "phone": "+15", "n": 1, "email": None}
+
+
 _LIST_SCHEMA: dict[str, Any] = {
     "type": "record",
     "name": "Listed",

@@ -252,6 +252,30 @@ def test_integers_beyond_64_bits_keep_their_value() -> None:
     assert json.loads(written)["contact"]["email"] is None
 
 
+def test_a_record_without_escapes_is_read_directly_and_redacted_in_place() -> None:
+    value = json.dumps(ACCOUNT | {"at": 1569931200000}, ensure_ascii=False).encode()
+    r = reader()
+    read = decoded(r.read("identity.accounts", 0, 1, value))
+    assert read.native.direct  # type: ignore[attr-defined]
+    written = r.redact(read, frozenset({0}))
+    assert isinstance(written, bytes)
+    expected = ACCOUNT | {"at": 1569931200000}
+    expected["contact"] = {"email": None, "tags": ["marketing.advertising"]}
+    assert orjson.loads(written) == expected
+
+
+@pytest.mark.parametrize("at", [2**64 - 1, 2**64, 12345678901234567890123])
+def test_a_time_past_what_a_date_holds_is_refused_whichever_parser_reads_it(at: int) -> None:
+    """orjson reads an integer beyond 64 bits as a float, which the direct read hands
+    back: the exact parser's integer is what the general read judges."""
+    value = json.dumps(ACCOUNT | {"at": at}, ensure_ascii=False).encode()
+    out = dead(reader().read("identity.accounts", 0, 1, value))
+    assert (out.reason, out.message) == (
+        DeadLetterReason.SCHEMA,
+        "at: epoch milliseconds out of range",
+    )
+
+
 _NUMBER_TEXTS = st.one_of(
     st.sampled_from(["0.30000000000000000001", "12345678901234567.5", "1e2", "1.10", "-0"]),
     st.integers(-(2**70), 2**70).map(str),

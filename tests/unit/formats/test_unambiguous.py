@@ -31,6 +31,7 @@ _MAPPING = FieldMapping.of(
                     "purposes": {"path": "contact.tags"},
                 },
                 {"path": "phone", "type": "phone", "purposes": ["security.mfa"]},
+                {"path": "backup", "type": "email", "purposes": "ledger"},
             ],
         }
     )
@@ -46,10 +47,12 @@ def _keys() -> UnambiguousKeys:
 _KEYS = _keys()
 
 # Keys a record may have: the mapped names, their other cases and look-alikes (a dotless
-# i; the Kelvin sign, a k to a case-blind match), and names the mapping does not read.
+# and a dotted capital i, a long s, the Kelvin sign: an i, an s and a k to a case-blind
+# match), and names the mapping does not read.
 _NAMES = [
-    *("accountId", "accountid", "ACCOUNTID", "at", "AT", "contact", "Contact", "email"),
-    *("EMAIL", "ema\u0131l", "tags", "phone", "PHONE", "note", "\u212aey", "key"),
+    *("accountId", "accountid", "ACCOUNTID", "account\u0130d", "at", "AT", "contact"),
+    *("Contact", "email", "EMAIL", "ema\u0131l", "tags", "tag\u017f", "phone", "PHONE"),
+    *("backup", "bac\u212aup", "note", "\u212aey", "key"),
 ]
 _SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(-5, 5), st.sampled_from(["", "x", "a@b.c", "\u00e9"])
@@ -130,6 +133,27 @@ def test_a_plain_record_is_plainly_unambiguous_and_each_problem_is_not() -> None
         value.replace(b'"note"', b'"n\\u006fte"'),  # an escape: the exact check decides
     ):
         assert not _KEYS.plainly(text, orjson.loads(text)), text
+
+
+def test_two_names_read_in_one_object_that_differ_in_case_make_either_key_ambiguous() -> None:
+    spec = {
+        "name": "twins",
+        "subject_id": "s",
+        "occurred_at": "t",
+        "identifiers": [
+            {"path": "email", "type": "email", "purposes": "ledger"},
+            {"path": "Email", "type": "email", "purposes": "ledger"},
+        ],
+    }
+    mapping = FieldMapping.of(MappingSpec.model_validate(spec))
+    keys = mapping.unambiguous_keys
+    assert keys is not None
+    for record in ({"s": "u", "t": 1, "email": "a@b.c"}, {"s": "u", "t": 1, "Email": "a@b.c"}):
+        value = orjson.dumps(record)
+        assert _other_case_on_paths(orjson.loads(value), mapping)
+        assert not keys.plainly(value, orjson.loads(value))
+    value = orjson.dumps({"s": "u", "t": 1})
+    assert keys.plainly(value, orjson.loads(value))
 
 
 def test_a_mapping_through_a_list_has_no_cheap_check() -> None:
