@@ -212,7 +212,9 @@ class _Compiler:
         kind = self._inline_kind(avro_type)
         if kind == "union":
             lines.append(f"{pad}x = b[p]")
-            for index, branch in enumerate(avro_type):
+            # Indexes of one byte only (below 64): a byte of 0x80 or more starts a
+            # longer varint, which the closure reads.
+            for index, branch in enumerate(avro_type[:64]):
                 lines.append(f"{pad}{'el' if index else ''}if x == {2 * index}:")
                 lines.append(f"{pad}    p += 1")
                 self._inline(branch, lines, depth + 1, env)

@@ -212,7 +212,8 @@ def _plain_value(  # noqa: PLR0911, PLR0912 - one branch a kind
         return read_long(body, pos)
     if kind == _UNION:
         index = body[pos]
-        if index & 1 or index >= 2 * len(node.children):
+        # One byte, not negative: a byte of 0x80 or more starts a longer varint.
+        if index & 0x81 or index >= 2 * len(node.children):
             raise NotCommon
         return _value(node.children[index >> 1], body, pos + 1, end, depth + 1)
     if kind == _NULL:

@@ -260,6 +260,37 @@ def test_the_starts_of_another_body_are_not_used() -> None:
     assert codec.decode(patched)[1] == {"names": ["a"], "phone": "+15", "n": 1, "email": None}
 
 
+_WIDE_UNION: dict[str, Any] = {
+    "type": "record",
+    "name": "Wide",
+    "fields": [
+        {
+            "name": "u",
+            "type": ["null", *({"type": "fixed", "name": f"F{i}", "size": 1} for i in range(69))],
+        },
+        {"name": "s", "type": "string"},
+        {"name": "phone", "type": ["null", "string"]},
+    ],
+}
+
+
+def test_a_union_index_of_two_bytes_is_not_taken_for_one() -> None:
+    """Branch 66 of a union is the varint 0x84 0x01: its first byte is not branch 66
+    of a one-byte index (which would read the fixed at 0x01 and shift every field
+    after it), in the reader and in the patch's walk."""
+    record = {"u": ("F65", b"\x00"), "s": "", "phone": "+15"}
+    body = _body(_WIDE_UNION, record)
+    assert body[:2] == b"\x84\x01"
+    codec = _codec(_WIDE_UNION)
+    view = codec.decode(body)[1]
+    assert view == {"u": b"\x00", "s": "", "phone": "+15"}
+    assert codec._read_common(body, len(body)) is None  # read by fastavro
+    assert codec._patcher is not None
+    patched = codec._patcher.emptied(body, [("phone",)])
+    assert patched == body[:-5] + b"\x00"  # the phone field: 0x02, then "+15" with its length
+    assert codec.decode(patched)[1] == {**view, "phone": None}
+
+
 _LIST_SCHEMA: dict[str, Any] = {
     "type": "record",
     "name": "Listed",
